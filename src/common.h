@@ -1,0 +1,41 @@
+/* common.h — internal helpers shared by every translation unit: error reporting (a thread-local
+ * message plus a status), checked allocation, and small integer-overflow guards. */
+#ifndef LATUP_COMMON_H
+#define LATUP_COMMON_H
+
+#include "latup.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define LATUP_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define LATUP_PRINTF(a, b)
+#endif
+
+/* Records a one-line message for latup_last_error() and returns st, so error paths read
+ * `return latup_fail(LATUP_E_INPUT, "%s: ...", path);`. */
+latup_status latup_fail(latup_status st, const char *fmt, ...) LATUP_PRINTF(2, 3);
+
+/* Prefixes the current message with "prefix: " (used to add a file name on the way out). */
+void latup_error_prefix(const char *prefix);
+
+/* malloc/calloc that record a LATUP_E_NOMEM message naming what was being allocated.
+ * latup_alloc_floats returns 64-byte aligned memory, release with free(). */
+void *latup_malloc(size_t bytes, const char *what);
+void *latup_calloc(size_t n, size_t size, const char *what);
+float *latup_alloc_floats(size_t n, const char *what);
+
+/* a*b into *out; false on overflow. */
+static inline bool latup_mul_ok(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return false;
+    *out = a * b;
+    return true;
+}
+
+/* Wall clock in seconds (monotonic). */
+double latup_now(void);
+
+#endif

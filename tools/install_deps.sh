@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages latup's build and tests need, only those missing (idempotent).
+# Used by .ci/run and `make demo`. Needs root (or sudo) only when something is missing.
+set -euo pipefail
+PKGS="build-essential pkg-config libopenblas-openmp-dev libcmocka-dev zlib1g-dev"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends $missing
