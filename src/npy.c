@@ -1,0 +1,297 @@
+/* npy.c — .npy reader ('<f4'/'<f2', C order, 1 to 4 dims) and '<f4' writer. The header is a
+ * Python dict literal; we parse exactly the subset numpy.save writes rather than evaluate it, and
+ * insist that the data is exactly shape x itemsize bytes. */
+#define _POSIX_C_SOURCE 200809L
+#include "common.h"
+
+#include "fileio.h"
+#include "half.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "latup reads and writes little-endian .npy data and needs a little-endian host"
+#endif
+
+#define NPY_MAX_FILE ((uint64_t)64 << 30)
+static const char k_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
+
+/* ---- header dict ------------------------------------------------------------------------------ */
+typedef struct {
+    const char *s;
+    size_t len, pos;
+    const char *path;
+} hdr_cursor;
+
+static void hskip(hdr_cursor *c) {
+    while (c->pos < c->len &&
+           (c->s[c->pos] == ' ' || c->s[c->pos] == '\t' || c->s[c->pos] == '\n' || c->s[c->pos] == '\r'))
+        c->pos++;
+}
+
+static bool hpeek(hdr_cursor *c, char ch) {
+    hskip(c);
+    return c->pos < c->len && c->s[c->pos] == ch;
+}
+
+static latup_status hbad(const hdr_cursor *c, const char *what) {
+    return latup_fail(LATUP_E_INPUT, "%s: malformed .npy header at character %zu: %s", c->path, c->pos, what);
+}
+
+static latup_status hexpect(hdr_cursor *c, char ch) {
+    if (!hpeek(c, ch)) {
+        char msg[32];
+        snprintf(msg, sizeof msg, "expected '%c'", ch);
+        return hbad(c, msg);
+    }
+    c->pos++;
+    return LATUP_OK;
+}
+
+/* A quoted Python string without escapes (numpy never writes any in these fields). */
+static latup_status hstring(hdr_cursor *c, char *out, size_t cap) {
+    hskip(c);
+    if (c->pos >= c->len || (c->s[c->pos] != '\'' && c->s[c->pos] != '"'))
+        return hbad(c, "expected a string");
+    char q = c->s[c->pos++];
+    size_t n = 0;
+    while (c->pos < c->len && c->s[c->pos] != q) {
+        if (c->s[c->pos] == '\\' || (unsigned char)c->s[c->pos] < 0x20)
+            return hbad(c, "unsupported character in a string");
+        if (n + 1 >= cap) return hbad(c, "string too long");
+        out[n++] = c->s[c->pos++];
+    }
+    if (c->pos >= c->len) return hbad(c, "unterminated string");
+    c->pos++;
+    out[n] = '\0';
+    return LATUP_OK;
+}
+
+static bool hword(hdr_cursor *c, const char *w) {
+    hskip(c);
+    size_t n = strlen(w);
+    if (c->len - c->pos < n || memcmp(c->s + c->pos, w, n) != 0) return false;
+    c->pos += n;
+    return true;
+}
+
+/* shape: a tuple of non-negative integers, "()" or "(5,)" or "(2, 3)" (trailing comma optional
+ * past one element, required for one, as in Python). */
+static latup_status hshape(hdr_cursor *c, int *ndim, int64_t *shape) {
+    latup_status st = hexpect(c, '(');
+    if (st) return st;
+    int n = 0;
+    bool comma = false;
+    while (!hpeek(c, ')')) {
+        if (n > 0 && !comma) return hbad(c, "expected ',' or ')' in shape");
+        hskip(c);
+        if (c->pos < c->len && c->s[c->pos] == '-')
+            return latup_fail(LATUP_E_INPUT, "%s: .npy shape has a negative dimension", c->path);
+        if (c->pos >= c->len || c->s[c->pos] < '0' || c->s[c->pos] > '9')
+            return hbad(c, "expected an integer in shape");
+        int64_t v = 0;
+        while (c->pos < c->len && c->s[c->pos] >= '0' && c->s[c->pos] <= '9') {
+            int dgt = c->s[c->pos++] - '0';
+            if (v > (INT64_MAX - dgt) / 10)
+                return latup_fail(LATUP_E_INPUT, "%s: .npy shape dimension too large", c->path);
+            v = v * 10 + dgt;
+        }
+        if (n >= LATUP_MAX_DIMS)
+            return latup_fail(LATUP_E_INPUT,
+                              "%s: .npy array has more than %d dimensions (latup reads 1 to %d)", c->path,
+                              LATUP_MAX_DIMS, LATUP_MAX_DIMS);
+        shape[n++] = v;
+        comma = hpeek(c, ',');
+        if (comma) c->pos++;
+    }
+    c->pos++;
+    if (n == 1 && !comma) return hbad(c, "shape (n) is not a tuple; numpy writes (n,)");
+    *ndim = n;
+    return LATUP_OK;
+}
+
+typedef struct {
+    char descr[16];
+    int fortran; /* -1: absent */
+    int ndim;    /* -1: absent */
+    int64_t shape[LATUP_MAX_DIMS];
+} npy_header;
+
+static latup_status parse_header(const char *s, size_t len, const char *path, npy_header *h) {
+    hdr_cursor c = {.s = s, .len = len, .path = path};
+    h->descr[0] = '\0';
+    h->fortran = -1;
+    h->ndim = -1;
+    latup_status st = hexpect(&c, '{');
+    if (st) return st;
+    while (!hpeek(&c, '}')) {
+        char key[32];
+        if ((st = hstring(&c, key, sizeof key))) return st;
+        if ((st = hexpect(&c, ':'))) return st;
+        if (strcmp(key, "descr") == 0 && !h->descr[0]) {
+            if (hpeek(&c, '[')) /* a structured dtype */
+                return latup_fail(
+                    LATUP_E_INPUT,
+                    "%s: structured .npy dtypes are not supported (latup reads '<f4' and '<f2')", path);
+            if ((st = hstring(&c, h->descr, sizeof h->descr))) return st;
+            if (!h->descr[0]) return hbad(&c, "empty descr");
+        } else if (strcmp(key, "fortran_order") == 0 && h->fortran < 0) {
+            if (hword(&c, "True"))
+                h->fortran = 1;
+            else if (hword(&c, "False"))
+                h->fortran = 0;
+            else
+                return hbad(&c, "fortran_order must be True or False");
+        } else if (strcmp(key, "shape") == 0 && h->ndim < 0) {
+            if ((st = hshape(&c, &h->ndim, h->shape))) return st;
+        } else {
+            return latup_fail(LATUP_E_INPUT, "%s: .npy header has an unexpected or repeated key '%s'", path,
+                              key);
+        }
+        if (hpeek(&c, ','))
+            c.pos++;
+        else if (!hpeek(&c, '}'))
+            return hbad(&c, "expected ',' or '}'");
+    }
+    c.pos++;
+    hskip(&c);
+    if (c.pos != len) return hbad(&c, "unexpected text after the header dict");
+    if (!h->descr[0] || h->fortran < 0 || h->ndim < 0)
+        return latup_fail(LATUP_E_INPUT, "%s: .npy header lacks '%s'", path,
+                          !h->descr[0]     ? "descr"
+                          : h->fortran < 0 ? "fortran_order"
+                                           : "shape");
+    return LATUP_OK;
+}
+
+/* ---- reading ---------------------------------------------------------------------------------- */
+
+static latup_status npy_parse(const uint8_t *buf, size_t len, const char *path, latup_tensor *t) {
+    if (len < 10 || memcmp(buf, k_magic, 6) != 0)
+        return latup_fail(LATUP_E_INPUT, "%s: not a .npy file (no \\x93NUMPY magic)", path);
+    int major = buf[6], minor = buf[7];
+    size_t hlen, hstart;
+    if (major == 1 && minor == 0) {
+        hlen = (size_t)buf[8] | (size_t)buf[9] << 8;
+        hstart = 10;
+    } else if ((major == 2 || major == 3) && minor == 0) {
+        if (len < 12) return latup_fail(LATUP_E_INPUT, "%s: truncated .npy header", path);
+        hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
+        hstart = 12;
+    } else {
+        return latup_fail(LATUP_E_INPUT, "%s: unsupported .npy version %d.%d (latup reads 1.0, 2.0, 3.0)",
+                          path, major, minor);
+    }
+    if (hlen > len - hstart)
+        return latup_fail(LATUP_E_INPUT, "%s: truncated .npy header (%zu bytes declared, %zu present)", path,
+                          hlen, len - hstart);
+    npy_header h;
+    latup_status st = parse_header((const char *)buf + hstart, hlen, path, &h);
+    if (st) return st;
+
+    size_t itemsize;
+    if (strcmp(h.descr, "<f4") == 0)
+        itemsize = 4;
+    else if (strcmp(h.descr, "<f2") == 0)
+        itemsize = 2;
+    else if (h.descr[0] == '>')
+        return latup_fail(LATUP_E_INPUT, "%s: big-endian .npy data ('%s') is not supported; save it as '<f4'",
+                          path, h.descr);
+    else
+        return latup_fail(LATUP_E_INPUT, "%s: .npy dtype '%s' is not supported (latup reads '<f4' and '<f2')",
+                          path, h.descr);
+    if (h.fortran)
+        return latup_fail(LATUP_E_INPUT, "%s: Fortran order not supported (save a C-contiguous array)", path);
+    if (h.ndim < 1)
+        return latup_fail(LATUP_E_INPUT,
+                          "%s: .npy array is a scalar (rank 0); latup reads 1 to %d dimensions", path,
+                          LATUP_MAX_DIMS);
+
+    char sb[128];
+    latup_shape_str(sb, sizeof sb, h.ndim, h.shape);
+    size_t numel = 1, nbytes, f32_bytes; /* f2 data doubles in size once converted */
+    for (int d = 0; d < h.ndim; d++)
+        if (!latup_mul_ok(numel, (size_t)h.shape[d], &numel))
+            return latup_fail(LATUP_E_INPUT, "%s: .npy shape %s is too large (element count overflows)", path,
+                              sb);
+    if (!latup_mul_ok(numel, itemsize, &nbytes) || !latup_mul_ok(numel, sizeof(float), &f32_bytes))
+        return latup_fail(LATUP_E_INPUT, "%s: .npy shape %s is too large (byte size overflows)", path, sb);
+    size_t have = len - hstart - hlen;
+    if (have != nbytes)
+        return latup_fail(LATUP_E_INPUT, "%s: %s data: %zu bytes, expected %zu for shape %s of '%s'", path,
+                          have < nbytes ? "truncated" : "trailing bytes after the", have, nbytes, sb,
+                          h.descr);
+
+    if ((st = latup_tensor_alloc(t, h.ndim, h.shape))) {
+        latup_error_prefix(path);
+        return st;
+    }
+    const uint8_t *src = buf + hstart + hlen; /* any alignment: copy bytes, never cast */
+    if (itemsize == 4) {
+        memcpy(t->data, src, nbytes);
+    } else {
+        for (size_t i = 0; i < numel; i++)
+            t->data[i] = latup_half_to_float((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
+    }
+    return LATUP_OK;
+}
+
+latup_status latup_npy_read(const char *path, latup_tensor *t) {
+    memset(t, 0, sizeof *t);
+    uint8_t *buf;
+    size_t len;
+    size_t cap = NPY_MAX_FILE > SIZE_MAX ? SIZE_MAX : (size_t)NPY_MAX_FILE;
+    latup_status st = latup_read_file(path, cap, &buf, &len);
+    if (st) return st;
+    st = npy_parse(buf, len, path, t);
+    free(buf);
+    return st;
+}
+
+/* ---- writing ---------------------------------------------------------------------------------- */
+
+latup_status latup_npy_write(const char *path, const latup_tensor *t) {
+    if (t->ndim < 1 || t->ndim > LATUP_MAX_DIMS)
+        return latup_fail(LATUP_E_INTERNAL, "%s: cannot write a tensor of rank %d", path, t->ndim);
+    size_t numel = 1, nbytes;
+    for (int d = 0; d < t->ndim; d++)
+        if (t->shape[d] < 0 || !latup_mul_ok(numel, (size_t)t->shape[d], &numel))
+            return latup_fail(LATUP_E_INTERNAL, "%s: bad tensor shape", path);
+    if (!latup_mul_ok(numel, sizeof(float), &nbytes) || (numel && !t->data))
+        return latup_fail(LATUP_E_INTERNAL, "%s: bad tensor", path);
+
+    /* The dict exactly as numpy >= 1.24 formats it, spare spaces for in-place growth included, so
+     * our files are byte-identical to numpy.save's. */
+    char dict[256];
+    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    for (int d = 0; d < t->ndim; d++)
+        n += snprintf(dict + n, sizeof dict - (size_t)n, d ? ", %lld" : "%lld", (long long)t->shape[d]);
+    n += snprintf(dict + n, sizeof dict - (size_t)n, t->ndim == 1 ? ",), }" : "), }");
+    int lead_digits = snprintf(NULL, 0, "%lld", (long long)t->shape[0]);
+    n += snprintf(dict + n, sizeof dict - (size_t)n, "%*s", 21 - lead_digits, "");
+    /* numpy's _wrap_header: magic(6) + version(2) + u16 length, then the dict, spaces and '\n'
+     * so that the data starts at a multiple of 64. */
+    size_t hlen = (size_t)n + 1;
+    size_t pad = 64 - (10 + hlen) % 64;
+    uint8_t head[10 + 256 + 64];
+    memcpy(head, k_magic, 6);
+    head[6] = 1;
+    head[7] = 0;
+    head[8] = (uint8_t)((hlen + pad) & 0xFF);
+    head[9] = (uint8_t)((hlen + pad) >> 8);
+    memcpy(head + 10, dict, (size_t)n);
+    memset(head + 10 + n, ' ', pad);
+    head[10 + n + pad] = '\n';
+    size_t head_len = 10 + hlen + pad;
+
+    latup_atomic_file af;
+    latup_status st = latup_atomic_open(&af, path);
+    if (st) return st;
+    st = latup_atomic_write(&af, head, head_len);
+    if (!st) st = latup_atomic_write(&af, t->data, nbytes);
+    if (!st) return latup_atomic_commit(&af);
+    latup_atomic_abort(&af);
+    return st;
+}

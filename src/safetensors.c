@@ -1,0 +1,503 @@
+/* safetensors.c — strict safetensors reader and F32/I64 writer, and the name -> tensor table
+ * (latup_weights) that models load from. Validation follows ../shared/spec/formats.md rule by rule,
+ * so a file we accept is one the reference (Rust) reader accepts too; all checks run before any
+ * tensor data is touched. */
+#define _POSIX_C_SOURCE 200809L
+#include "weights.h"
+
+#include "fileio.h"
+#include "half.h"
+#include "json.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Tensor bytes are copied from the file as they are, which is only right on a little-endian host. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "latup reads little-endian tensor data and needs a little-endian host"
+#endif
+
+#define ST_MAX_HEADER 100000000u           /* the reference reader's limit on N */
+#define ST_MAX_FILE   ((uint64_t)64 << 30) /* refuse files (or gzip) inflating past 64 GiB */
+/* A real header has about one JSON value per 15 bytes; this cap keeps a crafted 100 MB header of
+ * "[0,0,0,..." from building a multi-GB tree (~48 bytes per value). */
+#define ST_MAX_JSON_VALUES ((size_t)16 << 20)
+
+static const struct {
+    const char *name;
+    latup_dtype dt;
+    size_t size;
+} k_dtypes[] = {
+    {"F32", LATUP_DT_F32, 4}, {"F16", LATUP_DT_F16, 2}, {"BF16", LATUP_DT_BF16, 2}, {"I64", LATUP_DT_I64, 8}};
+
+const char *latup_dtype_name(latup_dtype dt) {
+    for (size_t k = 0; k < sizeof k_dtypes / sizeof k_dtypes[0]; k++)
+        if (k_dtypes[k].dt == dt) return k_dtypes[k].name;
+    return "?";
+}
+
+static size_t dtype_size(latup_dtype dt) {
+    for (size_t k = 0; k < sizeof k_dtypes / sizeof k_dtypes[0]; k++)
+        if (k_dtypes[k].dt == dt) return k_dtypes[k].size;
+    return 0;
+}
+
+void latup_weights_free(latup_weights *w) {
+    if (!w) return;
+    if (w->t)
+        for (int i = 0; i < w->n; i++) free(w->t[i].name);
+    for (int i = 0; i < w->n_meta; i++) {
+        if (w->meta_key) free(w->meta_key[i]);
+        if (w->meta_val) free(w->meta_val[i]);
+    }
+    free(w->t);
+    free(w->meta_key);
+    free(w->meta_val);
+    free(w->blob);
+    free(w->path);
+    memset(w, 0, sizeof *w);
+}
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = latup_malloc(n, "a tensor name");
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+/* ---- parsing ---------------------------------------------------------------------------------- */
+
+/* Where one tensor's bytes sit in the data section, from its data_offsets. */
+typedef struct {
+    int64_t begin, end;
+    int idx; /* into w->t */
+} span;
+
+static int cmp_span(const void *a, const void *b) {
+    const span *x = a, *y = b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return x->idx - y->idx;
+}
+
+static latup_status parse_metadata(const latup_json *m, const char *path, latup_weights *w) {
+    if (m->type == LATUP_JSON_NULL) return LATUP_OK; /* the reference reader takes null as "none" */
+    if (m->type != LATUP_JSON_OBJECT)
+        return latup_fail(LATUP_E_INPUT, "%s: __metadata__ is %s, expected an object of strings", path,
+                          latup_json_type_name(m->type));
+    if (m->u.kids.n > (size_t)INT_MAX)
+        return latup_fail(LATUP_E_INPUT, "%s: too many metadata entries", path);
+    w->meta_key = latup_calloc(m->u.kids.n, sizeof(char *), "metadata");
+    w->meta_val = latup_calloc(m->u.kids.n, sizeof(char *), "metadata");
+    if (!w->meta_key || !w->meta_val) return LATUP_E_NOMEM;
+    for (const latup_json *v = m->u.kids.first; v; v = v->next) {
+        if (v->type != LATUP_JSON_STRING)
+            return latup_fail(LATUP_E_INPUT, "%s: __metadata__ value '%s' is %s, must be a string", path,
+                              v->key, latup_json_type_name(v->type));
+        int i = w->n_meta++; /* counted first so latup_weights_free releases a half-copied pair */
+        w->meta_key[i] = dup_str(v->key);
+        w->meta_val[i] = dup_str(v->u.str.s);
+        if (!w->meta_key[i] || !w->meta_val[i]) return LATUP_E_NOMEM;
+    }
+    return LATUP_OK;
+}
+
+/* One header entry {"dtype": .., "shape": [..], "data_offsets": [begin, end]} into *t and *sp. */
+static latup_status parse_entry(const latup_json *e, const char *path, latup_wtensor *t, span *sp) {
+    const char *name = t->name;
+    if (e->type != LATUP_JSON_OBJECT)
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': entry is %s, expected an object", path, name,
+                          latup_json_type_name(e->type));
+    const latup_json *dt = NULL, *shape = NULL, *offs = NULL;
+    for (const latup_json *f = e->u.kids.first; f; f = f->next) {
+        if (strcmp(f->key, "dtype") == 0)
+            dt = f;
+        else if (strcmp(f->key, "shape") == 0)
+            shape = f;
+        else if (strcmp(f->key, "data_offsets") == 0)
+            offs = f;
+        else
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': unknown field '%s'", path, name, f->key);
+    }
+    if (!dt || !shape || !offs)
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': missing field '%s'", path, name,
+                          !dt      ? "dtype"
+                          : !shape ? "shape"
+                                   : "data_offsets");
+
+    /* dtype */
+    if (dt->type != LATUP_JSON_STRING)
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': dtype is %s, expected a string", path, name,
+                          latup_json_type_name(dt->type));
+    size_t k = 0, nk = sizeof k_dtypes / sizeof k_dtypes[0];
+    while (k < nk && strcmp(dt->u.str.s, k_dtypes[k].name) != 0) k++;
+    if (k == nk)
+        return latup_fail(LATUP_E_INPUT,
+                          "%s: tensor '%s': unknown dtype '%s' (latup reads F32, F16, BF16, I64)", path, name,
+                          dt->u.str.s);
+    t->dtype = k_dtypes[k].dt;
+
+    /* shape: at most 8 non-negative integers, with an element count that fits */
+    if (shape->type != LATUP_JSON_ARRAY)
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': shape is %s, expected an array", path, name,
+                          latup_json_type_name(shape->type));
+    if (shape->u.kids.n > LATUP_WMAX_DIMS)
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': rank %zu exceeds the maximum of %d", path, name,
+                          shape->u.kids.n, LATUP_WMAX_DIMS);
+    t->ndim = (int)shape->u.kids.n;
+    int d = 0;
+    for (const latup_json *s = shape->u.kids.first; s; s = s->next, d++) {
+        if (s->type != LATUP_JSON_INT || s->u.i < 0)
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': shape entry %d is not a non-negative integer",
+                              path, name, d);
+        t->shape[d] = s->u.i;
+    }
+    /* As in the reference reader, a zero dimension makes the count 0 whatever follows. */
+    size_t numel = 1, nbytes;
+    for (d = 0; d < t->ndim; d++)
+        if (!latup_mul_ok(numel, (size_t)t->shape[d], &numel) || numel > (size_t)INT64_MAX) {
+            char sb[256];
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': element count of shape %s overflows", path,
+                              name, latup_shape_str(sb, sizeof sb, t->ndim, t->shape));
+        }
+    if (!latup_mul_ok(numel, dtype_size(t->dtype), &nbytes) || nbytes > (size_t)INT64_MAX) {
+        char sb[256];
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': byte size of shape %s overflows", path, name,
+                          latup_shape_str(sb, sizeof sb, t->ndim, t->shape));
+    }
+    t->numel = (int64_t)numel;
+
+    /* data_offsets: [begin, end], begin <= end, spanning exactly the tensor's bytes */
+    if (offs->type != LATUP_JSON_ARRAY || offs->u.kids.n != 2 || offs->u.kids.first->type != LATUP_JSON_INT ||
+        offs->u.kids.first->next->type != LATUP_JSON_INT || offs->u.kids.first->u.i < 0 ||
+        offs->u.kids.first->next->u.i < 0)
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': data_offsets must be two non-negative integers",
+                          path, name);
+    sp->begin = offs->u.kids.first->u.i;
+    sp->end = offs->u.kids.first->next->u.i;
+    if (sp->begin > sp->end)
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': data_offsets begin %lld is after end %lld", path,
+                          name, (long long)sp->begin, (long long)sp->end);
+    if ((uint64_t)(sp->end - sp->begin) != (uint64_t)nbytes) {
+        char sb[256];
+        return latup_fail(LATUP_E_INPUT,
+                          "%s: tensor '%s': data_offsets span %lld bytes, expected %zu for shape %s of %s",
+                          path, name, (long long)(sp->end - sp->begin), nbytes,
+                          latup_shape_str(sb, sizeof sb, t->ndim, t->shape), latup_dtype_name(t->dtype));
+    }
+    return LATUP_OK;
+}
+
+/* Tensors sorted by begin must tile the data section exactly: from 0, no hole, no overlap, and
+ * ending at the end of the file. */
+static latup_status check_layout(span *sp, int n, const latup_weights *w, uint64_t data_len,
+                                 const char *path) {
+    qsort(sp, (size_t)n, sizeof *sp, cmp_span);
+    int64_t at = 0;
+    for (int k = 0; k < n; k++) {
+        const char *name = w->t[sp[k].idx].name;
+        if (sp[k].begin > at)
+            return latup_fail(
+                LATUP_E_INPUT,
+                "%s: hole in the data section: bytes [%lld,%lld) belong to no tensor (next is '%s')", path,
+                (long long)at, (long long)sp[k].begin, name);
+        if (sp[k].begin < at)
+            return latup_fail(LATUP_E_INPUT,
+                              "%s: tensor '%s' (bytes [%lld,%lld)) overlaps tensor '%s' (ending at %lld)",
+                              path, name, (long long)sp[k].begin, (long long)sp[k].end,
+                              w->t[sp[k - 1].idx].name, (long long)at);
+        at = sp[k].end;
+    }
+    if ((uint64_t)at > data_len)
+        return latup_fail(LATUP_E_INPUT, "%s: truncated: tensors need %lld data bytes, the file has %llu",
+                          path, (long long)at, (unsigned long long)data_len);
+    if ((uint64_t)at < data_len)
+        return latup_fail(LATUP_E_INPUT, "%s: %llu trailing bytes after the last tensor's data", path,
+                          (unsigned long long)(data_len - (uint64_t)at));
+    return LATUP_OK;
+}
+
+/* Copies (and widens F16/BF16 to fp32) every tensor into one 64-byte aligned blob. The file gives
+ * no alignment guarantee, so bytes are moved with memcpy, never read through cast pointers. */
+static latup_status fill_blob(latup_weights *w, const span *by_idx, const uint8_t *data, const char *path) {
+    size_t total = 0;
+    for (int i = 0; i < w->n; i++) {
+        size_t bytes = (size_t)w->t[i].numel * (w->t[i].dtype == LATUP_DT_I64 ? 8 : 4);
+        if (bytes > SIZE_MAX - 63 - total)
+            return latup_fail(LATUP_E_NOMEM, "%s: tensors too large for memory", path);
+        total += (bytes + 63) & ~(size_t)63;
+    }
+    w->blob = aligned_alloc(64, total ? total : 64);
+    if (!w->blob)
+        return latup_fail(LATUP_E_NOMEM, "%s: out of memory allocating %zu bytes of weights", path, total);
+    uint8_t *out = w->blob;
+    for (int i = 0; i < w->n; i++) {
+        latup_wtensor *t = &w->t[i];
+        const uint8_t *src = data + by_idx[i].begin;
+        size_t n = (size_t)t->numel;
+        switch (t->dtype) {
+        case LATUP_DT_F32:
+            t->f32 = (float *)out;
+            memcpy(t->f32, src, n * 4);
+            break;
+        case LATUP_DT_F16:
+        case LATUP_DT_BF16:
+            t->f32 = (float *)out;
+            for (size_t e = 0; e < n; e++) {
+                uint16_t h = (uint16_t)(src[2 * e] | (src[2 * e + 1] << 8));
+                t->f32[e] = t->dtype == LATUP_DT_F16 ? latup_half_to_float(h) : latup_bf16_to_float(h);
+            }
+            break;
+        case LATUP_DT_I64:
+            t->i64 = (int64_t *)out;
+            memcpy(t->i64, src, n * 8);
+            break;
+        }
+        out += ((n * (t->dtype == LATUP_DT_I64 ? 8 : 4)) + 63) & ~(size_t)63;
+    }
+    return LATUP_OK;
+}
+
+static latup_status parse_into(const uint8_t *buf, size_t len, const char *path, latup_weights *w,
+                               latup_json_doc *doc, span **spans) {
+    if (len < 8)
+        return latup_fail(LATUP_E_INPUT, "%s: file is %zu bytes, too short for a safetensors header", path,
+                          len);
+    uint64_t hlen = 0;
+    for (int k = 7; k >= 0; k--) hlen = (hlen << 8) | buf[k];
+    if (hlen > ST_MAX_HEADER)
+        return latup_fail(LATUP_E_INPUT,
+                          "%s: header length %llu exceeds the limit of %u (not a safetensors file?)", path,
+                          (unsigned long long)hlen, ST_MAX_HEADER);
+    if (hlen > len - 8)
+        return latup_fail(LATUP_E_INPUT, "%s: header length %llu runs past the end of the file (%zu bytes)",
+                          path, (unsigned long long)hlen, len);
+    const char *hdr = (const char *)buf + 8;
+    if (hlen == 0 || hdr[0] != '{')
+        return latup_fail(LATUP_E_INPUT, "%s: header does not start with '{' (not a safetensors file?)",
+                          path);
+
+    latup_status st = latup_json_parse(hdr, (size_t)hlen, ST_MAX_JSON_VALUES, doc);
+    if (st) {
+        latup_error_prefix("header");
+        latup_error_prefix(path);
+        return st;
+    }
+    const latup_json *root = doc->root; /* an object: it starts with '{' and parsed */
+    const latup_json *meta = latup_json_get(root, "__metadata__");
+    size_t n = root->u.kids.n - (meta ? 1 : 0);
+    if (n > (size_t)INT_MAX) return latup_fail(LATUP_E_INPUT, "%s: too many tensors", path);
+
+    w->t = latup_calloc(n, sizeof *w->t, "the tensor table");
+    *spans = latup_calloc(n, sizeof **spans, "the tensor table");
+    if (!w->t || !*spans) return LATUP_E_NOMEM;
+    if (meta && (st = parse_metadata(meta, path, w))) return st;
+    for (const latup_json *e = root->u.kids.first; e; e = e->next) {
+        if (e == meta) continue;
+        latup_wtensor *t = &w->t[w->n];
+        (*spans)[w->n].idx = w->n;
+        w->n++; /* before anything can fail, so latup_weights_free sees the name */
+        if (!(t->name = dup_str(e->key))) return LATUP_E_NOMEM;
+        if ((st = parse_entry(e, path, t, &(*spans)[w->n - 1]))) return st;
+    }
+
+    /* by_idx keeps each tensor's offsets in header order for the copy; the sorted copy checks layout */
+    span *sorted = latup_malloc(n * sizeof *sorted, "the tensor table");
+    if (!sorted) return LATUP_E_NOMEM;
+    memcpy(sorted, *spans, n * sizeof *sorted);
+    st = check_layout(sorted, w->n, w, len - 8 - hlen, path);
+    free(sorted);
+    if (st) return st;
+    return fill_blob(w, *spans, buf + 8 + hlen, path);
+}
+
+latup_status latup_safetensors_parse(const uint8_t *buf, size_t len, const char *path, latup_weights *w) {
+    memset(w, 0, sizeof *w);
+    if (!path) path = "<buffer>";
+    latup_json_doc doc = {0};
+    span *spans = NULL;
+    latup_status st = LATUP_OK;
+    if (!(w->path = dup_str(path))) st = LATUP_E_NOMEM;
+    if (!st) st = parse_into(buf, len, path, w, &doc, &spans);
+    latup_json_free(&doc);
+    free(spans);
+    if (st) latup_weights_free(w);
+    return st;
+}
+
+latup_status latup_safetensors_load(const char *path, latup_weights *w) {
+    memset(w, 0, sizeof *w);
+    uint8_t *buf;
+    size_t len;
+    size_t cap = ST_MAX_FILE > SIZE_MAX ? SIZE_MAX : (size_t)ST_MAX_FILE;
+    latup_status st = latup_read_file(path, cap, &buf, &len);
+    if (st) return st;
+    st = latup_safetensors_parse(buf, len, path, w);
+    free(buf);
+    return st;
+}
+
+/* ---- writing ---------------------------------------------------------------------------------- */
+
+static int cmp_str_ptr(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorted copy of the names, so duplicates are adjacent; returns the first repeated name or NULL. */
+static latup_status find_duplicate(char *const *names, int n, const char **dup) {
+    *dup = NULL;
+    if (n < 2) return LATUP_OK;
+    const char **s = latup_malloc((size_t)n * sizeof *s, "a name check");
+    if (!s) return LATUP_E_NOMEM;
+    memcpy(s, names, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_str_ptr);
+    for (int i = 1; i < n && !*dup; i++)
+        if (strcmp(s[i - 1], s[i]) == 0) *dup = s[i];
+    free(s);
+    return LATUP_OK;
+}
+
+/* A table the reader would reject is a caller bug: refuse to write it. */
+static latup_status check_writable(const latup_weights *w, const char *path) {
+    for (int i = 0; i < w->n; i++) {
+        const latup_wtensor *t = &w->t[i];
+        if (!t->name || strcmp(t->name, "__metadata__") == 0)
+            return latup_fail(LATUP_E_INTERNAL, "%s: tensor %d has no usable name", path, i);
+        if (t->ndim < 0 || t->ndim > LATUP_WMAX_DIMS)
+            return latup_fail(LATUP_E_INTERNAL, "%s: tensor '%s': rank %d out of range", path, t->name,
+                              t->ndim);
+        size_t numel = 1;
+        for (int d = 0; d < t->ndim; d++)
+            if (t->shape[d] < 0 || !latup_mul_ok(numel, (size_t)t->shape[d], &numel) ||
+                numel > (size_t)INT64_MAX / 8)
+                return latup_fail(LATUP_E_INTERNAL, "%s: tensor '%s': bad shape", path, t->name);
+        bool is_i64 = t->dtype == LATUP_DT_I64;
+        if (numel > 0 && (is_i64 ? !t->i64 : !t->f32))
+            return latup_fail(LATUP_E_INTERNAL, "%s: tensor '%s': no %s data", path, t->name,
+                              is_i64 ? "i64" : "f32");
+    }
+    for (int i = 0; i < w->n_meta; i++)
+        if (!w->meta_key[i] || !w->meta_val[i])
+            return latup_fail(LATUP_E_INTERNAL, "%s: metadata entry %d is NULL", path, i);
+
+    char **names = latup_malloc((size_t)(w->n > 0 ? w->n : 1) * sizeof *names, "a name check");
+    if (!names) return LATUP_E_NOMEM;
+    for (int i = 0; i < w->n; i++) names[i] = w->t[i].name;
+    const char *dup = NULL, *dup_meta = NULL;
+    latup_status st = find_duplicate(names, w->n, &dup);
+    free(names);
+    if (!st) st = find_duplicate(w->meta_key, w->n_meta, &dup_meta);
+    if (st) return st;
+    if (dup) return latup_fail(LATUP_E_INTERNAL, "%s: duplicate tensor name '%s'", path, dup);
+    if (dup_meta) return latup_fail(LATUP_E_INTERNAL, "%s: duplicate metadata key '%s'", path, dup_meta);
+    return LATUP_OK;
+}
+
+static size_t tensor_file_bytes(const latup_wtensor *t) {
+    size_t numel = 1;
+    for (int d = 0; d < t->ndim; d++) numel *= (size_t)t->shape[d];
+    return numel * (t->dtype == LATUP_DT_I64 ? 8 : 4);
+}
+
+static latup_status build_header(const latup_weights *w, latup_json_buf *b) {
+    latup_status st = latup_json_buf_add(b, "{", 1);
+    bool first = true;
+    if (!st && w->n_meta > 0) {
+        st = latup_json_buf_add_string(b, "__metadata__");
+        if (!st) st = latup_json_buf_add(b, ":{", 2);
+        for (int i = 0; i < w->n_meta && !st; i++) {
+            if (i) st = latup_json_buf_add(b, ",", 1);
+            if (!st) st = latup_json_buf_add_string(b, w->meta_key[i]);
+            if (!st) st = latup_json_buf_add(b, ":", 1);
+            if (!st) st = latup_json_buf_add_string(b, w->meta_val[i]);
+        }
+        if (!st) st = latup_json_buf_add(b, "}", 1);
+        first = false;
+    }
+    size_t at = 0;
+    for (int i = 0; i < w->n && !st; i++) {
+        const latup_wtensor *t = &w->t[i];
+        size_t bytes = tensor_file_bytes(t);
+        if (!first) st = latup_json_buf_add(b, ",", 1);
+        first = false;
+        if (!st) st = latup_json_buf_add_string(b, t->name);
+        if (!st)
+            st = latup_json_buf_addf(b, ":{\"dtype\":\"%s\",\"shape\":[",
+                                     t->dtype == LATUP_DT_I64 ? "I64" : "F32");
+        for (int d = 0; d < t->ndim && !st; d++)
+            st = latup_json_buf_addf(b, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+        if (!st) st = latup_json_buf_addf(b, "],\"data_offsets\":[%zu,%zu]}", at, at + bytes);
+        at += bytes;
+    }
+    if (!st) st = latup_json_buf_add(b, "}", 1);
+    /* Pad with spaces so the data section starts 8-byte aligned, as the reference writer does. */
+    while (!st && b->len % 8 != 0) st = latup_json_buf_add(b, " ", 1);
+    return st;
+}
+
+latup_status latup_safetensors_write(const char *path, const latup_weights *w) {
+    latup_status st = check_writable(w, path);
+    if (st) return st;
+    latup_json_buf hdr = {0};
+    if ((st = build_header(w, &hdr))) {
+        latup_error_prefix(path);
+        latup_json_buf_free(&hdr);
+        return st;
+    }
+    uint8_t len8[8];
+    for (int k = 0; k < 8; k++) len8[k] = (uint8_t)((uint64_t)hdr.len >> (8 * k));
+    latup_atomic_file af;
+    if ((st = latup_atomic_open(&af, path))) {
+        latup_json_buf_free(&hdr);
+        return st;
+    }
+    st = latup_atomic_write(&af, len8, 8);
+    if (!st) st = latup_atomic_write(&af, hdr.data, hdr.len);
+    for (int i = 0; i < w->n && !st; i++) {
+        const latup_wtensor *t = &w->t[i];
+        size_t bytes = tensor_file_bytes(t);
+        if (bytes)
+            st = latup_atomic_write(
+                &af, t->dtype == LATUP_DT_I64 ? (const void *)t->i64 : (const void *)t->f32, bytes);
+    }
+    latup_json_buf_free(&hdr);
+    if (!st) return latup_atomic_commit(&af);
+    latup_atomic_abort(&af);
+    return st;
+}
+
+/* ---- lookup ----------------------------------------------------------------------------------- */
+
+/* Linear: a checkpoint has a few hundred tensors and each is looked up once at model load. */
+const latup_wtensor *latup_weights_find(const latup_weights *w, const char *name) {
+    for (int i = 0; i < w->n; i++)
+        if (strcmp(w->t[i].name, name) == 0) return &w->t[i];
+    return NULL;
+}
+
+const char *latup_weights_meta(const latup_weights *w, const char *key) {
+    for (int i = 0; i < w->n_meta; i++)
+        if (strcmp(w->meta_key[i], key) == 0) return w->meta_val[i];
+    return NULL;
+}
+
+latup_status latup_weights_get(const latup_weights *w, const char *name, int ndim, const int64_t *shape,
+                               const float **out) {
+    *out = NULL;
+    const char *path = w->path ? w->path : "weights";
+    char want[256], got[256];
+    latup_shape_str(want, sizeof want, ndim, shape);
+    const latup_wtensor *t = latup_weights_find(w, name);
+    if (!t) return latup_fail(LATUP_E_INPUT, "%s: missing tensor '%s' (expected %s)", path, name, want);
+    if (t->dtype == LATUP_DT_I64)
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' is I64, expected a float tensor of shape %s", path,
+                          name, want);
+    bool same = t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
+    if (!same)
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has shape %s, expected %s", path, name,
+                          latup_shape_str(got, sizeof got, t->ndim, t->shape), want);
+    *out = t->f32;
+    return LATUP_OK;
+}
