@@ -1,0 +1,971 @@
+/* test_kernels.c — every kernel in src/kernels.h against a plain naive twin written from the
+ * header comment and docs/spec (never from kernels.c), on seeded random data and awkward shapes.
+ * One line per comparison (kernel, shape, max abs/rel error, tolerance, OK/NOT OK); outputs sit
+ * between canary floats and start as NaN, so out-of-bounds and missing writes fail too. */
+#include "kernels.h"
+#include "test_util.h"
+
+#include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define EPS ((double)FLT_EPSILON) /* 2^-23, one fp32 ulp at 1.0 */
+
+static char g_shape[160];
+static const char *shape(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_shape, sizeof g_shape, fmt, ap);
+    va_end(ap);
+    return g_shape;
+}
+
+static void *xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) abort();
+    return p;
+}
+
+/* Guard canaries intact on every buffer the kernel was handed; prints a NOT OK line otherwise. */
+static bool guards(const char *kernel, const char *shp, int nbuf, ...) {
+    va_list ap;
+    va_start(ap, nbuf);
+    bool ok = true;
+    for (int i = 0; i < nbuf; i++) {
+        const tu_buf *b = va_arg(ap, const tu_buf *);
+        const char *name = va_arg(ap, const char *);
+        if (!tu_guards_ok(b, name)) ok = false;
+    }
+    va_end(ap);
+    if (!ok) {
+        char what[200];
+        snprintf(what, sizeof what, "%s: guard canaries", shp);
+        tu_check_true(kernel, what, false);
+    }
+    return ok;
+}
+
+/* A const input must come back bit-identical. */
+static bool unchanged(const char *kernel, const char *shp, const char *name, const float *buf,
+                      const float *copy, size_t n) {
+    if (memcmp(buf, copy, n * sizeof(float)) == 0) return true;
+    char what[200];
+    snprintf(what, sizeof what, "%s: input %s modified", shp, name);
+    return tu_check_true(kernel, what, false);
+}
+
+static float *dup_floats(const float *x, size_t n) {
+    float *c = xmalloc(n * sizeof(float));
+    memcpy(c, x, n * sizeof(float));
+    return c;
+}
+
+/* ============================================================================================
+ * Naive twins. Plain loop nests from the formulas; products and sums in double.
+ * ============================================================================================ */
+
+/* Direct 7-loop convolution with zero padding k/2. S[i] = sum |w*x| + |b| (the scale of the
+ * accumulation, used for the tolerance). */
+static void naive_conv2d(double *out, double *S, const float *inp, const float *weight,
+                         const float *bias, int Cin, int H, int W, int Cout, int k) {
+    int p = k / 2;
+    for (int co = 0; co < Cout; co++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                double acc = bias ? bias[co] : 0.0, sabs = bias ? fabs(bias[co]) : 0.0;
+                for (int ci = 0; ci < Cin; ci++)
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++) {
+                            int iy = y + ky - p, ix = x + kx - p;
+                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                            double t = (double)weight[((size_t)(co * Cin + ci) * k + ky) * k + kx] *
+                                       inp[((size_t)ci * H + iy) * W + ix];
+                            acc += t;
+                            sabs += fabs(t);
+                        }
+                size_t o = ((size_t)co * H + y) * W + x;
+                out[o] = acc;
+                S[o] = sabs;
+            }
+}
+
+static void naive_linear(double *out, double *S, const float *inp, const float *weight,
+                         const float *bias, int N, int Cin, int Cout) {
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < Cout; o++) {
+            double acc = bias ? bias[o] : 0.0, sabs = bias ? fabs(bias[o]) : 0.0;
+            for (int i = 0; i < Cin; i++) {
+                double t = (double)inp[(size_t)n * Cin + i] * weight[(size_t)o * Cin + i];
+                acc += t;
+                sabs += fabs(t);
+            }
+            out[(size_t)n * Cout + o] = acc;
+            S[(size_t)n * Cout + o] = sabs;
+        }
+}
+
+/* Also returns per row the mean and rstd (for the tolerance). */
+static void naive_layernorm(double *out, double *mean_out, double *rstd_out, const float *inp,
+                            const float *weight, const float *bias, int N, int C, float eps) {
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        double m = 0, v = 0;
+        for (int c = 0; c < C; c++) m += x[c];
+        m /= C;
+        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+        v /= C; /* biased */
+        double rstd = 1.0 / sqrt(v + (double)eps);
+        for (int c = 0; c < C; c++) out[(size_t)n * C + c] = (x[c] - m) * rstd * weight[c] + bias[c];
+        mean_out[n] = m;
+        rstd_out[n] = rstd;
+    }
+}
+
+static double naive_gelu(double x) { return x * 0.5 * (1.0 + erf(x / sqrt(2.0))); }
+
+/* The kernel's own contract is fp32 arithmetic, so the twin is the formula evaluated in fp32. */
+static float naive_leaky(float x, float slope) { return x >= 0 ? x : slope * x; }
+
+static void naive_softmax(double *out, const float *x, int rows, int cols) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        double m = -INFINITY, s = 0;
+        for (int c = 0; c < cols; c++) m = fmax(m, xr[c]);
+        for (int c = 0; c < cols; c++) s += exp((double)xr[c] - m);
+        for (int c = 0; c < cols; c++) out[(size_t)r * cols + c] = exp((double)xr[c] - m) / s;
+    }
+}
+
+static void naive_chw_to_hwc(float *out, const float *inp, int C, int HW) {
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < HW; i++) out[(size_t)i * C + c] = inp[(size_t)c * HW + i];
+}
+
+static void naive_hwc_to_chw(float *out, const float *inp, int C, int HW) {
+    for (int i = 0; i < HW; i++)
+        for (int c = 0; c < C; c++) out[(size_t)c * HW + i] = inp[(size_t)i * C + c];
+}
+
+/* out[c, h*r+i, w*r+j] = inp[c*r*r + i*r + j, h, w] */
+static void naive_pixel_shuffle(float *out, const float *inp, int C, int H, int W, int r) {
+    int Ho = H * r, Wo = W * r;
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < r; i++)
+            for (int j = 0; j < r; j++)
+                for (int h = 0; h < H; h++)
+                    for (int w = 0; w < W; w++)
+                        out[((size_t)c * Ho + h * r + i) * Wo + w * r + j] =
+                            inp[((size_t)(c * r * r + i * r + j) * H + h) * W + w];
+}
+
+/* padded[H+k] = x[H-2-k], i.e. source index 2H-2-y for y >= H; the same on W. */
+static void naive_reflect_pad(float *out, const float *inp, int C, int H, int W, int Hp, int Wp) {
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < Hp; y++)
+            for (int x = 0; x < Wp; x++) {
+                int sy = y < H ? y : H - 2 - (y - H);
+                int sx = x < W ? x : W - 2 - (x - W);
+                out[((size_t)c * Hp + y) * Wp + x] = inp[((size_t)c * H + sy) * W + sx];
+            }
+}
+
+static void naive_crop(float *out, const float *inp, int C, int H, int W, int Ho, int Wo) {
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < Ho; y++)
+            for (int x = 0; x < Wo; x++)
+                out[((size_t)c * Ho + y) * Wo + x] = inp[((size_t)c * H + y) * W + x];
+}
+
+/* torch.roll(x, shifts=(-s,-s), dims=(H,W)): rolled[h][w] = x[(h+s)%H][(w+s)%W]; then
+ * view(H/ws, ws, W/ws, ws, C).permute(0,2,1,3,4): win[wh][ww][i][j] = rolled[wh*ws+i][ww*ws+j]. */
+static void naive_window_partition(float *out, const float *inp, int H, int W, int C, int ws,
+                                   int shift) {
+    float *rolled = xmalloc((size_t)H * W * C * sizeof(float));
+    for (int h = 0; h < H; h++)
+        for (int w = 0; w < W; w++)
+            memcpy(rolled + ((size_t)h * W + w) * C,
+                   inp + ((size_t)((h + shift) % H) * W + (w + shift) % W) * C, C * sizeof(float));
+    int nWw = W / ws;
+    for (int wh = 0; wh < H / ws; wh++)
+        for (int ww = 0; ww < nWw; ww++)
+            for (int i = 0; i < ws; i++)
+                for (int j = 0; j < ws; j++)
+                    for (int c = 0; c < C; c++)
+                        out[(((size_t)(wh * nWw + ww) * ws + i) * ws + j) * C + c] =
+                            rolled[((size_t)(wh * ws + i) * W + ww * ws + j) * C + c];
+    free(rolled);
+}
+
+/* Windows back to an image (inverse view/permute), then torch.roll(img, shifts=(+s,+s)):
+ * out[(h+s)%H][(w+s)%W] = img[h][w]. */
+static void naive_window_reverse(float *out, const float *inp, int H, int W, int C, int ws,
+                                 int shift) {
+    float *img = xmalloc((size_t)H * W * C * sizeof(float));
+    int nWw = W / ws;
+    for (int wh = 0; wh < H / ws; wh++)
+        for (int ww = 0; ww < nWw; ww++)
+            for (int i = 0; i < ws; i++)
+                for (int j = 0; j < ws; j++)
+                    for (int c = 0; c < C; c++)
+                        img[((size_t)(wh * ws + i) * W + ww * ws + j) * C + c] =
+                            inp[(((size_t)(wh * nWw + ww) * ws + i) * ws + j) * C + c];
+    for (int h = 0; h < H; h++)
+        for (int w = 0; w < W; w++)
+            memcpy(out + ((size_t)((h + shift) % H) * W + (w + shift) % W) * C,
+                   img + ((size_t)h * W + w) * C, C * sizeof(float));
+    free(img);
+}
+
+/* out[h, a, b] = table[(ya-yb+ws-1)*(2ws-1) + (xa-xb+ws-1), h] */
+static void naive_relative_bias(float *out, const float *table, int ws, int nH) {
+    int N = ws * ws;
+    for (int h = 0; h < nH; h++)
+        for (int a = 0; a < N; a++)
+            for (int b = 0; b < N; b++) {
+                int ya = a / ws, xa = a % ws, yb = b / ws, xb = b % ws;
+                int idx = (ya - yb + ws - 1) * (2 * ws - 1) + (xa - xb + ws - 1);
+                out[((size_t)h * N + a) * N + b] = table[(size_t)idx * nH + h];
+            }
+}
+
+/* Band of coordinate y on an axis of length L: [0,L-ws) -> 0, [L-ws,L-shift) -> 1, rest -> 2. */
+static int band_of(int y, int L, int ws, int shift) {
+    if (y < L - ws) return 0;
+    if (y < L - shift) return 1;
+    return 2;
+}
+
+/* img_mask labels (3*band_h + band_w), window_partition without shift, then pairwise
+ * label(a) != label(b) -> -100. */
+static void naive_shift_mask(float *out, int H, int W, int ws, int shift) {
+    int N = ws * ws, nWw = W / ws, nW = (H / ws) * nWw;
+    int *lab = xmalloc((size_t)N * sizeof(int));
+    for (int w = 0; w < nW; w++) {
+        int wh = w / nWw, ww = w % nWw;
+        for (int t = 0; t < N; t++) {
+            int y = wh * ws + t / ws, x = ww * ws + t % ws;
+            lab[t] = 3 * band_of(y, H, ws, shift) + band_of(x, W, ws, shift);
+        }
+        for (int a = 0; a < N; a++)
+            for (int b = 0; b < N; b++)
+                out[((size_t)w * N + a) * N + b] = lab[a] == lab[b] ? 0.0f : -100.0f;
+    }
+    free(lab);
+}
+
+/* out_h = softmax(scale * q_h k_h^T + bias[h] + mask[w]) v_h per window and head, in double.
+ * tol gets the error budget of each output element (see test_window_attention). */
+static void naive_window_attention(double *out, double *tol, const float *qkv, const float *bias,
+                                   const float *mask, int nW, int N, int nH, int hd, float scale) {
+    int C = nH * hd;
+    double *s = xmalloc((size_t)N * sizeof(double)), *ds = xmalloc((size_t)N * sizeof(double));
+    for (int w = 0; w < nW; w++)
+        for (int h = 0; h < nH; h++)
+            for (int a = 0; a < N; a++) {
+                const float *q = qkv + ((size_t)w * N + a) * 3 * C + h * hd;
+                double m = -INFINITY;
+                for (int b = 0; b < N; b++) {
+                    const float *k = qkv + ((size_t)w * N + b) * 3 * C + C + h * hd;
+                    double dot = 0, adot = 0;
+                    for (int d = 0; d < hd; d++) {
+                        dot += (double)q[d] * k[d];
+                        adot += fabs((double)q[d] * k[d]);
+                    }
+                    double bb = bias[((size_t)h * N + a) * N + b];
+                    double mm = mask ? mask[((size_t)w * N + a) * N + b] : 0.0;
+                    s[b] = scale * dot + bb + mm;
+                    /* error of the fp32 score, in units of EPS */
+                    ds[b] = sqrt((double)hd) * fabs(scale) * adot + fabs(scale * dot) + fabs(bb) +
+                            fabs(mm);
+                    m = fmax(m, s[b]);
+                }
+                double sum = 0;
+                for (int b = 0; b < N; b++) sum += (s[b] = exp(s[b] - m));
+                double D = 0;
+                for (int b = 0; b < N; b++) {
+                    s[b] /= sum;
+                    D += s[b] * ds[b];
+                }
+                for (int d = 0; d < hd; d++) {
+                    double acc = 0, pabs = 0, pds = 0;
+                    for (int b = 0; b < N; b++) {
+                        double v = qkv[((size_t)w * N + b) * 3 * C + 2 * C + h * hd + d];
+                        acc += s[b] * v;
+                        pabs += s[b] * fabs(v);
+                        pds += s[b] * fabs(v) * ds[b];
+                    }
+                    size_t o = ((size_t)w * N + a) * C + h * hd + d;
+                    out[o] = acc;
+                    tol[o] = EPS * (pabs * (2.0 + sqrt((double)N) + D) + pds);
+                }
+            }
+    free(s);
+    free(ds);
+}
+
+/* ============================================================================================
+ * Tests
+ * ============================================================================================ */
+
+/* conv2d_forward. Tolerance per element: sqrt(K) * EPS * S + EPS * |ref|, K = Cin*k*k + 1 and
+ * S = sum |w*x| + |b|. Recursive fp32 summation of random-sign terms errs by ~u*S; same-sign
+ * data by ~u*S*sqrt(K/3); blocked sgemm sums do better. A bug (one dropped tap, a wrong index)
+ * costs ~S/K, far above the bound for every K used here. */
+static void check_conv(tu_rng *rng, int Cin, int H, int W, int Cout, int k, int band_rows,
+                       bool with_bias, size_t misalign, int nthreads) {
+    const char *kname = "conv2d_forward";
+    char shp[160];
+    snprintf(shp, sizeof shp, "Cin%d %dx%d Cout%d k%d band%d %s%s t%d", Cin, H, W, Cout, k,
+             band_rows, with_bias ? "bias" : "nobias", misalign ? " unaligned" : "", nthreads);
+    size_t nin = (size_t)Cin * H * W, nw = (size_t)Cout * Cin * k * k, nout = (size_t)Cout * H * W;
+    tu_buf in = tu_alloc_misaligned(nin, misalign), wt = tu_alloc_misaligned(nw, misalign),
+           b = tu_alloc(Cout), out = tu_alloc_misaligned(nout, misalign);
+    tu_fill_normal(rng, in.p, nin, 0.0f, 1.0f);
+    tu_fill_normal(rng, wt.p, nw, 0.0f, 1.0f / sqrtf((float)(Cin * k * k)));
+    tu_fill_normal(rng, b.p, Cout, 0.0f, 0.5f);
+    size_t ncol = k > 1 ? conv2d_col_floats(Cin, W, k, band_rows) : 0;
+    tu_buf col = tu_alloc(ncol);
+    float *in_copy = dup_floats(in.p, nin), *w_copy = dup_floats(wt.p, nw);
+
+    omp_set_num_threads(nthreads);
+    conv2d_forward(out.p, in.p, wt.p, with_bias ? b.p : NULL, Cin, H, W, Cout, k,
+                   k > 1 ? col.p : NULL, band_rows);
+
+    double *ref = xmalloc(nout * sizeof(double)), *tol = xmalloc(nout * sizeof(double));
+    naive_conv2d(ref, tol, in.p, wt.p, with_bias ? b.p : NULL, Cin, H, W, Cout, k);
+    double K = (double)Cin * k * k + 1;
+    for (size_t i = 0; i < nout; i++) tol[i] = sqrt(K) * EPS * tol[i] + EPS * fabs(ref[i]);
+    tu_check(kname, shp, out.p, ref, tol, 0, nout);
+    guards(kname, shp, 5, &in, "inp", &wt, "weight", &b, "bias", &out, "out", &col, "col");
+    unchanged(kname, shp, "inp", in.p, in_copy, nin);
+    unchanged(kname, shp, "weight", wt.p, w_copy, nw);
+    free(ref), free(tol), free(in_copy), free(w_copy);
+    tu_free(&in), tu_free(&wt), tu_free(&b), tu_free(&out), tu_free(&col);
+}
+
+static void test_conv2d(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(1);
+    /* Cin, H, W, Cout, k, band_rows, bias, misalign, threads */
+    check_conv(&rng, 1, 1, 1, 1, 3, 1, true, 0, 1);    /* 1x1 image, all taps but one padded */
+    check_conv(&rng, 1, 1, 1, 1, 1, 1, false, 0, 1);   /* the smallest k=1 */
+    check_conv(&rng, 3, 5, 7, 4, 3, 1, false, 0, 1);   /* band_rows = 1 */
+    check_conv(&rng, 3, 5, 7, 4, 3, 2, true, 0, 2);    /* band_rows not dividing H */
+    check_conv(&rng, 3, 5, 7, 4, 3, 3, true, 1, 1);    /* last band of 2 rows, unaligned */
+    check_conv(&rng, 3, 5, 7, 4, 3, 5, true, 0, 2);    /* band_rows = H */
+    check_conv(&rng, 2, 1, 9, 3, 3, 1, true, 0, 1);    /* H = 1 */
+    check_conv(&rng, 2, 9, 1, 3, 3, 4, false, 0, 2);   /* W = 1 */
+    check_conv(&rng, 1, 6, 11, 1, 3, 6, true, 0, 1);   /* Cin = Cout = 1 */
+    check_conv(&rng, 5, 4, 4, 17, 1, 1, true, 0, 1);   /* 1x1 conv, no scratch */
+    check_conv(&rng, 37, 3, 19, 5, 1, 1, false, 1, 2); /* 1x1 conv, unaligned */
+    check_conv(&rng, 7, 6, 5, 3, 5, 2, true, 0, 1);    /* k = 5: the header allows any odd k */
+    check_conv(&rng, 16, 13, 17, 33, 3, 4, true, 0, 2); /* latent width in */
+    check_conv(&rng, 64, 13, 17, 96, 3, 3, true, 1, 2); /* near the real model, unaligned */
+    check_conv(&rng, 33, 16, 16, 16, 3, 16, true, 0, 1); /* conv_last-like: many in, 16 out */
+    /* the real trunk conv E=360 with a band that the planner picks for a small budget */
+    int br = conv2d_band_rows(360, 9, 11, 3, conv2d_col_floats(360, 11, 3, 4));
+    check_conv(&rng, 360, 9, 11, 360, 3, br, true, 0, 2);
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+/* conv2d_band_rows: the largest band in 1..H whose im2col fits the budget (1 when none fits). */
+static void test_conv2d_band_rows(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    const char *kname = "conv2d_band_rows";
+    static const int cases[][4] = {/* Cin, H, W, k */
+                                   {1, 1, 1, 3},  {3, 5, 7, 3},    {16, 13, 17, 3},
+                                   {360, 64, 64, 3}, {256, 7, 1, 3}, {7, 9, 5, 5}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int Cin = cases[c][0], H = cases[c][1], W = cases[c][2], k = cases[c][3];
+        size_t one = conv2d_col_floats(Cin, W, k, 1), all = conv2d_col_floats(Cin, W, k, H);
+        size_t budgets[] = {0, one - 1, one, one + 1, 2 * one, 2 * one + one / 2, 3 * one - 1,
+                            all - 1, all, all + 1, SIZE_MAX / 8};
+        bool ok = true, mono = true;
+        for (int r = 1; r < H; r++)
+            if (conv2d_col_floats(Cin, W, k, r + 1) < conv2d_col_floats(Cin, W, k, r)) mono = false;
+        for (size_t i = 0; i < sizeof budgets / sizeof budgets[0]; i++) {
+            size_t bud = budgets[i];
+            int r = conv2d_band_rows(Cin, H, W, k, bud);
+            bool good = r >= 1 && r <= H;
+            if (good && r > 1 && conv2d_col_floats(Cin, W, k, r) > bud) good = false; /* fits */
+            if (good && r < H && conv2d_col_floats(Cin, W, k, r + 1) <= bud) good = false; /* max */
+            if (!good) {
+                printf("    Cin%d %dx%d k%d budget %zu -> band %d (col(band) = %zu)\n", Cin, H, W,
+                       k, bud, r, r >= 1 ? conv2d_col_floats(Cin, W, k, r) : 0);
+                ok = false;
+            }
+        }
+        tu_check_true(kname, shape("Cin%d %dx%d k%d: 11 budgets, largest band that fits", Cin,
+                                   H, W, k),
+                      ok && mono && one > 0);
+    }
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+/* linear_forward. Same bound as the convolution with K = Cin + 1. */
+static void check_linear(tu_rng *rng, int N, int Cin, int Cout, bool with_bias, size_t misalign,
+                         int nthreads) {
+    const char *kname = "linear_forward";
+    char shp[160];
+    snprintf(shp, sizeof shp, "N%d Cin%d Cout%d %s%s t%d", N, Cin, Cout,
+             with_bias ? "bias" : "nobias", misalign ? " unaligned" : "", nthreads);
+    size_t nin = (size_t)N * Cin, nw = (size_t)Cout * Cin, nout = (size_t)N * Cout;
+    tu_buf in = tu_alloc_misaligned(nin, misalign), wt = tu_alloc_misaligned(nw, misalign),
+           b = tu_alloc_misaligned(Cout, misalign), out = tu_alloc_misaligned(nout, misalign);
+    tu_fill_normal(rng, in.p, nin, 0.0f, 1.0f);
+    tu_fill_normal(rng, wt.p, nw, 0.0f, 1.0f / sqrtf((float)Cin));
+    tu_fill_normal(rng, b.p, Cout, 0.0f, 0.5f);
+    float *in_copy = dup_floats(in.p, nin), *w_copy = dup_floats(wt.p, nw);
+
+    omp_set_num_threads(nthreads);
+    linear_forward(out.p, in.p, wt.p, with_bias ? b.p : NULL, N, Cin, Cout);
+
+    double *ref = xmalloc(nout * sizeof(double)), *tol = xmalloc(nout * sizeof(double));
+    naive_linear(ref, tol, in.p, wt.p, with_bias ? b.p : NULL, N, Cin, Cout);
+    for (size_t i = 0; i < nout; i++)
+        tol[i] = sqrt((double)Cin + 1) * EPS * tol[i] + EPS * fabs(ref[i]);
+    tu_check(kname, shp, out.p, ref, tol, 0, nout);
+    guards(kname, shp, 4, &in, "inp", &wt, "weight", &b, "bias", &out, "out");
+    unchanged(kname, shp, "inp", in.p, in_copy, nin);
+    unchanged(kname, shp, "weight", wt.p, w_copy, nw);
+    free(ref), free(tol), free(in_copy), free(w_copy);
+    tu_free(&in), tu_free(&wt), tu_free(&b), tu_free(&out);
+}
+
+static void test_linear(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(2);
+    check_linear(&rng, 1, 1, 1, true, 0, 1);
+    check_linear(&rng, 1, 1, 1, false, 0, 1);
+    check_linear(&rng, 7, 3, 5, true, 0, 2);
+    check_linear(&rng, 1, 17, 33, false, 1, 1);
+    check_linear(&rng, 33, 1, 9, true, 0, 2);
+    check_linear(&rng, 5, 9, 1, true, 1, 1);
+    check_linear(&rng, 300, 60, 180, true, 0, 2);
+    check_linear(&rng, 300, 60, 180, false, 1, 1);
+    check_linear(&rng, 256, 360, 1080, true, 0, 2); /* the real qkv */
+    check_linear(&rng, 17, 720, 360, true, 1, 2);   /* the real fc2, odd N */
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+/* layernorm_forward. Stats are double, so the fp32 error is the last few roundings of
+ * (x - mean) * rstd * w + b: 4 EPS * (|x - mean| * rstd * |w| + |b|), plus 2 EPS |mean| rstd |w|
+ * so that x - (float)mean in fp32 (error u |mean|) passes with 4x margin. fp32 statistics on the
+ * offset data (mean 100, C 360) err by ~1e-4 (two-pass) to ~1e-3 (one-pass): outside. */
+static void check_layernorm(tu_rng *rng, int N, int C, float mean, float std, bool in_place,
+                            int nthreads) {
+    const char *kname = "layernorm_forward";
+    char shp[160];
+    snprintf(shp, sizeof shp, "N%d C%d data N(%g,%g)%s t%d", N, C, mean, std,
+             in_place ? " in-place" : "", nthreads);
+    size_t n = (size_t)N * C;
+    const float eps = 1e-5f;
+    tu_buf in = tu_alloc(n), wt = tu_alloc(C), b = tu_alloc(C), out = tu_alloc(n);
+    tu_fill_normal(rng, in.p, n, mean, std);
+    tu_fill_normal(rng, wt.p, C, 1.0f, 0.5f);
+    tu_fill_normal(rng, b.p, C, 0.0f, 0.5f);
+    double *ref = xmalloc(n * sizeof(double)), *tol = xmalloc(n * sizeof(double));
+    double *mu = xmalloc((size_t)N * sizeof(double)), *rs = xmalloc((size_t)N * sizeof(double));
+    naive_layernorm(ref, mu, rs, in.p, wt.p, b.p, N, C, eps);
+    for (int r = 0; r < N; r++)
+        for (int c = 0; c < C; c++) {
+            size_t i = (size_t)r * C + c;
+            tol[i] = 4 * EPS * (fabs(in.p[i] - mu[r]) * rs[r] * fabs(wt.p[c]) + fabs(b.p[c])) +
+                     2 * EPS * fabs(mu[r]) * rs[r] * fabs(wt.p[c]);
+        }
+    float *in_copy = dup_floats(in.p, n);
+
+    omp_set_num_threads(nthreads);
+    if (in_place) {
+        memcpy(out.p, in.p, n * sizeof(float));
+        layernorm_forward(out.p, out.p, wt.p, b.p, N, C, eps);
+    } else {
+        layernorm_forward(out.p, in.p, wt.p, b.p, N, C, eps);
+    }
+    tu_check(kname, shp, out.p, ref, tol, 0, n);
+    guards(kname, shp, 4, &in, "inp", &wt, "weight", &b, "bias", &out, "out");
+    if (!in_place) unchanged(kname, shp, "inp", in.p, in_copy, n);
+    free(ref), free(tol), free(mu), free(rs), free(in_copy);
+    tu_free(&in), tu_free(&wt), tu_free(&b), tu_free(&out);
+}
+
+static void test_layernorm(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(3);
+    check_layernorm(&rng, 1, 1, 0.0f, 1.0f, false, 1); /* C = 1: var 0, out = bias */
+    check_layernorm(&rng, 1, 7, 0.0f, 1.0f, false, 1);
+    check_layernorm(&rng, 13, 17, 0.5f, 2.0f, true, 2);
+    check_layernorm(&rng, 5, 360, 0.0f, 1.0f, false, 2);
+    check_layernorm(&rng, 300, 60, 0.0f, 3.0f, true, 2);
+    check_layernorm(&rng, 33, 360, 100.0f, 1.0f, false, 2); /* large mean: needs good stats */
+    check_layernorm(&rng, 3, 361, 0.0f, 1e-3f, false, 1);   /* var ~ eps: eps must be inside */
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+/* gelu_forward. erf in fp32 errs by ~EPS absolute where |erf| ~ 1, so 0.5 x (1 + erf) errs by
+ * ~EPS |x| / 2 absolute: tolerance 2 EPS |x| + 4 EPS |y|. The tanh approximation (~1e-3 error)
+ * is far outside. */
+static void check_gelu(tu_rng *rng, size_t n, bool in_place) {
+    const char *kname = "gelu_forward";
+    char shp[160];
+    snprintf(shp, sizeof shp, "n%zu%s", n, in_place ? " in-place" : "");
+    static const float specials[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-3f, -1e-3f, 0.5f, -0.5f,
+                                     1.0f, -1.0f, 3.0f,   -3.0f,   5.5f,  -5.5f,  9.0f, -9.0f,
+                                     30.0f, -30.0f, 1e4f, -1e4f};
+    size_t nspec = sizeof specials / sizeof specials[0];
+    tu_buf in = tu_alloc(n), out = tu_alloc(n);
+    for (size_t i = 0; i < n; i++)
+        in.p[i] = i < nspec && n > 2 * nspec ? specials[i] : tu_uniform(rng, -8.0f, 8.0f);
+    double *ref = xmalloc(n * sizeof(double)), *tol = xmalloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++) {
+        ref[i] = naive_gelu(in.p[i]);
+        tol[i] = 2 * EPS * fabs((double)in.p[i]) + 4 * EPS * fabs(ref[i]);
+    }
+    float *in_copy = dup_floats(in.p, n);
+    if (in_place) {
+        memcpy(out.p, in.p, n * sizeof(float));
+        gelu_forward(out.p, out.p, n);
+    } else {
+        gelu_forward(out.p, in.p, n);
+    }
+    tu_check(kname, shp, out.p, ref, tol, 0, n);
+    guards(kname, shp, 2, &in, "inp", &out, "out");
+    if (!in_place) unchanged(kname, shp, "inp", in.p, in_copy, n);
+    free(ref), free(tol), free(in_copy);
+    tu_free(&in), tu_free(&out);
+}
+
+static void test_gelu(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(4);
+    check_gelu(&rng, 1, false);
+    check_gelu(&rng, 7, true);
+    check_gelu(&rng, 33, false);
+    check_gelu(&rng, 1001, false);
+    check_gelu(&rng, 4099, true);
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+/* leaky_relu_forward: one fp32 multiply, exact. */
+static void check_leaky(tu_rng *rng, size_t n, float slope, bool in_place) {
+    const char *kname = "leaky_relu_forward";
+    char shp[160];
+    snprintf(shp, sizeof shp, "n%zu slope %g%s", n, slope, in_place ? " in-place" : "");
+    tu_buf in = tu_alloc(n), out = tu_alloc(n);
+    tu_fill_normal(rng, in.p, n, 0.0f, 2.0f);
+    if (n > 3) in.p[0] = 0.0f, in.p[1] = -0.0f, in.p[2] = -1e-38f;
+    float *ref = xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) ref[i] = naive_leaky(in.p[i], slope);
+    if (in_place) {
+        memcpy(out.p, in.p, n * sizeof(float));
+        leaky_relu_forward(out.p, out.p, n, slope);
+    } else {
+        leaky_relu_forward(out.p, in.p, n, slope);
+    }
+    tu_check_exact(kname, shp, out.p, ref, n);
+    guards(kname, shp, 2, &in, "inp", &out, "out");
+    free(ref);
+    tu_free(&in), tu_free(&out);
+}
+
+static void test_leaky_relu(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(5);
+    check_leaky(&rng, 1, 0.01f, false);
+    check_leaky(&rng, 7, 0.01f, true);
+    check_leaky(&rng, 1001, 0.01f, false);
+    check_leaky(&rng, 1001, 0.2f, true);
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+/* softmax_rows. Per element EPS * y * (4 + 2|x - max| + 2 sqrt(cols)): exp of an fp32
+ * difference (relative error ~ |x - max| ulp), a couple of ulp for exp and the division, and the
+ * fp32 row sum. Row sums must be 1 within EPS * (4 + 2 sqrt(cols)). The [-50, 100] data
+ * overflows a softmax that does not subtract the max. */
+enum { SM_NORMAL, SM_WIDE, SM_MASKED, SM_EQUAL };
+static void check_softmax(tu_rng *rng, int rows, int cols, int kind, int nthreads) {
+    const char *kname = "softmax_rows";
+    static const char *kinds[] = {"N(0,3)", "U(-50,100)", "N(0,3) + -100 mask", "all equal"};
+    char shp[160];
+    snprintf(shp, sizeof shp, "%dx%d %s t%d", rows, cols, kinds[kind], nthreads);
+    size_t n = (size_t)rows * cols;
+    tu_buf x = tu_alloc(n);
+    for (size_t i = 0; i < n; i++) {
+        switch (kind) {
+        case SM_NORMAL: x.p[i] = 3.0f * tu_normal(rng); break;
+        case SM_WIDE: x.p[i] = tu_uniform(rng, -50.0f, 100.0f); break;
+        case SM_MASKED: x.p[i] = 3.0f * tu_normal(rng) + (tu_next_u64(rng) % 3 ? -100.0f : 0.0f); break;
+        default: x.p[i] = 7.25f; break;
+        }
+    }
+    double *ref = xmalloc(n * sizeof(double)), *tol = xmalloc(n * sizeof(double));
+    naive_softmax(ref, x.p, rows, cols);
+    for (int r = 0; r < rows; r++) {
+        float m = -INFINITY;
+        for (int c = 0; c < cols; c++) m = fmaxf(m, x.p[(size_t)r * cols + c]);
+        for (int c = 0; c < cols; c++) {
+            size_t i = (size_t)r * cols + c;
+            tol[i] = EPS * ref[i] * (4 + 2 * fabs((double)x.p[i] - m) + 2 * sqrt((double)cols)) + 1e-37;
+        }
+    }
+    omp_set_num_threads(nthreads);
+    softmax_rows(x.p, rows, cols);
+    tu_check(kname, shp, x.p, ref, tol, 0, n);
+    guards(kname, shp, 1, &x, "x");
+    double worst = 0, rtol = EPS * (4 + 2 * sqrt((double)cols));
+    for (int r = 0; r < rows; r++) {
+        double s = 0;
+        for (int c = 0; c < cols; c++) s += x.p[(size_t)r * cols + c];
+        worst = isnan(s) ? INFINITY : fmax(worst, fabs(s - 1.0));
+    }
+    char shp2[256];
+    snprintf(shp2, sizeof shp2, "%s: row sums", shp);
+    tu_report(kname, shp2, worst, worst, rtol, worst / rtol, worst <= rtol);
+    free(ref), free(tol);
+    tu_free(&x);
+}
+
+static void test_softmax(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(6);
+    check_softmax(&rng, 1, 1, SM_NORMAL, 1);
+    check_softmax(&rng, 3, 7, SM_NORMAL, 1);
+    check_softmax(&rng, 5, 17, SM_WIDE, 2);
+    check_softmax(&rng, 64, 64, SM_MASKED, 2);
+    check_softmax(&rng, 256, 256, SM_NORMAL, 2);
+    check_softmax(&rng, 2, 1000, SM_WIDE, 1);
+    check_softmax(&rng, 3, 33, SM_EQUAL, 1);
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+/* add_inplace: one fp32 add, exact. */
+static void test_add_inplace(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(7);
+    static const size_t sizes[] = {1, 7, 16, 17, 1001};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t n = sizes[s];
+        char shp[160];
+        snprintf(shp, sizeof shp, "n%zu%s", n, s % 2 ? " unaligned" : "");
+        tu_buf y = tu_alloc_misaligned(n, s % 2), x = tu_alloc(n);
+        tu_fill_normal(&rng, y.p, n, 0.0f, 1.0f);
+        tu_fill_normal(&rng, x.p, n, 0.0f, 1.0f);
+        float *ref = xmalloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++) ref[i] = y.p[i] + x.p[i];
+        add_inplace(y.p, x.p, n);
+        tu_check_exact("add_inplace", shp, y.p, ref, n);
+        guards("add_inplace", shp, 2, &y, "y", &x, "x");
+        free(ref);
+        tu_free(&y), tu_free(&x);
+    }
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+/* chw_to_hwc / hwc_to_chw: pure copies, exact; and the round trip. */
+static void test_chw_hwc(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(8);
+    static const int cases[][2] = {{1, 1}, {1, 17}, {17, 1}, {3, 5}, {16, 221}, {360, 37}, {7, 1000}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int C = cases[c][0], HW = cases[c][1];
+        size_t n = (size_t)C * HW;
+        char shp[160];
+        snprintf(shp, sizeof shp, "C%d HW%d", C, HW);
+        tu_buf in = tu_alloc(n), mid = tu_alloc(n), back = tu_alloc(n);
+        tu_fill_normal(&rng, in.p, n, 0.0f, 1.0f);
+        float *ref = xmalloc(n * sizeof(float)), *ref2 = xmalloc(n * sizeof(float));
+        chw_to_hwc(mid.p, in.p, C, HW);
+        naive_chw_to_hwc(ref, in.p, C, HW);
+        tu_check_exact("chw_to_hwc", shp, mid.p, ref, n);
+        /* hwc_to_chw on independent data (not just the inverse of the kernel's own output) */
+        hwc_to_chw(back.p, in.p, C, HW);
+        naive_hwc_to_chw(ref2, in.p, C, HW);
+        tu_check_exact("hwc_to_chw", shp, back.p, ref2, n);
+        hwc_to_chw(back.p, mid.p, C, HW);
+        char shp2[256];
+        snprintf(shp2, sizeof shp2, "%s: hwc_to_chw(chw_to_hwc(x)) == x", shp);
+        tu_check_exact("chw<->hwc", shp2, back.p, in.p, n);
+        guards("chw<->hwc", shp, 3, &in, "inp", &mid, "hwc", &back, "chw");
+        free(ref), free(ref2);
+        tu_free(&in), tu_free(&mid), tu_free(&back);
+    }
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+static void test_pixel_shuffle(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(9);
+    static const int cases[][4] = {/* C, H, W, r */
+                                   {1, 1, 1, 1}, {1, 1, 1, 2}, {3, 2, 5, 2}, {16, 7, 3, 2},
+                                   {2, 3, 4, 3}, {256, 3, 5, 2}, {5, 1, 9, 2}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int C = cases[c][0], H = cases[c][1], W = cases[c][2], r = cases[c][3];
+        size_t n = (size_t)C * r * r * H * W;
+        char shp[160];
+        snprintf(shp, sizeof shp, "C%d %dx%d r%d", C, H, W, r);
+        tu_buf in = tu_alloc(n), out = tu_alloc(n);
+        tu_fill_normal(&rng, in.p, n, 0.0f, 1.0f);
+        float *ref = xmalloc(n * sizeof(float));
+        omp_set_num_threads(2);
+        pixel_shuffle(out.p, in.p, C, H, W, r);
+        naive_pixel_shuffle(ref, in.p, C, H, W, r);
+        tu_check_exact("pixel_shuffle", shp, out.p, ref, n);
+        guards("pixel_shuffle", shp, 2, &in, "inp", &out, "out");
+        free(ref);
+        tu_free(&in), tu_free(&out);
+    }
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+static void test_reflect_pad(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(10);
+    static const int cases[][5] = {/* C, H, W, Hp, Wp (pad < dim) */
+                                   {1, 1, 1, 1, 1},    {2, 2, 3, 3, 4},     {3, 5, 7, 8, 8},
+                                   {1, 9, 1, 16, 1},   {16, 17, 13, 32, 16}, {2, 8, 8, 8, 8},
+                                   {4, 3, 30, 4, 32},  {16, 33, 40, 48, 48}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int C = cases[c][0], H = cases[c][1], W = cases[c][2], Hp = cases[c][3], Wp = cases[c][4];
+        size_t nin = (size_t)C * H * W, nout = (size_t)C * Hp * Wp;
+        char shp[160];
+        snprintf(shp, sizeof shp, "C%d %dx%d -> %dx%d", C, H, W, Hp, Wp);
+        tu_buf in = tu_alloc(nin), out = tu_alloc(nout);
+        tu_fill_normal(&rng, in.p, nin, 0.0f, 1.0f);
+        float *ref = xmalloc(nout * sizeof(float));
+        reflect_pad(out.p, in.p, C, H, W, Hp, Wp);
+        naive_reflect_pad(ref, in.p, C, H, W, Hp, Wp);
+        tu_check_exact("reflect_pad", shp, out.p, ref, nout);
+        guards("reflect_pad", shp, 2, &in, "inp", &out, "out");
+        free(ref);
+        tu_free(&in), tu_free(&out);
+    }
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+static void test_crop(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(11);
+    static const int cases[][5] = {/* C, H, W, Ho, Wo */
+                                   {1, 1, 1, 1, 1},     {3, 8, 8, 5, 7},  {2, 16, 16, 16, 16},
+                                   {16, 34, 26, 33, 25}, {1, 5, 9, 1, 9}, {2, 4, 6, 4, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int C = cases[c][0], H = cases[c][1], W = cases[c][2], Ho = cases[c][3], Wo = cases[c][4];
+        size_t nin = (size_t)C * H * W, nout = (size_t)C * Ho * Wo;
+        char shp[160];
+        snprintf(shp, sizeof shp, "C%d %dx%d -> %dx%d", C, H, W, Ho, Wo);
+        tu_buf in = tu_alloc(nin), out = tu_alloc(nout);
+        tu_fill_normal(&rng, in.p, nin, 0.0f, 1.0f);
+        float *ref = xmalloc(nout * sizeof(float));
+        crop(out.p, in.p, C, H, W, Ho, Wo);
+        naive_crop(ref, in.p, C, H, W, Ho, Wo);
+        tu_check_exact("crop", shp, out.p, ref, nout);
+        guards("crop", shp, 2, &in, "inp", &out, "out");
+        free(ref);
+        tu_free(&in), tu_free(&out);
+    }
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+/* window_partition / window_reverse: pure index maps, exact; reverse(partition(x)) == x. */
+static void test_windows(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(12);
+    static const int cases[][5] = {/* H, W, C, ws, shift */
+                                   {1, 1, 1, 1, 0},   {3, 3, 2, 1, 0},    {4, 6, 2, 2, 1},
+                                   {8, 8, 1, 8, 0},   {8, 8, 3, 8, 4},    {16, 24, 5, 8, 4},
+                                   {16, 24, 5, 8, 3}, {32, 16, 7, 16, 8}, {32, 48, 3, 16, 4},
+                                   {16, 16, 360, 16, 8}, {48, 32, 17, 16, 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int H = cases[c][0], W = cases[c][1], C = cases[c][2], ws = cases[c][3], sh = cases[c][4];
+        size_t n = (size_t)H * W * C;
+        char shp[160];
+        snprintf(shp, sizeof shp, "%dx%d C%d ws%d shift%d nW%d", H, W, C, ws, sh,
+                 (H / ws) * (W / ws));
+        tu_buf in = tu_alloc(n), win = tu_alloc(n), back = tu_alloc(n), rev = tu_alloc(n);
+        tu_fill_normal(&rng, in.p, n, 0.0f, 1.0f);
+        float *ref = xmalloc(n * sizeof(float));
+        omp_set_num_threads(2);
+        window_partition(win.p, in.p, H, W, C, ws, sh);
+        naive_window_partition(ref, in.p, H, W, C, ws, sh);
+        tu_check_exact("window_partition", shp, win.p, ref, n);
+        /* window_reverse on independent data, against its own twin */
+        window_reverse(rev.p, in.p, H, W, C, ws, sh);
+        naive_window_reverse(ref, in.p, H, W, C, ws, sh);
+        tu_check_exact("window_reverse", shp, rev.p, ref, n);
+        window_reverse(back.p, win.p, H, W, C, ws, sh);
+        char shp2[256];
+        snprintf(shp2, sizeof shp2, "%s: reverse(partition(x)) == x", shp);
+        tu_check_exact("window round trip", shp2, back.p, in.p, n);
+        guards("window_partition/rev", shp, 4, &in, "inp", &win, "windows", &back, "back", &rev,
+               "rev");
+        free(ref);
+        tu_free(&in), tu_free(&win), tu_free(&back), tu_free(&rev);
+    }
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+static void test_relative_bias(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(13);
+    static const int cases[][2] = {{1, 1}, {2, 3}, {7, 2}, {8, 6}, {16, 12}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int ws = cases[c][0], nH = cases[c][1], N = ws * ws;
+        size_t nt = (size_t)(2 * ws - 1) * (2 * ws - 1) * nH, n = (size_t)nH * N * N;
+        char shp[160];
+        snprintf(shp, sizeof shp, "ws%d nH%d", ws, nH);
+        tu_buf table = tu_alloc(nt), out = tu_alloc(n);
+        tu_fill_normal(&rng, table.p, nt, 0.0f, 1.0f);
+        float *ref = xmalloc(n * sizeof(float));
+        relative_bias_gather(out.p, table.p, ws, nH);
+        naive_relative_bias(ref, table.p, ws, nH);
+        tu_check_exact("relative_bias_gather", shp, out.p, ref, n);
+        guards("relative_bias_gather", shp, 2, &table, "table", &out, "out");
+        free(ref);
+        tu_free(&table), tu_free(&out);
+    }
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+static void test_shift_mask(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    static const int cases[][4] = {/* H, W, ws, shift */
+                                   {8, 8, 8, 4},    {16, 16, 8, 4},  {16, 24, 8, 3},
+                                   {16, 16, 8, 0},  {32, 32, 16, 8}, {32, 48, 16, 4},
+                                   {64, 32, 16, 8}, {16, 16, 16, 8}, {16, 32, 16, 0}, {4, 6, 2, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int H = cases[c][0], W = cases[c][1], ws = cases[c][2], sh = cases[c][3];
+        int N = ws * ws, nW = (H / ws) * (W / ws);
+        size_t n = (size_t)nW * N * N;
+        char shp[160];
+        snprintf(shp, sizeof shp, "%dx%d ws%d shift%d nW%d", H, W, ws, sh, nW);
+        tu_buf out = tu_alloc(n);
+        float *ref = xmalloc(n * sizeof(float));
+        shift_mask_build(out.p, H, W, ws, sh);
+        naive_shift_mask(ref, H, W, ws, sh);
+        tu_check_exact("shift_mask_build", shp, out.p, ref, n);
+        /* exactly 0 or -100, symmetric, zero diagonal; some -100 iff shifted */
+        bool vals = true, sym = true, diag = true;
+        size_t nmasked = 0;
+        for (int w = 0; w < nW; w++)
+            for (int a = 0; a < N; a++)
+                for (int b = 0; b < N; b++) {
+                    float v = out.p[((size_t)w * N + a) * N + b];
+                    if (v != 0.0f && v != -100.0f) vals = false;
+                    if (v != out.p[((size_t)w * N + b) * N + a]) sym = false;
+                    if (a == b && v != 0.0f) diag = false;
+                    nmasked += v == -100.0f;
+                }
+        char shp2[256];
+        snprintf(shp2, sizeof shp2, "%s: only 0/-100, symmetric, 0 diagonal, %zu masked", shp,
+                 nmasked);
+        tu_check_true("shift_mask_build", shp2, vals && sym && diag && ((sh > 0) == (nmasked > 0)));
+        guards("shift_mask_build", shp, 1, &out, "out");
+        free(ref);
+        tu_free(&out);
+    }
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+/* window_attention_forward against softmax(scale q k^T + bias + mask) v in double. Tolerance per
+ * output element, in EPS units: each fp32 score s_ab errs by dS_ab ~ sqrt(hd) scale sum|q k|
+ * (dot product) + |s| + |bias| + |mask| (the adds); that perturbs p_ab relatively by dS_ab plus
+ * the row average D_a = sum_b p_ab dS_ab, plus a few ulp for exp/division and sqrt(N) for the
+ * fp32 row sum; the p.v sum adds its own sqrt(N). So
+ *   tol = EPS * (sum_b p|v| * (2 + sqrt(N) + D_a) + sum_b p|v| dS_ab).
+ * (Measured err/tol stays below ~0.15 on the shapes below.)
+ * A wrong head, token or mask index moves the output by O(|v|), orders of magnitude above. */
+static void check_attention(tu_rng *rng, int H, int W, int ws, int shift, bool with_mask, int nH,
+                            int hd, int nthreads, int omp_threads) {
+    const char *kname = "window_attention_fwd";
+    int N = ws * ws, nW = (H / ws) * (W / ws), C = nH * hd;
+    char shp[160];
+    snprintf(shp, sizeof shp, "%dx%d ws%d nW%d nH%d hd%d shift%d %s t%d%s", H, W, ws, nW, nH, hd,
+             shift, with_mask ? "mask" : "nomask", nthreads,
+             omp_threads != nthreads ? " (omp max threads higher)" : "");
+    size_t nqkv = (size_t)nW * N * 3 * C, nout = (size_t)nW * N * C, nb = (size_t)nH * N * N,
+           nm = (size_t)nW * N * N, ntab = (size_t)(2 * ws - 1) * (2 * ws - 1) * nH;
+    float scale = 1.0f / sqrtf((float)hd);
+    tu_buf qkv = tu_alloc(nqkv), bias = tu_alloc(nb), mask = tu_alloc(with_mask ? nm : 0),
+           out = tu_alloc(nout), scratch = tu_alloc(window_attention_scratch_floats(N, nthreads));
+    /* q, k with unit-ish entries give scores of a few units, like a trained model */
+    tu_fill_normal(rng, qkv.p, nqkv, 0.0f, 1.0f);
+    float *table = xmalloc(ntab * sizeof(float));
+    tu_fill_normal(rng, table, ntab, 0.0f, 1.0f);
+    naive_relative_bias(bias.p, table, ws, nH);
+    if (with_mask) naive_shift_mask(mask.p, H, W, ws, shift);
+    float *qkv_copy = dup_floats(qkv.p, nqkv);
+
+    omp_set_num_threads(omp_threads);
+    window_attention_forward(out.p, qkv.p, bias.p, with_mask ? mask.p : NULL, nW, N, nH, hd, scale,
+                             scratch.p, nthreads);
+
+    double *ref = xmalloc(nout * sizeof(double)), *tol = xmalloc(nout * sizeof(double));
+    naive_window_attention(ref, tol, qkv.p, bias.p, with_mask ? mask.p : NULL, nW, N, nH, hd,
+                           scale);
+    tu_check(kname, shp, out.p, ref, tol, 0, nout);
+    guards(kname, shp, 5, &qkv, "qkv", &bias, "bias", &mask, "mask", &out, "out", &scratch,
+           "scratch");
+    unchanged(kname, shp, "qkv", qkv.p, qkv_copy, nqkv);
+    free(ref), free(tol), free(table), free(qkv_copy);
+    tu_free(&qkv), tu_free(&bias), tu_free(&mask), tu_free(&out), tu_free(&scratch);
+}
+
+static void test_window_attention(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(14);
+    /* H, W, ws, shift, mask, nH, hd, nthreads, omp threads */
+    check_attention(&rng, 1, 1, 1, 0, false, 1, 1, 1, 1);     /* N = 1: out = v */
+    check_attention(&rng, 3, 15, 3, 1, true, 2, 7, 2, 2);     /* N = 9, odd hd, 5 windows */
+    check_attention(&rng, 8, 24, 8, 0, false, 1, 10, 2, 2);   /* no mask, 3 windows */
+    check_attention(&rng, 8, 8, 8, 4, true, 3, 10, 2, 2);     /* more threads than windows */
+    check_attention(&rng, 16, 16, 8, 4, true, 6, 30, 1, 1);   /* classic SwinIR head */
+    check_attention(&rng, 16, 16, 8, 4, true, 6, 30, 2, 2);
+    check_attention(&rng, 16, 16, 16, 0, false, 3, 10, 1, 1); /* N = 256, hd 10 */
+    check_attention(&rng, 32, 16, 16, 8, true, 12, 30, 2, 2); /* the released LUA block */
+    check_attention(&rng, 32, 32, 16, 4, true, 2, 30, 2, 2);
+    /* scratch is sized for nthreads; the kernel must not use more even if OpenMP would */
+    check_attention(&rng, 16, 24, 8, 4, true, 2, 10, 2, 4);
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv2d),        cmocka_unit_test(test_conv2d_band_rows),
+        cmocka_unit_test(test_linear),        cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_gelu),          cmocka_unit_test(test_leaky_relu),
+        cmocka_unit_test(test_softmax),       cmocka_unit_test(test_add_inplace),
+        cmocka_unit_test(test_chw_hwc),       cmocka_unit_test(test_pixel_shuffle),
+        cmocka_unit_test(test_reflect_pad),   cmocka_unit_test(test_crop),
+        cmocka_unit_test(test_windows),       cmocka_unit_test(test_relative_bias),
+        cmocka_unit_test(test_shift_mask),    cmocka_unit_test(test_window_attention),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    fflush(stderr);
+    printf("test_kernels: %d comparisons, %d failed\n", tu_n_checks, tu_n_failed);
+    return rc != 0 || tu_n_failed != 0;
+}
