@@ -1,0 +1,85 @@
+/* layers.c — binding checkpoint tensors to layer structs, with shape checks and bookkeeping of
+ * which tensors a model used. */
+#include "layers.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+latup_status latup_binder_init(latup_binder *bd, const latup_weights *w) {
+    bd->w = w;
+    bd->used = latup_calloc((size_t)(w->n > 0 ? w->n : 1), 1, "tensor bookkeeping");
+    return bd->used ? LATUP_OK : LATUP_E_NOMEM;
+}
+
+void latup_binder_free(latup_binder *bd) {
+    free(bd->used);
+    bd->used = NULL;
+}
+
+static void mark(latup_binder *bd, const latup_wtensor *t) {
+    if (t) bd->used[t - bd->w->t] = 1;
+}
+
+latup_status latup_bind(latup_binder *bd, const float **out, int ndim, const int64_t *shape,
+                        const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    latup_status st = latup_weights_get(bd->w, name, ndim, shape, out);
+    if (st == LATUP_OK) mark(bd, latup_weights_find(bd->w, name));
+    return st;
+}
+
+const latup_wtensor *latup_bind_optional(latup_binder *bd, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const latup_wtensor *t = latup_weights_find(bd->w, name);
+    mark(bd, t);
+    return t;
+}
+
+latup_status latup_binder_check_all_used(const latup_binder *bd, const char *model_kind) {
+    int unused = 0, first = -1;
+    for (int i = 0; i < bd->w->n; i++)
+        if (!bd->used[i]) {
+            if (first < 0) first = i;
+            unused++;
+        }
+    if (unused == 0) return LATUP_OK;
+    return latup_fail(LATUP_E_INPUT,
+                      "%s: unexpected tensor '%s' (%d of %d tensors are not part of a %s model)",
+                      bd->w->path, bd->w->t[first].name, unused, bd->w->n, model_kind);
+}
+
+latup_status latup_bind_conv(latup_binder *bd, latup_conv *c, int cin, int cout, int k,
+                             const char *name) {
+    const int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
+    c->cin = cin, c->cout = cout, c->k = k;
+    latup_status st = latup_bind(bd, &c->w, 4, ws, "%s.weight", name);
+    if (st == LATUP_OK) st = latup_bind(bd, &c->b, 1, bs, "%s.bias", name);
+    return st;
+}
+
+latup_status latup_bind_linear(latup_binder *bd, latup_linear *l, int in, int out,
+                               const char *name) {
+    const int64_t ws[2] = {out, in}, bs[1] = {out};
+    l->in = in, l->out = out;
+    latup_status st = latup_bind(bd, &l->w, 2, ws, "%s.weight", name);
+    if (st == LATUP_OK) st = latup_bind(bd, &l->b, 1, bs, "%s.bias", name);
+    return st;
+}
+
+latup_status latup_bind_norm(latup_binder *bd, latup_norm *n, int dim, float eps,
+                             const char *name) {
+    const int64_t s[1] = {dim};
+    n->dim = dim, n->eps = eps;
+    latup_status st = latup_bind(bd, &n->w, 1, s, "%s.weight", name);
+    if (st == LATUP_OK) st = latup_bind(bd, &n->b, 1, s, "%s.bias", name);
+    return st;
+}

@@ -1,0 +1,52 @@
+/* layers.h — parameter structs for the layer kinds every model here is built from (conv,
+ * linear, norm), each holding its dims and pointers into the weight table, plus binding from
+ * checkpoint names with shape checks. A loader marks every tensor it binds, so tensors nobody
+ * asked for can be reported. */
+#ifndef LATUP_LAYERS_H
+#define LATUP_LAYERS_H
+
+#include "weights.h"
+
+typedef struct {
+    const float *w; /* "<name>.weight" [cout, cin, k, k] */
+    const float *b; /* "<name>.bias"   [cout] */
+    int cin, cout, k;
+} latup_conv;
+
+typedef struct {
+    const float *w; /* "<name>.weight" [out, in] */
+    const float *b; /* "<name>.bias"   [out] */
+    int in, out;
+} latup_linear;
+
+typedef struct {
+    const float *w; /* "<name>.weight" [dim] */
+    const float *b; /* "<name>.bias"   [dim] */
+    int dim;
+    float eps;
+} latup_norm;
+
+/* A weight table plus one "used" flag per tensor. */
+typedef struct {
+    const latup_weights *w;
+    unsigned char *used;
+} latup_binder;
+
+latup_status latup_binder_init(latup_binder *bd, const latup_weights *w);
+void latup_binder_free(latup_binder *bd);
+/* Float tensor with this exact shape; marks it used. printf-style name. */
+latup_status latup_bind(latup_binder *bd, const float **out, int ndim, const int64_t *shape,
+                        const char *fmt, ...) LATUP_PRINTF(5, 6);
+/* Marks a tensor used if present (buffers that are checked elsewhere or deliberately ignored). */
+const latup_wtensor *latup_bind_optional(latup_binder *bd, const char *fmt, ...) LATUP_PRINTF(2, 3);
+/* LATUP_E_INPUT naming the first tensor nobody bound, and how many there are. */
+latup_status latup_binder_check_all_used(const latup_binder *bd, const char *model_kind);
+
+latup_status latup_bind_conv(latup_binder *bd, latup_conv *c, int cin, int cout, int k,
+                             const char *name);
+latup_status latup_bind_linear(latup_binder *bd, latup_linear *l, int in, int out,
+                               const char *name);
+latup_status latup_bind_norm(latup_binder *bd, latup_norm *n, int dim, float eps,
+                             const char *name);
+
+#endif

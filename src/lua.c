@@ -1,0 +1,596 @@
+/* lua.c — the LUA model: config inference from checkpoint names and shapes, weight binding,
+ * the memory plan, and the forward pass (../shared/spec/lua.md steps 0-7), which reads top to
+ * bottom in latup_lua_upscale(). */
+#include "kernels.h"
+#include "layers.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LN_EPS 1e-5f           /* nn.LayerNorm default; SwinIR never changes it */
+#define LEAKY_SLOPE 0.01f      /* nn.LeakyReLU default (the heads), not SwinIR's 0.2 */
+#define CONV_BAND_BUDGET (8u << 20) /* floats (32 MiB) of im2col scratch per conv band */
+
+/* ---- layer structs, checkpoint names beside each field -------------------------------------- */
+
+typedef struct {
+    latup_norm norm1;           /* layers.i.residual_group.blocks.j.norm1 */
+    latup_linear qkv;           /* ...attn.qkv  E -> 3E */
+    const float *bias_table;    /* ...attn.relative_position_bias_table [(2ws-1)^2, nH] */
+    float *rel_bias;            /* gathered once at load: [nH, N, N] */
+    latup_linear proj;          /* ...attn.proj E -> E */
+    latup_norm norm2;           /* ...norm2 */
+    latup_linear fc1, fc2;      /* ...mlp.fc1 E -> hidden, ...mlp.fc2 hidden -> E */
+    int num_heads, shift;       /* shift = ws/2 on odd blocks, else 0 */
+} swin_block;
+
+typedef struct {
+    swin_block *blocks;         /* layers.i.residual_group.blocks.* */
+    int depth;
+    latup_conv conv;            /* layers.i.conv (3x3 E -> E, "1conv") */
+} rstb;
+
+typedef struct {
+    int scale;                  /* heads.x{scale} */
+    int n_up;                   /* log2(scale) upsample stages */
+    latup_conv conv_before;     /* heads.xS.conv_before.0 (3x3 E -> F) + LeakyReLU */
+    latup_conv up[3];           /* heads.xS.upsample.{0,2,4} (3x3 F -> 4F) + PixelShuffle(2) */
+    latup_conv conv_last;       /* heads.xS.conv_last (3x3 F -> C) */
+} head;
+
+struct latup_lua {
+    latup_lua_config cfg;
+    latup_weights weights;      /* owns every parameter */
+    latup_conv conv_first;      /* conv_first (3x3 C -> E) */
+    latup_norm patch_norm;      /* patch_embed.norm */
+    rstb layers[LATUP_MAX_LAYERS];
+    latup_norm norm;            /* norm */
+    latup_conv conv_after_body; /* conv_after_body (3x3 E -> E) */
+    head heads[LATUP_MAX_SCALES];
+};
+
+/* ---- config inference ------------------------------------------------------------------------ */
+
+/* Largest integer that follows `prefix` in any tensor name, or -1. */
+static int max_index_after(const latup_weights *w, const char *prefix) {
+    size_t n = strlen(prefix);
+    int best = -1;
+    for (int i = 0; i < w->n; i++) {
+        const char *s = w->t[i].name;
+        if (strncmp(s, prefix, n) != 0) continue;
+        char *end;
+        long v = strtol(s + n, &end, 10);
+        if (end != s + n && *end == '.' && v >= 0 && v < 100000 && v > best) best = (int)v;
+    }
+    return best;
+}
+
+static latup_status need(const latup_weights *w, const char *name, int ndim,
+                         const latup_wtensor **out) {
+    const latup_wtensor *t = latup_weights_find(w, name);
+    if (!t) return latup_fail(LATUP_E_INPUT, "%s: missing tensor '%s' (needed to infer the LUA config)", w->path, name);
+    if (t->ndim != ndim || !t->f32) {
+        char s[96];
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has shape %s, expected a %d-d float tensor",
+                          w->path, name, latup_shape_str(s, sizeof s, t->ndim, t->shape), ndim);
+    }
+    *out = t;
+    return LATUP_OK;
+}
+
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        latup_status st_ = (x);                                                                    \
+        if (st_ != LATUP_OK) return st_;                                                           \
+    } while (0)
+
+static latup_status infer_config(const latup_weights *w, latup_lua_config *c) {
+    const latup_wtensor *t;
+    char name[160];
+    memset(c, 0, sizeof *c);
+    c->ln_eps = LN_EPS;
+
+    TRY(need(w, "conv_first.weight", 4, &t)); /* [E, C, 3, 3] */
+    c->embed_dim = (int)t->shape[0];
+    c->in_chans = (int)t->shape[1];
+
+    c->num_layers = max_index_after(w, "layers.") + 1;
+    if (c->num_layers < 1)
+        return latup_fail(LATUP_E_INPUT, "%s: no 'layers.0.*' tensors: not a LUA/SwinIR checkpoint", w->path);
+    if (c->num_layers > LATUP_MAX_LAYERS)
+        return latup_fail(LATUP_E_INPUT, "%s: %d RSTB layers, latup supports at most %d", w->path,
+                          c->num_layers, LATUP_MAX_LAYERS);
+    for (int i = 0; i < c->num_layers; i++) {
+        snprintf(name, sizeof name, "layers.%d.residual_group.blocks.", i);
+        c->depths[i] = max_index_after(w, name) + 1;
+        if (c->depths[i] < 1)
+            return latup_fail(LATUP_E_INPUT, "%s: missing tensor 'layers.%d.residual_group.blocks.0.norm1.weight'", w->path, i);
+        /* heads and window from the bias table [(2ws-1)^2, nH] */
+        snprintf(name, sizeof name, "layers.%d.residual_group.blocks.0.attn.relative_position_bias_table", i);
+        TRY(need(w, name, 2, &t));
+        int span = (int)lround(sqrt((double)t->shape[0]));
+        if (span < 1 || (int64_t)span * span != t->shape[0] || span % 2 == 0)
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has %lld rows, expected (2*ws-1)^2", w->path,
+                              name, (long long)t->shape[0]);
+        int ws = (span + 1) / 2;
+        if (i > 0 && ws != c->window_size)
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' implies window %d, layer 0 has %d", w->path,
+                              name, ws, c->window_size);
+        c->window_size = ws;
+        c->num_heads[i] = (int)t->shape[1];
+        if (c->num_heads[i] < 1 || c->embed_dim % c->num_heads[i] != 0)
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': %d heads do not divide embed dim %d",
+                              w->path, name, c->num_heads[i], c->embed_dim);
+    }
+    TRY(need(w, "layers.0.residual_group.blocks.0.mlp.fc1.weight", 2, &t)); /* [hidden, E] */
+    c->mlp_hidden = (int)t->shape[0];
+
+    /* heads.x{S}: ascending scales, width F from conv_before.0, C_out from conv_last */
+    for (int s = 2; s <= 8; s *= 2) {
+        snprintf(name, sizeof name, "heads.x%d.conv_before.0.weight", s);
+        if (!latup_weights_find(w, name)) continue;
+        TRY(need(w, name, 4, &t));
+        if (c->n_scales == 0) c->head_feat = (int)t->shape[0];
+        c->scales[c->n_scales++] = s;
+        snprintf(name, sizeof name, "heads.x%d.conv_last.weight", s);
+        TRY(need(w, name, 4, &t));
+        c->out_chans = (int)t->shape[0];
+    }
+    if (c->n_scales == 0)
+        return latup_fail(LATUP_E_INPUT, "%s: no 'heads.x2' or 'heads.x4' tensors: not a LUA checkpoint", w->path);
+    return LATUP_OK;
+}
+
+/* ---- loading ---------------------------------------------------------------------------------- */
+
+/* relative_position_index is a buffer computed from ws alone: check it if present, never use
+ * it. attn_mask was built for the training size: ignore its contents. */
+static latup_status check_buffers(latup_binder *bd, int i, int j, int ws) {
+    const int N = ws * ws;
+    const latup_wtensor *t =
+        latup_bind_optional(bd, "layers.%d.residual_group.blocks.%d.attn.relative_position_index", i, j);
+    if (t) {
+        if (!t->i64 || t->ndim != 2 || t->shape[0] != N || t->shape[1] != N)
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' must be I64 [%d,%d]", bd->w->path, t->name, N, N);
+        for (int a = 0; a < N; a++)
+            for (int b = 0; b < N; b++) {
+                int64_t idx = (int64_t)(a / ws - b / ws + ws - 1) * (2 * ws - 1) + (a % ws - b % ws + ws - 1);
+                if (t->i64[(size_t)a * N + b] != idx)
+                    return latup_fail(LATUP_E_INPUT, "%s: tensor '%s'[%d,%d] = %lld, expected %lld for window %d",
+                                      bd->w->path, t->name, a, b, (long long)t->i64[(size_t)a * N + b],
+                                      (long long)idx, ws);
+            }
+    }
+    t = latup_bind_optional(bd, "layers.%d.residual_group.blocks.%d.attn_mask", i, j);
+    if (t && (t->ndim != 3 || t->shape[1] != N || t->shape[2] != N))
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' must be [nW,%d,%d]", bd->w->path, t->name, N, N);
+    return LATUP_OK;
+}
+
+static latup_status bind_model(latup_lua *m, latup_binder *bd) {
+    const latup_lua_config *c = &m->cfg;
+    const int E = c->embed_dim, ws = c->window_size, N = ws * ws, F = c->head_feat;
+    char name[160];
+    TRY(latup_bind_conv(bd, &m->conv_first, c->in_chans, E, 3, "conv_first"));
+    TRY(latup_bind_norm(bd, &m->patch_norm, E, c->ln_eps, "patch_embed.norm"));
+    for (int i = 0; i < c->num_layers; i++) {
+        rstb *L = &m->layers[i];
+        L->depth = c->depths[i];
+        L->blocks = latup_calloc((size_t)L->depth, sizeof(swin_block), "swin blocks");
+        if (!L->blocks) return LATUP_E_NOMEM;
+        for (int j = 0; j < L->depth; j++) {
+            swin_block *B = &L->blocks[j];
+            const int nH = c->num_heads[i];
+            const int64_t tshape[2] = {(int64_t)(2 * ws - 1) * (2 * ws - 1), nH};
+            B->num_heads = nH;
+            B->shift = (j % 2) ? ws / 2 : 0;
+#define P(field) (snprintf(name, sizeof name, "layers.%d.residual_group.blocks.%d.%s", i, j, field), name)
+            TRY(latup_bind_norm(bd, &B->norm1, E, c->ln_eps, P("norm1")));
+            TRY(latup_bind_linear(bd, &B->qkv, E, 3 * E, P("attn.qkv")));
+            TRY(latup_bind(bd, &B->bias_table, 2, tshape, "%s", P("attn.relative_position_bias_table")));
+            TRY(latup_bind_linear(bd, &B->proj, E, E, P("attn.proj")));
+            TRY(latup_bind_norm(bd, &B->norm2, E, c->ln_eps, P("norm2")));
+            TRY(latup_bind_linear(bd, &B->fc1, E, c->mlp_hidden, P("mlp.fc1")));
+            TRY(latup_bind_linear(bd, &B->fc2, c->mlp_hidden, E, P("mlp.fc2")));
+#undef P
+            TRY(check_buffers(bd, i, j, ws));
+            B->rel_bias = latup_alloc_floats((size_t)nH * N * N, "relative position bias");
+            if (!B->rel_bias) return LATUP_E_NOMEM;
+            relative_bias_gather(B->rel_bias, B->bias_table, ws, nH);
+        }
+        snprintf(name, sizeof name, "layers.%d.conv", i);
+        TRY(latup_bind_conv(bd, &L->conv, E, E, 3, name));
+    }
+    TRY(latup_bind_norm(bd, &m->norm, E, c->ln_eps, "norm"));
+    TRY(latup_bind_conv(bd, &m->conv_after_body, E, E, 3, "conv_after_body"));
+    for (int s = 0; s < c->n_scales; s++) {
+        head *h = &m->heads[s];
+        h->scale = c->scales[s];
+        h->n_up = 0;
+        for (int r = h->scale; r > 1; r /= 2) h->n_up++;
+        snprintf(name, sizeof name, "heads.x%d.conv_before.0", h->scale);
+        TRY(latup_bind_conv(bd, &h->conv_before, E, F, 3, name));
+        for (int k = 0; k < h->n_up; k++) {
+            snprintf(name, sizeof name, "heads.x%d.upsample.%d", h->scale, 2 * k);
+            TRY(latup_bind_conv(bd, &h->up[k], F, 4 * F, 3, name));
+        }
+        snprintf(name, sizeof name, "heads.x%d.conv_last", h->scale);
+        TRY(latup_bind_conv(bd, &h->conv_last, F, c->out_chans, 3, name));
+    }
+    return latup_binder_check_all_used(bd, "LUA");
+}
+
+latup_status latup_lua_load(const char *path, latup_lua **out) {
+    *out = NULL;
+    latup_lua *m = latup_calloc(1, sizeof *m, "model");
+    if (!m) return LATUP_E_NOMEM;
+    latup_status st = latup_safetensors_load(path, &m->weights);
+    if (st == LATUP_OK) st = infer_config(&m->weights, &m->cfg);
+    if (st == LATUP_OK) {
+        latup_binder bd;
+        st = latup_binder_init(&bd, &m->weights);
+        if (st == LATUP_OK) st = bind_model(m, &bd);
+        latup_binder_free(&bd);
+    }
+    if (st != LATUP_OK) {
+        latup_lua_free(m);
+        return st;
+    }
+    int64_t n = 0;
+    for (int i = 0; i < m->weights.n; i++) {
+        const char *s = m->weights.t[i].name;
+        size_t L = strlen(s);
+        if (m->weights.t[i].f32 && !(L >= 9 && strcmp(s + L - 9, "attn_mask") == 0)) n += m->weights.t[i].numel;
+    }
+    m->cfg.n_params = n;
+    *out = m;
+    return LATUP_OK;
+}
+
+void latup_lua_free(latup_lua *m) {
+    if (!m) return;
+    for (int i = 0; i < LATUP_MAX_LAYERS; i++) {
+        if (!m->layers[i].blocks) continue;
+        for (int j = 0; j < m->layers[i].depth; j++) free(m->layers[i].blocks[j].rel_bias);
+        free(m->layers[i].blocks);
+    }
+    latup_weights_free(&m->weights);
+    free(m);
+}
+
+const latup_lua_config *latup_lua_get_config(const latup_lua *m) { return &m->cfg; }
+
+static const head *find_head(const latup_lua *m, int scale) {
+    for (int s = 0; s < m->cfg.n_scales; s++)
+        if (m->heads[s].scale == scale) return &m->heads[s];
+    return NULL;
+}
+
+/* ---- memory plan ------------------------------------------------------------------------------ */
+
+static int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+latup_status latup_lua_plan_memory(const latup_lua *m, int H, int W, int scale, latup_lua_plan *p) {
+    const latup_lua_config *c = &m->cfg;
+    const int ws = c->window_size, E = c->embed_dim, F = c->head_feat;
+    memset(p, 0, sizeof *p);
+    if (!find_head(m, scale)) {
+        char have[64] = "";
+        for (int s = 0; s < c->n_scales; s++)
+            snprintf(have + strlen(have), sizeof have - strlen(have), "%sx%d", s ? ", " : "", c->scales[s]);
+        return latup_fail(LATUP_E_USAGE, "scale %d not available: this model has heads %s", scale, have);
+    }
+    if (H < 1 || W < 1 || H > 16384 || W > 16384)
+        return latup_fail(LATUP_E_INPUT, "latent size %dx%d out of range (1..16384)", H, W);
+    p->H = H, p->W = W, p->scale = scale;
+    p->Hp = round_up(H, ws), p->Wp = round_up(W, ws);
+    if (p->Hp - H >= H || p->Wp - W >= W)
+        return latup_fail(LATUP_E_INPUT,
+                          "latent %dx%d is too small: reflect padding to a multiple of the window (%d) "
+                          "needs padding < size, i.e. at least %dx%d",
+                          H, W, ws, p->Hp - H >= H ? ws / 2 + 1 : H, p->Wp - W >= W ? ws / 2 + 1 : W);
+    const size_t L = (size_t)p->Hp * p->Wp, N = (size_t)ws * ws, nW = L / N;
+    const size_t SL = L * (size_t)scale * scale;
+    if (L * (size_t)(3 * E > c->mlp_hidden ? 3 * E : c->mlp_hidden) > (size_t)INT32_MAX ||
+        SL * (size_t)(4 * F > c->in_chans ? 4 * F : c->in_chans) > (size_t)INT32_MAX * 4)
+        return latup_fail(LATUP_E_INPUT, "latent %dx%d is too large for this model", H, W);
+    const int nthreads = latup_get_threads();
+
+    p->tokens = L * E * sizeof(float);
+    p->qkv = L * 3 * E * sizeof(float);
+    p->hidden = L * (size_t)c->mlp_hidden * sizeof(float);
+    p->attn_scratch = window_attention_scratch_floats(ws * ws, nthreads) * sizeof(float);
+    p->mask = nW * N * N * sizeof(float);
+    /* head ping-pong buffers: the largest map is the last stage's [F, S*Hp, S*Wp] (equal to its
+     * conv output [4F, S/2*Hp, S/2*Wp]) or conv_last's [C, S*Hp, S*Wp] */
+    const size_t head_max = SL * (size_t)(F > c->out_chans ? F : c->out_chans);
+    p->head = 2 * head_max * sizeof(float);
+    /* im2col band: the widest conv input, Cin * 9 * W floats per row */
+    size_t col = 0;
+    int band = 0;
+    struct { int cin, h, w; } convs[] = {
+        {c->in_chans, p->Hp, p->Wp}, {E, p->Hp, p->Wp}, {F, p->Hp * scale, p->Wp * scale},
+        {F, p->Hp * scale / 2, p->Wp * scale / 2}};
+    for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++) {
+        int rows = conv2d_band_rows(convs[i].cin, convs[i].h, convs[i].w, 3, CONV_BAND_BUDGET);
+        size_t f = conv2d_col_floats(convs[i].cin, convs[i].w, 3, rows);
+        if (f > col) col = f, band = rows;
+    }
+    p->conv_col = col * sizeof(float);
+    p->conv_band_rows = band;
+    /* pad [C,L], f0 [E,L], 5 token buffers (t, r, u, win, ao), qkv, hidden, scratch */
+    p->total = (size_t)c->in_chans * L * sizeof(float) + 6 * p->tokens + p->qkv + p->hidden +
+               p->attn_scratch + p->mask + p->head + p->conv_col;
+    return LATUP_OK;
+}
+
+void latup_lua_plan_print(const latup_lua_plan *p, FILE *f) {
+    const double MiB = 1024.0 * 1024.0;
+    fprintf(f, "memory plan: latent %dx%d -> padded %dx%d, x%d\n", p->H, p->W, p->Hp, p->Wp, p->scale);
+    fprintf(f, "  token buffers [L,E]     6 x %8.1f MiB\n", p->tokens / MiB);
+    fprintf(f, "  qkv [L,3E]                  %8.1f MiB\n", p->qkv / MiB);
+    fprintf(f, "  mlp hidden [L,hidden]       %8.1f MiB\n", p->hidden / MiB);
+    fprintf(f, "  shift mask [nW,N,N]         %8.1f MiB\n", p->mask / MiB);
+    fprintf(f, "  attention scores/thread     %8.1f MiB\n", p->attn_scratch / MiB);
+    fprintf(f, "  im2col band (%4d rows)      %8.1f MiB\n", p->conv_band_rows, p->conv_col / MiB);
+    fprintf(f, "  head maps                   %8.1f MiB\n", p->head / MiB);
+    fprintf(f, "  arena total                 %8.1f MiB\n", p->total / MiB);
+}
+
+/* ---- forward ---------------------------------------------------------------------------------- */
+
+/* The arena, carved once per call; nothing is allocated inside the per-block loop. */
+typedef struct {
+    float *pad;     /* [C, Hp, Wp] padded input */
+    float *f0;      /* [E, L] conv_first output, the long skip */
+    float *t;       /* [L, E] residual stream */
+    float *r;       /* [L, E] RSTB input, its residual */
+    float *u, *win; /* [L, E] scratch (also [E, L] for convs) */
+    float *ao;      /* [L, E] attention output */
+    float *qkv;     /* [L, 3E] */
+    float *hid;     /* [L, hidden] */
+    float *scores;  /* per-thread [N, N] */
+    float *mask;    /* [nW, N, N] shift mask */
+    float *ha, *hb; /* head ping-pong */
+    float *col;     /* im2col band */
+    int band_rows;
+} arena;
+
+typedef struct {
+    const latup_run_opts *opts;
+    int b;
+} dumper;
+
+static void dump(const dumper *d, const char *name, const float *data, int ndim, int64_t d0,
+                 int64_t d1, int64_t d2) {
+    if (!d->opts || !d->opts->dump) return;
+    latup_tensor t = {.data = (float *)data, .ndim = ndim, .shape = {d0, d1, d2, 0}};
+    d->opts->dump(d->opts->dump_user, name, &t, d->b);
+}
+
+static void conv(float *out, const float *inp, const latup_conv *c, int H, int W, arena *a) {
+    conv2d_forward(out, inp, c->w, c->b, c->cin, H, W, c->cout, c->k, a->col, a->band_rows);
+}
+
+static void linear(float *out, const float *inp, const latup_linear *l, int N) {
+    linear_forward(out, inp, l->w, l->b, N, l->in, l->out);
+}
+
+static void norm(float *out, const float *inp, const latup_norm *n, int N) {
+    layernorm_forward(out, inp, n->w, n->b, N, n->dim, n->eps);
+}
+
+/* One Swin block on the token stream t [L, E] (spec step 4). */
+static void swin_block_forward(const swin_block *B, const latup_lua_config *c, int Hp, int Wp,
+                               arena *a, const dumper *d, const char *pfx) {
+    const int E = c->embed_dim, ws = c->window_size, N = ws * ws, L = Hp * Wp, nW = L / N;
+    const int nH = B->num_heads, hd = E / nH;
+    char name[192];
+#define NAME(s) (snprintf(name, sizeof name, "%s.%s", pfx, s), name)
+    /* attention branch: LN, roll by -shift, windows, qkv, MSA, proj, windows back, roll back */
+    norm(a->u, a->t, &B->norm1, L);                                   /* u   [L, E]      */
+    dump(d, NAME("norm1"), a->u, 2, L, E, 0);
+    window_partition(a->win, a->u, Hp, Wp, E, ws, B->shift);          /* win [nW, N, E]  */
+    linear(a->qkv, a->win, &B->qkv, L);                               /* qkv [nW, N, 3E] */
+    dump(d, NAME("attn.qkv"), a->qkv, 3, nW, N, 3 * E);
+    window_attention_forward(a->ao, a->qkv, B->rel_bias, B->shift ? a->mask : NULL, nW, N, nH, hd,
+                             1.0f / sqrtf((float)hd), a->scores, latup_get_threads());
+    dump(d, NAME("attn.out"), a->ao, 3, nW, N, E);                    /* ao  [nW, N, E]  */
+    linear(a->win, a->ao, &B->proj, L);                               /* win [nW, N, E]  */
+    dump(d, NAME("attn.proj"), a->win, 3, nW, N, E);
+    window_reverse(a->u, a->win, Hp, Wp, E, ws, B->shift);            /* u   [L, E]      */
+    add_inplace(a->t, a->u, (size_t)L * E);                           /* t += attention  */
+    dump(d, NAME("attn_res"), a->t, 2, L, E, 0);
+    /* MLP branch */
+    norm(a->u, a->t, &B->norm2, L);
+    dump(d, NAME("norm2"), a->u, 2, L, E, 0);
+    linear(a->hid, a->u, &B->fc1, L);                                 /* hid [L, hidden] */
+    gelu_forward(a->hid, a->hid, (size_t)L * c->mlp_hidden);
+    dump(d, NAME("mlp.act"), a->hid, 2, L, c->mlp_hidden, 0);
+    linear(a->u, a->hid, &B->fc2, L);                                 /* u   [L, E]      */
+    dump(d, NAME("mlp.fc2"), a->u, 2, L, E, 0);
+    add_inplace(a->t, a->u, (size_t)L * E);                           /* t += mlp        */
+    dump(d, pfx, a->t, 2, L, E, 0);
+#undef NAME
+}
+
+/* The head (spec step 6): conv_before + LeakyReLU, log2(S) x [conv F->4F, PixelShuffle(2)],
+ * conv_last. Reads f [E, Hp, Wp]; leaves [C, S*Hp, S*Wp] in *result. */
+static void head_forward(const head *h, const float *f, int Hp, int Wp, arena *a,
+                         const dumper *d, float **result) {
+    const int F = h->conv_before.cout;
+    char name[96];
+    float *x = a->ha, *y = a->hb;
+    conv(x, f, &h->conv_before, Hp, Wp, a);                            /* x [F, Hp, Wp] */
+    leaky_relu_forward(x, x, (size_t)F * Hp * Wp, LEAKY_SLOPE);
+    snprintf(name, sizeof name, "heads.x%d.conv_before", h->scale);
+    dump(d, name, x, 3, F, Hp, Wp);
+    int hh = Hp, ww = Wp;
+    for (int k = 0; k < h->n_up; k++) {
+        conv(y, x, &h->up[k], hh, ww, a);                              /* y [4F, hh, ww] */
+        snprintf(name, sizeof name, "heads.x%d.upsample.%d", h->scale, 2 * k);
+        dump(d, name, y, 3, 4 * F, hh, ww);
+        pixel_shuffle(x, y, F, hh, ww, 2);                             /* x [F, 2hh, 2ww] */
+        hh *= 2, ww *= 2;
+        snprintf(name, sizeof name, "heads.x%d.upsample.%d", h->scale, 2 * k + 1);
+        dump(d, name, x, 3, F, hh, ww);
+    }
+    conv(y, x, &h->conv_last, hh, ww, a);                              /* y [C, S*Hp, S*Wp] */
+    snprintf(name, sizeof name, "heads.x%d.conv_last", h->scale);
+    dump(d, name, y, 3, h->conv_last.cout, hh, ww);
+    *result = y;
+}
+
+static latup_status arena_alloc(arena *a, float **block, const latup_lua *m, const latup_lua_plan *p) {
+    const latup_lua_config *c = &m->cfg;
+    const size_t L = (size_t)p->Hp * p->Wp, E = (size_t)c->embed_dim;
+    float *base = latup_alloc_floats(p->total / sizeof(float) + 16 * 14, "upscale arena");
+    if (!base) return LATUP_E_NOMEM;
+    float *q = base;
+    /* each carve is rounded to 16 floats (64 bytes) */
+#define CARVE(ptr, n) (ptr = q, q += ((size_t)(n) + 15) / 16 * 16)
+    CARVE(a->pad, (size_t)c->in_chans * L);
+    CARVE(a->f0, E * L);
+    CARVE(a->t, E * L);
+    CARVE(a->r, E * L);
+    CARVE(a->u, E * L);
+    CARVE(a->win, E * L);
+    CARVE(a->ao, E * L);
+    CARVE(a->qkv, p->qkv / sizeof(float));
+    CARVE(a->hid, p->hidden / sizeof(float));
+    CARVE(a->scores, p->attn_scratch / sizeof(float));
+    CARVE(a->mask, p->mask / sizeof(float));
+    CARVE(a->ha, p->head / 2 / sizeof(float));
+    CARVE(a->hb, p->head / 2 / sizeof(float));
+    CARVE(a->col, p->conv_col / sizeof(float));
+#undef CARVE
+    a->band_rows = p->conv_band_rows;
+    *block = base;
+    return LATUP_OK;
+}
+
+static latup_status check_finite(const latup_tensor *x) {
+    const int64_t n = latup_tensor_numel(x);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x->data[i]))
+            return latup_fail(LATUP_E_INPUT, "input latent contains %s at flat index %lld",
+                              isnan(x->data[i]) ? "NaN" : "Inf", (long long)i);
+    return LATUP_OK;
+}
+
+latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale,
+                               latup_tensor *y, const latup_run_opts *opts) {
+    const latup_lua_config *c = &m->cfg;
+    memset(y, 0, sizeof *y);
+    if (x->ndim != 3 && x->ndim != 4) {
+        char s[96];
+        return latup_fail(LATUP_E_INPUT, "latent has shape %s, expected [C,H,W] or [B,C,H,W]",
+                          latup_shape_str(s, sizeof s, x->ndim, x->shape));
+    }
+    const int off = x->ndim - 3;
+    const int64_t B = off ? x->shape[0] : 1, C = x->shape[off];
+    if (C != c->in_chans) {
+        char s[96];
+        return latup_fail(LATUP_E_INPUT, "latent has shape %s: %lld channels, the model expects %d",
+                          latup_shape_str(s, sizeof s, x->ndim, x->shape), (long long)C, c->in_chans);
+    }
+    if (B < 1) return latup_fail(LATUP_E_INPUT, "latent has an empty batch");
+    if (x->shape[off + 1] > 16384 || x->shape[off + 2] > 16384)
+        return latup_fail(LATUP_E_INPUT, "latent %lldx%lld is too large", (long long)x->shape[off + 1],
+                          (long long)x->shape[off + 2]);
+    const int H = (int)x->shape[off + 1], W = (int)x->shape[off + 2];
+    latup_lua_plan p;
+    TRY(latup_lua_plan_memory(m, H, W, scale, &p));
+    TRY(check_finite(x));
+    const head *hd = find_head(m, scale);
+    const int E = c->embed_dim, Hp = p.Hp, Wp = p.Wp, L = Hp * Wp, S = scale;
+    const int Co = c->out_chans;
+
+    int64_t yshape[4] = {B, Co, (int64_t)S * H, (int64_t)S * W};
+    TRY(latup_tensor_alloc(y, x->ndim, off ? yshape : yshape + 1));
+    arena a;
+    float *block;
+    latup_status st = arena_alloc(&a, &block, m, &p);
+    if (st != LATUP_OK) {
+        latup_tensor_free(y);
+        return st;
+    }
+    const int verbose = opts && opts->verbose;
+    if (verbose) latup_lua_plan_print(&p, stderr);
+    double tm[6] = {0};
+    enum { T_EMBED, T_RSTB, T_BODY, T_HEAD, T_OUT };
+
+    /* the shift mask depends on (Hp, Wp) only: built once per call, shared by odd blocks */
+    shift_mask_build(a.mask, Hp, Wp, c->window_size, c->window_size / 2);
+
+    for (int64_t b = 0; b < B; b++) {
+        dumper d = {opts, (int)b};
+        const float *xb = x->data + (size_t)b * C * H * W;
+        double t0 = latup_now();
+        /* 0. reflect-pad bottom/right to the window multiple          pad [C, Hp, Wp] */
+        reflect_pad(a.pad, xb, (int)C, H, W, Hp, Wp);
+        dump(&d, "pad", a.pad, 3, C, Hp, Wp);
+        /* 1. shallow features                                          f0  [E, Hp, Wp] */
+        conv(a.f0, a.pad, &m->conv_first, Hp, Wp, &a);
+        dump(&d, "conv_first", a.f0, 3, E, Hp, Wp);
+        /* 2. tokens and patch norm                                     t   [L, E] */
+        chw_to_hwc(a.t, a.f0, E, L);
+        norm(a.t, a.t, &m->patch_norm, L);
+        dump(&d, "patch_embed", a.t, 2, L, E, 0);
+        double t1 = latup_now();
+        tm[T_EMBED] += t1 - t0;
+        /* 3. residual Swin transformer blocks */
+        for (int i = 0; i < c->num_layers; i++) {
+            const rstb *R = &m->layers[i];
+            char pfx[64];
+            memcpy(a.r, a.t, (size_t)L * E * sizeof(float));
+            for (int j = 0; j < R->depth; j++) {
+                snprintf(pfx, sizeof pfx, "layers.%d.blocks.%d", i, j);
+                swin_block_forward(&R->blocks[j], c, Hp, Wp, &a, &d, pfx);
+            }
+            /* t = conv(t as a map) + r */
+            hwc_to_chw(a.u, a.t, E, L);
+            conv(a.win, a.u, &R->conv, Hp, Wp, &a);                     /* win [E, Hp, Wp] */
+            snprintf(pfx, sizeof pfx, "layers.%d.conv", i);
+            dump(&d, pfx, a.win, 3, E, Hp, Wp);
+            chw_to_hwc(a.t, a.win, E, L);
+            add_inplace(a.t, a.r, (size_t)L * E);
+            snprintf(pfx, sizeof pfx, "layers.%d", i);
+            dump(&d, pfx, a.t, 2, L, E, 0);
+        }
+        double t2 = latup_now();
+        tm[T_RSTB] += t2 - t1;
+        /* 5. final norm, back to a map, conv_after_body + the long skip  f [E, Hp, Wp] */
+        norm(a.t, a.t, &m->norm, L);
+        dump(&d, "norm", a.t, 2, L, E, 0);
+        hwc_to_chw(a.u, a.t, E, L);
+        conv(a.win, a.u, &m->conv_after_body, Hp, Wp, &a);
+        add_inplace(a.win, a.f0, (size_t)E * L);
+        dump(&d, "conv_after_body", a.win, 3, E, Hp, Wp);
+        double t3 = latup_now();
+        tm[T_BODY] += t3 - t2;
+        /* 6. the requested head                                          [C, S*Hp, S*Wp] */
+        float *hr;
+        head_forward(hd, a.win, Hp, Wp, &a, &d, &hr);
+        double t4 = latup_now();
+        tm[T_HEAD] += t4 - t3;
+        /* 7. crop the padding away                                       [C, S*H, S*W] */
+        float *yb = y->data + (size_t)b * Co * S * H * S * W;
+        crop(yb, hr, Co, S * Hp, S * Wp, S * H, S * W);
+        char oname[16];
+        snprintf(oname, sizeof oname, "out.x%d", S);
+        dump(&d, oname, yb, 3, Co, (int64_t)S * H, (int64_t)S * W);
+        tm[T_OUT] += latup_now() - t4;
+    }
+    if (verbose) {
+        double total = tm[T_EMBED] + tm[T_RSTB] + tm[T_BODY] + tm[T_HEAD] + tm[T_OUT];
+        fprintf(stderr, "timings (batch %lld, %d threads): embed %.3f s, RSTBs %.3f s, body %.3f s, "
+                        "head x%d %.3f s, crop %.3f s, total %.3f s\n",
+                (long long)B, latup_get_threads(), tm[T_EMBED], tm[T_RSTB], tm[T_BODY], S,
+                tm[T_HEAD], tm[T_OUT], total);
+    }
+    free(block);
+    return LATUP_OK;
+}

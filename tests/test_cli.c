@@ -1,0 +1,250 @@
+/* test_cli.c — build/latup end to end: `latup upscale` on every committed golden case must
+ * reproduce the PyTorch outputs within tolerance (one report line per output), and every error
+ * path must give one line on stderr, the documented exit code, and no output file. */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "golden.h"
+#include "latup.h"
+
+#ifndef LATUP_BUILD_DIR
+#define LATUP_BUILD_DIR "build"
+#endif
+#define LATUP_BIN LATUP_BUILD_DIR "/latup"
+
+static char g_tmp[256];     /* per-run scratch directory */
+static char g_stderr[4096]; /* what the last command printed on stderr */
+
+/* Runs build/latup with argv (NULL-terminated, without the program name); returns its exit
+ * status and keeps its stderr in g_stderr. */
+static int run_latup(const char *const *args) {
+    char errpath[300];
+    snprintf(errpath, sizeof errpath, "%s/stderr.txt", g_tmp);
+    fflush(stdout); /* or the child would print the parent's buffered report again */
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const char *argv[32] = {LATUP_BIN};
+        int n = 1;
+        for (; args[n - 1] && n < 31; n++) argv[n] = args[n - 1];
+        argv[n] = NULL;
+        if (!freopen(errpath, "w", stderr) || !freopen("/dev/null", "w", stdout)) _exit(127);
+        execv(LATUP_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    FILE *f = fopen(errpath, "r");
+    size_t n = f ? fread(g_stderr, 1, sizeof g_stderr - 1, f) : 0;
+    g_stderr[n] = '\0';
+    if (f) fclose(f);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* No file named <base> or <base>.tmp.* is left in g_tmp. */
+static int leftovers(const char *base) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls %s 2>/dev/null | grep -q '^%s'", g_tmp, base);
+    return system(cmd) == 0;
+}
+
+static int count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/latup_cli_XXXXXX");
+    assert_non_null(mkdtemp(g_tmp));
+    assert_true(exists(LATUP_BIN));
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- outputs match the reference ------------------------------------------------------------- */
+static void test_upscale_golden(void **state) {
+    (void)state;
+    int bad = 0, lines = 0;
+    for (int i = 0; i < N_GOLDEN_CASES; i++) {
+        const golden_case *gc = &GOLDEN_CASES[i];
+        latup_weights g = {0};
+        assert_int_equal(latup_safetensors_load(gc->golden, &g), LATUP_OK);
+        const latup_wtensor *in = latup_weights_find(&g, "input");
+        assert_non_null(in);
+        latup_tensor x = {.data = in->f32, .ndim = 4};
+        memcpy(x.shape, in->shape, sizeof x.shape);
+        char inpath[300], outpath[300];
+        snprintf(inpath, sizeof inpath, "%s/in.npy", g_tmp);
+        snprintf(outpath, sizeof outpath, "%s/out.npy", g_tmp);
+        assert_int_equal(latup_npy_write(inpath, &x), LATUP_OK);
+        for (int s = 2; s <= 4; s *= 2) {
+            char oname[16], sc[4];
+            snprintf(oname, sizeof oname, "out.x%d", s);
+            snprintf(sc, sizeof sc, "%d", s);
+            const latup_wtensor *ref = latup_weights_find(&g, oname);
+            if (!ref) continue;
+            const char *args[] = {"upscale", "--model", gc->model, "--scale", sc, "--in", inpath,
+                                  "--out", outpath, "--threads", "2", "--quiet", NULL};
+            int rc = run_latup(args);
+            if (rc != 0) printf("latup failed (%d): %s", rc, g_stderr);
+            assert_int_equal(rc, 0);
+            assert_string_equal(g_stderr, ""); /* --quiet */
+            latup_tensor y;
+            assert_int_equal(latup_npy_read(outpath, &y), LATUP_OK);
+            assert_int_equal(y.ndim, ref->ndim);
+            for (int d = 0; d < y.ndim; d++) assert_int_equal(y.shape[d], ref->shape[d]);
+            golden_stats st = {0};
+            golden_stats_add(&st, y.data, ref->f32, (size_t)ref->numel);
+            char label[64];
+            snprintf(label, sizeof label, "cli %s", oname);
+            bad += !golden_report(gc->name, label, &st, golden_tol_for(oname)->tol);
+            lines++;
+            latup_tensor_free(&y);
+            unlink(outpath);
+        }
+        latup_weights_free(&g);
+    }
+    assert_true(lines >= 6);
+    assert_int_equal(bad, 0);
+}
+
+/* ---- errors ------------------------------------------------------------------------------------- */
+typedef struct {
+    const char *what;
+    int want_rc;
+    const char *want_text; /* must appear in the one stderr line */
+} expect;
+
+static void check_error(const char *const *args, expect e, const char *outname) {
+    int rc = run_latup(args);
+    printf("%-44s exit %d: %s", e.what, rc, g_stderr);
+    assert_int_equal(rc, e.want_rc);
+    assert_int_equal(count_lines(g_stderr), 1);
+    assert_non_null(strstr(g_stderr, e.want_text));
+    if (outname) assert_false(leftovers(outname));
+}
+
+static void write_latent(const char *path, int C, int H, int W, float fill) {
+    latup_tensor x;
+    int64_t shape[3] = {C, H, W};
+    assert_int_equal(latup_tensor_alloc(&x, 3, shape), LATUP_OK);
+    for (int64_t i = 0; i < latup_tensor_numel(&x); i++) x.data[i] = 0.01f * (float)(i % 97);
+    x.data[5] = fill;
+    assert_int_equal(latup_npy_write(path, &x), LATUP_OK);
+    latup_tensor_free(&x);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    const char *model = GOLDEN_CASES[0].model;
+    char good[300], c4[300], nan[300], out[300], corrupt[300], noout[300];
+    snprintf(good, sizeof good, "%s/good.npy", g_tmp);
+    snprintf(c4, sizeof c4, "%s/c4.npy", g_tmp);
+    snprintf(nan, sizeof nan, "%s/nan.npy", g_tmp);
+    snprintf(out, sizeof out, "%s/result.npy", g_tmp);
+    snprintf(corrupt, sizeof corrupt, "%s/corrupt.safetensors", g_tmp);
+    snprintf(noout, sizeof noout, "%s/no/such/dir/result.npy", g_tmp);
+    write_latent(good, 16, 16, 16, 0.5f);
+    write_latent(c4, 4, 16, 16, 0.5f);
+    write_latent(nan, 16, 16, 16, NAN);
+    FILE *f = fopen(corrupt, "wb");
+    fputs("this is not a safetensors file at all", f);
+    fclose(f);
+
+    {
+        const char *a[] = {"upscale", "--scale", "2", "--in", good, "--out", out, NULL};
+        check_error(a, (expect){"missing --model", 1, "missing --model"}, "result.npy");
+    }
+    {
+        const char *a[] = {"upscale", "--model", model, "--scale", "two", "--in", good, "--out", out, NULL};
+        check_error(a, (expect){"bad --scale", 1, "--scale"}, "result.npy");
+    }
+    {
+        const char *a[] = {"upscale", "--model", model, "--scale", "3", "--in", good, "--out", out, NULL};
+        check_error(a, (expect){"scale without a head", 1, "x2, x4"}, "result.npy");
+    }
+    {
+        const char *a[] = {"frobnicate", NULL};
+        check_error(a, (expect){"unknown command", 1, "frobnicate"}, NULL);
+    }
+    {
+        const char *a[] = {"upscale", "--model", "/no/such/model.safetensors", "--scale", "2", "--in", good, "--out", out, NULL};
+        check_error(a, (expect){"model file missing", 4, "/no/such/model.safetensors"}, "result.npy");
+    }
+    {
+        const char *a[] = {"upscale", "--model", corrupt, "--scale", "2", "--in", good, "--out", out, NULL};
+        check_error(a, (expect){"corrupt model", 2, "corrupt.safetensors"}, "result.npy");
+    }
+    {
+        const char *a[] = {"upscale", "--model", model, "--scale", "2", "--in", c4, "--out", out, NULL};
+        check_error(a, (expect){"4-channel latent, 16-channel model", 2, "channels"}, "result.npy");
+    }
+    {
+        const char *a[] = {"upscale", "--model", model, "--scale", "2", "--in", nan, "--out", out, NULL};
+        check_error(a, (expect){"NaN in the latent", 2, "NaN"}, "result.npy");
+    }
+    {
+        const char *a[] = {"upscale", "--model", model, "--scale", "2", "--in", corrupt, "--out", out, NULL};
+        check_error(a, (expect){"input is not .npy", 2, "corrupt.safetensors"}, "result.npy");
+    }
+    {
+        const char *a[] = {"upscale", "--model", model, "--scale", "2", "--in", good, "--out", noout, NULL};
+        check_error(a, (expect){"unwritable output", 4, "no/such/dir"}, NULL);
+    }
+    {
+        const char *a[] = {"info", corrupt, NULL};
+        check_error(a, (expect){"info on a corrupt file", 2, "corrupt.safetensors"}, NULL);
+    }
+}
+
+static void test_help_and_info(void **state) {
+    (void)state;
+    const char *h[] = {"--help", NULL};
+    assert_int_equal(run_latup(h), 0);
+    const char *uh[] = {"upscale", "--help", NULL};
+    assert_int_equal(run_latup(uh), 0);
+    const char *none[] = {NULL};
+    assert_int_equal(run_latup(none), 1);
+    const char *info[] = {"info", GOLDEN_CASES[0].model, NULL};
+    assert_int_equal(run_latup(info), 0);
+    /* a successful run without --quiet says what it did, in one line */
+    char good[300], out[300];
+    snprintf(good, sizeof good, "%s/ok.npy", g_tmp);
+    snprintf(out, sizeof out, "%s/ok_out.npy", g_tmp);
+    write_latent(good, 16, 13, 11, 0.5f);
+    const char *a[] = {"upscale", "--model", GOLDEN_CASES[0].model, "--scale", "4", "--in", good, "--out", out, NULL};
+    assert_int_equal(run_latup(a), 0);
+    assert_int_equal(count_lines(g_stderr), 1);
+    assert_true(exists(out));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_upscale_golden),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_help_and_info),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

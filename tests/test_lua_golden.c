@@ -1,0 +1,297 @@
+/* test_lua_golden.c — the LUA forward pass against the PyTorch reference, layer by layer: every
+ * tensor in every committed golden file is compared with the tensor latup dumps under the same
+ * name (one report line each), for both heads, padded and unpadded inputs, C=16 and C=4, batch 2.
+ * Also: a negative control (a perturbed weight must be caught) and the loader's errors. */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <unistd.h>
+
+#include "golden.h"
+#include "latup.h"
+
+/* ---- comparing one case ------------------------------------------------------------------------ */
+typedef struct {
+    const latup_weights *g;
+    golden_stats *stats; /* one per golden tensor */
+    unsigned char *seen;
+    int B;
+    int bad_shape;
+} cmp_ctx;
+
+static void compare_dump(void *user, const char *name, const latup_tensor *t, int b) {
+    cmp_ctx *c = user;
+    const latup_wtensor *g = latup_weights_find(c->g, name);
+    if (!g) return; /* not dumped by the reference for this case (e.g. inner tensors of "wide") */
+    /* the golden tensor holds the first k <= B batch elements (intermediates: k = 1) */
+    const size_t n = (size_t)latup_tensor_numel(t);
+    if (n == 0 || (size_t)g->numel % n != 0 || (size_t)g->numel / n > (size_t)c->B ||
+        g->shape[g->ndim - 1] != t->shape[t->ndim - 1]) {
+        char s1[96], s2[96];
+        printf("shape mismatch for %s: latup %s per batch element, golden %s\n", name,
+               latup_shape_str(s1, sizeof s1, t->ndim, t->shape),
+               latup_shape_str(s2, sizeof s2, g->ndim, g->shape));
+        c->bad_shape++;
+        return;
+    }
+    if ((size_t)b >= (size_t)g->numel / n) return; /* this batch element was not dumped */
+    const float *ref = g->f32 + (size_t)b * n;
+    int idx = (int)(g - c->g->t);
+    golden_stats_add(&c->stats[idx], t->data, ref, n);
+    c->seen[idx] = 1;
+}
+
+/* Runs every head the golden file has outputs for; returns the number of NOT OK lines. */
+static int run_case(const golden_case *gc, int *n_lines) {
+    latup_lua *m = NULL;
+    latup_weights g = {0};
+    assert_int_equal(latup_lua_load(gc->model, &m), LATUP_OK);
+    assert_int_equal(latup_safetensors_load(gc->golden, &g), LATUP_OK);
+    const latup_wtensor *in = latup_weights_find(&g, "input");
+    assert_non_null(in);
+    assert_int_equal(in->ndim, 4);
+    latup_tensor x = {.data = in->f32, .ndim = 4};
+    memcpy(x.shape, in->shape, sizeof x.shape);
+
+    cmp_ctx c = {.g = &g, .B = (int)in->shape[0]};
+    c.stats = calloc((size_t)g.n, sizeof *c.stats);
+    c.seen = calloc((size_t)g.n, 1);
+    const latup_lua_config *cfg = latup_lua_get_config(m);
+    int heads_run = 0;
+    for (int s = 0; s < cfg->n_scales; s++) {
+        char oname[16];
+        snprintf(oname, sizeof oname, "out.x%d", cfg->scales[s]);
+        if (!latup_weights_find(&g, oname)) continue;
+        latup_tensor y;
+        latup_run_opts opts = {compare_dump, &c, 0};
+        assert_int_equal(latup_lua_upscale(m, &x, cfg->scales[s], &y, &opts), LATUP_OK);
+        latup_tensor_free(&y);
+        heads_run++;
+    }
+    assert_true(heads_run > 0);
+    int bad = c.bad_shape;
+    for (int i = 0; i < g.n; i++) {
+        const char *name = g.t[i].name;
+        if (!strcmp(name, "input")) continue;
+        if (!c.seen[i]) {
+            printf("%-12s %-40s NOT OK (latup never produced this tensor)\n", gc->name, name);
+            bad++;
+        } else {
+            bad += !golden_report(gc->name, name, &c.stats[i], golden_tol_for(name)->tol);
+        }
+        (*n_lines)++;
+    }
+    free(c.stats);
+    free(c.seen);
+    latup_weights_free(&g);
+    latup_lua_free(m);
+    return bad;
+}
+
+static void test_golden_all_cases(void **state) {
+    (void)state;
+    int bad = 0, lines = 0;
+    latup_set_threads(2);
+    for (int i = 0; i < N_GOLDEN_CASES; i++) bad += run_case(&GOLDEN_CASES[i], &lines);
+    printf("golden: %d tensors compared, %d NOT OK\n", lines, bad);
+    assert_true(lines >= 80); /* 89 golden tensors in the committed files */
+    assert_int_equal(bad, 0);
+}
+
+/* Thread count must not change results beyond rounding: 1 thread vs 2 on the padded case. */
+static void test_golden_one_thread(void **state) {
+    (void)state;
+    int lines = 0;
+    latup_set_threads(1);
+    int bad = run_case(&GOLDEN_CASES[0], &lines);
+    latup_set_threads(2);
+    assert_int_equal(bad, 0);
+}
+
+/* ---- negative control: a small change to one weight must fail the comparison ------------------- */
+static double perturbed_error(const char *tensor, int64_t elem, float delta, const char *check) {
+    const golden_case *gc = &GOLDEN_CASES[0];
+    latup_weights w = {0}, g = {0};
+    assert_int_equal(latup_safetensors_load(gc->model, &w), LATUP_OK);
+    assert_int_equal(latup_safetensors_load(gc->golden, &g), LATUP_OK);
+    latup_wtensor *t = (latup_wtensor *)latup_weights_find(&w, tensor);
+    assert_non_null(t);
+    assert_true(elem < t->numel);
+    t->f32[elem] += delta;
+    char path[] = "/tmp/latup_perturbed_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(latup_safetensors_write(path, &w), LATUP_OK);
+    latup_lua *m = NULL;
+    assert_int_equal(latup_lua_load(path, &m), LATUP_OK);
+    unlink(path);
+
+    const latup_wtensor *in = latup_weights_find(&g, "input");
+    latup_tensor x = {.data = in->f32, .ndim = 4}, y;
+    memcpy(x.shape, in->shape, sizeof x.shape);
+    cmp_ctx c = {.g = &g, .B = (int)in->shape[0]};
+    c.stats = calloc((size_t)g.n, sizeof *c.stats);
+    c.seen = calloc((size_t)g.n, 1);
+    latup_run_opts opts = {compare_dump, &c, 0};
+    assert_int_equal(latup_lua_upscale(m, &x, 2, &y, &opts), LATUP_OK);
+    const latup_wtensor *gt = latup_weights_find(&g, check);
+    assert_non_null(gt);
+    golden_stats *s = &c.stats[gt - g.t];
+    double scaled = s->max_abs / s->max_ref;
+    printf("negative control: %s[%lld] += %g -> %s abs/max|ref| %.3e vs tol %.1e (must exceed)\n",
+           tensor, (long long)elem, delta, check, scaled, golden_tol_for(check)->tol);
+    free(c.stats);
+    free(c.seen);
+    latup_tensor_free(&y);
+    latup_lua_free(m);
+    latup_weights_free(&g);
+    latup_weights_free(&w);
+    return scaled / golden_tol_for(check)->tol;
+}
+
+static void test_negative_control(void **state) {
+    (void)state;
+    /* one element of a deep weight, changed by about 1% of its magnitude */
+    assert_true(perturbed_error("layers.1.residual_group.blocks.1.mlp.fc2.weight", 7, 1e-3f, "out.x2") > 1.0);
+    /* one entry of a relative-position bias table */
+    assert_true(perturbed_error("layers.0.residual_group.blocks.0.attn.relative_position_bias_table", 3,
+                                1e-2f, "layers.0.blocks.0.attn.out") > 1.0);
+    /* the head's last bias */
+    assert_true(perturbed_error("heads.x2.conv_last.bias", 0, 1e-3f, "out.x2") > 1.0);
+}
+
+/* ---- loader errors ------------------------------------------------------------------------------ */
+/* Writes a copy of the small model with `edit` applied; returns the load status and message. */
+typedef void (*edit_fn)(latup_weights *w);
+
+static latup_status load_edited(edit_fn edit, char *msg, size_t msg_n) {
+    latup_weights w = {0};
+    assert_int_equal(latup_safetensors_load(GOLDEN_CASES[0].model, &w), LATUP_OK);
+    edit(&w);
+    char path[] = "/tmp/latup_edited_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(latup_safetensors_write(path, &w), LATUP_OK);
+    latup_weights_free(&w);
+    latup_lua *m = NULL;
+    latup_status st = latup_lua_load(path, &m);
+    snprintf(msg, msg_n, "%s", latup_last_error());
+    printf("load error: %s -> status %d: %s\n", path, (int)st, msg);
+    unlink(path);
+    latup_lua_free(m);
+    return st;
+}
+
+static int find_idx(const latup_weights *w, const char *name) {
+    const latup_wtensor *t = latup_weights_find(w, name);
+    assert_non_null(t);
+    return (int)(t - w->t);
+}
+
+static void drop_fc2_bias(latup_weights *w) {
+    int i = find_idx(w, "layers.1.residual_group.blocks.0.mlp.fc2.bias");
+    free(w->t[i].name);
+    memmove(&w->t[i], &w->t[i + 1], (size_t)(w->n - i - 1) * sizeof w->t[0]);
+    w->n--;
+}
+
+static void shrink_norm_weight(latup_weights *w) {
+    latup_wtensor *t = &w->t[find_idx(w, "norm.weight")];
+    t->shape[0] -= 1;
+    t->numel -= 1;
+}
+
+static void add_stray_tensor(latup_weights *w) {
+    /* rename an optional buffer (the stored shift mask) to something no LUA model has */
+    latup_wtensor *t = &w->t[find_idx(w, "layers.0.residual_group.blocks.1.attn_mask")];
+    memcpy(t->name, "extra", 5);
+}
+
+static void test_load_missing_tensor(void **state) {
+    (void)state;
+    char msg[1024];
+    assert_int_equal(load_edited(drop_fc2_bias, msg, sizeof msg), LATUP_E_INPUT);
+    assert_non_null(strstr(msg, "layers.1.residual_group.blocks.0.mlp.fc2.bias"));
+    assert_non_null(strstr(msg, "missing"));
+    assert_non_null(strstr(msg, "[60]"));
+}
+
+static void test_load_wrong_shape(void **state) {
+    (void)state;
+    char msg[1024];
+    assert_int_equal(load_edited(shrink_norm_weight, msg, sizeof msg), LATUP_E_INPUT);
+    assert_non_null(strstr(msg, "norm.weight"));
+    assert_non_null(strstr(msg, "[59]"));
+    assert_non_null(strstr(msg, "[60]"));
+}
+
+static void test_load_unexpected_tensor(void **state) {
+    (void)state;
+    char msg[1024];
+    assert_int_equal(load_edited(add_stray_tensor, msg, sizeof msg), LATUP_E_INPUT);
+    assert_non_null(strstr(msg, "unexpected tensor 'extra"));
+}
+
+static void test_load_corrupt_header(void **state) {
+    (void)state;
+    /* the first 8 bytes claim a header longer than the file */
+    char path[] = "/tmp/latup_corrupt_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const unsigned char bytes[16] = {0xff, 0xff, 0xff, 0x00, 0, 0, 0, 0, '{', '}'};
+    assert_int_equal(write(fd, bytes, sizeof bytes), (ssize_t)sizeof bytes);
+    close(fd);
+    latup_lua *m = NULL;
+    assert_int_equal(latup_lua_load(path, &m), LATUP_E_INPUT);
+    printf("load error: %s\n", latup_last_error());
+    assert_non_null(strstr(latup_last_error(), path));
+    unlink(path);
+    assert_int_equal(latup_lua_load("/nonexistent/model.safetensors", &m), LATUP_E_IO);
+    assert_null(m);
+}
+
+/* ---- input errors -------------------------------------------------------------------------------- */
+static void test_bad_inputs(void **state) {
+    (void)state;
+    latup_lua *m = NULL;
+    assert_int_equal(latup_lua_load(GOLDEN_CASES[0].model, &m), LATUP_OK);
+    latup_tensor x, y;
+    /* window 8: a 4-row latent would need padding 4, not < 4 */
+    int64_t small[3] = {16, 4, 12};
+    assert_int_equal(latup_tensor_alloc(&x, 3, small), LATUP_OK);
+    assert_int_equal(latup_lua_upscale(m, &x, 2, &y, NULL), LATUP_E_INPUT);
+    assert_non_null(strstr(latup_last_error(), "too small"));
+    latup_tensor_free(&x);
+    /* wrong channel count */
+    int64_t c4[3] = {4, 16, 16};
+    assert_int_equal(latup_tensor_alloc(&x, 3, c4), LATUP_OK);
+    assert_int_equal(latup_lua_upscale(m, &x, 2, &y, NULL), LATUP_E_INPUT);
+    assert_non_null(strstr(latup_last_error(), "channels"));
+    latup_tensor_free(&x);
+    /* a scale the model has no head for, and NaN in the input */
+    int64_t ok[3] = {16, 16, 16};
+    assert_int_equal(latup_tensor_alloc(&x, 3, ok), LATUP_OK);
+    assert_int_equal(latup_lua_upscale(m, &x, 3, &y, NULL), LATUP_E_USAGE);
+    assert_non_null(strstr(latup_last_error(), "x2, x4"));
+    x.data[100] = NAN;
+    assert_int_equal(latup_lua_upscale(m, &x, 2, &y, NULL), LATUP_E_INPUT);
+    assert_non_null(strstr(latup_last_error(), "NaN"));
+    latup_tensor_free(&x);
+    latup_lua_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_golden_all_cases),   cmocka_unit_test(test_golden_one_thread),
+        cmocka_unit_test(test_negative_control),   cmocka_unit_test(test_load_missing_tensor),
+        cmocka_unit_test(test_load_wrong_shape),   cmocka_unit_test(test_load_unexpected_tensor),
+        cmocka_unit_test(test_load_corrupt_header), cmocka_unit_test(test_bad_inputs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
