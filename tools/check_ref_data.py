@@ -270,6 +270,10 @@ def check_golden(path, cfg, sd):
             model.head(f, s, x.shape[2], x.shape[3])
     for h in hs:
         h.remove()
+    # batch-2 files keep intermediates of batch element 0 only: compare the leading rows
+    for t in (taps,):
+        for k in gold:
+            t[k] = t[k][: gold[k].shape[0]]
     n_exact = sum(torch.equal(taps[k], gold[k]) for k in gold)
     worst = max(float((taps[k] - gold[k]).abs().max()) for k in gold)
     check(worst <= 1e-5, f"{path}: reference rebuilt from file differs by {worst:.3e}")
@@ -288,6 +292,9 @@ def check_golden(path, cfg, sd):
     sd64 = {k: (v.double() if v.is_floating_point() else v) for k, v in sd.items()}
     with torch.no_grad():
         spec_forward(sd64, cfg, x.double(), rec)
+    for t in (taps64, rec):
+        for k in gold:
+            t[k] = t[k][: gold[k].shape[0]]
     worst_ratio, worst_name = 0.0, ""
     d64 = max(float((rec[k] - taps64[k]).abs().max()) for k in gold)
     check(d64 <= 1e-9, f"{path}: spec fp64 forward vs BasicSR fp64 forward: {d64:.3e}")
