@@ -56,6 +56,7 @@ void latup_weights_free(latup_weights *w) {
     free(w->meta_val);
     free(w->blob);
     free(w->path);
+    free(w->wrapper);
     memset(w, 0, sizeof *w);
 }
 

@@ -27,6 +27,9 @@ typedef struct {
     int n_meta;
     char **meta_key, **meta_val;  /* safetensors __metadata__ */
     void *blob;                   /* backing storage of all tensor data (one allocation) */
+    const char *format;           /* static string: "safetensors", "pytorch zip" */
+    char *wrapper;                /* .pth: the key the state dict was under ("params_ema",
+                                     "params", "state_dict"), NULL for a bare dict */
 } latup_weights;
 
 /* safetensors: strict validation per ../shared/spec/formats.md. `path` names the source in
@@ -37,6 +40,18 @@ latup_status latup_safetensors_parse(const uint8_t *buf, size_t len, const char 
 latup_status latup_safetensors_load(const char *path, latup_weights *w);
 /* Writes an F32/I64 safetensors file (tests and tools); temp file + rename. */
 latup_status latup_safetensors_write(const char *path, const latup_weights *w);
+
+/* PyTorch .pth (torch.save zip format, ../shared/spec/formats.md): a zip reader (stored and
+ * deflated entries, ZIP64) and a restricted pickle machine that rebuilds the state dict (data
+ * only, a fixed whitelist of globals, nothing executed). Wrappers "params_ema" (preferred),
+ * "params", "state_dict" and bare state dicts are recognised; nested dicts are flattened with
+ * "." joined keys. Legacy (pre-1.6, non-zip) files are a clear error. */
+latup_status latup_pth_parse(const uint8_t *buf, size_t len, const char *path, latup_weights *w);
+
+/* Any checkpoint, the format chosen by content (magic bytes), not by extension: safetensors,
+ * .pth zip, gzip of either; legacy torch pickles and unknown content are clear errors. */
+latup_status latup_weights_load(const char *path, latup_weights *w);
+latup_status latup_weights_parse(const uint8_t *buf, size_t len, const char *path, latup_weights *w);
 
 void latup_weights_free(latup_weights *w);
 const latup_wtensor *latup_weights_find(const latup_weights *w, const char *name);
