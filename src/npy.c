@@ -6,6 +6,7 @@
 
 #include "fileio.h"
 #include "half.h"
+#include "npy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,7 +169,9 @@ static latup_status parse_header(const char *s, size_t len, const char *path, np
 
 /* ---- reading ---------------------------------------------------------------------------------- */
 
-static latup_status npy_parse(const uint8_t *buf, size_t len, const char *path, latup_tensor *t) {
+latup_status latup_npy_parse(const uint8_t *buf, size_t len, const char *path, latup_tensor *t) {
+    memset(t, 0, sizeof *t);
+    if (!path) path = "<buffer>";
     if (len < 10 || memcmp(buf, k_magic, 6) != 0)
         return latup_fail(LATUP_E_INPUT, "%s: not a .npy file (no \\x93NUMPY magic)", path);
     int major = buf[6], minor = buf[7];
@@ -225,6 +228,7 @@ static latup_status npy_parse(const uint8_t *buf, size_t len, const char *path, 
                           h.descr);
 
     if ((st = latup_tensor_alloc(t, h.ndim, h.shape))) {
+        memset(t, 0, sizeof *t);
         latup_error_prefix(path);
         return st;
     }
@@ -245,7 +249,7 @@ latup_status latup_npy_read(const char *path, latup_tensor *t) {
     size_t cap = NPY_MAX_FILE > SIZE_MAX ? SIZE_MAX : (size_t)NPY_MAX_FILE;
     latup_status st = latup_read_file(path, cap, &buf, &len);
     if (st) return st;
-    st = npy_parse(buf, len, path, t);
+    st = latup_npy_parse(buf, len, path, t);
     free(buf);
     return st;
 }
