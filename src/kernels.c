@@ -1,7 +1,8 @@
 /* kernels.c — fp32 CPU kernels for LUA: banded im2col convolution and linear layers on
  * cblas_sgemm, LayerNorm with double statistics, exact GELU, softmax, and the shifted-window
  * machinery (partition/reverse by index arithmetic, relative-position bias, shift mask, window
- * attention). The naive twins live in tests/test_kernels.c. */
+ * attention); for the VAE decoder GroupNorm (+SiLU), nearest 2x upsampling and blocked
+ * full attention with a streaming softmax. The naive twins live in tests/test_kernels.c. */
 #include "kernels.h"
 
 #include <math.h>
@@ -11,85 +12,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-/* ---- convolution --------------------------------------------------------------------------- */
-
-size_t conv2d_col_floats(int Cin, int W, int k, int band_rows) {
-    if (k == 1) return 0;
-    return (size_t)Cin * (size_t)k * (size_t)k * (size_t)W * (size_t)band_rows;
-}
-
-int conv2d_band_rows(int Cin, int H, int W, int k, size_t budget_floats) {
-    size_t per_row = conv2d_col_floats(Cin, W, k, 1);
-    if (per_row == 0) return H;
-    size_t rows = budget_floats / per_row;
-    if (rows < 1) rows = 1;
-    if (rows > (size_t)H) rows = (size_t)H;
-    return (int)rows;
-}
-
-/* Unfold rows [y0, y0+rows) of inp[Cin,H,W] into col[Cin*k*k, rows*W]; row r of col is the
- * input plane ci shifted by (ky-p, kx-p), zero outside the image. */
-static void im2col_band(float *col, const float *inp, int Cin, int H, int W, int k, int y0,
-                        int rows) {
-    const int p = k / 2;
-    const int K = Cin * k * k;
-    const size_t band = (size_t)rows * (size_t)W;
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < K; r++) {
-        const int ci = r / (k * k), ky = (r / k) % k, kx = r % k;
-        const float *plane = inp + (size_t)ci * H * W;
-        float *dst = col + (size_t)r * band;
-        /* columns x with 0 <= x + kx - p < W */
-        const int xlo = p - kx > 0 ? p - kx : 0;
-        const int xhi = W + p - kx < W ? W + p - kx : W; /* exclusive */
-        for (int y = 0; y < rows; y++) {
-            const int ys = y0 + y + ky - p;
-            float *d = dst + (size_t)y * W;
-            if (ys < 0 || ys >= H || xhi <= xlo) {
-                memset(d, 0, (size_t)W * sizeof(float));
-                continue;
-            }
-            const float *s = plane + (size_t)ys * W;
-            for (int x = 0; x < xlo; x++) d[x] = 0.0f;
-            memcpy(d + xlo, s + xlo + kx - p, (size_t)(xhi - xlo) * sizeof(float));
-            for (int x = xhi; x < W; x++) d[x] = 0.0f;
-        }
-    }
-}
-
-/* out[Cout, n] (row stride ld) = bias broadcast, so the sgemm can accumulate with beta = 1. */
-static void fill_bias(float *out, const float *bias, int Cout, size_t n, size_t ld) {
-#pragma omp parallel for schedule(static)
-    for (int co = 0; co < Cout; co++) {
-        float b = bias ? bias[co] : 0.0f;
-        float *o = out + (size_t)co * ld;
-        for (size_t i = 0; i < n; i++) o[i] = b;
-    }
-}
-
-void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
-                    int Cin, int H, int W, int Cout, int k, float *col, int band_rows) {
-    const size_t HW = (size_t)H * W;
-    if (k == 1) {
-        /* a 1x1 convolution is a plain matrix product: [Cout,Cin] x [Cin,HW] */
-        fill_bias(out, bias, Cout, HW, HW);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, (int)HW, Cin, 1.0f, weight,
-                    Cin, inp, (int)HW, 1.0f, out, (int)HW);
-        return;
-    }
-    const int K = Cin * k * k;
-    if (band_rows < 1) band_rows = 1;
-    for (int y0 = 0; y0 < H; y0 += band_rows) {
-        const int rows = H - y0 < band_rows ? H - y0 : band_rows;
-        const int n = rows * W;
-        im2col_band(col, inp, Cin, H, W, k, y0, rows);
-        float *o = out + (size_t)y0 * W;
-        fill_bias(o, bias, Cout, (size_t)n, HW);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, n, K, 1.0f, weight, K, col,
-                    n, 1.0f, o, (int)HW);
-    }
-}
 
 /* ---- dense layers ---------------------------------------------------------------------------- */
 
@@ -315,5 +237,202 @@ void window_attention_forward(float *out, const float *qkv, const float *bias, c
         /* out_h = P v */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hd, N, 1.0f, S, N, v, ld, 0.0f,
                     out + (size_t)w * N * C + (size_t)h * hd, C);
+    }
+}
+
+/* ---- VAE decoder ----------------------------------------------------------------------------- */
+
+/* x * sigmoid(x) as x / (1 + e^-x): for x < -88.7 expf(-x) overflows to inf and the result is
+ * -0 (the true value is below 3e-37 in magnitude), never NaN. */
+static inline float silu1(float x) { return x / (1.0f + expf(-x)); }
+
+void silu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = silu1(inp[i]);
+}
+
+/* sum_i x[i] and sum_i (x[i] - mean)^2 of one channel, in double. `omp simd` lets the
+ * compiler keep several partial sums (a reordering we accept; -ffast-math stays off), which
+ * matters here: a single serial double accumulator is latency-bound at ~1 add per 4 cycles. */
+static double channel_sum(const float *x, int n) {
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < n; i++) s += (double)x[i];
+    return s;
+}
+
+static double channel_sumsq(const float *x, int n, double mean) {
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < n; i++) {
+        const double d = (double)x[i] - mean;
+        s += d * d;
+    }
+    return s;
+}
+
+/* The body of groupnorm_forward and groupnorm_silu_forward: one flag rather than two copies.
+ * Three passes over x: group means, group variances around those means (the two-pass form, no
+ * cancellation when |mean| >> std), then the affine map. Partial sums are per channel, so the
+ * parallel unit is a channel, not a group: every thread gets work even when groups < threads. */
+void groupnorm_affine(float *mean_c, float *scale_c, const float *inp, const float *weight, int C,
+                      int HW, int groups, float eps) {
+    if (C <= 0 || HW <= 0 || groups <= 0 || C % groups != 0) return; /* see kernels.h */
+    const int cpg = C / groups;
+    const double count = (double)cpg * (double)HW;
+    double part[C], mean[groups], rstd[groups];
+
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) part[c] = channel_sum(inp + (size_t)c * HW, HW);
+    for (int g = 0; g < groups; g++) {
+        double s = 0.0;
+        for (int j = 0; j < cpg; j++) s += part[g * cpg + j];
+        mean[g] = s / count;
+    }
+
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) part[c] = channel_sumsq(inp + (size_t)c * HW, HW, mean[c / cpg]);
+    for (int g = 0; g < groups; g++) {
+        double s = 0.0;
+        for (int j = 0; j < cpg; j++) s += part[g * cpg + j];
+        rstd[g] = 1.0 / sqrt(s / count + (double)eps); /* biased variance, eps inside the root */
+    }
+    for (int c = 0; c < C; c++) {
+        mean_c[c] = (float)mean[c / cpg];
+        scale_c[c] = (float)(rstd[c / cpg] * weight[c]);
+    }
+}
+
+static void groupnorm_impl(float *out, const float *inp, const float *weight, const float *bias,
+                           int C, int HW, int groups, float eps, int with_silu) {
+    if (C <= 0 || HW <= 0 || groups <= 0 || C % groups != 0) return; /* see kernels.h */
+    float mean[C], scale[C];
+    groupnorm_affine(mean, scale, inp, weight, C, HW, groups, eps);
+    /* y = (x - mean) * (rstd * w) + b in fp32 so it vectorises; x - mean is formed first, so a
+     * large mean does not cancel against b (error ~ u |mean| rstd |w|, not u |mean| / std). */
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        const float mu = mean[c], a = scale[c], b = bias[c];
+        const float *x = inp + (size_t)c * HW;
+        float *y = out + (size_t)c * HW;
+        if (with_silu)
+            for (int i = 0; i < HW; i++) y[i] = silu1((x[i] - mu) * a + b);
+        else
+            for (int i = 0; i < HW; i++) y[i] = (x[i] - mu) * a + b;
+    }
+}
+
+void groupnorm_forward(float *out, const float *inp, const float *weight, const float *bias,
+                       int C, int HW, int groups, float eps) {
+    groupnorm_impl(out, inp, weight, bias, C, HW, groups, eps, 0);
+}
+
+void groupnorm_silu_forward(float *out, const float *inp, const float *weight, const float *bias,
+                            int C, int HW, int groups, float eps) {
+    groupnorm_impl(out, inp, weight, bias, C, HW, groups, eps, 1);
+}
+
+void upsample_nearest2x(float *out, const float *inp, int C, int H, int W) {
+    const int Wo = 2 * W;
+    /* One input row makes two identical output rows: widen it once, copy it once. */
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < C * H; r++) { /* r = c * H + y; output rows 2r and 2r + 1 */
+        const float *s = inp + (size_t)r * W;
+        float *d = out + (size_t)2 * r * Wo;
+        for (int x = 0; x < W; x++) d[2 * x] = d[2 * x + 1] = s[x];
+        memcpy(d + Wo, d, (size_t)Wo * sizeof(float));
+    }
+}
+
+/* ---- blocked attention with a streaming softmax ----------------------------------------------
+ * For a block of query rows, walk over key blocks keeping per row the running max m, the running
+ * sum l = sum_j exp(s_j - m), and acc = sum_j exp(s_j - m) v_j; when a key block raises the max,
+ * l and acc are multiplied by alpha = exp(m_old - m_new). At the end out = acc / l.
+ *  - m is fp32: it is always one of the fp32 scores, so it is exact.
+ *  - l is double: it costs bq numbers and takes the running-sum rounding (up to N/bk steps) out
+ *    of the error budget; acc must stay fp32 because sgemm accumulates into it.
+ *  - The same fp32 alpha and the same fp32 p = expf(s - m) values feed both l and acc, so their
+ *    rounding cancels in acc / l: it acts like a tiny change of the softmax weights, never as
+ *    a mismatch between numerator and denominator.
+ * Threads: an OpenMP loop over query blocks, each task calling sgemm single-threaded (OpenBLAS's
+ * OpenMP build does not nest). The products are small (bq x bk x C), where a multi-threaded
+ * sgemm spends much of its time synchronising, and the softmax update between the two products
+ * would be serial; with N/bq >= threads the tasks are equal and independent. */
+
+static int clamp_int(int x, int lo, int hi) { return x < lo ? lo : (x > hi ? hi : x); }
+
+/* The scratch is a float buffer of any alignment; the running sums are doubles, so their slot
+ * is rounded up to an 8-byte boundary (one spare float per thread pays for that). */
+static double *align_double(float *p) {
+    return (double *)(void *)(p + ((uintptr_t)p % sizeof(double) != 0));
+}
+
+size_t attention_blocked_scratch_floats(int N, int C, int bq, int bk, int nthreads) {
+    if (N < 1) N = 1;
+    bq = clamp_int(bq, 1, N);
+    bk = clamp_int(bk, 1, N);
+    /* scores bq x bk, accumulator bq x C, max bq, sums bq doubles (+1 float to align them) */
+    const size_t per_thread = (size_t)bq * bk + (size_t)bq * C + (size_t)bq + 2 * (size_t)bq + 1;
+    return per_thread * (size_t)(nthreads > 0 ? nthreads : 1);
+}
+
+void attention_blocked_forward(float *out, const float *q, const float *k, const float *v, int N,
+                               int C, float scale, int bq, int bk, float *scratch, int nthreads) {
+    if (N <= 0 || C <= 0) return;
+    bq = clamp_int(bq, 1, N);
+    bk = clamp_int(bk, 1, N);
+    if (nthreads < 1) nthreads = 1;
+    const size_t per_thread = attention_blocked_scratch_floats(N, C, bq, bk, 1);
+    const int nqb = (N + bq - 1) / bq;
+
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+    for (int qb = 0; qb < nqb; qb++) {
+#ifdef _OPENMP
+        float *S = scratch + (size_t)omp_get_thread_num() * per_thread; /* [rows, bk] */
+#else
+        float *S = scratch;
+#endif
+        float *acc = S + (size_t)bq * bk; /* [rows, C] */
+        float *m = acc + (size_t)bq * C;  /* [rows] */
+        double *l = align_double(m + bq); /* [rows] */
+        const int i0 = qb * bq, rows = N - i0 < bq ? N - i0 : bq;
+        const float *qi = q + (size_t)i0 * C;
+        for (int r = 0; r < rows; r++) m[r] = -INFINITY, l[r] = 0.0;
+        memset(acc, 0, (size_t)rows * C * sizeof(float));
+
+        for (int j0 = 0; j0 < N; j0 += bk) {
+            const int cols = N - j0 < bk ? N - j0 : bk;
+            /* S = scale * Qb Kb^T   [rows, cols] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, C, scale, qi, C,
+                        k + (size_t)j0 * C, C, 0.0f, S, bk);
+            for (int r = 0; r < rows; r++) {
+                float *s = S + (size_t)r * bk;
+                float mnew = m[r];
+                for (int j = 0; j < cols; j++) mnew = s[j] > mnew ? s[j] : mnew;
+                /* exp(-inf) = 0 on the first block: acc and l are still zero then anyway */
+                const float alpha = expf(m[r] - mnew);
+                double bsum = 0.0;
+                for (int j = 0; j < cols; j++) {
+                    s[j] = expf(s[j] - mnew); /* P, in place of S */
+                    bsum += s[j];
+                }
+                l[r] = l[r] * alpha + bsum;
+                if (alpha != 1.0f) {
+                    float *a = acc + (size_t)r * C;
+                    for (int c = 0; c < C; c++) a[c] *= alpha;
+                }
+                m[r] = mnew;
+            }
+            /* acc += P Vb   [rows, C] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, C, cols, 1.0f, S, bk,
+                        v + (size_t)j0 * C, C, 1.0f, acc, C);
+        }
+
+        for (int r = 0; r < rows; r++) {
+            const double inv = 1.0 / l[r];
+            const float *a = acc + (size_t)r * C;
+            float *o = out + (size_t)(i0 + r) * C;
+            for (int c = 0; c < C; c++) o[c] = (float)(a[c] * inv);
+        }
     }
 }

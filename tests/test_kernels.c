@@ -953,6 +953,371 @@ static void test_window_attention(void **state) {
     assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
 }
 
+/* ============================================================================================
+ * VAE decoder kernels: naive twins (from docs/spec/vae.md and kernels.h) and their tests
+ * ============================================================================================ */
+
+/* GroupNorm in double: groups of C/G consecutive channels, mean and biased variance over
+ * (C/G) x HW, eps inside the root, affine per channel. Also returns, per element, the fp32
+ * error budget (see check_groupnorm). */
+static void naive_groupnorm(double *out, double *tol, const float *inp, const float *weight,
+                            const float *bias, int C, int HW, int G, float eps) {
+    int cpg = C / G;
+    for (int g = 0; g < G; g++) {
+        const float *x = inp + (size_t)g * cpg * HW;
+        size_t n = (size_t)cpg * HW;
+        double m = 0, var = 0;
+        for (size_t i = 0; i < n; i++) m += x[i];
+        m /= (double)n;
+        for (size_t i = 0; i < n; i++) var += (x[i] - m) * (x[i] - m);
+        var /= (double)n;
+        double rstd = 1.0 / sqrt(var + (double)eps);
+        for (int j = 0; j < cpg; j++) {
+            int c = g * cpg + j;
+            for (int i = 0; i < HW; i++) {
+                size_t o = (size_t)c * HW + i;
+                double xh = (inp[o] - m) * rstd;
+                out[o] = xh * weight[c] + bias[c];
+                tol[o] = 4 * EPS * (fabs(xh * weight[c]) + fabs(bias[c])) +
+                         2 * EPS * fabs(m) * rstd * fabs(weight[c]);
+            }
+        }
+    }
+}
+
+static double naive_silu(double x) { return x / (1.0 + exp(-x)); }
+
+/* out[c, y, x] = inp[c, y/2, x/2] */
+static void naive_upsample2x(float *out, const float *inp, int C, int H, int W) {
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < 2 * H; y++)
+            for (int x = 0; x < 2 * W; x++)
+                out[((size_t)c * 2 * H + y) * 2 * W + x] = inp[((size_t)c * H + y / 2) * W + x / 2];
+}
+
+/* softmax(scale q k^T) v with the full N x N score matrix, in double. tol gets each output
+ * element's error budget (see check_attention_blocked); nkb = number of key blocks. */
+static void naive_attention(double *out, double *tol, const float *q, const float *k,
+                            const float *v, int N, int C, float scale, int nkb) {
+    double *s = xmalloc((size_t)N * sizeof(double)), *ds = xmalloc((size_t)N * sizeof(double));
+    double *acc = xmalloc((size_t)C * sizeof(double)), *pabs = xmalloc((size_t)C * sizeof(double)),
+           *pds = xmalloc((size_t)C * sizeof(double));
+    for (int a = 0; a < N; a++) {
+        double m = -INFINITY, smax = 0;
+        for (int b = 0; b < N; b++) {
+            double dot = 0, adot = 0;
+            for (int c = 0; c < C; c++) {
+                double t = (double)q[(size_t)a * C + c] * k[(size_t)b * C + c];
+                dot += t;
+                adot += fabs(t);
+            }
+            s[b] = scale * dot;
+            ds[b] = sqrt((double)C) * fabs(scale) * adot + fabs(s[b]); /* in EPS units */
+            m = fmax(m, s[b]);
+            smax = fmax(smax, fabs(s[b]));
+        }
+        double sum = 0;
+        for (int b = 0; b < N; b++) sum += (s[b] = exp(s[b] - m));
+        double D = 0;
+        for (int b = 0; b < N; b++) {
+            s[b] /= sum;
+            ds[b] += smax; /* s - m with |m| <= smax: the exp argument's rounding */
+            D += s[b] * ds[b];
+        }
+        /* o = sum_b p_b v_b, walking v row by row (b outer) to stay cache-friendly */
+        for (int c = 0; c < C; c++) acc[c] = pabs[c] = pds[c] = 0;
+        for (int b = 0; b < N; b++)
+            for (int c = 0; c < C; c++) {
+                double vv = v[(size_t)b * C + c];
+                acc[c] += s[b] * vv;
+                pabs[c] += s[b] * fabs(vv);
+                pds[c] += s[b] * fabs(vv) * ds[b];
+            }
+        for (int c = 0; c < C; c++) {
+            size_t o = (size_t)a * C + c;
+            out[o] = acc[c];
+            tol[o] = EPS * (pabs[c] * (4.0 + sqrt((double)N) + sqrt((double)nkb) + D) + pds[c]);
+        }
+    }
+    free(s), free(ds), free(acc), free(pabs), free(pds);
+}
+
+/* groupnorm_forward and groupnorm_silu_forward. GroupNorm tolerance as for LayerNorm (double
+ * statistics, so only the last fp32 roundings of (x - mean) * (rstd w) + b count):
+ *   tol = 4 EPS (|x^ w| + |b|) + 2 EPS |mean| rstd |w|.
+ * (Measured err/tol <= 0.4.) The offset data N(100, 1) fails fp32 one-pass statistics
+ * (E[x^2] - mean^2: error 3e-3, 85x the tolerance) and the tiny-variance data N(0, 1e-3) fails
+ * eps outside the root or eps x 10 (> 1e5x). GN+SiLU: |silu'| <= 1.1, so
+ *   tol = 1.1 tol_gn + 4 EPS |silu(y)| + 1e-36
+ * (x / (1 + expf(-x)) is within ~3 ulp; the floor covers x < -88.7, where expf(-x) overflows and
+ * the result is -0 instead of a value below 3e-37). The fused kernel must also equal
+ * silu_forward(groupnorm_forward(x)) bit for bit: same fp32 operations in the same order. */
+static void check_groupnorm(tu_rng *rng, int C, int H, int W, int G, float mean, float std,
+                            bool in_place, size_t misalign, int nthreads) {
+    const char *kname = "groupnorm_forward", *kfused = "groupnorm_silu_forward";
+    char shp[160];
+    snprintf(shp, sizeof shp, "C%d %dx%d G%d N(%g,%g)%s%s t%d", C, H, W, G, mean, std,
+             in_place ? " in-place" : "", misalign ? " unaligned" : "", nthreads);
+    const int HW = H * W;
+    const size_t n = (size_t)C * HW;
+    const float eps = 1e-6f; /* the decoder's */
+    tu_buf in = tu_alloc_misaligned(n, misalign), wt = tu_alloc_misaligned(C, misalign),
+           b = tu_alloc(C), out = tu_alloc_misaligned(n, misalign), fused = tu_alloc(n);
+    tu_fill_normal(rng, in.p, n, mean, std);
+    tu_fill_normal(rng, wt.p, C, 1.0f, 0.5f);
+    tu_fill_normal(rng, b.p, C, 0.0f, 0.5f);
+    double *ref = xmalloc(n * sizeof(double)), *tol = xmalloc(n * sizeof(double));
+    naive_groupnorm(ref, tol, in.p, wt.p, b.p, C, HW, G, eps);
+    float *in_copy = dup_floats(in.p, n);
+
+    omp_set_num_threads(nthreads);
+    float *src = in.p;
+    if (in_place) {
+        memcpy(out.p, in.p, n * sizeof(float));
+        src = out.p;
+    }
+    groupnorm_forward(out.p, src, wt.p, b.p, C, HW, G, eps);
+    tu_check(kname, shp, out.p, ref, tol, 0, n);
+
+    if (in_place) {
+        memcpy(fused.p, in.p, n * sizeof(float));
+        groupnorm_silu_forward(fused.p, fused.p, wt.p, b.p, C, HW, G, eps);
+    } else {
+        groupnorm_silu_forward(fused.p, in.p, wt.p, b.p, C, HW, G, eps);
+    }
+    for (size_t i = 0; i < n; i++) {
+        ref[i] = naive_silu(ref[i]);
+        tol[i] = 1.1 * tol[i] + 4 * EPS * fabs(ref[i]) + 1e-36;
+    }
+    tu_check(kfused, shp, fused.p, ref, tol, 0, n);
+    /* the composition of the two kernels, applied to the GroupNorm output computed above */
+    silu_forward(out.p, out.p, n);
+    char shp2[256];
+    snprintf(shp2, sizeof shp2, "%s == silu(gn)", shp);
+    tu_check_exact(kfused, shp2, fused.p, out.p, n);
+
+    guards(kname, shp, 5, &in, "inp", &wt, "weight", &b, "bias", &out, "out", &fused, "fused");
+    if (!in_place) unchanged(kname, shp, "inp", in.p, in_copy, n);
+    free(ref), free(tol), free(in_copy);
+    tu_free(&in), tu_free(&wt), tu_free(&b), tu_free(&out), tu_free(&fused);
+}
+
+static void test_groupnorm(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(15);
+    /* C, H, W, groups, data mean, std, in-place, misalign, threads */
+    check_groupnorm(&rng, 1, 1, 1, 1, 0.0f, 1.0f, false, 0, 1);    /* var 0: out = bias */
+    check_groupnorm(&rng, 32, 1, 1, 32, 0.0f, 1.0f, false, 0, 2);  /* C = groups, 1x1: bias */
+    check_groupnorm(&rng, 32, 3, 5, 32, 0.5f, 2.0f, true, 0, 2);   /* C = groups */
+    check_groupnorm(&rng, 64, 7, 9, 32, 0.0f, 1.0f, false, 1, 1);  /* C = 2 groups, odd */
+    check_groupnorm(&rng, 64, 1, 13, 32, 0.0f, 1.0f, false, 0, 2); /* H = 1 */
+    check_groupnorm(&rng, 64, 11, 1, 32, 0.0f, 3.0f, true, 1, 2);  /* W = 1 */
+    check_groupnorm(&rng, 5, 4, 4, 1, 0.0f, 1.0f, false, 0, 2);    /* one group, odd C */
+    check_groupnorm(&rng, 6, 5, 7, 3, -2.0f, 1.0f, false, 0, 1);   /* odd C/G */
+    check_groupnorm(&rng, 96, 33, 31, 32, 0.0f, 1.0f, false, 1, 2); /* 3 channels per group */
+    check_groupnorm(&rng, 128, 32, 32, 32, 100.0f, 1.0f, false, 0, 2); /* large mean */
+    check_groupnorm(&rng, 256, 17, 23, 32, 0.0f, 1e-3f, false, 0, 2);  /* var ~ eps */
+    check_groupnorm(&rng, 512, 64, 64, 32, 0.0f, 1.0f, true, 0, 2);    /* mid block, 64^2 */
+    check_groupnorm(&rng, 128, 128, 128, 32, 0.3f, 2.0f, false, 0, 2); /* up[0]-like */
+    check_groupnorm(&rng, 128, 128, 128, 32, 0.3f, 2.0f, false, 0, 1);
+    /* thread count must not change a bit: the statistics are per channel, summed in order */
+    {
+        int C = 256, HW = 45 * 37, G = 32;
+        size_t n = (size_t)C * HW;
+        float *x = xmalloc(n * sizeof(float)), *w = xmalloc(C * sizeof(float)),
+              *bb = xmalloc(C * sizeof(float)), *y1 = xmalloc(n * sizeof(float)),
+              *y2 = xmalloc(n * sizeof(float));
+        tu_fill_normal(&rng, x, n, 1.0f, 2.0f);
+        tu_fill_normal(&rng, w, C, 1.0f, 0.5f);
+        tu_fill_normal(&rng, bb, C, 0.0f, 0.5f);
+        omp_set_num_threads(1);
+        groupnorm_silu_forward(y1, x, w, bb, C, HW, G, 1e-6f);
+        omp_set_num_threads(2);
+        groupnorm_silu_forward(y2, x, w, bb, C, HW, G, 1e-6f);
+        tu_check_exact("groupnorm_silu_forward", "C256 45x37 G32: t1 == t2", y2, y1, n);
+        free(x), free(w), free(bb), free(y1), free(y2);
+    }
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+/* silu_forward: tolerance 4 EPS |y| + 1e-36 (see check_groupnorm). Exact SiLU, not the
+ * x * hard_sigmoid or a tanh form, and no NaN for large |x| (x / (1 + inf) = -0). */
+static void check_silu(tu_rng *rng, size_t n, bool in_place) {
+    const char *kname = "silu_forward";
+    char shp[160];
+    snprintf(shp, sizeof shp, "n%zu%s", n, in_place ? " in-place" : "");
+    static const float specials[] = {0.0f,   -0.0f,  1e-30f, -1e-30f, 1e-3f, -1e-3f, 1.0f,
+                                     -1.0f,  -1.278f, 5.0f,  -5.0f,   20.0f, -20.0f, 88.5f,
+                                     -88.5f, -88.8f, -89.0f, -100.0f, 1e4f,  -1e4f,  -3e38f};
+    size_t nspec = sizeof specials / sizeof specials[0];
+    tu_buf in = tu_alloc(n), out = tu_alloc(n);
+    for (size_t i = 0; i < n; i++)
+        in.p[i] = i < nspec && n > 2 * nspec ? specials[i] : tu_uniform(rng, -10.0f, 10.0f);
+    double *ref = xmalloc(n * sizeof(double)), *tol = xmalloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++) {
+        ref[i] = naive_silu(in.p[i]);
+        tol[i] = 4 * EPS * fabs(ref[i]) + 1e-36;
+    }
+    float *in_copy = dup_floats(in.p, n);
+    if (in_place) {
+        memcpy(out.p, in.p, n * sizeof(float));
+        silu_forward(out.p, out.p, n);
+    } else {
+        silu_forward(out.p, in.p, n);
+    }
+    tu_check(kname, shp, out.p, ref, tol, 0, n);
+    guards(kname, shp, 2, &in, "inp", &out, "out");
+    if (!in_place) unchanged(kname, shp, "inp", in.p, in_copy, n);
+    free(ref), free(tol), free(in_copy);
+    tu_free(&in), tu_free(&out);
+}
+
+static void test_silu(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(16);
+    omp_set_num_threads(2);
+    check_silu(&rng, 1, false);
+    check_silu(&rng, 7, true);
+    check_silu(&rng, 33, false);
+    check_silu(&rng, 1001, false);
+    check_silu(&rng, 65537, true);
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+/* upsample_nearest2x: a pure copy, exact. */
+static void test_upsample(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(17);
+    static const int cases[][5] = {/* C, H, W, misalign, threads */
+                                   {1, 1, 1, 0, 1},    {3, 1, 5, 1, 2},    {2, 7, 1, 0, 2},
+                                   {5, 3, 4, 1, 1},    {1, 17, 33, 0, 2},  {512, 16, 16, 0, 2},
+                                   {512, 13, 9, 1, 2}, {256, 64, 64, 0, 2}, {4, 1, 1, 0, 2}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int C = cases[c][0], H = cases[c][1], W = cases[c][2], mis = cases[c][3], t = cases[c][4];
+        size_t nin = (size_t)C * H * W, nout = 4 * nin;
+        char shp[160];
+        snprintf(shp, sizeof shp, "C%d %dx%d -> %dx%d%s t%d", C, H, W, 2 * H, 2 * W,
+                 mis ? " unaligned" : "", t);
+        tu_buf in = tu_alloc_misaligned(nin, mis), out = tu_alloc_misaligned(nout, mis);
+        tu_fill_normal(&rng, in.p, nin, 0.0f, 1.0f);
+        float *ref = xmalloc(nout * sizeof(float)), *in_copy = dup_floats(in.p, nin);
+        omp_set_num_threads(t);
+        upsample_nearest2x(out.p, in.p, C, H, W);
+        naive_upsample2x(ref, in.p, C, H, W);
+        tu_check_exact("upsample_nearest2x", shp, out.p, ref, nout);
+        guards("upsample_nearest2x", shp, 2, &in, "inp", &out, "out");
+        unchanged("upsample_nearest2x", shp, "inp", in.p, in_copy, nin);
+        free(ref), free(in_copy);
+        tu_free(&in), tu_free(&out);
+    }
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+/* attention_blocked_forward against the full-matrix formula in double. Tolerance per output
+ * element, in EPS units, extending window attention's: each fp32 score errs by
+ * dS_b ~ sqrt(C) |scale| sum|q k| (dot product) + |s_b|; exp(s_b - m) is taken against a running
+ * max with |m| <= max|s|, which adds max|s| to dS_b; that perturbs p_b relatively by dS_b, plus
+ * the row average D = sum_b p_b dS_b. The fp32 p.v sum adds sqrt(N), the rescaling of the fp32
+ * accumulator (up to one per key block) sqrt(N/bk), the final division a few ulp:
+ *   tol = EPS * (sum_b p|v| * (4 + sqrt(N) + sqrt(nkb) + D) + sum_b p|v| dS_b).
+ * The alpha and p roundings themselves cancel between acc and l (same fp32 values feed both).
+ * Measured err/tol <= 0.14 (<= 0.04 on random data: the sqrt(C) dot-product term is pessimistic
+ * for blocked sgemm), yet a 1e-5 relative change of `scale` already fails some lines. A dropped
+ * key block, a missed rescale or a wrong row moves the output by O(|v|), far above.
+ * Data: RAND q, k, v ~ N(0,1); WIDE scales q and k so scores reach several hundred (exp
+ * overflows fp32 without the max subtraction); UP makes every key block raise the running max
+ * (a rescale per block); DOWN puts the max in the first block (alpha = 1 afterwards). */
+enum { AT_RAND, AT_WIDE, AT_UP, AT_DOWN };
+static void check_attention_blocked(tu_rng *rng, int N, int C, int bq, int bk, int kind,
+                                    float wide, size_t misalign, int nthreads, int omp_threads) {
+    const char *kname = "attention_blocked_fwd";
+    static const char *kinds[] = {"rand", "wide", "ramp-up", "ramp-down"};
+    char shp[160];
+    snprintf(shp, sizeof shp, "N%d C%d bq%d bk%d %s", N, C, bq, bk, kinds[kind]);
+    if (kind == AT_WIDE)
+        snprintf(shp + strlen(shp), sizeof shp - strlen(shp), "x%g", wide);
+    snprintf(shp + strlen(shp), sizeof shp - strlen(shp), "%s t%d%s",
+             misalign ? " unaligned" : "", nthreads, omp_threads != nthreads ? " (omp 4)" : "");
+    size_t n = (size_t)N * C;
+    float scale = 1.0f / sqrtf((float)C);
+    tu_buf q = tu_alloc_misaligned(n, misalign), k = tu_alloc(n), v = tu_alloc_misaligned(n, misalign),
+           out = tu_alloc_misaligned(n, misalign),
+           scratch = tu_alloc_misaligned(attention_blocked_scratch_floats(N, C, bq, bk, nthreads),
+                                         misalign);
+    tu_fill_normal(rng, v.p, n, 0.0f, 1.0f);
+    switch (kind) {
+    case AT_RAND: tu_fill_normal(rng, q.p, n, 0.0f, 1.0f), tu_fill_normal(rng, k.p, n, 0.0f, 1.0f); break;
+    case AT_WIDE: tu_fill_normal(rng, q.p, n, 0.0f, wide), tu_fill_normal(rng, k.p, n, 0.0f, wide); break;
+    default:
+        /* q > 0, k[b] = t_b * (1 + noise) with t_b rising (falling) in b: scores rise (fall) */
+        tu_fill_normal(rng, q.p, n, 1.0f, 0.1f);
+        for (int b = 0; b < N; b++) {
+            double t = 8.0 * (kind == AT_UP ? b : N - 1 - b) / N;
+            for (int c = 0; c < C; c++) k.p[(size_t)b * C + c] = (float)(t * (1 + 0.01 * tu_normal(rng)));
+        }
+    }
+    float *qc = dup_floats(q.p, n), *kc = dup_floats(k.p, n), *vc = dup_floats(v.p, n);
+
+    omp_set_num_threads(omp_threads);
+    attention_blocked_forward(out.p, q.p, k.p, v.p, N, C, scale, bq, bk, scratch.p, nthreads);
+
+    int bkc = bk < 1 ? 1 : (bk > N ? N : bk);
+    double *ref = xmalloc(n * sizeof(double)), *tol = xmalloc(n * sizeof(double));
+    naive_attention(ref, tol, q.p, k.p, v.p, N, C, scale, (N + bkc - 1) / bkc);
+    tu_check(kname, shp, out.p, ref, tol, 0, n);
+    guards(kname, shp, 5, &q, "q", &k, "k", &v, "v", &out, "out", &scratch, "scratch");
+    unchanged(kname, shp, "q", q.p, qc, n);
+    unchanged(kname, shp, "k", k.p, kc, n);
+    unchanged(kname, shp, "v", v.p, vc, n);
+    free(ref), free(tol), free(qc), free(kc), free(vc);
+    tu_free(&q), tu_free(&k), tu_free(&v), tu_free(&out), tu_free(&scratch);
+}
+
+static void test_attention_blocked(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(18);
+    /* N, C, bq, bk, data, wide, misalign, nthreads, omp threads */
+    check_attention_blocked(&rng, 1, 1, 1, 1, AT_RAND, 0, 0, 1, 1);          /* out = v */
+    check_attention_blocked(&rng, 1, 32, 64, 64, AT_RAND, 0, 1, 2, 2);       /* blocks > N */
+    check_attention_blocked(&rng, 7, 1, 1, 1, AT_RAND, 0, 0, 1, 1);
+    check_attention_blocked(&rng, 7, 32, 17, 17, AT_RAND, 0, 0, 2, 2);
+    check_attention_blocked(&rng, 7, 512, 1, 256, AT_RAND, 0, 1, 2, 2);
+    check_attention_blocked(&rng, 64, 32, 64, 64, AT_RAND, 0, 0, 1, 1);      /* one block */
+    check_attention_blocked(&rng, 64, 32, 17, 1, AT_RAND, 0, 0, 2, 2);       /* bk = 1 */
+    check_attention_blocked(&rng, 64, 512, 1, 17, AT_RAND, 0, 0, 2, 2);      /* bq = 1 */
+    check_attention_blocked(&rng, 64, 1, 256, 256, AT_WIDE, 30, 0, 1, 1);    /* C = 1, |s| ~ 900 */
+    check_attention_blocked(&rng, 300, 32, 64, 64, AT_RAND, 0, 1, 2, 2);     /* N % 64 != 0 */
+    check_attention_blocked(&rng, 300, 32, 17, 256, AT_RAND, 0, 0, 2, 2);
+    check_attention_blocked(&rng, 300, 512, 256, 17, AT_RAND, 0, 0, 2, 2);
+    check_attention_blocked(&rng, 300, 1, 1, 300, AT_RAND, 0, 0, 1, 1);
+    check_attention_blocked(&rng, 300, 32, 64, 64, AT_WIDE, 8, 0, 2, 2);     /* |s| ~ 300 */
+    check_attention_blocked(&rng, 300, 1, 17, 17, AT_WIDE, 30, 1, 2, 2);
+    check_attention_blocked(&rng, 300, 32, 17, 1, AT_UP, 0, 0, 2, 2);        /* 300 rescales */
+    check_attention_blocked(&rng, 300, 32, 64, 17, AT_UP, 0, 0, 1, 1);
+    check_attention_blocked(&rng, 300, 32, 64, 17, AT_DOWN, 0, 0, 2, 2);
+    check_attention_blocked(&rng, 1000, 32, 64, 256, AT_RAND, 0, 0, 2, 2);
+    check_attention_blocked(&rng, 1000, 32, 17, 1, AT_RAND, 0, 1, 2, 2);
+    check_attention_blocked(&rng, 1000, 32, 1, 64, AT_WIDE, 4, 0, 2, 2);
+    check_attention_blocked(&rng, 1000, 512, 64, 64, AT_RAND, 0, 0, 2, 2);   /* mid-block C */
+    check_attention_blocked(&rng, 1000, 512, 1000, 1000, AT_RAND, 0, 0, 1, 1); /* bq = bk = N */
+    check_attention_blocked(&rng, 1000, 128, 2000, 256, AT_WIDE, 3, 1, 1, 1);  /* bq > N */
+    check_attention_blocked(&rng, 1000, 128, 256, 64, AT_UP, 0, 0, 2, 2);
+    /* scratch is sized for nthreads; the kernel must not use more even if OpenMP would */
+    check_attention_blocked(&rng, 300, 32, 17, 64, AT_RAND, 0, 0, 2, 4);
+    check_attention_blocked(&rng, 300, 32, 17, 64, AT_RAND, 0, 1, 1, 4);
+    /* memory is O(bq*bk + bq*C) per thread, independent of N^2 */
+    size_t s64 = attention_blocked_scratch_floats(16384, 512, 64, 256, 2);
+    tu_check_true("attention_blocked_fwd",
+                  shape("scratch N16384 C512 bq64 bk256 t2: %zu floats (N^2 = %zu)", s64,
+                        (size_t)16384 * 16384),
+                  s64 == 2 * ((size_t)64 * 256 + 64 * 512 + 3 * 64 + 1));
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d),        cmocka_unit_test(test_conv2d_band_rows),
@@ -963,6 +1328,8 @@ int main(void) {
         cmocka_unit_test(test_reflect_pad),   cmocka_unit_test(test_crop),
         cmocka_unit_test(test_windows),       cmocka_unit_test(test_relative_bias),
         cmocka_unit_test(test_shift_mask),    cmocka_unit_test(test_window_attention),
+        cmocka_unit_test(test_groupnorm),     cmocka_unit_test(test_silu),
+        cmocka_unit_test(test_upsample),      cmocka_unit_test(test_attention_blocked),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     fflush(stderr);
