@@ -48,6 +48,22 @@ latup_status latup_npy_read(const char *path, latup_tensor *t);
 /* Writes '<f4' v1.0 through a temporary file renamed into place: never a partial file. */
 latup_status latup_npy_write(const char *path, const latup_tensor *t);
 
+/* ---- latent spaces (../shared/spec/lua.md, "Latent spaces") ---------------------------------
+ * A diffusion pipeline's latent z becomes a decoder-ready VAE latent as z / scaling + shift. */
+typedef struct {
+    const char *name;  /* "sd", "sdxl", "sd3", "flux" */
+    float scaling, shift;
+    int channels;
+} latup_latent_family;
+
+const latup_latent_family *latup_latent_family_find(const char *name); /* NULL if unknown */
+/* In place: x = x / scaling + shift. */
+void latup_latent_to_vae(latup_tensor *x, const latup_latent_family *f);
+/* FLUX's packed transformer tokens [B, (h/2)*(w/2), 4C] (or [(h/2)*(w/2), 4C]) -> [B, C, h, w],
+ * h x w the latent size (image size / 8), as diffusers' _unpack_latents:
+ * out[b, c, 2y+i, 2x+j] = in[b, y*(w/2)+x, 4c+2i+j]. out is allocated here. */
+latup_status latup_flux_unpack(const latup_tensor *packed, int h, int w, latup_tensor *out);
+
 /* ---- threads --------------------------------------------------------------------------------- */
 void latup_set_threads(int n); /* OpenMP and OpenBLAS; n <= 0 means all cores */
 int latup_get_threads(void);
@@ -56,7 +72,17 @@ int latup_get_threads(void);
 #define LATUP_MAX_LAYERS 16
 #define LATUP_MAX_SCALES 4
 
+/* The same SwinIR trunk carries two kinds of tail: LUA's multi-scale heads (heads.x2, heads.x4)
+ * or one classic SwinIR upsampler (conv_before_upsample/upsample/conv_last: "pixelshuffle", or
+ * upsample.0 alone: "pixelshuffledirect"), the paper's pixel-space baseline. */
+typedef enum {
+    LATUP_TAIL_LUA_HEADS = 0,
+    LATUP_TAIL_PIXELSHUFFLE = 1,
+    LATUP_TAIL_PIXELSHUFFLEDIRECT = 2,
+} latup_tail;
+
 typedef struct {
+    latup_tail tail;                     /* LUA heads, or a SwinIR upsampler */
     int in_chans, out_chans;             /* C: latent channels (conv_first in, conv_last out) */
     int embed_dim;                       /* E */
     int num_layers;                      /* number of RSTBs */
@@ -64,20 +90,24 @@ typedef struct {
     int num_heads[LATUP_MAX_LAYERS];     /* attention heads per RSTB */
     int window_size;                     /* ws; shift ws/2 on odd blocks */
     int mlp_hidden;                      /* fc1 width (mlp_ratio * E) */
-    int head_feat;                       /* F: head width after conv_before */
+    int head_feat;                       /* F: head width after conv_before (0: direct tail) */
     int n_scales;                        /* heads present, ascending */
     int scales[LATUP_MAX_SCALES];        /* e.g. {2, 4} */
     float ln_eps;                        /* LayerNorm eps (1e-5) */
+    int has_mean;                        /* 3-channel (RGB) models: subtract mean, add it back */
+    float mean[3];                       /* (0.4488, 0.4371, 0.4040), SwinIR's DIV2K mean */
     int64_t n_params;                    /* parameters (buffers excluded) */
 } latup_lua_config;
 
 typedef struct latup_lua latup_lua;
 
-/* Loads a LUA checkpoint (safetensors, optionally gzip-compressed). The config is inferred from
- * tensor names and shapes; a missing tensor or a wrong shape is an error naming it. */
+/* Loads a LUA (or SwinIR) checkpoint: safetensors or PyTorch .pth, optionally gzip-compressed,
+ * told apart by content. The config is inferred from tensor names and shapes; a missing tensor,
+ * a wrong shape or a tensor the model does not have is an error naming it. */
 latup_status latup_lua_load(const char *path, latup_lua **out);
 void latup_lua_free(latup_lua *m);
 const latup_lua_config *latup_lua_get_config(const latup_lua *m);
+const char *latup_tail_name(latup_tail t); /* "lua-heads", "pixelshuffle", "pixelshuffledirect" */
 
 /* Called at every layer boundary of the forward pass with the tensor of one batch element
  * (names and shapes: docs/architecture.md). The tensor is only valid during the call. */
@@ -110,6 +140,69 @@ void latup_lua_plan_print(const latup_lua_plan *p, FILE *f);
  * 3-d input). Any H, W with H, W > window padding (reflect padding needs pad < size). */
 latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale,
                                latup_tensor *y, const latup_run_opts *opts);
+
+/* ---- the VAE decoder (AutoencoderKL of SD 1.x/2.x, SDXL, SD3, FLUX.1; ../shared/spec/vae.md) -- */
+#define LATUP_VAE_MAX_LEVELS 6
+
+typedef enum {
+    LATUP_VAE_NAMES_LDM = 0,           /* decoder.mid.attn_1.q, decoder.up.3.block.0 ... */
+    LATUP_VAE_NAMES_DIFFUSERS = 1,     /* decoder.mid_block.attentions.0.to_q, up_blocks.0 ... */
+    LATUP_VAE_NAMES_DIFFUSERS_OLD = 2, /* ...attentions.0.query / proj_attn */
+} latup_vae_naming;
+
+typedef struct {
+    int z_channels;                      /* latent channels (4: SD/SDXL, 16: SD3/FLUX) */
+    int has_post_quant_conv;             /* SD/SDXL */
+    int n_levels;                        /* up levels (4) */
+    int channels[LATUP_VAE_MAX_LEVELS];  /* output channels of up[L], ldm order (128,256,512,512) */
+    int blocks_per_level;                /* ResnetBlocks per up level (3) */
+    int out_channels;                    /* 3 */
+    int groups;                          /* GroupNorm groups (32) */
+    float eps;                           /* GroupNorm eps (1e-6) */
+    latup_vae_naming naming;
+    char prefix[32];                     /* "", "first_stage_model.", "vae." */
+    int64_t n_params;                    /* decoder parameters */
+} latup_vae_config;
+
+typedef struct latup_vae latup_vae;
+
+/* Loads the decoder from any checkpoint holding one (standalone VAE, FLUX ae.safetensors,
+ * diffusers vae/, single-file model): tensors the decoder does not use are ignored; every tensor
+ * it needs must be there with its exact shape. */
+latup_status latup_vae_load(const char *path, latup_vae **out);
+void latup_vae_free(latup_vae *v);
+const latup_vae_config *latup_vae_get_config(const latup_vae *v);
+const char *latup_vae_naming_name(latup_vae_naming n);
+/* "SD 1.x/2.x or SDXL" (4 channels + post_quant_conv), "SD3 or FLUX.1" (16, none), or "unknown" */
+const char *latup_vae_family_guess(const latup_vae_config *c);
+
+typedef struct {
+    int h, w;             /* latent size decoded at once (a tile, or the whole latent) */
+    size_t act[3];        /* the three rotating activation buffers, bytes */
+    size_t attn;          /* mid-block attention: q, k, v, out [N,C] + blocked scratch */
+    size_t conv;          /* im2col band + transformed input band */
+    size_t total;         /* arena */
+    size_t weights;       /* fp32 weights held (for the budget) */
+} latup_vae_plan;
+
+latup_status latup_vae_plan_memory(const latup_vae *v, int h, int w, latup_vae_plan *p);
+void latup_vae_plan_print(const latup_vae_plan *p, FILE *f);
+
+typedef struct {
+    latup_dump_fn dump;   /* per-layer tensors of an exact decode (not called when tiling) */
+    void *dump_user;
+    int verbose;          /* plan and per-stage timings on stderr */
+    int progress;         /* stage / tile counter on stderr */
+    int tile;             /* latent tile size; 0 = exact unless over max_memory (then tiled) */
+    int overlap;          /* latent overlap between tiles (default tile/4) */
+    size_t max_memory;    /* bytes; 0 = no limit (never tile automatically) */
+} latup_decode_opts;
+
+/* z: [B,zc,h,w] or [zc,h,w] decoder-ready latent -> img [B,3,8h,8w] (or [3,8h,8w]), raw decoder
+ * output (about [-1,1], not clamped). Exact unless opts->tile is set or the exact decode's plan
+ * exceeds opts->max_memory; tiling is an approximation (docs/vae.md). */
+latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
+                              const latup_decode_opts *opts);
 
 #ifdef __cplusplus
 }

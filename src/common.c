@@ -1,4 +1,5 @@
-/* common.c — error messages, checked allocation, tensors, thread control, clock. */
+/* common.c — error messages, checked allocation, tensors, clock. No BLAS or OpenMP here, so the
+ * file readers built on it can be compiled alone (fuzzing). */
 #define _POSIX_C_SOURCE 200809L
 #include "common.h"
 
@@ -9,10 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-#include <cblas.h>
 
 #define ERRBUF 1024
 static _Thread_local char g_err[ERRBUF];
@@ -123,23 +120,4 @@ const char *latup_shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
         k += (size_t)snprintf(buf + k, n > k ? n - k : 0, i ? ",%lld" : "%lld", (long long)shape[i]);
     snprintf(buf + k, n > k ? n - k : 0, "]");
     return buf;
-}
-
-/* ---- threads ---- */
-
-void latup_set_threads(int n) {
-#ifdef _OPENMP
-    if (n <= 0) n = omp_get_num_procs();
-    omp_set_num_threads(n);
-#endif
-    if (n <= 0) n = 1;
-    openblas_set_num_threads(n);
-}
-
-int latup_get_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
 }

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #define LN_EPS 1e-5f           /* nn.LayerNorm default; SwinIR never changes it */
-#define LEAKY_SLOPE 0.01f      /* nn.LeakyReLU default (the heads), not SwinIR's 0.2 */
+#define LEAKY_SLOPE 0.01f      /* nn.LeakyReLU default: LUA heads and SwinIR conv_before_upsample */
 #define CONV_BAND_BUDGET (8u << 20) /* floats (32 MiB) of im2col scratch per conv band */
 
 /* ---- layer structs, checkpoint names beside each field -------------------------------------- */
@@ -32,12 +32,16 @@ typedef struct {
     latup_conv conv;            /* layers.i.conv (3x3 E -> E, "1conv") */
 } rstb;
 
+/* A tail: LUA's heads.x{S}, or SwinIR's single upsampler (classic or direct). */
 typedef struct {
-    int scale;                  /* heads.x{scale} */
-    int n_up;                   /* log2(scale) upsample stages */
-    latup_conv conv_before;     /* heads.xS.conv_before.0 (3x3 E -> F) + LeakyReLU */
-    latup_conv up[3];           /* heads.xS.upsample.{0,2,4} (3x3 F -> 4F) + PixelShuffle(2) */
-    latup_conv conv_last;       /* heads.xS.conv_last (3x3 F -> C) */
+    int scale;
+    int n_up;                   /* upsample stages */
+    int r[3];                   /* PixelShuffle factor of each stage */
+    int has_before, has_last;   /* false for SwinIR's pixelshuffledirect */
+    latup_conv conv_before;     /* heads.xS.conv_before.0 | conv_before_upsample.0: 3x3 E -> F, LeakyReLU */
+    latup_conv up[3];           /* heads.xS.upsample.{0,2,4} | upsample.{0,2,4}: 3x3 -> r*r*F, PixelShuffle(r) */
+    latup_conv conv_last;       /* heads.xS.conv_last | conv_last: 3x3 F -> C */
+    char before_name[40], up_name[40], last_name[40]; /* dump names (checkpoint module names) */
 } head;
 
 struct latup_lua {
@@ -86,6 +90,66 @@ static latup_status need(const latup_weights *w, const char *name, int ndim,
         if (st_ != LATUP_OK) return st_;                                                           \
     } while (0)
 
+/* LUA: heads.x{S} for S in 2, 4, 8; width F from conv_before.0, C_out from conv_last. */
+static latup_status infer_lua_heads(const latup_weights *w, latup_lua_config *c) {
+    const latup_wtensor *t;
+    char name[96];
+    c->tail = LATUP_TAIL_LUA_HEADS;
+    for (int s = 2; s <= 8; s *= 2) {
+        snprintf(name, sizeof name, "heads.x%d.conv_before.0.weight", s);
+        if (!latup_weights_find(w, name)) continue;
+        TRY(need(w, name, 4, &t));
+        if (c->n_scales == 0) c->head_feat = (int)t->shape[0];
+        c->scales[c->n_scales++] = s;
+        snprintf(name, sizeof name, "heads.x%d.conv_last.weight", s);
+        TRY(need(w, name, 4, &t));
+        c->out_chans = (int)t->shape[0];
+    }
+    if (c->n_scales == 0)
+        return latup_fail(LATUP_E_INPUT, "%s: no 'heads.x2.conv_before.0.weight' or 'heads.x4...': not a LUA checkpoint", w->path);
+    return LATUP_OK;
+}
+
+/* SwinIR: "pixelshuffle" = conv_before_upsample.0 (E -> F) + upsample.{0,2,..} + conv_last, the
+ * scale read off the stages (4F outputs: x2 each; one stage of 9F: x3); "pixelshuffledirect" =
+ * upsample.0 alone, E -> C*r*r. */
+static latup_status infer_swinir_tail(const latup_weights *w, latup_lua_config *c) {
+    const latup_wtensor *t;
+    int scale = 1;
+    char name[96];
+    if (latup_weights_find(w, "conv_before_upsample.0.weight")) {
+        c->tail = LATUP_TAIL_PIXELSHUFFLE;
+        TRY(need(w, "conv_before_upsample.0.weight", 4, &t));
+        const int F = (int)t->shape[0];
+        c->head_feat = F;
+        int stages = max_index_after(w, "upsample.") / 2 + 1;
+        for (int k = 0; k < stages; k++) {
+            snprintf(name, sizeof name, "upsample.%d.weight", 2 * k);
+            TRY(need(w, name, 4, &t));
+            if (t->shape[0] == 4 * (int64_t)F && stages <= 3) scale *= 2;
+            else if (t->shape[0] == 9 * (int64_t)F && stages == 1) scale = 3;
+            else
+                return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has %lld outputs, expected 4x%d (x2 stage) or 9x%d (a single x3 stage)",
+                                  w->path, name, (long long)t->shape[0], F, F);
+        }
+        TRY(need(w, "conv_last.weight", 4, &t));
+        c->out_chans = (int)t->shape[0];
+    } else {
+        c->tail = LATUP_TAIL_PIXELSHUFFLEDIRECT;
+        TRY(need(w, "upsample.0.weight", 4, &t));
+        c->out_chans = c->in_chans; /* SwinIR's num_out_ch for super-resolution */
+        const int64_t rr = c->out_chans > 0 ? t->shape[0] / c->out_chans : 0;
+        for (int r = 2; r <= 8; r++)
+            if ((int64_t)r * r == rr && rr * c->out_chans == t->shape[0]) scale = r;
+        if (scale == 1)
+            return latup_fail(LATUP_E_INPUT, "%s: tensor 'upsample.0.weight' has %lld outputs, expected %d x r^2 (r = 2..8)",
+                              w->path, (long long)t->shape[0], c->out_chans);
+    }
+    c->n_scales = 1;
+    c->scales[0] = scale;
+    return LATUP_OK;
+}
+
 static latup_status infer_config(const latup_weights *w, latup_lua_config *c) {
     const latup_wtensor *t;
     char name[160];
@@ -126,20 +190,18 @@ static latup_status infer_config(const latup_weights *w, latup_lua_config *c) {
     }
     TRY(need(w, "layers.0.residual_group.blocks.0.mlp.fc1.weight", 2, &t)); /* [hidden, E] */
     c->mlp_hidden = (int)t->shape[0];
-
-    /* heads.x{S}: ascending scales, width F from conv_before.0, C_out from conv_last */
-    for (int s = 2; s <= 8; s *= 2) {
-        snprintf(name, sizeof name, "heads.x%d.conv_before.0.weight", s);
-        if (!latup_weights_find(w, name)) continue;
-        TRY(need(w, name, 4, &t));
-        if (c->n_scales == 0) c->head_feat = (int)t->shape[0];
-        c->scales[c->n_scales++] = s;
-        snprintf(name, sizeof name, "heads.x%d.conv_last.weight", s);
-        TRY(need(w, name, 4, &t));
-        c->out_chans = (int)t->shape[0];
+    /* SwinIR subtracts the DIV2K RGB mean from 3-channel inputs and adds it back (img_range 1);
+     * for latents (C != 3) the mean is 0 */
+    if (c->in_chans == 3) {
+        c->has_mean = 1;
+        c->mean[0] = 0.4488f, c->mean[1] = 0.4371f, c->mean[2] = 0.4040f;
     }
-    if (c->n_scales == 0)
-        return latup_fail(LATUP_E_INPUT, "%s: no 'heads.x2' or 'heads.x4' tensors: not a LUA checkpoint", w->path);
+
+    if (max_index_after(w, "heads.x") >= 0) return infer_lua_heads(w, c);
+    if (latup_weights_find(w, "upsample.0.weight")) return infer_swinir_tail(w, c);
+    return latup_fail(LATUP_E_INPUT,
+                      "%s: no 'heads.x2'/'heads.x4' (LUA) or 'upsample.0' (SwinIR) tensors: unknown tail",
+                      w->path);
     return LATUP_OK;
 }
 
@@ -169,9 +231,41 @@ static latup_status check_buffers(latup_binder *bd, int i, int j, int ws) {
     return LATUP_OK;
 }
 
+static latup_status bind_head(head *h, const latup_lua_config *c, int scale, latup_binder *bd) {
+    const int E = c->embed_dim, F = c->head_feat;
+    char pfx[24] = "", name[96];
+    h->scale = scale;
+    if (scale == 3 || c->tail == LATUP_TAIL_PIXELSHUFFLEDIRECT) {
+        h->n_up = 1, h->r[0] = scale;
+    } else {
+        h->n_up = 0;
+        for (int r = scale; r > 1; r /= 2) h->r[h->n_up++] = 2;
+    }
+    if (c->tail == LATUP_TAIL_LUA_HEADS) {
+        snprintf(pfx, sizeof pfx, "heads.x%d.", scale);
+        snprintf(h->before_name, sizeof h->before_name, "%sconv_before", pfx);
+    } else {
+        snprintf(h->before_name, sizeof h->before_name, "conv_before_upsample");
+    }
+    snprintf(h->up_name, sizeof h->up_name, "%supsample", pfx);
+    snprintf(h->last_name, sizeof h->last_name, "%sconv_last", pfx);
+    h->has_before = h->has_last = c->tail != LATUP_TAIL_PIXELSHUFFLEDIRECT;
+    if (h->has_before) {
+        snprintf(name, sizeof name, "%s.0", h->before_name);
+        TRY(latup_bind_conv(bd, &h->conv_before, E, F, 3, name));
+    }
+    for (int k = 0; k < h->n_up; k++) {
+        const int cin = h->has_before ? F : E, cout = h->r[k] * h->r[k] * (h->has_last ? F : c->out_chans);
+        snprintf(name, sizeof name, "%s.%d", h->up_name, 2 * k);
+        TRY(latup_bind_conv(bd, &h->up[k], cin, cout, 3, name));
+    }
+    if (h->has_last) TRY(latup_bind_conv(bd, &h->conv_last, F, c->out_chans, 3, h->last_name));
+    return LATUP_OK;
+}
+
 static latup_status bind_model(latup_lua *m, latup_binder *bd) {
     const latup_lua_config *c = &m->cfg;
-    const int E = c->embed_dim, ws = c->window_size, N = ws * ws, F = c->head_feat;
+    const int E = c->embed_dim, ws = c->window_size, N = ws * ws;
     char name[160];
     TRY(latup_bind_conv(bd, &m->conv_first, c->in_chans, E, 3, "conv_first"));
     TRY(latup_bind_norm(bd, &m->patch_norm, E, c->ln_eps, "patch_embed.norm"));
@@ -205,28 +299,15 @@ static latup_status bind_model(latup_lua *m, latup_binder *bd) {
     }
     TRY(latup_bind_norm(bd, &m->norm, E, c->ln_eps, "norm"));
     TRY(latup_bind_conv(bd, &m->conv_after_body, E, E, 3, "conv_after_body"));
-    for (int s = 0; s < c->n_scales; s++) {
-        head *h = &m->heads[s];
-        h->scale = c->scales[s];
-        h->n_up = 0;
-        for (int r = h->scale; r > 1; r /= 2) h->n_up++;
-        snprintf(name, sizeof name, "heads.x%d.conv_before.0", h->scale);
-        TRY(latup_bind_conv(bd, &h->conv_before, E, F, 3, name));
-        for (int k = 0; k < h->n_up; k++) {
-            snprintf(name, sizeof name, "heads.x%d.upsample.%d", h->scale, 2 * k);
-            TRY(latup_bind_conv(bd, &h->up[k], F, 4 * F, 3, name));
-        }
-        snprintf(name, sizeof name, "heads.x%d.conv_last", h->scale);
-        TRY(latup_bind_conv(bd, &h->conv_last, F, c->out_chans, 3, name));
-    }
-    return latup_binder_check_all_used(bd, "LUA");
+    for (int s = 0; s < c->n_scales; s++) TRY(bind_head(&m->heads[s], c, c->scales[s], bd));
+    return latup_binder_check_all_used(bd, c->tail == LATUP_TAIL_LUA_HEADS ? "LUA" : "SwinIR");
 }
 
 latup_status latup_lua_load(const char *path, latup_lua **out) {
     *out = NULL;
     latup_lua *m = latup_calloc(1, sizeof *m, "model");
     if (!m) return LATUP_E_NOMEM;
-    latup_status st = latup_safetensors_load(path, &m->weights);
+    latup_status st = latup_weights_load(path, &m->weights);
     if (st == LATUP_OK) st = infer_config(&m->weights, &m->cfg);
     if (st == LATUP_OK) {
         latup_binder bd;
@@ -261,6 +342,15 @@ void latup_lua_free(latup_lua *m) {
 }
 
 const latup_lua_config *latup_lua_get_config(const latup_lua *m) { return &m->cfg; }
+
+const char *latup_tail_name(latup_tail t) {
+    switch (t) {
+    case LATUP_TAIL_LUA_HEADS: return "lua-heads";
+    case LATUP_TAIL_PIXELSHUFFLE: return "pixelshuffle";
+    case LATUP_TAIL_PIXELSHUFFLEDIRECT: return "pixelshuffledirect";
+    }
+    return "unknown";
+}
 
 static const head *find_head(const latup_lua *m, int scale) {
     for (int s = 0; s < m->cfg.n_scales; s++)
@@ -416,31 +506,39 @@ static void swin_block_forward(const swin_block *B, const latup_lua_config *c, i
 #undef NAME
 }
 
-/* The head (spec step 6): conv_before + LeakyReLU, log2(S) x [conv F->4F, PixelShuffle(2)],
- * conv_last. Reads f [E, Hp, Wp]; leaves [C, S*Hp, S*Wp] in *result. */
+/* The head (spec step 6): conv_before + LeakyReLU, then per stage [conv F -> r*r*F,
+ * PixelShuffle(r)], then conv_last (SwinIR's direct tail: one [conv E -> r*r*C, PixelShuffle(r)]).
+ * Reads f [E, Hp, Wp]; leaves [C, S*Hp, S*Wp] in *result. Dump names are the module names. */
 static void head_forward(const head *h, const float *f, int Hp, int Wp, arena *a,
                          const dumper *d, float **result) {
-    const int F = h->conv_before.cout;
     char name[96];
     float *x = a->ha, *y = a->hb;
-    conv(x, f, &h->conv_before, Hp, Wp, a);                            /* x [F, Hp, Wp] */
-    leaky_relu_forward(x, x, (size_t)F * Hp * Wp, LEAKY_SLOPE);
-    snprintf(name, sizeof name, "heads.x%d.conv_before", h->scale);
-    dump(d, name, x, 3, F, Hp, Wp);
+    const float *in = f;
+    if (h->has_before) {
+        conv(x, f, &h->conv_before, Hp, Wp, a);                        /* x [F, Hp, Wp] */
+        leaky_relu_forward(x, x, (size_t)h->conv_before.cout * Hp * Wp, LEAKY_SLOPE);
+        dump(d, h->before_name, x, 3, h->conv_before.cout, Hp, Wp);
+        in = x;
+    }
     int hh = Hp, ww = Wp;
     for (int k = 0; k < h->n_up; k++) {
-        conv(y, x, &h->up[k], hh, ww, a);                              /* y [4F, hh, ww] */
-        snprintf(name, sizeof name, "heads.x%d.upsample.%d", h->scale, 2 * k);
-        dump(d, name, y, 3, 4 * F, hh, ww);
-        pixel_shuffle(x, y, F, hh, ww, 2);                             /* x [F, 2hh, 2ww] */
-        hh *= 2, ww *= 2;
-        snprintf(name, sizeof name, "heads.x%d.upsample.%d", h->scale, 2 * k + 1);
-        dump(d, name, x, 3, F, hh, ww);
+        const int r = h->r[k], cout = h->up[k].cout;
+        conv(y, in, &h->up[k], hh, ww, a);                             /* y [r*r*F, hh, ww] */
+        snprintf(name, sizeof name, "%s.%d", h->up_name, 2 * k);
+        dump(d, name, y, 3, cout, hh, ww);
+        pixel_shuffle(x, y, cout / (r * r), hh, ww, r);                /* x [F, r*hh, r*ww] */
+        hh *= r, ww *= r;
+        snprintf(name, sizeof name, "%s.%d", h->up_name, 2 * k + 1);
+        dump(d, name, x, 3, cout / (r * r), hh, ww);
+        in = x;
     }
-    conv(y, x, &h->conv_last, hh, ww, a);                              /* y [C, S*Hp, S*Wp] */
-    snprintf(name, sizeof name, "heads.x%d.conv_last", h->scale);
-    dump(d, name, y, 3, h->conv_last.cout, hh, ww);
-    *result = y;
+    if (h->has_last) {
+        conv(y, x, &h->conv_last, hh, ww, a);                          /* y [C, S*Hp, S*Wp] */
+        dump(d, h->last_name, y, 3, h->conv_last.cout, hh, ww);
+        *result = y;
+    } else {
+        *result = x;
+    }
 }
 
 static latup_status arena_alloc(arena *a, float **block, const latup_lua *m, const latup_lua_plan *p) {
@@ -469,6 +567,12 @@ static latup_status arena_alloc(arena *a, float **block, const latup_lua *m, con
     a->band_rows = p->conv_band_rows;
     *block = base;
     return LATUP_OK;
+}
+
+/* x[c, :] += sign * v[c] */
+static void add_channel_bias(float *x, const float *v, float sign, int C, int n) {
+    for (int ch = 0; ch < C; ch++)
+        for (int i = 0; i < n; i++) x[(size_t)ch * n + i] += sign * v[ch];
 }
 
 static latup_status check_finite(const latup_tensor *x) {
@@ -532,6 +636,7 @@ latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int sc
         /* 0. reflect-pad bottom/right to the window multiple          pad [C, Hp, Wp] */
         reflect_pad(a.pad, xb, (int)C, H, W, Hp, Wp);
         dump(&d, "pad", a.pad, 3, C, Hp, Wp);
+        if (c->has_mean) add_channel_bias(a.pad, c->mean, -1.0f, (int)C, L); /* (x - mean) */
         /* 1. shallow features                                          f0  [E, Hp, Wp] */
         conv(a.f0, a.pad, &m->conv_first, Hp, Wp, &a);
         dump(&d, "conv_first", a.f0, 3, E, Hp, Wp);
@@ -579,6 +684,7 @@ latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int sc
         /* 7. crop the padding away                                       [C, S*H, S*W] */
         float *yb = y->data + (size_t)b * Co * S * H * S * W;
         crop(yb, hr, Co, S * Hp, S * Wp, S * H, S * W);
+        if (c->has_mean) add_channel_bias(yb, c->mean, 1.0f, Co, S * H * S * W); /* + mean */
         char oname[16];
         snprintf(oname, sizeof oname, "out.x%d", S);
         dump(&d, oname, yb, 3, Co, (int64_t)S * H, (int64_t)S * W);
