@@ -1,0 +1,743 @@
+/* vae.c — the AutoencoderKL decoder shared by SD 1.x/2.x, SDXL, SD3 and FLUX.1
+ * (../shared/spec/vae.md): config inference and binding for ldm and diffusers names (flat or under
+ * a single-file checkpoint's prefix), the memory plan, the exact forward pass (latup_vae_decode ->
+ * decode_one) and tiled decoding for outputs beyond the memory budget. */
+#include "kernels.h"
+#include "layers.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GN_GROUPS 32       /* every norm: GroupNorm(32, eps 1e-6) */
+#define GN_EPS 1e-6f
+#define CONV_BAND_BUDGET (8u << 20) /* floats of im2col scratch per band (32 MiB) */
+#define ATTN_BLOCK 256     /* query and key block of the mid-block attention */
+
+/* ---- layer structs, ldm names beside each field (diffusers names: vae_module_name) ------------ */
+
+typedef struct {
+    latup_norm norm1, norm2;      /* .norm1, .norm2 (GroupNorm) */
+    latup_conv conv1, conv2;      /* .conv1 (3x3 cin -> cout), .conv2 (3x3 cout -> cout) */
+    int has_shortcut;
+    latup_conv nin_shortcut;      /* .nin_shortcut (diffusers .conv_shortcut), 1x1, cin != cout */
+    int cin, cout;
+} resnet;
+
+typedef struct {
+    latup_norm norm;              /* decoder.mid.attn_1.norm */
+    latup_conv q, k, v, proj_out; /* decoder.mid.attn_1.{q,k,v,proj_out}, 1x1 conv or Linear */
+} attn_block;
+
+typedef struct {
+    resnet blocks[8];             /* decoder.up.L.block.M */
+    int n_blocks;
+    int has_upsample;
+    latup_conv upsample;          /* decoder.up.L.upsample.conv (nearest x2, then 3x3) */
+} up_level;
+
+struct latup_vae {
+    latup_vae_config cfg;
+    latup_weights weights;
+    latup_conv post_quant_conv;   /* post_quant_conv (1x1 zc -> zc), SD/SDXL only */
+    latup_conv conv_in;           /* decoder.conv_in (3x3 zc -> C) */
+    resnet mid_block_1, mid_block_2;
+    attn_block mid_attn;
+    up_level up[LATUP_VAE_MAX_LEVELS];
+    latup_norm norm_out;          /* decoder.norm_out (diffusers conv_norm_out) */
+    latup_conv conv_out;          /* decoder.conv_out (3x3 C0 -> 3) */
+};
+
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        latup_status st_ = (x);                                                                    \
+        if (st_ != LATUP_OK) return st_;                                                           \
+    } while (0)
+
+/* ---- names ---------------------------------------------------------------------------------------
+ * Modules are named the ldm way in the code; vae_module_name() gives the file's name for one. */
+typedef enum { M_POST_QUANT, M_CONV_IN, M_MID_RESNET, M_MID_ATTN, M_UP_RESNET, M_UPSAMPLE, M_NORM_OUT, M_CONV_OUT } module_kind;
+
+static void vae_module_name(char *out, size_t n, const latup_vae_config *c, module_kind k, int a, int b) {
+    const int ldm = c->naming == LATUP_VAE_NAMES_LDM;
+    const char *p = c->prefix;
+    switch (k) {
+    case M_POST_QUANT: snprintf(out, n, "%spost_quant_conv", p); break;
+    case M_CONV_IN: snprintf(out, n, "%sdecoder.conv_in", p); break;
+    case M_CONV_OUT: snprintf(out, n, "%sdecoder.conv_out", p); break;
+    case M_NORM_OUT: snprintf(out, n, ldm ? "%sdecoder.norm_out" : "%sdecoder.conv_norm_out", p); break;
+    case M_MID_RESNET:
+        if (ldm) snprintf(out, n, "%sdecoder.mid.block_%d", p, a + 1);
+        else snprintf(out, n, "%sdecoder.mid_block.resnets.%d", p, a);
+        break;
+    case M_MID_ATTN:
+        snprintf(out, n, ldm ? "%sdecoder.mid.attn_1" : "%sdecoder.mid_block.attentions.0", p);
+        break;
+    case M_UP_RESNET: /* diffusers counts up_blocks from the lowest resolution */
+        if (ldm) snprintf(out, n, "%sdecoder.up.%d.block.%d", p, a, b);
+        else snprintf(out, n, "%sdecoder.up_blocks.%d.resnets.%d", p, c->n_levels - 1 - a, b);
+        break;
+    case M_UPSAMPLE:
+        if (ldm) snprintf(out, n, "%sdecoder.up.%d.upsample.conv", p, a);
+        else snprintf(out, n, "%sdecoder.up_blocks.%d.upsamplers.0.conv", p, c->n_levels - 1 - a);
+        break;
+    }
+}
+
+/* the attention's sub-modules in each naming: norm, q, k, v, proj */
+static const char *ATTN_NAMES[3][5] = {
+    {"norm", "q", "k", "v", "proj_out"},
+    {"group_norm", "to_q", "to_k", "to_v", "to_out.0"},
+    {"group_norm", "query", "key", "value", "proj_attn"},
+};
+
+/* ---- config inference -------------------------------------------------------------------------- */
+
+static int max_index_after(const latup_weights *w, const char *prefix) {
+    size_t n = strlen(prefix);
+    int best = -1;
+    for (int i = 0; i < w->n; i++) {
+        const char *s = w->t[i].name;
+        if (strncmp(s, prefix, n) != 0) continue;
+        char *end;
+        long v = strtol(s + n, &end, 10);
+        if (end != s + n && *end == '.' && v >= 0 && v < 1000 && v > best) best = (int)v;
+    }
+    return best;
+}
+
+static int has(const latup_weights *w, const char *fmt, ...) LATUP_PRINTF(2, 3);
+static int has(const latup_weights *w, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return latup_weights_find(w, name) != NULL;
+}
+
+static latup_status conv_shape(const latup_weights *w, const char *name, int64_t *shape4) {
+    char full[256];
+    snprintf(full, sizeof full, "%s.weight", name);
+    const latup_wtensor *t = latup_weights_find(w, full);
+    if (!t) return latup_fail(LATUP_E_INPUT, "%s: missing tensor '%s' (needed to infer the VAE config)", w->path, full);
+    if (t->ndim != 4 || !t->f32) {
+        char s[96];
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has shape %s, expected a 4-d conv weight", w->path, full,
+                          latup_shape_str(s, sizeof s, t->ndim, t->shape));
+    }
+    memcpy(shape4, t->shape, 4 * sizeof(int64_t));
+    return LATUP_OK;
+}
+
+static latup_status infer_vae_config(const latup_weights *w, latup_vae_config *c) {
+    static const char *prefixes[] = {"", "first_stage_model.", "vae."};
+    char name[256];
+    int64_t s[4];
+    memset(c, 0, sizeof *c);
+    c->groups = GN_GROUPS, c->eps = GN_EPS;
+    int found = 0;
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0] && !found; i++)
+        if (has(w, "%sdecoder.conv_in.weight", prefixes[i])) {
+            snprintf(c->prefix, sizeof c->prefix, "%s", prefixes[i]);
+            found = 1;
+        }
+    if (!found)
+        return latup_fail(LATUP_E_INPUT, "%s: no 'decoder.conv_in.weight' (flat, or under 'first_stage_model.' or 'vae.'): not a VAE checkpoint", w->path);
+    const char *p = c->prefix;
+    if (has(w, "%sdecoder.mid.block_1.conv1.weight", p)) {
+        c->naming = LATUP_VAE_NAMES_LDM;
+        snprintf(name, sizeof name, "%sdecoder.up.", p);
+    } else if (has(w, "%sdecoder.mid_block.resnets.0.conv1.weight", p)) {
+        c->naming = has(w, "%sdecoder.mid_block.attentions.0.query.weight", p) ? LATUP_VAE_NAMES_DIFFUSERS_OLD
+                                                                                : LATUP_VAE_NAMES_DIFFUSERS;
+        snprintf(name, sizeof name, "%sdecoder.up_blocks.", p);
+    } else {
+        return latup_fail(LATUP_E_INPUT, "%s: missing tensor '%sdecoder.mid.block_1.conv1.weight' (ldm names) or "
+                          "'%sdecoder.mid_block.resnets.0.conv1.weight' (diffusers names)", w->path, p, p);
+    }
+    c->n_levels = max_index_after(w, name) + 1;
+    if (c->n_levels < 1 || c->n_levels > LATUP_VAE_MAX_LEVELS)
+        return latup_fail(LATUP_E_INPUT, "%s: %d decoder up levels found under '%s', expected 1..%d", w->path,
+                          c->n_levels, name, LATUP_VAE_MAX_LEVELS);
+    char mod[200];
+    vae_module_name(mod, sizeof mod, c, M_CONV_IN, 0, 0);
+    TRY(conv_shape(w, mod, s));
+    c->z_channels = (int)s[1];
+    /* blocks per level, from level 0 (ldm "up.0.block.", diffusers "up_blocks.<n-1>.resnets.") */
+    vae_module_name(mod, sizeof mod, c, M_UP_RESNET, 0, 0);
+    mod[strlen(mod) - 1] = '\0'; /* "...block." / "...resnets." */
+    c->blocks_per_level = max_index_after(w, mod) + 1;
+    if (c->blocks_per_level < 1 || c->blocks_per_level > 8)
+        return latup_fail(LATUP_E_INPUT, "%s: %d ResnetBlocks per level found under '%s', expected 1..8", w->path,
+                          c->blocks_per_level, mod);
+    for (int L = 0; L < c->n_levels; L++) {
+        vae_module_name(mod, sizeof mod, c, M_UP_RESNET, L, 0);
+        snprintf(name, sizeof name, "%s.conv1", mod);
+        TRY(conv_shape(w, name, s));
+        c->channels[L] = (int)s[0];
+        if (c->channels[L] < 1 || c->channels[L] % c->groups != 0)
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s.weight': %d channels, not a multiple of %d GroupNorm groups",
+                              w->path, name, c->channels[L], c->groups);
+    }
+    vae_module_name(mod, sizeof mod, c, M_CONV_OUT, 0, 0);
+    TRY(conv_shape(w, mod, s));
+    c->out_channels = (int)s[0];
+    vae_module_name(mod, sizeof mod, c, M_POST_QUANT, 0, 0);
+    snprintf(name, sizeof name, "%s.weight", mod);
+    c->has_post_quant_conv = latup_weights_find(w, name) != NULL;
+    return LATUP_OK;
+}
+
+/* ---- binding ------------------------------------------------------------------------------------- */
+
+static latup_status bind_resnet(latup_binder *bd, resnet *r, int cin, int cout, float eps, const char *mod,
+                                int ldm) {
+    char name[256];
+    r->cin = cin, r->cout = cout;
+    snprintf(name, sizeof name, "%s.norm1", mod);
+    TRY(latup_bind_norm(bd, &r->norm1, cin, eps, name));
+    snprintf(name, sizeof name, "%s.conv1", mod);
+    TRY(latup_bind_conv(bd, &r->conv1, cin, cout, 3, name));
+    snprintf(name, sizeof name, "%s.norm2", mod);
+    TRY(latup_bind_norm(bd, &r->norm2, cout, eps, name));
+    snprintf(name, sizeof name, "%s.conv2", mod);
+    TRY(latup_bind_conv(bd, &r->conv2, cout, cout, 3, name));
+    r->has_shortcut = cin != cout;
+    if (r->has_shortcut) {
+        snprintf(name, sizeof name, ldm ? "%s.nin_shortcut" : "%s.conv_shortcut", mod);
+        TRY(latup_bind_conv(bd, &r->nin_shortcut, cin, cout, 1, name));
+    }
+    return LATUP_OK;
+}
+
+/* An attention projection: a 1x1 conv [C,C,1,1] (ldm) or a Linear [C,C] (diffusers); the same
+ * memory layout either way. */
+static latup_status bind_proj(latup_binder *bd, latup_conv *cv, int C, const char *mod, const char *sub) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.%s.weight", mod, sub);
+    const latup_wtensor *t = latup_weights_find(bd->w, name);
+    const int64_t lin[2] = {C, C}, conv[4] = {C, C, 1, 1};
+    const int is_linear = t && t->ndim == 2;
+    TRY(latup_bind(bd, &cv->w, is_linear ? 2 : 4, is_linear ? lin : conv, "%s", name));
+    const int64_t bs[1] = {C};
+    TRY(latup_bind(bd, &cv->b, 1, bs, "%s.%s.bias", mod, sub));
+    cv->cin = cv->cout = C, cv->k = 1;
+    return LATUP_OK;
+}
+
+static latup_status bind_vae(latup_vae *v, latup_binder *bd) {
+    const latup_vae_config *c = &v->cfg;
+    const int ldm = c->naming == LATUP_VAE_NAMES_LDM, top = c->channels[c->n_levels - 1];
+    char mod[200], name[256];
+    if (c->has_post_quant_conv) {
+        vae_module_name(mod, sizeof mod, c, M_POST_QUANT, 0, 0);
+        TRY(latup_bind_conv(bd, &v->post_quant_conv, c->z_channels, c->z_channels, 1, mod));
+    }
+    vae_module_name(mod, sizeof mod, c, M_CONV_IN, 0, 0);
+    TRY(latup_bind_conv(bd, &v->conv_in, c->z_channels, top, 3, mod));
+    vae_module_name(mod, sizeof mod, c, M_MID_RESNET, 0, 0);
+    TRY(bind_resnet(bd, &v->mid_block_1, top, top, c->eps, mod, ldm));
+    vae_module_name(mod, sizeof mod, c, M_MID_ATTN, 0, 0);
+    const char *const *an = ATTN_NAMES[c->naming];
+    snprintf(name, sizeof name, "%s.%s", mod, an[0]);
+    TRY(latup_bind_norm(bd, &v->mid_attn.norm, top, c->eps, name));
+    TRY(bind_proj(bd, &v->mid_attn.q, top, mod, an[1]));
+    TRY(bind_proj(bd, &v->mid_attn.k, top, mod, an[2]));
+    TRY(bind_proj(bd, &v->mid_attn.v, top, mod, an[3]));
+    TRY(bind_proj(bd, &v->mid_attn.proj_out, top, mod, an[4]));
+    vae_module_name(mod, sizeof mod, c, M_MID_RESNET, 1, 0);
+    TRY(bind_resnet(bd, &v->mid_block_2, top, top, c->eps, mod, ldm));
+    int cin = top;
+    for (int L = c->n_levels - 1; L >= 0; L--) {
+        up_level *u = &v->up[L];
+        u->n_blocks = c->blocks_per_level;
+        for (int M = 0; M < u->n_blocks; M++) {
+            vae_module_name(mod, sizeof mod, c, M_UP_RESNET, L, M);
+            TRY(bind_resnet(bd, &u->blocks[M], cin, c->channels[L], c->eps, mod, ldm));
+            cin = c->channels[L];
+        }
+        u->has_upsample = L != 0;
+        if (u->has_upsample) {
+            vae_module_name(mod, sizeof mod, c, M_UPSAMPLE, L, 0);
+            TRY(latup_bind_conv(bd, &u->upsample, cin, cin, 3, mod));
+        }
+    }
+    vae_module_name(mod, sizeof mod, c, M_NORM_OUT, 0, 0);
+    TRY(latup_bind_norm(bd, &v->norm_out, c->channels[0], c->eps, mod));
+    vae_module_name(mod, sizeof mod, c, M_CONV_OUT, 0, 0);
+    TRY(latup_bind_conv(bd, &v->conv_out, c->channels[0], c->out_channels, 3, mod));
+    return LATUP_OK;
+}
+
+latup_status latup_vae_load(const char *path, latup_vae **out) {
+    *out = NULL;
+    latup_vae *v = latup_calloc(1, sizeof *v, "VAE");
+    if (!v) return LATUP_E_NOMEM;
+    latup_status st = latup_weights_load(path, &v->weights);
+    if (st == LATUP_OK) st = infer_vae_config(&v->weights, &v->cfg);
+    latup_binder bd = {0};
+    if (st == LATUP_OK) st = latup_binder_init(&bd, &v->weights);
+    if (st == LATUP_OK) st = bind_vae(v, &bd);
+    if (st == LATUP_OK) {
+        /* the decoder's parameter count: what it bound (encoder etc. ignored) */
+        for (int i = 0; i < v->weights.n; i++)
+            if (bd.used[i]) v->cfg.n_params += v->weights.t[i].numel;
+    }
+    latup_binder_free(&bd);
+    if (st != LATUP_OK) {
+        latup_vae_free(v);
+        return st;
+    }
+    *out = v;
+    return LATUP_OK;
+}
+
+void latup_vae_free(latup_vae *v) {
+    if (!v) return;
+    latup_weights_free(&v->weights);
+    free(v);
+}
+
+const latup_vae_config *latup_vae_get_config(const latup_vae *v) { return &v->cfg; }
+
+const char *latup_vae_naming_name(latup_vae_naming n) {
+    switch (n) {
+    case LATUP_VAE_NAMES_LDM: return "ldm (original)";
+    case LATUP_VAE_NAMES_DIFFUSERS: return "diffusers";
+    case LATUP_VAE_NAMES_DIFFUSERS_OLD: return "diffusers (old attention names)";
+    }
+    return "unknown";
+}
+
+const char *latup_vae_family_guess(const latup_vae_config *c) {
+    if (c->z_channels == 4 && c->has_post_quant_conv) return "SD 1.x/2.x or SDXL (4 channels, post_quant_conv)";
+    if (c->z_channels == 16 && !c->has_post_quant_conv) return "SD3 or FLUX.1 (16 channels, no post_quant_conv)";
+    return "unknown family";
+}
+
+/* ---- execution: one schedule, run dry to plan and for real to decode -------------------------------
+ * Activations rotate through three buffers. Every op writes to a free buffer chosen only from the
+ * history of sizes (best fit among the free ones, else the largest), so the dry run that sizes the
+ * buffers and the real run make identical choices. */
+
+typedef struct {
+    int dry;
+    size_t cap[3];       /* floats: dry run grows them; real run: the allocation */
+    size_t shadow[3];    /* sizes seen so far, identical in both runs: drives the choice */
+    float *buf[3];
+    /* mid-block attention, token-major [N, C]: normalised input, q, k, v, output */
+    float *nt, *q, *k, *v, *o, *attn_scratch;
+    size_t attn_floats, attn_scratch_floats;
+    float *col;          /* conv scratch: im2col band + transformed input band */
+    size_t col_floats;
+    int band_rows_max;
+    float *stats;        /* per-channel GroupNorm mean and rstd: [2, Cmax] */
+    int cmax;
+    const latup_run_opts *dump;
+    int b;
+    int nthreads;
+} vexec;
+
+static int pick(vexec *e, size_t need, int busy0, int busy1) {
+    int best = -1, largest = -1;
+    for (int i = 0; i < 3; i++) {
+        if (i == busy0 || i == busy1) continue;
+        if (e->shadow[i] >= need && (best < 0 || e->shadow[i] < e->shadow[best])) best = i;
+        if (largest < 0 || e->shadow[i] > e->shadow[largest]) largest = i;
+    }
+    int i = best >= 0 ? best : largest;
+    if (e->shadow[i] < need) e->shadow[i] = need;
+    if (e->dry && e->cap[i] < need) e->cap[i] = need;
+    return i;
+}
+
+static void dump_chw(vexec *e, const char *name, const float *x, int C, int h, int w) {
+    if (e->dry || !e->dump || !e->dump->dump) return;
+    latup_tensor t = {.data = (float *)x, .ndim = 3, .shape = {C, h, w, 0}};
+    e->dump->dump(e->dump->dump_user, name, &t, e->b);
+}
+
+/* Scratch for a 3x3 conv with an input transform at this size (the plan takes the max). */
+static void need_conv(vexec *e, int cin, int H, int W, const conv_input_op *op) {
+    int rows = conv2d_band_rows(cin, H, W, 3, CONV_BAND_BUDGET);
+    size_t f = conv2d_ex_scratch_floats(cin, W, 3, rows, op);
+    if (f > e->col_floats) e->col_floats = f;
+}
+
+/* out = conv(op(inp)); in a dry run only the scratch is sized. H, W: the output size. */
+static void run_conv(vexec *e, float *out, const float *inp, const latup_conv *c, int H, int W,
+                     const conv_input_op *op) {
+    if (c->k == 3) need_conv(e, c->cin, H, W, op);
+    if (e->dry) return;
+    int rows = conv2d_band_rows(c->cin, H, W, c->k, CONV_BAND_BUDGET);
+    conv2d_forward_ex(out, inp, c->w, c->b, c->cin, H, W, c->cout, c->k, e->col, rows, op);
+}
+
+/* The GroupNorm (+ SiLU) applied by the next conv as it reads its input. */
+static conv_input_op norm_op(vexec *e, const latup_norm *n, const float *x, int C, int HW, int silu) {
+    conv_input_op op = {0};
+    float *mean = e->stats, *scale = e->stats + e->cmax;
+    if (!e->dry) groupnorm_affine(mean, scale, x, n->w, C, HW, GN_GROUPS, n->eps);
+    op.norm_mean = mean, op.norm_scale = scale, op.norm_bias = n->b;
+    op.silu = silu;
+    return op;
+}
+
+/* ResnetBlock: y = conv2(SiLU(norm2(conv1(SiLU(norm1(x)))))) + shortcut(x). x in buffer *hi;
+ * the result's buffer goes back in *hi. */
+static void resnet_forward(vexec *e, const resnet *r, int *hi, int h, int w, const char *name) {
+    const int HW = h * w;
+    const float *x = e->buf[*hi];
+    char nm[256];
+    int t1 = pick(e, (size_t)r->cout * HW, *hi, -1);
+    if (!strcmp(name, "mid.block_1") && e->dump && e->dump->dump && !e->dry) {
+        /* the golden files hold norm1 (before SiLU) of the first resnet: materialise it here */
+        groupnorm_forward(e->buf[t1], x, r->norm1.w, r->norm1.b, r->cin, HW, GN_GROUPS, r->norm1.eps);
+        snprintf(nm, sizeof nm, "%s.norm1", name);
+        dump_chw(e, nm, e->buf[t1], r->cin, h, w);
+    }
+    conv_input_op op = norm_op(e, &r->norm1, x, r->cin, HW, 1);
+    run_conv(e, e->buf[t1], x, &r->conv1, h, w, &op);
+    snprintf(nm, sizeof nm, "%s.conv1", name);
+    dump_chw(e, nm, e->buf[t1], r->cout, h, w);
+    int t2 = pick(e, (size_t)r->cout * HW, *hi, t1);
+    op = norm_op(e, &r->norm2, e->buf[t1], r->cout, HW, 1);
+    run_conv(e, e->buf[t2], e->buf[t1], &r->conv2, h, w, &op);
+    if (r->has_shortcut) {
+        conv_input_op acc = {.accumulate = 1}; /* y += nin_shortcut(x): one sgemm, beta = 1 */
+        run_conv(e, e->buf[t2], x, &r->nin_shortcut, h, w, &acc);
+    } else if (!e->dry) {
+        add_inplace(e->buf[t2], x, (size_t)r->cout * HW);
+    }
+    *hi = t2;
+    dump_chw(e, name, e->buf[t2], r->cout, h, w);
+}
+
+/* Token-major [N,C] -> a dump in [C,h,w], through a free activation buffer. */
+static void dump_tokens(vexec *e, const char *name, const float *x, int C, int h, int w, int scratch) {
+    if (e->dry || !e->dump || !e->dump->dump) return;
+    hwc_to_chw(e->buf[scratch], x, C, h * w);
+    dump_chw(e, name, e->buf[scratch], C, h, w);
+}
+
+/* AttnBlock: one head over all h*w positions, blocked with an online softmax. */
+static void attn_forward(vexec *e, const attn_block *a, int *hi, int h, int w) {
+    const int C = a->norm.dim, N = h * w;
+    const size_t NC = (size_t)N * C;
+    if (NC > e->attn_floats) e->attn_floats = NC;
+    size_t sf = attention_blocked_scratch_floats(N, C, ATTN_BLOCK, ATTN_BLOCK, e->nthreads);
+    if (sf > e->attn_scratch_floats) e->attn_scratch_floats = sf;
+    int t = pick(e, NC, *hi, -1);
+    if (e->dry) {
+        *hi = pick(e, NC, *hi, t);
+        return;
+    }
+    const float *x = e->buf[*hi];
+    groupnorm_forward(e->buf[t], x, a->norm.w, a->norm.b, C, N, GN_GROUPS, a->norm.eps);
+    dump_chw(e, "mid.attn_1.norm", e->buf[t], C, h, w);
+    chw_to_hwc(e->nt, e->buf[t], C, N);                               /* nt [N, C] */
+    linear_forward(e->q, e->nt, a->q.w, a->q.b, N, C, C);             /* the 1x1 convs as Linears */
+    linear_forward(e->k, e->nt, a->k.w, a->k.b, N, C, C);
+    linear_forward(e->v, e->nt, a->v.w, a->v.b, N, C, C);
+    dump_tokens(e, "mid.attn_1.q", e->q, C, h, w, t);
+    dump_tokens(e, "mid.attn_1.k", e->k, C, h, w, t);
+    dump_tokens(e, "mid.attn_1.v", e->v, C, h, w, t);
+    attention_blocked_forward(e->o, e->q, e->k, e->v, N, C, 1.0f / sqrtf((float)C), ATTN_BLOCK, ATTN_BLOCK,
+                              e->attn_scratch, e->nthreads);
+    dump_tokens(e, "mid.attn_1.attn", e->o, C, h, w, t);
+    linear_forward(e->nt, e->o, a->proj_out.w, a->proj_out.b, N, C, C);
+    int y = pick(e, NC, *hi, t);
+    hwc_to_chw(e->buf[y], e->nt, C, N);
+    add_inplace(e->buf[y], x, NC);                                    /* residual */
+    *hi = y;
+    dump_chw(e, "mid.attn_1", e->buf[y], C, h, w);
+}
+
+typedef struct {
+    double t[LATUP_VAE_MAX_LEVELS + 3];
+} vtimes;
+
+/* The decoder on one latent z [zc, h, w]; writes [3, 8h, 8w] (for n_levels 4) to out. */
+static void decode_one(vexec *e, const latup_vae *v, const float *z, int h, int w, float *out, vtimes *tm,
+                       int progress, int n_stages_done, int n_stages) {
+    const latup_vae_config *c = &v->cfg;
+    const int top = c->channels[c->n_levels - 1];
+    double t0 = latup_now();
+    const float *zin = z;
+    int hi = -1;
+    if (c->has_post_quant_conv) {                                      /* [zc, h, w] */
+        hi = pick(e, (size_t)c->z_channels * h * w, -1, -1);
+        run_conv(e, e->buf[hi], z, &v->post_quant_conv, h, w, NULL);
+        dump_chw(e, "post_quant_conv", e->buf[hi], c->z_channels, h, w);
+        zin = e->buf[hi];
+    }
+    int o = pick(e, (size_t)top * h * w, hi, -1);
+    run_conv(e, e->buf[o], zin, &v->conv_in, h, w, NULL);              /* [C, h, w] */
+    hi = o;
+    dump_chw(e, "conv_in", e->buf[hi], top, h, w);
+    resnet_forward(e, &v->mid_block_1, &hi, h, w, "mid.block_1");
+    attn_forward(e, &v->mid_attn, &hi, h, w);
+    resnet_forward(e, &v->mid_block_2, &hi, h, w, "mid.block_2");
+    if (tm && !e->dry) tm->t[0] += latup_now() - t0;
+    int hh = h, ww = w, C = top;
+    for (int L = c->n_levels - 1; L >= 0; L--) {
+        double tl = latup_now();
+        const up_level *u = &v->up[L];
+        char name[64];
+        for (int M = 0; M < u->n_blocks; M++) {
+            snprintf(name, sizeof name, "up.%d.block.%d", L, M);
+            resnet_forward(e, &u->blocks[M], &hi, hh, ww, name);
+            C = u->blocks[M].cout;
+        }
+        if (u->has_upsample) {                                         /* nearest x2 + 3x3, fused */
+            int y = pick(e, (size_t)C * 4 * hh * ww, hi, -1);
+            conv_input_op up = {.upsample2x = 1};
+            run_conv(e, e->buf[y], e->buf[hi], &u->upsample, 2 * hh, 2 * ww, &up);
+            hi = y, hh *= 2, ww *= 2;
+            snprintf(name, sizeof name, "up.%d.upsample", L);
+            dump_chw(e, name, e->buf[hi], C, hh, ww);
+        }
+        if (tm && !e->dry) tm->t[1 + (c->n_levels - 1 - L)] += latup_now() - tl;
+        if (progress && !e->dry)
+            fprintf(stderr, "\rdecoding: stage %d/%d", n_stages_done + (c->n_levels - L), n_stages), fflush(stderr);
+    }
+    double tl = latup_now();
+    const int HW = hh * ww;
+    if (e->dump && e->dump->dump && !e->dry) { /* norm_out is fused into conv_out: materialise it to dump */
+        int t = pick(e, (size_t)C * HW, hi, -1);
+        groupnorm_forward(e->buf[t], e->buf[hi], v->norm_out.w, v->norm_out.b, C, HW, GN_GROUPS, v->norm_out.eps);
+        silu_forward(e->buf[t], e->buf[t], (size_t)C * HW);
+        dump_chw(e, "norm_out", e->buf[t], C, hh, ww);
+    } else if (e->dry) {
+        pick(e, (size_t)C * HW, hi, -1);
+    }
+    conv_input_op op = norm_op(e, &v->norm_out, e->buf[hi], C, HW, 1);
+    run_conv(e, out, e->buf[hi], &v->conv_out, hh, ww, &op);
+    dump_chw(e, "out", out, c->out_channels, hh, ww);
+    if (tm && !e->dry) tm->t[1 + c->n_levels] += latup_now() - tl;
+}
+
+/* ---- plan -------------------------------------------------------------------------------------- */
+
+static int up_factor(const latup_vae_config *c) { return 1 << (c->n_levels - 1); }
+
+static void no_dump(void *user, const char *name, const latup_tensor *t, int b) {
+    (void)user, (void)name, (void)t, (void)b;
+}
+
+static void plan_exec(const latup_vae *v, int h, int w, vexec *e) {
+    memset(e, 0, sizeof *e);
+    e->dry = 1;
+    e->nthreads = latup_get_threads();
+    e->cmax = 0;
+    for (int L = 0; L < v->cfg.n_levels; L++)
+        if (v->cfg.channels[L] > e->cmax) e->cmax = v->cfg.channels[L];
+    latup_run_opts fake_dump = {no_dump, NULL, 0}; /* plan for the dump path's extra buffer too */
+    e->dump = &fake_dump;
+    decode_one(e, v, NULL, h, w, NULL, NULL, 0, 0, 0);
+    e->dump = NULL;
+}
+
+latup_status latup_vae_plan_memory(const latup_vae *v, int h, int w, latup_vae_plan *p) {
+    memset(p, 0, sizeof *p);
+    if (h < 1 || w < 1 || h > 8192 || w > 8192)
+        return latup_fail(LATUP_E_INPUT, "latent size %dx%d out of range (1..8192)", h, w);
+    vexec e;
+    plan_exec(v, h, w, &e);
+    p->h = h, p->w = w;
+    for (int i = 0; i < 3; i++) p->act[i] = e.cap[i] * sizeof(float);
+    p->attn = (5 * e.attn_floats + e.attn_scratch_floats) * sizeof(float);
+    p->conv = e.col_floats * sizeof(float);
+    p->total = p->act[0] + p->act[1] + p->act[2] + p->attn + p->conv + 2 * (size_t)e.cmax * sizeof(float);
+    p->weights = (size_t)v->cfg.n_params * sizeof(float);
+    return LATUP_OK;
+}
+
+void latup_vae_plan_print(const latup_vae_plan *p, FILE *f) {
+    const double MiB = 1024.0 * 1024.0;
+    fprintf(f, "VAE memory plan: latent %dx%d\n", p->h, p->w);
+    for (int i = 0; i < 3; i++) fprintf(f, "  activation buffer %d         %9.1f MiB\n", i, p->act[i] / MiB);
+    fprintf(f, "  mid attention (q,k,v,o,..) %9.1f MiB\n", p->attn / MiB);
+    fprintf(f, "  conv band scratch          %9.1f MiB\n", p->conv / MiB);
+    fprintf(f, "  arena total                %9.1f MiB (+ weights %.1f MiB)\n", p->total / MiB, p->weights / MiB);
+}
+
+static latup_status exec_alloc(vexec *e, float **block) {
+    size_t total = e->cap[0] + e->cap[1] + e->cap[2] + 5 * e->attn_floats + e->attn_scratch_floats +
+                   e->col_floats + 2 * (size_t)e->cmax + 16 * 12;
+    float *q = latup_alloc_floats(total, "VAE arena");
+    if (!q) return LATUP_E_NOMEM;
+    *block = q;
+#define CARVE(ptr, n) (ptr = q, q += ((size_t)(n) + 15) / 16 * 16)
+    for (int i = 0; i < 3; i++) CARVE(e->buf[i], e->cap[i]);
+    CARVE(e->nt, e->attn_floats);
+    CARVE(e->q, e->attn_floats);
+    CARVE(e->k, e->attn_floats);
+    CARVE(e->v, e->attn_floats);
+    CARVE(e->o, e->attn_floats);
+    CARVE(e->attn_scratch, e->attn_scratch_floats);
+    CARVE(e->col, e->col_floats);
+    CARVE(e->stats, 2 * (size_t)e->cmax);
+#undef CARVE
+    e->dry = 0;
+    memset(e->shadow, 0, sizeof e->shadow);
+    return LATUP_OK;
+}
+
+/* ---- decoding ------------------------------------------------------------------------------------ */
+
+static latup_status check_latent(const latup_vae *v, const latup_tensor *z) {
+    char s[96];
+    if (z->ndim != 3 && z->ndim != 4)
+        return latup_fail(LATUP_E_INPUT, "latent has shape %s, expected [C,H,W] or [B,C,H,W]",
+                          latup_shape_str(s, sizeof s, z->ndim, z->shape));
+    const int off = z->ndim - 3;
+    if (z->shape[off] != v->cfg.z_channels)
+        return latup_fail(LATUP_E_INPUT, "latent has shape %s: %lld channels, the VAE expects %d",
+                          latup_shape_str(s, sizeof s, z->ndim, z->shape), (long long)z->shape[off], v->cfg.z_channels);
+    if ((off && z->shape[0] < 1) || z->shape[off + 1] < 1 || z->shape[off + 2] < 1 || z->shape[off + 1] > 8192 ||
+        z->shape[off + 2] > 8192)
+        return latup_fail(LATUP_E_INPUT, "latent has shape %s: sizes must be 1..8192",
+                          latup_shape_str(s, sizeof s, z->ndim, z->shape));
+    const int64_t n = latup_tensor_numel(z);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(z->data[i]))
+            return latup_fail(LATUP_E_INPUT, "latent contains %s at flat index %lld", isnan(z->data[i]) ? "NaN" : "Inf",
+                              (long long)i);
+    return LATUP_OK;
+}
+
+/* Linear ramp weight of position i in a tile of n, with `lo`/`hi` overlap on sides that have a
+ * neighbour (0: no neighbour, full weight to the edge). Never 0, so every pixel is covered. */
+static float ramp(int i, int n, int lo, int hi) {
+    float wgt = 1.0f;
+    if (lo > 0 && i < lo) wgt = fminf(wgt, (i + 0.5f) / lo);
+    if (hi > 0 && i >= n - hi) wgt = fminf(wgt, (n - i - 0.5f) / hi);
+    return wgt;
+}
+
+/* Tiles of T latent pixels with `ov` overlap; each tile decoded exactly, blended with linear
+ * ramps across the overlaps. Approximate: GroupNorm statistics and attention see one tile. */
+static latup_status decode_tiled(const latup_vae *v, const float *z, int h, int w, float *out, int T, int ov,
+                                 const latup_decode_opts *opts, vtimes *tm) {
+    const latup_vae_config *c = &v->cfg;
+    const int f = up_factor(c), H = h * f, W = w * f, Co = c->out_channels;
+    const int step = T - ov;
+    const int nty = h <= T ? 1 : (h - ov + step - 1) / step, ntx = w <= T ? 1 : (w - ov + step - 1) / step;
+    vexec e;
+    plan_exec(v, T < h ? T : h, T < w ? T : w, &e);
+    e.nthreads = latup_get_threads();
+    float *block = NULL;
+    const int th = T < h ? T : h, tw = T < w ? T : w;
+    float *ztile = latup_alloc_floats((size_t)c->z_channels * th * tw, "latent tile");
+    float *otile = latup_alloc_floats((size_t)Co * th * f * tw * f, "decoded tile");
+    float *wsum = latup_calloc((size_t)H * W, sizeof(float), "tile blend weights");
+    latup_status st = ztile && otile && wsum ? exec_alloc(&e, &block) : LATUP_E_NOMEM;
+    if (st == LATUP_OK) memset(out, 0, (size_t)Co * H * W * sizeof(float));
+    for (int ty = 0; ty < nty && st == LATUP_OK; ty++)
+        for (int tx = 0; tx < ntx; tx++) {
+            /* tile origin, the last tile flush with the edge */
+            int y0 = ty * step, x0 = tx * step;
+            if (y0 + th > h) y0 = h - th;
+            if (x0 + tw > w) x0 = w - tw;
+            for (int ch = 0; ch < c->z_channels; ch++)
+                for (int y = 0; y < th; y++)
+                    memcpy(ztile + ((size_t)ch * th + y) * tw, z + ((size_t)ch * h + y0 + y) * w + x0, (size_t)tw * sizeof(float));
+            decode_one(&e, v, ztile, th, tw, otile, tm, 0, 0, 0);
+            const int ovl_top = ty > 0 ? ov * f : 0, ovl_bot = ty < nty - 1 ? ov * f : 0;
+            const int ovl_lft = tx > 0 ? ov * f : 0, ovl_rgt = tx < ntx - 1 ? ov * f : 0;
+            const int oh = th * f, ow = tw * f;
+            for (int y = 0; y < oh; y++) {
+                const float wy = ramp(y, oh, ovl_top, ovl_bot);
+                for (int x = 0; x < ow; x++) {
+                    const float wgt = wy * ramp(x, ow, ovl_lft, ovl_rgt);
+                    const size_t o = (size_t)(y0 * f + y) * W + (x0 * f + x);
+                    wsum[o] += wgt;
+                    for (int ch = 0; ch < Co; ch++) out[(size_t)ch * H * W + o] += wgt * otile[((size_t)ch * oh + y) * ow + x];
+                }
+            }
+            if (opts && opts->progress)
+                fprintf(stderr, "\rdecoding: tile %d/%d", ty * ntx + tx + 1, nty * ntx), fflush(stderr);
+        }
+    if (st == LATUP_OK)
+        for (int ch = 0; ch < Co; ch++)
+            for (size_t i = 0; i < (size_t)H * W; i++) out[(size_t)ch * H * W + i] /= wsum[i];
+    free(block);
+    free(ztile);
+    free(otile);
+    free(wsum);
+    return st;
+}
+
+latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
+                              const latup_decode_opts *opts) {
+    const latup_vae_config *c = &v->cfg;
+    memset(img, 0, sizeof *img);
+    TRY(check_latent(v, z));
+    const int off = z->ndim - 3;
+    const int64_t B = off ? z->shape[0] : 1;
+    const int h = (int)z->shape[off + 1], w = (int)z->shape[off + 2], f = up_factor(c);
+    latup_vae_plan plan;
+    TRY(latup_vae_plan_memory(v, h, w, &plan));
+    int tile = opts ? opts->tile : 0;
+    const size_t budget = opts ? opts->max_memory : 0;
+    if (tile <= 0 && budget > 0 && plan.total + plan.weights > budget) {
+        /* the largest tile (multiple of 8 latent pixels) whose exact decode fits the budget */
+        for (tile = (h > w ? h : w) / 8 * 8; tile > 8; tile -= 8) {
+            latup_vae_plan tp;
+            TRY(latup_vae_plan_memory(v, tile < h ? tile : h, tile < w ? tile : w, &tp));
+            if (tp.total + tp.weights <= budget / 2) break; /* half: room for the output image */
+        }
+    }
+    const int tiled = tile > 0 && (tile < h || tile < w);
+    int overlap = opts && opts->overlap > 0 ? opts->overlap : tile / 4;
+    if (tiled && (tile < 4 || overlap >= tile))
+        return latup_fail(LATUP_E_USAGE, "tile %d with overlap %d: the tile must be >= 4 and larger than the overlap", tile, overlap);
+    const int verbose = opts && opts->verbose;
+    if (verbose) {
+        if (tiled) {
+            latup_vae_plan tp;
+            TRY(latup_vae_plan_memory(v, tile < h ? tile : h, tile < w ? tile : w, &tp));
+            fprintf(stderr, "VAE: tiled decode, tiles of %d latent pixels, overlap %d (exact decode would need %.1f MiB)\n",
+                    tile, overlap, (plan.total + plan.weights) / 1048576.0);
+            latup_vae_plan_print(&tp, stderr);
+        } else {
+            latup_vae_plan_print(&plan, stderr);
+        }
+    }
+    int64_t shape[4] = {B, c->out_channels, (int64_t)h * f, (int64_t)w * f};
+    TRY(latup_tensor_alloc(img, z->ndim, off ? shape : shape + 1));
+    vtimes tm = {{0}};
+    latup_status st = LATUP_OK;
+    const size_t zsz = (size_t)c->z_channels * h * w, osz = (size_t)c->out_channels * h * f * w * f;
+    if (tiled) {
+        for (int64_t b = 0; b < B && st == LATUP_OK; b++)
+            st = decode_tiled(v, z->data + b * zsz, h, w, img->data + b * osz, tile, overlap, opts, &tm);
+    } else {
+        vexec e;
+        plan_exec(v, h, w, &e);
+        float *block = NULL;
+        st = exec_alloc(&e, &block);
+        e.dump = opts && opts->dump ? &(latup_run_opts){opts->dump, opts->dump_user, 0} : NULL;
+        for (int64_t b = 0; b < B && st == LATUP_OK; b++) {
+            e.b = (int)b;
+            decode_one(&e, v, z->data + b * zsz, h, w, img->data + b * osz, &tm, opts && opts->progress,
+                       (int)b * c->n_levels, (int)B * c->n_levels);
+        }
+        free(block);
+    }
+    if (opts && opts->progress) fprintf(stderr, "\n");
+    if (st != LATUP_OK) {
+        latup_tensor_free(img);
+        return st;
+    }
+    if (verbose) {
+        fprintf(stderr, "VAE timings (batch %lld, %d threads): conv_in+mid %.3f s", (long long)B, latup_get_threads(), tm.t[0]);
+        for (int i = 0; i < c->n_levels; i++) fprintf(stderr, ", up.%d %.3f s", c->n_levels - 1 - i, tm.t[1 + i]);
+        fprintf(stderr, ", out %.3f s\n", tm.t[1 + c->n_levels]);
+    }
+    return LATUP_OK;
+}
