@@ -6,6 +6,13 @@ have exactly the spec's checkpoint layout, and the golden tensors are reproduced
       (`spec_forward` below: reflect pad, windows, roll, band mask, relative index formula,
       pixel shuffle and crop all done by hand from the spec text, weights from the file).
 
+  (3) .pth twins (<case>/model.pth): torch.load(weights_only=True) gives exactly the tensors of
+      <case>/model.safetensors.gz (names, order, dtypes, bits); only whitelisted pickle globals;
+  (4) ref_data/swinir/: the PNG (decoded here by hand) equals the .npy image; each SwinIR .pth
+      has the official layout/dtypes/buffers; SwinIR rebuilt from it (tools/swinir_ref.py)
+      reproduces every golden tensor bit-exactly; an independent float64 SwinIR (mean, reflect
+      pad, the trunk of `spec_forward`, tail and pixel shuffle by hand) is within the fp32 bound.
+
     tools/.venv/bin/python tools/check_ref_data.py [--dir ref_data]
 
 Exit status 0 when everything passes.
@@ -24,6 +31,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lua_ref  # noqa: E402
 import st_io  # noqa: E402
+import swinir_ref  # noqa: E402
 
 warnings.filterwarnings("ignore", message="torch.meshgrid")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -311,6 +319,255 @@ def check_golden(path, cfg, sd):
           f"bound, {worst_name})")
 
 
+# ----------------------------------------------------------------------------------------------
+# .pth files (torch.save zip) and the SwinIR pixel-space cases
+PTH_GLOBALS = {"collections OrderedDict", "torch._utils _rebuild_tensor_v2", "torch FloatStorage",
+               "torch HalfStorage", "torch BFloat16Storage", "torch LongStorage"}
+# opcodes listed in shared/spec/formats.md ("Opcodes seen in such files")
+PTH_OPCODES = {"PROTO", "FRAME", "EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "MARK", "BINUNICODE",
+               "SHORT_BINUNICODE", "BINPUT", "LONG_BINPUT", "BINGET", "LONG_BINGET", "TUPLE",
+               "TUPLE1", "TUPLE2", "TUPLE3", "GLOBAL", "BINPERSID", "REDUCE", "BUILD", "SETITEM",
+               "SETITEMS", "APPENDS", "BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT",
+               "NEWTRUE", "NEWFALSE", "NONE", "STOP"}
+TORCH_OF = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64}
+
+
+def check_pth_container(path):
+    """Zip layout as formats.md describes it and the pickle's globals/opcodes; returns the wrapper
+    dict loaded with torch.load(weights_only=True)."""
+    import pickletools
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        infos = z.infolist()
+        root = os.path.splitext(os.path.basename(path))[0]
+        names = [i.filename for i in infos]
+        check(all(i.compress_type == zipfile.ZIP_STORED for i in infos),
+              f"{path}: zip entries must be stored")
+        check(f"{root}/data.pkl" in names and f"{root}/version" in names,
+              f"{path}: expected {root}/data.pkl and {root}/version")
+        pkl = z.read(f"{root}/data.pkl")
+    ops, globs = set(), set()
+    for op, arg, pos in pickletools.genops(pkl):
+        ops.add(op.name)
+        if op.name == "GLOBAL":
+            globs.add(arg)
+    check(globs <= PTH_GLOBALS, f"{path}: unexpected pickle globals {sorted(globs - PTH_GLOBALS)}")
+    check(ops <= PTH_OPCODES, f"{path}: opcodes outside formats.md's list {sorted(ops - PTH_OPCODES)}")
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    check(isinstance(obj, dict) and len(obj) == 1, f"{path}: expected a one-key wrapper dict")
+    return obj, sorted(ops), sorted(globs)
+
+
+def check_pth_twin(path, st_path, want_key):
+    """model.pth holds exactly the tensors of model.safetensors.gz (same names, order, dtypes,
+    bits) under `want_key`."""
+    obj, ops, globs = check_pth_container(path)
+    if not check(list(obj) == [want_key], f"{path}: wrapper key {list(obj)} != ['{want_key}']"):
+        return
+    sd = obj[want_key]
+    tensors, meta, names = st_io.load(st_path)
+    check(list(sd) == names, f"{path}: names/order differ from {os.path.basename(st_path)}")
+    bad = []
+    for k in names:
+        dt, shape, a = tensors[k]
+        v = sd.get(k)
+        if v is None or v.dtype != TORCH_OF[dt] or tuple(v.shape) != shape:
+            bad.append(k)
+            continue
+        got = (v.view(torch.int16).numpy().view(np.uint16) if dt == "BF16" else v.numpy())
+        if not np.array_equal(got, a):
+            bad.append(k)
+    check(not bad, f"{path}: {len(bad)} tensors differ from {st_path}, e.g. {bad[:3]}")
+    print(f"  {os.path.relpath(path, ROOT)}: {{'{want_key}': {len(sd)} tensors}} identical to "
+          f"{os.path.basename(st_path)} (names, order, dtypes, bits); globals {len(globs)} "
+          f"whitelisted, opcodes {' '.join(ops)}")
+
+
+def png_decode(path):
+    """Minimal independent PNG reader (8-bit RGB, non-interlaced, filters 0-4) -> uint8 [H,W,3]."""
+    import struct
+    import zlib
+    data = open(path, "rb").read()
+    check(data[:8] == b"\x89PNG\r\n\x1a\n", f"{path}: PNG signature")
+    pos, idat, hdr = 8, b"", None
+    while pos < len(data):
+        n, typ = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        crc, = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])
+        check(crc == zlib.crc32(typ + body) & 0xFFFFFFFF, f"{path}: CRC of {typ}")
+        if typ == b"IHDR":
+            hdr = struct.unpack(">IIBBBBB", body)
+        elif typ == b"IDAT":
+            idat += body
+        pos += 12 + n
+    w, h, depth, ctype, comp, filt, inter = hdr
+    check((depth, ctype, comp, filt, inter) == (8, 2, 0, 0, 0), f"{path}: not 8-bit RGB")
+    raw = zlib.decompress(idat)
+    stride, bpp = w * 3, 3
+    out = np.zeros((h, stride), dtype=np.int64)
+    prev = np.zeros(stride, dtype=np.int64)
+    filters = []
+    for y in range(h):
+        row = raw[y * (stride + 1):(y + 1) * (stride + 1)]
+        ft, cur = row[0], [int(b) for b in row[1:]]
+        filters.append(ft)
+        for i in range(stride):
+            a = cur[i - bpp] if i >= bpp else 0
+            b = int(prev[i])
+            c = int(prev[i - bpp]) if i >= bpp else 0
+            if ft == 1:
+                cur[i] = (cur[i] + a) & 255
+            elif ft == 2:
+                cur[i] = (cur[i] + b) & 255
+            elif ft == 3:
+                cur[i] = (cur[i] + (a + b) // 2) & 255
+            elif ft == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                cur[i] = (cur[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        out[y] = cur
+        prev = out[y]
+    return out.reshape(h, w, 3).astype(np.uint8), sorted(set(filters))
+
+
+def swinir_case_from_meta(meta):
+    c = json.loads(meta["config"])
+    trunk = dict(embed_dim=c["embed_dim"], depths=c["depths"], num_heads=c["num_heads"],
+                 window_size=c["window_size"], mlp_ratio=c["mlp_ratio"], img_size=c["img_size"])
+    return dict(upscale=c["upscale"], upsampler=c["upsampler"], trunk=trunk,
+                wdtype=meta["weights_dtype"]), c
+
+
+def spec_swinir_forward(sd, case, c, x, record):
+    """Independent float64 SwinIR (network_swinir.py semantics): reflect pad, (x - mean) *
+    img_range, the trunk of `spec_forward` (same layer names), tail, / img_range + mean, crop."""
+    s = case["upscale"]
+    B, C, H0, W0 = x.shape
+    mean = torch.tensor(c["rgb_mean"], dtype=torch.float32).double().view(1, 3, 1, 1)
+    ws = case["trunk"]["window_size"]
+    ph, pw = (ws - H0 % ws) % ws, (ws - W0 % ws) % ws
+    rows = list(range(H0)) + [H0 - 2 - k for k in range(ph)]
+    cols = list(range(W0)) + [W0 - 2 - k for k in range(pw)]
+    rec = {}
+    cfg = dict(case["trunk"], scales=[])
+    # reflect padding commutes with the per-channel mean subtraction
+    spec_forward(sd, cfg, (x - mean) * c["img_range"], rec)
+    record.update(rec)
+    record["input"], record["pad"] = x, x[:, :, rows][:, :, :, cols]
+
+    def conv(t, name):
+        return F.conv2d(t, sd[name + ".weight"], sd[name + ".bias"], padding=1)
+
+    def shuffle(z, r):  # out[c, h*r+i, w*r+j] = in[c*r*r + i*r + j, h, w]
+        b, cr, h, w = z.shape
+        return (z.reshape(b, cr // (r * r), r, r, h, w).permute(0, 1, 4, 2, 5, 3)
+                .reshape(b, cr // (r * r), h * r, w * r))
+
+    f = rec["conv_after_body"]
+    if case["upsampler"] == "pixelshuffle":
+        y = conv(f, "conv_before_upsample.0")
+        y = torch.where(y >= 0, y, 0.01 * y)
+        record["conv_before_upsample"] = y
+        stages = [3] if s == 3 else [2] * int(round(math.log2(s)))
+        for k, r in enumerate(stages):
+            y = shuffle(conv(y, f"upsample.{2 * k}"), r)
+            record[f"upsample.{2 * k + 1}"] = y
+        y = conv(y, "conv_last")
+        record["conv_last"] = y
+    else:
+        y = shuffle(conv(f, "upsample.0"), s)
+        record["upsample.1"] = y
+    y = y / c["img_range"] + mean
+    record[f"out.x{s}"] = y[:, :, : H0 * s, : W0 * s]
+
+
+def is_swinir_golden(path):
+    if not (os.path.basename(path).startswith("golden_") and path.endswith(".safetensors")):
+        return False
+    try:
+        return st_io.load(path)[1].get("model") == "swinir"
+    except (OSError, st_io.FormatError):
+        return False
+
+
+def check_swinir_dir(d):
+    files = sorted(os.listdir(d))
+    # the test image: PNG (decoded here) == npy == k/255 in float32
+    img = {}
+    for f in files:
+        if f.endswith(".png"):
+            k, filters = png_decode(os.path.join(d, f))
+            npy = os.path.join(d, f[:-4] + ".npy")
+            if not check(os.path.isfile(npy), f"{npy} missing"):
+                continue
+            x = np.load(npy)
+            ok = (x.dtype == np.float32 and x.shape == (3,) + k.shape[:2] and np.array_equal(
+                x, k.transpose(2, 0, 1).astype(np.float32) / np.float32(255)))
+            check(ok, f"{npy}: not the PNG's k/255 values as float32 [3,H,W]")
+            img[f[:-4]] = x
+            print(f"  {os.path.relpath(os.path.join(d, f), ROOT)}: {k.shape[1]}x{k.shape[0]} RGB, "
+                  f"PNG filters {filters}, equals {os.path.basename(npy)} (k/255, float32)")
+    total = 0
+    for f in files:
+        gpath = os.path.join(d, f)
+        if not is_swinir_golden(gpath):
+            continue
+        tensors, meta, names = st_io.load(gpath)
+        case, c = swinir_case_from_meta(meta)
+        wpath = os.path.join(d, meta["weights"])
+        total += os.path.getsize(gpath) + os.path.getsize(wpath)
+        # weights: official layout, dtypes, buffers as BasicSR computes them
+        obj, ops, globs = check_pth_container(wpath)
+        if not check(list(obj) == ["params"], f"{wpath}: wrapper key {list(obj)} != ['params']"):
+            continue
+        sd = obj["params"]
+        ref = swinir_ref.make_swinir(case).net.state_dict()
+        exp = swinir_ref.expected_swinir_layout(case)
+        got = {k: tuple(v.shape) for k, v in sd.items()}
+        check(got == exp and list(sd) == list(ref), f"{wpath}: layout differs from the official")
+        for k, v in sd.items():
+            want = (torch.int64 if k.endswith("relative_position_index") else
+                    torch.float32 if k.endswith("attn_mask") else TORCH_OF[case["wdtype"]])
+            check(v.dtype == want, f"{wpath}: {k} dtype {v.dtype} != {want}")
+            if k.endswith(lua_ref.BUFFER_SUFFIXES):
+                check(torch.equal(v, ref[k]), f"{wpath}: buffer {k} differs from BasicSR's")
+        # (1) rebuilt SwinIR (BasicSR, network_swinir.py pad/crop) reproduces the golden bits
+        gold = {k: torch.from_numpy(np.array(a)) for k, (dt, s, a) in tensors.items()}
+        for k, (dt, s, a) in tensors.items():
+            check(dt == "F32", f"{gpath}: {k} is {dt}")
+        x = gold["input"]
+        key = meta["input"]
+        if key in img:
+            check(torch.equal(x, torch.from_numpy(img[key])[None]), f"{gpath}: input != {key}.npy")
+        model = swinir_ref.make_swinir(case)
+        model.net.load_state_dict(sd, strict=True)
+        model.eval()
+        taps = swinir_ref.run_taps(model, x)
+        check(set(names) <= set(taps), f"{gpath}: names not produced by the reference")
+        n_exact = sum(torch.equal(taps[k], gold[k]) for k in names)
+        check(n_exact == len(names), f"{gpath}: only {n_exact}/{len(names)} tensors bit-exact")
+        # (2) independent float64 SwinIR
+        fp64 = json.loads(meta["fp64_maxabs"])
+        check(set(fp64) == set(names), f"{gpath}: fp64_maxabs keys differ from tensors")
+        sd64 = {k: (v.double() if v.is_floating_point() else v) for k, v in sd.items()}
+        rec = {}
+        with torch.no_grad():
+            spec_swinir_forward(sd64, case, c, x.double(), rec)
+        worst_ratio, worst_name = 0.0, ""
+        for k in names:
+            dd = float((rec[k] - gold[k].double()).abs().max())
+            lim = fp64[k][0] * 1.01 + 1e-9
+            if dd / lim > worst_ratio:
+                worst_ratio, worst_name = dd / lim, k
+            check(dd <= lim, f"{gpath}: spec forward vs golden {k}: {dd:.3e} > bound {lim:.3e}")
+        print(f"  {os.path.relpath(wpath, ROOT)}: {{'params': {len(sd)} tensors}}, "
+              f"{case['wdtype']}, {c['upsampler']} x{c['upscale']}, official layout + buffers OK")
+        print(f"  {os.path.relpath(gpath, ROOT)}: {len(names)} tensors; SwinIR from the .pth: "
+              f"{n_exact}/{len(names)} bit-exact; spec fp64 SwinIR vs golden within the fp32 bound "
+              f"(worst {worst_ratio:.3f} of bound, {worst_name})")
+    return total
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", default=os.path.join(ROOT, "ref_data"))
@@ -325,6 +582,9 @@ def main():
         files = sorted(os.listdir(d))
         mf = [f for f in files if f.startswith("model.safetensors")]
         if not mf:
+            if any(is_swinir_golden(os.path.join(d, f)) for f in files):
+                total += check_swinir_dir(d)
+                continue
             print(f"  {os.path.relpath(d, ROOT)}: no model file, not a golden case (skipped)")
             continue
         if not check(len(mf) == 1, f"{d}: expected one model file"):
@@ -333,8 +593,12 @@ def main():
         for f in files:
             if f.startswith("golden_"):
                 check_golden(os.path.join(d, f), cfg, sd)
+        for f in files:
+            if f.endswith(".pth"):
+                want = swinir_ref.PTH_TWINS.get(case, ("params_ema",))[0]
+                check_pth_twin(os.path.join(d, f), os.path.join(d, mf[0]), want)
         total += sum(os.path.getsize(os.path.join(d, f)) for f in files
-                     if f.startswith(("model.safetensors", "golden_")))
+                     if f.startswith(("model.safetensors", "golden_")) or f.endswith(".pth"))
     print(f"total size of golden cases {total:,} bytes")
     if FAIL:
         print(f"{len(FAIL)} check(s) FAILED")

@@ -42,5 +42,17 @@ with open(dst, "wb") as f:
 EOF
 fi
 
+# 4. diffusers (the VAE reference, tools/make_vae_golden.py), pinned, with only the pure-python
+#    modules it imports; --no-deps so pip never touches Debian's torch/numpy. 0.31.0 runs on torch
+#    1.13 (AttnProcessor path) and has AutoencoderKL(use_quant_conv/use_post_quant_conv=False).
+DIFFUSERS_PKGS="diffusers==0.31.0 huggingface-hub==0.26.2 safetensors==0.4.5 filelock==3.16.1
+    regex==2024.9.11 packaging==24.1 tqdm==4.66.5 fsspec==2024.9.0"
+if ! "$venv/bin/python" -c 'import diffusers, sys; sys.exit(diffusers.__version__ != "0.31.0")' \
+        >/dev/null 2>&1; then
+    # shellcheck disable=SC2086
+    "$venv/bin/pip" install --no-deps --only-binary :all: $DIFFUSERS_PKGS
+fi
+
 "$venv/bin/python" -c 'import torch, numpy; print("tools/.venv ready: torch", torch.__version__, "numpy", numpy.__version__)'
+"$venv/bin/python" -c 'import diffusers; print("diffusers", diffusers.__version__)'
 echo "SwinIR trunk: $arch_file ($(sha256sum "$arch_file" | cut -c1-16))"
