@@ -23,6 +23,14 @@ static const golden_case GOLDEN_CASES[] = {
     {"small/nopad", "ref_data/small/model.safetensors.gz", "ref_data/small/golden_nopad.safetensors"},
     {"wide/pad", "ref_data/wide/model.safetensors.gz", "ref_data/wide/golden_pad.safetensors"},
     {"sdxl/pad", "ref_data/sdxl/model.safetensors.gz", "ref_data/sdxl/golden_pad.safetensors"},
+    {"sdxl/pad.pth", "ref_data/sdxl/model.pth", "ref_data/sdxl/golden_pad.safetensors"},
+    {"tiny/pad", "ref_data/tiny/model.safetensors.gz", "ref_data/tiny/golden_pad.safetensors"},
+    {"tiny/pad.pth", "ref_data/tiny/model.pth", "ref_data/tiny/golden_pad.safetensors"},
+    /* SwinIR pixel-space models (official layout, {"params": ...} .pth) on a 21x19 RGB image */
+    {"swinir/x2", "ref_data/swinir/classic_x2.pth", "ref_data/swinir/golden_classic_x2.safetensors"},
+    {"swinir/x3", "ref_data/swinir/classic_x3.pth", "ref_data/swinir/golden_classic_x3.safetensors"},
+    {"swinir/x4", "ref_data/swinir/classic_x4.pth", "ref_data/swinir/golden_classic_x4.safetensors"},
+    {"swinir/dx2", "ref_data/swinir/direct_x2.pth", "ref_data/swinir/golden_direct_x2.safetensors"},
 };
 #define N_GOLDEN_CASES (int)(sizeof GOLDEN_CASES / sizeof GOLDEN_CASES[0])
 
@@ -101,6 +109,69 @@ static inline int golden_report(const char *casename, const char *name, const go
     printf("%-12s %-40s max_abs %.3e  max|ref| %.3e  abs/max|ref| %.3e  max_rel %.3e  tol %.1e  %s\n",
            casename, name, s->max_abs, s->max_ref, scaled, s->max_rel, tol, ok ? "OK" : "NOT OK");
     return ok;
+}
+
+/* ---- comparing a run's dumps with a golden file -------------------------------------------------
+ * golden_compare_dump is a latup_dump_fn: each tensor latup dumps is compared with the golden
+ * tensor of the same name (if the file has one). A golden tensor holds the first k <= B batch
+ * elements (intermediates of batched cases: k = 1), batch-major, so element b is the b-th
+ * chunk of the size latup dumps. */
+typedef struct {
+    const latup_weights *g;
+    golden_stats *stats; /* one per golden tensor */
+    unsigned char *seen;
+    int B;
+    int bad_shape;
+} golden_cmp;
+
+static inline void golden_cmp_init(golden_cmp *c, const latup_weights *g, int B) {
+    memset(c, 0, sizeof *c);
+    c->g = g, c->B = B;
+    c->stats = calloc((size_t)g->n, sizeof *c->stats);
+    c->seen = calloc((size_t)g->n, 1);
+}
+
+static inline void golden_cmp_free(golden_cmp *c) {
+    free(c->stats);
+    free(c->seen);
+}
+
+static inline void golden_compare_dump(void *user, const char *name, const latup_tensor *t, int b) {
+    golden_cmp *c = user;
+    const latup_wtensor *g = latup_weights_find(c->g, name);
+    if (!g) return; /* not dumped by the reference for this case */
+    const size_t n = (size_t)latup_tensor_numel(t);
+    if (n == 0 || (size_t)g->numel % n != 0 || (size_t)g->numel / n > (size_t)c->B ||
+        g->shape[g->ndim - 1] != t->shape[t->ndim - 1]) {
+        char s1[96], s2[96];
+        printf("shape mismatch for %s: latup %s per batch element, golden %s\n", name,
+               latup_shape_str(s1, sizeof s1, t->ndim, t->shape),
+               latup_shape_str(s2, sizeof s2, g->ndim, g->shape));
+        c->bad_shape++;
+        return;
+    }
+    if ((size_t)b >= (size_t)g->numel / n) return; /* this batch element was not dumped */
+    const int idx = (int)(g - c->g->t);
+    golden_stats_add(&c->stats[idx], t->data, g->f32 + (size_t)b * n, n);
+    c->seen[idx] = 1;
+}
+
+/* One report line per golden tensor (except "input"); returns the number of NOT OK lines. */
+static inline int golden_cmp_report(const golden_cmp *c, const char *casename,
+                                    const golden_tol *(*tol_for)(const char *), int *n_lines) {
+    int bad = c->bad_shape;
+    for (int i = 0; i < c->g->n; i++) {
+        const char *name = c->g->t[i].name;
+        if (!strcmp(name, "input")) continue;
+        if (!c->seen[i]) {
+            printf("%-12s %-40s NOT OK (latup never produced this tensor)\n", casename, name);
+            bad++;
+        } else {
+            bad += !golden_report(casename, name, &c->stats[i], tol_for(name)->tol);
+        }
+        (*n_lines)++;
+    }
+    return bad;
 }
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "golden.h"
 #include "latup.h"
+#include "png.h"
 
 #ifndef LATUP_BUILD_DIR
 #define LATUP_BUILD_DIR "build"
@@ -130,6 +131,128 @@ static void test_upscale_golden(void **state) {
     assert_int_equal(bad, 0);
 }
 
+/* ---- SwinIR in pixel space: PNG and .npy in, .npy and PNG out --------------------------------- */
+static void compare_npy_to_golden(const char *label, const char *npy, const latup_wtensor *ref, int *bad) {
+    latup_tensor y;
+    assert_int_equal(latup_npy_read(npy, &y), LATUP_OK);
+    assert_int_equal(latup_tensor_numel(&y), ref->numel);
+    golden_stats st = {0};
+    golden_stats_add(&st, y.data, ref->f32, (size_t)ref->numel);
+    *bad += !golden_report("cli", label, &st, golden_tol_for("out")->tol);
+    latup_tensor_free(&y);
+}
+
+/* A PNG written from `ref` values (mapped x*a+b into [0,1]) must hold round(clamp(.)*255) within
+ * one step (the two roundings may differ at exact halves). */
+static void compare_png_to_golden(const char *label, const char *png, const latup_wtensor *ref, float a, float b) {
+    latup_tensor img;
+    assert_int_equal(latup_png_read(png, &img), LATUP_OK);
+    assert_int_equal(latup_tensor_numel(&img), ref->numel);
+    double worst = 0;
+    for (int64_t i = 0; i < ref->numel; i++) {
+        double v = ref->f32[i] * a + b;
+        v = v < 0 ? 0 : v > 1 ? 1 : v;
+        worst = fmax(worst, fabs(img.data[i] * 255.0 - v * 255.0));
+    }
+    printf("%-12s %-40s max |png - ref| %.3f of 255 levels (<= 1)  %s\n", "cli", label, worst, worst <= 1.0 ? "OK" : "NOT OK");
+    assert_true(worst <= 1.0);
+    latup_tensor_free(&img);
+}
+
+static void test_swinir_png_and_npy(void **state) {
+    (void)state;
+    latup_weights g = {0};
+    assert_int_equal(latup_safetensors_load("ref_data/swinir/golden_classic_x2.safetensors", &g), LATUP_OK);
+    const latup_wtensor *ref = latup_weights_find(&g, "out.x2");
+    char out[300], outpng[300];
+    snprintf(out, sizeof out, "%s/sw.npy", g_tmp);
+    snprintf(outpng, sizeof outpng, "%s/sw.png", g_tmp);
+    int bad = 0;
+    const char *inputs[] = {"ref_data/swinir/image_21x19.png", "ref_data/swinir/image_21x19.npy"};
+    for (int i = 0; i < 2; i++) {
+        const char *a[] = {"upscale", "--model", "ref_data/swinir/classic_x2.pth", "--scale", "2", "--in", inputs[i],
+                           "--out", out, "--quiet", NULL};
+        assert_int_equal(run_latup(a), 0);
+        char label[96];
+        snprintf(label, sizeof label, "swinir x2 from %s", i ? ".npy" : "PNG");
+        compare_npy_to_golden(label, out, ref, &bad);
+    }
+    const char *a[] = {"upscale", "--model", "ref_data/swinir/classic_x2.pth", "--scale", "2", "--in", inputs[0],
+                       "--out", outpng, "--quiet", NULL};
+    assert_int_equal(run_latup(a), 0);
+    compare_png_to_golden("swinir x2 PNG out", outpng, ref, 1.0f, 0.0f);
+    latup_weights_free(&g);
+    assert_int_equal(bad, 0);
+}
+
+/* ---- decode and run ------------------------------------------------------------------------------ */
+/* FLUX packing, the inverse of latup_flux_unpack: [C,h,w] -> [(h/2)*(w/2), 4C] */
+static void write_packed(const char *path, const float *z, int C, int h, int w, float scale, float shift) {
+    latup_tensor p;
+    int64_t shape[3] = {1, (int64_t)(h / 2) * (w / 2), 4 * C};
+    assert_int_equal(latup_tensor_alloc(&p, 3, shape), LATUP_OK);
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                p.data[((size_t)(y / 2) * (w / 2) + x / 2) * 4 * C + 4 * c + 2 * (y % 2) + x % 2] =
+                    (z[((size_t)c * h + y) * w + x] - shift) * scale;
+    assert_int_equal(latup_npy_write(path, &p), LATUP_OK);
+    latup_tensor_free(&p);
+}
+
+static void test_decode_and_run(void **state) {
+    (void)state;
+    char in[300], out[300], png[300], packed[300], lat[300];
+    snprintf(in, sizeof in, "%s/z.npy", g_tmp);
+    snprintf(out, sizeof out, "%s/img.npy", g_tmp);
+    snprintf(png, sizeof png, "%s/img.png", g_tmp);
+    snprintf(packed, sizeof packed, "%s/packed.npy", g_tmp);
+    snprintf(lat, sizeof lat, "%s/up.npy", g_tmp);
+    int bad = 0;
+    /* decode, .npy and PNG out, plain and from a packed FLUX pipeline latent */
+    latup_weights g = {0};
+    assert_int_equal(latup_safetensors_load("ref_data/vae/golden_flux_small.safetensors", &g), LATUP_OK);
+    const latup_wtensor *zin = latup_weights_find(&g, "input"), *ref = latup_weights_find(&g, "out");
+    latup_tensor z = {.data = zin->f32, .ndim = 4};
+    memcpy(z.shape, zin->shape, sizeof z.shape);
+    assert_int_equal(latup_npy_write(in, &z), LATUP_OK);
+    const char *vae = "ref_data/vae/flux_small.diffusers.safetensors.gz";
+    {
+        const char *a[] = {"decode", "--vae", vae, "--in", in, "--out", out, "--quiet", NULL};
+        assert_int_equal(run_latup(a), 0);
+        compare_npy_to_golden("decode flux_small", out, ref, &bad);
+        const char *b[] = {"decode", "--vae", vae, "--in", in, "--out", png, "--quiet", NULL};
+        assert_int_equal(run_latup(b), 0);
+        compare_png_to_golden("decode PNG (diffusers mapping)", png, ref, 0.5f, 0.5f);
+    }
+    {
+        write_packed(packed, z.data, 16, (int)z.shape[2], (int)z.shape[3], 0.3611f, 0.1159f);
+        char hw[32];
+        snprintf(hw, sizeof hw, "%lldx%lld", (long long)z.shape[2], (long long)z.shape[3]);
+        const char *a[] = {"decode", "--vae", vae, "--in", packed, "--flux-packed", hw, "--diffusion-latent", "flux",
+                           "--out", out, "--quiet", NULL};
+        assert_int_equal(run_latup(a), 0);
+        compare_npy_to_golden("decode packed FLUX latent", out, ref, &bad);
+    }
+    latup_weights_free(&g);
+    /* run = upscale + decode, against the composition of the two PyTorch references */
+    assert_int_equal(latup_safetensors_load("ref_data/run/golden_small_flux.safetensors", &g), LATUP_OK);
+    zin = latup_weights_find(&g, "input");
+    memcpy(z.shape, zin->shape, sizeof z.shape);
+    z.data = zin->f32;
+    assert_int_equal(latup_npy_write(in, &z), LATUP_OK);
+    {
+        const char *a[] = {"run", "--model", "ref_data/small/model.safetensors.gz", "--scale", "2", "--vae",
+                           "ref_data/vae/flux_small.ldm.safetensors.gz", "--in", in, "--out", out,
+                           "--save-latent", lat, "--quiet", NULL};
+        assert_int_equal(run_latup(a), 0);
+        compare_npy_to_golden("run: saved x2 latent", lat, latup_weights_find(&g, "out.x2"), &bad);
+        compare_npy_to_golden("run: image", out, latup_weights_find(&g, "out"), &bad);
+    }
+    latup_weights_free(&g);
+    assert_int_equal(bad, 0);
+}
+
 /* ---- errors ------------------------------------------------------------------------------------- */
 typedef struct {
     const char *what;
@@ -243,6 +366,8 @@ static void test_help_and_info(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_upscale_golden),
+        cmocka_unit_test(test_swinir_png_and_npy),
+        cmocka_unit_test(test_decode_and_run),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_help_and_info),
     };

@@ -15,36 +15,6 @@
 #include "latup.h"
 
 /* ---- comparing one case ------------------------------------------------------------------------ */
-typedef struct {
-    const latup_weights *g;
-    golden_stats *stats; /* one per golden tensor */
-    unsigned char *seen;
-    int B;
-    int bad_shape;
-} cmp_ctx;
-
-static void compare_dump(void *user, const char *name, const latup_tensor *t, int b) {
-    cmp_ctx *c = user;
-    const latup_wtensor *g = latup_weights_find(c->g, name);
-    if (!g) return; /* not dumped by the reference for this case (e.g. inner tensors of "wide") */
-    /* the golden tensor holds the first k <= B batch elements (intermediates: k = 1) */
-    const size_t n = (size_t)latup_tensor_numel(t);
-    if (n == 0 || (size_t)g->numel % n != 0 || (size_t)g->numel / n > (size_t)c->B ||
-        g->shape[g->ndim - 1] != t->shape[t->ndim - 1]) {
-        char s1[96], s2[96];
-        printf("shape mismatch for %s: latup %s per batch element, golden %s\n", name,
-               latup_shape_str(s1, sizeof s1, t->ndim, t->shape),
-               latup_shape_str(s2, sizeof s2, g->ndim, g->shape));
-        c->bad_shape++;
-        return;
-    }
-    if ((size_t)b >= (size_t)g->numel / n) return; /* this batch element was not dumped */
-    const float *ref = g->f32 + (size_t)b * n;
-    int idx = (int)(g - c->g->t);
-    golden_stats_add(&c->stats[idx], t->data, ref, n);
-    c->seen[idx] = 1;
-}
-
 /* Runs every head the golden file has outputs for; returns the number of NOT OK lines. */
 static int run_case(const golden_case *gc, int *n_lines) {
     latup_lua *m = NULL;
@@ -57,9 +27,8 @@ static int run_case(const golden_case *gc, int *n_lines) {
     latup_tensor x = {.data = in->f32, .ndim = 4};
     memcpy(x.shape, in->shape, sizeof x.shape);
 
-    cmp_ctx c = {.g = &g, .B = (int)in->shape[0]};
-    c.stats = calloc((size_t)g.n, sizeof *c.stats);
-    c.seen = calloc((size_t)g.n, 1);
+    golden_cmp c;
+    golden_cmp_init(&c, &g, (int)in->shape[0]);
     const latup_lua_config *cfg = latup_lua_get_config(m);
     int heads_run = 0;
     for (int s = 0; s < cfg->n_scales; s++) {
@@ -67,26 +36,14 @@ static int run_case(const golden_case *gc, int *n_lines) {
         snprintf(oname, sizeof oname, "out.x%d", cfg->scales[s]);
         if (!latup_weights_find(&g, oname)) continue;
         latup_tensor y;
-        latup_run_opts opts = {compare_dump, &c, 0};
+        latup_run_opts opts = {golden_compare_dump, &c, 0};
         assert_int_equal(latup_lua_upscale(m, &x, cfg->scales[s], &y, &opts), LATUP_OK);
         latup_tensor_free(&y);
         heads_run++;
     }
     assert_true(heads_run > 0);
-    int bad = c.bad_shape;
-    for (int i = 0; i < g.n; i++) {
-        const char *name = g.t[i].name;
-        if (!strcmp(name, "input")) continue;
-        if (!c.seen[i]) {
-            printf("%-12s %-40s NOT OK (latup never produced this tensor)\n", gc->name, name);
-            bad++;
-        } else {
-            bad += !golden_report(gc->name, name, &c.stats[i], golden_tol_for(name)->tol);
-        }
-        (*n_lines)++;
-    }
-    free(c.stats);
-    free(c.seen);
+    int bad = golden_cmp_report(&c, gc->name, golden_tol_for, n_lines);
+    golden_cmp_free(&c);
     latup_weights_free(&g);
     latup_lua_free(m);
     return bad;
@@ -98,7 +55,7 @@ static void test_golden_all_cases(void **state) {
     latup_set_threads(2);
     for (int i = 0; i < N_GOLDEN_CASES; i++) bad += run_case(&GOLDEN_CASES[i], &lines);
     printf("golden: %d tensors compared, %d NOT OK\n", lines, bad);
-    assert_true(lines >= 80); /* 89 golden tensors in the committed files */
+    assert_true(lines >= 100); /* 89 LUA + SwinIR golden tensors in the committed files */
     assert_int_equal(bad, 0);
 }
 
@@ -110,6 +67,40 @@ static void test_golden_one_thread(void **state) {
     int bad = run_case(&GOLDEN_CASES[0], &lines);
     latup_set_threads(2);
     assert_int_equal(bad, 0);
+}
+
+/* ---- .pth vs safetensors: the same weights must give the same output, bit for bit ------------ */
+static void upscale_file(const char *model, const latup_tensor *x, int scale, latup_tensor *y) {
+    latup_lua *m = NULL;
+    assert_int_equal(latup_lua_load(model, &m), LATUP_OK);
+    assert_int_equal(latup_lua_upscale(m, x, scale, y, NULL), LATUP_OK);
+    latup_lua_free(m);
+}
+
+static void test_pth_twins_bit_identical(void **state) {
+    (void)state;
+    static const char *twins[][3] = {
+        {"ref_data/sdxl/model.safetensors.gz", "ref_data/sdxl/model.pth", "ref_data/sdxl/golden_pad.safetensors"},
+        {"ref_data/tiny/model.safetensors.gz", "ref_data/tiny/model.pth", "ref_data/tiny/golden_pad.safetensors"},
+    };
+    for (size_t i = 0; i < sizeof twins / sizeof twins[0]; i++) {
+        latup_weights g = {0};
+        assert_int_equal(latup_safetensors_load(twins[i][2], &g), LATUP_OK);
+        const latup_wtensor *in = latup_weights_find(&g, "input");
+        latup_tensor x = {.data = in->f32, .ndim = 4}, a, b;
+        memcpy(x.shape, in->shape, sizeof x.shape);
+        upscale_file(twins[i][0], &x, 2, &a);
+        upscale_file(twins[i][1], &x, 2, &b);
+        const int64_t n = latup_tensor_numel(&a);
+        assert_int_equal(n, latup_tensor_numel(&b));
+        int same = memcmp(a.data, b.data, (size_t)n * sizeof(float)) == 0;
+        printf("%-40s vs %-28s %lld output values: %s\n", twins[i][1], twins[i][0], (long long)n,
+               same ? "bit-identical OK" : "DIFFERENT NOT OK");
+        assert_true(same);
+        latup_tensor_free(&a);
+        latup_tensor_free(&b);
+        latup_weights_free(&g);
+    }
 }
 
 /* ---- negative control: a small change to one weight must fail the comparison ------------------- */
@@ -134,10 +125,9 @@ static double perturbed_error(const char *tensor, int64_t elem, float delta, con
     const latup_wtensor *in = latup_weights_find(&g, "input");
     latup_tensor x = {.data = in->f32, .ndim = 4}, y;
     memcpy(x.shape, in->shape, sizeof x.shape);
-    cmp_ctx c = {.g = &g, .B = (int)in->shape[0]};
-    c.stats = calloc((size_t)g.n, sizeof *c.stats);
-    c.seen = calloc((size_t)g.n, 1);
-    latup_run_opts opts = {compare_dump, &c, 0};
+    golden_cmp c;
+    golden_cmp_init(&c, &g, (int)in->shape[0]);
+    latup_run_opts opts = {golden_compare_dump, &c, 0};
     assert_int_equal(latup_lua_upscale(m, &x, 2, &y, &opts), LATUP_OK);
     const latup_wtensor *gt = latup_weights_find(&g, check);
     assert_non_null(gt);
@@ -145,8 +135,7 @@ static double perturbed_error(const char *tensor, int64_t elem, float delta, con
     double scaled = s->max_abs / s->max_ref;
     printf("negative control: %s[%lld] += %g -> %s abs/max|ref| %.3e vs tol %.1e (must exceed)\n",
            tensor, (long long)elem, delta, check, scaled, golden_tol_for(check)->tol);
-    free(c.stats);
-    free(c.seen);
+    golden_cmp_free(&c);
     latup_tensor_free(&y);
     latup_lua_free(m);
     latup_weights_free(&g);
@@ -289,6 +278,7 @@ static void test_bad_inputs(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_all_cases),   cmocka_unit_test(test_golden_one_thread),
+        cmocka_unit_test(test_pth_twins_bit_identical),
         cmocka_unit_test(test_negative_control),   cmocka_unit_test(test_load_missing_tensor),
         cmocka_unit_test(test_load_wrong_shape),   cmocka_unit_test(test_load_unexpected_tensor),
         cmocka_unit_test(test_load_corrupt_header), cmocka_unit_test(test_bad_inputs),
