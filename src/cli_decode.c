@@ -71,7 +71,10 @@ int cli_decode(int argc, char **argv) {
                 latup_vae_family_guess(c), latup_vae_naming_name(c->naming), (long long)c->n_params, latup_now() - t0);
     }
     if (st == LATUP_OK) st = cli_read_latent(in_path, &lo, &z, &is_png);
-    if (st == LATUP_OK) st = latup_vae_decode(v, &z, &img, &dopt);
+    if (st == LATUP_OK) {
+        st = latup_vae_decode(v, &z, &img, &dopt);
+        if (st == LATUP_E_INPUT) latup_error_prefix(in_path); /* name the file the data came from */
+    }
     if (st == LATUP_OK && dc.st != LATUP_OK) st = dc.st;
     if (st == LATUP_OK) st = cli_write_decoded(out_path, &img);
     if (st == LATUP_OK && !quiet) {

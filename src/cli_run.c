@@ -78,6 +78,7 @@ int cli_run(int argc, char **argv) {
         double t1 = latup_now();
         latup_run_opts ro = {NULL, NULL, dopt.verbose};
         st = latup_lua_upscale(m, &x, scale, &up, &ro);
+        if (st == LATUP_E_INPUT) latup_error_prefix(in_path); /* name the file the data came from */
         t_up = latup_now() - t1;
     }
     if (st == LATUP_OK && save) st = latup_npy_write(save, &up);

@@ -1,0 +1,575 @@
+/* test_errors.c — every row of docs/errors.md, run: a hostile or broken input handed to
+ * build/latup must give one line on stderr naming the problem, the documented exit code, no
+ * crash and no output file. The truncation rows also sweep every prefix length in-process. The
+ * test fails if docs/errors.md and the table here list different rows. */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "fileio.h"
+#include "latup.h"
+#include "npy.h"
+#include "png.h"
+#include "weights.h"
+
+#ifndef LATUP_BUILD_DIR
+#define LATUP_BUILD_DIR "build"
+#endif
+#define LATUP_BIN LATUP_BUILD_DIR "/latup"
+
+static char g_tmp[256];
+static char g_err[4096];
+
+static const char *tmp(const char *name) {
+    static char buf[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", g_tmp, name);
+    return buf[k];
+}
+
+static int run_latup(const char *const *args) {
+    char errpath[300];
+    snprintf(errpath, sizeof errpath, "%s/stderr.txt", g_tmp);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const char *argv[40] = {LATUP_BIN};
+        int n = 1;
+        for (; args[n - 1] && n < 39; n++) argv[n] = args[n - 1];
+        argv[n] = NULL;
+        if (!freopen(errpath, "w", stderr) || !freopen("/dev/null", "w", stdout)) _exit(127);
+        execv(LATUP_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    FILE *f = fopen(errpath, "r");
+    size_t n = f ? fread(g_err, 1, sizeof g_err - 1, f) : 0;
+    g_err[n] = '\0';
+    if (f) fclose(f);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static uint8_t *slurp(const char *path, size_t *n) {
+    uint8_t *b;
+    assert_int_equal(latup_read_file(path, (size_t)1 << 30, &b, n), LATUP_OK); /* inflates gzip */
+    return b;
+}
+
+/* ---- builders --------------------------------------------------------------------------------- */
+static void put32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
+
+/* A stored zip with archive/data.pkl = pkl and archive/version: what torch.save writes, with any
+ * pickle inside. Returns the size written into out (which must be large enough). */
+static size_t make_pth(uint8_t *out, const uint8_t *pkl, size_t pn) {
+    struct { const char *name; const uint8_t *data; size_t n; } e[2] = {
+        {"archive/data.pkl", pkl, pn}, {"archive/version", (const uint8_t *)"3\n", 2}};
+    size_t off = 0, local[2];
+    for (int i = 0; i < 2; i++) {
+        local[i] = off;
+        uint8_t *h = out + off;
+        memset(h, 0, 30);
+        put32(h, 0x04034b50), put16(h + 4, 20);
+        put32(h + 14, (uint32_t)crc32(0, e[i].data, (uInt)e[i].n));
+        put32(h + 18, (uint32_t)e[i].n), put32(h + 22, (uint32_t)e[i].n);
+        put16(h + 26, (uint16_t)strlen(e[i].name));
+        memcpy(h + 30, e[i].name, strlen(e[i].name));
+        off += 30 + strlen(e[i].name);
+        memcpy(out + off, e[i].data, e[i].n);
+        off += e[i].n;
+    }
+    size_t cd = off;
+    for (int i = 0; i < 2; i++) {
+        uint8_t *h = out + off;
+        memset(h, 0, 46);
+        put32(h, 0x02014b50), put16(h + 4, 20), put16(h + 6, 20);
+        put32(h + 16, (uint32_t)crc32(0, e[i].data, (uInt)e[i].n));
+        put32(h + 20, (uint32_t)e[i].n), put32(h + 24, (uint32_t)e[i].n);
+        put16(h + 28, (uint16_t)strlen(e[i].name));
+        put32(h + 42, (uint32_t)local[i]);
+        memcpy(h + 46, e[i].name, strlen(e[i].name));
+        off += 46 + strlen(e[i].name);
+    }
+    uint8_t *h = out + off;
+    memset(h, 0, 22);
+    put32(h, 0x06054b50), put16(h + 8, 2), put16(h + 10, 2);
+    put32(h + 12, (uint32_t)(off - cd)), put32(h + 16, (uint32_t)cd);
+    return off + 22;
+}
+
+static void write_pth(const char *path, const uint8_t *pkl, size_t pn) {
+    uint8_t *buf = malloc(pn + 512);
+    size_t n = make_pth(buf, pkl, pn);
+    write_bytes(path, buf, n);
+    free(buf);
+}
+
+/* A safetensors file from a header JSON and `data` bytes of zeros. */
+static void write_st(const char *path, const char *json, size_t data) {
+    size_t hn = strlen(json);
+    uint8_t *b = calloc(8 + hn + data + 1, 1);
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)hn >> (8 * i));
+    memcpy(b + 8, json, hn);
+    write_bytes(path, b, 8 + hn + data);
+    free(b);
+}
+
+static void write_npy_header(const char *path, const char *dict, size_t data) {
+    char hdr[256];
+    int n = snprintf(hdr, sizeof hdr, "%s", dict);
+    int total = ((10 + n + 1 + 63) / 64) * 64;
+    uint8_t *b = calloc((size_t)total + data, 1);
+    memcpy(b, "\x93NUMPY\x01\x00", 8);
+    put16(b + 8, (uint16_t)(total - 10));
+    memset(b + 10, ' ', (size_t)(total - 10));
+    memcpy(b + 10, hdr, (size_t)n);
+    b[total - 1] = '\n';
+    write_bytes(path, b, (size_t)total + data);
+    free(b);
+}
+
+/* A PNG with the given IHDR fields and one (possibly empty) IDAT. */
+static void write_png(const char *path, int W, int H, int depth, int ctype, int interlace, int bad_crc) {
+    uint8_t buf[512];
+    size_t n = 0;
+    memcpy(buf, "\x89PNG\r\n\x1a\n", 8);
+    n = 8;
+    uint8_t ihdr[13] = {0};
+    for (int i = 0; i < 4; i++) ihdr[i] = (uint8_t)(W >> (24 - 8 * i)), ihdr[4 + i] = (uint8_t)(H >> (24 - 8 * i));
+    ihdr[8] = (uint8_t)depth, ihdr[9] = (uint8_t)ctype, ihdr[12] = (uint8_t)interlace;
+    uint8_t raw[64] = {0}, z[128];
+    uLongf zn = sizeof z;
+    compress(z, &zn, raw, (uLong)((size_t)(1 + W * 3 * (depth / 8)) * H));
+    struct { const char *type; const uint8_t *d; size_t n; } ch[3] = {{"IHDR", ihdr, 13}, {"IDAT", z, zn}, {"IEND", NULL, 0}};
+    for (int c = 0; c < 3; c++) {
+        for (int i = 0; i < 4; i++) buf[n + i] = (uint8_t)(ch[c].n >> (24 - 8 * i));
+        memcpy(buf + n + 4, ch[c].type, 4);
+        if (ch[c].n) memcpy(buf + n + 8, ch[c].d, ch[c].n);
+        uint32_t crc = (uint32_t)crc32(0, buf + n + 4, (uInt)(4 + ch[c].n));
+        if (bad_crc && c == 0) crc ^= 1;
+        for (int i = 0; i < 4; i++) buf[n + 8 + ch[c].n + i] = (uint8_t)(crc >> (24 - 8 * i));
+        n += 12 + ch[c].n;
+    }
+    write_bytes(path, buf, n);
+}
+
+static void write_latent(const char *path, int C, int H, int W, float poison) {
+    latup_tensor x;
+    int64_t s[3] = {C, H, W};
+    assert_int_equal(latup_tensor_alloc(&x, 3, s), LATUP_OK);
+    for (int64_t i = 0; i < latup_tensor_numel(&x); i++) x.data[i] = 0.01f * (float)(i % 89);
+    if (poison != 0) x.data[7] = poison;
+    assert_int_equal(latup_npy_write(path, &x), LATUP_OK);
+    latup_tensor_free(&x);
+}
+
+/* ---- prefix sweeps ------------------------------------------------------------------------------- */
+typedef latup_status (*parse_fn)(const uint8_t *, size_t, const char *);
+
+static latup_status parse_weights(const uint8_t *b, size_t n, const char *p) {
+    latup_weights w;
+    latup_status st = latup_weights_parse(b, n, p, &w);
+    if (st == LATUP_OK) latup_weights_free(&w);
+    return st;
+}
+static latup_status parse_npy(const uint8_t *b, size_t n, const char *p) {
+    latup_tensor t;
+    latup_status st = latup_npy_parse(b, n, p, &t);
+    if (st == LATUP_OK) latup_tensor_free(&t);
+    return st;
+}
+static latup_status parse_png(const uint8_t *b, size_t n, const char *p) {
+    latup_tensor t;
+    latup_status st = latup_png_parse(b, n, p, &t);
+    if (st == LATUP_OK) latup_tensor_free(&t);
+    return st;
+}
+
+/* Every prefix (every length up to 8 KiB, then a few hundred spread over the rest) must be
+ * refused as bad input; each copy is exactly sized so ASan sees any read past its end. */
+static void sweep(const char *src, parse_fn parse, const char *what) {
+    size_t n;
+    uint8_t *full = slurp(src, &n);
+    size_t tried = 0;
+    for (size_t len = 0; len < n; len += len < 8192 ? 1 : (n - 8192) / 300 + 1) {
+        uint8_t *cut = malloc(len ? len : 1);
+        memcpy(cut, full, len);
+        latup_status st = parse(cut, len, "cut");
+        if (st != LATUP_E_INPUT) printf("%s truncated to %zu of %zu bytes: status %d\n", what, len, n, (int)st);
+        assert_int_equal(st, LATUP_E_INPUT);
+        free(cut);
+        tried++;
+    }
+    printf("  %s: %zu prefixes of %zu bytes, all refused\n", what, tried, n);
+    free(full);
+}
+
+static void cut_file(const char *src, const char *dst, double frac, int gz_raw) {
+    size_t n;
+    uint8_t *b;
+    if (gz_raw) { /* the compressed bytes themselves */
+        FILE *f = fopen(src, "rb");
+        fseek(f, 0, SEEK_END);
+        n = (size_t)ftell(f);
+        fseek(f, 0, SEEK_SET);
+        b = malloc(n);
+        assert_int_equal(fread(b, 1, n, f), n);
+        fclose(f);
+    } else {
+        b = slurp(src, &n);
+    }
+    write_bytes(dst, b, (size_t)(n * frac));
+    free(b);
+}
+
+/* ---- the rows --------------------------------------------------------------------------------- */
+#define MODEL "ref_data/small/model.safetensors.gz"
+#define OUT tmp("out.npy")
+
+typedef struct {
+    const char *id;
+    void (*setup)(void);
+    const char *args[16]; /* "@in" and "@m" are replaced by tmp("in.npy") and tmp("m") */
+    int exit_code;
+    const char *says; /* must appear in the one stderr line */
+} row;
+
+static void s_trunc_st(void) {
+    sweep(MODEL, parse_weights, "safetensors");
+    cut_file(MODEL, tmp("m"), 0.5, 0);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_trunc_pth(void) {
+    sweep("ref_data/tiny/model.pth", parse_weights, ".pth");
+    cut_file("ref_data/tiny/model.pth", tmp("m"), 0.7, 0);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_trunc_npy(void) {
+    sweep("ref_data/swinir/image_21x19.npy", parse_npy, ".npy");
+    cut_file("ref_data/swinir/image_21x19.npy", tmp("in.npy"), 0.6, 0);
+}
+static void s_trunc_png(void) {
+    sweep("ref_data/swinir/image_21x19.png", parse_png, "PNG");
+    cut_file("ref_data/swinir/image_21x19.png", tmp("in.npy"), 0.6, 0);
+}
+static void s_trunc_gz(void) {
+    cut_file(MODEL, tmp("m"), 0.5, 1);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_st_header_len(void) {
+    uint8_t b[16] = {0xff, 0xff, 0x00, 0x00, 0, 0, 0, 0, '{', '}'};
+    write_bytes(tmp("m"), b, sizeof b);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_st_offsets(void) {
+    write_st(tmp("m"), "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,1600]}}", 16);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_st_overflow(void) {
+    write_st(tmp("m"), "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],\"data_offsets\":[0,16]}}", 16);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_st_terabytes(void) {
+    write_st(tmp("m"), "{\"a\":{\"dtype\":\"F32\",\"shape\":[1000000,1000000],\"data_offsets\":[0,4000000000000]}}", 16);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_npy_terabytes(void) { write_npy_header(tmp("in.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 100000), }", 16); }
+static void s_st_dup(void) {
+    write_st(tmp("m"), "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_st_dtype(void) {
+    write_st(tmp("m"), "{\"conv_first.weight\":{\"dtype\":\"F8_E4M3\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_pkl_opcode(void) {
+    const uint8_t p[] = {0x80, 0x02, 0xff, '.'};
+    write_pth(tmp("m"), p, sizeof p);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_pkl_global(void) {
+    const char p[] = "\x80\x02" "cos\nsystem\n" "X\x02\x00\x00\x00ls" "\x85" "R.";
+    write_pth(tmp("m"), (const uint8_t *)p, sizeof p - 1);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_pkl_deep(void) {
+    size_t n = 2 + 200000 + 1;
+    uint8_t *p = malloc(n);
+    p[0] = 0x80, p[1] = 0x02;
+    memset(p + 2, '(', 200000); /* MARK x 200000 */
+    p[n - 1] = '.';
+    write_pth(tmp("m"), p, n);
+    free(p);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_pkl_memo(void) {
+    const uint8_t p[] = {0x80, 0x02, 'h', 0x05, '.'}; /* BINGET 5 on an empty memo */
+    write_pth(tmp("m"), p, sizeof p);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_zip_offsets(void) {
+    size_t n;
+    uint8_t *b = slurp("ref_data/tiny/model.pth", &n);
+    /* the ZIP64 locator/record would override the EOCD: corrupt the central directory offset in
+     * every place it is stored by pointing the EOCD's at the end and dropping the ZIP64 locator */
+    uint8_t *eocd = b + n - 22;
+    assert_int_equal(eocd[0], 0x50);
+    put32(eocd + 16, (uint32_t)(n + 1000));
+    if (n > 42 && b[n - 42] == 0x50 && b[n - 41] == 0x4b && b[n - 40] == 6 && b[n - 39] == 7) memset(b + n - 42, 0, 20);
+    write_bytes(tmp("m"), b, n);
+    free(b);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_legacy(void) {
+    size_t n;
+    uint8_t *b = slurp("tests/data/pth/legacy.pth", &n);
+    write_bytes(tmp("m"), b, n);
+    free(b);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_noncontig(void) {
+    size_t n;
+    uint8_t *b = slurp("tests/data/pth/noncontig.pth", &n);
+    write_bytes(tmp("m"), b, n);
+    free(b);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_fortran(void) { write_npy_header(tmp("in.npy"), "{'descr': '<f4', 'fortran_order': True, 'shape': (16, 16, 16), }", 16 * 16 * 16 * 4); }
+static void s_f8(void) { write_npy_header(tmp("in.npy"), "{'descr': '<f8', 'fortran_order': False, 'shape': (16, 16, 16), }", 16 * 16 * 16 * 8); }
+static void s_rank5(void) { write_npy_header(tmp("in.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 16, 4, 4), }", 256 * 4); }
+static void s_channels(void) { write_latent(tmp("in.npy"), 4, 16, 16, 0); }
+static void s_nan(void) { write_latent(tmp("in.npy"), 16, 16, 16, NAN); }
+static void s_inf(void) { write_latent(tmp("in.npy"), 16, 16, 16, INFINITY); }
+static void s_good(void) { write_latent(tmp("in.npy"), 16, 16, 16, 0); }
+static void s_small(void) { write_latent(tmp("in.npy"), 16, 4, 12, 0); }
+static void edit_model(const char *drop, const char *shrink) {
+    latup_weights w;
+    assert_int_equal(latup_safetensors_load(MODEL, &w), LATUP_OK);
+    for (int i = 0; i < w.n; i++) {
+        if (drop && !strcmp(w.t[i].name, drop)) {
+            free(w.t[i].name);
+            memmove(&w.t[i], &w.t[i + 1], (size_t)(w.n - i - 1) * sizeof w.t[0]);
+            w.n--;
+            break;
+        }
+        if (shrink && !strcmp(w.t[i].name, shrink)) w.t[i].shape[0]--, w.t[i].numel--;
+    }
+    assert_int_equal(latup_safetensors_write(tmp("m"), &w), LATUP_OK);
+    latup_weights_free(&w);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_missing(void) { edit_model("layers.0.conv.bias", NULL); }
+static void s_shape(void) { edit_model(NULL, "conv_after_body.bias"); }
+static void s_stray(void) {
+    latup_weights w;
+    assert_int_equal(latup_safetensors_load(MODEL, &w), LATUP_OK);
+    for (int i = 0; i < w.n; i++)
+        if (!strcmp(w.t[i].name, "layers.0.residual_group.blocks.1.attn_mask")) memcpy(w.t[i].name, "stray", 5);
+    assert_int_equal(latup_safetensors_write(tmp("m"), &w), LATUP_OK);
+    latup_weights_free(&w);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_png16(void) { write_png(tmp("in.npy"), 4, 4, 16, 2, 0, 0); }
+static void s_pngi(void) { write_png(tmp("in.npy"), 4, 4, 8, 2, 1, 0); }
+static void s_pngcrc(void) { write_png(tmp("in.npy"), 4, 4, 8, 2, 0, 1); }
+static void s_pngbomb(void) {
+    /* IHDR says 2x2, the IDAT inflates to 1 MiB */
+    uint8_t *raw = calloc(1 << 20, 1), *z = malloc(1 << 16), buf[1 << 16];
+    uLongf zn = 1 << 16;
+    compress2(z, &zn, raw, 1 << 20, 9);
+    size_t n = 8;
+    memcpy(buf, "\x89PNG\r\n\x1a\n", 8);
+    uint8_t ihdr[13] = {0, 0, 0, 2, 0, 0, 0, 2, 8, 2, 0, 0, 0};
+    struct { const char *t; const uint8_t *d; size_t n; } ch[3] = {{"IHDR", ihdr, 13}, {"IDAT", z, zn}, {"IEND", NULL, 0}};
+    for (int c = 0; c < 3; c++) {
+        for (int i = 0; i < 4; i++) buf[n + i] = (uint8_t)(ch[c].n >> (24 - 8 * i));
+        memcpy(buf + n + 4, ch[c].t, 4);
+        if (ch[c].n) memcpy(buf + n + 8, ch[c].d, ch[c].n);
+        uint32_t crc = (uint32_t)crc32(0, buf + n + 4, (uInt)(4 + ch[c].n));
+        for (int i = 0; i < 4; i++) buf[n + 8 + ch[c].n + i] = (uint8_t)(crc >> (24 - 8 * i));
+        n += 12 + ch[c].n;
+    }
+    write_bytes(tmp("in.npy"), buf, n);
+    free(raw);
+    free(z);
+}
+static void s_random(void) {
+    uint8_t b[256];
+    for (int i = 0; i < 256; i++) b[i] = (uint8_t)(i * 37 + 11);
+    write_bytes(tmp("m"), b, sizeof b);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_packed(void) { write_latent(tmp("in.npy"), 1, 10, 64, 0); }
+static void s_vae_missing(void) {
+    latup_weights w;
+    assert_int_equal(latup_safetensors_load("ref_data/vae/flux_small.ldm.safetensors.gz", &w), LATUP_OK);
+    for (int i = 0; i < w.n; i++)
+        if (!strcmp(w.t[i].name, "decoder.up.0.block.1.conv2.weight")) {
+            free(w.t[i].name);
+            memmove(&w.t[i], &w.t[i + 1], (size_t)(w.n - i - 1) * sizeof w.t[0]);
+            w.n--;
+            break;
+        }
+    assert_int_equal(latup_safetensors_write(tmp("m"), &w), LATUP_OK);
+    latup_weights_free(&w);
+    write_latent(tmp("in.npy"), 16, 8, 8, 0);
+}
+static void s_vae_channels(void) { write_latent(tmp("in.npy"), 4, 8, 8, 0); }
+
+#define UP(model) {"upscale", "--model", model, "--scale", "2", "--in", "@in", "--out", "@out", NULL}
+
+static const row ROWS[] = {
+    {"E01", s_trunc_st, UP("@m"), 2, "m: "},
+    {"E02", s_trunc_pth, UP("@m"), 2, "m: "},
+    {"E03", s_trunc_npy, UP(MODEL), 2, "in.npy: "},
+    {"E04", s_trunc_png, UP("ref_data/swinir/classic_x2.pth"), 2, "in.npy: "},
+    {"E05", s_trunc_gz, UP("@m"), 2, "gzip"},
+    {"E06", s_st_header_len, UP("@m"), 2, "header length"},
+    {"E07", s_st_offsets, UP("@m"), 2, "m: "},
+    {"E08", s_st_overflow, UP("@m"), 2, "overflow"},
+    {"E09", s_st_terabytes, UP("@m"), 2, "m: "},
+    {"E10", s_npy_terabytes, UP(MODEL), 2, "bytes"},
+    {"E11", s_st_dup, UP("@m"), 2, "duplicate"},
+    {"E12", s_st_dtype, UP("@m"), 2, "F8_E4M3"},
+    {"E13", s_pkl_opcode, UP("@m"), 2, "opcode"},
+    {"E14", s_pkl_global, UP("@m"), 2, "os.system"},
+    {"E15", s_pkl_deep, UP("@m"), 2, "m: "},
+    {"E16", s_pkl_memo, UP("@m"), 2, "memo"},
+    {"E17", s_zip_offsets, UP("@m"), 2, "m: "},
+    {"E18", s_legacy, UP("@m"), 2, "legacy"},
+    {"E19", s_noncontig, UP("@m"), 2, "non-contiguous"},
+    {"E20", s_fortran, UP(MODEL), 2, "ortran"},
+    {"E21", s_f8, UP(MODEL), 2, "<f8"},
+    {"E22", s_rank5, UP(MODEL), 2, "in.npy: "},
+    {"E23", s_channels, UP(MODEL), 2, "channels"},
+    {"E24", s_nan, UP(MODEL), 2, "NaN"},
+    {"E25", s_inf, UP(MODEL), 2, "Inf"},
+    {"E26", s_good, {"upscale", "--model", MODEL, "--scale", "2", "--in", "@in", "--out", "/nonexistent-dir/up.npy", NULL}, 4, "/nonexistent-dir/up.npy"},
+    {"E27", s_missing, UP("@m"), 2, "layers.0.conv.bias"},
+    {"E28", s_shape, UP("@m"), 2, "conv_after_body.bias"},
+    {"E29", s_stray, UP("@m"), 2, "unexpected tensor"},
+    {"E30", s_small, UP(MODEL), 2, "too small"},
+    {"E31", s_good, {"upscale", "--model", MODEL, "--scale", "3", "--in", "@in", "--out", "@out", NULL}, 1, "x2, x4"},
+    {"E32", s_png16, UP("ref_data/swinir/classic_x2.pth"), 2, "16-bit"},
+    {"E33", s_pngi, UP("ref_data/swinir/classic_x2.pth"), 2, "interlaced"},
+    {"E34", s_pngcrc, UP("ref_data/swinir/classic_x2.pth"), 2, "CRC"},
+    {"E35", s_pngbomb, UP("ref_data/swinir/classic_x2.pth"), 2, "in.npy: "},
+    {"E36", s_random, UP("@m"), 2, "not a checkpoint"},
+    {"E37", s_good, UP("/nonexistent/model.safetensors"), 4, "/nonexistent/model.safetensors"},
+    {"E38", s_packed, {"upscale", "--model", MODEL, "--scale", "2", "--in", "@in", "--flux-packed", "8x8", "--out", "@out", NULL}, 2, "tokens"},
+    {"E39", s_good, {"upscale", "--model", MODEL, "--scale", "2", "--in", "@in", "--out", "@out.tiff", NULL}, 1, ".npy or .png"},
+    {"E40", s_good, {"upscale", "--model", MODEL, "--scale", "2", "--in", "@in", "--out", "@out.png", NULL}, 1, "PNG holds one RGB image"},
+    {"E41", s_vae_missing, {"decode", "--vae", "@m", "--in", "@in", "--out", "@out", NULL}, 2, "decoder.up.0.block.1.conv2.weight"},
+    {"E42", s_vae_channels, {"decode", "--vae", "ref_data/vae/flux_small.ldm.safetensors.gz", "--in", "@in", "--out", "@out", NULL}, 2, "channels"},
+    {"E43", s_good, {"upscale", "--model", MODEL, "--scale", "2", "--in", "@in", "--out", "@out", "--threads", "0", NULL}, 1, "--threads"},
+};
+#define N_ROWS (int)(sizeof ROWS / sizeof ROWS[0])
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/latup_err_XXXXXX");
+    assert_non_null(mkdtemp(g_tmp));
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int out_exists(void) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls %s 2>/dev/null | grep -q '^out'", g_tmp);
+    return system(cmd) == 0;
+}
+
+static void test_rows(void **state) {
+    (void)state;
+    int bad = 0;
+    for (int r = 0; r < N_ROWS; r++) {
+        const row *w = &ROWS[r];
+        w->setup();
+        const char *args[16];
+        char outx[600];
+        for (int i = 0; i < 16; i++) {
+            args[i] = w->args[i];
+            if (!args[i]) break;
+            if (!strcmp(args[i], "@in")) args[i] = tmp("in.npy");
+            else if (!strcmp(args[i], "@m")) args[i] = tmp("m");
+            else if (!strncmp(args[i], "@out", 4)) {
+                snprintf(outx, sizeof outx, "%s/out%s", g_tmp, args[i][4] ? args[i] + 4 : ".npy");
+                args[i] = outx;
+            }
+        }
+        int rc = run_latup(args);
+        int lines = 0;
+        for (const char *p = g_err; *p; p++) lines += *p == '\n';
+        const int ok = rc == w->exit_code && lines == 1 && strstr(g_err, w->says) && !out_exists();
+        printf("%s exit %d (want %d) %s: %s", w->id, rc, w->exit_code, ok ? "OK" : "NOT OK", g_err);
+        if (lines != 1) printf("    (%d lines on stderr)\n", lines);
+        bad += !ok;
+    }
+    printf("errors: %d rows, %d NOT OK\n", N_ROWS, bad);
+    assert_int_equal(bad, 0);
+}
+
+/* docs/errors.md lists exactly these rows ("| E01 |" ...). */
+static void test_doc_matches(void **state) {
+    (void)state;
+    size_t n;
+    uint8_t *doc = slurp("docs/errors.md", &n);
+    char *text = malloc(n + 1);
+    memcpy(text, doc, n);
+    text[n] = '\0';
+    int in_doc = 0, missing = 0;
+    for (char *p = text; (p = strstr(p, "\n| E")); p++) {
+        char id[8] = {0};
+        if (sscanf(p, "\n| %7s |", id) != 1) continue;
+        in_doc++;
+        int found = 0;
+        for (int r = 0; r < N_ROWS; r++) found |= !strcmp(ROWS[r].id, id);
+        if (!found) printf("docs/errors.md row %s has no test\n", id), missing++;
+    }
+    for (int r = 0; r < N_ROWS; r++) {
+        char key[16];
+        snprintf(key, sizeof key, "\n| %s |", ROWS[r].id);
+        if (!strstr(text, key)) printf("test row %s is not in docs/errors.md\n", ROWS[r].id), missing++;
+    }
+    printf("docs/errors.md: %d rows, %d tests, %d mismatches\n", in_doc, N_ROWS, missing);
+    assert_int_equal(missing, 0);
+    assert_int_equal(in_doc, N_ROWS);
+    free(text);
+    free(doc);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_rows), cmocka_unit_test(test_doc_matches)};
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
