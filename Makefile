@@ -2,8 +2,8 @@ SHELL := /bin/bash
 # latup — build liblatup.a, the CLI build/latup, and the cmocka test suite.
 #   make            library + CLI
 #   make test       build and run every test (exits non-zero on any failure)
-#   make bench      build/bench_lua, the timing benchmark
-#   make demo       install missing packages, build, upscale the committed demo latent
+#   make bench      build/bench_lua and build/bench_vae, the timing benchmarks
+#   make demo       install missing packages, build, upscale + decode the committed demo latent
 #   make fuzz       libFuzzer targets in fuzz/ (clang), FUZZ_TIME seconds each
 #   make SANITIZE=1 ASan + UBSan build (into build-san/)
 #   make clean
@@ -64,21 +64,24 @@ test: all $(TEST_BIN)
 	done; \
 	echo "tests: $$pass passed, $$fail failed"; test $$fail -eq 0
 
-# The README's main job: install what is missing, build, upscale the committed demo latent.
-DEMO_OUT := $(BUILD)/demo/upscaled_x2.npy
+# The README's main job: install what is missing, build, then upscale the committed demo latent
+# with the small LUA and decode it with the small FLUX-style VAE in one `latup run`.
+DEMO_OUT := $(BUILD)/demo/demo.png
 demo: deps
 	$(MAKE) all
 	@mkdir -p $(BUILD)/demo
-	./$(BUILD)/latup upscale --model ref_data/small/model.safetensors.gz --scale 2 \
-	  --in ref_data/demo/latent.npy --out $(DEMO_OUT) --verbose
-	@echo "demo: wrote $(DEMO_OUT) (the committed model is a small random-weight stand-in; see README)"
+	./$(BUILD)/latup run --model ref_data/small/model.safetensors.gz --scale 2 \
+	  --vae ref_data/vae/flux_small.ldm.safetensors.gz --in ref_data/demo/latent.npy \
+	  --out $(DEMO_OUT) --save-latent $(BUILD)/demo/upscaled_x2.npy --verbose
+	@echo "demo: wrote $(DEMO_OUT) and $(BUILD)/demo/upscaled_x2.npy"
+	@echo "demo: the committed models are small random-weight stand-ins (README: real models)"
 
 deps:
 	@tools/install_deps.sh
 
 # Benchmarks (not tests): build/bench_lua --help
-bench: $(BUILD)/bench_lua
-$(BUILD)/bench_lua: tools/bench_lua.c $(BUILD)/liblatup.a $(HEADERS)
+bench: $(BUILD)/bench_lua $(BUILD)/bench_vae
+$(BUILD)/bench_%: tools/bench_%.c $(BUILD)/liblatup.a $(HEADERS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
 # libFuzzer targets (clang): fuzz/fuzz_*.c, each over the file readers only (no BLAS/OpenMP).

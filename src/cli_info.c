@@ -67,7 +67,7 @@ int cli_info(int argc, char **argv) {
             printf("channels:     latent %d -> image %d; post_quant_conv %s\n", c->z_channels, c->out_channels,
                    c->has_post_quant_conv ? "yes" : "no");
             print_list("levels:       ", c->channels, c->n_levels, "%d");
-            printf("resnets/level %d; upsampling x%d\n", c->blocks_per_level, 1 << (c->n_levels - 1));
+            printf("resnets:      %d per level; upsampling x%d\n", c->blocks_per_level, 1 << (c->n_levels - 1));
             latup_vae_free(v);
             return 0;
         }

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 latup_status latup_binder_init(latup_binder *bd, const latup_weights *w) {
     bd->w = w;
@@ -82,4 +83,17 @@ latup_status latup_bind_norm(latup_binder *bd, latup_norm *n, int dim, float eps
     latup_status st = latup_bind(bd, &n->w, 1, s, "%s.weight", name);
     if (st == LATUP_OK) st = latup_bind(bd, &n->b, 1, s, "%s.bias", name);
     return st;
+}
+
+int latup_weights_max_index(const latup_weights *w, const char *prefix) {
+    const size_t n = strlen(prefix);
+    int best = -1;
+    for (int i = 0; i < w->n; i++) {
+        const char *s = w->t[i].name;
+        if (strncmp(s, prefix, n) != 0) continue;
+        char *end;
+        const long v = strtol(s + n, &end, 10);
+        if (end != s + n && *end == '.' && v >= 0 && v < 100000 && v > best) best = (int)v;
+    }
+    return best;
 }

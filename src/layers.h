@@ -42,6 +42,10 @@ const latup_wtensor *latup_bind_optional(latup_binder *bd, const char *fmt, ...)
 /* LATUP_E_INPUT naming the first tensor nobody bound, and how many there are. */
 latup_status latup_binder_check_all_used(const latup_binder *bd, const char *model_kind);
 
+/* The largest integer N such that some tensor name starts with prefix + "N." (e.g. the number
+ * of RSTBs from "layers."), or -1: how models count their repeated modules. */
+int latup_weights_max_index(const latup_weights *w, const char *prefix);
+
 latup_status latup_bind_conv(latup_binder *bd, latup_conv *c, int cin, int cout, int k,
                              const char *name);
 latup_status latup_bind_linear(latup_binder *bd, latup_linear *l, int in, int out,

@@ -57,19 +57,6 @@ struct latup_lua {
 
 /* ---- config inference ------------------------------------------------------------------------ */
 
-/* Largest integer that follows `prefix` in any tensor name, or -1. */
-static int max_index_after(const latup_weights *w, const char *prefix) {
-    size_t n = strlen(prefix);
-    int best = -1;
-    for (int i = 0; i < w->n; i++) {
-        const char *s = w->t[i].name;
-        if (strncmp(s, prefix, n) != 0) continue;
-        char *end;
-        long v = strtol(s + n, &end, 10);
-        if (end != s + n && *end == '.' && v >= 0 && v < 100000 && v > best) best = (int)v;
-    }
-    return best;
-}
 
 static latup_status need(const latup_weights *w, const char *name, int ndim,
                          const latup_wtensor **out) {
@@ -122,7 +109,7 @@ static latup_status infer_swinir_tail(const latup_weights *w, latup_lua_config *
         TRY(need(w, "conv_before_upsample.0.weight", 4, &t));
         const int F = (int)t->shape[0];
         c->head_feat = F;
-        int stages = max_index_after(w, "upsample.") / 2 + 1;
+        int stages = latup_weights_max_index(w, "upsample.") / 2 + 1;
         for (int k = 0; k < stages; k++) {
             snprintf(name, sizeof name, "upsample.%d.weight", 2 * k);
             TRY(need(w, name, 4, &t));
@@ -160,7 +147,7 @@ static latup_status infer_config(const latup_weights *w, latup_lua_config *c) {
     c->embed_dim = (int)t->shape[0];
     c->in_chans = (int)t->shape[1];
 
-    c->num_layers = max_index_after(w, "layers.") + 1;
+    c->num_layers = latup_weights_max_index(w, "layers.") + 1;
     if (c->num_layers < 1)
         return latup_fail(LATUP_E_INPUT, "%s: no 'layers.0.*' tensors: not a LUA/SwinIR checkpoint", w->path);
     if (c->num_layers > LATUP_MAX_LAYERS)
@@ -168,7 +155,7 @@ static latup_status infer_config(const latup_weights *w, latup_lua_config *c) {
                           c->num_layers, LATUP_MAX_LAYERS);
     for (int i = 0; i < c->num_layers; i++) {
         snprintf(name, sizeof name, "layers.%d.residual_group.blocks.", i);
-        c->depths[i] = max_index_after(w, name) + 1;
+        c->depths[i] = latup_weights_max_index(w, name) + 1;
         if (c->depths[i] < 1)
             return latup_fail(LATUP_E_INPUT, "%s: missing tensor 'layers.%d.residual_group.blocks.0.norm1.weight'", w->path, i);
         /* heads and window from the bias table [(2ws-1)^2, nH] */
@@ -197,7 +184,7 @@ static latup_status infer_config(const latup_weights *w, latup_lua_config *c) {
         c->mean[0] = 0.4488f, c->mean[1] = 0.4371f, c->mean[2] = 0.4040f;
     }
 
-    if (max_index_after(w, "heads.x") >= 0) return infer_lua_heads(w, c);
+    if (latup_weights_max_index(w, "heads.x") >= 0) return infer_lua_heads(w, c);
     if (latup_weights_find(w, "upsample.0.weight")) return infer_swinir_tail(w, c);
     return latup_fail(LATUP_E_INPUT,
                       "%s: no 'heads.x2'/'heads.x4' (LUA) or 'upsample.0' (SwinIR) tensors: unknown tail",

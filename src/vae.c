@@ -95,18 +95,6 @@ static const char *ATTN_NAMES[3][5] = {
 
 /* ---- config inference -------------------------------------------------------------------------- */
 
-static int max_index_after(const latup_weights *w, const char *prefix) {
-    size_t n = strlen(prefix);
-    int best = -1;
-    for (int i = 0; i < w->n; i++) {
-        const char *s = w->t[i].name;
-        if (strncmp(s, prefix, n) != 0) continue;
-        char *end;
-        long v = strtol(s + n, &end, 10);
-        if (end != s + n && *end == '.' && v >= 0 && v < 1000 && v > best) best = (int)v;
-    }
-    return best;
-}
 
 static int has(const latup_weights *w, const char *fmt, ...) LATUP_PRINTF(2, 3);
 static int has(const latup_weights *w, const char *fmt, ...) {
@@ -158,7 +146,7 @@ static latup_status infer_vae_config(const latup_weights *w, latup_vae_config *c
         return latup_fail(LATUP_E_INPUT, "%s: missing tensor '%sdecoder.mid.block_1.conv1.weight' (ldm names) or "
                           "'%sdecoder.mid_block.resnets.0.conv1.weight' (diffusers names)", w->path, p, p);
     }
-    c->n_levels = max_index_after(w, name) + 1;
+    c->n_levels = latup_weights_max_index(w, name) + 1;
     if (c->n_levels < 1 || c->n_levels > LATUP_VAE_MAX_LEVELS)
         return latup_fail(LATUP_E_INPUT, "%s: %d decoder up levels found under '%s', expected 1..%d", w->path,
                           c->n_levels, name, LATUP_VAE_MAX_LEVELS);
@@ -169,7 +157,7 @@ static latup_status infer_vae_config(const latup_weights *w, latup_vae_config *c
     /* blocks per level, from level 0 (ldm "up.0.block.", diffusers "up_blocks.<n-1>.resnets.") */
     vae_module_name(mod, sizeof mod, c, M_UP_RESNET, 0, 0);
     mod[strlen(mod) - 1] = '\0'; /* "...block." / "...resnets." */
-    c->blocks_per_level = max_index_after(w, mod) + 1;
+    c->blocks_per_level = latup_weights_max_index(w, mod) + 1;
     if (c->blocks_per_level < 1 || c->blocks_per_level > 8)
         return latup_fail(LATUP_E_INPUT, "%s: %d ResnetBlocks per level found under '%s', expected 1..8", w->path,
                           c->blocks_per_level, mod);

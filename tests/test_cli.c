@@ -13,43 +13,15 @@
 #include <unistd.h>
 
 #include "golden.h"
+#include "cli_util.h"
 #include "latup.h"
 #include "png.h"
 
-#ifndef LATUP_BUILD_DIR
-#define LATUP_BUILD_DIR "build"
-#endif
-#define LATUP_BIN LATUP_BUILD_DIR "/latup"
 
 static char g_tmp[256];     /* per-run scratch directory */
 static char g_stderr[4096]; /* what the last command printed on stderr */
 
-/* Runs build/latup with argv (NULL-terminated, without the program name); returns its exit
- * status and keeps its stderr in g_stderr. */
-static int run_latup(const char *const *args) {
-    char errpath[300];
-    snprintf(errpath, sizeof errpath, "%s/stderr.txt", g_tmp);
-    fflush(stdout); /* or the child would print the parent's buffered report again */
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        const char *argv[32] = {LATUP_BIN};
-        int n = 1;
-        for (; args[n - 1] && n < 31; n++) argv[n] = args[n - 1];
-        argv[n] = NULL;
-        if (!freopen(errpath, "w", stderr) || !freopen("/dev/null", "w", stdout)) _exit(127);
-        execv(LATUP_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    FILE *f = fopen(errpath, "r");
-    size_t n = f ? fread(g_stderr, 1, sizeof g_stderr - 1, f) : 0;
-    g_stderr[n] = '\0';
-    if (f) fclose(f);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+static int run_latup(const char *const *args) { return run_cli(g_tmp, args, g_stderr, sizeof g_stderr); }
 
 static int exists(const char *path) {
     struct stat sb;

@@ -19,15 +19,12 @@
 #include <zlib.h>
 
 #include "fileio.h"
+#include "cli_util.h"
 #include "latup.h"
 #include "npy.h"
 #include "png.h"
 #include "weights.h"
 
-#ifndef LATUP_BUILD_DIR
-#define LATUP_BUILD_DIR "build"
-#endif
-#define LATUP_BIN LATUP_BUILD_DIR "/latup"
 
 static char g_tmp[256];
 static char g_err[4096];
@@ -40,30 +37,7 @@ static const char *tmp(const char *name) {
     return buf[k];
 }
 
-static int run_latup(const char *const *args) {
-    char errpath[300];
-    snprintf(errpath, sizeof errpath, "%s/stderr.txt", g_tmp);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        const char *argv[40] = {LATUP_BIN};
-        int n = 1;
-        for (; args[n - 1] && n < 39; n++) argv[n] = args[n - 1];
-        argv[n] = NULL;
-        if (!freopen(errpath, "w", stderr) || !freopen("/dev/null", "w", stdout)) _exit(127);
-        execv(LATUP_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    FILE *f = fopen(errpath, "r");
-    size_t n = f ? fread(g_err, 1, sizeof g_err - 1, f) : 0;
-    g_err[n] = '\0';
-    if (f) fclose(f);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+static int run_latup(const char *const *args) { return run_cli(g_tmp, args, g_err, sizeof g_err); }
 
 static void write_bytes(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
