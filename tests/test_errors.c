@@ -136,7 +136,7 @@ static void write_png(const char *path, int W, int H, int depth, int ctype, int 
     uint8_t ihdr[13] = {0};
     for (int i = 0; i < 4; i++) ihdr[i] = (uint8_t)(W >> (24 - 8 * i)), ihdr[4 + i] = (uint8_t)(H >> (24 - 8 * i));
     ihdr[8] = (uint8_t)depth, ihdr[9] = (uint8_t)ctype, ihdr[12] = (uint8_t)interlace;
-    uint8_t raw[64] = {0}, z[128];
+    uint8_t raw[256] = {0}, z[320]; /* up to 4x4 pixels of 16-bit RGB: (1 + 4*6) * 4 = 100 bytes */
     uLongf zn = sizeof z;
     compress(z, &zn, raw, (uLong)((size_t)(1 + W * 3 * (depth / 8)) * H));
     struct { const char *type; const uint8_t *d; size_t n; } ch[3] = {{"IHDR", ihdr, 13}, {"IDAT", z, zn}, {"IEND", NULL, 0}};
