@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "fileio.h"
 
 #include <dirent.h>
@@ -19,29 +21,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static char g_dir[64];
 
-static const char *tmp_path(const char *name) {
-    static char buf[4][256];
-    static int k;
-    k = (k + 1) % 4; /* a few live at once */
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
-
-static int clear_dir(void) {
-    DIR *d = opendir(g_dir);
-    if (!d) return -1;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
-            if (unlink(p) != 0) rmdir(p);
-        }
-    closedir(d);
-    return 0;
-}
 
 /* Names in the directory, to prove no temporary file is left behind. */
 static int count_entries(void) {
@@ -55,22 +35,11 @@ static int count_entries(void) {
     return n;
 }
 
-static int setup_dir(void **state) {
-    (void)state;
-    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(g_dir, sizeof g_dir, "%s/latup-io-XXXXXX", base);
-    return mkdtemp(g_dir) ? 0 : -1;
-}
 
-static int remove_dir(void **state) {
-    (void)state;
-    clear_dir();
-    return rmdir(g_dir);
-}
 
 static int each_setup(void **state) {
     (void)state;
-    return clear_dir();
+    return tmpdir_clear();
 }
 
 static void write_bytes(const char *path, const void *b, size_t n) {

@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "common.h"
 
 #include <dirent.h>
@@ -19,35 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_dir[64];
 
-static const char *tmp_path(const char *name) {
-    static char buf[256];
-    snprintf(buf, sizeof buf, "%s/%s", g_dir, name);
-    return buf;
-}
 
-static int setup_dir(void **state) {
-    (void)state;
-    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(g_dir, sizeof g_dir, "%s/latup-npy-XXXXXX", base);
-    return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int remove_dir(void **state) {
-    (void)state;
-    DIR *d = opendir(g_dir);
-    if (!d) return -1;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
-            unlink(p);
-        }
-    closedir(d);
-    return rmdir(g_dir);
-}
 
 static void write_bytes(const char *path, const void *b, size_t n) {
     FILE *f = fopen(path, "wb");

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "png.h"
 #include "test_util.h"
 
@@ -25,46 +27,9 @@
 
 #define PATH "case.png"
 
-static char g_dir[64];
 
-static const char *tmp_path(const char *name) {
-    static char buf[256];
-    snprintf(buf, sizeof buf, "%s/%s", g_dir, name);
-    return buf;
-}
 
-static int setup_dir(void **state) {
-    (void)state;
-    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(g_dir, sizeof g_dir, "%s/latup-png-XXXXXX", base);
-    return mkdtemp(g_dir) ? 0 : -1;
-}
 
-static void rm_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[512];
-    struct stat sb;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            if (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-                chmod(p, 0755);
-                rm_tree(p);
-            } else {
-                unlink(p);
-            }
-        }
-    closedir(d);
-    rmdir(dir);
-}
-
-static int remove_dir(void **state) {
-    (void)state;
-    rm_tree(g_dir);
-    return 0;
-}
 
 static int count_entries(const char *dir) {
     DIR *d = opendir(dir);

@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "half.h"
 #include "json.h"
 #include "weights.h"
@@ -24,35 +26,8 @@
 
 #define PATH "t.safetensors"
 
-static char g_dir[64];
 
-static const char *tmp_path(const char *name) {
-    static char buf[256];
-    snprintf(buf, sizeof buf, "%s/%s", g_dir, name);
-    return buf;
-}
 
-static int setup_dir(void **state) {
-    (void)state;
-    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(g_dir, sizeof g_dir, "%s/latup-st-XXXXXX", base);
-    return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int remove_dir(void **state) {
-    (void)state;
-    DIR *d = opendir(g_dir);
-    if (!d) return -1;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
-            unlink(p);
-        }
-    closedir(d);
-    return rmdir(g_dir);
-}
 
 /* ---- building files by hand ------------------------------------------------------------------ */
 
