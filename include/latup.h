@@ -117,6 +117,7 @@ typedef struct {
     latup_dump_fn dump;  /* NULL: no dumps */
     void *dump_user;
     int verbose;         /* print the memory plan and per-stage timings to stderr */
+    int progress;        /* an RSTB / head counter on stderr (for terminals) */
 } latup_run_opts;
 
 /* Memory needed by one upscale of a [C,H,W] latent (bytes). */

@@ -651,6 +651,9 @@ latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int sc
             add_inplace(a.t, a.r, (size_t)L * E);
             snprintf(pfx, sizeof pfx, "layers.%d", i);
             dump(&d, pfx, a.t, 2, L, E, 0);
+            if (opts && opts->progress)
+                fprintf(stderr, "\rupscaling: image %lld/%lld, RSTB %d/%d", (long long)b + 1, (long long)B, i + 1,
+                        c->num_layers), fflush(stderr);
         }
         double t2 = latup_now();
         tm[T_RSTB] += t2 - t1;
@@ -677,6 +680,7 @@ latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int sc
         dump(&d, oname, yb, 3, Co, (int64_t)S * H, (int64_t)S * W);
         tm[T_OUT] += latup_now() - t4;
     }
+    if (opts && opts->progress) fprintf(stderr, "\n");
     if (verbose) {
         double total = tm[T_EMBED] + tm[T_RSTB] + tm[T_BODY] + tm[T_HEAD] + tm[T_OUT];
         fprintf(stderr, "timings (batch %lld, %d threads): embed %.3f s, RSTBs %.3f s, body %.3f s, "

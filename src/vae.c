@@ -523,7 +523,7 @@ static void plan_exec(const latup_vae *v, int h, int w, vexec *e) {
     e->cmax = 0;
     for (int L = 0; L < v->cfg.n_levels; L++)
         if (v->cfg.channels[L] > e->cmax) e->cmax = v->cfg.channels[L];
-    latup_run_opts fake_dump = {no_dump, NULL, 0}; /* plan for the dump path's extra buffer too */
+    latup_run_opts fake_dump = {.dump = no_dump}; /* plan for the dump path's extra buffer too */
     e->dump = &fake_dump;
     decode_one(e, v, NULL, h, w, NULL, NULL, 0, 0, 0);
     e->dump = NULL;
@@ -709,7 +709,7 @@ latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_t
         plan_exec(v, h, w, &e);
         float *block = NULL;
         st = exec_alloc(&e, &block);
-        e.dump = opts && opts->dump ? &(latup_run_opts){opts->dump, opts->dump_user, 0} : NULL;
+        e.dump = opts && opts->dump ? &(latup_run_opts){.dump = opts->dump, .dump_user = opts->dump_user} : NULL;
         for (int64_t b = 0; b < B && st == LATUP_OK; b++) {
             e.b = (int)b;
             decode_one(&e, v, z->data + b * zsz, h, w, img->data + b * osz, &tm, opts && opts->progress,

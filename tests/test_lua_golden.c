@@ -36,7 +36,7 @@ static int run_case(const golden_case *gc, int *n_lines) {
         snprintf(oname, sizeof oname, "out.x%d", cfg->scales[s]);
         if (!latup_weights_find(&g, oname)) continue;
         latup_tensor y;
-        latup_run_opts opts = {golden_compare_dump, &c, 0};
+        latup_run_opts opts = {.dump = golden_compare_dump, .dump_user = &c};
         assert_int_equal(latup_lua_upscale(m, &x, cfg->scales[s], &y, &opts), LATUP_OK);
         latup_tensor_free(&y);
         heads_run++;
@@ -127,7 +127,7 @@ static double perturbed_error(const char *tensor, int64_t elem, float delta, con
     memcpy(x.shape, in->shape, sizeof x.shape);
     golden_cmp c;
     golden_cmp_init(&c, &g, (int)in->shape[0]);
-    latup_run_opts opts = {golden_compare_dump, &c, 0};
+    latup_run_opts opts = {.dump = golden_compare_dump, .dump_user = &c};
     assert_int_equal(latup_lua_upscale(m, &x, 2, &y, &opts), LATUP_OK);
     const latup_wtensor *gt = latup_weights_find(&g, check);
     assert_non_null(gt);
