@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Regenerates every committed reference file from the PyTorch references, in dependency order.
+# Deterministic: on the same software the files come out byte-identical (git diff shows none).
+#   tools/setup_env.sh && tools/regen_all.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=tools/.venv/bin/python
+[ -x "$PY" ] || { echo "regen_all: run tools/setup_env.sh first" >&2; exit 1; }
+$PY tools/swinir_ref.py            # LUA cases (via make_golden.py), .pth twins, tiny, SwinIR
+$PY tools/make_vae_golden.py       # ref_data/vae/ (diffusers AutoencoderKL)
+$PY tools/make_run_golden.py       # ref_data/run/: LUA then VAE, composed
+$PY tools/make_pth_fixtures.py     # tests/data/pth/, fuzz/corpus/fuzz_pth/
+/usr/bin/python3 tools/make_png_fixtures.py   # tests/data/png/ (Debian numpy + Pillow)
+$PY tools/check_ref_data.py        # re-derives every golden file and checks it
+echo "regen_all: done; 'git status ref_data tests/data fuzz' shows what changed"
