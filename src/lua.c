@@ -1,6 +1,6 @@
-/* lua.c — the LUA model: config inference from checkpoint names and shapes, weight binding,
- * the memory plan, and the forward pass (../shared/spec/lua.md steps 0-7), which reads top to
- * bottom in latup_lua_upscale(). */
+/* lua.c — the LUA model (and SwinIR, the same trunk with a classic tail): config inference from
+ * checkpoint names and shapes, weight binding, the memory plan, and the forward pass
+ * (../shared/spec/lua.md steps 0-7), which reads top to bottom in latup_lua_upscale(). */
 #include "kernels.h"
 #include "layers.h"
 
