@@ -71,7 +71,7 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
     conv2d_forward_ex(out, inp, weight, bias, Cin, H, W, Cout, k, col, band_rows, NULL);
 }
 
-static int has_transform(const conv_input_op *op) { return op && (op->upsample2x || op->norm_mean); }
+static int has_transform(const conv_input_op *op) { return op && (op->upsample2x || op->norm); }
 
 size_t conv2d_ex_scratch_floats(int Cin, int W, int k, int band_rows, const conv_input_op *op) {
     size_t f = conv2d_col_floats(Cin, W, k, band_rows);
@@ -90,9 +90,9 @@ static void transform_band(float *t, const float *inp, int Cin, int H, int W, in
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < Cin; c++) {
         const float *plane = inp + (size_t)c * Hs * Ws;
-        const float mu = op->norm_mean ? op->norm_mean[c] : 0.0f;
-        const float a = op->norm_mean ? op->norm_scale[c] : 1.0f;
-        const float b = op->norm_mean ? op->norm_bias[c] : 0.0f;
+        const float mu = op->norm ? op->norm_mean[c] : 0.0f;
+        const float a = op->norm ? op->norm_scale[c] : 1.0f;
+        const float b = op->norm ? op->norm_bias[c] : 0.0f;
         for (int r = 0; r < tr; r++) {
             const int y = y0 - p + r;
             float *d = t + ((size_t)c * tr + r) * W;
@@ -106,7 +106,7 @@ static void transform_band(float *t, const float *inp, int Cin, int H, int W, in
             else
                 memcpy(d, s, (size_t)W * sizeof(float));
             /* the same arithmetic as groupnorm_silu_forward: (x - mean) * (rstd * w) + b */
-            if (op->norm_mean) {
+            if (op->norm) {
                 if (op->silu)
                     for (int x = 0; x < W; x++) d[x] = silu1((d[x] - mu) * a + b);
                 else

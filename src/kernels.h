@@ -28,7 +28,8 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
  * instead of out = conv. For k == 1 only `accumulate` is honoured. */
 typedef struct {
     int upsample2x;           /* inp is [Cin, H/2, W/2]; the output is H x W */
-    const float *norm_mean;   /* per input channel; NULL: no norm */
+    int norm;                 /* apply the affine below */
+    const float *norm_mean;   /* per input channel */
     const float *norm_scale;  /* rstd * weight, per input channel */
     const float *norm_bias;   /* GroupNorm bias, per input channel */
     int silu;                 /* SiLU after the norm */

@@ -369,7 +369,7 @@ static conv_input_op norm_op(vexec *e, const latup_norm *n, const float *x, int 
     conv_input_op op = {0};
     float *mean = e->stats, *scale = e->stats + e->cmax;
     if (!e->dry) groupnorm_affine(mean, scale, x, n->w, C, HW, GN_GROUPS, n->eps);
-    op.norm_mean = mean, op.norm_scale = scale, op.norm_bias = n->b;
+    op.norm = 1, op.norm_mean = mean, op.norm_scale = scale, op.norm_bias = n->b;
     op.silu = silu;
     return op;
 }
@@ -455,6 +455,9 @@ static void decode_one(vexec *e, const latup_vae *v, const float *z, int h, int 
     const int top = c->channels[c->n_levels - 1];
     double t0 = latup_now();
     const float *zin = z;
+    /* every image (and tile) replays the dry run's schedule from the start, so it makes the same
+     * buffer choices the buffers were sized for */
+    memset(e->shadow, 0, sizeof e->shadow);
     int hi = -1;
     if (c->has_post_quant_conv) {                                      /* [zc, h, w] */
         hi = pick(e, (size_t)c->z_channels * h * w, -1, -1);

@@ -378,6 +378,80 @@ static void test_conv2d(void **state) {
     assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
 }
 
+/* conv2d_forward_ex: the same convolution on a transformed input (nearest x2, per-channel
+ * affine, SiLU) applied band by band, optionally accumulated into out. The twin materialises the
+ * transformed map in double (then rounds it to float) and runs naive_conv2d on it. Tolerance:
+ * the conv bound plus 4 EPS * S for the transform's own rounding (a few ulp per element, times
+ * |w|), plus EPS |out0| when accumulating. The scratch is exactly conv2d_ex_scratch_floats(),
+ * guarded, so a mis-sized transform band is caught. */
+static void check_conv_ex(tu_rng *rng, int Cin, int H, int W, int Cout, int k, int band_rows, int up,
+                          int norm, int silu, int accumulate, size_t misalign, int nthreads) {
+    const char *kname = "conv2d_forward_ex";
+    char shp[200];
+    snprintf(shp, sizeof shp, "Cin%d %dx%d Cout%d k%d band%d%s%s%s%s t%d", Cin, H, W, Cout, k, band_rows,
+             up ? " up2x" : "", norm ? " norm" : "", silu ? " silu" : "", accumulate ? " acc" : "", nthreads);
+    const int Hs = up ? H / 2 : H, Ws = up ? W / 2 : W;
+    size_t nin = (size_t)Cin * Hs * Ws, nw = (size_t)Cout * Cin * k * k, nout = (size_t)Cout * H * W;
+    tu_buf in = tu_alloc_misaligned(nin, misalign), wt = tu_alloc(nw), b = tu_alloc(Cout),
+           out = tu_alloc_misaligned(nout, misalign), mu = tu_alloc(Cin), sc = tu_alloc(Cin), nb = tu_alloc(Cin);
+    tu_fill_normal(rng, in.p, nin, 0.3f, 1.0f);
+    tu_fill_normal(rng, wt.p, nw, 0.0f, 1.0f / sqrtf((float)(Cin * k * k)));
+    tu_fill_normal(rng, b.p, Cout, 0.0f, 0.5f);
+    tu_fill_normal(rng, mu.p, Cin, 0.3f, 0.5f);
+    tu_fill_uniform(rng, sc.p, Cin, 0.5f, 1.5f);
+    tu_fill_normal(rng, nb.p, Cin, 0.0f, 0.5f);
+    float *out0 = xmalloc(nout * sizeof(float));
+    tu_fill_normal(rng, out0, nout, 0.0f, 1.0f);
+    if (accumulate) memcpy(out.p, out0, nout * sizeof(float));
+    conv_input_op op = {.upsample2x = up, .norm = norm, .norm_mean = mu.p, .norm_scale = sc.p,
+                        .norm_bias = nb.p, .silu = silu, .accumulate = accumulate};
+    tu_buf col = tu_alloc(conv2d_ex_scratch_floats(Cin, W, k, band_rows, &op));
+    float *in_copy = dup_floats(in.p, nin);
+
+    omp_set_num_threads(nthreads);
+    conv2d_forward_ex(out.p, in.p, wt.p, b.p, Cin, H, W, Cout, k, col.n ? col.p : NULL, band_rows, &op);
+
+    /* the twin: transform in double, round to float, convolve naively */
+    float *tin = xmalloc((size_t)Cin * H * W * sizeof(float));
+    for (int c = 0; c < Cin; c++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                double v = in.p[((size_t)c * Hs + (up ? y / 2 : y)) * Ws + (up ? x / 2 : x)];
+                if (norm) v = (v - mu.p[c]) * sc.p[c] + nb.p[c];
+                if (silu) v = v / (1.0 + exp(-v));
+                tin[((size_t)c * H + y) * W + x] = (float)v;
+            }
+    double *ref = xmalloc(nout * sizeof(double)), *tol = xmalloc(nout * sizeof(double));
+    naive_conv2d(ref, tol, tin, wt.p, b.p, Cin, H, W, Cout, k);
+    double K = (double)Cin * k * k + 1;
+    for (size_t i = 0; i < nout; i++) {
+        tol[i] = (sqrt(K) + 4.0) * EPS * tol[i] + EPS * fabs(ref[i]);
+        if (accumulate) ref[i] += out0[i], tol[i] += EPS * (fabs(out0[i]) + fabs(ref[i]));
+    }
+    tu_check(kname, shp, out.p, ref, tol, 0, nout);
+    guards(kname, shp, 5, &in, "inp", &wt, "weight", &out, "out", &col, "scratch", &mu, "mean");
+    unchanged(kname, shp, "inp", in.p, in_copy, nin);
+    free(ref), free(tol), free(tin), free(in_copy), free(out0);
+    tu_free(&in), tu_free(&wt), tu_free(&b), tu_free(&out), tu_free(&col), tu_free(&mu), tu_free(&sc), tu_free(&nb);
+}
+
+static void test_conv2d_ex(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(11);
+    /* Cin, H, W, Cout, k, band, up, norm, silu, acc, misalign, threads */
+    check_conv_ex(&rng, 3, 5, 7, 4, 3, 1, 0, 1, 1, 0, 0, 1);    /* GN+SiLU, band 1 */
+    check_conv_ex(&rng, 3, 5, 7, 4, 3, 2, 0, 1, 1, 0, 1, 2);    /* band not dividing H, unaligned */
+    check_conv_ex(&rng, 8, 9, 6, 5, 3, 9, 0, 1, 0, 0, 0, 2);    /* norm without SiLU, band = H */
+    check_conv_ex(&rng, 4, 8, 6, 3, 3, 3, 1, 0, 0, 0, 0, 1);    /* nearest x2 only */
+    check_conv_ex(&rng, 4, 2, 2, 3, 3, 1, 1, 1, 1, 0, 0, 2);    /* x2 of a 1x1 map, plus GN+SiLU */
+    check_conv_ex(&rng, 32, 12, 10, 16, 3, 5, 1, 0, 0, 0, 1, 2); /* decoder-like upsample conv */
+    check_conv_ex(&rng, 6, 7, 5, 4, 3, 2, 0, 1, 1, 1, 0, 1);    /* accumulate into out */
+    check_conv_ex(&rng, 6, 7, 5, 9, 1, 1, 0, 0, 0, 1, 0, 2);    /* 1x1 shortcut, accumulated */
+    check_conv_ex(&rng, 64, 16, 12, 32, 3, 4, 0, 1, 1, 0, 0, 2); /* resnet-like, many bands */
+    assert_int_equal(tu_n_failed - failed_before, 0);
+}
+
 /* conv2d_band_rows: the largest band in 1..H whose im2col fits the budget (1 when none fits). */
 static void test_conv2d_band_rows(void **state) {
     (void)state;
@@ -1320,7 +1394,8 @@ static void test_attention_blocked(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv2d),        cmocka_unit_test(test_conv2d_band_rows),
+        cmocka_unit_test(test_conv2d),        cmocka_unit_test(test_conv2d_ex),
+        cmocka_unit_test(test_conv2d_band_rows),
         cmocka_unit_test(test_linear),        cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_gelu),          cmocka_unit_test(test_leaky_relu),
         cmocka_unit_test(test_softmax),       cmocka_unit_test(test_add_inplace),
