@@ -4,6 +4,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,4 +121,13 @@ const char *latup_shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
         k += (size_t)snprintf(buf + k, n > k ? n - k : 0, i ? ",%lld" : "%lld", (long long)shape[i]);
     snprintf(buf + k, n > k ? n - k : 0, "]");
     return buf;
+}
+
+latup_status latup_check_finite(const latup_tensor *x) {
+    const int64_t n = latup_tensor_numel(x);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x->data[i]))
+            return latup_fail(LATUP_E_INPUT, "input latent contains %s at flat index %lld",
+                              isnan(x->data[i]) ? "NaN" : "Inf", (long long)i);
+    return LATUP_OK;
 }

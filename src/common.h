@@ -15,6 +15,17 @@
 #define LATUP_PRINTF(a, b)
 #endif
 
+/* Returns the status of x from the enclosing function unless it is LATUP_OK. */
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        latup_status st_ = (x);                                                                    \
+        if (st_ != LATUP_OK) return st_;                                                           \
+    } while (0)
+
+/* LATUP_E_INPUT naming the first NaN or Inf in an input latent (garbage in must not become
+ * silent garbage out). */
+latup_status latup_check_finite(const latup_tensor *x);
+
 /* Records a one-line message for latup_last_error() and returns st, so error paths read
  * `return latup_fail(LATUP_E_INPUT, "%s: ...", path);`. */
 latup_status latup_fail(latup_status st, const char *fmt, ...) LATUP_PRINTF(2, 3);

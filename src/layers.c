@@ -97,3 +97,18 @@ int latup_weights_max_index(const latup_weights *w, const char *prefix) {
     }
     return best;
 }
+
+latup_status latup_weights_require(const latup_weights *w, const char *name, int ndim, const char *model,
+                                   const latup_wtensor **out) {
+    const latup_wtensor *t = latup_weights_find(w, name);
+    if (!t)
+        return latup_fail(LATUP_E_INPUT, "%s: missing tensor '%s' (needed to infer the %s config)", w->path, name,
+                          model);
+    if (t->ndim != ndim || !t->f32) {
+        char s[96];
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has shape %s, expected a %d-d float tensor", w->path, name,
+                          latup_shape_str(s, sizeof s, t->ndim, t->shape), ndim);
+    }
+    *out = t;
+    return LATUP_OK;
+}

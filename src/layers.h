@@ -46,6 +46,11 @@ latup_status latup_binder_check_all_used(const latup_binder *bd, const char *mod
  * of RSTBs from "layers."), or -1: how models count their repeated modules. */
 int latup_weights_max_index(const latup_weights *w, const char *prefix);
 
+/* For config inference: float tensor `name` of rank ndim, else LATUP_E_INPUT naming it
+ * ("missing tensor 'X' (needed to infer the <model> config)" or its shape). */
+latup_status latup_weights_require(const latup_weights *w, const char *name, int ndim, const char *model,
+                                   const latup_wtensor **out);
+
 latup_status latup_bind_conv(latup_binder *bd, latup_conv *c, int cin, int cout, int k,
                              const char *name);
 latup_status latup_bind_linear(latup_binder *bd, latup_linear *l, int in, int out,

@@ -58,24 +58,7 @@ struct latup_lua {
 /* ---- config inference ------------------------------------------------------------------------ */
 
 
-static latup_status need(const latup_weights *w, const char *name, int ndim,
-                         const latup_wtensor **out) {
-    const latup_wtensor *t = latup_weights_find(w, name);
-    if (!t) return latup_fail(LATUP_E_INPUT, "%s: missing tensor '%s' (needed to infer the LUA config)", w->path, name);
-    if (t->ndim != ndim || !t->f32) {
-        char s[96];
-        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has shape %s, expected a %d-d float tensor",
-                          w->path, name, latup_shape_str(s, sizeof s, t->ndim, t->shape), ndim);
-    }
-    *out = t;
-    return LATUP_OK;
-}
 
-#define TRY(x)                                                                                     \
-    do {                                                                                           \
-        latup_status st_ = (x);                                                                    \
-        if (st_ != LATUP_OK) return st_;                                                           \
-    } while (0)
 
 /* LUA: heads.x{S} for S in 2, 4, 8; width F from conv_before.0, C_out from conv_last. */
 static latup_status infer_lua_heads(const latup_weights *w, latup_lua_config *c) {
@@ -85,11 +68,11 @@ static latup_status infer_lua_heads(const latup_weights *w, latup_lua_config *c)
     for (int s = 2; s <= 8; s *= 2) {
         snprintf(name, sizeof name, "heads.x%d.conv_before.0.weight", s);
         if (!latup_weights_find(w, name)) continue;
-        TRY(need(w, name, 4, &t));
+        TRY(latup_weights_require(w, name, 4, "LUA", &t));
         if (c->n_scales == 0) c->head_feat = (int)t->shape[0];
         c->scales[c->n_scales++] = s;
         snprintf(name, sizeof name, "heads.x%d.conv_last.weight", s);
-        TRY(need(w, name, 4, &t));
+        TRY(latup_weights_require(w, name, 4, "LUA", &t));
         c->out_chans = (int)t->shape[0];
     }
     if (c->n_scales == 0)
@@ -106,24 +89,24 @@ static latup_status infer_swinir_tail(const latup_weights *w, latup_lua_config *
     char name[96];
     if (latup_weights_find(w, "conv_before_upsample.0.weight")) {
         c->tail = LATUP_TAIL_PIXELSHUFFLE;
-        TRY(need(w, "conv_before_upsample.0.weight", 4, &t));
+        TRY(latup_weights_require(w, "conv_before_upsample.0.weight", 4, "LUA", &t));
         const int F = (int)t->shape[0];
         c->head_feat = F;
         int stages = latup_weights_max_index(w, "upsample.") / 2 + 1;
         for (int k = 0; k < stages; k++) {
             snprintf(name, sizeof name, "upsample.%d.weight", 2 * k);
-            TRY(need(w, name, 4, &t));
+            TRY(latup_weights_require(w, name, 4, "LUA", &t));
             if (t->shape[0] == 4 * (int64_t)F && stages <= 3) scale *= 2;
             else if (t->shape[0] == 9 * (int64_t)F && stages == 1) scale = 3;
             else
                 return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has %lld outputs, expected 4x%d (x2 stage) or 9x%d (a single x3 stage)",
                                   w->path, name, (long long)t->shape[0], F, F);
         }
-        TRY(need(w, "conv_last.weight", 4, &t));
+        TRY(latup_weights_require(w, "conv_last.weight", 4, "LUA", &t));
         c->out_chans = (int)t->shape[0];
     } else {
         c->tail = LATUP_TAIL_PIXELSHUFFLEDIRECT;
-        TRY(need(w, "upsample.0.weight", 4, &t));
+        TRY(latup_weights_require(w, "upsample.0.weight", 4, "LUA", &t));
         c->out_chans = c->in_chans; /* SwinIR's num_out_ch for super-resolution */
         const int64_t rr = c->out_chans > 0 ? t->shape[0] / c->out_chans : 0;
         for (int r = 2; r <= 8; r++)
@@ -143,7 +126,7 @@ static latup_status infer_config(const latup_weights *w, latup_lua_config *c) {
     memset(c, 0, sizeof *c);
     c->ln_eps = LN_EPS;
 
-    TRY(need(w, "conv_first.weight", 4, &t)); /* [E, C, 3, 3] */
+    TRY(latup_weights_require(w, "conv_first.weight", 4, "LUA", &t)); /* [E, C, 3, 3] */
     c->embed_dim = (int)t->shape[0];
     c->in_chans = (int)t->shape[1];
 
@@ -160,7 +143,7 @@ static latup_status infer_config(const latup_weights *w, latup_lua_config *c) {
             return latup_fail(LATUP_E_INPUT, "%s: missing tensor 'layers.%d.residual_group.blocks.0.norm1.weight'", w->path, i);
         /* heads and window from the bias table [(2ws-1)^2, nH] */
         snprintf(name, sizeof name, "layers.%d.residual_group.blocks.0.attn.relative_position_bias_table", i);
-        TRY(need(w, name, 2, &t));
+        TRY(latup_weights_require(w, name, 2, "LUA", &t));
         int span = (int)lround(sqrt((double)t->shape[0]));
         if (span < 1 || (int64_t)span * span != t->shape[0] || span % 2 == 0)
             return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has %lld rows, expected (2*ws-1)^2", w->path,
@@ -175,7 +158,7 @@ static latup_status infer_config(const latup_weights *w, latup_lua_config *c) {
             return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': %d heads do not divide embed dim %d",
                               w->path, name, c->num_heads[i], c->embed_dim);
     }
-    TRY(need(w, "layers.0.residual_group.blocks.0.mlp.fc1.weight", 2, &t)); /* [hidden, E] */
+    TRY(latup_weights_require(w, "layers.0.residual_group.blocks.0.mlp.fc1.weight", 2, "LUA", &t)); /* [hidden, E] */
     c->mlp_hidden = (int)t->shape[0];
     /* SwinIR subtracts the DIV2K RGB mean from 3-channel inputs and adds it back (img_range 1);
      * for latents (C != 3) the mean is 0 */
@@ -562,14 +545,6 @@ static void add_channel_bias(float *x, const float *v, float sign, int C, int n)
         for (int i = 0; i < n; i++) x[(size_t)ch * n + i] += sign * v[ch];
 }
 
-static latup_status check_finite(const latup_tensor *x) {
-    const int64_t n = latup_tensor_numel(x);
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(x->data[i]))
-            return latup_fail(LATUP_E_INPUT, "input latent contains %s at flat index %lld",
-                              isnan(x->data[i]) ? "NaN" : "Inf", (long long)i);
-    return LATUP_OK;
-}
 
 latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale,
                                latup_tensor *y, const latup_run_opts *opts) {
@@ -594,7 +569,7 @@ latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int sc
     const int H = (int)x->shape[off + 1], W = (int)x->shape[off + 2];
     latup_lua_plan p;
     TRY(latup_lua_plan_memory(m, H, W, scale, &p));
-    TRY(check_finite(x));
+    TRY(latup_check_finite(x));
     const head *hd = find_head(m, scale);
     const int E = c->embed_dim, Hp = p.Hp, Wp = p.Wp, L = Hp * Wp, S = scale;
     const int Co = c->out_chans;

@@ -50,11 +50,6 @@ struct latup_vae {
     latup_conv conv_out;          /* decoder.conv_out (3x3 C0 -> 3) */
 };
 
-#define TRY(x)                                                                                     \
-    do {                                                                                           \
-        latup_status st_ = (x);                                                                    \
-        if (st_ != LATUP_OK) return st_;                                                           \
-    } while (0)
 
 /* ---- names ---------------------------------------------------------------------------------------
  * Modules are named the ldm way in the code; vae_module_name() gives the file's name for one. */
@@ -107,15 +102,10 @@ static int has(const latup_weights *w, const char *fmt, ...) {
 }
 
 static latup_status conv_shape(const latup_weights *w, const char *name, int64_t *shape4) {
-    char full[256];
+    char full[272]; /* name (up to 256) + ".weight" */
+    const latup_wtensor *t;
     snprintf(full, sizeof full, "%s.weight", name);
-    const latup_wtensor *t = latup_weights_find(w, full);
-    if (!t) return latup_fail(LATUP_E_INPUT, "%s: missing tensor '%s' (needed to infer the VAE config)", w->path, full);
-    if (t->ndim != 4 || !t->f32) {
-        char s[96];
-        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has shape %s, expected a 4-d conv weight", w->path, full,
-                          latup_shape_str(s, sizeof s, t->ndim, t->shape));
-    }
+    TRY(latup_weights_require(w, full, 4, "VAE", &t));
     memcpy(shape4, t->shape, 4 * sizeof(int64_t));
     return LATUP_OK;
 }
@@ -593,12 +583,7 @@ static latup_status check_latent(const latup_vae *v, const latup_tensor *z) {
         z->shape[off + 2] > 8192)
         return latup_fail(LATUP_E_INPUT, "latent has shape %s: sizes must be 1..8192",
                           latup_shape_str(s, sizeof s, z->ndim, z->shape));
-    const int64_t n = latup_tensor_numel(z);
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(z->data[i]))
-            return latup_fail(LATUP_E_INPUT, "latent contains %s at flat index %lld", isnan(z->data[i]) ? "NaN" : "Inf",
-                              (long long)i);
-    return LATUP_OK;
+    return latup_check_finite(z);
 }
 
 /* Linear ramp weight of position i in a tile of n, with `lo`/`hi` overlap on sides that have a
