@@ -24,13 +24,13 @@ else
 BUILD   ?= build
 endif
 
-LIB_SRC   := $(filter-out src/main.c src/cli_%.c, $(wildcard src/*.c))
-CLI_SRC   := src/main.c $(wildcard src/cli_*.c)
+LIB_SRC   := $(wildcard src/*.c src/ops/*.c src/model/*.c src/io/*.c)
+CLI_SRC   := $(wildcard src/cli/*.c)
 TEST_SRC  := $(wildcard tests/test_*.c)
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_OBJ   := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HEADERS   := $(wildcard include/*.h src/*.h tests/*.h)
+HEADERS   := $(wildcard include/*.h src/*.h src/*/*.h tests/*.h)
 
 .PHONY: all test bench demo deps fuzz clean check-deps
 all: check-deps $(BUILD)/liblatup.a $(BUILD)/latup
@@ -90,8 +90,7 @@ $(BUILD)/bench_%: tools/bench_%.c $(BUILD)/liblatup.a $(HEADERS)
 FUZZ_CC    ?= clang
 FUZZ_TIME  ?= 60
 FUZZ_FLAGS := -std=c11 -g -O1 -Iinclude -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_LIB   := src/common.c src/fileio.c src/json.c src/npy.c src/png.c src/safetensors.c src/weights.c \
-              src/zip.c src/pickle.c src/pth.c
+FUZZ_LIB   := src/common.c $(wildcard src/io/*.c)
 FUZZ_SRC   := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN   := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 

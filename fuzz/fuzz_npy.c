@@ -1,6 +1,6 @@
 /* fuzz_npy.c — libFuzzer target for latup_npy_parse: LATUP_OK with a tensor whose every element
  * is readable, or a clean error. Seeds: corpus/fuzz_npy/. */
-#include "npy.h"
+#include "io/npy.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -7,7 +7,7 @@
  * mutator steer filter bytes, palette indices and data lengths directly. The parser itself has no
  * fuzzing-only code. A crash in the second or third form is reproduced by the file this target
  * writes with LATUP_FUZZ_DUMP=<path> set. */
-#include "png.h"
+#include "io/png.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * archive with correct CRCs, so mutations reach the pickle machine and the state-dict logic
  * instead of dying at the CRC check. Seeds: fuzz/corpus/fuzz_pth/ (torch fixtures, their raw
  * data.pkl, hostile inputs, past crashes). */
-#include "weights.h"
+#include "io/weights.h"
 
 #include <stddef.h>
 #include <stdint.h>

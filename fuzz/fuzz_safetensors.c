@@ -1,7 +1,7 @@
 /* fuzz_safetensors.c — libFuzzer target for latup_safetensors_parse (and the JSON parser under
  * it): LATUP_OK with a table whose every tensor can be read and looked up, or a clean error.
  * Seeds: corpus/fuzz_safetensors/. */
-#include "weights.h"
+#include "io/weights.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,7 @@
 #ifndef LATUP_GOLDEN_H
 #define LATUP_GOLDEN_H
 
-#include "weights.h"
+#include "io/weights.h"
 
 #include <math.h>
 #include <stdio.h>

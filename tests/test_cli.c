@@ -15,7 +15,7 @@
 #include "golden.h"
 #include "cli_util.h"
 #include "latup.h"
-#include "png.h"
+#include "io/png.h"
 
 
 static char g_tmp[256];     /* per-run scratch directory */

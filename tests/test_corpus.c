@@ -10,9 +10,9 @@
 
 #include <cmocka.h>
 
-#include "npy.h"
-#include "png.h"
-#include "weights.h"
+#include "io/npy.h"
+#include "io/png.h"
+#include "io/weights.h"
 
 #include <dirent.h>
 #include <stdio.h>

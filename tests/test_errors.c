@@ -18,12 +18,12 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 #include "cli_util.h"
 #include "latup.h"
-#include "npy.h"
-#include "png.h"
-#include "weights.h"
+#include "io/npy.h"
+#include "io/png.h"
+#include "io/weights.h"
 
 
 static char g_tmp[256];

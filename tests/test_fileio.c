@@ -11,7 +11,7 @@
 
 #include "tmpdir.h"
 
-#include "fileio.h"
+#include "io/fileio.h"
 
 #include <dirent.h>
 #include <stdio.h>

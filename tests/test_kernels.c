@@ -1,8 +1,8 @@
-/* test_kernels.c — every kernel in src/kernels.h against a plain naive twin written from the
+/* test_kernels.c — every kernel in src/ops/kernels.h against a plain naive twin written from the
  * header comment and docs/spec (never from kernels.c), on seeded random data and awkward shapes.
  * One line per comparison (kernel, shape, max abs/rel error, tolerance, OK/NOT OK); outputs sit
  * between canary floats and start as NaN, so out-of-bounds and missing writes fail too. */
-#include "kernels.h"
+#include "ops/kernels.h"
 #include "test_util.h"
 
 #include <float.h>

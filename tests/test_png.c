@@ -13,7 +13,7 @@
 
 #include "tmpdir.h"
 
-#include "png.h"
+#include "io/png.h"
 #include "test_util.h"
 
 #include <dirent.h>

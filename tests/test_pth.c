@@ -11,9 +11,9 @@
 
 #include <cmocka.h>
 
-#include "pickle.h"
-#include "weights.h"
-#include "zip.h"
+#include "io/pickle.h"
+#include "io/weights.h"
+#include "io/zip.h"
 
 #include <math.h>
 #include <stdio.h>

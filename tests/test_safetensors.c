@@ -12,9 +12,9 @@
 
 #include "tmpdir.h"
 
-#include "half.h"
-#include "json.h"
-#include "weights.h"
+#include "io/half.h"
+#include "io/json.h"
+#include "io/weights.h"
 
 #include <dirent.h>
 #include <math.h>

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "golden.h"
-#include "json.h"
+#include "io/json.h"
 #include "latup.h"
 
 /* ---- tolerances ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
  *
  * --sweep also times a grid of (bq, bk). Build (from the repository root):
  *   cc -std=c11 -O2 -march=native -fopenmp -Isrc $(pkg-config --cflags openblas) \
- *      tools/bench_attention.c src/kernels.c -o build/bench_attention $(pkg-config --libs openblas) -lm */
+ *      tools/bench_attention.c src/ops/kernels.c -o build/bench_attention $(pkg-config --libs openblas) -lm */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -16,7 +16,7 @@
 
 #include <cblas.h>
 
-#include "kernels.h"
+#include "ops/kernels.h"
 
 static unsigned long long rng = 0x9E3779B97F4A7C15ull;
 static float frand(void) { /* uniform in [-1, 1) */

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "latup.h"
-#include "weights.h"
+#include "io/weights.h"
 
 typedef struct {
     int C, E, layers, depth, heads, ws, F, scale;

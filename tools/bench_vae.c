@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "latup.h"
-#include "weights.h"
+#include "io/weights.h"
 
 static const int CH[4] = {128, 256, 512, 512};
 static uint64_t rng = 0x9e3779b97f4a7c15ull;

@@ -2,7 +2,7 @@
  * data opcodes, with globals resolved against a fixed whitelist and REDUCE interpreted in C for
  * those few callables only. It never recurses (values are freed from one list), so nesting in the
  * file cannot exhaust the C stack; sizes and counts are capped in pickle.h. */
-#include "pickle.h"
+#include "io/pickle.h"
 
 #include <stdarg.h>
 #include <stdio.h>

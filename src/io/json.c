@@ -1,7 +1,7 @@
 /* json.c — strict recursive-descent JSON parser into an arena-backed tree, plus a growable text
  * buffer with a JSON string escaper. Used for safetensors headers, which may come from anywhere:
  * every malformed input is an error with a byte offset, never a guess. */
-#include "json.h"
+#include "io/json.h"
 
 #include <stdalign.h>
 #include <stdarg.h>

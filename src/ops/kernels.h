@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- convolution (src/conv.c) ----------------------------------------------------------------
+/* ---- convolution (src/ops/conv.c) ----------------------------------------------------------------
  * out[Cout,H,W] = conv(inp[Cin,H,W], weight[Cout,Cin,k,k]) + bias[Cout] (bias may be NULL),
  * stride 1, zero padding k/2, k odd (1 or 3 here). For k > 1 the input is unfolded (im2col)
  * into `col` a band of rows at a time and each band is one sgemm; `col` must hold

@@ -1,5 +1,5 @@
 /* cli_decode.c — `latup decode`: a VAE latent to an image with the AutoencoderKL decoder. */
-#include "cli.h"
+#include "cli/cli.h"
 #include "common.h"
 
 #include <stdio.h>

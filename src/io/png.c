@@ -4,9 +4,9 @@
  * implies, so neither a lying header nor a zlib bomb can make it allocate more than the file
  * really holds. */
 #define _POSIX_C_SOURCE 200809L
-#include "png.h"
+#include "io/png.h"
 
-#include "fileio.h"
+#include "io/fileio.h"
 
 #include <math.h>
 #include <stdarg.h>

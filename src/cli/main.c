@@ -1,5 +1,5 @@
 /* main.c — the latup command line: dispatch to one function per command (src/cli_*.c). */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * records (torch's miniz writer always emits them), central directory checked entry by entry
  * against its local header, stored and deflated extraction with CRC-32. The archive is hostile
  * input: every offset and size is bounds- and overflow-checked before use. */
-#include "zip.h"
+#include "io/zip.h"
 
 #include <limits.h>
 #include <stdlib.h>

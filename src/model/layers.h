@@ -5,7 +5,7 @@
 #ifndef LATUP_LAYERS_H
 #define LATUP_LAYERS_H
 
-#include "weights.h"
+#include "io/weights.h"
 
 typedef struct {
     const float *w; /* "<name>.weight" [cout, cin, k, k] */

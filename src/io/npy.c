@@ -4,9 +4,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "common.h"
 
-#include "fileio.h"
-#include "half.h"
-#include "npy.h"
+#include "io/fileio.h"
+#include "io/half.h"
+#include "io/npy.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * to "<path>.tmp.XXXXXX" in the same directory and is renamed over <path> only once it is fully on
  * disk, so a crash or an error never leaves a truncated output behind. */
 #define _POSIX_C_SOURCE 200809L
-#include "fileio.h"
+#include "io/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>

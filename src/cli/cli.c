@@ -1,8 +1,8 @@
 /* cli_common.c — option parsing, error reporting, and tensor input/output for the commands. */
 #define _POSIX_C_SOURCE 200809L
-#include "cli.h"
-#include "fileio.h"
-#include "png.h"
+#include "cli/cli.h"
+#include "io/fileio.h"
+#include "io/png.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -1,7 +1,7 @@
 /* weights.c — one entry point for every checkpoint format, chosen by the file's first bytes
  * (never by its extension): safetensors, PyTorch .pth (zip), either one gzip-compressed. */
-#include "fileio.h"
-#include "weights.h"
+#include "io/fileio.h"
+#include "io/weights.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * machinery (partition/reverse by index arithmetic, relative-position bias, shift mask, window
  * attention); for the VAE decoder GroupNorm (+SiLU), nearest 2x upsampling and blocked
  * full attention with a streaming softmax. The naive twins live in tests/test_kernels.c. */
-#include "kernels.h"
+#include "ops/kernels.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,8 +1,8 @@
 /* cli_info.c — `latup info FILE`: what a checkpoint holds (format, tensors, dtypes, parameters)
  * and the model latup infers from it. */
-#include "cli.h"
+#include "cli/cli.h"
 #include "common.h"
-#include "weights.h"
+#include "io/weights.h"
 
 #include <stdio.h>
 #include <string.h>

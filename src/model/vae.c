@@ -2,8 +2,8 @@
  * (../shared/spec/vae.md): config inference and binding for ldm and diffusers names (flat or under
  * a single-file checkpoint's prefix), the memory plan, the exact forward pass (latup_vae_decode ->
  * decode_one) and tiled decoding for outputs beyond the memory budget. */
-#include "kernels.h"
-#include "layers.h"
+#include "ops/kernels.h"
+#include "model/layers.h"
 
 #include <math.h>
 #include <stdarg.h>

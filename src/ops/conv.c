@@ -1,7 +1,7 @@
 /* conv.c — 2-d convolution as banded im2col + cblas_sgemm: the plain 3x3/1x1 conv of LUA and
  * the VAE's convs that read their input through a transform (GroupNorm + SiLU, nearest x2
  * upsampling) applied band by band, so the transformed map is never materialised whole. */
-#include "kernels.h"
+#include "ops/kernels.h"
 
 #include <math.h>
 #include <string.h>

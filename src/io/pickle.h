@@ -6,7 +6,7 @@
 #define LATUP_PICKLE_H
 
 #include "common.h"
-#include "weights.h"
+#include "io/weights.h"
 
 /* Limits (a real state-dict pickle uses a tiny fraction of each). */
 #define LATUP_PK_MAX_STACK ((size_t)1 << 20)  /* values on the stack */

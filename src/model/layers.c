@@ -1,6 +1,6 @@
 /* layers.c — binding checkpoint tensors to layer structs, with shape checks and bookkeeping of
  * which tensors a model used. */
-#include "layers.h"
+#include "model/layers.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,8 +1,8 @@
 /* lua.c — the LUA model (and SwinIR, the same trunk with a classic tail): config inference from
  * checkpoint names and shapes, weight binding, the memory plan, and the forward pass
  * (../shared/spec/lua.md steps 0-7), which reads top to bottom in latup_lua_upscale(). */
-#include "kernels.h"
-#include "layers.h"
+#include "ops/kernels.h"
+#include "model/layers.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -3,11 +3,11 @@
  * so a file we accept is one the reference (Rust) reader accepts too; all checks run before any
  * tensor data is touched. */
 #define _POSIX_C_SOURCE 200809L
-#include "weights.h"
+#include "io/weights.h"
 
-#include "fileio.h"
-#include "half.h"
-#include "json.h"
+#include "io/fileio.h"
+#include "io/half.h"
+#include "io/json.h"
 
 #include <limits.h>
 #include <stdlib.h>

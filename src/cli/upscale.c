@@ -1,6 +1,6 @@
 /* cli_upscale.c — `latup upscale`: load a LUA (or SwinIR) model, read a latent (or image),
  * upscale it, write the result atomically. */
-#include "cli.h"
+#include "cli/cli.h"
 #include "common.h"
 
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* cli_run.c — `latup run`: LUA upscale then VAE decode in one process, each model loaded once;
  * the upscaled latent stays in memory unless --save-latent asks for it. */
-#include "cli.h"
+#include "cli/cli.h"
 #include "common.h"
 
 #include <stdio.h>
