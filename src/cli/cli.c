@@ -1,4 +1,4 @@
-/* cli_common.c — option parsing, error reporting, and tensor input/output for the commands. */
+/* cli.c — option parsing, error reporting, and tensor input/output for the commands. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli/cli.h"
 #include "io/fileio.h"

@@ -1,4 +1,4 @@
-/* cli_decode.c — `latup decode`: a VAE latent to an image with the AutoencoderKL decoder. */
+/* decode.c — `latup decode`: a VAE latent to an image with the AutoencoderKL decoder. */
 #include "cli/cli.h"
 #include "common.h"
 

@@ -1,4 +1,4 @@
-/* cli_info.c — `latup info FILE`: what a checkpoint holds (format, tensors, dtypes, parameters)
+/* info.c — `latup info FILE`: what a checkpoint holds (format, tensors, dtypes, parameters)
  * and the model latup infers from it. */
 #include "cli/cli.h"
 #include "common.h"

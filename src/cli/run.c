@@ -1,4 +1,4 @@
-/* cli_run.c — `latup run`: LUA upscale then VAE decode in one process, each model loaded once;
+/* run.c — `latup run`: LUA upscale then VAE decode in one process, each model loaded once;
  * the upscaled latent stays in memory unless --save-latent asks for it. */
 #include "cli/cli.h"
 #include "common.h"

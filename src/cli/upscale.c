@@ -1,4 +1,4 @@
-/* cli_upscale.c — `latup upscale`: load a LUA (or SwinIR) model, read a latent (or image),
+/* upscale.c — `latup upscale`: load a LUA (or SwinIR) model, read a latent (or image),
  * upscale it, write the result atomically. */
 #include "cli/cli.h"
 #include "common.h"
