@@ -2,7 +2,7 @@
  * checkpoint names and shapes, weight binding, the memory plan, and the forward pass
  * (../shared/spec/lua.md steps 0-7), which reads top to bottom in latup_lua_upscale(). */
 #include "ops/kernels.h"
-#include "model/layers.h"
+#include "model/lua_model.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,48 +12,6 @@
 #define LN_EPS 1e-5f           /* nn.LayerNorm default; SwinIR never changes it */
 #define LEAKY_SLOPE 0.01f      /* nn.LeakyReLU default: LUA heads and SwinIR conv_before_upsample */
 #define CONV_BAND_BUDGET (8u << 20) /* floats (32 MiB) of im2col scratch per conv band */
-
-/* ---- layer structs, checkpoint names beside each field -------------------------------------- */
-
-typedef struct {
-    latup_norm norm1;           /* layers.i.residual_group.blocks.j.norm1 */
-    latup_linear qkv;           /* ...attn.qkv  E -> 3E */
-    const float *bias_table;    /* ...attn.relative_position_bias_table [(2ws-1)^2, nH] */
-    float *rel_bias;            /* gathered once at load: [nH, N, N] */
-    latup_linear proj;          /* ...attn.proj E -> E */
-    latup_norm norm2;           /* ...norm2 */
-    latup_linear fc1, fc2;      /* ...mlp.fc1 E -> hidden, ...mlp.fc2 hidden -> E */
-    int num_heads, shift;       /* shift = ws/2 on odd blocks, else 0 */
-} swin_block;
-
-typedef struct {
-    swin_block *blocks;         /* layers.i.residual_group.blocks.* */
-    int depth;
-    latup_conv conv;            /* layers.i.conv (3x3 E -> E, "1conv") */
-} rstb;
-
-/* A tail: LUA's heads.x{S}, or SwinIR's single upsampler (classic or direct). */
-typedef struct {
-    int scale;
-    int n_up;                   /* upsample stages */
-    int r[3];                   /* PixelShuffle factor of each stage */
-    int has_before, has_last;   /* false for SwinIR's pixelshuffledirect */
-    latup_conv conv_before;     /* heads.xS.conv_before.0 | conv_before_upsample.0: 3x3 E -> F, LeakyReLU */
-    latup_conv up[3];           /* heads.xS.upsample.{0,2,4} | upsample.{0,2,4}: 3x3 -> r*r*F, PixelShuffle(r) */
-    latup_conv conv_last;       /* heads.xS.conv_last | conv_last: 3x3 F -> C */
-    char before_name[40], up_name[40], last_name[40]; /* dump names (checkpoint module names) */
-} head;
-
-struct latup_lua {
-    latup_lua_config cfg;
-    latup_weights weights;      /* owns every parameter */
-    latup_conv conv_first;      /* conv_first (3x3 C -> E) */
-    latup_norm patch_norm;      /* patch_embed.norm */
-    rstb layers[LATUP_MAX_LAYERS];
-    latup_norm norm;            /* norm */
-    latup_conv conv_after_body; /* conv_after_body (3x3 E -> E) */
-    head heads[LATUP_MAX_SCALES];
-};
 
 /* ---- config inference ------------------------------------------------------------------------ */
 

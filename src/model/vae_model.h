@@ -1,0 +1,45 @@
+/* vae_model.h — the VAE decoder's layer structs, ldm names beside each field, shared by the CPU
+ * forward pass (vae.c) and the CUDA one (src/cuda/). Filled by latup_vae_load(), read-only after. */
+#ifndef LATUP_VAE_MODEL_H
+#define LATUP_VAE_MODEL_H
+
+#include "model/layers.h"
+
+#define GN_GROUPS 32       /* every norm: GroupNorm(32, eps 1e-6) */
+#define GN_EPS 1e-6f
+
+/* ---- layer structs, ldm names beside each field (diffusers names: vae_module_name) ------------ */
+
+typedef struct {
+    latup_norm norm1, norm2;      /* .norm1, .norm2 (GroupNorm) */
+    latup_conv conv1, conv2;      /* .conv1 (3x3 cin -> cout), .conv2 (3x3 cout -> cout) */
+    int has_shortcut;
+    latup_conv nin_shortcut;      /* .nin_shortcut (diffusers .conv_shortcut), 1x1, cin != cout */
+    int cin, cout;
+} resnet;
+
+typedef struct {
+    latup_norm norm;              /* decoder.mid.attn_1.norm */
+    latup_conv q, k, v, proj_out; /* decoder.mid.attn_1.{q,k,v,proj_out}, 1x1 conv or Linear */
+} attn_block;
+
+typedef struct {
+    resnet blocks[8];             /* decoder.up.L.block.M */
+    int n_blocks;
+    int has_upsample;
+    latup_conv upsample;          /* decoder.up.L.upsample.conv (nearest x2, then 3x3) */
+} up_level;
+
+struct latup_vae {
+    latup_vae_config cfg;
+    latup_weights weights;
+    latup_conv post_quant_conv;   /* post_quant_conv (1x1 zc -> zc), SD/SDXL only */
+    latup_conv conv_in;           /* decoder.conv_in (3x3 zc -> C) */
+    resnet mid_block_1, mid_block_2;
+    attn_block mid_attn;
+    up_level up[LATUP_VAE_MAX_LEVELS];
+    latup_norm norm_out;          /* decoder.norm_out (diffusers conv_norm_out) */
+    latup_conv conv_out;          /* decoder.conv_out (3x3 C0 -> 3) */
+};
+
+#endif

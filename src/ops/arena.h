@@ -1,0 +1,77 @@
+/* arena.h — the one owner of scratch memory. A model's forward pass takes every buffer it needs
+ * from an arena, and the same code runs twice: a counting pass (no memory behind the arena) adds
+ * up the takes, then the real pass carves those very takes out of one allocation of the counted
+ * size. The plan is therefore, by construction, what the code takes; there is no second
+ * computation of any size to drift from the first.
+ *
+ * Takes are a stack: latup_arena_mark() / latup_arena_release() return the memory of scoped
+ * scratch (a conv's im2col band, attention scores) for the next op to reuse; the arena's size is
+ * the stack's high-water mark. Each take is rounded up to 16 floats (64 bytes, so every buffer is
+ * aligned for any SIMD width). In SANITIZE=1 builds a run of guard floats follows every take;
+ * latup_arena_release() and latup_arena_check() verify them and name a damaged buffer. */
+#ifndef LATUP_ARENA_H
+#define LATUP_ARENA_H
+
+#include "common.h"
+
+#include <stdio.h>
+
+#ifdef LATUP_SANITIZE
+#define LATUP_ARENA_GUARD_FLOATS 16
+#else
+#define LATUP_ARENA_GUARD_FLOATS 0
+#endif
+#define LATUP_ARENA_MAX_LIVE 64   /* takes alive at once (a forward pass holds about 20) */
+#define LATUP_ARENA_MAX_KINDS 32  /* distinct take names remembered for the printed plan */
+
+typedef struct {
+    char name[48];
+    size_t floats;   /* the largest take of this name */
+    long count;      /* how many times it was taken */
+} latup_arena_kind;
+
+typedef struct {
+    float *base;              /* NULL while counting */
+    size_t cap;               /* floats behind base (real pass) */
+    size_t top;               /* floats in use (stack top) */
+    size_t peak;              /* high-water mark of top: the plan */
+    int counting;
+    latup_status st;          /* the first failure (sticky): later takes return NULL */
+    struct {
+        size_t off, floats;
+        const char *name;
+    } live[LATUP_ARENA_MAX_LIVE];
+    int n_live;
+    latup_arena_kind kinds[LATUP_ARENA_MAX_KINDS];
+    int n_kinds;
+} latup_arena;
+
+/* Starts a counting pass: takes return NULL and only sizes are added up. */
+void latup_arena_begin_count(latup_arena *a);
+/* Allocates the counted high-water mark and starts a real pass. LATUP_E_NOMEM (naming `what`)
+ * if the allocation fails. */
+latup_status latup_arena_begin_run(latup_arena *a, const char *what);
+/* Back to an empty stack, keeping the memory: every image or tile replays the same takes. */
+void latup_arena_rewind(latup_arena *a);
+void latup_arena_free(latup_arena *a);
+
+/* `floats` floats named `name` (a string literal or one that outlives the take). Counting: NULL.
+ * Real pass: the buffer, or NULL with a.st set when it would pass the end of the allocation,
+ * which means a pass did not replay the counted takes (a bug: LATUP_E_INTERNAL naming the
+ * take). Sizes overflowing size_t are LATUP_E_INPUT (the request came from the input's size). */
+float *latup_arena_take(latup_arena *a, size_t floats, const char *name);
+/* floats = n0 * n1 * n2 with overflow checked (shapes). */
+float *latup_arena_take3(latup_arena *a, size_t n0, size_t n1, size_t n2, const char *name);
+
+size_t latup_arena_mark(const latup_arena *a);
+/* Pops every take above mark, checking their guards first. */
+void latup_arena_release(latup_arena *a, size_t mark);
+/* Checks the guards of every live take; LATUP_E_INTERNAL naming the first damaged one. */
+latup_status latup_arena_check(latup_arena *a);
+
+/* Bytes of the plan (the counted high-water mark, guards included). */
+size_t latup_arena_bytes(const latup_arena *a);
+/* The takes by name (largest size, count), then the total, one line each. */
+void latup_arena_print(const latup_arena *a, const char *title, FILE *f);
+
+#endif
