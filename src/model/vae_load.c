@@ -1,0 +1,254 @@
+/* vae_load.c — loading the AutoencoderKL decoder from any checkpoint holding one: ldm or
+ * diffusers names (flat, or under a single-file checkpoint's prefix), the config inferred from
+ * shapes, every layer bound with exact shapes; tensors the decoder does not use are ignored. */
+#include "model/vae_model.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- names ---------------------------------------------------------------------------------------
+ * Modules are named the ldm way in the code; vae_module_name() gives the file's name for one. */
+typedef enum { M_POST_QUANT, M_CONV_IN, M_MID_RESNET, M_MID_ATTN, M_UP_RESNET, M_UPSAMPLE, M_NORM_OUT, M_CONV_OUT } module_kind;
+
+static void vae_module_name(char *out, size_t n, const latup_vae_config *c, module_kind k, int a, int b) {
+    const int ldm = c->naming == LATUP_VAE_NAMES_LDM;
+    const char *p = c->prefix;
+    switch (k) {
+    case M_POST_QUANT: snprintf(out, n, "%spost_quant_conv", p); break;
+    case M_CONV_IN: snprintf(out, n, "%sdecoder.conv_in", p); break;
+    case M_CONV_OUT: snprintf(out, n, "%sdecoder.conv_out", p); break;
+    case M_NORM_OUT: snprintf(out, n, ldm ? "%sdecoder.norm_out" : "%sdecoder.conv_norm_out", p); break;
+    case M_MID_RESNET:
+        if (ldm) snprintf(out, n, "%sdecoder.mid.block_%d", p, a + 1);
+        else snprintf(out, n, "%sdecoder.mid_block.resnets.%d", p, a);
+        break;
+    case M_MID_ATTN:
+        snprintf(out, n, ldm ? "%sdecoder.mid.attn_1" : "%sdecoder.mid_block.attentions.0", p);
+        break;
+    case M_UP_RESNET: /* diffusers counts up_blocks from the lowest resolution */
+        if (ldm) snprintf(out, n, "%sdecoder.up.%d.block.%d", p, a, b);
+        else snprintf(out, n, "%sdecoder.up_blocks.%d.resnets.%d", p, c->n_levels - 1 - a, b);
+        break;
+    case M_UPSAMPLE:
+        if (ldm) snprintf(out, n, "%sdecoder.up.%d.upsample.conv", p, a);
+        else snprintf(out, n, "%sdecoder.up_blocks.%d.upsamplers.0.conv", p, c->n_levels - 1 - a);
+        break;
+    }
+}
+
+/* the attention's sub-modules in each naming: norm, q, k, v, proj */
+static const char *ATTN_NAMES[3][5] = {
+    {"norm", "q", "k", "v", "proj_out"},
+    {"group_norm", "to_q", "to_k", "to_v", "to_out.0"},
+    {"group_norm", "query", "key", "value", "proj_attn"},
+};
+
+/* ---- config inference -------------------------------------------------------------------------- */
+
+
+static int has(const latup_weights *w, const char *fmt, ...) LATUP_PRINTF(2, 3);
+static int has(const latup_weights *w, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return latup_weights_find(w, name) != NULL;
+}
+
+static latup_status conv_shape(const latup_weights *w, const char *name, int64_t *shape4) {
+    char full[272]; /* name (up to 256) + ".weight" */
+    const latup_wtensor *t;
+    snprintf(full, sizeof full, "%s.weight", name);
+    TRY(latup_weights_require(w, full, 4, "VAE", &t));
+    memcpy(shape4, t->shape, 4 * sizeof(int64_t));
+    return LATUP_OK;
+}
+
+static latup_status infer_vae_config(const latup_weights *w, latup_vae_config *c) {
+    static const char *prefixes[] = {"", "first_stage_model.", "vae."};
+    char name[256];
+    int64_t s[4];
+    memset(c, 0, sizeof *c);
+    c->groups = GN_GROUPS, c->eps = GN_EPS;
+    int found = 0;
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0] && !found; i++)
+        if (has(w, "%sdecoder.conv_in.weight", prefixes[i])) {
+            snprintf(c->prefix, sizeof c->prefix, "%s", prefixes[i]);
+            found = 1;
+        }
+    if (!found)
+        return latup_fail(LATUP_E_INPUT, "%s: no 'decoder.conv_in.weight' (flat, or under 'first_stage_model.' or 'vae.'): not a VAE checkpoint", w->path);
+    const char *p = c->prefix;
+    if (has(w, "%sdecoder.mid.block_1.conv1.weight", p)) {
+        c->naming = LATUP_VAE_NAMES_LDM;
+        snprintf(name, sizeof name, "%sdecoder.up.", p);
+    } else if (has(w, "%sdecoder.mid_block.resnets.0.conv1.weight", p)) {
+        c->naming = has(w, "%sdecoder.mid_block.attentions.0.query.weight", p) ? LATUP_VAE_NAMES_DIFFUSERS_OLD
+                                                                                : LATUP_VAE_NAMES_DIFFUSERS;
+        snprintf(name, sizeof name, "%sdecoder.up_blocks.", p);
+    } else {
+        return latup_fail(LATUP_E_INPUT, "%s: missing tensor '%sdecoder.mid.block_1.conv1.weight' (ldm names) or "
+                          "'%sdecoder.mid_block.resnets.0.conv1.weight' (diffusers names)", w->path, p, p);
+    }
+    c->n_levels = latup_weights_max_index(w, name) + 1;
+    if (c->n_levels < 1 || c->n_levels > LATUP_VAE_MAX_LEVELS)
+        return latup_fail(LATUP_E_INPUT, "%s: %d decoder up levels found under '%s', expected 1..%d", w->path,
+                          c->n_levels, name, LATUP_VAE_MAX_LEVELS);
+    char mod[200];
+    vae_module_name(mod, sizeof mod, c, M_CONV_IN, 0, 0);
+    TRY(conv_shape(w, mod, s));
+    c->z_channels = (int)s[1];
+    /* blocks per level, from level 0 (ldm "up.0.block.", diffusers "up_blocks.<n-1>.resnets.") */
+    vae_module_name(mod, sizeof mod, c, M_UP_RESNET, 0, 0);
+    mod[strlen(mod) - 1] = '\0'; /* "...block." / "...resnets." */
+    c->blocks_per_level = latup_weights_max_index(w, mod) + 1;
+    if (c->blocks_per_level < 1 || c->blocks_per_level > 8)
+        return latup_fail(LATUP_E_INPUT, "%s: %d ResnetBlocks per level found under '%s', expected 1..8", w->path,
+                          c->blocks_per_level, mod);
+    for (int L = 0; L < c->n_levels; L++) {
+        vae_module_name(mod, sizeof mod, c, M_UP_RESNET, L, 0);
+        snprintf(name, sizeof name, "%s.conv1", mod);
+        TRY(conv_shape(w, name, s));
+        c->channels[L] = (int)s[0];
+        if (c->channels[L] < 1 || c->channels[L] % c->groups != 0)
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s.weight': %d channels, not a multiple of %d GroupNorm groups",
+                              w->path, name, c->channels[L], c->groups);
+    }
+    vae_module_name(mod, sizeof mod, c, M_CONV_OUT, 0, 0);
+    TRY(conv_shape(w, mod, s));
+    c->out_channels = (int)s[0];
+    vae_module_name(mod, sizeof mod, c, M_POST_QUANT, 0, 0);
+    snprintf(name, sizeof name, "%s.weight", mod);
+    c->has_post_quant_conv = latup_weights_find(w, name) != NULL;
+    return LATUP_OK;
+}
+
+/* ---- binding ------------------------------------------------------------------------------------- */
+
+static latup_status bind_resnet(latup_binder *bd, resnet *r, int cin, int cout, float eps, const char *mod,
+                                int ldm) {
+    char name[256];
+    r->cin = cin, r->cout = cout;
+    snprintf(name, sizeof name, "%s.norm1", mod);
+    TRY(latup_bind_norm(bd, &r->norm1, cin, eps, name));
+    snprintf(name, sizeof name, "%s.conv1", mod);
+    TRY(latup_bind_conv(bd, &r->conv1, cin, cout, 3, name));
+    snprintf(name, sizeof name, "%s.norm2", mod);
+    TRY(latup_bind_norm(bd, &r->norm2, cout, eps, name));
+    snprintf(name, sizeof name, "%s.conv2", mod);
+    TRY(latup_bind_conv(bd, &r->conv2, cout, cout, 3, name));
+    r->has_shortcut = cin != cout;
+    if (r->has_shortcut) {
+        snprintf(name, sizeof name, ldm ? "%s.nin_shortcut" : "%s.conv_shortcut", mod);
+        TRY(latup_bind_conv(bd, &r->nin_shortcut, cin, cout, 1, name));
+    }
+    return LATUP_OK;
+}
+
+/* An attention projection: a 1x1 conv [C,C,1,1] (ldm) or a Linear [C,C] (diffusers); the same
+ * memory layout either way. */
+static latup_status bind_proj(latup_binder *bd, latup_conv *cv, int C, const char *mod, const char *sub) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.%s.weight", mod, sub);
+    const latup_wtensor *t = latup_weights_find(bd->w, name);
+    const int64_t lin[2] = {C, C}, conv[4] = {C, C, 1, 1};
+    const int is_linear = t && t->ndim == 2;
+    TRY(latup_bind(bd, &cv->w, is_linear ? 2 : 4, is_linear ? lin : conv, "%s", name));
+    const int64_t bs[1] = {C};
+    TRY(latup_bind(bd, &cv->b, 1, bs, "%s.%s.bias", mod, sub));
+    cv->cin = cv->cout = C, cv->k = 1;
+    return LATUP_OK;
+}
+
+static latup_status bind_vae(latup_vae *v, latup_binder *bd) {
+    const latup_vae_config *c = &v->cfg;
+    const int ldm = c->naming == LATUP_VAE_NAMES_LDM, top = c->channels[c->n_levels - 1];
+    char mod[200], name[256];
+    if (c->has_post_quant_conv) {
+        vae_module_name(mod, sizeof mod, c, M_POST_QUANT, 0, 0);
+        TRY(latup_bind_conv(bd, &v->post_quant_conv, c->z_channels, c->z_channels, 1, mod));
+    }
+    vae_module_name(mod, sizeof mod, c, M_CONV_IN, 0, 0);
+    TRY(latup_bind_conv(bd, &v->conv_in, c->z_channels, top, 3, mod));
+    vae_module_name(mod, sizeof mod, c, M_MID_RESNET, 0, 0);
+    TRY(bind_resnet(bd, &v->mid_block_1, top, top, c->eps, mod, ldm));
+    vae_module_name(mod, sizeof mod, c, M_MID_ATTN, 0, 0);
+    const char *const *an = ATTN_NAMES[c->naming];
+    snprintf(name, sizeof name, "%s.%s", mod, an[0]);
+    TRY(latup_bind_norm(bd, &v->mid_attn.norm, top, c->eps, name));
+    TRY(bind_proj(bd, &v->mid_attn.q, top, mod, an[1]));
+    TRY(bind_proj(bd, &v->mid_attn.k, top, mod, an[2]));
+    TRY(bind_proj(bd, &v->mid_attn.v, top, mod, an[3]));
+    TRY(bind_proj(bd, &v->mid_attn.proj_out, top, mod, an[4]));
+    vae_module_name(mod, sizeof mod, c, M_MID_RESNET, 1, 0);
+    TRY(bind_resnet(bd, &v->mid_block_2, top, top, c->eps, mod, ldm));
+    int cin = top;
+    for (int L = c->n_levels - 1; L >= 0; L--) {
+        up_level *u = &v->up[L];
+        u->n_blocks = c->blocks_per_level;
+        for (int M = 0; M < u->n_blocks; M++) {
+            vae_module_name(mod, sizeof mod, c, M_UP_RESNET, L, M);
+            TRY(bind_resnet(bd, &u->blocks[M], cin, c->channels[L], c->eps, mod, ldm));
+            cin = c->channels[L];
+        }
+        u->has_upsample = L != 0;
+        if (u->has_upsample) {
+            vae_module_name(mod, sizeof mod, c, M_UPSAMPLE, L, 0);
+            TRY(latup_bind_conv(bd, &u->upsample, cin, cin, 3, mod));
+        }
+    }
+    vae_module_name(mod, sizeof mod, c, M_NORM_OUT, 0, 0);
+    TRY(latup_bind_norm(bd, &v->norm_out, c->channels[0], c->eps, mod));
+    vae_module_name(mod, sizeof mod, c, M_CONV_OUT, 0, 0);
+    TRY(latup_bind_conv(bd, &v->conv_out, c->channels[0], c->out_channels, 3, mod));
+    return LATUP_OK;
+}
+
+latup_status latup_vae_load(const char *path, latup_vae **out) {
+    *out = NULL;
+    latup_vae *v = latup_calloc(1, sizeof *v, "VAE");
+    if (!v) return LATUP_E_NOMEM;
+    latup_status st = latup_weights_load(path, &v->weights);
+    if (st == LATUP_OK) st = infer_vae_config(&v->weights, &v->cfg);
+    latup_binder bd = {0};
+    if (st == LATUP_OK) st = latup_binder_init(&bd, &v->weights);
+    if (st == LATUP_OK) st = bind_vae(v, &bd);
+    if (st == LATUP_OK) {
+        /* the decoder's parameter count: what it bound (encoder etc. ignored) */
+        for (int i = 0; i < v->weights.n; i++)
+            if (bd.used[i]) v->cfg.n_params += v->weights.t[i].numel;
+    }
+    latup_binder_free(&bd);
+    if (st != LATUP_OK) {
+        latup_vae_free(v);
+        return st;
+    }
+    *out = v;
+    return LATUP_OK;
+}
+
+void latup_vae_free(latup_vae *v) {
+    if (!v) return;
+    latup_weights_free(&v->weights);
+    free(v);
+}
+
+const latup_vae_config *latup_vae_get_config(const latup_vae *v) { return &v->cfg; }
+
+const char *latup_vae_naming_name(latup_vae_naming n) {
+    switch (n) {
+    case LATUP_VAE_NAMES_LDM: return "ldm (original)";
+    case LATUP_VAE_NAMES_DIFFUSERS: return "diffusers";
+    case LATUP_VAE_NAMES_DIFFUSERS_OLD: return "diffusers (old attention names)";
+    }
+    return "unknown";
+}
+
+const char *latup_vae_family_guess(const latup_vae_config *c) {
+    if (c->z_channels == 4 && c->has_post_quant_conv) return "SD 1.x/2.x or SDXL (4 channels, post_quant_conv)";
+    if (c->z_channels == 16 && !c->has_post_quant_conv) return "SD3 or FLUX.1 (16 channels, no post_quant_conv)";
+    return "unknown family";
+}
