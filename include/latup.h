@@ -20,6 +20,8 @@ typedef enum {
     LATUP_E_NOMEM = 3,    /* an allocation failed or a request exceeds the memory limit */
     LATUP_E_IO = 4,       /* the OS refused: cannot open, read, write or rename a file */
     LATUP_E_INTERNAL = 5, /* a bug in latup */
+    LATUP_E_DEVICE = 6,   /* the requested device cannot run: no CUDA in this build, no GPU, or
+                           * the driver refused */
 } latup_status;
 
 const char *latup_last_error(void);         /* one line, no trailing newline */

@@ -25,6 +25,7 @@ const char *latup_status_name(latup_status st) {
     case LATUP_E_NOMEM: return "out of memory";
     case LATUP_E_IO: return "i/o error";
     case LATUP_E_INTERNAL: return "internal error";
+    case LATUP_E_DEVICE: return "device unavailable";
     }
     return "unknown status";
 }
