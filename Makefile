@@ -80,7 +80,7 @@ deps:
 	@tools/install_deps.sh
 
 # Benchmarks (not tests): build/bench_lua --help
-bench: $(BUILD)/bench_lua $(BUILD)/bench_vae
+bench: $(BUILD)/bench_lua $(BUILD)/bench_vae $(BUILD)/bench_gemm
 $(BUILD)/bench_%: tools/bench_%.c $(BUILD)/liblatup.a $(HEADERS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 

@@ -67,8 +67,16 @@ void latup_latent_to_vae(latup_tensor *x, const latup_latent_family *f);
 latup_status latup_flux_unpack(const latup_tensor *packed, int h, int w, latup_tensor *out);
 
 /* ---- threads --------------------------------------------------------------------------------- */
-void latup_set_threads(int n); /* OpenMP and OpenBLAS; n <= 0 means all cores */
+void latup_set_threads(int n); /* OpenMP threads for latup's tile loops (OpenBLAS stays at one
+                                * thread); n <= 0 means all cores */
 int latup_get_threads(void);
+
+/* ---- math mode ---------------------------------------------------------------------------------
+ * By default the kernels use fast paths whose error is bounded and documented (docs/testing.md,
+ * "Approximations"): vectorised exp and erf. latup_set_exact_math(1) switches the whole process
+ * to the plain reference arithmetic (libm's expf and erff). Not thread-safe against a concurrent
+ * upscale or decode. */
+void latup_set_exact_math(int on);
 
 /* ---- the LUA model ----------------------------------------------------------------------------- */
 #define LATUP_MAX_LAYERS 16

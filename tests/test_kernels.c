@@ -3,6 +3,7 @@
  * One line per comparison (kernel, shape, max abs/rel error, tolerance, OK/NOT OK); outputs sit
  * between canary floats and start as NaN, so out-of-bounds and missing writes fail too. */
 #include "ops/kernels.h"
+#include "ops/fastmath.h"
 #include "test_util.h"
 
 #include <float.h>
@@ -638,6 +639,84 @@ static void test_gelu(void **state) {
     check_gelu(&rng, 1001, false);
     check_gelu(&rng, 4099, true);
     assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+/* The fast exp and erf (src/ops/fastmath.h) against double libm over the whole fp32 range: every
+ * 97th float bit pattern (44 million values, all exponents) plus dense sweeps of the ranges the
+ * kernels feed them. The bounds asserted here are the ones docs/testing.md states:
+ *  - exp: relative error <= 2.0 ulp (measured 1.003) wherever the result is a normal float; 0 below
+ *    ln(FLT_MIN) (libm gives a subnormal < 1.2e-38 there); inf above ln(FLT_MAX); NaN kept;
+ *  - erf: absolute error <= 3.0e-7 (A&S 7.1.26's 1.5e-7 plus fp32 rounding; measured 2.35e-7),
+ *    and below 0.9, where the Taylor series is used, relative error <= 3 ulp (measured 2.41);
+ *  - exact mode: the libm formulas bit for bit. */
+static double ulp_of(double y) {
+    int e;
+    frexp(y, &e);
+    return ldexp(1.0, e - 24);
+}
+
+static void test_fastmath(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    double exp_worst = 0, erf_worst = 0, exp_at = 0, erf_at = 0, erf_small_ulp = 0, erf_small_at = 0;
+    long nexp = 0, nerf = 0;
+    bool special_ok = true;
+    for (uint64_t b = 0; b < (1ull << 32); b += 97) {
+        uint32_t bits = (uint32_t)b;
+        float x;
+        memcpy(&x, &bits, sizeof x);
+        if (!isfinite(x)) continue;
+        const float e = latup_exp_fast(x);
+        const double ref = exp((double)x);
+        if (ref >= FLT_MIN && ref <= FLT_MAX) {
+            const double u = fabs((double)e - ref) / ulp_of(ref);
+            if (u > exp_worst) exp_worst = u, exp_at = x;
+            nexp++;
+        } else if (ref < FLT_MIN && x < -87.33654475f) {
+            special_ok = special_ok && e == 0.0f;
+        }
+        const double d = fabs((double)latup_erf_fast(x) - erf((double)x));
+        if (d > erf_worst) erf_worst = d, erf_at = x;
+        if (fabsf(x) < 0.9f && x != 0.0f && fabs(erf((double)x)) >= FLT_MIN) {
+            const double u = d / ulp_of(fabs(erf((double)x)));
+            if (u > erf_small_ulp) erf_small_ulp = u, erf_small_at = x;
+        }
+        nerf++;
+    }
+    for (int i = 0; i <= 2000000; i++) { /* dense: [-30, 0] (softmax) and [-10, 10] (erf, SiLU) */
+        const float x = -30.0f + 30.0f * (float)i / 2000000.0f, y = -10.0f + 20.0f * (float)i / 2000000.0f;
+        const double ref = exp((double)x), u = fabs((double)latup_exp_fast(x) - ref) / ulp_of(ref);
+        if (u > exp_worst) exp_worst = u, exp_at = x;
+        const double d = fabs((double)latup_erf_fast(y) - erf((double)y));
+        if (d > erf_worst) erf_worst = d, erf_at = y;
+        nexp++, nerf++;
+    }
+    special_ok = special_ok && isinf(latup_exp_fast(89.0f)) && latup_exp_fast(-INFINITY) == 0.0f &&
+                 isnan(latup_exp_fast(NAN)) && isfinite(latup_exp_fast(88.72f)) && latup_erf_fast(0.0f) == 0.0f &&
+                 latup_erf_fast(30.0f) == 1.0f && latup_erf_fast(-30.0f) == -1.0f;
+    printf("%-24s %ld values: max error %.3f ulp (at x = %.9g)  bound 2.0 ulp  %s\n", "exp_fast", nexp, exp_worst,
+           exp_at, exp_worst <= 2.0 ? "OK" : "NOT OK");
+    printf("%-24s %ld values: max |error| %.3e (at x = %.9g)  bound 3.0e-07  %s\n", "erf_fast", nerf, erf_worst,
+           erf_at, erf_worst <= 3.0e-7 ? "OK" : "NOT OK");
+    printf("%-24s |x| < 0.9: max error %.3f ulp (at x = %.9g)  bound 3.0 ulp  %s\n", "erf_fast", erf_small_ulp,
+           erf_small_at, erf_small_ulp <= 3.0 ? "OK" : "NOT OK");
+    tu_check_true("erf_fast", "max error <= 3 ulp below 0.9", erf_small_ulp <= 3.0);
+    tu_check_true("exp_fast", "max error <= 2 ulp over the normal range", exp_worst <= 2.0);
+    tu_check_true("erf_fast", "max |error| <= 3e-7", erf_worst <= 3.0e-7);
+    tu_check_true("exp_fast", "0 below ln(FLT_MIN), inf above ln(FLT_MAX), NaN kept; erf(0) = 0, erf(+-30) = +-1",
+                  special_ok);
+    /* exact mode: the kernels use libm, bit for bit */
+    float in[5] = {-3.5f, -0.25f, 0.0f, 0.75f, 6.0f}, g[5], sl[5];
+    latup_set_exact_math(1);
+    latup_gelu_forward(g, in, 5);
+    latup_silu_forward(sl, in, 5);
+    latup_set_exact_math(0);
+    bool same = true;
+    for (int i = 0; i < 5; i++)
+        same = same && g[i] == 0.5f * in[i] * (1.0f + erff(in[i] * 0.70710678118654752440f)) &&
+               sl[i] == in[i] / (1.0f + expf(-in[i]));
+    tu_check_true("exact math", "gelu and silu equal the libm formulas bit for bit", same);
+    assert_int_equal(tu_n_failed - failed_before, 0);
 }
 
 /* leaky_relu_forward: one fp32 multiply, exact. */
@@ -1407,6 +1486,7 @@ int main(void) {
         cmocka_unit_test(test_conv2d_bands),
         cmocka_unit_test(test_linear),        cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_gelu),          cmocka_unit_test(test_leaky_relu),
+        cmocka_unit_test(test_fastmath),
         cmocka_unit_test(test_softmax),       cmocka_unit_test(test_add_inplace),
         cmocka_unit_test(test_chw_hwc),       cmocka_unit_test(test_pixel_shuffle),
         cmocka_unit_test(test_reflect_pad),   cmocka_unit_test(test_crop),

@@ -6,6 +6,7 @@
 #include "ops/kernels.h"
 
 #include "common.h"
+#include "ops/fastmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -106,8 +107,6 @@ static void init_out(float *out, const float *bias, int Cout, size_t n, size_t l
     }
 }
 
-static inline float silu1(float x) { return x / (1.0f + expf(-x)); }
-
 /* The input rows [y0-p, y0+rows+p) of op(inp) (output coordinates; zero outside the image), as
  * a [Cin, rows+2p, W] map that im2col then reads like an image whose halo is already there. */
 static void transform_band(float *t, const float *inp, int Cin, int H, int W, int y0, int rows, int p,
@@ -133,8 +132,11 @@ static void transform_band(float *t, const float *inp, int Cin, int H, int W, in
                 memcpy(d, s, (size_t)W * sizeof(float));
             /* the same arithmetic as groupnorm_silu_forward: (x - mean) * (rstd * w) + b */
             if (op->norm) {
-                if (op->silu)
-                    for (int x = 0; x < W; x++) d[x] = silu1((d[x] - mu) * a + b);
+                if (op->silu && latup_exact_math())
+                    for (int x = 0; x < W; x++) d[x] = latup_silu_exact((d[x] - mu) * a + b);
+                else if (op->silu)
+#pragma omp simd
+                    for (int x = 0; x < W; x++) d[x] = latup_silu_fast((d[x] - mu) * a + b);
                 else
                     for (int x = 0; x < W; x++) d[x] = (d[x] - mu) * a + b;
             }
