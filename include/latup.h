@@ -115,11 +115,14 @@ const char *latup_tail_name(latup_tail t); /* "lua-heads", "pixelshuffle", "pixe
  * (names and shapes: docs/architecture.md). The tensor is only valid during the call. */
 typedef void (*latup_dump_fn)(void *user, const char *name, const latup_tensor *t, int batch);
 
+typedef enum { LATUP_DEVICE_CPU = 0, LATUP_DEVICE_CUDA = 1 } latup_device;
+
 typedef struct {
     latup_dump_fn dump;  /* NULL: no dumps */
     void *dump_user;
     int verbose;         /* print the memory plan and per-stage timings to stderr */
     int progress;        /* an RSTB / head counter on stderr (for terminals) */
+    latup_device device;
 } latup_run_opts;
 
 /* Memory needed by one upscale of a [C,H,W] latent (bytes). */
@@ -196,6 +199,7 @@ typedef struct {
     void *dump_user;
     int verbose;          /* plan and per-stage timings on stderr */
     int progress;         /* stage / tile counter on stderr */
+    latup_device device;
     int tile;             /* latent tile size; 0 = exact unless over max_memory (then tiled) */
     int overlap;          /* latent overlap between tiles (default tile/4) */
     size_t max_memory;    /* bytes; 0 = no limit (never tile automatically) */

@@ -2,6 +2,7 @@
  * ../shared/spec/lua.md steps 0-7, top to bottom in latup_lua_upscale(); its memory plan is the
  * same pass run in counting mode. Loading lives in lua_load.c. */
 #include "ops/kernels.h"
+#include "model/device.h"
 #include "model/lua_model.h"
 
 #include <math.h>
@@ -238,6 +239,7 @@ static void add_channel_bias(float *x, const float *v, float sign, int C, int n)
 
 latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale,
                                latup_tensor *y, const latup_run_opts *opts) {
+    if (opts && opts->device == LATUP_DEVICE_CUDA) return latup_gpu_lua_upscale(m, x, scale, y, opts);
     const latup_lua_config *c = &m->cfg;
     memset(y, 0, sizeof *y);
     if (x->ndim != 3 && x->ndim != 4) {

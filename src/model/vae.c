@@ -2,6 +2,7 @@
  * (latup_vae_decode -> decode_one), its memory plan (the same pass run in counting mode), and
  * tiled decoding for outputs beyond the memory budget. Loading lives in vae_load.c. */
 #include "ops/kernels.h"
+#include "model/device.h"
 #include "model/vae_model.h"
 
 #include <math.h>
@@ -367,6 +368,7 @@ static latup_status decode_tiled(const latup_vae *v, const float *z, int h, int 
 
 latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
                               const latup_decode_opts *opts) {
+    if (opts && opts->device == LATUP_DEVICE_CUDA) return latup_gpu_vae_decode(v, z, img, opts);
     const latup_vae_config *c = &v->cfg;
     memset(img, 0, sizeof *img);
     TRY(check_latent(v, z));
