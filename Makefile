@@ -55,11 +55,16 @@ CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=s
 NVCCFLAGS ?= -O2
 NVCCFLAGS += -std=c++17 -fmad=false $(CUDA_ARCH) -Iinclude -Isrc -Xcompiler -Wall,-Wextra
 CFLAGS    += -I$(CUDA_HOME)/include -DLATUP_CUDA
+BASE_LDLIBS := $(LDLIBS)
 LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
 LIB_SRC   := $(filter-out src/model/gpu_none.c,$(LIB_SRC)) $(wildcard src/cuda/*.c)
 CU_SRC    := $(wildcard src/cuda/*.cu)
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o) $(CU_SRC:src/%.cu=$(BUILD)/obj/%.cu.o)
 GPU_TEST_BIN := $(BUILD)/tests/test_cuda
+# test_cuda_emu: the same GPU test on an emulated device (tests/cuda_emu.c in place of kernels.cu,
+# libcudart and libcublas): the CUDA path's host code checked on any machine
+TEST_BIN  += $(BUILD)/tests/test_cuda_emu
+EMU_OBJ   := $(filter-out %.cu.o,$(LIB_OBJ))
 else
 TEST_SRC  := $(filter-out tests/test_cuda.c,$(TEST_SRC))
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -92,6 +97,13 @@ $(BUILD)/latup: $(CLI_OBJ) $(BUILD)/liblatup.a
 $(BUILD)/tests/%: tests/%.c $(BUILD)/liblatup.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -DLATUP_BUILD_DIR=\"$(BUILD)\" $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
+
+ifeq ($(CUDA),1)
+$(BUILD)/tests/test_cuda_emu: tests/test_cuda.c tests/cuda_emu.c $(EMU_OBJ) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -DLATUP_CUDA_EMU $(LDFLAGS) -o $@ tests/test_cuda.c tests/cuda_emu.c $(EMU_OBJ) \
+	  $(BASE_LDLIBS) -lcmocka
+endif
 
 # Each test binary runs from the repository root (golden data paths are relative to it).
 # The GPU test (CUDA=1 only) exits 77 when there is no CUDA device: reported as NOT RUN, and the

@@ -8,6 +8,7 @@
 #include "cuda/bodies.cuh"
 #include "cuda/dev_arena.h"
 #include "cuda/gemm_desc.h"
+#include "kernels_emu.h"
 #include "ops/kernels.h"
 #include "test_util.h"
 
@@ -83,78 +84,11 @@ static bool cmp_scaled_d(const char *k, const char *shp, const float *got, const
 }
 
 /* ==============================================================================================
- * The GPU's index spaces on the host. GRID(n, i) runs its statement for every thread of the grid
- * an element-wise kernel launches for n elements whose index i = block * LCU_BLOCK + thread is
- * below n, exactly as `if (i < n)` in kernels.cu.
+ * The GPU ops of gpu_ops.c on the host: the kernels are kernels_emu.h (the bodies over the
+ * kernels' index spaces), the products cuBLAS's column-major sgemm with the GPU's operand
+ * descriptions (gemm_desc.h) on OpenBLAS, the loops and the blocking derived from capacities as
+ * in gpu_ops.c.
  * ============================================================================================== */
-#define GRID(n, i)                                                                                 \
-    for (int64_t blk_ = 0; blk_ < lcu_blocks((n), LCU_BLOCK); blk_++)                              \
-        for (int thr_ = 0; thr_ < LCU_BLOCK; thr_++)                                               \
-            for (int64_t i = lcu_elem_index(blk_, LCU_BLOCK, thr_); i < (n); i = INT64_MAX)
-
-/* a warp-per-row kernel: N * 32 threads, row = i / 32; lane 0 stands for its warp */
-#define WARP_ROWS(N, row)                                                                          \
-    GRID((int64_t)(N) * LCU_WARP, i_)                                                              \
-    for (int64_t row = i_ / LCU_WARP; i_ % LCU_WARP == 0; i_ = INT64_MAX)
-
-static void emu_pad(float *out, const float *inp, int C, int H, int W, int Hp, int Wp) {
-    GRID((int64_t)C * Hp * Wp, i) out[i] = lcu_pad_elem(i, inp, H, W, Hp, Wp);
-}
-static void emu_crop(float *out, const float *inp, int C, int H, int W, int Ho, int Wo) {
-    GRID((int64_t)C * Ho * Wo, i) out[i] = lcu_crop_elem(i, inp, H, W, Ho, Wo);
-}
-static void emu_transpose(float *out, const float *inp, const float *add, int64_t rows, int64_t cols) {
-    GRID(rows * cols, i) out[i] = add ? inp[lcu_transpose_src(i, rows, cols)] + add[i] : inp[lcu_transpose_src(i, rows, cols)];
-}
-static void emu_pixel_shuffle(float *out, const float *inp, int C, int H, int W, int r) {
-    GRID((int64_t)C * H * r * W * r, i) out[i] = inp[lcu_pixel_shuffle_src(i, H, W, r)];
-}
-static void emu_partition(float *out, const float *inp, int H, int W, int C, int ws, int shift) {
-    GRID((int64_t)H * W * C, i) out[i] = inp[lcu_window_elem_token(i, H, W, C, ws, shift)];
-}
-/* hits[token element] counts the threads writing it: the scatter must be a bijection */
-static void emu_reverse_add(float *t, const float *win, int H, int W, int C, int ws, int shift, int *hits) {
-    GRID((int64_t)H * W * C, i) {
-        const int64_t o = lcu_window_elem_token(i, H, W, C, ws, shift);
-        t[o] += win[i];
-        hits[o]++;
-    }
-}
-static void emu_layernorm(float *out, const float *inp, const float *w, const float *b, int64_t N, int C, float eps) {
-    WARP_ROWS(N, row) lcu_layernorm_row_lanes(out + row * C, inp + row * C, w, b, C, eps, LCU_WARP);
-}
-static void emu_softmax(float *S, int64_t rows, int n, int w0, lcu_score_op op) {
-    WARP_ROWS(rows, r) lcu_softmax_row_lanes(S + r * n, n, w0 + (int)(r / n), (int)(r % n), op, LCU_WARP);
-}
-static void emu_gn_stats(float *mean_c, float *scale_c, const float *x, const float *w, int C, int64_t HW, int groups,
-                         float eps) {
-    const int nch = lcu_gn_chunks(HW), cpg = C / groups;
-    const double count = (double)cpg * (double)HW;
-    double *part = xmalloc((size_t)C * nch * sizeof(double)), *gmean = xmalloc((size_t)C * sizeof(double));
-    double sh[LCU_BLOCK];
-    for (int sq = 0; sq < 2; sq++) {
-        for (int c = 0; c < C; c++) /* block (k, c) of the chunk kernel */
-            for (int k = 0; k < nch; k++) {
-                for (int t = 0; t < LCU_BLOCK; t++)
-                    sh[t] = lcu_chunk_thread_sum(x + (int64_t)c * HW, HW, k, t, LCU_BLOCK, sq, sq ? gmean[c] : 0.0);
-                lcu_tree_sum(sh, LCU_BLOCK);
-                part[(int64_t)c * nch + k] = sh[0];
-            }
-        if (!sq)
-            GRID(C, c) gmean[c] = lcu_group_total(part, (int)c / cpg, cpg, nch) / count;
-    }
-    GRID(C, c) {
-        const double rstd = lcu_rstd(lcu_group_total(part, (int)c / cpg, cpg, nch), count, eps);
-        mean_c[c] = (float)gmean[c];
-        scale_c[c] = (float)(rstd * w[c]);
-    }
-    free(part), free(gmean);
-}
-static void emu_gn_apply(float *out, const float *inp, const float *mean, const float *scale, const float *bias,
-                         int C, int64_t HW, int silu) {
-    GRID((int64_t)C * HW, i) out[i] = lcu_gn_apply(inp[i], mean[i / HW], scale[i / HW], bias[i / HW], silu);
-}
-
 /* cuBLAS's column-major product with the GPU's operand description, on OpenBLAS */
 static void host_gemm(lcu_gemm d, const float *A, const float *B, float *C) {
     for (int b = 0; b < d.batch; b++)
@@ -162,9 +96,8 @@ static void host_gemm(lcu_gemm d, const float *A, const float *B, float *C) {
                     d.alpha, A + b * d.sa, d.lda, B + b * d.sb, d.ldb, d.beta, C + b * d.sc, d.ldc);
 }
 
-/* ---- the GPU ops of gpu_ops.c, their loops and blocking, on the emulated kernels ---------------- */
 static void emu_linear(float *out, const float *inp, const float *w, const float *b, int N, int in, int outc) {
-    GRID((int64_t)N * outc, i) out[i] = b ? b[i % outc] : 0.0f;
+    emu_linear_bias(out, b, N, outc);
     host_gemm(lcu_gemm_linear(N, in, outc), w, inp, out);
 }
 
@@ -173,10 +106,7 @@ static void emu_conv(float *out, const float *inp, const float *w, const float *
                      int W, lcu_conv_in op, int accumulate, int64_t cap) {
     const int64_t HW = (int64_t)H * W, K = (int64_t)cin * k * k;
     if (k == 1) {
-        GRID(cout * HW, i) {
-            float *o = out + lcu_rows_offset(i, HW, HW);
-            *o = accumulate ? *o + (b ? b[i / HW] : 0.0f) : (b ? b[i / HW] : 0.0f);
-        }
+        emu_conv_bias(out, b, cout, HW, HW, accumulate);
         host_gemm(lcu_gemm_conv1x1((int)HW, cin, cout), inp, w, out);
         return;
     }
@@ -185,13 +115,9 @@ static void emu_conv(float *out, const float *inp, const float *w, const float *
     assert_true(band >= 1);
     for (int y0 = 0; y0 < H; y0 += band) {
         const int rows = H - y0 < band ? H - y0 : band, n = rows * W;
-        assert_true(K * n <= cap); /* lcu_im2col's capacity check */
-        GRID(K * n, i) col[i] = lcu_im2col_elem(i, inp, H, W, k, y0, rows, op);
         float *o = out + (int64_t)y0 * W;
-        GRID((int64_t)cout * n, i) {
-            float *e = o + lcu_rows_offset(i, n, HW);
-            *e = accumulate ? *e + (b ? b[i / n] : 0.0f) : (b ? b[i / n] : 0.0f);
-        }
+        assert_int_equal(emu_im2col(col, cap, inp, cin, H, W, k, y0, rows, op), 0);
+        emu_conv_bias(o, b, cout, n, HW, accumulate);
         host_gemm(lcu_gemm_conv_band(n, (int)K, cout, (int)HW), col, w, o);
     }
     free(col);
@@ -211,7 +137,7 @@ static void emu_window_attention(float *out, const float *qkv, const float *tabl
             const float *q = qkv + (int64_t)w0 * N * ld + (int64_t)h * hd, *k = q + C, *v = q + 2 * C;
             const lcu_score_op sop = {table, nH, h, ws, shift, Hp, Wp};
             host_gemm(lcu_gemm_window_scores(N, hd, ld, wc, 1.0f / sqrtf((float)hd)), k, q, S);
-            emu_softmax(S, (int64_t)wc * N, N, w0, sop);
+            emu_softmax_rows(S, (int64_t)wc * N, N, w0, sop);
             host_gemm(lcu_gemm_window_pv(N, hd, ld, C, wc), v, S, out + (int64_t)w0 * N * C + (int64_t)h * hd);
         }
     free(S);
@@ -226,7 +152,7 @@ static void emu_attention_cn(float *out, const float *q, const float *k, const f
     for (int i0 = 0; i0 < N; i0 += bq) {
         const int rows = N - i0 < bq ? N - i0 : bq;
         host_gemm(lcu_gemm_full_scores(N, rows, C, 1.0f / sqrtf((float)C)), k, q + i0, S);
-        emu_softmax(S, rows, N, 0, plain);
+        emu_softmax_rows(S, rows, N, 0, plain);
         host_gemm(lcu_gemm_full_pv(N, rows, C), S, v, out + i0);
     }
     free(S);
@@ -334,7 +260,7 @@ static void test_layout_maps(void **state) {
         const int C = pads[c][0], H = pads[c][1], W = pads[c][2], Hp = pads[c][3], Wp = pads[c][4];
         const size_t n = (size_t)C * Hp * Wp;
         float *x = randn(&rng, (size_t)C * H * W, 0, 1), *got = nans(n), *cpu = nans(n), *naive = nans(n);
-        emu_pad(got, x, C, H, W, Hp, Wp);
+        emu_reflect_pad(got, x, C, H, W, Hp, Wp);
         reflect_pad(cpu, x, C, H, W, Hp, Wp);
         for (int ch = 0; ch < C; ch++)
             for (int y = 0; y < Hp; y++)
@@ -397,21 +323,23 @@ static void test_windows(void **state) {
         char s[200];
         snprintf(s, sizeof s, "%s", shp);
         float *x = randn(&rng, n, 0, 1), *t = randn(&rng, n, 0, 1), *got = nans(n), *cpu = nans(n);
-        emu_partition(got, x, H, W, C, ws, sh);
+        emu_window_partition(got, x, H, W, C, ws, sh);
         window_partition(cpu, x, H, W, C, ws, sh);
         tu_check_exact("window partition vs CPU", s, got, cpu, n);
         /* t += reverse(windows): CPU window_reverse then add_inplace */
-        int *hits = calloc(n, sizeof(int));
-        float *tg = xmalloc(n * sizeof(float));
+        float *tg = xmalloc(n * sizeof(float)), *ones = xmalloc(n * sizeof(float));
         memcpy(tg, t, n * sizeof(float));
-        emu_reverse_add(tg, got, H, W, C, ws, sh, hits);
+        emu_window_reverse_add(tg, got, H, W, C, ws, sh);
         window_reverse(cpu, got, H, W, C, ws, sh);
         add_inplace(t, cpu, n);
         tu_check_exact("window reverse + add vs CPU", s, tg, t, n);
+        /* the scatter is a bijection: adding ones to zeros leaves exactly one everywhere */
         bool bij = true;
-        for (size_t i = 0; i < n; i++) bij = bij && hits[i] == 1;
+        for (size_t i = 0; i < n; i++) ones[i] = 1.0f, tg[i] = 0.0f;
+        emu_window_reverse_add(tg, ones, H, W, C, ws, sh);
+        for (size_t i = 0; i < n; i++) bij = bij && tg[i] == 1.0f;
         tu_check_true("window reverse scatter", shape("%s: every token element written once", s), bij);
-        free(x), free(t), free(got), free(cpu), free(hits), free(tg);
+        free(x), free(t), free(got), free(cpu), free(tg), free(ones);
     }
     /* the relative-position index and the shift mask, against the CPU's gathered tables */
     static const int masks[][4] = {{8, 8, 8, 4}, {16, 24, 8, 3}, {32, 48, 16, 8}, {16, 16, 16, 8}, {4, 6, 2, 1}, {9, 6, 3, 1}};
@@ -508,13 +436,17 @@ static void test_groupnorm(void **state) {
         snprintf(s, sizeof s, "C%d %dx%d G%d (%d chunks)", C, cases[c][1], cases[c][2], G, lcu_gn_chunks(HW));
         float *x = randn(&rng, n, 5.0f, 2.0f), *w = randn(&rng, (size_t)C, 1, 0.2f), *b = randn(&rng, (size_t)C, 0, 0.2f);
         float *gm = nans((size_t)C), *gs = nans((size_t)C), *cm = nans((size_t)C), *cs = nans((size_t)C);
-        emu_gn_stats(gm, gs, x, w, C, HW, G, 1e-6f);
+        float *scr = nans((size_t)lcu_gn_scratch_floats(C, HW));
+        assert_int_equal(emu_groupnorm_stats(gm, gs, x, w, C, HW, G, 1e-6f, scr, lcu_gn_scratch_floats(C, HW)), 0);
+        assert_int_equal(emu_groupnorm_stats(gm, gs, x, w, C, HW, G, 1e-6f, scr, lcu_gn_scratch_floats(C, HW) - 1),
+                         LCU_E_CAPACITY);
+        free(scr);
         groupnorm_affine(cm, cs, x, w, C, (int)HW, G, 1e-6f);
         cmp_scaled("groupnorm mean vs CPU", s, gm, cm, (size_t)C, TOL_NORM);
         cmp_scaled("groupnorm scale vs CPU", s, gs, cs, (size_t)C, TOL_NORM);
         float *got = nans(n), *cpu = nans(n);
         for (int silu = 0; silu < 2; silu++) {
-            emu_gn_apply(got, x, gm, gs, b, C, HW, silu);
+            emu_groupnorm_apply(got, x, gm, gs, b, C, HW, silu);
             if (silu)
                 groupnorm_silu_forward(cpu, x, w, b, C, (int)HW, G, 1e-6f);
             else
@@ -700,7 +632,7 @@ static void test_tiles(void **state) {
                 const int oh = th * f, ow = tw * f, ot = ty > 0 ? ov * f : 0, ob = ty < nty - 1 ? ov * f : 0;
                 const int ol = tx > 0 ? ov * f : 0, orr = tx < ntx - 1 ? ov * f : 0;
                 float *tile = randn(&rng, (size_t)Co * oh * ow, 0, 1);
-                GRID((int64_t)oh * ow, i) lcu_blend_pixel(i, got, gw, tile, Co, oh, ow, H, W, y0 * f, x0 * f, ot, ob, ol, orr);
+                emu_blend_tile(got, gw, tile, Co, oh, ow, H, W, y0 * f, x0 * f, ot, ob, ol, orr);
                 for (int y = 0; y < oh; y++)
                     for (int x = 0; x < ow; x++) {
                         double wy = 1, wx = 1;
@@ -716,7 +648,7 @@ static void test_tiles(void **state) {
             }
         bool covered = true;
         for (size_t i = 0; i < (size_t)H * W; i++) covered = covered && gw[i] > 0;
-        GRID((int64_t)Co * H * W, i) got[i] /= gw[i % ((int64_t)H * W)];
+        emu_blend_finish(got, gw, Co, (int64_t)H * W);
         for (size_t i = 0; i < n; i++) ref[i] /= rw[i % ((size_t)H * W)];
         char s[96];
         snprintf(s, sizeof s, "latent %dx%d, tiles of %d overlap %d: %dx%d tiles", h, w, T, ov, nty, ntx);
@@ -797,7 +729,7 @@ static void test_negative_controls(void **state) {
     const int H = 16, W = 24, C = 5, ws = 8, n = H * W * C;
     float *x = randn(&rng, (size_t)n, 0, 1), *got = nans((size_t)n), *cpu = nans((size_t)n);
     /* the shift of odd blocks taken as ws/2 - 1: a plausible index bug */
-    emu_partition(got, x, H, W, C, ws, ws / 2 - 1);
+    emu_window_partition(got, x, H, W, C, ws, ws / 2 - 1);
     window_partition(cpu, x, H, W, C, ws, ws / 2);
     const int checks = tu_n_checks, failed = tu_n_failed;
     printf("negative control (expected NOT OK):\n");

@@ -69,6 +69,25 @@ LCU_HD int64_t lcu_pixel_shuffle_src(int64_t i, int H, int W, int r) {
 /* Bias of a conv output [Cout, n] (row stride ld): element (co, j) = i / n, i % n */
 LCU_HD int64_t lcu_rows_offset(int64_t i, int64_t n, int64_t ld) { return i / n * ld + i % n; }
 
+/* Element i of small element-wise kernels, the store included. */
+/* conv bias over out[rows, n] (row stride ld): = bias[r], or += with accumulate; bias NULL = 0 */
+LCU_HD void lcu_conv_bias_elem(int64_t i, float *out, const float *bias, int64_t n, int64_t ld, int accumulate) {
+    const float b = bias ? bias[i / n] : 0.0f;
+    float *o = out + lcu_rows_offset(i, n, ld);
+    *o = accumulate ? *o + b : b;
+}
+/* Linear bias over out[N, Cout] */
+LCU_HD void lcu_linear_bias_elem(int64_t i, float *out, const float *bias, int Cout) {
+    out[i] = bias ? bias[i % Cout] : 0.0f;
+}
+/* x[c, :] += sign * v[c] over planes of n */
+LCU_HD void lcu_channel_add_elem(int64_t i, float *x, const float *v, float sign, int64_t n) { x[i] += sign * v[i / n]; }
+/* out[cols, rows] = inp^T (+ add) */
+LCU_HD void lcu_transpose_elem(int64_t i, float *out, const float *inp, const float *add, int64_t rows, int64_t cols) {
+    const float v = inp[lcu_transpose_src(i, rows, cols)];
+    out[i] = add ? v + add[i] : v;
+}
+
 /* ---- activations (the CPU's formulas) -------------------------------------------------------------- */
 LCU_HD float lcu_gelu_f(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f)); }
 LCU_HD float lcu_leaky_f(float x, float slope) { return x >= 0.0f ? x : slope * x; }
@@ -237,6 +256,9 @@ LCU_HD void lcu_softmax_row_lanes(float *row, int n, int w, int a, lcu_score_op 
  *     element map y = (x - mean_c) * scale_c + bias[c] (+ SiLU), as the CPU's fused conv input. */
 LCU_HD int lcu_gn_chunks(int64_t HW) { return (int)((HW + LCU_GN_CHUNK - 1) / LCU_GN_CHUNK); }
 
+/* Scratch of the statistics, in floats: chunk partials [C, nchunks] and group means [C], doubles. */
+LCU_HD int64_t lcu_gn_scratch_floats(int C, int64_t HW) { return 2 * ((int64_t)C * lcu_gn_chunks(HW) + C); }
+
 /* Thread t's share of chunk k of one channel plane x[HW]; sq: squared deviations from mean. */
 LCU_HD double lcu_chunk_thread_sum(const float *x, int64_t HW, int k, int t, int threads, int sq, double mean) {
     const int64_t lo = (int64_t)k * LCU_GN_CHUNK;
@@ -262,6 +284,17 @@ LCU_HD double lcu_group_total(const double *part, int g, int cpg, int nchunks) {
     for (int j = 0; j < cpg; j++)
         for (int k = 0; k < nchunks; k++) s += part[(int64_t)(g * cpg + j) * nchunks + k];
     return s;
+}
+
+/* Steps 2 and 3 for channel c: its group's mean, then (after the squared deviations) its affine. */
+LCU_HD void lcu_gn_mean_elem(int c, double *gmean, const double *part, int cpg, int nchunks, double count) {
+    gmean[c] = lcu_group_total(part, c / cpg, cpg, nchunks) / count;
+}
+LCU_HD void lcu_gn_affine_elem(int c, float *mean_c, float *scale_c, const double *part, const double *gmean,
+                               const float *w, int cpg, int nchunks, double count, float eps) {
+    const double rstd = lcu_rstd(lcu_group_total(part, c / cpg, cpg, nchunks), count, eps);
+    mean_c[c] = (float)gmean[c];
+    scale_c[c] = (float)(rstd * w[c]);
 }
 
 LCU_HD float lcu_gn_apply(float x, float mean, float scale, float bias, int silu) {

@@ -13,14 +13,17 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
-/* Scratch budgets, in floats: each op takes at most this much and derives its blocking (conv
- * band rows, windows per batched product, query rows) from the capacity it was given. */
-#define GPU_CONV_BUDGET ((size_t)64 << 20)   /* im2col band, 256 MiB */
-#define GPU_SCORES_BUDGET ((size_t)64 << 20) /* attention score blocks, 256 MiB */
+/* Scratch budget per op, in floats (256 MiB): a conv's im2col band and an attention's score
+ * block take at most this much (at least one row / window / query row) and derive their blocking
+ * from the capacity they were given. The environment variable LATUP_CUDA_SCRATCH (floats)
+ * overrides it: the GPU test makes it tiny so every conv splits into bands and every attention
+ * into blocks. */
+#define GPU_SCRATCH_BUDGET ((size_t)64 << 20)
 
 typedef struct {
     lcu_arena a;
     cublasHandle_t blas;
+    size_t scratch;      /* GPU_SCRATCH_BUDGET or LATUP_CUDA_SCRATCH */
     /* dumps: the callback sees host copies of device tensors */
     latup_dump_fn dump;
     void *dump_user;

@@ -63,6 +63,8 @@ latup_status gpu_begin(gpu_ctx *g, latup_dump_fn dump, void *dump_user) {
     }
     g->blas = gpu_blas;
     g->dump = dump, g->dump_user = dump_user;
+    const char *env = getenv("LATUP_CUDA_SCRATCH");
+    g->scratch = env && strtoull(env, NULL, 10) > 0 ? (size_t)strtoull(env, NULL, 10) : GPU_SCRATCH_BUDGET;
     return LATUP_OK;
 }
 
@@ -186,7 +188,7 @@ void gpu_conv(gpu_ctx *g, float *out, const float *inp, const latup_conv *c, int
     }
     /* the band: as many rows as fit the budget (at least one); the conv then derives its rows
      * back from the capacity it was given */
-    const int want = lcu_band_rows((int64_t)GPU_CONV_BUDGET, c->cin, W, c->k, H);
+    const int want = lcu_band_rows((int64_t)g->scratch, c->cin, W, c->k, H);
     const size_t cap = (size_t)K * W * (size_t)(want > 0 ? want : 1);
     const size_t mark = lcu_mark(&g->a);
     float *col = lcu_take(&g->a, cap, "conv im2col band");
@@ -212,7 +214,7 @@ void gpu_layernorm(gpu_ctx *g, float *out, const float *inp, const latup_norm *n
 void gpu_groupnorm_stats(gpu_ctx *g, float *mean_c, float *scale_c, const float *x, const latup_norm *n, int C,
                          int64_t HW, int groups) {
     const size_t mark = lcu_mark(&g->a);
-    const size_t cap = (size_t)lcu_groupnorm_scratch_floats(C, HW);
+    const size_t cap = (size_t)lcu_gn_scratch_floats(C, HW);
     float *scratch = lcu_take(&g->a, cap, "GroupNorm partial sums");
     GPU_RUN(g, lcu_groupnorm_stats(mean_c, scale_c, x, n->w, C, HW, groups, n->eps, scratch, (int64_t)cap),
             "GroupNorm statistics");
@@ -222,7 +224,7 @@ void gpu_groupnorm_stats(gpu_ctx *g, float *mean_c, float *scale_c, const float 
 void gpu_window_attention(gpu_ctx *g, float *out, const float *qkv, const float *table, int nW, int ws, int nH,
                           int hd, int shift, int Hp, int Wp) {
     const int N = ws * ws, C = nH * hd, ld = 3 * C;
-    const int64_t NN = (int64_t)N * N, want = lcu_units_in((int64_t)GPU_SCORES_BUDGET, NN, nW);
+    const int64_t NN = (int64_t)N * N, want = lcu_units_in((int64_t)g->scratch, NN, nW);
     const size_t cap = (size_t)((want > 0 ? want : 1) * NN), mark = lcu_mark(&g->a);
     float *S = lcu_take(&g->a, cap, "attention scores");
     if (gpu_live(g)) {
@@ -244,7 +246,7 @@ void gpu_window_attention(gpu_ctx *g, float *out, const float *qkv, const float 
 
 void gpu_attention_cn(gpu_ctx *g, float *out, const float *q, const float *k, const float *v, int C, int64_t N) {
     if (!fits_int(g, N, "attention positions")) return;
-    const int64_t want = lcu_units_in((int64_t)GPU_SCORES_BUDGET, N, N);
+    const int64_t want = lcu_units_in((int64_t)g->scratch, N, N);
     const size_t cap = (size_t)((want > 0 ? want : 1) * N), mark = lcu_mark(&g->a);
     float *S = lcu_take(&g->a, cap, "attention score rows");
     if (gpu_live(g)) {

@@ -34,15 +34,12 @@ __global__ void fill_bits_kernel(float *x, int64_t n, uint32_t bits) {
 
 __global__ void conv_bias_kernel(float *out, const float *bias, int64_t n, int64_t ld, int accumulate, int64_t total) {
     const int64_t i = elem();
-    if (i >= total) return;
-    const float b = bias ? bias[i / n] : 0.0f;
-    float *o = out + lcu_rows_offset(i, n, ld);
-    *o = accumulate ? *o + b : b;
+    if (i < total) lcu_conv_bias_elem(i, out, bias, n, ld, accumulate);
 }
 
 __global__ void linear_bias_kernel(float *out, const float *bias, int Cout, int64_t total) {
     const int64_t i = elem();
-    if (i < total) out[i] = bias ? bias[i % Cout] : 0.0f;
+    if (i < total) lcu_linear_bias_elem(i, out, bias, Cout);
 }
 
 __global__ void add_kernel(float *y, const float *x, int64_t n) {
@@ -52,7 +49,7 @@ __global__ void add_kernel(float *y, const float *x, int64_t n) {
 
 __global__ void channel_add_kernel(float *x, const float *v, float sign, int64_t n, int64_t total) {
     const int64_t i = elem();
-    if (i < total) x[i] += sign * v[i / n];
+    if (i < total) lcu_channel_add_elem(i, x, v, sign, n);
 }
 
 __global__ void pad_kernel(float *out, const float *inp, int H, int W, int Hp, int Wp, int64_t total) {
@@ -67,9 +64,7 @@ __global__ void crop_kernel(float *out, const float *inp, int H, int W, int Ho, 
 
 __global__ void transpose_kernel(float *out, const float *inp, const float *add, int64_t rows, int64_t cols) {
     const int64_t i = elem();
-    if (i >= rows * cols) return;
-    const float v = inp[lcu_transpose_src(i, rows, cols)];
-    out[i] = add ? v + add[i] : v;
+    if (i < rows * cols) lcu_transpose_elem(i, out, inp, add, rows, cols);
 }
 
 __global__ void pixel_shuffle_kernel(float *out, const float *inp, int H, int W, int r, int64_t total) {
@@ -137,16 +132,13 @@ __global__ void gn_chunk_kernel(double *part, const float *x, int64_t HW, int nc
 
 __global__ void gn_mean_kernel(double *gmean, const double *part, int C, int cpg, int nchunks, double count) {
     const int c = (int)elem();
-    if (c < C) gmean[c] = lcu_group_total(part, c / cpg, cpg, nchunks) / count;
+    if (c < C) lcu_gn_mean_elem(c, gmean, part, cpg, nchunks, count);
 }
 
 __global__ void gn_affine_kernel(float *mean_c, float *scale_c, const double *part, const double *gmean,
                                  const float *w, int C, int cpg, int nchunks, double count, float eps) {
     const int c = (int)elem();
-    if (c >= C) return;
-    const double rstd = lcu_rstd(lcu_group_total(part, c / cpg, cpg, nchunks), count, eps);
-    mean_c[c] = (float)gmean[c];
-    scale_c[c] = (float)(rstd * w[c]);
+    if (c < C) lcu_gn_affine_elem(c, mean_c, scale_c, part, gmean, w, cpg, nchunks, count, eps);
 }
 
 __global__ void gn_apply_kernel(float *out, const float *inp, const float *mean_c, const float *scale_c,
@@ -244,15 +236,10 @@ int lcu_softmax_rows(float *S, int64_t rows, int n, int w0, lcu_score_op op) {
     LAUNCH(rows * LCU_WARP, softmax_kernel, S, rows, n, w0, op);
 }
 
-int64_t lcu_groupnorm_scratch_floats(int C, int64_t HW) {
-    /* part [C, nchunks] and gmean [C], doubles */
-    return 2 * ((int64_t)C * lcu_gn_chunks(HW) + C);
-}
-
 int lcu_groupnorm_stats(float *mean_c, float *scale_c, const float *x, const float *w, int C, int64_t HW,
                         int groups, float eps, float *scratch, int64_t scratch_cap) {
     if (C <= 0 || HW <= 0 || groups <= 0 || C % groups != 0) return (int)cudaErrorInvalidValue;
-    if (lcu_groupnorm_scratch_floats(C, HW) > scratch_cap) return LCU_E_CAPACITY;
+    if (lcu_gn_scratch_floats(C, HW) > scratch_cap) return LCU_E_CAPACITY;
     const int nchunks = lcu_gn_chunks(HW), cpg = C / groups;
     const double count = (double)cpg * (double)HW;
     double *part = (double *)(void *)scratch, *gmean = part + (int64_t)C * nchunks;

@@ -52,8 +52,7 @@ int lcu_window_reverse_add(float *t, const float *win, int H, int W, int C, int 
 int lcu_softmax_rows(float *S, int64_t rows, int n, int w0, lcu_score_op op);
 
 /* GroupNorm statistics of x[C, HW] as a per-channel affine (bodies.cuh): mean_c[C], scale_c[C].
- * scratch: lcu_groupnorm_scratch_floats(C, HW) floats. */
-int64_t lcu_groupnorm_scratch_floats(int C, int64_t HW);
+ * scratch: lcu_gn_scratch_floats(C, HW) floats. */
 int lcu_groupnorm_stats(float *mean_c, float *scale_c, const float *x, const float *w, int C, int64_t HW,
                         int groups, float eps, float *scratch, int64_t scratch_cap);
 /* out[c, i] = (x - mean_c) * scale_c + bias (+ SiLU); out may equal inp */
