@@ -11,7 +11,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* One GPU call at a time per process: the cuBLAS handle and the lazily uploaded weights are
  * shared, and a forward pass keeps the device busy on its own anyway. */
