@@ -22,7 +22,8 @@ CARRY=build-cuda-carry
 if [ "${1:-}" = "--prepare" ]; then
     set -e
     rm -rf $CARRY
-    make -j"$NPROC" CUDA=1 BUILD=$CARRY CFLAGS="-O2 -march=x86-64-v3" all $CARRY/tests/test_cuda \
+    # CFLAGS from the environment: the Makefile's `CFLAGS ?=` takes it and its `+=` still apply
+    CFLAGS="-O2 -march=x86-64-v3" make -j"$NPROC" CUDA=1 BUILD=$CARRY all $CARRY/tests/test_cuda \
         $CARRY/tests/test_cuda_host $CARRY/bench_cuda
     mkdir -p $CARRY/lib
     # what the binaries load besides glibc, the C++ runtime and CUDA itself
