@@ -124,7 +124,7 @@ const char *latup_tail_name(latup_tail t); /* "lua-heads", "pixelshuffle", "pixe
 typedef void (*latup_dump_fn)(void *user, const char *name, const latup_tensor *t, int batch);
 
 /* Where the forward pass runs. LATUP_DEVICE_CUDA needs a build with CUDA=1 and a GPU; otherwise
- * the call fails with LATUP_E_USAGE and a message saying which is missing. */
+ * the call fails with LATUP_E_DEVICE and a message saying which is missing. */
 typedef enum {
     LATUP_DEVICE_CPU = 0,
     LATUP_DEVICE_CUDA = 1,

@@ -4,6 +4,7 @@
  * used, so the plan is the sum of the takes by construction. Loading lives in lua_load.c. */
 #include "ops/arena.h"
 #include "ops/kernels.h"
+#include "model/device.h"
 #include "model/lua_model.h"
 
 #include <math.h>
@@ -351,6 +352,7 @@ void latup_lua_plan_print(const latup_lua_plan *p, FILE *f) {
 
 latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale,
                                latup_tensor *y, const latup_run_opts *opts) {
+    if (opts && opts->device == LATUP_DEVICE_CUDA) return latup_gpu_lua_upscale(m, x, scale, y, opts);
     const latup_lua_config *c = &m->cfg;
     memset(y, 0, sizeof *y);
     if (x->ndim != 3 && x->ndim != 4) {

@@ -3,6 +3,7 @@
  * tiled decoding for outputs beyond the memory budget. Loading lives in vae_load.c. */
 #include "ops/arena.h"
 #include "ops/kernels.h"
+#include "model/device.h"
 #include "model/vae_model.h"
 
 #include <math.h>
@@ -462,6 +463,7 @@ static latup_status check_latent(const latup_vae *v, const latup_tensor *z) {
 
 latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
                               const latup_decode_opts *opts) {
+    if (opts && opts->device == LATUP_DEVICE_CUDA) return latup_gpu_vae_decode(v, z, img, opts);
     const latup_vae_config *c = &v->cfg;
     memset(img, 0, sizeof *img);
     TRY(check_latent(v, z));
