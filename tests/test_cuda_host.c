@@ -261,7 +261,7 @@ static void test_layout_maps(void **state) {
         const size_t n = (size_t)C * Hp * Wp;
         float *x = randn(&rng, (size_t)C * H * W, 0, 1), *got = nans(n), *cpu = nans(n), *naive = nans(n);
         emu_reflect_pad(got, x, C, H, W, Hp, Wp);
-        reflect_pad(cpu, x, C, H, W, Hp, Wp);
+        latup_reflect_pad(cpu, x, C, H, W, Hp, Wp);
         for (int ch = 0; ch < C; ch++)
             for (int y = 0; y < Hp; y++)
                 for (int xx = 0; xx < Wp; xx++)
@@ -271,9 +271,9 @@ static void test_layout_maps(void **state) {
         /* crop back: the inverse on the top-left */
         float *back = nans((size_t)C * H * W), *cback = nans((size_t)C * H * W);
         emu_crop(back, got, C, Hp, Wp, H, W);
-        crop(cback, got, C, Hp, Wp, H, W);
+        latup_crop(cback, got, C, Hp, Wp, H, W);
         tu_check_exact("crop vs CPU crop", shape("C%d %dx%d -> %dx%d", C, Hp, Wp, H, W), back, cback, (size_t)C * H * W);
-        tu_check_exact("crop(pad(x)) == x", shape("C%d %dx%d", C, H, W), back, x, (size_t)C * H * W);
+        tu_check_exact("latup_crop(pad(x)) == x", shape("C%d %dx%d", C, H, W), back, x, (size_t)C * H * W);
         free(x), free(got), free(cpu), free(naive), free(back), free(cback);
     }
     /* transposes [C, HW] <-> [HW, C], with the fused residual */
@@ -283,14 +283,14 @@ static void test_layout_maps(void **state) {
         const size_t n = (size_t)C * HW;
         float *x = randn(&rng, n, 0, 1), *r = randn(&rng, n, 0, 1), *got = nans(n), *cpu = nans(n);
         emu_transpose(got, x, NULL, C, HW);
-        chw_to_hwc(cpu, x, C, HW);
+        latup_chw_to_hwc(cpu, x, C, HW);
         tu_check_exact("transpose vs chw_to_hwc", shape("C%d HW%d", C, HW), got, cpu, n);
         emu_transpose(got, x, NULL, HW, C);
-        hwc_to_chw(cpu, x, C, HW);
+        latup_hwc_to_chw(cpu, x, C, HW);
         tu_check_exact("transpose vs hwc_to_chw", shape("C%d HW%d", C, HW), got, cpu, n);
         emu_transpose(got, x, r, C, HW);
-        chw_to_hwc(cpu, x, C, HW);
-        add_inplace(cpu, r, n);
+        latup_chw_to_hwc(cpu, x, C, HW);
+        latup_add_inplace(cpu, r, n);
         tu_check_exact("transpose + residual", shape("C%d HW%d", C, HW), got, cpu, n);
         free(x), free(r), free(got), free(cpu);
     }
@@ -301,7 +301,7 @@ static void test_layout_maps(void **state) {
         const size_t n = (size_t)C * r * r * H * W;
         float *x = randn(&rng, n, 0, 1), *got = nans(n), *cpu = nans(n);
         emu_pixel_shuffle(got, x, C, H, W, r);
-        pixel_shuffle(cpu, x, C, H, W, r);
+        latup_pixel_shuffle(cpu, x, C, H, W, r);
         tu_check_exact("pixel shuffle vs CPU", shape("C%d %dx%d r%d", C, H, W, r), got, cpu, n);
         free(x), free(got), free(cpu);
     }
@@ -324,14 +324,14 @@ static void test_windows(void **state) {
         snprintf(s, sizeof s, "%s", shp);
         float *x = randn(&rng, n, 0, 1), *t = randn(&rng, n, 0, 1), *got = nans(n), *cpu = nans(n);
         emu_window_partition(got, x, H, W, C, ws, sh);
-        window_partition(cpu, x, H, W, C, ws, sh);
+        latup_window_partition(cpu, x, H, W, C, ws, sh);
         tu_check_exact("window partition vs CPU", s, got, cpu, n);
         /* t += reverse(windows): CPU window_reverse then add_inplace */
         float *tg = xmalloc(n * sizeof(float)), *ones = xmalloc(n * sizeof(float));
         memcpy(tg, t, n * sizeof(float));
         emu_window_reverse_add(tg, got, H, W, C, ws, sh);
-        window_reverse(cpu, got, H, W, C, ws, sh);
-        add_inplace(t, cpu, n);
+        latup_window_reverse(cpu, got, H, W, C, ws, sh);
+        latup_add_inplace(t, cpu, n);
         tu_check_exact("window reverse + add vs CPU", s, tg, t, n);
         /* the scatter is a bijection: adding ones to zeros leaves exactly one everywhere */
         bool bij = true;
@@ -349,8 +349,8 @@ static void test_windows(void **state) {
         const size_t nt = (size_t)(2 * ws - 1) * (2 * ws - 1) * nH;
         float *table = randn(&rng, nt, 0, 1), *bias = nans((size_t)nH * N * N), *mask = nans((size_t)nW * N * N);
         float *gb = nans((size_t)nH * N * N), *gm = nans((size_t)nW * N * N);
-        relative_bias_gather(bias, table, ws, nH);
-        shift_mask_build(mask, H, W, ws, sh);
+        latup_relative_bias_gather(bias, table, ws, nH);
+        latup_shift_mask_build(mask, H, W, ws, sh);
         for (int h = 0; h < nH; h++)
             for (int a = 0; a < N; a++)
                 for (int b = 0; b < N; b++) gb[((size_t)h * N + a) * N + b] = table[(size_t)lcu_rel_index(a, b, ws) * nH + h];
@@ -377,7 +377,7 @@ static void test_layernorm(void **state) {
         float *got = nans(n), *cpu = nans(n), *inplace = xmalloc(n * sizeof(float));
         double *naive = xmalloc(n * sizeof(double));
         emu_layernorm(got, x, w, b, N, C, 1e-5f);
-        layernorm_forward(cpu, x, w, b, N, C, 1e-5f);
+        latup_layernorm_forward(cpu, x, w, b, N, C, 1e-5f);
         memcpy(inplace, x, n * sizeof(float));
         emu_layernorm(inplace, inplace, w, b, N, C, 1e-5f);
         for (int r = 0; r < N; r++) {
@@ -407,14 +407,18 @@ static void test_activations(void **state) {
     const size_t n = 4099;
     float *x = randn(&rng, n, 0, 4), *got = nans(n), *cpu = nans(n);
     x[0] = -100.0f, x[1] = 100.0f, x[2] = 0.0f, x[3] = -0.0f;
+    /* the device computes GELU and SiLU with CUDA's erff/expf: the CPU's exact mode (libm) is its
+     * bit-for-bit twin on the host */
+    latup_set_exact_math(1);
     for (size_t i = 0; i < n; i++) got[i] = lcu_gelu_f(x[i]);
-    gelu_forward(cpu, x, n);
+    latup_gelu_forward(cpu, x, n);
     tu_check_exact("GELU vs CPU", "n 4099, incl. +-100 and +-0", got, cpu, n);
     for (size_t i = 0; i < n; i++) got[i] = lcu_leaky_f(x[i], 0.01f);
-    leaky_relu_forward(cpu, x, n, 0.01f);
+    latup_leaky_relu_forward(cpu, x, n, 0.01f);
     tu_check_exact("LeakyReLU vs CPU", "n 4099", got, cpu, n);
     for (size_t i = 0; i < n; i++) got[i] = lcu_silu_f(x[i]);
-    silu_forward(cpu, x, n);
+    latup_silu_forward(cpu, x, n);
+    latup_set_exact_math(0);
     tu_check_exact("SiLU vs CPU", "n 4099", got, cpu, n);
     free(x), free(got), free(cpu);
     assert_int_equal(tu_n_failed - before, 0);
@@ -441,16 +445,16 @@ static void test_groupnorm(void **state) {
         assert_int_equal(emu_groupnorm_stats(gm, gs, x, w, C, HW, G, 1e-6f, scr, lcu_gn_scratch_floats(C, HW) - 1),
                          LCU_E_CAPACITY);
         free(scr);
-        groupnorm_affine(cm, cs, x, w, C, (int)HW, G, 1e-6f);
+        latup_groupnorm_affine(cm, cs, x, w, C, (int)HW, G, 1e-6f);
         cmp_scaled("groupnorm mean vs CPU", s, gm, cm, (size_t)C, TOL_NORM);
         cmp_scaled("groupnorm scale vs CPU", s, gs, cs, (size_t)C, TOL_NORM);
         float *got = nans(n), *cpu = nans(n);
         for (int silu = 0; silu < 2; silu++) {
             emu_groupnorm_apply(got, x, gm, gs, b, C, HW, silu);
             if (silu)
-                groupnorm_silu_forward(cpu, x, w, b, C, (int)HW, G, 1e-6f);
+                latup_groupnorm_silu_forward(cpu, x, w, b, C, (int)HW, G, 1e-6f);
             else
-                groupnorm_forward(cpu, x, w, b, C, (int)HW, G, 1e-6f);
+                latup_groupnorm_forward(cpu, x, w, b, C, (int)HW, G, 1e-6f);
             cmp_scaled(silu ? "groupnorm+SiLU vs CPU" : "groupnorm vs CPU", s, got, cpu, n, TOL_NORM);
         }
         free(x), free(w), free(b), free(gm), free(gs), free(cm), free(cs), free(got), free(cpu);
@@ -476,9 +480,10 @@ static void check_conv(tu_rng *rng, int cin, int H, int W, int cout, int k, int 
     emu_conv(got, x, w, b, cin, cout, k, H, W, op, acc, cap);
     conv_input_op cop = {.upsample2x = up, .norm = norm, .norm_mean = mu, .norm_scale = sc, .norm_bias = nb,
                          .silu = silu, .accumulate = acc};
-    const int rows = conv2d_band_rows(cin, H, W, k, (size_t)1 << 20);
-    float *col = xmalloc(conv2d_ex_scratch_floats(cin, W, k, rows, &cop) * sizeof(float) + 64);
-    conv2d_forward_ex(cpu, x, w, b, cin, H, W, cout, k, col, rows, &cop);
+    const conv_ctx ctx = {1, 0, "host harness conv"};
+    const size_t ncol = latup_conv2d_scratch_floats(cin, H, W, k, &cop, &ctx);
+    float *col = xmalloc(ncol * sizeof(float) + 64);
+    assert_int_equal(latup_conv2d_forward(cpu, x, w, b, cin, H, W, cout, k, &cop, col, ncol, &ctx), LATUP_OK);
     double *naive = xmalloc(nout * sizeof(double));
     naive_conv(naive, x, w, b, cin, cout, k, H, W, op);
     if (acc)
@@ -523,7 +528,7 @@ static void test_linear(void **state) {
         float *x = randn(&rng, (size_t)N * in, 0, 1), *w = randn(&rng, (size_t)out * in, 0, 1.0f / sqrtf((float)in));
         float *b = randn(&rng, (size_t)out, 0, 0.1f), *got = nans((size_t)N * out), *cpu = nans((size_t)N * out);
         emu_linear(got, x, w, b, N, in, out);
-        linear_forward(cpu, x, w, b, N, in, out);
+        latup_linear_forward(cpu, x, w, b, N, in, out);
         cmp_scaled("linear vs CPU", shape("N%d %d -> %d", N, in, out), got, cpu, (size_t)N * out, TOL_PRODUCT);
         free(x), free(w), free(b), free(got), free(cpu);
     }
@@ -549,9 +554,11 @@ static void test_window_attention(void **state) {
         float *qkv = randn(&rng, nq, 0, 1), *table = randn(&rng, nt, 0, 1), *got = nans(no), *cpu = nans(no);
         float *bias = nans((size_t)nH * N * N), *mask = nans((size_t)nW * N * N), *scr = nans((size_t)N * N * 2);
         emu_window_attention(got, qkv, table, nW, ws, nH, hd, sh, Hp, Wp, (int64_t)per * N * N);
-        relative_bias_gather(bias, table, ws, nH);
-        shift_mask_build(mask, Hp, Wp, ws, sh);
-        window_attention_forward(cpu, qkv, bias, sh ? mask : NULL, nW, N, nH, hd, 1.0f / sqrtf((float)hd), scr, 1);
+        latup_relative_bias_gather(bias, table, ws, nH);
+        latup_shift_mask_build(mask, Hp, Wp, ws, sh);
+        assert_int_equal(latup_window_attention_forward(cpu, qkv, bias, sh ? mask : NULL, nW, N, nH, hd,
+                                                        1.0f / sqrtf((float)hd), scr, (size_t)N * N * 2, 1),
+                         LATUP_OK);
         double *naive = xmalloc(no * sizeof(double));
         naive_window_attention(naive, qkv, table, Hp, Wp, ws, nH, hd, sh);
         cmp_scaled("window attention vs CPU", s, got, cpu, no, TOL_ATTENTION);
@@ -577,10 +584,13 @@ static void test_full_attention(void **state) {
         emu_attention_cn(got, q, k, v, C, N, (int64_t)bq * N);
         /* CPU: token-major [N, C] */
         float *qt = nans(n), *kt = nans(n), *vt = nans(n), *ot = nans(n), *cpu = nans(n);
-        chw_to_hwc(qt, q, C, N), chw_to_hwc(kt, k, C, N), chw_to_hwc(vt, v, C, N);
-        float *scr = nans(attention_blocked_scratch_floats(N, C, 16, 16, 1));
-        attention_blocked_forward(ot, qt, kt, vt, N, C, 1.0f / sqrtf((float)C), 16, 16, scr, 1);
-        hwc_to_chw(cpu, ot, C, N);
+        latup_chw_to_hwc(qt, q, C, N), latup_chw_to_hwc(kt, k, C, N), latup_chw_to_hwc(vt, v, C, N);
+        const size_t nscr = latup_attention_blocked_scratch_floats(N, C, 16, 16, 1);
+        float *scr = nans(nscr);
+        assert_int_equal(latup_attention_blocked_forward(ot, qt, kt, vt, N, C, 1.0f / sqrtf((float)C), 16, 16, scr,
+                                                         nscr, 1),
+                         LATUP_OK);
+        latup_hwc_to_chw(cpu, ot, C, N);
         double *naive = xmalloc(n * sizeof(double)), *p = xmalloc((size_t)N * sizeof(double));
         for (int i = 0; i < N; i++) {
             double m = -INFINITY, sum = 0;
@@ -730,7 +740,7 @@ static void test_negative_controls(void **state) {
     float *x = randn(&rng, (size_t)n, 0, 1), *got = nans((size_t)n), *cpu = nans((size_t)n);
     /* the shift of odd blocks taken as ws/2 - 1: a plausible index bug */
     emu_window_partition(got, x, H, W, C, ws, ws / 2 - 1);
-    window_partition(cpu, x, H, W, C, ws, ws / 2);
+    latup_window_partition(cpu, x, H, W, C, ws, ws / 2);
     const int checks = tu_n_checks, failed = tu_n_failed;
     printf("negative control (expected NOT OK):\n");
     bool caught = !tu_check_exact("window partition, shift off by one", "16x24 C5 ws8", got, cpu, (size_t)n);
@@ -740,7 +750,8 @@ static void test_negative_controls(void **state) {
     const lcu_conv_in none = {0, NULL, NULL, NULL, 0};
     emu_conv(o, xin, w, NULL, 3, 4, 3, 5, 7, none, 0, 3 * 9 * 7 * 2);
     for (int i = 0; i < 4 * 35; i++) o[i] = i % 35 >= 28 ? 0.0f : o[i]; /* the last row never written */
-    conv2d_forward(oc, xin, w, NULL, 3, 5, 7, 4, 3, col, 5);
+    const conv_ctx cc = {1, 5, "negative control"};
+    latup_conv2d_forward(oc, xin, w, NULL, 3, 5, 7, 4, 3, NULL, col, 3 * 9 * 7 * 5, &cc);
     caught = caught && !cmp_scaled("conv, last row missing", "Cin3 5x7 Cout4", o, oc, 4 * 35, 1e-6);
     tu_n_checks = checks, tu_n_failed = failed; /* expected failures do not count */
     tu_check_true("negative controls", "both planted bugs were reported NOT OK", caught);

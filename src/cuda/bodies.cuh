@@ -34,7 +34,7 @@ LCU_HD int64_t lcu_elem_index(int64_t block, int threads, int thread) { return b
 /* Reflect padding bottom/right (edge excluded): padded row y >= H reads row 2H-2-y. */
 LCU_HD int lcu_reflect(int y, int H) { return y < H ? y : 2 * H - 2 - y; }
 
-/* out[C,Hp,Wp] element i of reflect_pad(inp[C,H,W]) */
+/* out[C,Hp,Wp] element i of latup_reflect_pad(inp[C,H,W]) */
 LCU_HD float lcu_pad_elem(int64_t i, const float *inp, int H, int W, int Hp, int Wp) {
     const int64_t plane = (int64_t)Hp * Wp;
     const int64_t c = i / plane;

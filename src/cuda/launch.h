@@ -28,7 +28,7 @@ int lcu_linear_bias(float *out, const float *bias, int64_t N, int Cout);
 int lcu_add(float *y, const float *x, int64_t n);
 /* x[c, i] += sign * v[c] */
 int lcu_channel_add(float *x, const float *v, float sign, int C, int64_t n);
-/* out = reflect_pad(inp[C,H,W]) [C,Hp,Wp]; out = crop(inp[C,H,W]) [C,Ho,Wo] */
+/* out = latup_reflect_pad(inp[C,H,W]) [C,Hp,Wp]; out = latup_crop(inp[C,H,W]) [C,Ho,Wo] */
 int lcu_reflect_pad(float *out, const float *inp, int C, int H, int W, int Hp, int Wp);
 int lcu_crop(float *out, const float *inp, int C, int H, int W, int Ho, int Wo);
 /* out[cols, rows] = inp[rows, cols]^T, plus add[cols, rows] if add != NULL */
@@ -44,7 +44,7 @@ int lcu_layernorm(float *out, const float *inp, const float *w, const float *b, 
 
 /* tokens [H*W, C] -> windows [nW, ws*ws, C] of the image rolled by -shift */
 int lcu_window_partition(float *out, const float *inp, int H, int W, int C, int ws, int shift);
-/* t[H*W, C] += window_reverse(win [nW, ws*ws, C]) rolled back by +shift */
+/* t[H*W, C] += latup_window_reverse(win [nW, ws*ws, C]) rolled back by +shift */
 int lcu_window_reverse_add(float *t, const float *win, int H, int W, int C, int ws, int shift);
 
 /* Softmax of each row of S[rows, n] in place, after adding op's bias and mask (table != NULL:
