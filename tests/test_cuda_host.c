@@ -481,7 +481,7 @@ static void check_conv(tu_rng *rng, int cin, int H, int W, int cout, int k, int 
     conv_input_op cop = {.upsample2x = up, .norm = norm, .norm_mean = mu, .norm_scale = sc, .norm_bias = nb,
                          .silu = silu, .accumulate = acc};
     const conv_ctx ctx = {1, 0, "host harness conv"};
-    const size_t ncol = latup_conv2d_scratch_floats(cin, H, W, k, &cop, &ctx);
+    const size_t ncol = latup_conv2d_scratch_floats(cin, H, W, cout, k, &cop, &ctx);
     float *col = xmalloc(ncol * sizeof(float) + 64);
     assert_int_equal(latup_conv2d_forward(cpu, x, w, b, cin, H, W, cout, k, &cop, col, ncol, &ctx), LATUP_OK);
     double *naive = xmalloc(nout * sizeof(double));

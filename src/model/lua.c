@@ -59,7 +59,7 @@ static void dump(const lua_exec *e, const char *name, const float *data, int ndi
 static void conv(lua_exec *e, float *out, const float *inp, const latup_conv *c, int H, int W, const char *name) {
     const conv_ctx ctx = {e->nthreads, e->band_rows_max, name};
     const size_t mark = latup_arena_mark(&e->arena);
-    const size_t n = latup_conv2d_scratch_floats(c->cin, H, W, c->k, NULL, &ctx);
+    const size_t n = latup_conv2d_scratch_floats(c->cin, H, W, c->cout, c->k, NULL, &ctx);
     float *col = latup_arena_take(&e->arena, n, "conv im2col bands (per call)");
     if (live(e)) e->st = latup_conv2d_forward(out, inp, c->w, c->b, c->cin, H, W, c->cout, c->k, NULL, col, n, &ctx);
     latup_arena_release(&e->arena, mark);

@@ -71,7 +71,7 @@ static void run_conv(vexec *e, float *out, const float *inp, const latup_conv *c
                      const conv_input_op *op, const char *name) {
     const conv_ctx ctx = {e->nthreads, e->band_rows_max, name};
     const size_t mark = latup_arena_mark(&e->arena);
-    const size_t n = latup_conv2d_scratch_floats(c->cin, H, W, c->k, op, &ctx);
+    const size_t n = latup_conv2d_scratch_floats(c->cin, H, W, c->cout, c->k, op, &ctx);
     float *col = latup_arena_take(&e->arena, n, "conv bands (per call)");
     if (live(e)) e->st = latup_conv2d_forward(out, inp, c->w, c->b, c->cin, H, W, c->cout, c->k, op, col, n, &ctx);
     latup_arena_release(&e->arena, mark);
