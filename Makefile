@@ -2,7 +2,8 @@ SHELL := /bin/bash
 # latup — build liblatup.a, the CLI build/latup, and the cmocka test suite.
 #   make            library + CLI
 #   make test       build and run every test (exits non-zero on any failure)
-#   make bench      build/bench_lua and build/bench_vae, the timing benchmarks
+#   make bench      build/bench_lua, bench_vae, bench_gemm: the timing benchmarks
+#   make bench-peers latup next to ONNX Runtime and PyTorch (tools/bench_peers.sh, PyPI venv)
 #   make demo       install missing packages, build, upscale + decode the committed demo latent
 #   make fuzz       libFuzzer targets in fuzz/ (clang), FUZZ_TIME seconds each
 #   make SANITIZE=1 ASan + UBSan build (into build-san/)
@@ -70,7 +71,7 @@ TEST_SRC  := $(filter-out tests/test_cuda.c,$(TEST_SRC))
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 endif
 
-.PHONY: all test bench demo deps fuzz clean check-deps
+.PHONY: all test bench bench-peers demo deps fuzz clean check-deps
 all: check-deps $(BUILD)/liblatup.a $(BUILD)/latup
 
 check-deps:
@@ -141,6 +142,10 @@ bench: $(BUILD)/bench_lua $(BUILD)/bench_vae $(BUILD)/bench_gemm
 ifeq ($(CUDA),1)
 bench: $(BUILD)/bench_cuda
 endif
+# latup next to ONNX Runtime and PyTorch, in one run (docs/performance.md); not part of CI
+bench-peers:
+	tools/bench_peers.sh
+
 $(BUILD)/bench_%: tools/bench_%.c $(BUILD)/liblatup.a $(HEADERS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 

@@ -193,6 +193,148 @@ static void test_vae_tiled(void **state) {
     latup_vae_free(v);
 }
 
+/* ---- tiled decoding against the PyTorch reference's tiled decode ------------------------------------
+ * tools/make_tiled_golden.py decodes tile by tile with diffusers and blends with latup's rule (the
+ * tiling, the ramps over ov * f image pixels, the fp32 weighted sum and division): the C tiled
+ * decode must match it at the image tolerance, which pins down the tile origins, the ramp widths
+ * and the blending, not just "close to the exact decode". */
+static void test_vae_tiled_golden(void **state) {
+    (void)state;
+    latup_weights g = {0}, rg = {0};
+    assert_int_equal(latup_safetensors_load("ref_data/vae/golden_tiled.safetensors", &g), LATUP_OK);
+    const char *cases = latup_weights_meta(&g, "cases");
+    assert_non_null(cases);
+    latup_json_doc doc;
+    assert_int_equal(latup_json_parse(cases, strlen(cases), 1u << 16, &doc), LATUP_OK);
+    char gen[] = "/tmp/latup_tiled_real_XXXXXX";
+    int fd = mkstemp(gen);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(latup_safetensors_load("ref_data/vae/golden_real_widths.safetensors", &rg), LATUP_OK);
+    assert_true(wg_write_generated(&rg, "seed", gen) > 0);
+    latup_weights_free(&rg);
+    int bad = 0, lines = 0;
+    latup_set_threads(2);
+    for (const latup_json *cs = doc.root->u.kids.first; cs; cs = cs->next) {
+        const char *name = NULL;
+        int tile = 0, overlap = 0;
+        for (const latup_json *f = cs->u.kids.first; f; f = f->next) {
+            if (!strcmp(f->key, "case")) name = f->u.str.s;
+            if (!strcmp(f->key, "tile")) tile = (int)f->u.i;
+            if (!strcmp(f->key, "overlap")) overlap = (int)f->u.i;
+        }
+        assert_true(name && tile > 0 && overlap > 0);
+        latup_vae *v = NULL;
+        assert_int_equal(latup_vae_load(strcmp(name, "flux_small") ? gen : "ref_data/vae/flux_small.ldm.safetensors.gz", &v),
+                         LATUP_OK);
+        char k[96];
+        snprintf(k, sizeof k, "%s/input", name);
+        const latup_wtensor *in = latup_weights_find(&g, k);
+        snprintf(k, sizeof k, "%s/out", name);
+        const latup_wtensor *ref = latup_weights_find(&g, k);
+        assert_true(in && ref);
+        latup_tensor z = {.data = in->f32, .ndim = 4}, img;
+        memcpy(z.shape, in->shape, sizeof z.shape);
+        latup_decode_opts o = {.tile = tile, .overlap = overlap};
+        latup_decode_plan dp;
+        assert_int_equal(latup_vae_plan_decode(v, (int)z.shape[2], (int)z.shape[3], &o, &dp), LATUP_OK);
+        assert_true(dp.tiled && dp.tile == tile && dp.overlap == overlap);
+        assert_int_equal(latup_vae_decode(v, &z, &img, &o), LATUP_OK);
+        assert_int_equal(latup_tensor_numel(&img), ref->numel);
+        golden_stats st = {0};
+        golden_stats_add(&st, img.data, ref->f32, (size_t)ref->numel);
+        snprintf(k, sizeof k, "tiled out (tiles %d, overlap %d)", tile, overlap);
+        bad += !golden_report(name, k, &st, vae_tol_for("out")->tol);
+        lines++;
+        latup_tensor_free(&img);
+        latup_vae_free(v);
+    }
+    unlink(gen);
+    latup_json_free(&doc);
+    latup_weights_free(&g);
+    assert_int_equal(lines, 2);
+    assert_int_equal(bad, 0);
+}
+
+/* ---- the memory budget: auto-tiling keeps the whole decode (weights, input, output, arena) under
+ * max_memory, measured as the peak RSS of a child process that decodes; a budget no tile can meet
+ * is an error naming the smallest one that works. */
+/* The process's resident set (VmRSS) and its peak (VmHWM) in KiB; writing 5 to clear_refs resets
+ * the peak to the current size (Linux 4.0+), so a peak can be taken over one call. */
+static long status_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, strlen(key))) v = atol(line + strlen(key) + 1);
+    if (f) fclose(f);
+    return v;
+}
+
+static int reset_peak_rss(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return 0;
+    const int ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok;
+}
+
+static void test_vae_budget(void **state) {
+    (void)state;
+    latup_weights g = {0};
+    assert_int_equal(latup_safetensors_load("ref_data/vae/golden_real_widths.safetensors", &g), LATUP_OK);
+    char path[] = "/tmp/latup_vae_budget_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_true(wg_write_generated(&g, "seed", path) > 0);
+    latup_weights_free(&g);
+    latup_vae *v = NULL;
+    assert_int_equal(latup_vae_load(path, &v), LATUP_OK);
+    latup_tensor z;
+    const int64_t zs[4] = {1, 16, 40, 36};
+    assert_int_equal(latup_tensor_alloc(&z, 4, zs), LATUP_OK);
+    wg_input(z.data, latup_tensor_numel(&z), "budget", 5);
+    latup_decode_plan exact, tiled;
+    assert_int_equal(latup_vae_plan_decode(v, 40, 36, NULL, &exact), LATUP_OK);
+    assert_false(exact.tiled);
+    /* half of what the exact decode needs beyond the weights */
+    const size_t budget = exact.plan.mem.weights + (exact.peak - exact.plan.mem.weights) / 2;
+    latup_decode_opts o = {.max_memory = budget};
+    assert_int_equal(latup_vae_plan_decode(v, 40, 36, &o, &tiled), LATUP_OK);
+    printf("budget: exact decode needs %.1f MiB; a budget of %.1f MiB tiles %d with overlap %d, planned peak %.1f MiB "
+           "(%s)\n", exact.peak / 1048576.0, budget / 1048576.0, tiled.tile, tiled.overlap, tiled.peak / 1048576.0,
+           tiled.reason);
+    assert_true(tiled.tiled && tiled.peak <= budget && strstr(tiled.reason, "budget"));
+    /* the planned peak holds the output image: less room for tiles than without it */
+    assert_true(tiled.peak >= tiled.plan.mem.arena + tiled.plan.mem.weights + (size_t)3 * 320 * 288 * 4);
+    /* measured: the growth of this process's peak resident set over the decode (the weights and
+     * the input are resident before it starts; the output image and the arena are what it adds) */
+    assert_true(reset_peak_rss()); /* cannot measure: fail, never pass unmeasured */
+    const long before = status_kb("VmRSS");
+    latup_tensor img0;
+    assert_int_equal(latup_vae_decode(v, &z, &img0, &o), LATUP_OK);
+    const long peak = status_kb("VmHWM");
+    latup_tensor_free(&img0);
+    const double used = (double)(peak - before) * 1024.0;
+    const double room = (double)budget - (double)tiled.plan.mem.weights - (double)latup_tensor_numel(&z) * 4;
+    printf("budget: the decode raised the peak resident set by %.1f MiB (from %.1f MiB); the budget leaves %.1f MiB "
+           "beyond the weights and the input: %s\n", used / 1048576.0, before / 1024.0, room / 1048576.0,
+           used <= room ? "OK" : "NOT OK");
+    assert_true(used > 0 && used <= room);
+    /* a budget that only the weights would fill: refused, naming the smallest budget that works */
+    latup_decode_opts tiny = {.max_memory = tiled.plan.mem.weights};
+    assert_int_equal(latup_vae_plan_decode(v, 40, 36, &tiny, &tiled), LATUP_E_NOMEM);
+    printf("budget too small: %s\n", latup_last_error());
+    assert_non_null(strstr(latup_last_error(), "cannot be met"));
+    assert_non_null(strstr(latup_last_error(), "smallest tiles"));
+    latup_tensor img;
+    assert_int_equal(latup_vae_decode(v, &z, &img, &tiny), LATUP_E_NOMEM);
+    assert_null(img.data);
+    latup_tensor_free(&z);
+    latup_vae_free(v);
+    unlink(path);
+}
+
 /* ---- loader errors ---------------------------------------------------------------------------------- */
 static void test_vae_load_errors(void **state) {
     (void)state;
@@ -231,6 +373,8 @@ int main(void) {
         cmocka_unit_test(test_vae_small_all_namings),
         cmocka_unit_test(test_vae_real_widths),
         cmocka_unit_test(test_vae_tiled),
+        cmocka_unit_test(test_vae_tiled_golden),
+        cmocka_unit_test(test_vae_budget),
         cmocka_unit_test(test_vae_load_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

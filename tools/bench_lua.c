@@ -3,6 +3,7 @@
  * several runs next to the FLOP count and the achieved GFLOP/s. Build: make bench.
  *
  *   build/bench_lua [--size 64] [--scale 2] [--threads N] [--runs 3] [--depth 6] [--layers 6]
+ *                   [--exact] [--model FILE]  (FILE: time that checkpoint instead)
  *
  * The random model is written once to a temporary safetensors file and loaded through the normal
  * loader, so the timing covers exactly the code path the CLI runs. */
@@ -130,6 +131,7 @@ static int cmpd(const void *a, const void *b) {
 int main(int argc, char **argv) {
     cfg c = {16, 360, 6, 6, 12, 16, 256, 2};
     int size = 64, threads = 0, runs = 3;
+    const char *model_path = NULL; /* a checkpoint to time instead of the generated model */
     for (int i = 1; i < argc; i += 2) {
         if (!strcmp(argv[i], "--exact")) { /* the plain reference arithmetic (libm exp/erf) */
             latup_set_exact_math(1);
@@ -140,6 +142,10 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_lua: %s needs a value\n", argv[i]);
             return 1;
         }
+        if (!strcmp(argv[i], "--model")) {
+            model_path = argv[i + 1];
+            continue;
+        }
         int v = atoi(argv[i + 1]);
         if (!strcmp(argv[i], "--size")) size = v;
         else if (!strcmp(argv[i], "--scale")) c.scale = v;
@@ -148,31 +154,41 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--depth")) c.depth = v;
         else if (!strcmp(argv[i], "--layers")) c.layers = v;
         else {
-            fprintf(stderr, "usage: bench_lua [--size N] [--scale 2|4] [--threads N] [--runs N] [--depth D] [--layers L] [--exact]\n");
+            fprintf(stderr, "usage: bench_lua [--size N] [--scale 2|4] [--threads N] [--runs N] [--depth D] [--layers L] [--exact] [--model FILE]\n");
             return 1;
         }
     }
     if (runs < 1 || runs > 100) runs = 3;
     latup_set_threads(threads);
-    latup_weights w = {0};
-    w.path = strdup("bench");
-    build(&w, &c);
-    char path[] = "/tmp/latup_bench_XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    if (latup_safetensors_write(path, &w) != LATUP_OK) {
-        fprintf(stderr, "bench: %s\n", latup_last_error());
-        return 1;
-    }
-    for (int i = 0; i < w.n; i++) free(w.t[i].f32), free(w.t[i].name);
-    free(w.t);
-    free(w.path);
     latup_lua *m;
-    latup_status st = latup_lua_load(path, &m);
-    unlink(path);
+    latup_status st;
+    if (model_path) {
+        st = latup_lua_load(model_path, &m);
+    } else {
+        latup_weights w = {0};
+        w.path = strdup("bench");
+        build(&w, &c);
+        char path[] = "/tmp/latup_bench_XXXXXX";
+        int fd = mkstemp(path);
+        close(fd);
+        if (latup_safetensors_write(path, &w) != LATUP_OK) {
+            fprintf(stderr, "bench: %s\n", latup_last_error());
+            return 1;
+        }
+        for (int i = 0; i < w.n; i++) free(w.t[i].f32), free(w.t[i].name);
+        free(w.t);
+        free(w.path);
+        st = latup_lua_load(path, &m);
+        unlink(path);
+    }
     if (st != LATUP_OK) {
         fprintf(stderr, "bench: %s\n", latup_last_error());
         return 1;
+    }
+    if (model_path) { /* the loaded model's shape, for the FLOP count */
+        const latup_lua_config *mc = latup_lua_get_config(m);
+        c.C = mc->in_chans, c.E = mc->embed_dim, c.layers = mc->num_layers, c.depth = mc->depths[0];
+        c.heads = mc->num_heads[0], c.ws = mc->window_size, c.F = mc->head_feat;
     }
     latup_tensor x, y;
     int64_t shape[4] = {1, c.C, size, size};

@@ -2,7 +2,7 @@
  * style: 16 latent channels, no post_quant_conv) with random weights: writes the weights once, then
  * times exact decodes (median of runs) next to the FLOP count and GFLOP/s. Build: make bench.
  *
- *   build/bench_vae --size 64 [--threads N] [--runs 3] [--tile T]
+ *   build/bench_vae --size 64 [--threads N] [--runs 3] [--tile T] [--exact] [--vae FILE]
  *   build/bench_vae --write-weights FILE      (for /usr/bin/time -v latup decode --vae FILE ...)
  *   build/bench_vae --write-latent FILE --size 128
  */
@@ -130,7 +130,7 @@ static latup_tensor random_latent(int size) {
 
 int main(int argc, char **argv) {
     int size = 64, threads = 0, runs = 3, tile = 0;
-    const char *write_w = NULL, *write_z = NULL;
+    const char *write_w = NULL, *write_z = NULL, *vae_path = NULL;
     for (int i = 1; i < argc; i += 2) {
         if (!strcmp(argv[i], "--exact")) { /* the plain reference arithmetic (libm, direct convs) */
             latup_set_exact_math(1);
@@ -143,9 +143,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--runs")) runs = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--tile")) tile = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--write-weights")) write_w = argv[i + 1];
+        else if (!strcmp(argv[i], "--vae")) vae_path = argv[i + 1];
         else if (!strcmp(argv[i], "--write-latent")) write_z = argv[i + 1];
         else {
-            fprintf(stderr, "usage: bench_vae [--size N] [--threads N] [--runs N] [--tile T] [--exact] [--write-weights F] [--write-latent F]\n");
+            fprintf(stderr, "usage: bench_vae [--size N] [--threads N] [--runs N] [--tile T] [--exact] [--vae FILE] [--write-weights F] [--write-latent F]\n");
             return 1;
         }
     }
@@ -157,28 +158,30 @@ int main(int argc, char **argv) {
         latup_tensor_free(&z);
         return 0;
     }
-    builder b = {0};
-    b.w.path = strdup("bench");
-    build(&b);
     char tmpl[] = "/tmp/latup_bench_vae_XXXXXX";
-    const char *path = write_w;
-    if (!path) {
-        int fd = mkstemp(tmpl);
-        close(fd);
-        path = tmpl;
-    }
-    if (latup_safetensors_write(path, &b.w) != LATUP_OK) return fprintf(stderr, "%s\n", latup_last_error()), 1;
-    for (int i = 0; i < b.w.n; i++) free(b.w.t[i].f32), free(b.w.t[i].name);
-    free(b.w.t);
-    free(b.w.path);
-    if (write_w) {
-        printf("wrote %s\n", write_w);
-        return 0;
+    const char *path = vae_path ? vae_path : write_w;
+    if (!vae_path) {
+        builder b = {0};
+        b.w.path = strdup("bench");
+        build(&b);
+        if (!path) {
+            int fd = mkstemp(tmpl);
+            close(fd);
+            path = tmpl;
+        }
+        if (latup_safetensors_write(path, &b.w) != LATUP_OK) return fprintf(stderr, "%s\n", latup_last_error()), 1;
+        for (int i = 0; i < b.w.n; i++) free(b.w.t[i].f32), free(b.w.t[i].name);
+        free(b.w.t);
+        free(b.w.path);
+        if (write_w) {
+            printf("wrote %s\n", write_w);
+            return 0;
+        }
     }
     latup_set_threads(threads);
     latup_vae *v;
     latup_status st = latup_vae_load(path, &v);
-    unlink(path);
+    if (!vae_path) unlink(path);
     if (st != LATUP_OK) return fprintf(stderr, "%s\n", latup_last_error()), 1;
     latup_tensor z = random_latent(size), img;
     latup_vae_plan p;
