@@ -50,7 +50,8 @@ static inline float latup_exp_fast(float x) {
     const int32_t ni = tb - 0x4B400000;
     const int32_t h1 = (ni >> 1) + 127, h2 = ni - (ni >> 1) + 127;
     float s1, s2;
-    const int32_t b1 = h1 << 23, b2 = h2 << 23;
+    /* unsigned: a NaN input makes ni garbage (the result is NaN anyway), and must not overflow */
+    const uint32_t b1 = (uint32_t)h1 << 23, b2 = (uint32_t)h2 << 23;
     memcpy(&s1, &b1, sizeof s1);
     memcpy(&s2, &b2, sizeof s2);
     const float v = (y * s1) * s2;
