@@ -1,7 +1,12 @@
 SHELL := /bin/bash
-# latup — build liblatup.a, the CLI build/latup, and the cmocka test suite.
-#   make            library + CLI
+# latup — build liblatup (static and shared), the CLI build/latup, and the cmocka test suite.
+#   make            liblatup.a, liblatup.so and the CLI
 #   make test       build and run every test (exits non-zero on any failure)
+#   make install    PREFIX=/usr/local DESTDIR=: bin/latup, lib/liblatup.{so,a}, include/latup.h,
+#                   lib/pkgconfig/latup.pc, share/man/man1/latup.1;  make uninstall
+#   make check-install  install into a scratch prefix, build examples/c against it with
+#                   pkg-config, run it, uninstall
+#   make test-python    the Python package's tests (python/tests, Debian's python3-numpy)
 #   make bench      build/bench_lua and build/bench_vae, the timing benchmarks
 #   make demo       install missing packages, build, upscale + decode the committed demo latent
 #   make fuzz       libFuzzer targets in fuzz/ (clang), FUZZ_TIME seconds each
@@ -12,9 +17,17 @@ CC      ?= cc
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 
+# The one version number lives in include/latup.h.
+VERSION_PART = $(shell sed -n 's/^\#define LATUP_VERSION_$(1) \([0-9]*\)$$/\1/p' include/latup.h)
+VMAJOR  := $(call VERSION_PART,MAJOR)
+VERSION := $(VMAJOR).$(call VERSION_PART,MINOR).$(call VERSION_PART,PATCH)
+
 CFLAGS  ?= -O2 -march=native
-CFLAGS  += -std=c11 -Wall -Wextra -fopenmp -Iinclude -Isrc $(BLAS_CFLAGS)
+CFLAGS  += -std=c11 -Wall -Wextra -fopenmp -Iinclude $(BLAS_CFLAGS)
 LDLIBS  += $(BLAS_LIBS) -lz -lm -fopenmp
+# The library's objects serve both liblatup.a and liblatup.so: position-independent, and hidden
+# unless latup.h marks them LATUP_API. The CLI sees include/ only: it uses the public API.
+LIB_CFLAGS = $(CFLAGS) -Isrc -fPIC -fvisibility=hidden
 
 ifeq ($(SANITIZE),1)
 BUILD   ?= build-san
@@ -28,41 +41,129 @@ LIB_SRC   := $(wildcard src/*.c src/ops/*.c src/model/*.c src/io/*.c)
 CLI_SRC   := $(wildcard src/cli/*.c)
 TEST_SRC  := $(wildcard tests/test_*.c)
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
-CLI_OBJ   := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
+CLI_OBJ   := $(CLI_SRC:src/cli/%.c=$(BUILD)/cli/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HEADERS   := $(wildcard include/*.h src/*.h src/*/*.h tests/*.h)
+SONAME    := liblatup.so.$(VMAJOR)
+SHLIB     := $(BUILD)/liblatup.so.$(VERSION)
 
-.PHONY: all test bench demo deps fuzz clean check-deps
-all: check-deps $(BUILD)/liblatup.a $(BUILD)/latup
+.PHONY: all test bench demo deps fuzz clean check-deps install uninstall check-install check-exports test-python examples
+all: check-deps $(BUILD)/liblatup.a $(BUILD)/liblatup.so $(BUILD)/latup
 
 check-deps:
-	@echo "latup: CC=$(CC); OpenMP: -fopenmp; BLAS: $(if $(BLAS_CFLAGS),$(BLAS_LIBS) ($(BLAS_CFLAGS)),-lopenblas (pkg-config found no openblas))"
+	@echo "latup $(VERSION): CC=$(CC); OpenMP: -fopenmp; BLAS: $(if $(BLAS_CFLAGS),$(BLAS_LIBS) ($(BLAS_CFLAGS)),-lopenblas (pkg-config found no openblas))"
 	@printf '#include <cblas.h>\n#include <omp.h>\n#include <zlib.h>\nint main(void){return 0;}\n' | \
 	  $(CC) -x c - -fsyntax-only -fopenmp $(BLAS_CFLAGS) 2>/dev/null || \
 	  { echo "latup: missing headers (cblas.h, omp.h or zlib.h): run .ci/run or apt-get install libopenblas-openmp-dev zlib1g-dev libcmocka-dev" >&2; exit 1; }
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(BUILD)/cli/%.o: src/cli/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/liblatup.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
+	rm -f $@
 	ar rcs $@ $^
+
+$(SHLIB): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/liblatup.so: $(SHLIB)
+	ln -sf $(notdir $(SHLIB)) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
 
 $(BUILD)/latup: $(CLI_OBJ) $(BUILD)/liblatup.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/liblatup.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/liblatup.a $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -DLATUP_BUILD_DIR=\"$(BUILD)\" $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Isrc -Itests -DLATUP_BUILD_DIR=\"$(BUILD)\" $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
 
-# Each test binary runs from the repository root (golden data paths are relative to it).
-test: all $(TEST_BIN)
+# Each test binary runs from the repository root (golden data paths are relative to it). Then, in
+# the plain build, the exported symbols and the Python package (when numpy is there to run it).
+test: all $(TEST_BIN) $(BUILD)/latup-shared
 	@pass=0; fail=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
 	  if OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
 	done; \
+	if [ "$(SANITIZE)" != 1 ]; then \
+	  echo "== check-exports"; if $(MAKE) -s check-exports; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-exports"; fi; \
+	  if $(PYTHON) -c 'import numpy' 2>/dev/null; then \
+	    echo "== test-python"; if $(MAKE) -s test-python; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: test-python"; fi; \
+	  else echo "== test-python NOT RUN: $(PYTHON) has no numpy (apt-get install python3-numpy); not counted"; fi; \
+	fi; \
 	echo "tests: $$pass passed, $$fail failed"; test $$fail -eq 0
+
+# The CLI linked against liblatup.so instead of the static library: it links only if the CLI uses
+# nothing but the exported API (what `make install` promises a program built on latup.h).
+$(BUILD)/latup-shared: $(CLI_OBJ) $(BUILD)/liblatup.so
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) -L$(BUILD) -llatup -Wl,-rpath,'$$ORIGIN' $(LDLIBS)
+
+# liblatup.so exports exactly the functions latup.h declares: all of them, nothing else.
+check-exports: $(BUILD)/liblatup.so
+	@nm -D --defined-only $(BUILD)/liblatup.so | awk '{print $$3}' | sort > $(BUILD)/exports.txt
+	@sed -n 's/^LATUP_API[^(]*[ *]\(latup_[a-z0-9_]*\)(.*/\1/p' include/latup.h | sort > $(BUILD)/declared.txt
+	@if grep -v '^latup_' $(BUILD)/exports.txt; then echo "check-exports: liblatup.so exports the symbols above (not latup_*)"; exit 1; fi
+	@if ! diff -u $(BUILD)/declared.txt $(BUILD)/exports.txt; then echo "check-exports: latup.h (-) and liblatup.so (+) disagree"; exit 1; fi
+	@echo "check-exports: liblatup.so ($(SONAME)) exports the $$(wc -l < $(BUILD)/exports.txt) functions latup.h declares, nothing else"
+
+# ---- install ---------------------------------------------------------------------------------
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+
+$(BUILD)/latup.pc: latup.pc.in include/latup.h
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBS_PRIVATE@|$(BLAS_LIBS) -lz -lm -fopenmp|' $< > $@
+
+install: all $(BUILD)/latup.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(BUILD)/latup $(DESTDIR)$(BINDIR)/latup
+	install -m 644 $(BUILD)/liblatup.a $(DESTDIR)$(LIBDIR)/liblatup.a
+	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/$(notdir $(SHLIB))
+	ln -sf $(notdir $(SHLIB)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/liblatup.so
+	install -m 644 include/latup.h $(DESTDIR)$(INCLUDEDIR)/latup.h
+	install -m 644 $(BUILD)/latup.pc $(DESTDIR)$(LIBDIR)/pkgconfig/latup.pc
+	install -m 644 docs/latup.1 $(DESTDIR)$(MANDIR)/man1/latup.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/latup $(DESTDIR)$(LIBDIR)/liblatup.a $(DESTDIR)$(LIBDIR)/liblatup.so \
+	  $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(notdir $(SHLIB)) $(DESTDIR)$(INCLUDEDIR)/latup.h \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/latup.pc $(DESTDIR)$(MANDIR)/man1/latup.1
+
+# What a user does after `make install`: build a program with pkg-config and run it; then
+# `make uninstall` must leave nothing behind.
+CHECK_PREFIX ?= $(CURDIR)/$(BUILD)/check-install
+check-install: all
+	rm -rf $(CHECK_PREFIX)
+	$(MAKE) -s install PREFIX=$(CHECK_PREFIX)
+	PKG_CONFIG_PATH=$(CHECK_PREFIX)/lib/pkgconfig; export PKG_CONFIG_PATH; \
+	  $(CC) -o $(CHECK_PREFIX)/upscale_example examples/c/upscale_example.c $$(pkg-config --cflags --libs latup) \
+	    -Wl,-rpath,$(CHECK_PREFIX)/lib && \
+	  $(CHECK_PREFIX)/upscale_example ref_data/small/model.safetensors.gz && \
+	  $(CHECK_PREFIX)/bin/latup --version && \
+	  MANPATH=$(CHECK_PREFIX)/share/man man -w latup
+	$(MAKE) -s uninstall PREFIX=$(CHECK_PREFIX)
+	rm -f $(CHECK_PREFIX)/upscale_example
+	@left=$$(find $(CHECK_PREFIX) -type f -o -type l); \
+	  if [ -n "$$left" ]; then echo "check-install: uninstall left $$left"; exit 1; fi
+	rm -rf $(CHECK_PREFIX)
+	@echo "check-install: installed, built examples/c against it with pkg-config, ran it, uninstalled"
+
+# ---- Python --------------------------------------------------------------------------------------
+# Debian's interpreter (python3-numpy), not a pyenv one; the package loads $(BUILD)/liblatup.so.
+PYTHON ?= /usr/bin/python3
+test-python: $(BUILD)/liblatup.so $(BUILD)/latup
+	LATUP_LIBRARY=$(CURDIR)/$(BUILD)/liblatup.so LATUP_BIN=$(CURDIR)/$(BUILD)/latup CC=$(CC) \
+	  PYTHONPATH=$(CURDIR)/python:$(CURDIR)/examples/comfyui $(PYTHON) -m unittest discover -s python/tests -t python -v
 
 # The README's main job: install what is missing, build, then upscale the committed demo latent
 # with the small LUA and decode it with the small FLUX-style VAE in one `latup run`.
@@ -82,7 +183,7 @@ deps:
 # Benchmarks (not tests): build/bench_lua --help
 bench: $(BUILD)/bench_lua $(BUILD)/bench_vae
 $(BUILD)/bench_%: tools/bench_%.c $(BUILD)/liblatup.a $(HEADERS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
 # libFuzzer targets (clang): fuzz/fuzz_*.c, each over the file readers only (no BLAS/OpenMP).
 # make fuzz FUZZ_TIME=60 runs each target for FUZZ_TIME seconds on a copy of its committed seed
