@@ -334,7 +334,7 @@ static void s_noncontig(void) {
     write_latent(tmp("in.npy"), 16, 16, 16, 0);
 }
 static void s_fortran(void) { write_npy_header(tmp("in.npy"), "{'descr': '<f4', 'fortran_order': True, 'shape': (16, 16, 16), }", 16 * 16 * 16 * 4); }
-static void s_f8(void) { write_npy_header(tmp("in.npy"), "{'descr': '<f8', 'fortran_order': False, 'shape': (16, 16, 16), }", 16 * 16 * 16 * 8); }
+static void s_i8(void) { write_npy_header(tmp("in.npy"), "{'descr': '<i8', 'fortran_order': False, 'shape': (16, 16, 16), }", 16 * 16 * 16 * 8); }
 static void s_rank5(void) { write_npy_header(tmp("in.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 16, 4, 4), }", 256 * 4); }
 static void s_channels(void) { write_latent(tmp("in.npy"), 4, 16, 16, 0); }
 static void s_nan(void) { write_latent(tmp("in.npy"), 16, 16, 16, NAN); }
@@ -438,7 +438,7 @@ static const row ROWS[] = {
     {"E18", s_legacy, UP("@m"), 2, "legacy"},
     {"E19", s_noncontig, UP("@m"), 2, "non-contiguous"},
     {"E20", s_fortran, UP(MODEL), 2, "ortran"},
-    {"E21", s_f8, UP(MODEL), 2, "<f8"},
+    {"E21", s_i8, UP(MODEL), 2, "<i8"},
     {"E22", s_rank5, UP(MODEL), 2, "in.npy: "},
     {"E23", s_channels, UP(MODEL), 2, "channels"},
     {"E24", s_nan, UP(MODEL), 2, "NaN"},
