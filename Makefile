@@ -31,7 +31,7 @@ LIB_CFLAGS = $(CFLAGS) -Isrc -fPIC -fvisibility=hidden
 
 ifeq ($(SANITIZE),1)
 BUILD   ?= build-san
-CFLAGS  += -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+CFLAGS  += -g -DLATUP_SANITIZE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 else
 BUILD   ?= build

@@ -19,8 +19,9 @@ typedef struct {
     int pattern;
     latup_tensor x;          /* read, unpacked and converted to VAE space */
     int64_t batch;
-    latup_lua_plan lplan;
-    latup_vae_plan vplan;
+    latup_lua_plan lplan;     /* the upscale of one batch element */
+    latup_decode_plan dplan;  /* the decode of one batch element: exact or tiled, and why */
+    int dh, dw;               /* the latent size the decode sees */
 } item;
 
 typedef struct {
@@ -31,6 +32,7 @@ typedef struct {
     const latup_latent_family *family;
     int packed_h, packed_w;
     int scale, png, png_bits, verbose, quiet, dry, json, threads;
+    latup_device device;
     latup_decode_opts dopt;
     item *items;
     int n;
@@ -106,7 +108,11 @@ static int read_options(job *j) {
     j->dopt.max_memory = cli_given(a, "--max-memory") ? (size_t)cli_num(a, "--max-memory", 0)
                                                       : latup_default_max_memory();
     const char *device = cli_str(a, "--device");
-    if (device && !strcmp(device, "cuda")) {
+    j->device = device && !strcmp(device, "cuda") ? LATUP_DEVICE_CUDA : LATUP_DEVICE_CPU;
+    j->dopt.device = j->device;
+    if (j->device == LATUP_DEVICE_CUDA) {
+        /* until this library's forward passes refuse a device they cannot use themselves
+         * (LATUP_E_DEVICE), refuse here rather than compute on the CPU under a "cuda" label */
         latup_set_error(LATUP_E_DEVICE, "--device cuda: this build of latup has no CUDA support");
         return cli_fail(LATUP_E_DEVICE);
     }
@@ -241,7 +247,8 @@ static int check_item_against_models(job *j, item *it) {
     latup_status st = LATUP_OK;
     int dh = (int)h, dw = (int)w;
     if (j->lua) {
-        st = latup_lua_plan_memory(j->lua, (int)h, (int)w, j->scale, &it->lplan);
+        latup_run_opts ro = {.device = j->device};
+        st = latup_lua_plan_memory(j->lua, (int)h, (int)w, j->scale, &ro, &it->lplan);
         dh *= j->scale, dw *= j->scale;
         const latup_lua_config *c = latup_lua_get_config(j->lua);
         if (!st && j->png && j->stages == LUA && c->out_chans != 3) {
@@ -250,9 +257,11 @@ static int check_item_against_models(job *j, item *it) {
                              it->out, latup_shape_str(s, sizeof s, x->ndim, x->ndim == 4 ? ys : ys + 1));
         }
     }
-    if (!st && j->vae) st = latup_vae_plan_memory(j->vae, dh, dw, &it->vplan);
+    /* whether the decode tiles, and a budget no tile can meet, are known now, not after the upscale */
+    it->dh = dh, it->dw = dw;
+    if (!st && j->vae) st = latup_vae_plan_decode(j->vae, dh, dw, &j->dopt, &it->dplan);
     if (st) {
-        if (st == LATUP_E_INPUT) latup_error_prefix(it->path);
+        if (st == LATUP_E_INPUT || st == LATUP_E_NOMEM) latup_error_prefix(it->path);
         return cli_fail(st);
     }
     return check_batch_outputs(j, it);
@@ -260,71 +269,97 @@ static int check_item_against_models(job *j, item *it) {
 
 /* ---- 5. --dry-run: the memory plan, nothing computed ---------------------------------------------------- */
 
-static size_t weights_bytes(const job *j) {
-    size_t b = 0;
-    if (j->lua) b += (size_t)latup_lua_get_config(j->lua)->n_params * sizeof(float);
-    if (j->vae) b += (size_t)latup_vae_get_config(j->vae)->n_params * sizeof(float);
-    return b;
+static size_t weights_bytes(const job *j, const item *it) {
+    return (j->lua ? it->lplan.mem.weights : 0) + (j->vae ? it->dplan.plan.mem.weights : 0);
 }
 
-/* The most one input needs at once beyond the weights: its largest stage's arena plus the tensors
- * that stage reads and writes. */
+/* The most the process holds for one input: the weights, the input, and the larger stage: the
+ * upscale (its arena and the whole upscaled batch) or the decode (the upscaled batch, the whole
+ * image batch, and one element's decode: arena, tiling buffers, its output). */
 static size_t item_peak(const job *j, const item *it) {
-    size_t in = (size_t)latup_tensor_numel(&it->x) * sizeof(float), up = in, img = 0, peak = 0;
+    const size_t B = (size_t)it->batch, in = (size_t)latup_tensor_numel(&it->x) * sizeof(float);
+    size_t up = in, peak = 0;
     if (j->lua) {
-        up = in * (size_t)j->scale * (size_t)j->scale / (size_t)latup_lua_get_config(j->lua)->in_chans *
-             (size_t)latup_lua_get_config(j->lua)->out_chans;
-        peak = in + up + it->lplan.total;
+        up = B * it->lplan.mem.output;
+        peak = in + it->lplan.mem.arena + up;
     }
     if (j->vae) {
-        img = up / (size_t)latup_vae_get_config(j->vae)->z_channels * 3 * 64;
-        size_t d = (j->lua ? in : 0) + up + img + it->vplan.total;
+        size_t one = it->dplan.peak - it->dplan.plan.mem.weights;
+        size_t d = (j->lua ? in : 0) + up + B * it->dplan.plan.mem.output + one;
         if (d > peak) peak = d;
     }
-    return peak;
+    return peak + weights_bytes(j, it);
 }
 
-static int dry_run(job *j) {
-    size_t worst = 0;
-    for (int i = 0; i < j->n; i++) {
-        size_t p = item_peak(j, &j->items[i]);
-        if (p > worst) worst = p;
-    }
-    const size_t peak = worst + weights_bytes(j);
+static void dry_run_text(const job *j, FILE *f, size_t peak) {
     const double MiB = 1024.0 * 1024.0;
-    FILE *f = stdout;
-    if (!j->json) {
-        for (int i = 0; i < j->n; i++) {
-            const item *it = &j->items[i];
-            char s[96];
-            fprintf(f, "%s %s:", it->path, latup_shape_str(s, sizeof s, it->x.ndim, it->x.shape));
-            if (j->lua) fprintf(f, " upscale x%d arena %.1f MiB;", j->scale, it->lplan.total / MiB);
-            if (j->vae) fprintf(f, " decode %dx%d arena %.1f MiB;", it->vplan.h, it->vplan.w, it->vplan.total / MiB);
-            fprintf(f, " peak %.1f MiB\n", (item_peak(j, it) + weights_bytes(j)) / MiB);
-        }
-        fprintf(f, "weights %.1f MiB; peak %.1f MiB (%zu bytes); budget %.1f MiB; %d threads\n",
-                weights_bytes(j) / MiB, peak / MiB, peak, j->dopt.max_memory / MiB, j->threads);
-        return 0;
+    for (int i = 0; i < j->n; i++) {
+        const item *it = &j->items[i];
+        const latup_decode_plan *dp = &it->dplan;
+        char s[96];
+        fprintf(f, "%s %s:", it->path, latup_shape_str(s, sizeof s, it->x.ndim, it->x.shape));
+        if (j->lua) fprintf(f, " upscale x%d, arena %.1f MiB;", j->scale, it->lplan.mem.arena / MiB);
+        if (j->vae && dp->tiled)
+            fprintf(f, " decode tiled (tiles of %d, overlap %d: %s), arena %.1f MiB;", dp->tile, dp->overlap,
+                    dp->reason, dp->plan.mem.arena / MiB);
+        else if (j->vae)
+            fprintf(f, " decode exact, arena %.1f MiB;", dp->plan.mem.arena / MiB);
+        fprintf(f, " peak %.1f MiB\n", item_peak(j, it) / MiB);
     }
+    fprintf(f, "%s: peak %.1f MiB (%zu bytes, weights %.1f MiB); budget %.1f MiB; %d threads\n", j->cmd, peak / MiB,
+            peak, weights_bytes(j, &j->items[0]) / MiB, j->dopt.max_memory / MiB, j->threads);
+}
+
+static void json_plan(FILE *f, const latup_mem_plan *m) {
+    fprintf(f, "{\"arena\": %zu, \"weights\": %zu, \"output\": %zu, \"takes\": {", m->arena, m->weights, m->output);
+    for (int k = 0; k < m->n_takes; k++) {
+        fprintf(f, "%s", k ? ", " : "");
+        cli_json_string(f, m->takes[k].name);
+        fprintf(f, ": %zu", m->takes[k].bytes);
+    }
+    fprintf(f, "}");
+}
+
+static void dry_run_json(const job *j, FILE *f, size_t peak) {
     fprintf(f, "{\"command\": ");
     cli_json_string(f, j->cmd);
-    fprintf(f, ", \"threads\": %d, \"max_memory\": %zu, \"weights\": %zu, \"peak\": %zu, \"items\": [", j->threads,
-            j->dopt.max_memory, weights_bytes(j), peak);
+    fprintf(f, ", \"threads\": %d, \"max_memory\": %zu, \"peak\": %zu, \"items\": [", j->threads,
+            j->dopt.max_memory, peak);
     for (int i = 0; i < j->n; i++) {
         const item *it = &j->items[i];
         fprintf(f, "%s{\"input\": ", i ? ", " : "");
         cli_json_string(f, it->path);
         fprintf(f, ", \"shape\": [");
         for (int d = 0; d < it->x.ndim; d++) fprintf(f, "%s%lld", d ? ", " : "", (long long)it->x.shape[d]);
-        fprintf(f, "]");
-        if (j->lua) fprintf(f, ", \"upscale\": {\"scale\": %d, \"arena\": %zu}", j->scale, it->lplan.total);
-        if (j->vae)
-            fprintf(f, ", \"decode\": {\"h\": %d, \"w\": %d, \"arena\": %zu}", it->vplan.h, it->vplan.w,
-                    it->vplan.total);
-        fprintf(f, ", \"peak\": %zu}", item_peak(j, it) + weights_bytes(j));
+        fprintf(f, "], \"peak\": %zu", item_peak(j, it));
+        if (j->lua) {
+            fprintf(f, ", \"upscale\": {\"scale\": %d, \"plan\": ", j->scale);
+            json_plan(f, &it->lplan.mem);
+            fprintf(f, "}");
+        }
+        if (j->vae) {
+            const latup_decode_plan *dp = &it->dplan;
+            fprintf(f, ", \"decode\": {\"h\": %d, \"w\": %d, \"tiled\": %s, \"tile\": %d, \"overlap\": %d, \"reason\": ",
+                    it->dh, it->dw, dp->tiled ? "true" : "false", dp->tile, dp->overlap);
+            cli_json_string(f, dp->reason);
+            fprintf(f, ", \"peak\": %zu, \"plan\": ", dp->peak);
+            json_plan(f, &dp->plan.mem);
+            fprintf(f, "}");
+        }
+        fprintf(f, "}");
     }
     fprintf(f, "]}\n");
-    return 0;
+}
+
+static int dry_run(const job *j) {
+    size_t peak = 0;
+    for (int i = 0; i < j->n; i++) {
+        size_t p = item_peak(j, &j->items[i]);
+        if (p > peak) peak = p;
+    }
+    if (j->json) dry_run_json(j, stdout, peak);
+    else dry_run_text(j, stdout, peak);
+    return fflush(stdout) == 0 ? 0 : cli_fail(latup_set_error(LATUP_E_IO, "<stdout>: write failed"));
 }
 
 /* ---- 6. compute, and outputs into the set ------------------------------------------------------------------ */
@@ -350,12 +385,55 @@ static latup_status add_output(const job *j, latup_outputs *outs, const item *it
     return LATUP_OK;
 }
 
-static latup_status dump_for(job *j, const item *it, const char *stage, cli_dump_ctx *d) {
+static latup_status dump_for(const job *j, const item *it, const char *stage, cli_dump_ctx *d) {
     if (!j->dump) return LATUP_OK;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s%s%s%s%s", j->dump, j->n > 1 ? "/" : "", j->n > 1 ? it->stem : "",
              j->stages == (LUA | VAE) ? "/" : "", j->stages == (LUA | VAE) ? stage : "");
     return cli_dump_open(d, dir);
+}
+
+/* Batch elements are decoded one at a time (so the plan announced is the plan run); their dumps
+ * keep their element's index. */
+typedef struct {
+    cli_dump_ctx *d;
+    int b;
+} element_dump;
+
+static void dump_element(void *user, const char *name, const latup_tensor *t, int batch) {
+    const element_dump *e = user;
+    (void)batch;
+    cli_dump_npy(e->d, name, t, e->b);
+}
+
+static latup_status decode(const job *j, const latup_tensor *z, latup_tensor *img, cli_dump_ctx *d) {
+    const int off = z->ndim - 3;
+    const int64_t B = off ? z->shape[0] : 1;
+    const size_t per = (size_t)latup_tensor_numel(z) / (size_t)B;
+    latup_decode_opts o = j->dopt;
+    element_dump ed = {d, 0};
+    if (j->dump) o.dump = dump_element, o.dump_user = &ed;
+    latup_status st = LATUP_OK;
+    for (int64_t b = 0; b < B && !st; b++) {
+        latup_tensor zb = *z, ib;
+        zb.data = z->data + (size_t)b * per;
+        if (off) zb.shape[0] = 1;
+        ed.b = (int)b;
+        if ((st = latup_vae_decode(j->vae, &zb, &ib, &o))) break;
+        if (b == 0) {
+            int64_t shape[4];
+            memcpy(shape, ib.shape, sizeof shape);
+            if (off) shape[0] = B;
+            if ((st = latup_tensor_alloc(img, ib.ndim, shape))) {
+                latup_tensor_free(&ib);
+                break;
+            }
+        }
+        const size_t isz = (size_t)latup_tensor_numel(&ib);
+        memcpy(img->data + (size_t)b * isz, ib.data, isz * sizeof(float));
+        latup_tensor_free(&ib);
+    }
+    return st;
 }
 
 static latup_status compute(job *j, item *it, latup_outputs *outs, double *t_up, double *t_dec, latup_tensor *y) {
@@ -365,23 +443,28 @@ static latup_status compute(job *j, item *it, latup_outputs *outs, double *t_up,
     char what[600];
     if (j->lua) {
         if ((st = dump_for(j, it, "lua", &dl))) return st;
-        latup_run_opts ro = {j->dump ? cli_dump_npy : NULL, &dl, j->verbose, j->dopt.progress};
+        latup_run_opts ro = {.dump = j->dump ? cli_dump_npy : NULL, .dump_user = &dl, .verbose = j->verbose,
+                             .progress = j->dopt.progress, .device = j->device};
         double t0 = cli_now();
         st = latup_lua_upscale(j->lua, &it->x, j->scale, &up, &ro);
         *t_up = cli_now() - t0;
         if (st == LATUP_E_INPUT) latup_error_prefix(it->path);
-        if (!st) st = cli_dump_close(&dl);
-        else cli_dump_close(&dl);
+        latup_status sd = cli_dump_close(&dl);
+        if (!st) st = sd;
         snprintf(what, sizeof what, "the x%d upscale by %s", j->scale, j->model_path);
         if (!st && (st = cli_check_finite(&up, what))) latup_error_prefix(it->path);
     }
     const latup_tensor *z = j->lua ? &up : &it->x;
     if (!st && j->vae) {
+        const latup_decode_plan *dp = &it->dplan;
+        if (dp->tiled && !j->quiet) /* an approximation is announced as one, before it runs */
+            fprintf(stderr,
+                    "latup: %s: decoding in tiles of %d latent pixels, overlap %d (%s; budget %.2f GiB): an "
+                    "approximation of the exact decode\n",
+                    it->path, dp->tile, dp->overlap, dp->reason, j->dopt.max_memory / 1073741824.0);
         if ((st = dump_for(j, it, "vae", &dv))) goto done;
-        latup_decode_opts o = j->dopt;
-        if (j->dump) o.dump = cli_dump_npy, o.dump_user = &dv;
         double t0 = cli_now();
-        st = latup_vae_decode(j->vae, z, &img, &o);
+        st = decode(j, z, &img, &dv);
         *t_dec = cli_now() - t0;
         /* name the file the fault lies with: the latent given, or the VAE given an upscaled one */
         if (st == LATUP_E_INPUT) {
@@ -392,8 +475,8 @@ static latup_status compute(job *j, item *it, latup_outputs *outs, double *t_up,
                 latup_error_prefix(it->path);
             }
         }
-        if (!st) st = cli_dump_close(&dv);
-        else cli_dump_close(&dv);
+        latup_status sd = cli_dump_close(&dv);
+        if (!st) st = sd;
         snprintf(what, sizeof what, "%s: the image decoded by %s", it->path, j->vae_path);
         if (!st && (st = cli_check_finite(&img, what))) goto done;
     }
@@ -420,7 +503,8 @@ static void report(const job *j, const item *it, int i, const latup_tensor *y, d
     if (j->lua) snprintf(sc, sizeof sc, " -> x%d", j->scale);
     char idx[32] = "";
     if (j->n > 1) snprintf(idx, sizeof idx, "[%d/%d] ", i + 1, j->n);
-    fprintf(stderr, "latup: %s%s %s%s%s -> %s %s (", idx, it->path, si, sc, j->vae ? " -> decode" : "", it->out, so);
+    fprintf(stderr, "latup: %s%s %s%s%s -> %s %s (", idx, it->path, si, sc,
+            !j->vae ? "" : it->dplan.tiled ? " -> decode (tiled: approximate)" : " -> decode", it->out, so);
     if (j->lua && j->vae) fprintf(stderr, "upscale %.2f s, decode %.2f s", t_up, t_dec);
     else fprintf(stderr, "%.2f s", t_up + t_dec);
     if (j->n == 1) fprintf(stderr, "; load %.2f s, %d threads", j->t_load, j->threads);
