@@ -79,7 +79,7 @@ $(BUILD)/liblatup.so: $(SHLIB)
 $(BUILD)/latup: $(CLI_OBJ) $(BUILD)/liblatup.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/liblatup.a $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/liblatup.a $(HEADERS)
+$(BUILD)/tests/%: tests/%.c $(BUILD)/liblatup.a $(HEADERS) $(CLI_SRC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isrc -Itests -DLATUP_BUILD_DIR=\"$(BUILD)\" $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
 

@@ -227,20 +227,20 @@ static const cli_opt COMPARE_OPTS[] = {
 #define N(a) (int)(sizeof a / sizeof a[0])
 
 const cli_command CLI_CMD_UPSCALE = {
-    "upscale", "--model MODEL --scale S --in INPUT... (--out OUTPUT | --out-dir DIR) [options]",
+    "upscale", "-m MODEL -s S -i INPUT... (-o OUTPUT | --out-dir DIR) [options]",
     "Upscales decoder-ready VAE latents with a LUA model (or RGB images with a SwinIR model). The\n"
     "model is loaded once for all the inputs; the time per input is reported.",
     UPSCALE_OPTS, N(UPSCALE_OPTS), "--verbose --quiet,--out --out-dir", 0, 0, "",
 };
 const cli_command CLI_CMD_DECODE = {
-    "decode", "--vae VAE --in LATENT... (--out IMAGE | --out-dir DIR) [options]",
+    "decode", "--vae VAE -i LATENT... (-o IMAGE | --out-dir DIR) [options]",
     "Decodes VAE latents with the AutoencoderKL decoder of SD 1.x/2.x, SDXL, SD3 or FLUX.1. PNG\n"
     "output uses diffusers' mapping, clamp((x + 1) / 2, 0, 1); .npy holds the raw decoder output\n"
     "[B,3,8h,8w]. When the decode is tiled, one line on stderr says so and why.",
     DECODE_OPTS, N(DECODE_OPTS), "--verbose --quiet,--out --out-dir", 0, 0, "",
 };
 const cli_command CLI_CMD_RUN = {
-    "run", "--model LUA --scale 2|4 --vae VAE --in LATENT... (--out IMAGE | --out-dir DIR) [options]",
+    "run", "-m LUA -s 2|4 --vae VAE -i LATENT... (-o IMAGE | --out-dir DIR) [options]",
     "Upscales VAE latents with LUA and decodes the result: a 2K/4K image from one decode. Both\n"
     "models are loaded once; their channels are checked against each other before any compute.",
     RUN_OPTS, N(RUN_OPTS), "--verbose --quiet,--out --out-dir,--save-latent --out-dir", 0, 0, "",
@@ -405,9 +405,10 @@ static int bad_value(FILE *err, const cli_command *cmd, const cli_opt *o, const 
 
 static int check_conflicts(const cli_command *cmd, const cli_args *a, FILE *err) {
     for (const char *c = cmd->conflicts; *c;) {
-        char x[32] = "", y[32] = "";
+        char pair[64] = "", x[32] = "", y[32] = "";
         size_t n = strcspn(c, ",");
-        if (sscanf(c, "%31s %31s", x, y) == 2 && cli_given(a, x) && cli_given(a, y))
+        snprintf(pair, sizeof pair, "%.*s", (int)n, c);
+        if (sscanf(pair, "%31s %31s", x, y) == 2 && cli_given(a, x) && cli_given(a, y))
             return usage_error(err, cmd, "%s and %s exclude each other", x, y);
         c += n + (c[n] == ',');
     }
