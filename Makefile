@@ -83,6 +83,13 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/liblatup.a $(HEADERS) $(CLI_SRC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isrc -Itests -DLATUP_BUILD_DIR=\"$(BUILD)\" $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
 
+# The LD_PRELOAD shim test_cli_contract uses to kill latup mid-write and fail fsync/rename; plain
+# (no sanitizer), so it can be preloaded into either build.
+$(BUILD)/tests/fault_inject.so: tests/fault_inject.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -shared -fPIC -o $@ $< -ldl
+$(BUILD)/tests/test_cli_contract: $(BUILD)/tests/fault_inject.so
+
 # Each test binary runs from the repository root (golden data paths are relative to it). Then, in
 # the plain build, the exported symbols and the Python package (when numpy is there to run it).
 test: all $(TEST_BIN) $(BUILD)/latup-shared

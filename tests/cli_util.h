@@ -1,5 +1,6 @@
-/* cli_util.h — running build/latup from a test: fork/exec with stderr captured to a file.
- * Header-only; shared by test_cli.c and test_errors.c. */
+/* cli_util.h — running build/latup from a test: fork/exec with stderr captured to a file (and,
+ * when asked, stdin from a file, stdout into one, extra environment). Header-only; shared by the
+ * tests that run the CLI. */
 #ifndef LATUP_CLI_UTIL_H
 #define LATUP_CLI_UTIL_H
 
@@ -13,9 +14,12 @@
 #endif
 #define LATUP_BIN LATUP_BUILD_DIR "/latup"
 
-/* Runs LATUP_BIN with args (NULL-terminated, without the program name); stdout goes to
- * /dev/null, stderr into err (NUL-terminated). Returns the exit status (128 + signal if killed). */
-static inline int run_cli(const char *tmpdir, const char *const *args, char *err, size_t errn) {
+/* Runs LATUP_BIN with args (NULL-terminated, without the program name), `env` (NULL-terminated
+ * "NAME=value" strings, or NULL) added to its environment, stdin from in_path (NULL: inherited),
+ * stdout into out_path (NULL: /dev/null), stderr into err (NUL-terminated). Returns the exit
+ * status (128 + signal if killed). */
+static inline int run_cli_io(const char *tmpdir, const char *const *args, const char *const *env, const char *in_path,
+                             const char *out_path, char *err, size_t errn) {
     char errpath[512];
     snprintf(errpath, sizeof errpath, "%s/stderr.txt", tmpdir);
     fflush(stdout); /* or the child would print the parent's buffered report again */
@@ -27,7 +31,10 @@ static inline int run_cli(const char *tmpdir, const char *const *args, char *err
         int n = 1;
         for (; args[n - 1] && n < 47; n++) argv[n] = args[n - 1];
         argv[n] = NULL;
-        if (!freopen(errpath, "w", stderr) || !freopen("/dev/null", "w", stdout)) _exit(127);
+        for (int k = 0; env && env[k]; k++) putenv((char *)env[k]);
+        if (!freopen(errpath, "w", stderr) || !freopen(out_path ? out_path : "/dev/null", "w", stdout) ||
+            (in_path && !freopen(in_path, "r", stdin)))
+            _exit(127);
         execv(LATUP_BIN, (char *const *)argv);
         _exit(127);
     }
@@ -38,6 +45,11 @@ static inline int run_cli(const char *tmpdir, const char *const *args, char *err
     err[n] = '\0';
     if (f) fclose(f);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* run_cli_io with stdin inherited, stdout to /dev/null and no extra environment. */
+static inline int run_cli(const char *tmpdir, const char *const *args, char *err, size_t errn) {
+    return run_cli_io(tmpdir, args, NULL, NULL, NULL, err, errn);
 }
 
 #endif

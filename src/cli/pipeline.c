@@ -507,7 +507,7 @@ static void report(const job *j, const item *it, int i, const latup_tensor *y, d
             !j->vae ? "" : it->dplan.tiled ? " -> decode (tiled: approximate)" : " -> decode", it->out, so);
     if (j->lua && j->vae) fprintf(stderr, "upscale %.2f s, decode %.2f s", t_up, t_dec);
     else fprintf(stderr, "%.2f s", t_up + t_dec);
-    if (j->n == 1) fprintf(stderr, "; load %.2f s, %d threads", j->t_load, j->threads);
+    if (j->n == 1) fprintf(stderr, "; load %.2f s, %d thread%s", j->t_load, j->threads, j->threads == 1 ? "" : "s");
     fprintf(stderr, ")\n");
 }
 
