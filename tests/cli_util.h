@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,7 +32,12 @@ static inline int run_cli_io(const char *tmpdir, const char *const *args, const 
         int n = 1;
         for (; args[n - 1] && n < 47; n++) argv[n] = args[n - 1];
         argv[n] = NULL;
-        for (int k = 0; env && env[k]; k++) putenv((char *)env[k]);
+        for (int k = 0; env && env[k]; k++) {
+            char kv[1024];
+            snprintf(kv, sizeof kv, "%s", env[k]);
+            char *eq = strchr(kv, '=');
+            if (eq) *eq = '\0', setenv(kv, eq + 1, 1);
+        }
         if (!freopen(errpath, "w", stderr) || !freopen(out_path ? out_path : "/dev/null", "w", stdout) ||
             (in_path && !freopen(in_path, "r", stdin)))
             _exit(127);

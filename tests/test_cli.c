@@ -1,15 +1,22 @@
 /* test_cli.c — build/latup end to end: `latup upscale` on every committed golden case must
  * reproduce the PyTorch outputs within tolerance (one report line per output), and every error
- * path must give one line on stderr, the documented exit code, and no output file. */
-#define _POSIX_C_SOURCE 200809L
+ * path must give one line on stderr, the documented exit code, and no output file. Then the
+ * features around the models: stdin/stdout/FIFO inputs and outputs, ComfyUI .latent files,
+ * batches through patterns and several inputs with the model loaded once, 16-bit PNG, --dump in
+ * every command, `latup compare` finding an injected one-layer difference, --dry-run --json,
+ * --version and help. (The promises of docs/errors.md and the README: test_cli_contract.c.) */
+#define _XOPEN_SOURCE 700
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "golden.h"
@@ -22,6 +29,15 @@ static char g_tmp[256];     /* per-run scratch directory */
 static char g_stderr[4096]; /* what the last command printed on stderr */
 
 static int run_latup(const char *const *args) { return run_cli(g_tmp, args, g_stderr, sizeof g_stderr); }
+
+/* g_tmp/name; several stay valid at once. */
+static const char *tmp(const char *name) {
+    static char buf[32][512];
+    static int k;
+    k = (k + 1) % 32;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", g_tmp, name);
+    return buf[k];
+}
 
 static int exists(const char *path) {
     struct stat sb;
@@ -335,6 +351,299 @@ static void test_help_and_info(void **state) {
     assert_true(exists(out));
 }
 
+/* ---- inputs that are not regular files; stdout ------------------------------------------------------ */
+
+static uint8_t *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*n + 1);
+    assert_int_equal(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+static int same_file(const char *a, const char *b) {
+    size_t na, nb;
+    uint8_t *x = slurp(a, &na), *y = slurp(b, &nb);
+    int same = x && y && na == nb && !memcmp(x, y, na);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* A writer for a FIFO: writes src once; if a reader opens the FIFO a second time (the bug of
+ * opening an input twice), it gets EOF at once rather than hanging the test. */
+static pid_t fifo_writer(const char *fifo, const char *src) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        size_t n;
+        uint8_t *b = slurp(src, &n);
+        FILE *f = fopen(fifo, "wb");
+        if (f) fwrite(b, 1, n, f), fclose(f);
+        nanosleep(&(struct timespec){0, 300000000L}, NULL);
+        int fd = open(fifo, O_WRONLY | O_NONBLOCK);
+        if (fd >= 0) close(fd);
+        _exit(0);
+    }
+    return pid;
+}
+
+static void test_pipes_stdin_stdout(void **state) {
+    (void)state;
+    const char *vae = "ref_data/vae/flux_small.ldm.safetensors.gz";
+    const char *in = "tests/data/latent/comfyui_flux_b2.npy";
+    const char *ref[] = {"decode", "--vae", vae, "-i", in, "-o", tmp("ref.npy"), "-q", NULL};
+    assert_int_equal(run_latup(ref), 0);
+    /* --in FIFO: opened once */
+    unlink(tmp("fifo"));
+    assert_int_equal(mkfifo(tmp("fifo"), 0600), 0);
+    pid_t w = fifo_writer(tmp("fifo"), in);
+    const char *a[] = {"decode", "--vae", vae, "-i", tmp("fifo"), "-o", tmp("fifo_out.npy"), "-q", NULL};
+    int rc = run_latup(a);
+    waitpid(w, NULL, 0);
+    printf("--in FIFO: exit %d %s\n", rc, g_stderr);
+    assert_int_equal(rc, 0);
+    assert_true(same_file(tmp("ref.npy"), tmp("fifo_out.npy")));
+    /* --in - and --in /dev/stdin, stdin a file and a pipe's worth of data; --out - to stdout */
+    const char *b[] = {"decode", "--vae", vae, "-i", "-", "-o", tmp("stdin_out.npy"), "-q", NULL};
+    assert_int_equal(run_cli_io(g_tmp, b, NULL, in, NULL, g_stderr, sizeof g_stderr), 0);
+    assert_true(same_file(tmp("ref.npy"), tmp("stdin_out.npy")));
+    const char *c[] = {"decode", "--vae", vae, "-i", "/dev/stdin", "-o", tmp("devstdin_out.npy"), "-q", NULL};
+    assert_int_equal(run_cli_io(g_tmp, c, NULL, in, NULL, g_stderr, sizeof g_stderr), 0);
+    assert_true(same_file(tmp("ref.npy"), tmp("devstdin_out.npy")));
+    const char *d[] = {"decode", "--vae", vae, "-i", in, "-o", "-", "--format", "npy", "-q", NULL};
+    assert_int_equal(run_cli_io(g_tmp, d, NULL, NULL, tmp("stdout.npy"), g_stderr, sizeof g_stderr), 0);
+    assert_true(same_file(tmp("ref.npy"), tmp("stdout.npy")));
+    /* a failed command writes nothing to stdout */
+    const char *f[] = {"decode", "--vae", vae, "-i", "tests/data/latent/comfyui_old_sd_loaded.npy", "-o", "-", NULL};
+    assert_int_equal(run_cli_io(g_tmp, f, NULL, NULL, tmp("x.png"), g_stderr, sizeof g_stderr), 2); /* 4 channels */
+    struct stat sb;
+    assert_int_equal(stat(tmp("x.png"), &sb), 0);
+    assert_int_equal(sb.st_size, 0);
+    printf("pipes: FIFO, '-', /dev/stdin in, '-' out: same bytes as from and to files\n");
+}
+
+/* ---- ComfyUI latents, batches, several inputs --------------------------------------------------------- */
+
+static void test_comfyui_latent_bit_identical(void **state) {
+    (void)state;
+    const char *vae = "ref_data/vae/flux_small.ldm.safetensors.gz";
+    const char *a[] = {"decode", "--vae", vae, "-i", "tests/data/latent/comfyui_flux_b2.latent", "-o", tmp("from_latent.npy"), "-q", NULL};
+    const char *b[] = {"decode", "--vae", vae, "-i", "tests/data/latent/comfyui_flux_b2.npy", "-o", tmp("from_npy.npy"), "-q", NULL};
+    assert_int_equal(run_latup(a), 0);
+    assert_int_equal(run_latup(b), 0);
+    int same = same_file(tmp("from_latent.npy"), tmp("from_npy.npy"));
+    printf("ComfyUI .latent and the same latent as .npy decode to identical bytes: %s\n", same ? "OK" : "NOT OK");
+    assert_true(same);
+    /* --in-key reads any safetensors tensor */
+    const char *c[] = {"decode", "--vae", vae, "-i", "tests/data/latent/comfyui_flux_b2.latent", "--in-key", "latent_tensor",
+                       "-o", tmp("from_key.npy"), "-q", NULL};
+    assert_int_equal(run_latup(c), 0);
+    assert_true(same_file(tmp("from_key.npy"), tmp("from_npy.npy")));
+}
+
+static void test_batches_and_inputs(void **state) {
+    (void)state;
+    const char *vae = "ref_data/vae/flux_small.ldm.safetensors.gz";
+    const char *in = "tests/data/latent/comfyui_flux_b2.npy"; /* a batch of 2 */
+    /* a batch into a pattern: one PNG per element, each the element decoded alone */
+    const char *a[] = {"decode", "--vae", vae, "-i", in, "-o", tmp("img_%03d.png"), "-q", NULL};
+    assert_int_equal(run_latup(a), 0);
+    assert_true(exists(tmp("img_000.png")) && exists(tmp("img_001.png")) && !exists(tmp("img_002.png")));
+    latup_tensor all, one;
+    assert_int_equal(latup_npy_read(in, &all), LATUP_OK);
+    one = all;
+    one.ndim = 3;
+    memmove(one.shape, one.shape + 1, 3 * sizeof one.shape[0]);
+    one.data = all.data + latup_tensor_numel(&all) / 2;
+    assert_int_equal(latup_npy_write(tmp("second.npy"), &one), LATUP_OK);
+    latup_tensor_free(&all);
+    const char *b[] = {"decode", "--vae", vae, "-i", tmp("second.npy"), "-o", tmp("second.png"), "-q", NULL};
+    assert_int_equal(run_latup(b), 0);
+    assert_true(same_file(tmp("second.png"), tmp("img_001.png")));
+    /* several inputs, one model load, one output each, time per item */
+    const char *c[] = {"decode", "--vae", vae, "-i", in, tmp("second.npy"), "--out-dir", tmp("outs/png"), NULL};
+    assert_int_equal(run_latup(c), 0);
+    printf("%s", g_stderr);
+    assert_true(exists(tmp("outs/png/comfyui_flux_b2_000.png")) && exists(tmp("outs/png/comfyui_flux_b2_001.png")));
+    assert_true(same_file(tmp("second.png"), tmp("outs/png/second.png")));
+    assert_non_null(strstr(g_stderr, "[1/2] tests/data/latent/comfyui_flux_b2.npy"));
+    assert_non_null(strstr(g_stderr, "[2/2] "));
+    assert_non_null(strstr(g_stderr, "2 inputs in"));
+    assert_non_null(strstr(g_stderr, "models loaded once"));
+    assert_int_equal(count_lines(g_stderr), 3);
+    /* run over several inputs, .npy out */
+    const char *d[] = {"run", "-m", "ref_data/small/model.safetensors.gz", "-s", "2", "--vae", vae, "-i", in,
+                       tmp("second.npy"), "--out-dir", tmp("outs/npy"), "--format", "npy", "-q", NULL};
+    assert_int_equal(run_latup(d), 0);
+    latup_tensor y;
+    assert_int_equal(latup_npy_read(tmp("outs/npy/comfyui_flux_b2.npy"), &y), LATUP_OK);
+    assert_int_equal(y.shape[0], 2);
+    assert_int_equal(y.shape[1], 3);
+    latup_tensor_free(&y);
+    /* several inputs need --out-dir */
+    const char *e[] = {"decode", "--vae", vae, "-i", in, tmp("second.npy"), "-o", tmp("x.png"), NULL};
+    assert_int_equal(run_latup(e), 1);
+    assert_non_null(strstr(g_stderr, "need --out-dir"));
+}
+
+/* --png-bits 16 writes a 16-bit RGB PNG (test_png.c checks every sample). */
+static void test_png16(void **state) {
+    (void)state;
+    const char *a[] = {"run", "-m", "ref_data/small/model.safetensors.gz", "-s", "2", "--vae",
+                       "ref_data/vae/flux_small.ldm.safetensors.gz", "-i", "ref_data/demo/latent.npy", "-o",
+                       tmp("deep.png"), "--png-bits", "16", "-q", NULL};
+    assert_int_equal(run_latup(a), 0);
+    size_t n;
+    uint8_t *b = slurp(tmp("deep.png"), &n);
+    assert_true(n > 33);
+    assert_memory_equal(b + 12, "IHDR", 4);
+    assert_int_equal(b[24], 16); /* bit depth */
+    assert_int_equal(b[25], 2);  /* RGB */
+    free(b);
+}
+
+/* ---- porters: --dump and compare ------------------------------------------------------------------------ */
+
+static int count_files(const char *dir, const char *suffix) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) n += strstr(e->d_name, suffix) != NULL;
+    closedir(d);
+    return n;
+}
+
+/* The small LUA with one tensor changed. */
+static void write_model_with(const char *path, const char *tensor, float delta) {
+    latup_weights w;
+    assert_int_equal(latup_safetensors_load("ref_data/small/model.safetensors.gz", &w), LATUP_OK);
+    int found = 0;
+    for (int i = 0; i < w.n; i++)
+        if (!strcmp(w.t[i].name, tensor)) {
+            for (int64_t k = 0; k < w.t[i].numel; k++) w.t[i].f32[k] += delta;
+            found = 1;
+        }
+    assert_true(found);
+    assert_int_equal(latup_safetensors_write(path, &w), LATUP_OK);
+    latup_weights_free(&w);
+}
+
+static void test_dump_and_compare(void **state) {
+    (void)state;
+    const char *lua = "ref_data/small/model.safetensors.gz";
+    const char *in = "ref_data/demo/latent.npy";
+    /* --dump makes its (nested) directory, in upscale and in run */
+    const char *a[] = {"upscale", "-m", lua, "-s", "2", "-i", in, "-o", tmp("c_ref.npy"), "--dump", tmp("dumps/ref"), "-q", NULL};
+    assert_int_equal(run_latup(a), 0);
+    const int n_ref = count_files(tmp("dumps/ref"), ".npy");
+    assert_true(n_ref > 20);
+    assert_true(exists(tmp("dumps/ref/dump_order.txt")));
+    const char *r[] = {"run", "-m", lua, "-s", "2", "--vae", "ref_data/vae/flux_small.ldm.safetensors.gz", "-i", in,
+                       "-o", tmp("c_run.png"), "--dump", tmp("dumps/run"), "-q", NULL};
+    assert_int_equal(run_latup(r), 0);
+    assert_int_equal(count_files(tmp("dumps/run/lua"), ".npy"), n_ref);
+    assert_true(count_files(tmp("dumps/run/vae"), ".npy") > 5);
+
+    /* the same model again: every tensor agrees, exit 0 */
+    const char *a2[] = {"upscale", "-m", lua, "-s", "2", "-i", in, "-o", tmp("c_same.npy"), "--dump", tmp("dumps/same"), "-q", NULL};
+    assert_int_equal(run_latup(a2), 0);
+    char out[600];
+    snprintf(out, sizeof out, "%s/compare.txt", g_tmp);
+    const char *c0[] = {"compare", tmp("dumps/ref"), tmp("dumps/same"), NULL};
+    int rc = run_cli_io(g_tmp, c0, NULL, NULL, out, g_stderr, sizeof g_stderr);
+    assert_int_equal(rc, 0);
+
+    /* one layer changed: compare exits 10 and names that layer as the first over tolerance, in
+     * forward order (every earlier tensor agrees) */
+    write_model_with(tmp("changed.safetensors"), "layers.1.residual_group.blocks.0.mlp.fc2.bias", 0.05f);
+    const char *b[] = {"upscale", "-m", tmp("changed.safetensors"), "-s", "2", "-i", in, "-o", tmp("c_port.npy"),
+                       "--dump", tmp("dumps/port"), "-q", NULL};
+    assert_int_equal(run_latup(b), 0);
+    unlink(tmp("dumps/port/pad.npy")); /* and one tensor only in the reference */
+    const char *c[] = {"compare", tmp("dumps/ref"), tmp("dumps/port"), "--tol", "1e-5", NULL};
+    rc = run_cli_io(g_tmp, c, NULL, NULL, out, g_stderr, sizeof g_stderr);
+    size_t n;
+    char *text = (char *)slurp(out, &n);
+    text[n] = '\0';
+    printf("%s", text);
+    assert_int_equal(rc, 10);
+    char *summary = strstr(text, "compare: ");
+    assert_non_null(summary);
+    char *first = strstr(summary, "first: ");
+    assert_non_null(first);
+    assert_true(strstr(first, "layers.1.") == first + 7);
+    assert_non_null(strstr(first, "mlp.fc2"));
+    /* the first NOT OK line is that layer; every line before it is OK */
+    char *not_ok = strstr(text, "NOT OK");
+    assert_non_null(not_ok);
+    assert_true(strstr(not_ok, "layers.1.") && strstr(not_ok, "mlp.fc2") < strchr(not_ok, '\n'));
+    assert_non_null(strstr(text, "only in "));
+    assert_non_null(strstr(text, ": pad\n"));
+    free(text);
+    /* nothing in common is an error, not a pass */
+    mkdir(tmp("empty"), 0755);
+    const char *e[] = {"compare", tmp("dumps/ref"), tmp("empty"), NULL};
+    assert_int_equal(run_latup(e), 2);
+}
+
+/* ---- --dry-run --json, version, help ------------------------------------------------------------------- */
+
+static void test_dry_run_json(void **state) {
+    (void)state;
+    char out[600];
+    snprintf(out, sizeof out, "%s/plan.json", g_tmp);
+    const char *a[] = {"run", "-m", "ref_data/small/model.safetensors.gz", "-s", "2", "--vae",
+                       "ref_data/vae/flux_small.ldm.safetensors.gz", "-i", "ref_data/demo/latent.npy",
+                       "tests/data/latent/comfyui_flux_b2.latent", "--out-dir", tmp("never"), "--dry-run", "--json", NULL};
+    assert_int_equal(run_cli_io(g_tmp, a, NULL, NULL, out, g_stderr, sizeof g_stderr), 0);
+    size_t n;
+    char *j = (char *)slurp(out, &n);
+    j[n] = '\0';
+    printf("%s", j);
+    assert_true(j[0] == '{' && j[n - 2] == '}' && j[n - 1] == '\n');
+    const char *keys[] = {"\"command\": \"run\"", "\"peak\": ", "\"max_memory\": ", "\"items\": [", "\"upscale\": {",
+                          "\"decode\": {", "\"tiled\": false", "\"arena\": ", "\"weights\": "};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) assert_non_null(strstr(j, keys[k]));
+    long long peak = atoll(strstr(j, "\"peak\": ") + 8);
+    assert_true(peak > 1000000);
+    free(j);
+    assert_false(exists(tmp("never"))); /* nothing written, no directory made */
+    assert_string_equal(g_stderr, "");
+}
+
+static void test_version_and_help(void **state) {
+    (void)state;
+    char out[600];
+    snprintf(out, sizeof out, "%s/v.txt", g_tmp);
+    const char *v[] = {"--version", NULL};
+    assert_int_equal(run_cli_io(g_tmp, v, NULL, NULL, out, g_stderr, sizeof g_stderr), 0);
+    size_t n;
+    char *t = (char *)slurp(out, &n);
+    t[n] = '\0';
+    char want[64];
+    snprintf(want, sizeof want, "latup %s (library %s)\n", LATUP_VERSION_STRING, latup_version());
+    assert_string_equal(t, want);
+    free(t);
+    const char *cmds[] = {"upscale", "decode", "run", "info", "compare"};
+    for (int i = 0; i < 5; i++) {
+        const char *h[] = {"help", cmds[i], NULL};
+        assert_int_equal(run_cli_io(g_tmp, h, NULL, NULL, out, g_stderr, sizeof g_stderr), 0);
+        t = (char *)slurp(out, &n);
+        t[n] = '\0';
+        char usage[64];
+        snprintf(usage, sizeof usage, "usage: latup %s ", cmds[i]);
+        assert_true(strncmp(t, usage, strlen(usage)) == 0);
+        free(t);
+    }
+    const char *bad[] = {"help", "frobnicate", NULL};
+    assert_int_equal(run_latup(bad), 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_upscale_golden),
@@ -342,6 +651,13 @@ int main(void) {
         cmocka_unit_test(test_decode_and_run),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_help_and_info),
+        cmocka_unit_test(test_pipes_stdin_stdout),
+        cmocka_unit_test(test_comfyui_latent_bit_identical),
+        cmocka_unit_test(test_batches_and_inputs),
+        cmocka_unit_test(test_png16),
+        cmocka_unit_test(test_dump_and_compare),
+        cmocka_unit_test(test_dry_run_json),
+        cmocka_unit_test(test_version_and_help),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

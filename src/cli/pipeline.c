@@ -124,9 +124,7 @@ static int read_options(job *j) {
 static int plan_outputs(job *j) {
     const cli_value *in = cli_get(&j->a, "--in");
     const char *out = cli_str(&j->a, "--out"), *out_dir = cli_str(&j->a, "--out-dir");
-    latup_status st = LATUP_OK;
-    if (out_dir && !j->dry) st = cli_mkdirs(out_dir);
-    for (int i = 0; i < j->n && !st; i++) {
+    for (int i = 0; i < j->n; i++) {
         item *it = &j->items[i];
         it->path = in->list[i];
         cli_stem(it->stem, sizeof it->stem, it->path);
@@ -138,17 +136,20 @@ static int plan_outputs(job *j) {
                                      it->out);
         } else {
             snprintf(it->out, sizeof it->out, "%s", out);
-            it->pattern = cli_pattern_kind(out);
+            it->pattern = strcmp(out, "-") ? cli_pattern_kind(out) : 0;
             if (it->pattern < 0)
                 return cli_usage(j->cmd, "--out %s: a pattern takes one %%d (or %%03d, ...) and %%%% for %%", out);
-            if (it->pattern && !strcmp(out, "-")) it->pattern = 0;
         }
-        if (j->dry) continue;
+    }
+    if (j->dry) return -1; /* writes nothing, so checks nothing */
+    latup_status st = out_dir ? cli_mkdirs(out_dir) : LATUP_OK;
+    for (int i = 0; i < j->n && !st; i++) {
+        const item *it = &j->items[i];
         char first[4200];
         if (it->pattern) cli_pattern_format(first, sizeof first, it->out, 0);
         st = latup_output_check(it->pattern ? first : it->out);
     }
-    if (!st && j->save && !j->dry) st = latup_output_check(j->save);
+    if (!st && j->save) st = latup_output_check(j->save);
     return st ? cli_fail(st) : -1;
 }
 
@@ -448,11 +449,13 @@ static latup_status compute(job *j, item *it, latup_outputs *outs, double *t_up,
         double t0 = cli_now();
         st = latup_lua_upscale(j->lua, &it->x, j->scale, &up, &ro);
         *t_up = cli_now() - t0;
-        if (st == LATUP_E_INPUT) latup_error_prefix(it->path);
+        if (!st) st = cli_check_finite(&up, "the upscaled latent");
+        if (st == LATUP_E_INPUT) { /* the input was checked: name the model that made this of it */
+            snprintf(what, sizeof what, "%s (upscaled x%d by %s)", it->path, j->scale, j->model_path);
+            latup_error_prefix(what);
+        }
         latup_status sd = cli_dump_close(&dl);
         if (!st) st = sd;
-        snprintf(what, sizeof what, "the x%d upscale by %s", j->scale, j->model_path);
-        if (!st && (st = cli_check_finite(&up, what))) latup_error_prefix(it->path);
     }
     const latup_tensor *z = j->lua ? &up : &it->x;
     if (!st && j->vae) {
@@ -466,19 +469,17 @@ static latup_status compute(job *j, item *it, latup_outputs *outs, double *t_up,
         double t0 = cli_now();
         st = decode(j, z, &img, &dv);
         *t_dec = cli_now() - t0;
-        /* name the file the fault lies with: the latent given, or the VAE given an upscaled one */
+        if (!st) st = cli_check_finite(&img, "the decoded image");
+        /* name the file the fault lies with: the VAE, and the latent it was given */
         if (st == LATUP_E_INPUT) {
-            if (j->lua) {
+            if (j->lua)
                 snprintf(what, sizeof what, "%s (decoding the x%d upscale of %s)", j->vae_path, j->scale, it->path);
-                latup_error_prefix(what);
-            } else {
-                latup_error_prefix(it->path);
-            }
+            else
+                snprintf(what, sizeof what, "%s (decoded by %s)", it->path, j->vae_path);
+            latup_error_prefix(what);
         }
         latup_status sd = cli_dump_close(&dv);
         if (!st) st = sd;
-        snprintf(what, sizeof what, "%s: the image decoded by %s", it->path, j->vae_path);
-        if (!st && (st = cli_check_finite(&img, what))) goto done;
     }
     if (st) goto done;
     const latup_tensor *res = j->vae ? &img : &up;
