@@ -6,7 +6,8 @@ SHELL := /bin/bash
 #                   lib/pkgconfig/latup.pc, share/man/man1/latup.1;  make uninstall
 #   make check-install  install into a scratch prefix, build examples/c against it with
 #                   pkg-config, run it, uninstall
-#   make test-python    the Python package's tests (python/tests, Debian's python3-numpy)
+#   make test-python    the Python package's tests (python/tests, Debian's python3-numpy); make
+#                   test runs them when numpy is there (REQUIRE_PYTHON=1: and fails when not)
 #   make bench      build/bench_lua and build/bench_vae, the timing benchmarks
 #   make demo       install missing packages, build, upscale + decode the committed demo latent
 #   make fuzz       libFuzzer targets in fuzz/ (clang), FUZZ_TIME seconds each
@@ -101,6 +102,7 @@ test: all $(TEST_BIN) $(BUILD)/latup-shared
 	  echo "== check-exports"; if $(MAKE) -s check-exports; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-exports"; fi; \
 	  if $(PYTHON) -c 'import numpy' 2>/dev/null; then \
 	    echo "== test-python"; if $(MAKE) -s test-python; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: test-python"; fi; \
+	  elif [ "$(REQUIRE_PYTHON)" = 1 ]; then echo "FAILED: test-python: $(PYTHON) has no numpy"; fail=$$((fail+1)); \
 	  else echo "== test-python NOT RUN: $(PYTHON) has no numpy (apt-get install python3-numpy); not counted"; fi; \
 	fi; \
 	echo "tests: $$pass passed, $$fail failed"; test $$fail -eq 0
@@ -157,7 +159,7 @@ check-install: all
 	    -Wl,-rpath,$(CHECK_PREFIX)/lib && \
 	  $(CHECK_PREFIX)/upscale_example ref_data/small/model.safetensors.gz && \
 	  $(CHECK_PREFIX)/bin/latup --version && \
-	  MANPATH=$(CHECK_PREFIX)/share/man man -w latup
+	  grep -q "^\.TH LATUP 1" $(CHECK_PREFIX)/share/man/man1/latup.1
 	$(MAKE) -s uninstall PREFIX=$(CHECK_PREFIX)
 	rm -f $(CHECK_PREFIX)/upscale_example
 	@left=$$(find $(CHECK_PREFIX) -type f -o -type l); \
