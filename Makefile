@@ -92,7 +92,8 @@ $(BUILD)/tests/fault_inject.so: tests/fault_inject.c
 $(BUILD)/tests/test_cli_contract: $(BUILD)/tests/fault_inject.so
 
 # Each test binary runs from the repository root (golden data paths are relative to it). Then, in
-# the plain build, the exported symbols and the Python package (when numpy is there to run it).
+# the plain build, the exported symbols, the README's commands, and the Python package (when
+# numpy is there to run it).
 test: all $(TEST_BIN) $(BUILD)/latup-shared
 	@pass=0; fail=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
@@ -100,6 +101,7 @@ test: all $(TEST_BIN) $(BUILD)/latup-shared
 	done; \
 	if [ "$(SANITIZE)" != 1 ]; then \
 	  echo "== check-exports"; if $(MAKE) -s check-exports; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-exports"; fi; \
+	  echo "== check-readme"; if tools/check_readme.sh; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-readme"; fi; \
 	  if $(PYTHON) -c 'import numpy' 2>/dev/null; then \
 	    echo "== test-python"; if $(MAKE) -s test-python; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: test-python"; fi; \
 	  elif [ "$(REQUIRE_PYTHON)" = 1 ]; then echo "FAILED: test-python: $(PYTHON) has no numpy"; fail=$$((fail+1)); \
