@@ -45,39 +45,27 @@ static long env_num(const char *name) {
     return v ? strtol(v, NULL, 10) : 0;
 }
 
-static int open_impl(const char *path, int flags, mode_t mode, int (*real)(const char *, int, ...)) {
-    int fd = real(path, flags, mode);
-    if (strstr(path, ".tmp."))
-        log_line("open %s %s%s%s%s %d\n", path, flags & O_CREAT ? "CREAT" : "-", flags & O_EXCL ? "|EXCL" : "",
-                 flags & O_TRUNC ? "|TRUNC" : "", flags & O_NOFOLLOW ? "|NOFOLLOW" : "", fd);
-    return fd;
-}
-
-int open(const char *path, int flags, ...) {
-    static int (*real)(const char *, int, ...);
-    if (!real) real = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
-    mode_t mode = 0;
-    if (flags & O_CREAT) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = (mode_t)va_arg(ap, int);
-        va_end(ap);
+/* open and open64: the same wrapper around the next definition of the symbol. */
+#define OPEN_SHIM(sym)                                                                             \
+    int sym(const char *path, int flags, ...) {                                                    \
+        static int (*real)(const char *, int, ...);                                                \
+        if (!real) real = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, #sym);                 \
+        mode_t mode = 0;                                                                           \
+        if (flags & O_CREAT) {                                                                     \
+            va_list ap;                                                                            \
+            va_start(ap, flags);                                                                   \
+            mode = (mode_t)va_arg(ap, int);                                                        \
+            va_end(ap);                                                                            \
+        }                                                                                          \
+        int fd = real(path, flags, mode);                                                          \
+        if (strstr(path, ".tmp."))                                                                 \
+            log_line("open %s %s%s%s%s %d\n", path, flags & O_CREAT ? "CREAT" : "-",              \
+                     flags & O_EXCL ? "|EXCL" : "", flags & O_TRUNC ? "|TRUNC" : "",               \
+                     flags & O_NOFOLLOW ? "|NOFOLLOW" : "", fd);                                   \
+        return fd;                                                                                 \
     }
-    return open_impl(path, flags, mode, real);
-}
-
-int open64(const char *path, int flags, ...) {
-    static int (*real)(const char *, int, ...);
-    if (!real) real = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open64");
-    mode_t mode = 0;
-    if (flags & O_CREAT) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = (mode_t)va_arg(ap, int);
-        va_end(ap);
-    }
-    return open_impl(path, flags, mode, real);
-}
+OPEN_SHIM(open)
+OPEN_SHIM(open64)
 
 size_t fwrite(const void *p, size_t size, size_t n, FILE *f) {
     static size_t (*real)(const void *, size_t, size_t, FILE *);

@@ -11,11 +11,7 @@
 
 #include <cmocka.h>
 
-/* tmpdir_rm_below's path buffer is ample for our short names; GCC's inliner cannot tell */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include "tmpdir.h"
-#pragma GCC diagnostic pop
 
 #include "io/host.h"
 #include "latup.h"

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "cli_util.h"
+#include "tmpdir.h"
 #include "io/weights.h"
 #include "latup.h"
 
@@ -31,28 +32,19 @@
 #define VAE4 "ref_data/vae/sd_small.ldm.safetensors.gz"
 #define SHIM LATUP_BUILD_DIR "/tests/fault_inject.so"
 
-static char g_tmp[256];
 static char g_err[8192];
 
-static const char *tmp(const char *name) {
-    static char buf[64][512];
-    static int k;
-    k = (k + 1) % 64;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_tmp, name);
-    return buf[k];
-}
-
-static int run(const char *const *args) { return run_cli(g_tmp, args, g_err, sizeof g_err); }
+static int run(const char *const *args) { return run_cli(g_dir, args, g_err, sizeof g_err); }
 
 /* With the fault shim preloaded and `extra` settings (NULL-terminated). */
 static int run_faulty(const char *const *args, const char *const *extra) {
-    static char preload[600];
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s/%s", getcwd(NULL, 0), SHIM);
+    static char preload[600], cwd[400];
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s/%s", getcwd(cwd, sizeof cwd), SHIM);
     const char *env[12] = {preload, "ASAN_OPTIONS=verify_asan_link_order=0"};
     int n = 2;
     for (int i = 0; extra && extra[i] && n < 11; i++) env[n++] = extra[i];
     env[n] = NULL;
-    return run_cli_io(g_tmp, args, env, NULL, NULL, g_err, sizeof g_err);
+    return run_cli_io(g_dir, args, env, NULL, NULL, g_err, sizeof g_err);
 }
 
 static int exists(const char *p) {
@@ -60,9 +52,9 @@ static int exists(const char *p) {
     return lstat(p, &sb) == 0;
 }
 
-/* Files in g_tmp whose names start with prefix (temporaries included). */
+/* Files in g_dir whose names start with prefix (temporaries included). */
 static int count_prefix(const char *prefix) {
-    DIR *d = opendir(g_tmp);
+    DIR *d = opendir(g_dir);
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)))
@@ -133,16 +125,16 @@ static void expect(int rc, int want, const char *text) {
  * so the check ran before the model was even opened (let alone the compute). */
 static void test_outputs_checked_first(void **state) {
     (void)state;
-    write_latent(tmp("z.npy"), 0, 16, 16, 16, 0);
-    const char *bad = tmp("no/such/dir/out.npy");
-    mkdir(tmp("isdir.npy"), 0755);
+    write_latent(tmp_path("z.npy"), 0, 16, 16, 16, 0);
+    const char *bad = tmp_path("no/such/dir/out.npy");
+    mkdir(tmp_path("isdir.npy"), 0755);
     const char *cases[][16] = {
-        {"upscale", "-m", "/nonexistent/m.pth", "-s", "2", "-i", tmp("z.npy"), "-o", bad, NULL},
-        {"decode", "--vae", "/nonexistent/v.pth", "-i", tmp("z.npy"), "-o", bad, NULL},
-        {"run", "-m", "/nonexistent/m.pth", "-s", "2", "--vae", "/nonexistent/v.pth", "-i", tmp("z.npy"), "-o", bad, NULL},
-        {"run", "-m", "/nonexistent/m.pth", "-s", "2", "--vae", "/nonexistent/v.pth", "-i", tmp("z.npy"), "-o",
-         tmp("fine.png"), "--save-latent", bad, NULL},
-        {"decode", "--vae", "/nonexistent/v.pth", "-i", "/nonexistent/z.npy", "-o", tmp("isdir.npy"), NULL},
+        {"upscale", "-m", "/nonexistent/m.pth", "-s", "2", "-i", tmp_path("z.npy"), "-o", bad, NULL},
+        {"decode", "--vae", "/nonexistent/v.pth", "-i", tmp_path("z.npy"), "-o", bad, NULL},
+        {"run", "-m", "/nonexistent/m.pth", "-s", "2", "--vae", "/nonexistent/v.pth", "-i", tmp_path("z.npy"), "-o", bad, NULL},
+        {"run", "-m", "/nonexistent/m.pth", "-s", "2", "--vae", "/nonexistent/v.pth", "-i", tmp_path("z.npy"), "-o",
+         tmp_path("fine.png"), "--save-latent", bad, NULL},
+        {"decode", "--vae", "/nonexistent/v.pth", "-i", "/nonexistent/z.npy", "-o", tmp_path("isdir.npy"), NULL},
     };
     for (int k = 0; k < 5; k++) {
         int rc = run(cases[k]);
@@ -151,20 +143,20 @@ static void test_outputs_checked_first(void **state) {
         assert_null(strstr(g_err, "/nonexistent/"));
         assert_int_equal(lines(g_err), 1);
     }
-    assert_false(exists(tmp("fine.png")));
+    assert_false(exists(tmp_path("fine.png")));
     /* and with real models: the compute never runs (no tensor dumped) */
-    const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp("z.npy"), "-o", bad, "--dump", tmp("dumps"), NULL};
+    const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("z.npy"), "-o", bad, "--dump", tmp_path("dumps"), NULL};
     expect(run(a), 4, "no/such/dir");
-    assert_int_equal(count_npy_below(tmp("dumps")), 0);
+    assert_int_equal(count_npy_below(tmp_path("dumps")), 0);
 }
 
 /* ---- atomic outputs ----------------------------------------------------------------------------------- */
 
 static void test_killed_mid_write(void **state) {
     (void)state;
-    write_latent(tmp("k.npy"), 0, 16, 16, 16, 0);
-    const char *out = tmp("killed.npy");
-    const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp("k.npy"), "-o", out, "-q", NULL};
+    write_latent(tmp_path("k.npy"), 0, 16, 16, 16, 0);
+    const char *out = tmp_path("killed.npy");
+    const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("k.npy"), "-o", out, "-q", NULL};
     /* nothing there before: nothing there after */
     const char *kill_write[] = {"FAULT_KILL_AFTER_BYTES=3000", NULL};
     int rc = run_faulty(a, kill_write);
@@ -195,15 +187,15 @@ static void test_killed_mid_write(void **state) {
  * existing file, never following a symlink), fsync'd, and only then renamed. */
 static void test_write_order(void **state) {
     (void)state;
-    write_latent(tmp("o.npy"), 0, 16, 16, 16, 0);
+    write_latent(tmp_path("o.npy"), 0, 16, 16, 16, 0);
     char logenv[600];
-    snprintf(logenv, sizeof logenv, "FAULT_LOG=%s", tmp("calls.log"));
-    unlink(tmp("calls.log"));
+    snprintf(logenv, sizeof logenv, "FAULT_LOG=%s", tmp_path("calls.log"));
+    unlink(tmp_path("calls.log"));
     const char *extra[] = {logenv, NULL};
-    const char *a[] = {"run", "-m", LUA16, "-s", "2", "--vae", VAE16, "-i", tmp("o.npy"), "-o", tmp("o.png"),
-                       "--save-latent", tmp("o_up.npy"), "-q", NULL};
+    const char *a[] = {"run", "-m", LUA16, "-s", "2", "--vae", VAE16, "-i", tmp_path("o.npy"), "-o", tmp_path("o.png"),
+                       "--save-latent", tmp_path("o_up.npy"), "-q", NULL};
     assert_int_equal(run_faulty(a, extra), 0);
-    char *log = read_text(tmp("calls.log"));
+    char *log = read_text(tmp_path("calls.log"));
     assert_non_null(log);
     printf("%s", log);
     int renames = 0;
@@ -232,9 +224,9 @@ static void test_write_order(void **state) {
 
 static void test_fsync_and_rename_failures(void **state) {
     (void)state;
-    write_latent(tmp("f.npy"), 0, 16, 16, 16, 0);
-    const char *a[] = {"run", "-m", LUA16, "-s", "2", "--vae", VAE16, "-i", tmp("f.npy"), "-o", tmp("fo.png"),
-                       "--save-latent", tmp("fo_up.npy"), "-q", NULL};
+    write_latent(tmp_path("f.npy"), 0, 16, 16, 16, 0);
+    const char *a[] = {"run", "-m", LUA16, "-s", "2", "--vae", VAE16, "-i", tmp_path("f.npy"), "-o", tmp_path("fo.png"),
+                       "--save-latent", tmp_path("fo_up.npy"), "-q", NULL};
     const char *fsync_fail[] = {"FAULT_FSYNC_FAIL=1", NULL};
     printf("fsync fails:\n");
     expect(run_faulty(a, fsync_fail), 4, "fsync failed");
@@ -251,17 +243,17 @@ static void test_fsync_and_rename_failures(void **state) {
 /* --out naming a symlink: the link is replaced by the new file; what it pointed to is untouched. */
 static void test_symlink_not_followed(void **state) {
     (void)state;
-    write_latent(tmp("s.npy"), 0, 16, 16, 16, 0);
-    write_text(tmp("victim.txt"), "precious");
-    unlink(tmp("link.npy"));
-    assert_int_equal(symlink(tmp("victim.txt"), tmp("link.npy")), 0);
-    const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp("s.npy"), "-o", tmp("link.npy"), "-q", NULL};
+    write_latent(tmp_path("s.npy"), 0, 16, 16, 16, 0);
+    write_text(tmp_path("victim.txt"), "precious");
+    unlink(tmp_path("link.npy"));
+    assert_int_equal(symlink(tmp_path("victim.txt"), tmp_path("link.npy")), 0);
+    const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("s.npy"), "-o", tmp_path("link.npy"), "-q", NULL};
     assert_int_equal(run(a), 0);
-    char *t = read_text(tmp("victim.txt"));
+    char *t = read_text(tmp_path("victim.txt"));
     assert_string_equal(t, "precious");
     free(t);
     struct stat sb;
-    assert_int_equal(lstat(tmp("link.npy"), &sb), 0);
+    assert_int_equal(lstat(tmp_path("link.npy"), &sb), 0);
     assert_true(S_ISREG(sb.st_mode));
 }
 
@@ -284,19 +276,19 @@ static void write_overflowing_vae(const char *path) {
 
 static void test_all_or_none(void **state) {
     (void)state;
-    write_latent(tmp("b2.npy"), 2, 16, 16, 16, 0);
-    write_latent(tmp("b1.npy"), 0, 16, 16, 16, 0);
+    write_latent(tmp_path("b2.npy"), 2, 16, 16, 16, 0);
+    write_latent(tmp_path("b1.npy"), 0, 16, 16, 16, 0);
     /* a batch of 2 into one PNG: refused before any compute, neither file written */
-    const char *a[] = {"run", "-m", LUA16, "-s", "2", "--vae", VAE16, "-i", tmp("b2.npy"), "-o", tmp("ab.png"),
-                       "--save-latent", tmp("ab_up.npy"), "--dump", tmp("ab_dump"), NULL};
+    const char *a[] = {"run", "-m", LUA16, "-s", "2", "--vae", VAE16, "-i", tmp_path("b2.npy"), "-o", tmp_path("ab.png"),
+                       "--save-latent", tmp_path("ab_up.npy"), "--dump", tmp_path("ab_dump"), NULL};
     printf("batch of 2 into one PNG:\n");
     expect(run(a), 1, "a batch of 2 images");
     assert_int_equal(count_prefix("ab"), 0);
     /* the decode fails after the upscale succeeded: the saved latent is not left behind, and the
      * error names the VAE (the culprit), not the input alone */
-    write_overflowing_vae(tmp("hot_vae.safetensors"));
-    const char *b[] = {"run", "-m", LUA16, "-s", "2", "--vae", tmp("hot_vae.safetensors"), "-i", tmp("b1.npy"),
-                       "-o", tmp("ab.npy"), "--save-latent", tmp("ab_up.npy"), NULL};
+    write_overflowing_vae(tmp_path("hot_vae.safetensors"));
+    const char *b[] = {"run", "-m", LUA16, "-s", "2", "--vae", tmp_path("hot_vae.safetensors"), "-i", tmp_path("b1.npy"),
+                       "-o", tmp_path("ab.npy"), "--save-latent", tmp_path("ab_up.npy"), NULL};
     printf("decode fails in run:\n");
     int rc = run(b);
     printf("  exit %d: %s", rc, g_err);
@@ -305,9 +297,9 @@ static void test_all_or_none(void **state) {
     assert_int_equal(lines(g_err), 1);
     assert_int_equal(count_prefix("ab"), 0);
     /* two inputs that would write one file */
-    mkdir(tmp("x"), 0755);
-    write_latent(tmp("x/b1.npy"), 0, 16, 16, 16, 0);
-    const char *c[] = {"decode", "--vae", VAE16, "-i", tmp("b1.npy"), tmp("x/b1.npy"), "--out-dir", tmp("abdir"), NULL};
+    mkdir(tmp_path("x"), 0755);
+    write_latent(tmp_path("x/b1.npy"), 0, 16, 16, 16, 0);
+    const char *c[] = {"decode", "--vae", VAE16, "-i", tmp_path("b1.npy"), tmp_path("x/b1.npy"), "--out-dir", tmp_path("abdir"), NULL};
     expect(run(c), 1, "would both write");
 }
 
@@ -315,21 +307,21 @@ static void test_all_or_none(void **state) {
 
 static void test_exit_codes(void **state) {
     (void)state;
-    write_latent(tmp("e.npy"), 0, 16, 16, 16, 0);
-    write_latent(tmp("e4.npy"), 0, 4, 16, 16, 0);
+    write_latent(tmp_path("e.npy"), 0, 16, 16, 16, 0);
+    write_latent(tmp_path("e4.npy"), 0, 4, 16, 16, 0);
     struct {
         int code;
         const char *what, *says;
         const char *args[16];
     } cases[] = {
         {1, "usage: an unknown option", "--frobnicate", {"decode", "--frobnicate", NULL}},
-        {1, "usage: a scale the model lacks", "x2, x4", {"upscale", "-m", LUA16, "-s", "3", "-i", tmp("e.npy"), "-o", tmp("eo.npy"), NULL}},
-        {2, "bad input: channels", "e4.npy", {"upscale", "-m", LUA16, "-s", "2", "-i", tmp("e4.npy"), "-o", tmp("eo.npy"), NULL}},
-        {2, "bad input: a model that is not one", "e.npy", {"decode", "--vae", tmp("e.npy"), "-i", tmp("e.npy"), "-o", tmp("eo.npy"), NULL}},
-        {3, "out of memory: a budget no tile meets", "cannot be met", {"decode", "--vae", VAE16, "-i", tmp("e.npy"), "-o", tmp("eo.npy"), "--max-memory", "1K", NULL}},
-        {4, "i/o: a missing --in", "cannot open", {"upscale", "-m", LUA16, "-s", "2", "-i", tmp("missing.npy"), "-o", tmp("eo.npy"), NULL}},
-        {4, "i/o: a missing model", "/nonexistent/m.pth", {"upscale", "-m", "/nonexistent/m.pth", "-s", "2", "-i", tmp("e.npy"), "-o", tmp("eo.npy"), NULL}},
-        {6, "device: --device cuda without CUDA", "cuda", {"decode", "--vae", VAE16, "-i", tmp("e.npy"), "-o", tmp("eo.npy"), "--device", "cuda", NULL}},
+        {1, "usage: a scale the model lacks", "x2, x4", {"upscale", "-m", LUA16, "-s", "3", "-i", tmp_path("e.npy"), "-o", tmp_path("eo.npy"), NULL}},
+        {2, "bad input: channels", "e4.npy", {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("e4.npy"), "-o", tmp_path("eo.npy"), NULL}},
+        {2, "bad input: a model that is not one", "e.npy", {"decode", "--vae", tmp_path("e.npy"), "-i", tmp_path("e.npy"), "-o", tmp_path("eo.npy"), NULL}},
+        {3, "out of memory: a budget no tile meets", "cannot be met", {"decode", "--vae", VAE16, "-i", tmp_path("e.npy"), "-o", tmp_path("eo.npy"), "--max-memory", "1K", NULL}},
+        {4, "i/o: a missing --in", "cannot open", {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("missing.npy"), "-o", tmp_path("eo.npy"), NULL}},
+        {4, "i/o: a missing model", "/nonexistent/m.pth", {"upscale", "-m", "/nonexistent/m.pth", "-s", "2", "-i", tmp_path("e.npy"), "-o", tmp_path("eo.npy"), NULL}},
+        {6, "device: --device cuda without CUDA", "cuda", {"decode", "--vae", VAE16, "-i", tmp_path("e.npy"), "-o", tmp_path("eo.npy"), "--device", "cuda", NULL}},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         printf("%s:\n", cases[k].what);
@@ -343,16 +335,16 @@ static void test_exit_codes(void **state) {
 
 static void test_data_errors_name_input(void **state) {
     (void)state;
-    write_latent(tmp("nan_in.npy"), 0, 16, 16, 16, NAN);
-    write_latent(tmp("c4_in.npy"), 0, 4, 16, 16, 0);
-    write_text(tmp("junk_in.npy"), "not a tensor at all");
-    const char *inputs[] = {tmp("nan_in.npy"), tmp("c4_in.npy"), tmp("junk_in.npy")};
+    write_latent(tmp_path("nan_in.npy"), 0, 16, 16, 16, NAN);
+    write_latent(tmp_path("c4_in.npy"), 0, 4, 16, 16, 0);
+    write_text(tmp_path("junk_in.npy"), "not a tensor at all");
+    const char *inputs[] = {tmp_path("nan_in.npy"), tmp_path("c4_in.npy"), tmp_path("junk_in.npy")};
     for (int i = 0; i < 3; i++) {
         char want[600];
         snprintf(want, sizeof want, "latup: %s: ", inputs[i]);
-        const char *u[] = {"upscale", "-m", LUA16, "-s", "2", "-i", inputs[i], "-o", tmp("dn.npy"), NULL};
-        const char *d[] = {"decode", "--vae", VAE16, "-i", inputs[i], "-o", tmp("dn.npy"), NULL};
-        const char *r[] = {"run", "-m", LUA16, "-s", "2", "--vae", VAE16, "-i", inputs[i], "-o", tmp("dn.png"), NULL};
+        const char *u[] = {"upscale", "-m", LUA16, "-s", "2", "-i", inputs[i], "-o", tmp_path("dn.npy"), NULL};
+        const char *d[] = {"decode", "--vae", VAE16, "-i", inputs[i], "-o", tmp_path("dn.npy"), NULL};
+        const char *r[] = {"run", "-m", LUA16, "-s", "2", "--vae", VAE16, "-i", inputs[i], "-o", tmp_path("dn.png"), NULL};
         const char *const *all[3] = {u, d, r};
         for (int c = 0; c < 3; c++) {
             printf("%s %s:\n", all[c][0], inputs[i]);
@@ -365,17 +357,17 @@ static void test_data_errors_name_input(void **state) {
 
 static void test_run_channel_mismatch_first(void **state) {
     (void)state;
-    write_latent(tmp("m4.npy"), 0, 4, 16, 16, 0);
-    const char *a[] = {"run", "-m", LUA4, "-s", "2", "--vae", VAE16, "-i", tmp("m4.npy"), "-o", tmp("mm.png"),
-                       "--dump", tmp("mm_dump"), NULL};
+    write_latent(tmp_path("m4.npy"), 0, 4, 16, 16, 0);
+    const char *a[] = {"run", "-m", LUA4, "-s", "2", "--vae", VAE16, "-i", tmp_path("m4.npy"), "-o", tmp_path("mm.png"),
+                       "--dump", tmp_path("mm_dump"), NULL};
     printf("4-channel LUA, 16-channel VAE:\n");
     expect(run(a), 2, "4-channel latents");
     assert_non_null(strstr(g_err, LUA4));
     assert_non_null(strstr(g_err, VAE16));
-    assert_int_equal(count_npy_below(tmp("mm_dump")), 0); /* nothing was upscaled */
+    assert_int_equal(count_npy_below(tmp_path("mm_dump")), 0); /* nothing was upscaled */
     assert_int_equal(count_prefix("mm.png"), 0);
     /* matching models run */
-    const char *b[] = {"run", "-m", LUA4, "-s", "2", "--vae", VAE4, "-i", tmp("m4.npy"), "-o", tmp("mm.png"), "-q", NULL};
+    const char *b[] = {"run", "-m", LUA4, "-s", "2", "--vae", VAE4, "-i", tmp_path("m4.npy"), "-o", tmp_path("mm.png"), "-q", NULL};
     assert_int_equal(run(b), 0);
 }
 
@@ -383,19 +375,19 @@ static void test_run_channel_mismatch_first(void **state) {
 
 static void test_options_up_front(void **state) {
     (void)state;
-    write_latent(tmp("u.npy"), 0, 16, 16, 16, 0);
+    write_latent(tmp_path("u.npy"), 0, 16, 16, 16, 0);
     /* with a VAE that does not exist: a usage error, so nothing was opened */
     const char *cases[][16] = {
-        {"decode", "--vae", "/nonexistent/v", "-i", tmp("u.npy"), "-o", tmp("uo.png"), "--tile", "8", "--overlap", "8", NULL},
-        {"decode", "--vae", "/nonexistent/v", "-i", tmp("u.npy"), "-o", tmp("uo.png"), "--max-memory", "nan", NULL},
-        {"decode", "--vae", "/nonexistent/v", "-i", tmp("u.npy"), "-o", tmp("uo.png"), "--tile", "3", NULL},
-        {"decode", "--vae", "/nonexistent/v", "-i", tmp("u.npy"), "-o", tmp("uo.png"), "--threads", "4097", NULL},
-        {"run", "-m", "/nonexistent/m", "-s", "2", "-s", "4", "--vae", "/nonexistent/v", "-i", tmp("u.npy"), "-o", tmp("uo.png"), NULL},
-        {"decode", "--vae", "/nonexistent/v", "-i", tmp("u.npy"), "-o", tmp("uo.png"), "-v", "-q", NULL},
-        {"upscale", "-m", "/nonexistent/m", "-s", "2", "-i", tmp("u.npy"), "-o", tmp("uo.npy"), "--dump", NULL},
-        {"decode", "--vae", "/nonexistent/v", "-i", tmp("u.npy"), "-o", tmp("uo.npy"), "--png-bits", "16", NULL},
-        {"decode", "--vae", "/nonexistent/v", "-i", tmp("u.npy"), "-o", tmp("uo.png"), "--json", NULL},
-        {"decode", "--vae", "/nonexistent/v", "-i", tmp("u.npy"), "-o", tmp("uo_%s.png"), NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), "--tile", "8", "--overlap", "8", NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), "--max-memory", "nan", NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), "--tile", "3", NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), "--threads", "4097", NULL},
+        {"run", "-m", "/nonexistent/m", "-s", "2", "-s", "4", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), "-v", "-q", NULL},
+        {"upscale", "-m", "/nonexistent/m", "-s", "2", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.npy"), "--dump", NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.npy"), "--png-bits", "16", NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), "--json", NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo_%s.png"), NULL},
     };
     const char *says[] = {"must be smaller than --tile", "--max-memory takes a size", "--tile takes an integer from 4",
                           "--threads takes an integer from 1 to 4096", "--scale given twice", "exclude each other",
@@ -413,17 +405,17 @@ static void test_options_up_front(void **state) {
 
 static void test_omp_num_threads(void **state) {
     (void)state;
-    write_latent(tmp("t.npy"), 0, 16, 16, 16, 0);
-    const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp("t.npy"), "-o", tmp("to.npy"), NULL};
+    write_latent(tmp_path("t.npy"), 0, 16, 16, 16, 0);
+    const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("t.npy"), "-o", tmp_path("to.npy"), NULL};
     const char *one[] = {"OMP_NUM_THREADS=1", NULL}, *three[] = {"OMP_NUM_THREADS=3", NULL};
-    assert_int_equal(run_cli_io(g_tmp, a, one, NULL, NULL, g_err, sizeof g_err), 0);
+    assert_int_equal(run_cli_io(g_dir, a, one, NULL, NULL, g_err, sizeof g_err), 0);
     printf("OMP_NUM_THREADS=1: %s", g_err);
     assert_non_null(strstr(g_err, ", 1 thread)"));
-    assert_int_equal(run_cli_io(g_tmp, a, three, NULL, NULL, g_err, sizeof g_err), 0);
+    assert_int_equal(run_cli_io(g_dir, a, three, NULL, NULL, g_err, sizeof g_err), 0);
     printf("OMP_NUM_THREADS=3: %s", g_err);
     assert_non_null(strstr(g_err, ", 3 threads)"));
-    const char *b[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp("t.npy"), "-o", tmp("to.npy"), "-t", "2", NULL};
-    assert_int_equal(run_cli_io(g_tmp, b, one, NULL, NULL, g_err, sizeof g_err), 0);
+    const char *b[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("t.npy"), "-o", tmp_path("to.npy"), "-t", "2", NULL};
+    assert_int_equal(run_cli_io(g_dir, b, one, NULL, NULL, g_err, sizeof g_err), 0);
     printf("OMP_NUM_THREADS=1 --threads 2: %s", g_err);
     assert_non_null(strstr(g_err, ", 2 threads)"));
 }
@@ -453,8 +445,8 @@ static void test_info_every_kind(void **state) {
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         const char *a[] = {"info", kinds[k].file, NULL};
         char out[600];
-        snprintf(out, sizeof out, "%s/info.txt", g_tmp);
-        int rc = run_cli_io(g_tmp, a, NULL, NULL, out, g_err, sizeof g_err);
+        snprintf(out, sizeof out, "%s/info.txt", g_dir);
+        int rc = run_cli_io(g_dir, a, NULL, NULL, out, g_err, sizeof g_err);
         char *text = read_text(out);
         int ok = rc == 0;
         for (int i = 0; i < 3 && kinds[k].says[i]; i++) ok &= strstr(text, kinds[k].says[i]) != NULL;
@@ -464,7 +456,7 @@ static void test_info_every_kind(void **state) {
         free(text);
         /* --json names the kind too */
         const char *j[] = {"info", "--json", kinds[k].file, NULL};
-        assert_int_equal(run_cli_io(g_tmp, j, NULL, NULL, out, g_err, sizeof g_err), 0);
+        assert_int_equal(run_cli_io(g_dir, j, NULL, NULL, out, g_err, sizeof g_err), 0);
         text = read_text(out);
         assert_non_null(strstr(text, "\"kind\": "));
         assert_true(text[0] == '{');
@@ -476,13 +468,13 @@ static void test_info_every_kind(void **state) {
 
 static void test_tiling_announced(void **state) {
     (void)state;
-    write_latent(tmp("big.npy"), 0, 16, 40, 40, 0);
-    const char *exact[] = {"decode", "--vae", VAE16, "-i", tmp("big.npy"), "-o", tmp("ti.npy"), NULL};
+    write_latent(tmp_path("big.npy"), 0, 16, 40, 40, 0);
+    const char *exact[] = {"decode", "--vae", VAE16, "-i", tmp_path("big.npy"), "-o", tmp_path("ti.npy"), NULL};
     assert_int_equal(run(exact), 0);
     printf("exact: %s", g_err);
     assert_null(strstr(g_err, "tile"));
     assert_int_equal(lines(g_err), 1);
-    const char *tiled[] = {"decode", "--vae", VAE16, "-i", tmp("big.npy"), "-o", tmp("ti.npy"), "--tile", "16", NULL};
+    const char *tiled[] = {"decode", "--vae", VAE16, "-i", tmp_path("big.npy"), "-o", tmp_path("ti.npy"), "--tile", "16", NULL};
     assert_int_equal(run(tiled), 0);
     printf("--tile 16: %s", g_err);
     assert_non_null(strstr(g_err, "decoding in tiles of 16 latent pixels, overlap 4"));
@@ -490,10 +482,10 @@ static void test_tiling_announced(void **state) {
     assert_non_null(strstr(g_err, "(tiled: approximate)"));
     assert_int_equal(lines(g_err), 2);
     /* a budget the exact decode exceeds: tiled, and the line says why */
-    const char *dry[] = {"decode", "--vae", VAE16, "-i", tmp("big.npy"), "-o", tmp("ti.npy"), "--dry-run", "--json", NULL};
+    const char *dry[] = {"decode", "--vae", VAE16, "-i", tmp_path("big.npy"), "-o", tmp_path("ti.npy"), "--dry-run", "--json", NULL};
     char out[600];
-    snprintf(out, sizeof out, "%s/plan.json", g_tmp);
-    assert_int_equal(run_cli_io(g_tmp, dry, NULL, NULL, out, g_err, sizeof g_err), 0);
+    snprintf(out, sizeof out, "%s/plan.json", g_dir);
+    assert_int_equal(run_cli_io(g_dir, dry, NULL, NULL, out, g_err, sizeof g_err), 0);
     char *plan = read_text(out);
     char *pk = strstr(plan, "\"decode\": {");
     assert_non_null(pk);
@@ -502,31 +494,21 @@ static void test_tiling_announced(void **state) {
     free(plan);
     char budget[32];
     snprintf(budget, sizeof budget, "%lld", exact_peak - 1);
-    const char *auto_[] = {"decode", "--vae", VAE16, "-i", tmp("big.npy"), "-o", tmp("ti.npy"), "--max-memory", budget, NULL};
+    const char *auto_[] = {"decode", "--vae", VAE16, "-i", tmp_path("big.npy"), "-o", tmp_path("ti.npy"), "--max-memory", budget, NULL};
     assert_int_equal(run(auto_), 0);
     printf("--max-memory %s: %s", budget, g_err);
     assert_non_null(strstr(g_err, "decoding in tiles of"));
     assert_non_null(strstr(g_err, "over the"));
     /* --quiet: nothing at all */
-    const char *q[] = {"decode", "--vae", VAE16, "-i", tmp("big.npy"), "-o", tmp("ti.npy"), "--tile", "16", "-q", NULL};
+    const char *q[] = {"decode", "--vae", VAE16, "-i", tmp_path("big.npy"), "-o", tmp_path("ti.npy"), "--tile", "16", "-q", NULL};
     assert_int_equal(run(q), 0);
     assert_string_equal(g_err, "");
 }
 
 static int setup(void **state) {
-    (void)state;
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/latup_contract_XXXXXX");
-    assert_non_null(mkdtemp(g_tmp));
     assert_true(exists(LATUP_BIN));
     assert_true(exists(SHIM));
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
-    return system(cmd) == 0 ? 0 : -1;
+    return setup_dir(state);
 }
 
 int main(void) {
@@ -545,5 +527,5 @@ int main(void) {
         cmocka_unit_test(test_info_every_kind),
         cmocka_unit_test(test_tiling_announced),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, remove_dir);
 }

@@ -20,14 +20,15 @@
 static FILE *g_null;
 
 /* Parses the tokens (after the command name) from an argv of exactly n + 1 pointers, no NULL
- * after them. Returns cli_parse's result. */
+ * after them. Returns cli_parse's result. The values point into argv, which stays until the next
+ * call. */
+static char **g_argv;
 static int parse(const cli_command *cmd, cli_args *a, int n, const char *const *tok) {
-    char **argv = malloc((size_t)(n + 1) * sizeof *argv);
-    argv[0] = (char *)cmd->name;
-    for (int i = 0; i < n; i++) argv[i + 1] = (char *)tok[i];
-    int rc = cli_parse(cmd, n + 1, argv, a, g_null, g_null);
-    free(argv);
-    return rc;
+    free(g_argv);
+    g_argv = malloc((size_t)(n + 1) * sizeof *g_argv);
+    g_argv[0] = (char *)cmd->name;
+    for (int i = 0; i < n; i++) g_argv[i + 1] = (char *)tok[i];
+    return cli_parse(cmd, n + 1, g_argv, a, g_null, g_null);
 }
 
 /* The documented bounds (latup help CMD, README, docs/latup.1), not read from the table. */
@@ -259,6 +260,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
+    free(g_argv);
     fclose(g_null);
     return 0;
 }

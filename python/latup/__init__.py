@@ -238,32 +238,20 @@ def read(path, key=None):
     return _to_numpy(t)
 
 
-class Lua:
-    """A LUA (or SwinIR) model: safetensors or PyTorch .pth, optionally gzip-compressed."""
-
-    def __init__(self, path, threads=None):
-        self._m = _P()
-        _check(_lua_load(_path(path), ctypes.byref(self._m)))
-        self.path = str(path)
-        self.threads = threads
-        c = _lua_config(self._m).contents
-        self.in_channels, self.out_channels = c.in_chans, c.out_chans
-        self.scales = tuple(c.scales[i] for i in range(c.n_scales))
-        self.embed_dim, self.window_size, self.n_params = c.embed_dim, c.window_size, c.n_params
-
-    def upscale(self, x, scale=2, threads=None):
-        """x: [C,H,W] or [B,C,H,W] VAE-space latent -> float32 [.., C, scale*H, scale*W]."""
-        x = _as_input(x)
-        xt, yt = _tensor_of(x), _Tensor()
-        st = _call_with_threads(threads or self.threads, _lua_upscale, self._m, ctypes.byref(xt), int(scale),
-                                ctypes.byref(yt), None)
-        _check(st)
-        return _to_numpy(yt)
+class _Model:
+    """A loaded model: freed by close(), at the end of a with block, or when collected."""
+    _handle = None
+    _free = None
 
     def close(self):
-        if getattr(self, "_m", None):
-            _lua_free(self._m)
-            self._m = None
+        if self._handle:
+            type(self)._free(self._handle)
+            self._handle = None
+
+    def _live(self):
+        if not self._handle:
+            raise ValueError("%s: the model was closed" % type(self).__name__)
+        return self._handle
 
     __del__ = close
 
@@ -274,20 +262,49 @@ class Lua:
         self.close()
 
 
-class Vae:
+class Lua(_Model):
+    """A LUA (or SwinIR) model: safetensors or PyTorch .pth, optionally gzip-compressed."""
+    _free = staticmethod(_lua_free)
+
+    def __init__(self, path, threads=None):
+        m = _P()
+        _check(_lua_load(_path(path), ctypes.byref(m)))
+        self._handle = m
+        self.path = str(path)
+        self.threads = threads
+        c = _lua_config(m).contents
+        self.in_channels, self.out_channels = c.in_chans, c.out_chans
+        self.scales = tuple(c.scales[i] for i in range(c.n_scales))
+        self.embed_dim, self.window_size, self.n_params = c.embed_dim, c.window_size, c.n_params
+
+    def upscale(self, x, scale=2, threads=None):
+        """x: [C,H,W] or [B,C,H,W] VAE-space latent -> float32 [.., C, scale*H, scale*W]."""
+        x = _as_input(x)
+        xt, yt = _tensor_of(x), _Tensor()
+        st = _call_with_threads(threads or self.threads, _lua_upscale, self._live(), ctypes.byref(xt), int(scale),
+                                ctypes.byref(yt), None)
+        _check(st)
+        return _to_numpy(yt)
+
+
+
+class Vae(_Model):
     """The AutoencoderKL decoder of SD 1.x/2.x, SDXL, SD3 or FLUX.1, from any checkpoint holding one.
 
     max_memory: bytes or "4G"-style; a decode over it is tiled (an approximation), and one no tile
     fits raises LatupError (status E_NOMEM) naming the smallest budget that works. Default: 3/4 of
     physical memory or of the cgroup limit. tile/overlap: force tiling (latent pixels)."""
 
+    _free = staticmethod(_vae_free)
+
     def __init__(self, path, threads=None, max_memory=None, tile=None, overlap=None):
-        self._v = _P()
-        _check(_vae_load(_path(path), ctypes.byref(self._v)))
+        v = _P()
+        _check(_vae_load(_path(path), ctypes.byref(v)))
+        self._handle = v
         self.path = str(path)
         self.threads, self.tile, self.overlap = threads, tile, overlap
         self.max_memory = _parse_size(max_memory) if max_memory is not None else _default_max_memory()
-        c = _vae_config(self._v).contents
+        c = _vae_config(v).contents
         self.latent_channels, self.n_params = c.z_channels, c.n_params
         self.upsampling = 1 << (c.n_levels - 1)
 
@@ -297,23 +314,11 @@ class Vae:
         z = _as_input(z)
         zt, it = _tensor_of(z), _Tensor()
         o = _DecodeOpts(tile=int(self.tile or 0), overlap=int(self.overlap or 0), max_memory=self.max_memory)
-        st = _call_with_threads(threads or self.threads, _vae_decode, self._v, ctypes.byref(zt), ctypes.byref(it),
+        st = _call_with_threads(threads or self.threads, _vae_decode, self._live(), ctypes.byref(zt), ctypes.byref(it),
                                 ctypes.byref(o))
         _check(st)
         return _to_numpy(it)
 
-    def close(self):
-        if getattr(self, "_v", None):
-            _vae_free(self._v)
-            self._v = None
-
-    __del__ = close
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def to_unit(img):

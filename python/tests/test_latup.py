@@ -112,6 +112,12 @@ class TestAgainstCli(unittest.TestCase):
         with self.assertRaises(ValueError):
             latup._parse_size("nan")
 
+    def test_closed_model(self):
+        with latup.Lua(LUA) as m:
+            m.upscale(np.load(LATENT), 2)
+        with self.assertRaises(ValueError):
+            m.upscale(np.load(LATENT), 2)
+
     def test_version(self):
         with open(os.path.join(ROOT, "include/latup.h")) as f:
             h = f.read()
