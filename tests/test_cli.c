@@ -577,6 +577,45 @@ static void test_dump_and_compare(void **state) {
     assert_int_equal(run_latup(e), 2);
 }
 
+/* compare's forward order: dump_order.txt where there is one, else modification time. */
+static void test_compare_order(void **state) {
+    (void)state;
+    mkdir(tmp_path("ord_a"), 0755);
+    mkdir(tmp_path("ord_b"), 0755);
+    latup_tensor t;
+    int64_t shape[1] = {4};
+    assert_int_equal(latup_tensor_alloc(&t, 1, shape), LATUP_OK);
+    const char *names[3] = {"x", "y", "z"}; /* written x, y, z: mtimes in that order */
+    for (int i = 0; i < 3; i++) {
+        char a[64], b[64];
+        snprintf(a, sizeof a, "ord_a/%s.npy", names[i]);
+        snprintf(b, sizeof b, "ord_b/%s.npy", names[i]);
+        t.data[0] = 1.0f;
+        assert_int_equal(latup_npy_write(tmp_path(a), &t), LATUP_OK);
+        t.data[0] = i ? 2.0f : 1.0f; /* y and z differ */
+        assert_int_equal(latup_npy_write(tmp_path(b), &t), LATUP_OK);
+        nanosleep(&(struct timespec){0, 20000000L}, NULL);
+    }
+    latup_tensor_free(&t);
+    char out[600];
+    snprintf(out, sizeof out, "%s/order.txt", g_dir);
+    const char *c[] = {"compare", tmp_path("ord_a"), tmp_path("ord_b"), NULL};
+    assert_int_equal(run_cli_io(g_dir, c, NULL, NULL, out, g_stderr, sizeof g_stderr), 10);
+    size_t n;
+    char *text = (char *)slurp(out, &n);
+    text[n] = '\0';
+    assert_non_null(strstr(text, "first: y;")); /* modification time */
+    free(text);
+    FILE *f = fopen(tmp_path("ord_a/dump_order.txt"), "w");
+    fputs("z\ny\nx\n", f);
+    fclose(f);
+    assert_int_equal(run_cli_io(g_dir, c, NULL, NULL, out, g_stderr, sizeof g_stderr), 10);
+    text = (char *)slurp(out, &n);
+    text[n] = '\0';
+    assert_non_null(strstr(text, "first: z;")); /* the order file */
+    free(text);
+}
+
 /* ---- --dry-run --json, version, help ------------------------------------------------------------------- */
 
 static void test_dry_run_json(void **state) {
@@ -642,6 +681,7 @@ int main(void) {
         cmocka_unit_test(test_batches_and_inputs),
         cmocka_unit_test(test_png16),
         cmocka_unit_test(test_dump_and_compare),
+        cmocka_unit_test(test_compare_order),
         cmocka_unit_test(test_dry_run_json),
         cmocka_unit_test(test_version_and_help),
     };
