@@ -130,11 +130,10 @@ LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 
-$(BUILD)/latup.pc: latup.pc.in include/latup.h
+# latup.pc is filled in at every install: it names the prefix of that install.
+install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
-	    -e 's|@LIBS_PRIVATE@|$(BLAS_LIBS) -lz -lm -fopenmp|' $< > $@
-
-install: all $(BUILD)/latup.pc
+	    -e 's|@LIBS_PRIVATE@|$(BLAS_LIBS) -lz -lm -fopenmp|' latup.pc.in > $(BUILD)/latup.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(BUILD)/latup $(DESTDIR)$(BINDIR)/latup
 	install -m 644 $(BUILD)/liblatup.a $(DESTDIR)$(LIBDIR)/liblatup.a
