@@ -80,7 +80,7 @@ $(BUILD)/liblatup.so: $(SHLIB)
 $(BUILD)/latup: $(CLI_OBJ) $(BUILD)/liblatup.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/liblatup.a $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/liblatup.a $(HEADERS) $(CLI_SRC)
+$(BUILD)/tests/%: tests/%.c $(BUILD)/liblatup.a $(HEADERS) $(CLI_SRC) fuzz/fuzz_cli_opts.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isrc -Itests -DLATUP_BUILD_DIR=\"$(BUILD)\" $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
 

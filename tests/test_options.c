@@ -2,7 +2,8 @@
  * test): every integer option at its documented bounds and one past them, an option given last
  * with no value (argv not NULL-terminated, so ASan sees any read past it), repeated and
  * conflicting options, --opt=value and short forms, and the strict value parsers (sizes without
- * floating point, no NaN, no overflow; reals; HxW; output patterns). */
+ * floating point, no NaN, no overflow; reals; HxW; output patterns); and every file of the fuzz
+ * corpus (fuzz/corpus/fuzz_cli_opts) through the fuzz target's checks. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +12,10 @@
 
 #include <cmocka.h>
 
-#include "cli/options.c"
+/* the fuzz target, which brings src/cli/options.c with it: its corpus replays here */
+#include "../fuzz/fuzz_cli_opts.c"
+
+#include <dirent.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,6 +256,34 @@ static void test_usage_lists_every_option(void **state) {
     }
 }
 
+/* Every committed fuzz input: parsed, and whatever is accepted holds the parser's promises (the
+ * target traps otherwise). */
+static void test_fuzz_corpus(void **state) {
+    (void)state;
+    DIR *d = opendir("fuzz/corpus/fuzz_cli_opts");
+    assert_non_null(d);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char p[512];
+        snprintf(p, sizeof p, "fuzz/corpus/fuzz_cli_opts/%s", e->d_name);
+        FILE *f = fopen(p, "rb");
+        assert_non_null(f);
+        uint8_t buf[4096];
+        size_t len = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        uint8_t *exact = malloc(len ? len : 1); /* exactly sized: ASan sees any overread */
+        memcpy(exact, buf, len);
+        LLVMFuzzerTestOneInput(exact, len);
+        free(exact);
+        n++;
+    }
+    closedir(d);
+    printf("fuzz corpus: %d command lines replayed, every promise held\n", n);
+    assert_true(n >= 10);
+}
+
 static int setup(void **state) {
     (void)state;
     g_null = fopen("/dev/null", "w");
@@ -270,6 +302,7 @@ int main(void) {
         cmocka_unit_test(test_integer_bounds),        cmocka_unit_test(test_missing_value_last),
         cmocka_unit_test(test_repeats_conflicts_forms), cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_reals_hw_patterns),     cmocka_unit_test(test_usage_lists_every_option),
+        cmocka_unit_test(test_fuzz_corpus),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
