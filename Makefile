@@ -12,6 +12,7 @@ SHELL := /bin/bash
 #   make demo       install missing packages, build, upscale + decode the committed demo latent
 #   make fuzz       libFuzzer targets in fuzz/ (clang), FUZZ_TIME seconds each
 #   make SANITIZE=1 ASan + UBSan build (into build-san/)
+#   make CUDA=1     also the CUDA path (src/cuda/, nvcc + cuBLAS), into build-cuda/ (docs/cuda.md)
 #   make clean
 
 CC      ?= cc
@@ -30,23 +31,60 @@ LDLIBS  += $(BLAS_LIBS) -lz -lm -fopenmp
 # unless latup.h marks them LATUP_API. The CLI sees include/ only: it uses the public API.
 LIB_CFLAGS = $(CFLAGS) -Isrc -fPIC -fvisibility=hidden
 
+ifeq ($(CUDA),1)
+BUILD_KIND := -cuda
+endif
 ifeq ($(SANITIZE),1)
-BUILD   ?= build-san
+BUILD   ?= build$(BUILD_KIND)-san
 CFLAGS  += -g -DLATUP_SANITIZE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 else
-BUILD   ?= build
+BUILD   ?= build$(BUILD_KIND)
 endif
 
-LIB_SRC   := $(wildcard src/*.c src/ops/*.c src/model/*.c src/io/*.c)
+LIB_SRC   := $(wildcard src/*.c src/ops/*.c src/model/*.c src/io/*.c src/api/*.c)
 CLI_SRC   := $(wildcard src/cli/*.c)
 TEST_SRC  := $(wildcard tests/test_*.c)
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_OBJ   := $(CLI_SRC:src/cli/%.c=$(BUILD)/cli/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HEADERS   := $(wildcard include/*.h src/*.h src/*/*.h tests/*.h)
+HEADERS   := $(wildcard include/*.h src/*.h src/*/*.h src/*/*.cuh tests/*.h)
 SONAME    := liblatup.so.$(VMAJOR)
 SHLIB     := $(BUILD)/liblatup.so.$(VERSION)
+
+# ---- CUDA=1: the CUDA path as an optional translation unit (docs/cuda.md) -----------------------
+# src/cuda/*.cu through nvcc (sm_80 and sm_90 code plus PTX for later GPUs), src/cuda/*.c through
+# $(CC) against the CUDA headers, cuBLAS and the CUDA runtime linked. Without CUDA=1 none of it
+# is compiled: src/model/gpu_none.c answers every GPU request with LATUP_E_DEVICE, and the GPU
+# test tests/test_cuda.c is not built (the host harness tests/test_cuda_host.c always is).
+GPU_TEST_BIN :=
+ifeq ($(CUDA),1)
+CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(CUDA_HOME)/bin/nvcc
+ifeq ($(shell command -v $(NVCC) 2>/dev/null),)
+$(error CUDA=1: no nvcc at '$(NVCC)': install the CUDA toolkit, or set CUDA_HOME (or NVCC); docs/cuda.md)
+endif
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+# -fmad=false: no FMA contraction in our kernels, so they round exactly as the same bodies do in
+# the host harness and as the CPU kernels do (cuBLAS is unaffected)
+NVCCFLAGS ?= -O2
+NVCCFLAGS += -std=c++17 -fmad=false $(CUDA_ARCH) -Iinclude -Isrc -Xcompiler -Wall,-Wextra,-fPIC,-fvisibility=hidden
+CFLAGS    += -I$(CUDA_HOME)/include -DLATUP_CUDA
+BASE_LDLIBS := $(LDLIBS)
+LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+LIB_SRC   := $(filter-out src/model/gpu_none.c,$(LIB_SRC)) $(wildcard src/cuda/*.c)
+CU_SRC    := $(wildcard src/cuda/*.cu)
+LIB_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o) $(CU_SRC:src/%.cu=$(BUILD)/obj/%.cu.o)
+GPU_TEST_BIN := $(BUILD)/tests/test_cuda
+# test_cuda_emu: the same GPU test on an emulated device (tests/cuda_emu.c in place of kernels.cu,
+# libcudart and libcublas): the CUDA path's host code checked on any machine
+TEST_BIN  += $(BUILD)/tests/test_cuda_emu
+EMU_OBJ   := $(filter-out %.cu.o,$(LIB_OBJ))
+else
+TEST_SRC  := $(filter-out tests/test_cuda.c,$(TEST_SRC))
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+endif
 
 .PHONY: all test bench demo deps fuzz clean check-deps install uninstall check-install check-exports test-python examples
 all: check-deps $(BUILD)/liblatup.a $(BUILD)/liblatup.so $(BUILD)/latup
@@ -64,6 +102,10 @@ $(BUILD)/obj/%.o: src/%.c $(HEADERS)
 $(BUILD)/cli/%.o: src/cli/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.cu.o: src/%.cu $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 $(BUILD)/liblatup.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -91,13 +133,25 @@ $(BUILD)/tests/fault_inject.so: tests/fault_inject.c
 	$(CC) -O1 -shared -fPIC -o $@ $< -ldl
 $(BUILD)/tests/test_cli_contract: $(BUILD)/tests/fault_inject.so
 
-# Each test binary runs from the repository root (golden data paths are relative to it). Then, in
-# the plain build, the exported symbols, the README's commands, and the Python package (when
-# numpy is there to run it).
+ifeq ($(CUDA),1)
+$(BUILD)/tests/test_cuda_emu: tests/test_cuda.c tests/cuda_emu.c $(EMU_OBJ) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -DLATUP_CUDA_EMU $(LDFLAGS) -o $@ tests/test_cuda.c tests/cuda_emu.c $(EMU_OBJ) \
+	  $(BASE_LDLIBS) -lcmocka
+endif
+
+# Each test binary runs from the repository root (golden data paths are relative to it).
+# The GPU test (CUDA=1 only) exits 77 when there is no CUDA device: reported as NOT RUN, and the
+# suite fails, since a test that did not run is not a pass. Then, in the plain build, the exported
+# symbols, the README's commands, and the Python package (when numpy is there to run it).
 test: all $(TEST_BIN) $(BUILD)/latup-shared
-	@pass=0; fail=0; for t in $(TEST_BIN); do \
+	@pass=0; fail=0; notrun=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
-	  if OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
+	  OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$$t; rc=$$?; \
+	  if [ $$rc -eq 0 ]; then pass=$$((pass+1)); \
+	  elif [ $$rc -eq 77 ] && [ "$$t" = "$(GPU_TEST_BIN)" ]; then notrun=$$((notrun+1)); \
+	    echo "NOT RUN: $$t (no CUDA device): not a pass"; \
+	  else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
 	done; \
 	if [ "$(SANITIZE)" != 1 ]; then \
 	  echo "== check-exports"; if $(MAKE) -s check-exports; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-exports"; fi; \
@@ -107,7 +161,9 @@ test: all $(TEST_BIN) $(BUILD)/latup-shared
 	  elif [ "$(REQUIRE_PYTHON)" = 1 ]; then echo "FAILED: test-python: $(PYTHON) has no numpy"; fail=$$((fail+1)); \
 	  else echo "== test-python NOT RUN: $(PYTHON) has no numpy (apt-get install python3-numpy); not counted"; fi; \
 	fi; \
-	echo "tests: $$pass passed, $$fail failed"; test $$fail -eq 0
+	if [ $$notrun -gt 0 ]; then echo "tests: $$pass passed, $$fail failed, $$notrun not run"; \
+	else echo "tests: $$pass passed, $$fail failed"; fi; \
+	test $$fail -eq 0 && test $$notrun -eq 0
 
 # The CLI linked against liblatup.so instead of the static library: it links only if the CLI uses
 # nothing but the exported API (what `make install` promises a program built on latup.h).
@@ -191,7 +247,10 @@ deps:
 	@tools/install_deps.sh
 
 # Benchmarks (not tests): build/bench_lua --help
-bench: $(BUILD)/bench_lua $(BUILD)/bench_vae
+bench: $(BUILD)/bench_lua $(BUILD)/bench_vae $(BUILD)/bench_gemm
+ifeq ($(CUDA),1)
+bench: $(BUILD)/bench_cuda
+endif
 $(BUILD)/bench_%: tools/bench_%.c $(BUILD)/liblatup.a $(HEADERS)
 	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
@@ -219,4 +278,4 @@ fuzz: $(FUZZ_BIN)
 	done
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-cuda build-cuda-san

@@ -81,8 +81,16 @@ LATUP_API void latup_latent_to_vae(latup_tensor *x, const latup_latent_family *f
 LATUP_API latup_status latup_flux_unpack(const latup_tensor *packed, int h, int w, latup_tensor *out);
 
 /* ---- threads --------------------------------------------------------------------------------- */
-LATUP_API void latup_set_threads(int n); /* OpenMP and OpenBLAS; n <= 0 means all cores */
+LATUP_API void latup_set_threads(int n); /* OpenMP threads for latup's tile loops (OpenBLAS stays at one
+                                * thread); n <= 0 means all cores */
 LATUP_API int latup_get_threads(void);
+
+/* ---- math mode ---------------------------------------------------------------------------------
+ * By default the kernels use fast paths whose error is bounded and documented (docs/testing.md,
+ * "Approximations"): vectorised exp and erf. latup_set_exact_math(1) switches the whole process
+ * to the plain reference arithmetic (libm's expf and erff). Not thread-safe against a concurrent
+ * upscale or decode. */
+void latup_set_exact_math(int on);
 
 /* ---- the LUA model ----------------------------------------------------------------------------- */
 #define LATUP_MAX_LAYERS 16
@@ -130,7 +138,7 @@ LATUP_API const char *latup_tail_name(latup_tail t); /* "lua-heads", "pixelshuff
 typedef void (*latup_dump_fn)(void *user, const char *name, const latup_tensor *t, int batch);
 
 /* Where the forward pass runs. LATUP_DEVICE_CUDA needs a build with CUDA=1 and a GPU; otherwise
- * the call fails with LATUP_E_USAGE and a message saying which is missing. */
+ * the call fails with LATUP_E_DEVICE and a message saying which is missing. */
 typedef enum {
     LATUP_DEVICE_CPU = 0,
     LATUP_DEVICE_CUDA = 1,
@@ -338,6 +346,9 @@ LATUP_API int latup_default_threads(void);
 /* 3/4 of the smaller of physical memory and the cgroup memory limit of this process (v2
  * memory.max, v1 memory.limit_in_bytes, the tightest on the path to the root). */
 LATUP_API size_t latup_default_max_memory(void);
+/* LATUP_OK if the device can run here; else LATUP_E_DEVICE saying what is missing (a build
+ * without CUDA, no GPU, the driver's refusal), as the forward passes would, but before any work. */
+LATUP_API latup_status latup_device_check(latup_device d);
 
 #ifdef __cplusplus
 }

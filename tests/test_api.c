@@ -13,7 +13,7 @@
 
 #include "tmpdir.h"
 
-#include "io/host.h"
+#include "api/host.h"
 #include "latup.h"
 
 #include <dirent.h>
@@ -315,12 +315,21 @@ static void test_cgroup_limits(void **state) {
     assert_true(latup_default_max_memory() > 0);
 }
 
+static void test_device_check(void **state) {
+    (void)state;
+    assert_int_equal(latup_device_check(LATUP_DEVICE_CPU), LATUP_OK);
+    latup_status st = latup_device_check(LATUP_DEVICE_CUDA);
+    printf("CUDA here: %s\n", st ? latup_last_error() : "usable");
+    assert_true(st == LATUP_OK || (st == LATUP_E_DEVICE && strstr(latup_last_error(), "CUDA")));
+    assert_int_equal(latup_device_check((latup_device)7), LATUP_E_USAGE);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_comfyui_latents),  cmocka_unit_test(test_safetensors_keys),
         cmocka_unit_test(test_outputs_all_or_none), cmocka_unit_test(test_output_check),
         cmocka_unit_test(test_checkpoint_info),  cmocka_unit_test(test_omp_num_threads),
-        cmocka_unit_test(test_cgroup_limits),
+        cmocka_unit_test(test_cgroup_limits),    cmocka_unit_test(test_device_check),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }

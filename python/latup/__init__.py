@@ -202,6 +202,18 @@ def _parse_size(s):
     return int(float(s) * m) if "." in s else int(s) * m
 
 
+_device_check = _fn("latup_device_check", ctypes.c_int, ctypes.c_int)
+
+
+def _device(name):
+    """"cpu" or "cuda", checked now (LatupError E_DEVICE when this library cannot use it)."""
+    d = {"cpu": DEVICE_CPU, "cuda": DEVICE_CUDA}.get(name)
+    if d is None:
+        raise ValueError("device: 'cpu' or 'cuda', got %r" % (name,))
+    _check(_device_check(d))
+    return d
+
+
 _threads_lock = threading.Lock()
 
 
@@ -266,7 +278,8 @@ class Lua(_Model):
     """A LUA (or SwinIR) model: safetensors or PyTorch .pth, optionally gzip-compressed."""
     _free = staticmethod(_lua_free)
 
-    def __init__(self, path, threads=None):
+    def __init__(self, path, threads=None, device="cpu"):
+        self.device = _device(device)
         m = _P()
         _check(_lua_load(_path(path), ctypes.byref(m)))
         self._handle = m
@@ -281,8 +294,9 @@ class Lua(_Model):
         """x: [C,H,W] or [B,C,H,W] VAE-space latent -> float32 [.., C, scale*H, scale*W]."""
         x = _as_input(x)
         xt, yt = _tensor_of(x), _Tensor()
+        o = _RunOpts(device=self.device)
         st = _call_with_threads(threads or self.threads, _lua_upscale, self._live(), ctypes.byref(xt), int(scale),
-                                ctypes.byref(yt), None)
+                                ctypes.byref(yt), ctypes.byref(o))
         _check(st)
         return _to_numpy(yt)
 
@@ -297,7 +311,8 @@ class Vae(_Model):
 
     _free = staticmethod(_vae_free)
 
-    def __init__(self, path, threads=None, max_memory=None, tile=None, overlap=None):
+    def __init__(self, path, threads=None, max_memory=None, tile=None, overlap=None, device="cpu"):
+        self.device = _device(device)
         v = _P()
         _check(_vae_load(_path(path), ctypes.byref(v)))
         self._handle = v
@@ -313,7 +328,8 @@ class Vae(_Model):
         released VAEs), the raw decoder output (about [-1, 1])."""
         z = _as_input(z)
         zt, it = _tensor_of(z), _Tensor()
-        o = _DecodeOpts(tile=int(self.tile or 0), overlap=int(self.overlap or 0), max_memory=self.max_memory)
+        o = _DecodeOpts(tile=int(self.tile or 0), overlap=int(self.overlap or 0), max_memory=self.max_memory,
+                        device=self.device)
         st = _call_with_threads(threads or self.threads, _vae_decode, self._live(), ctypes.byref(zt), ctypes.byref(it),
                                 ctypes.byref(o))
         _check(st)

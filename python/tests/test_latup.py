@@ -112,6 +112,17 @@ class TestAgainstCli(unittest.TestCase):
         with self.assertRaises(ValueError):
             latup._parse_size("nan")
 
+    def test_device(self):
+        try:
+            cuda = latup.Lua(LUA, device="cuda")
+        except latup.LatupError as e:  # a build without CUDA, or no GPU: refused at once
+            self.assertEqual(e.status, latup.E_DEVICE)
+            self.assertIn("CUDA", str(e))
+        else:
+            self.assertEqual(cuda.upscale(np.load(LATENT), 2).shape, (16, 48, 80))
+        with self.assertRaises(ValueError):
+            latup.Vae(VAE, device="tpu")
+
     def test_closed_model(self):
         with latup.Lua(LUA) as m:
             m.upscale(np.load(LATENT), 2)

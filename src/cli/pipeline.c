@@ -110,11 +110,10 @@ static int read_options(job *j) {
     const char *device = cli_str(a, "--device");
     j->device = device && !strcmp(device, "cuda") ? LATUP_DEVICE_CUDA : LATUP_DEVICE_CPU;
     j->dopt.device = j->device;
-    if (j->device == LATUP_DEVICE_CUDA) {
-        /* until this library's forward passes refuse a device they cannot use themselves
-         * (LATUP_E_DEVICE), refuse here rather than compute on the CPU under a "cuda" label */
-        latup_set_error(LATUP_E_DEVICE, "--device cuda: this build of latup has no CUDA support");
-        return cli_fail(LATUP_E_DEVICE);
+    latup_status st = latup_device_check(j->device); /* before any work, not at the first compute */
+    if (st) {
+        latup_error_prefix("--device cuda");
+        return cli_fail(st);
     }
     return -1;
 }

@@ -1,8 +1,10 @@
-/* host.c — defaults taken from the machine the process runs on: the thread count (OMP_NUM_THREADS,
- * else the CPUs we may use) and the memory budget (physical memory, tightened by the cgroup limit
- * a container or a batch scheduler puts on the process). */
+/* host.c — what the machine the process runs on offers: the default thread count
+ * (OMP_NUM_THREADS, else the CPUs we may use), the default memory budget (physical memory,
+ * tightened by the cgroup limit a container or a batch scheduler puts on the process), and
+ * whether a device can run (asked before any work rather than found out at the first compute). */
 #define _POSIX_C_SOURCE 200809L
-#include "io/host.h"
+#include "api/host.h"
+#include "model/device.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,4 +113,10 @@ size_t latup_default_max_memory(void) {
     if (cg && cg < mem) mem = cg;
     mem = mem / 4 * 3;
     return mem > SIZE_MAX ? SIZE_MAX : (size_t)mem;
+}
+
+latup_status latup_device_check(latup_device d) {
+    if (d == LATUP_DEVICE_CPU) return LATUP_OK;
+    if (d == LATUP_DEVICE_CUDA) return latup_gpu_probe();
+    return latup_fail(LATUP_E_USAGE, "unknown device %d", (int)d);
 }
