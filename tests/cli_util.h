@@ -1,8 +1,11 @@
 /* cli_util.h — running build/latup from a test: fork/exec with stderr captured to a file (and,
- * when asked, stdin from a file, stdout into one, extra environment). Header-only; shared by the
- * tests that run the CLI. */
+ * when asked, stdin from a file, stdout into one, extra environment); and checkpoints with one
+ * tensor changed, for the models those runs load. Header-only; shared by the tests that run the
+ * CLI. */
 #ifndef LATUP_CLI_UTIL_H
 #define LATUP_CLI_UTIL_H
+
+#include "io/weights.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,22 @@
 
 #ifndef LATUP_BUILD_DIR
 #define LATUP_BUILD_DIR "build"
+/* Copies the checkpoint src to dst (safetensors) with every element x of `tensor` made
+ * x * mul + add: a model with one layer changed. Returns 0 if the tensor is not there. */
+static inline int checkpoint_edit(const char *src, const char *dst, const char *tensor, float mul, float add) {
+    latup_weights w;
+    if (latup_safetensors_load(src, &w) != LATUP_OK) return 0;
+    int found = 0;
+    for (int i = 0; i < w.n; i++)
+        if (!strcmp(w.t[i].name, tensor) && w.t[i].f32) {
+            for (int64_t k = 0; k < w.t[i].numel; k++) w.t[i].f32[k] = w.t[i].f32[k] * mul + add;
+            found = 1;
+        }
+    if (found && latup_safetensors_write(dst, &w) != LATUP_OK) found = 0;
+    latup_weights_free(&w);
+    return found;
+}
+
 #endif
 #define LATUP_BIN LATUP_BUILD_DIR "/latup"
 
@@ -56,6 +75,22 @@ static inline int run_cli_io(const char *tmpdir, const char *const *args, const 
 /* run_cli_io with stdin inherited, stdout to /dev/null and no extra environment. */
 static inline int run_cli(const char *tmpdir, const char *const *args, char *err, size_t errn) {
     return run_cli_io(tmpdir, args, NULL, NULL, NULL, err, errn);
+}
+
+/* Copies the checkpoint src to dst (safetensors) with every element x of `tensor` made
+ * x * mul + add: a model with one layer changed. Returns 0 if the tensor is not there. */
+static inline int checkpoint_edit(const char *src, const char *dst, const char *tensor, float mul, float add) {
+    latup_weights w;
+    if (latup_safetensors_load(src, &w) != LATUP_OK) return 0;
+    int found = 0;
+    for (int i = 0; i < w.n; i++)
+        if (!strcmp(w.t[i].name, tensor) && w.t[i].f32) {
+            for (int64_t k = 0; k < w.t[i].numel; k++) w.t[i].f32[k] = w.t[i].f32[k] * mul + add;
+            found = 1;
+        }
+    if (found && latup_safetensors_write(dst, &w) != LATUP_OK) found = 0;
+    latup_weights_free(&w);
+    return found;
 }
 
 #endif

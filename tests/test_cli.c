@@ -499,21 +499,6 @@ static int count_files(const char *dir, const char *suffix) {
     return n;
 }
 
-/* The small LUA with one tensor changed. */
-static void write_model_with(const char *path, const char *tensor, float delta) {
-    latup_weights w;
-    assert_int_equal(latup_safetensors_load("ref_data/small/model.safetensors.gz", &w), LATUP_OK);
-    int found = 0;
-    for (int i = 0; i < w.n; i++)
-        if (!strcmp(w.t[i].name, tensor)) {
-            for (int64_t k = 0; k < w.t[i].numel; k++) w.t[i].f32[k] += delta;
-            found = 1;
-        }
-    assert_true(found);
-    assert_int_equal(latup_safetensors_write(path, &w), LATUP_OK);
-    latup_weights_free(&w);
-}
-
 static void test_dump_and_compare(void **state) {
     (void)state;
     const char *lua = "ref_data/small/model.safetensors.gz";
@@ -541,7 +526,8 @@ static void test_dump_and_compare(void **state) {
 
     /* one layer changed: compare exits 10 and names that layer as the first over tolerance, in
      * forward order (every earlier tensor agrees) */
-    write_model_with(tmp_path("changed.safetensors"), "layers.1.residual_group.blocks.0.mlp.fc2.bias", 0.05f);
+    assert_true(checkpoint_edit(lua, tmp_path("changed.safetensors"), "layers.1.residual_group.blocks.0.mlp.fc2.bias", 1.0f,
+                                0.05f));
     const char *b[] = {"upscale", "-m", tmp_path("changed.safetensors"), "-s", "2", "-i", in, "-o", tmp_path("c_port.npy"),
                        "--dump", tmp_path("dumps/port"), "-q", NULL};
     assert_int_equal(run_latup(b), 0);
