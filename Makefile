@@ -1,7 +1,13 @@
 SHELL := /bin/bash
-# latup — build liblatup.a, the CLI build/latup, and the cmocka test suite.
-#   make            library + CLI
+# latup — build liblatup (static and shared), the CLI build/latup, and the cmocka test suite.
+#   make            liblatup.a, liblatup.so and the CLI
 #   make test       build and run every test (exits non-zero on any failure)
+#   make install    PREFIX=/usr/local DESTDIR=: bin/latup, lib/liblatup.{so,a}, include/latup.h,
+#                   lib/pkgconfig/latup.pc, share/man/man1/latup.1;  make uninstall
+#   make check-install  install into a scratch prefix, build examples/c against it with
+#                   pkg-config, run it, uninstall
+#   make test-python    the Python package's tests (python/tests, Debian's python3-numpy); make
+#                   test runs them when numpy is there (REQUIRE_PYTHON=1: and fails when not)
 #   make bench      build/bench_lua, bench_vae, bench_gemm: the timing benchmarks
 #   make bench-peers latup next to ONNX Runtime and PyTorch (tools/bench_peers.sh, PyPI venv)
 #   make demo       install missing packages, build, upscale + decode the committed demo latent
@@ -14,9 +20,17 @@ CC      ?= cc
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 
+# The one version number lives in include/latup.h.
+VERSION_PART = $(shell sed -n 's/^\#define LATUP_VERSION_$(1) \([0-9]*\)$$/\1/p' include/latup.h)
+VMAJOR  := $(call VERSION_PART,MAJOR)
+VERSION := $(VMAJOR).$(call VERSION_PART,MINOR).$(call VERSION_PART,PATCH)
+
 CFLAGS  ?= -O2 -march=native
-CFLAGS  += -std=c11 -Wall -Wextra -fopenmp -Iinclude -Isrc $(BLAS_CFLAGS)
+CFLAGS  += -std=c11 -Wall -Wextra -fopenmp -Iinclude $(BLAS_CFLAGS)
 LDLIBS  += $(BLAS_LIBS) -lz -lm -fopenmp
+# The library's objects serve both liblatup.a and liblatup.so: position-independent, and hidden
+# unless latup.h marks them LATUP_API. The CLI sees include/ only: it uses the public API.
+LIB_CFLAGS = $(CFLAGS) -Isrc -fPIC -fvisibility=hidden
 
 ifeq ($(CUDA),1)
 BUILD_KIND := -cuda
@@ -29,13 +43,15 @@ else
 BUILD   ?= build$(BUILD_KIND)
 endif
 
-LIB_SRC   := $(wildcard src/*.c src/ops/*.c src/model/*.c src/io/*.c)
+LIB_SRC   := $(wildcard src/*.c src/ops/*.c src/model/*.c src/io/*.c src/api/*.c)
 CLI_SRC   := $(wildcard src/cli/*.c)
 TEST_SRC  := $(wildcard tests/test_*.c)
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
-CLI_OBJ   := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
+CLI_OBJ   := $(CLI_SRC:src/cli/%.c=$(BUILD)/cli/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HEADERS   := $(wildcard include/*.h src/*.h src/*/*.h src/*/*.cuh tests/*.h)
+SONAME    := liblatup.so.$(VMAJOR)
+SHLIB     := $(BUILD)/liblatup.so.$(VERSION)
 
 # ---- CUDA=1: the CUDA path as an optional translation unit (docs/cuda.md) -----------------------
 # src/cuda/*.cu through nvcc (sm_80 and sm_90 code plus PTX for later GPUs), src/cuda/*.c through
@@ -54,7 +70,7 @@ CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=s
 # -fmad=false: no FMA contraction in our kernels, so they round exactly as the same bodies do in
 # the host harness and as the CPU kernels do (cuBLAS is unaffected)
 NVCCFLAGS ?= -O2
-NVCCFLAGS += -std=c++17 -fmad=false $(CUDA_ARCH) -Iinclude -Isrc -Xcompiler -Wall,-Wextra
+NVCCFLAGS += -std=c++17 -fmad=false $(CUDA_ARCH) -Iinclude -Isrc -Xcompiler -Wall,-Wextra,-fPIC,-fvisibility=hidden
 CFLAGS    += -I$(CUDA_HOME)/include -DLATUP_CUDA
 BASE_LDLIBS := $(LDLIBS)
 LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
@@ -71,16 +87,20 @@ TEST_SRC  := $(filter-out tests/test_cuda.c,$(TEST_SRC))
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 endif
 
-.PHONY: all test bench bench-peers demo deps fuzz clean check-deps
-all: check-deps $(BUILD)/liblatup.a $(BUILD)/latup
+.PHONY: all test bench bench-peers demo deps fuzz clean check-deps install uninstall check-install check-exports test-python examples
+all: check-deps $(BUILD)/liblatup.a $(BUILD)/liblatup.so $(BUILD)/latup
 
 check-deps:
-	@echo "latup: CC=$(CC); OpenMP: -fopenmp; BLAS: $(if $(BLAS_CFLAGS),$(BLAS_LIBS) ($(BLAS_CFLAGS)),-lopenblas (pkg-config found no openblas))"
+	@echo "latup $(VERSION): CC=$(CC); OpenMP: -fopenmp; BLAS: $(if $(BLAS_CFLAGS),$(BLAS_LIBS) ($(BLAS_CFLAGS)),-lopenblas (pkg-config found no openblas))"
 	@printf '#include <cblas.h>\n#include <omp.h>\n#include <zlib.h>\nint main(void){return 0;}\n' | \
 	  $(CC) -x c - -fsyntax-only -fopenmp $(BLAS_CFLAGS) 2>/dev/null || \
 	  { echo "latup: missing headers (cblas.h, omp.h or zlib.h): run .ci/run or apt-get install libopenblas-openmp-dev zlib1g-dev libcmocka-dev" >&2; exit 1; }
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(BUILD)/cli/%.o: src/cli/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -90,14 +110,29 @@ $(BUILD)/obj/%.cu.o: src/%.cu $(HEADERS)
 
 $(BUILD)/liblatup.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
+	rm -f $@
 	ar rcs $@ $^
+
+$(SHLIB): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/liblatup.so: $(SHLIB)
+	ln -sf $(notdir $(SHLIB)) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
 
 $(BUILD)/latup: $(CLI_OBJ) $(BUILD)/liblatup.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/liblatup.a $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/liblatup.a $(HEADERS)
+$(BUILD)/tests/%: tests/%.c $(BUILD)/liblatup.a $(HEADERS) $(CLI_SRC) fuzz/fuzz_cli_opts.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -DLATUP_BUILD_DIR=\"$(BUILD)\" $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Isrc -Itests -DLATUP_BUILD_DIR=\"$(BUILD)\" $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
+
+# The LD_PRELOAD shim test_cli_contract uses to kill latup mid-write and fail fsync/rename; plain
+# (no sanitizer), so it can be preloaded into either build.
+$(BUILD)/tests/fault_inject.so: tests/fault_inject.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -shared -fPIC -o $@ $< -ldl
+$(BUILD)/tests/test_cli_contract: $(BUILD)/tests/fault_inject.so
 
 ifeq ($(CUDA),1)
 $(BUILD)/tests/test_cuda_emu: tests/test_cuda.c tests/cuda_emu.c $(EMU_OBJ) $(HEADERS)
@@ -108,8 +143,9 @@ endif
 
 # Each test binary runs from the repository root (golden data paths are relative to it).
 # The GPU test (CUDA=1 only) exits 77 when there is no CUDA device: reported as NOT RUN, and the
-# suite fails, since a test that did not run is not a pass.
-test: all $(TEST_BIN)
+# suite fails, since a test that did not run is not a pass. Then, in the plain build, the exported
+# symbols, the README's commands, and the Python package (when numpy is there to run it).
+test: all $(TEST_BIN) $(BUILD)/latup-shared
 	@pass=0; fail=0; notrun=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
 	  OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$$t; rc=$$?; \
@@ -118,9 +154,83 @@ test: all $(TEST_BIN)
 	    echo "NOT RUN: $$t (no CUDA device): not a pass"; \
 	  else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
 	done; \
+	if [ "$(SANITIZE)" != 1 ]; then \
+	  echo "== check-exports"; if $(MAKE) -s check-exports; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-exports"; fi; \
+	  echo "== check-readme"; if tools/check_readme.sh; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-readme"; fi; \
+	  if $(PYTHON) -c 'import numpy' 2>/dev/null; then \
+	    echo "== test-python"; if $(MAKE) -s test-python; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: test-python"; fi; \
+	  elif [ "$(REQUIRE_PYTHON)" = 1 ]; then echo "FAILED: test-python: $(PYTHON) has no numpy"; fail=$$((fail+1)); \
+	  else echo "== test-python NOT RUN: $(PYTHON) has no numpy (apt-get install python3-numpy); not counted"; fi; \
+	fi; \
 	if [ $$notrun -gt 0 ]; then echo "tests: $$pass passed, $$fail failed, $$notrun not run"; \
 	else echo "tests: $$pass passed, $$fail failed"; fi; \
 	test $$fail -eq 0 && test $$notrun -eq 0
+
+# The CLI linked against liblatup.so instead of the static library: it links only if the CLI uses
+# nothing but the exported API (what `make install` promises a program built on latup.h).
+$(BUILD)/latup-shared: $(CLI_OBJ) $(BUILD)/liblatup.so
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) -L$(BUILD) -llatup -Wl,-rpath,'$$ORIGIN' $(LDLIBS)
+
+# liblatup.so exports exactly the functions latup.h declares: all of them, nothing else.
+check-exports: $(BUILD)/liblatup.so
+	@nm -D --defined-only $(BUILD)/liblatup.so | awk '{print $$3}' | sort > $(BUILD)/exports.txt
+	@sed -n 's/^LATUP_API[^(]*[ *]\(latup_[a-z0-9_]*\)(.*/\1/p' include/latup.h | sort > $(BUILD)/declared.txt
+	@if grep -v '^latup_' $(BUILD)/exports.txt; then echo "check-exports: liblatup.so exports the symbols above (not latup_*)"; exit 1; fi
+	@if ! diff -u $(BUILD)/declared.txt $(BUILD)/exports.txt; then echo "check-exports: latup.h (-) and liblatup.so (+) disagree"; exit 1; fi
+	@echo "check-exports: liblatup.so ($(SONAME)) exports the $$(wc -l < $(BUILD)/exports.txt) functions latup.h declares, nothing else"
+
+# ---- install ---------------------------------------------------------------------------------
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+
+# latup.pc is filled in at every install: it names the prefix of that install.
+install: all
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBS_PRIVATE@|$(BLAS_LIBS) -lz -lm -fopenmp|' latup.pc.in > $(BUILD)/latup.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(BUILD)/latup $(DESTDIR)$(BINDIR)/latup
+	install -m 644 $(BUILD)/liblatup.a $(DESTDIR)$(LIBDIR)/liblatup.a
+	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/$(notdir $(SHLIB))
+	ln -sf $(notdir $(SHLIB)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/liblatup.so
+	install -m 644 include/latup.h $(DESTDIR)$(INCLUDEDIR)/latup.h
+	install -m 644 $(BUILD)/latup.pc $(DESTDIR)$(LIBDIR)/pkgconfig/latup.pc
+	install -m 644 docs/latup.1 $(DESTDIR)$(MANDIR)/man1/latup.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/latup $(DESTDIR)$(LIBDIR)/liblatup.a $(DESTDIR)$(LIBDIR)/liblatup.so \
+	  $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(notdir $(SHLIB)) $(DESTDIR)$(INCLUDEDIR)/latup.h \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/latup.pc $(DESTDIR)$(MANDIR)/man1/latup.1
+
+# What a user does after `make install`: build a program with pkg-config and run it; then
+# `make uninstall` must leave nothing behind.
+CHECK_PREFIX ?= $(CURDIR)/$(BUILD)/check-install
+check-install: all
+	rm -rf $(CHECK_PREFIX)
+	$(MAKE) -s install PREFIX=$(CHECK_PREFIX)
+	PKG_CONFIG_PATH=$(CHECK_PREFIX)/lib/pkgconfig; export PKG_CONFIG_PATH; \
+	  $(CC) -o $(CHECK_PREFIX)/upscale_example examples/c/upscale_example.c $$(pkg-config --cflags --libs latup) \
+	    -Wl,-rpath,$(CHECK_PREFIX)/lib && \
+	  $(CHECK_PREFIX)/upscale_example ref_data/small/model.safetensors.gz && \
+	  $(CHECK_PREFIX)/bin/latup --version && \
+	  grep -q "^\.TH LATUP 1" $(CHECK_PREFIX)/share/man/man1/latup.1
+	$(MAKE) -s uninstall PREFIX=$(CHECK_PREFIX)
+	rm -f $(CHECK_PREFIX)/upscale_example
+	@left=$$(find $(CHECK_PREFIX) -type f -o -type l); \
+	  if [ -n "$$left" ]; then echo "check-install: uninstall left $$left"; exit 1; fi
+	rm -rf $(CHECK_PREFIX)
+	@echo "check-install: installed, built examples/c against it with pkg-config, ran it, uninstalled"
+
+# ---- Python --------------------------------------------------------------------------------------
+# Debian's interpreter (python3-numpy), not a pyenv one; the package loads $(BUILD)/liblatup.so.
+PYTHON ?= /usr/bin/python3
+test-python: $(BUILD)/liblatup.so $(BUILD)/latup
+	LATUP_LIBRARY=$(CURDIR)/$(BUILD)/liblatup.so LATUP_BIN=$(CURDIR)/$(BUILD)/latup CC=$(CC) \
+	  PYTHONPATH=$(CURDIR)/python:$(CURDIR)/examples/comfyui $(PYTHON) -m unittest discover -s python/tests -t python -v
 
 # The README's main job: install what is missing, build, then upscale the committed demo latent
 # with the small LUA and decode it with the small FLUX-style VAE in one `latup run`.
@@ -147,7 +257,7 @@ bench-peers:
 	tools/bench_peers.sh
 
 $(BUILD)/bench_%: tools/bench_%.c $(BUILD)/liblatup.a $(HEADERS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
 # libFuzzer targets (clang): fuzz/fuzz_*.c, each over the file readers only (no BLAS/OpenMP).
 # make fuzz FUZZ_TIME=60 runs each target for FUZZ_TIME seconds on a copy of its committed seed

@@ -12,6 +12,20 @@
 extern "C" {
 #endif
 
+/* liblatup.so is built with -fvisibility=hidden: only what is marked LATUP_API is exported. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define LATUP_API __attribute__((visibility("default")))
+#else
+#define LATUP_API
+#endif
+
+/* ---- version: these macros are the headers', latup_version() the linked library's -------------- */
+#define LATUP_VERSION_MAJOR 0
+#define LATUP_VERSION_MINOR 1
+#define LATUP_VERSION_PATCH 0
+#define LATUP_VERSION_STRING "0.1.0"
+LATUP_API const char *latup_version(void); /* "0.1.0" */
+
 /* ---- status codes (the CLI uses them as exit codes) ------------------------------------------ */
 typedef enum {
     LATUP_OK = 0,
@@ -24,8 +38,8 @@ typedef enum {
                            * the driver refused */
 } latup_status;
 
-const char *latup_last_error(void);         /* one line, no trailing newline */
-const char *latup_status_name(latup_status st);
+LATUP_API const char *latup_last_error(void);         /* one line, no trailing newline */
+LATUP_API const char *latup_status_name(latup_status st);
 
 /* ---- tensors ---------------------------------------------------------------------------------
  * Dense, contiguous, row-major fp32. Images and feature maps are NCHW ([B,C,H,W], or [C,H,W] for
@@ -38,17 +52,17 @@ typedef struct {
     int64_t shape[LATUP_MAX_DIMS];
 } latup_tensor;
 
-int64_t latup_tensor_numel(const latup_tensor *t);
-latup_status latup_tensor_alloc(latup_tensor *t, int ndim, const int64_t *shape); /* zeroed */
-void latup_tensor_free(latup_tensor *t);
+LATUP_API int64_t latup_tensor_numel(const latup_tensor *t);
+LATUP_API latup_status latup_tensor_alloc(latup_tensor *t, int ndim, const int64_t *shape); /* zeroed */
+LATUP_API void latup_tensor_free(latup_tensor *t);
 /* "[2,16,32,32]" into buf; returns buf */
-const char *latup_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
+LATUP_API const char *latup_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
 
 /* ---- .npy files (latents in and out) ------------------------------------------------------- */
-/* Reads '<f4' or '<f2' (converted to fp32), C order, 1 to 4 dims. */
-latup_status latup_npy_read(const char *path, latup_tensor *t);
+/* Reads '<f4', '<f2', '<f8' or bfloat16 (converted to fp32), C order, 1 to 4 dims. */
+LATUP_API latup_status latup_npy_read(const char *path, latup_tensor *t);
 /* Writes '<f4' v1.0 through a temporary file renamed into place: never a partial file. */
-latup_status latup_npy_write(const char *path, const latup_tensor *t);
+LATUP_API latup_status latup_npy_write(const char *path, const latup_tensor *t);
 
 /* ---- latent spaces (../shared/spec/lua.md, "Latent spaces") ---------------------------------
  * A diffusion pipeline's latent z becomes a decoder-ready VAE latent as z / scaling + shift. */
@@ -58,18 +72,18 @@ typedef struct {
     int channels;
 } latup_latent_family;
 
-const latup_latent_family *latup_latent_family_find(const char *name); /* NULL if unknown */
+LATUP_API const latup_latent_family *latup_latent_family_find(const char *name); /* NULL if unknown */
 /* In place: x = x / scaling + shift. */
-void latup_latent_to_vae(latup_tensor *x, const latup_latent_family *f);
+LATUP_API void latup_latent_to_vae(latup_tensor *x, const latup_latent_family *f);
 /* FLUX's packed transformer tokens [B, (h/2)*(w/2), 4C] (or [(h/2)*(w/2), 4C]) -> [B, C, h, w],
  * h x w the latent size (image size / 8), as diffusers' _unpack_latents:
  * out[b, c, 2y+i, 2x+j] = in[b, y*(w/2)+x, 4c+2i+j]. out is allocated here. */
-latup_status latup_flux_unpack(const latup_tensor *packed, int h, int w, latup_tensor *out);
+LATUP_API latup_status latup_flux_unpack(const latup_tensor *packed, int h, int w, latup_tensor *out);
 
 /* ---- threads --------------------------------------------------------------------------------- */
-void latup_set_threads(int n); /* OpenMP threads for latup's tile loops (OpenBLAS stays at one
+LATUP_API void latup_set_threads(int n); /* OpenMP threads for latup's tile loops (OpenBLAS stays at one
                                 * thread); n <= 0 means all cores */
-int latup_get_threads(void);
+LATUP_API int latup_get_threads(void);
 
 /* ---- math mode ---------------------------------------------------------------------------------
  * By default the kernels use fast paths whose error is bounded and documented (docs/testing.md,
@@ -114,10 +128,10 @@ typedef struct latup_lua latup_lua;
 /* Loads a LUA (or SwinIR) checkpoint: safetensors or PyTorch .pth, optionally gzip-compressed,
  * told apart by content. The config is inferred from tensor names and shapes; a missing tensor,
  * a wrong shape or a tensor the model does not have is an error naming it. */
-latup_status latup_lua_load(const char *path, latup_lua **out);
-void latup_lua_free(latup_lua *m);
-const latup_lua_config *latup_lua_get_config(const latup_lua *m);
-const char *latup_tail_name(latup_tail t); /* "lua-heads", "pixelshuffle", "pixelshuffledirect" */
+LATUP_API latup_status latup_lua_load(const char *path, latup_lua **out);
+LATUP_API void latup_lua_free(latup_lua *m);
+LATUP_API const latup_lua_config *latup_lua_get_config(const latup_lua *m);
+LATUP_API const char *latup_tail_name(latup_tail t); /* "lua-heads", "pixelshuffle", "pixelshuffledirect" */
 
 /* Called at every layer boundary of the forward pass with the tensor of one batch element
  * (names and shapes: docs/architecture.md). The tensor is only valid during the call. */
@@ -167,13 +181,13 @@ typedef struct {
 } latup_lua_plan;
 
 /* opts may be NULL; its conv_band_rows and the thread count shape the plan. */
-latup_status latup_lua_plan_memory(const latup_lua *m, int H, int W, int scale,
+LATUP_API latup_status latup_lua_plan_memory(const latup_lua *m, int H, int W, int scale,
                                    const latup_run_opts *opts, latup_lua_plan *p);
-void latup_lua_plan_print(const latup_lua_plan *p, FILE *f);
+LATUP_API void latup_lua_plan_print(const latup_lua_plan *p, FILE *f);
 
 /* x: [B,C,H,W] (or [C,H,W]) VAE-space latent. y: allocated here, [B,C,sH,sW] ([C,sH,sW] for a
  * 3-d input). Any H, W with H, W > window padding (reflect padding needs pad < size). */
-latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale,
+LATUP_API latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale,
                                latup_tensor *y, const latup_run_opts *opts);
 
 /* ---- the VAE decoder (AutoencoderKL of SD 1.x/2.x, SDXL, SD3, FLUX.1; ../shared/spec/vae.md) -- */
@@ -204,12 +218,12 @@ typedef struct latup_vae latup_vae;
 /* Loads the decoder from any checkpoint holding one (standalone VAE, FLUX ae.safetensors,
  * diffusers vae/, single-file model): tensors the decoder does not use are ignored; every tensor
  * it needs must be there with its exact shape. */
-latup_status latup_vae_load(const char *path, latup_vae **out);
-void latup_vae_free(latup_vae *v);
-const latup_vae_config *latup_vae_get_config(const latup_vae *v);
-const char *latup_vae_naming_name(latup_vae_naming n);
+LATUP_API latup_status latup_vae_load(const char *path, latup_vae **out);
+LATUP_API void latup_vae_free(latup_vae *v);
+LATUP_API const latup_vae_config *latup_vae_get_config(const latup_vae *v);
+LATUP_API const char *latup_vae_naming_name(latup_vae_naming n);
 /* "SD 1.x/2.x or SDXL" (4 channels + post_quant_conv), "SD3 or FLUX.1" (16, none), or "unknown" */
-const char *latup_vae_family_guess(const latup_vae_config *c);
+LATUP_API const char *latup_vae_family_guess(const latup_vae_config *c);
 
 typedef struct {
     int h, w;             /* latent size decoded at once (a tile, or the whole latent) */
@@ -217,8 +231,8 @@ typedef struct {
 } latup_vae_plan;
 
 /* The exact decode of an h x w latent (or one tile of that size). */
-latup_status latup_vae_plan_memory(const latup_vae *v, int h, int w, latup_vae_plan *p);
-void latup_vae_plan_print(const latup_vae_plan *p, FILE *f);
+LATUP_API latup_status latup_vae_plan_memory(const latup_vae *v, int h, int w, latup_vae_plan *p);
+LATUP_API void latup_vae_plan_print(const latup_vae_plan *p, FILE *f);
 
 typedef struct {
     latup_dump_fn dump;   /* per-layer tensors of an exact decode (not called when tiling) */
@@ -245,14 +259,96 @@ typedef struct {
                             * 3.0 GiB budget"); empty when exact */
 } latup_decode_plan;
 
-latup_status latup_vae_plan_decode(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
+LATUP_API latup_status latup_vae_plan_decode(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
                                    latup_decode_plan *p);
 
 /* z: [B,zc,h,w] or [zc,h,w] decoder-ready latent -> img [B,3,8h,8w] (or [3,8h,8w]), raw decoder
  * output (about [-1,1], not clamped). Exact unless opts->tile is set or the exact decode's plan
  * exceeds opts->max_memory; tiling is an approximation (docs/vae.md). */
-latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
+LATUP_API latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
                               const latup_decode_opts *opts);
+
+/* ---- errors raised by callers ---------------------------------------------------------------- */
+/* Records a one-line message for latup_last_error() (as the library does) and returns st. */
+LATUP_API latup_status latup_set_error(latup_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Prefixes the current message with "prefix: " (e.g. the file the data came from). */
+LATUP_API void latup_error_prefix(const char *prefix);
+
+/* ---- tensors from files ----------------------------------------------------------------------
+ * One reader for every input a command takes, the format told by content (never by extension):
+ *   .npy   '<f4', '<f2', '<f8' (converted to fp32, rounded to nearest) and bfloat16 (numpy writes
+ *          ml_dtypes.bfloat16 as the 2-byte void '<V2'; 'bfloat16' and '<bf16' are read too);
+ *   PNG    8-bit gray, gray+alpha, RGB, RGBA, palette -> [3,H,W] in [0,1];
+ *   safetensors: the tensor `key`; without a key, "latent_tensor" (a ComfyUI .latent: a file
+ *          without its "latent_format_version_0" marker is an old one, scaled by 1/0.18215 as
+ *          ComfyUI's LoadLatent does) or else the file's only tensor.
+ * The file is opened and read once, so pipes and /dev/stdin work; "-" is standard input. */
+typedef enum {
+    LATUP_FILE_NPY = 1,
+    LATUP_FILE_PNG = 2,
+    LATUP_FILE_SAFETENSORS = 3,
+} latup_file_kind;
+
+LATUP_API latup_status latup_tensor_read(const char *path, const char *key, latup_tensor *t,
+                                         latup_file_kind *kind);
+
+/* ---- images --------------------------------------------------------------------------------- */
+typedef enum {
+    LATUP_PIXELS_UNIT = 0,   /* values in [0,1] (images read from PNG, SwinIR outputs) */
+    LATUP_PIXELS_SIGNED = 1, /* a VAE decoder's output, about [-1,1]: diffusers' (x + 1) / 2 */
+} latup_pixel_range;
+
+/* img: float [3,H,W] or [1,3,H,W], clamped to the range, scaled to 255 (bits 8) or 65535 (bits
+ * 16) and rounded (signed: half to even, numpy's round as in diffusers' numpy_to_pil; unit: half
+ * away from zero); RGB, no alpha. An image holding NaN or Inf is refused (LATUP_E_INPUT) and
+ * nothing is written. Atomic. */
+LATUP_API latup_status latup_png_write(const char *path, const latup_tensor *img,
+                                       latup_pixel_range range, int bits);
+LATUP_API latup_status latup_png_read(const char *path, latup_tensor *img); /* [3,H,W] in [0,1] */
+
+/* ---- outputs committed together ----------------------------------------------------------------
+ * Each output is encoded at once into a temporary file next to its destination, created with
+ * O_EXCL (an existing file is never opened, a symlink never followed); latup_outputs_commit then
+ * fsyncs and renames every one into place, and if any of that fails it removes those already
+ * renamed: a command leaves all of its outputs or none. latup_outputs_free drops whatever is
+ * not committed. The path "-" is standard output, written last, after every rename. */
+typedef struct latup_outputs latup_outputs;
+
+/* Checks, before any work, that path can be written: not a directory, its directory exists and
+ * takes a new file (a temporary is created there and removed). "-" passes. */
+LATUP_API latup_status latup_output_check(const char *path);
+LATUP_API latup_status latup_outputs_new(latup_outputs **o);
+LATUP_API latup_status latup_outputs_add_npy(latup_outputs *o, const char *path, const latup_tensor *t);
+LATUP_API latup_status latup_outputs_add_png(latup_outputs *o, const char *path, const latup_tensor *img,
+                                             latup_pixel_range range, int bits);
+LATUP_API latup_status latup_outputs_commit(latup_outputs *o);
+LATUP_API void latup_outputs_free(latup_outputs *o); /* removes uncommitted temporaries */
+
+/* ---- checkpoints --------------------------------------------------------------------------------- */
+typedef struct {
+    char format[32];      /* "safetensors", "pytorch zip" */
+    char wrapper[32];     /* .pth: the key the state dict was under ("params_ema"), "" if bare */
+    int n_tensors;
+    int n_f32, n_f16, n_bf16, n_i64; /* tensors by dtype in the file */
+    int64_t n_elements;   /* all tensors, buffers included */
+    int has_latent;       /* a "latent_tensor" (ComfyUI .latent) is there */
+} latup_checkpoint_info;
+
+LATUP_API latup_status latup_checkpoint_info_read(const char *path, latup_checkpoint_info *ci);
+
+/* ---- host defaults --------------------------------------------------------------------------- */
+/* OMP_NUM_THREADS when it is set (its first value), else the CPUs this process may run on. */
+LATUP_API int latup_default_threads(void);
+/* 3/4 of the smaller of physical memory and the cgroup memory limit of this process (v2
+ * memory.max, v1 memory.limit_in_bytes, the tightest on the path to the root). */
+LATUP_API size_t latup_default_max_memory(void);
+/* LATUP_OK if the device can run here; else LATUP_E_DEVICE saying what is missing (a build
+ * without CUDA, no GPU, the driver's refusal), as the forward passes would, but before any work. */
+LATUP_API latup_status latup_device_check(latup_device d);
 
 #ifdef __cplusplus
 }

@@ -1,21 +1,45 @@
-/* cli_util.h — running build/latup from a test: fork/exec with stderr captured to a file.
- * Header-only; shared by test_cli.c and test_errors.c. */
+/* cli_util.h — running build/latup from a test: fork/exec with stderr captured to a file (and,
+ * when asked, stdin from a file, stdout into one, extra environment); and checkpoints with one
+ * tensor changed, for the models those runs load. Header-only; shared by the tests that run the
+ * CLI. */
 #ifndef LATUP_CLI_UTIL_H
 #define LATUP_CLI_UTIL_H
 
+#include "io/weights.h"
+
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef LATUP_BUILD_DIR
 #define LATUP_BUILD_DIR "build"
+/* Copies the checkpoint src to dst (safetensors) with every element x of `tensor` made
+ * x * mul + add: a model with one layer changed. Returns 0 if the tensor is not there. */
+static inline int checkpoint_edit(const char *src, const char *dst, const char *tensor, float mul, float add) {
+    latup_weights w;
+    if (latup_safetensors_load(src, &w) != LATUP_OK) return 0;
+    int found = 0;
+    for (int i = 0; i < w.n; i++)
+        if (!strcmp(w.t[i].name, tensor) && w.t[i].f32) {
+            for (int64_t k = 0; k < w.t[i].numel; k++) w.t[i].f32[k] = w.t[i].f32[k] * mul + add;
+            found = 1;
+        }
+    if (found && latup_safetensors_write(dst, &w) != LATUP_OK) found = 0;
+    latup_weights_free(&w);
+    return found;
+}
+
 #endif
 #define LATUP_BIN LATUP_BUILD_DIR "/latup"
 
-/* Runs LATUP_BIN with args (NULL-terminated, without the program name); stdout goes to
- * /dev/null, stderr into err (NUL-terminated). Returns the exit status (128 + signal if killed). */
-static inline int run_cli(const char *tmpdir, const char *const *args, char *err, size_t errn) {
+/* Runs LATUP_BIN with args (NULL-terminated, without the program name), `env` (NULL-terminated
+ * "NAME=value" strings, or NULL) added to its environment, stdin from in_path (NULL: inherited),
+ * stdout into out_path (NULL: /dev/null), stderr into err (NUL-terminated). Returns the exit
+ * status (128 + signal if killed). */
+static inline int run_cli_io(const char *tmpdir, const char *const *args, const char *const *env, const char *in_path,
+                             const char *out_path, char *err, size_t errn) {
     char errpath[512];
     snprintf(errpath, sizeof errpath, "%s/stderr.txt", tmpdir);
     fflush(stdout); /* or the child would print the parent's buffered report again */
@@ -27,7 +51,15 @@ static inline int run_cli(const char *tmpdir, const char *const *args, char *err
         int n = 1;
         for (; args[n - 1] && n < 47; n++) argv[n] = args[n - 1];
         argv[n] = NULL;
-        if (!freopen(errpath, "w", stderr) || !freopen("/dev/null", "w", stdout)) _exit(127);
+        for (int k = 0; env && env[k]; k++) {
+            char kv[1024];
+            snprintf(kv, sizeof kv, "%s", env[k]);
+            char *eq = strchr(kv, '=');
+            if (eq) *eq = '\0', setenv(kv, eq + 1, 1);
+        }
+        if (!freopen(errpath, "w", stderr) || !freopen(out_path ? out_path : "/dev/null", "w", stdout) ||
+            (in_path && !freopen(in_path, "r", stdin)))
+            _exit(127);
         execv(LATUP_BIN, (char *const *)argv);
         _exit(127);
     }
@@ -38,6 +70,27 @@ static inline int run_cli(const char *tmpdir, const char *const *args, char *err
     err[n] = '\0';
     if (f) fclose(f);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* run_cli_io with stdin inherited, stdout to /dev/null and no extra environment. */
+static inline int run_cli(const char *tmpdir, const char *const *args, char *err, size_t errn) {
+    return run_cli_io(tmpdir, args, NULL, NULL, NULL, err, errn);
+}
+
+/* Copies the checkpoint src to dst (safetensors) with every element x of `tensor` made
+ * x * mul + add: a model with one layer changed. Returns 0 if the tensor is not there. */
+static inline int checkpoint_edit(const char *src, const char *dst, const char *tensor, float mul, float add) {
+    latup_weights w;
+    if (latup_safetensors_load(src, &w) != LATUP_OK) return 0;
+    int found = 0;
+    for (int i = 0; i < w.n; i++)
+        if (!strcmp(w.t[i].name, tensor) && w.t[i].f32) {
+            for (int64_t k = 0; k < w.t[i].numel; k++) w.t[i].f32[k] = w.t[i].f32[k] * mul + add;
+            found = 1;
+        }
+    if (found && latup_safetensors_write(dst, &w) != LATUP_OK) found = 0;
+    latup_weights_free(&w);
+    return found;
 }
 
 #endif

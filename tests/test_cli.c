@@ -1,37 +1,44 @@
 /* test_cli.c — build/latup end to end: `latup upscale` on every committed golden case must
  * reproduce the PyTorch outputs within tolerance (one report line per output), and every error
- * path must give one line on stderr, the documented exit code, and no output file. */
-#define _POSIX_C_SOURCE 200809L
+ * path must give one line on stderr, the documented exit code, and no output file. Then the
+ * features around the models: stdin/stdout/FIFO inputs and outputs, ComfyUI .latent files,
+ * batches through patterns and several inputs with the model loaded once, 16-bit PNG, --dump in
+ * every command, `latup compare` finding an injected one-layer difference, --dry-run --json,
+ * --version and help. (The promises of docs/errors.md and the README: test_cli_contract.c.) */
+#define _XOPEN_SOURCE 700
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "golden.h"
 #include "cli_util.h"
+#include "tmpdir.h"
 #include "latup.h"
 #include "io/png.h"
 
 
-static char g_tmp[256];     /* per-run scratch directory */
 static char g_stderr[4096]; /* what the last command printed on stderr */
 
-static int run_latup(const char *const *args) { return run_cli(g_tmp, args, g_stderr, sizeof g_stderr); }
+static int run_latup(const char *const *args) { return run_cli(g_dir, args, g_stderr, sizeof g_stderr); }
 
 static int exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0;
 }
 
-/* No file named <base> or <base>.tmp.* is left in g_tmp. */
+/* No file named <base> or <base>.tmp.* is left in g_dir. */
 static int leftovers(const char *base) {
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "ls %s 2>/dev/null | grep -q '^%s'", g_tmp, base);
+    snprintf(cmd, sizeof cmd, "ls %s 2>/dev/null | grep -q '^%s'", g_dir, base);
     return system(cmd) == 0;
 }
 
@@ -42,18 +49,8 @@ static int count_lines(const char *s) {
 }
 
 static int setup(void **state) {
-    (void)state;
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/latup_cli_XXXXXX");
-    assert_non_null(mkdtemp(g_tmp));
     assert_true(exists(LATUP_BIN));
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
-    return system(cmd) == 0 ? 0 : -1;
+    return setup_dir(state);
 }
 
 /* ---- outputs match the reference ------------------------------------------------------------- */
@@ -69,8 +66,8 @@ static void test_upscale_golden(void **state) {
         latup_tensor x = {.data = in->f32, .ndim = 4};
         memcpy(x.shape, in->shape, sizeof x.shape);
         char inpath[300], outpath[300];
-        snprintf(inpath, sizeof inpath, "%s/in.npy", g_tmp);
-        snprintf(outpath, sizeof outpath, "%s/out.npy", g_tmp);
+        snprintf(inpath, sizeof inpath, "%s/in.npy", g_dir);
+        snprintf(outpath, sizeof outpath, "%s/out.npy", g_dir);
         assert_int_equal(latup_npy_write(inpath, &x), LATUP_OK);
         for (int s = 2; s <= 4; s *= 2) {
             char oname[16], sc[4];
@@ -137,8 +134,8 @@ static void test_swinir_png_and_npy(void **state) {
     assert_int_equal(latup_safetensors_load("ref_data/swinir/golden_classic_x2.safetensors", &g), LATUP_OK);
     const latup_wtensor *ref = latup_weights_find(&g, "out.x2");
     char out[300], outpng[300];
-    snprintf(out, sizeof out, "%s/sw.npy", g_tmp);
-    snprintf(outpng, sizeof outpng, "%s/sw.png", g_tmp);
+    snprintf(out, sizeof out, "%s/sw.npy", g_dir);
+    snprintf(outpng, sizeof outpng, "%s/sw.png", g_dir);
     int bad = 0;
     const char *inputs[] = {"ref_data/swinir/image_21x19.png", "ref_data/swinir/image_21x19.npy"};
     for (int i = 0; i < 2; i++) {
@@ -175,11 +172,11 @@ static void write_packed(const char *path, const float *z, int C, int h, int w, 
 static void test_decode_and_run(void **state) {
     (void)state;
     char in[300], out[300], png[300], packed[300], lat[300];
-    snprintf(in, sizeof in, "%s/z.npy", g_tmp);
-    snprintf(out, sizeof out, "%s/img.npy", g_tmp);
-    snprintf(png, sizeof png, "%s/img.png", g_tmp);
-    snprintf(packed, sizeof packed, "%s/packed.npy", g_tmp);
-    snprintf(lat, sizeof lat, "%s/up.npy", g_tmp);
+    snprintf(in, sizeof in, "%s/z.npy", g_dir);
+    snprintf(out, sizeof out, "%s/img.npy", g_dir);
+    snprintf(png, sizeof png, "%s/img.png", g_dir);
+    snprintf(packed, sizeof packed, "%s/packed.npy", g_dir);
+    snprintf(lat, sizeof lat, "%s/up.npy", g_dir);
     int bad = 0;
     /* decode, .npy and PNG out, plain and from a packed FLUX pipeline latent */
     latup_weights g = {0};
@@ -255,12 +252,12 @@ static void test_errors(void **state) {
     (void)state;
     const char *model = GOLDEN_CASES[0].model;
     char good[300], c4[300], nan[300], out[300], corrupt[300], noout[300];
-    snprintf(good, sizeof good, "%s/good.npy", g_tmp);
-    snprintf(c4, sizeof c4, "%s/c4.npy", g_tmp);
-    snprintf(nan, sizeof nan, "%s/nan.npy", g_tmp);
-    snprintf(out, sizeof out, "%s/result.npy", g_tmp);
-    snprintf(corrupt, sizeof corrupt, "%s/corrupt.safetensors", g_tmp);
-    snprintf(noout, sizeof noout, "%s/no/such/dir/result.npy", g_tmp);
+    snprintf(good, sizeof good, "%s/good.npy", g_dir);
+    snprintf(c4, sizeof c4, "%s/c4.npy", g_dir);
+    snprintf(nan, sizeof nan, "%s/nan.npy", g_dir);
+    snprintf(out, sizeof out, "%s/result.npy", g_dir);
+    snprintf(corrupt, sizeof corrupt, "%s/corrupt.safetensors", g_dir);
+    snprintf(noout, sizeof noout, "%s/no/such/dir/result.npy", g_dir);
     write_latent(good, 16, 16, 16, 0.5f);
     write_latent(c4, 4, 16, 16, 0.5f);
     write_latent(nan, 16, 16, 16, NAN);
@@ -326,13 +323,336 @@ static void test_help_and_info(void **state) {
     assert_int_equal(run_latup(info), 0);
     /* a successful run without --quiet says what it did, in one line */
     char good[300], out[300];
-    snprintf(good, sizeof good, "%s/ok.npy", g_tmp);
-    snprintf(out, sizeof out, "%s/ok_out.npy", g_tmp);
+    snprintf(good, sizeof good, "%s/ok.npy", g_dir);
+    snprintf(out, sizeof out, "%s/ok_out.npy", g_dir);
     write_latent(good, 16, 13, 11, 0.5f);
     const char *a[] = {"upscale", "--model", GOLDEN_CASES[0].model, "--scale", "4", "--in", good, "--out", out, NULL};
     assert_int_equal(run_latup(a), 0);
     assert_int_equal(count_lines(g_stderr), 1);
     assert_true(exists(out));
+}
+
+/* ---- inputs that are not regular files; stdout ------------------------------------------------------ */
+
+static uint8_t *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*n + 1);
+    assert_int_equal(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+static int same_file(const char *a, const char *b) {
+    size_t na, nb;
+    uint8_t *x = slurp(a, &na), *y = slurp(b, &nb);
+    int same = x && y && na == nb && !memcmp(x, y, na);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* A writer for a FIFO: writes src once; if a reader opens the FIFO a second time (the bug of
+ * opening an input twice), it gets EOF at once rather than hanging the test. */
+static pid_t fifo_writer(const char *fifo, const char *src) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        size_t n;
+        uint8_t *b = slurp(src, &n);
+        FILE *f = fopen(fifo, "wb");
+        if (f) fwrite(b, 1, n, f), fclose(f);
+        nanosleep(&(struct timespec){0, 300000000L}, NULL);
+        int fd = open(fifo, O_WRONLY | O_NONBLOCK);
+        if (fd >= 0) close(fd);
+        _exit(0);
+    }
+    return pid;
+}
+
+static void test_pipes_stdin_stdout(void **state) {
+    (void)state;
+    const char *vae = "ref_data/vae/flux_small.ldm.safetensors.gz";
+    const char *in = "tests/data/latent/comfyui_flux_b2.npy";
+    const char *ref[] = {"decode", "--vae", vae, "-i", in, "-o", tmp_path("ref.npy"), "-q", NULL};
+    assert_int_equal(run_latup(ref), 0);
+    /* --in FIFO: opened once */
+    unlink(tmp_path("fifo"));
+    assert_int_equal(mkfifo(tmp_path("fifo"), 0600), 0);
+    pid_t w = fifo_writer(tmp_path("fifo"), in);
+    const char *a[] = {"decode", "--vae", vae, "-i", tmp_path("fifo"), "-o", tmp_path("fifo_out.npy"), "-q", NULL};
+    int rc = run_latup(a);
+    waitpid(w, NULL, 0);
+    printf("--in FIFO: exit %d %s\n", rc, g_stderr);
+    assert_int_equal(rc, 0);
+    assert_true(same_file(tmp_path("ref.npy"), tmp_path("fifo_out.npy")));
+    /* --in - and --in /dev/stdin, stdin a file and a pipe's worth of data; --out - to stdout */
+    const char *b[] = {"decode", "--vae", vae, "-i", "-", "-o", tmp_path("stdin_out.npy"), "-q", NULL};
+    assert_int_equal(run_cli_io(g_dir, b, NULL, in, NULL, g_stderr, sizeof g_stderr), 0);
+    assert_true(same_file(tmp_path("ref.npy"), tmp_path("stdin_out.npy")));
+    const char *c[] = {"decode", "--vae", vae, "-i", "/dev/stdin", "-o", tmp_path("devstdin_out.npy"), "-q", NULL};
+    assert_int_equal(run_cli_io(g_dir, c, NULL, in, NULL, g_stderr, sizeof g_stderr), 0);
+    assert_true(same_file(tmp_path("ref.npy"), tmp_path("devstdin_out.npy")));
+    const char *d[] = {"decode", "--vae", vae, "-i", in, "-o", "-", "--format", "npy", "-q", NULL};
+    assert_int_equal(run_cli_io(g_dir, d, NULL, NULL, tmp_path("stdout.npy"), g_stderr, sizeof g_stderr), 0);
+    assert_true(same_file(tmp_path("ref.npy"), tmp_path("stdout.npy")));
+    /* a failed command writes nothing to stdout */
+    const char *f[] = {"decode", "--vae", vae, "-i", "tests/data/latent/comfyui_old_sd_loaded.npy", "-o", "-", NULL};
+    assert_int_equal(run_cli_io(g_dir, f, NULL, NULL, tmp_path("x.png"), g_stderr, sizeof g_stderr), 2); /* 4 channels */
+    struct stat sb;
+    assert_int_equal(stat(tmp_path("x.png"), &sb), 0);
+    assert_int_equal(sb.st_size, 0);
+    printf("pipes: FIFO, '-', /dev/stdin in, '-' out: same bytes as from and to files\n");
+}
+
+/* ---- ComfyUI latents, batches, several inputs --------------------------------------------------------- */
+
+static void test_comfyui_latent_bit_identical(void **state) {
+    (void)state;
+    const char *vae = "ref_data/vae/flux_small.ldm.safetensors.gz";
+    const char *a[] = {"decode", "--vae", vae, "-i", "tests/data/latent/comfyui_flux_b2.latent", "-o", tmp_path("from_latent.npy"), "-q", NULL};
+    const char *b[] = {"decode", "--vae", vae, "-i", "tests/data/latent/comfyui_flux_b2.npy", "-o", tmp_path("from_npy.npy"), "-q", NULL};
+    assert_int_equal(run_latup(a), 0);
+    assert_int_equal(run_latup(b), 0);
+    int same = same_file(tmp_path("from_latent.npy"), tmp_path("from_npy.npy"));
+    printf("ComfyUI .latent and the same latent as .npy decode to identical bytes: %s\n", same ? "OK" : "NOT OK");
+    assert_true(same);
+    /* --in-key reads any safetensors tensor */
+    const char *c[] = {"decode", "--vae", vae, "-i", "tests/data/latent/comfyui_flux_b2.latent", "--in-key", "latent_tensor",
+                       "-o", tmp_path("from_key.npy"), "-q", NULL};
+    assert_int_equal(run_latup(c), 0);
+    assert_true(same_file(tmp_path("from_key.npy"), tmp_path("from_npy.npy")));
+}
+
+static void test_batches_and_inputs(void **state) {
+    (void)state;
+    const char *vae = "ref_data/vae/flux_small.ldm.safetensors.gz";
+    const char *in = "tests/data/latent/comfyui_flux_b2.npy"; /* a batch of 2 */
+    /* a batch into a pattern: one PNG per element, each the element decoded alone */
+    const char *a[] = {"decode", "--vae", vae, "-i", in, "-o", tmp_path("img_%03d.png"), "-q", NULL};
+    assert_int_equal(run_latup(a), 0);
+    assert_true(exists(tmp_path("img_000.png")) && exists(tmp_path("img_001.png")) && !exists(tmp_path("img_002.png")));
+    latup_tensor all, one;
+    assert_int_equal(latup_npy_read(in, &all), LATUP_OK);
+    one = all;
+    one.ndim = 3;
+    memmove(one.shape, one.shape + 1, 3 * sizeof one.shape[0]);
+    one.data = all.data + latup_tensor_numel(&all) / 2;
+    assert_int_equal(latup_npy_write(tmp_path("second.npy"), &one), LATUP_OK);
+    latup_tensor_free(&all);
+    const char *b[] = {"decode", "--vae", vae, "-i", tmp_path("second.npy"), "-o", tmp_path("second.png"), "-q", NULL};
+    assert_int_equal(run_latup(b), 0);
+    assert_true(same_file(tmp_path("second.png"), tmp_path("img_001.png")));
+    /* several inputs, one model load, one output each, time per item */
+    const char *c[] = {"decode", "--vae", vae, "-i", in, tmp_path("second.npy"), "--out-dir", tmp_path("outs/png"), NULL};
+    assert_int_equal(run_latup(c), 0);
+    printf("%s", g_stderr);
+    assert_true(exists(tmp_path("outs/png/comfyui_flux_b2_000.png")) && exists(tmp_path("outs/png/comfyui_flux_b2_001.png")));
+    assert_true(same_file(tmp_path("second.png"), tmp_path("outs/png/second.png")));
+    assert_non_null(strstr(g_stderr, "[1/2] tests/data/latent/comfyui_flux_b2.npy"));
+    assert_non_null(strstr(g_stderr, "[2/2] "));
+    assert_non_null(strstr(g_stderr, "2 inputs in"));
+    assert_non_null(strstr(g_stderr, "models loaded once"));
+    assert_int_equal(count_lines(g_stderr), 3);
+    /* run over several inputs, .npy out */
+    const char *d[] = {"run", "-m", "ref_data/small/model.safetensors.gz", "-s", "2", "--vae", vae, "-i", in,
+                       tmp_path("second.npy"), "--out-dir", tmp_path("outs/npy"), "--format", "npy", "-q", NULL};
+    assert_int_equal(run_latup(d), 0);
+    latup_tensor y;
+    assert_int_equal(latup_npy_read(tmp_path("outs/npy/comfyui_flux_b2.npy"), &y), LATUP_OK);
+    assert_int_equal(y.shape[0], 2);
+    assert_int_equal(y.shape[1], 3);
+    latup_tensor_free(&y);
+    /* several inputs need --out-dir */
+    const char *e[] = {"decode", "--vae", vae, "-i", in, tmp_path("second.npy"), "-o", tmp_path("x.png"), NULL};
+    assert_int_equal(run_latup(e), 1);
+    assert_non_null(strstr(g_stderr, "need --out-dir"));
+}
+
+/* --png-bits 16 writes a 16-bit RGB PNG (test_png.c checks every sample). */
+static void test_png16(void **state) {
+    (void)state;
+    const char *a[] = {"run", "-m", "ref_data/small/model.safetensors.gz", "-s", "2", "--vae",
+                       "ref_data/vae/flux_small.ldm.safetensors.gz", "-i", "ref_data/demo/latent.npy", "-o",
+                       tmp_path("deep.png"), "--png-bits", "16", "-q", NULL};
+    assert_int_equal(run_latup(a), 0);
+    size_t n;
+    uint8_t *b = slurp(tmp_path("deep.png"), &n);
+    assert_true(n > 33);
+    assert_memory_equal(b + 12, "IHDR", 4);
+    assert_int_equal(b[24], 16); /* bit depth */
+    assert_int_equal(b[25], 2);  /* RGB */
+    free(b);
+}
+
+/* ---- porters: --dump and compare ------------------------------------------------------------------------ */
+
+static int count_files(const char *dir, const char *suffix) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) n += strstr(e->d_name, suffix) != NULL;
+    closedir(d);
+    return n;
+}
+
+static void test_dump_and_compare(void **state) {
+    (void)state;
+    const char *lua = "ref_data/small/model.safetensors.gz";
+    const char *in = "ref_data/demo/latent.npy";
+    /* --dump makes its (nested) directory, in upscale and in run */
+    const char *a[] = {"upscale", "-m", lua, "-s", "2", "-i", in, "-o", tmp_path("c_ref.npy"), "--dump", tmp_path("dumps/ref"), "-q", NULL};
+    assert_int_equal(run_latup(a), 0);
+    const int n_ref = count_files(tmp_path("dumps/ref"), ".npy");
+    assert_true(n_ref > 20);
+    assert_true(exists(tmp_path("dumps/ref/dump_order.txt")));
+    const char *r[] = {"run", "-m", lua, "-s", "2", "--vae", "ref_data/vae/flux_small.ldm.safetensors.gz", "-i", in,
+                       "-o", tmp_path("c_run.png"), "--dump", tmp_path("dumps/run"), "-q", NULL};
+    assert_int_equal(run_latup(r), 0);
+    assert_int_equal(count_files(tmp_path("dumps/run/lua"), ".npy"), n_ref);
+    assert_true(count_files(tmp_path("dumps/run/vae"), ".npy") > 5);
+
+    /* the same model again: every tensor agrees, exit 0 */
+    const char *a2[] = {"upscale", "-m", lua, "-s", "2", "-i", in, "-o", tmp_path("c_same.npy"), "--dump", tmp_path("dumps/same"), "-q", NULL};
+    assert_int_equal(run_latup(a2), 0);
+    char out[600];
+    snprintf(out, sizeof out, "%s/compare.txt", g_dir);
+    const char *c0[] = {"compare", tmp_path("dumps/ref"), tmp_path("dumps/same"), NULL};
+    int rc = run_cli_io(g_dir, c0, NULL, NULL, out, g_stderr, sizeof g_stderr);
+    assert_int_equal(rc, 0);
+
+    /* one layer changed: compare exits 10 and names that layer as the first over tolerance, in
+     * forward order (every earlier tensor agrees) */
+    assert_true(checkpoint_edit(lua, tmp_path("changed.safetensors"), "layers.1.residual_group.blocks.0.mlp.fc2.bias", 1.0f,
+                                0.05f));
+    const char *b[] = {"upscale", "-m", tmp_path("changed.safetensors"), "-s", "2", "-i", in, "-o", tmp_path("c_port.npy"),
+                       "--dump", tmp_path("dumps/port"), "-q", NULL};
+    assert_int_equal(run_latup(b), 0);
+    unlink(tmp_path("dumps/port/pad.npy")); /* and one tensor only in the reference */
+    const char *c[] = {"compare", tmp_path("dumps/ref"), tmp_path("dumps/port"), "--tol", "1e-5", NULL};
+    rc = run_cli_io(g_dir, c, NULL, NULL, out, g_stderr, sizeof g_stderr);
+    size_t n;
+    char *text = (char *)slurp(out, &n);
+    text[n] = '\0';
+    printf("latup compare output (its NOT OK lines are the injected difference, expected):\n");
+    for (char *p = text; *p;) {
+        size_t k = strcspn(p, "\n");
+        printf("  | %.*s\n", (int)k, p);
+        p += k + (p[k] == '\n');
+    }
+    assert_int_equal(rc, 10);
+    char *summary = strstr(text, "compare: ");
+    assert_non_null(summary);
+    char *first = strstr(summary, "first: ");
+    assert_non_null(first);
+    assert_true(strstr(first, "layers.1.") == first + 7);
+    assert_non_null(strstr(first, "mlp.fc2"));
+    /* the first NOT OK line is that layer; every line before it is OK */
+    char *not_ok = strstr(text, "NOT OK");
+    assert_non_null(not_ok);
+    assert_true(strstr(not_ok, "layers.1.") && strstr(not_ok, "mlp.fc2") < strchr(not_ok, '\n'));
+    assert_non_null(strstr(text, "only in "));
+    assert_non_null(strstr(text, ": pad\n"));
+    free(text);
+    /* nothing in common is an error, not a pass */
+    mkdir(tmp_path("empty"), 0755);
+    const char *e[] = {"compare", tmp_path("dumps/ref"), tmp_path("empty"), NULL};
+    assert_int_equal(run_latup(e), 2);
+}
+
+/* compare's forward order: dump_order.txt where there is one, else modification time. */
+static void test_compare_order(void **state) {
+    (void)state;
+    mkdir(tmp_path("ord_a"), 0755);
+    mkdir(tmp_path("ord_b"), 0755);
+    latup_tensor t;
+    int64_t shape[1] = {4};
+    assert_int_equal(latup_tensor_alloc(&t, 1, shape), LATUP_OK);
+    const char *names[3] = {"x", "y", "z"}; /* written x, y, z: mtimes in that order */
+    for (int i = 0; i < 3; i++) {
+        char a[64], b[64];
+        snprintf(a, sizeof a, "ord_a/%s.npy", names[i]);
+        snprintf(b, sizeof b, "ord_b/%s.npy", names[i]);
+        t.data[0] = 1.0f;
+        assert_int_equal(latup_npy_write(tmp_path(a), &t), LATUP_OK);
+        t.data[0] = i ? 2.0f : 1.0f; /* y and z differ */
+        assert_int_equal(latup_npy_write(tmp_path(b), &t), LATUP_OK);
+        nanosleep(&(struct timespec){0, 20000000L}, NULL);
+    }
+    latup_tensor_free(&t);
+    char out[600];
+    snprintf(out, sizeof out, "%s/order.txt", g_dir);
+    const char *c[] = {"compare", tmp_path("ord_a"), tmp_path("ord_b"), NULL};
+    assert_int_equal(run_cli_io(g_dir, c, NULL, NULL, out, g_stderr, sizeof g_stderr), 10);
+    size_t n;
+    char *text = (char *)slurp(out, &n);
+    text[n] = '\0';
+    assert_non_null(strstr(text, "first: y;")); /* modification time */
+    free(text);
+    FILE *f = fopen(tmp_path("ord_a/dump_order.txt"), "w");
+    fputs("z\ny\nx\n", f);
+    fclose(f);
+    assert_int_equal(run_cli_io(g_dir, c, NULL, NULL, out, g_stderr, sizeof g_stderr), 10);
+    text = (char *)slurp(out, &n);
+    text[n] = '\0';
+    assert_non_null(strstr(text, "first: z;")); /* the order file */
+    free(text);
+}
+
+/* ---- --dry-run --json, version, help ------------------------------------------------------------------- */
+
+static void test_dry_run_json(void **state) {
+    (void)state;
+    char out[600];
+    snprintf(out, sizeof out, "%s/plan.json", g_dir);
+    const char *a[] = {"run", "-m", "ref_data/small/model.safetensors.gz", "-s", "2", "--vae",
+                       "ref_data/vae/flux_small.ldm.safetensors.gz", "-i", "ref_data/demo/latent.npy",
+                       "tests/data/latent/comfyui_flux_b2.latent", "--out-dir", tmp_path("never"), "--dry-run", "--json", NULL};
+    assert_int_equal(run_cli_io(g_dir, a, NULL, NULL, out, g_stderr, sizeof g_stderr), 0);
+    size_t n;
+    char *j = (char *)slurp(out, &n);
+    j[n] = '\0';
+    printf("%s", j);
+    assert_true(j[0] == '{' && j[n - 2] == '}' && j[n - 1] == '\n');
+    const char *keys[] = {"\"command\": \"run\"", "\"peak\": ", "\"max_memory\": ", "\"items\": [", "\"upscale\": {",
+                          "\"decode\": {", "\"tiled\": false", "\"arena\": ", "\"weights\": "};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) assert_non_null(strstr(j, keys[k]));
+    long long peak = atoll(strstr(j, "\"peak\": ") + 8);
+    assert_true(peak > 1000000);
+    free(j);
+    assert_false(exists(tmp_path("never"))); /* nothing written, no directory made */
+    assert_string_equal(g_stderr, "");
+}
+
+static void test_version_and_help(void **state) {
+    (void)state;
+    char out[600];
+    snprintf(out, sizeof out, "%s/v.txt", g_dir);
+    const char *v[] = {"--version", NULL};
+    assert_int_equal(run_cli_io(g_dir, v, NULL, NULL, out, g_stderr, sizeof g_stderr), 0);
+    size_t n;
+    char *t = (char *)slurp(out, &n);
+    t[n] = '\0';
+    char want[64];
+    snprintf(want, sizeof want, "latup %s (library %s)\n", LATUP_VERSION_STRING, latup_version());
+    assert_string_equal(t, want);
+    free(t);
+    const char *cmds[] = {"upscale", "decode", "run", "info", "compare"};
+    for (int i = 0; i < 5; i++) {
+        const char *h[] = {"help", cmds[i], NULL};
+        assert_int_equal(run_cli_io(g_dir, h, NULL, NULL, out, g_stderr, sizeof g_stderr), 0);
+        t = (char *)slurp(out, &n);
+        t[n] = '\0';
+        char usage[64];
+        snprintf(usage, sizeof usage, "usage: latup %s ", cmds[i]);
+        assert_true(strncmp(t, usage, strlen(usage)) == 0);
+        free(t);
+    }
+    const char *bad[] = {"help", "frobnicate", NULL};
+    assert_int_equal(run_latup(bad), 1);
 }
 
 int main(void) {
@@ -342,6 +662,14 @@ int main(void) {
         cmocka_unit_test(test_decode_and_run),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_help_and_info),
+        cmocka_unit_test(test_pipes_stdin_stdout),
+        cmocka_unit_test(test_comfyui_latent_bit_identical),
+        cmocka_unit_test(test_batches_and_inputs),
+        cmocka_unit_test(test_png16),
+        cmocka_unit_test(test_dump_and_compare),
+        cmocka_unit_test(test_compare_order),
+        cmocka_unit_test(test_dry_run_json),
+        cmocka_unit_test(test_version_and_help),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, remove_dir);
 }

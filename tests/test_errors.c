@@ -9,12 +9,14 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -334,7 +336,7 @@ static void s_noncontig(void) {
     write_latent(tmp("in.npy"), 16, 16, 16, 0);
 }
 static void s_fortran(void) { write_npy_header(tmp("in.npy"), "{'descr': '<f4', 'fortran_order': True, 'shape': (16, 16, 16), }", 16 * 16 * 16 * 4); }
-static void s_f8(void) { write_npy_header(tmp("in.npy"), "{'descr': '<f8', 'fortran_order': False, 'shape': (16, 16, 16), }", 16 * 16 * 16 * 8); }
+static void s_i8(void) { write_npy_header(tmp("in.npy"), "{'descr': '<i8', 'fortran_order': False, 'shape': (16, 16, 16), }", 16 * 16 * 16 * 8); }
 static void s_rank5(void) { write_npy_header(tmp("in.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 16, 4, 4), }", 256 * 4); }
 static void s_channels(void) { write_latent(tmp("in.npy"), 4, 16, 16, 0); }
 static void s_nan(void) { write_latent(tmp("in.npy"), 16, 16, 16, NAN); }
@@ -415,7 +417,57 @@ static void s_vae_missing(void) {
 }
 static void s_vae_channels(void) { write_latent(tmp("in.npy"), 4, 8, 8, 0); }
 
+/* ---- the CLI's rows (issue 8: classes 3, 4 and 5) ---------------------------------------------------------- */
+#define VAE "ref_data/vae/flux_small.ldm.safetensors.gz"
+static void s_batch2(void) {
+    latup_tensor x;
+    int64_t s[4] = {2, 16, 16, 16};
+    assert_int_equal(latup_tensor_alloc(&x, 4, s), LATUP_OK);
+    assert_int_equal(latup_npy_write(tmp("in.npy"), &x), LATUP_OK);
+    latup_tensor_free(&x);
+}
+/* A VAE whose conv_out overflows: the decode comes out Inf after a good upscale. */
+static void s_hot_vae(void) {
+    assert_true(checkpoint_edit(VAE, tmp("m"), "decoder.conv_out.weight", 0.0f, 3e38f));
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+static void s_dir_out(void) {
+    s_good();
+    mkdir(tmp("dir.npy"), 0755);
+}
+static void s_same_stem(void) {
+    s_good();
+    mkdir(tmp("sub"), 0755);
+    write_latent(tmp("sub/in.npy"), 16, 16, 16, 0);
+}
+/* A FIFO fed by a child; a second open by latup would get EOF at once instead of hanging. */
+static void s_fifo(void) {
+    s_good();
+    unlink(tmp("fifo"));
+    assert_int_equal(mkfifo(tmp("fifo"), 0600), 0);
+    if (fork() == 0) {
+        size_t n;
+        uint8_t *b = slurp(tmp("in.npy"), &n);
+        FILE *f = fopen(tmp("fifo"), "wb");
+        if (f) fwrite(b, 1, n, f), fclose(f);
+        nanosleep(&(struct timespec){0, 300000000L}, NULL);
+        int fd = open(tmp("fifo"), O_WRONLY | O_NONBLOCK);
+        if (fd >= 0) close(fd);
+        _exit(0);
+    }
+}
+/* Standard input is the latent (the child latup inherits it). */
+static void s_stdin(void) {
+    s_good();
+    int fd = open(tmp("in.npy"), O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(dup2(fd, 0), 0);
+    close(fd);
+}
+
 #define UP(model) {"upscale", "--model", model, "--scale", "2", "--in", "@in", "--out", "@out", NULL}
+#define UP_IN(in) {"upscale", "-m", MODEL, "-s", "2", "-i", in, "-o", "@out", NULL}
+#define DEC(...) {"decode", "--vae", VAE, "-i", "@in", "-o", "@out.png", __VA_ARGS__, NULL}
 
 static const row ROWS[] = {
     {"E01", s_trunc_st, UP("@m"), 2, "m: "},
@@ -438,7 +490,7 @@ static const row ROWS[] = {
     {"E18", s_legacy, UP("@m"), 2, "legacy"},
     {"E19", s_noncontig, UP("@m"), 2, "non-contiguous"},
     {"E20", s_fortran, UP(MODEL), 2, "ortran"},
-    {"E21", s_f8, UP(MODEL), 2, "<f8"},
+    {"E21", s_i8, UP(MODEL), 2, "<i8"},
     {"E22", s_rank5, UP(MODEL), 2, "in.npy: "},
     {"E23", s_channels, UP(MODEL), 2, "channels"},
     {"E24", s_nan, UP(MODEL), 2, "NaN"},
@@ -461,6 +513,19 @@ static const row ROWS[] = {
     {"E41", s_vae_missing, {"decode", "--vae", "@m", "--in", "@in", "--out", "@out", NULL}, 2, "decoder.up.0.block.1.conv2.weight"},
     {"E42", s_vae_channels, {"decode", "--vae", "ref_data/vae/flux_small.ldm.safetensors.gz", "--in", "@in", "--out", "@out", NULL}, 2, "channels"},
     {"E43", s_good, {"upscale", "--model", MODEL, "--scale", "2", "--in", "@in", "--out", "@out", "--threads", "0", NULL}, 1, "--threads"},
+    {"EC01", s_batch2, {"run", "-m", MODEL, "-s", "2", "--vae", VAE, "-i", "@in", "-o", "@out.png", "--save-latent", "@out_up.npy", NULL}, 1, "a batch of 2 images"},
+    {"EC02", s_hot_vae, {"run", "-m", MODEL, "-s", "2", "--vae", "@m", "-i", "@in", "-o", "@out.png", "--save-latent", "@out_up.npy", NULL}, 2, "/m (decoding the x2 upscale of"},
+    {"EC03", s_dir_out, {"upscale", "-m", "/nonexistent/model.pth", "-s", "2", "-i", "@in", "-o", "@tmp/dir.npy", NULL}, 4, "dir.npy: is a directory"},
+    {"EC04", s_fifo, UP_IN("@tmp/fifo"), 0, "fifo [16,16,16] -> x2 -> "},
+    {"EC05", s_stdin, UP_IN("-"), 0, "- [16,16,16] -> x2 -> "},
+    {"EC06", s_stdin, UP_IN("/dev/stdin"), 0, "/dev/stdin [16,16,16] -> x2 -> "},
+    {"EC07", s_good, DEC("--max-memory", "nan"), 1, "--max-memory takes a size"},
+    {"EC08", s_good, DEC("--threads", "99999999999999999999"), 1, "--threads takes an integer from 1 to 4096"},
+    {"EC09", s_good, DEC("--tile", "8", "--overlap", "8"), 1, "--overlap 8 must be smaller than --tile 8"},
+    {"EC10", s_good, DEC("--max-memory", "1K"), 3, "cannot be met"},
+    {"EC11", s_good, DEC("--tile", "0x10"), 1, "--tile takes an integer"},
+    {"EC12", s_good, {"upscale", "-m", MODEL, "-s", "2", "-s", "4", "-i", "@in", "-o", "@out", NULL}, 1, "--scale given twice"},
+    {"EC13", s_same_stem, {"decode", "--vae", VAE, "-i", "@in", "@tmp/sub/in.npy", "--out-dir", "@tmp/outdir", NULL}, 1, "would both write"},
 };
 #define N_ROWS (int)(sizeof ROWS / sizeof ROWS[0])
 
@@ -489,27 +554,37 @@ static void test_rows(void **state) {
     int bad = 0;
     for (int r = 0; r < N_ROWS; r++) {
         const row *w = &ROWS[r];
+        while (waitpid(-1, NULL, WNOHANG) > 0) {} /* a setup's helper process, done */
         w->setup();
         const char *args[16];
-        char outx[600];
+        char subst[16][600];
         for (int i = 0; i < 16; i++) {
             args[i] = w->args[i];
             if (!args[i]) break;
             if (!strcmp(args[i], "@in")) args[i] = tmp("in.npy");
             else if (!strcmp(args[i], "@m")) args[i] = tmp("m");
             else if (!strncmp(args[i], "@out", 4)) {
-                snprintf(outx, sizeof outx, "%s/out%s", g_tmp, args[i][4] ? args[i] + 4 : ".npy");
-                args[i] = outx;
+                snprintf(subst[i], sizeof subst[i], "%s/out%s", g_tmp, args[i][4] ? args[i] + 4 : ".npy");
+                args[i] = subst[i];
+            } else if (!strncmp(args[i], "@tmp/", 5)) {
+                snprintf(subst[i], sizeof subst[i], "%s/%s", g_tmp, args[i] + 5);
+                args[i] = subst[i];
             }
         }
         int rc = run_latup(args);
         int lines = 0;
         for (const char *p = g_err; *p; p++) lines += *p == '\n';
-        const int ok = rc == w->exit_code && lines == 1 && strstr(g_err, w->says) && !out_exists();
+        /* an error: one line, no output; a row that must succeed (exit 0): its one summary line
+         * and its output */
+        const int ok = rc == w->exit_code && lines == 1 && strstr(g_err, w->says) && out_exists() == (w->exit_code == 0);
         printf("%s exit %d (want %d) %s: %s", w->id, rc, w->exit_code, ok ? "OK" : "NOT OK", g_err);
         if (lines != 1) printf("    (%d lines on stderr)\n", lines);
         bad += !ok;
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf %s/out*", g_tmp);
+        assert_int_equal(system(cmd), 0);
     }
+    while (wait(NULL) > 0) {}
     printf("errors: %d rows, %d NOT OK\n", N_ROWS, bad);
     assert_int_equal(bad, 0);
 }

@@ -176,6 +176,39 @@ static void test_f2(void **state) {
     latup_tensor_free(&t);
 }
 
+/* float64 and bfloat16 as numpy (with ml_dtypes) writes them: tests/data/npy/make_fixtures.py.
+ * The expected bits are numpy's own astype(float32) of the same arrays. */
+static void test_f8_bf16_from_numpy(void **state) {
+    (void)state;
+    static const struct {
+        const char *file;
+        uint32_t want[8];
+    } cases[] = {
+        {"tests/data/npy/f8_numpy.npy",
+         {1065353216u, 3223322624u, 1036831949u, 2139095039u, 1u, 2147483648u, 1199562752u, 981668463u}},
+        {"tests/data/npy/bf16_ml_dtypes.npy",
+         {1065353216u, 3223322624u, 1036845056u, 2139095040u, 0u, 2147483648u, 1199570944u, 981663744u}},
+    };
+    for (int k = 0; k < 2; k++) {
+        latup_tensor t;
+        read_ok(cases[k].file, &t);
+        assert_int_equal(t.ndim, 2);
+        assert_int_equal(t.shape[0], 2);
+        assert_int_equal(t.shape[1], 4);
+        int bad = 0;
+        for (int i = 0; i < 8; i++) bad += fbits(t.data[i]) != cases[k].want[i];
+        printf("%-36s 8 values, %d differ from numpy's float32 conversion %s\n", cases[k].file, bad, bad ? "NOT OK" : "OK");
+        assert_int_equal(bad, 0);
+        latup_tensor_free(&t);
+    }
+    /* the spelled-out bfloat16 dtype names read the same bytes */
+    const uint16_t bf[2] = {0x3F80, 0xC020};
+    latup_tensor t;
+    read_ok(put("bf.npy", 1, "{'descr': 'bfloat16', 'fortran_order': False, 'shape': (2,), }\n", bf, sizeof bf), &t);
+    assert_true(t.data[0] == 1.0f && t.data[1] == -2.5f);
+    latup_tensor_free(&t);
+}
+
 static void test_versions_and_dialects(void **state) {
     (void)state;
     float d[6] = {1, 2, 3, 4, 5, 6};
@@ -209,8 +242,14 @@ static void test_reject_layout(void **state) {
     expect_reject(
         put("be.npy", 1, "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }\n", d, sizeof d),
         "big-endian .npy data ('>f4')");
-    expect_reject(put("f8.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }\n", d, 24),
-                  "dtype '<f8' is not supported");
+    expect_reject(put("i8.npy", 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }\n", d, 24),
+                  "dtype '<i8' is not supported");
+    expect_reject(put("v4.npy", 1, "{'descr': '|V4', 'fortran_order': False, 'shape': (1,), }\n", d, 4),
+                  "dtype '|V4'");
+    /* a float64 beyond float32's range is refused by name, not turned into Inf */
+    const double big[2] = {1.0, 1e300};
+    expect_reject(put("f8big.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }\n", big, sizeof big),
+                  "value 1e+300 at flat index 1 is out of float32 range");
     expect_reject(put("u1.npy", 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (4,), }\n", d, 4),
                   "dtype '|u1'");
     expect_reject(
@@ -356,6 +395,7 @@ int main(void) {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_numpy_identical),
         cmocka_unit_test(test_f2),
+        cmocka_unit_test(test_f8_bf16_from_numpy),
         cmocka_unit_test(test_versions_and_dialects),
         cmocka_unit_test(test_reject_layout),
         cmocka_unit_test(test_reject_rank),

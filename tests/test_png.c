@@ -281,9 +281,9 @@ static void roundtrip(tu_rng *r, int ndim, int H, int W, bool noise) {
                           : (float)((x * 3 + y * 5 + c * 40) % 256) / 255.0f + tu_uniform(r, -0.01f, 0.01f);
     }
     t.data[0] = -3.0f;
-    t.data[n - 1] = INFINITY; /* clamps to 1 */
+    t.data[n - 1] = 7.0f; /* clamps to 1 */
     const char *p = tmp_path("rt.png");
-    assert_int_equal(latup_png_write(p, &t), LATUP_OK);
+    assert_int_equal(latup_png_write(p, &t, LATUP_PIXELS_UNIT, 8), LATUP_OK);
     latup_status st = latup_png_read(p, &u);
     if (st) print_error("%s\n", latup_last_error());
     assert_int_equal(st, LATUP_OK);
@@ -339,6 +339,89 @@ static void test_rgb8_exact(void **state) {
             for (int c = 0; c < 3; c++) want[(c * H + y) * W + x] = (float)rgb[(y * W + x) * 3 + c] / 255.0f;
     assert_true(tu_check_exact("png rgb8 write->read", "[16,48] all byte values", u.data, want, 3 * 16 * 48));
     latup_tensor_free(&u);
+}
+
+/* A 16-bit RGB PNG, decoded here independently of src/io/png.c (whose reader takes 8-bit only):
+ * chunks, zlib, the five filters with 6 bytes per pixel. Returns the samples [H,W,3]. */
+static uint16_t *decode_rgb16(const char *path, int *H, int *W) {
+    size_t n;
+    uint8_t *f = slurp(path, &n);
+    assert_memory_equal(f, "\x89PNG\r\n\x1a\n", 8);
+    uint8_t *z = malloc(n);
+    size_t zn = 0;
+    for (size_t pos = 8; pos + 12 <= n;) {
+        uint32_t len = (uint32_t)f[pos] << 24 | (uint32_t)f[pos + 1] << 16 | (uint32_t)f[pos + 2] << 8 | f[pos + 3];
+        const uint8_t *type = f + pos + 4, *d = f + pos + 8;
+        assert_int_equal((uint32_t)crc32(0, type, 4 + len),
+                         (uint32_t)d[len] << 24 | (uint32_t)d[len + 1] << 16 | (uint32_t)d[len + 2] << 8 | d[len + 3]);
+        if (!memcmp(type, "IHDR", 4)) {
+            *W = (int)((uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3]);
+            *H = (int)((uint32_t)d[4] << 24 | (uint32_t)d[5] << 16 | (uint32_t)d[6] << 8 | d[7]);
+            assert_int_equal(d[8], 16); /* bit depth */
+            assert_int_equal(d[9], 2);  /* RGB */
+            assert_int_equal(d[12], 0); /* not interlaced */
+        }
+        if (!memcmp(type, "IDAT", 4)) memcpy(z + zn, d, len), zn += len;
+        pos += 12 + len;
+    }
+    const size_t stride = (size_t)*W * 6, raw_n = (stride + 1) * (size_t)*H;
+    uint8_t *raw = malloc(raw_n), *img = calloc(stride * (size_t)*H, 1);
+    uLongf got = (uLongf)raw_n;
+    assert_int_equal(uncompress(raw, &got, z, (uLong)zn), Z_OK);
+    assert_int_equal(got, raw_n);
+    for (int y = 0; y < *H; y++) {
+        const uint8_t *in = raw + (size_t)y * (stride + 1) + 1;
+        uint8_t *o = img + (size_t)y * stride, *up = y ? o - stride : NULL;
+        int ft = in[-1];
+        for (size_t i = 0; i < stride; i++) {
+            int a = i >= 6 ? o[i - 6] : 0, b = up ? up[i] : 0, c = up && i >= 6 ? up[i - 6] : 0;
+            int p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+            int paeth = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+            int pred = ft == 0 ? 0 : ft == 1 ? a : ft == 2 ? b : ft == 3 ? (a + b) / 2 : paeth;
+            assert_true(ft >= 0 && ft <= 4);
+            o[i] = (uint8_t)(in[i] + pred);
+        }
+    }
+    uint16_t *px = malloc((size_t)*H * (size_t)*W * 3 * sizeof *px);
+    for (size_t i = 0; i < (size_t)*H * (size_t)*W * 3; i++) px[i] = (uint16_t)(img[2 * i] << 8 | img[2 * i + 1]);
+    free(f), free(z), free(raw), free(img);
+    return px;
+}
+
+/* --png-bits 16: every sample is round(clamp(.) * 65535), big-endian, in both ranges. */
+static void test_write_16bit(void **state) {
+    (void)state;
+    tu_rng r = tu_rng_seed(16);
+    const int H = 37, W = 53;
+    int64_t shape[3] = {3, H, W};
+    latup_tensor t;
+    assert_int_equal(latup_tensor_alloc(&t, 3, shape), LATUP_OK);
+    for (int64_t i = 0; i < latup_tensor_numel(&t); i++) t.data[i] = tu_uniform(&r, -1.3f, 1.3f);
+    t.data[0] = 0.0f; /* exactly mid-grey in the signed range: 32767.5 rounds to even */
+    for (int range = 0; range < 2; range++) {
+        const char *p = tmp_path("w16.png");
+        assert_int_equal(latup_png_write(p, &t, (latup_pixel_range)range, 16), LATUP_OK);
+        int h = 0, w = 0;
+        uint16_t *px = decode_rgb16(p, &h, &w);
+        assert_int_equal(h, H);
+        assert_int_equal(w, W);
+        int bad = 0;
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < H * W; i++) {
+                float x = t.data[(size_t)c * H * W + (size_t)i];
+                float y = range ? x * 0.5f : x;
+                y = range ? y + 0.5f : y;
+                y = y < 0 ? 0 : y > 1 ? 1 : y;
+                double v = (double)(y * 65535.0f), want = range ? nearbyint(v) : floor(v + 0.5);
+                bad += px[(size_t)i * 3 + (size_t)c] != (uint16_t)want;
+            }
+        if (range) assert_int_equal(px[0], 32768); /* 32767.5 to even */
+        printf("png 16-bit %s range: %d of %d samples differ from round(clamp(x) * 65535)\n",
+               range ? "signed" : "unit", bad, 3 * H * W);
+        assert_int_equal(bad, 0);
+        free(px);
+    }
+    latup_tensor_free(&t);
 }
 
 /* The float -> byte mappings: clamping, NaN, and the two rounding rules on exact halves. */
@@ -842,7 +925,7 @@ static void test_write_failures(void **state) {
     assert_int_equal(latup_tensor_alloc(&t, 3, shape), LATUP_OK);
 
     /* a directory that does not exist, and a regular file used as a directory (fails as root too) */
-    assert_int_equal(latup_png_write("/nonexistent-dir-latup/out.png", &t), LATUP_E_IO);
+    assert_int_equal(latup_png_write("/nonexistent-dir-latup/out.png", &t, LATUP_PIXELS_UNIT, 8), LATUP_E_IO);
     assert_non_null(strstr(latup_last_error(), "/nonexistent-dir-latup/out.png"));
     char sub[256];
     snprintf(sub, sizeof sub, "%s/w", g_dir);
@@ -851,7 +934,7 @@ static void test_write_failures(void **state) {
     snprintf(notdir, sizeof notdir, "%s/file", sub);
     write_bytes(notdir, "x", 1);
     snprintf(inside, sizeof inside, "%s/out.png", notdir);
-    assert_int_equal(latup_png_write(inside, &t), LATUP_E_IO);
+    assert_int_equal(latup_png_write(inside, &t, LATUP_PIXELS_UNIT, 8), LATUP_E_IO);
     assert_int_equal(count_entries(sub), 1); /* only "file": nothing was created */
 
     /* an unwritable directory (root ignores permissions, so only as another user) */
@@ -860,7 +943,7 @@ static void test_write_failures(void **state) {
         snprintf(ro, sizeof ro, "%s/ro", sub);
         assert_int_equal(mkdir(ro, 0555), 0);
         snprintf(p, sizeof p, "%s/out.png", ro);
-        assert_int_equal(latup_png_write(p, &t), LATUP_E_IO);
+        assert_int_equal(latup_png_write(p, &t, LATUP_PIXELS_UNIT, 8), LATUP_E_IO);
         assert_non_null(strstr(latup_last_error(), p));
         assert_int_equal(count_entries(ro), 0);
         chmod(ro, 0755);
@@ -873,13 +956,19 @@ static void test_write_failures(void **state) {
     snprintf(out, sizeof out, "%s/keep.png", sub);
     write_bytes(out, "old", 3);
     t.data[7] = NAN;
-    assert_int_equal(latup_png_write(out, &t), LATUP_E_INPUT);
-    assert_non_null(strstr(latup_last_error(), "1 NaN values"));
+    assert_int_equal(latup_png_write(out, &t, LATUP_PIXELS_UNIT, 8), LATUP_E_INPUT);
+    assert_non_null(strstr(latup_last_error(), "1 NaN or Inf values"));
     size_t n;
     uint8_t *old = slurp(out, &n);
     assert_int_equal(n, 3);
     assert_memory_equal(old, "old", 3);
     free(old);
+    assert_int_equal(count_entries(sub), 2);
+
+    /* so is one holding Inf (a clamp would hide it as white) */
+    t.data[7] = -INFINITY;
+    assert_int_equal(latup_png_write(out, &t, LATUP_PIXELS_SIGNED, 16), LATUP_E_INPUT);
+    assert_non_null(strstr(latup_last_error(), "1 NaN or Inf values"));
     assert_int_equal(count_entries(sub), 2);
 
     /* shapes and sizes the writer refuses */
@@ -888,25 +977,26 @@ static void test_write_failures(void **state) {
     latup_tensor bad = t;
     bad.ndim = 4;
     memcpy(bad.shape, s4, sizeof s4);
-    assert_int_equal(latup_png_write(out, &bad), LATUP_E_USAGE);
+    assert_int_equal(latup_png_write(out, &bad, LATUP_PIXELS_UNIT, 8), LATUP_E_USAGE);
     assert_non_null(strstr(latup_last_error(), "[2,3,4,5]"));
     bad.ndim = 0;
-    assert_int_equal(latup_png_write(out, &bad), LATUP_E_USAGE);
+    assert_int_equal(latup_png_write(out, &bad, LATUP_PIXELS_UNIT, 8), LATUP_E_USAGE);
     bad.ndim = 7;
-    assert_int_equal(latup_png_write(out, &bad), LATUP_E_USAGE);
+    assert_int_equal(latup_png_write(out, &bad, LATUP_PIXELS_UNIT, 8), LATUP_E_USAGE);
     bad.ndim = 3;
     bad.shape[0] = 4;
-    assert_int_equal(latup_png_write(out, &bad), LATUP_E_USAGE);
+    assert_int_equal(latup_png_write(out, &bad, LATUP_PIXELS_UNIT, 8), LATUP_E_USAGE);
     bad.shape[0] = 3;
     bad.shape[1] = 0;
-    assert_int_equal(latup_png_write(out, &bad), LATUP_E_USAGE);
+    assert_int_equal(latup_png_write(out, &bad, LATUP_PIXELS_UNIT, 8), LATUP_E_USAGE);
     uint8_t px[3] = {0};
     assert_int_equal(latup_png_write_rgb8(out, px, 1, 65536), LATUP_E_USAGE);
     assert_int_equal(latup_png_write_rgb8(out, px, 0, 1), LATUP_E_USAGE);
+    assert_int_equal(latup_png_write(out, &t, LATUP_PIXELS_UNIT, 12), LATUP_E_USAGE);
     assert_int_equal(count_entries(sub), 2);
 
     /* a successful write replaces the old file */
-    assert_int_equal(latup_png_write(out, &t), LATUP_OK);
+    assert_int_equal(latup_png_write(out, &t, LATUP_PIXELS_UNIT, 8), LATUP_OK);
     assert_int_equal(count_entries(sub), 2);
     latup_tensor u;
     assert_int_equal(latup_png_read(out, &u), LATUP_OK);
@@ -922,6 +1012,7 @@ int main(void) {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_rgb8_exact),
         cmocka_unit_test(test_quantize),
+        cmocka_unit_test(test_write_16bit),
         cmocka_unit_test(test_reference_files),
         cmocka_unit_test(test_color_types),
         cmocka_unit_test(test_reject_container),

@@ -13,11 +13,11 @@
 
 static char g_dir[64]; /* TMPDIR + "/latup-test-XXXXXX" */
 
-/* g_dir/name; a few results stay valid at once. */
+/* g_dir/name; the last 64 results stay valid. */
 static inline const char *tmp_path(const char *name) {
-    static char buf[4][512];
+    static char buf[64][512];
     static int k;
-    k = (k + 1) % 4;
+    k = (k + 1) % 64;
     snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
     return buf[k];
 }
@@ -31,7 +31,7 @@ static inline void tmpdir_rm_below(const char *dir) {
     struct stat sb;
     while ((e = readdir(d)))
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p) continue;
             if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) {
                 chmod(p, 0755);
                 tmpdir_rm_below(p);

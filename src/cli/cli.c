@@ -1,16 +1,17 @@
-/* cli.c — option parsing, error reporting, and tensor input/output for the commands. */
+/* cli.c — pieces the commands share: error lines, directories and names, the finiteness check
+ * on inputs and outputs, --dump, JSON strings and thread setup. */
 #define _POSIX_C_SOURCE 200809L
-#include "cli/cli.h"
-#include "io/fileio.h"
-#include "io/png.h"
+#include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int cli_fail(latup_status st) {
@@ -24,169 +25,118 @@ int cli_usage(const char *cmd, const char *fmt, ...) {
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, " (see 'latup %s%s--help')\n", cmd ? cmd : "", cmd ? " " : "");
+    if (cmd) fprintf(stderr, " (see 'latup help %s')\n", cmd);
+    else fprintf(stderr, " (see 'latup --help')\n");
     return LATUP_E_USAGE;
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
-}
-
-int cli_parse(int argc, char **argv, const cli_opt *opts, int n_opts, const char *cmd, const char *usage) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        const cli_opt *o = NULL;
-        for (int k = 0; k < n_opts; k++)
-            if (!strcmp(a, opts[k].name)) o = &opts[k];
-        if (!o) return cli_usage(cmd, "unknown argument '%s'", a);
-        if (o->kind == OPT_FLAG) {
-            *(int *)o->dst = 1;
-            continue;
-        }
-        if (i + 1 >= argc) return cli_usage(cmd, "option %s needs a value", a);
-        const char *v = argv[++i];
-        if (o->kind == OPT_STR) {
-            *(const char **)o->dst = v;
-        } else if (!parse_int(v, o->lo, o->hi, (int *)o->dst)) {
-            return cli_usage(cmd, "%s takes an integer from %d to %d, got '%s'", a, o->lo, o->hi, v);
-        }
-    }
-    return -1;
-}
-
-static int ends_with_ci(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcasecmp(s + n - k, suffix) == 0;
-}
-int cli_is_png_path(const char *path) { return ends_with_ci(path, ".png"); }
-int cli_is_npy_path(const char *path) { return ends_with_ci(path, ".npy"); }
-
-latup_status cli_check_writable(const char *path) {
-    latup_atomic_file af;
-    latup_status st = latup_atomic_open(&af, path);
-    if (st == LATUP_OK) latup_atomic_abort(&af);
-    return st;
-}
-
-latup_status cli_read_input(const char *path, latup_tensor *t, int *is_png) {
-    unsigned char magic[8] = {0};
-    FILE *f = fopen(path, "rb");
-    if (!f) return latup_fail(LATUP_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t n = fread(magic, 1, sizeof magic, f);
-    fclose(f);
-    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    *is_png = n == 8 && memcmp(magic, png_sig, 8) == 0;
-    return *is_png ? latup_png_read(path, t) : latup_npy_read(path, t);
-}
-
-/* A PNG holds one RGB image: [3,H,W] or [1,3,H,W]. */
-static latup_status check_png_shape(const char *path, const latup_tensor *t) {
-    const int off = t->ndim - 3;
-    char s[96];
-    if ((t->ndim != 3 && t->ndim != 4) || t->shape[off] != 3 || (off && t->shape[0] != 1))
-        return latup_fail(LATUP_E_USAGE, "%s: a PNG holds one RGB image [3,H,W]; the output is %s (write .npy instead)",
-                          path, latup_shape_str(s, sizeof s, t->ndim, t->shape));
-    return LATUP_OK;
-}
-
-latup_status cli_write_output(const char *path, const latup_tensor *t) {
-    if (!cli_is_png_path(path)) return latup_npy_write(path, t);
-    latup_status st = check_png_shape(path, t);
-    return st != LATUP_OK ? st : latup_png_write(path, t);
-}
-
-int cli_latent_opts_check(cli_latent_opts *lo, const char *cmd) {
-    if (lo->family_name && !(lo->family = latup_latent_family_find(lo->family_name)))
-        return cli_usage(cmd, "--diffusion-latent takes sd, sdxl, sd3 or flux, got '%s'", lo->family_name);
-    if (lo->packed) {
-        char tail;
-        if (sscanf(lo->packed, "%dx%d%c", &lo->ph, &lo->pw, &tail) != 2 || lo->ph < 2 || lo->pw < 2 ||
-            lo->ph > 16384 || lo->pw > 16384)
-            return cli_usage(cmd, "--flux-packed takes the latent size HxW, e.g. 128x128, got '%s'", lo->packed);
-    }
-    return -1;
-}
-
-latup_status cli_read_latent(const char *path, const cli_latent_opts *lo, latup_tensor *x, int *is_png) {
-    latup_status st = cli_read_input(path, x, is_png);
-    if (st == LATUP_OK && lo->packed) {
-        latup_tensor u;
-        st = latup_flux_unpack(x, lo->ph, lo->pw, &u);
-        latup_tensor_free(x);
-        if (st != LATUP_OK) {
-            latup_error_prefix(path);
-            return st;
-        }
-        *x = u;
-    }
-    if (st == LATUP_OK && lo->family) latup_latent_to_vae(x, lo->family);
-    return st;
-}
-
-latup_status cli_write_decoded(const char *path, const latup_tensor *img) {
-    if (!cli_is_png_path(path)) return latup_npy_write(path, img);
-    latup_status st = check_png_shape(path, img);
-    return st != LATUP_OK ? st : latup_png_write_mapped(path, img, LATUP_PNG_MAP_DIFFUSERS);
-}
-
-size_t cli_parse_size(const char *s) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || v <= 0) return 0;
-    double mul = 1;
-    if (*end == 'K' || *end == 'k') mul = 1024.0, end++;
-    else if (*end == 'M' || *end == 'm') mul = 1024.0 * 1024, end++;
-    else if (*end == 'G' || *end == 'g') mul = 1024.0 * 1024 * 1024, end++;
-    if (*end == 'B' || *end == 'i') end++; /* "4G", "4GB", "4Gi" */
-    if (*end == 'B') end++;
-    if (*end) return 0;
-    v *= mul;
-    return v >= 1e18 ? 0 : (size_t)v;
-}
-
-size_t cli_default_max_memory(void) {
-    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
-    if (pages <= 0 || psz <= 0) return (size_t)4 << 30;
-    return (size_t)pages / 4 * 3 * (size_t)psz;
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 int cli_stderr_is_tty(void) { return isatty(2); }
 
-int cli_decode_opts(int tile, int overlap, const char *max_memory, int verbose, int quiet,
-                    latup_decode_opts *o, const char *cmd) {
-    memset(o, 0, sizeof *o);
-    o->tile = tile, o->overlap = overlap;
-    o->verbose = verbose && !quiet;
-    o->progress = !quiet && cli_stderr_is_tty();
-    o->max_memory = cli_default_max_memory();
-    if (max_memory && !(o->max_memory = cli_parse_size(max_memory)))
-        return cli_usage(cmd, "--max-memory takes a size like 4G or 512M, got '%s'", max_memory);
-    if (tile && overlap >= tile) return cli_usage(cmd, "--overlap %d must be smaller than --tile %d", overlap, tile);
-    return -1;
+latup_status cli_mkdirs(const char *dir) {
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
+        return latup_set_error(LATUP_E_IO, "%.64s...: directory name too long", dir);
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s) continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            return latup_set_error(LATUP_E_IO, "%s: cannot create the directory: %s", p, strerror(errno));
+        *s = c;
+        if (!c) break;
+    }
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return latup_set_error(LATUP_E_IO, "%s: not a directory", dir);
+    return LATUP_OK;
+}
+
+int cli_ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcasecmp(s + n - k, suffix) == 0;
+}
+
+void cli_stem(char *buf, size_t n, const char *path) {
+    if (!strcmp(path, "-")) {
+        snprintf(buf, n, "stdin");
+        return;
+    }
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(buf, n, "%s", base);
+    char *dot = strrchr(buf, '.');
+    if (dot && dot != buf) *dot = '\0';
+}
+
+latup_status cli_check_finite(const latup_tensor *t, const char *what) {
+    const int64_t n = latup_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(t->data[i]))
+            return latup_set_error(LATUP_E_INPUT, "%s contains %s at flat index %lld", what,
+                                   isnan(t->data[i]) ? "NaN" : "Inf", (long long)i);
+    return LATUP_OK;
+}
+
+/* ---- --dump ------------------------------------------------------------------------------------ */
+
+latup_status cli_dump_open(cli_dump_ctx *d, const char *dir) {
+    memset(d, 0, sizeof *d);
+    snprintf(d->dir, sizeof d->dir, "%s", dir);
+    latup_status st = cli_mkdirs(dir);
+    if (st) return st;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/dump_order.txt", dir);
+    if (!(d->order = fopen(p, "w"))) return latup_set_error(LATUP_E_IO, "%s: cannot create: %s", p, strerror(errno));
+    return LATUP_OK;
 }
 
 void cli_dump_npy(void *user, const char *name, const latup_tensor *t, int batch) {
     cli_dump_ctx *d = user;
     if (d->st != LATUP_OK) return;
-    char path[4096];
-    if (batch == 0) snprintf(path, sizeof path, "%s/%s.npy", d->dir, name);
-    else snprintf(path, sizeof path, "%s/%s.b%d.npy", d->dir, name, batch);
-    d->st = latup_npy_write(path, t);
+    char rel[1024], path[sizeof d->dir + sizeof rel + 8];
+    if (batch == 0) snprintf(rel, sizeof rel, "%s", name);
+    else snprintf(rel, sizeof rel, "%s.b%d", name, batch);
+    snprintf(path, sizeof path, "%s/%s.npy", d->dir, rel);
+    const char *slash = strrchr(path, '/');
+    if (strchr(rel, '/')) { /* a name with folders (per-tile dumps): make them */
+        char sub[sizeof path];
+        memcpy(sub, path, (size_t)(slash - path));
+        sub[slash - path] = '\0';
+        if ((d->st = cli_mkdirs(sub))) return;
+    }
+    if ((d->st = latup_npy_write(path, t))) return;
+    if (d->order && fprintf(d->order, "%s\n", rel) < 0)
+        d->st = latup_set_error(LATUP_E_IO, "%s/dump_order.txt: write failed", d->dir);
 }
 
-latup_status cli_check_dump_dir(const char *dir) {
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return latup_fail(LATUP_E_IO, "--dump %s: not a directory", dir);
-    return LATUP_OK;
+latup_status cli_dump_close(cli_dump_ctx *d) {
+    if (d->order && fclose(d->order) != 0 && !d->st)
+        d->st = latup_set_error(LATUP_E_IO, "%s/dump_order.txt: write failed", d->dir);
+    d->order = NULL;
+    return d->st;
+}
+
+/* ---- misc ---------------------------------------------------------------------------------------- */
+
+void cli_json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+int cli_setup_threads(const cli_args *a) {
+    int n = (int)cli_num(a, "--threads", 0);
+    if (n <= 0) n = latup_default_threads();
+    latup_set_threads(n);
+    return latup_get_threads();
 }

@@ -1,71 +1,53 @@
-/* cli.h — shared pieces of the latup command line: a table-driven option parser, error
- * reporting (one line on stderr, the status as exit code), and reading/writing the tensors a
- * command takes and makes (.npy or PNG, chosen by content on input and by extension on output). */
+/* cli.h — what the latup commands share: error lines and exit codes, directories and output
+ * names, reading and checking inputs, --dump, JSON strings, and the commands themselves. The CLI
+ * sees only the public API (include/latup.h) and its own headers. */
 #ifndef LATUP_CLI_H
 #define LATUP_CLI_H
 
 #include "latup.h"
+#include "options.h"
 
-typedef enum { OPT_FLAG, OPT_STR, OPT_INT } cli_opt_kind;
-
-typedef struct {
-    const char *name;  /* "--model" */
-    cli_opt_kind kind;
-    void *dst;         /* int* for FLAG/INT, const char** for STR */
-    int lo, hi;        /* OPT_INT range */
-} cli_opt;
-
-/* Parses argv[1..]; returns -1 to go on, else an exit code (0 after --help). */
-int cli_parse(int argc, char **argv, const cli_opt *opts, int n_opts, const char *cmd, const char *usage);
-
-int cli_fail(latup_status st);                               /* prints latup_last_error() */
+/* Prints "latup: <latup_last_error()>" and returns st as the exit code. */
+int cli_fail(latup_status st);
+/* One usage line for cmd ("latup decode: ... (see 'latup help decode')"); returns LATUP_E_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Checks, before any work, that `path` can be created (makes and removes the temporary). */
-latup_status cli_check_writable(const char *path);
-
-/* .npy (float32/float16) or PNG (8-bit, -> [3,H,W] in [0,1]), told apart by content. */
-latup_status cli_read_input(const char *path, latup_tensor *t, int *is_png);
-/* ".png": one [3,H,W] (or [1,3,H,W]) image in [0,1]; ".npy": float32. Atomic. */
-latup_status cli_write_output(const char *path, const latup_tensor *t);
-int cli_is_png_path(const char *path);
-int cli_is_npy_path(const char *path);
-
-/* --diffusion-latent FAMILY and --flux-packed HxW, shared by upscale, decode and run. */
-typedef struct {
-    const char *family_name, *packed; /* as given */
-    const latup_latent_family *family;
-    int ph, pw;
-} cli_latent_opts;
-/* Validates the two options; returns -1 to go on, else the usage exit code. */
-int cli_latent_opts_check(cli_latent_opts *lo, const char *cmd);
-/* Reads the input (npy or PNG), unpacks FLUX tokens and converts to VAE space as asked. */
-latup_status cli_read_latent(const char *path, const cli_latent_opts *lo, latup_tensor *x, int *is_png);
-
-/* A decoder's output as PNG (diffusers: clamp((x+1)/2, 0, 1) x 255, rounded) or raw .npy. */
-latup_status cli_write_decoded(const char *path, const latup_tensor *img);
-
-/* "4G", "512M", "1500000000": bytes; 0 on error. Default budget: 3/4 of physical memory. */
-size_t cli_parse_size(const char *s);
-size_t cli_default_max_memory(void);
+double cli_now(void);
 int cli_stderr_is_tty(void);
 
-/* --tile/--overlap/--max-memory/--verbose/--quiet into decoder options; -1 to go on, else the
- * usage exit code. */
-int cli_decode_opts(int tile, int overlap, const char *max_memory, int verbose, int quiet,
-                    latup_decode_opts *o, const char *cmd);
+/* mkdir -p; LATUP_E_IO naming the path when it cannot be made or is not a directory. */
+latup_status cli_mkdirs(const char *dir);
 
-/* --dump DIR: every intermediate tensor as DIR/NAME.npy (batch element k > 0: NAME.bK.npy). */
+/* "dir/a.b.npy" -> "a.b"; "-" -> "stdin". */
+void cli_stem(char *buf, size_t n, const char *path);
+int cli_ends_with(const char *s, const char *suffix); /* case-insensitive */
+
+/* LATUP_E_INPUT naming the first NaN or Inf of t ("input latent contains NaN at flat index 7");
+ * the caller prefixes the file. */
+latup_status cli_check_finite(const latup_tensor *t, const char *what);
+
+/* --dump DIR: every tensor the library hands over as DIR/NAME.npy (batch element k > 0:
+ * NAME.bK.npy), and its name appended to DIR/dump_order.txt, so `latup compare` can walk them in
+ * forward order. */
 typedef struct {
-    const char *dir;
+    char dir[4096];
+    void *order; /* FILE *: dump_order.txt */
     latup_status st; /* the first write error */
 } cli_dump_ctx;
+latup_status cli_dump_open(cli_dump_ctx *d, const char *dir);
 void cli_dump_npy(void *user, const char *name, const latup_tensor *t, int batch);
-latup_status cli_check_dump_dir(const char *dir);
+latup_status cli_dump_close(cli_dump_ctx *d);
+
+/* s as a JSON string (quotes and escapes included) on f. */
+void cli_json_string(FILE *f, const char *s);
+
+/* Threads: --threads N when given, else latup_default_threads(); set for OpenMP and OpenBLAS. */
+int cli_setup_threads(const cli_args *a);
 
 int cli_upscale(int argc, char **argv);
-int cli_info(int argc, char **argv);
 int cli_decode(int argc, char **argv);
 int cli_run(int argc, char **argv);
+int cli_info(int argc, char **argv);
+int cli_compare(int argc, char **argv);
 
 #endif

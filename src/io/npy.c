@@ -1,6 +1,6 @@
-/* npy.c — .npy reader ('<f4'/'<f2', C order, 1 to 4 dims) and '<f4' writer. The header is a
- * Python dict literal; we parse exactly the subset numpy.save writes rather than evaluate it, and
- * insist that the data is exactly shape x itemsize bytes. */
+/* npy.c — .npy reader ('<f4', '<f2', '<f8' and bfloat16, C order, 1 to 4 dims) and '<f4'
+ * writer. The header is a Python dict literal; we parse exactly the subset numpy.save writes
+ * rather than evaluate it, and insist that the data is exactly shape x itemsize bytes. */
 #define _POSIX_C_SOURCE 200809L
 #include "common.h"
 
@@ -8,6 +8,8 @@
 #include "io/half.h"
 #include "io/npy.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,16 +196,26 @@ latup_status latup_npy_parse(const uint8_t *buf, size_t len, const char *path, l
     latup_status st = parse_header((const char *)buf + hstart, hlen, path, &h);
     if (st) return st;
 
+    /* numpy writes ml_dtypes.bfloat16 arrays as the 2-byte void '<V2' (it has no bfloat16 of its
+     * own); some writers spell it out */
+    enum { F32, F16, F64, BF16 } kind;
     size_t itemsize;
     if (strcmp(h.descr, "<f4") == 0)
-        itemsize = 4;
+        kind = F32, itemsize = 4;
     else if (strcmp(h.descr, "<f2") == 0)
-        itemsize = 2;
+        kind = F16, itemsize = 2;
+    else if (strcmp(h.descr, "<f8") == 0)
+        kind = F64, itemsize = 8;
+    else if (!strcmp(h.descr, "<V2") || !strcmp(h.descr, "|V2") || !strcmp(h.descr, "bfloat16") ||
+             !strcmp(h.descr, "<bf16"))
+        kind = BF16, itemsize = 2;
     else if (h.descr[0] == '>')
         return latup_fail(LATUP_E_INPUT, "%s: big-endian .npy data ('%s') is not supported; save it as '<f4'",
                           path, h.descr);
     else
-        return latup_fail(LATUP_E_INPUT, "%s: .npy dtype '%s' is not supported (latup reads '<f4' and '<f2')",
+        return latup_fail(LATUP_E_INPUT,
+                          "%s: .npy dtype '%s' is not supported (latup reads '<f4', '<f2', '<f8' and "
+                          "bfloat16)",
                           path, h.descr);
     if (h.fortran)
         return latup_fail(LATUP_E_INPUT, "%s: Fortran order not supported (save a C-contiguous array)", path);
@@ -233,11 +245,29 @@ latup_status latup_npy_parse(const uint8_t *buf, size_t len, const char *path, l
         return st;
     }
     const uint8_t *src = buf + hstart + hlen; /* any alignment: copy bytes, never cast */
-    if (itemsize == 4) {
+    if (kind == F32) {
         memcpy(t->data, src, nbytes);
-    } else {
+    } else if (kind == F16) {
         for (size_t i = 0; i < numel; i++)
             t->data[i] = latup_half_to_float((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
+    } else if (kind == BF16) {
+        for (size_t i = 0; i < numel; i++) {
+            uint32_t bits = (uint32_t)(src[2 * i] | (src[2 * i + 1] << 8)) << 16;
+            memcpy(&t->data[i], &bits, 4);
+        }
+    } else {
+        for (size_t i = 0; i < numel; i++) {
+            double d;
+            memcpy(&d, src + 8 * i, 8);
+            float f = (float)d; /* round to nearest */
+            if (isfinite(d) && !isfinite(f)) {
+                latup_tensor_free(t);
+                memset(t, 0, sizeof *t);
+                return latup_fail(LATUP_E_INPUT, "%s: float64 value %g at flat index %zu is out of float32 range",
+                                  path, d, i);
+            }
+            t->data[i] = f;
+        }
     }
     return LATUP_OK;
 }
@@ -256,7 +286,7 @@ latup_status latup_npy_read(const char *path, latup_tensor *t) {
 
 /* ---- writing ---------------------------------------------------------------------------------- */
 
-latup_status latup_npy_write(const char *path, const latup_tensor *t) {
+latup_status latup_npy_encode(FILE *f, const char *path, const latup_tensor *t) {
     if (t->ndim < 1 || t->ndim > LATUP_MAX_DIMS)
         return latup_fail(LATUP_E_INTERNAL, "%s: cannot write a tensor of rank %d", path, t->ndim);
     size_t numel = 1, nbytes;
@@ -289,12 +319,16 @@ latup_status latup_npy_write(const char *path, const latup_tensor *t) {
     memset(head + 10 + n, ' ', pad);
     head[10 + n + pad] = '\n';
     size_t head_len = 10 + hlen + pad;
+    if (fwrite(head, 1, head_len, f) != head_len || (nbytes && fwrite(t->data, 1, nbytes, f) != nbytes))
+        return latup_fail(LATUP_E_IO, "%s: write failed: %s", path, strerror(errno));
+    return LATUP_OK;
+}
 
+latup_status latup_npy_write(const char *path, const latup_tensor *t) {
     latup_atomic_file af;
     latup_status st = latup_atomic_open(&af, path);
     if (st) return st;
-    st = latup_atomic_write(&af, head, head_len);
-    if (!st) st = latup_atomic_write(&af, t->data, nbytes);
+    st = latup_npy_encode(af.f, path, t);
     if (!st) return latup_atomic_commit(&af);
     latup_atomic_abort(&af);
     return st;

@@ -8,6 +8,7 @@
 
 #include "io/fileio.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -361,45 +362,72 @@ latup_status latup_png_read(const char *path, latup_tensor *img) {
 
 /* ---- writing ---------------------------------------------------------------------------------- */
 
-static uint8_t quantize1(float x, latup_png_map m, size_t *n_nan) {
-    if (x != x) {
-        (*n_nan)++;
+/* One sample: clamp(x * scale + offset, 0, 1) * maxv, rounded; non-finite inputs map to 0 and
+ * are counted. */
+static unsigned quantize1(float x, latup_png_map m, float maxv, size_t *n_bad) {
+    if (!isfinite(x)) {
+        (*n_bad)++;
         return 0;
     }
     float y = x * m.scale; /* two statements: never contracted into an fma */
     y = y + m.offset;
     y = y < 0.0f ? 0.0f : y > 1.0f ? 1.0f : y;
-    float v = y * 255.0f;
-    if (!m.half_even) return (uint8_t)lroundf(v);
-    float f = floorf(v), frac = v - f; /* exact for v in [0, 255] */
+    float v = y * maxv;
+    if (!m.half_even) return (unsigned)lroundf(v);
+    float f = floorf(v), frac = v - f; /* exact for v in [0, 65535] */
     if (frac > 0.5f || (frac == 0.5f && fmodf(f, 2.0f) != 0.0f)) f += 1.0f;
-    return (uint8_t)f;
+    return (unsigned)f;
+}
+
+/* Planar [3,H,W] floats -> interleaved [H,W,3] samples: bytes, or big-endian 16-bit pairs. */
+static size_t quantize(uint8_t *out, const float *chw, int H, int W, latup_png_map map, int bits) {
+    size_t HW = (size_t)H * (size_t)W, n_bad = 0;
+    const float maxv = bits == 16 ? 65535.0f : 255.0f;
+    for (size_t i = 0; i < HW; i++)
+        for (int c = 0; c < 3; c++) {
+            unsigned v = quantize1(chw[(size_t)c * HW + i], map, maxv, &n_bad);
+            if (bits == 16) {
+                out[6 * i + 2 * (size_t)c] = (uint8_t)(v >> 8);
+                out[6 * i + 2 * (size_t)c + 1] = (uint8_t)v;
+            } else {
+                out[3 * i + (size_t)c] = (uint8_t)v;
+            }
+        }
+    return n_bad;
 }
 
 size_t latup_png_quantize(uint8_t *rgb, const float *chw, int H, int W, latup_png_map map) {
-    size_t HW = (size_t)H * (size_t)W, n_nan = 0;
-    for (size_t i = 0; i < HW; i++)
-        for (int c = 0; c < 3; c++) rgb[3 * i + (size_t)c] = quantize1(chw[(size_t)c * HW + i], map, &n_nan);
-    return n_nan;
+    return quantize(rgb, chw, H, W, map, 8);
 }
 
-static latup_status write_chunk(latup_atomic_file *af, const char *type, const uint8_t *data, size_t n) {
+typedef struct {
+    FILE *f;
+    const char *path;
+} png_out;
+
+static latup_status put(png_out *o, const void *data, size_t n) {
+    if (n && fwrite(data, 1, n, o->f) != n)
+        return latup_fail(LATUP_E_IO, "%s: write failed: %s", o->path, strerror(errno));
+    return LATUP_OK;
+}
+
+static latup_status write_chunk(png_out *o, const char *type, const uint8_t *data, size_t n) {
     uint8_t head[8], tail[4];
     put_be32(head, (uint32_t)n);
     memcpy(head + 4, type, 4);
     uLong crc = crc32(crc32(0L, Z_NULL, 0), (const Bytef *)type, 4);
     if (n) crc = crc32(crc, data, (uInt)n);
     put_be32(tail, (uint32_t)crc);
-    latup_status st = latup_atomic_write(af, head, 8);
-    if (!st && n) st = latup_atomic_write(af, data, n);
-    if (!st) st = latup_atomic_write(af, tail, 4);
+    latup_status st = put(o, head, 8);
+    if (!st) st = put(o, data, n);
+    if (!st) st = put(o, tail, 4);
     return st;
 }
 
-/* Filters one row of n bytes (bpp 3) with each of the five filters and returns the one with the
- * smallest sum of |byte| taken as signed (libpng's heuristic); cand[f] holds filter byte + row. */
-static int choose_filter(const uint8_t *x, const uint8_t *b, size_t n, uint8_t *cand[5]) {
-    const size_t bpp = 3;
+/* Filters one row of n bytes (bpp bytes per pixel) with each of the five filters and returns the
+ * one with the smallest sum of |byte| taken as signed (libpng's heuristic); cand[f] holds filter
+ * byte + row. */
+static int choose_filter(const uint8_t *x, const uint8_t *b, size_t n, size_t bpp, uint8_t *cand[5]) {
     uint64_t best_sum = UINT64_MAX;
     int best = 0;
     for (int f = 0; f < 5; f++) {
@@ -420,9 +448,8 @@ static int choose_filter(const uint8_t *x, const uint8_t *b, size_t n, uint8_t *
     return best;
 }
 
-/* Deflates rows into IDAT chunks of at most PNG_IDAT_MAX bytes. */
-static latup_status write_image(latup_atomic_file *af, const uint8_t *rgb, int H, int W, const char *path) {
-    const size_t n = (size_t)W * 3;
+/* Deflates rows of n bytes into IDAT chunks of at most PNG_IDAT_MAX bytes. */
+static latup_status write_image(png_out *o, const uint8_t *px, int H, size_t n, size_t bpp) {
     uint8_t *mem = latup_calloc(6 * (n + 1) + PNG_IDAT_MAX, 1, "PNG rows");
     if (!mem) return LATUP_E_NOMEM;
     uint8_t *zero = mem, *cand[5], *out = mem + 6 * (n + 1);
@@ -432,31 +459,31 @@ static latup_status write_image(latup_atomic_file *af, const uint8_t *rgb, int H
     memset(&zs, 0, sizeof zs);
     if (deflateInit(&zs, 6) != Z_OK) {
         free(mem);
-        return latup_fail(LATUP_E_NOMEM, "%s: cannot initialise zlib", path);
+        return latup_fail(LATUP_E_NOMEM, "%s: cannot initialise zlib", o->path);
     }
     latup_status st = LATUP_OK;
     zs.next_out = out;
     zs.avail_out = (uInt)PNG_IDAT_MAX;
     for (int y = 0; y < H && !st; y++) {
-        const uint8_t *x = rgb + (size_t)y * n, *above = y ? x - n : zero;
-        int f = choose_filter(x, above, n, cand);
+        const uint8_t *x = px + (size_t)y * n, *above = y ? x - n : zero;
+        int f = choose_filter(x, above, n, bpp, cand);
         zs.next_in = cand[f];
         zs.avail_in = (uInt)(n + 1);
         int flush = y == H - 1 ? Z_FINISH : Z_NO_FLUSH;
         for (;;) {
             int ret = deflate(&zs, flush);
             if (ret == Z_STREAM_ERROR) {
-                st = latup_fail(LATUP_E_INTERNAL, "%s: deflate failed", path);
+                st = latup_fail(LATUP_E_INTERNAL, "%s: deflate failed", o->path);
                 break;
             }
             bool done = flush == Z_FINISH ? ret == Z_STREAM_END : zs.avail_in == 0;
             if (ret == Z_BUF_ERROR && zs.avail_out != 0 && !done) {
-                st = latup_fail(LATUP_E_INTERNAL, "%s: deflate made no progress", path);
+                st = latup_fail(LATUP_E_INTERNAL, "%s: deflate made no progress", o->path);
                 break;
             }
             if (zs.avail_out == 0 || (done && flush == Z_FINISH)) {
                 size_t have = PNG_IDAT_MAX - zs.avail_out;
-                if (have && (st = write_chunk(af, "IDAT", out, have))) break;
+                if (have && (st = write_chunk(o, "IDAT", out, have))) break;
                 zs.next_out = out;
                 zs.avail_out = (uInt)PNG_IDAT_MAX;
             }
@@ -468,36 +495,67 @@ static latup_status write_image(latup_atomic_file *af, const uint8_t *rgb, int H
     return st;
 }
 
-latup_status latup_png_write_rgb8(const char *path, const uint8_t *rgb, int H, int W) {
+static latup_status check_size(const char *path, int H, int W) {
     if (H < 1 || W < 1 || H > LATUP_PNG_MAX_SIDE || W > LATUP_PNG_MAX_SIDE ||
         (int64_t)H * W > LATUP_PNG_MAX_PIXELS)
         return latup_fail(LATUP_E_USAGE,
                           "%s: cannot write a %dx%d (width x height) PNG: each side must be 1 to %d and the "
                           "image at most %lld pixels",
                           path, W, H, LATUP_PNG_MAX_SIDE, (long long)LATUP_PNG_MAX_PIXELS);
+    return LATUP_OK;
+}
+
+/* px: interleaved RGB samples [H,W,3], bytes (bits 8) or big-endian pairs (bits 16). */
+static latup_status encode(FILE *f, const char *path, const uint8_t *px, int H, int W, int bits) {
+    TRY(check_size(path, H, W));
     uint8_t ihdr[13];
     put_be32(ihdr, (uint32_t)W);
     put_be32(ihdr + 4, (uint32_t)H);
-    ihdr[8] = 8;  /* bit depth */
-    ihdr[9] = 2;  /* RGB */
-    ihdr[10] = 0; /* deflate */
-    ihdr[11] = 0; /* adaptive filtering, five filter types */
-    ihdr[12] = 0; /* not interlaced */
+    ihdr[8] = (uint8_t)bits; /* bit depth */
+    ihdr[9] = 2;             /* RGB */
+    ihdr[10] = 0;            /* deflate */
+    ihdr[11] = 0;            /* adaptive filtering, five filter types */
+    ihdr[12] = 0;            /* not interlaced */
+    png_out o = {f, path};
+    const size_t bpp = bits == 16 ? 6 : 3;
+    latup_status st = put(&o, k_sig, sizeof k_sig);
+    if (!st) st = write_chunk(&o, "IHDR", ihdr, sizeof ihdr);
+    if (!st) st = write_image(&o, px, H, (size_t)W * bpp, bpp);
+    if (!st) st = write_chunk(&o, "IEND", NULL, 0);
+    return st;
+}
 
+/* Runs `enc` on a temporary file next to path and renames it into place on success. */
+static latup_status write_atomic(const char *path, latup_status (*enc)(FILE *, const char *, const void *),
+                                 const void *arg) {
     latup_atomic_file af;
-    latup_status st = latup_atomic_open(&af, path);
-    if (st) return st;
-    st = latup_atomic_write(&af, k_sig, sizeof k_sig);
-    if (!st) st = write_chunk(&af, "IHDR", ihdr, sizeof ihdr);
-    if (!st) st = write_image(&af, rgb, H, W, path);
-    if (!st) st = write_chunk(&af, "IEND", NULL, 0);
+    TRY(latup_atomic_open(&af, path));
+    latup_status st = enc(af.f, path, arg);
     if (!st) return latup_atomic_commit(&af);
     latup_atomic_abort(&af);
     return st;
 }
 
-latup_status latup_png_write_mapped(const char *path, const latup_tensor *img, latup_png_map map) {
+typedef struct {
+    const uint8_t *rgb;
+    int H, W;
+} rgb8_arg;
+
+static latup_status enc_rgb8(FILE *f, const char *path, const void *arg) {
+    const rgb8_arg *a = arg;
+    return encode(f, path, a->rgb, a->H, a->W, 8);
+}
+
+latup_status latup_png_write_rgb8(const char *path, const uint8_t *rgb, int H, int W) {
+    TRY(check_size(path, H, W));
+    rgb8_arg a = {rgb, H, W};
+    return write_atomic(path, enc_rgb8, &a);
+}
+
+latup_status latup_png_encode(FILE *f, const char *path, const latup_tensor *img, latup_png_map map, int bits) {
     char sb[96];
+    if (bits != 8 && bits != 16)
+        return latup_fail(LATUP_E_USAGE, "%s: PNG bit depth %d: latup writes 8 or 16", path, bits);
     if (img->ndim < 1 || img->ndim > LATUP_MAX_DIMS)
         return latup_fail(LATUP_E_USAGE,
                           "%s: cannot write a rank-%d tensor as a PNG (expected [3,H,W] or [1,3,H,W])", path,
@@ -516,18 +574,38 @@ latup_status latup_png_write_mapped(const char *path, const latup_tensor *img, l
                           path, latup_shape_str(sb, sizeof sb, img->ndim, img->shape), LATUP_PNG_MAX_SIDE,
                           (long long)LATUP_PNG_MAX_PIXELS);
     int H = (int)s[1], W = (int)s[2];
-    uint8_t *rgb = latup_malloc((size_t)H * (size_t)W * 3, "PNG pixels");
-    if (!rgb) return LATUP_E_NOMEM;
-    size_t n_nan = latup_png_quantize(rgb, img->data, H, W, map);
+    uint8_t *px = latup_malloc((size_t)H * (size_t)W * (size_t)(bits / 8) * 3, "PNG pixels");
+    if (!px) return LATUP_E_NOMEM;
+    size_t n_bad = quantize(px, img->data, H, W, map, bits);
     latup_status st;
-    if (n_nan)
-        st = latup_fail(LATUP_E_INPUT, "%s: the image holds %zu NaN values; not writing it", path, n_nan);
+    if (n_bad)
+        st = latup_fail(LATUP_E_INPUT, "%s: the image holds %zu NaN or Inf values; not writing it", path, n_bad);
     else
-        st = latup_png_write_rgb8(path, rgb, H, W);
-    free(rgb);
+        st = encode(f, path, px, H, W, bits);
+    free(px);
     return st;
 }
 
-latup_status latup_png_write(const char *path, const latup_tensor *img) {
-    return latup_png_write_mapped(path, img, LATUP_PNG_MAP_UNIT);
+typedef struct {
+    const latup_tensor *img;
+    latup_png_map map;
+    int bits;
+} mapped_arg;
+
+static latup_status enc_mapped(FILE *f, const char *path, const void *arg) {
+    const mapped_arg *a = arg;
+    return latup_png_encode(f, path, a->img, a->map, a->bits);
+}
+
+latup_status latup_png_write_mapped(const char *path, const latup_tensor *img, latup_png_map map, int bits) {
+    mapped_arg a = {img, map, bits};
+    return write_atomic(path, enc_mapped, &a);
+}
+
+latup_png_map latup_png_map_for(latup_pixel_range range) {
+    return range == LATUP_PIXELS_SIGNED ? LATUP_PNG_MAP_DIFFUSERS : LATUP_PNG_MAP_UNIT;
+}
+
+latup_status latup_png_write(const char *path, const latup_tensor *img, latup_pixel_range range, int bits) {
+    return latup_png_write_mapped(path, img, latup_png_map_for(range), bits);
 }

@@ -1,0 +1,504 @@
+/* options.c — every command's options as data, the strict parser that reads them, the value
+ * parsers, and the usage text printed from the same tables (so --help cannot drift from what
+ * is parsed). libc only: fuzz/fuzz_cli_opts.c builds this file alone. */
+#include "options.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define USAGE_ERROR 1
+
+/* ---- value parsers ------------------------------------------------------------------------------ */
+
+/* Decimal digits into *v (no sign, no spaces), refusing values above hi; returns the end. */
+static const char *digits(const char *s, long long hi, long long *v, int *ok) {
+    *v = 0;
+    *ok = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (*v > (hi - (*p - '0')) / 10) return p; /* past hi: not ok */
+        *v = *v * 10 + (*p - '0');
+    }
+    *ok = p > s;
+    return p;
+}
+
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out) {
+    int neg = *s == '-', ok;
+    long long v;
+    long long cap = neg ? -lo : hi; /* lo <= 0 when negatives are allowed */
+    if (neg && lo >= 0) return 0;
+    const char *end = digits(s + neg, cap < 0 ? 0 : cap, &v, &ok);
+    if (!ok || *end) return 0;
+    if (neg) v = -v;
+    if (v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+/* "4G", "4GB", "4GiB", "512m", "1.5G", "1000000": bytes, K/M/G/T powers of 1024; at most 9
+ * fraction digits; the result is rounded down to a whole byte. No signs, spaces, exponents, hex,
+ * nan or inf: the text is read digit by digit, never through floating point. */
+int cli_parse_size(const char *s, long long lo, long long hi, long long *out) {
+    const long long HUGE_BYTES = (long long)1 << 60;
+    long long whole, frac = 0, frac_scale = 1;
+    int ok;
+    const char *p = digits(s, HUGE_BYTES, &whole, &ok);
+    if (!ok) return 0;
+    if (*p == '.') {
+        const char *q = ++p;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (p - q >= 9) return 0;
+            frac = frac * 10 + (*p - '0');
+            frac_scale *= 10;
+        }
+        if (p == q) return 0;
+    }
+    int shift = 0;
+    switch (*p) {
+    case 'k': case 'K': shift = 10; break;
+    case 'm': case 'M': shift = 20; break;
+    case 'g': case 'G': shift = 30; break;
+    case 't': case 'T': shift = 40; break;
+    default: break;
+    }
+    if (shift) {
+        p++;
+        if (*p == 'i') p++;
+    }
+    if (*p == 'B' || *p == 'b') p++;
+    if (*p) return 0;
+    if (!shift && frac) return 0; /* a fraction of a byte */
+    if (whole > (HUGE_BYTES >> shift)) return 0;
+    long long v = (whole << shift) + (long long)((__int128)frac * ((long long)1 << shift) / frac_scale);
+    if (v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+int cli_parse_real(const char *s, double lo, double hi, double *out) {
+    /* only [0-9.eE+-]: no "nan", "inf", hex floats or spaces reach strtod */
+    if (!*s || strspn(s, "0123456789.eE+-") != strlen(s)) return 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (*end || !isfinite(v) || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+int cli_parse_hw(const char *s, long long lo, long long hi, long long *h, long long *w) {
+    int ok;
+    const char *p = digits(s, hi, h, &ok);
+    if (!ok || (*p != 'x' && *p != 'X')) return 0;
+    p = digits(p + 1, hi, w, &ok);
+    if (!ok || *p || *h < lo || *w < lo) return 0;
+    return 1;
+}
+
+int cli_pattern_kind(const char *s) {
+    int n_conv = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p != '%') continue;
+        if (p[1] == '%') {
+            p++;
+            continue;
+        }
+        const char *q = p + 1;
+        if (*q == '0') q++;
+        if (*q >= '1' && *q <= '9') q++;
+        if (*q != 'd') return -1;
+        n_conv++;
+        p = q;
+    }
+    return n_conv == 0 ? 0 : n_conv == 1 ? 1 : -1;
+}
+
+int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
+    size_t o = 0;
+    for (const char *p = pattern; *p; p++) {
+        char piece[32];
+        size_t len;
+        if (*p == '%' && p[1] == '%') {
+            piece[0] = '%', len = 1, p++;
+        } else if (*p == '%') {
+            int zero = 0, width = 0;
+            const char *q = p + 1;
+            if (*q == '0') zero = 1, q++;
+            if (*q >= '1' && *q <= '9') width = *q - '0', q++;
+            if (*q != 'd') return 0;
+            len = (size_t)snprintf(piece, sizeof piece, zero ? "%0*lld" : "%*lld", width, k);
+            p = q;
+        } else {
+            piece[0] = *p, len = 1;
+        }
+        if (o + len >= n) return 0;
+        memcpy(buf + o, piece, len);
+        o += len;
+    }
+    buf[o] = '\0';
+    return 1;
+}
+
+/* ---- the commands' options ------------------------------------------------------------------------- */
+
+#define O_IN {"--in", 'i', OPT_LIST, "FILE...", 0, 0, 0, 0, NULL, \
+    "one or more inputs, told apart by content: .npy ([C,H,W] or [B,C,H,W]; float32, float16,\n" \
+    "float64 or bfloat16), a safetensors file (a ComfyUI .latent, or any with --in-key), or a\n" \
+    "PNG (8-bit); '-' is standard input. Every input is read and checked before any compute"}
+#define O_IN_KEY {"--in-key", 0, OPT_STR, "NAME", 0, 0, 0, 0, NULL, \
+    "the tensor to read from a safetensors input (default: 'latent_tensor', or the only one)"}
+#define O_OUT {"--out", 'o', OPT_STR, "FILE", 0, 0, 0, 0, NULL, \
+    "the output, by extension: .npy (float32) or .png; a batch of several images needs a\n" \
+    "pattern such as out_%03d.png (one file per batch element); '-' is standard output\n" \
+    "(format from --format). Checked before any work, written atomically at the end"}
+#define O_OUT_DIR {"--out-dir", 0, OPT_STR, "DIR", 0, 0, 0, 0, NULL, \
+    "one output per input, DIR/NAME.EXT (NAME: the input's file name without extension,\n" \
+    "EXT from --format; a batch of images: NAME_000.png, ...). DIR is created"}
+#define O_FORMAT(dflt) {"--format", 0, OPT_CHOICE, "npy|png", 0, 0, 0, 0, "npy|png", \
+    "the output format for --out-dir and '-' (default: " dflt ")"}
+#define O_PNG_BITS {"--png-bits", 0, OPT_CHOICE, "8|16", 0, 0, 0, 0, "8|16", \
+    "bits per PNG sample (default 8)"}
+#define O_LATENT {"--diffusion-latent", 0, OPT_CHOICE, "FAMILY", 0, 0, 0, 0, "sd|sdxl|sd3|flux", \
+    "the input is a diffusion pipeline's latent: convert it to VAE space first, z / scaling +\n" \
+    "shift (sd 0.18215/0, sdxl 0.13025/0, sd3 1.5305/0.0609, flux 0.3611/0.1159)"}
+#define O_PACKED {"--flux-packed", 0, OPT_HW, "HxW", 2, 16384, 0, 0, NULL, \
+    "the input is FLUX's packed token layout [B, (H/2)*(W/2), 64] (a diffusers FluxPipeline\n" \
+    "latent, output_type=\"latent\"); HxW is the latent size (image size / 8)"}
+#define O_THREADS {"--threads", 't', OPT_INT, "N", 1, 4096, 0, 0, NULL, \
+    "threads for OpenMP and OpenBLAS (default: OMP_NUM_THREADS if set, else all cores)"}
+#define O_DUMP(what) {"--dump", 0, OPT_STR, "DIR", 0, 0, 0, 0, NULL, \
+    "write every intermediate tensor as DIR/NAME.npy (batch element k > 0: NAME.bK.npy), in\n" \
+    "the order of DIR/dump_order.txt; " what ". DIR is created. Compare two\n" \
+    "dumps with 'latup compare'"}
+#define O_DRY {"--dry-run", 0, OPT_FLAG, NULL, 0, 0, 0, 0, NULL, \
+    "read the inputs and models, print the memory plan, compute nothing, write nothing"}
+#define O_JSON {"--json", 0, OPT_FLAG, NULL, 0, 0, 0, 0, NULL, \
+    "with --dry-run: the plan as one JSON object on stdout (for schedulers)"}
+#define O_DEVICE {"--device", 0, OPT_CHOICE, "cpu|cuda", 0, 0, 0, 0, "cpu|cuda", \
+    "where to compute (default cpu); exit 6 when the library cannot use the device"}
+#define O_VERBOSE {"--verbose", 'v', OPT_FLAG, NULL, 0, 0, 0, 0, NULL, \
+    "print the models, memory plans and per-stage timings on stderr"}
+#define O_QUIET {"--quiet", 'q', OPT_FLAG, NULL, 0, 0, 0, 0, NULL, "print nothing but errors"}
+#define O_MODEL {"--model", 'm', OPT_STR, "FILE", 0, 0, 0, 0, NULL, \
+    "LUA (or SwinIR) weights: safetensors or PyTorch .pth (torch.save zip; {'params_ema': ...},\n" \
+    "{'params': ...}, {'state_dict': ...} or a bare state dict), optionally gzip-compressed"}
+#define O_SCALE {"--scale", 's', OPT_INT, "S", 2, 8, 0, 0, NULL, \
+    "a scale the model has (LUA: 2 or 4; SwinIR: its own)"}
+#define O_VAE {"--vae", 0, OPT_STR, "FILE", 0, 0, 0, 0, NULL, \
+    "the VAE decoder (or a whole checkpoint holding one): safetensors or .pth, ldm or diffusers\n" \
+    "names, flat or under first_stage_model./vae.; gzip ok"}
+#define O_TILE {"--tile", 0, OPT_INT, "T", 4, 8192, 0, 0, NULL, \
+    "decode in tiles of T x T latent pixels (approximate: docs/vae.md)"}
+#define O_OVERLAP {"--overlap", 0, OPT_INT, "O", 1, 8191, 0, 0, NULL, \
+    "latent overlap between tiles (default T/4); must be smaller than the tile"}
+#define O_MAXMEM {"--max-memory", 0, OPT_SIZE, "SIZE", 1, (long long)1 << 60, 0, 0, NULL, \
+    "memory budget, e.g. 4G, 512M: a decode over it is tiled, and one that cannot fit is an\n" \
+    "error naming the smallest budget that works (default: 3/4 of physical memory or of the\n" \
+    "cgroup limit, whichever is smaller)"}
+
+static const cli_opt UPSCALE_OPTS[] = {
+    O_MODEL, O_SCALE, O_IN, O_IN_KEY, O_OUT, O_OUT_DIR, O_FORMAT("npy"), O_PNG_BITS,
+    O_LATENT, O_PACKED, O_THREADS, O_DEVICE, O_DUMP("names as the PyTorch module paths"), O_DRY, O_JSON,
+    O_VERBOSE, O_QUIET,
+};
+static const cli_opt DECODE_OPTS[] = {
+    O_VAE, O_IN, O_IN_KEY, O_OUT, O_OUT_DIR, O_FORMAT("png"), O_PNG_BITS, O_LATENT, O_PACKED, O_TILE, O_OVERLAP,
+    O_MAXMEM, O_THREADS, O_DEVICE, O_DUMP("names as the PyTorch module paths"), O_DRY, O_JSON, O_VERBOSE,
+    O_QUIET,
+};
+static const cli_opt RUN_OPTS[] = {
+    O_MODEL, O_SCALE, O_VAE, O_IN, O_IN_KEY, O_OUT, O_OUT_DIR, O_FORMAT("png"), O_PNG_BITS,
+    {"--save-latent", 0, OPT_STR, "FILE", 0, 0, 0, 0, NULL,
+     "also write the upscaled latent (.npy), committed with the image (one input only)"},
+    O_LATENT, O_PACKED, O_TILE, O_OVERLAP, O_MAXMEM, O_THREADS, O_DEVICE,
+    O_DUMP("DIR/lua/ for the upscale, DIR/vae/ for the decode"), O_DRY, O_JSON, O_VERBOSE, O_QUIET,
+};
+static const cli_opt INFO_OPTS[] = {
+    {"--json", 0, OPT_FLAG, NULL, 0, 0, 0, 0, NULL, "print the summary as one JSON object"},
+};
+static const cli_opt COMPARE_OPTS[] = {
+    {"--tol", 0, OPT_REAL, "T", 0, 0, 0, 1e30, NULL,
+     "relative tolerance: max |a - b| / max(|a|, |b|) over the tensor (default 1e-4)"},
+    {"--atol", 0, OPT_REAL, "A", 0, 0, 0, 1e30, NULL, "also pass a tensor whose max |a - b| is at most A (default 0)"},
+    O_QUIET,
+};
+
+#define N(a) (int)(sizeof a / sizeof a[0])
+
+const cli_command CLI_CMD_UPSCALE = {
+    "upscale", "-m MODEL -s S -i INPUT... (-o OUTPUT | --out-dir DIR) [options]",
+    "Upscales decoder-ready VAE latents with a LUA model (or RGB images with a SwinIR model). The\n"
+    "model is loaded once for all the inputs; the time per input is reported.",
+    UPSCALE_OPTS, N(UPSCALE_OPTS), "--verbose --quiet,--out --out-dir", 0, 0, "",
+};
+const cli_command CLI_CMD_DECODE = {
+    "decode", "--vae VAE -i LATENT... (-o IMAGE | --out-dir DIR) [options]",
+    "Decodes VAE latents with the AutoencoderKL decoder of SD 1.x/2.x, SDXL, SD3 or FLUX.1. PNG\n"
+    "output uses diffusers' mapping, clamp((x + 1) / 2, 0, 1); .npy holds the raw decoder output\n"
+    "[B,3,8h,8w]. When the decode is tiled, one line on stderr says so and why.",
+    DECODE_OPTS, N(DECODE_OPTS), "--verbose --quiet,--out --out-dir", 0, 0, "",
+};
+const cli_command CLI_CMD_RUN = {
+    "run", "-m LUA -s 2|4 --vae VAE -i LATENT... (-o IMAGE | --out-dir DIR) [options]",
+    "Upscales VAE latents with LUA and decodes the result: a 2K/4K image from one decode. Both\n"
+    "models are loaded once; their channels are checked against each other before any compute.",
+    RUN_OPTS, N(RUN_OPTS), "--verbose --quiet,--out --out-dir,--save-latent --out-dir", 0, 0, "",
+};
+const cli_command CLI_CMD_INFO = {
+    "info", "FILE",
+    "Prints the format, tensor count, dtypes and parameter count of a checkpoint (safetensors or\n"
+    "PyTorch .pth, optionally gzip-compressed) and the model latup infers from it: LUA, SwinIR\n"
+    "(pixelshuffle or pixelshuffledirect tail) or a VAE decoder (each naming, standalone or inside\n"
+    "a whole checkpoint); or the shape of a latent (.npy, ComfyUI .latent). Exit 0 also for a valid\n"
+    "file that is not a model latup runs.",
+    INFO_OPTS, N(INFO_OPTS), "", 1, 1, "FILE",
+};
+const cli_command CLI_CMD_COMPARE = {
+    "compare", "DIR_A DIR_B [--tol T] [--atol A]",
+    "Compares two folders of .npy tensors (two --dump outputs, or a PyTorch reference dumped with\n"
+    "forward hooks and a port): for each tensor present in both, the max abs and max relative\n"
+    "error, in forward order (DIR_A/dump_order.txt, else modification time); then the tensors\n"
+    "found in one folder only. Exit 10 when any tensor is over the tolerance (the first one is\n"
+    "named), 0 otherwise.",
+    COMPARE_OPTS, N(COMPARE_OPTS), "", 2, 2, "DIR_A DIR_B",
+};
+
+static const cli_command *const COMMANDS[] = {&CLI_CMD_UPSCALE, &CLI_CMD_DECODE, &CLI_CMD_RUN, &CLI_CMD_INFO,
+                                              &CLI_CMD_COMPARE};
+
+const cli_command *cli_find_command(const char *name) {
+    for (int i = 0; i < N(COMMANDS); i++)
+        if (!strcmp(COMMANDS[i]->name, name)) return COMMANDS[i];
+    return NULL;
+}
+
+/* ---- usage text ------------------------------------------------------------------------------ */
+
+static const char *EXIT_CODES =
+    "exit codes: 0 ok, 1 usage, 2 bad input file or data, 3 out of memory (or a --max-memory that\n"
+    "cannot be met), 4 i/o error, 5 internal error, 6 device unavailable, 10 compare: over tolerance\n";
+
+/* Prints text word-wrapped to WIDTH columns, continuation lines indented by `indent` (the caller
+ * has printed the first line's indent); a '\n' in the text is a space. */
+#define WIDTH 100
+static void print_lines(FILE *f, const char *text, int indent) {
+    int col = indent;
+    for (const char *p = text; *p;) {
+        while (*p == ' ' || *p == '\n') p++;
+        size_t n = strcspn(p, " \n");
+        if (!n) break;
+        if (col > indent && col + 1 + (int)n > WIDTH) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+        }
+        if (col > indent) fputc(' ', f), col++;
+        fprintf(f, "%.*s", (int)n, p);
+        col += (int)n;
+        p += n;
+    }
+    fputc('\n', f);
+}
+
+void cli_print_usage(const cli_command *cmd, FILE *f) {
+    fprintf(f, "usage: latup %s %s\n\n", cmd->name, cmd->synopsis);
+    print_lines(f, cmd->about, 0);
+    fprintf(f, "\noptions:\n");
+    for (int i = 0; i < cmd->n_opts; i++) {
+        const cli_opt *o = &cmd->opts[i];
+        char head[64];
+        int n = snprintf(head, sizeof head, "  %c%c%s%s %s", o->short_name ? '-' : ' ', o->short_name ? o->short_name : ' ',
+                         o->short_name ? ", " : "  ", o->name, o->metavar ? o->metavar : "");
+        fprintf(f, "%-29s", head);
+        if (n > 28) fprintf(f, "\n%29s", "");
+        print_lines(f, o->help, 29);
+    }
+    fprintf(f, "  -h, --help                 this text\n\n%s", EXIT_CODES);
+}
+
+void cli_print_main_usage(FILE *f) {
+    fputs("usage: latup COMMAND [options]\n"
+          "\n"
+          "latup — CPU reference implementation of LUA, the Latent Upscaler Adapter.\n"
+          "\n"
+          "commands:\n"
+          "  upscale   upscale VAE latents x2 or x4 with a LUA model (or images with SwinIR)\n"
+          "  decode    decode VAE latents to images (SD 1.x/2.x, SDXL, SD3, FLUX.1 decoders)\n"
+          "  run       upscale with LUA, then decode: latents in, 2K/4K images out\n"
+          "  info      print what a checkpoint (or latent) holds and the model inferred from it\n"
+          "  compare   compare two folders of dumped tensors, layer by layer\n"
+          "  help CMD  the options of a command (also: latup CMD --help)\n"
+          "  version   the version (also: latup --version)\n"
+          "\n",
+          f);
+    fputs(EXIT_CODES, f);
+}
+
+/* ---- the parser ------------------------------------------------------------------------------------ */
+
+static int usage_error(FILE *err, const cli_command *cmd, const char *fmt, const char *a, const char *b) {
+    if (err) {
+        fprintf(err, "latup %s: ", cmd->name);
+        fprintf(err, fmt, a, b);
+        fprintf(err, " (see 'latup help %s')\n", cmd->name);
+    }
+    return USAGE_ERROR;
+}
+
+/* "-x..." or "--x..." (but not "-" alone, nor a negative number): an option, not a value. */
+static int looks_like_option(const char *s) {
+    return s[0] == '-' && ((s[1] >= 'a' && s[1] <= 'z') || (s[1] >= 'A' && s[1] <= 'Z') || s[1] == '-');
+}
+
+static int find_opt(const cli_command *cmd, const char *arg, size_t name_len, char short_name) {
+    for (int k = 0; k < cmd->n_opts; k++) {
+        const cli_opt *o = &cmd->opts[k];
+        if (short_name ? o->short_name == short_name
+                       : strlen(o->name) == name_len && !strncmp(o->name, arg, name_len))
+            return k;
+    }
+    return -1;
+}
+
+/* Reads one value into v; 1 if valid. */
+static int take_value(const cli_opt *o, const char *s, cli_value *v) {
+    v->text = s;
+    switch (o->kind) {
+    case OPT_STR:
+        return *s != '\0';
+    case OPT_INT:
+        return cli_parse_int(s, o->lo, o->hi, &v->num);
+    case OPT_SIZE:
+        return cli_parse_size(s, o->lo, o->hi, &v->num);
+    case OPT_REAL:
+        return cli_parse_real(s, o->rlo, o->rhi, &v->real);
+    case OPT_HW:
+        return cli_parse_hw(s, o->lo, o->hi, &v->num, &v->num2);
+    case OPT_CHOICE: {
+        size_t n = strlen(s);
+        for (const char *c = o->choices; *c;) {
+            size_t k = strcspn(c, "|");
+            if (k == n && n && !strncmp(c, s, n)) return 1;
+            c += k + (c[k] == '|');
+        }
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+static int bad_value(FILE *err, const cli_command *cmd, const cli_opt *o, const char *s) {
+    if (!err) return USAGE_ERROR;
+    fprintf(err, "latup %s: %s ", cmd->name, o->name);
+    switch (o->kind) {
+    case OPT_INT: fprintf(err, "takes an integer from %lld to %lld", o->lo, o->hi); break;
+    case OPT_SIZE: fprintf(err, "takes a size from %lld bytes, like 4G, 512M or 1.5G", o->lo); break;
+    case OPT_REAL: fprintf(err, "takes a number from %g to %g, like 1e-4", o->rlo, o->rhi); break;
+    case OPT_HW: fprintf(err, "takes HxW, each side %lld to %lld, like 128x128", o->lo, o->hi); break;
+    case OPT_CHOICE: fprintf(err, "takes one of %s", o->choices); break;
+    default: fprintf(err, "takes a non-empty value"); break;
+    }
+    fprintf(err, ", got '%s' (see 'latup help %s')\n", s, cmd->name);
+    return USAGE_ERROR;
+}
+
+static int check_conflicts(const cli_command *cmd, const cli_args *a, FILE *err) {
+    for (const char *c = cmd->conflicts; *c;) {
+        char pair[64] = "", x[32] = "", y[32] = "";
+        size_t n = strcspn(c, ",");
+        snprintf(pair, sizeof pair, "%.*s", (int)n, c);
+        if (sscanf(pair, "%31s %31s", x, y) == 2 && cli_given(a, x) && cli_given(a, y))
+            return usage_error(err, cmd, "%s and %s exclude each other", x, y);
+        c += n + (c[n] == ',');
+    }
+    return -1;
+}
+
+int cli_parse(const cli_command *cmd, int argc, char *const *argv, cli_args *a, FILE *out, FILE *err) {
+    memset(a, 0, sizeof *a);
+    a->cmd = cmd;
+    int only_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (only_pos || !looks_like_option(arg)) {
+            if (a->n_pos >= cmd->max_pos || a->n_pos >= CLI_MAX_POS)
+                return usage_error(err, cmd, "unexpected argument '%s'%s", arg,
+                                   cmd->max_pos ? "" : " (every input follows --in)");
+            a->pos[a->n_pos++] = arg;
+            continue;
+        }
+        if (!strcmp(arg, "--")) {
+            only_pos = 1;
+            continue;
+        }
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+            if (out) cli_print_usage(cmd, out);
+            return 0;
+        }
+        /* --name, --name=value, -x, -xVALUE */
+        const char *inline_val = NULL;
+        int k;
+        if (arg[1] == '-') {
+            const char *eq = strchr(arg, '=');
+            k = find_opt(cmd, arg, eq ? (size_t)(eq - arg) : strlen(arg), 0);
+            if (eq) inline_val = eq + 1;
+        } else {
+            k = find_opt(cmd, arg, 0, arg[1]);
+            if (arg[2]) inline_val = arg + 2;
+        }
+        if (k < 0) return usage_error(err, cmd, "unknown option '%s'%s", arg, "");
+        const cli_opt *o = &cmd->opts[k];
+        cli_value *v = &a->v[k];
+        if (v->given) return usage_error(err, cmd, "%s given twice%s", o->name, "");
+        v->given = 1;
+        if (o->kind == OPT_FLAG) {
+            if (inline_val) return usage_error(err, cmd, "%s takes no value, got '%s'", o->name, inline_val);
+            continue;
+        }
+        if (inline_val) {
+            if (o->kind == OPT_LIST) {
+                if (!*inline_val) return bad_value(err, cmd, o, inline_val);
+                v->list = &v->text, v->text = inline_val, v->n_list = 1;
+            } else if (!take_value(o, inline_val, v)) {
+                return bad_value(err, cmd, o, inline_val);
+            }
+            continue;
+        }
+        if (i + 1 >= argc || looks_like_option(argv[i + 1]))
+            return usage_error(err, cmd, "%s needs a value (%s)", o->name, o->metavar ? o->metavar : "");
+        if (o->kind == OPT_LIST) {
+            v->list = (const char *const *)&argv[i + 1];
+            while (i + 1 < argc && !looks_like_option(argv[i + 1])) {
+                if (!*argv[i + 1]) return bad_value(err, cmd, o, argv[i + 1]);
+                v->n_list++, i++;
+            }
+            continue;
+        }
+        if (!take_value(o, argv[++i], v)) return bad_value(err, cmd, o, argv[i]);
+    }
+    if (a->n_pos < cmd->min_pos)
+        return usage_error(err, cmd, "missing %s%s", cmd->pos_names, "");
+    return check_conflicts(cmd, a, err);
+}
+
+/* ---- lookups ----------------------------------------------------------------------------------- */
+
+const cli_value *cli_get(const cli_args *a, const char *name) {
+    static const cli_value none;
+    for (int k = 0; k < a->cmd->n_opts; k++)
+        if (!strcmp(a->cmd->opts[k].name, name)) return &a->v[k];
+    return &none; /* not an option of this command: never given */
+}
+
+int cli_given(const cli_args *a, const char *name) { return cli_get(a, name)->given; }
+
+const char *cli_str(const cli_args *a, const char *name) {
+    const cli_value *v = cli_get(a, name);
+    return v->given ? v->text : NULL;
+}
+
+long long cli_num(const cli_args *a, const char *name, long long dflt) {
+    const cli_value *v = cli_get(a, name);
+    return v->given ? v->num : dflt;
+}

@@ -1,0 +1,97 @@
+/* options.h — the command line's grammar: every command's options (names, short forms, kinds,
+ * ranges, help text) as data, one strict parser over it, and the value parsers (integers, sizes,
+ * reals, HxW, output patterns). Depends on libc only, so the fuzzer can build it alone. */
+#ifndef LATUP_CLI_OPTIONS_H
+#define LATUP_CLI_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum {
+    OPT_FLAG,   /* --verbose */
+    OPT_STR,    /* --model FILE */
+    OPT_LIST,   /* --in FILE... : one or more values, up to the next option */
+    OPT_INT,    /* strict decimal in [lo, hi] */
+    OPT_SIZE,   /* bytes: 4G, 512M, 1.5G, 1000000 in [lo, hi] */
+    OPT_REAL,   /* strict decimal or exponent form, finite, in [rlo, rhi] */
+    OPT_CHOICE, /* one of choices, "|"-separated */
+    OPT_HW,     /* HxW, each side in [lo, hi] */
+} cli_kind;
+
+typedef struct {
+    const char *name;    /* "--model" */
+    char short_name;     /* 'm', or 0 */
+    cli_kind kind;
+    const char *metavar; /* "FILE" */
+    long long lo, hi;    /* OPT_INT, OPT_SIZE, OPT_HW */
+    double rlo, rhi;     /* OPT_REAL */
+    const char *choices; /* OPT_CHOICE: "cpu|cuda" */
+    const char *help;    /* lines separated by '\n' */
+} cli_opt;
+
+#define CLI_MAX_OPTS 40
+#define CLI_MAX_POS 4
+
+typedef struct {
+    const char *name;      /* "upscale" */
+    const char *synopsis;  /* what follows "latup upscale" in the usage line */
+    const char *about;     /* a paragraph; lines separated by '\n' */
+    const cli_opt *opts;
+    int n_opts;
+    const char *conflicts; /* pairs that exclude each other: "--verbose --quiet,--out --out-dir" */
+    int min_pos, max_pos;  /* positional arguments */
+    const char *pos_names; /* "DIR_A DIR_B" (for messages) */
+} cli_command;
+
+typedef struct {
+    int given;
+    const char *text; /* the value as written (NULL for flags and lists) */
+    long long num;    /* OPT_INT, OPT_SIZE; OPT_HW: h */
+    long long num2;   /* OPT_HW: w */
+    double real;      /* OPT_REAL */
+    const char *const *list; /* OPT_LIST: n_list values */
+    int n_list;
+} cli_value;
+
+typedef struct {
+    const cli_command *cmd;
+    cli_value v[CLI_MAX_OPTS];
+    const char *pos[CLI_MAX_POS];
+    int n_pos;
+} cli_args;
+
+/* Parses argv[1..argc) (argv[0] is the command's name) into a. Returns -1 to go on, 0 when
+ * --help was printed to out, or 1 (usage error) with one line on err. Never reads argv[argc]
+ * or beyond. Values point into argv. */
+int cli_parse(const cli_command *cmd, int argc, char *const *argv, cli_args *a, FILE *out, FILE *err);
+
+/* The value of an option of a->cmd by its long name (which must be in the table). */
+const cli_value *cli_get(const cli_args *a, const char *name);
+int cli_given(const cli_args *a, const char *name);
+const char *cli_str(const cli_args *a, const char *name); /* NULL if not given */
+long long cli_num(const cli_args *a, const char *name, long long dflt);
+
+/* Strict value parsers, shared with the fuzzer: 1 if s is valid and in range, else 0. */
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
+int cli_parse_size(const char *s, long long lo, long long hi, long long *out);
+int cli_parse_real(const char *s, double lo, double hi, double *out);
+int cli_parse_hw(const char *s, long long lo, long long hi, long long *h, long long *w);
+
+/* An output name pattern: exactly one %d conversion (optionally %0Nd, N <= 9), any number of
+ * "%%". Returns 1 for a pattern, 0 for a plain name, -1 for a malformed one (a lone %, %s, two
+ * conversions). */
+int cli_pattern_kind(const char *s);
+/* The pattern with index k into buf; 0 if it does not fit. */
+int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k);
+
+/* The commands' grammars, and usage text printed from them. */
+extern const cli_command CLI_CMD_UPSCALE, CLI_CMD_DECODE, CLI_CMD_RUN, CLI_CMD_INFO, CLI_CMD_COMPARE;
+const cli_command *cli_find_command(const char *name);
+void cli_print_usage(const cli_command *cmd, FILE *f);
+void cli_print_main_usage(FILE *f);
+
+/* Exit codes beyond latup_status (LATUP_E_*): compare found tensors over the tolerance. */
+#define CLI_EXIT_DIFFERS 10
+
+#endif

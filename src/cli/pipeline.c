@@ -1,0 +1,585 @@
+/* pipeline.c — `latup upscale`, `latup decode` and `latup run`: one flow for the three. Every
+ * check that needs no compute comes first (options, output paths, every input read and checked,
+ * models loaded and matched against the inputs and each other), then each input is computed with
+ * the models loaded once, and all outputs are committed together at the end, or none are. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+enum { LUA = 1, VAE = 2 }; /* the stages a command runs: upscale LUA, decode VAE, run both */
+
+typedef struct {
+    const char *path;        /* as given ("-": stdin) */
+    char stem[256];          /* output and dump names */
+    char out[4200];          /* output file, pattern (one file per batch element), or "-" */
+    int pattern;
+    latup_tensor x;          /* read, unpacked and converted to VAE space */
+    int64_t batch;
+    latup_lua_plan lplan;     /* the upscale of one batch element */
+    latup_decode_plan dplan;  /* the decode of one batch element: exact or tiled, and why */
+    int dh, dw;               /* the latent size the decode sees */
+} item;
+
+typedef struct {
+    int stages;
+    const char *cmd;
+    cli_args a;
+    const char *model_path, *vae_path, *save, *dump, *in_key;
+    const latup_latent_family *family;
+    int packed_h, packed_w;
+    int scale, png, png_bits, verbose, quiet, dry, json, threads;
+    latup_device device;
+    latup_decode_opts dopt;
+    item *items;
+    int n;
+    latup_lua *lua;
+    latup_vae *vae;
+    double t_load;
+} job;
+
+static int is_png_name(const char *p) { return cli_ends_with(p, ".png"); }
+static int is_npy_name(const char *p) { return cli_ends_with(p, ".npy"); }
+
+/* ---- 1. options -------------------------------------------------------------------------------- */
+
+static int read_options(job *j) {
+    const cli_args *a = &j->a;
+    const char *cmd = j->cmd;
+    j->model_path = cli_str(a, "--model");
+    j->vae_path = cli_str(a, "--vae");
+    j->save = cli_str(a, "--save-latent");
+    j->dump = cli_str(a, "--dump");
+    j->in_key = cli_str(a, "--in-key");
+    j->scale = (int)cli_num(a, "--scale", 0);
+    j->verbose = cli_given(a, "--verbose");
+    j->quiet = cli_given(a, "--quiet");
+    j->dry = cli_given(a, "--dry-run");
+    j->json = cli_given(a, "--json");
+    j->png_bits = cli_given(a, "--png-bits") ? atoi(cli_str(a, "--png-bits")) : 8;
+    if ((j->stages & LUA) && !j->model_path) return cli_usage(cmd, "missing --model");
+    if ((j->stages & LUA) && !j->scale) return cli_usage(cmd, "missing --scale");
+    if ((j->stages & VAE) && !j->vae_path) return cli_usage(cmd, "missing --vae");
+    const cli_value *in = cli_get(a, "--in");
+    if (!in->given) return cli_usage(cmd, "missing --in");
+    const char *out = cli_str(a, "--out"), *out_dir = cli_str(a, "--out-dir");
+    if (!out && !out_dir) return cli_usage(cmd, "missing --out (or --out-dir)");
+    if (in->n_list > 1 && !out_dir)
+        return cli_usage(cmd, "%d inputs need --out-dir DIR (one output each), not --out", in->n_list);
+    int n_stdin = 0;
+    for (int i = 0; i < in->n_list; i++) n_stdin += !strcmp(in->list[i], "-");
+    if (n_stdin > 1) return cli_usage(cmd, "standard input ('-') can be read once");
+    if (j->json && !j->dry) return cli_usage(cmd, "--json goes with --dry-run");
+
+    /* the output format: the extension of --out, else --format, else the command's default */
+    const char *format = cli_str(a, "--format");
+    if (out && strcmp(out, "-")) {
+        if (!is_png_name(out) && !is_npy_name(out))
+            return cli_usage(cmd, "--out %s: the output must end in .npy or .png", out);
+        if (format && strcmp(format, is_png_name(out) ? "png" : "npy"))
+            return cli_usage(cmd, "--format %s, but --out %s says otherwise", format, out);
+        j->png = is_png_name(out);
+    } else {
+        j->png = format ? !strcmp(format, "png") : j->stages != LUA;
+    }
+    if (cli_given(a, "--png-bits") && !j->png) return cli_usage(cmd, "--png-bits applies to PNG output");
+    if (j->save && !is_npy_name(j->save)) return cli_usage(cmd, "--save-latent %s: must end in .npy", j->save);
+    if (j->save && out && !strcmp(j->save, out))
+        return cli_usage(cmd, "--save-latent and --out name the same file");
+
+    const char *fam = cli_str(a, "--diffusion-latent");
+    if (fam) j->family = latup_latent_family_find(fam);
+    const cli_value *pk = cli_get(a, "--flux-packed");
+    if (pk->given) {
+        if (pk->num % 2 || pk->num2 % 2)
+            return cli_usage(cmd, "--flux-packed %s: the latent size must be even in both dimensions", pk->text);
+        j->packed_h = (int)pk->num, j->packed_w = (int)pk->num2;
+    }
+    int tile = (int)cli_num(a, "--tile", 0), overlap = (int)cli_num(a, "--overlap", 0);
+    if (tile && overlap >= tile)
+        return cli_usage(cmd, "--overlap %d must be smaller than --tile %d", overlap, tile);
+    memset(&j->dopt, 0, sizeof j->dopt);
+    j->dopt.tile = tile, j->dopt.overlap = overlap;
+    j->dopt.verbose = j->verbose;
+    j->dopt.progress = !j->quiet && cli_stderr_is_tty();
+    j->dopt.max_memory = cli_given(a, "--max-memory") ? (size_t)cli_num(a, "--max-memory", 0)
+                                                      : latup_default_max_memory();
+    const char *device = cli_str(a, "--device");
+    j->device = device && !strcmp(device, "cuda") ? LATUP_DEVICE_CUDA : LATUP_DEVICE_CPU;
+    j->dopt.device = j->device;
+    latup_status st = latup_device_check(j->device); /* before any work, not at the first compute */
+    if (st) {
+        latup_error_prefix("--device cuda");
+        return cli_fail(st);
+    }
+    return -1;
+}
+
+/* ---- 2. outputs, checked before any work ------------------------------------------------------------ */
+
+static int plan_outputs(job *j) {
+    const cli_value *in = cli_get(&j->a, "--in");
+    const char *out = cli_str(&j->a, "--out"), *out_dir = cli_str(&j->a, "--out-dir");
+    for (int i = 0; i < j->n; i++) {
+        item *it = &j->items[i];
+        it->path = in->list[i];
+        cli_stem(it->stem, sizeof it->stem, it->path);
+        if (out_dir) {
+            snprintf(it->out, sizeof it->out, "%s/%s.%s", out_dir, it->stem, j->png ? "png" : "npy");
+            for (int k = 0; k < i; k++)
+                if (!strcmp(j->items[k].out, it->out))
+                    return cli_usage(j->cmd, "inputs %s and %s would both write %s", j->items[k].path, it->path,
+                                     it->out);
+        } else {
+            snprintf(it->out, sizeof it->out, "%s", out);
+            it->pattern = strcmp(out, "-") ? cli_pattern_kind(out) : 0;
+            if (it->pattern < 0)
+                return cli_usage(j->cmd, "--out %s: a pattern takes one %%d (or %%03d, ...) and %%%% for %%", out);
+        }
+    }
+    if (j->dry) return -1; /* writes nothing, so checks nothing */
+    latup_status st = out_dir ? cli_mkdirs(out_dir) : LATUP_OK;
+    for (int i = 0; i < j->n && !st; i++) {
+        const item *it = &j->items[i];
+        char first[4200];
+        if (it->pattern) cli_pattern_format(first, sizeof first, it->out, 0);
+        st = latup_output_check(it->pattern ? first : it->out);
+    }
+    if (!st && j->save) st = latup_output_check(j->save);
+    return st ? cli_fail(st) : -1;
+}
+
+/* ---- 3. inputs, read and checked before any model is loaded ------------------------------------------ */
+
+static latup_status read_input(job *j, item *it) {
+    latup_file_kind kind;
+    latup_status st = latup_tensor_read(it->path, j->in_key, &it->x, &kind);
+    if (st) return st;
+    if (kind == LATUP_FILE_PNG && (j->stages & VAE))
+        return latup_set_error(LATUP_E_INPUT, "%s: a PNG is an image, not a latent to decode", it->path);
+    if (j->packed_h) {
+        latup_tensor u;
+        st = latup_flux_unpack(&it->x, j->packed_h, j->packed_w, &u);
+        latup_tensor_free(&it->x);
+        if (st) {
+            latup_error_prefix(it->path);
+            return st;
+        }
+        it->x = u;
+    }
+    char s[96];
+    const latup_tensor *x = &it->x;
+    if (x->ndim != 3 && x->ndim != 4)
+        return latup_set_error(LATUP_E_INPUT, "%s: latent has shape %s, expected [C,H,W] or [B,C,H,W]", it->path,
+                               latup_shape_str(s, sizeof s, x->ndim, x->shape));
+    it->batch = x->ndim == 4 ? x->shape[0] : 1;
+    if (it->batch < 1 || latup_tensor_numel(x) == 0)
+        return latup_set_error(LATUP_E_INPUT, "%s: latent has shape %s: nothing to compute", it->path,
+                               latup_shape_str(s, sizeof s, x->ndim, x->shape));
+    if ((st = cli_check_finite(x, "input latent"))) {
+        latup_error_prefix(it->path);
+        return st;
+    }
+    if (j->family) latup_latent_to_vae(&it->x, j->family);
+    return LATUP_OK;
+}
+
+/* A batch of several images as PNG needs one file per image: a pattern (made up under --out-dir). */
+static int check_batch_outputs(job *j, item *it) {
+    if (!j->png || it->batch == 1 || it->pattern) return -1;
+    if (!cli_str(&j->a, "--out-dir"))
+        return cli_usage(j->cmd,
+                         "--out %s: %s holds a batch of %lld images and a PNG holds one: give a pattern such as "
+                         "out_%%03d.png, or write .npy",
+                         it->out, it->path, (long long)it->batch);
+    snprintf(it->out, sizeof it->out, "%s/%s_%%0%dd.png", cli_str(&j->a, "--out-dir"), it->stem,
+             it->batch > 1000 ? 4 + (it->batch > 10000) : 3);
+    it->pattern = 1;
+    return -1;
+}
+
+/* ---- 4. models, matched against the inputs and each other -------------------------------------------- */
+
+static int load_models(job *j) {
+    double t0 = cli_now();
+    latup_status st = LATUP_OK;
+    if (j->stages & LUA) st = latup_lua_load(j->model_path, &j->lua);
+    if (!st && (j->stages & VAE)) st = latup_vae_load(j->vae_path, &j->vae);
+    if (st) return cli_fail(st);
+    j->t_load = cli_now() - t0;
+    if (j->lua && j->verbose) {
+        const latup_lua_config *c = latup_lua_get_config(j->lua);
+        fprintf(stderr, "latup: %s: %s model, E %d, %d RSTBs, window %d, %d -> %d channels, %lld parameters\n",
+                j->model_path, c->tail == LATUP_TAIL_LUA_HEADS ? "LUA" : "SwinIR", c->embed_dim, c->num_layers,
+                c->window_size, c->in_chans, c->out_chans, (long long)c->n_params);
+    }
+    if (j->vae && j->verbose) {
+        const latup_vae_config *c = latup_vae_get_config(j->vae);
+        fprintf(stderr, "latup: %s: VAE decoder, %s, %s names, %lld parameters\n", j->vae_path,
+                latup_vae_family_guess(c), latup_vae_naming_name(c->naming), (long long)c->n_params);
+    }
+    if (j->verbose) fprintf(stderr, "latup: models loaded in %.2f s\n", j->t_load);
+    if (j->lua && j->vae && latup_lua_get_config(j->lua)->out_chans != latup_vae_get_config(j->vae)->z_channels) {
+        latup_set_error(LATUP_E_INPUT, "%s makes %d-channel latents, %s decodes %d-channel ones", j->model_path,
+                        latup_lua_get_config(j->lua)->out_chans, j->vae_path,
+                        latup_vae_get_config(j->vae)->z_channels);
+        return cli_fail(LATUP_E_INPUT);
+    }
+    return -1;
+}
+
+static int check_item_against_models(job *j, item *it) {
+    const latup_tensor *x = &it->x;
+    const int off = x->ndim - 3;
+    const int64_t C = x->shape[off], h = x->shape[off + 1], w = x->shape[off + 2];
+    char s[96];
+    const int want = j->lua ? latup_lua_get_config(j->lua)->in_chans : latup_vae_get_config(j->vae)->z_channels;
+    if (C != want)
+        return cli_fail(latup_set_error(LATUP_E_INPUT, "%s: latent has shape %s: %lld channels, the %s expects %d",
+                                        it->path, latup_shape_str(s, sizeof s, x->ndim, x->shape), (long long)C,
+                                        j->lua ? "model" : "VAE", want));
+    if (h > 16384 || w > 16384)
+        return cli_fail(latup_set_error(LATUP_E_INPUT, "%s: latent %lldx%lld is too large (at most 16384 a side)",
+                                        it->path, (long long)h, (long long)w));
+    latup_status st = LATUP_OK;
+    int dh = (int)h, dw = (int)w;
+    if (j->lua) {
+        latup_run_opts ro = {.device = j->device};
+        st = latup_lua_plan_memory(j->lua, (int)h, (int)w, j->scale, &ro, &it->lplan);
+        dh *= j->scale, dw *= j->scale;
+        const latup_lua_config *c = latup_lua_get_config(j->lua);
+        if (!st && j->png && j->stages == LUA && c->out_chans != 3) {
+            int64_t ys[4] = {it->batch, c->out_chans, dh, dw};
+            return cli_usage(j->cmd, "%s: a PNG holds one RGB image [3,H,W]; the output is %s (write .npy instead)",
+                             it->out, latup_shape_str(s, sizeof s, x->ndim, x->ndim == 4 ? ys : ys + 1));
+        }
+    }
+    /* whether the decode tiles, and a budget no tile can meet, are known now, not after the upscale */
+    it->dh = dh, it->dw = dw;
+    if (!st && j->vae) st = latup_vae_plan_decode(j->vae, dh, dw, &j->dopt, &it->dplan);
+    if (st) {
+        if (st == LATUP_E_INPUT || st == LATUP_E_NOMEM) latup_error_prefix(it->path);
+        return cli_fail(st);
+    }
+    return check_batch_outputs(j, it);
+}
+
+/* ---- 5. --dry-run: the memory plan, nothing computed ---------------------------------------------------- */
+
+static size_t weights_bytes(const job *j, const item *it) {
+    return (j->lua ? it->lplan.mem.weights : 0) + (j->vae ? it->dplan.plan.mem.weights : 0);
+}
+
+/* The most the process holds for one input: the weights, the input, and the larger stage: the
+ * upscale (its arena and the whole upscaled batch) or the decode (the upscaled batch, the whole
+ * image batch, and one element's decode: arena, tiling buffers, its output). */
+static size_t item_peak(const job *j, const item *it) {
+    const size_t B = (size_t)it->batch, in = (size_t)latup_tensor_numel(&it->x) * sizeof(float);
+    size_t up = in, peak = 0;
+    if (j->lua) {
+        up = B * it->lplan.mem.output;
+        peak = in + it->lplan.mem.arena + up;
+    }
+    if (j->vae) {
+        size_t one = it->dplan.peak - it->dplan.plan.mem.weights;
+        size_t d = (j->lua ? in : 0) + up + B * it->dplan.plan.mem.output + one;
+        if (d > peak) peak = d;
+    }
+    return peak + weights_bytes(j, it);
+}
+
+static void dry_run_text(const job *j, FILE *f, size_t peak) {
+    const double MiB = 1024.0 * 1024.0;
+    for (int i = 0; i < j->n; i++) {
+        const item *it = &j->items[i];
+        const latup_decode_plan *dp = &it->dplan;
+        char s[96];
+        fprintf(f, "%s %s:", it->path, latup_shape_str(s, sizeof s, it->x.ndim, it->x.shape));
+        if (j->lua) fprintf(f, " upscale x%d, arena %.1f MiB;", j->scale, it->lplan.mem.arena / MiB);
+        if (j->vae && dp->tiled)
+            fprintf(f, " decode tiled (tiles of %d, overlap %d: %s), arena %.1f MiB;", dp->tile, dp->overlap,
+                    dp->reason, dp->plan.mem.arena / MiB);
+        else if (j->vae)
+            fprintf(f, " decode exact, arena %.1f MiB;", dp->plan.mem.arena / MiB);
+        fprintf(f, " peak %.1f MiB\n", item_peak(j, it) / MiB);
+    }
+    fprintf(f, "%s: peak %.1f MiB (%zu bytes, weights %.1f MiB); budget %.1f MiB; %d threads\n", j->cmd, peak / MiB,
+            peak, weights_bytes(j, &j->items[0]) / MiB, j->dopt.max_memory / MiB, j->threads);
+}
+
+static void json_plan(FILE *f, const latup_mem_plan *m) {
+    fprintf(f, "{\"arena\": %zu, \"weights\": %zu, \"output\": %zu, \"takes\": {", m->arena, m->weights, m->output);
+    for (int k = 0; k < m->n_takes; k++) {
+        fprintf(f, "%s", k ? ", " : "");
+        cli_json_string(f, m->takes[k].name);
+        fprintf(f, ": %zu", m->takes[k].bytes);
+    }
+    fprintf(f, "}");
+}
+
+static void dry_run_json(const job *j, FILE *f, size_t peak) {
+    fprintf(f, "{\"command\": ");
+    cli_json_string(f, j->cmd);
+    fprintf(f, ", \"threads\": %d, \"max_memory\": %zu, \"peak\": %zu, \"items\": [", j->threads,
+            j->dopt.max_memory, peak);
+    for (int i = 0; i < j->n; i++) {
+        const item *it = &j->items[i];
+        fprintf(f, "%s{\"input\": ", i ? ", " : "");
+        cli_json_string(f, it->path);
+        fprintf(f, ", \"shape\": [");
+        for (int d = 0; d < it->x.ndim; d++) fprintf(f, "%s%lld", d ? ", " : "", (long long)it->x.shape[d]);
+        fprintf(f, "], \"peak\": %zu", item_peak(j, it));
+        if (j->lua) {
+            fprintf(f, ", \"upscale\": {\"scale\": %d, \"plan\": ", j->scale);
+            json_plan(f, &it->lplan.mem);
+            fprintf(f, "}");
+        }
+        if (j->vae) {
+            const latup_decode_plan *dp = &it->dplan;
+            fprintf(f, ", \"decode\": {\"h\": %d, \"w\": %d, \"tiled\": %s, \"tile\": %d, \"overlap\": %d, \"reason\": ",
+                    it->dh, it->dw, dp->tiled ? "true" : "false", dp->tile, dp->overlap);
+            cli_json_string(f, dp->reason);
+            fprintf(f, ", \"peak\": %zu, \"plan\": ", dp->peak);
+            json_plan(f, &dp->plan.mem);
+            fprintf(f, "}");
+        }
+        fprintf(f, "}");
+    }
+    fprintf(f, "]}\n");
+}
+
+static int dry_run(const job *j) {
+    size_t peak = 0;
+    for (int i = 0; i < j->n; i++) {
+        size_t p = item_peak(j, &j->items[i]);
+        if (p > peak) peak = p;
+    }
+    if (j->json) dry_run_json(j, stdout, peak);
+    else dry_run_text(j, stdout, peak);
+    return fflush(stdout) == 0 ? 0 : cli_fail(latup_set_error(LATUP_E_IO, "<stdout>: write failed"));
+}
+
+/* ---- 6. compute, and outputs into the set ------------------------------------------------------------------ */
+
+/* One output tensor: a file, or one file per batch element through the pattern. */
+static latup_status add_output(const job *j, latup_outputs *outs, const item *it, const char *path, int pattern,
+                               const latup_tensor *t, int png, latup_pixel_range range) {
+    if (!pattern)
+        return png ? latup_outputs_add_png(outs, path, t, range, j->png_bits) : latup_outputs_add_npy(outs, path, t);
+    const int64_t B = t->ndim == 4 ? t->shape[0] : 1;
+    const int64_t per = latup_tensor_numel(t) / B;
+    for (int64_t b = 0; b < B; b++) {
+        latup_tensor one = *t;
+        one.data = t->data + b * per;
+        if (one.ndim == 4) one.shape[0] = 1;
+        char name[4200];
+        if (!cli_pattern_format(name, sizeof name, path, b))
+            return latup_set_error(LATUP_E_USAGE, "%s: output name too long", it->out);
+        latup_status st = png ? latup_outputs_add_png(outs, name, &one, range, j->png_bits)
+                                 : latup_outputs_add_npy(outs, name, &one);
+        if (st) return st;
+    }
+    return LATUP_OK;
+}
+
+static latup_status dump_for(const job *j, const item *it, const char *stage, cli_dump_ctx *d) {
+    if (!j->dump) return LATUP_OK;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s%s%s%s%s", j->dump, j->n > 1 ? "/" : "", j->n > 1 ? it->stem : "",
+             j->stages == (LUA | VAE) ? "/" : "", j->stages == (LUA | VAE) ? stage : "");
+    return cli_dump_open(d, dir);
+}
+
+/* Batch elements are decoded one at a time (so the plan announced is the plan run); their dumps
+ * keep their element's index. */
+typedef struct {
+    cli_dump_ctx *d;
+    int b;
+} element_dump;
+
+static void dump_element(void *user, const char *name, const latup_tensor *t, int batch) {
+    const element_dump *e = user;
+    (void)batch;
+    cli_dump_npy(e->d, name, t, e->b);
+}
+
+static latup_status decode(const job *j, const latup_tensor *z, latup_tensor *img, cli_dump_ctx *d) {
+    const int off = z->ndim - 3;
+    const int64_t B = off ? z->shape[0] : 1;
+    const size_t per = (size_t)latup_tensor_numel(z) / (size_t)B;
+    latup_decode_opts o = j->dopt;
+    element_dump ed = {d, 0};
+    if (j->dump) o.dump = dump_element, o.dump_user = &ed;
+    latup_status st = LATUP_OK;
+    for (int64_t b = 0; b < B && !st; b++) {
+        latup_tensor zb = *z, ib;
+        zb.data = z->data + (size_t)b * per;
+        if (off) zb.shape[0] = 1;
+        ed.b = (int)b;
+        if ((st = latup_vae_decode(j->vae, &zb, &ib, &o))) break;
+        if (b == 0) {
+            int64_t shape[4];
+            memcpy(shape, ib.shape, sizeof shape);
+            if (off) shape[0] = B;
+            if ((st = latup_tensor_alloc(img, ib.ndim, shape))) {
+                latup_tensor_free(&ib);
+                break;
+            }
+        }
+        const size_t isz = (size_t)latup_tensor_numel(&ib);
+        memcpy(img->data + (size_t)b * isz, ib.data, isz * sizeof(float));
+        latup_tensor_free(&ib);
+    }
+    return st;
+}
+
+static latup_status compute(job *j, item *it, latup_outputs *outs, double *t_up, double *t_dec, latup_tensor *y) {
+    latup_status st = LATUP_OK;
+    latup_tensor up = {0}, img = {0};
+    cli_dump_ctx dl = {0}, dv = {0};
+    char what[600];
+    if (j->lua) {
+        if ((st = dump_for(j, it, "lua", &dl))) return st;
+        latup_run_opts ro = {.dump = j->dump ? cli_dump_npy : NULL, .dump_user = &dl, .verbose = j->verbose,
+                             .progress = j->dopt.progress, .device = j->device};
+        double t0 = cli_now();
+        st = latup_lua_upscale(j->lua, &it->x, j->scale, &up, &ro);
+        *t_up = cli_now() - t0;
+        if (!st) st = cli_check_finite(&up, "the upscaled latent");
+        if (st == LATUP_E_INPUT) { /* the input was checked: name the model that made this of it */
+            snprintf(what, sizeof what, "%s (upscaled x%d by %s)", it->path, j->scale, j->model_path);
+            latup_error_prefix(what);
+        }
+        latup_status sd = cli_dump_close(&dl);
+        if (!st) st = sd;
+    }
+    const latup_tensor *z = j->lua ? &up : &it->x;
+    if (!st && j->vae) {
+        const latup_decode_plan *dp = &it->dplan;
+        if (dp->tiled && !j->quiet) /* an approximation is announced as one, before it runs */
+            fprintf(stderr,
+                    "latup: %s: decoding in tiles of %d latent pixels, overlap %d (%s; budget %.2f GiB): an "
+                    "approximation of the exact decode\n",
+                    it->path, dp->tile, dp->overlap, dp->reason, j->dopt.max_memory / 1073741824.0);
+        if ((st = dump_for(j, it, "vae", &dv))) goto done;
+        double t0 = cli_now();
+        st = decode(j, z, &img, &dv);
+        *t_dec = cli_now() - t0;
+        if (!st) st = cli_check_finite(&img, "the decoded image");
+        /* name the file the fault lies with: the VAE, and the latent it was given */
+        if (st == LATUP_E_INPUT) {
+            if (j->lua)
+                snprintf(what, sizeof what, "%s (decoding the x%d upscale of %s)", j->vae_path, j->scale, it->path);
+            else
+                snprintf(what, sizeof what, "%s (decoded by %s)", it->path, j->vae_path);
+            latup_error_prefix(what);
+        }
+        latup_status sd = cli_dump_close(&dv);
+        if (!st) st = sd;
+    }
+    if (st) goto done;
+    const latup_tensor *res = j->vae ? &img : &up;
+    const latup_pixel_range range = j->vae ? LATUP_PIXELS_SIGNED : LATUP_PIXELS_UNIT;
+    st = add_output(j, outs, it, it->out, it->pattern, res, j->png, range);
+    if (!st && j->save) st = add_output(j, outs, it, j->save, 0, &up, 0, range);
+    if (!st) { /* the caller reports the shape */
+        *y = *res;
+        if (res == &img) img.data = NULL;
+        else up.data = NULL;
+    }
+done:
+    latup_tensor_free(&up);
+    latup_tensor_free(&img);
+    return st;
+}
+
+static void report(const job *j, const item *it, int i, const latup_tensor *y, double t_up, double t_dec) {
+    char si[96], so[96], sc[16] = "";
+    latup_shape_str(si, sizeof si, it->x.ndim, it->x.shape);
+    latup_shape_str(so, sizeof so, y->ndim, y->shape);
+    if (j->lua) snprintf(sc, sizeof sc, " -> x%d", j->scale);
+    char idx[32] = "";
+    if (j->n > 1) snprintf(idx, sizeof idx, "[%d/%d] ", i + 1, j->n);
+    fprintf(stderr, "latup: %s%s %s%s%s -> %s %s (", idx, it->path, si, sc,
+            !j->vae ? "" : it->dplan.tiled ? " -> decode (tiled: approximate)" : " -> decode", it->out, so);
+    if (j->lua && j->vae) fprintf(stderr, "upscale %.2f s, decode %.2f s", t_up, t_dec);
+    else fprintf(stderr, "%.2f s", t_up + t_dec);
+    if (j->n == 1) fprintf(stderr, "; load %.2f s, %d thread%s", j->t_load, j->threads, j->threads == 1 ? "" : "s");
+    fprintf(stderr, ")\n");
+}
+
+/* ---- the flow ---------------------------------------------------------------------------------------- */
+
+/* Outputs stay open as temporaries until the commit: one descriptor each. */
+static void raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int pipeline(int stages, const cli_command *cmd, int argc, char **argv) {
+    job j;
+    memset(&j, 0, sizeof j);
+    j.stages = stages;
+    j.cmd = cmd->name;
+    int rc = cli_parse(cmd, argc, argv, &j.a, stdout, stderr);
+    if (rc >= 0) return rc;
+    if ((rc = read_options(&j)) >= 0) return rc;
+    j.n = cli_get(&j.a, "--in")->n_list;
+    if (!(j.items = calloc((size_t)j.n, sizeof *j.items))) return cli_fail(latup_set_error(LATUP_E_NOMEM, "out of memory"));
+    latup_outputs *outs = NULL;
+    double t0 = cli_now();
+    if ((rc = plan_outputs(&j)) >= 0) goto out;
+    raise_fd_limit();
+    j.threads = cli_setup_threads(&j.a);
+    for (int i = 0; i < j.n; i++) {
+        latup_status st = read_input(&j, &j.items[i]);
+        if (st) {
+            rc = cli_fail(st);
+            goto out;
+        }
+    }
+    if ((rc = load_models(&j)) >= 0) goto out;
+    for (int i = 0; i < j.n; i++)
+        if ((rc = check_item_against_models(&j, &j.items[i])) >= 0) goto out;
+    if (j.dry) {
+        rc = dry_run(&j);
+        goto out;
+    }
+    latup_status st = latup_outputs_new(&outs);
+    for (int i = 0; i < j.n && !st; i++) {
+        double t_up = 0, t_dec = 0;
+        latup_tensor y = {0};
+        st = compute(&j, &j.items[i], outs, &t_up, &t_dec, &y);
+        if (!st && !j.quiet) report(&j, &j.items[i], i, &y, t_up, t_dec);
+        latup_tensor_free(&y);
+        latup_tensor_free(&j.items[i].x); /* done with it */
+    }
+    if (!st) st = latup_outputs_commit(outs);
+    if (st) {
+        rc = cli_fail(st);
+        goto out;
+    }
+    if (!j.quiet && j.n > 1) {
+        double total = cli_now() - t0;
+        fprintf(stderr, "latup: %d inputs in %.2f s (models loaded once in %.2f s; %.2f s per input; %d threads)\n",
+                j.n, total, j.t_load, (total - j.t_load) / j.n, j.threads);
+    }
+    rc = 0;
+out:
+    latup_outputs_free(outs);
+    for (int i = 0; i < j.n; i++) latup_tensor_free(&j.items[i].x);
+    free(j.items);
+    latup_lua_free(j.lua);
+    latup_vae_free(j.vae);
+    return rc;
+}
+
+int cli_upscale(int argc, char **argv) { return pipeline(LUA, &CLI_CMD_UPSCALE, argc, argv); }
+int cli_decode(int argc, char **argv) { return pipeline(VAE, &CLI_CMD_DECODE, argc, argv); }
+int cli_run(int argc, char **argv) { return pipeline(LUA | VAE, &CLI_CMD_RUN, argc, argv); }

@@ -1,0 +1,273 @@
+/* api.c — the public file API an application needs beyond the models (latup.h): one tensor
+ * reader for every input kind (told by content, the file read once), sets of outputs committed
+ * together, checkpoint summaries, caller-raised errors and the version. Thin wrappers over the
+ * readers and writers in src/io. */
+#define _XOPEN_SOURCE 700
+#include "common.h"
+#include "io/fileio.h"
+#include "io/npy.h"
+#include "io/png.h"
+#include "io/weights.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Inputs larger than this are refused before they are read whole: a 16384^2 latent of 16
+ * channels in float32 is 16 GiB, the largest a model here takes. */
+#define INPUT_MAX_BYTES ((size_t)16 << 30)
+
+const char *latup_version(void) { return LATUP_VERSION_STRING; }
+
+latup_status latup_set_error(latup_status st, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return latup_fail(st, "%s", msg);
+}
+
+/* ---- tensors from files ------------------------------------------------------------------------ */
+
+/* A safetensors latent: the named tensor, ComfyUI's latent_tensor, or the only tensor. */
+static latup_status pick_safetensors(const uint8_t *buf, size_t len, const char *path, const char *key,
+                                     latup_tensor *t) {
+    latup_weights w;
+    TRY(latup_safetensors_parse(buf, len, path, &w));
+    const latup_wtensor *wt = NULL;
+    float mul = 1.0f;
+    latup_status st = LATUP_OK;
+    if (key) {
+        if (!(wt = latup_weights_find(&w, key)))
+            st = latup_fail(LATUP_E_INPUT, "%s: no tensor '%s' (the file holds %d tensors, e.g. '%s')", path, key, w.n,
+                            w.n ? w.t[0].name : "none");
+    } else if ((wt = latup_weights_find(&w, "latent_tensor"))) {
+        /* ComfyUI's LoadLatent: files saved before the version marker hold latents x 0.18215 */
+        if (!latup_weights_find(&w, "latent_format_version_0")) mul = (float)(1.0 / 0.18215);
+    } else if (w.n == 1) {
+        wt = &w.t[0];
+    } else {
+        st = latup_fail(LATUP_E_INPUT,
+                        "%s: a safetensors input holds %d tensors and no 'latent_tensor': name one with --in-key", path,
+                        w.n);
+    }
+    if (!st && !wt->f32)
+        st = latup_fail(LATUP_E_INPUT, "%s: tensor '%s' is %s, not a float tensor", path, wt->name,
+                        latup_dtype_name(wt->dtype));
+    if (!st && (wt->ndim < 1 || wt->ndim > LATUP_MAX_DIMS))
+        st = latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has %d dimensions (latup reads 1 to %d)", path, wt->name,
+                        wt->ndim, LATUP_MAX_DIMS);
+    if (!st && !(st = latup_tensor_alloc(t, wt->ndim, wt->shape))) {
+        for (int64_t i = 0; i < wt->numel; i++) t->data[i] = wt->f32[i] * mul;
+    }
+    latup_weights_free(&w);
+    return st;
+}
+
+latup_status latup_tensor_read(const char *path, const char *key, latup_tensor *t, latup_file_kind *kind) {
+    memset(t, 0, sizeof *t);
+    latup_file_kind k = 0;
+    /* "-": until whole-file reads take it themselves, standard input by its /dev name */
+    const char *open_path = strcmp(path, "-") == 0 ? "/dev/stdin" : path;
+    uint8_t *buf;
+    size_t len;
+    TRY(latup_read_file(open_path, INPUT_MAX_BYTES, &buf, &len));
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    latup_status st;
+    if (len >= 6 && memcmp(buf, "\x93NUMPY", 6) == 0) {
+        k = LATUP_FILE_NPY;
+        st = latup_npy_parse(buf, len, path, t);
+    } else if (len >= 8 && memcmp(buf, png_sig, 8) == 0) {
+        k = LATUP_FILE_PNG;
+        st = latup_png_parse(buf, len, path, t);
+    } else if (len >= 9 && buf[8] == '{') {
+        k = LATUP_FILE_SAFETENSORS;
+        st = pick_safetensors(buf, len, path, key, t);
+    } else {
+        char found[40] = "";
+        for (size_t i = 0; i < len && i < 8; i++) snprintf(found + 3 * i, sizeof found - 3 * i, " %02x", buf[i]);
+        st = latup_fail(LATUP_E_INPUT, "%s: not a .npy, PNG or safetensors file (%zu bytes, starting%s)", path, len,
+                        len ? found : " empty");
+    }
+    free(buf);
+    if (!st && key && k != LATUP_FILE_SAFETENSORS)
+        st = latup_fail(LATUP_E_USAGE, "%s: --in-key names a tensor in a safetensors file; this is a %s", path,
+                        k == LATUP_FILE_NPY ? ".npy file" : "PNG");
+    if (st) latup_tensor_free(t);
+    if (kind) *kind = st ? 0 : k;
+    return st;
+}
+
+/* ---- outputs committed together ------------------------------------------------------------------ */
+
+typedef struct {
+    char *path;           /* destination */
+    latup_atomic_file af; /* files: the temporary next to it */
+    FILE *held;           /* "-": an anonymous temporary, copied to stdout on commit */
+    int committed;
+} out_entry;
+
+struct latup_outputs {
+    out_entry *e;
+    int n, cap;
+};
+
+latup_status latup_output_check(const char *path) {
+    if (!strcmp(path, "-")) return LATUP_OK;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return latup_fail(LATUP_E_IO, "%s: is a directory (give a file name)", path);
+    latup_atomic_file af;
+    TRY(latup_atomic_open(&af, path));
+    latup_atomic_abort(&af);
+    return LATUP_OK;
+}
+
+latup_status latup_outputs_new(latup_outputs **o) {
+    *o = latup_calloc(1, sizeof **o, "an output set");
+    return *o ? LATUP_OK : LATUP_E_NOMEM;
+}
+
+/* dir/name with the directory resolved, so "a/x.png" and "./a/x.png" are the same output. */
+static char *canonical(const char *path) {
+    char *d = strdup(path), *b = strdup(path), real[PATH_MAX], *out = NULL;
+    if (d && b && realpath(dirname(d), real)) {
+        const char *base = basename(b);
+        size_t n = strlen(real) + strlen(base) + 2;
+        if ((out = malloc(n))) snprintf(out, n, "%s/%s", real, base);
+    }
+    if (!out && path) out = strdup(path);
+    free(d);
+    free(b);
+    return out;
+}
+
+typedef latup_status (*encode_fn)(FILE *f, const char *path, const latup_tensor *t, latup_png_map map, int bits);
+
+static latup_status enc_npy(FILE *f, const char *path, const latup_tensor *t, latup_png_map map, int bits) {
+    (void)map, (void)bits;
+    return latup_npy_encode(f, path, t);
+}
+
+static latup_status add(latup_outputs *o, const char *path, encode_fn enc, const latup_tensor *t,
+                        latup_png_map map, int bits) {
+    const int to_stdout = !strcmp(path, "-");
+    char *canon = to_stdout ? strdup("-") : canonical(path);
+    if (!canon) return latup_fail(LATUP_E_NOMEM, "%s: out of memory", path);
+    for (int i = 0; i < o->n; i++)
+        if (!strcmp(o->e[i].path, canon) || (to_stdout && o->e[i].held)) {
+            free(canon);
+            return latup_fail(LATUP_E_USAGE, "%s: two outputs of one command go to this file", path);
+        }
+    if (o->n == o->cap) {
+        int ncap = o->cap ? 2 * o->cap : 8;
+        out_entry *ne = realloc(o->e, (size_t)ncap * sizeof *ne);
+        if (!ne) {
+            free(canon);
+            return latup_fail(LATUP_E_NOMEM, "out of memory growing an output set");
+        }
+        o->e = ne, o->cap = ncap;
+    }
+    out_entry *e = &o->e[o->n];
+    memset(e, 0, sizeof *e);
+    e->path = canon;
+    latup_status st;
+    if (to_stdout) {
+        e->held = tmpfile();
+        st = e->held ? enc(e->held, "<stdout>", t, map, bits)
+                     : latup_fail(LATUP_E_IO, "<stdout>: cannot create a temporary file: %s", strerror(errno));
+        if (st && e->held) fclose(e->held);
+    } else {
+        if (!(st = latup_atomic_open(&e->af, path))) {
+            st = enc(e->af.f, path, t, map, bits);
+            if (st) latup_atomic_abort(&e->af);
+        }
+    }
+    if (st) {
+        free(canon);
+        return st;
+    }
+    o->n++;
+    return LATUP_OK;
+}
+
+latup_status latup_outputs_add_npy(latup_outputs *o, const char *path, const latup_tensor *t) {
+    return add(o, path, enc_npy, t, LATUP_PNG_MAP_UNIT, 0);
+}
+
+latup_status latup_outputs_add_png(latup_outputs *o, const char *path, const latup_tensor *img,
+                                   latup_pixel_range range, int bits) {
+    return add(o, path, latup_png_encode, img, latup_png_map_for(range), bits);
+}
+
+static latup_status copy_to_stdout(FILE *held) {
+    char buf[1 << 16];
+    size_t n;
+    if (fflush(held) != 0 || fseek(held, 0, SEEK_SET) != 0)
+        return latup_fail(LATUP_E_IO, "<stdout>: temporary file: %s", strerror(errno));
+    while ((n = fread(buf, 1, sizeof buf, held)) > 0)
+        if (fwrite(buf, 1, n, stdout) != n) return latup_fail(LATUP_E_IO, "<stdout>: write failed: %s", strerror(errno));
+    if (ferror(held) || fflush(stdout) != 0)
+        return latup_fail(LATUP_E_IO, "<stdout>: write failed: %s", strerror(errno));
+    return LATUP_OK;
+}
+
+latup_status latup_outputs_commit(latup_outputs *o) {
+    latup_status st = LATUP_OK;
+    int i = 0;
+    for (; i < o->n && !st; i++) {
+        out_entry *e = &o->e[i];
+        if (e->held) continue;
+        st = latup_atomic_commit(&e->af); /* fsync, rename; removes its temporary on failure */
+        e->committed = st == LATUP_OK;
+    }
+    if (st) { /* all or none: take back the ones already in place */
+        for (int k = 0; k < o->n; k++)
+            if (o->e[k].committed) unlink(o->e[k].path), o->e[k].committed = 0;
+        return st;
+    }
+    for (i = 0; i < o->n && !st; i++)
+        if (o->e[i].held) st = copy_to_stdout(o->e[i].held);
+    return st;
+}
+
+void latup_outputs_free(latup_outputs *o) {
+    if (!o) return;
+    for (int i = 0; i < o->n; i++) {
+        out_entry *e = &o->e[i];
+        if (e->held) fclose(e->held);
+        else if (!e->committed) latup_atomic_abort(&e->af);
+        free(e->path);
+    }
+    free(o->e);
+    free(o);
+}
+
+/* ---- checkpoints ----------------------------------------------------------------------------------- */
+
+latup_status latup_checkpoint_info_read(const char *path, latup_checkpoint_info *ci) {
+    memset(ci, 0, sizeof *ci);
+    latup_weights w;
+    TRY(latup_weights_load(path, &w));
+    snprintf(ci->format, sizeof ci->format, "%s", w.format ? w.format : "?");
+    snprintf(ci->wrapper, sizeof ci->wrapper, "%s", w.wrapper ? w.wrapper : "");
+    ci->n_tensors = w.n;
+    for (int i = 0; i < w.n; i++) {
+        const latup_wtensor *t = &w.t[i];
+        ci->n_f32 += t->dtype == LATUP_DT_F32;
+        ci->n_f16 += t->dtype == LATUP_DT_F16;
+        ci->n_bf16 += t->dtype == LATUP_DT_BF16;
+        ci->n_i64 += t->dtype == LATUP_DT_I64;
+        ci->n_elements += t->numel;
+    }
+    ci->has_latent = latup_weights_find(&w, "latent_tensor") != NULL;
+    latup_weights_free(&w);
+    return LATUP_OK;
+}

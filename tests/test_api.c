@@ -1,0 +1,335 @@
+/* test_api.c — the public file API the CLI and the Python package stand on, in-process:
+ * latup_tensor_read (every input kind, ComfyUI .latent files new and old, --in-key, the file read
+ * once), output sets (all committed or none, duplicates refused, temporaries removed),
+ * latup_checkpoint_info_read, and the host defaults (OMP_NUM_THREADS, cgroup v1/v2 memory
+ * limits on fake trees). */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "tmpdir.h"
+
+#include "api/host.h"
+#include "latup.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void write_bytes(const char *path, const void *b, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+/* A safetensors file: header JSON, then data bytes. */
+static void write_st(const char *path, const char *json, const void *data, size_t n) {
+    size_t hn = strlen(json);
+    uint8_t *b = calloc(8 + hn + n + 1, 1);
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)hn >> (8 * i));
+    memcpy(b + 8, json, hn);
+    if (n) memcpy(b + 8 + hn, data, n);
+    write_bytes(path, b, 8 + hn + n);
+    free(b);
+}
+
+static int count_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.') n++;
+    if (d) closedir(d);
+    return n;
+}
+
+static int same_bits(const latup_tensor *a, const latup_tensor *b) {
+    return a->ndim == b->ndim && !memcmp(a->shape, b->shape, sizeof a->shape) &&
+           !memcmp(a->data, b->data, (size_t)latup_tensor_numel(a) * sizeof(float));
+}
+
+/* ---- latup_tensor_read ----------------------------------------------------------------------------- */
+
+static void test_comfyui_latents(void **state) {
+    (void)state;
+    latup_tensor a, b;
+    latup_file_kind k;
+    /* a current .latent holds the LATENT's samples as they are: bit for bit the .npy */
+    assert_int_equal(latup_tensor_read("tests/data/latent/comfyui_flux_b2.latent", NULL, &a, &k), LATUP_OK);
+    assert_int_equal(k, LATUP_FILE_SAFETENSORS);
+    assert_int_equal(latup_tensor_read("tests/data/latent/comfyui_flux_b2.npy", NULL, &b, &k), LATUP_OK);
+    assert_int_equal(k, LATUP_FILE_NPY);
+    assert_true(same_bits(&a, &b));
+    latup_tensor_free(&a);
+    latup_tensor_free(&b);
+    /* an old one (no version marker) is scaled by 1/0.18215 as ComfyUI's LoadLatent does; the
+     * .npy holds numpy's float32 product */
+    assert_int_equal(latup_tensor_read("tests/data/latent/comfyui_old_sd.latent", NULL, &a, NULL), LATUP_OK);
+    assert_int_equal(latup_tensor_read("tests/data/latent/comfyui_old_sd_loaded.npy", NULL, &b, NULL), LATUP_OK);
+    assert_true(same_bits(&a, &b));
+    latup_tensor_free(&a);
+    latup_tensor_free(&b);
+    /* --in-key picks the raw tensor of the old file: not scaled */
+    assert_int_equal(latup_tensor_read("tests/data/latent/comfyui_old_sd.latent", "latent_tensor", &a, NULL), LATUP_OK);
+    assert_int_equal(latup_tensor_read("tests/data/latent/comfyui_old_sd_loaded.npy", NULL, &b, NULL), LATUP_OK);
+    assert_false(same_bits(&a, &b));
+    latup_tensor_free(&a);
+    latup_tensor_free(&b);
+}
+
+static void test_safetensors_keys(void **state) {
+    (void)state;
+    const float v[6] = {1, 2, 3, 4, 5, 6};
+    const char *two = tmp_path("two.safetensors"), *one = tmp_path("one.safetensors");
+    write_st(two,
+             "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]},"
+             "\"z\":{\"dtype\":\"F32\",\"shape\":[1,1,2,2],\"data_offsets\":[8,24]}}",
+             v, 24);
+    write_st(one, "{\"only\":{\"dtype\":\"F32\",\"shape\":[1,2,3],\"data_offsets\":[0,24]}}", v, 24);
+    latup_tensor t;
+    assert_int_equal(latup_tensor_read(two, "z", &t, NULL), LATUP_OK);
+    assert_int_equal(t.ndim, 4);
+    assert_true(t.data[0] == 3 && t.data[3] == 6);
+    latup_tensor_free(&t);
+    assert_int_equal(latup_tensor_read(one, NULL, &t, NULL), LATUP_OK);
+    assert_int_equal(t.ndim, 3);
+    latup_tensor_free(&t);
+    /* two tensors and no key: refused, naming the way out */
+    assert_int_equal(latup_tensor_read(two, NULL, &t, NULL), LATUP_E_INPUT);
+    assert_non_null(strstr(latup_last_error(), "--in-key"));
+    assert_null(t.data);
+    assert_int_equal(latup_tensor_read(two, "nope", &t, NULL), LATUP_E_INPUT);
+    assert_non_null(strstr(latup_last_error(), "'nope'"));
+    /* a key for a file that has no keys */
+    assert_int_equal(latup_tensor_read("tests/data/latent/comfyui_flux_b2.npy", "x", &t, NULL), LATUP_E_USAGE);
+    /* an I64 tensor is not a latent */
+    const int64_t iv[2] = {1, 2};
+    write_st(one, "{\"i\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", iv, 16);
+    assert_int_equal(latup_tensor_read(one, NULL, &t, NULL), LATUP_E_INPUT);
+    assert_non_null(strstr(latup_last_error(), "not a float tensor"));
+    /* neither format: the bytes are named */
+    write_text(one, "hello, not a tensor");
+    assert_int_equal(latup_tensor_read(one, NULL, &t, NULL), LATUP_E_INPUT);
+    assert_non_null(strstr(latup_last_error(), "not a .npy, PNG or safetensors file"));
+    assert_int_equal(latup_tensor_read(tmp_path("missing.npy"), NULL, &t, NULL), LATUP_E_IO);
+}
+
+/* ---- output sets ---------------------------------------------------------------------------------- */
+
+static latup_tensor small_tensor(float fill) {
+    latup_tensor t;
+    int64_t shape[3] = {3, 2, 2};
+    assert_int_equal(latup_tensor_alloc(&t, 3, shape), LATUP_OK);
+    for (int i = 0; i < 12; i++) t.data[i] = fill;
+    return t;
+}
+
+static void test_outputs_all_or_none(void **state) {
+    (void)state;
+    tmpdir_clear();
+    latup_tensor t = small_tensor(0.5f);
+    const char *a = tmp_path("a.npy"), *b = tmp_path("b.png");
+    latup_outputs *o;
+    /* committed: both in place, no temporaries */
+    assert_int_equal(latup_outputs_new(&o), LATUP_OK);
+    assert_int_equal(latup_outputs_add_npy(o, a, &t), LATUP_OK);
+    assert_int_equal(latup_outputs_add_png(o, b, &t, LATUP_PIXELS_UNIT, 16), LATUP_OK);
+    assert_int_equal(count_entries(g_dir), 2); /* two temporaries, no destination yet */
+    assert_int_equal(access(a, F_OK), -1);
+    assert_int_equal(latup_outputs_commit(o), LATUP_OK);
+    latup_outputs_free(o);
+    assert_int_equal(access(a, F_OK), 0);
+    assert_int_equal(access(b, F_OK), 0);
+    assert_int_equal(count_entries(g_dir), 2);
+
+    /* dropped before the commit: nothing changes */
+    tmpdir_clear();
+    assert_int_equal(latup_outputs_new(&o), LATUP_OK);
+    assert_int_equal(latup_outputs_add_npy(o, a, &t), LATUP_OK);
+    latup_outputs_free(o);
+    assert_int_equal(count_entries(g_dir), 0);
+
+    /* the second rename fails (its destination became a non-empty directory): the first output
+     * is taken back, and no temporary stays */
+    char blocker[600], inside[700];
+    snprintf(blocker, sizeof blocker, "%s/blocked.npy", g_dir);
+    assert_int_equal(latup_outputs_new(&o), LATUP_OK);
+    assert_int_equal(latup_outputs_add_npy(o, a, &t), LATUP_OK);
+    assert_int_equal(latup_outputs_add_npy(o, blocker, &t), LATUP_OK);
+    assert_int_equal(mkdir(blocker, 0755), 0);
+    snprintf(inside, sizeof inside, "%s/x", blocker);
+    write_text(inside, "x");
+    assert_int_equal(latup_outputs_commit(o), LATUP_E_IO);
+    assert_non_null(strstr(latup_last_error(), "blocked.npy"));
+    latup_outputs_free(o);
+    assert_int_equal(access(a, F_OK), -1);
+    assert_int_equal(count_entries(g_dir), 1); /* only the blocking directory */
+
+    /* two outputs to one file (spelled differently) are refused when added */
+    tmpdir_clear();
+    char again[600];
+    snprintf(again, sizeof again, "%s/./a.npy", g_dir);
+    assert_int_equal(latup_outputs_new(&o), LATUP_OK);
+    assert_int_equal(latup_outputs_add_npy(o, a, &t), LATUP_OK);
+    assert_int_equal(latup_outputs_add_npy(o, again, &t), LATUP_E_USAGE);
+    latup_outputs_free(o);
+    assert_int_equal(count_entries(g_dir), 0);
+
+    /* an image that cannot be encoded leaves no temporary */
+    t.data[3] = NAN;
+    assert_int_equal(latup_outputs_new(&o), LATUP_OK);
+    assert_int_equal(latup_outputs_add_png(o, b, &t, LATUP_PIXELS_SIGNED, 8), LATUP_E_INPUT);
+    assert_int_equal(count_entries(g_dir), 0);
+    latup_outputs_free(o);
+    latup_tensor_free(&t);
+}
+
+static void test_output_check(void **state) {
+    (void)state;
+    tmpdir_clear();
+    assert_int_equal(latup_output_check("-"), LATUP_OK);
+    assert_int_equal(latup_output_check(tmp_path("fine.npy")), LATUP_OK);
+    assert_int_equal(count_entries(g_dir), 0); /* the probe is removed */
+    assert_int_equal(mkdir(tmp_path("d.png"), 0755), 0);
+    assert_int_equal(latup_output_check(tmp_path("d.png")), LATUP_E_IO);
+    assert_non_null(strstr(latup_last_error(), "is a directory"));
+    assert_int_equal(latup_output_check(tmp_path("no/such/dir/x.npy")), LATUP_E_IO);
+}
+
+/* ---- checkpoints ----------------------------------------------------------------------------------- */
+
+static void test_checkpoint_info(void **state) {
+    (void)state;
+    latup_checkpoint_info ci;
+    assert_int_equal(latup_checkpoint_info_read("ref_data/tiny/model.pth", &ci), LATUP_OK);
+    assert_string_equal(ci.format, "pytorch zip");
+    assert_true(ci.n_tensors > 10 && ci.n_elements > 1000);
+    assert_int_equal(ci.n_tensors, ci.n_f32 + ci.n_f16 + ci.n_bf16 + ci.n_i64);
+    assert_false(ci.has_latent);
+    assert_int_equal(latup_checkpoint_info_read("tests/data/latent/comfyui_flux_b2.latent", &ci), LATUP_OK);
+    assert_string_equal(ci.format, "safetensors");
+    assert_true(ci.has_latent);
+    assert_int_equal(ci.n_tensors, 2);
+    assert_int_equal(ci.n_elements, 2 * 16 * 12 * 10);
+}
+
+/* ---- host defaults ----------------------------------------------------------------------------------- */
+
+static void test_omp_num_threads(void **state) {
+    (void)state;
+    assert_int_equal(latup_parse_omp_num_threads("1"), 1);
+    assert_int_equal(latup_parse_omp_num_threads("8,2"), 8);
+    assert_int_equal(latup_parse_omp_num_threads(" 3 "), 3);
+    assert_int_equal(latup_parse_omp_num_threads("4096"), 4096);
+    assert_int_equal(latup_parse_omp_num_threads("4097"), 0);
+    assert_int_equal(latup_parse_omp_num_threads("0"), 0);
+    assert_int_equal(latup_parse_omp_num_threads("-2"), 0);
+    assert_int_equal(latup_parse_omp_num_threads("two"), 0);
+    assert_int_equal(latup_parse_omp_num_threads("2x"), 0);
+    assert_int_equal(latup_parse_omp_num_threads(""), 0);
+    assert_int_equal(latup_parse_omp_num_threads(NULL), 0);
+    setenv("OMP_NUM_THREADS", "1", 1);
+    assert_int_equal(latup_default_threads(), 1);
+    setenv("OMP_NUM_THREADS", "3,1", 1);
+    assert_int_equal(latup_default_threads(), 3);
+    unsetenv("OMP_NUM_THREADS");
+    assert_true(latup_default_threads() >= 1);
+    setenv("OMP_NUM_THREADS", "2", 1); /* as `make test` runs us */
+}
+
+static void mkdirs(const char *p) {
+    char b[700];
+    snprintf(b, sizeof b, "%s", p);
+    for (char *s = b + 1; *s; s++)
+        if (*s == '/') *s = '\0', mkdir(b, 0755), *s = '/';
+    mkdir(b, 0755);
+}
+
+static void put_file(const char *dir, const char *name, const char *text) {
+    char p[800];
+    mkdirs(dir);
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    write_text(p, text);
+}
+
+static void test_cgroup_limits(void **state) {
+    (void)state;
+    tmpdir_clear();
+    char root[600], d[700], proc[600];
+    snprintf(root, sizeof root, "%s/cg", g_dir);
+    snprintf(proc, sizeof proc, "%s/proc_self_cgroup", g_dir);
+
+    /* v2: the job's own limit */
+    snprintf(d, sizeof d, "%s/slurm/job_7", root);
+    put_file(d, "memory.max", "2147483648\n");
+    put_file(root, "memory.max", "max\n");
+    write_text(proc, "0::/slurm/job_7\n");
+    assert_int_equal(latup_cgroup_memory_limit(root, proc), (uint64_t)2 << 30);
+    /* v2: a tighter parent applies; "max" is no limit */
+    snprintf(d, sizeof d, "%s/slurm/job_7", root);
+    put_file(d, "memory.max", "max\n");
+    snprintf(d, sizeof d, "%s/slurm", root);
+    put_file(d, "memory.max", "1073741824\n");
+    assert_int_equal(latup_cgroup_memory_limit(root, proc), (uint64_t)1 << 30);
+    /* v2 inside a cgroup namespace: "0::/" and the limit at the mount's root */
+    put_file(root, "memory.max", "536870912\n");
+    write_text(proc, "0::/\n");
+    assert_int_equal(latup_cgroup_memory_limit(root, proc), (uint64_t)512 << 20);
+
+    /* v1: memory controller line; the unlimited value (LONG_MAX rounded to pages) is no limit */
+    tmpdir_clear();
+    snprintf(d, sizeof d, "%s/memory/docker/abc", root);
+    put_file(d, "memory.limit_in_bytes", "3221225472\n");
+    snprintf(d, sizeof d, "%s/memory", root);
+    put_file(d, "memory.limit_in_bytes", "9223372036854771712\n");
+    write_text(proc, "12:pids:/docker/abc\n4:cpuacct,memory:/docker/abc\n1:name=systemd:/docker/abc\n");
+    assert_int_equal(latup_cgroup_memory_limit(root, proc), (uint64_t)3 << 30);
+    write_text(proc, "4:memory:/\n");
+    assert_int_equal(latup_cgroup_memory_limit(root, proc), 0);
+    /* no cgroup file, or garbage in it: no limit */
+    write_text(proc, "4:memory:/elsewhere\n0::/x\n");
+    snprintf(d, sizeof d, "%s/x", root);
+    put_file(d, "memory.max", "lots\n");
+    assert_int_equal(latup_cgroup_memory_limit(root, proc), 0);
+    assert_int_equal(latup_cgroup_memory_limit(root, tmp_path("nope")), 0);
+
+    /* the real default stays within physical memory */
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
+    assert_true(latup_default_max_memory() <= (size_t)pages * (size_t)psz);
+    assert_true(latup_default_max_memory() > 0);
+}
+
+static void test_device_check(void **state) {
+    (void)state;
+    assert_int_equal(latup_device_check(LATUP_DEVICE_CPU), LATUP_OK);
+    latup_status st = latup_device_check(LATUP_DEVICE_CUDA);
+    printf("CUDA here: %s\n", st ? latup_last_error() : "usable");
+    assert_true(st == LATUP_OK || (st == LATUP_E_DEVICE && strstr(latup_last_error(), "CUDA")));
+    assert_int_equal(latup_device_check((latup_device)7), LATUP_E_USAGE);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_comfyui_latents),  cmocka_unit_test(test_safetensors_keys),
+        cmocka_unit_test(test_outputs_all_or_none), cmocka_unit_test(test_output_check),
+        cmocka_unit_test(test_checkpoint_info),  cmocka_unit_test(test_omp_num_threads),
+        cmocka_unit_test(test_cgroup_limits),    cmocka_unit_test(test_device_check),
+    };
+    return cmocka_run_group_tests(tests, setup_dir, remove_dir);
+}

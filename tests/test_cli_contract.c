@@ -1,0 +1,524 @@
+/* test_cli_contract.c — what the README and docs/errors.md promise about build/latup, one test
+ * per promise, each failing when the promise breaks: output paths checked before any work;
+ * atomic outputs (killed mid-write or at the rename, fsync and rename failing: the destination is
+ * never partial; O_EXCL temporaries fsync'd before the rename, through tests/fault_inject.so);
+ * all outputs of a command or none; exit codes per class; data errors naming the input; run's
+ * LUA/VAE channel check before the upscale; options refused up front; OMP_NUM_THREADS; info
+ * recognising every model kind; tiled decodes announcing themselves. */
+#define _XOPEN_SOURCE 700
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "cli_util.h"
+#include "tmpdir.h"
+#include "io/weights.h"
+#include "latup.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LUA16 "ref_data/small/model.safetensors.gz"
+#define LUA4 "ref_data/sdxl/model.safetensors.gz"
+#define VAE16 "ref_data/vae/flux_small.ldm.safetensors.gz"
+#define VAE4 "ref_data/vae/sd_small.ldm.safetensors.gz"
+#define SHIM LATUP_BUILD_DIR "/tests/fault_inject.so"
+
+static char g_err[8192];
+
+static int run(const char *const *args) { return run_cli(g_dir, args, g_err, sizeof g_err); }
+
+/* With the fault shim preloaded and `extra` settings (NULL-terminated). */
+static int run_faulty(const char *const *args, const char *const *extra) {
+    static char preload[600], cwd[400];
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s/%s", getcwd(cwd, sizeof cwd), SHIM);
+    const char *env[12] = {preload, "ASAN_OPTIONS=verify_asan_link_order=0"};
+    int n = 2;
+    for (int i = 0; extra && extra[i] && n < 11; i++) env[n++] = extra[i];
+    env[n] = NULL;
+    return run_cli_io(g_dir, args, env, NULL, NULL, g_err, sizeof g_err);
+}
+
+static int exists(const char *p) {
+    struct stat sb;
+    return lstat(p, &sb) == 0;
+}
+
+/* Files in g_dir whose names start with prefix (temporaries included). */
+static int count_prefix(const char *prefix) {
+    DIR *d = opendir(g_dir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (!strncmp(e->d_name, prefix, strlen(prefix))) n++;
+    closedir(d);
+    return n;
+}
+
+static int count_npy_below(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) n += count_npy_below(p);
+        else n += strstr(e->d_name, ".npy") != NULL;
+    }
+    closedir(d);
+    return n;
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = calloc(1 << 20, 1);
+    size_t n = fread(b, 1, (1 << 20) - 1, f);
+    b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+static void write_latent(const char *path, int B, int C, int H, int W, float poison) {
+    latup_tensor x;
+    int64_t s[4] = {B, C, H, W};
+    assert_int_equal(latup_tensor_alloc(&x, B ? 4 : 3, B ? s : s + 1), LATUP_OK);
+    for (int64_t i = 0; i < latup_tensor_numel(&x); i++) x.data[i] = 0.02f * (float)(i % 53) - 0.5f;
+    if (poison != 0) x.data[11] = poison;
+    assert_int_equal(latup_npy_write(path, &x), LATUP_OK);
+    latup_tensor_free(&x);
+}
+
+static int lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+static void expect(int rc, int want, const char *text) {
+    printf("  exit %d (want %d): %s", rc, want, g_err);
+    assert_int_equal(rc, want);
+    if (text) assert_non_null(strstr(g_err, text));
+}
+
+/* ---- the output path is checked before any work ------------------------------------------------- */
+
+/* A bad output together with a model that does not exist: the error must be about the output,
+ * so the check ran before the model was even opened (let alone the compute). */
+static void test_outputs_checked_first(void **state) {
+    (void)state;
+    write_latent(tmp_path("z.npy"), 0, 16, 16, 16, 0);
+    const char *bad = tmp_path("no/such/dir/out.npy");
+    mkdir(tmp_path("isdir.npy"), 0755);
+    const char *cases[][16] = {
+        {"upscale", "-m", "/nonexistent/m.pth", "-s", "2", "-i", tmp_path("z.npy"), "-o", bad, NULL},
+        {"decode", "--vae", "/nonexistent/v.pth", "-i", tmp_path("z.npy"), "-o", bad, NULL},
+        {"run", "-m", "/nonexistent/m.pth", "-s", "2", "--vae", "/nonexistent/v.pth", "-i", tmp_path("z.npy"), "-o", bad, NULL},
+        {"run", "-m", "/nonexistent/m.pth", "-s", "2", "--vae", "/nonexistent/v.pth", "-i", tmp_path("z.npy"), "-o",
+         tmp_path("fine.png"), "--save-latent", bad, NULL},
+        {"decode", "--vae", "/nonexistent/v.pth", "-i", "/nonexistent/z.npy", "-o", tmp_path("isdir.npy"), NULL},
+    };
+    for (int k = 0; k < 5; k++) {
+        int rc = run(cases[k]);
+        printf("%s, output %s:\n", cases[k][0], k == 4 ? "an existing directory" : "in a missing directory");
+        expect(rc, 4, k == 4 ? "isdir.npy: is a directory" : "no/such/dir/out.npy");
+        assert_null(strstr(g_err, "/nonexistent/"));
+        assert_int_equal(lines(g_err), 1);
+    }
+    assert_false(exists(tmp_path("fine.png")));
+    /* and with real models: the compute never runs (no tensor dumped) */
+    const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("z.npy"), "-o", bad, "--dump", tmp_path("dumps"), NULL};
+    expect(run(a), 4, "no/such/dir");
+    assert_int_equal(count_npy_below(tmp_path("dumps")), 0);
+}
+
+/* ---- atomic outputs ----------------------------------------------------------------------------------- */
+
+static void test_killed_mid_write(void **state) {
+    (void)state;
+    write_latent(tmp_path("k.npy"), 0, 16, 16, 16, 0);
+    const char *out = tmp_path("killed.npy");
+    const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("k.npy"), "-o", out, "-q", NULL};
+    /* nothing there before: nothing there after */
+    const char *kill_write[] = {"FAULT_KILL_AFTER_BYTES=3000", NULL};
+    int rc = run_faulty(a, kill_write);
+    printf("killed after 3000 bytes written: exit %d\n", rc);
+    assert_int_equal(rc, 128 + 9);
+    assert_false(exists(out));
+    assert_int_equal(count_prefix("killed.npy.tmp."), 1); /* the partial temporary, never renamed */
+    /* an existing output keeps its old content, whether killed mid-write or at the rename */
+    write_text(out, "old content");
+    assert_int_equal(run_faulty(a, kill_write), 128 + 9);
+    char *t = read_text(out);
+    assert_string_equal(t, "old content");
+    free(t);
+    const char *kill_rename[] = {"FAULT_KILL_AT_RENAME=1", NULL};
+    assert_int_equal(run_faulty(a, kill_rename), 128 + 9);
+    t = read_text(out);
+    assert_string_equal(t, "old content");
+    free(t);
+    /* unkilled, the same command replaces it */
+    assert_int_equal(run_faulty(a, NULL), 0);
+    latup_tensor y;
+    assert_int_equal(latup_npy_read(out, &y), LATUP_OK);
+    assert_int_equal(y.shape[2], 32);
+    latup_tensor_free(&y);
+}
+
+/* The order of the calls: each temporary is created with O_CREAT|O_EXCL (never opening an
+ * existing file, never following a symlink), fsync'd, and only then renamed. */
+static void test_write_order(void **state) {
+    (void)state;
+    write_latent(tmp_path("o.npy"), 0, 16, 16, 16, 0);
+    char logenv[600];
+    snprintf(logenv, sizeof logenv, "FAULT_LOG=%s", tmp_path("calls.log"));
+    unlink(tmp_path("calls.log"));
+    const char *extra[] = {logenv, NULL};
+    const char *a[] = {"run", "-m", LUA16, "-s", "2", "--vae", VAE16, "-i", tmp_path("o.npy"), "-o", tmp_path("o.png"),
+                       "--save-latent", tmp_path("o_up.npy"), "-q", NULL};
+    assert_int_equal(run_faulty(a, extra), 0);
+    char *log = read_text(tmp_path("calls.log"));
+    assert_non_null(log);
+    printf("%s", log);
+    int renames = 0;
+    for (char *line = strstr(log, "rename "); line; line = strstr(line + 1, "rename ")) {
+        char from[600], to[600];
+        assert_int_equal(sscanf(line, "rename %599s %599s", from, to), 2);
+        /* its open: CREAT|EXCL, no TRUNC */
+        char want_open[700];
+        snprintf(want_open, sizeof want_open, "open %s CREAT|EXCL ", from);
+        char *op = strstr(log, want_open);
+        assert_non_null(op);
+        assert_true(op < line);
+        int fd = atoi(op + strlen(want_open));
+        assert_true(fd > 2);
+        /* an fsync of that descriptor between the open and the rename */
+        char want_sync[32];
+        snprintf(want_sync, sizeof want_sync, "fsync %d\n", fd);
+        char *sy = strstr(op, want_sync);
+        assert_non_null(sy);
+        assert_true(sy < line);
+        renames++;
+    }
+    assert_int_equal(renames, 2); /* the image and the saved latent */
+    free(log);
+}
+
+static void test_fsync_and_rename_failures(void **state) {
+    (void)state;
+    write_latent(tmp_path("f.npy"), 0, 16, 16, 16, 0);
+    const char *a[] = {"run", "-m", LUA16, "-s", "2", "--vae", VAE16, "-i", tmp_path("f.npy"), "-o", tmp_path("fo.png"),
+                       "--save-latent", tmp_path("fo_up.npy"), "-q", NULL};
+    const char *fsync_fail[] = {"FAULT_FSYNC_FAIL=1", NULL};
+    printf("fsync fails:\n");
+    expect(run_faulty(a, fsync_fail), 4, "fsync failed");
+    assert_int_equal(count_prefix("fo"), 0); /* no output, no temporary */
+    /* the second rename fails: the first output is taken back (all or none) */
+    const char *rename_fail[] = {"FAULT_RENAME_FAIL_AT=2", NULL};
+    printf("the second rename fails:\n");
+    expect(run_faulty(a, rename_fail), 4, "cannot rename");
+    assert_int_equal(count_prefix("fo"), 0);
+    assert_int_equal(run_faulty(a, NULL), 0);
+    assert_int_equal(count_prefix("fo"), 2);
+}
+
+/* --out naming a symlink: the link is replaced by the new file; what it pointed to is untouched. */
+static void test_symlink_not_followed(void **state) {
+    (void)state;
+    write_latent(tmp_path("s.npy"), 0, 16, 16, 16, 0);
+    write_text(tmp_path("victim.txt"), "precious");
+    unlink(tmp_path("link.npy"));
+    assert_int_equal(symlink(tmp_path("victim.txt"), tmp_path("link.npy")), 0);
+    const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("s.npy"), "-o", tmp_path("link.npy"), "-q", NULL};
+    assert_int_equal(run(a), 0);
+    char *t = read_text(tmp_path("victim.txt"));
+    assert_string_equal(t, "precious");
+    free(t);
+    struct stat sb;
+    assert_int_equal(lstat(tmp_path("link.npy"), &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+}
+
+/* ---- all outputs or none, decided before the compute where it can be ------------------------------------- */
+
+static void test_all_or_none(void **state) {
+    (void)state;
+    write_latent(tmp_path("b2.npy"), 2, 16, 16, 16, 0);
+    write_latent(tmp_path("b1.npy"), 0, 16, 16, 16, 0);
+    /* a batch of 2 into one PNG: refused before any compute, neither file written */
+    const char *a[] = {"run", "-m", LUA16, "-s", "2", "--vae", VAE16, "-i", tmp_path("b2.npy"), "-o", tmp_path("ab.png"),
+                       "--save-latent", tmp_path("ab_up.npy"), "--dump", tmp_path("ab_dump"), NULL};
+    printf("batch of 2 into one PNG:\n");
+    expect(run(a), 1, "a batch of 2 images");
+    assert_int_equal(count_prefix("ab"), 0);
+    /* the decode fails after the upscale succeeded: the saved latent is not left behind, and the
+     * error names the VAE (the culprit), not the input alone */
+    /* a VAE whose conv_out overflows: every decode comes out Inf */
+    assert_true(checkpoint_edit(VAE16, tmp_path("hot_vae.safetensors"), "decoder.conv_out.weight", 0.0f, 3e38f));
+    const char *b[] = {"run", "-m", LUA16, "-s", "2", "--vae", tmp_path("hot_vae.safetensors"), "-i", tmp_path("b1.npy"),
+                       "-o", tmp_path("ab.npy"), "--save-latent", tmp_path("ab_up.npy"), NULL};
+    printf("decode fails in run:\n");
+    int rc = run(b);
+    printf("  exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(g_err, "hot_vae.safetensors"));
+    assert_int_equal(lines(g_err), 1);
+    assert_int_equal(count_prefix("ab"), 0);
+    /* two inputs that would write one file */
+    mkdir(tmp_path("x"), 0755);
+    write_latent(tmp_path("x/b1.npy"), 0, 16, 16, 16, 0);
+    const char *c[] = {"decode", "--vae", VAE16, "-i", tmp_path("b1.npy"), tmp_path("x/b1.npy"), "--out-dir", tmp_path("abdir"), NULL};
+    expect(run(c), 1, "would both write");
+}
+
+/* ---- exit codes per class ---------------------------------------------------------------------------- */
+
+static void test_exit_codes(void **state) {
+    (void)state;
+    write_latent(tmp_path("e.npy"), 0, 16, 16, 16, 0);
+    write_latent(tmp_path("e4.npy"), 0, 4, 16, 16, 0);
+    struct {
+        int code;
+        const char *what, *says;
+        const char *args[16];
+    } cases[] = {
+        {1, "usage: an unknown option", "--frobnicate", {"decode", "--frobnicate", NULL}},
+        {1, "usage: a scale the model lacks", "x2, x4", {"upscale", "-m", LUA16, "-s", "3", "-i", tmp_path("e.npy"), "-o", tmp_path("eo.npy"), NULL}},
+        {2, "bad input: channels", "e4.npy", {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("e4.npy"), "-o", tmp_path("eo.npy"), NULL}},
+        {2, "bad input: a model that is not one", "e.npy", {"decode", "--vae", tmp_path("e.npy"), "-i", tmp_path("e.npy"), "-o", tmp_path("eo.npy"), NULL}},
+        {3, "out of memory: a budget no tile meets", "cannot be met", {"decode", "--vae", VAE16, "-i", tmp_path("e.npy"), "-o", tmp_path("eo.npy"), "--max-memory", "1K", NULL}},
+        {4, "i/o: a missing --in", "cannot open", {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("missing.npy"), "-o", tmp_path("eo.npy"), NULL}},
+        {4, "i/o: a missing model", "/nonexistent/m.pth", {"upscale", "-m", "/nonexistent/m.pth", "-s", "2", "-i", tmp_path("e.npy"), "-o", tmp_path("eo.npy"), NULL}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        printf("%s:\n", cases[k].what);
+        expect(run(cases[k].args), cases[k].code, cases[k].says);
+        assert_int_equal(lines(g_err), 1);
+        assert_int_equal(count_prefix("eo"), 0);
+    }
+    /* 6: a device the library cannot use, refused before any work; where it can (a CUDA build
+     * on a GPU machine), the same command must succeed instead */
+    const char *dev[] = {"decode", "--vae", VAE16, "-i", tmp_path("e.npy"), "-o", tmp_path("eo.npy"), "--device", "cuda", NULL};
+    const int have_cuda = latup_device_check(LATUP_DEVICE_CUDA) == LATUP_OK;
+    printf("device: --device cuda %s:\n", have_cuda ? "with a usable GPU" : "where it cannot run");
+    expect(run(dev), have_cuda ? 0 : 6, have_cuda ? NULL : "--device cuda: ");
+    assert_int_equal(lines(g_err), 1);
+    assert_int_equal(count_prefix("eo"), have_cuda);
+}
+
+/* ---- data errors name the input; run checks LUA against VAE first ----------------------------------------- */
+
+static void test_data_errors_name_input(void **state) {
+    (void)state;
+    write_latent(tmp_path("nan_in.npy"), 0, 16, 16, 16, NAN);
+    write_latent(tmp_path("c4_in.npy"), 0, 4, 16, 16, 0);
+    write_text(tmp_path("junk_in.npy"), "not a tensor at all");
+    const char *inputs[] = {tmp_path("nan_in.npy"), tmp_path("c4_in.npy"), tmp_path("junk_in.npy")};
+    for (int i = 0; i < 3; i++) {
+        char want[600];
+        snprintf(want, sizeof want, "latup: %s: ", inputs[i]);
+        const char *u[] = {"upscale", "-m", LUA16, "-s", "2", "-i", inputs[i], "-o", tmp_path("dn.npy"), NULL};
+        const char *d[] = {"decode", "--vae", VAE16, "-i", inputs[i], "-o", tmp_path("dn.npy"), NULL};
+        const char *r[] = {"run", "-m", LUA16, "-s", "2", "--vae", VAE16, "-i", inputs[i], "-o", tmp_path("dn.png"), NULL};
+        const char *const *all[3] = {u, d, r};
+        for (int c = 0; c < 3; c++) {
+            printf("%s %s:\n", all[c][0], inputs[i]);
+            expect(run(all[c]), 2, want);
+            assert_true(strncmp(g_err, want, strlen(want)) == 0);
+        }
+    }
+    assert_int_equal(count_prefix("dn"), 0);
+}
+
+static void test_run_channel_mismatch_first(void **state) {
+    (void)state;
+    write_latent(tmp_path("m4.npy"), 0, 4, 16, 16, 0);
+    const char *a[] = {"run", "-m", LUA4, "-s", "2", "--vae", VAE16, "-i", tmp_path("m4.npy"), "-o", tmp_path("mm.png"),
+                       "--dump", tmp_path("mm_dump"), NULL};
+    printf("4-channel LUA, 16-channel VAE:\n");
+    expect(run(a), 2, "4-channel latents");
+    assert_non_null(strstr(g_err, LUA4));
+    assert_non_null(strstr(g_err, VAE16));
+    assert_int_equal(count_npy_below(tmp_path("mm_dump")), 0); /* nothing was upscaled */
+    assert_int_equal(count_prefix("mm.png"), 0);
+    /* matching models run */
+    const char *b[] = {"run", "-m", LUA4, "-s", "2", "--vae", VAE4, "-i", tmp_path("m4.npy"), "-o", tmp_path("mm.png"), "-q", NULL};
+    assert_int_equal(run(b), 0);
+}
+
+/* ---- options refused up front ---------------------------------------------------------------------------- */
+
+static void test_options_up_front(void **state) {
+    (void)state;
+    write_latent(tmp_path("u.npy"), 0, 16, 16, 16, 0);
+    /* with a VAE that does not exist: a usage error, so nothing was opened */
+    const char *cases[][16] = {
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), "--tile", "8", "--overlap", "8", NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), "--max-memory", "nan", NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), "--tile", "3", NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), "--threads", "4097", NULL},
+        {"run", "-m", "/nonexistent/m", "-s", "2", "-s", "4", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), "-v", "-q", NULL},
+        {"upscale", "-m", "/nonexistent/m", "-s", "2", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.npy"), "--dump", NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.npy"), "--png-bits", "16", NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), "--json", NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo_%s.png"), NULL},
+    };
+    const char *says[] = {"must be smaller than --tile", "--max-memory takes a size", "--tile takes an integer from 4",
+                          "--threads takes an integer from 1 to 4096", "--scale given twice", "exclude each other",
+                          "--dump needs a value", "--png-bits applies to PNG", "--json goes with --dry-run",
+                          "a pattern takes one %d"};
+    for (size_t k = 0; k < sizeof says / sizeof says[0]; k++) {
+        printf("%s:\n", says[k]);
+        expect(run(cases[k]), 1, says[k]);
+        assert_int_equal(lines(g_err), 1);
+    }
+    assert_int_equal(count_prefix("uo"), 0);
+}
+
+/* ---- threads ---------------------------------------------------------------------------------------------- */
+
+static void test_omp_num_threads(void **state) {
+    (void)state;
+    write_latent(tmp_path("t.npy"), 0, 16, 16, 16, 0);
+    const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("t.npy"), "-o", tmp_path("to.npy"), NULL};
+    const char *one[] = {"OMP_NUM_THREADS=1", NULL}, *three[] = {"OMP_NUM_THREADS=3", NULL};
+    assert_int_equal(run_cli_io(g_dir, a, one, NULL, NULL, g_err, sizeof g_err), 0);
+    printf("OMP_NUM_THREADS=1: %s", g_err);
+    assert_non_null(strstr(g_err, ", 1 thread)"));
+    assert_int_equal(run_cli_io(g_dir, a, three, NULL, NULL, g_err, sizeof g_err), 0);
+    printf("OMP_NUM_THREADS=3: %s", g_err);
+    assert_non_null(strstr(g_err, ", 3 threads)"));
+    const char *b[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("t.npy"), "-o", tmp_path("to.npy"), "-t", "2", NULL};
+    assert_int_equal(run_cli_io(g_dir, b, one, NULL, NULL, g_err, sizeof g_err), 0);
+    printf("OMP_NUM_THREADS=1 --threads 2: %s", g_err);
+    assert_non_null(strstr(g_err, ", 2 threads)"));
+}
+
+/* ---- info ------------------------------------------------------------------------------------------------- */
+
+static void test_info_every_kind(void **state) {
+    (void)state;
+    static const struct {
+        const char *file;
+        const char *says[3];
+    } kinds[] = {
+        {"ref_data/small/model.safetensors.gz", {"model:        LUA", "scales:       [x2, x4]", "format:       safetensors"}},
+        {"ref_data/tiny/model.pth", {"model:        LUA", "format:       pytorch zip", "in 16, out 16"}},
+        {"ref_data/sdxl/model.pth", {"model:        LUA", "in 4, out 4", NULL}},
+        {"ref_data/swinir/classic_x2.pth", {"model:        SwinIR", "tail:         pixelshuffle,", "[x2]"}},
+        {"ref_data/swinir/direct_x2.pth", {"model:        SwinIR", "tail:         pixelshuffledirect", NULL}},
+        {"ref_data/vae/flux_small.ldm.safetensors.gz", {"model:        VAE decoder", "SD3 or FLUX.1", "naming:       ldm"}},
+        {"ref_data/vae/flux_small.diffusers.safetensors.gz", {"model:        VAE decoder", "naming:       diffusers", NULL}},
+        {"ref_data/vae/sd_small.diffusers_old.safetensors.gz", {"model:        VAE decoder", "old attention names", "SD 1.x"}},
+        {"ref_data/vae/sd_small.ldm_prefixed.safetensors.gz", {"model:        VAE decoder", "under first_stage_model.", NULL}},
+        {"ref_data/vae/sd_small.ldm.pth.gz", {"model:        VAE decoder", "format:       pytorch zip", NULL}},
+        {"tests/data/latent/comfyui_flux_b2.latent", {"a latent (ComfyUI .latent", "[2,16,12,10]", NULL}},
+        {"ref_data/demo/latent.npy", {"format:       .npy", "[16,24,40]", NULL}},
+        {"ref_data/swinir/image_21x19.png", {"format:       PNG", "[3,21,19]", NULL}},
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        const char *a[] = {"info", kinds[k].file, NULL};
+        char out[600];
+        snprintf(out, sizeof out, "%s/info.txt", g_dir);
+        int rc = run_cli_io(g_dir, a, NULL, NULL, out, g_err, sizeof g_err);
+        char *text = read_text(out);
+        int ok = rc == 0;
+        for (int i = 0; i < 3 && kinds[k].says[i]; i++) ok &= strstr(text, kinds[k].says[i]) != NULL;
+        printf("info %-52s %s\n", kinds[k].file, ok ? "OK" : "NOT OK");
+        if (!ok) printf("%s%s", text, g_err);
+        assert_true(ok);
+        free(text);
+        /* --json names the kind too */
+        const char *j[] = {"info", "--json", kinds[k].file, NULL};
+        assert_int_equal(run_cli_io(g_dir, j, NULL, NULL, out, g_err, sizeof g_err), 0);
+        text = read_text(out);
+        assert_non_null(strstr(text, "\"kind\": "));
+        assert_true(text[0] == '{');
+        free(text);
+    }
+}
+
+/* ---- tiling says so ------------------------------------------------------------------------------------------- */
+
+static void test_tiling_announced(void **state) {
+    (void)state;
+    write_latent(tmp_path("big.npy"), 0, 16, 40, 40, 0);
+    const char *exact[] = {"decode", "--vae", VAE16, "-i", tmp_path("big.npy"), "-o", tmp_path("ti.npy"), NULL};
+    assert_int_equal(run(exact), 0);
+    printf("exact: %s", g_err);
+    assert_null(strstr(g_err, "tile"));
+    assert_int_equal(lines(g_err), 1);
+    const char *tiled[] = {"decode", "--vae", VAE16, "-i", tmp_path("big.npy"), "-o", tmp_path("ti.npy"), "--tile", "16", NULL};
+    assert_int_equal(run(tiled), 0);
+    printf("--tile 16: %s", g_err);
+    assert_non_null(strstr(g_err, "decoding in tiles of 16 latent pixels, overlap 4"));
+    assert_non_null(strstr(g_err, "approximation"));
+    assert_non_null(strstr(g_err, "(tiled: approximate)"));
+    assert_int_equal(lines(g_err), 2);
+    /* a budget the exact decode exceeds: tiled, and the line says why */
+    const char *dry[] = {"decode", "--vae", VAE16, "-i", tmp_path("big.npy"), "-o", tmp_path("ti.npy"), "--dry-run", "--json", NULL};
+    char out[600];
+    snprintf(out, sizeof out, "%s/plan.json", g_dir);
+    assert_int_equal(run_cli_io(g_dir, dry, NULL, NULL, out, g_err, sizeof g_err), 0);
+    char *plan = read_text(out);
+    char *pk = strstr(plan, "\"decode\": {");
+    assert_non_null(pk);
+    pk = strstr(pk, "\"peak\": ");
+    long long exact_peak = atoll(pk + 8);
+    free(plan);
+    char budget[32];
+    snprintf(budget, sizeof budget, "%lld", exact_peak - 1);
+    const char *auto_[] = {"decode", "--vae", VAE16, "-i", tmp_path("big.npy"), "-o", tmp_path("ti.npy"), "--max-memory", budget, NULL};
+    assert_int_equal(run(auto_), 0);
+    printf("--max-memory %s: %s", budget, g_err);
+    assert_non_null(strstr(g_err, "decoding in tiles of"));
+    assert_non_null(strstr(g_err, "over the"));
+    /* --quiet: nothing at all */
+    const char *q[] = {"decode", "--vae", VAE16, "-i", tmp_path("big.npy"), "-o", tmp_path("ti.npy"), "--tile", "16", "-q", NULL};
+    assert_int_equal(run(q), 0);
+    assert_string_equal(g_err, "");
+}
+
+static int setup(void **state) {
+    assert_true(exists(LATUP_BIN));
+    assert_true(exists(SHIM));
+    return setup_dir(state);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_outputs_checked_first),
+        cmocka_unit_test(test_killed_mid_write),
+        cmocka_unit_test(test_write_order),
+        cmocka_unit_test(test_fsync_and_rename_failures),
+        cmocka_unit_test(test_symlink_not_followed),
+        cmocka_unit_test(test_all_or_none),
+        cmocka_unit_test(test_exit_codes),
+        cmocka_unit_test(test_data_errors_name_input),
+        cmocka_unit_test(test_run_channel_mismatch_first),
+        cmocka_unit_test(test_options_up_front),
+        cmocka_unit_test(test_omp_num_threads),
+        cmocka_unit_test(test_info_every_kind),
+        cmocka_unit_test(test_tiling_announced),
+    };
+    return cmocka_run_group_tests(tests, setup, remove_dir);
+}
