@@ -18,7 +18,7 @@ LDLIBS  += $(BLAS_LIBS) -lz -lm -fopenmp
 
 ifeq ($(SANITIZE),1)
 BUILD   ?= build-san
-CFLAGS  += -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+CFLAGS  += -g -DLATUP_SANITIZE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 else
 BUILD   ?= build

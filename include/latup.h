@@ -115,28 +115,52 @@ const char *latup_tail_name(latup_tail t); /* "lua-heads", "pixelshuffle", "pixe
  * (names and shapes: docs/architecture.md). The tensor is only valid during the call. */
 typedef void (*latup_dump_fn)(void *user, const char *name, const latup_tensor *t, int batch);
 
+/* Where the forward pass runs. LATUP_DEVICE_CUDA needs a build with CUDA=1 and a GPU; otherwise
+ * the call fails with LATUP_E_USAGE and a message saying which is missing. */
+typedef enum {
+    LATUP_DEVICE_CPU = 0,
+    LATUP_DEVICE_CUDA = 1,
+} latup_device;
+
 typedef struct {
     latup_dump_fn dump;  /* NULL: no dumps */
     void *dump_user;
     int verbose;         /* print the memory plan and per-stage timings to stderr */
     int progress;        /* an RSTB / head counter on stderr (for terminals) */
+    latup_device device; /* LATUP_DEVICE_CPU (0) by default */
+    int conv_band_rows;  /* 0: automatic. n > 0: im2col bands of at most n rows, for tests that
+                          * force every conv to split into several bands (same code path) */
 } latup_run_opts;
 
-/* Memory needed by one upscale of a [C,H,W] latent (bytes). */
+/* ---- memory plans ---------------------------------------------------------------------------
+ * A plan is what the forward pass takes from its arena, found by running the pass in counting
+ * mode: each named buffer (its largest take and how often it is taken per image) and the arena's
+ * size, the high-water mark of the takes. Weights and the output tensor come on top. */
+#define LATUP_PLAN_MAX_TAKES 32
+typedef struct {
+    char name[48];
+    size_t bytes;        /* the largest take of this name */
+    long count;          /* how many times one image takes it */
+} latup_plan_take;
+
+typedef struct {
+    size_t arena;        /* bytes of scratch: the high-water mark of the takes */
+    size_t weights;      /* bytes of fp32 weights held */
+    size_t output;       /* bytes of the output tensor (one image) */
+    int n_takes;
+    latup_plan_take takes[LATUP_PLAN_MAX_TAKES];
+} latup_mem_plan;
+
+/* Memory needed by one upscale of a [C,H,W] latent. */
 typedef struct {
     int H, W, Hp, Wp;          /* input and padded size */
     int scale;
-    size_t tokens;             /* [L,E] buffers, each */
-    size_t qkv, hidden;        /* [L,3E], [L,hidden] */
-    size_t conv_col;           /* im2col band */
-    int conv_band_rows;        /* rows of the widest conv's im2col band */
-    size_t attn_scratch;       /* per-thread score matrices */
-    size_t mask;               /* shift mask [nW,N,N] */
-    size_t head;               /* head feature maps */
-    size_t total;              /* the arena */
+    latup_mem_plan mem;
 } latup_lua_plan;
 
-latup_status latup_lua_plan_memory(const latup_lua *m, int H, int W, int scale, latup_lua_plan *p);
+/* opts may be NULL; its conv_band_rows and the thread count shape the plan. */
+latup_status latup_lua_plan_memory(const latup_lua *m, int H, int W, int scale,
+                                   const latup_run_opts *opts, latup_lua_plan *p);
 void latup_lua_plan_print(const latup_lua_plan *p, FILE *f);
 
 /* x: [B,C,H,W] (or [C,H,W]) VAE-space latent. y: allocated here, [B,C,sH,sW] ([C,sH,sW] for a
@@ -181,13 +205,10 @@ const char *latup_vae_family_guess(const latup_vae_config *c);
 
 typedef struct {
     int h, w;             /* latent size decoded at once (a tile, or the whole latent) */
-    size_t act[3];        /* the three rotating activation buffers, bytes */
-    size_t attn;          /* mid-block attention: q, k, v, out [N,C] + blocked scratch */
-    size_t conv;          /* im2col band + transformed input band */
-    size_t total;         /* arena */
-    size_t weights;       /* fp32 weights held (for the budget) */
+    latup_mem_plan mem;
 } latup_vae_plan;
 
+/* The exact decode of an h x w latent (or one tile of that size). */
 latup_status latup_vae_plan_memory(const latup_vae *v, int h, int w, latup_vae_plan *p);
 void latup_vae_plan_print(const latup_vae_plan *p, FILE *f);
 
@@ -196,10 +217,28 @@ typedef struct {
     void *dump_user;
     int verbose;          /* plan and per-stage timings on stderr */
     int progress;         /* stage / tile counter on stderr */
+    latup_device device;  /* LATUP_DEVICE_CPU (0) by default */
+    int conv_band_rows;   /* as in latup_run_opts (tests) */
     int tile;             /* latent tile size; 0 = exact unless over max_memory (then tiled) */
     int overlap;          /* latent overlap between tiles (default tile/4) */
     size_t max_memory;    /* bytes; 0 = no limit (never tile automatically) */
 } latup_decode_opts;
+
+/* What latup_vae_decode() will do with an h x w latent and these options: decode exactly, or in
+ * tiles (the tile size given, or the largest whose decode fits opts->max_memory), and the memory
+ * of one decode (one tile when tiling). A budget that no tile can meet is LATUP_E_NOMEM naming the
+ * smallest budget that works. */
+typedef struct {
+    int tiled;             /* 0: exact */
+    int tile, overlap;     /* latent pixels (tiled only) */
+    latup_vae_plan plan;   /* one decode: the whole latent, or one tile */
+    size_t peak;           /* bytes: plan arena + weights + output image + tiling buffers */
+    char reason[160];      /* why it tiles ("--tile 32", "the exact decode needs 5.1 GiB, over the
+                            * 3.0 GiB budget"); empty when exact */
+} latup_decode_plan;
+
+latup_status latup_vae_plan_decode(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
+                                   latup_decode_plan *p);
 
 /* z: [B,zc,h,w] or [zc,h,w] decoder-ready latent -> img [B,3,8h,8w] (or [3,8h,8w]), raw decoder
  * output (about [-1,1], not clamped). Exact unless opts->tile is set or the exact decode's plan

@@ -124,11 +124,26 @@ const char *latup_shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
     return buf;
 }
 
-latup_status latup_check_finite(const latup_tensor *x) {
+/* The first non-finite value's index, or -1. */
+static int64_t first_nonfinite(const latup_tensor *x) {
     const int64_t n = latup_tensor_numel(x);
     for (int64_t i = 0; i < n; i++)
-        if (!isfinite(x->data[i]))
-            return latup_fail(LATUP_E_INPUT, "input latent contains %s at flat index %lld",
-                              isnan(x->data[i]) ? "NaN" : "Inf", (long long)i);
+        if (!isfinite(x->data[i])) return i;
+    return -1;
+}
+
+latup_status latup_check_finite(const latup_tensor *x) {
+    const int64_t i = first_nonfinite(x);
+    if (i >= 0)
+        return latup_fail(LATUP_E_INPUT, "input latent contains %s at flat index %lld",
+                          isnan(x->data[i]) ? "NaN" : "Inf", (long long)i);
+    return LATUP_OK;
+}
+
+latup_status latup_check_finite_output(const latup_tensor *x, const char *what) {
+    const int64_t i = first_nonfinite(x);
+    if (i >= 0)
+        return latup_fail(LATUP_E_INPUT, "%s came out non-finite (%s at flat index %lld): the weights or the input "
+                          "overflow fp32; nothing written", what, isnan(x->data[i]) ? "NaN" : "Inf", (long long)i);
     return LATUP_OK;
 }

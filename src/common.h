@@ -25,6 +25,9 @@
 /* LATUP_E_INPUT naming the first NaN or Inf in an input latent (garbage in must not become
  * silent garbage out). */
 latup_status latup_check_finite(const latup_tensor *x);
+/* LATUP_E_INPUT when a computed output (`what`, e.g. "the decoded image") holds a NaN or Inf:
+ * finite weights and input can still overflow, and garbage must not become a file. */
+latup_status latup_check_finite_output(const latup_tensor *x, const char *what);
 
 /* Records a one-line message for latup_last_error() and returns st, so error paths read
  * `return latup_fail(LATUP_E_INPUT, "%s: ...", path);`. */

@@ -319,80 +319,30 @@ static void naive_window_attention(double *out, double *tol, const float *qkv, c
 /* conv2d_forward. Tolerance per element: sqrt(K) * EPS * S + EPS * |ref|, K = Cin*k*k + 1 and
  * S = sum |w*x| + |b|. Recursive fp32 summation of random-sign terms errs by ~u*S; same-sign
  * data by ~u*S*sqrt(K/3); blocked sgemm sums do better. A bug (one dropped tap, a wrong index)
- * costs ~S/K, far above the bound for every K used here. */
-static void check_conv(tu_rng *rng, int Cin, int H, int W, int Cout, int k, int band_rows,
-                       bool with_bias, size_t misalign, int nthreads) {
+ * costs ~S/K, far above the bound for every K used here.
+ *
+ * The input may go through the transform (nearest x2, per-channel affine, SiLU) band by band and
+ * be accumulated into out: the twin materialises the transformed map in double (then rounds it to
+ * float) and runs naive_conv2d on it, with 4 EPS * S more for the transform's own rounding (a few
+ * ulp per element, times |w|), plus EPS |out0| when accumulating.
+ *
+ * Scratch: `cap` < 0 hands the kernel exactly latup_conv2d_scratch_floats() (guarded, so a band
+ * written one float too far fails); cap >= 0 hands it exactly cap floats, which makes it use
+ * fewer workers or shorter bands. */
+typedef struct {
+    int up, norm, silu, accumulate;
+} conv_xf;
+
+static void check_conv(tu_rng *rng, int Cin, int H, int W, int Cout, int k, int band_rows_max, conv_xf xf,
+                       bool with_bias, long cap, size_t misalign, int nthreads) {
     const char *kname = "conv2d_forward";
-    char shp[160];
-    snprintf(shp, sizeof shp, "Cin%d %dx%d Cout%d k%d band%d %s%s t%d", Cin, H, W, Cout, k,
-             band_rows, with_bias ? "bias" : "nobias", misalign ? " unaligned" : "", nthreads);
-    size_t nin = (size_t)Cin * H * W, nw = (size_t)Cout * Cin * k * k, nout = (size_t)Cout * H * W;
-    tu_buf in = tu_alloc_misaligned(nin, misalign), wt = tu_alloc_misaligned(nw, misalign),
-           b = tu_alloc(Cout), out = tu_alloc_misaligned(nout, misalign);
-    tu_fill_normal(rng, in.p, nin, 0.0f, 1.0f);
-    tu_fill_normal(rng, wt.p, nw, 0.0f, 1.0f / sqrtf((float)(Cin * k * k)));
-    tu_fill_normal(rng, b.p, Cout, 0.0f, 0.5f);
-    size_t ncol = k > 1 ? conv2d_col_floats(Cin, W, k, band_rows) : 0;
-    tu_buf col = tu_alloc(ncol);
-    float *in_copy = dup_floats(in.p, nin), *w_copy = dup_floats(wt.p, nw);
-
-    omp_set_num_threads(nthreads);
-    conv2d_forward(out.p, in.p, wt.p, with_bias ? b.p : NULL, Cin, H, W, Cout, k,
-                   k > 1 ? col.p : NULL, band_rows);
-
-    double *ref = xmalloc(nout * sizeof(double)), *tol = xmalloc(nout * sizeof(double));
-    naive_conv2d(ref, tol, in.p, wt.p, with_bias ? b.p : NULL, Cin, H, W, Cout, k);
-    double K = (double)Cin * k * k + 1;
-    for (size_t i = 0; i < nout; i++) tol[i] = sqrt(K) * EPS * tol[i] + EPS * fabs(ref[i]);
-    tu_check(kname, shp, out.p, ref, tol, 0, nout);
-    guards(kname, shp, 5, &in, "inp", &wt, "weight", &b, "bias", &out, "out", &col, "col");
-    unchanged(kname, shp, "inp", in.p, in_copy, nin);
-    unchanged(kname, shp, "weight", wt.p, w_copy, nw);
-    free(ref), free(tol), free(in_copy), free(w_copy);
-    tu_free(&in), tu_free(&wt), tu_free(&b), tu_free(&out), tu_free(&col);
-}
-
-static void test_conv2d(void **state) {
-    (void)state;
-    int failed_before = tu_n_failed;
-    tu_rng rng = tu_rng_seed(1);
-    /* Cin, H, W, Cout, k, band_rows, bias, misalign, threads */
-    check_conv(&rng, 1, 1, 1, 1, 3, 1, true, 0, 1);    /* 1x1 image, all taps but one padded */
-    check_conv(&rng, 1, 1, 1, 1, 1, 1, false, 0, 1);   /* the smallest k=1 */
-    check_conv(&rng, 3, 5, 7, 4, 3, 1, false, 0, 1);   /* band_rows = 1 */
-    check_conv(&rng, 3, 5, 7, 4, 3, 2, true, 0, 2);    /* band_rows not dividing H */
-    check_conv(&rng, 3, 5, 7, 4, 3, 3, true, 1, 1);    /* last band of 2 rows, unaligned */
-    check_conv(&rng, 3, 5, 7, 4, 3, 5, true, 0, 2);    /* band_rows = H */
-    check_conv(&rng, 2, 1, 9, 3, 3, 1, true, 0, 1);    /* H = 1 */
-    check_conv(&rng, 2, 9, 1, 3, 3, 4, false, 0, 2);   /* W = 1 */
-    check_conv(&rng, 1, 6, 11, 1, 3, 6, true, 0, 1);   /* Cin = Cout = 1 */
-    check_conv(&rng, 5, 4, 4, 17, 1, 1, true, 0, 1);   /* 1x1 conv, no scratch */
-    check_conv(&rng, 37, 3, 19, 5, 1, 1, false, 1, 2); /* 1x1 conv, unaligned */
-    check_conv(&rng, 7, 6, 5, 3, 5, 2, true, 0, 1);    /* k = 5: the header allows any odd k */
-    check_conv(&rng, 16, 13, 17, 33, 3, 4, true, 0, 2); /* latent width in */
-    check_conv(&rng, 64, 13, 17, 96, 3, 3, true, 1, 2); /* near the real model, unaligned */
-    check_conv(&rng, 33, 16, 16, 16, 3, 16, true, 0, 1); /* conv_last-like: many in, 16 out */
-    /* the real trunk conv E=360 with a band that the planner picks for a small budget */
-    int br = conv2d_band_rows(360, 9, 11, 3, conv2d_col_floats(360, 11, 3, 4));
-    check_conv(&rng, 360, 9, 11, 360, 3, br, true, 0, 2);
-    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
-}
-
-/* conv2d_forward_ex: the same convolution on a transformed input (nearest x2, per-channel
- * affine, SiLU) applied band by band, optionally accumulated into out. The twin materialises the
- * transformed map in double (then rounds it to float) and runs naive_conv2d on it. Tolerance:
- * the conv bound plus 4 EPS * S for the transform's own rounding (a few ulp per element, times
- * |w|), plus EPS |out0| when accumulating. The scratch is exactly conv2d_ex_scratch_floats(),
- * guarded, so a mis-sized transform band is caught. */
-static void check_conv_ex(tu_rng *rng, int Cin, int H, int W, int Cout, int k, int band_rows, int up,
-                          int norm, int silu, int accumulate, size_t misalign, int nthreads) {
-    const char *kname = "conv2d_forward_ex";
-    char shp[200];
-    snprintf(shp, sizeof shp, "Cin%d %dx%d Cout%d k%d band%d%s%s%s%s t%d", Cin, H, W, Cout, k, band_rows,
-             up ? " up2x" : "", norm ? " norm" : "", silu ? " silu" : "", accumulate ? " acc" : "", nthreads);
-    const int Hs = up ? H / 2 : H, Ws = up ? W / 2 : W;
+    char shp[220];
+    snprintf(shp, sizeof shp, "Cin%d %dx%d Cout%d k%d rows<=%d%s%s%s%s%s cap %ld%s t%d", Cin, H, W, Cout, k,
+             band_rows_max, xf.up ? " up2x" : "", xf.norm ? " norm" : "", xf.silu ? " silu" : "",
+             xf.accumulate ? " acc" : "", with_bias ? " bias" : "", cap, misalign ? " unaligned" : "", nthreads);
+    const int Hs = xf.up ? H / 2 : H, Ws = xf.up ? W / 2 : W;
     size_t nin = (size_t)Cin * Hs * Ws, nw = (size_t)Cout * Cin * k * k, nout = (size_t)Cout * H * W;
-    tu_buf in = tu_alloc_misaligned(nin, misalign), wt = tu_alloc(nw), b = tu_alloc(Cout),
+    tu_buf in = tu_alloc_misaligned(nin, misalign), wt = tu_alloc_misaligned(nw, misalign), b = tu_alloc(Cout),
            out = tu_alloc_misaligned(nout, misalign), mu = tu_alloc(Cin), sc = tu_alloc(Cin), nb = tu_alloc(Cin);
     tu_fill_normal(rng, in.p, nin, 0.3f, 1.0f);
     tu_fill_normal(rng, wt.p, nw, 0.0f, 1.0f / sqrtf((float)(Cin * k * k)));
@@ -402,88 +352,144 @@ static void check_conv_ex(tu_rng *rng, int Cin, int H, int W, int Cout, int k, i
     tu_fill_normal(rng, nb.p, Cin, 0.0f, 0.5f);
     float *out0 = xmalloc(nout * sizeof(float));
     tu_fill_normal(rng, out0, nout, 0.0f, 1.0f);
-    if (accumulate) memcpy(out.p, out0, nout * sizeof(float));
-    conv_input_op op = {.upsample2x = up, .norm = norm, .norm_mean = mu.p, .norm_scale = sc.p,
-                        .norm_bias = nb.p, .silu = silu, .accumulate = accumulate};
-    tu_buf col = tu_alloc(conv2d_ex_scratch_floats(Cin, W, k, band_rows, &op));
-    float *in_copy = dup_floats(in.p, nin);
+    if (xf.accumulate) memcpy(out.p, out0, nout * sizeof(float));
+    conv_input_op op = {.upsample2x = xf.up, .norm = xf.norm, .norm_mean = mu.p, .norm_scale = sc.p,
+                        .norm_bias = nb.p, .silu = xf.silu, .accumulate = xf.accumulate};
+    const conv_ctx ctx = {nthreads, band_rows_max, "test conv"};
+    const size_t want = latup_conv2d_scratch_floats(Cin, H, W, k, &op, &ctx);
+    tu_buf col = tu_alloc(cap < 0 ? want : (size_t)cap);
+    float *in_copy = dup_floats(in.p, nin), *w_copy = dup_floats(wt.p, nw);
 
-    omp_set_num_threads(nthreads);
-    conv2d_forward_ex(out.p, in.p, wt.p, b.p, Cin, H, W, Cout, k, col.n ? col.p : NULL, band_rows, &op);
+    latup_status st = latup_conv2d_forward(out.p, in.p, wt.p, with_bias ? b.p : NULL, Cin, H, W, Cout, k, &op,
+                                           col.n ? col.p : NULL, col.n, &ctx);
+    tu_check_true(kname, shape("%s: status OK", shp), st == LATUP_OK);
 
     /* the twin: transform in double, round to float, convolve naively */
     float *tin = xmalloc((size_t)Cin * H * W * sizeof(float));
     for (int c = 0; c < Cin; c++)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
-                double v = in.p[((size_t)c * Hs + (up ? y / 2 : y)) * Ws + (up ? x / 2 : x)];
-                if (norm) v = (v - mu.p[c]) * sc.p[c] + nb.p[c];
-                if (silu) v = v / (1.0 + exp(-v));
+                double v = in.p[((size_t)c * Hs + (xf.up ? y / 2 : y)) * Ws + (xf.up ? x / 2 : x)];
+                if (xf.norm) v = (v - mu.p[c]) * sc.p[c] + nb.p[c];
+                if (xf.norm && xf.silu) v = v / (1.0 + exp(-v));
                 tin[((size_t)c * H + y) * W + x] = (float)v;
             }
     double *ref = xmalloc(nout * sizeof(double)), *tol = xmalloc(nout * sizeof(double));
-    naive_conv2d(ref, tol, tin, wt.p, b.p, Cin, H, W, Cout, k);
+    naive_conv2d(ref, tol, tin, wt.p, with_bias ? b.p : NULL, Cin, H, W, Cout, k);
     double K = (double)Cin * k * k + 1;
+    const double xtra = xf.up || xf.norm ? 4.0 : 0.0;
     for (size_t i = 0; i < nout; i++) {
-        tol[i] = (sqrt(K) + 4.0) * EPS * tol[i] + EPS * fabs(ref[i]);
-        if (accumulate) ref[i] += out0[i], tol[i] += EPS * (fabs(out0[i]) + fabs(ref[i]));
+        tol[i] = (sqrt(K) + xtra) * EPS * tol[i] + EPS * fabs(ref[i]);
+        if (xf.accumulate) ref[i] += out0[i], tol[i] += EPS * (fabs(out0[i]) + fabs(ref[i]));
     }
     tu_check(kname, shp, out.p, ref, tol, 0, nout);
-    guards(kname, shp, 5, &in, "inp", &wt, "weight", &out, "out", &col, "scratch", &mu, "mean");
+    guards(kname, shp, 5, &in, "inp", &wt, "weight", &b, "bias", &out, "out", &col, "scratch");
     unchanged(kname, shp, "inp", in.p, in_copy, nin);
-    free(ref), free(tol), free(tin), free(in_copy), free(out0);
+    unchanged(kname, shp, "weight", wt.p, w_copy, nw);
+    free(ref), free(tol), free(tin), free(in_copy), free(w_copy), free(out0);
     tu_free(&in), tu_free(&wt), tu_free(&b), tu_free(&out), tu_free(&col), tu_free(&mu), tu_free(&sc), tu_free(&nb);
 }
 
-static void test_conv2d_ex(void **state) {
+static const conv_xf PLAIN = {0, 0, 0, 0};
+
+static void test_conv2d(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    tu_rng rng = tu_rng_seed(1);
+    /* Cin, H, W, Cout, k, rows_max, transform, bias, cap, misalign, threads */
+    check_conv(&rng, 1, 1, 1, 1, 3, 0, PLAIN, true, -1, 0, 1);    /* 1x1 image, all taps but one padded */
+    check_conv(&rng, 1, 1, 1, 1, 1, 0, PLAIN, false, -1, 0, 1);   /* the smallest k=1 */
+    check_conv(&rng, 3, 5, 7, 4, 3, 1, PLAIN, false, -1, 0, 1);   /* bands of 1 row */
+    check_conv(&rng, 3, 5, 7, 4, 3, 2, PLAIN, true, -1, 0, 2);    /* bands not dividing H */
+    check_conv(&rng, 3, 5, 7, 4, 3, 3, PLAIN, true, -1, 1, 3);    /* last band of 2 rows, unaligned */
+    check_conv(&rng, 3, 5, 7, 4, 3, 5, PLAIN, true, -1, 0, 2);    /* one band = H */
+    check_conv(&rng, 2, 1, 9, 3, 3, 0, PLAIN, true, -1, 0, 1);    /* H = 1 */
+    check_conv(&rng, 2, 9, 1, 3, 3, 4, PLAIN, false, -1, 0, 4);   /* W = 1 */
+    check_conv(&rng, 1, 6, 11, 1, 3, 0, PLAIN, true, -1, 0, 1);   /* Cin = Cout = 1 */
+    check_conv(&rng, 5, 4, 4, 17, 1, 0, PLAIN, true, -1, 0, 1);   /* 1x1 conv, no scratch */
+    check_conv(&rng, 37, 3, 19, 5, 1, 0, PLAIN, false, -1, 1, 2); /* 1x1 conv, unaligned */
+    check_conv(&rng, 7, 6, 5, 3, 5, 2, PLAIN, true, -1, 0, 1);    /* k = 5: the header allows any odd k */
+    check_conv(&rng, 16, 13, 17, 33, 3, 0, PLAIN, true, -1, 0, 2); /* latent width in */
+    check_conv(&rng, 64, 13, 17, 96, 3, 3, PLAIN, true, -1, 1, 2); /* near the real model, unaligned */
+    check_conv(&rng, 33, 16, 16, 16, 3, 0, PLAIN, true, -1, 0, 3); /* conv_last-like: many in, 16 out */
+    check_conv(&rng, 360, 9, 11, 360, 3, 0, PLAIN, true, -1, 0, 2); /* the trunk conv at E = 360 */
+    check_conv(&rng, 8, 70, 40, 8, 3, 0, PLAIN, true, -1, 0, 2);  /* tall: several default bands */
+    /* capacities below what the kernel asks for: fewer workers, then shorter bands */
+    const size_t one = latup_conv2d_band_floats(9, 13, 3, 1, NULL);
+    check_conv(&rng, 9, 21, 13, 5, 3, 0, PLAIN, true, (long)one, 0, 4);          /* exactly one row */
+    check_conv(&rng, 9, 21, 13, 5, 3, 0, PLAIN, true, (long)(3 * one - 1), 0, 4); /* two rows, one worker */
+    check_conv(&rng, 9, 21, 13, 5, 3, 2, PLAIN, true, (long)(5 * one), 1, 4);     /* two workers of 2 rows */
+    assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+static void test_conv2d_transform(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(11);
-    /* Cin, H, W, Cout, k, band, up, norm, silu, acc, misalign, threads */
-    check_conv_ex(&rng, 3, 5, 7, 4, 3, 1, 0, 1, 1, 0, 0, 1);    /* GN+SiLU, band 1 */
-    check_conv_ex(&rng, 3, 5, 7, 4, 3, 2, 0, 1, 1, 0, 1, 2);    /* band not dividing H, unaligned */
-    check_conv_ex(&rng, 8, 9, 6, 5, 3, 9, 0, 1, 0, 0, 0, 2);    /* norm without SiLU, band = H */
-    check_conv_ex(&rng, 4, 8, 6, 3, 3, 3, 1, 0, 0, 0, 0, 1);    /* nearest x2 only */
-    check_conv_ex(&rng, 4, 2, 2, 3, 3, 1, 1, 1, 1, 0, 0, 2);    /* x2 of a 1x1 map, plus GN+SiLU */
-    check_conv_ex(&rng, 32, 12, 10, 16, 3, 5, 1, 0, 0, 0, 1, 2); /* decoder-like upsample conv */
-    check_conv_ex(&rng, 6, 7, 5, 4, 3, 2, 0, 1, 1, 1, 0, 1);    /* accumulate into out */
-    check_conv_ex(&rng, 6, 7, 5, 9, 1, 1, 0, 0, 0, 1, 0, 2);    /* 1x1 shortcut, accumulated */
-    check_conv_ex(&rng, 64, 16, 12, 32, 3, 4, 0, 1, 1, 0, 0, 2); /* resnet-like, many bands */
+    const conv_xf GN_SILU = {0, 1, 1, 0}, GN = {0, 1, 0, 0}, UP = {1, 0, 0, 0}, UP_GN = {1, 1, 1, 0};
+    const conv_xf GN_ACC = {0, 1, 1, 1}, ACC = {0, 0, 0, 1};
+    /* Cin, H, W, Cout, k, rows_max, transform, bias, cap, misalign, threads */
+    check_conv(&rng, 3, 5, 7, 4, 3, 1, GN_SILU, true, -1, 0, 1);   /* GN+SiLU, bands of 1 */
+    check_conv(&rng, 3, 5, 7, 4, 3, 2, GN_SILU, true, -1, 1, 2);   /* bands not dividing H, unaligned */
+    check_conv(&rng, 8, 9, 6, 5, 3, 0, GN, true, -1, 0, 2);        /* norm without SiLU */
+    check_conv(&rng, 4, 8, 6, 3, 3, 3, UP, true, -1, 0, 1);        /* nearest x2 only */
+    check_conv(&rng, 4, 2, 2, 3, 3, 1, UP_GN, true, -1, 0, 2);     /* x2 of a 1x1 map, plus GN+SiLU */
+    check_conv(&rng, 32, 12, 10, 16, 3, 5, UP, true, -1, 1, 3);    /* decoder-like upsample conv */
+    check_conv(&rng, 6, 7, 5, 4, 3, 2, GN_ACC, true, -1, 0, 1);    /* accumulate into out */
+    check_conv(&rng, 6, 7, 5, 9, 1, 0, ACC, true, -1, 0, 2);       /* 1x1 shortcut, accumulated */
+    check_conv(&rng, 64, 16, 12, 32, 3, 4, GN_SILU, true, -1, 0, 2); /* resnet-like, many bands */
+    /* the transformed band lives in the scratch too: one row of it, exactly */
+    const conv_input_op op = {.norm = 1};
+    check_conv(&rng, 16, 11, 9, 8, 3, 0, GN_SILU, true, (long)latup_conv2d_band_floats(16, 9, 3, 1, &op), 0, 2);
+    check_conv(&rng, 16, 12, 10, 8, 3, 0, UP, true, (long)latup_conv2d_band_floats(16, 10, 3, 2, &op), 0, 3);
     assert_int_equal(tu_n_failed - failed_before, 0);
 }
 
-/* conv2d_band_rows: the largest band in 1..H whose im2col fits the budget (1 when none fits). */
-static void test_conv2d_band_rows(void **state) {
+/* The band height: 1..H, at most band_rows_max, the same for every thread count; the scratch
+ * asked for is one band per worker; a capacity short of one row is refused with nothing written. */
+static void test_conv2d_bands(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
-    const char *kname = "conv2d_band_rows";
-    static const int cases[][4] = {/* Cin, H, W, k */
-                                   {1, 1, 1, 3},  {3, 5, 7, 3},    {16, 13, 17, 3},
-                                   {360, 64, 64, 3}, {256, 7, 1, 3}, {7, 9, 5, 5}};
+    const char *kname = "conv2d_bands";
+    static const int cases[][5] = {/* Cin, H, W, k, rows_max */
+                                   {1, 1, 1, 3, 0},    {3, 5, 7, 3, 0},  {16, 13, 17, 3, 0}, {360, 64, 64, 3, 0},
+                                   {256, 7, 1, 3, 0},  {7, 9, 5, 5, 2},  {512, 128, 128, 3, 0},
+                                   {128, 1024, 1024, 3, 0}, {16, 3000, 5000, 3, 0}, {360, 64, 64, 3, 3}};
+    const conv_input_op gn = {.norm = 1};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        int Cin = cases[c][0], H = cases[c][1], W = cases[c][2], k = cases[c][3];
-        size_t one = conv2d_col_floats(Cin, W, k, 1), all = conv2d_col_floats(Cin, W, k, H);
-        size_t budgets[] = {0, one - 1, one, one + 1, 2 * one, 2 * one + one / 2, 3 * one - 1,
-                            all - 1, all, all + 1, SIZE_MAX / 8};
-        bool ok = true, mono = true;
-        for (int r = 1; r < H; r++)
-            if (conv2d_col_floats(Cin, W, k, r + 1) < conv2d_col_floats(Cin, W, k, r)) mono = false;
-        for (size_t i = 0; i < sizeof budgets / sizeof budgets[0]; i++) {
-            size_t bud = budgets[i];
-            int r = conv2d_band_rows(Cin, H, W, k, bud);
-            bool good = r >= 1 && r <= H;
-            if (good && r > 1 && conv2d_col_floats(Cin, W, k, r) > bud) good = false; /* fits */
-            if (good && r < H && conv2d_col_floats(Cin, W, k, r + 1) <= bud) good = false; /* max */
-            if (!good) {
-                printf("    Cin%d %dx%d k%d budget %zu -> band %d (col(band) = %zu)\n", Cin, H, W,
-                       k, bud, r, r >= 1 ? conv2d_col_floats(Cin, W, k, r) : 0);
-                ok = false;
+        const int Cin = cases[c][0], H = cases[c][1], W = cases[c][2], k = cases[c][3], rmax = cases[c][4];
+        for (int t = 0; t < 2; t++) {
+            const conv_input_op *op = t ? &gn : NULL;
+            bool ok = true;
+            const conv_ctx c1 = {1, rmax, "c"};
+            const int r1 = latup_conv2d_band_rows(Cin, H, W, k, op, &c1);
+            if (r1 < 1 || r1 > H || (rmax > 0 && r1 > rmax)) ok = false;
+            for (int nt = 1; nt <= 8; nt++) {
+                const conv_ctx cn = {nt, rmax, "c"};
+                const int rn = latup_conv2d_band_rows(Cin, H, W, k, op, &cn);
+                const int nb = (H + rn - 1) / rn, workers = nt < nb ? nt : nb;
+                if (rn != r1) ok = false; /* the thread count never shapes the bands */
+                if (latup_conv2d_scratch_floats(Cin, H, W, k, op, &cn) !=
+                    latup_conv2d_band_floats(Cin, W, k, rn, op) * (size_t)workers)
+                    ok = false;
             }
+            for (int r = 1; r < H && r < 64; r++)
+                if (latup_conv2d_band_floats(Cin, W, k, r + 1, op) <= latup_conv2d_band_floats(Cin, W, k, r, op))
+                    ok = false;
+            tu_check_true(kname, shape("Cin%d %dx%d k%d rows<=%d%s: band %d for 1..8 threads", Cin, H, W, k, rmax,
+                                       t ? " norm" : "", r1), ok);
         }
-        tu_check_true(kname, shape("Cin%d %dx%d k%d: 11 budgets, largest band that fits", Cin,
-                                   H, W, k),
-                      ok && mono && one > 0);
     }
+    /* not even one row fits: an error naming the conv, and the output untouched */
+    float out[4 * 3 * 3], in[2 * 3 * 3] = {0}, w[4 * 2 * 9] = {0}, col[17];
+    for (int i = 0; i < 36; i++) out[i] = -7.0f;
+    const conv_ctx ctx = {2, 0, "layers.3.conv"};
+    latup_status st = latup_conv2d_forward(out, in, w, NULL, 2, 3, 3, 4, 3, NULL, col,
+                                           latup_conv2d_band_floats(2, 3, 3, 1, NULL) - 1, &ctx);
+    bool untouched = true;
+    for (int i = 0; i < 36; i++) untouched = untouched && out[i] == -7.0f;
+    tu_check_true(kname, shape("capacity below one row: LATUP_E_INTERNAL naming the conv (\"%s\")", latup_last_error()),
+                  st == LATUP_E_INTERNAL && strstr(latup_last_error(), "layers.3.conv") && untouched);
     assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
 }
 
@@ -503,7 +509,7 @@ static void check_linear(tu_rng *rng, int N, int Cin, int Cout, bool with_bias, 
     float *in_copy = dup_floats(in.p, nin), *w_copy = dup_floats(wt.p, nw);
 
     omp_set_num_threads(nthreads);
-    linear_forward(out.p, in.p, wt.p, with_bias ? b.p : NULL, N, Cin, Cout);
+    latup_linear_forward(out.p, in.p, wt.p, with_bias ? b.p : NULL, N, Cin, Cout);
 
     double *ref = xmalloc(nout * sizeof(double)), *tol = xmalloc(nout * sizeof(double));
     naive_linear(ref, tol, in.p, wt.p, with_bias ? b.p : NULL, N, Cin, Cout);
@@ -564,9 +570,9 @@ static void check_layernorm(tu_rng *rng, int N, int C, float mean, float std, bo
     omp_set_num_threads(nthreads);
     if (in_place) {
         memcpy(out.p, in.p, n * sizeof(float));
-        layernorm_forward(out.p, out.p, wt.p, b.p, N, C, eps);
+        latup_layernorm_forward(out.p, out.p, wt.p, b.p, N, C, eps);
     } else {
-        layernorm_forward(out.p, in.p, wt.p, b.p, N, C, eps);
+        latup_layernorm_forward(out.p, in.p, wt.p, b.p, N, C, eps);
     }
     tu_check(kname, shp, out.p, ref, tol, 0, n);
     guards(kname, shp, 4, &in, "inp", &wt, "weight", &b, "bias", &out, "out");
@@ -611,9 +617,9 @@ static void check_gelu(tu_rng *rng, size_t n, bool in_place) {
     float *in_copy = dup_floats(in.p, n);
     if (in_place) {
         memcpy(out.p, in.p, n * sizeof(float));
-        gelu_forward(out.p, out.p, n);
+        latup_gelu_forward(out.p, out.p, n);
     } else {
-        gelu_forward(out.p, in.p, n);
+        latup_gelu_forward(out.p, in.p, n);
     }
     tu_check(kname, shp, out.p, ref, tol, 0, n);
     guards(kname, shp, 2, &in, "inp", &out, "out");
@@ -646,9 +652,9 @@ static void check_leaky(tu_rng *rng, size_t n, float slope, bool in_place) {
     for (size_t i = 0; i < n; i++) ref[i] = naive_leaky(in.p[i], slope);
     if (in_place) {
         memcpy(out.p, in.p, n * sizeof(float));
-        leaky_relu_forward(out.p, out.p, n, slope);
+        latup_leaky_relu_forward(out.p, out.p, n, slope);
     } else {
-        leaky_relu_forward(out.p, in.p, n, slope);
+        latup_leaky_relu_forward(out.p, in.p, n, slope);
     }
     tu_check_exact(kname, shp, out.p, ref, n);
     guards(kname, shp, 2, &in, "inp", &out, "out");
@@ -698,7 +704,7 @@ static void check_softmax(tu_rng *rng, int rows, int cols, int kind, int nthread
         }
     }
     omp_set_num_threads(nthreads);
-    softmax_rows(x.p, rows, cols);
+    latup_softmax_rows(x.p, rows, cols);
     tu_check(kname, shp, x.p, ref, tol, 0, n);
     guards(kname, shp, 1, &x, "x");
     double worst = 0, rtol = EPS * (4 + 2 * sqrt((double)cols));
@@ -743,7 +749,7 @@ static void test_add_inplace(void **state) {
         tu_fill_normal(&rng, x.p, n, 0.0f, 1.0f);
         float *ref = xmalloc(n * sizeof(float));
         for (size_t i = 0; i < n; i++) ref[i] = y.p[i] + x.p[i];
-        add_inplace(y.p, x.p, n);
+        latup_add_inplace(y.p, x.p, n);
         tu_check_exact("add_inplace", shp, y.p, ref, n);
         guards("add_inplace", shp, 2, &y, "y", &x, "x");
         free(ref);
@@ -766,16 +772,16 @@ static void test_chw_hwc(void **state) {
         tu_buf in = tu_alloc(n), mid = tu_alloc(n), back = tu_alloc(n);
         tu_fill_normal(&rng, in.p, n, 0.0f, 1.0f);
         float *ref = xmalloc(n * sizeof(float)), *ref2 = xmalloc(n * sizeof(float));
-        chw_to_hwc(mid.p, in.p, C, HW);
+        latup_chw_to_hwc(mid.p, in.p, C, HW);
         naive_chw_to_hwc(ref, in.p, C, HW);
         tu_check_exact("chw_to_hwc", shp, mid.p, ref, n);
         /* hwc_to_chw on independent data (not just the inverse of the kernel's own output) */
-        hwc_to_chw(back.p, in.p, C, HW);
+        latup_hwc_to_chw(back.p, in.p, C, HW);
         naive_hwc_to_chw(ref2, in.p, C, HW);
         tu_check_exact("hwc_to_chw", shp, back.p, ref2, n);
-        hwc_to_chw(back.p, mid.p, C, HW);
+        latup_hwc_to_chw(back.p, mid.p, C, HW);
         char shp2[256];
-        snprintf(shp2, sizeof shp2, "%s: hwc_to_chw(chw_to_hwc(x)) == x", shp);
+        snprintf(shp2, sizeof shp2, "%s: latup_hwc_to_chw(latup_chw_to_hwc(x)) == x", shp);
         tu_check_exact("chw<->hwc", shp2, back.p, in.p, n);
         guards("chw<->hwc", shp, 3, &in, "inp", &mid, "hwc", &back, "chw");
         free(ref), free(ref2);
@@ -800,7 +806,7 @@ static void test_pixel_shuffle(void **state) {
         tu_fill_normal(&rng, in.p, n, 0.0f, 1.0f);
         float *ref = xmalloc(n * sizeof(float));
         omp_set_num_threads(2);
-        pixel_shuffle(out.p, in.p, C, H, W, r);
+        latup_pixel_shuffle(out.p, in.p, C, H, W, r);
         naive_pixel_shuffle(ref, in.p, C, H, W, r);
         tu_check_exact("pixel_shuffle", shp, out.p, ref, n);
         guards("pixel_shuffle", shp, 2, &in, "inp", &out, "out");
@@ -826,7 +832,7 @@ static void test_reflect_pad(void **state) {
         tu_buf in = tu_alloc(nin), out = tu_alloc(nout);
         tu_fill_normal(&rng, in.p, nin, 0.0f, 1.0f);
         float *ref = xmalloc(nout * sizeof(float));
-        reflect_pad(out.p, in.p, C, H, W, Hp, Wp);
+        latup_reflect_pad(out.p, in.p, C, H, W, Hp, Wp);
         naive_reflect_pad(ref, in.p, C, H, W, Hp, Wp);
         tu_check_exact("reflect_pad", shp, out.p, ref, nout);
         guards("reflect_pad", shp, 2, &in, "inp", &out, "out");
@@ -851,7 +857,7 @@ static void test_crop(void **state) {
         tu_buf in = tu_alloc(nin), out = tu_alloc(nout);
         tu_fill_normal(&rng, in.p, nin, 0.0f, 1.0f);
         float *ref = xmalloc(nout * sizeof(float));
-        crop(out.p, in.p, C, H, W, Ho, Wo);
+        latup_crop(out.p, in.p, C, H, W, Ho, Wo);
         naive_crop(ref, in.p, C, H, W, Ho, Wo);
         tu_check_exact("crop", shp, out.p, ref, nout);
         guards("crop", shp, 2, &in, "inp", &out, "out");
@@ -881,14 +887,14 @@ static void test_windows(void **state) {
         tu_fill_normal(&rng, in.p, n, 0.0f, 1.0f);
         float *ref = xmalloc(n * sizeof(float));
         omp_set_num_threads(2);
-        window_partition(win.p, in.p, H, W, C, ws, sh);
+        latup_window_partition(win.p, in.p, H, W, C, ws, sh);
         naive_window_partition(ref, in.p, H, W, C, ws, sh);
         tu_check_exact("window_partition", shp, win.p, ref, n);
         /* window_reverse on independent data, against its own twin */
-        window_reverse(rev.p, in.p, H, W, C, ws, sh);
+        latup_window_reverse(rev.p, in.p, H, W, C, ws, sh);
         naive_window_reverse(ref, in.p, H, W, C, ws, sh);
         tu_check_exact("window_reverse", shp, rev.p, ref, n);
-        window_reverse(back.p, win.p, H, W, C, ws, sh);
+        latup_window_reverse(back.p, win.p, H, W, C, ws, sh);
         char shp2[256];
         snprintf(shp2, sizeof shp2, "%s: reverse(partition(x)) == x", shp);
         tu_check_exact("window round trip", shp2, back.p, in.p, n);
@@ -913,7 +919,7 @@ static void test_relative_bias(void **state) {
         tu_buf table = tu_alloc(nt), out = tu_alloc(n);
         tu_fill_normal(&rng, table.p, nt, 0.0f, 1.0f);
         float *ref = xmalloc(n * sizeof(float));
-        relative_bias_gather(out.p, table.p, ws, nH);
+        latup_relative_bias_gather(out.p, table.p, ws, nH);
         naive_relative_bias(ref, table.p, ws, nH);
         tu_check_exact("relative_bias_gather", shp, out.p, ref, n);
         guards("relative_bias_gather", shp, 2, &table, "table", &out, "out");
@@ -938,7 +944,7 @@ static void test_shift_mask(void **state) {
         snprintf(shp, sizeof shp, "%dx%d ws%d shift%d nW%d", H, W, ws, sh, nW);
         tu_buf out = tu_alloc(n);
         float *ref = xmalloc(n * sizeof(float));
-        shift_mask_build(out.p, H, W, ws, sh);
+        latup_shift_mask_build(out.p, H, W, ws, sh);
         naive_shift_mask(ref, H, W, ws, sh);
         tu_check_exact("shift_mask_build", shp, out.p, ref, n);
         /* exactly 0 or -100, symmetric, zero diagonal; some -100 iff shifted */
@@ -984,7 +990,7 @@ static void check_attention(tu_rng *rng, int H, int W, int ws, int shift, bool w
            nm = (size_t)nW * N * N, ntab = (size_t)(2 * ws - 1) * (2 * ws - 1) * nH;
     float scale = 1.0f / sqrtf((float)hd);
     tu_buf qkv = tu_alloc(nqkv), bias = tu_alloc(nb), mask = tu_alloc(with_mask ? nm : 0),
-           out = tu_alloc(nout), scratch = tu_alloc(window_attention_scratch_floats(N, nthreads));
+           out = tu_alloc(nout), scratch = tu_alloc(latup_window_attention_scratch_floats(N, nthreads));
     /* q, k with unit-ish entries give scores of a few units, like a trained model */
     tu_fill_normal(rng, qkv.p, nqkv, 0.0f, 1.0f);
     float *table = xmalloc(ntab * sizeof(float));
@@ -994,8 +1000,9 @@ static void check_attention(tu_rng *rng, int H, int W, int ws, int shift, bool w
     float *qkv_copy = dup_floats(qkv.p, nqkv);
 
     omp_set_num_threads(omp_threads);
-    window_attention_forward(out.p, qkv.p, bias.p, with_mask ? mask.p : NULL, nW, N, nH, hd, scale,
-                             scratch.p, nthreads);
+    latup_status st = latup_window_attention_forward(out.p, qkv.p, bias.p, with_mask ? mask.p : NULL, nW, N, nH,
+                                                     hd, scale, scratch.p, scratch.n, nthreads);
+    tu_check_true(kname, shape("%s: status OK", shp), st == LATUP_OK);
 
     double *ref = xmalloc(nout * sizeof(double)), *tol = xmalloc(nout * sizeof(double));
     naive_window_attention(ref, tol, qkv.p, bias.p, with_mask ? mask.p : NULL, nW, N, nH, hd,
@@ -1125,7 +1132,7 @@ static void naive_attention(double *out, double *tol, const float *q, const floa
  *   tol = 1.1 tol_gn + 4 EPS |silu(y)| + 1e-36
  * (x / (1 + expf(-x)) is within ~3 ulp; the floor covers x < -88.7, where expf(-x) overflows and
  * the result is -0 instead of a value below 3e-37). The fused kernel must also equal
- * silu_forward(groupnorm_forward(x)) bit for bit: same fp32 operations in the same order. */
+ * latup_silu_forward(latup_groupnorm_forward(x)) bit for bit: same fp32 operations in the same order. */
 static void check_groupnorm(tu_rng *rng, int C, int H, int W, int G, float mean, float std,
                             bool in_place, size_t misalign, int nthreads) {
     const char *kname = "groupnorm_forward", *kfused = "groupnorm_silu_forward";
@@ -1150,14 +1157,14 @@ static void check_groupnorm(tu_rng *rng, int C, int H, int W, int G, float mean,
         memcpy(out.p, in.p, n * sizeof(float));
         src = out.p;
     }
-    groupnorm_forward(out.p, src, wt.p, b.p, C, HW, G, eps);
+    latup_groupnorm_forward(out.p, src, wt.p, b.p, C, HW, G, eps);
     tu_check(kname, shp, out.p, ref, tol, 0, n);
 
     if (in_place) {
         memcpy(fused.p, in.p, n * sizeof(float));
-        groupnorm_silu_forward(fused.p, fused.p, wt.p, b.p, C, HW, G, eps);
+        latup_groupnorm_silu_forward(fused.p, fused.p, wt.p, b.p, C, HW, G, eps);
     } else {
-        groupnorm_silu_forward(fused.p, in.p, wt.p, b.p, C, HW, G, eps);
+        latup_groupnorm_silu_forward(fused.p, in.p, wt.p, b.p, C, HW, G, eps);
     }
     for (size_t i = 0; i < n; i++) {
         ref[i] = naive_silu(ref[i]);
@@ -1165,7 +1172,7 @@ static void check_groupnorm(tu_rng *rng, int C, int H, int W, int G, float mean,
     }
     tu_check(kfused, shp, fused.p, ref, tol, 0, n);
     /* the composition of the two kernels, applied to the GroupNorm output computed above */
-    silu_forward(out.p, out.p, n);
+    latup_silu_forward(out.p, out.p, n);
     char shp2[256];
     snprintf(shp2, sizeof shp2, "%s == silu(gn)", shp);
     tu_check_exact(kfused, shp2, fused.p, out.p, n);
@@ -1206,9 +1213,9 @@ static void test_groupnorm(void **state) {
         tu_fill_normal(&rng, w, C, 1.0f, 0.5f);
         tu_fill_normal(&rng, bb, C, 0.0f, 0.5f);
         omp_set_num_threads(1);
-        groupnorm_silu_forward(y1, x, w, bb, C, HW, G, 1e-6f);
+        latup_groupnorm_silu_forward(y1, x, w, bb, C, HW, G, 1e-6f);
         omp_set_num_threads(2);
-        groupnorm_silu_forward(y2, x, w, bb, C, HW, G, 1e-6f);
+        latup_groupnorm_silu_forward(y2, x, w, bb, C, HW, G, 1e-6f);
         tu_check_exact("groupnorm_silu_forward", "C256 45x37 G32: t1 == t2", y2, y1, n);
         free(x), free(w), free(bb), free(y1), free(y2);
     }
@@ -1236,9 +1243,9 @@ static void check_silu(tu_rng *rng, size_t n, bool in_place) {
     float *in_copy = dup_floats(in.p, n);
     if (in_place) {
         memcpy(out.p, in.p, n * sizeof(float));
-        silu_forward(out.p, out.p, n);
+        latup_silu_forward(out.p, out.p, n);
     } else {
-        silu_forward(out.p, in.p, n);
+        latup_silu_forward(out.p, in.p, n);
     }
     tu_check(kname, shp, out.p, ref, tol, 0, n);
     guards(kname, shp, 2, &in, "inp", &out, "out");
@@ -1279,7 +1286,7 @@ static void test_upsample(void **state) {
         tu_fill_normal(&rng, in.p, nin, 0.0f, 1.0f);
         float *ref = xmalloc(nout * sizeof(float)), *in_copy = dup_floats(in.p, nin);
         omp_set_num_threads(t);
-        upsample_nearest2x(out.p, in.p, C, H, W);
+        latup_upsample_nearest2x(out.p, in.p, C, H, W);
         naive_upsample2x(ref, in.p, C, H, W);
         tu_check_exact("upsample_nearest2x", shp, out.p, ref, nout);
         guards("upsample_nearest2x", shp, 2, &in, "inp", &out, "out");
@@ -1319,7 +1326,7 @@ static void check_attention_blocked(tu_rng *rng, int N, int C, int bq, int bk, i
     float scale = 1.0f / sqrtf((float)C);
     tu_buf q = tu_alloc_misaligned(n, misalign), k = tu_alloc(n), v = tu_alloc_misaligned(n, misalign),
            out = tu_alloc_misaligned(n, misalign),
-           scratch = tu_alloc_misaligned(attention_blocked_scratch_floats(N, C, bq, bk, nthreads),
+           scratch = tu_alloc_misaligned(latup_attention_blocked_scratch_floats(N, C, bq, bk, nthreads),
                                          misalign);
     tu_fill_normal(rng, v.p, n, 0.0f, 1.0f);
     switch (kind) {
@@ -1336,7 +1343,9 @@ static void check_attention_blocked(tu_rng *rng, int N, int C, int bq, int bk, i
     float *qc = dup_floats(q.p, n), *kc = dup_floats(k.p, n), *vc = dup_floats(v.p, n);
 
     omp_set_num_threads(omp_threads);
-    attention_blocked_forward(out.p, q.p, k.p, v.p, N, C, scale, bq, bk, scratch.p, nthreads);
+    latup_status st = latup_attention_blocked_forward(out.p, q.p, k.p, v.p, N, C, scale, bq, bk, scratch.p,
+                                                      scratch.n, nthreads);
+    tu_check_true(kname, shape("%s: status OK", shp), st == LATUP_OK);
 
     int bkc = bk < 1 ? 1 : (bk > N ? N : bk);
     double *ref = xmalloc(n * sizeof(double)), *tol = xmalloc(n * sizeof(double));
@@ -1384,7 +1393,7 @@ static void test_attention_blocked(void **state) {
     check_attention_blocked(&rng, 300, 32, 17, 64, AT_RAND, 0, 0, 2, 4);
     check_attention_blocked(&rng, 300, 32, 17, 64, AT_RAND, 0, 1, 1, 4);
     /* memory is O(bq*bk + bq*C) per thread, independent of N^2 */
-    size_t s64 = attention_blocked_scratch_floats(16384, 512, 64, 256, 2);
+    size_t s64 = latup_attention_blocked_scratch_floats(16384, 512, 64, 256, 2);
     tu_check_true("attention_blocked_fwd",
                   shape("scratch N16384 C512 bq64 bk256 t2: %zu floats (N^2 = %zu)", s64,
                         (size_t)16384 * 16384),
@@ -1394,8 +1403,8 @@ static void test_attention_blocked(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv2d),        cmocka_unit_test(test_conv2d_ex),
-        cmocka_unit_test(test_conv2d_band_rows),
+        cmocka_unit_test(test_conv2d),        cmocka_unit_test(test_conv2d_transform),
+        cmocka_unit_test(test_conv2d_bands),
         cmocka_unit_test(test_linear),        cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_gelu),          cmocka_unit_test(test_leaky_relu),
         cmocka_unit_test(test_softmax),       cmocka_unit_test(test_add_inplace),

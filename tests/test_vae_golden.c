@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "golden.h"
+#include "weightgen.h"
 #include "io/json.h"
 #include "latup.h"
 
@@ -91,88 +92,6 @@ static void test_vae_small_all_namings(void **state) {
 }
 
 /* ---- the real widths: weights from the generator in the golden file's metadata -------------------- */
-static uint64_t fnv1a64(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
-}
-
-static int ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), k = strlen(suf);
-    return n >= k && strcmp(s + n - k, suf) == 0;
-}
-
-/* "latup VAE weight generator v1" (tools/README.md): splitmix64 per tensor, integer levels. */
-static void generate(float *out, const char *name, int ndim, const int64_t *shape, uint64_t G, int Lw) {
-    int64_t n = 1, fan_in = 1;
-    for (int d = 0; d < ndim; d++) n *= shape[d];
-    for (int d = 1; d < ndim; d++) fan_in *= shape[d];
-    const int bias = ends_with(name, ".bias"), gn = !bias && ndim == 1;
-    const int L = bias || gn ? 6 : Lw;
-    int e = 0;
-    if (!bias && !gn)
-        while (6.0 * ldexp(1.0, 2 * e) < (double)L * (L + 1) * (double)fan_in) e++;
-    uint64_t s = fnv1a64(name) ^ G;
-    for (int64_t i = 0; i < n; i++) {
-        s += 0x9e3779b97f4a7c15ull;
-        uint64_t z = s;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        z ^= z >> 31;
-        const int64_t k = (int64_t)((z >> 11) % (uint64_t)(2 * L + 1)) - L;
-        out[i] = bias ? (float)k / 64.0f : gn ? 1.0f + (float)k / 32.0f : ldexpf((float)k, -e);
-    }
-}
-
-/* Builds the weights named in the golden file's weights_checksums, checks each tensor's sum and
- * first values against it, and writes them (ldm names, F32) to path. */
-static void write_generated_vae(const latup_weights *g, const char *path) {
-    const char *ck = latup_weights_meta(g, "weights_checksums");
-    const char *seed = latup_weights_meta(g, "seed"), *lw = latup_weights_meta(g, "weights_Lw");
-    assert_non_null(ck);
-    assert_non_null(seed);
-    assert_non_null(lw);
-    latup_json_doc doc;
-    assert_int_equal(latup_json_parse(ck, strlen(ck), 1u << 20, &doc), LATUP_OK);
-    const latup_json *root = doc.root;
-    latup_weights w = {0};
-    w.t = calloc(root->u.kids.n, sizeof *w.t);
-    size_t total = 0;
-    for (const latup_json *e = root->u.kids.first; e; e = e->next) {
-        size_t n = 1;
-        for (const latup_json *d = e->u.kids.first->u.kids.first; d; d = d->next) n *= (size_t)d->u.i;
-        total += n;
-    }
-    float *blob = malloc(total * sizeof(float));
-    w.blob = blob;
-    int checked = 0;
-    for (const latup_json *e = root->u.kids.first; e; e = e->next, w.n++) {
-        latup_wtensor *t = &w.t[w.n];
-        t->name = strdup(e->key);
-        t->dtype = LATUP_DT_F32;
-        const latup_json *shape = e->u.kids.first, *sum = shape->next, *first = sum->next;
-        t->numel = 1;
-        for (const latup_json *d = shape->u.kids.first; d; d = d->next) t->shape[t->ndim++] = d->u.i, t->numel *= d->u.i;
-        t->f32 = blob;
-        blob += t->numel;
-        generate(t->f32, t->name, t->ndim, t->shape, (uint64_t)strtoull(seed, NULL, 10), atoi(lw));
-        double s = 0;
-        for (int64_t i = 0; i < t->numel; i++) s += t->f32[i];
-        const double want = sum->type == LATUP_JSON_INT ? (double)sum->u.i : sum->u.d;
-        if (s != want) printf("generator mismatch: %s sum %.17g, expected %.17g\n", t->name, s, want);
-        assert_true(s == want);
-        int i = 0;
-        for (const latup_json *f = first->u.kids.first; f; f = f->next, i++)
-            assert_true(t->f32[i] == (float)(f->type == LATUP_JSON_INT ? (double)f->u.i : f->u.d));
-        checked++;
-    }
-    printf("generated %d tensors (%zu values) from the golden file's generator spec; sums and first values match\n",
-           checked, total);
-    assert_int_equal(latup_safetensors_write(path, &w), LATUP_OK);
-    latup_json_free(&doc);
-    latup_weights_free(&w);
-}
-
 /* ---- tiled decoding: the error against the exact decode is measured and bounded ------------------- */
 static double tiled_error(const latup_vae *v, const latup_tensor *z, const latup_tensor *exact, int tile, int overlap) {
     latup_decode_opts o = {.tile = tile, .overlap = overlap};
@@ -196,7 +115,7 @@ static void test_vae_real_widths(void **state) {
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     close(fd);
-    write_generated_vae(&g, path);
+    assert_true(wg_write_generated(&g, "seed", path) > 0);
     latup_weights_free(&g);
     int lines = 0;
     int bad = run_vae_case("vae/real", path, gpath, &lines);

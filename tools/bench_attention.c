@@ -39,18 +39,18 @@ static double median(double *t, int n) {
 static void attention_plain(float *out, float *S, const float *q, const float *k, const float *v,
                             int N, int C, float scale) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, N, C, scale, q, C, k, C, 0.0f, S, N);
-    softmax_rows(S, N, N);
+    latup_softmax_rows(S, N, N);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, N, 1.0f, S, N, v, C, 0.0f, out, C);
 }
 
 static double time_blocked(float *out, const float *q, const float *k, const float *v, int N, int C,
                            float scale, int bq, int bk, int threads, int runs) {
-    float *scratch = malloc(attention_blocked_scratch_floats(N, C, bq, bk, threads) * sizeof(float));
+    float *scratch = malloc(latup_attention_blocked_scratch_floats(N, C, bq, bk, threads) * sizeof(float));
     double t[64];
-    attention_blocked_forward(out, q, k, v, N, C, scale, bq, bk, scratch, threads); /* warm-up */
+    latup_attention_blocked_forward(out, q, k, v, N, C, scale, bq, bk, scratch, threads); /* warm-up */
     for (int r = 0; r < runs; r++) {
         double t0 = omp_get_wtime();
-        attention_blocked_forward(out, q, k, v, N, C, scale, bq, bk, scratch, threads);
+        latup_attention_blocked_forward(out, q, k, v, N, C, scale, bq, bk, scratch, threads);
         t[r] = omp_get_wtime() - t0;
     }
     free(scratch);
@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
     double maxdiff = 0;
     for (size_t i = 0; i < NC; i++) maxdiff = fmax(maxdiff, fabs((double)o1[i] - o2[i]));
     printf("  blocked bq %4d bk %4d (scratch %5.2f MiB) %8.3f s  %7.1f GFLOP/s  max|blocked-plain| %.2e\n",
-           bq, bk, attention_blocked_scratch_floats(N, C, bq, bk, threads) * 4 / 1048576.0, tb,
+           bq, bk, latup_attention_blocked_scratch_floats(N, C, bq, bk, threads) * 4 / 1048576.0, tb,
            gflop / tb, maxdiff);
 
     if (sweep) {
@@ -121,7 +121,7 @@ int main(int argc, char **argv) {
                 double ts = time_blocked(o1, q, k, v, N, C, scale, bqs[i], bks[j], threads, runs);
                 printf("  sweep   bq %4d bk %4d (scratch %5.2f MiB) %8.3f s  %7.1f GFLOP/s\n", bqs[i],
                        bks[j],
-                       attention_blocked_scratch_floats(N, C, bqs[i], bks[j], threads) * 4 / 1048576.0,
+                       latup_attention_blocked_scratch_floats(N, C, bqs[i], bks[j], threads) * 4 / 1048576.0,
                        ts, gflop / ts);
             }
     }

@@ -186,7 +186,7 @@ int main(int argc, char **argv) {
     qsort(t, (size_t)runs, sizeof t[0], cmpd);
     double fl = flops(size, size);
     printf("VAE decode (real widths), %dx%d latent -> %dx%d image%s; plan %.0f MiB + weights %.0f MiB\n", size, size,
-           8 * size, 8 * size, tile ? " (tiled)" : "", p.total / 1048576.0, p.weights / 1048576.0);
+           8 * size, 8 * size, tile ? " (tiled)" : "", p.mem.arena / 1048576.0, p.mem.weights / 1048576.0);
     printf("threads %d, runs %d: median %.2f s (min %.2f, max %.2f); %.1f GFLOP -> %.1f GFLOP/s\n", latup_get_threads(),
            runs, t[runs / 2], t[0], t[runs - 1], fl * 1e-9, fl * 1e-9 / t[runs / 2]);
     latup_tensor_free(&z);

@@ -75,7 +75,7 @@ int cli_run(int argc, char **argv) {
     if (st == LATUP_OK) st = cli_read_latent(in_path, &lo, &x, &is_png);
     if (st == LATUP_OK) {
         double t1 = latup_now();
-        latup_run_opts ro = {NULL, NULL, dopt.verbose, dopt.progress};
+        latup_run_opts ro = {.verbose = dopt.verbose, .progress = dopt.progress};
         st = latup_lua_upscale(m, &x, scale, &up, &ro);
         if (st == LATUP_E_INPUT) latup_error_prefix(in_path); /* name the file the data came from */
         t_up = latup_now() - t1;

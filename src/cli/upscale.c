@@ -74,7 +74,8 @@ int cli_upscale(int argc, char **argv) {
     }
     if (st == LATUP_OK) {
         cli_dump_ctx dc = {dump_dir, LATUP_OK};
-        latup_run_opts ro = {dump_dir ? cli_dump_npy : NULL, &dc, verbose && !quiet, !quiet && cli_stderr_is_tty()};
+        latup_run_opts ro = {.dump = dump_dir ? cli_dump_npy : NULL, .dump_user = &dc, .verbose = verbose && !quiet,
+                             .progress = !quiet && cli_stderr_is_tty()};
         st = latup_lua_upscale(m, &x, scale, &y, &ro);
         if (st == LATUP_E_INPUT) latup_error_prefix(in_path); /* name the file the data came from */
         if (st == LATUP_OK && dc.st != LATUP_OK) st = dc.st;

@@ -1,6 +1,8 @@
 /* lua.c — the LUA model's forward pass (and SwinIR's: the same trunk with a classic tail), as
- * ../shared/spec/lua.md steps 0-7, top to bottom in latup_lua_upscale(); its memory plan is the
- * same pass run in counting mode. Loading lives in lua_load.c. */
+ * ../shared/spec/lua.md steps 0-7, top to bottom in lua_forward(). The memory plan is the same
+ * pass run in counting mode: every buffer is taken from an arena (src/ops/arena.h) where it is
+ * used, so the plan is the sum of the takes by construction. Loading lives in lua_load.c. */
+#include "ops/arena.h"
 #include "ops/kernels.h"
 #include "model/lua_model.h"
 
@@ -10,7 +12,6 @@
 #include <string.h>
 
 #define LEAKY_SLOPE 0.01f      /* nn.LeakyReLU default: LUA heads and SwinIR conv_before_upsample */
-#define CONV_BAND_BUDGET (8u << 20) /* floats (32 MiB) of im2col scratch per conv band */
 
 static const head *find_head(const latup_lua *m, int scale) {
     for (int s = 0; s < m->cfg.n_scales; s++)
@@ -18,215 +19,170 @@ static const head *find_head(const latup_lua *m, int scale) {
     return NULL;
 }
 
-/* ---- memory plan ------------------------------------------------------------------------------ */
-
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
-latup_status latup_lua_plan_memory(const latup_lua *m, int H, int W, int scale, latup_lua_plan *p) {
-    const latup_lua_config *c = &m->cfg;
-    const int ws = c->window_size, E = c->embed_dim, F = c->head_feat;
-    memset(p, 0, sizeof *p);
-    if (!find_head(m, scale)) {
-        char have[64] = "";
-        for (int s = 0; s < c->n_scales; s++)
-            snprintf(have + strlen(have), sizeof have - strlen(have), "%sx%d", s ? ", " : "", c->scales[s]);
-        return latup_fail(LATUP_E_USAGE, "scale %d not available: this model has heads %s", scale, have);
-    }
-    if (H < 1 || W < 1 || H > 16384 || W > 16384)
-        return latup_fail(LATUP_E_INPUT, "latent size %dx%d out of range (1..16384)", H, W);
-    p->H = H, p->W = W, p->scale = scale;
-    p->Hp = round_up(H, ws), p->Wp = round_up(W, ws);
-    if (p->Hp - H >= H || p->Wp - W >= W)
-        return latup_fail(LATUP_E_INPUT,
-                          "latent %dx%d is too small: reflect padding to a multiple of the window (%d) "
-                          "needs padding < size, i.e. at least %dx%d",
-                          H, W, ws, p->Hp - H >= H ? ws / 2 + 1 : H, p->Wp - W >= W ? ws / 2 + 1 : W);
-    const size_t L = (size_t)p->Hp * p->Wp, N = (size_t)ws * ws, nW = L / N;
-    const size_t SL = L * (size_t)scale * scale;
-    if (L * (size_t)(3 * E > c->mlp_hidden ? 3 * E : c->mlp_hidden) > (size_t)INT32_MAX ||
-        SL * (size_t)(4 * F > c->in_chans ? 4 * F : c->in_chans) > (size_t)INT32_MAX * 4)
-        return latup_fail(LATUP_E_INPUT, "latent %dx%d is too large for this model", H, W);
-    const int nthreads = latup_get_threads();
-
-    p->tokens = L * E * sizeof(float);
-    p->qkv = L * 3 * E * sizeof(float);
-    p->hidden = L * (size_t)c->mlp_hidden * sizeof(float);
-    p->attn_scratch = window_attention_scratch_floats(ws * ws, nthreads) * sizeof(float);
-    p->mask = nW * N * N * sizeof(float);
-    /* head ping-pong buffers: the largest map is the last stage's [F, S*Hp, S*Wp] (equal to its
-     * conv output [4F, S/2*Hp, S/2*Wp]) or conv_last's [C, S*Hp, S*Wp] */
-    const size_t head_max = SL * (size_t)(F > c->out_chans ? F : c->out_chans);
-    p->head = 2 * head_max * sizeof(float);
-    /* im2col band: the widest conv input, Cin * 9 * W floats per row */
-    size_t col = 0;
-    int band = 0;
-    struct { int cin, h, w; } convs[] = {
-        {c->in_chans, p->Hp, p->Wp}, {E, p->Hp, p->Wp}, {F, p->Hp * scale, p->Wp * scale},
-        {F, p->Hp * scale / 2, p->Wp * scale / 2}};
-    for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++) {
-        int rows = conv2d_band_rows(convs[i].cin, convs[i].h, convs[i].w, 3, CONV_BAND_BUDGET);
-        size_t f = conv2d_col_floats(convs[i].cin, convs[i].w, 3, rows);
-        if (f > col) col = f, band = rows;
-    }
-    p->conv_col = col * sizeof(float);
-    p->conv_band_rows = band;
-    /* pad [C,L], f0 [E,L], 5 token buffers (t, r, u, win, ao), qkv, hidden, scratch */
-    p->total = (size_t)c->in_chans * L * sizeof(float) + 6 * p->tokens + p->qkv + p->hidden +
-               p->attn_scratch + p->mask + p->head + p->conv_col;
-    return LATUP_OK;
-}
-
-void latup_lua_plan_print(const latup_lua_plan *p, FILE *f) {
-    const double MiB = 1024.0 * 1024.0;
-    fprintf(f, "memory plan: latent %dx%d -> padded %dx%d, x%d\n", p->H, p->W, p->Hp, p->Wp, p->scale);
-    fprintf(f, "  token buffers [L,E]     6 x %8.1f MiB\n", p->tokens / MiB);
-    fprintf(f, "  qkv [L,3E]                  %8.1f MiB\n", p->qkv / MiB);
-    fprintf(f, "  mlp hidden [L,hidden]       %8.1f MiB\n", p->hidden / MiB);
-    fprintf(f, "  shift mask [nW,N,N]         %8.1f MiB\n", p->mask / MiB);
-    fprintf(f, "  attention scores/thread     %8.1f MiB\n", p->attn_scratch / MiB);
-    fprintf(f, "  im2col band (%4d rows)      %8.1f MiB\n", p->conv_band_rows, p->conv_col / MiB);
-    fprintf(f, "  head maps                   %8.1f MiB\n", p->head / MiB);
-    fprintf(f, "  arena total                 %8.1f MiB\n", p->total / MiB);
-}
-
-/* ---- forward ---------------------------------------------------------------------------------- */
-
-/* The arena, carved once per call; nothing is allocated inside the per-block loop. */
-typedef struct {
-    float *pad;     /* [C, Hp, Wp] padded input */
-    float *f0;      /* [E, L] conv_first output, the long skip */
-    float *t;       /* [L, E] residual stream */
-    float *r;       /* [L, E] RSTB input, its residual */
-    float *u, *win; /* [L, E] scratch (also [E, L] for convs) */
-    float *ao;      /* [L, E] attention output */
-    float *qkv;     /* [L, 3E] */
-    float *hid;     /* [L, hidden] */
-    float *scores;  /* per-thread [N, N] */
-    float *mask;    /* [nW, N, N] shift mask */
-    float *ha, *hb; /* head ping-pong */
-    float *col;     /* im2col band */
-    int band_rows;
-} arena;
+/* ---- execution: one pass, counted then run ----------------------------------------------------- */
 
 typedef struct {
+    latup_arena arena;           /* every buffer of the pass; counting when arena.counting */
     const latup_run_opts *opts;
-    int b;
-} dumper;
+    int nthreads;
+    int band_rows_max;           /* opts->conv_band_rows */
+    int b;                       /* batch element, for dumps */
+    latup_status st;             /* the first kernel failure */
+    double tm[5];                /* per-stage seconds */
+} lua_exec;
 
-static void dump(const dumper *d, const char *name, const float *data, int ndim, int64_t d0,
-                 int64_t d1, int64_t d2) {
-    if (!d->opts || !d->opts->dump) return;
+enum { T_EMBED, T_RSTB, T_BODY, T_HEAD, T_OUT };
+
+static void exec_init(lua_exec *e, const latup_run_opts *opts) {
+    memset(e, 0, sizeof *e);
+    e->opts = opts;
+    e->nthreads = latup_get_threads();
+    e->band_rows_max = opts ? opts->conv_band_rows : 0;
+}
+
+/* Compute only in the real pass and while nothing has failed. */
+static int live(const lua_exec *e) {
+    return !e->arena.counting && e->st == LATUP_OK && e->arena.st == LATUP_OK;
+}
+
+static void dump(const lua_exec *e, const char *name, const float *data, int ndim, int64_t d0, int64_t d1,
+                 int64_t d2) {
+    if (!live(e) || !e->opts || !e->opts->dump) return;
     latup_tensor t = {.data = (float *)data, .ndim = ndim, .shape = {d0, d1, d2, 0}};
-    d->opts->dump(d->opts->dump_user, name, &t, d->b);
+    e->opts->dump(e->opts->dump_user, name, &t, e->b);
 }
 
-static void conv(float *out, const float *inp, const latup_conv *c, int H, int W, arena *a) {
-    conv2d_forward(out, inp, c->w, c->b, c->cin, H, W, c->cout, c->k, a->col, a->band_rows);
+/* A conv takes its im2col bands from the arena for the duration of the call. */
+static void conv(lua_exec *e, float *out, const float *inp, const latup_conv *c, int H, int W, const char *name) {
+    const conv_ctx ctx = {e->nthreads, e->band_rows_max, name};
+    const size_t mark = latup_arena_mark(&e->arena);
+    const size_t n = latup_conv2d_scratch_floats(c->cin, H, W, c->k, NULL, &ctx);
+    float *col = latup_arena_take(&e->arena, n, "conv im2col bands (per call)");
+    if (live(e)) e->st = latup_conv2d_forward(out, inp, c->w, c->b, c->cin, H, W, c->cout, c->k, NULL, col, n, &ctx);
+    latup_arena_release(&e->arena, mark);
 }
 
-static void linear(float *out, const float *inp, const latup_linear *l, int N) {
-    linear_forward(out, inp, l->w, l->b, N, l->in, l->out);
+static void linear(const lua_exec *e, float *out, const float *inp, const latup_linear *l, int N) {
+    if (live(e)) latup_linear_forward(out, inp, l->w, l->b, N, l->in, l->out);
 }
 
-static void norm(float *out, const float *inp, const latup_norm *n, int N) {
-    layernorm_forward(out, inp, n->w, n->b, N, n->dim, n->eps);
+static void norm(const lua_exec *e, float *out, const float *inp, const latup_norm *n, int N) {
+    if (live(e)) latup_layernorm_forward(out, inp, n->w, n->b, N, n->dim, n->eps);
 }
+
+static void attention(lua_exec *e, float *out, const float *qkv, const swin_block *B, const float *mask, int nW,
+                      int N, int E) {
+    const int hd = E / B->num_heads;
+    const size_t mark = latup_arena_mark(&e->arena);
+    const size_t n = latup_window_attention_scratch_floats(N, e->nthreads);
+    float *scores = latup_arena_take(&e->arena, n, "attention scores (per call)");
+    if (live(e))
+        e->st = latup_window_attention_forward(out, qkv, B->rel_bias, mask, nW, N, B->num_heads, hd,
+                                               1.0f / sqrtf((float)hd), scores, n, e->nthreads);
+    latup_arena_release(&e->arena, mark);
+}
+
+/* A write of `need` floats into a buffer of `cap`: checked, never trusted. */
+static int fits(lua_exec *e, size_t need, size_t cap, const char *what) {
+    if (need <= cap) return 1;
+    if (e->st == LATUP_OK)
+        e->st = latup_fail(LATUP_E_INTERNAL, "%s: needs %zu floats, its buffer holds %zu", what, need, cap);
+    return 0;
+}
+
+/* The trunk's buffers, [L, E] token-major unless noted. */
+typedef struct {
+    float *t;       /* residual stream */
+    float *r;       /* RSTB input, its residual */
+    float *u, *win; /* scratch maps (also [E, L] for convs) */
+    float *qh;      /* qkv [L, 3E], later the MLP hidden [L, hidden] */
+    float *mask;    /* shift mask [nW, N, N] */
+} trunk_bufs;
 
 /* One Swin block on the token stream t [L, E] (spec step 4). */
-static void swin_block_forward(const swin_block *B, const latup_lua_config *c, int Hp, int Wp,
-                               arena *a, const dumper *d, const char *pfx) {
+static void swin_block_forward(lua_exec *e, const swin_block *B, const latup_lua_config *c, int Hp, int Wp,
+                               const trunk_bufs *k, const char *pfx) {
     const int E = c->embed_dim, ws = c->window_size, N = ws * ws, L = Hp * Wp, nW = L / N;
-    const int nH = B->num_heads, hd = E / nH;
     char name[192];
 #define NAME(s) (snprintf(name, sizeof name, "%s.%s", pfx, s), name)
     /* attention branch: LN, roll by -shift, windows, qkv, MSA, proj, windows back, roll back */
-    norm(a->u, a->t, &B->norm1, L);                                   /* u   [L, E]      */
-    dump(d, NAME("norm1"), a->u, 2, L, E, 0);
-    window_partition(a->win, a->u, Hp, Wp, E, ws, B->shift);          /* win [nW, N, E]  */
-    linear(a->qkv, a->win, &B->qkv, L);                               /* qkv [nW, N, 3E] */
-    dump(d, NAME("attn.qkv"), a->qkv, 3, nW, N, 3 * E);
-    window_attention_forward(a->ao, a->qkv, B->rel_bias, B->shift ? a->mask : NULL, nW, N, nH, hd,
-                             1.0f / sqrtf((float)hd), a->scores, latup_get_threads());
-    dump(d, NAME("attn.out"), a->ao, 3, nW, N, E);                    /* ao  [nW, N, E]  */
-    linear(a->win, a->ao, &B->proj, L);                               /* win [nW, N, E]  */
-    dump(d, NAME("attn.proj"), a->win, 3, nW, N, E);
-    window_reverse(a->u, a->win, Hp, Wp, E, ws, B->shift);            /* u   [L, E]      */
-    add_inplace(a->t, a->u, (size_t)L * E);                           /* t += attention  */
-    dump(d, NAME("attn_res"), a->t, 2, L, E, 0);
+    norm(e, k->u, k->t, &B->norm1, L);                                       /* u   [L, E]      */
+    dump(e, NAME("norm1"), k->u, 2, L, E, 0);
+    if (live(e)) latup_window_partition(k->win, k->u, Hp, Wp, E, ws, B->shift); /* win [nW, N, E] */
+    linear(e, k->qh, k->win, &B->qkv, L);                                    /* qkv [nW, N, 3E] */
+    dump(e, NAME("attn.qkv"), k->qh, 3, nW, N, 3 * E);
+    attention(e, k->u, k->qh, B, B->shift ? k->mask : NULL, nW, N, E);       /* u   [nW, N, E]  */
+    dump(e, NAME("attn.out"), k->u, 3, nW, N, E);
+    linear(e, k->win, k->u, &B->proj, L);                                    /* win [nW, N, E]  */
+    dump(e, NAME("attn.proj"), k->win, 3, nW, N, E);
+    if (live(e)) {
+        latup_window_reverse(k->u, k->win, Hp, Wp, E, ws, B->shift);         /* u   [L, E]      */
+        latup_add_inplace(k->t, k->u, (size_t)L * E);                        /* t += attention  */
+    }
+    dump(e, NAME("attn_res"), k->t, 2, L, E, 0);
     /* MLP branch */
-    norm(a->u, a->t, &B->norm2, L);
-    dump(d, NAME("norm2"), a->u, 2, L, E, 0);
-    linear(a->hid, a->u, &B->fc1, L);                                 /* hid [L, hidden] */
-    gelu_forward(a->hid, a->hid, (size_t)L * c->mlp_hidden);
-    dump(d, NAME("mlp.act"), a->hid, 2, L, c->mlp_hidden, 0);
-    linear(a->u, a->hid, &B->fc2, L);                                 /* u   [L, E]      */
-    dump(d, NAME("mlp.fc2"), a->u, 2, L, E, 0);
-    add_inplace(a->t, a->u, (size_t)L * E);                           /* t += mlp        */
-    dump(d, pfx, a->t, 2, L, E, 0);
+    norm(e, k->u, k->t, &B->norm2, L);
+    dump(e, NAME("norm2"), k->u, 2, L, E, 0);
+    linear(e, k->qh, k->u, &B->fc1, L);                                      /* hid [L, hidden] */
+    if (live(e)) latup_gelu_forward(k->qh, k->qh, (size_t)L * c->mlp_hidden);
+    dump(e, NAME("mlp.act"), k->qh, 2, L, c->mlp_hidden, 0);
+    linear(e, k->u, k->qh, &B->fc2, L);                                      /* u   [L, E]      */
+    dump(e, NAME("mlp.fc2"), k->u, 2, L, E, 0);
+    if (live(e)) latup_add_inplace(k->t, k->u, (size_t)L * E);               /* t += mlp        */
+    dump(e, pfx, k->t, 2, L, E, 0);
 #undef NAME
 }
 
 /* The head (spec step 6): conv_before + LeakyReLU, then per stage [conv F -> r*r*F,
  * PixelShuffle(r)], then conv_last (SwinIR's direct tail: one [conv E -> r*r*C, PixelShuffle(r)]).
- * Reads f [E, Hp, Wp]; leaves [C, S*Hp, S*Wp] in *result. Dump names are the module names. */
-static void head_forward(const head *h, const float *f, int Hp, int Wp, arena *a,
-                         const dumper *d, float **result) {
+ * Reads f [E, Hp, Wp]; leaves [C, S*Hp, S*Wp] in *result, in one of the two maps it takes from
+ * the arena. Dump names are the module names. */
+static void head_forward(lua_exec *e, const head *h, const float *f, int Hp, int Wp, float **result) {
+    /* the two ping-pong maps: x holds conv_before's output and each PixelShuffle's, y each conv's */
+    size_t nx = h->has_before ? (size_t)h->conv_before.cout * Hp * Wp : 0, ny = 0;
+    size_t hw = (size_t)Hp * Wp;
+    for (int k = 0; k < h->n_up; k++) {
+        const size_t n = (size_t)h->up[k].cout * hw;
+        ny = n > ny ? n : ny, nx = n > nx ? n : nx;
+        hw *= (size_t)h->r[k] * h->r[k];
+    }
+    if (h->has_last) ny = (size_t)h->conv_last.cout * hw > ny ? (size_t)h->conv_last.cout * hw : ny;
+    float *x = latup_arena_take(&e->arena, nx, "head map x");
+    float *y = latup_arena_take(&e->arena, ny, "head map y");
+
     char name[96];
-    float *x = a->ha, *y = a->hb;
     const float *in = f;
     if (h->has_before) {
-        conv(x, f, &h->conv_before, Hp, Wp, a);                        /* x [F, Hp, Wp] */
-        leaky_relu_forward(x, x, (size_t)h->conv_before.cout * Hp * Wp, LEAKY_SLOPE);
-        dump(d, h->before_name, x, 3, h->conv_before.cout, Hp, Wp);
+        if (fits(e, (size_t)h->conv_before.cout * Hp * Wp, nx, h->before_name)) {
+            conv(e, x, f, &h->conv_before, Hp, Wp, h->before_name);           /* x [F, Hp, Wp] */
+            if (live(e)) latup_leaky_relu_forward(x, x, (size_t)h->conv_before.cout * Hp * Wp, LEAKY_SLOPE);
+        }
+        dump(e, h->before_name, x, 3, h->conv_before.cout, Hp, Wp);
         in = x;
     }
     int hh = Hp, ww = Wp;
     for (int k = 0; k < h->n_up; k++) {
         const int r = h->r[k], cout = h->up[k].cout;
-        conv(y, in, &h->up[k], hh, ww, a);                             /* y [r*r*F, hh, ww] */
         snprintf(name, sizeof name, "%s.%d", h->up_name, 2 * k);
-        dump(d, name, y, 3, cout, hh, ww);
-        pixel_shuffle(x, y, cout / (r * r), hh, ww, r);                /* x [F, r*hh, r*ww] */
+        if (!fits(e, (size_t)cout * hh * ww, ny, name) || !fits(e, (size_t)cout * hh * ww, nx, name)) break;
+        conv(e, y, in, &h->up[k], hh, ww, name);                               /* y [r*r*F, hh, ww] */
+        dump(e, name, y, 3, cout, hh, ww);
+        if (live(e)) latup_pixel_shuffle(x, y, cout / (r * r), hh, ww, r);     /* x [F, r*hh, r*ww] */
         hh *= r, ww *= r;
         snprintf(name, sizeof name, "%s.%d", h->up_name, 2 * k + 1);
-        dump(d, name, x, 3, cout / (r * r), hh, ww);
+        dump(e, name, x, 3, cout / (r * r), hh, ww);
         in = x;
     }
     if (h->has_last) {
-        conv(y, x, &h->conv_last, hh, ww, a);                          /* y [C, S*Hp, S*Wp] */
-        dump(d, h->last_name, y, 3, h->conv_last.cout, hh, ww);
+        if (fits(e, (size_t)h->conv_last.cout * hh * ww, ny, h->last_name))
+            conv(e, y, x, &h->conv_last, hh, ww, h->last_name);                 /* y [C, S*Hp, S*Wp] */
+        dump(e, h->last_name, y, 3, h->conv_last.cout, hh, ww);
         *result = y;
     } else {
         *result = x;
     }
-}
-
-static latup_status arena_alloc(arena *a, float **block, const latup_lua *m, const latup_lua_plan *p) {
-    const latup_lua_config *c = &m->cfg;
-    const size_t L = (size_t)p->Hp * p->Wp, E = (size_t)c->embed_dim;
-    float *base = latup_alloc_floats(p->total / sizeof(float) + 16 * 14, "upscale arena");
-    if (!base) return LATUP_E_NOMEM;
-    float *q = base;
-    /* each carve is rounded to 16 floats (64 bytes) */
-#define CARVE(ptr, n) (ptr = q, q += ((size_t)(n) + 15) / 16 * 16)
-    CARVE(a->pad, (size_t)c->in_chans * L);
-    CARVE(a->f0, E * L);
-    CARVE(a->t, E * L);
-    CARVE(a->r, E * L);
-    CARVE(a->u, E * L);
-    CARVE(a->win, E * L);
-    CARVE(a->ao, E * L);
-    CARVE(a->qkv, p->qkv / sizeof(float));
-    CARVE(a->hid, p->hidden / sizeof(float));
-    CARVE(a->scores, p->attn_scratch / sizeof(float));
-    CARVE(a->mask, p->mask / sizeof(float));
-    CARVE(a->ha, p->head / 2 / sizeof(float));
-    CARVE(a->hb, p->head / 2 / sizeof(float));
-    CARVE(a->col, p->conv_col / sizeof(float));
-#undef CARVE
-    a->band_rows = p->conv_band_rows;
-    *block = base;
-    return LATUP_OK;
 }
 
 /* x[c, :] += sign * v[c] */
@@ -235,6 +191,163 @@ static void add_channel_bias(float *x, const float *v, float sign, int C, int n)
         for (int i = 0; i < n; i++) x[(size_t)ch * n + i] += sign * v[ch];
 }
 
+/* The forward pass on one latent x [C, H, W] into y [C, S*H, S*W] (spec steps 0-7). In the
+ * counting pass x and y are NULL and only the takes happen. */
+static void lua_forward(lua_exec *e, const latup_lua *m, const head *hd, const float *xb, int H, int W, float *yb) {
+    const latup_lua_config *c = &m->cfg;
+    const int E = c->embed_dim, ws = c->window_size, N = ws * ws, C = c->in_chans, Co = c->out_chans;
+    const int Hp = round_up(H, ws), Wp = round_up(W, ws), L = Hp * Wp, S = hd->scale;
+    latup_arena *a = &e->arena;
+    double t0 = latup_now();
+    /* buffers alive for the whole pass */
+    float *pad = latup_arena_take3(a, (size_t)C, (size_t)Hp, (size_t)Wp, "pad [C,Hp,Wp]");
+    float *f0 = latup_arena_take3(a, (size_t)E, (size_t)Hp, (size_t)Wp, "f0 [E,Hp,Wp] (long skip)");
+    /* 0. reflect-pad bottom/right to the window multiple          pad [C, Hp, Wp] */
+    if (live(e)) {
+        latup_reflect_pad(pad, xb, C, H, W, Hp, Wp);
+        dump(e, "pad", pad, 3, C, Hp, Wp);
+        if (c->has_mean) add_channel_bias(pad, c->mean, -1.0f, C, L); /* (x - mean) */
+    }
+    /* 1. shallow features                                          f0  [E, Hp, Wp] */
+    conv(e, f0, pad, &m->conv_first, Hp, Wp, "conv_first");
+    dump(e, "conv_first", f0, 3, E, Hp, Wp);
+
+    /* the trunk's buffers, given back before the head takes its maps */
+    const size_t trunk_mark = latup_arena_mark(a);
+    const size_t qh = 3 * E > c->mlp_hidden ? 3 * (size_t)E : (size_t)c->mlp_hidden;
+    trunk_bufs k = {
+        .t = latup_arena_take3(a, (size_t)L, (size_t)E, 1, "t [L,E] residual stream"),
+        .r = latup_arena_take3(a, (size_t)L, (size_t)E, 1, "r [L,E] RSTB input"),
+        .u = latup_arena_take3(a, (size_t)L, (size_t)E, 1, "u [L,E]"),
+        .win = latup_arena_take3(a, (size_t)L, (size_t)E, 1, "win [L,E] windows"),
+        .qh = latup_arena_take3(a, (size_t)L, qh, 1, "qkv [L,3E] / mlp hidden"),
+        .mask = latup_arena_take3(a, (size_t)(L / N), (size_t)N, (size_t)N, "shift mask [nW,N,N]"),
+    };
+    /* 2. tokens and patch norm                                     t   [L, E] */
+    if (live(e)) {
+        latup_shift_mask_build(k.mask, Hp, Wp, ws, ws / 2); /* odd blocks share it */
+        latup_chw_to_hwc(k.t, f0, E, L);
+    }
+    norm(e, k.t, k.t, &m->patch_norm, L);
+    dump(e, "patch_embed", k.t, 2, L, E, 0);
+    double t1 = latup_now();
+    e->tm[T_EMBED] += t1 - t0;
+    /* 3. residual Swin transformer blocks */
+    char pfx[64];
+    for (int i = 0; i < c->num_layers; i++) {
+        const rstb *R = &m->layers[i];
+        if (live(e)) memcpy(k.r, k.t, (size_t)L * E * sizeof(float));
+        for (int j = 0; j < R->depth; j++) {
+            snprintf(pfx, sizeof pfx, "layers.%d.blocks.%d", i, j);
+            swin_block_forward(e, &R->blocks[j], c, Hp, Wp, &k, pfx);
+        }
+        /* t = conv(t as a map) + r */
+        if (live(e)) latup_hwc_to_chw(k.u, k.t, E, L);
+        snprintf(pfx, sizeof pfx, "layers.%d.conv", i);
+        conv(e, k.win, k.u, &R->conv, Hp, Wp, pfx);                           /* win [E, Hp, Wp] */
+        dump(e, pfx, k.win, 3, E, Hp, Wp);
+        if (live(e)) {
+            latup_chw_to_hwc(k.t, k.win, E, L);
+            latup_add_inplace(k.t, k.r, (size_t)L * E);
+        }
+        snprintf(pfx, sizeof pfx, "layers.%d", i);
+        dump(e, pfx, k.t, 2, L, E, 0);
+        if (live(e) && e->opts && e->opts->progress)
+            fprintf(stderr, "\rupscaling: image %d, RSTB %d/%d", e->b + 1, i + 1, c->num_layers), fflush(stderr);
+    }
+    double t2 = latup_now();
+    e->tm[T_RSTB] += t2 - t1;
+    /* 5. final norm, back to a map, conv_after_body + the long skip  f = f0 [E, Hp, Wp] */
+    norm(e, k.t, k.t, &m->norm, L);
+    dump(e, "norm", k.t, 2, L, E, 0);
+    if (live(e)) latup_hwc_to_chw(k.u, k.t, E, L);
+    conv(e, k.win, k.u, &m->conv_after_body, Hp, Wp, "conv_after_body");
+    if (live(e)) latup_add_inplace(f0, k.win, (size_t)E * L); /* f0 + conv == conv + f0, exactly */
+    dump(e, "conv_after_body", f0, 3, E, Hp, Wp);
+    latup_arena_release(a, trunk_mark);
+    double t3 = latup_now();
+    e->tm[T_BODY] += t3 - t2;
+    /* 6. the requested head                                          [C, S*Hp, S*Wp] */
+    float *hr = NULL;
+    head_forward(e, hd, f0, Hp, Wp, &hr);
+    double t4 = latup_now();
+    e->tm[T_HEAD] += t4 - t3;
+    /* 7. crop the padding away                                       [C, S*H, S*W] */
+    if (live(e)) {
+        latup_crop(yb, hr, Co, S * Hp, S * Wp, S * H, S * W);
+        if (c->has_mean) add_channel_bias(yb, c->mean, 1.0f, Co, S * H * S * W); /* + mean */
+        char oname[16];
+        snprintf(oname, sizeof oname, "out.x%d", S);
+        dump(e, oname, yb, 3, Co, (int64_t)S * H, (int64_t)S * W);
+    }
+    e->tm[T_OUT] += latup_now() - t4;
+}
+
+/* ---- memory plan ------------------------------------------------------------------------------- */
+
+/* The checks every upscale of an H x W latent makes, before anything is taken. */
+static latup_status check_size(const latup_lua *m, int H, int W, int scale, const head **hd) {
+    const latup_lua_config *c = &m->cfg;
+    const int ws = c->window_size;
+    *hd = find_head(m, scale);
+    if (!*hd) {
+        char have[64] = "";
+        for (int s = 0; s < c->n_scales; s++)
+            snprintf(have + strlen(have), sizeof have - strlen(have), "%sx%d", s ? ", " : "", c->scales[s]);
+        return latup_fail(LATUP_E_USAGE, "scale %d not available: this model has heads %s", scale, have);
+    }
+    if (H < 1 || W < 1 || H > 16384 || W > 16384)
+        return latup_fail(LATUP_E_INPUT, "latent size %dx%d out of range (1..16384)", H, W);
+    const int Hp = round_up(H, ws), Wp = round_up(W, ws);
+    if (Hp - H >= H || Wp - W >= W)
+        return latup_fail(LATUP_E_INPUT,
+                          "latent %dx%d is too small: reflect padding to a multiple of the window (%d) "
+                          "needs padding < size, i.e. at least %dx%d",
+                          H, W, ws, Hp - H >= H ? ws / 2 + 1 : H, Wp - W >= W ? ws / 2 + 1 : W);
+    /* the kernels index a map's pixels with int: the head's largest map must stay below 2^31 */
+    if ((int64_t)Hp * Wp * scale * scale > INT32_MAX)
+        return latup_fail(LATUP_E_INPUT, "latent %dx%d is too large: the x%d output has over 2^31 pixels", H, W, scale);
+    return LATUP_OK;
+}
+
+/* The counting pass: the forward pass with no memory behind the arena. */
+static latup_status count_pass(lua_exec *e, const latup_lua *m, const head *hd, int H, int W) {
+    latup_arena_begin_count(&e->arena);
+    lua_forward(e, m, hd, NULL, H, W, NULL);
+    return e->arena.st;
+}
+
+/* The plan of a counted pass. */
+static void fill_plan(const lua_exec *e, const latup_lua *m, int H, int W, int scale, latup_lua_plan *p) {
+    const int ws = m->cfg.window_size;
+    memset(p, 0, sizeof *p);
+    p->H = H, p->W = W, p->scale = scale;
+    p->Hp = round_up(H, ws), p->Wp = round_up(W, ws);
+    latup_arena_plan(&e->arena, &p->mem);
+    p->mem.weights = (size_t)m->cfg.n_params * sizeof(float);
+    p->mem.output = (size_t)m->cfg.out_chans * scale * H * (size_t)scale * W * sizeof(float);
+}
+
+latup_status latup_lua_plan_memory(const latup_lua *m, int H, int W, int scale, const latup_run_opts *opts,
+                                   latup_lua_plan *p) {
+    memset(p, 0, sizeof *p);
+    const head *hd;
+    TRY(check_size(m, H, W, scale, &hd));
+    lua_exec e;
+    exec_init(&e, opts);
+    TRY(count_pass(&e, m, hd, H, W));
+    fill_plan(&e, m, H, W, scale, p);
+    return LATUP_OK;
+}
+
+void latup_lua_plan_print(const latup_lua_plan *p, FILE *f) {
+    char title[128];
+    snprintf(title, sizeof title, "memory plan: latent %dx%d -> padded %dx%d, x%d", p->H, p->W, p->Hp, p->Wp,
+             p->scale);
+    latup_mem_plan_print(&p->mem, title, f);
+}
+
+/* ---- the public entry point --------------------------------------------------------------------- */
 
 latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale,
                                latup_tensor *y, const latup_run_opts *opts) {
@@ -253,106 +366,46 @@ latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int sc
                           latup_shape_str(s, sizeof s, x->ndim, x->shape), (long long)C, c->in_chans);
     }
     if (B < 1) return latup_fail(LATUP_E_INPUT, "latent has an empty batch");
-    if (x->shape[off + 1] > 16384 || x->shape[off + 2] > 16384)
-        return latup_fail(LATUP_E_INPUT, "latent %lldx%lld is too large", (long long)x->shape[off + 1],
-                          (long long)x->shape[off + 2]);
-    const int H = (int)x->shape[off + 1], W = (int)x->shape[off + 2];
-    latup_lua_plan p;
-    TRY(latup_lua_plan_memory(m, H, W, scale, &p));
+    if (x->shape[off + 1] > 16384 || x->shape[off + 2] > 16384 || x->shape[off + 1] < 1 || x->shape[off + 2] < 1)
+        return latup_fail(LATUP_E_INPUT, "latent %lldx%lld is out of range (1..16384)",
+                          (long long)x->shape[off + 1], (long long)x->shape[off + 2]);
+    const int H = (int)x->shape[off + 1], W = (int)x->shape[off + 2], S = scale;
+    const head *hd;
+    TRY(check_size(m, H, W, scale, &hd));
     TRY(latup_check_finite(x));
-    const head *hd = find_head(m, scale);
-    const int E = c->embed_dim, Hp = p.Hp, Wp = p.Wp, L = Hp * Wp, S = scale;
-    const int Co = c->out_chans;
 
-    int64_t yshape[4] = {B, Co, (int64_t)S * H, (int64_t)S * W};
+    lua_exec e;
+    exec_init(&e, opts);
+    TRY(count_pass(&e, m, hd, H, W));
+    const int verbose = opts && opts->verbose;
+    if (verbose) {
+        latup_lua_plan p;
+        fill_plan(&e, m, H, W, scale, &p);
+        latup_lua_plan_print(&p, stderr);
+    }
+    memset(e.tm, 0, sizeof e.tm);
+    int64_t yshape[4] = {B, c->out_chans, (int64_t)S * H, (int64_t)S * W};
     TRY(latup_tensor_alloc(y, x->ndim, off ? yshape : yshape + 1));
-    arena a;
-    float *block;
-    latup_status st = arena_alloc(&a, &block, m, &p);
+    latup_status st = latup_arena_begin_run(&e.arena, "upscale arena");
+    const size_t xsz = (size_t)C * H * W, ysz = (size_t)c->out_chans * S * H * S * W;
+    for (int64_t b = 0; b < B && st == LATUP_OK; b++) {
+        e.b = (int)b;
+        latup_arena_rewind(&e.arena); /* every image replays the counted takes */
+        lua_forward(&e, m, hd, x->data + b * xsz, H, W, y->data + b * ysz);
+        st = e.st != LATUP_OK ? e.st : latup_arena_check(&e.arena);
+    }
+    latup_arena_free(&e.arena);
+    if (opts && opts->progress) fprintf(stderr, "\n");
+    if (st == LATUP_OK) st = latup_check_finite_output(y, "the upscaled latent");
     if (st != LATUP_OK) {
         latup_tensor_free(y);
         return st;
     }
-    const int verbose = opts && opts->verbose;
-    if (verbose) latup_lua_plan_print(&p, stderr);
-    double tm[6] = {0};
-    enum { T_EMBED, T_RSTB, T_BODY, T_HEAD, T_OUT };
-
-    /* the shift mask depends on (Hp, Wp) only: built once per call, shared by odd blocks */
-    shift_mask_build(a.mask, Hp, Wp, c->window_size, c->window_size / 2);
-
-    for (int64_t b = 0; b < B; b++) {
-        dumper d = {opts, (int)b};
-        const float *xb = x->data + (size_t)b * C * H * W;
-        double t0 = latup_now();
-        /* 0. reflect-pad bottom/right to the window multiple          pad [C, Hp, Wp] */
-        reflect_pad(a.pad, xb, (int)C, H, W, Hp, Wp);
-        dump(&d, "pad", a.pad, 3, C, Hp, Wp);
-        if (c->has_mean) add_channel_bias(a.pad, c->mean, -1.0f, (int)C, L); /* (x - mean) */
-        /* 1. shallow features                                          f0  [E, Hp, Wp] */
-        conv(a.f0, a.pad, &m->conv_first, Hp, Wp, &a);
-        dump(&d, "conv_first", a.f0, 3, E, Hp, Wp);
-        /* 2. tokens and patch norm                                     t   [L, E] */
-        chw_to_hwc(a.t, a.f0, E, L);
-        norm(a.t, a.t, &m->patch_norm, L);
-        dump(&d, "patch_embed", a.t, 2, L, E, 0);
-        double t1 = latup_now();
-        tm[T_EMBED] += t1 - t0;
-        /* 3. residual Swin transformer blocks */
-        for (int i = 0; i < c->num_layers; i++) {
-            const rstb *R = &m->layers[i];
-            char pfx[64];
-            memcpy(a.r, a.t, (size_t)L * E * sizeof(float));
-            for (int j = 0; j < R->depth; j++) {
-                snprintf(pfx, sizeof pfx, "layers.%d.blocks.%d", i, j);
-                swin_block_forward(&R->blocks[j], c, Hp, Wp, &a, &d, pfx);
-            }
-            /* t = conv(t as a map) + r */
-            hwc_to_chw(a.u, a.t, E, L);
-            conv(a.win, a.u, &R->conv, Hp, Wp, &a);                     /* win [E, Hp, Wp] */
-            snprintf(pfx, sizeof pfx, "layers.%d.conv", i);
-            dump(&d, pfx, a.win, 3, E, Hp, Wp);
-            chw_to_hwc(a.t, a.win, E, L);
-            add_inplace(a.t, a.r, (size_t)L * E);
-            snprintf(pfx, sizeof pfx, "layers.%d", i);
-            dump(&d, pfx, a.t, 2, L, E, 0);
-            if (opts && opts->progress)
-                fprintf(stderr, "\rupscaling: image %lld/%lld, RSTB %d/%d", (long long)b + 1, (long long)B, i + 1,
-                        c->num_layers), fflush(stderr);
-        }
-        double t2 = latup_now();
-        tm[T_RSTB] += t2 - t1;
-        /* 5. final norm, back to a map, conv_after_body + the long skip  f [E, Hp, Wp] */
-        norm(a.t, a.t, &m->norm, L);
-        dump(&d, "norm", a.t, 2, L, E, 0);
-        hwc_to_chw(a.u, a.t, E, L);
-        conv(a.win, a.u, &m->conv_after_body, Hp, Wp, &a);
-        add_inplace(a.win, a.f0, (size_t)E * L);
-        dump(&d, "conv_after_body", a.win, 3, E, Hp, Wp);
-        double t3 = latup_now();
-        tm[T_BODY] += t3 - t2;
-        /* 6. the requested head                                          [C, S*Hp, S*Wp] */
-        float *hr;
-        head_forward(hd, a.win, Hp, Wp, &a, &d, &hr);
-        double t4 = latup_now();
-        tm[T_HEAD] += t4 - t3;
-        /* 7. crop the padding away                                       [C, S*H, S*W] */
-        float *yb = y->data + (size_t)b * Co * S * H * S * W;
-        crop(yb, hr, Co, S * Hp, S * Wp, S * H, S * W);
-        if (c->has_mean) add_channel_bias(yb, c->mean, 1.0f, Co, S * H * S * W); /* + mean */
-        char oname[16];
-        snprintf(oname, sizeof oname, "out.x%d", S);
-        dump(&d, oname, yb, 3, Co, (int64_t)S * H, (int64_t)S * W);
-        tm[T_OUT] += latup_now() - t4;
-    }
-    if (opts && opts->progress) fprintf(stderr, "\n");
     if (verbose) {
-        double total = tm[T_EMBED] + tm[T_RSTB] + tm[T_BODY] + tm[T_HEAD] + tm[T_OUT];
+        const double *tm = e.tm, total = tm[T_EMBED] + tm[T_RSTB] + tm[T_BODY] + tm[T_HEAD] + tm[T_OUT];
         fprintf(stderr, "timings (batch %lld, %d threads): embed %.3f s, RSTBs %.3f s, body %.3f s, "
                         "head x%d %.3f s, crop %.3f s, total %.3f s\n",
-                (long long)B, latup_get_threads(), tm[T_EMBED], tm[T_RSTB], tm[T_BODY], S,
-                tm[T_HEAD], tm[T_OUT], total);
+                (long long)B, e.nthreads, tm[T_EMBED], tm[T_RSTB], tm[T_BODY], S, tm[T_HEAD], tm[T_OUT], total);
     }
-    free(block);
     return LATUP_OK;
 }

@@ -218,7 +218,7 @@ static latup_status bind_model(latup_lua *m, latup_binder *bd) {
             TRY(check_buffers(bd, i, j, ws));
             B->rel_bias = latup_alloc_floats((size_t)nH * N * N, "relative position bias");
             if (!B->rel_bias) return LATUP_E_NOMEM;
-            relative_bias_gather(B->rel_bias, B->bias_table, ws, nH);
+            latup_relative_bias_gather(B->rel_bias, B->bias_table, ws, nH);
         }
         snprintf(name, sizeof name, "layers.%d.conv", i);
         TRY(latup_bind_conv(bd, &L->conv, E, E, 3, name));

@@ -1,41 +1,49 @@
 /* vae.c — the AutoencoderKL decoder's forward pass (../shared/spec/vae.md): the exact decode
  * (latup_vae_decode -> decode_one), its memory plan (the same pass run in counting mode), and
  * tiled decoding for outputs beyond the memory budget. Loading lives in vae_load.c. */
+#include "ops/arena.h"
 #include "ops/kernels.h"
 #include "model/vae_model.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CONV_BAND_BUDGET (8u << 20) /* floats of im2col scratch per band (32 MiB) */
 #define ATTN_BLOCK 256     /* query and key block of the mid-block attention */
+#define MIN_TILE 8         /* automatic tiles: multiples of 8 latent pixels, at least 8 */
 
-/* ---- execution: one schedule, run dry to plan and for real to decode -------------------------------
- * Activations rotate through three buffers. Every op writes to a free buffer chosen only from the
- * history of sizes (best fit among the free ones, else the largest), so the dry run that sizes the
- * buffers and the real run make identical choices. */
+/* ---- execution: one schedule, counted then run --------------------------------------------------
+ * Activations rotate through three arena slots. Every op writes to a free slot chosen only from
+ * the history of sizes written so far (best fit among the free ones, else the largest), so the
+ * counting pass that sizes the slots and the real pass make identical choices; the arena checks
+ * every write against the slot's counted capacity. Scratch (conv bands, GroupNorm statistics,
+ * attention buffers) is taken from the arena's stack by the op that uses it. */
 
 typedef struct {
-    int dry;
-    size_t cap[3];       /* floats: dry run grows them; real run: the allocation */
-    size_t shadow[3];    /* sizes seen so far, identical in both runs: drives the choice */
-    float *buf[3];
-    /* mid-block attention, token-major [N, C]: normalised input, q, k, v, output */
-    float *nt, *q, *k, *v, *o, *attn_scratch;
-    size_t attn_floats, attn_scratch_floats;
-    float *col;          /* conv scratch: im2col band + transformed input band */
-    size_t col_floats;
-    int band_rows_max;
-    float *stats;        /* per-channel GroupNorm mean and rstd: [2, Cmax] */
-    int cmax;
-    const latup_run_opts *dump;
-    int b;
-    int nthreads;
+    latup_arena arena;
+    size_t shadow[3];       /* sizes written to each slot in this pass: drives pick() */
+    float *buf[3];          /* each slot's memory (NULL while counting) */
+    const latup_decode_opts *opts;
+    char prefix[40];        /* dump name prefix: "" exact, "tile_Y_X." when tiling */
+    int b, nthreads, band_rows_max;
+    latup_status st;        /* the first kernel failure */
+    double tm[LATUP_VAE_MAX_LEVELS + 3];
+    int progress_done, progress_total; /* stage counter */
 } vexec;
 
+static void exec_init(vexec *e, const latup_decode_opts *opts) {
+    memset(e, 0, sizeof *e);
+    e->opts = opts;
+    e->nthreads = latup_get_threads();
+    e->band_rows_max = opts ? opts->conv_band_rows : 0;
+}
+
+static int live(const vexec *e) { return !e->arena.counting && e->st == LATUP_OK && e->arena.st == LATUP_OK; }
+
+static int dumping(const vexec *e) { return live(e) && e->opts && e->opts->dump; }
+
+/* A free slot for a write of `need` floats (not busy0/busy1); e->buf[slot] is its memory. */
 static int pick(vexec *e, size_t need, int busy0, int busy1) {
     int best = -1, largest = -1;
     for (int i = 0; i < 3; i++) {
@@ -43,78 +51,82 @@ static int pick(vexec *e, size_t need, int busy0, int busy1) {
         if (e->shadow[i] >= need && (best < 0 || e->shadow[i] < e->shadow[best])) best = i;
         if (largest < 0 || e->shadow[i] > e->shadow[largest]) largest = i;
     }
-    int i = best >= 0 ? best : largest;
+    const int i = best >= 0 ? best : largest;
     if (e->shadow[i] < need) e->shadow[i] = need;
-    if (e->dry && e->cap[i] < need) e->cap[i] = need;
+    e->buf[i] = latup_arena_slot(&e->arena, i, need, "activation buffer");
     return i;
 }
 
-static void dump_chw(vexec *e, const char *name, const float *x, int C, int h, int w) {
-    if (e->dry || !e->dump || !e->dump->dump) return;
+static void dump_chw(const vexec *e, const char *name, const float *x, int C, int h, int w) {
+    if (!dumping(e)) return;
+    char full[128];
+    snprintf(full, sizeof full, "%s%s", e->prefix, name);
     latup_tensor t = {.data = (float *)x, .ndim = 3, .shape = {C, h, w, 0}};
-    e->dump->dump(e->dump->dump_user, name, &t, e->b);
+    e->opts->dump(e->opts->dump_user, full, &t, e->b);
 }
 
-/* Scratch for a 3x3 conv with an input transform at this size (the plan takes the max). */
-static void need_conv(vexec *e, int cin, int H, int W, const conv_input_op *op) {
-    int rows = conv2d_band_rows(cin, H, W, 3, CONV_BAND_BUDGET);
-    size_t f = conv2d_ex_scratch_floats(cin, W, 3, rows, op);
-    if (f > e->col_floats) e->col_floats = f;
-}
-
-/* out = conv(op(inp)); in a dry run only the scratch is sized. H, W: the output size. */
+/* out = conv(op(inp)), H x W the output size; the conv's bands come from the arena. */
 static void run_conv(vexec *e, float *out, const float *inp, const latup_conv *c, int H, int W,
-                     const conv_input_op *op) {
-    if (c->k == 3) need_conv(e, c->cin, H, W, op);
-    if (e->dry) return;
-    int rows = conv2d_band_rows(c->cin, H, W, c->k, CONV_BAND_BUDGET);
-    conv2d_forward_ex(out, inp, c->w, c->b, c->cin, H, W, c->cout, c->k, e->col, rows, op);
+                     const conv_input_op *op, const char *name) {
+    const conv_ctx ctx = {e->nthreads, e->band_rows_max, name};
+    const size_t mark = latup_arena_mark(&e->arena);
+    const size_t n = latup_conv2d_scratch_floats(c->cin, H, W, c->k, op, &ctx);
+    float *col = latup_arena_take(&e->arena, n, "conv bands (per call)");
+    if (live(e)) e->st = latup_conv2d_forward(out, inp, c->w, c->b, c->cin, H, W, c->cout, c->k, op, col, n, &ctx);
+    latup_arena_release(&e->arena, mark);
 }
 
-/* The GroupNorm (+ SiLU) applied by the next conv as it reads its input. */
+/* The GroupNorm (+ SiLU) that the next conv applies as it reads its input; its statistics are
+ * taken from the arena (the caller releases them after the conv). */
 static conv_input_op norm_op(vexec *e, const latup_norm *n, const float *x, int C, int HW, int silu) {
-    conv_input_op op = {0};
-    float *mean = e->stats, *scale = e->stats + e->cmax;
-    if (!e->dry) groupnorm_affine(mean, scale, x, n->w, C, HW, GN_GROUPS, n->eps);
-    op.norm = 1, op.norm_mean = mean, op.norm_scale = scale, op.norm_bias = n->b;
-    op.silu = silu;
+    float *stats = latup_arena_take3(&e->arena, 2, (size_t)C, 1, "GroupNorm statistics [2,C]");
+    conv_input_op op = {.norm = 1, .norm_bias = n->b, .silu = silu};
+    if (live(e)) {
+        latup_groupnorm_affine(stats, stats + C, x, n->w, C, HW, GN_GROUPS, n->eps);
+        op.norm_mean = stats, op.norm_scale = stats + C;
+    }
     return op;
 }
 
-/* ResnetBlock: y = conv2(SiLU(norm2(conv1(SiLU(norm1(x)))))) + shortcut(x). x in buffer *hi;
- * the result's buffer goes back in *hi. */
+/* ResnetBlock: y = conv2(SiLU(norm2(conv1(SiLU(norm1(x)))))) + shortcut(x). x in slot *hi;
+ * the result's slot goes back in *hi. */
 static void resnet_forward(vexec *e, const resnet *r, int *hi, int h, int w, const char *name) {
     const int HW = h * w;
     const float *x = e->buf[*hi];
-    char nm[256];
-    int t1 = pick(e, (size_t)r->cout * HW, *hi, -1);
-    if (!strcmp(name, "mid.block_1") && e->dump && e->dump->dump && !e->dry) {
+    char nm[128];
+    const int t1 = pick(e, (size_t)r->cout * HW, *hi, -1);
+    if (!strcmp(name, "mid.block_1") && dumping(e)) {
         /* the golden files hold norm1 (before SiLU) of the first resnet: materialise it here */
-        groupnorm_forward(e->buf[t1], x, r->norm1.w, r->norm1.b, r->cin, HW, GN_GROUPS, r->norm1.eps);
+        latup_groupnorm_forward(e->buf[t1], x, r->norm1.w, r->norm1.b, r->cin, HW, GN_GROUPS, r->norm1.eps);
         snprintf(nm, sizeof nm, "%s.norm1", name);
         dump_chw(e, nm, e->buf[t1], r->cin, h, w);
     }
+    size_t mark = latup_arena_mark(&e->arena);
     conv_input_op op = norm_op(e, &r->norm1, x, r->cin, HW, 1);
-    run_conv(e, e->buf[t1], x, &r->conv1, h, w, &op);
     snprintf(nm, sizeof nm, "%s.conv1", name);
+    run_conv(e, e->buf[t1], x, &r->conv1, h, w, &op, nm);
+    latup_arena_release(&e->arena, mark);
     dump_chw(e, nm, e->buf[t1], r->cout, h, w);
-    int t2 = pick(e, (size_t)r->cout * HW, *hi, t1);
+    const int t2 = pick(e, (size_t)r->cout * HW, *hi, t1);
     op = norm_op(e, &r->norm2, e->buf[t1], r->cout, HW, 1);
-    run_conv(e, e->buf[t2], e->buf[t1], &r->conv2, h, w, &op);
+    snprintf(nm, sizeof nm, "%s.conv2", name);
+    run_conv(e, e->buf[t2], e->buf[t1], &r->conv2, h, w, &op, nm);
+    latup_arena_release(&e->arena, mark);
     if (r->has_shortcut) {
         conv_input_op acc = {.accumulate = 1}; /* y += nin_shortcut(x): one sgemm, beta = 1 */
-        run_conv(e, e->buf[t2], x, &r->nin_shortcut, h, w, &acc);
-    } else if (!e->dry) {
-        add_inplace(e->buf[t2], x, (size_t)r->cout * HW);
+        snprintf(nm, sizeof nm, "%s.nin_shortcut", name);
+        run_conv(e, e->buf[t2], x, &r->nin_shortcut, h, w, &acc, nm);
+    } else if (live(e)) {
+        latup_add_inplace(e->buf[t2], x, (size_t)r->cout * HW);
     }
     *hi = t2;
     dump_chw(e, name, e->buf[t2], r->cout, h, w);
 }
 
-/* Token-major [N,C] -> a dump in [C,h,w], through a free activation buffer. */
-static void dump_tokens(vexec *e, const char *name, const float *x, int C, int h, int w, int scratch) {
-    if (e->dry || !e->dump || !e->dump->dump) return;
-    hwc_to_chw(e->buf[scratch], x, C, h * w);
+/* Token-major [N,C] -> a dump in [C,h,w], through a free slot's memory. */
+static void dump_tokens(const vexec *e, const char *name, const float *x, int C, int h, int w, int scratch) {
+    if (!dumping(e)) return;
+    latup_hwc_to_chw(e->buf[scratch], x, C, h * w);
     dump_chw(e, name, e->buf[scratch], C, h, w);
 }
 
@@ -122,64 +134,68 @@ static void dump_tokens(vexec *e, const char *name, const float *x, int C, int h
 static void attn_forward(vexec *e, const attn_block *a, int *hi, int h, int w) {
     const int C = a->norm.dim, N = h * w;
     const size_t NC = (size_t)N * C;
-    if (NC > e->attn_floats) e->attn_floats = NC;
-    size_t sf = attention_blocked_scratch_floats(N, C, ATTN_BLOCK, ATTN_BLOCK, e->nthreads);
-    if (sf > e->attn_scratch_floats) e->attn_scratch_floats = sf;
-    int t = pick(e, NC, *hi, -1);
-    if (e->dry) {
-        *hi = pick(e, NC, *hi, t);
-        return;
-    }
+    latup_arena *ar = &e->arena;
+    const int t = pick(e, NC, *hi, -1);
+    const size_t mark = latup_arena_mark(ar);
+    /* token-major [N, C]: normalised input, q, k, v, attention output */
+    float *nt = latup_arena_take(ar, NC, "attention input [N,C]");
+    float *q = latup_arena_take(ar, NC, "attention q [N,C]");
+    float *k = latup_arena_take(ar, NC, "attention k [N,C]");
+    float *v = latup_arena_take(ar, NC, "attention v [N,C]");
+    float *o = latup_arena_take(ar, NC, "attention output [N,C]");
+    const size_t ns = latup_attention_blocked_scratch_floats(N, C, ATTN_BLOCK, ATTN_BLOCK, e->nthreads);
+    float *scratch = latup_arena_take(ar, ns, "attention blocks");
     const float *x = e->buf[*hi];
-    groupnorm_forward(e->buf[t], x, a->norm.w, a->norm.b, C, N, GN_GROUPS, a->norm.eps);
-    dump_chw(e, "mid.attn_1.norm", e->buf[t], C, h, w);
-    chw_to_hwc(e->nt, e->buf[t], C, N);                               /* nt [N, C] */
-    linear_forward(e->q, e->nt, a->q.w, a->q.b, N, C, C);             /* the 1x1 convs as Linears */
-    linear_forward(e->k, e->nt, a->k.w, a->k.b, N, C, C);
-    linear_forward(e->v, e->nt, a->v.w, a->v.b, N, C, C);
-    dump_tokens(e, "mid.attn_1.q", e->q, C, h, w, t);
-    dump_tokens(e, "mid.attn_1.k", e->k, C, h, w, t);
-    dump_tokens(e, "mid.attn_1.v", e->v, C, h, w, t);
-    attention_blocked_forward(e->o, e->q, e->k, e->v, N, C, 1.0f / sqrtf((float)C), ATTN_BLOCK, ATTN_BLOCK,
-                              e->attn_scratch, e->nthreads);
-    dump_tokens(e, "mid.attn_1.attn", e->o, C, h, w, t);
-    linear_forward(e->nt, e->o, a->proj_out.w, a->proj_out.b, N, C, C);
-    int y = pick(e, NC, *hi, t);
-    hwc_to_chw(e->buf[y], e->nt, C, N);
-    add_inplace(e->buf[y], x, NC);                                    /* residual */
+    if (live(e)) {
+        latup_groupnorm_forward(e->buf[t], x, a->norm.w, a->norm.b, C, N, GN_GROUPS, a->norm.eps);
+        dump_chw(e, "mid.attn_1.norm", e->buf[t], C, h, w);
+        latup_chw_to_hwc(nt, e->buf[t], C, N);                              /* nt [N, C] */
+        latup_linear_forward(q, nt, a->q.w, a->q.b, N, C, C);               /* the 1x1 convs as Linears */
+        latup_linear_forward(k, nt, a->k.w, a->k.b, N, C, C);
+        latup_linear_forward(v, nt, a->v.w, a->v.b, N, C, C);
+        dump_tokens(e, "mid.attn_1.q", q, C, h, w, t);
+        dump_tokens(e, "mid.attn_1.k", k, C, h, w, t);
+        dump_tokens(e, "mid.attn_1.v", v, C, h, w, t);
+        e->st = latup_attention_blocked_forward(o, q, k, v, N, C, 1.0f / sqrtf((float)C), ATTN_BLOCK, ATTN_BLOCK,
+                                                scratch, ns, e->nthreads);
+    }
+    if (live(e)) {
+        dump_tokens(e, "mid.attn_1.attn", o, C, h, w, t);
+        latup_linear_forward(nt, o, a->proj_out.w, a->proj_out.b, N, C, C);
+    }
+    const int y = pick(e, NC, *hi, t);
+    if (live(e)) {
+        latup_hwc_to_chw(e->buf[y], nt, C, N);
+        latup_add_inplace(e->buf[y], x, NC);                                  /* residual */
+    }
+    latup_arena_release(ar, mark);
     *hi = y;
     dump_chw(e, "mid.attn_1", e->buf[y], C, h, w);
 }
 
-typedef struct {
-    double t[LATUP_VAE_MAX_LEVELS + 3];
-} vtimes;
-
-/* The decoder on one latent z [zc, h, w]; writes [3, 8h, 8w] (for n_levels 4) to out. */
-static void decode_one(vexec *e, const latup_vae *v, const float *z, int h, int w, float *out, vtimes *tm,
-                       int progress, int n_stages_done, int n_stages) {
+/* The decoder on one latent z [zc, h, w]; writes [3, f*h, f*w] to out. */
+static void decode_one(vexec *e, const latup_vae *v, const float *z, int h, int w, float *out) {
     const latup_vae_config *c = &v->cfg;
     const int top = c->channels[c->n_levels - 1];
     double t0 = latup_now();
     const float *zin = z;
-    /* every image (and tile) replays the dry run's schedule from the start, so it makes the same
-     * buffer choices the buffers were sized for */
+    /* every image (and tile) replays the counting pass's choices from the start */
     memset(e->shadow, 0, sizeof e->shadow);
     int hi = -1;
     if (c->has_post_quant_conv) {                                      /* [zc, h, w] */
         hi = pick(e, (size_t)c->z_channels * h * w, -1, -1);
-        run_conv(e, e->buf[hi], z, &v->post_quant_conv, h, w, NULL);
+        run_conv(e, e->buf[hi], z, &v->post_quant_conv, h, w, NULL, "post_quant_conv");
         dump_chw(e, "post_quant_conv", e->buf[hi], c->z_channels, h, w);
         zin = e->buf[hi];
     }
-    int o = pick(e, (size_t)top * h * w, hi, -1);
-    run_conv(e, e->buf[o], zin, &v->conv_in, h, w, NULL);              /* [C, h, w] */
+    const int o = pick(e, (size_t)top * h * w, hi, -1);
+    run_conv(e, e->buf[o], zin, &v->conv_in, h, w, NULL, "conv_in");  /* [C, h, w] */
     hi = o;
     dump_chw(e, "conv_in", e->buf[hi], top, h, w);
     resnet_forward(e, &v->mid_block_1, &hi, h, w, "mid.block_1");
     attn_forward(e, &v->mid_attn, &hi, h, w);
     resnet_forward(e, &v->mid_block_2, &hi, h, w, "mid.block_2");
-    if (tm && !e->dry) tm->t[0] += latup_now() - t0;
+    if (live(e)) e->tm[0] += latup_now() - t0;
     int hh = h, ww = w, C = top;
     for (int L = c->n_levels - 1; L >= 0; L--) {
         double tl = latup_now();
@@ -191,98 +207,239 @@ static void decode_one(vexec *e, const latup_vae *v, const float *z, int h, int 
             C = u->blocks[M].cout;
         }
         if (u->has_upsample) {                                         /* nearest x2 + 3x3, fused */
-            int y = pick(e, (size_t)C * 4 * hh * ww, hi, -1);
+            const int y = pick(e, (size_t)C * 4 * hh * ww, hi, -1);
             conv_input_op up = {.upsample2x = 1};
-            run_conv(e, e->buf[y], e->buf[hi], &u->upsample, 2 * hh, 2 * ww, &up);
-            hi = y, hh *= 2, ww *= 2;
             snprintf(name, sizeof name, "up.%d.upsample", L);
+            run_conv(e, e->buf[y], e->buf[hi], &u->upsample, 2 * hh, 2 * ww, &up, name);
+            hi = y, hh *= 2, ww *= 2;
             dump_chw(e, name, e->buf[hi], C, hh, ww);
         }
-        if (tm && !e->dry) tm->t[1 + (c->n_levels - 1 - L)] += latup_now() - tl;
-        if (progress && !e->dry)
-            fprintf(stderr, "\rdecoding: stage %d/%d", n_stages_done + (c->n_levels - L), n_stages), fflush(stderr);
+        if (live(e)) {
+            e->tm[1 + (c->n_levels - 1 - L)] += latup_now() - tl;
+            if (e->opts && e->opts->progress && e->progress_total > 0)
+                fprintf(stderr, "\rdecoding: stage %d/%d", ++e->progress_done, e->progress_total), fflush(stderr);
+        }
     }
     double tl = latup_now();
     const int HW = hh * ww;
-    if (e->dump && e->dump->dump && !e->dry) { /* norm_out is fused into conv_out: materialise it to dump */
-        int t = pick(e, (size_t)C * HW, hi, -1);
-        groupnorm_forward(e->buf[t], e->buf[hi], v->norm_out.w, v->norm_out.b, C, HW, GN_GROUPS, v->norm_out.eps);
-        silu_forward(e->buf[t], e->buf[t], (size_t)C * HW);
+    /* norm_out is fused into conv_out; a free slot holds it materialised when dumping (picked in
+     * both passes, so the slots are sized for it) */
+    const int t = pick(e, (size_t)C * HW, hi, -1);
+    if (dumping(e)) {
+        latup_groupnorm_silu_forward(e->buf[t], e->buf[hi], v->norm_out.w, v->norm_out.b, C, HW, GN_GROUPS,
+                                     v->norm_out.eps);
         dump_chw(e, "norm_out", e->buf[t], C, hh, ww);
-    } else if (e->dry) {
-        pick(e, (size_t)C * HW, hi, -1);
     }
+    const size_t mark = latup_arena_mark(&e->arena);
     conv_input_op op = norm_op(e, &v->norm_out, e->buf[hi], C, HW, 1);
-    run_conv(e, out, e->buf[hi], &v->conv_out, hh, ww, &op);
+    run_conv(e, out, e->buf[hi], &v->conv_out, hh, ww, &op, "conv_out");
+    latup_arena_release(&e->arena, mark);
     dump_chw(e, "out", out, c->out_channels, hh, ww);
-    if (tm && !e->dry) tm->t[1 + c->n_levels] += latup_now() - tl;
+    if (live(e)) e->tm[1 + c->n_levels] += latup_now() - tl;
 }
 
-/* ---- plan -------------------------------------------------------------------------------------- */
+/* ---- tiled decoding ---------------------------------------------------------------------------- */
 
 static int up_factor(const latup_vae_config *c) { return 1 << (c->n_levels - 1); }
 
-static void no_dump(void *user, const char *name, const latup_tensor *t, int b) {
-    (void)user, (void)name, (void)t, (void)b;
+/* Linear ramp weight of position i in a tile of n, with `lo`/`hi` overlap on sides that have a
+ * neighbour (0: no neighbour, full weight to the edge). Never 0, so every pixel is covered. */
+static float ramp(int i, int n, int lo, int hi) {
+    float wgt = 1.0f;
+    if (lo > 0 && i < lo) wgt = fminf(wgt, (i + 0.5f) / lo);
+    if (hi > 0 && i >= n - hi) wgt = fminf(wgt, (n - i - 0.5f) / hi);
+    return wgt;
 }
 
-static void plan_exec(const latup_vae *v, int h, int w, vexec *e) {
-    memset(e, 0, sizeof *e);
-    e->dry = 1;
-    e->nthreads = latup_get_threads();
-    e->cmax = 0;
-    for (int L = 0; L < v->cfg.n_levels; L++)
-        if (v->cfg.channels[L] > e->cmax) e->cmax = v->cfg.channels[L];
-    latup_run_opts fake_dump = {.dump = no_dump}; /* plan for the dump path's extra buffer too */
-    e->dump = &fake_dump;
-    decode_one(e, v, NULL, h, w, NULL, NULL, 0, 0, 0);
-    e->dump = NULL;
+/* Tiles along one axis of n latent pixels: the count, and tile t's origin (the last tile flush
+ * with the edge). */
+static int tile_count(int n, int T, int ov) { return n <= T ? 1 : (n - ov + (T - ov) - 1) / (T - ov); }
+static int tile_origin(int t, int n, int T, int ov) {
+    const int th = T < n ? T : n, o = t * (T - ov);
+    return o + th > n ? n - th : o;
+}
+
+/* Tiles of T latent pixels with `ov` overlap; each tile decoded exactly, blended with linear
+ * ramps over the overlaps (ov * f image pixels). Approximate: GroupNorm statistics and attention
+ * see one tile. */
+static void decode_tiled(vexec *e, const latup_vae *v, const float *z, int h, int w, float *out, int T, int ov) {
+    const latup_vae_config *c = &v->cfg;
+    const int f = up_factor(c), H = h * f, W = w * f, Co = c->out_channels, zc = c->z_channels;
+    const int nty = tile_count(h, T, ov), ntx = tile_count(w, T, ov);
+    const int th = T < h ? T : h, tw = T < w ? T : w, oh = th * f, ow = tw * f;
+    latup_arena *a = &e->arena;
+    float *ztile = latup_arena_take3(a, (size_t)zc, (size_t)th, (size_t)tw, "latent tile");
+    float *otile = latup_arena_take3(a, (size_t)Co, (size_t)oh, (size_t)ow, "decoded tile");
+    float *wsum = latup_arena_take3(a, (size_t)H, (size_t)W, 1, "tile blend weights [H,W]");
+    if (live(e)) {
+        memset(out, 0, (size_t)Co * H * W * sizeof(float));
+        memset(wsum, 0, (size_t)H * W * sizeof(float));
+    }
+    for (int ty = 0; ty < nty; ty++)
+        for (int tx = 0; tx < ntx; tx++) {
+            const int y0 = tile_origin(ty, h, T, ov), x0 = tile_origin(tx, w, T, ov);
+            if (live(e))
+                for (int ch = 0; ch < zc; ch++)
+                    for (int y = 0; y < th; y++)
+                        memcpy(ztile + ((size_t)ch * th + y) * tw, z + ((size_t)ch * h + y0 + y) * w + x0,
+                               (size_t)tw * sizeof(float));
+            snprintf(e->prefix, sizeof e->prefix, "tile_%d_%d.", ty, tx);
+            decode_one(e, v, ztile, th, tw, otile);
+            if (live(e)) e->st = latup_arena_check(a); /* after every tile */
+            if (!live(e)) continue;
+            const int top = ty > 0 ? ov * f : 0, bot = ty < nty - 1 ? ov * f : 0;
+            const int lft = tx > 0 ? ov * f : 0, rgt = tx < ntx - 1 ? ov * f : 0;
+            for (int y = 0; y < oh; y++) {
+                const float wy = ramp(y, oh, top, bot);
+                for (int x = 0; x < ow; x++) {
+                    const float wgt = wy * ramp(x, ow, lft, rgt);
+                    const size_t o = (size_t)(y0 * f + y) * W + ((size_t)x0 * f + x);
+                    wsum[o] += wgt;
+                    for (int ch = 0; ch < Co; ch++)
+                        out[(size_t)ch * H * W + o] += wgt * otile[((size_t)ch * oh + y) * ow + x];
+                }
+            }
+            if (e->opts && e->opts->progress)
+                fprintf(stderr, "\rdecoding: tile %d/%d", ty * ntx + tx + 1, nty * ntx), fflush(stderr);
+        }
+    e->prefix[0] = '\0';
+    if (live(e))
+        for (int ch = 0; ch < Co; ch++)
+            for (size_t i = 0; i < (size_t)H * W; i++) out[(size_t)ch * H * W + i] /= wsum[i];
+}
+
+/* One decode of z [zc,h,w] into out: exact (T == 0) or tiled. The same code counts and runs. */
+static void decode(vexec *e, const latup_vae *v, const float *z, int h, int w, float *out, int T, int ov) {
+    if (T > 0)
+        decode_tiled(e, v, z, h, w, out, T, ov);
+    else
+        decode_one(e, v, z, h, w, out);
+}
+
+/* ---- plans ------------------------------------------------------------------------------------- */
+
+/* The counting pass of one decode. */
+static latup_status count_pass(vexec *e, const latup_vae *v, int h, int w, int T, int ov) {
+    latup_arena_begin_count(&e->arena);
+    decode(e, v, NULL, h, w, NULL, T, ov);
+    return e->arena.st;
+}
+
+static latup_status check_size(const latup_vae *v, int h, int w) {
+    if (h < 1 || w < 1 || h > 8192 || w > 8192)
+        return latup_fail(LATUP_E_INPUT, "latent size %dx%d out of range (1..8192)", h, w);
+    /* the kernels index a map's pixels with int */
+    const int64_t f = up_factor(&v->cfg);
+    if ((int64_t)h * f * w * f > INT32_MAX)
+        return latup_fail(LATUP_E_INPUT, "latent %dx%d decodes to %lldx%lld, over 2^31 pixels", h, w,
+                          (long long)(h * f), (long long)(w * f));
+    return LATUP_OK;
+}
+
+static void fill_plan(const vexec *e, const latup_vae *v, int h, int w, latup_vae_plan *p) {
+    const int64_t f = up_factor(&v->cfg);
+    memset(p, 0, sizeof *p);
+    p->h = h, p->w = w;
+    latup_arena_plan(&e->arena, &p->mem);
+    p->mem.weights = (size_t)v->cfg.n_params * sizeof(float);
+    p->mem.output = (size_t)v->cfg.out_channels * (size_t)(h * f) * (size_t)(w * f) * sizeof(float);
 }
 
 latup_status latup_vae_plan_memory(const latup_vae *v, int h, int w, latup_vae_plan *p) {
     memset(p, 0, sizeof *p);
-    if (h < 1 || w < 1 || h > 8192 || w > 8192)
-        return latup_fail(LATUP_E_INPUT, "latent size %dx%d out of range (1..8192)", h, w);
+    TRY(check_size(v, h, w));
     vexec e;
-    plan_exec(v, h, w, &e);
-    p->h = h, p->w = w;
-    for (int i = 0; i < 3; i++) p->act[i] = e.cap[i] * sizeof(float);
-    p->attn = (5 * e.attn_floats + e.attn_scratch_floats) * sizeof(float);
-    p->conv = e.col_floats * sizeof(float);
-    p->total = p->act[0] + p->act[1] + p->act[2] + p->attn + p->conv + 2 * (size_t)e.cmax * sizeof(float);
-    p->weights = (size_t)v->cfg.n_params * sizeof(float);
+    exec_init(&e, NULL);
+    TRY(count_pass(&e, v, h, w, 0, 0));
+    fill_plan(&e, v, h, w, p);
     return LATUP_OK;
 }
 
 void latup_vae_plan_print(const latup_vae_plan *p, FILE *f) {
-    const double MiB = 1024.0 * 1024.0;
-    fprintf(f, "VAE memory plan: latent %dx%d\n", p->h, p->w);
-    for (int i = 0; i < 3; i++) fprintf(f, "  activation buffer %d         %9.1f MiB\n", i, p->act[i] / MiB);
-    fprintf(f, "  mid attention (q,k,v,o,..) %9.1f MiB\n", p->attn / MiB);
-    fprintf(f, "  conv band scratch          %9.1f MiB\n", p->conv / MiB);
-    fprintf(f, "  arena total                %9.1f MiB (+ weights %.1f MiB)\n", p->total / MiB, p->weights / MiB);
+    char title[96];
+    snprintf(title, sizeof title, "VAE memory plan: latent %dx%d", p->h, p->w);
+    latup_mem_plan_print(&p->mem, title, f);
 }
 
-static latup_status exec_alloc(vexec *e, float **block) {
-    size_t total = e->cap[0] + e->cap[1] + e->cap[2] + 5 * e->attn_floats + e->attn_scratch_floats +
-                   e->col_floats + 2 * (size_t)e->cmax + 16 * 12;
-    float *q = latup_alloc_floats(total, "VAE arena");
-    if (!q) return LATUP_E_NOMEM;
-    *block = q;
-#define CARVE(ptr, n) (ptr = q, q += ((size_t)(n) + 15) / 16 * 16)
-    for (int i = 0; i < 3; i++) CARVE(e->buf[i], e->cap[i]);
-    CARVE(e->nt, e->attn_floats);
-    CARVE(e->q, e->attn_floats);
-    CARVE(e->k, e->attn_floats);
-    CARVE(e->v, e->attn_floats);
-    CARVE(e->o, e->attn_floats);
-    CARVE(e->attn_scratch, e->attn_scratch_floats);
-    CARVE(e->col, e->col_floats);
-    CARVE(e->stats, 2 * (size_t)e->cmax);
-#undef CARVE
-    e->dry = 0;
-    memset(e->shadow, 0, sizeof e->shadow);
+/* Bytes held while decoding a batch of B (h x w) with tiles T (0: exact): the arena, the
+ * weights, the input and the output tensors. */
+static latup_status decode_peak(const latup_vae *v, int h, int w, int64_t B, int T, int ov,
+                                const latup_decode_opts *opts, latup_vae_plan *p, size_t *peak) {
+    vexec e;
+    exec_init(&e, opts);
+    TRY(count_pass(&e, v, h, w, T, ov));
+    fill_plan(&e, v, h, w, p);
+    if (T > 0) p->h = T < h ? T : h, p->w = T < w ? T : w;
+    const size_t in = (size_t)v->cfg.z_channels * h * w * sizeof(float);
+    size_t io;
+    if (!latup_mul_ok(p->mem.output + in, (size_t)B, &io))
+        return latup_fail(LATUP_E_INPUT, "a batch of %lld %dx%d latents is too large", (long long)B, h, w);
+    *peak = p->mem.arena + p->mem.weights + io;
     return LATUP_OK;
+}
+
+static double gib(size_t bytes) { return bytes / (1024.0 * 1024.0 * 1024.0); }
+
+/* latup_vae_plan_decode for a batch of B. */
+static latup_status plan_decode(const latup_vae *v, int h, int w, int64_t B, const latup_decode_opts *opts,
+                                latup_decode_plan *dp) {
+    memset(dp, 0, sizeof *dp);
+    TRY(check_size(v, h, w));
+    const size_t budget = opts ? opts->max_memory : 0;
+    int T = opts && opts->tile > 0 ? opts->tile : 0;
+    int ov = opts && opts->overlap > 0 ? opts->overlap : 0;
+    if (T > 0 && (T < 4 || (ov > 0 && ov >= T)))
+        return latup_fail(LATUP_E_USAGE, "tile %d with overlap %d: the tile must be at least 4 and larger than the "
+                          "overlap", T, ov);
+    size_t peak;
+    if (T == 0) {
+        TRY(decode_peak(v, h, w, B, 0, 0, opts, &dp->plan, &peak));
+        if (budget == 0 || peak <= budget) {
+            dp->peak = peak;
+            return LATUP_OK;
+        }
+        /* the largest tile (a multiple of MIN_TILE latent pixels) whose decode fits the budget */
+        const size_t exact = peak;
+        int found = 0;
+        for (T = ((h > w ? h : w) - 1) / MIN_TILE * MIN_TILE; T >= MIN_TILE; T -= MIN_TILE) {
+            TRY(decode_peak(v, h, w, B, T, ov > 0 && ov < T ? ov : T / 4, opts, &dp->plan, &peak));
+            if (peak <= budget) {
+                found = 1;
+                break;
+            }
+        }
+        if (!found) {
+            latup_vae_plan sp;
+            const int Tm = MIN_TILE < h || MIN_TILE < w ? MIN_TILE : 0;
+            TRY(decode_peak(v, h, w, B, Tm, Tm / 4, opts, &sp, &peak));
+            return latup_fail(LATUP_E_NOMEM, "a memory budget of %.2f GiB cannot be met: the smallest tiles (%dx%d "
+                              "latent pixels) need %.2f GiB (weights %.2f, input and output %.2f, tile arena %.2f); "
+                              "the exact decode needs %.2f GiB", gib(budget), MIN_TILE, MIN_TILE, gib(peak),
+                              gib(sp.mem.weights), gib(peak - sp.mem.weights - sp.mem.arena), gib(sp.mem.arena),
+                              gib(exact));
+        }
+        snprintf(dp->reason, sizeof dp->reason, "the exact decode needs %.2f GiB, over the %.2f GiB budget",
+                 gib(exact), gib(budget));
+    } else {
+        if (T >= h && T >= w) { /* one tile covers the latent: the exact decode */
+            TRY(decode_peak(v, h, w, B, 0, 0, opts, &dp->plan, &peak));
+            dp->peak = peak;
+            return LATUP_OK;
+        }
+        snprintf(dp->reason, sizeof dp->reason, "tiles of %d latent pixels were asked for", T);
+    }
+    if (ov <= 0 || ov >= T) ov = T / 4;
+    TRY(decode_peak(v, h, w, B, T, ov, opts, &dp->plan, &peak));
+    if (budget > 0 && peak > budget)
+        return latup_fail(LATUP_E_NOMEM, "tiles of %d latent pixels need %.2f GiB, over the %.2f GiB memory budget "
+                          "(use smaller tiles)", T, gib(peak), gib(budget));
+    dp->tiled = 1, dp->tile = T, dp->overlap = ov, dp->peak = peak;
+    return LATUP_OK;
+}
+
+latup_status latup_vae_plan_decode(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
+                                   latup_decode_plan *p) {
+    return plan_decode(v, h, w, 1, opts, p);
 }
 
 /* ---- decoding ------------------------------------------------------------------------------------ */
@@ -303,68 +460,6 @@ static latup_status check_latent(const latup_vae *v, const latup_tensor *z) {
     return latup_check_finite(z);
 }
 
-/* Linear ramp weight of position i in a tile of n, with `lo`/`hi` overlap on sides that have a
- * neighbour (0: no neighbour, full weight to the edge). Never 0, so every pixel is covered. */
-static float ramp(int i, int n, int lo, int hi) {
-    float wgt = 1.0f;
-    if (lo > 0 && i < lo) wgt = fminf(wgt, (i + 0.5f) / lo);
-    if (hi > 0 && i >= n - hi) wgt = fminf(wgt, (n - i - 0.5f) / hi);
-    return wgt;
-}
-
-/* Tiles of T latent pixels with `ov` overlap; each tile decoded exactly, blended with linear
- * ramps across the overlaps. Approximate: GroupNorm statistics and attention see one tile. */
-static latup_status decode_tiled(const latup_vae *v, const float *z, int h, int w, float *out, int T, int ov,
-                                 const latup_decode_opts *opts, vtimes *tm) {
-    const latup_vae_config *c = &v->cfg;
-    const int f = up_factor(c), H = h * f, W = w * f, Co = c->out_channels;
-    const int step = T - ov;
-    const int nty = h <= T ? 1 : (h - ov + step - 1) / step, ntx = w <= T ? 1 : (w - ov + step - 1) / step;
-    vexec e;
-    plan_exec(v, T < h ? T : h, T < w ? T : w, &e);
-    e.nthreads = latup_get_threads();
-    float *block = NULL;
-    const int th = T < h ? T : h, tw = T < w ? T : w;
-    float *ztile = latup_alloc_floats((size_t)c->z_channels * th * tw, "latent tile");
-    float *otile = latup_alloc_floats((size_t)Co * th * f * tw * f, "decoded tile");
-    float *wsum = latup_calloc((size_t)H * W, sizeof(float), "tile blend weights");
-    latup_status st = ztile && otile && wsum ? exec_alloc(&e, &block) : LATUP_E_NOMEM;
-    if (st == LATUP_OK) memset(out, 0, (size_t)Co * H * W * sizeof(float));
-    for (int ty = 0; ty < nty && st == LATUP_OK; ty++)
-        for (int tx = 0; tx < ntx; tx++) {
-            /* tile origin, the last tile flush with the edge */
-            int y0 = ty * step, x0 = tx * step;
-            if (y0 + th > h) y0 = h - th;
-            if (x0 + tw > w) x0 = w - tw;
-            for (int ch = 0; ch < c->z_channels; ch++)
-                for (int y = 0; y < th; y++)
-                    memcpy(ztile + ((size_t)ch * th + y) * tw, z + ((size_t)ch * h + y0 + y) * w + x0, (size_t)tw * sizeof(float));
-            decode_one(&e, v, ztile, th, tw, otile, tm, 0, 0, 0);
-            const int ovl_top = ty > 0 ? ov * f : 0, ovl_bot = ty < nty - 1 ? ov * f : 0;
-            const int ovl_lft = tx > 0 ? ov * f : 0, ovl_rgt = tx < ntx - 1 ? ov * f : 0;
-            const int oh = th * f, ow = tw * f;
-            for (int y = 0; y < oh; y++) {
-                const float wy = ramp(y, oh, ovl_top, ovl_bot);
-                for (int x = 0; x < ow; x++) {
-                    const float wgt = wy * ramp(x, ow, ovl_lft, ovl_rgt);
-                    const size_t o = (size_t)(y0 * f + y) * W + (x0 * f + x);
-                    wsum[o] += wgt;
-                    for (int ch = 0; ch < Co; ch++) out[(size_t)ch * H * W + o] += wgt * otile[((size_t)ch * oh + y) * ow + x];
-                }
-            }
-            if (opts && opts->progress)
-                fprintf(stderr, "\rdecoding: tile %d/%d", ty * ntx + tx + 1, nty * ntx), fflush(stderr);
-        }
-    if (st == LATUP_OK)
-        for (int ch = 0; ch < Co; ch++)
-            for (size_t i = 0; i < (size_t)H * W; i++) out[(size_t)ch * H * W + i] /= wsum[i];
-    free(block);
-    free(ztile);
-    free(otile);
-    free(wsum);
-    return st;
-}
-
 latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
                               const latup_decode_opts *opts) {
     const latup_vae_config *c = &v->cfg;
@@ -373,64 +468,42 @@ latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_t
     const int off = z->ndim - 3;
     const int64_t B = off ? z->shape[0] : 1;
     const int h = (int)z->shape[off + 1], w = (int)z->shape[off + 2], f = up_factor(c);
-    latup_vae_plan plan;
-    TRY(latup_vae_plan_memory(v, h, w, &plan));
-    int tile = opts ? opts->tile : 0;
-    const size_t budget = opts ? opts->max_memory : 0;
-    if (tile <= 0 && budget > 0 && plan.total + plan.weights > budget) {
-        /* the largest tile (multiple of 8 latent pixels) whose exact decode fits the budget */
-        for (tile = (h > w ? h : w) / 8 * 8; tile > 8; tile -= 8) {
-            latup_vae_plan tp;
-            TRY(latup_vae_plan_memory(v, tile < h ? tile : h, tile < w ? tile : w, &tp));
-            if (tp.total + tp.weights <= budget / 2) break; /* half: room for the output image */
-        }
-    }
-    const int tiled = tile > 0 && (tile < h || tile < w);
-    int overlap = opts && opts->overlap > 0 ? opts->overlap : tile / 4;
-    if (tiled && (tile < 4 || overlap >= tile))
-        return latup_fail(LATUP_E_USAGE, "tile %d with overlap %d: the tile must be >= 4 and larger than the overlap", tile, overlap);
+    latup_decode_plan dp;
+    TRY(plan_decode(v, h, w, B, opts, &dp));
+    const int T = dp.tiled ? dp.tile : 0, ov = dp.tiled ? dp.overlap : 0;
     const int verbose = opts && opts->verbose;
     if (verbose) {
-        if (tiled) {
-            latup_vae_plan tp;
-            TRY(latup_vae_plan_memory(v, tile < h ? tile : h, tile < w ? tile : w, &tp));
-            fprintf(stderr, "VAE: tiled decode, tiles of %d latent pixels, overlap %d (exact decode would need %.1f MiB)\n",
-                    tile, overlap, (plan.total + plan.weights) / 1048576.0);
-            latup_vae_plan_print(&tp, stderr);
-        } else {
-            latup_vae_plan_print(&plan, stderr);
-        }
+        if (dp.tiled)
+            fprintf(stderr, "VAE: tiled decode (%s): tiles of %d latent pixels, overlap %d; an approximation\n",
+                    dp.reason, T, ov);
+        latup_vae_plan_print(&dp.plan, stderr);
+        fprintf(stderr, "  %-40s %10.2f MiB  (arena, weights, input and output)\n", "peak", dp.peak / 1048576.0);
     }
     int64_t shape[4] = {B, c->out_channels, (int64_t)h * f, (int64_t)w * f};
     TRY(latup_tensor_alloc(img, z->ndim, off ? shape : shape + 1));
-    vtimes tm = {{0}};
-    latup_status st = LATUP_OK;
+    vexec e;
+    exec_init(&e, opts);
+    latup_status st = count_pass(&e, v, h, w, T, ov);
+    if (st == LATUP_OK) st = latup_arena_begin_run(&e.arena, "VAE arena");
+    e.progress_total = dp.tiled ? 0 : (int)B * c->n_levels;
     const size_t zsz = (size_t)c->z_channels * h * w, osz = (size_t)c->out_channels * h * f * w * f;
-    if (tiled) {
-        for (int64_t b = 0; b < B && st == LATUP_OK; b++)
-            st = decode_tiled(v, z->data + b * zsz, h, w, img->data + b * osz, tile, overlap, opts, &tm);
-    } else {
-        vexec e;
-        plan_exec(v, h, w, &e);
-        float *block = NULL;
-        st = exec_alloc(&e, &block);
-        e.dump = opts && opts->dump ? &(latup_run_opts){.dump = opts->dump, .dump_user = opts->dump_user} : NULL;
-        for (int64_t b = 0; b < B && st == LATUP_OK; b++) {
-            e.b = (int)b;
-            decode_one(&e, v, z->data + b * zsz, h, w, img->data + b * osz, &tm, opts && opts->progress,
-                       (int)b * c->n_levels, (int)B * c->n_levels);
-        }
-        free(block);
+    for (int64_t b = 0; b < B && st == LATUP_OK; b++) {
+        e.b = (int)b;
+        latup_arena_rewind(&e.arena); /* every image replays the counted takes */
+        decode(&e, v, z->data + b * zsz, h, w, img->data + b * osz, T, ov);
+        st = e.st != LATUP_OK ? e.st : latup_arena_check(&e.arena);
     }
+    latup_arena_free(&e.arena);
     if (opts && opts->progress) fprintf(stderr, "\n");
+    if (st == LATUP_OK) st = latup_check_finite_output(img, "the decoded image");
     if (st != LATUP_OK) {
         latup_tensor_free(img);
         return st;
     }
     if (verbose) {
-        fprintf(stderr, "VAE timings (batch %lld, %d threads): conv_in+mid %.3f s", (long long)B, latup_get_threads(), tm.t[0]);
-        for (int i = 0; i < c->n_levels; i++) fprintf(stderr, ", up.%d %.3f s", c->n_levels - 1 - i, tm.t[1 + i]);
-        fprintf(stderr, ", out %.3f s\n", tm.t[1 + c->n_levels]);
+        fprintf(stderr, "VAE timings (batch %lld, %d threads): conv_in+mid %.3f s", (long long)B, e.nthreads, e.tm[0]);
+        for (int i = 0; i < c->n_levels; i++) fprintf(stderr, ", up.%d %.3f s", c->n_levels - 1 - i, e.tm[1 + i]);
+        fprintf(stderr, ", out %.3f s\n", e.tm[1 + c->n_levels]);
     }
     return LATUP_OK;
 }

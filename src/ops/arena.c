@@ -15,18 +15,33 @@ void latup_arena_begin_count(latup_arena *a) {
     a->counting = 1;
 }
 
+static size_t step_for(size_t floats) { return round16(floats) + round16(LATUP_ARENA_GUARD_FLOATS); }
+
 latup_status latup_arena_begin_run(latup_arena *a, const char *what) {
     if (a->st != LATUP_OK) return a->st;
-    a->base = latup_alloc_floats(a->peak > 0 ? a->peak : 16, what);
+    /* the slots first, at their counted capacities; the stack above them */
+    size_t off = 0;
+    for (int i = 0; i < a->n_slots; i++) {
+        a->slots[i].off = off;
+        off += step_for(a->slots[i].floats);
+    }
+    a->slot_floats = off;
+    const size_t total = a->slot_floats + a->peak;
+    a->base = latup_alloc_floats(total > 0 ? total : 16, what);
     if (!a->base) return LATUP_E_NOMEM;
-    a->cap = a->peak;
+    a->cap = total;
     a->counting = 0;
     latup_arena_rewind(a);
+#if LATUP_ARENA_GUARD_FLOATS > 0
+    for (int i = 0; i < a->n_slots; i++)
+        for (size_t k = a->slots[i].floats; k < step_for(a->slots[i].floats); k++)
+            memcpy(a->base + a->slots[i].off + k, &GUARD_BITS, sizeof GUARD_BITS);
+#endif
     return LATUP_OK;
 }
 
 void latup_arena_rewind(latup_arena *a) {
-    a->top = 0;
+    a->top = a->slot_floats;
     a->n_live = 0;
 }
 
@@ -56,7 +71,7 @@ float *latup_arena_take(latup_arena *a, size_t floats, const char *name) {
         a->st = latup_fail(LATUP_E_INPUT, "buffer '%s' would need %zu floats: the input is too large", name, floats);
         return NULL;
     }
-    const size_t step = round16(floats) + round16(LATUP_ARENA_GUARD_FLOATS);
+    const size_t step = step_for(floats);
     if (a->top > SIZE_MAX / 8 - step) {
         a->st = latup_fail(LATUP_E_INPUT, "buffer '%s': the arena would pass %zu bytes: the input is too large", name,
                            SIZE_MAX / 2);
@@ -78,7 +93,7 @@ float *latup_arena_take(latup_arena *a, size_t floats, const char *name) {
     a->live[a->n_live].name = name;
     a->n_live++;
     a->top += step;
-    if (a->top > a->peak) a->peak = a->top;
+    if (a->top - a->slot_floats > a->peak) a->peak = a->top - a->slot_floats;
     if (a->counting) {
         remember_kind(a, name, floats);
         return NULL;
@@ -101,22 +116,52 @@ float *latup_arena_take3(latup_arena *a, size_t n0, size_t n1, size_t n2, const 
     return latup_arena_take(a, n, name);
 }
 
+float *latup_arena_slot(latup_arena *a, int i, size_t floats, const char *name) {
+    if (a->st != LATUP_OK) return NULL;
+    if (i < 0 || i >= LATUP_ARENA_MAX_SLOTS) {
+        a->st = latup_fail(LATUP_E_INTERNAL, "arena: slot %d for '%s' out of range", i, name);
+        return NULL;
+    }
+    if (floats > SIZE_MAX / 8 - 64) {
+        a->st = latup_fail(LATUP_E_INPUT, "buffer '%s' would need %zu floats: the input is too large", name, floats);
+        return NULL;
+    }
+    if (a->counting) {
+        if (i >= a->n_slots) {
+            for (int k = a->n_slots; k <= i; k++) a->slots[k].floats = 0, a->slots[k].name = name;
+            a->n_slots = i + 1;
+        }
+        if (floats > a->slots[i].floats) a->slots[i].floats = floats;
+        return NULL;
+    }
+    if (i >= a->n_slots || floats > a->slots[i].floats) {
+        a->st = latup_fail(LATUP_E_INTERNAL, "arena: '%s' needs %zu floats in slot %d, which holds %zu "
+                           "(the run did not replay the counted writes)", name, floats, i,
+                           i < a->n_slots ? a->slots[i].floats : 0);
+        return NULL;
+    }
+    return a->base + a->slots[i].off;
+}
+
 size_t latup_arena_mark(const latup_arena *a) { return (size_t)a->n_live; }
 
 /* Guard of live take i: the floats between its end and the next take's start. */
-static int guard_ok(const latup_arena *a, int i) {
+static int guard_ok_at(const latup_arena *a, size_t off, size_t floats) {
     if (a->counting || !a->base) return 1;
-    const size_t end = a->live[i].off + round16(a->live[i].floats) + round16(LATUP_ARENA_GUARD_FLOATS);
-    for (size_t k = a->live[i].off + a->live[i].floats; k < end; k++)
+    for (size_t k = off + floats; k < off + step_for(floats); k++)
         if (memcmp(a->base + k, &GUARD_BITS, sizeof GUARD_BITS) != 0) return 0;
     return 1;
 }
 
-static void guard_fail(latup_arena *a, int i) {
+static int guard_ok(const latup_arena *a, int i) { return guard_ok_at(a, a->live[i].off, a->live[i].floats); }
+
+static void guard_fail_named(latup_arena *a, const char *name, size_t floats) {
     if (a->st == LATUP_OK)
-        a->st = latup_fail(LATUP_E_INTERNAL, "arena: the guard after buffer '%s' (%zu floats) was overwritten",
-                           a->live[i].name, a->live[i].floats);
+        a->st = latup_fail(LATUP_E_INTERNAL, "arena: the guard after buffer '%s' (%zu floats) was overwritten", name,
+                           floats);
 }
+
+static void guard_fail(latup_arena *a, int i) { guard_fail_named(a, a->live[i].name, a->live[i].floats); }
 
 void latup_arena_release(latup_arena *a, size_t mark) {
     while ((size_t)a->n_live > mark) {
@@ -129,6 +174,12 @@ void latup_arena_release(latup_arena *a, size_t mark) {
 
 latup_status latup_arena_check(latup_arena *a) {
     if (LATUP_ARENA_GUARD_FLOATS > 0)
+        for (int i = 0; i < a->n_slots; i++)
+            if (!guard_ok_at(a, a->slots[i].off, a->slots[i].floats)) {
+                guard_fail_named(a, a->slots[i].name, a->slots[i].floats);
+                return a->st;
+            }
+    if (LATUP_ARENA_GUARD_FLOATS > 0)
         for (int i = 0; i < a->n_live; i++)
             if (!guard_ok(a, i)) {
                 guard_fail(a, i);
@@ -137,17 +188,38 @@ latup_status latup_arena_check(latup_arena *a) {
     return a->st;
 }
 
-size_t latup_arena_bytes(const latup_arena *a) { return a->peak * sizeof(float); }
+size_t latup_arena_bytes(const latup_arena *a) {
+    size_t slots = 0;
+    for (int i = 0; i < a->n_slots; i++) slots += step_for(a->slots[i].floats);
+    return (slots + a->peak) * sizeof(float);
+}
 
-void latup_arena_print(const latup_arena *a, const char *title, FILE *f) {
+void latup_arena_plan(const latup_arena *a, latup_mem_plan *p) {
+    memset(p, 0, sizeof *p);
+    p->arena = latup_arena_bytes(a);
+    for (int i = 0; i < a->n_slots && p->n_takes < LATUP_PLAN_MAX_TAKES; i++, p->n_takes++) {
+        snprintf(p->takes[p->n_takes].name, sizeof p->takes[0].name, "%s %d", a->slots[i].name, i);
+        p->takes[p->n_takes].bytes = a->slots[i].floats * sizeof(float);
+        p->takes[p->n_takes].count = 1;
+    }
+    for (int i = 0; i < a->n_kinds && p->n_takes < LATUP_PLAN_MAX_TAKES; i++, p->n_takes++) {
+        snprintf(p->takes[p->n_takes].name, sizeof p->takes[0].name, "%s", a->kinds[i].name);
+        p->takes[p->n_takes].bytes = a->kinds[i].floats * sizeof(float);
+        p->takes[p->n_takes].count = a->kinds[i].count;
+    }
+}
+
+void latup_mem_plan_print(const latup_mem_plan *p, const char *title, FILE *f) {
     const double MiB = 1024.0 * 1024.0;
     fprintf(f, "%s\n", title);
-    for (int i = 0; i < a->n_kinds; i++) {
-        const latup_arena_kind *k = &a->kinds[i];
+    for (int i = 0; i < p->n_takes; i++) {
+        const latup_plan_take *k = &p->takes[i];
         if (k->count > 1)
-            fprintf(f, "  %-36s %10.2f MiB (largest of %ld)\n", k->name, k->floats * sizeof(float) / MiB, k->count);
+            fprintf(f, "  %-40s %10.2f MiB  (largest of %ld takes)\n", k->name, k->bytes / MiB, k->count);
         else
-            fprintf(f, "  %-36s %10.2f MiB\n", k->name, k->floats * sizeof(float) / MiB);
+            fprintf(f, "  %-40s %10.2f MiB\n", k->name, k->bytes / MiB);
     }
-    fprintf(f, "  %-36s %10.2f MiB (the high-water mark of the takes above)\n", "arena", latup_arena_bytes(a) / MiB);
+    fprintf(f, "  %-40s %10.2f MiB  (the high-water mark of the takes)\n", "arena", p->arena / MiB);
+    if (p->weights) fprintf(f, "  %-40s %10.2f MiB\n", "weights (fp32)", p->weights / MiB);
+    if (p->output) fprintf(f, "  %-40s %10.2f MiB  (one image)\n", "output", p->output / MiB);
 }

@@ -6,7 +6,9 @@
  *
  * Takes are a stack: latup_arena_mark() / latup_arena_release() return the memory of scoped
  * scratch (a conv's im2col band, attention scores) for the next op to reuse; the arena's size is
- * the stack's high-water mark. Each take is rounded up to 16 floats (64 bytes, so every buffer is
+ * the stack's high-water mark. Slots are for buffers a pass rotates through (the VAE's three
+ * activation buffers): each slot's size is the largest write the counting pass asked of it, and
+ * the real pass checks every write against that capacity. The slots sit below the stack. Each take is rounded up to 16 floats (64 bytes, so every buffer is
  * aligned for any SIMD width). In SANITIZE=1 builds a run of guard floats follows every take;
  * latup_arena_release() and latup_arena_check() verify them and name a damaged buffer. */
 #ifndef LATUP_ARENA_H
@@ -22,6 +24,7 @@
 #define LATUP_ARENA_GUARD_FLOATS 0
 #endif
 #define LATUP_ARENA_MAX_LIVE 64   /* takes alive at once (a forward pass holds about 20) */
+#define LATUP_ARENA_MAX_SLOTS 4   /* rotating buffers (the VAE's activations) */
 #define LATUP_ARENA_MAX_KINDS 32  /* distinct take names remembered for the printed plan */
 
 typedef struct {
@@ -41,6 +44,12 @@ typedef struct {
         size_t off, floats;
         const char *name;
     } live[LATUP_ARENA_MAX_LIVE];
+    struct {
+        size_t off, floats;   /* floats: the capacity (counting: the largest request so far) */
+        const char *name;
+    } slots[LATUP_ARENA_MAX_SLOTS];
+    int n_slots;
+    size_t slot_floats;       /* floats of the slot region (guards included), below the stack */
     int n_live;
     latup_arena_kind kinds[LATUP_ARENA_MAX_KINDS];
     int n_kinds;
@@ -63,15 +72,23 @@ float *latup_arena_take(latup_arena *a, size_t floats, const char *name);
 /* floats = n0 * n1 * n2 with overflow checked (shapes). */
 float *latup_arena_take3(latup_arena *a, size_t n0, size_t n1, size_t n2, const char *name);
 
+/* Slot i (0 <= i < LATUP_ARENA_MAX_SLOTS) for a write of `floats`. Counting: NULL, and the slot
+ * grows to the largest request. Real pass: the slot, or NULL with a.st set (LATUP_E_INTERNAL
+ * naming it) when the request exceeds the counted capacity. */
+float *latup_arena_slot(latup_arena *a, int i, size_t floats, const char *name);
+
 size_t latup_arena_mark(const latup_arena *a);
 /* Pops every take above mark, checking their guards first. */
 void latup_arena_release(latup_arena *a, size_t mark);
-/* Checks the guards of every live take; LATUP_E_INTERNAL naming the first damaged one. */
+/* Checks the guards of every slot and live take; LATUP_E_INTERNAL naming the first damaged one. */
 latup_status latup_arena_check(latup_arena *a);
 
 /* Bytes of the plan (the counted high-water mark, guards included). */
 size_t latup_arena_bytes(const latup_arena *a);
-/* The takes by name (largest size, count), then the total, one line each. */
-void latup_arena_print(const latup_arena *a, const char *title, FILE *f);
+/* The counted takes by name (largest size, count) and the arena size into a public plan
+ * (weights and output left 0 for the model to fill). */
+void latup_arena_plan(const latup_arena *a, latup_mem_plan *p);
+/* The plan, one line per take, then the arena, weights and output: what --verbose prints. */
+void latup_mem_plan_print(const latup_mem_plan *p, const char *title, FILE *f);
 
 #endif

@@ -5,31 +5,38 @@
  * full attention with a streaming softmax. The naive twins live in tests/test_kernels.c. */
 #include "ops/kernels.h"
 
+#include "common.h"
+
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 /* ---- dense layers ---------------------------------------------------------------------------- */
 
-void linear_forward(float *out, const float *inp, const float *weight, const float *bias,
+/* Tiles of LINEAR_ROWS tokens, each one sgemm against the whole weight. */
+#define LINEAR_ROWS 256
+
+void latup_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
                     int N, int Cin, int Cout) {
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        float *o = out + (size_t)n * Cout;
-        if (bias)
-            memcpy(o, bias, (size_t)Cout * sizeof(float));
-        else
-            memset(o, 0, (size_t)Cout * sizeof(float));
+    const int ntiles = (N + LINEAR_ROWS - 1) / LINEAR_ROWS;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int t = 0; t < ntiles; t++) {
+        const int n0 = t * LINEAR_ROWS, rows = N - n0 < LINEAR_ROWS ? N - n0 : LINEAR_ROWS;
+        float *o = out + (size_t)n0 * Cout;
+        for (int n = 0; n < rows; n++) {
+            if (bias)
+                memcpy(o + (size_t)n * Cout, bias, (size_t)Cout * sizeof(float));
+            else
+                memset(o + (size_t)n * Cout, 0, (size_t)Cout * sizeof(float));
+        }
+        latup_sgemm1(1, rows, Cout, Cin, 1.0f, inp + (size_t)n0 * Cin, Cin, weight, Cin, 1.0f, o, Cout);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, Cout, Cin, 1.0f, inp, Cin, weight, Cin,
-                1.0f, out, Cout);
 }
 
-void layernorm_forward(float *out, const float *inp, const float *weight, const float *bias,
+void latup_layernorm_forward(float *out, const float *inp, const float *weight, const float *bias,
                        int N, int C, float eps) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
@@ -48,7 +55,7 @@ void layernorm_forward(float *out, const float *inp, const float *weight, const 
     }
 }
 
-void gelu_forward(float *out, const float *inp, size_t n) {
+void latup_gelu_forward(float *out, const float *inp, size_t n) {
     const float inv_sqrt2 = 0.70710678118654752440f;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
@@ -57,7 +64,7 @@ void gelu_forward(float *out, const float *inp, size_t n) {
     }
 }
 
-void leaky_relu_forward(float *out, const float *inp, size_t n, float slope) {
+void latup_leaky_relu_forward(float *out, const float *inp, size_t n, float slope) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -78,12 +85,12 @@ static void softmax_row(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
-void softmax_rows(float *x, int rows, int cols) {
+void latup_softmax_rows(float *x, int rows, int cols) {
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++) softmax_row(x + (size_t)r * cols, cols);
 }
 
-void add_inplace(float *y, const float *x, size_t n) {
+void latup_add_inplace(float *y, const float *x, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
@@ -102,10 +109,10 @@ static void transpose(float *out, const float *inp, int rows, int cols) {
         }
 }
 
-void chw_to_hwc(float *out, const float *inp, int C, int HW) { transpose(out, inp, C, HW); }
-void hwc_to_chw(float *out, const float *inp, int C, int HW) { transpose(out, inp, HW, C); }
+void latup_chw_to_hwc(float *out, const float *inp, int C, int HW) { transpose(out, inp, C, HW); }
+void latup_hwc_to_chw(float *out, const float *inp, int C, int HW) { transpose(out, inp, HW, C); }
 
-void pixel_shuffle(float *out, const float *inp, int C, int H, int W, int r) {
+void latup_pixel_shuffle(float *out, const float *inp, int C, int H, int W, int r) {
     const int Ho = H * r, Wo = W * r;
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++)
@@ -119,7 +126,7 @@ void pixel_shuffle(float *out, const float *inp, int C, int H, int W, int r) {
             }
 }
 
-void reflect_pad(float *out, const float *inp, int C, int H, int W, int Hp, int Wp) {
+void latup_reflect_pad(float *out, const float *inp, int C, int H, int W, int Hp, int Wp) {
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         const float *s = inp + (size_t)c * H * W;
@@ -133,7 +140,7 @@ void reflect_pad(float *out, const float *inp, int C, int H, int W, int Hp, int 
     }
 }
 
-void crop(float *out, const float *inp, int C, int H, int W, int Ho, int Wo) {
+void latup_crop(float *out, const float *inp, int C, int H, int W, int Ho, int Wo) {
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++)
         for (int y = 0; y < Ho; y++)
@@ -152,7 +159,7 @@ static inline size_t window_src_token(int w, int n, int H, int W, int ws, int sh
     return (size_t)y * W + x;
 }
 
-void window_partition(float *out, const float *inp, int H, int W, int C, int ws, int shift) {
+void latup_window_partition(float *out, const float *inp, int H, int W, int C, int ws, int shift) {
     const int nW = (H / ws) * (W / ws), N = ws * ws;
 #pragma omp parallel for schedule(static)
     for (int w = 0; w < nW; w++)
@@ -161,7 +168,7 @@ void window_partition(float *out, const float *inp, int H, int W, int C, int ws,
                    (size_t)C * sizeof(float));
 }
 
-void window_reverse(float *out, const float *inp, int H, int W, int C, int ws, int shift) {
+void latup_window_reverse(float *out, const float *inp, int H, int W, int C, int ws, int shift) {
     const int nW = (H / ws) * (W / ws), N = ws * ws;
 #pragma omp parallel for schedule(static)
     for (int w = 0; w < nW; w++)
@@ -170,7 +177,7 @@ void window_reverse(float *out, const float *inp, int H, int W, int C, int ws, i
                    (size_t)C * sizeof(float));
 }
 
-void relative_bias_gather(float *out, const float *table, int ws, int nH) {
+void latup_relative_bias_gather(float *out, const float *table, int ws, int nH) {
     const int N = ws * ws, span = 2 * ws - 1;
     for (int a = 0; a < N; a++)
         for (int b = 0; b < N; b++) {
@@ -183,7 +190,7 @@ static inline int shift_band(int y, int H, int ws, int shift) {
     return y < H - ws ? 0 : (y < H - shift ? 1 : 2);
 }
 
-void shift_mask_build(float *out, int H, int W, int ws, int shift) {
+void latup_shift_mask_build(float *out, int H, int W, int ws, int shift) {
     const int nWx = W / ws, nW = (H / ws) * nWx, N = ws * ws;
 #pragma omp parallel for schedule(static)
     for (int w = 0; w < nW; w++) {
@@ -198,31 +205,35 @@ void shift_mask_build(float *out, int H, int W, int ws, int shift) {
     }
 }
 
-size_t window_attention_scratch_floats(int N, int nthreads) {
+size_t latup_window_attention_scratch_floats(int N, int nthreads) {
     return (size_t)N * N * (size_t)(nthreads > 0 ? nthreads : 1);
 }
 
-void window_attention_forward(float *out, const float *qkv, const float *bias, const float *mask,
-                              int nW, int N, int nH, int hd, float scale, float *scratch,
-                              int nthreads) {
+latup_status latup_window_attention_forward(float *out, const float *qkv, const float *bias, const float *mask,
+                                            int nW, int N, int nH, int hd, float scale, float *scratch,
+                                            size_t scratch_floats, int nthreads) {
     const int C = nH * hd, ld = 3 * C;
-    /* One (window, head) pair per task; each thread owns an N x N score matrix. The sgemm calls
-     * run inside the parallel region, where OpenBLAS (OpenMP build) stays single-threaded. */
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+    const size_t nn = (size_t)N * N;
+    int workers = nthreads < 1 ? 1 : nthreads;
+    if ((size_t)workers > scratch_floats / nn) workers = (int)(scratch_floats / nn);
+    if (workers < 1 || !scratch)
+        return latup_fail(LATUP_E_INTERNAL, "window attention: scratch of %zu floats holds no %dx%d score matrix",
+                          scratch_floats, N, N);
+    /* One (window, head) pair per task; each worker owns an N x N score matrix. */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(workers)
     for (int t = 0; t < nW * nH; t++) {
         const int w = t / nH, h = t % nH;
 #ifdef _OPENMP
-        float *S = scratch + (size_t)omp_get_thread_num() * N * N;
+        float *S = scratch + (size_t)omp_get_thread_num() * nn;
 #else
         float *S = scratch;
 #endif
         const float *q = qkv + (size_t)w * N * ld + (size_t)h * hd;
         const float *k = q + C, *v = q + 2 * C;
         /* S = scale * q k^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, N, hd, scale, q, ld, k, ld, 0.0f,
-                    S, N);
-        const float *bh = bias + (size_t)h * N * N;
-        const float *mw = mask ? mask + (size_t)w * N * N : NULL;
+        latup_sgemm1(1, N, N, hd, scale, q, ld, k, ld, 0.0f, S, N);
+        const float *bh = bias + (size_t)h * nn;
+        const float *mw = mask ? mask + (size_t)w * nn : NULL;
         for (int a = 0; a < N; a++) {
             float *row = S + (size_t)a * N;
             const float *brow = bh + (size_t)a * N;
@@ -235,9 +246,9 @@ void window_attention_forward(float *out, const float *qkv, const float *bias, c
             softmax_row(row, N);
         }
         /* out_h = P v */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hd, N, 1.0f, S, N, v, ld, 0.0f,
-                    out + (size_t)w * N * C + (size_t)h * hd, C);
+        latup_sgemm1(0, N, hd, N, 1.0f, S, N, v, ld, 0.0f, out + (size_t)w * N * C + (size_t)h * hd, C);
     }
+    return LATUP_OK;
 }
 
 /* ---- VAE decoder ----------------------------------------------------------------------------- */
@@ -246,7 +257,7 @@ void window_attention_forward(float *out, const float *qkv, const float *bias, c
  * -0 (the true value is below 3e-37 in magnitude), never NaN. */
 static inline float silu1(float x) { return x / (1.0f + expf(-x)); }
 
-void silu_forward(float *out, const float *inp, size_t n) {
+void latup_silu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = silu1(inp[i]);
 }
@@ -275,7 +286,7 @@ static double channel_sumsq(const float *x, int n, double mean) {
  * Three passes over x: group means, group variances around those means (the two-pass form, no
  * cancellation when |mean| >> std), then the affine map. Partial sums are per channel, so the
  * parallel unit is a channel, not a group: every thread gets work even when groups < threads. */
-void groupnorm_affine(float *mean_c, float *scale_c, const float *inp, const float *weight, int C,
+void latup_groupnorm_affine(float *mean_c, float *scale_c, const float *inp, const float *weight, int C,
                       int HW, int groups, float eps) {
     if (C <= 0 || HW <= 0 || groups <= 0 || C % groups != 0) return; /* see kernels.h */
     const int cpg = C / groups;
@@ -307,7 +318,7 @@ static void groupnorm_impl(float *out, const float *inp, const float *weight, co
                            int C, int HW, int groups, float eps, int with_silu) {
     if (C <= 0 || HW <= 0 || groups <= 0 || C % groups != 0) return; /* see kernels.h */
     float mean[C], scale[C];
-    groupnorm_affine(mean, scale, inp, weight, C, HW, groups, eps);
+    latup_groupnorm_affine(mean, scale, inp, weight, C, HW, groups, eps);
     /* y = (x - mean) * (rstd * w) + b in fp32 so it vectorises; x - mean is formed first, so a
      * large mean does not cancel against b (error ~ u |mean| rstd |w|, not u |mean| / std). */
 #pragma omp parallel for schedule(static)
@@ -322,17 +333,17 @@ static void groupnorm_impl(float *out, const float *inp, const float *weight, co
     }
 }
 
-void groupnorm_forward(float *out, const float *inp, const float *weight, const float *bias,
+void latup_groupnorm_forward(float *out, const float *inp, const float *weight, const float *bias,
                        int C, int HW, int groups, float eps) {
     groupnorm_impl(out, inp, weight, bias, C, HW, groups, eps, 0);
 }
 
-void groupnorm_silu_forward(float *out, const float *inp, const float *weight, const float *bias,
+void latup_groupnorm_silu_forward(float *out, const float *inp, const float *weight, const float *bias,
                             int C, int HW, int groups, float eps) {
     groupnorm_impl(out, inp, weight, bias, C, HW, groups, eps, 1);
 }
 
-void upsample_nearest2x(float *out, const float *inp, int C, int H, int W) {
+void latup_upsample_nearest2x(float *out, const float *inp, int C, int H, int W) {
     const int Wo = 2 * W;
     /* One input row makes two identical output rows: widen it once, copy it once. */
 #pragma omp parallel for schedule(static)
@@ -367,7 +378,7 @@ static double *align_double(float *p) {
     return (double *)(void *)(p + ((uintptr_t)p % sizeof(double) != 0));
 }
 
-size_t attention_blocked_scratch_floats(int N, int C, int bq, int bk, int nthreads) {
+size_t latup_attention_blocked_scratch_floats(int N, int C, int bq, int bk, int nthreads) {
     if (N < 1) N = 1;
     bq = clamp_int(bq, 1, N);
     bk = clamp_int(bk, 1, N);
@@ -376,16 +387,22 @@ size_t attention_blocked_scratch_floats(int N, int C, int bq, int bk, int nthrea
     return per_thread * (size_t)(nthreads > 0 ? nthreads : 1);
 }
 
-void attention_blocked_forward(float *out, const float *q, const float *k, const float *v, int N,
-                               int C, float scale, int bq, int bk, float *scratch, int nthreads) {
-    if (N <= 0 || C <= 0) return;
+latup_status latup_attention_blocked_forward(float *out, const float *q, const float *k, const float *v, int N,
+                                             int C, float scale, int bq, int bk, float *scratch,
+                                             size_t scratch_floats, int nthreads) {
+    if (N <= 0 || C <= 0) return LATUP_OK;
     bq = clamp_int(bq, 1, N);
     bk = clamp_int(bk, 1, N);
-    if (nthreads < 1) nthreads = 1;
-    const size_t per_thread = attention_blocked_scratch_floats(N, C, bq, bk, 1);
+    const size_t per_thread = latup_attention_blocked_scratch_floats(N, C, bq, bk, 1);
     const int nqb = (N + bq - 1) / bq;
+    int workers = nthreads < 1 ? 1 : nthreads;
+    if (workers > nqb) workers = nqb;
+    if ((size_t)workers > scratch_floats / per_thread) workers = (int)(scratch_floats / per_thread);
+    if (workers < 1 || !scratch)
+        return latup_fail(LATUP_E_INTERNAL, "attention: scratch of %zu floats holds no %dx%d query block (needs %zu)",
+                          scratch_floats, bq, bk, per_thread);
 
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(workers)
     for (int qb = 0; qb < nqb; qb++) {
 #ifdef _OPENMP
         float *S = scratch + (size_t)omp_get_thread_num() * per_thread; /* [rows, bk] */
@@ -403,8 +420,7 @@ void attention_blocked_forward(float *out, const float *q, const float *k, const
         for (int j0 = 0; j0 < N; j0 += bk) {
             const int cols = N - j0 < bk ? N - j0 : bk;
             /* S = scale * Qb Kb^T   [rows, cols] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, C, scale, qi, C,
-                        k + (size_t)j0 * C, C, 0.0f, S, bk);
+            latup_sgemm1(1, rows, cols, C, scale, qi, C, k + (size_t)j0 * C, C, 0.0f, S, bk);
             for (int r = 0; r < rows; r++) {
                 float *s = S + (size_t)r * bk;
                 float mnew = m[r];
@@ -424,8 +440,7 @@ void attention_blocked_forward(float *out, const float *q, const float *k, const
                 m[r] = mnew;
             }
             /* acc += P Vb   [rows, C] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, C, cols, 1.0f, S, bk,
-                        v + (size_t)j0 * C, C, 1.0f, acc, C);
+            latup_sgemm1(0, rows, C, cols, 1.0f, S, bk, v + (size_t)j0 * C, C, 1.0f, acc, C);
         }
 
         for (int r = 0; r < rows; r++) {
@@ -435,4 +450,5 @@ void attention_blocked_forward(float *out, const float *q, const float *k, const
             for (int c = 0; c < C; c++) o[c] = (float)(a[c] * inv);
         }
     }
+    return LATUP_OK;
 }
