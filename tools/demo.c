@@ -174,9 +174,9 @@ int main(int argc, char **argv) {
     latup_vae *vae = NULL;
     latup_tensor z = {0}, gt = {0}, dec1 = {0}, up = {0}, dec2 = {0}, lr = {0}, sr = {0}, bic = {0}, ref = {0};
     path_result p[3] = {
-        {"bicubic", "1X DECODE + BICUBIC X2", NULL, 0, 0, 0, "decode at 1x, bicubic x2"},
+        {"bicubic", "DECODE 1X + BICUBIC", NULL, 0, 0, 0, "decode at 1x, bicubic x2"},
         {"lua", "LUA X2 + DECODE", NULL, 0, 0, 0, "LUA x2, decode at 2x"},
-        {"pixel", "DECODE + SWINIR X2", NULL, 0, 0, 0, "decode at 1x, SwinIR x2"},
+        {"pixel", "DECODE 1X + SWINIR X2", NULL, 0, 0, 0, "decode at 1x, SwinIR x2"},
     };
     uint8_t *gt8 = NULL, *dec8 = NULL;
     double t_dec1 = 0, t_up = 0, t_dec2 = 0, t_sr = 0, t_bic = 0;

@@ -17,8 +17,8 @@ CACHE = os.path.join(ROOT, "build", "train_cache")
 WALLPAPERS = "/usr/share/wallpapers"
 WORK_LONG_SIDE = 1280   # wallpapers are resized (Lanczos) to this long side before cropping
 
-# Held out: never seen in training. astronaut is the demo image (NASA, public domain); Volna is
-# also the 2K/4K tiling picture.
+# Held out: never seen in training. astronaut is the demo image (NASA, public domain); EveningGlow
+# is also the 2K/4K tiling picture.
 TEST_WALLPAPERS = ["EveningGlow", "Path", "Volna"]
 TEST_SKIMAGE = ["astronaut", "coffee", "chelsea"]
 # scikit-image photos used for training (gray ones are made RGB by repeating the channel).

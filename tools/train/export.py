@@ -2,7 +2,7 @@
 safetensors, F16 (I64 index buffers), gzip (deterministic), metadata = config + training recipe +
 versions. After this, every other tool loads the committed F16 values (models.load_trained).
 
-    tools/.venv/bin/python tools/train/export.py
+    tools/.venv/bin/python tools/train/export.py [--only vae|lua|swinir ...]
 """
 import json
 import os
@@ -42,9 +42,13 @@ def meta_for(kind, ck, config):
 
 
 def main():
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", action="append", choices=["vae", "lua", "swinir"])
+    a = ap.parse_args()
     os.makedirs(models.TRAINED, exist_ok=True)
     total = 0
-    for kind in ("vae", "lua", "swinir"):
+    for kind in a.only or ("vae", "lua", "swinir"):
         ck = torch.load(os.path.join(common.OUT, f"{kind}.pt"))
         if kind == "vae":
             m = models.make_vae()

@@ -2,9 +2,9 @@
 
     tools/.venv/bin/python tools/train/train_lua.py [--steps N] [--threads T] [--crops N]
 
-Data: random 256x256 crops (with flips) of the training images, encoded once by the trained
-VAE's encoder (posterior mean): the crop itself (32x32 latent, the target), and its antialiased
-bicubic /2 and /4 (16x16 and 8x8 latents, the inputs of heads.x2 and heads.x4). Loss: L1 in
+Data: random 192x192 crops (with flips) of the training images, encoded once by the trained
+VAE's encoder (posterior mean): the crop itself (24x24 latent, the target), and its antialiased
+bicubic /2 and /4 (12x12 and 6x6 latents, the inputs of heads.x2 and heads.x4). Loss: L1 in
 latent space, x2 + x4. Needs build/train/vae.pt; writes build/train/lua.pt.
 """
 import argparse
@@ -21,7 +21,7 @@ import data  # noqa: E402
 import models  # noqa: E402
 
 SEED = 12003
-HR_CROP, BATCH, LR, WARMUP = 256, 16, 4e-4, 100
+HR_CROP, BATCH, LR, WARMUP = 192, 8, 4e-4, 50
 
 
 def load_encoder():
@@ -48,9 +48,9 @@ def make_pairs(vae, n):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--crops", type=int, default=768)
+    ap.add_argument("--crops", type=int, default=384)
     a = ap.parse_args()
     common.seed_all(SEED, a.threads)
     t0 = time.time()
