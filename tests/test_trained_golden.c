@@ -26,14 +26,14 @@ static const char *SWINIR_W = TRAINED "swinir_x2.safetensors.gz";
 /* ---- tolerances ---------------------------------------------------------------------------------
  * Same rule as the other golden tests: max|c - ref| <= tol * max|ref|. `measured` is the worst seen
  * on these files (1 and 2 threads, gcc 12 -O2 -march=native, OpenBLAS 0.3.21, AVX-512) when the
- * value was set; tol is about 5x that, rounded up. Trained weights have the same kind of error as
- * the random ones (docs/testing.md); the fp32 references differ from fp64 by up to 2.7e-6 x max|ref|
+ * value was set; tol is about 6x that, rounded up. Trained weights have the same kind of error as
+ * the random ones (docs/testing.md); the fp32 references differ from fp64 by up to 6e-7 x max|ref|
  * on these inputs (fp64_maxabs in each golden file). */
 static const golden_tol TRAINED_TOLS[] = {
-    {"conv_first", 4e-6, 0, "one 3x3 conv of the input"},
-    {"conv_in", 4e-6, 0, "one 3x3 conv of the latent"},
-    {"out", 4e-5, 0, "final outputs: trunk (or decoder) and head rounding"},
-    {"", 4e-5, 0, "RSTB, trunk, head, attention, resnet and upsample outputs"},
+    {"conv_first", 2e-6, 0.0, "one 3x3 conv of the input (bit-identical here)"},
+    {"conv_in", 2e-6, 0.0, "one 3x3 conv of the latent (bit-identical here)"},
+    {"out", 5e-6, 8.4e-7, "final outputs: trunk (or decoder) and head rounding"},
+    {"", 6e-6, 1.0e-6, "RSTB, trunk, head, attention, resnet and upsample outputs (worst: conv_after_body)"},
 };
 
 static const golden_tol *trained_tol_for(const char *name) {
@@ -189,8 +189,8 @@ static void test_metrics_match_python(void **state) {
 }
 
 /* ---- the demo: LUA x2 then decode must give a picture of the photo ------------------------------- */
-#define DEMO_PSNR_MIN 5.0
-#define DEMO_SSIM_MIN 0.0
+#define DEMO_PSNR_MIN 10.5
+#define DEMO_SSIM_MIN 0.30
 static void test_demo_is_a_picture(void **state) {
     (void)state;
     latup_set_threads(2);
@@ -210,7 +210,7 @@ static void test_demo_is_a_picture(void **state) {
     latup_png_quantize(a, img.data, H, W, LATUP_PNG_MAP_DIFFUSERS);
     latup_png_quantize(b, gt.data, H, W, LATUP_PNG_MAP_UNIT);
     const double psnr = im_psnr(a, b, H, W), ssim = im_ssim(a, b, H, W);
-    /* the trained pipeline reaches DEMO_PSNR_MIN + ~2 dB (docs/results.md); random weights give 9 dB */
+    /* measured: 11.68 dB, SSIM 0.384 (docs/results.md); the random-weight stand-ins gave 9.09 dB, SSIM 0.055 */
     printf("demo: LUA x2 + decode vs the photo: PSNR %.2f dB, SSIM %.4f (must be >= %.1f dB, %.2f)\n", psnr, ssim,
            DEMO_PSNR_MIN, DEMO_SSIM_MIN);
     assert_true(psnr >= DEMO_PSNR_MIN);

@@ -27,8 +27,8 @@ import models  # noqa: E402
 OUT = os.path.join(data.ROOT, "build", "tiling")
 IMAGE = "EveningGlow"
 SIZES = {"2k": (1920, 1080), "4k": (3840, 2160)}
-CONFIGS = {"2k": [(32, 8), (32, 16), (64, 8), (64, 16), (64, 32), (128, 32)],
-           "4k": [(64, 16), (128, 32)]}
+CONFIGS = {"2k": [(32, 8), (64, 8), (64, 16), (64, 32), (128, 32)],
+           "4k": [(128, 32)]}
 ENC_CORE, ENC_MARGIN = 512, 128
 
 

@@ -18,12 +18,12 @@ import data  # noqa: E402
 import models  # noqa: E402
 
 SEED = 12001
-CROP, BATCH, LR, WARMUP, KL_W = 64, 6, 1e-3, 50, 1e-5
+CROP, BATCH, LR, WARMUP, KL_W = 64, 6, 1e-3, 30, 1e-5
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=700)
+    ap.add_argument("--steps", type=int, default=450)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     common.seed_all(SEED, a.threads)
