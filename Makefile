@@ -6,6 +6,7 @@ SHELL := /bin/bash
 #   make demo       install missing packages, build, run the trained models on the demo latent
 #   make fuzz       libFuzzer targets in fuzz/ (clang), FUZZ_TIME seconds each
 #   make SANITIZE=1 ASan + UBSan build (into build-san/)
+#   make CUDA=1     also the CUDA path (src/cuda/, nvcc + cuBLAS), into build-cuda/ (docs/cuda.md)
 #   make clean
 
 CC      ?= cc
@@ -16,12 +17,15 @@ CFLAGS  ?= -O2 -march=native
 CFLAGS  += -std=c11 -Wall -Wextra -fopenmp -Iinclude -Isrc $(BLAS_CFLAGS)
 LDLIBS  += $(BLAS_LIBS) -lz -lm -fopenmp
 
+ifeq ($(CUDA),1)
+BUILD_KIND := -cuda
+endif
 ifeq ($(SANITIZE),1)
-BUILD   ?= build-san
+BUILD   ?= build$(BUILD_KIND)-san
 CFLAGS  += -g -DLATUP_SANITIZE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 else
-BUILD   ?= build
+BUILD   ?= build$(BUILD_KIND)
 endif
 
 LIB_SRC   := $(wildcard src/*.c src/ops/*.c src/model/*.c src/io/*.c)
@@ -30,7 +34,41 @@ TEST_SRC  := $(wildcard tests/test_*.c)
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_OBJ   := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HEADERS   := $(wildcard include/*.h src/*.h src/*/*.h tests/*.h)
+HEADERS   := $(wildcard include/*.h src/*.h src/*/*.h src/*/*.cuh tests/*.h)
+
+# ---- CUDA=1: the CUDA path as an optional translation unit (docs/cuda.md) -----------------------
+# src/cuda/*.cu through nvcc (sm_80 and sm_90 code plus PTX for later GPUs), src/cuda/*.c through
+# $(CC) against the CUDA headers, cuBLAS and the CUDA runtime linked. Without CUDA=1 none of it
+# is compiled: src/model/gpu_none.c answers every GPU request with LATUP_E_DEVICE, and the GPU
+# test tests/test_cuda.c is not built (the host harness tests/test_cuda_host.c always is).
+GPU_TEST_BIN :=
+ifeq ($(CUDA),1)
+CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(CUDA_HOME)/bin/nvcc
+ifeq ($(shell command -v $(NVCC) 2>/dev/null),)
+$(error CUDA=1: no nvcc at '$(NVCC)': install the CUDA toolkit, or set CUDA_HOME (or NVCC); docs/cuda.md)
+endif
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+# -fmad=false: no FMA contraction in our kernels, so they round exactly as the same bodies do in
+# the host harness and as the CPU kernels do (cuBLAS is unaffected)
+NVCCFLAGS ?= -O2
+NVCCFLAGS += -std=c++17 -fmad=false $(CUDA_ARCH) -Iinclude -Isrc -Xcompiler -Wall,-Wextra
+CFLAGS    += -I$(CUDA_HOME)/include -DLATUP_CUDA
+BASE_LDLIBS := $(LDLIBS)
+LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+LIB_SRC   := $(filter-out src/model/gpu_none.c,$(LIB_SRC)) $(wildcard src/cuda/*.c)
+CU_SRC    := $(wildcard src/cuda/*.cu)
+LIB_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o) $(CU_SRC:src/%.cu=$(BUILD)/obj/%.cu.o)
+GPU_TEST_BIN := $(BUILD)/tests/test_cuda
+# test_cuda_emu: the same GPU test on an emulated device (tests/cuda_emu.c in place of kernels.cu,
+# libcudart and libcublas): the CUDA path's host code checked on any machine
+TEST_BIN  += $(BUILD)/tests/test_cuda_emu
+EMU_OBJ   := $(filter-out %.cu.o,$(LIB_OBJ))
+else
+TEST_SRC  := $(filter-out tests/test_cuda.c,$(TEST_SRC))
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+endif
 
 .PHONY: all test bench demo deps fuzz clean check-deps
 all: check-deps $(BUILD)/liblatup.a $(BUILD)/latup
@@ -45,6 +83,10 @@ $(BUILD)/obj/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/obj/%.cu.o: src/%.cu $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
 $(BUILD)/liblatup.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	ar rcs $@ $^
@@ -56,13 +98,28 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/liblatup.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -DLATUP_BUILD_DIR=\"$(BUILD)\" $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
 
+ifeq ($(CUDA),1)
+$(BUILD)/tests/test_cuda_emu: tests/test_cuda.c tests/cuda_emu.c $(EMU_OBJ) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -DLATUP_CUDA_EMU $(LDFLAGS) -o $@ tests/test_cuda.c tests/cuda_emu.c $(EMU_OBJ) \
+	  $(BASE_LDLIBS) -lcmocka
+endif
+
 # Each test binary runs from the repository root (golden data paths are relative to it).
+# The GPU test (CUDA=1 only) exits 77 when there is no CUDA device: reported as NOT RUN, and the
+# suite fails, since a test that did not run is not a pass.
 test: all $(TEST_BIN)
-	@pass=0; fail=0; for t in $(TEST_BIN); do \
+	@pass=0; fail=0; notrun=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
-	  if OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
+	  OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$$t; rc=$$?; \
+	  if [ $$rc -eq 0 ]; then pass=$$((pass+1)); \
+	  elif [ $$rc -eq 77 ] && [ "$$t" = "$(GPU_TEST_BIN)" ]; then notrun=$$((notrun+1)); \
+	    echo "NOT RUN: $$t (no CUDA device): not a pass"; \
+	  else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
 	done; \
-	echo "tests: $$pass passed, $$fail failed"; test $$fail -eq 0
+	if [ $$notrun -gt 0 ]; then echo "tests: $$pass passed, $$fail failed, $$notrun not run"; \
+	else echo "tests: $$pass passed, $$fail failed"; fi; \
+	test $$fail -eq 0 && test $$notrun -eq 0
 
 # The README's main job: install what is missing, build, then run the committed demo latent (a
 # photo's latent, ref_data/trained/) through the trained models: `latup run` (LUA x2, then decode)
@@ -87,7 +144,10 @@ deps:
 	@tools/install_deps.sh
 
 # Benchmarks (not tests): build/bench_lua --help
-bench: $(BUILD)/bench_lua $(BUILD)/bench_vae
+bench: $(BUILD)/bench_lua $(BUILD)/bench_vae $(BUILD)/bench_gemm
+ifeq ($(CUDA),1)
+bench: $(BUILD)/bench_cuda
+endif
 $(BUILD)/bench_%: tools/bench_%.c $(BUILD)/liblatup.a $(HEADERS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
@@ -115,4 +175,4 @@ fuzz: $(FUZZ_BIN)
 	done
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-cuda build-cuda-san

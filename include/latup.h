@@ -67,8 +67,16 @@ void latup_latent_to_vae(latup_tensor *x, const latup_latent_family *f);
 latup_status latup_flux_unpack(const latup_tensor *packed, int h, int w, latup_tensor *out);
 
 /* ---- threads --------------------------------------------------------------------------------- */
-void latup_set_threads(int n); /* OpenMP and OpenBLAS; n <= 0 means all cores */
+void latup_set_threads(int n); /* OpenMP threads for latup's tile loops (OpenBLAS stays at one
+                                * thread); n <= 0 means all cores */
 int latup_get_threads(void);
+
+/* ---- math mode ---------------------------------------------------------------------------------
+ * By default the kernels use fast paths whose error is bounded and documented (docs/testing.md,
+ * "Approximations"): vectorised exp and erf. latup_set_exact_math(1) switches the whole process
+ * to the plain reference arithmetic (libm's expf and erff). Not thread-safe against a concurrent
+ * upscale or decode. */
+void latup_set_exact_math(int on);
 
 /* ---- the LUA model ----------------------------------------------------------------------------- */
 #define LATUP_MAX_LAYERS 16
@@ -116,7 +124,7 @@ const char *latup_tail_name(latup_tail t); /* "lua-heads", "pixelshuffle", "pixe
 typedef void (*latup_dump_fn)(void *user, const char *name, const latup_tensor *t, int batch);
 
 /* Where the forward pass runs. LATUP_DEVICE_CUDA needs a build with CUDA=1 and a GPU; otherwise
- * the call fails with LATUP_E_USAGE and a message saying which is missing. */
+ * the call fails with LATUP_E_DEVICE and a message saying which is missing. */
 typedef enum {
     LATUP_DEVICE_CPU = 0,
     LATUP_DEVICE_CUDA = 1,

@@ -136,11 +136,61 @@ static inline void golden_cmp_free(golden_cmp *c) {
     free(c->seen);
 }
 
+/* Sampled golden tensors (tools/make_sizes_golden.py): <name>.sample holds the values at the flat
+ * indices <name>.sample_idx (I64) of the tensor latup dumps as <name>, and <name>.sample_maxabs
+ * that tensor's max |value|, so the error is scaled like a full comparison's. Returns 1 if g has
+ * a sample of `name` (and compares it into s), 0 if not, -1 if the sample does not fit t. */
+static inline int golden_sample_add(const latup_weights *g, const char *name, const float *data, size_t n,
+                                    golden_stats *s, const latup_wtensor **val_out) {
+    char k[320];
+    snprintf(k, sizeof k, "%s.sample", name);
+    const latup_wtensor *val = latup_weights_find(g, k);
+    if (!val) return 0;
+    snprintf(k, sizeof k, "%s.sample_idx", name);
+    const latup_wtensor *idx = latup_weights_find(g, k);
+    snprintf(k, sizeof k, "%s.sample_maxabs", name);
+    const latup_wtensor *mx = latup_weights_find(g, k);
+    if (!idx || !idx->i64 || !mx || mx->numel != 1 || idx->numel != val->numel) return -1;
+    s->max_ref = fmax(s->max_ref, mx->f32[0]);
+    for (int64_t i = 0; i < val->numel; i++) {
+        if (idx->i64[i] < 0 || (size_t)idx->i64[i] >= n) return -1;
+        const float c = data[idx->i64[i]];
+        const double ref = val->f32[i];
+        if (!isfinite(c)) {
+            s->nonfinite++;
+            continue;
+        }
+        const double d = fabs((double)c - ref);
+        s->max_abs = fmax(s->max_abs, d);
+        s->max_rel = fmax(s->max_rel, d / (fabs(ref) + 1e-3 * s->max_ref + 1e-30));
+    }
+    *val_out = val;
+    return 1;
+}
+
 static inline void golden_compare_dump(void *user, const char *name, const latup_tensor *t, int b) {
     golden_cmp *c = user;
-    const latup_wtensor *g = latup_weights_find(c->g, name);
-    if (!g) return; /* not dumped by the reference for this case */
     const size_t n = (size_t)latup_tensor_numel(t);
+    const latup_wtensor *g = latup_weights_find(c->g, name);
+    if (!g) {
+        /* a sampled tensor? (batch element 0 only) */
+        const latup_wtensor *val = NULL;
+        golden_stats s = {0};
+        const int r = b == 0 ? golden_sample_add(c->g, name, t->data, n, &s, &val) : 0;
+        if (r < 0) {
+            printf("sample of %s does not fit the tensor latup dumps\n", name);
+            c->bad_shape++;
+        } else if (r > 0) {
+            const int idx = (int)(val - c->g->t);
+            golden_stats *acc = &c->stats[idx];
+            acc->max_abs = fmax(acc->max_abs, s.max_abs);
+            acc->max_ref = fmax(acc->max_ref, s.max_ref);
+            acc->max_rel = fmax(acc->max_rel, s.max_rel);
+            acc->nonfinite += s.nonfinite;
+            c->seen[idx] = 1;
+        }
+        return; /* not dumped by the reference for this case */
+    }
     if (n == 0 || (size_t)g->numel % n != 0 || (size_t)g->numel / n > (size_t)c->B ||
         g->shape[g->ndim - 1] != t->shape[t->ndim - 1]) {
         char s1[96], s2[96];
@@ -156,18 +206,33 @@ static inline void golden_compare_dump(void *user, const char *name, const latup
     c->seen[idx] = 1;
 }
 
-/* One report line per golden tensor (except "input"); returns the number of NOT OK lines. */
+static inline int golden_is_sample_aux(const char *name) {
+    size_t n = strlen(name);
+    return (n > 11 && strcmp(name + n - 11, ".sample_idx") == 0) ||
+           (n > 14 && strcmp(name + n - 14, ".sample_maxabs") == 0);
+}
+
+/* One report line per golden tensor (except "input" and a sample's index and scale); returns the
+ * number of NOT OK lines. A sampled tensor is reported under its own name, with "~" (sampled). */
 static inline int golden_cmp_report(const golden_cmp *c, const char *casename,
                                     const golden_tol *(*tol_for)(const char *), int *n_lines) {
     int bad = c->bad_shape;
     for (int i = 0; i < c->g->n; i++) {
         const char *name = c->g->t[i].name;
-        if (!strcmp(name, "input")) continue;
+        if (!strcmp(name, "input") || golden_is_sample_aux(name)) continue;
+        char base[320];
+        snprintf(base, sizeof base, "%s", name);
+        const size_t n = strlen(base);
+        const int sampled = n > 7 && strcmp(base + n - 7, ".sample") == 0;
+        if (sampled) base[n - 7] = '~', base[n - 6] = '\0';
         if (!c->seen[i]) {
-            printf("%-12s %-40s NOT OK (latup never produced this tensor)\n", casename, name);
+            printf("%-12s %-40s NOT OK (latup never produced this tensor)\n", casename, base);
             bad++;
         } else {
-            bad += !golden_report(casename, name, &c->stats[i], tol_for(name)->tol);
+            if (sampled) base[n - 7] = '\0';
+            const double tol = tol_for(base)->tol;
+            if (sampled) base[n - 7] = '~';
+            bad += !golden_report(casename, base, &c->stats[i], tol);
         }
         (*n_lines)++;
     }

@@ -12,14 +12,49 @@
 #include <unistd.h>
 
 #include "golden.h"
+#include "io/json.h"
 #include "latup.h"
+#include "weightgen.h"
+
+/* ---- the released config, rebuilt from the generator (tests/weightgen.h) ----------------------- */
+/* Golden files at the released widths (E 360, 6x6 blocks, ws 16, F 256, C 16, both heads) and
+ * full depth: the 220 MB model is generated once per run from the first file's metadata into a
+ * temporary file (every tensor's checksum verified), never committed. */
+static const golden_case RELEASED_CASES[] = {
+    {"rel/64x64", NULL, "ref_data/released/golden_64x64.safetensors"},
+    {"rel/33x47", NULL, "ref_data/released/golden_33x47.safetensors"},
+};
+#define N_RELEASED_CASES (int)(sizeof RELEASED_CASES / sizeof RELEASED_CASES[0])
+
+static char g_released_path[64];
+
+static const char *released_model(void) {
+    if (g_released_path[0]) return g_released_path;
+    latup_weights g = {0};
+    assert_int_equal(latup_safetensors_load(RELEASED_CASES[0].golden, &g), LATUP_OK);
+    snprintf(g_released_path, sizeof g_released_path, "/tmp/latup_released_XXXXXX");
+    int fd = mkstemp(g_released_path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_true(wg_write_generated(&g, "seed", g_released_path) > 0);
+    latup_weights_free(&g);
+    return g_released_path;
+}
+
+static int teardown_released(void **state) {
+    (void)state;
+    if (g_released_path[0]) unlink(g_released_path);
+    return 0;
+}
 
 /* ---- comparing one case ------------------------------------------------------------------------ */
-/* Runs every head the golden file has outputs for; returns the number of NOT OK lines. */
-static int run_case(const golden_case *gc, int *n_lines) {
+/* Runs every head the golden file has outputs for; returns the number of NOT OK lines.
+ * band_rows > 0 caps every conv's im2col band (latup_run_opts.conv_band_rows), so each conv of
+ * the case runs as several bands through the same code. */
+static int run_case(const golden_case *gc, int band_rows, int *n_lines) {
     latup_lua *m = NULL;
     latup_weights g = {0};
-    assert_int_equal(latup_lua_load(gc->model, &m), LATUP_OK);
+    assert_int_equal(latup_lua_load(gc->model ? gc->model : released_model(), &m), LATUP_OK);
     assert_int_equal(latup_safetensors_load(gc->golden, &g), LATUP_OK);
     const latup_wtensor *in = latup_weights_find(&g, "input");
     assert_non_null(in);
@@ -36,13 +71,15 @@ static int run_case(const golden_case *gc, int *n_lines) {
         snprintf(oname, sizeof oname, "out.x%d", cfg->scales[s]);
         if (!latup_weights_find(&g, oname)) continue;
         latup_tensor y;
-        latup_run_opts opts = {.dump = golden_compare_dump, .dump_user = &c};
+        latup_run_opts opts = {.dump = golden_compare_dump, .dump_user = &c, .conv_band_rows = band_rows};
         assert_int_equal(latup_lua_upscale(m, &x, cfg->scales[s], &y, &opts), LATUP_OK);
         latup_tensor_free(&y);
         heads_run++;
     }
     assert_true(heads_run > 0);
-    int bad = golden_cmp_report(&c, gc->name, golden_tol_for, n_lines);
+    char name[48];
+    snprintf(name, sizeof name, band_rows ? "%s/b%d" : "%s", gc->name, band_rows);
+    int bad = golden_cmp_report(&c, name, golden_tol_for, n_lines);
     golden_cmp_free(&c);
     latup_weights_free(&g);
     latup_lua_free(m);
@@ -53,9 +90,93 @@ static void test_golden_all_cases(void **state) {
     (void)state;
     int bad = 0, lines = 0;
     latup_set_threads(2);
-    for (int i = 0; i < N_GOLDEN_CASES; i++) bad += run_case(&GOLDEN_CASES[i], &lines);
+    for (int i = 0; i < N_GOLDEN_CASES; i++) bad += run_case(&GOLDEN_CASES[i], 0, &lines);
     printf("golden: %d tensors compared, %d NOT OK\n", lines, bad);
     assert_true(lines >= 100); /* 89 LUA + SwinIR golden tensors in the committed files */
+    assert_int_equal(bad, 0);
+}
+
+/* The released widths at full depth, at the sizes people run: an aligned 64x64 latent and an
+ * unaligned 33x47 one, both heads, outputs in full and most intermediates sampled. */
+static void test_golden_released(void **state) {
+    (void)state;
+    int bad = 0, lines = 0;
+    latup_set_threads(2);
+    for (int i = 0; i < N_RELEASED_CASES; i++) bad += run_case(&RELEASED_CASES[i], 0, &lines);
+    printf("golden, released widths: %d tensors compared, %d NOT OK\n", lines, bad);
+    assert_true(lines >= 40);
+    assert_int_equal(bad, 0);
+}
+
+/* Every case again with bands of 2 rows: every conv of every case splits into at least 3 bands
+ * (the smallest map any of them convolves is 8 rows high), with a short last band where the
+ * height is odd; the tolerances stay the same. */
+static void test_golden_band_split(void **state) {
+    (void)state;
+    int bad = 0, lines = 0;
+    latup_set_threads(2);
+    for (int i = 0; i < N_GOLDEN_CASES; i++) bad += run_case(&GOLDEN_CASES[i], 2, &lines);
+    for (int i = 0; i < N_RELEASED_CASES; i++) bad += run_case(&RELEASED_CASES[i], 3, &lines);
+    printf("golden, bands of 2-3 rows: %d tensors compared, %d NOT OK\n", lines, bad);
+    assert_int_equal(bad, 0);
+}
+
+/* The shapes that overran the im2col arena before the plan became a counting pass (the released
+ * config at 40x72, ref_data/wide at 56..128, ref_data/small at 64..128), each against 4096
+ * sampled output values of the PyTorch reference (ref_data/sizes/golden_sizes.safetensors). */
+static void test_golden_sizes(void **state) {
+    (void)state;
+    latup_weights g = {0};
+    assert_int_equal(latup_safetensors_load("ref_data/sizes/golden_sizes.safetensors", &g), LATUP_OK);
+    const char *cases = latup_weights_meta(&g, "cases");
+    assert_non_null(cases);
+    latup_json_doc doc;
+    assert_int_equal(latup_json_parse(cases, strlen(cases), 1u << 20, &doc), LATUP_OK);
+    const uint64_t seed = strtoull(latup_weights_meta(&g, "input_seed"), NULL, 10);
+    int bad = 0, lines = 0;
+    latup_set_threads(2);
+    for (const latup_json *cs = doc.root->u.kids.first; cs; cs = cs->next) {
+        const char *name = NULL, *model = NULL;
+        const latup_json *shape = NULL, *scales = NULL, *ck = NULL;
+        for (const latup_json *f = cs->u.kids.first; f; f = f->next) {
+            if (!strcmp(f->key, "case")) name = f->u.str.s;
+            if (!strcmp(f->key, "model")) model = f->u.str.s;
+            if (!strcmp(f->key, "shape")) shape = f;
+            if (!strcmp(f->key, "scales")) scales = f;
+            if (!strcmp(f->key, "input_checksum")) ck = f;
+        }
+        assert_true(name && model && shape && scales && ck);
+        latup_tensor x;
+        int64_t xs[4];
+        int nd = 0;
+        for (const latup_json *d = shape->u.kids.first; d; d = d->next) xs[nd++] = d->u.i;
+        assert_int_equal(latup_tensor_alloc(&x, nd, xs), LATUP_OK);
+        char iname[96];
+        snprintf(iname, sizeof iname, "input:%s", name);
+        wg_input(x.data, latup_tensor_numel(&x), iname, seed);
+        assert_true(wg_checksum_ok(x.data, latup_tensor_numel(&x), ck, iname));
+        latup_lua *m = NULL;
+        assert_int_equal(latup_lua_load(strcmp(model, "released") ? model : released_model(), &m), LATUP_OK);
+        for (const latup_json *sc = scales->u.kids.first; sc; sc = sc->next) {
+            latup_tensor y;
+            assert_int_equal(latup_lua_upscale(m, &x, (int)sc->u.i, &y, NULL), LATUP_OK);
+            char tname[128];
+            snprintf(tname, sizeof tname, "%s/out.x%d", name, (int)sc->u.i);
+            golden_stats st = {0};
+            const latup_wtensor *val = NULL;
+            assert_int_equal(golden_sample_add(&g, tname, y.data, (size_t)latup_tensor_numel(&y), &st, &val), 1);
+            snprintf(tname, sizeof tname, "out.x%d (%lld samples)", (int)sc->u.i, (long long)val->numel);
+            bad += !golden_report(name, tname, &st, golden_tol_for("out.x2")->tol);
+            lines++;
+            latup_tensor_free(&y);
+        }
+        latup_lua_free(m);
+        latup_tensor_free(&x);
+    }
+    printf("golden sizes: %d outputs compared, %d NOT OK\n", lines, bad);
+    assert_true(lines >= 10);
+    latup_json_free(&doc);
+    latup_weights_free(&g);
     assert_int_equal(bad, 0);
 }
 
@@ -64,7 +185,7 @@ static void test_golden_one_thread(void **state) {
     (void)state;
     int lines = 0;
     latup_set_threads(1);
-    int bad = run_case(&GOLDEN_CASES[0], &lines);
+    int bad = run_case(&GOLDEN_CASES[0], 0, &lines);
     latup_set_threads(2);
     assert_int_equal(bad, 0);
 }
@@ -278,10 +399,12 @@ static void test_bad_inputs(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_all_cases),   cmocka_unit_test(test_golden_one_thread),
+        cmocka_unit_test(test_golden_released),    cmocka_unit_test(test_golden_band_split),
+        cmocka_unit_test(test_golden_sizes),
         cmocka_unit_test(test_pth_twins_bit_identical),
         cmocka_unit_test(test_negative_control),   cmocka_unit_test(test_load_missing_tensor),
         cmocka_unit_test(test_load_wrong_shape),   cmocka_unit_test(test_load_unexpected_tensor),
         cmocka_unit_test(test_load_corrupt_header), cmocka_unit_test(test_bad_inputs),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, teardown_released);
 }

@@ -8,6 +8,7 @@
  * loader, so the timing covers exactly the code path the CLI runs. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "latup.h"
 #include "io/weights.h"
+#include "ops/fastmath.h"
 
 typedef struct {
     int C, E, layers, depth, heads, ws, F, scale;
@@ -128,7 +130,16 @@ static int cmpd(const void *a, const void *b) {
 int main(int argc, char **argv) {
     cfg c = {16, 360, 6, 6, 12, 16, 256, 2};
     int size = 64, threads = 0, runs = 3;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--exact")) { /* the plain reference arithmetic (libm exp/erf) */
+            latup_set_exact_math(1);
+            i--;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_lua: %s needs a value\n", argv[i]);
+            return 1;
+        }
         int v = atoi(argv[i + 1]);
         if (!strcmp(argv[i], "--size")) size = v;
         else if (!strcmp(argv[i], "--scale")) c.scale = v;
@@ -137,7 +148,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--depth")) c.depth = v;
         else if (!strcmp(argv[i], "--layers")) c.layers = v;
         else {
-            fprintf(stderr, "usage: bench_lua [--size N] [--scale 2|4] [--threads N] [--runs N] [--depth D] [--layers L]\n");
+            fprintf(stderr, "usage: bench_lua [--size N] [--scale 2|4] [--threads N] [--runs N] [--depth D] [--layers L] [--exact]\n");
             return 1;
         }
     }
@@ -167,23 +178,30 @@ int main(int argc, char **argv) {
     int64_t shape[4] = {1, c.C, size, size};
     latup_tensor_alloc(&x, 4, shape);
     for (int64_t i = 0; i < latup_tensor_numel(&x); i++) x.data[i] = frand();
-    double t[100];
+    double t[100], cpu[100];
     for (int r = 0; r < runs; r++) {
+        struct timespec c0, c1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
         double t0 = latup_now();
         if (latup_lua_upscale(m, &x, c.scale, &y, NULL) != LATUP_OK) {
             fprintf(stderr, "bench: %s\n", latup_last_error());
             return 1;
         }
         t[r] = latup_now() - t0;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+        cpu[r] = (double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec);
         latup_tensor_free(&y);
     }
     qsort(t, (size_t)runs, sizeof t[0], cmpd);
+    qsort(cpu, (size_t)runs, sizeof cpu[0], cmpd);
     int hp = (size + c.ws - 1) / c.ws * c.ws;
     double fl = flops(&c, hp, hp);
     printf("LUA x%d, %dx%d latent (padded %dx%d), E %d, %dx%d blocks, %d heads, ws %d, F %d, C %d\n",
            c.scale, size, size, hp, hp, c.E, c.layers, c.depth, c.heads, c.ws, c.F, c.C);
-    printf("threads %d, runs %d: median %.3f s (min %.3f, max %.3f); %.1f GFLOP -> %.1f GFLOP/s\n",
-           latup_get_threads(), runs, t[runs / 2], t[0], t[runs - 1], fl * 1e-9, fl * 1e-9 / t[runs / 2]);
+    printf("threads %d, runs %d: median %.3f s (min %.3f, max %.3f); %.1f GFLOP -> %.1f GFLOP/s; "
+           "CPU time median %.3f s (all threads)%s\n",
+           latup_get_threads(), runs, t[runs / 2], t[0], t[runs - 1], fl * 1e-9, fl * 1e-9 / t[runs / 2], cpu[runs / 2],
+           latup_exact_math() ? "; exact math" : "");
     latup_tensor_free(&x);
     latup_lua_free(m);
     return 0;

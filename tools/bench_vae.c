@@ -8,6 +8,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "latup.h"
 #include "io/weights.h"
+#include "ops/fastmath.h"
 
 static const int CH[4] = {128, 256, 512, 512};
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -129,7 +131,13 @@ static latup_tensor random_latent(int size) {
 int main(int argc, char **argv) {
     int size = 64, threads = 0, runs = 3, tile = 0;
     const char *write_w = NULL, *write_z = NULL;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--exact")) { /* the plain reference arithmetic (libm, direct convs) */
+            latup_set_exact_math(1);
+            i--;
+            continue;
+        }
+        if (i + 1 >= argc) return fprintf(stderr, "bench_vae: %s needs a value\n", argv[i]), 1;
         if (!strcmp(argv[i], "--size")) size = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--runs")) runs = atoi(argv[i + 1]);
@@ -137,7 +145,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--write-weights")) write_w = argv[i + 1];
         else if (!strcmp(argv[i], "--write-latent")) write_z = argv[i + 1];
         else {
-            fprintf(stderr, "usage: bench_vae [--size N] [--threads N] [--runs N] [--tile T] [--write-weights F] [--write-latent F]\n");
+            fprintf(stderr, "usage: bench_vae [--size N] [--threads N] [--runs N] [--tile T] [--exact] [--write-weights F] [--write-latent F]\n");
             return 1;
         }
     }
@@ -175,20 +183,26 @@ int main(int argc, char **argv) {
     latup_tensor z = random_latent(size), img;
     latup_vae_plan p;
     latup_vae_plan_memory(v, size, size, &p);
-    double t[100];
+    double t[100], cpu[100];
     latup_decode_opts o = {.tile = tile};
     for (int r = 0; r < runs; r++) {
+        struct timespec c0, c1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
         double t0 = latup_now();
         if (latup_vae_decode(v, &z, &img, &o) != LATUP_OK) return fprintf(stderr, "%s\n", latup_last_error()), 1;
         t[r] = latup_now() - t0;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+        cpu[r] = (double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec);
         latup_tensor_free(&img);
     }
     qsort(t, (size_t)runs, sizeof t[0], cmpd);
+    qsort(cpu, (size_t)runs, sizeof cpu[0], cmpd);
     double fl = flops(size, size);
     printf("VAE decode (real widths), %dx%d latent -> %dx%d image%s; plan %.0f MiB + weights %.0f MiB\n", size, size,
            8 * size, 8 * size, tile ? " (tiled)" : "", p.mem.arena / 1048576.0, p.mem.weights / 1048576.0);
-    printf("threads %d, runs %d: median %.2f s (min %.2f, max %.2f); %.1f GFLOP -> %.1f GFLOP/s\n", latup_get_threads(),
-           runs, t[runs / 2], t[0], t[runs - 1], fl * 1e-9, fl * 1e-9 / t[runs / 2]);
+    printf("threads %d, runs %d: median %.2f s (min %.2f, max %.2f); %.1f GFLOP -> %.1f GFLOP/s; CPU time median "
+           "%.2f s%s\n", latup_get_threads(), runs, t[runs / 2], t[0], t[runs - 1], fl * 1e-9, fl * 1e-9 / t[runs / 2],
+           cpu[runs / 2], latup_exact_math() ? "; exact math" : "");
     latup_tensor_free(&z);
     latup_vae_free(v);
     return 0;

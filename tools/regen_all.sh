@@ -9,6 +9,7 @@ PY=tools/.venv/bin/python
 $PY tools/swinir_ref.py            # LUA cases (via make_golden.py), .pth twins, tiny, SwinIR
 $PY tools/make_vae_golden.py       # ref_data/vae/ (diffusers AutoencoderKL)
 $PY tools/make_run_golden.py       # ref_data/run/: LUA then VAE, composed
+$PY tools/make_sizes_golden.py     # ref_data/released/, ref_data/sizes/: released widths, sizes people run
 $PY tools/make_pth_fixtures.py     # tests/data/pth/, fuzz/corpus/fuzz_pth/
 /usr/bin/python3 tools/make_png_fixtures.py   # tests/data/png/ (Debian numpy + Pillow)
 $PY tools/check_ref_data.py        # re-derives every golden file and checks it

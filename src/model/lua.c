@@ -4,6 +4,7 @@
  * used, so the plan is the sum of the takes by construction. Loading lives in lua_load.c. */
 #include "ops/arena.h"
 #include "ops/kernels.h"
+#include "model/device.h"
 #include "model/lua_model.h"
 
 #include <math.h>
@@ -58,7 +59,7 @@ static void dump(const lua_exec *e, const char *name, const float *data, int ndi
 static void conv(lua_exec *e, float *out, const float *inp, const latup_conv *c, int H, int W, const char *name) {
     const conv_ctx ctx = {e->nthreads, e->band_rows_max, name};
     const size_t mark = latup_arena_mark(&e->arena);
-    const size_t n = latup_conv2d_scratch_floats(c->cin, H, W, c->k, NULL, &ctx);
+    const size_t n = latup_conv2d_scratch_floats(c->cin, H, W, c->cout, c->k, NULL, &ctx);
     float *col = latup_arena_take(&e->arena, n, "conv im2col bands (per call)");
     if (live(e)) e->st = latup_conv2d_forward(out, inp, c->w, c->b, c->cin, H, W, c->cout, c->k, NULL, col, n, &ctx);
     latup_arena_release(&e->arena, mark);
@@ -351,6 +352,7 @@ void latup_lua_plan_print(const latup_lua_plan *p, FILE *f) {
 
 latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale,
                                latup_tensor *y, const latup_run_opts *opts) {
+    if (opts && opts->device == LATUP_DEVICE_CUDA) return latup_gpu_lua_upscale(m, x, scale, y, opts);
     const latup_lua_config *c = &m->cfg;
     memset(y, 0, sizeof *y);
     if (x->ndim != 3 && x->ndim != 4) {

@@ -2,6 +2,7 @@
  * shapes (../shared/spec/lua.md, "Checkpoint layout"), then every layer struct bound to its
  * tensors with exact shapes; a tensor missing, misshapen or unexpected is an error naming it. */
 #include "ops/kernels.h"
+#include "model/device.h"
 #include "model/lua_model.h"
 
 #include <math.h>
@@ -258,6 +259,7 @@ latup_status latup_lua_load(const char *path, latup_lua **out) {
 
 void latup_lua_free(latup_lua *m) {
     if (!m) return;
+    latup_gpu_lua_release(m);
     for (int i = 0; i < LATUP_MAX_LAYERS; i++) {
         if (!m->layers[i].blocks) continue;
         for (int j = 0; j < m->layers[i].depth; j++) free(m->layers[i].blocks[j].rel_bias);

@@ -46,6 +46,7 @@ struct latup_lua {
     latup_norm norm;            /* norm */
     latup_conv conv_after_body; /* conv_after_body (3x3 E -> E) */
     head heads[LATUP_MAX_SCALES];
+    void *gpu;                  /* the device copy (src/cuda/), made on the first GPU call */
 };
 
 #endif

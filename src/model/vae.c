@@ -3,6 +3,7 @@
  * tiled decoding for outputs beyond the memory budget. Loading lives in vae_load.c. */
 #include "ops/arena.h"
 #include "ops/kernels.h"
+#include "model/device.h"
 #include "model/vae_model.h"
 
 #include <math.h>
@@ -70,7 +71,7 @@ static void run_conv(vexec *e, float *out, const float *inp, const latup_conv *c
                      const conv_input_op *op, const char *name) {
     const conv_ctx ctx = {e->nthreads, e->band_rows_max, name};
     const size_t mark = latup_arena_mark(&e->arena);
-    const size_t n = latup_conv2d_scratch_floats(c->cin, H, W, c->k, op, &ctx);
+    const size_t n = latup_conv2d_scratch_floats(c->cin, H, W, c->cout, c->k, op, &ctx);
     float *col = latup_arena_take(&e->arena, n, "conv bands (per call)");
     if (live(e)) e->st = latup_conv2d_forward(out, inp, c->w, c->b, c->cin, H, W, c->cout, c->k, op, col, n, &ctx);
     latup_arena_release(&e->arena, mark);
@@ -462,6 +463,7 @@ static latup_status check_latent(const latup_vae *v, const latup_tensor *z) {
 
 latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
                               const latup_decode_opts *opts) {
+    if (opts && opts->device == LATUP_DEVICE_CUDA) return latup_gpu_vae_decode(v, z, img, opts);
     const latup_vae_config *c = &v->cfg;
     memset(img, 0, sizeof *img);
     TRY(check_latent(v, z));

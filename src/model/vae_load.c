@@ -1,6 +1,7 @@
 /* vae_load.c — loading the AutoencoderKL decoder from any checkpoint holding one: ldm or
  * diffusers names (flat, or under a single-file checkpoint's prefix), the config inferred from
  * shapes, every layer bound with exact shapes; tensors the decoder does not use are ignored. */
+#include "model/device.h"
 #include "model/vae_model.h"
 
 #include <stdarg.h>
@@ -232,6 +233,7 @@ latup_status latup_vae_load(const char *path, latup_vae **out) {
 
 void latup_vae_free(latup_vae *v) {
     if (!v) return;
+    latup_gpu_vae_release(v);
     latup_weights_free(&v->weights);
     free(v);
 }

@@ -40,6 +40,7 @@ struct latup_vae {
     up_level up[LATUP_VAE_MAX_LEVELS];
     latup_norm norm_out;          /* decoder.norm_out (diffusers conv_norm_out) */
     latup_conv conv_out;          /* decoder.conv_out (3x3 C0 -> 3) */
+    void *gpu;                    /* the device copy (src/cuda/), made on the first GPU call */
 };
 
 #endif

@@ -1,11 +1,15 @@
-/* conv.c — 2-d convolution as banded im2col + sgemm: the plain 3x3/1x1 conv of LUA and the
- * VAE's convs that read their input through a transform (GroupNorm + SiLU, nearest x2
- * upsampling) applied band by band, so the transformed map is never materialised whole. Bands
- * have a fixed height and are spread over workers, each with its own slice of the caller's
- * scratch; the slice sizes come from the capacity the caller hands in. */
+/* conv.c — 2-d convolution in bands of output rows: the plain 3x3/1x1 convs of LUA and the VAE's
+ * convs that read their input through a transform (GroupNorm + SiLU, nearest x2 upsampling)
+ * applied band by band, so the transformed map is never materialised whole. A band is computed
+ * either directly (im2col + one sgemm: the reference arithmetic) or, for 3x3 convs with enough
+ * channels and unless exact math is asked for, by Winograd F(2x2,3x3): 16 sgemms on transformed
+ * 4x4 input tiles and a transformed filter, 2.25x fewer multiplies (Lavin & Gray, 2016). Bands have
+ * a fixed height and are spread over workers, each with its own slice of the caller's scratch;
+ * the slice sizes come from the capacity the caller hands in. */
 #include "ops/kernels.h"
 
 #include "common.h"
+#include "ops/fastmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -32,22 +36,28 @@ void latup_sgemm1(int trans_b, int M, int N, int K, float alpha, const float *A,
 
 static int has_transform(const conv_input_op *op) { return op && (op->upsample2x || op->norm); }
 
-size_t latup_conv2d_band_floats(int Cin, int W, int k, int rows, const conv_input_op *op) {
+/* Winograd's row buffers: 4 input rows and 4 row combinations with a halo of 2 (input), or the
+ * 8 row combinations of the output, each W + 4 floats. */
+#define WINO_ROWBUF(W) (8 * ((W) + 4))
+
+/* Winograd pays off once the 16 products are wide enough: 3x3 convs with 16+ channels each way. */
+static int use_winograd(int Cin, int Cout, int k) { return k == 3 && Cin >= 16 && Cout >= 16 && !latup_exact_math(); }
+
+/* Floats one worker needs for a band of `rows` output rows. Direct: im2col [Cin*k*k, rows*W]
+ * (+ the transformed input rows [Cin, rows+k-1, W]). Winograd: the transformed input tiles
+ * V [16, Cin, T] and the products M [16, Cout, T], T = ceil(rows/2) * ceil(W/2) tiles (+ the
+ * transformed input rows, 2*ceil(rows/2) + 2 of them). */
+static size_t band_floats(int wino, int Cin, int W, int Cout, int k, int rows, const conv_input_op *op) {
     if (k == 1) return 0;
+    if (wino) {
+        const size_t ty = ((size_t)rows + 1) / 2, T = ty * (((size_t)W + 1) / 2);
+        size_t f = 16 * T * ((size_t)Cin + (size_t)Cout) + WINO_ROWBUF((size_t)W);
+        if (has_transform(op)) f += (size_t)Cin * (2 * ty + 2) * (size_t)W;
+        return f;
+    }
     size_t f = (size_t)Cin * (size_t)k * (size_t)k * (size_t)W * (size_t)rows;
     if (has_transform(op)) f += (size_t)Cin * (size_t)(rows + k - 1) * (size_t)W;
     return f;
-}
-
-int latup_conv2d_band_rows(int Cin, int H, int W, int k, const conv_input_op *op, const conv_ctx *ctx) {
-    if (H < 1) return 1;
-    const size_t per_row = latup_conv2d_band_floats(Cin, W, k, 1, op);
-    long rows = W > 0 ? BAND_PIXELS / W : 1;
-    if (per_row > 0 && (size_t)rows > BAND_FLOATS / per_row) rows = (long)(BAND_FLOATS / per_row);
-    if (H >= MIN_BANDS && rows > (H + MIN_BANDS - 1) / MIN_BANDS) rows = (H + MIN_BANDS - 1) / MIN_BANDS;
-    if (ctx && ctx->band_rows_max > 0 && rows > ctx->band_rows_max) rows = ctx->band_rows_max;
-    if (rows > H) rows = H;
-    return rows < 1 ? 1 : (int)rows;
 }
 
 static int workers_for(int nthreads, int nbands) {
@@ -55,14 +65,38 @@ static int workers_for(int nthreads, int nbands) {
     return w < nbands ? w : nbands;
 }
 
-size_t latup_conv2d_scratch_floats(int Cin, int H, int W, int k, const conv_input_op *op, const conv_ctx *ctx) {
+/* The plan with a given band height. */
+static conv_plan plan_rows(int Cin, int H, int W, int Cout, int k, const conv_input_op *op, int rows) {
+    conv_plan p = {0};
+    p.winograd = use_winograd(Cin, Cout, k);
+    p.rows = rows;
+    p.nbands = (H + rows - 1) / rows;
+    p.shared = p.winograd ? (size_t)16 * Cout * Cin : 0;
+    p.per_band = band_floats(p.winograd, Cin, W, Cout, k, rows, op);
+    return p;
+}
+
+conv_plan latup_conv2d_plan(int Cin, int H, int W, int Cout, int k, const conv_input_op *op, const conv_ctx *ctx) {
+    if (H < 1) H = 1;
+    const int wino = use_winograd(Cin, Cout, k);
+    const size_t per_row = band_floats(wino, Cin, W, Cout, k, 1, op);
+    long rows = W > 0 ? BAND_PIXELS / W : 1;
+    if (per_row > 0 && (size_t)rows > BAND_FLOATS / per_row) rows = (long)(BAND_FLOATS / per_row);
+    if (H >= MIN_BANDS && rows > (H + MIN_BANDS - 1) / MIN_BANDS) rows = (H + MIN_BANDS - 1) / MIN_BANDS;
+    if (wino) rows = rows < 2 ? 2 : rows + (rows & 1); /* whole 2x2 output tiles */
+    if (ctx && ctx->band_rows_max > 0 && rows > ctx->band_rows_max) rows = ctx->band_rows_max;
+    if (rows > H) rows = H;
+    return plan_rows(Cin, H, W, Cout, k, op, rows < 1 ? 1 : (int)rows);
+}
+
+size_t latup_conv2d_scratch_floats(int Cin, int H, int W, int Cout, int k, const conv_input_op *op,
+                                   const conv_ctx *ctx) {
     if (k == 1) return 0;
-    const int rows = latup_conv2d_band_rows(Cin, H, W, k, op, ctx);
-    const int nbands = (H + rows - 1) / rows;
+    const conv_plan p = latup_conv2d_plan(Cin, H, W, Cout, k, op, ctx);
     size_t n;
-    if (!latup_mul_ok(latup_conv2d_band_floats(Cin, W, k, rows, op), (size_t)workers_for(ctx->nthreads, nbands), &n))
+    if (!latup_mul_ok(p.per_band, (size_t)workers_for(ctx ? ctx->nthreads : 1, p.nbands), &n) || n > SIZE_MAX - p.shared)
         return SIZE_MAX;
-    return n;
+    return n + p.shared;
 }
 
 /* Unfold rows [y0, y0+rows) of inp[Cin,H,W] into col[Cin*k*k, rows*W]; row r of col is the
@@ -106,8 +140,6 @@ static void init_out(float *out, const float *bias, int Cout, size_t n, size_t l
     }
 }
 
-static inline float silu1(float x) { return x / (1.0f + expf(-x)); }
-
 /* The input rows [y0-p, y0+rows+p) of op(inp) (output coordinates; zero outside the image), as
  * a [Cin, rows+2p, W] map that im2col then reads like an image whose halo is already there. */
 static void transform_band(float *t, const float *inp, int Cin, int H, int W, int y0, int rows, int p,
@@ -133,8 +165,11 @@ static void transform_band(float *t, const float *inp, int Cin, int H, int W, in
                 memcpy(d, s, (size_t)W * sizeof(float));
             /* the same arithmetic as groupnorm_silu_forward: (x - mean) * (rstd * w) + b */
             if (op->norm) {
-                if (op->silu)
-                    for (int x = 0; x < W; x++) d[x] = silu1((d[x] - mu) * a + b);
+                if (op->silu && latup_exact_math())
+                    for (int x = 0; x < W; x++) d[x] = latup_silu_exact((d[x] - mu) * a + b);
+                else if (op->silu)
+#pragma omp simd
+                    for (int x = 0; x < W; x++) d[x] = latup_silu_fast((d[x] - mu) * a + b);
                 else
                     for (int x = 0; x < W; x++) d[x] = (d[x] - mu) * a + b;
             }
@@ -154,6 +189,127 @@ static void conv1x1(float *out, const float *inp, const float *weight, const flo
     }
 }
 
+/* ---- Winograd F(2x2, 3x3) ---------------------------------------------------------------------
+ * Y = A^T [ (G g G^T) .* (B^T d B) ] A for each 2x2 output tile, d its 4x4 input tile (one pixel
+ * of halo each side), g the 3x3 filter:
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+ *   A^T = [1 1 1 0; 0 1 -1 -1].
+ * Summed over input channels, the 16 elementwise products become 16 sgemms:
+ * M[e] [Cout, T] = U[e] [Cout, Cin] x V[e] [Cin, T]. */
+
+/* U[e, co, ci] = (G g G^T)[e] for every filter; rows of cout split over the workers. */
+static void wino_filters(float *U, const float *weight, int Cin, int Cout, int nthreads) {
+    const size_t plane = (size_t)Cout * Cin;
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+    for (int co = 0; co < Cout; co++)
+        for (int ci = 0; ci < Cin; ci++) {
+            const float *g = weight + ((size_t)co * Cin + ci) * 9;
+            float t[4][3]; /* G g */
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[j];
+                t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+                t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+                t[3][j] = g[6 + j];
+            }
+            float *u = U + (size_t)co * Cin + ci;
+            for (int i = 0; i < 4; i++) { /* (G g) G^T */
+                u[(size_t)(4 * i + 0) * plane] = t[i][0];
+                u[(size_t)(4 * i + 1) * plane] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                u[(size_t)(4 * i + 2) * plane] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                u[(size_t)(4 * i + 3) * plane] = t[i][2];
+            }
+        }
+}
+
+/* One band of output rows [y0, y0+rows) by Winograd. src: the input, or the transformed input
+ * rows [y0-1, ...) when `halo` (then row y of the image is src row y - y0 + 1, zero rows
+ * included); sH the rows src holds. The transforms run along whole tile rows (contiguous in
+ * V and M), so they vectorise: rows are combined first, then columns. */
+static void wino_band(float *out, const float *src, int halo, int sH, const float *U, const float *bias,
+                      int Cin, int H, int W, int Cout, int y0, int rows, int accumulate, float *V, float *M,
+                      float *rowbuf) {
+    const int ty_n = (rows + 1) / 2, tx_n = (W + 1) / 2, T = ty_n * tx_n;
+    const size_t HW = (size_t)H * W, WP = (size_t)W + 4;
+    const size_t plane_v = (size_t)Cin * T, plane_m = (size_t)Cout * T;
+    /* input tiles: V[e, ci, t] = (B^T d B)[e]. r[i] is input row i of the tile row with columns
+     * -1 .. W+2 (zero outside), so tile tx's columns are r[i][2tx .. 2tx+3] */
+    float *r[4], *b[4];
+    for (int i = 0; i < 4; i++) r[i] = rowbuf + (size_t)i * WP, b[i] = rowbuf + (size_t)(4 + i) * WP;
+    for (int ci = 0; ci < Cin; ci++) {
+        const float *plane = src + (size_t)ci * sH * W;
+        for (int ty = 0; ty < ty_n; ty++) {
+            for (int i = 0; i < 4; i++) {
+                const int y = y0 + 2 * ty - 1 + i, sy = halo ? y - y0 + 1 : y;
+                memset(r[i], 0, WP * sizeof(float));
+                if (y >= 0 && y < H && sy >= 0 && sy < sH) memcpy(r[i] + 1, plane + (size_t)sy * W, (size_t)W * sizeof(float));
+            }
+            /* B^T d along the rows */
+            for (size_t x = 0; x < WP; x++) {
+                b[0][x] = r[0][x] - r[2][x];
+                b[1][x] = r[1][x] + r[2][x];
+                b[2][x] = r[2][x] - r[1][x];
+                b[3][x] = r[1][x] - r[3][x];
+            }
+            /* (B^T d) B along the columns, tile after tile */
+            float *v = V + (size_t)ci * T + (size_t)ty * tx_n;
+            for (int k = 0; k < 4; k++) {
+                const float *bk = b[k];
+                float *v0 = v + (size_t)(4 * k) * plane_v, *v1 = v0 + plane_v, *v2 = v1 + plane_v, *v3 = v2 + plane_v;
+                for (int tx = 0; tx < tx_n; tx++) {
+                    const float c0 = bk[2 * tx], c1 = bk[2 * tx + 1], c2 = bk[2 * tx + 2], c3 = bk[2 * tx + 3];
+                    v0[tx] = c0 - c2;
+                    v1[tx] = c1 + c2;
+                    v2[tx] = c2 - c1;
+                    v3[tx] = c1 - c3;
+                }
+            }
+        }
+    }
+    /* the 16 products */
+    for (int e = 0; e < 16; e++)
+        latup_sgemm1(0, Cout, T, Cin, 1.0f, U + (size_t)e * Cout * Cin, Cin, V + (size_t)e * Cin * T, T, 0.0f,
+                     M + (size_t)e * Cout * T, T);
+    /* output tiles: Y = A^T m A plus the bias, a tile row at a time: A^T m along the rows into
+     * a[0..1][j][tx], then the columns, into the output rows and columns that exist */
+    float *a = rowbuf; /* [2][4][tx_n] */
+    for (int co = 0; co < Cout; co++) {
+        const float bo = bias ? bias[co] : 0.0f;
+        float *o = out + (size_t)co * HW;
+        for (int ty = 0; ty < ty_n; ty++) {
+            const float *m = M + (size_t)co * T + (size_t)ty * tx_n;
+            for (int j = 0; j < 4; j++) {
+                const float *m0 = m + (size_t)j * plane_m, *m1 = m + (size_t)(4 + j) * plane_m;
+                const float *m2 = m + (size_t)(8 + j) * plane_m, *m3 = m + (size_t)(12 + j) * plane_m;
+                float *a0 = a + (size_t)j * tx_n, *a1 = a + (size_t)(4 + j) * tx_n;
+                for (int tx = 0; tx < tx_n; tx++) {
+                    a0[tx] = m0[tx] + m1[tx] + m2[tx];
+                    a1[tx] = m1[tx] - m2[tx] - m3[tx];
+                }
+            }
+            for (int i = 0; i < 2; i++) {
+                const int y = y0 + 2 * ty + i;
+                if (y >= y0 + rows) break;
+                const float *p0 = a + (size_t)(4 * i) * tx_n, *p1 = p0 + tx_n, *p2 = p1 + tx_n, *p3 = p2 + tx_n;
+                float *row = o + (size_t)y * W;
+                const int full = W / 2; /* tiles whose two columns both exist */
+                if (accumulate) {
+                    for (int tx = 0; tx < full; tx++) {
+                        row[2 * tx] += (p0[tx] + p1[tx] + p2[tx]) + bo;
+                        row[2 * tx + 1] += (p1[tx] - p2[tx] - p3[tx]) + bo;
+                    }
+                    if (W & 1) row[W - 1] += (p0[full] + p1[full] + p2[full]) + bo;
+                } else {
+                    for (int tx = 0; tx < full; tx++) {
+                        row[2 * tx] = (p0[tx] + p1[tx] + p2[tx]) + bo;
+                        row[2 * tx + 1] = (p1[tx] - p2[tx] - p3[tx]) + bo;
+                    }
+                    if (W & 1) row[W - 1] = (p0[full] + p1[full] + p2[full]) + bo;
+                }
+            }
+        }
+    }
+}
+
 latup_status latup_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
                                   int Cin, int H, int W, int Cout, int k, const conv_input_op *op,
                                   float *scratch, size_t scratch_floats, const conv_ctx *ctx) {
@@ -170,28 +326,43 @@ latup_status latup_conv2d_forward(float *out, const float *inp, const float *wei
     const int transform = has_transform(op);
     /* the band height and the workers, from the capacity: the default band if one fits, else the
      * tallest band that does */
-    int rows = latup_conv2d_band_rows(Cin, H, W, k, op, ctx);
-    size_t per_band = latup_conv2d_band_floats(Cin, W, k, rows, op);
-    if (per_band > scratch_floats) {
-        const size_t one = latup_conv2d_band_floats(Cin, W, k, 1, op);
-        if (one > scratch_floats || !scratch)
+    conv_plan pl = latup_conv2d_plan(Cin, H, W, Cout, k, op, ctx);
+    if (!scratch || scratch_floats < pl.shared || pl.per_band > scratch_floats - pl.shared) {
+        const conv_plan one = plan_rows(Cin, H, W, Cout, k, op, 1);
+        if (!scratch || scratch_floats < one.shared || one.per_band > scratch_floats - one.shared)
             return latup_fail(LATUP_E_INTERNAL, "conv '%s': scratch of %zu floats holds no band (one row needs %zu)",
-                              name, scratch_floats, one);
-        while (rows > 1 && latup_conv2d_band_floats(Cin, W, k, rows, op) > scratch_floats) rows--;
-        per_band = latup_conv2d_band_floats(Cin, W, k, rows, op);
+                              name, scratch_floats, one.shared + one.per_band);
+        while (pl.rows > 1 && pl.per_band > scratch_floats - pl.shared)
+            pl = plan_rows(Cin, H, W, Cout, k, op, pl.rows - 1);
     }
-    const int nbands = (H + rows - 1) / rows;
-    int workers = workers_for(nthreads, nbands);
-    if ((size_t)workers > scratch_floats / per_band) workers = (int)(scratch_floats / per_band);
+    int workers = workers_for(nthreads, pl.nbands);
+    if ((size_t)workers > (scratch_floats - pl.shared) / pl.per_band)
+        workers = (int)((scratch_floats - pl.shared) / pl.per_band);
+    const float *U = scratch;
+    if (pl.winograd) wino_filters(scratch, weight, Cin, Cout, workers);
+    const int rows = pl.rows, nbands = pl.nbands;
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(workers)
     for (int band = 0; band < nbands; band++) {
 #ifdef _OPENMP
-        float *col = scratch + (size_t)omp_get_thread_num() * per_band;
+        float *col = scratch + pl.shared + (size_t)omp_get_thread_num() * pl.per_band;
 #else
-        float *col = scratch;
+        float *col = scratch + pl.shared;
 #endif
         const int y0 = band * rows, n_rows = H - y0 < rows ? H - y0 : rows;
+        if (pl.winograd) {
+            const int ty = (rows + 1) / 2, T = ty * ((W + 1) / 2);
+            float *V = col, *M = V + (size_t)16 * Cin * T, *rowbuf = M + (size_t)16 * Cout * T;
+            if (transform) {
+                float *tband = rowbuf + WINO_ROWBUF((size_t)W);
+                const int tr = 2 * ((n_rows + 1) / 2);
+                transform_band(tband, inp, Cin, H, W, y0, tr, 1, op);
+                wino_band(out, tband, 1, tr + 2, U, bias, Cin, H, W, Cout, y0, n_rows, accumulate, V, M, rowbuf);
+            } else {
+                wino_band(out, inp, 0, H, U, bias, Cin, H, W, Cout, y0, n_rows, accumulate, V, M, rowbuf);
+            }
+            continue;
+        }
         const int n = n_rows * W;
         if (transform) {
             float *tband = col + (size_t)K * rows * W;

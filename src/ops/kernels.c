@@ -6,6 +6,7 @@
 #include "ops/kernels.h"
 
 #include "common.h"
+#include "ops/fastmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -55,12 +56,25 @@ void latup_layernorm_forward(float *out, const float *inp, const float *weight, 
     }
 }
 
+/* ---- the math mode: fast (vectorised exp/erf, Winograd convs) unless exact is asked for -------- */
+static int g_exact_math;
+void latup_set_exact_math(int on) { g_exact_math = on != 0; }
+int latup_exact_math(void) { return g_exact_math; }
+
+/* Elementwise loops in chunks: each chunk one vectorised pass. */
+#define CHUNK 4096
+
 void latup_gelu_forward(float *out, const float *inp, size_t n) {
-    const float inv_sqrt2 = 0.70710678118654752440f;
+    const int exact = latup_exact_math();
+    const long nchunks = (long)((n + CHUNK - 1) / CHUNK);
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + erff(x * inv_sqrt2));
+    for (long c = 0; c < nchunks; c++) {
+        const size_t i0 = (size_t)c * CHUNK, i1 = i0 + CHUNK < n ? i0 + CHUNK : n;
+        if (exact)
+            for (size_t i = i0; i < i1; i++) out[i] = latup_gelu_exact(inp[i]);
+        else
+#pragma omp simd
+            for (size_t i = i0; i < i1; i++) out[i] = latup_gelu_fast(inp[i]);
     }
 }
 
@@ -72,22 +86,43 @@ void latup_leaky_relu_forward(float *out, const float *inp, size_t n, float slop
     }
 }
 
-/* One row; shared by softmax_rows and the attention kernel. */
-static void softmax_row(float *x, int n) {
-    float m = x[0];
-    for (int i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+/* x[i] = e^(x[i] - m) for a row; returns the sum in double (a vectorised reduction: its order is
+ * fixed by the code, not by threads). */
+static double exp_row(float *x, int n, float m, int exact) {
     double s = 0.0;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - m);
-        s += x[i];
+    if (exact) {
+        for (int i = 0; i < n; i++) {
+            x[i] = expf(x[i] - m);
+            s += x[i];
+        }
+    } else {
+#pragma omp simd
+        for (int i = 0; i < n; i++) x[i] = latup_exp_fast(x[i] - m);
+#pragma omp simd reduction(+ : s)
+        for (int i = 0; i < n; i++) s += x[i];
     }
+    return s;
+}
+
+static float row_max(const float *x, int n) {
+    float m = x[0];
+#pragma omp simd reduction(max : m)
+    for (int i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/* One row; shared by softmax_rows and the attention kernel. */
+static void softmax_row(float *x, int n, int exact) {
+    const double s = exp_row(x, n, row_max(x, n), exact);
     const float inv = (float)(1.0 / s);
+#pragma omp simd
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
 void latup_softmax_rows(float *x, int rows, int cols) {
+    const int exact = latup_exact_math();
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < rows; r++) softmax_row(x + (size_t)r * cols, cols);
+    for (int r = 0; r < rows; r++) softmax_row(x + (size_t)r * cols, cols, exact);
 }
 
 void latup_add_inplace(float *y, const float *x, size_t n) {
@@ -214,6 +249,7 @@ latup_status latup_window_attention_forward(float *out, const float *qkv, const 
                                             size_t scratch_floats, int nthreads) {
     const int C = nH * hd, ld = 3 * C;
     const size_t nn = (size_t)N * N;
+    const int exact = latup_exact_math();
     int workers = nthreads < 1 ? 1 : nthreads;
     if ((size_t)workers > scratch_floats / nn) workers = (int)(scratch_floats / nn);
     if (workers < 1 || !scratch)
@@ -239,11 +275,13 @@ latup_status latup_window_attention_forward(float *out, const float *qkv, const 
             const float *brow = bh + (size_t)a * N;
             if (mw) {
                 const float *mrow = mw + (size_t)a * N;
+#pragma omp simd
                 for (int b = 0; b < N; b++) row[b] = (row[b] + brow[b]) + mrow[b]; /* torch's order */
             } else {
+#pragma omp simd
                 for (int b = 0; b < N; b++) row[b] += brow[b];
             }
-            softmax_row(row, N);
+            softmax_row(row, N, exact);
         }
         /* out_h = P v */
         latup_sgemm1(0, N, hd, N, 1.0f, S, N, v, ld, 0.0f, out + (size_t)w * N * C + (size_t)h * hd, C);
@@ -253,13 +291,18 @@ latup_status latup_window_attention_forward(float *out, const float *qkv, const 
 
 /* ---- VAE decoder ----------------------------------------------------------------------------- */
 
-/* x * sigmoid(x) as x / (1 + e^-x): for x < -88.7 expf(-x) overflows to inf and the result is
- * -0 (the true value is below 3e-37 in magnitude), never NaN. */
-static inline float silu1(float x) { return x / (1.0f + expf(-x)); }
-
 void latup_silu_forward(float *out, const float *inp, size_t n) {
+    const int exact = latup_exact_math();
+    const long nchunks = (long)((n + CHUNK - 1) / CHUNK);
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = silu1(inp[i]);
+    for (long c = 0; c < nchunks; c++) {
+        const size_t i0 = (size_t)c * CHUNK, i1 = i0 + CHUNK < n ? i0 + CHUNK : n;
+        if (exact)
+            for (size_t i = i0; i < i1; i++) out[i] = latup_silu_exact(inp[i]);
+        else
+#pragma omp simd
+            for (size_t i = i0; i < i1; i++) out[i] = latup_silu_fast(inp[i]);
+    }
 }
 
 /* sum_i x[i] and sum_i (x[i] - mean)^2 of one channel, in double. `omp simd` lets the
@@ -318,6 +361,7 @@ static void groupnorm_impl(float *out, const float *inp, const float *weight, co
                            int C, int HW, int groups, float eps, int with_silu) {
     if (C <= 0 || HW <= 0 || groups <= 0 || C % groups != 0) return; /* see kernels.h */
     float mean[C], scale[C];
+    const int exact = latup_exact_math();
     latup_groupnorm_affine(mean, scale, inp, weight, C, HW, groups, eps);
     /* y = (x - mean) * (rstd * w) + b in fp32 so it vectorises; x - mean is formed first, so a
      * large mean does not cancel against b (error ~ u |mean| rstd |w|, not u |mean| / std). */
@@ -326,8 +370,11 @@ static void groupnorm_impl(float *out, const float *inp, const float *weight, co
         const float mu = mean[c], a = scale[c], b = bias[c];
         const float *x = inp + (size_t)c * HW;
         float *y = out + (size_t)c * HW;
-        if (with_silu)
-            for (int i = 0; i < HW; i++) y[i] = silu1((x[i] - mu) * a + b);
+        if (with_silu && exact)
+            for (int i = 0; i < HW; i++) y[i] = latup_silu_exact((x[i] - mu) * a + b);
+        else if (with_silu)
+#pragma omp simd
+            for (int i = 0; i < HW; i++) y[i] = latup_silu_fast((x[i] - mu) * a + b);
         else
             for (int i = 0; i < HW; i++) y[i] = (x[i] - mu) * a + b;
     }
@@ -395,6 +442,7 @@ latup_status latup_attention_blocked_forward(float *out, const float *q, const f
     bk = clamp_int(bk, 1, N);
     const size_t per_thread = latup_attention_blocked_scratch_floats(N, C, bq, bk, 1);
     const int nqb = (N + bq - 1) / bq;
+    const int exact = latup_exact_math();
     int workers = nthreads < 1 ? 1 : nthreads;
     if (workers > nqb) workers = nqb;
     if ((size_t)workers > scratch_floats / per_thread) workers = (int)(scratch_floats / per_thread);
@@ -426,12 +474,8 @@ latup_status latup_attention_blocked_forward(float *out, const float *q, const f
                 float mnew = m[r];
                 for (int j = 0; j < cols; j++) mnew = s[j] > mnew ? s[j] : mnew;
                 /* exp(-inf) = 0 on the first block: acc and l are still zero then anyway */
-                const float alpha = expf(m[r] - mnew);
-                double bsum = 0.0;
-                for (int j = 0; j < cols; j++) {
-                    s[j] = expf(s[j] - mnew); /* P, in place of S */
-                    bsum += s[j];
-                }
+                const float alpha = exact ? expf(m[r] - mnew) : latup_exp_fast(m[r] - mnew);
+                const double bsum = exp_row(s, cols, mnew, exact); /* P, in place of S */
                 l[r] = l[r] * alpha + bsum;
                 if (alpha != 1.0f) {
                     float *a = acc + (size_t)r * C;

@@ -22,10 +22,10 @@
 
 /* ---- convolution (src/ops/conv.c) ----------------------------------------------------------------
  * out[Cout,H,W] = conv(op(inp), weight[Cout,Cin,k,k]) + bias[Cout] (bias may be NULL), stride 1,
- * zero padding k/2, k odd. For k > 1 the output is computed in bands of rows: each band of the
- * (transformed) input is unfolded (im2col) into one worker's share of the scratch and multiplied
- * by one sgemm; bands are spread over the workers. A 1x1 conv is a plain product over column tiles
- * and needs no scratch.
+ * zero padding k/2, k odd. For k > 1 the output is computed in bands of rows, spread over the
+ * workers, each in its share of the scratch: unfolded (im2col) and multiplied by one sgemm, or
+ * by Winograd F(2x2,3x3) (16 sgemms on transformed tiles). A 1x1 conv is a plain product over
+ * column tiles and needs no scratch.
  *
  * op (may be NULL) says what happens to the input while it is unfolded, band by band, so the
  * transformed map never exists whole: nearest x2 upsampling, then a per-channel affine
@@ -50,14 +50,21 @@ typedef struct {
     const char *name;         /* e.g. "layers.0.conv" */
 } conv_ctx;
 
-/* The band height the conv uses (1..H): set by Cin, H, W, k and band_rows_max, never by the
- * thread count, so the bits do not depend on the thread count. */
-int latup_conv2d_band_rows(int Cin, int H, int W, int k, const conv_input_op *op, const conv_ctx *ctx);
-/* Scratch floats for one band of `rows` rows: im2col (Cin*k*k*rows*W) plus the transformed input
- * band (Cin*(rows+k-1)*W) when op transforms. 0 for k == 1. */
-size_t latup_conv2d_band_floats(int Cin, int W, int k, int rows, const conv_input_op *op);
-/* What latup_conv2d_forward would like: one band per worker, min(nthreads, bands) workers. */
-size_t latup_conv2d_scratch_floats(int Cin, int H, int W, int k, const conv_input_op *op, const conv_ctx *ctx);
+/* How a conv runs: the method, the band height (1..H) and the scratch, set by the problem
+ * (channels, size, k, op, band_rows_max) and never by the thread count, so the bits do not depend
+ * on it. Winograd F(2x2,3x3) for 3x3 convs with 16+ channels in and out unless
+ * latup_set_exact_math(1); else direct (im2col). */
+typedef struct {
+    int winograd;
+    int rows;             /* band height, output rows */
+    int nbands;
+    size_t shared;        /* scratch floats shared by the workers (the transformed filter) */
+    size_t per_band;      /* scratch floats per worker */
+} conv_plan;
+conv_plan latup_conv2d_plan(int Cin, int H, int W, int Cout, int k, const conv_input_op *op, const conv_ctx *ctx);
+/* What latup_conv2d_forward would like: shared + min(nthreads, bands) bands. */
+size_t latup_conv2d_scratch_floats(int Cin, int H, int W, int Cout, int k, const conv_input_op *op,
+                                   const conv_ctx *ctx);
 /* H, W: the output size (the input is H/2 x W/2 when op->upsample2x). scratch holds
  * scratch_floats floats; fewer than latup_conv2d_scratch_floats() means fewer workers, then
  * shorter bands (other bits); not even one row: LATUP_E_INTERNAL naming ctx->name, nothing
