@@ -1,5 +1,5 @@
 """docs/img/demo_compare.png: build/demo/compare.png (from `make demo`) cut down for the docs:
-each panel's label strip and a 256x256 window around the astronaut's face, at 1x (no resampling,
+each panel's label strip and a 320x320 window around the astronaut's face, at 1x (no resampling,
 so the differences between the paths stay visible).
 
     tools/.venv/bin/python tools/train/doc_images.py
@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
 
 PANEL, GAP, LABEL = 512, 6, 48          # tools/demo.c: 512x512 panels, 6-pixel gaps, label strip
-WIN_Y, WIN_X, WIN = 40, 112, 256        # the face
+WIN_Y, WIN_X, WIN = 24, 96, 320         # the face
 
 
 def main():
