@@ -6,7 +6,8 @@ the trained encoder (in 512-pixel tiles with 128-pixel margins: its mid attentio
 latent would need a 129600^2 score matrix), giving latents of 240x135 and 480x270. Each latent is
 decoded by the CLI exactly and with several `--tile T --overlap O`; every tiled output is compared
 with the exact one (raw decoder output, range [-1,1], and 8-bit PNG values). Writes
-build/tiling/results.json and docs/img/tiling_seam.png (the worst difference, cropped).
+build/tiling/results.json, docs/img/tiling_seam.png (the worst difference, cropped) and
+docs/img/tiling_frame.png (the whole frame, exact | tiled | difference).
 
     tools/.venv/bin/python tools/train/tiling.py [--latup build/latup] [--only 2k]
 """
@@ -109,6 +110,21 @@ def seam_picture(exact, tiled, where, path, label):
     return [y0, x0]
 
 
+def overview_picture(exact, tiled, path):
+    """The whole frame, exact | tiled | |difference| x 4, each downscaled to 480 wide: on an
+    undertrained decoder tiling shifts whole tiles, not only the seams."""
+    from PIL import Image
+    a, b = u8(exact).transpose(1, 2, 0), u8(tiled).transpose(1, 2, 0)
+    d = np.clip(np.abs(a - b) * 4, 0, 255)
+    w = 480
+    h = round(a.shape[0] * w / a.shape[1])
+    ims = [Image.fromarray(x.astype(np.uint8)).resize((w, h), Image.BOX) for x in (a, b, d)]
+    out = Image.new("RGB", (3 * w + 8, h), "white")
+    for k, im in enumerate(ims):
+        out.paste(im, (k * (w + 4), 0))
+    out.save(path, optimize=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--latup", default=os.path.join(data.ROOT, "build", "latup"))
@@ -160,6 +176,7 @@ def main():
         results["worst_picture"] = dict(case=f"{key}/t{T}_o{O}",
                                         crop_yx=seam_picture(exact, tiled, where, img,
                                                              f"{key} tile {T} overlap {O}"))
+        overview_picture(exact, tiled, img.replace("tiling_seam", "tiling_frame"))
         with open(res_path, "w") as f:
             json.dump(results, f, indent=1)
 
