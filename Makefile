@@ -10,7 +10,7 @@ SHELL := /bin/bash
 #                   test runs them when numpy is there (REQUIRE_PYTHON=1: and fails when not)
 #   make bench      build/bench_lua, bench_vae, bench_gemm: the timing benchmarks
 #   make bench-peers latup next to ONNX Runtime and PyTorch (tools/bench_peers.sh, PyPI venv)
-#   make demo       install missing packages, build, upscale + decode the committed demo latent
+#   make demo       install missing packages, build, run the trained models on the demo latent
 #   make fuzz       libFuzzer targets in fuzz/ (clang), FUZZ_TIME seconds each
 #   make SANITIZE=1 ASan + UBSan build (into build-san/)
 #   make CUDA=1     also the CUDA path (src/cuda/, nvcc + cuBLAS), into build-cuda/ (docs/cuda.md)
@@ -232,17 +232,24 @@ test-python: $(BUILD)/liblatup.so $(BUILD)/latup
 	LATUP_LIBRARY=$(CURDIR)/$(BUILD)/liblatup.so LATUP_BIN=$(CURDIR)/$(BUILD)/latup CC=$(CC) \
 	  PYTHONPATH=$(CURDIR)/python:$(CURDIR)/examples/comfyui $(PYTHON) -m unittest discover -s python/tests -t python -v
 
-# The README's main job: install what is missing, build, then upscale the committed demo latent
-# with the small LUA and decode it with the small FLUX-style VAE in one `latup run`.
-DEMO_OUT := $(BUILD)/demo/demo.png
+# The README's main job: install what is missing, build, then run the committed demo latent (a
+# photo's latent, ref_data/trained/) through the trained models: `latup run` (LUA x2, then decode)
+# writes the picture; build/latup_demo (tools/demo.c) runs the three paths in-process, times and
+# scores them against the photo and writes the labelled comparison.
+DEMO_DIR := $(BUILD)/demo
+TRAINED  := ref_data/trained
 demo: deps
-	$(MAKE) all
-	@mkdir -p $(BUILD)/demo
-	./$(BUILD)/latup run --model ref_data/small/model.safetensors.gz --scale 2 \
-	  --vae ref_data/vae/flux_small.ldm.safetensors.gz --in ref_data/demo/latent.npy \
-	  --out $(DEMO_OUT) --save-latent $(BUILD)/demo/upscaled_x2.npy --verbose
-	@echo "demo: wrote $(DEMO_OUT) and $(BUILD)/demo/upscaled_x2.npy"
-	@echo "demo: the committed models are small random-weight stand-ins (README: real models)"
+	$(MAKE) all $(BUILD)/latup_demo
+	@mkdir -p $(DEMO_DIR)
+	./$(BUILD)/latup run --model $(TRAINED)/lua_x2x4.safetensors.gz --scale 2 \
+	  --vae $(TRAINED)/vae_decoder.ldm.safetensors.gz --in $(TRAINED)/demo_latent.npy \
+	  --out $(DEMO_DIR)/demo.png --save-latent $(DEMO_DIR)/upscaled_x2.npy --verbose
+	./$(BUILD)/latup_demo --out $(DEMO_DIR) --check $(DEMO_DIR)/demo.png
+	@echo "demo: wrote $(DEMO_DIR)/demo.png (LUA x2 + decode) and $(DEMO_DIR)/compare.png"
+	@echo "demo: small models trained here on CPU (docs/results.md), not the released LUA/FLUX weights"
+
+$(BUILD)/latup_demo: tools/demo.c tools/image_metrics.h $(BUILD)/liblatup.a $(HEADERS)
+	$(CC) $(CFLAGS) -Itools $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
 deps:
 	@tools/install_deps.sh
