@@ -249,7 +249,7 @@ demo: deps
 	@echo "demo: small models trained here on CPU (docs/results.md), not the released LUA/FLUX weights"
 
 $(BUILD)/latup_demo: tools/demo.c tools/image_metrics.h $(BUILD)/liblatup.a $(HEADERS)
-	$(CC) $(CFLAGS) -Itools $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Isrc -Itools $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
 deps:
 	@tools/install_deps.sh
