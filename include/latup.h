@@ -64,7 +64,7 @@ LATUP_API latup_status latup_npy_read(const char *path, latup_tensor *t);
 /* Writes '<f4' v1.0 through a temporary file renamed into place: never a partial file. */
 LATUP_API latup_status latup_npy_write(const char *path, const latup_tensor *t);
 
-/* ---- latent spaces (../shared/spec/lua.md, "Latent spaces") ---------------------------------
+/* ---- latent spaces (docs/spec/lua.md, "Latent spaces") ---------------------------------
  * A diffusion pipeline's latent z becomes a decoder-ready VAE latent as z / scaling + shift. */
 typedef struct {
     const char *name;  /* "sd", "sdxl", "sd3", "flux" */
@@ -190,7 +190,7 @@ LATUP_API void latup_lua_plan_print(const latup_lua_plan *p, FILE *f);
 LATUP_API latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale,
                                latup_tensor *y, const latup_run_opts *opts);
 
-/* ---- the VAE decoder (AutoencoderKL of SD 1.x/2.x, SDXL, SD3, FLUX.1; ../shared/spec/vae.md) -- */
+/* ---- the VAE decoder (AutoencoderKL of SD 1.x/2.x, SDXL, SD3, FLUX.1; docs/spec/vae.md) -- */
 #define LATUP_VAE_MAX_LEVELS 6
 
 typedef enum {

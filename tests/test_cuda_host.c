@@ -159,7 +159,7 @@ static void emu_attention_cn(float *out, const float *q, const float *k, const f
 }
 
 /* ==============================================================================================
- * Naive twins, in double, from the definitions (shared/spec, kernels.h comments).
+ * Naive twins, in double, from the definitions (docs/spec, kernels.h comments).
  * ============================================================================================== */
 static int naive_reflect(int y, int H) { return y < H ? y : H - 2 - (y - H); }
 

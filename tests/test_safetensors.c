@@ -1,5 +1,5 @@
 /* test_safetensors.c — the JSON parser, and the safetensors reader/writer: one hand-built malformed
- * file per rejection rule of ../shared/spec/formats.md (status and a key word of the message are
+ * file per rejection rule of docs/spec/formats.md (status and a key word of the message are
  * checked), valid files in every dtype, F16/BF16 special values, write -> load and gzip round trips,
  * and a truncation sweep plus byte-flip fuzz that must fail cleanly (run under ASan too). */
 #define _POSIX_C_SOURCE 200809L

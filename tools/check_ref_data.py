@@ -2,7 +2,7 @@
 have exactly the spec's checkpoint layout, and the golden tensors are reproduced
 
   (1) by the BasicSR-based reference (tools/lua_ref.py) re-built from the stored weights, and
-  (2) by an independent float64 implementation written from shared/spec/lua.md alone
+  (2) by an independent float64 implementation written from docs/spec/lua.md alone
       (`spec_forward` below: reflect pad, windows, roll, band mask, relative index formula,
       pixel shuffle and crop all done by hand from the spec text, weights from the file).
 
@@ -55,7 +55,7 @@ def cfg_from_meta(meta):
 
 
 # ----------------------------------------------------------------------------------------------
-# Independent implementation from shared/spec/lua.md (float64, no BasicSR code).
+# Independent implementation from docs/spec/lua.md (float64, no BasicSR code).
 def spec_forward(sd, cfg, x, record):
     """sd: name -> float64/int64 torch tensors; x: [B,C,H,W] float64. Records intermediates
     under the golden names into `record`."""
@@ -323,7 +323,7 @@ def check_golden(path, cfg, sd):
 # .pth files (torch.save zip) and the SwinIR pixel-space cases
 PTH_GLOBALS = {"collections OrderedDict", "torch._utils _rebuild_tensor_v2", "torch FloatStorage",
                "torch HalfStorage", "torch BFloat16Storage", "torch LongStorage"}
-# opcodes listed in shared/spec/formats.md ("Opcodes seen in such files")
+# opcodes listed in docs/spec/formats.md ("Opcodes seen in such files")
 PTH_OPCODES = {"PROTO", "FRAME", "EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "MARK", "BINUNICODE",
                "SHORT_BINUNICODE", "BINPUT", "LONG_BINPUT", "BINGET", "LONG_BINGET", "TUPLE",
                "TUPLE1", "TUPLE2", "TUPLE3", "GLOBAL", "BINPERSID", "REDUCE", "BUILD", "SETITEM",

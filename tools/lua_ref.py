@@ -1,4 +1,4 @@
-"""PyTorch reference of LUA (Latent Upscaler Adapter, arXiv 2511.10629), see shared/spec/lua.md.
+"""PyTorch reference of LUA (Latent Upscaler Adapter, arXiv 2511.10629), see docs/spec/lua.md.
 
 The Swin trunk is BasicSR's original `basicsr/archs/swinir_arch.py`, loaded UNMODIFIED from
 tools/.venv/basicsr_swinir/swinir_arch.py (extracted by tools/setup_env.sh from the pure-python

@@ -151,7 +151,7 @@ def common_meta(name, case, wfile):
     m = dict(case=name, config=cfg_json(case["cfg"]), seed=str(case["seed"]), weights=wfile,
              generator=GENERATOR, generator_sha256=script_sha(),
              date="not recorded (deterministic output)",
-             reference="shared/spec/lua.md; trunk = basicsr/archs/swinir_arch.py "
+             reference="docs/spec/lua.md; trunk = basicsr/archs/swinir_arch.py "
                        "(basicsr-volta 1.4.4, unmodified)")
     m.update(versions())
     return m
@@ -169,7 +169,7 @@ def write_model(name, case, model, outdir):
             tensors.append((k, v.numpy(), case["wdtype"]))
     meta = common_meta(name, case, wfile)
     meta["weights_dtype"] = case["wdtype"]
-    meta["layout"] = "state_dict of lua_flux.pth['params_ema'] (shared/spec/lua.md)"
+    meta["layout"] = "state_dict of lua_flux.pth['params_ema'] (docs/spec/lua.md)"
     meta["weight_levels"] = ("conv/linear: uniform ints in [-%d,%d] x 2^k (variance ~1/fan_in); "
                              "biases: ints in [-6,6]/64; LayerNorm: 1+ints[-6,6]/32, ints[-6,6]/64;"
                              " rel. pos. bias table: round(N(0,1)*8)/8 clipped to +-4"

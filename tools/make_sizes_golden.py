@@ -53,7 +53,7 @@ def versions():
                 python_version=platform.python_version(), generator="tools/make_sizes_golden.py",
                 generator_sha256=hashlib.sha256(open(os.path.abspath(__file__), "rb").read()).hexdigest(),
                 date="not recorded (deterministic output)",
-                reference="shared/spec/lua.md; trunk = basicsr/archs/swinir_arch.py "
+                reference="docs/spec/lua.md; trunk = basicsr/archs/swinir_arch.py "
                           "(basicsr-volta 1.4.4, unmodified)")
 
 

@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GENERATOR = "tools/make_vae_golden.py"
 PTH_MAX = 500_000  # write the .pth plain below this size, gzip-compressed above
 
-FAMILIES = {  # shared/spec/vae.md "Families"
+FAMILIES = {  # docs/spec/vae.md "Families"
     "sd1": dict(scaling_factor=0.18215, shift_factor=0.0),
     "flux": dict(scaling_factor=0.3611, shift_factor=0.1159),
 }
@@ -131,7 +131,7 @@ def common_meta(name, case):
              weights_Lw=str(case["Lw"]), generator=GENERATOR + " (+ tools/vae_ref.py)",
              generator_sha256=script_sha(), date="not recorded (deterministic output)",
              reference="diffusers AutoencoderKL (tools/setup_env.sh pins the version), "
-                       "AttnProcessor (torch 1.13: no SDPA); shared/spec/vae.md")
+                       "AttnProcessor (torch 1.13: no SDPA); docs/spec/vae.md")
     m.update(versions())
     return m
 

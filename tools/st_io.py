@@ -1,6 +1,6 @@
 """Tiny, dependency-free safetensors writer and strict reader (numpy only).
 
-Format (shared/spec/formats.md): [u64 LE header length N][N bytes UTF-8 JSON][data].
+Format (docs/spec/formats.md): [u64 LE header length N][N bytes UTF-8 JSON][data].
 JSON: {"name": {"dtype", "shape", "data_offsets": [begin, end]}, ..., "__metadata__": {str: str}},
 offsets relative to 8+N, row-major little-endian.
 

@@ -1,4 +1,4 @@
-"""Reference pieces for the VAE decoder (AutoencoderKL decoder), see shared/spec/vae.md.
+"""Reference pieces for the VAE decoder (AutoencoderKL decoder), see docs/spec/vae.md.
 
 - the official model: diffusers' AutoencoderKL (pinned in tools/setup_env.sh), built from a config,
   never downloaded; `make_diffusers_vae`, `attach_taps` (forward hooks -> ldm-named dumps);
@@ -125,7 +125,7 @@ def checksum(arr):
 
 
 # --------------------------------------------------------------------------------------------
-# Config and ldm layout (written from shared/spec/vae.md)
+# Config and ldm layout (written from docs/spec/vae.md)
 # --------------------------------------------------------------------------------------------
 
 def ldm_decoder_layout(cfg):

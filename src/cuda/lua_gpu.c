@@ -1,5 +1,5 @@
 /* lua_gpu.c — the LUA / SwinIR forward pass on the GPU, step for step the CPU's (src/model/lua.c,
- * ../shared/spec/lua.md steps 0-7) with the same dump names, run twice: counting the device
+ * docs/spec/lua.md steps 0-7) with the same dump names, run twice: counting the device
  * arena, then for real in one cudaMalloc of the counted size. The weights go to the device once
  * per model (a copy of its layer structs pointing into device memory, freed with the model). */
 #include "cuda/dump_names.h"

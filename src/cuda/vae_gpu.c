@@ -1,4 +1,4 @@
-/* vae_gpu.c — the AutoencoderKL decoder on the GPU (../shared/spec/vae.md), step for step the
+/* vae_gpu.c — the AutoencoderKL decoder on the GPU (docs/spec/vae.md), step for step the
  * CPU's decode_one (src/model/vae.c) with the same dump names: GroupNorm (+ SiLU) and nearest x2
  * upsampling applied by each 3x3 conv as it unfolds its input, the mid-block attention over all
  * positions in blocks of query rows, and tiled decoding blended with linear ramps. Activations

@@ -1,5 +1,5 @@
 /* safetensors.c — strict safetensors reader and F32/I64 writer, and the name -> tensor table
- * (latup_weights) that models load from. Validation follows ../shared/spec/formats.md rule by rule,
+ * (latup_weights) that models load from. Validation follows docs/spec/formats.md rule by rule,
  * so a file we accept is one the reference (Rust) reader accepts too; all checks run before any
  * tensor data is touched. */
 #define _POSIX_C_SOURCE 200809L

@@ -32,7 +32,7 @@ typedef struct {
                                      "params", "state_dict"), NULL for a bare dict */
 } latup_weights;
 
-/* safetensors: strict validation per ../shared/spec/formats.md. `path` names the source in
+/* safetensors: strict validation per docs/spec/formats.md. `path` names the source in
  * messages. parse() works on a buffer (tests, fuzzing); load() reads a file, transparently
  * inflating gzip. */
 latup_status latup_safetensors_parse(const uint8_t *buf, size_t len, const char *path,
@@ -41,7 +41,7 @@ latup_status latup_safetensors_load(const char *path, latup_weights *w);
 /* Writes an F32/I64 safetensors file (tests and tools); temp file + rename. */
 latup_status latup_safetensors_write(const char *path, const latup_weights *w);
 
-/* PyTorch .pth (torch.save zip format, ../shared/spec/formats.md): a zip reader (stored and
+/* PyTorch .pth (torch.save zip format, docs/spec/formats.md): a zip reader (stored and
  * deflated entries, ZIP64) and a restricted pickle machine that rebuilds the state dict (data
  * only, a fixed whitelist of globals, nothing executed). Wrappers "params_ema" (preferred),
  * "params", "state_dict" and bare state dicts are recognised; nested dicts are flattened with

@@ -1,5 +1,5 @@
 /* lua.c — the LUA model's forward pass (and SwinIR's: the same trunk with a classic tail), as
- * ../shared/spec/lua.md steps 0-7, top to bottom in lua_forward(). The memory plan is the same
+ * docs/spec/lua.md steps 0-7, top to bottom in lua_forward(). The memory plan is the same
  * pass run in counting mode: every buffer is taken from an arena (src/ops/arena.h) where it is
  * used, so the plan is the sum of the takes by construction. Loading lives in lua_load.c. */
 #include "ops/arena.h"

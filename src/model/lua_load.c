@@ -1,5 +1,5 @@
 /* lua_load.c — loading a LUA (or SwinIR) checkpoint: the config inferred from tensor names and
- * shapes (../shared/spec/lua.md, "Checkpoint layout"), then every layer struct bound to its
+ * shapes (docs/spec/lua.md, "Checkpoint layout"), then every layer struct bound to its
  * tensors with exact shapes; a tensor missing, misshapen or unexpected is an error naming it. */
 #include "ops/kernels.h"
 #include "model/device.h"

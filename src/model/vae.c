@@ -1,4 +1,4 @@
-/* vae.c — the AutoencoderKL decoder's forward pass (../shared/spec/vae.md): the exact decode
+/* vae.c — the AutoencoderKL decoder's forward pass (docs/spec/vae.md): the exact decode
  * (latup_vae_decode -> decode_one), its memory plan (the same pass run in counting mode), and
  * tiled decoding for outputs beyond the memory budget. Loading lives in vae_load.c. */
 #include "ops/arena.h"

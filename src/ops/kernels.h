@@ -137,7 +137,7 @@ latup_status latup_window_attention_forward(float *out, const float *qkv, const 
                                             int nW, int N, int nH, int hd, float scale, float *scratch,
                                             size_t scratch_floats, int nthreads);
 
-/* ---- VAE decoder (AutoencoderKL of SD/SDXL/SD3/FLUX; docs: shared/spec/vae.md) ---------------- */
+/* ---- VAE decoder (AutoencoderKL of SD/SDXL/SD3/FLUX; docs: docs/spec/vae.md) ---------------- */
 
 /* GroupNorm on one image x[C,HW]: channels split into `groups` consecutive groups of C/groups
  * (C a multiple of groups); mean and biased variance over each group's (C/groups) x HW values,
