@@ -379,7 +379,19 @@ static latup_status decode_peak(const latup_vae *v, int h, int w, int64_t B, int
     return LATUP_OK;
 }
 
-static double gib(size_t bytes) { return bytes / (1024.0 * 1024.0 * 1024.0); }
+/* A size in the unit that fits it: "3.02 GiB", "716.4 MiB", "12.0 KiB", "512 bytes". */
+typedef struct {
+    char s[24];
+} size_text;
+static size_text sz(size_t bytes) {
+    size_text t;
+    const double b = (double)bytes;
+    if (b >= 1073741824.0) snprintf(t.s, sizeof t.s, "%.2f GiB", b / 1073741824.0);
+    else if (b >= 1048576.0) snprintf(t.s, sizeof t.s, "%.1f MiB", b / 1048576.0);
+    else if (b >= 1024.0) snprintf(t.s, sizeof t.s, "%.1f KiB", b / 1024.0);
+    else snprintf(t.s, sizeof t.s, "%zu bytes", bytes);
+    return t;
+}
 
 /* latup_vae_plan_decode for a batch of B. */
 static latup_status plan_decode(const latup_vae *v, int h, int w, int64_t B, const latup_decode_opts *opts,
@@ -413,14 +425,13 @@ static latup_status plan_decode(const latup_vae *v, int h, int w, int64_t B, con
             latup_vae_plan sp;
             const int Tm = MIN_TILE < h || MIN_TILE < w ? MIN_TILE : 0;
             TRY(decode_peak(v, h, w, B, Tm, Tm / 4, opts, &sp, &peak));
-            return latup_fail(LATUP_E_NOMEM, "a memory budget of %.2f GiB cannot be met: the smallest tiles (%dx%d "
-                              "latent pixels) need %.2f GiB (weights %.2f, input and output %.2f, tile arena %.2f); "
-                              "the exact decode needs %.2f GiB", gib(budget), MIN_TILE, MIN_TILE, gib(peak),
-                              gib(sp.mem.weights), gib(peak - sp.mem.weights - sp.mem.arena), gib(sp.mem.arena),
-                              gib(exact));
+            return latup_fail(LATUP_E_NOMEM, "a memory budget of %s cannot be met: the smallest tiles (%dx%d latent "
+                              "pixels) need %s (weights %s, input and output %s, tile arena %s); the exact decode "
+                              "needs %s", sz(budget).s, MIN_TILE, MIN_TILE, sz(peak).s, sz(sp.mem.weights).s,
+                              sz(peak - sp.mem.weights - sp.mem.arena).s, sz(sp.mem.arena).s, sz(exact).s);
         }
-        snprintf(dp->reason, sizeof dp->reason, "the exact decode needs %.2f GiB, over the %.2f GiB budget",
-                 gib(exact), gib(budget));
+        snprintf(dp->reason, sizeof dp->reason, "the exact decode needs %s, over the %s budget", sz(exact).s,
+                 sz(budget).s);
     } else {
         if (T >= h && T >= w) { /* one tile covers the latent: the exact decode */
             TRY(decode_peak(v, h, w, B, 0, 0, opts, &dp->plan, &peak));
@@ -432,8 +443,8 @@ static latup_status plan_decode(const latup_vae *v, int h, int w, int64_t B, con
     if (ov <= 0 || ov >= T) ov = T / 4;
     TRY(decode_peak(v, h, w, B, T, ov, opts, &dp->plan, &peak));
     if (budget > 0 && peak > budget)
-        return latup_fail(LATUP_E_NOMEM, "tiles of %d latent pixels need %.2f GiB, over the %.2f GiB memory budget "
-                          "(use smaller tiles)", T, gib(peak), gib(budget));
+        return latup_fail(LATUP_E_NOMEM, "tiles of %d latent pixels need %s, over the %s memory budget (use "
+                          "smaller tiles)", T, sz(peak).s, sz(budget).s);
     dp->tiled = 1, dp->tile = T, dp->overlap = ov, dp->peak = peak;
     return LATUP_OK;
 }

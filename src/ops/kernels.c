@@ -17,15 +17,21 @@
 
 /* ---- dense layers ---------------------------------------------------------------------------- */
 
-/* Tiles of LINEAR_ROWS tokens, each one sgemm against the whole weight. */
-#define LINEAR_ROWS 256
+/* Tiles of tokens, each one sgemm against the whole weight (which that sgemm packs once): an
+ * eighth of the rows, between 128 and 1024 in multiples of 64, so there are tiles for several
+ * workers and the weight is packed once per 1024 tokens on large inputs. */
+static int linear_rows(int N) {
+    int r = (N + 7) / 8;
+    r = (r + 63) / 64 * 64;
+    return r < 128 ? 128 : (r > 1024 ? 1024 : r);
+}
 
 void latup_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
                     int N, int Cin, int Cout) {
-    const int ntiles = (N + LINEAR_ROWS - 1) / LINEAR_ROWS;
+    const int tile = linear_rows(N), ntiles = (N + tile - 1) / tile;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int t = 0; t < ntiles; t++) {
-        const int n0 = t * LINEAR_ROWS, rows = N - n0 < LINEAR_ROWS ? N - n0 : LINEAR_ROWS;
+        const int n0 = t * tile, rows = N - n0 < tile ? N - n0 : tile;
         float *o = out + (size_t)n0 * Cout;
         for (int n = 0; n < rows; n++) {
             if (bias)
@@ -43,14 +49,19 @@ void latup_layernorm_forward(float *out, const float *inp, const float *weight, 
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
+        /* two passes in double; the sums are vectorised (several partial sums, in an order the
+         * code fixes, not the threads), which a single serial double accumulator would not be */
         double sum = 0.0, sq = 0.0;
+#pragma omp simd reduction(+ : sum)
         for (int c = 0; c < C; c++) sum += x[c];
         const double mean = sum / C;
+#pragma omp simd reduction(+ : sq)
         for (int c = 0; c < C; c++) {
-            double d = x[c] - mean;
+            const double d = x[c] - mean;
             sq += d * d;
         }
         const double rstd = 1.0 / sqrt(sq / C + (double)eps);
+#pragma omp simd
         for (int c = 0; c < C; c++)
             y[c] = (float)((x[c] - mean) * rstd) * weight[c] + bias[c];
     }
