@@ -137,7 +137,7 @@ $(BUILD)/tests/test_cli_contract: $(BUILD)/tests/fault_inject.so
 ifeq ($(CUDA),1)
 $(BUILD)/tests/test_cuda_emu: tests/test_cuda.c tests/cuda_emu.c $(EMU_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -DLATUP_CUDA_EMU $(LDFLAGS) -o $@ tests/test_cuda.c tests/cuda_emu.c $(EMU_OBJ) \
+	$(CC) $(CFLAGS) -Isrc -Itests -DLATUP_CUDA_EMU $(LDFLAGS) -o $@ tests/test_cuda.c tests/cuda_emu.c $(EMU_OBJ) \
 	  $(BASE_LDLIBS) -lcmocka
 endif
 
