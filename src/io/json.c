@@ -136,12 +136,13 @@ typedef struct {
 static latup_status perr(const parser *p, size_t at, const char *fmt, ...) LATUP_PRINTF(3, 4);
 static latup_status perr(const parser *p, size_t at, const char *fmt, ...) {
     (void)p;
-    char msg[768];
+    char pre[48];
+    snprintf(pre, sizeof pre, "invalid JSON at byte %zu: ", at);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    latup_status st = latup_vfail(LATUP_E_INPUT, pre, fmt, ap);
     va_end(ap);
-    return latup_fail(LATUP_E_INPUT, "invalid JSON at byte %zu: %s", at, msg);
+    return st;
 }
 
 /* Describes the byte at `at` for "unexpected ..." messages. */

@@ -66,15 +66,28 @@ typedef struct {
     size_t n_items;
 } vm;
 
-/* Every message names the stream and the offset of the opcode that failed. */
-static latup_status vfail(const vm *m, const char *fmt, ...) LATUP_PRINTF(2, 3);
-static latup_status vfail(const vm *m, const char *fmt, ...) {
-    char msg[512];
+/* Every message names the stream (`what`, shown-safe already) and, through vfail, the offset of
+ * the opcode that failed. */
+static latup_status wfail(const vm *m, const char *fmt, ...) LATUP_PRINTF(2, 3);
+static latup_status wfail(const vm *m, const char *fmt, ...) {
+    char pre[LATUP_ERR_MAX / 2];
+    snprintf(pre, sizeof pre, "%s: ", m->what);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    latup_status st = latup_vfail(LATUP_E_INPUT, pre, fmt, ap);
     va_end(ap);
-    return latup_fail(LATUP_E_INPUT, "%s: offset %zu: %s", m->what, m->op_pos, msg);
+    return st;
+}
+
+static latup_status vfail(const vm *m, const char *fmt, ...) LATUP_PRINTF(2, 3);
+static latup_status vfail(const vm *m, const char *fmt, ...) {
+    char pre[LATUP_ERR_MAX / 2];
+    snprintf(pre, sizeof pre, "%s: offset %zu: ", m->what, m->op_pos);
+    va_list ap;
+    va_start(ap, fmt);
+    latup_status st = latup_vfail(LATUP_E_INPUT, pre, fmt, ap);
+    va_end(ap);
+    return st;
 }
 
 const char *latup_pk_kind_name(latup_pk_kind k) {
@@ -331,11 +344,11 @@ static latup_status push_global(vm *m, const char *mod, size_t mod_len, const ch
             return push(m, v);
         }
     }
-    int ml = mod_len > 100 ? 100 : (int)mod_len, nl = name_len > 100 ? 100 : (int)name_len;
     /* A pickled nn.Module (torch.save(model)) lands here: say what to do instead. */
     bool module_hint = (mod_len >= 8 && memcmp(mod, "torch.nn", 8) == 0) ||
                        (mod_len == 8 && memcmp(mod, "__main__", 8) == 0);
-    return vfail(m, "refusing pickle global '%.*s.%.*s' (not a tensor/state-dict type)%s", ml, mod, nl, name,
+    return vfail(m, "refusing pickle global '%.*s.%.*s' (not a tensor/state-dict type)%s", (int)mod_len, mod,
+                 (int)name_len, name,
                  module_hint ? "; save model.state_dict() instead of the module" : "");
 }
 
@@ -683,8 +696,7 @@ static latup_status step(vm *m, bool *stop) {
         return LATUP_OK;
     default: break;
     }
-    return latup_fail(LATUP_E_INPUT, "%s: unknown/unsupported pickle opcode 0x%02x at offset %zu", m->what,
-                      op, m->op_pos);
+    return wfail(m, "unknown/unsupported pickle opcode 0x%02x at offset %zu", op, m->op_pos);
 }
 
 latup_status latup_pickle_load(const uint8_t *buf, size_t len, const char *what, latup_pickle *doc) {
@@ -699,7 +711,7 @@ latup_status latup_pickle_load(const uint8_t *buf, size_t len, const char *what,
     latup_status st = LATUP_OK;
     while (!st && !stop) {
         if (m.pos >= m.len) {
-            st = latup_fail(LATUP_E_INPUT, "%s: pickle ends at offset %zu without STOP", m.what, m.len);
+            st = wfail(&m, "pickle ends at offset %zu without STOP", m.len);
             break;
         }
         st = step(&m, &stop);

@@ -93,7 +93,8 @@ typedef struct {
     size_t n_values;
 } latup_pickle;
 
-/* Runs the restricted machine over buf. `what` names the stream in messages ("m.pth: a/data.pkl").
+/* Runs the restricted machine over buf. `what` names the stream in messages ("m.pth: a/data.pkl"),
+ * as it is: build it with latup_format when it holds names from a file.
  * On failure doc is already freed and the message reads "<what>: offset N: <problem>". */
 latup_status latup_pickle_load(const uint8_t *buf, size_t len, const char *what, latup_pickle *doc);
 void latup_pickle_free(latup_pickle *doc);

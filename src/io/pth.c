@@ -80,8 +80,7 @@ static latup_status find_data_pkl(const latup_zip *z, const char *path, const la
         if (*pkl)
             return latup_fail(LATUP_E_INPUT,
                               "%s: several data.pkl entries ('%.*s', '%.*s'): ambiguous checkpoint", path,
-                              (int)((*pkl)->name_len > 100 ? 100 : (*pkl)->name_len), (*pkl)->name,
-                              (int)(e->name_len > 100 ? 100 : e->name_len), e->name);
+                              (int)(*pkl)->name_len, (*pkl)->name, (int)e->name_len, e->name);
         *pkl = e;
     }
     if (!*pkl)
@@ -157,7 +156,7 @@ static latup_status add_tensor(pth_ctx *c, const latup_pk_tensor *t) {
  * tensors are collected; other leaves (step counts, strings, None, lists) are skipped. */
 static latup_status flatten(pth_ctx *c, const latup_pk *d, size_t plen, int depth) {
     if (depth > PTH_MAX_DEPTH)
-        return latup_fail(LATUP_E_INPUT, "%s: state dict nests deeper than %d dicts (at '%.200s')", c->path,
+        return latup_fail(LATUP_E_INPUT, "%s: state dict nests deeper than %d dicts (at '%s')", c->path,
                           PTH_MAX_DEPTH, c->name);
     for (size_t i = 0; i < d->u.dict.n; i++) {
         const latup_pk *k = d->u.dict.k[i], *v = d->u.dict.v[i];
@@ -166,14 +165,14 @@ static latup_status flatten(pth_ctx *c, const latup_pk *d, size_t plen, int dept
             return latup_fail(LATUP_E_INPUT, "%s: state dict has more than %zu entries (shared dicts?)",
                               c->path, PTH_MAX_VISITS);
         if (k->kind != LATUP_PK_STR || strlen(k->u.str.s) != k->u.str.len)
-            return latup_fail(LATUP_E_INPUT, "%s: state dict key %zu under '%.200s' is %s, expected a string",
+            return latup_fail(LATUP_E_INPUT, "%s: state dict key %zu under '%s' is %s, expected a string",
                               c->path, i, plen ? c->name : "<top>",
                               k->kind == LATUP_PK_STR ? "a str with a NUL byte"
                                                       : latup_pk_kind_name(k->kind));
         if (v->kind != LATUP_PK_DICT && v->kind != LATUP_PK_TENSOR) continue;
         size_t need = plen + (plen ? 1 : 0) + k->u.str.len;
         if (need > PTH_MAX_NAME)
-            return latup_fail(LATUP_E_INPUT, "%s: tensor name '%.60s%s%.60s...' is longer than %d bytes",
+            return latup_fail(LATUP_E_INPUT, "%s: tensor name '%s%s%s' is longer than %d bytes, the most a tensor name may have",
                               c->path, c->name, plen ? "." : "", k->u.str.s, PTH_MAX_NAME);
         size_t at = plen;
         if (plen) c->name[at++] = '.';
@@ -220,7 +219,7 @@ static latup_status check_duplicates(const pth_ctx *c) {
     latup_status st = LATUP_OK;
     for (size_t i = 1; i < c->n_tensors && !st; i++)
         if (strcmp(s[i - 1], s[i]) == 0)
-            st = latup_fail(LATUP_E_INPUT, "%s: duplicate tensor name '%.200s' after flattening nested dicts",
+            st = latup_fail(LATUP_E_INPUT, "%s: duplicate tensor name '%s' after flattening nested dicts",
                             c->path, s[i]);
     free(s);
     return st;
@@ -252,11 +251,11 @@ static latup_status resolve_storage(pth_ctx *c, const found_tensor *f, pth_stora
     const char *key = pk->u.storage.key;
     if (type->dtype < 0)
         return latup_fail(LATUP_E_INPUT,
-                          "%s: tensor '%.200s' has unsupported dtype (torch.%s): latup reads float32, "
+                          "%s: tensor '%s' has unsupported dtype (torch.%s): latup reads float32, "
                           "float16, bfloat16 and int64",
                           c->path, f->name, type->name);
     if (strlen(key) != pk->u.storage.key_len)
-        return latup_fail(LATUP_E_INPUT, "%s: tensor '%.200s': storage key contains a NUL byte", c->path,
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': storage key contains a NUL byte", c->path,
                           f->name);
     size_t kl = pk->u.storage.key_len;
     char *rest = latup_malloc(kl + 6, "a storage name");
@@ -268,13 +267,13 @@ static latup_status resolve_storage(pth_ctx *c, const found_tensor *f, pth_stora
     if (!s->entry)
         return latup_fail(
             LATUP_E_INPUT,
-            "%s: tensor '%.200s': storage '%.200s' (%s/data/%.200s) is missing from the archive", c->path,
+            "%s: tensor '%s': storage '%s' (%s/data/%s) is missing from the archive", c->path,
             f->name, key, c->root, key);
     s->pk = pk;
     size_t numel = (size_t)pk->u.storage.numel, bytes;
     if (!latup_mul_ok(numel, type->elsize, &bytes) || bytes != s->entry->usize)
         return latup_fail(LATUP_E_INPUT,
-                          "%s: tensor '%.200s': storage '%.200s' declares %lld elements of torch.%s (%zu "
+                          "%s: tensor '%s': storage '%s' declares %lld elements of torch.%s (%zu "
                           "bytes each) but its archive entry holds %llu bytes",
                           c->path, f->name, key, (long long)pk->u.storage.numel, type->name, type->elsize,
                           (unsigned long long)s->entry->usize);
@@ -303,7 +302,7 @@ static latup_status group_storages(pth_ctx *c) {
             if (pk->u.storage.type != s->pk->u.storage.type || pk->u.storage.numel != s->pk->u.storage.numel)
                 st = latup_fail(
                     LATUP_E_INPUT,
-                    "%s: tensor '%.200s': storage '%.200s' is declared again with a different type or size",
+                    "%s: tensor '%s': storage '%s' is declared again with a different type or size",
                     c->path, by_key[i]->name, pk->u.storage.key);
             by_key[i]->storage = c->n_storages - 1;
             continue;
@@ -340,7 +339,7 @@ static latup_status check_tensor(const pth_ctx *c, const found_tensor *f, latup_
     for (int d = 0; d < pt->ndim; d++) {
         t->shape[d] = pt->size[d];
         if (pt->size[d] < 0)
-            return latup_fail(LATUP_E_INPUT, "%s: tensor '%.200s' has a negative size %lld in dimension %d",
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has a negative size %lld in dimension %d",
                               c->path, f->name, (long long)pt->size[d], d);
     }
     /* As torch (and the safetensors reader): a zero dimension makes the count 0 whatever follows. */
@@ -348,7 +347,7 @@ static latup_status check_tensor(const pth_ctx *c, const found_tensor *f, latup_
     for (int d = 0; d < pt->ndim; d++) empty |= pt->size[d] == 0;
     for (int d = 0; d < pt->ndim && !empty; d++)
         if (!latup_mul_ok(numel, (size_t)pt->size[d], &numel) || numel > (size_t)INT64_MAX / 8)
-            return latup_fail(LATUP_E_INPUT, "%s: tensor '%.200s': element count of shape %s overflows",
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': element count of shape %s overflows",
                               c->path, f->name, latup_shape_str(sb, sizeof sb, pt->ndim, pt->size));
     if (empty) numel = 0;
     t->numel = (int64_t)numel;
@@ -359,7 +358,7 @@ static latup_status check_tensor(const pth_ctx *c, const found_tensor *f, latup_
     for (int d = pt->ndim - 1; d >= 0; d--) {
         if (pt->size[d] != 1 && pt->stride[d] != expect)
             return latup_fail(LATUP_E_INPUT,
-                              "%s: tensor '%.200s' is a non-contiguous view (shape %s, strides %s): re-save "
+                              "%s: tensor '%s' is a non-contiguous view (shape %s, strides %s): re-save "
                               "it with .contiguous()",
                               c->path, f->name, latup_shape_str(sb, sizeof sb, pt->ndim, pt->size),
                               latup_shape_str(tb, sizeof tb, pt->ndim, pt->stride));
@@ -368,7 +367,7 @@ static latup_status check_tensor(const pth_ctx *c, const found_tensor *f, latup_
     int64_t snumel = spk->u.storage.numel;
     if (pt->offset < 0 || pt->offset > snumel || (int64_t)numel > snumel - pt->offset)
         return latup_fail(LATUP_E_INPUT,
-                          "%s: tensor '%.200s': %zu elements at offset %lld lie outside its storage '%.200s' "
+                          "%s: tensor '%s': %zu elements at offset %lld lie outside its storage '%s' "
                           "of %lld elements",
                           c->path, f->name, numel, (long long)pt->offset, spk->u.storage.key,
                           (long long)snumel);
@@ -463,8 +462,8 @@ static latup_status parse_into(const uint8_t *buf, size_t len, const char *path,
     size_t plen;
     uint8_t *powned;
     if ((st = latup_zip_extract(z, pkl, PTH_MAX_PICKLE, &pdata, &plen, &powned))) return st;
-    char what[320];
-    snprintf(what, sizeof what, "%s: %.200s/data.pkl", path, root);
+    char what[512];
+    latup_format(what, sizeof what, "%s: %s/data.pkl", path, root);
     st = latup_pickle_load(pdata, plen, what, doc);
     free(powned);
     if (st) return st;

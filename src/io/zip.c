@@ -36,9 +36,9 @@ static uint32_t rd32(const uint8_t *p) {
 }
 static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32); }
 
-/* Names go into messages; a crafted one may be 64 KiB, so only its start is shown. */
+/* Names go into messages with their exact length (the formatter escapes and caps them). */
 #define NAME_FMT "'%.*s'"
-#define NAME_ARG(e) (int)((e)->name_len > 200 ? 200 : (e)->name_len), (e)->name
+#define NAME_ARG(e) (int)(e)->name_len, (e)->name
 
 /* The EOCD is the last record; a comment of up to 64 KiB may follow it. Searching backwards for a
  * signature whose comment length reaches exactly the end of the file avoids matching the
