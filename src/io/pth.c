@@ -5,7 +5,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "io/weights.h"
 
-#include "io/half.h"
 #include "io/pickle.h"
 #include "io/zip.h"
 
@@ -20,6 +19,7 @@
 
 #define PTH_MAX_PICKLE ((uint64_t)64 << 20) /* data.pkl: real ones are ~100 bytes per tensor */
 #define PTH_MAX_DATA ((uint64_t)64 << 30)   /* all storages together, as stored (as for safetensors) */
+#define PTH_MAX_FILE ((uint64_t)65 << 30)   /* the whole archive: the storages and some room */
 #define PTH_MAX_DEPTH 64                    /* nested dicts inside the state dict */
 #define PTH_MAX_NAME 4096                   /* bytes in a flattened tensor name */
 /* Dict entries visited while flattening: bounds the work a pickle that reuses one dict many times
@@ -44,7 +44,6 @@ typedef struct {
 typedef struct {
     const latup_pk *pk; /* one of the storage values with this key */
     const latup_zip_entry *entry;
-    size_t out_bytes, blob_off; /* converted size and place in the blob */
 } pth_storage;
 
 typedef struct {
@@ -58,8 +57,6 @@ typedef struct {
     size_t visits, name_bytes;
     char name[PTH_MAX_NAME + 1]; /* the flattened name being built */
 } pth_ctx;
-
-static size_t out_elsize(latup_dtype dt) { return dt == LATUP_DT_I64 ? 8 : 4; }
 
 /* ---- locating data.pkl ------------------------------------------------------------------------- */
 
@@ -277,7 +274,6 @@ static latup_status resolve_storage(pth_ctx *c, const found_tensor *f, pth_stora
                           "bytes each) but its archive entry holds %llu bytes",
                           c->path, f->name, key, (long long)pk->u.storage.numel, type->name, type->elsize,
                           (unsigned long long)s->entry->usize);
-    s->out_bytes = numel * out_elsize((latup_dtype)type->dtype); /* <= 4x bytes: no overflow */
     return LATUP_OK;
 }
 
@@ -374,71 +370,36 @@ static latup_status check_tensor(const pth_ctx *c, const found_tensor *f, latup_
     return LATUP_OK;
 }
 
-/* Converts storage s (its whole entry) into its slot of the blob. */
-static latup_status convert_storage(const pth_ctx *c, const pth_storage *s, uint8_t *out) {
-    const uint8_t *src;
-    size_t n;
-    uint8_t *owned;
-    latup_status st = latup_zip_extract(c->zip, s->entry, PTH_MAX_DATA, &src, &n, &owned);
-    if (st) return st;
-    latup_dtype dt = (latup_dtype)s->pk->u.storage.type->dtype;
-    size_t numel = (size_t)s->pk->u.storage.numel;
-    if (dt == LATUP_DT_F16 || dt == LATUP_DT_BF16) {
-        float *f = (float *)out;
-        for (size_t e = 0; e < numel; e++) {
-            uint16_t h = (uint16_t)(src[2 * e] | (src[2 * e + 1] << 8));
-            f[e] = dt == LATUP_DT_F16 ? latup_half_to_float(h) : latup_bf16_to_float(h);
-        }
-    } else if (n) {
-        memcpy(out, src, n); /* F32 and I64: the bytes as they are (little-endian host) */
-    }
-    free(owned);
-    return LATUP_OK;
-}
-
+/* The table: every tensor checked against its storage; the storages point at their archive
+ * entries, which are read (CRC-checked, inflated) only when a tensor is fetched. */
 static latup_status build_table(pth_ctx *c, latup_weights *w) {
-    size_t total = 0;
-    for (size_t i = 0; i < c->n_storages; i++) {
-        size_t b = (c->storages[i].out_bytes + 63) & ~(size_t)63;
-        if (b < c->storages[i].out_bytes || b > SIZE_MAX - total)
-            return latup_fail(LATUP_E_NOMEM, "%s: tensors too large for memory", c->path);
-        c->storages[i].blob_off = total;
-        total += b;
-    }
     if (c->n_tensors > (size_t)INT_MAX) return latup_fail(LATUP_E_INPUT, "%s: too many tensors", c->path);
     w->t = latup_calloc(c->n_tensors, sizeof *w->t, "the tensor table");
-    if (!w->t) return LATUP_E_NOMEM;
+    w->storage = latup_calloc(c->n_storages, sizeof *w->storage, "the tensor table");
+    if (!w->t || !w->storage) return LATUP_E_NOMEM;
+    w->n_storage = (int)c->n_storages;
+    for (size_t i = 0; i < c->n_storages; i++) {
+        const latup_pk *pk = c->storages[i].pk;
+        w->storage[i].dtype = (latup_dtype)pk->u.storage.type->dtype;
+        w->storage[i].numel = pk->u.storage.numel;
+        w->storage[i].zip_entry = c->storages[i].entry;
+    }
     latup_status st;
     for (size_t i = 0; i < c->n_tensors; i++) {
         latup_wtensor *t = &w->t[w->n++];
         if ((st = check_tensor(c, &c->tensors[i], t))) return st;
         t->name = c->tensors[i].name; /* ownership moves to w */
         c->tensors[i].name = NULL;
-    }
-    w->blob = aligned_alloc(64, total ? total : 64);
-    if (!w->blob)
-        return latup_fail(LATUP_E_NOMEM, "%s: out of memory allocating %zu bytes of weights", c->path, total);
-    uint8_t *blob = w->blob;
-    for (size_t i = 0; i < c->n_storages; i++)
-        if ((st = convert_storage(c, &c->storages[i], blob + c->storages[i].blob_off))) return st;
-    /* Views of a shared storage point into its one converted copy. */
-    for (size_t i = 0; i < c->n_tensors; i++) {
-        latup_wtensor *t = &w->t[i];
-        const pth_storage *s = &c->storages[c->tensors[i].storage];
-        size_t off = t->numel ? (size_t)c->tensors[i].t->offset * out_elsize(t->dtype) : 0;
-        void *p = blob + s->blob_off + off;
-        if (t->dtype == LATUP_DT_I64)
-            t->i64 = p;
-        else
-            t->f32 = p;
+        t->storage = (int)c->tensors[i].storage;
+        t->offset = t->numel ? c->tensors[i].t->offset : 0;
     }
     return LATUP_OK;
 }
 
 /* ---- entry point ------------------------------------------------------------------------------- */
 
-static latup_status parse_into(const uint8_t *buf, size_t len, const char *path, latup_weights *w, pth_ctx *c,
-                               latup_zip *z, latup_pickle *doc) {
+/* A legacy (pre-1.6) or bare pickle stream, named as such; LATUP_OK for anything else. */
+static latup_status check_not_pickle(const uint8_t *buf, size_t len, const char *path) {
     if (len >= sizeof k_legacy_magic && memcmp(buf, k_legacy_magic, sizeof k_legacy_magic) == 0)
         return latup_fail(LATUP_E_INPUT,
                           "%s: legacy PyTorch (<1.6) format: re-save with torch.save(..., "
@@ -446,8 +407,14 @@ static latup_status parse_into(const uint8_t *buf, size_t len, const char *path,
                           path);
     if (len >= 1 && buf[0] == 0x80)
         return latup_fail(LATUP_E_INPUT, "%s: a bare pickle stream, not a PyTorch zip checkpoint", path);
-    latup_status st = latup_zip_open(z, buf, len, path);
+    return LATUP_OK;
+}
+
+static latup_status parse_into(const uint8_t *buf, size_t len, const char *path, latup_weights *w, pth_ctx *c,
+                               latup_zip *z, latup_pickle *doc) {
+    latup_status st = check_not_pickle(buf, len, path);
     if (st) return st;
+    if ((st = latup_zip_open(z, buf, len, path))) return st;
     c->zip = z;
     const latup_zip_entry *pkl;
     char *root = NULL;
@@ -483,7 +450,7 @@ static latup_status parse_into(const uint8_t *buf, size_t len, const char *path,
     return build_table(c, w);
 }
 
-latup_status latup_pth_parse(const uint8_t *buf, size_t len, const char *path, latup_weights *w) {
+latup_status latup_pth_table(const uint8_t *buf, size_t len, const char *path, latup_weights *w) {
     memset(w, 0, sizeof *w);
     if (!path) path = "<buffer>";
     latup_status st = LATUP_OK;
@@ -493,20 +460,47 @@ latup_status latup_pth_parse(const uint8_t *buf, size_t len, const char *path, l
     w->format = "pytorch zip";
 
     pth_ctx *c = latup_calloc(1, sizeof *c, "the .pth reader"); /* ~4 KB name buffer: off the stack */
-    if (!c) st = LATUP_E_NOMEM;
-    latup_zip z = {0};
+    latup_zip *z = latup_calloc(1, sizeof *z, "the .pth reader");
+    if (!c || !z) st = LATUP_E_NOMEM;
     latup_pickle doc = {0};
     if (!st) {
         c->path = path;
-        st = parse_into(buf, len, path, w, c, &z, &doc);
+        st = parse_into(buf, len, path, w, c, z, &doc);
         for (size_t i = 0; i < c->n_tensors; i++) free(c->tensors[i].name);
         free(c->tensors);
         free(c->storages);
         free(c->root);
-        free(c);
     }
+    free(c);
     latup_pickle_free(&doc);
-    latup_zip_close(&z);
+    w->zip = z; /* the storages' entries live in it; freed with w */
     if (st) latup_weights_free(w);
     return st;
 }
+
+latup_status latup_pth_parse(const uint8_t *buf, size_t len, const char *path, latup_weights *w) {
+    latup_status st = latup_pth_table(buf, len, path, w);
+    if (!st) st = latup_weights_fetch_all(w);
+    if (st)
+        latup_weights_free(w);
+    else
+        latup_weights_release_source(w); /* nothing may point into the caller's buffer */
+    return st;
+}
+
+/* ---- the format, for latup_input_open ------------------------------------------------------ */
+
+/* A zip, or a pickle stream (refused by the sizer with the parser's message). */
+static int pth_sniff(const uint8_t *h, size_t n) {
+    return (n >= 4 && h[0] == 'P' && h[1] == 'K' && h[2] == 3 && h[3] == 4) || (n >= 2 && h[0] == 0x80 && h[1] <= 5);
+}
+
+static latup_status pth_size(const uint8_t *h, size_t n, int at_eof, const char *path, latup_size *s) {
+    (void)at_eof;
+    latup_status st = check_not_pickle(h, n, path);
+    if (st) return st;
+    latup_zip_stream_size(h, n, s);
+    return LATUP_OK;
+}
+
+const latup_file_format latup_pth_format = {"a PyTorch zip ('PK')", 4, pth_sniff, pth_size, PTH_MAX_FILE};
