@@ -150,10 +150,12 @@ static latup_status detect_gzip(reader *r) {
         r->size_hint = 0;
         return LATUP_OK;
     }
-    if (n && (st = grow(r, n > 1 ? (uint64_t)-1 : 1))) return st;
-    memcpy(r->buf, head, n);
+    if (n) {
+        if ((st = grow(r, UINT64_MAX))) return st;
+        memcpy(r->buf, head, n);
+    }
     r->len = n;
-    r->done = n < 2;
+    r->done = n < 2; /* the loop above stops short of 2 bytes only at the end of the file */
     return LATUP_OK;
 }
 

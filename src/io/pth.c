@@ -140,8 +140,9 @@ static latup_status add_tensor(pth_ctx *c, const latup_pk_tensor *t) {
     }
     size_t n = strlen(c->name) + 1;
     if ((c->name_bytes += n) > PTH_MAX_NAME_BYTES)
-        return latup_fail(LATUP_E_INPUT, "%s: tensor names exceed %zu bytes in all (shared dicts?)", c->path,
-                          PTH_MAX_NAME_BYTES);
+        return latup_fail(LATUP_E_INPUT,
+                          "%s: tensor names exceed %zu bytes in all, the cap on the name table (shared dicts?)",
+                          c->path, PTH_MAX_NAME_BYTES);
     char *name = latup_malloc(n, "a tensor name");
     if (!name) return LATUP_E_NOMEM;
     memcpy(name, c->name, n);
@@ -153,13 +154,15 @@ static latup_status add_tensor(pth_ctx *c, const latup_pk_tensor *t) {
  * tensors are collected; other leaves (step counts, strings, None, lists) are skipped. */
 static latup_status flatten(pth_ctx *c, const latup_pk *d, size_t plen, int depth) {
     if (depth > PTH_MAX_DEPTH)
-        return latup_fail(LATUP_E_INPUT, "%s: state dict nests deeper than %d dicts (at '%s')", c->path,
-                          PTH_MAX_DEPTH, c->name);
+        return latup_fail(LATUP_E_INPUT, "%s: state dict nests deeper than %d dicts, the limit on nesting (at '%s')",
+                          c->path, PTH_MAX_DEPTH, c->name);
     for (size_t i = 0; i < d->u.dict.n; i++) {
         const latup_pk *k = d->u.dict.k[i], *v = d->u.dict.v[i];
         c->name[plen] = '\0';
         if (++c->visits > PTH_MAX_VISITS)
-            return latup_fail(LATUP_E_INPUT, "%s: state dict has more than %zu entries (shared dicts?)",
+            return latup_fail(LATUP_E_INPUT,
+                              "%s: state dict has more than %zu entries, the cap on the work of flattening it "
+                              "(shared dicts?)",
                               c->path, PTH_MAX_VISITS);
         if (k->kind != LATUP_PK_STR || strlen(k->u.str.s) != k->u.str.len)
             return latup_fail(LATUP_E_INPUT, "%s: state dict key %zu under '%s' is %s, expected a string",

@@ -382,7 +382,7 @@ latup_status latup_zip_extract(const latup_zip *z, const latup_zip_entry *e, uin
     *len = 0;
     *owned = NULL;
     if (e->usize > max_bytes || e->usize >= SIZE_MAX)
-        return latup_fail(LATUP_E_INPUT, "%s: zip entry " NAME_FMT " is %llu bytes, over the limit of %llu",
+        return latup_fail(LATUP_E_INPUT, "%s: zip entry " NAME_FMT " is %llu bytes, over the limit of %llu bytes for it",
                           z->path, NAME_ARG(e), (unsigned long long)e->usize, (unsigned long long)max_bytes);
     const uint8_t *bytes = z->buf + e->data_offset;
     uint8_t *buf = NULL;
