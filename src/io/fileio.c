@@ -167,8 +167,12 @@ static latup_status too_big(const reader *r, uint64_t max, const char *fmt_name)
                       r->gz ? "inflates to" : "is", (unsigned long long)max);
 }
 
-/* "expected A, B or C, found bytes 00 01 ..." */
+/* "expected A, B or C, found bytes 00 01 ..." (or the only candidate's own message) */
 static latup_status unknown_format(const reader *r, const latup_file_format *const *f, int n, const char *kind) {
+    if (n == 1 && f[0]->refuse) {
+        latup_status st = f[0]->refuse(r->buf, r->len, r->name);
+        if (st) return st;
+    }
     char msg[1024], *p = msg;
     size_t left = sizeof msg;
     for (int i = 0; i < n && left > 1; i++) {
@@ -178,17 +182,20 @@ static latup_status unknown_format(const reader *r, const latup_file_format *con
     }
     if (r->len == 0) return latup_fail(LATUP_E_INPUT, "%s: empty file: expected %s", r->name, msg);
     char hex[64] = "";
-    size_t shown = r->len < 9 ? r->len : 9;
-    for (size_t i = 0; i < shown; i++) snprintf(hex + 3 * i, sizeof hex - 3 * i, i ? " %02x" : "%02x", r->buf[i]);
+    size_t shown = r->len < 9 ? r->len : 9, at = 0;
+    for (size_t i = 0; i < shown; i++) at += (size_t)snprintf(hex + at, sizeof hex - at, i ? " %02x" : "%02x", r->buf[i]);
     return latup_fail(LATUP_E_INPUT, "%s: not %s: expected %s, found bytes %s%s", r->name, kind, msg, hex,
                       r->len > shown ? " ..." : "");
 }
 
-/* After the sniff: asks the format's sizer how big the file is, then reads exactly that much. */
+/* After the sniff: asks the format's sizer how big the file is, then reads exactly that much. A
+ * regular file of known size is read whole. */
 static latup_status read_sized(reader *r, const latup_file_format *f) {
     uint64_t limit = f->max_bytes;
     latup_status st;
-    if (f->size) {
+    if (!r->gz && r->size_hint) {
+        if (r->size_hint > limit) return too_big(r, limit, f->name);
+    } else if (f->size) {
         latup_size s = {0};
         for (;;) {
             if ((st = f->size(r->buf, r->len, r->done, r->name, &s))) return st;
@@ -317,7 +324,7 @@ void latup_input_close(latup_input *in) {
 latup_status latup_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *out_len) {
     *out = NULL;
     *out_len = 0;
-    const latup_file_format any = {NULL, 0, sniff_any, NULL, max_bytes}; /* NULL name: plain limit messages */
+    const latup_file_format any = {NULL, 0, sniff_any, NULL, max_bytes, NULL}; /* NULL name: plain limit messages */
     const latup_file_format *fmts[1] = {&any};
     latup_input in;
     latup_status st = latup_input_open(&in, path, fmts, 1, "readable", 0);

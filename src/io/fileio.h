@@ -14,7 +14,8 @@
  * the first bytes (content that matches none is refused at once, e.g. /dev/zero), then the
  * format's sizer reads its header and says how large the whole file is, and reading stops there
  * (one byte more is an error), so a gzip bomb or an endless device costs at most the size its
- * own header declares, bounded by the format's max_bytes. */
+ * own header declares, bounded by the format's max_bytes. A regular uncompressed file, whose size
+ * is known up front, is read whole (up to max_bytes) and left to the parser to judge. */
 
 /* Compressed input is read in chunks of this size (tests place the gzip trailer across one). */
 #define LATUP_READ_CHUNK ((size_t)1 << 18)
@@ -37,6 +38,9 @@ typedef struct {
      * header is LATUP_E_INPUT with the reader's own message. NULL: max_bytes is the only bound. */
     latup_status (*size)(const uint8_t *head, size_t n, int at_eof, const char *path, latup_size *s);
     uint64_t max_bytes; /* the most any file of this format may hold (inflated) */
+    /* When this is the only candidate and the content does not sniff as it: the parser's own
+     * message for those first n bytes (NULL: a generic "not <kind>" message). */
+    latup_status (*refuse)(const uint8_t *head, size_t n, const char *path);
 } latup_file_format;
 
 typedef struct {

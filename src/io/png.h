@@ -6,6 +6,7 @@
 #define LATUP_PNG_H
 
 #include "common.h"
+#include "io/fileio.h"
 
 /* Limits the reader enforces before allocating (and the writer, so it never writes a file the
  * reader refuses). */
@@ -19,7 +20,10 @@
  * than 8, interlaced images. `path` names the source in messages (NULL: "<buffer>"). On failure
  * *img is left empty (data NULL, ndim 0). */
 latup_status latup_png_parse(const uint8_t *buf, size_t len, const char *path, latup_tensor *img);
+/* Reads the file once ("-": stdin, gzip inflated), no further than its IEND chunk. */
 latup_status latup_png_read(const char *path, latup_tensor *img);
+/* The PNG format for latup_input_open (sniffer: the signature; sizer: the chunks up to IEND). */
+extern const latup_file_format latup_png_format;
 
 /* How floats become bytes: byte = round(clamp(x * scale + offset, 0, 1) * 255), computed in
  * float in exactly that order (x * scale, then + offset, then clamp, then * 255, then round).

@@ -506,4 +506,4 @@ static latup_status pth_size(const uint8_t *h, size_t n, int at_eof, const char 
     return LATUP_OK;
 }
 
-const latup_file_format latup_pth_format = {"a PyTorch zip ('PK')", 4, pth_sniff, pth_size, PTH_MAX_FILE};
+const latup_file_format latup_pth_format = {"a PyTorch zip ('PK')", 4, pth_sniff, pth_size, PTH_MAX_FILE, NULL};

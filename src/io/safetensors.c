@@ -339,8 +339,22 @@ static latup_status st_size(const uint8_t *h, size_t n, int at_eof, const char *
     return st;
 }
 
+/* Content that does not sniff as safetensors gets the parser's message for its first bytes. */
+static latup_status st_refuse(const uint8_t *h, size_t n, const char *path) {
+    latup_weights w;
+    memset(&w, 0, sizeof w);
+    latup_json_doc doc = {0};
+    span *spans = NULL;
+    uint64_t hlen;
+    latup_status st = parse_header(h, n, path, &w, &doc, &spans, &hlen);
+    latup_json_free(&doc);
+    free(spans);
+    latup_weights_free(&w);
+    return st;
+}
+
 const latup_file_format latup_safetensors_format = {"safetensors (8-byte length, then '{')", 9, st_sniff, st_size,
-                                                    ST_MAX_FILE};
+                                                    ST_MAX_FILE, st_refuse};
 
 /* ---- writing ---------------------------------------------------------------------------------- */
 
