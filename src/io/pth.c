@@ -431,6 +431,11 @@ static latup_status parse_into(const uint8_t *buf, size_t len, const char *path,
     const uint8_t *pdata;
     size_t plen;
     uint8_t *powned;
+    if (pkl->usize > PTH_MAX_PICKLE)
+        return latup_fail(LATUP_E_INPUT,
+                          "%s: data.pkl is %llu bytes, over the %llu-byte limit on the pickle a state dict is "
+                          "rebuilt from (about 100 bytes per tensor)",
+                          path, (unsigned long long)pkl->usize, (unsigned long long)PTH_MAX_PICKLE);
     if ((st = latup_zip_extract(z, pkl, PTH_MAX_PICKLE, &pdata, &plen, &powned))) return st;
     char what[512];
     latup_format(what, sizeof what, "%s: %s/data.pkl", path, root);

@@ -233,7 +233,7 @@ static latup_status read_entry(const latup_zip *z, size_t idx, uint64_t *p, uint
                           path, NAME_ARG(e));
     e->data_offset = local + LOCAL_LEN + lnlen + lxlen;
     /* What the entry's bytes can hold, checked here, before anyone sizes a buffer by usize. */
-    if (e->method == 8 && e->usize / DEFLATE_MAX_RATIO > e->csize)
+    if (e->method == 8 && e->usize / DEFLATE_MAX_RATIO + (e->usize % DEFLATE_MAX_RATIO != 0) > e->csize)
         return latup_fail(LATUP_E_INPUT,
                           "%s: zip entry " NAME_FMT
                           " claims %llu bytes from %llu compressed: more than deflate can produce",
