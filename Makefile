@@ -104,6 +104,9 @@ build-fuzz/fuzz_models: fuzz/fuzz_models.c $(LIB_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fopenmp -Wno-pass-failed $(BLAS_CFLAGS) -o $@ $< $(LIB_SRC) $(BLAS_LIBS) -lz -lm
 
+# test_corpus replays the structure-aware targets' corpora through the targets themselves.
+$(BUILD)/tests/test_corpus: $(FUZZ_SRC)
+
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
 	  t=$$(basename $$f); mkdir -p build-fuzz/work/$$t; \

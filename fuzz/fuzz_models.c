@@ -22,7 +22,7 @@ enum { F32, F16, BF16, I64 };
 static const char *const k_dtype[] = {"F32", "F16", "BF16", "I64"};
 
 typedef struct {
-    char name[192];
+    char name[256];
     int dtype, ndim;
     int64_t shape[4];
     int64_t poison; /* element set to NaN/Inf, -1: none */
@@ -129,7 +129,7 @@ static void gen_lua(cursor *c, int tail) {
 }
 
 static void resnet(const char *mod, int cin, int cout, int ldm) {
-    char n[192];
+    char n[256];
     snprintf(n, sizeof n, "%s.norm1", mod), norm(n, cin);
     snprintf(n, sizeof n, "%s.conv1", mod), conv(n, cout, cin, 3);
     snprintf(n, sizeof n, "%s.norm2", mod), norm(n, cout);
@@ -144,7 +144,7 @@ static void gen_vae(cursor *c, int ldm) {
     int ch[3];
     for (int L = 0; L < levels; L++) ch[L] = 32 * (1 + (int)(take(c) % 2));
     const int top = ch[levels - 1], pq = take(c) % 2;
-    char n[192], m[192];
+    char n[256], m[200];
     if (pq) snprintf(n, sizeof n, "%spost_quant_conv", p), conv(n, zc, zc, 1);
     snprintf(n, sizeof n, "%sdecoder.conv_in", p), conv(n, top, zc, 3);
     for (int r = 0; r < 2; r++) {
@@ -233,9 +233,9 @@ static void mutate(cursor *c) {
         case 5: /* a duplicate under a changed name, or the rank changed */
             if (arg & 1) {
                 if (g_n < MAX_T) {
-                    g_t[g_n] = *t;
-                    snprintf(g_t[g_n].name, sizeof g_t[g_n].name, "%.180s.%u", t->name, arg);
-                    g_n++;
+                    spec copy = *t;
+                    snprintf(copy.name, sizeof copy.name, "%.180s.%u", t->name, arg);
+                    g_t[g_n++] = copy;
                 }
             } else {
                 t->ndim = (int)(arg >> 1) % 5;
@@ -273,7 +273,7 @@ static void put_f16(uint8_t *p, float f, int bf) {
 }
 
 static uint8_t *build(size_t *len) {
-    size_t hcap = 256 + (size_t)g_n * 320;
+    size_t hcap = 256 + (size_t)g_n * (6 * sizeof g_t[0].name + 200); /* names may be all escapes */
     char *h = malloc(hcap);
     size_t k = 0;
     uint64_t off = 0;
