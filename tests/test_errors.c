@@ -858,7 +858,132 @@ static void test_doc_matches(void **state) {
     free(doc);
 }
 
+
+/* ---- config inference bounds at their values and one past ------------------------------------- */
+
+/* A safetensors file of zero-valued F32 tensors: "name:d0,d1,..." entries. */
+static void write_spec(const char *path, const char *const *spec, int n) {
+    latup_weights w;
+    memset(&w, 0, sizeof w);
+    w.t = calloc((size_t)n, sizeof *w.t);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        latup_wtensor *t = &w.t[i];
+        const char *colon = strchr(spec[i], ':');
+        t->name = strndup(spec[i], (size_t)(colon - spec[i]));
+        t->numel = 1;
+        for (const char *p = colon + 1; *p;) {
+            char *end;
+            t->shape[t->ndim++] = strtoll(p, &end, 10);
+            t->numel *= t->shape[t->ndim - 1];
+            p = *end ? end + 1 : end;
+        }
+        total += (size_t)t->numel;
+    }
+    float *blob = calloc(total ? total : 1, sizeof(float));
+    w.blob = blob;
+    w.n = n;
+    for (int i = 0; i < n; i++) w.t[i].f32 = blob, blob += w.t[i].numel;
+    assert_int_equal(latup_safetensors_write(path, &w), LATUP_OK);
+    latup_weights_free(&w);
+}
+
+/* Loads `path` as LUA (vae = 0) or VAE and expects LATUP_E_INPUT whose message holds `phrase`
+ * (the bound, at limit + 1) or lacks `bound` (at the limit: some later check fails instead). */
+static void expect_load(const char *path, int vae, const char *phrase, const char *bound) {
+    latup_lua *m = NULL;
+    latup_vae *v = NULL;
+    latup_status st = vae ? latup_vae_load(path, &v) : latup_lua_load(path, &m);
+    const char *msg = st ? latup_last_error() : "loaded";
+    int ok = phrase ? st == LATUP_E_INPUT && strstr(msg, phrase) != NULL : !strstr(msg, bound);
+    printf("  %-6s %s\n", ok ? "OK" : "NOT OK", msg);
+    latup_lua_free(m);
+    latup_vae_free(v);
+    assert_true(ok);
+}
+
+static void test_config_bounds_at_edges(void **state) {
+    (void)state;
+    const char *p = tmp("bounds.safetensors");
+    char a[160], b[160], c[160], d[160], e[160];
+    static const struct {
+        const char *what; /* the bound as the message says it */
+        int limit;
+    } lua[] = {{"embed dim", 4096}, {"input channels", 1024}, {"heads", 64}, {"head width (embed dim / heads)", 512},
+               {"MLP width", 65536}, {"head width", 4096}, {"output channels", 1024}};
+    for (size_t k = 0; k < sizeof lua / sizeof lua[0]; k++)
+        for (int extra = 0; extra < 2; extra++) {
+            const int v = lua[k].limit + extra;
+            int E = 1, C = 1, nH = 1, hid = 1, F = 1, Co = 1;
+            switch (k) {
+            case 0: E = v; break;
+            case 1: C = v; break;
+            case 2: E = v, nH = v; break; /* heads of width 1 */
+            case 3: E = v; break;
+            case 4: hid = v; break;
+            case 5: F = v; break;
+            case 6: Co = v; break;
+            }
+            if (k == 3) nH = 1;
+            snprintf(a, sizeof a, "conv_first.weight:%d,%d,3,3", E, C);
+            snprintf(b, sizeof b, "layers.0.residual_group.blocks.0.attn.relative_position_bias_table:1,%d", nH);
+            snprintf(c, sizeof c, "layers.0.residual_group.blocks.0.mlp.fc1.weight:%d,%d", hid, E);
+            snprintf(d, sizeof d, "heads.x2.conv_before.0.weight:%d,%d,3,3", F, E);
+            snprintf(e, sizeof e, "heads.x2.conv_last.weight:%d,%d,3,3", Co, F);
+            const char *spec[] = {a, "layers.0.residual_group.blocks.0.norm1.weight:1", b, c, d, e};
+            write_spec(p, spec, 6);
+            char phrase[160];
+            snprintf(phrase, sizeof phrase, "gives %s %d; a model has 1 to %d", lua[k].what, v, lua[k].limit);
+            char bound[96];
+            snprintf(bound, sizeof bound, "gives %s ", lua[k].what);
+            expect_load(p, 0, extra ? phrase : NULL, bound);
+        }
+    /* Swin blocks per RSTB: 64, then 65 (only the names count) */
+    for (int extra = 0; extra < 2; extra++) {
+        snprintf(a, sizeof a, "layers.0.residual_group.blocks.%d.norm1.weight:1", 63 + extra);
+        const char *spec[] = {"conv_first.weight:1,1,3,3", a};
+        write_spec(p, spec, 2);
+        expect_load(p, 0, extra ? "give 65 Swin blocks; a model has 1 to 64" : NULL, "Swin blocks;");
+    }
+    /* the window: (2*32-1)^2 = 3969 rows, then 3970 */
+    for (int extra = 0; extra < 2; extra++) {
+        snprintf(b, sizeof b, "layers.0.residual_group.blocks.0.attn.relative_position_bias_table:%d,1", 3969 + extra);
+        const char *spec[] = {"conv_first.weight:1,1,3,3", "layers.0.residual_group.blocks.0.norm1.weight:1", b};
+        write_spec(p, spec, 3);
+        expect_load(p, 0, extra ? "gives (2*window-1)^2 rows 3970; a model has 1 to 3969" : NULL, "(2*window-1)^2 rows");
+    }
+    /* attention tables: window 32, 64 blocks, 4 heads = 2^28 floats (1 GiB); 5 heads is the next step */
+    for (int extra = 0; extra < 2; extra++) {
+        const int nH = 4 + extra;
+        snprintf(a, sizeof a, "conv_first.weight:%d,1,3,3", 20 * nH);
+        snprintf(b, sizeof b, "layers.0.residual_group.blocks.0.attn.relative_position_bias_table:3969,%d", nH);
+        const char *spec[] = {a, "layers.0.residual_group.blocks.63.norm1.weight:1", b};
+        write_spec(p, spec, 3);
+        expect_load(p, 0, extra ? "needs 1280 MiB of relative-position tables, more than the 1024 MiB" : NULL,
+                    "relative-position tables");
+    }
+    /* VAE: latent channels (conv_in's input), an up level's width, image channels */
+    static const struct {
+        const char *what;
+        int limit;
+    } vae[] = {{"latent channels", 256}, {"channels", 4096}, {"image channels", 64}};
+    for (size_t k = 0; k < sizeof vae / sizeof vae[0]; k++)
+        for (int extra = 0; extra < 2; extra++) {
+            const int v = vae[k].limit + extra;
+            snprintf(a, sizeof a, "decoder.conv_in.weight:32,%d,3,3", k == 0 ? v : 1);
+            snprintf(b, sizeof b, "decoder.up.0.block.0.conv1.weight:%d,1,3,3", k == 1 ? v : 32);
+            snprintf(c, sizeof c, "decoder.conv_out.weight:%d,32,3,3", k == 2 ? v : 3);
+            const char *spec[] = {a, "decoder.mid.block_1.conv1.weight:1,1,3,3", b, c};
+            write_spec(p, spec, 4);
+            char phrase[160], bound[96];
+            snprintf(phrase, sizeof phrase, "gives %s %d; a model has 1 to %d", vae[k].what, v, vae[k].limit);
+            snprintf(bound, sizeof bound, "gives %s ", vae[k].what);
+            expect_load(p, 1, extra ? phrase : NULL, bound);
+        }
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_rows), cmocka_unit_test(test_doc_matches)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_rows), cmocka_unit_test(test_doc_matches),
+                                       cmocka_unit_test(test_config_bounds_at_edges)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }
