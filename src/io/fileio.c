@@ -183,7 +183,8 @@ static latup_status unknown_format(const reader *r, const latup_file_format *con
     if (r->len == 0) return latup_fail(LATUP_E_INPUT, "%s: empty file: expected %s", r->name, msg);
     char hex[64] = "";
     size_t shown = r->len < 9 ? r->len : 9, at = 0;
-    for (size_t i = 0; i < shown; i++) at += (size_t)snprintf(hex + at, sizeof hex - at, i ? " %02x" : "%02x", r->buf[i]);
+    for (size_t i = 0; i < shown; i++)
+        at += (size_t)snprintf(hex + at, sizeof hex - at, i ? " %02x" : "%02x", r->buf[i]);
     return latup_fail(LATUP_E_INPUT, "%s: not %s: expected %s, found bytes %s%s", r->name, kind, msg, hex,
                       r->len > shown ? " ..." : "");
 }
@@ -195,29 +196,27 @@ static latup_status read_sized(reader *r, const latup_file_format *f) {
     latup_status st;
     if (!r->gz && r->size_hint) {
         if (r->size_hint > limit) return too_big(r, limit, f->name);
-    } else if (f->size) {
+    } else if (f->size && limit < UINT64_MAX) {
         latup_size s = {0};
         for (;;) {
             if ((st = f->size(r->buf, r->len, r->done, r->name, &s))) return st;
             if (s.known) {
                 if (s.total > limit)
-                    return latup_fail(LATUP_E_INPUT, "%s: its header declares %llu bytes, more than %llu, the most %s may hold",
+                    return latup_fail(LATUP_E_INPUT,
+                                      "%s: its header declares %llu bytes, more than %llu, the most %s may hold",
                                       r->name, (unsigned long long)s.total, (unsigned long long)limit, f->name);
                 limit = s.total;
                 break;
             }
             if (r->done || s.need <= r->len) break; /* short file: the parser says what is missing */
-            if (s.need > limit + 1) s.need = limit + 1;
-            if ((st = fill(r, s.need))) return st;
+            if ((st = fill(r, s.need < limit + 1 ? s.need : limit + 1))) return st;
             if ((uint64_t)r->len > limit) return too_big(r, limit, f->name);
         }
         if ((st = fill(r, limit + 1))) return st;
-        if ((uint64_t)r->len > limit) {
-            if (s.known)
-                return latup_fail(LATUP_E_INPUT, "%s: %s past the %llu bytes its header describes", r->name,
-                                  r->gz ? "inflates" : "continues", (unsigned long long)limit);
-            return too_big(r, limit, f->name);
-        }
+        if ((uint64_t)r->len > limit && s.known)
+            return latup_fail(LATUP_E_INPUT, "%s: %s past the %llu bytes its header describes", r->name,
+                              r->gz ? "inflates" : "continues", (unsigned long long)limit);
+        if ((uint64_t)r->len > limit) return too_big(r, limit, f->name);
         return LATUP_OK;
     }
     if ((st = fill(r, limit == UINT64_MAX ? limit : limit + 1))) return st;
@@ -271,9 +270,10 @@ latup_status latup_input_open(latup_input *in, const char *path, const latup_fil
                 in->data = map;
                 in->len = (size_t)sb.st_size;
                 in->mapped = 1;
-                for (int i = 0; i < n && !in->format; i++)
-                    if (formats[i]->sniff(in->data, in->len < formats[i]->sniff_bytes ? in->len : formats[i]->sniff_bytes))
-                        in->format = formats[i];
+                for (int i = 0; i < n && !in->format; i++) {
+                    const size_t k = in->len < formats[i]->sniff_bytes ? in->len : formats[i]->sniff_bytes;
+                    if (formats[i]->sniff(in->data, k)) in->format = formats[i];
+                }
                 if (in->format && (uint64_t)in->len > in->format->max_bytes) {
                     r.len = in->len, r.buf = (uint8_t *)(uintptr_t)in->data; /* for the message only */
                     st = too_big(&r, in->format->max_bytes, in->format->name);
@@ -324,7 +324,8 @@ void latup_input_close(latup_input *in) {
 latup_status latup_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *out_len) {
     *out = NULL;
     *out_len = 0;
-    const latup_file_format any = {NULL, 0, sniff_any, NULL, max_bytes, NULL}; /* NULL name: plain limit messages */
+    /* any content; a NULL name gives the plain limit messages */
+    const latup_file_format any = {NULL, 0, sniff_any, NULL, max_bytes, NULL};
     const latup_file_format *fmts[1] = {&any};
     latup_input in;
     latup_status st = latup_input_open(&in, path, fmts, 1, "readable", 0);
