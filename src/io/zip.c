@@ -120,8 +120,10 @@ static latup_status read_directory_location(const uint8_t *b, size_t len, size_t
                           path, (unsigned long long)d->n_entries, (unsigned long long)d->cd_size,
                           (unsigned long long)(d->cd_size / CENTRAL_LEN));
     if (d->n_entries > ZIP_MAX_ENTRIES)
-        return latup_fail(LATUP_E_INPUT, "%s: %llu zip entries exceed the limit of %llu", path,
-                          (unsigned long long)d->n_entries, (unsigned long long)ZIP_MAX_ENTRIES);
+        return latup_fail(LATUP_E_INPUT,
+                          "%s: %llu zip entries exceed the limit of %llu, the cap on the directory table (a "
+                          "checkpoint has a few hundred)",
+                          path, (unsigned long long)d->n_entries, (unsigned long long)ZIP_MAX_ENTRIES);
     return LATUP_OK;
 }
 
