@@ -170,7 +170,8 @@ static latup_status parse_header(const char *s, size_t len, const char *path, np
 /* ---- reading ---------------------------------------------------------------------------------- */
 
 /* Magic, version and header length: where the header dict lies, [*hstart, *hstart + *hlen). */
-static latup_status header_bounds(const uint8_t *buf, size_t len, const char *path, size_t *hstart, size_t *hlen) {
+static latup_status header_bounds(const uint8_t *buf, size_t len, const char *path, size_t *hstart,
+                                  size_t *hlen) {
     if (len < 10 || memcmp(buf, k_magic, 6) != 0)
         return latup_fail(LATUP_E_INPUT, "%s: not a .npy file (no \\x93NUMPY magic)", path);
     int major = buf[6], minor = buf[7];
@@ -195,11 +196,10 @@ latup_status latup_npy_parse(const uint8_t *buf, size_t len, const char *path, l
     memset(t, 0, sizeof *t);
     if (!path) path = "<buffer>";
     size_t hlen, hstart;
-    latup_status st0 = header_bounds(buf, len, path, &hstart, &hlen);
-    if (st0) return st0;
-    npy_header h;
-    latup_status st = parse_header((const char *)buf + hstart, hlen, path, &h);
+    latup_status st = header_bounds(buf, len, path, &hstart, &hlen);
     if (st) return st;
+    npy_header h;
+    if ((st = parse_header((const char *)buf + hstart, hlen, path, &h))) return st;
 
     size_t itemsize;
     if (strcmp(h.descr, "<f4") == 0)
