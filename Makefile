@@ -266,9 +266,11 @@ bench-peers:
 $(BUILD)/bench_%: tools/bench_%.c $(BUILD)/liblatup.a $(HEADERS)
 	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
-# libFuzzer targets (clang): fuzz/fuzz_*.c, each over the file readers only (no BLAS/OpenMP).
+# libFuzzer targets (clang): fuzz/fuzz_*.c. The readers' targets link the file readers only (no
+# BLAS/OpenMP); fuzz_models reaches config inference and binding, so it links the whole library.
 # make fuzz FUZZ_TIME=60 runs each target for FUZZ_TIME seconds on a copy of its committed seed
-# corpus fuzz/corpus/<target>/; crashes are written to build-fuzz/ and fail the run.
+# corpus fuzz/corpus/<target>/ (with fuzz/<target>.dict when there is one); crashes are written
+# to build-fuzz/ and fail the run.
 FUZZ_CC    ?= clang
 FUZZ_TIME  ?= 60
 FUZZ_FLAGS := -std=c11 -g -O1 -Iinclude -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -280,11 +282,19 @@ build-fuzz/%: fuzz/%.c $(FUZZ_LIB) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIB) -lz -lm
 
+build-fuzz/fuzz_models: fuzz/fuzz_models.c $(LIB_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fopenmp -Wno-pass-failed $(BLAS_CFLAGS) -o $@ $< $(LIB_SRC) $(BLAS_LIBS) -lz -lm
+
+# test_corpus replays the structure-aware targets' corpora through the targets themselves.
+$(BUILD)/tests/test_corpus: $(FUZZ_SRC)
+
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
 	  t=$$(basename $$f); mkdir -p build-fuzz/work/$$t; \
+	  dict=$$( [ -f fuzz/$$t.dict ] && echo -dict=fuzz/$$t.dict ); \
 	  echo "== $$t ($(FUZZ_TIME) s)"; \
-	  ./$$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=build-fuzz/$$t- \
+	  OMP_NUM_THREADS=1 ./$$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=build-fuzz/$$t- $$dict \
 	    build-fuzz/work/$$t fuzz/corpus/$$t 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" ; \
 	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz: $$t found a crash (build-fuzz/$$t-*)"; exit 1; }; \
 	done

@@ -12,8 +12,7 @@
 #include <time.h>
 
 
-#define ERRBUF 1024
-static _Thread_local char g_err[ERRBUF];
+static _Thread_local char g_err[LATUP_ERR_MAX];
 
 const char *latup_last_error(void) { return g_err[0] ? g_err : "no error"; }
 
@@ -30,28 +29,243 @@ const char *latup_status_name(latup_status st) {
     return "unknown status";
 }
 
-latup_status latup_fail(latup_status st, const char *fmt, ...) {
+/* ---- the message formatter ---------------------------------------------------------------------
+ * printf's conversions, except that string and character arguments are shown safely (common.h):
+ * the format text is ours, the arguments may come from a hostile file. */
+
+typedef struct {
+    char *buf;
+    size_t size, len; /* len < size always: the buffer stays NUL-terminated */
+} outbuf;
+
+static void out(outbuf *o, const char *s, size_t n) {
+    size_t room = o->size - 1 - o->len;
+    if (n > room) n = room;
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+    o->buf[o->len] = '\0';
+}
+
+static size_t shown_width(unsigned char c) { return c >= 0x20 && c < 0x7F ? 1 : 4; }
+
+static void put_escaped(outbuf *o, const unsigned char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (shown_width(s[i]) == 1) {
+            out(o, (const char *)s + i, 1);
+        } else {
+            char e[5];
+            snprintf(e, sizeof e, "\\x%02x", s[i]);
+            out(o, e, 4);
+        }
+    }
+}
+
+/* s[0..n) escaped; if that is longer than LATUP_SHOWN_MAX, its head and tail around "...". */
+static void put_shown(outbuf *o, const unsigned char *s, size_t n) {
+    size_t w = 0;
+    for (size_t i = 0; i < n && w <= LATUP_SHOWN_MAX; i++) w += shown_width(s[i]);
+    if (w <= LATUP_SHOWN_MAX) {
+        put_escaped(o, s, n);
+        return;
+    }
+    const size_t head_max = (LATUP_SHOWN_MAX - 3) * 2 / 3, tail_max = LATUP_SHOWN_MAX - 3 - head_max;
+    size_t h = 0, hw = 0, t = n, tw = 0;
+    while (h < n && hw + shown_width(s[h]) <= head_max) hw += shown_width(s[h++]);
+    while (t > h && tw + shown_width(s[t - 1]) <= tail_max) tw += shown_width(s[--t]);
+    put_escaped(o, s, h);
+    out(o, "...", 3);
+    put_escaped(o, s + t, n - t);
+}
+
+/* A shown string padded to `width` (printf's %-Ns / %Ns). */
+static void put_padded(outbuf *o, const unsigned char *s, size_t n, int width, bool left) {
+    char tmp[4 * LATUP_SHOWN_MAX + 8];
+    outbuf t = {tmp, sizeof tmp, 0};
+    tmp[0] = '\0';
+    put_shown(&t, s, n);
+    size_t pad = width > 0 && (size_t)width > t.len ? (size_t)width - t.len : 0;
+    for (size_t k = 0; !left && k < pad; k++) out(o, " ", 1);
+    out(o, tmp, t.len);
+    for (size_t k = 0; left && k < pad; k++) out(o, " ", 1);
+}
+
+void latup_vformat(char *buf, size_t size, const char *fmt, va_list ap_in) {
+    if (!buf || size == 0) return;
+    va_list ap;
+    va_copy(ap, ap_in);
+    outbuf o = {buf, size, 0};
+    buf[0] = '\0';
+    const char *p = fmt;
+    while (*p) {
+        if (*p != '%') {
+            const char *q = strchr(p, '%');
+            size_t n = q ? (size_t)(q - p) : strlen(p);
+            out(&o, p, n);
+            p += n;
+            continue;
+        }
+        const char *spec_start = p++;
+        if (*p == '%') {
+            out(&o, "%", 1);
+            p++;
+            continue;
+        }
+        char flags[8];
+        size_t nf = 0;
+        while (*p && strchr("-+ #0", *p)) {
+            if (nf < sizeof flags - 1) flags[nf++] = *p;
+            p++;
+        }
+        bool left = memchr(flags, '-', nf) != NULL;
+        int width = -1, prec = -1;
+        bool prec_star = false;
+        if (*p == '*') {
+            width = va_arg(ap, int);
+            if (width < 0) left = true, width = -width;
+            p++;
+        } else {
+            for (width = 0; *p >= '0' && *p <= '9'; p++) width = width * 10 + (*p - '0');
+        }
+        if (*p == '.') {
+            p++;
+            if (*p == '*') {
+                prec = va_arg(ap, int);
+                prec_star = true;
+                p++;
+            } else {
+                for (prec = 0; *p >= '0' && *p <= '9'; p++) prec = prec * 10 + (*p - '0');
+            }
+        }
+        char len[3] = "";
+        if (*p == 'h' || *p == 'l') {
+            len[0] = *p++;
+            if (*p == len[0]) len[1] = *p++;
+        } else if (*p && strchr("jztL", *p)) {
+            len[0] = *p++;
+        }
+        const char conv = *p ? *p++ : '\0';
+        if (left && nf < sizeof flags - 1 && !memchr(flags, '-', nf)) flags[nf++] = '-';
+        flags[nf] = '\0';
+        char tmp[160];
+        tmp[0] = '\0';
+        /* Numbers: printf itself, with the width and precision written out and the argument read
+         * at its promoted type. */
+        char spec[48];
+        int sn = snprintf(spec, sizeof spec, "%%%s", flags);
+        if (width > 0) sn += snprintf(spec + sn, sizeof spec - (size_t)sn, "%d", width);
+        if (prec >= 0) sn += snprintf(spec + sn, sizeof spec - (size_t)sn, ".%d", prec);
+        switch (conv) {
+        case 's': {
+            const char *s = va_arg(ap, const char *);
+            size_t n;
+            if (!s)
+                s = "(null)", n = 6;
+            else if (prec < 0)
+                n = strlen(s);
+            else
+                n = prec_star ? (size_t)prec : strnlen(s, (size_t)prec); /* %.*s: exact length */
+            put_padded(&o, (const unsigned char *)s, n, width, left);
+            continue;
+        }
+        case 'c': {
+            unsigned char c = (unsigned char)va_arg(ap, int);
+            put_padded(&o, &c, 1, width, left);
+            continue;
+        }
+        case 'd':
+        case 'i': {
+            intmax_t v;
+            if (!strcmp(len, "l")) v = va_arg(ap, long);
+            else if (!strcmp(len, "ll")) v = va_arg(ap, long long);
+            else if (!strcmp(len, "j")) v = va_arg(ap, intmax_t);
+            else if (!strcmp(len, "z")) v = (intmax_t)va_arg(ap, size_t);
+            else if (!strcmp(len, "t")) v = va_arg(ap, ptrdiff_t);
+            else v = va_arg(ap, int);
+            if (!strcmp(len, "hh")) v = (signed char)v;
+            else if (!strcmp(len, "h")) v = (short)v;
+            snprintf(spec + sn, sizeof spec - (size_t)sn, "j%c", conv);
+            snprintf(tmp, sizeof tmp, spec, v);
+            break;
+        }
+        case 'u':
+        case 'o':
+        case 'x':
+        case 'X': {
+            uintmax_t v;
+            if (!strcmp(len, "l")) v = va_arg(ap, unsigned long);
+            else if (!strcmp(len, "ll")) v = va_arg(ap, unsigned long long);
+            else if (!strcmp(len, "j")) v = va_arg(ap, uintmax_t);
+            else if (!strcmp(len, "z")) v = va_arg(ap, size_t);
+            else if (!strcmp(len, "t")) v = (uintmax_t)va_arg(ap, ptrdiff_t);
+            else v = va_arg(ap, unsigned);
+            if (!strcmp(len, "hh")) v = (unsigned char)v;
+            else if (!strcmp(len, "h")) v = (unsigned short)v;
+            snprintf(spec + sn, sizeof spec - (size_t)sn, "j%c", conv);
+            snprintf(tmp, sizeof tmp, spec, v);
+            break;
+        }
+        case 'e': case 'E': case 'f': case 'F': case 'g': case 'G': case 'a': case 'A':
+            if (!strcmp(len, "L")) {
+                long double v = va_arg(ap, long double);
+                snprintf(spec + sn, sizeof spec - (size_t)sn, "L%c", conv);
+                snprintf(tmp, sizeof tmp, spec, v);
+            } else {
+                double v = va_arg(ap, double);
+                snprintf(spec + sn, sizeof spec - (size_t)sn, "%c", conv);
+                snprintf(tmp, sizeof tmp, spec, v);
+            }
+            break;
+        case 'p': {
+            void *v = va_arg(ap, void *);
+            snprintf(tmp, sizeof tmp, "%p", v);
+            break;
+        }
+        default: /* not a conversion latup uses: the text as written, no argument read */
+            out(&o, spec_start, (size_t)(p - spec_start));
+            continue;
+        }
+        out(&o, tmp, strlen(tmp));
+    }
+    va_end(ap);
+}
+
+const char *latup_format(char *buf, size_t size, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_err, sizeof g_err, fmt, ap);
+    latup_vformat(buf, size, fmt, ap);
     va_end(ap);
-    /* keep it one line */
+    return buf;
+}
+
+latup_status latup_vfail(latup_status st, const char *prefix, const char *fmt, va_list ap) {
+    size_t n = 0;
+    if (prefix) {
+        n = strlen(prefix);
+        if (n > sizeof g_err / 2) n = sizeof g_err / 2;
+        memcpy(g_err, prefix, n);
+    }
+    latup_vformat(g_err + n, sizeof g_err - n, fmt, ap);
+    /* keep it one line (arguments are escaped already; this covers the format text) */
     for (char *p = g_err; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
     return st;
 }
 
+latup_status latup_fail(latup_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    latup_vfail(st, NULL, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
 void latup_error_prefix(const char *prefix) {
-    char tmp[ERRBUF];
-    size_t n = strlen(prefix);
-    if (n > ERRBUF / 2) n = ERRBUF / 2;
-    memcpy(tmp, prefix, n);
-    tmp[n] = ':';
-    tmp[n + 1] = ' ';
-    size_t rest = strlen(g_err);
-    if (rest > ERRBUF - n - 3) rest = ERRBUF - n - 3;
-    memcpy(tmp + n + 2, g_err, rest);
-    tmp[n + 2 + rest] = '\0';
+    char tmp[LATUP_ERR_MAX];
+    latup_format(tmp, sizeof tmp / 2, "%s: ", prefix);
+    size_t n = strlen(tmp), rest = strlen(g_err);
+    if (rest > sizeof tmp - n - 1) rest = sizeof tmp - n - 1;
+    memcpy(tmp + n, g_err, rest);
+    tmp[n + rest] = '\0';
     memcpy(g_err, tmp, sizeof g_err);
 }
 

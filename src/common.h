@@ -5,6 +5,7 @@
 
 #include "latup.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,11 +30,29 @@ latup_status latup_check_finite(const latup_tensor *x);
  * finite weights and input can still overflow, and garbage must not become a file. */
 latup_status latup_check_finite_output(const latup_tensor *x, const char *what);
 
+/* Error messages come from hostile files: tensor names, zip entry names, pickle globals and paths
+ * may hold control bytes (ANSI escapes), NULs, or thousands of bytes. The formatter behind
+ * latup_fail and latup_format therefore treats every %s (and %c) argument as untrusted: each byte
+ * outside printable ASCII is shown as \xNN, and a string whose shown form is longer than
+ * LATUP_SHOWN_MAX bytes keeps its head and tail around "...", so the reason after it always fits
+ * in the message. "%.*s" takes a byte string with its exact length (it may contain NULs, which are
+ * shown, never cut at); "%.Ns" with a literal N stops at a NUL as in printf. */
+#define LATUP_SHOWN_MAX 200
+#define LATUP_ERR_MAX 2048 /* bytes in one message, NUL included */
+
 /* Records a one-line message for latup_last_error() and returns st, so error paths read
  * `return latup_fail(LATUP_E_INPUT, "%s: ...", path);`. */
 latup_status latup_fail(latup_status st, const char *fmt, ...) LATUP_PRINTF(2, 3);
+/* The same with a va_list, after `prefix` (already formatted, e.g. by latup_format; NULL: none):
+ * for readers whose messages share a prefix such as "<file>: offset N: ". */
+latup_status latup_vfail(latup_status st, const char *prefix, const char *fmt, va_list ap);
 
-/* Prefixes the current message with "prefix: " (used to add a file name on the way out). */
+/* snprintf with latup_fail's treatment of %s and %c arguments; returns buf. */
+const char *latup_format(char *buf, size_t size, const char *fmt, ...) LATUP_PRINTF(3, 4);
+void latup_vformat(char *buf, size_t size, const char *fmt, va_list ap);
+
+/* Prefixes the current message with "prefix: " (used to add a file name on the way out); the
+ * prefix is shown as a %s argument would be. */
 void latup_error_prefix(const char *prefix);
 
 /* malloc/calloc that record a LATUP_E_NOMEM message naming what was being allocated.

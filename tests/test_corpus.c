@@ -1,7 +1,9 @@
 /* test_corpus.c — replays the committed fuzz corpora (fuzz/corpus/<target>/: seeds and every
- * crasher the fuzzers ever found) through the matching buffer parser. Each file must come back
- * LATUP_OK or LATUP_E_INPUT, without crashing; under `make test SANITIZE=1` this also catches the
- * memory errors and leaks the fuzzers caught once. Run from the repository root. */
+ * crasher the fuzzers ever found) through the matching buffer parser, or, for the structure-aware
+ * targets (whose inputs are programs for a generator), through the targets themselves. Each file
+ * must come back LATUP_OK or LATUP_E_INPUT, without crashing; under `make test SANITIZE=1` this
+ * also catches the memory errors and leaks the fuzzers caught once. Run from the repository root. */
+#define _GNU_SOURCE /* the structure-aware targets use memfd_create */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -160,12 +162,44 @@ static void test_pth(void **state) {
         printf("corpus fuzz_pth              0 files (no directory)\n");
 }
 
+/* The structure-aware targets, compiled here as they are; a wrong status aborts (a failure). */
+#define LLVMFuzzerTestOneInput fuzz_models_one
+#include "../fuzz/fuzz_models.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_pth_ops_one
+#include "../fuzz/fuzz_pth_ops.c"
+#undef LLVMFuzzerTestOneInput
+
+static latup_status run_models(const uint8_t *buf, size_t len, const char *path) {
+    (void)path;
+    fuzz_models_one(buf, len);
+    return LATUP_OK;
+}
+
+static latup_status run_pth_ops(const uint8_t *buf, size_t len, const char *path) {
+    (void)path;
+    fuzz_pth_ops_one(buf, len);
+    return LATUP_OK;
+}
+
+static void test_models(void **state) {
+    (void)state;
+    test_required("fuzz_models", run_models);
+}
+
+static void test_pth_ops(void **state) {
+    (void)state;
+    test_required("fuzz_pth_ops", run_pth_ops);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_safetensors),
         cmocka_unit_test(test_npy),
         cmocka_unit_test(test_png),
         cmocka_unit_test(test_pth),
+        cmocka_unit_test(test_models),
+        cmocka_unit_test(test_pth_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

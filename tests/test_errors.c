@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +227,10 @@ static void cut_file(const char *src, const char *dst, double frac, int gz_raw) 
 /* ---- the rows --------------------------------------------------------------------------------- */
 #define MODEL "ref_data/small/model.safetensors.gz"
 #define OUT tmp("out.npy")
+
+/* The non-regular-file rows: the setup writes tmp("m.src"), which reaches latup through a FIFO
+ * ("@fifo": a FIFO at tmp("m")) or a pipe on standard input ("@stdin:-", "@stdin:/dev/stdin"). */
+enum { FEED_FILE, FEED_FIFO, FEED_STDIN };
 
 typedef struct {
     const char *id;
@@ -465,6 +470,245 @@ static void s_stdin(void) {
     close(fd);
 }
 
+/* ---- hostile-input rows of issue 8: unbounded work (class 1), degenerate models (class 2),
+ * non-regular inputs (class 4), error lines (class 7) ------------------------------------------- */
+
+/* The small model (or VAE) with one change applied by `edit`, written to `dst`. */
+static void edit_weights(const char *src, const char *dst, void (*edit)(latup_weights *w)) {
+    latup_weights w;
+    assert_int_equal(latup_safetensors_load(src, &w), LATUP_OK);
+    edit(&w);
+    assert_int_equal(latup_safetensors_write(dst, &w), LATUP_OK);
+    latup_weights_free(&w);
+}
+
+static latup_wtensor *wfind(latup_weights *w, const char *name) {
+    latup_wtensor *t = (latup_wtensor *)latup_weights_find(w, name);
+    assert_non_null(t);
+    return t;
+}
+
+/* A dimension set to zero: the tensor holds no data then (safetensors allows empty tensors). */
+static void zero_dim(latup_weights *w, const char *name, int d) {
+    latup_wtensor *t = wfind(w, name);
+    t->shape[d] = 0;
+    t->numel = 0;
+}
+
+#define VAE_SMALL "ref_data/vae/flux_small.ldm.safetensors.gz"
+
+static void e_embed0(latup_weights *w) { zero_dim(w, "conv_first.weight", 0); }
+static void e_chans0(latup_weights *w) { zero_dim(w, "conv_first.weight", 1); }
+static void e_vae_in0(latup_weights *w) { zero_dim(w, "decoder.conv_in.weight", 1); }
+static void e_nan(latup_weights *w) { wfind(w, "layers.0.residual_group.blocks.0.attn.qkv.weight")->f32[5] = NAN; }
+static void e_inf(latup_weights *w) { wfind(w, "decoder.up.1.block.0.conv1.weight")->f32[11] = -INFINITY; }
+static void s_embed0(void) { edit_weights(MODEL, tmp("m"), e_embed0), write_latent(tmp("in.npy"), 16, 16, 16, 0); }
+static void s_chans0(void) { edit_weights(MODEL, tmp("m"), e_chans0), write_latent(tmp("in.npy"), 16, 16, 16, 0); }
+static void s_vae_in0(void) { edit_weights(VAE_SMALL, tmp("m"), e_vae_in0), write_latent(tmp("in.npy"), 16, 8, 8, 0); }
+static void s_nan_weight(void) { edit_weights(MODEL, tmp("m"), e_nan), write_latent(tmp("in.npy"), 16, 16, 16, 0); }
+static void s_inf_weight(void) { edit_weights(VAE_SMALL, tmp("m"), e_inf), write_latent(tmp("in.npy"), 16, 8, 8, 0); }
+
+/* A relative-position table of (2*100-1)^2 rows: a window of 100, attention tables of 100^4 floats
+ * per head per block if the loader believed it. */
+static float g_big_table[39601 * 6];
+static void e_window(latup_weights *w) {
+    latup_wtensor *t = wfind(w, "layers.0.residual_group.blocks.0.attn.relative_position_bias_table");
+    t->shape[0] = 39601;
+    t->numel = 39601 * 6;
+    t->f32 = g_big_table;
+}
+static void s_window(void) { edit_weights(MODEL, tmp("m"), e_window), write_latent(tmp("in.npy"), 16, 16, 16, 0); }
+
+/* Raw deflate of `in` (what a zip entry holds). */
+static uint8_t *deflate_raw(const uint8_t *in, size_t n, size_t *out_n) {
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY), Z_OK);
+    size_t cap = deflateBound(&z, (uLong)n) + 16;
+    uint8_t *out = malloc(cap);
+    z.next_in = (Bytef *)(uintptr_t)in, z.avail_in = (uInt)n, z.next_out = out, z.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    *out_n = cap - z.avail_out;
+    deflateEnd(&z);
+    return out;
+}
+
+/* One archive entry for write_zip: `data` stored or deflated (`raw` bytes before deflation, whose
+ * CRC and size go into the headers); usize_claim, if set, replaces the declared size (ZIP64). */
+typedef struct {
+    const char *name;
+    const uint8_t *data;
+    size_t n;
+    int deflated;
+    uint32_t crc;
+    uint64_t usize;
+} zent;
+
+static void write_zip(const char *path, const zent *e, int ne) {
+    size_t cap = 1024;
+    for (int i = 0; i < ne; i++) cap += e[i].n + 2 * (30 + 46 + 20 + strlen(e[i].name));
+    uint8_t *out = calloc(cap, 1);
+    size_t off = 0, local[8];
+    for (int i = 0; i < ne; i++) {
+        local[i] = off;
+        uint8_t *h = out + off;
+        put32(h, 0x04034b50), put16(h + 4, 45), put16(h + 8, e[i].deflated ? 8 : 0);
+        put32(h + 14, e[i].crc), put32(h + 18, (uint32_t)e[i].n), put32(h + 22, (uint32_t)(e[i].usize > 0xFFFFFFFFu ? 0xFFFFFFFFu : e[i].usize));
+        put16(h + 26, (uint16_t)strlen(e[i].name));
+        memcpy(h + 30, e[i].name, strlen(e[i].name));
+        off += 30 + strlen(e[i].name);
+        memcpy(out + off, e[i].data, e[i].n);
+        off += e[i].n;
+    }
+    size_t cd = off;
+    for (int i = 0; i < ne; i++) {
+        uint8_t *h = out + off;
+        const int z64 = e[i].usize > 0xFFFFFFFFu;
+        put32(h, 0x02014b50), put16(h + 4, 45), put16(h + 6, 45), put16(h + 10, e[i].deflated ? 8 : 0);
+        put32(h + 16, e[i].crc), put32(h + 20, (uint32_t)e[i].n);
+        put32(h + 24, z64 ? 0xFFFFFFFFu : (uint32_t)e[i].usize);
+        put16(h + 28, (uint16_t)strlen(e[i].name)), put16(h + 30, z64 ? 12 : 0);
+        put32(h + 42, (uint32_t)local[i]);
+        memcpy(h + 46, e[i].name, strlen(e[i].name));
+        off += 46 + strlen(e[i].name);
+        if (z64) { /* ZIP64 extra: the uncompressed size */
+            put16(out + off, 1), put16(out + off + 2, 8);
+            for (int k = 0; k < 8; k++) out[off + 4 + k] = (uint8_t)(e[i].usize >> (8 * k));
+            off += 12;
+        }
+    }
+    uint8_t *h = out + off;
+    put32(h, 0x06054b50), put16(h + 8, (uint16_t)ne), put16(h + 10, (uint16_t)ne);
+    put32(h + 12, (uint32_t)(off - cd)), put32(h + 16, (uint32_t)cd);
+    write_bytes(path, out, off + 22);
+    free(out);
+}
+
+static zent zstored(const char *name, const void *data, size_t n) {
+    return (zent){name, data, n, 0, (uint32_t)crc32(0, data, (uInt)n), n};
+}
+
+/* {"w": FloatStorage tensor of `numel` elements in archive/data/0} as a pickle. */
+static size_t tensor_pickle(uint8_t *p, uint64_t numel) {
+    size_t n = 0;
+#define PUT(lit) (memcpy(p + n, lit, sizeof(lit) - 1), n += sizeof(lit) - 1)
+    PUT("\x80\x02}X\x01\0\0\0w" "ctorch._utils\n_rebuild_tensor_v2\n(" "(X\x07\0\0\0storage" "ctorch\nFloatStorage\n"
+        "X\x01\0\0\0" "0" "X\x03\0\0\0cpu" "\x8a\x08");
+    for (int k = 0; k < 8; k++) p[n++] = (uint8_t)(numel >> (8 * k));
+    PUT("tQ" "K\x00" "\x8a\x08");
+    for (int k = 0; k < 8; k++) p[n++] = (uint8_t)(numel >> (8 * k));
+    PUT("\x85" "K\x01\x85" "\x89" "}" "tRs.");
+#undef PUT
+    return n;
+}
+
+/* archive/data/0 declares 10 GB, deflated into 1 KiB: refused when the archive is opened, as bad
+ * input, before anything is sized by the declared size. */
+static void s_zip_10g(void) {
+    uint8_t pkl[256];
+    size_t pn = tensor_pickle(pkl, 2500000000ull);
+    uint8_t zeros[1024] = {0};
+    zent e[3] = {zstored("archive/data.pkl", pkl, pn), zstored("archive/version", "3\n", 2),
+                 {"archive/data/0", zeros, sizeof zeros, 1, 0, 10000000000ull}};
+    write_zip(tmp("m"), e, 3);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+
+/* A 16 MiB string, memoised, then _codecs.encode(it, 'latin1') 400 times: 6.6 GB if every copy
+ * were made. data.pkl is deflated, so the file is about 17 KB. */
+static void s_pickle_bomb(void) {
+    const size_t S = (size_t)16 << 20;
+    size_t cap = S + 64 + 400 * 64, n = 0;
+    uint8_t *p = malloc(cap);
+    memcpy(p, "\x80\x02X", 3), n = 3;
+    put32(p + n, (uint32_t)S), n += 4;
+    memset(p + n, 'a', S), n += S;
+    p[n++] = 0x94; /* MEMOIZE: memo 0 */
+    p[n++] = '0';
+    for (int i = 0; i < 400; i++) {
+        static const char call[] = "c_codecs\nencode\nh\x00X\x06\0\0\0latin1\x86R0";
+        memcpy(p + n, call, sizeof call - 1), n += sizeof call - 1;
+    }
+    memcpy(p + n, "}.", 2), n += 2;
+    size_t zn;
+    uint8_t *z = deflate_raw(p, n, &zn);
+    zent e[2] = {{"archive/data.pkl", z, zn, 1, (uint32_t)crc32(0, p, (uInt)n), n}, zstored("archive/version", "3\n", 2)};
+    write_zip(tmp("m"), e, 2);
+    free(z);
+    free(p);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+
+/* gzip of a safetensors header declaring one 16-byte tensor, followed by 256 MiB of zeros: read
+ * no further than the header's 16 data bytes (+1). */
+static void s_gz_bomb(void) {
+    const char *json = "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}";
+    size_t hn = strlen(json);
+    uint8_t head[128] = {0};
+    for (int i = 0; i < 8; i++) head[i] = (uint8_t)((uint64_t)hn >> (8 * i));
+    memcpy(head + 8, json, hn);
+    gzFile g = gzopen(tmp("m"), "wb1");
+    assert_non_null(g);
+    assert_int_equal(gzwrite(g, head, (unsigned)(8 + hn)), (int)(8 + hn));
+    uint8_t *zeros = calloc(1, (size_t)1 << 20);
+    for (int i = 0; i < 256; i++) assert_int_equal(gzwrite(g, zeros, 1u << 20), 1 << 20);
+    free(zeros);
+    assert_int_equal(gzclose(g), Z_OK);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+
+/* ---- class 4: the model through a FIFO and through a pipe on stdin (read once, never reopened) */
+static void copy_file(const char *src, const char *dst) {
+    FILE *f = fopen(src, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    size_t n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(n);
+    assert_int_equal(fread(b, 1, n, f), n);
+    fclose(f);
+    write_bytes(dst, b, n);
+    free(b);
+}
+static void s_fed_model(void) { copy_file(MODEL, tmp("m.src")), write_latent(tmp("in.npy"), 4, 16, 16, 0); }
+static void s_fed_vae(void) { copy_file(VAE_SMALL, tmp("m.src")), write_latent(tmp("in.npy"), 4, 8, 8, 0); }
+static void s_fed_cut(void) { cut_file(MODEL, tmp("m.src"), 0.5, 1), write_latent(tmp("in.npy"), 16, 16, 16, 0); }
+static void s_fed_zero(void) {
+    uint8_t z[4096] = {0};
+    write_bytes(tmp("m.src"), z, sizeof z);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+
+/* ---- class 7: names and paths from hostile files in error lines ----------------------------- */
+static char g_long_name[3001];
+static void e_ansi(latup_weights *w) {
+    latup_wtensor *t = wfind(w, "layers.0.residual_group.blocks.1.attn_mask");
+    free(t->name);
+    t->name = strdup("\x1b[31mevil\x1b[0m\x07");
+}
+static void e_long(latup_weights *w) {
+    latup_wtensor *t = wfind(w, "layers.0.residual_group.blocks.1.attn_mask");
+    memset(g_long_name, 'n', 3000);
+    free(t->name);
+    t->name = strdup(g_long_name);
+}
+static void s_ansi_name(void) { edit_weights(MODEL, tmp("m"), e_ansi), write_latent(tmp("in.npy"), 16, 16, 16, 0); }
+static void s_long_name(void) { edit_weights(MODEL, tmp("m"), e_long), write_latent(tmp("in.npy"), 16, 16, 16, 0); }
+/* "collections\nOrderedDict\0evil\n": shown with its NUL, so the line never names a whitelisted
+ * global as the one refused. */
+static void s_nul_global(void) {
+    static const char p[] = "\x80\x02" "ccollections\nOrderedDict\0evil\n" ")R.";
+    write_pth(tmp("m"), (const uint8_t *)p, sizeof p - 1);
+    write_latent(tmp("in.npy"), 16, 16, 16, 0);
+}
+/* A 3000-byte path (components of 100 bytes) that does not exist. */
+static char g_long_path[3200];
+static const char *long_path(void) {
+    size_t n = 0;
+    while (n < 3000) n += (size_t)snprintf(g_long_path + n, sizeof g_long_path - n, "/%099d", (int)n);
+    return g_long_path;
+}
+
 #define UP(model) {"upscale", "--model", model, "--scale", "2", "--in", "@in", "--out", "@out", NULL}
 #define UP_IN(in) {"upscale", "-m", MODEL, "-s", "2", "-i", in, "-o", "@out", NULL}
 #define DEC(...) {"decode", "--vae", VAE, "-i", "@in", "-o", "@out.png", __VA_ARGS__, NULL}
@@ -526,6 +770,28 @@ static const row ROWS[] = {
     {"EC11", s_good, DEC("--tile", "0x10"), 1, "--tile takes an integer"},
     {"EC12", s_good, {"upscale", "-m", MODEL, "-s", "2", "-s", "4", "-i", "@in", "-o", "@out", NULL}, 1, "--scale given twice"},
     {"EC13", s_same_stem, {"decode", "--vae", VAE, "-i", "@in", "@tmp/sub/in.npy", "--out-dir", "@tmp/outdir", NULL}, 1, "would both write"},
+    /* issue 8: rows E100.. (class 1: unbounded work; 2: degenerate models; 4: non-regular inputs;
+     * 7: error lines) */
+    {"E100", s_pickle_bomb, UP("@m"), 2, "budget that keeps a small file from claiming gigabytes"},
+    {"E101", s_window, UP("@m"), 2, "(2*window-1)^2 rows 39601; a model has 1 to 3969"},
+    {"E102", s_good, UP("/dev/zero"), 2, "/dev/zero: not a checkpoint"},
+    {"E103", s_good, {"upscale", "--model", MODEL, "--scale", "2", "--in", "/dev/zero", "--out", "@out", NULL}, 2, "/dev/zero: not a .npy"},
+    {"E104", s_gz_bomb, UP("@m"), 2, "inflates past the 79 bytes its header describes"},
+    {"E105", s_zip_10g, UP("@m"), 2, "claims 10000000000 bytes from 1024 compressed"},
+    {"E106", s_embed0, UP("@m"), 2, "'conv_first.weight' of shape [0,16,3,3] gives embed dim 0"},
+    {"E107", s_chans0, UP("@m"), 2, "'conv_first.weight' of shape [60,0,3,3] gives input channels 0"},
+    {"E108", s_vae_in0, {"decode", "--vae", "@m", "--in", "@in", "--out", "@out", NULL}, 2, "'decoder.conv_in.weight' of shape [64,0,3,3] gives latent channels 0"},
+    {"E109", s_nan_weight, UP("@m"), 2, "'layers.0.residual_group.blocks.0.attn.qkv.weight' holds NaN at flat index 5"},
+    {"E110", s_inf_weight, {"decode", "--vae", "@m", "--in", "@in", "--out", "@out", NULL}, 2, "'decoder.up.1.block.0.conv1.weight' holds Inf at flat index 11"},
+    {"E111", s_fed_model, UP("@fifo"), 2, "4 channels, the model expects 16"},
+    {"E112", s_fed_model, UP("@stdin:-"), 2, "4 channels, the model expects 16"},
+    {"E113", s_fed_vae, {"decode", "--vae", "@stdin:/dev/stdin", "--in", "@in", "--out", "@out", NULL}, 2, "4 channels, the VAE expects 16"},
+    {"E114", s_fed_cut, UP("@fifo"), 2, "m: truncated gzip data"},
+    {"E115", s_fed_zero, UP("@stdin:-"), 2, "<stdin>: not a checkpoint"},
+    {"E116", s_ansi_name, UP("@m"), 2, "unexpected tensor '\\x1b[31mevil\\x1b[0m\\x07'"},
+    {"E117", s_long_name, UP("@m"), 2, "' (1 of 84 tensors are not part of a LUA model)"},
+    {"E118", s_nul_global, UP("@m"), 2, "refusing pickle global 'collections.OrderedDict\\x00evil'"},
+    {"E119", s_good, UP("@longpath"), 4, "0: cannot open: No such file or directory"},
 };
 #define N_ROWS (int)(sizeof ROWS / sizeof ROWS[0])
 
@@ -549,6 +815,30 @@ static int out_exists(void) {
     return system(cmd) == 0;
 }
 
+/* Feeds tmp("m.src") into fd (a FIFO it opens, or a pipe's write end), then exits. As a watchdog
+ * it also unblocks a reader that opened the FIFO a second time (after 20 s), so such a bug fails
+ * the row instead of hanging the test. */
+static pid_t start_feeder(int fd_or_fifo) {
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid > 0) return pid;
+    signal(SIGPIPE, SIG_IGN);
+    int fd = fd_or_fifo >= 0 ? fd_or_fifo : open(tmp("m"), O_WRONLY);
+    FILE *f = fopen(tmp("m.src"), "rb");
+    uint8_t b[65536];
+    size_t n;
+    while (f && fd >= 0 && (n = fread(b, 1, sizeof b, f)) > 0)
+        if (write(fd, b, n) != (ssize_t)n) break;
+    if (fd >= 0) close(fd);
+    if (fd_or_fifo < 0) {
+        sleep(20);
+        int again = open(tmp("m"), O_WRONLY | O_NONBLOCK);
+        if (again >= 0) close(again);
+    }
+    _exit(0);
+}
+
 static void test_rows(void **state) {
     (void)state;
     int bad = 0;
@@ -558,11 +848,15 @@ static void test_rows(void **state) {
         w->setup();
         const char *args[16];
         char subst[16][600];
+        int feed = FEED_FILE;
         for (int i = 0; i < 16; i++) {
             args[i] = w->args[i];
             if (!args[i]) break;
             if (!strcmp(args[i], "@in")) args[i] = tmp("in.npy");
             else if (!strcmp(args[i], "@m")) args[i] = tmp("m");
+            else if (!strcmp(args[i], "@longpath")) args[i] = long_path();
+            else if (!strcmp(args[i], "@fifo")) args[i] = tmp("m"), feed = FEED_FIFO;
+            else if (!strncmp(args[i], "@stdin:", 7)) args[i] += 7, feed = FEED_STDIN;
             else if (!strncmp(args[i], "@out", 4)) {
                 snprintf(subst[i], sizeof subst[i], "%s/out%s", g_tmp, args[i][4] ? args[i] + 4 : ".npy");
                 args[i] = subst[i];
@@ -571,14 +865,33 @@ static void test_rows(void **state) {
                 args[i] = subst[i];
             }
         }
+        pid_t feeder = -1;
+        int saved_stdin = -1;
+        if (feed == FEED_FIFO) {
+            unlink(tmp("m"));
+            assert_int_equal(mkfifo(tmp("m"), 0600), 0);
+            feeder = start_feeder(-1);
+        } else if (feed == FEED_STDIN) {
+            int fds[2];
+            assert_int_equal(pipe(fds), 0);
+            feeder = start_feeder(fds[1]);
+            close(fds[1]);
+            saved_stdin = dup(STDIN_FILENO);
+            dup2(fds[0], STDIN_FILENO);
+            close(fds[0]);
+        }
         int rc = run_latup(args);
-        int lines = 0;
-        for (const char *p = g_err; *p; p++) lines += *p == '\n';
-        /* an error: one line, no output; a row that must succeed (exit 0): its one summary line
-         * and its output */
-        const int ok = rc == w->exit_code && lines == 1 && strstr(g_err, w->says) && out_exists() == (w->exit_code == 0);
+        if (saved_stdin >= 0) dup2(saved_stdin, STDIN_FILENO), close(saved_stdin);
+        if (feeder > 0) kill(feeder, SIGKILL), waitpid(feeder, NULL, 0);
+        if (feed == FEED_FIFO) unlink(tmp("m"));
+        /* an error: one line of printable text, no output; a row that must succeed (exit 0): its
+         * one summary line and its output */
+        int lines = 0, controls = 0;
+        for (const char *p = g_err; *p; p++) lines += *p == '\n', controls += (unsigned char)*p < 0x20 && *p != '\n';
+        const int ok = rc == w->exit_code && lines == 1 && !controls && strstr(g_err, w->says) && out_exists() == (w->exit_code == 0);
         printf("%s exit %d (want %d) %s: %s", w->id, rc, w->exit_code, ok ? "OK" : "NOT OK", g_err);
         if (lines != 1) printf("    (%d lines on stderr)\n", lines);
+        if (controls) printf("    (%d control bytes on stderr)\n", controls);
         bad += !ok;
         char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf %s/out*", g_tmp);
@@ -618,7 +931,132 @@ static void test_doc_matches(void **state) {
     free(doc);
 }
 
+
+/* ---- config inference bounds at their values and one past ------------------------------------- */
+
+/* A safetensors file of zero-valued F32 tensors: "name:d0,d1,..." entries. */
+static void write_spec(const char *path, const char *const *spec, int n) {
+    latup_weights w;
+    memset(&w, 0, sizeof w);
+    w.t = calloc((size_t)n, sizeof *w.t);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        latup_wtensor *t = &w.t[i];
+        const char *colon = strchr(spec[i], ':');
+        t->name = strndup(spec[i], (size_t)(colon - spec[i]));
+        t->numel = 1;
+        for (const char *p = colon + 1; *p;) {
+            char *end;
+            t->shape[t->ndim++] = strtoll(p, &end, 10);
+            t->numel *= t->shape[t->ndim - 1];
+            p = *end ? end + 1 : end;
+        }
+        total += (size_t)t->numel;
+    }
+    float *blob = calloc(total ? total : 1, sizeof(float));
+    w.blob = blob;
+    w.n = n;
+    for (int i = 0; i < n; i++) w.t[i].f32 = blob, blob += w.t[i].numel;
+    assert_int_equal(latup_safetensors_write(path, &w), LATUP_OK);
+    latup_weights_free(&w);
+}
+
+/* Loads `path` as LUA (vae = 0) or VAE and expects LATUP_E_INPUT whose message holds `phrase`
+ * (the bound, at limit + 1) or lacks `bound` (at the limit: some later check fails instead). */
+static void expect_load(const char *path, int vae, const char *phrase, const char *bound) {
+    latup_lua *m = NULL;
+    latup_vae *v = NULL;
+    latup_status st = vae ? latup_vae_load(path, &v) : latup_lua_load(path, &m);
+    const char *msg = st ? latup_last_error() : "loaded";
+    int ok = phrase ? st == LATUP_E_INPUT && strstr(msg, phrase) != NULL : !strstr(msg, bound);
+    printf("  %-6s %s\n", ok ? "OK" : "NOT OK", msg);
+    latup_lua_free(m);
+    latup_vae_free(v);
+    assert_true(ok);
+}
+
+static void test_config_bounds_at_edges(void **state) {
+    (void)state;
+    const char *p = tmp("bounds.safetensors");
+    char a[160], b[160], c[160], d[160], e[160];
+    static const struct {
+        const char *what; /* the bound as the message says it */
+        int limit;
+    } lua[] = {{"embed dim", 4096}, {"input channels", 1024}, {"heads", 64}, {"head width (embed dim / heads)", 512},
+               {"MLP width", 65536}, {"head width", 4096}, {"output channels", 1024}};
+    for (size_t k = 0; k < sizeof lua / sizeof lua[0]; k++)
+        for (int extra = 0; extra < 2; extra++) {
+            const int v = lua[k].limit + extra;
+            int E = 1, C = 1, nH = 1, hid = 1, F = 1, Co = 1;
+            switch (k) {
+            case 0: E = v; break;
+            case 1: C = v; break;
+            case 2: E = v, nH = v; break; /* heads of width 1 */
+            case 3: E = v; break;
+            case 4: hid = v; break;
+            case 5: F = v; break;
+            case 6: Co = v; break;
+            }
+            if (k == 3) nH = 1;
+            snprintf(a, sizeof a, "conv_first.weight:%d,%d,3,3", E, C);
+            snprintf(b, sizeof b, "layers.0.residual_group.blocks.0.attn.relative_position_bias_table:1,%d", nH);
+            snprintf(c, sizeof c, "layers.0.residual_group.blocks.0.mlp.fc1.weight:%d,%d", hid, E);
+            snprintf(d, sizeof d, "heads.x2.conv_before.0.weight:%d,%d,3,3", F, E);
+            snprintf(e, sizeof e, "heads.x2.conv_last.weight:%d,%d,3,3", Co, F);
+            const char *spec[] = {a, "layers.0.residual_group.blocks.0.norm1.weight:1", b, c, d, e};
+            write_spec(p, spec, 6);
+            char phrase[160];
+            snprintf(phrase, sizeof phrase, "gives %s %d; a model has 1 to %d", lua[k].what, v, lua[k].limit);
+            char bound[96];
+            snprintf(bound, sizeof bound, "gives %s ", lua[k].what);
+            expect_load(p, 0, extra ? phrase : NULL, bound);
+        }
+    /* Swin blocks per RSTB: 64, then 65 (only the names count) */
+    for (int extra = 0; extra < 2; extra++) {
+        snprintf(a, sizeof a, "layers.0.residual_group.blocks.%d.norm1.weight:1", 63 + extra);
+        const char *spec[] = {"conv_first.weight:1,1,3,3", a};
+        write_spec(p, spec, 2);
+        expect_load(p, 0, extra ? "give 65 Swin blocks; a model has 1 to 64" : NULL, "Swin blocks;");
+    }
+    /* the window: (2*32-1)^2 = 3969 rows, then 3970 */
+    for (int extra = 0; extra < 2; extra++) {
+        snprintf(b, sizeof b, "layers.0.residual_group.blocks.0.attn.relative_position_bias_table:%d,1", 3969 + extra);
+        const char *spec[] = {"conv_first.weight:1,1,3,3", "layers.0.residual_group.blocks.0.norm1.weight:1", b};
+        write_spec(p, spec, 3);
+        expect_load(p, 0, extra ? "gives (2*window-1)^2 rows 3970; a model has 1 to 3969" : NULL, "(2*window-1)^2 rows");
+    }
+    /* attention tables: window 32, 64 blocks, 4 heads = 2^28 floats (1 GiB); 5 heads is the next step */
+    for (int extra = 0; extra < 2; extra++) {
+        const int nH = 4 + extra;
+        snprintf(a, sizeof a, "conv_first.weight:%d,1,3,3", 20 * nH);
+        snprintf(b, sizeof b, "layers.0.residual_group.blocks.0.attn.relative_position_bias_table:3969,%d", nH);
+        const char *spec[] = {a, "layers.0.residual_group.blocks.63.norm1.weight:1", b};
+        write_spec(p, spec, 3);
+        expect_load(p, 0, extra ? "needs 1280 MiB of relative-position tables, more than the 1024 MiB" : NULL,
+                    "relative-position tables");
+    }
+    /* VAE: latent channels (conv_in's input), an up level's width, image channels */
+    static const struct {
+        const char *what;
+        int limit;
+    } vae[] = {{"latent channels", 256}, {"channels", 4096}, {"image channels", 64}};
+    for (size_t k = 0; k < sizeof vae / sizeof vae[0]; k++)
+        for (int extra = 0; extra < 2; extra++) {
+            const int v = vae[k].limit + extra;
+            snprintf(a, sizeof a, "decoder.conv_in.weight:32,%d,3,3", k == 0 ? v : 1);
+            snprintf(b, sizeof b, "decoder.up.0.block.0.conv1.weight:%d,1,3,3", k == 1 ? v : 32);
+            snprintf(c, sizeof c, "decoder.conv_out.weight:%d,32,3,3", k == 2 ? v : 3);
+            const char *spec[] = {a, "decoder.mid.block_1.conv1.weight:1,1,3,3", b, c};
+            write_spec(p, spec, 4);
+            char phrase[160], bound[96];
+            snprintf(phrase, sizeof phrase, "gives %s %d; a model has 1 to %d", vae[k].what, v, vae[k].limit);
+            snprintf(bound, sizeof bound, "gives %s ", vae[k].what);
+            expect_load(p, 1, extra ? phrase : NULL, bound);
+        }
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_rows), cmocka_unit_test(test_doc_matches)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_rows), cmocka_unit_test(test_doc_matches),
+                                       cmocka_unit_test(test_config_bounds_at_edges)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }

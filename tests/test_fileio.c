@@ -14,10 +14,13 @@
 #include "io/fileio.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -187,6 +190,153 @@ static void test_read_os_errors(void **state) {
     }
 }
 
+/* ---- edges and inputs that are not regular files ------------------------------------------------ */
+
+/* gzip output of exactly max_bytes is accepted and one byte more refused, with the 8-byte gzip
+ * trailer split across two LATUP_READ_CHUNK reads (stored deflate blocks make the compressed size
+ * predictable enough to search for). */
+static void test_gzip_max_across_chunk(void **state) {
+    (void)state;
+    const char *p = tmp_path("edge.gz");
+    uint8_t *b = pattern(LATUP_READ_CHUNK, 5);
+    size_t found = 0;
+    for (size_t n = LATUP_READ_CHUNK - 200; n < LATUP_READ_CHUNK && !found; n++) {
+        unlink(p);
+        gzFile g = gzopen(p, "wb0"); /* level 0: stored blocks */
+        assert_int_equal(gzwrite(g, b, (unsigned)n), (int)n);
+        assert_int_equal(gzclose(g), Z_OK);
+        struct stat sb;
+        assert_int_equal(stat(p, &sb), 0);
+        const size_t trailer = (size_t)sb.st_size - 8; /* where the trailer starts */
+        if (trailer > LATUP_READ_CHUNK - 8 && trailer + 1 < LATUP_READ_CHUNK) found = n; /* n+1 straddles too */
+    }
+    assert_true(found > 0);
+    for (int extra = 0; extra < 2; extra++) {
+        const size_t n = found + (size_t)extra;
+        unlink(p);
+        gzFile g = gzopen(p, "wb0");
+        assert_int_equal(gzwrite(g, b, (unsigned)n), (int)n);
+        assert_int_equal(gzclose(g), Z_OK);
+        if (extra)
+            read_fails(p, found, LATUP_E_INPUT, "inflates to larger than the limit");
+        else
+            read_expect(p, found, b, n);
+    }
+    printf("  %zu bytes inflated from a member whose trailer spans the %zu-byte read boundary: exactly the "
+           "limit reads, one more is refused\n", found, (size_t)LATUP_READ_CHUNK);
+    free(b);
+}
+
+static pid_t feed(int fd, const uint8_t *b, size_t n) {
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGPIPE, SIG_IGN);
+        while (n > 0) {
+            ssize_t k = write(fd, b, n);
+            if (k <= 0) break;
+            b += k, n -= (size_t)k;
+        }
+        _exit(0);
+    }
+    return pid;
+}
+
+/* "-" reads standard input, named "<stdin>" in messages. */
+static void test_stdin(void **state) {
+    (void)state;
+    uint8_t *b = pattern(200000, 9);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t w = feed(fds[1], b, 200000);
+    close(fds[1]);
+    int saved = dup(0);
+    dup2(fds[0], 0), close(fds[0]);
+    read_expect("-", SIZE_MAX, b, 200000);
+    waitpid(w, NULL, 0);
+    assert_int_equal(pipe(fds), 0);
+    w = feed(fds[1], b, 100);
+    close(fds[1]);
+    dup2(fds[0], 0), close(fds[0]);
+    read_fails("-", 99, LATUP_E_INPUT, "<stdin>: is larger than the limit of 99 bytes");
+    waitpid(w, NULL, 0);
+    dup2(saved, 0), close(saved);
+    free(b);
+}
+
+static int sniff_abc(const uint8_t *h, size_t n) { return n >= 3 && memcmp(h, "abc", 3) == 0; }
+/* "abc" + one length byte + that many bytes */
+static latup_status size_abc(const uint8_t *h, size_t n, int at_eof, const char *path, latup_size *s) {
+    (void)at_eof, (void)path;
+    if (n < 4) {
+        s->need = 4;
+        return LATUP_OK;
+    }
+    s->known = 1;
+    s->total = 4 + (uint64_t)h[3];
+    return LATUP_OK;
+}
+static const latup_file_format k_abc = {"abc (its own length)", 3, sniff_abc, size_abc, 1000, NULL};
+
+/* A FIFO is opened once and read once: the writer writes one copy and leaves, so a second open
+ * would block (the alarm turns that into a failure). Streams are read as far as the header says
+ * and one byte more is an error; content no format sniffs is refused from its first bytes. */
+static void test_fifo_and_streams(void **state) {
+    (void)state;
+    const char *f = tmp_path("fifo");
+    assert_int_equal(mkfifo(f, 0600), 0);
+    const latup_file_format *fmts[] = {&k_abc};
+    static const uint8_t good[] = "abc\x05hello", more[] = "abc\x05hello!", other[] = "xyz\x05hello";
+    const struct {
+        const uint8_t *b;
+        size_t n;
+        const char *phrase; /* NULL: reads */
+    } cases[] = {{good, 9, NULL},
+                 {more, 10, "continues past the 9 bytes its header describes"},
+                 {other, 9, "not an abc file: expected abc (its own length), found bytes 78 79 7a 05 68 65 6c 6c 6f"}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        fflush(stdout);
+        pid_t w = fork();
+        assert_true(w >= 0);
+        if (w == 0) {
+            int fd = open(f, O_WRONLY);
+            if (fd >= 0 && write(fd, cases[c].b, cases[c].n) < 0) _exit(1);
+            _exit(0);
+        }
+        alarm(30);
+        latup_input in;
+        latup_status st = latup_input_open(&in, f, fmts, 1, "an abc file", LATUP_INPUT_MAP);
+        alarm(0);
+        printf("  FIFO case %zu: %s\n", c, st ? latup_last_error() : "read");
+        if (!cases[c].phrase) {
+            assert_int_equal(st, LATUP_OK);
+            assert_int_equal(in.len, 9);
+            assert_false(in.mapped); /* a FIFO cannot be mapped */
+            assert_memory_equal(in.data, good, 9);
+            latup_input_close(&in);
+        } else {
+            assert_int_equal(st, LATUP_E_INPUT);
+            assert_non_null(strstr(latup_last_error(), cases[c].phrase));
+        }
+        kill(w, SIGKILL), waitpid(w, NULL, 0);
+    }
+    /* an endless device is refused after its first bytes */
+    latup_input in;
+    assert_int_equal(latup_input_open(&in, "/dev/zero", fmts, 1, "an abc file", 0), LATUP_E_INPUT);
+    assert_non_null(strstr(latup_last_error(), "/dev/zero: not an abc file"));
+    /* a regular file is mapped on request, a gzip'd one read */
+    write_bytes(tmp_path("r.abc"), good, 9);
+    assert_int_equal(latup_input_open(&in, tmp_path("r.abc"), fmts, 1, "an abc file", LATUP_INPUT_MAP), LATUP_OK);
+    assert_true(in.mapped && !in.gzip && in.len == 9 && in.format == &k_abc);
+    latup_input_close(&in);
+    append_gzip(tmp_path("r.abc.gz"), good, 9);
+    assert_int_equal(latup_input_open(&in, tmp_path("r.abc.gz"), fmts, 1, "an abc file", LATUP_INPUT_MAP), LATUP_OK);
+    assert_true(!in.mapped && in.gzip && in.len == 9);
+    assert_memory_equal(in.data, good, 9);
+    latup_input_close(&in);
+}
+
 /* ---- atomic writing --------------------------------------------------------------------------- */
 
 static void test_atomic_commit(void **state) {
@@ -298,6 +448,9 @@ int main(void) {
         cmocka_unit_test_setup(test_gzip_bomb, each_setup),
         cmocka_unit_test_setup(test_gzip_corrupt, each_setup),
         cmocka_unit_test_setup(test_read_os_errors, each_setup),
+        cmocka_unit_test_setup(test_gzip_max_across_chunk, each_setup),
+        cmocka_unit_test_setup(test_stdin, each_setup),
+        cmocka_unit_test_setup(test_fifo_and_streams, each_setup),
         cmocka_unit_test_setup(test_atomic_commit, each_setup),
         cmocka_unit_test_setup(test_atomic_abort, each_setup),
         cmocka_unit_test_setup(test_atomic_errors, each_setup),

@@ -54,6 +54,15 @@ static void bb_add(bbuf *b, const void *p, size_t n) {
     if (n) memcpy(b->b + b->n, p, n);
     b->n += n;
 }
+static void bb_fill(bbuf *b, int byte, size_t n) {
+    bb_add(b, "", 0);
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        b->b = realloc(b->b, b->cap);
+    }
+    memset(b->b + b->n, byte, n);
+    b->n += n;
+}
 static void bb_u8(bbuf *b, unsigned v) {
     uint8_t x = (uint8_t)v;
     bb_add(b, &x, 1);
@@ -1112,6 +1121,349 @@ static void test_state_dict_names(void **state) {
     free(b.b);
 }
 
+/* ---- behaviours pinned at their edges (issue 9) ------------------------------------------------ */
+
+/* The pickle machine alone on b, with `budget` (0: the default); the message must hold `phrase`
+ * (NULL: must succeed). */
+#define pk_expect(b, budget, phrase) pk_expect_(b, budget, phrase, __FILE__, __LINE__)
+static size_t pk_expect_(bbuf *b, size_t budget, const char *phrase, const char *file, int line) {
+    latup_pickle doc;
+    latup_status st = budget ? latup_pickle_load_budget(b->b, b->n, "p", budget, &doc)
+                             : latup_pickle_load(b->b, b->n, "p", &doc);
+    const char *msg = st ? latup_last_error() : "loaded";
+    bool ok = phrase ? st == LATUP_E_INPUT && strstr(msg, phrase) : st == LATUP_OK;
+    printf("  %-8s %.160s\n", ok ? "as meant" : "NOT OK", msg);
+    size_t bytes = st ? 0 : doc.bytes;
+    if (!st) latup_pickle_free(&doc);
+    free(b->b);
+    memset(b, 0, sizeof *b);
+    if (!ok) {
+        print_error("%s:%d: wanted %s, got %s: %s\n", file, line, phrase ? phrase : "success",
+                    latup_status_name(st), msg);
+        _fail(file, line);
+    }
+    return bytes;
+}
+
+static void pk_begin(bbuf *b) { pk_op(b, 0x80), pk_op(b, 2); }
+static void pk_repeat(bbuf *b, const char *ops, size_t n_ops, size_t times) {
+    for (size_t i = 0; i < times; i++) bb_add(b, ops, n_ops);
+}
+
+/* The whitelist matches module and name together. */
+static void test_whitelist_module(void **state) {
+    (void)state;
+    static const char *const refused[][2] = {
+        {"evil", "OrderedDict"},        {"collections", "OrderedDictX"},       {"collections", "evil"},
+        {"torch", "_rebuild_tensor_v2"}, {"torch._utils", "FloatStorage"},     {"torch", "OrderedDict"},
+        {"collections.evil", "OrderedDict"}, {"_codecs", "decode"},            {"torch", "Storage"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        char want[128];
+        snprintf(want, sizeof want, "refusing pickle global '%s.%s'", refused[i][0], refused[i][1]);
+        bbuf b = {0};
+        pk_begin(&b), pk_global(&b, refused[i][0], refused[i][1]), pk_op(&b, '.');
+        pk_expect(&b, 0, want);
+        pk_begin(&b), pk_str(&b, refused[i][0]), pk_str(&b, refused[i][1]), pk_op(&b, 0x93), pk_op(&b, '.');
+        pk_expect(&b, 0, want); /* STACK_GLOBAL: the same check */
+    }
+    bbuf b = {0};
+    pk_begin(&b), pk_global(&b, "collections", "OrderedDict"), pk_op(&b, ')'), pk_op(&b, 'R'), pk_op(&b, '.');
+    pk_expect(&b, 0, NULL);
+    pk_begin(&b), pk_str(&b, "collections"), pk_str(&b, "OrderedDict"), pk_op(&b, 0x93), pk_op(&b, ')');
+    pk_op(&b, 'R'), pk_op(&b, '.');
+    pk_expect(&b, 0, NULL);
+}
+
+/* No opcode takes a value from below the innermost MARK. */
+static void test_mark_floor(void **state) {
+    (void)state;
+    static const struct {
+        const char *ops; /* after PROTO 2 */
+        size_t n;
+        const char *phrase;
+    } cases[] = {
+#define C(lit, phrase) {lit, sizeof(lit) - 1, phrase}
+        C("N(2.", "underflow"),                            /* DUP */
+        C("}K\x01K\x02(s.", "underflow"),                  /* SETITEM */
+        C("}K\x01(K\x02s.", "underflow"),                  /* SETITEM, key below */
+        C("]K\x01(a.", "underflow"),                       /* APPEND */
+        C("}}(b.", "underflow"),                           /* BUILD */
+        C("ccollections\nOrderedDict\n)(R.", "underflow"), /* REDUCE */
+        C("ccollections\nOrderedDict\n()R.", "underflow"), /* REDUCE, callable below */
+        C("X\x0b\0\0\0collectionsX\x0b\0\0\0OrderedDict(\x93.", "underflow"), /* STACK_GLOBAL */
+        C("K\x01(\x85.", "underflow"),                     /* TUPLE1 */
+        C("K\x01(K\x02\x86.", "underflow"),                /* TUPLE2 */
+        C("K\x01K\x02(K\x03\x87.", "underflow"),           /* TUPLE3 */
+        C("N(q\x00.", "underflow"),                        /* BINPUT */
+        C("N(\x94.", "underflow"),                         /* MEMOIZE */
+        C("N(Q.", "underflow"),                            /* BINPERSID */
+        C("N(.", "underflow"),                             /* STOP */
+        C("]((K\x01" "e.", "underflow"),                    /* APPENDS: the list below the outer MARK */
+        C("}((K\x01K\x02u.", "underflow"),                 /* SETITEMS: the dict below the outer MARK */
+        C("N(0t.", "no MARK"),                             /* POP on an empty frame takes the MARK */
+#undef C
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bbuf b = {0};
+        pk_begin(&b), bb_add(&b, cases[i].ops, cases[i].n);
+        pk_expect(&b, 0, cases[i].phrase);
+    }
+    /* the same values above the MARK are fine */
+    bbuf b = {0};
+    pk_begin(&b), bb_add(&b, "(N2t.", 5);
+    pk_expect(&b, 0, NULL);
+    pk_begin(&b), bb_add(&b, "(}K\x01K\x02st.", 10);
+    pk_expect(&b, 0, NULL);
+    pk_begin(&b), bb_add(&b, "N(0.", 4); /* POP takes the MARK, not the None below it */
+    pk_expect(&b, 0, NULL);
+}
+
+/* Every limit of the pickle machine at its documented value (accepted) and one past it (refused,
+ * with a message that says what the limit is for). */
+static void test_pickle_limits_at_edges(void **state) {
+    (void)state;
+    bbuf b = {0};
+    /* the stack: N then DUPs, LATUP_PK_MAX_STACK values in all */
+    pk_begin(&b), pk_op(&b, 'N'), pk_repeat(&b, "2", 1, LATUP_PK_MAX_STACK - 1), pk_op(&b, '.');
+    pk_expect(&b, 0, NULL);
+    pk_begin(&b), pk_op(&b, 'N'), pk_repeat(&b, "2", 1, LATUP_PK_MAX_STACK), pk_op(&b, '.');
+    pk_expect(&b, 0, "stack deeper than 1048576 values, the cap that bounds the unpickler's stack");
+    /* open MARKs */
+    pk_begin(&b), pk_repeat(&b, "(", 1, LATUP_PK_MAX_MARKS), pk_op(&b, 'N'), pk_op(&b, '.');
+    pk_expect(&b, 0, NULL);
+    pk_begin(&b), pk_repeat(&b, "(", 1, LATUP_PK_MAX_MARKS + 1), pk_op(&b, 'N'), pk_op(&b, '.');
+    pk_expect(&b, 0, "nests deeper than 64 MARKs, the limit on nesting");
+    /* the memo index */
+    pk_begin(&b), pk_op(&b, 'N'), pk_op(&b, 'r'), bb_le(&b, LATUP_PK_MAX_MEMO - 1, 4), pk_op(&b, '.');
+    pk_expect(&b, 0, NULL);
+    pk_begin(&b), pk_op(&b, 'N'), pk_op(&b, 'r'), bb_le(&b, LATUP_PK_MAX_MEMO, 4), pk_op(&b, '.');
+    pk_expect(&b, 0, "memo index 1048576 exceeds the limit of 1048576, the cap that bounds the memo table");
+    /* objects made: each N is one */
+    pk_begin(&b), pk_repeat(&b, "N0", 2, LATUP_PK_MAX_VALUES - 1), pk_op(&b, 'N'), pk_op(&b, '.');
+    pk_expect(&b, 0, NULL);
+    pk_begin(&b), pk_repeat(&b, "N0", 2, LATUP_PK_MAX_VALUES), pk_op(&b, 'N'), pk_op(&b, '.');
+    pk_expect(&b, 0, "more than 2097152 objects in the pickle, the cap on what one state dict may build");
+    /* container elements: one None appended again and again through the memo */
+    pk_begin(&b), bb_add(&b, "]Nq\x00" "0", 5), pk_repeat(&b, "h\x00" "a", 3, LATUP_PK_MAX_ITEMS), pk_op(&b, '.');
+    pk_expect(&b, 0, NULL);
+    pk_begin(&b), bb_add(&b, "]Nq\x00" "0", 5), pk_repeat(&b, "h\x00" "a", 3, LATUP_PK_MAX_ITEMS + 1), pk_op(&b, '.');
+    pk_expect(&b, 0, "more than 4194304 container elements in the pickle, the cap on what one state dict may hold");
+    /* one string */
+    for (size_t extra = 0; extra < 2; extra++) {
+        const size_t n = LATUP_PK_MAX_STR + extra;
+        pk_begin(&b), pk_op(&b, 'X'), bb_le(&b, n, 4), bb_fill(&b, 'a', n), pk_op(&b, '.');
+        pk_expect(&b, 0, extra ? "string of 16777217 bytes exceeds the limit of 16777216 bytes on one string" : NULL);
+    }
+}
+
+/* A 16 MiB string, memoised, copied `copies` times by _codecs.encode, then a string of `pad`
+ * bytes: memory grows with each copy, charged to the budget. */
+static void pk_copies(bbuf *b, int copies, size_t pad) {
+    pk_begin(b), pk_op(b, 'X'), bb_le(b, LATUP_PK_MAX_STR, 4), bb_fill(b, 'a', LATUP_PK_MAX_STR);
+    pk_op(b, 0x94), pk_op(b, '0');
+    for (int i = 0; i < copies; i++) {
+        pk_global(b, "_codecs", "encode"), pk_op(b, 'h'), pk_op(b, 0), pk_str(b, "latin1");
+        pk_op(b, 0x86), pk_op(b, 'R'), pk_op(b, '0');
+    }
+    pk_op(b, 'X'), bb_le(b, pad, 4), bb_fill(b, 'p', pad);
+    pk_op(b, '0'), pk_op(b, '}'), pk_op(b, '.');
+}
+
+/* The byte budget at LATUP_PK_MAX_BYTES: a pickle that needs exactly that much loads, one byte
+ * more is refused. Strings are charged their length + 1, so the pad string sets the total. */
+static void test_pickle_budget(void **state) {
+    (void)state;
+    bbuf b = {0};
+    pk_copies(&b, 14, 1);
+    const size_t with_pad_1 = pk_expect(&b, SIZE_MAX, NULL);
+    const size_t pad = LATUP_PK_MAX_BYTES - with_pad_1 + 1;
+    assert_true(pad >= 1 && pad <= LATUP_PK_MAX_STR);
+    pk_copies(&b, 14, pad);
+    assert_int_equal(pk_expect(&b, 0, NULL), LATUP_PK_MAX_BYTES);
+    pk_copies(&b, 14, pad + 1);
+    pk_expect(&b, 0, "needs more than 268435456 bytes of memory, the budget that keeps a small file from claiming gigabytes");
+    /* the 6.6 GB bomb of issue 8 stops at the budget */
+    pk_copies(&b, 400, 1);
+    pk_expect(&b, 0, "the budget");
+    /* any budget: a pickle loads with exactly what it needs, not one byte less */
+    pk_begin(&b), pk_str(&b, "abc"), pk_op(&b, '0'), pk_op(&b, '}'), pk_op(&b, '.');
+    bbuf c = {0};
+    bb_add(&c, b.b, b.n);
+    const size_t need = pk_expect(&b, SIZE_MAX, NULL);
+    bb_add(&b, c.b, c.n);
+    pk_expect(&b, need, NULL);
+    pk_expect(&c, need - 1, "the budget");
+}
+
+/* A .pth whose pickle is b (no storage): must load, or fail with phrase. */
+#define pth_expect(b, phrase) pth_expect_(b, phrase, __FILE__, __LINE__)
+static void pth_expect_(bbuf *b, const char *phrase, const char *file, int line) {
+    zipimg z = make_pth(b, k_four, sizeof k_four, 8);
+    if (phrase) {
+        expect_fail_(z.buf, z.len, phrase, file, line);
+    } else {
+        latup_weights w;
+        latup_status st = latup_pth_parse(z.buf, z.len, PATH, &w);
+        printf("  %-8s %.160s\n", st ? "NOT OK" : "loaded", st ? latup_last_error() : "");
+        if (st) _fail(file, line);
+        latup_weights_free(&w);
+    }
+    free(z.buf);
+    free(b->b);
+    memset(b, 0, sizeof *b);
+}
+
+/* `depth` dicts, each the only value of the one above, the innermost holding tensor "w". */
+static void pk_nested(bbuf *b, int depth) {
+    pk_begin(b), pk_op(b, '}');
+    for (int i = 1; i < depth; i++) pk_str(b, "k"), pk_op(b, '}');
+    pk_str(b, "w"), pk_ftensor(b, 4, 0, 1, (int64_t[]){4});
+    for (int i = 0; i < depth; i++) pk_op(b, 's');
+    pk_op(b, '.');
+}
+
+/* {"k": None} entries, `n` of them (one memoised key and value). */
+static void pk_many_entries(bbuf *b, size_t n) {
+    pk_begin(b), pk_op(b, '}'), pk_str(b, "k"), bb_add(b, "q\x01" "0Nq\x02" "0", 7);
+    pk_repeat(b, "h\x01h\x02s", 5, n);
+    pk_op(b, '.');
+}
+
+/* 128 x 128 tensor names "<p_i>.<s_j>" of 4095 bytes each (4096 with the NUL: 64 MiB in all),
+ * made from 256 keys through one memoised inner dict; with `one_more`, one inner key is a byte
+ * longer, through a second inner dict under the first prefix. */
+static void pk_name_table(bbuf *b, int one_more) {
+    char key[2049];
+    pk_begin(b);
+    pk_ftensor(b, 4, 0, 1, (int64_t[]){4}), pk_op(b, 'r'), bb_le(b, 1, 4), pk_op(b, '0'); /* memo 1 */
+    for (int d = 0; d < 1 + one_more; d++) { /* inner dicts: memo 2 (and 3) */
+        pk_op(b, '}');
+        for (int j = 0; j < 128; j++) {
+            int len = 2047 + (d == 1 && j == 0);
+            memset(key, 'a' + j % 26, (size_t)len), key[len] = '\0';
+            key[0] = (char)('A' + j % 26), key[1] = (char)('A' + j / 26);
+            pk_str(b, key), pk_op(b, 'j'), bb_le(b, 1, 4), pk_op(b, 's');
+        }
+        pk_op(b, 'r'), bb_le(b, 2 + (uint64_t)d, 4), pk_op(b, '0');
+    }
+    pk_op(b, '}');
+    for (int i = 0; i < 128; i++) {
+        memset(key, 'p', 2047), key[2047] = '\0';
+        key[0] = (char)('A' + i % 26), key[1] = (char)('A' + i / 26);
+        pk_str(b, key), pk_op(b, 'j'), bb_le(b, (one_more && i == 0) ? 3 : 2, 4), pk_op(b, 's');
+    }
+    pk_op(b, '.');
+}
+
+/* The .pth reader's own limits at their values and one past. */
+static void test_pth_limits_at_edges(void **state) {
+    (void)state;
+    bbuf b = {0};
+    pk_nested(&b, 64);
+    pth_expect(&b, NULL);
+    pk_nested(&b, 65);
+    pth_expect(&b, "state dict nests deeper than 64 dicts, the limit on nesting");
+    /* one name of 4096 bytes, then 4097 */
+    for (int extra = 0; extra < 2; extra++) {
+        char name[4098];
+        memset(name, 'n', sizeof name);
+        name[4096 + extra] = '\0';
+        pk_dict_begin(&b), pk_str(&b, name), pk_ftensor(&b, 4, 0, 1, (int64_t[]){4}), pk_dict_end(&b);
+        pth_expect(&b, extra ? "is longer than 4096 bytes, the most a tensor name may have" : NULL);
+    }
+    /* entries visited while flattening */
+    pk_many_entries(&b, (size_t)1 << 20);
+    pth_expect(&b, NULL);
+    pk_many_entries(&b, ((size_t)1 << 20) + 1);
+    pth_expect(&b, "state dict has more than 1048576 entries, the cap on the work of flattening it");
+    /* all names together: 64 MiB, then 64 MiB + 1 */
+    pk_name_table(&b, 0);
+    pth_expect(&b, NULL);
+    pk_name_table(&b, 1);
+    pth_expect(&b, "tensor names exceed 67108864 bytes in all, the cap on the name table");
+    /* data.pkl of 64 MiB (FRAME opcodes, deflated), then one byte more */
+    for (int extra = 0; extra < 2; extra++) {
+        const size_t total = ((size_t)64 << 20) + (size_t)extra;
+        pk_begin(&b);
+        size_t body = total - 2 - 2; /* PROTO 2 ... "}." */
+        size_t frames = (body - 9) / 9, pad = body - 9 * frames; /* 9..17 bytes of "N0" and "K\x00" "0" */
+        for (size_t i = 0; i < frames; i++) pk_op(&b, 0x95), bb_le(&b, 0, 8);
+        if (pad % 2) bb_add(&b, "K\x00" "0", 3), pad -= 3;
+        pk_repeat(&b, "N0", 2, pad / 2);
+        pk_op(&b, '}'), pk_op(&b, '.');
+        assert_int_equal(b.n, total);
+        pth_expect(&b, extra ? "data.pkl is 67108865 bytes, over the 67108864-byte limit on the pickle" : NULL);
+    }
+}
+
+/* The declared size of a deflated entry against what deflate can make of its compressed bytes:
+ * 1032 to 1 at most, checked when the archive is opened. */
+static void test_zip_ratio_at_edge(void **state) {
+    (void)state;
+    static const uint8_t zeros[4096];
+    bbuf d = {0};
+    raw_deflate(zeros, sizeof zeros, &d);
+    for (int extra = 0; extra < 2; extra++) {
+        zent e[1] = {{"x", zeros, sizeof zeros, 8}};
+        zipimg z = make_zip(e, 1);
+        const uint64_t csize = d.n, usize = csize * 1032 + (uint64_t)extra;
+        wr_le(z.buf + z.central[0] + 24, usize, 4);
+        latup_zip zip;
+        latup_status st = latup_zip_open(&zip, z.buf, z.len, "z.zip");
+        printf("  usize %llu from %llu: %s\n", (unsigned long long)usize, (unsigned long long)csize,
+               st ? latup_last_error() : "opened");
+        if (extra) {
+            assert_int_equal(st, LATUP_E_INPUT);
+            assert_non_null(strstr(latup_last_error(), "more than deflate can produce"));
+        } else {
+            assert_int_equal(st, LATUP_OK);
+            latup_zip_close(&zip);
+        }
+        free(z.buf);
+    }
+    free(d.b);
+}
+
+/* ZIP_MAX_ENTRIES (2^20) entries open; one more is refused before the table is allocated. */
+static void test_zip_entries_at_edge(void **state) {
+    (void)state;
+    for (int extra = 0; extra < 2; extra++) {
+        const size_t n = ((size_t)1 << 20) + (size_t)extra;
+        bbuf b = {0}, cd = {0};
+        for (size_t i = 0; i < n; i++) {
+            uint8_t name[3] = {(uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i};
+            size_t local = b.n;
+            bb_le(&b, 0x04034b50, 4), bb_le(&b, 20, 2), bb_le(&b, 0, 2), bb_le(&b, 0, 2), bb_le(&b, 0, 4);
+            bb_le(&b, 0, 4), bb_le(&b, 0, 4), bb_le(&b, 0, 4), bb_le(&b, 3, 2), bb_le(&b, 0, 2), bb_add(&b, name, 3);
+            bb_le(&cd, 0x02014b50, 4), bb_le(&cd, 20, 2), bb_le(&cd, 20, 2), bb_le(&cd, 0, 2), bb_le(&cd, 0, 2);
+            bb_le(&cd, 0, 4), bb_le(&cd, 0, 4), bb_le(&cd, 0, 4), bb_le(&cd, 0, 4), bb_le(&cd, 3, 2);
+            bb_le(&cd, 0, 2), bb_le(&cd, 0, 2), bb_le(&cd, 0, 2), bb_le(&cd, 0, 2), bb_le(&cd, 0, 4);
+            bb_le(&cd, local, 4), bb_add(&cd, name, 3);
+        }
+        const size_t cd_off = b.n;
+        bb_add(&b, cd.b, cd.n);
+        const size_t z64 = b.n; /* ZIP64 record and locator: the count does not fit 16 bits */
+        bb_le(&b, 0x06064b50, 4), bb_le(&b, 44, 8), bb_le(&b, 45, 2), bb_le(&b, 45, 2), bb_le(&b, 0, 4);
+        bb_le(&b, 0, 4), bb_le(&b, n, 8), bb_le(&b, n, 8), bb_le(&b, cd.n, 8), bb_le(&b, cd_off, 8);
+        bb_le(&b, 0x07064b50, 4), bb_le(&b, 0, 4), bb_le(&b, z64, 8), bb_le(&b, 1, 4);
+        bb_le(&b, 0x06054b50, 4), bb_le(&b, 0, 4), bb_le(&b, 0xFFFF, 2), bb_le(&b, 0xFFFF, 2);
+        bb_le(&b, 0xFFFFFFFF, 4), bb_le(&b, 0xFFFFFFFF, 4), bb_le(&b, 0, 2);
+        latup_zip zip;
+        latup_status st = latup_zip_open(&zip, b.b, b.n, "z.zip");
+        printf("  %zu entries: %s\n", n, st ? latup_last_error() : "opened");
+        if (extra) {
+            assert_int_equal(st, LATUP_E_INPUT);
+            assert_non_null(strstr(latup_last_error(), "1048577 zip entries exceed the limit of 1048576, the cap on the directory table"));
+        } else {
+            assert_int_equal(st, LATUP_OK);
+            assert_int_equal(zip.n, n);
+            latup_zip_close(&zip);
+        }
+        free(b.b), free(cd.b);
+    }
+}
+
 /* ---- sweeps ------------------------------------------------------------------------------------ */
 
 static void test_truncation_sweep(void **state) {
@@ -1189,7 +1541,10 @@ int main(void) {
         cmocka_unit_test(test_pickle_globals),   cmocka_unit_test(test_pickle_machine),
         cmocka_unit_test(test_pickle_limits),    cmocka_unit_test(test_tensor_checks),
         cmocka_unit_test(test_state_dict_names), cmocka_unit_test(test_truncation_sweep),
-        cmocka_unit_test(test_byte_flip_sweep),
+        cmocka_unit_test(test_byte_flip_sweep),  cmocka_unit_test(test_whitelist_module),
+        cmocka_unit_test(test_mark_floor),       cmocka_unit_test(test_pickle_limits_at_edges),
+        cmocka_unit_test(test_pickle_budget),    cmocka_unit_test(test_pth_limits_at_edges),
+        cmocka_unit_test(test_zip_ratio_at_edge), cmocka_unit_test(test_zip_entries_at_edge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -614,7 +614,7 @@ static void test_padding_and_empty(void **state) {
     b = build("{}", NULL, 0, &len);
     parse_ok(b, len, &w);
     assert_int_equal(w.n, 0);
-    assert_non_null(w.blob);
+    assert_int_equal(w.n_storage, 0);
     latup_weights_free(&w);
     free(b);
     b = build("{'__metadata__':{}}", NULL, 0, &len);
@@ -927,6 +927,206 @@ static void test_byte_flip_fuzz(void **state) {
     free(full);
 }
 
+/* ---- behaviours pinned at their edges (issue 9) ------------------------------------------------ */
+
+/* Duplicate keys are refused in objects of every size, wherever the pair sits (small objects are
+ * checked pair by pair, bigger ones by sorting: both paths). */
+static void test_json_duplicates_every_size(void **state) {
+    (void)state;
+    int checked = 0;
+    for (int n = 2; n <= 40; n++)
+        for (int i = 0; i < n; i++)
+            for (int j = i + 1; j < n; j++) {
+                if (n > 12 && !(i == 0 || j == n - 1 || j == i + 1)) continue; /* edges and neighbours */
+                char text[1024];
+                size_t k = 0;
+                k += (size_t)snprintf(text + k, sizeof text - k, "{");
+                for (int m = 0; m < n; m++)
+                    k += (size_t)snprintf(text + k, sizeof text - k, "%s\"k%d\":%d", m ? "," : "", m == j ? i : m, m);
+                k += (size_t)snprintf(text + k, sizeof text - k, "}");
+                char want[32];
+                snprintf(want, sizeof want, "duplicate key 'k%d'", i);
+                json_bad(text, k, want);
+                /* the same object nested inside another */
+                char nested[1100];
+                int nk = snprintf(nested, sizeof nested, "{\"outer\":[%s]}", text);
+                json_bad(nested, (size_t)nk, want);
+                checked++;
+            }
+    /* and without the duplicate, every size parses */
+    for (int n = 1; n <= 40; n++) {
+        char text[1024];
+        size_t k = (size_t)snprintf(text, sizeof text, "{");
+        for (int m = 0; m < n; m++) k += (size_t)snprintf(text + k, sizeof text - k, "%s\"k%d\":%d", m ? "," : "", m, m);
+        snprintf(text + k, sizeof text - k, "}");
+        latup_json_doc doc;
+        json_ok(text, &doc);
+        latup_json_free(&doc);
+    }
+    printf("  %d objects with one duplicate key (2 to 40 keys), each refused\n", checked);
+}
+
+/* LATUP_JSON_MAX_DEPTH nested containers parse, one more is refused; the value cap likewise. */
+static void test_json_limits_at_edges(void **state) {
+    (void)state;
+    char text[300];
+    for (int extra = 0; extra < 2; extra++) {
+        const int depth = LATUP_JSON_MAX_DEPTH + extra; /* [[[...[1]...]]] */
+        int k = 0;
+        for (int i = 0; i < depth; i++) text[k++] = '[';
+        text[k++] = '1';
+        for (int i = 0; i < depth; i++) text[k++] = ']';
+        latup_json_doc doc;
+        latup_status st = latup_json_parse(text, (size_t)k, 0, &doc);
+        printf("  depth %d: %s\n", depth, st ? latup_last_error() : "parsed");
+        if (extra) {
+            assert_int_equal(st, LATUP_E_INPUT);
+            assert_non_null(strstr(latup_last_error(), "nesting deeper than 64 levels, the limit that bounds"));
+        } else {
+            assert_int_equal(st, LATUP_OK);
+            latup_json_free(&doc);
+        }
+    }
+    /* the value cap at N and N + 1 (the header's cap, ST_MAX_JSON_VALUES, uses the same check) */
+    for (size_t n = 998; n <= 1001; n++) {
+        char *t = malloc(4 * n + 8);
+        size_t k = 0;
+        t[k++] = '[';
+        for (size_t i = 0; i + 1 < n; i++) k += (size_t)sprintf(t + k, i ? ",0" : "0");
+        t[k++] = ']';
+        latup_json_doc doc;
+        latup_status st = latup_json_parse(t, k, 1000, &doc);
+        assert_int_equal(st, n <= 1000 ? LATUP_OK : LATUP_E_INPUT);
+        if (st) assert_non_null(strstr(latup_last_error(), "more than 1000 values, the cap that bounds the parse tree"));
+        else latup_json_free(&doc);
+        free(t);
+    }
+}
+
+/* The header length at ST_MAX_HEADER (10^8 bytes: "{}" and spaces) loads; one more is refused
+ * before anything is read. */
+static void test_header_limit_at_edge(void **state) {
+    (void)state;
+    const size_t n = 100000000;
+    uint8_t *b = malloc(8 + n + 1);
+    for (int extra = 0; extra < 2; extra++) {
+        const uint64_t hl = n + (uint64_t)extra;
+        for (int k = 0; k < 8; k++) b[k] = (uint8_t)(hl >> (8 * k));
+        memset(b + 8, ' ', hl);
+        b[8] = '{', b[9] = '}';
+        latup_weights w;
+        latup_status st = latup_safetensors_parse(b, 8 + hl, PATH, &w);
+        printf("  header of %llu bytes: %s\n", (unsigned long long)hl, st ? latup_last_error() : "loaded");
+        if (extra) {
+            assert_int_equal(st, LATUP_E_INPUT);
+            assert_non_null(strstr(latup_last_error(), "exceeds the limit of 100000000 bytes that bounds the header"));
+        } else {
+            assert_int_equal(st, LATUP_OK);
+            assert_int_equal(w.n, 0);
+            latup_weights_free(&w);
+        }
+    }
+    free(b);
+}
+
+/* Lazy loading: the table is complete at load, each tensor's data arrives when fetched. A mapped
+ * file's aligned F32 data is used in place; F16 is converted into memory of its own. */
+static void test_lazy_load(void **state) {
+    (void)state;
+    const char *h = "{'f':{'dtype':'F32','shape':[2],'data_offsets':[0,8]},"
+                    "'h':{'dtype':'F16','shape':[2],'data_offsets':[8,12]},"
+                    "'i':{'dtype':'I64','shape':[1],'data_offsets':[16,24]},"
+                    "'p':{'dtype':'F32','shape':[],'data_offsets':[12,16]}}";
+    uint8_t data[24] = {0};
+    const float f[2] = {1.5f, -2.0f}, pf = 3.0f;
+    const int64_t iv = -7;
+    memcpy(data, f, 8), put16(data + 8, 0x3C00), put16(data + 10, 0xC000), memcpy(data + 12, &pf, 4);
+    memcpy(data + 16, &iv, 8);
+    size_t len;
+    uint8_t *b = build(h, data, sizeof data, &len);
+    /* pad the header so the data starts 8-byte aligned, as writers do */
+    size_t hl = len - 8 - sizeof data, pad = (8 - (8 + hl) % 8) % 8;
+    uint8_t *b2 = malloc(len + pad);
+    memcpy(b2, b, 8 + hl), memset(b2 + 8 + hl, ' ', pad), memcpy(b2 + 8 + hl + pad, data, sizeof data);
+    for (int k = 0; k < 8; k++) b2[k] = (uint8_t)((uint64_t)(hl + pad) >> (8 * k));
+    const char *p = tmp_path("lazy.safetensors");
+    FILE *fp = fopen(p, "wb");
+    assert_int_equal(fwrite(b2, 1, len + pad, fp), len + pad);
+    fclose(fp);
+    free(b), free(b2);
+
+    latup_weights w;
+    assert_int_equal(latup_weights_load(p, &w), LATUP_OK);
+    assert_int_equal(w.n, 4);
+    for (int i = 0; i < w.n; i++) assert_true(w.t[i].f32 == NULL && w.t[i].i64 == NULL);
+    assert_non_null(w.src);
+    assert_true(w.src->mapped);
+    latup_wtensor *tf = (latup_wtensor *)latup_weights_find(&w, "f"), *th = (latup_wtensor *)latup_weights_find(&w, "h");
+    latup_wtensor *ti = (latup_wtensor *)latup_weights_find(&w, "i");
+    assert_int_equal(latup_weights_fetch(&w, tf), LATUP_OK);
+    assert_true(tf->f32[0] == 1.5f && tf->f32[1] == -2.0f);
+    const uint8_t *m0 = w.src->data, *m1 = m0 + w.src->len;
+    assert_true((const uint8_t *)tf->f32 >= m0 && (const uint8_t *)tf->f32 < m1); /* in place */
+    assert_null(th->f32);                                                       /* not touched yet */
+    assert_int_equal(latup_weights_fetch(&w, th), LATUP_OK);
+    assert_true(th->f32[0] == 1.0f && th->f32[1] == -2.0f);
+    assert_true((const uint8_t *)th->f32 < m0 || (const uint8_t *)th->f32 >= m1); /* a converted copy */
+    assert_int_equal(latup_weights_fetch(&w, ti), LATUP_OK);
+    assert_true(ti->i64[0] == -7);
+    latup_weights_release_source(&w); /* views point into the mapping: it stays */
+    assert_non_null(w.src);
+    assert_true(tf->f32[1] == -2.0f);
+    latup_weights_free(&w);
+
+    /* gzip'd: read into memory; after release, fetched copies stay and the rest cannot be fetched */
+    char gz[300];
+    snprintf(gz, sizeof gz, "%s.gz", p);
+    gzip_file(p, gz, 0);
+    assert_int_equal(latup_weights_load(gz, &w), LATUP_OK);
+    assert_false(w.src->mapped);
+    tf = (latup_wtensor *)latup_weights_find(&w, "f"), th = (latup_wtensor *)latup_weights_find(&w, "h");
+    assert_int_equal(latup_weights_fetch(&w, tf), LATUP_OK);
+    latup_weights_release_source(&w);
+    assert_null(w.src);
+    assert_true(tf->f32[0] == 1.5f);
+    assert_int_equal(latup_weights_fetch(&w, th), LATUP_E_INTERNAL);
+    assert_non_null(strstr(latup_last_error(), "tensor 'h' was not loaded before its file was released"));
+    latup_weights_free(&w);
+}
+
+/* A stream (gzip here) is read exactly as far as its header says: one byte more is an error
+ * before anything past it is inflated; one byte less is a truncated file. */
+static void test_stream_sized_by_header(void **state) {
+    (void)state;
+    sample x;
+    make_sample(&x);
+    const char *raw = tmp_path("s.safetensors");
+    assert_int_equal(latup_safetensors_write(raw, &x.w), LATUP_OK);
+    size_t len;
+    uint8_t *b = slurp(raw, &len);
+    for (int extra = -1; extra <= 1; extra++) {
+        char gz[300];
+        snprintf(gz, sizeof gz, "%s.%d.gz", raw, extra + 1);
+        gzFile g = gzopen(gz, "wb6");
+        gzwrite(g, b, (unsigned)(len + (extra < 0 ? -1 : 0)));
+        if (extra > 0) gzwrite(g, "x", 1);
+        gzclose(g);
+        latup_weights w;
+        latup_status st = latup_weights_load(gz, &w);
+        printf("  %+d byte: %s\n", extra, st ? latup_last_error() : "loaded");
+        if (extra == 0) {
+            assert_int_equal(st, LATUP_OK);
+            latup_weights_free(&w);
+        } else {
+            assert_int_equal(st, LATUP_E_INPUT);
+            char want[96];
+            snprintf(want, sizeof want, extra > 0 ? "inflates past the %zu bytes its header describes" : "truncated", len);
+            assert_non_null(strstr(latup_last_error(), want));
+        }
+    }
+    free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_values),
@@ -963,6 +1163,11 @@ int main(void) {
         cmocka_unit_test(test_reference_files),
         cmocka_unit_test(test_truncation_sweep),
         cmocka_unit_test(test_byte_flip_fuzz),
+        cmocka_unit_test(test_json_duplicates_every_size),
+        cmocka_unit_test(test_json_limits_at_edges),
+        cmocka_unit_test(test_header_limit_at_edge),
+        cmocka_unit_test(test_lazy_load),
+        cmocka_unit_test(test_stream_sized_by_header),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }

@@ -19,10 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Inputs larger than this are refused before they are read whole: a 16384^2 latent of 16
- * channels in float32 is 16 GiB, the largest a model here takes. */
-#define INPUT_MAX_BYTES ((size_t)16 << 30)
-
 const char *latup_version(void) { return LATUP_VERSION_STRING; }
 
 latup_status latup_set_error(latup_status st, const char *fmt, ...) {
@@ -74,29 +70,23 @@ static latup_status pick_safetensors(const uint8_t *buf, size_t len, const char 
 latup_status latup_tensor_read(const char *path, const char *key, latup_tensor *t, latup_file_kind *kind) {
     memset(t, 0, sizeof *t);
     latup_file_kind k = 0;
-    /* "-": until whole-file reads take it themselves, standard input by its /dev name */
-    const char *open_path = strcmp(path, "-") == 0 ? "/dev/stdin" : path;
-    uint8_t *buf;
-    size_t len;
-    TRY(latup_read_file(open_path, INPUT_MAX_BYTES, &buf, &len));
-    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    /* opened once ("-" is stdin), the format sniffed from its first bytes, a stream read no
+     * further than its header says the file holds */
+    static const latup_file_format *const fmts[3] = {&latup_npy_format, &latup_png_format, &latup_safetensors_format};
+    latup_input in;
+    TRY(latup_input_open(&in, path, fmts, 3, "a .npy, PNG or safetensors file", 0));
     latup_status st;
-    if (len >= 6 && memcmp(buf, "\x93NUMPY", 6) == 0) {
+    if (in.format == &latup_npy_format) {
         k = LATUP_FILE_NPY;
-        st = latup_npy_parse(buf, len, path, t);
-    } else if (len >= 8 && memcmp(buf, png_sig, 8) == 0) {
+        st = latup_npy_parse(in.data, in.len, path, t);
+    } else if (in.format == &latup_png_format) {
         k = LATUP_FILE_PNG;
-        st = latup_png_parse(buf, len, path, t);
-    } else if (len >= 9 && buf[8] == '{') {
-        k = LATUP_FILE_SAFETENSORS;
-        st = pick_safetensors(buf, len, path, key, t);
+        st = latup_png_parse(in.data, in.len, path, t);
     } else {
-        char found[40] = "";
-        for (size_t i = 0; i < len && i < 8; i++) snprintf(found + 3 * i, sizeof found - 3 * i, " %02x", buf[i]);
-        st = latup_fail(LATUP_E_INPUT, "%s: not a .npy, PNG or safetensors file (%zu bytes, starting%s)", path, len,
-                        len ? found : " empty");
+        k = LATUP_FILE_SAFETENSORS;
+        st = pick_safetensors(in.data, in.len, path, key, t);
     }
-    free(buf);
+    latup_input_close(&in);
     if (!st && key && k != LATUP_FILE_SAFETENSORS)
         st = latup_fail(LATUP_E_USAGE, "%s: --in-key names a tensor in a safetensors file; this is a %s", path,
                         k == LATUP_FILE_NPY ? ".npy file" : "PNG");

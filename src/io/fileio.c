@@ -1,4 +1,5 @@
-/* fileio.c — whole-file reads with transparent gzip inflation (zlib), and atomic writes: data goes
+/* fileio.c — input files opened once, sniffed and read no further than their format allows (gzip
+ * inflated on the way, regular files optionally mapped), and atomic writes: data goes
  * to "<path>.tmp.XXXXXX" in the same directory and is renamed over <path> only once it is fully on
  * disk, so a crash or an error never leaves a truncated output behind. */
 #define _POSIX_C_SOURCE 200809L
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,175 +30,309 @@ static latup_status io_fail(const char *path, const char *what, int e) {
 
 /* ---- reading ---------------------------------------------------------------------------------- */
 
-/* Grows *buf so it can hold more than *cap bytes, never beyond `limit`. */
-static latup_status grow(uint8_t **buf, size_t *cap, size_t limit, const char *path) {
-    size_t ncap = *cap < ((size_t)64 << 10) ? ((size_t)64 << 10) : *cap;
-    ncap = ncap > SIZE_MAX / 2 ? SIZE_MAX : ncap * 2;
-    if (ncap > limit) ncap = limit;
-    uint8_t *nb = realloc(*buf, ncap);
-    if (!nb) return latup_fail(LATUP_E_NOMEM, "%s: out of memory reading the file (%zu bytes)", path, ncap);
-    *buf = nb;
-    *cap = ncap;
-    return LATUP_OK;
-}
-
-static latup_status too_big(const char *path, bool gz, size_t max_bytes) {
-    return latup_fail(LATUP_E_INPUT, "%s: %s larger than the limit of %zu bytes", path,
-                      gz ? "inflates to" : "is", max_bytes);
-}
-
-/* Inflates the gzip stream whose first `n` bytes are already in `chunk`. Concatenated gzip
- * members are joined (as gzip -d does); anything else after a member is corrupt data. */
-static latup_status read_gzip(FILE *f, const char *path, uint8_t *chunk, size_t chunk_cap, size_t n,
-                              size_t max_bytes, uint8_t **out, size_t *out_len) {
-    /* One spare byte beyond max_bytes tells "exactly max_bytes" from "too big". */
-    size_t limit = max_bytes == SIZE_MAX ? SIZE_MAX : max_bytes + 1;
+/* One open input, read forward only: raw bytes from fd, inflated when the content is gzip. */
+typedef struct {
+    int fd;
+    const char *name;
+    uint64_t size_hint; /* a regular file's size (0: unknown), sizes the first allocation */
+    uint8_t *buf;       /* the (inflated) bytes so far */
+    size_t len, cap;
+    int done; /* no more bytes will come (plain: EOF; gzip: last member ended at EOF) */
+    /* gzip */
+    int gz, z_init, in_eof;
     z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    if (inflateInit2(&zs, 15 + 16) != Z_OK) /* 15: max window, +16: gzip wrapper only */
-        return latup_fail(LATUP_E_NOMEM, "%s: cannot initialise zlib", path);
-    uint8_t *buf = NULL;
-    size_t cap = 0, len = 0;
-    bool eof = false;
-    latup_status st = LATUP_OK;
-    zs.next_in = chunk;
-    zs.avail_in = (uInt)n;
+    uint8_t *chunk; /* compressed input, LATUP_READ_CHUNK bytes */
+} reader;
+
+/* read(2) of up to n bytes, retried on EINTR; 0 at EOF. */
+static latup_status raw_read(reader *r, uint8_t *dst, size_t n, size_t *got) {
+    *got = 0;
     for (;;) {
-        if (zs.avail_in == 0 && !eof) {
-            n = fread(chunk, 1, chunk_cap, f);
-            if (n == 0) {
-                if (ferror(f)) {
-                    st = io_fail(path, "read failed", errno);
-                    break;
-                }
-                eof = true;
-            }
-            zs.next_in = chunk;
-            zs.avail_in = (uInt)n;
+        ssize_t k = read(r->fd, dst, n);
+        if (k >= 0) {
+            *got = (size_t)k;
+            return LATUP_OK;
         }
-        if (len == cap) {
-            if (cap >= limit) {
-                st = too_big(path, true, max_bytes);
-                break;
-            }
-            if ((st = grow(&buf, &cap, limit, path))) break;
-        }
-        /* avail_out is a uInt: hand zlib at most 1 GiB of output per call */
-        size_t room = cap - len < ((size_t)1 << 30) ? cap - len : ((size_t)1 << 30);
-        zs.next_out = buf + len;
-        zs.avail_out = (uInt)room;
-        int ret = inflate(&zs, Z_NO_FLUSH);
-        len += room - zs.avail_out;
-        if (len > max_bytes) {
-            st = too_big(path, true, max_bytes);
-            break;
-        }
-        if (ret == Z_STREAM_END) {
-            if (zs.avail_in == 0 && !eof) {
-                n = fread(chunk, 1, chunk_cap, f);
-                if (n == 0 && ferror(f)) {
-                    st = io_fail(path, "read failed", errno);
-                    break;
-                }
-                eof = n == 0;
-                zs.next_in = chunk;
-                zs.avail_in = (uInt)n;
-            }
-            if (zs.avail_in == 0 && eof) break; /* done */
-            inflateReset(&zs);                  /* another member follows */
-        } else if (ret == Z_BUF_ERROR) {
-            /* no progress possible: out of input (truncated) or out of room (grown above) */
-            if (zs.avail_in == 0 && eof) {
-                st = latup_fail(LATUP_E_INPUT, "%s: truncated gzip data", path);
-                break;
-            }
-        } else if (ret != Z_OK) {
-            st =
-                latup_fail(LATUP_E_INPUT, "%s: corrupt gzip data (%s)", path, zs.msg ? zs.msg : "zlib error");
-            break;
-        }
+        if (errno != EINTR) return io_fail(r->name, "read failed", errno);
     }
-    inflateEnd(&zs);
-    if (st) {
-        free(buf);
-        return st;
-    }
-    *out = buf ? buf : malloc(1);
-    if (!*out) return latup_fail(LATUP_E_NOMEM, "%s: out of memory", path);
-    *out_len = len;
+}
+
+/* Room for at least one more byte, growing towards `want` (never past it): memory follows the
+ * bytes that actually arrive, not the size a header claims. */
+static latup_status grow(reader *r, uint64_t want) {
+    size_t ncap = r->cap ? (r->cap > SIZE_MAX / 2 ? SIZE_MAX : r->cap * 2)
+                         : (r->size_hint ? (size_t)r->size_hint + 1 : ((size_t)64 << 10));
+    if (ncap < ((size_t)64 << 10)) ncap = (size_t)64 << 10;
+    if ((uint64_t)ncap > want) ncap = (size_t)want;
+    if (ncap <= r->len) ncap = r->len + 1;
+    uint8_t *nb = realloc(r->buf, ncap);
+    if (!nb) return latup_fail(LATUP_E_NOMEM, "%s: out of memory reading the file (%zu bytes)", r->name, ncap);
+    r->buf = nb;
+    r->cap = ncap;
     return LATUP_OK;
 }
 
-/* Plain file: the first `n` bytes are already in `chunk`. A regular file is read into a buffer
- * of its size (plus one byte to observe EOF); pipes and growing files fall back to doubling. */
-static latup_status read_plain(FILE *f, const char *path, const uint8_t *chunk, size_t n, uint64_t size_hint,
-                               size_t max_bytes, uint8_t **out, size_t *out_len) {
-    if (size_hint > (uint64_t)max_bytes) return too_big(path, false, max_bytes);
-    size_t limit = max_bytes == SIZE_MAX ? SIZE_MAX : max_bytes + 1;
-    size_t cap = (size_t)size_hint < limit ? (size_t)size_hint + 1 : limit;
-    if (cap < n) cap = n;
-    uint8_t *buf = malloc(cap ? cap : 1);
-    if (!buf) return latup_fail(LATUP_E_NOMEM, "%s: out of memory reading %zu bytes", path, cap);
-    memcpy(buf, chunk, n);
-    size_t len = n;
-    latup_status st = LATUP_OK;
-    for (;;) {
-        if (len > max_bytes) {
-            st = too_big(path, false, max_bytes);
-            break;
+/* One inflate step into buf[len..cap); reads compressed input as needed. */
+static latup_status inflate_some(reader *r) {
+    z_stream *zs = &r->zs;
+    latup_status st;
+    if (zs->avail_in == 0 && !r->in_eof) {
+        size_t got;
+        if ((st = raw_read(r, r->chunk, LATUP_READ_CHUNK, &got))) return st;
+        r->in_eof = got == 0;
+        zs->next_in = r->chunk;
+        zs->avail_in = (uInt)got;
+    }
+    size_t room = r->cap - r->len < ((size_t)1 << 30) ? r->cap - r->len : ((size_t)1 << 30);
+    zs->next_out = r->buf + r->len;
+    zs->avail_out = (uInt)room;
+    int ret = inflate(zs, Z_NO_FLUSH);
+    r->len += room - zs->avail_out;
+    if (ret == Z_STREAM_END) {
+        /* Concatenated members are joined (as gzip -d does); anything else after one is corrupt. */
+        if (zs->avail_in == 0 && !r->in_eof) {
+            size_t got;
+            if ((st = raw_read(r, r->chunk, LATUP_READ_CHUNK, &got))) return st;
+            r->in_eof = got == 0;
+            zs->next_in = r->chunk;
+            zs->avail_in = (uInt)got;
         }
-        if (len == cap && (st = grow(&buf, &cap, limit, path))) break;
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f)) st = io_fail(path, "read failed", errno);
-            break;
+        if (zs->avail_in == 0 && r->in_eof)
+            r->done = 1;
+        else
+            inflateReset(zs);
+        return LATUP_OK;
+    }
+    if (ret == Z_BUF_ERROR) { /* no progress: out of input (truncated) or out of room (grown next) */
+        if (zs->avail_in == 0 && r->in_eof) return latup_fail(LATUP_E_INPUT, "%s: truncated gzip data", r->name);
+        return LATUP_OK;
+    }
+    if (ret != Z_OK)
+        return latup_fail(LATUP_E_INPUT, "%s: corrupt gzip data (%s)", r->name, zs->msg ? zs->msg : "zlib error");
+    return LATUP_OK;
+}
+
+/* Reads until `want` bytes are in or the content ends. */
+static latup_status fill(reader *r, uint64_t want) {
+    latup_status st;
+    while ((uint64_t)r->len < want && !r->done) {
+        if (r->len == r->cap && (st = grow(r, want))) return st;
+        if (r->gz) {
+            if ((st = inflate_some(r))) return st;
+            continue;
+        }
+        size_t room = r->cap - r->len < ((size_t)1 << 30) ? r->cap - r->len : ((size_t)1 << 30), got;
+        if ((st = raw_read(r, r->buf + r->len, room, &got))) return st;
+        r->len += got;
+        r->done = got == 0;
+    }
+    return LATUP_OK;
+}
+
+/* Switches to inflating when the content starts with the gzip magic. */
+static latup_status detect_gzip(reader *r) {
+    uint8_t head[2];
+    size_t n = 0, got;
+    latup_status st;
+    while (n < 2) {
+        if ((st = raw_read(r, head + n, 2 - n, &got))) return st;
+        if (got == 0) break;
+        n += got;
+    }
+    if (n == 2 && head[0] == 0x1F && head[1] == 0x8B) {
+        if (!(r->chunk = latup_malloc(LATUP_READ_CHUNK, "a read buffer"))) return LATUP_E_NOMEM;
+        if (inflateInit2(&r->zs, 15 + 16) != Z_OK) /* 15: max window, +16: gzip wrapper only */
+            return latup_fail(LATUP_E_NOMEM, "%s: cannot initialise zlib", r->name);
+        r->z_init = r->gz = 1;
+        memcpy(r->chunk, head, 2);
+        r->zs.next_in = r->chunk;
+        r->zs.avail_in = 2;
+        r->size_hint = 0;
+        return LATUP_OK;
+    }
+    if (n) {
+        if ((st = grow(r, UINT64_MAX))) return st;
+        memcpy(r->buf, head, n);
+    }
+    r->len = n;
+    r->done = n < 2; /* the loop above stops short of 2 bytes only at the end of the file */
+    return LATUP_OK;
+}
+
+static latup_status too_big(const reader *r, uint64_t max, const char *fmt_name) {
+    if (fmt_name)
+        return latup_fail(LATUP_E_INPUT, "%s: %s larger than %llu bytes, the most %s may hold", r->name,
+                          r->gz ? "inflates to" : "is", (unsigned long long)max, fmt_name);
+    return latup_fail(LATUP_E_INPUT, "%s: %s larger than the limit of %llu bytes", r->name,
+                      r->gz ? "inflates to" : "is", (unsigned long long)max);
+}
+
+/* "expected A, B or C, found bytes 00 01 ..." (or the only candidate's own message) */
+static latup_status unknown_format(const reader *r, const latup_file_format *const *f, int n, const char *kind) {
+    if (n == 1 && f[0]->refuse) {
+        latup_status st = f[0]->refuse(r->buf, r->len, r->name);
+        if (st) return st;
+    }
+    char msg[1024], *p = msg;
+    size_t left = sizeof msg;
+    for (int i = 0; i < n && left > 1; i++) {
+        int k = snprintf(p, left, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ", f[i]->name);
+        if (k < 0 || (size_t)k >= left) break;
+        p += k, left -= (size_t)k;
+    }
+    if (r->len == 0) return latup_fail(LATUP_E_INPUT, "%s: empty file: expected %s", r->name, msg);
+    char hex[64] = "";
+    size_t shown = r->len < 9 ? r->len : 9, at = 0;
+    for (size_t i = 0; i < shown; i++)
+        at += (size_t)snprintf(hex + at, sizeof hex - at, i ? " %02x" : "%02x", r->buf[i]);
+    return latup_fail(LATUP_E_INPUT, "%s: not %s: expected %s, found bytes %s%s", r->name, kind, msg, hex,
+                      r->len > shown ? " ..." : "");
+}
+
+/* After the sniff: asks the format's sizer how big the file is, then reads exactly that much. A
+ * regular file of known size is read whole. */
+static latup_status read_sized(reader *r, const latup_file_format *f) {
+    uint64_t limit = f->max_bytes;
+    latup_status st;
+    if (!r->gz && r->size_hint) {
+        if (r->size_hint > limit) return too_big(r, limit, f->name);
+    } else if (f->size && limit < UINT64_MAX) {
+        latup_size s = {0};
+        for (;;) {
+            if ((st = f->size(r->buf, r->len, r->done, r->name, &s))) return st;
+            if (s.known) {
+                if (s.total > limit)
+                    return latup_fail(LATUP_E_INPUT,
+                                      "%s: its header declares %llu bytes, more than %llu, the most %s may hold",
+                                      r->name, (unsigned long long)s.total, (unsigned long long)limit, f->name);
+                limit = s.total;
+                break;
+            }
+            if (r->done || s.need <= r->len) break; /* short file: the parser says what is missing */
+            if ((st = fill(r, s.need < limit + 1 ? s.need : limit + 1))) return st;
+            if ((uint64_t)r->len > limit) return too_big(r, limit, f->name);
+        }
+        if ((st = fill(r, limit + 1))) return st;
+        if ((uint64_t)r->len > limit && s.known)
+            return latup_fail(LATUP_E_INPUT, "%s: %s past the %llu bytes its header describes", r->name,
+                              r->gz ? "inflates" : "continues", (unsigned long long)limit);
+        if ((uint64_t)r->len > limit) return too_big(r, limit, f->name);
+        return LATUP_OK;
+    }
+    if ((st = fill(r, limit == UINT64_MAX ? limit : limit + 1))) return st;
+    if ((uint64_t)r->len > limit) return too_big(r, limit, f->name);
+    return LATUP_OK;
+}
+
+static int sniff_any(const uint8_t *head, size_t n) {
+    (void)head, (void)n;
+    return 1;
+}
+
+static latup_status open_fd(const char *path, int *fd, const char **name, struct stat *sb) {
+    if (strcmp(path, "-") == 0) {
+        *fd = STDIN_FILENO;
+        *name = "<stdin>";
+    } else {
+        *name = path;
+        do *fd = open(path, O_RDONLY | O_CLOEXEC);
+        while (*fd < 0 && errno == EINTR);
+        if (*fd < 0) return io_fail(path, "cannot open", errno);
+    }
+    if (fstat(*fd, sb) != 0) return io_fail(*name, "cannot stat", errno);
+    if (S_ISDIR(sb->st_mode)) return io_fail(*name, "cannot read", EISDIR);
+    return LATUP_OK;
+}
+
+latup_status latup_input_open(latup_input *in, const char *path, const latup_file_format *const *formats, int n,
+                              const char *kind, unsigned flags) {
+    memset(in, 0, sizeof *in);
+    reader r;
+    memset(&r, 0, sizeof r);
+    r.fd = -1;
+    struct stat sb;
+    latup_status st = open_fd(path, &r.fd, &r.name, &sb);
+    in->name = r.name;
+    size_t sniff_n = 0;
+    for (int i = 0; i < n; i++)
+        if (formats[i]->sniff_bytes > sniff_n) sniff_n = formats[i]->sniff_bytes;
+
+    /* A regular, uncompressed file can be mapped: its pages are read when a tensor is used. */
+    if (!st && (flags & LATUP_INPUT_MAP) && S_ISREG(sb.st_mode) && sb.st_size > 0 &&
+        (uint64_t)sb.st_size < (uint64_t)SIZE_MAX) {
+        uint8_t head[2];
+        ssize_t k = pread(r.fd, head, 2, 0);
+        if (k < 0) st = io_fail(r.name, "read failed", errno);
+        else if (!(k == 2 && head[0] == 0x1F && head[1] == 0x8B)) {
+            void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, r.fd, 0);
+            if (map != MAP_FAILED) {
+                close(r.fd);
+                in->data = map;
+                in->len = (size_t)sb.st_size;
+                in->mapped = 1;
+                for (int i = 0; i < n && !in->format; i++) {
+                    const size_t k = in->len < formats[i]->sniff_bytes ? in->len : formats[i]->sniff_bytes;
+                    if (formats[i]->sniff(in->data, k)) in->format = formats[i];
+                }
+                if (in->format && (uint64_t)in->len > in->format->max_bytes) {
+                    r.len = in->len, r.buf = (uint8_t *)(uintptr_t)in->data; /* for the message only */
+                    st = too_big(&r, in->format->max_bytes, in->format->name);
+                } else if (!in->format) {
+                    r.len = in->len, r.buf = (uint8_t *)(uintptr_t)in->data;
+                    st = unknown_format(&r, formats, n, kind);
+                }
+                if (st) latup_input_close(in);
+                in->name = r.name;
+                return st;
+            }
+            /* not mappable (some file systems): read it instead */
         }
     }
+    r.size_hint = !st && S_ISREG(sb.st_mode) && sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
+    if (!st) st = detect_gzip(&r);
+    if (!st) st = fill(&r, sniff_n);
+    const latup_file_format *f = NULL;
+    for (int i = 0; !st && i < n && !f; i++)
+        if (formats[i]->sniff(r.buf, r.len < formats[i]->sniff_bytes ? r.len : formats[i]->sniff_bytes))
+            f = formats[i];
+    if (!st && !f) st = unknown_format(&r, formats, n, kind);
+    if (!st) st = read_sized(&r, f);
+    if (r.z_init) inflateEnd(&r.zs);
+    free(r.chunk);
+    if (r.fd > STDIN_FILENO) close(r.fd);
     if (st) {
-        free(buf);
+        free(r.buf);
         return st;
     }
-    *out = buf;
-    *out_len = len;
+    in->data = r.buf ? r.buf : latup_malloc(1, "an empty file");
+    if (!in->data) return LATUP_E_NOMEM;
+    in->len = r.len;
+    in->format = f;
+    in->gzip = r.gz;
     return LATUP_OK;
+}
+
+void latup_input_close(latup_input *in) {
+    if (!in) return;
+    if (in->mapped)
+        munmap((void *)(uintptr_t)in->data, in->len);
+    else
+        free((void *)(uintptr_t)in->data);
+    memset(in, 0, sizeof *in);
 }
 
 latup_status latup_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *out_len) {
     *out = NULL;
     *out_len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return io_fail(path, "cannot open", errno);
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0) {
-        latup_status st = io_fail(path, "cannot stat", errno);
-        fclose(f);
-        return st;
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        fclose(f);
-        return io_fail(path, "cannot read", EISDIR);
-    }
-    /* Only a hint: the file may change while we read it. */
-    uint64_t size_hint = S_ISREG(sb.st_mode) && sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
-    /* The first chunk decides between gzip and plain; it is reused as the inflate input buffer. */
-    const size_t chunk_cap = (size_t)1 << 18;
-    uint8_t *chunk = latup_malloc(chunk_cap, "a read buffer");
-    if (!chunk) {
-        fclose(f);
-        return LATUP_E_NOMEM;
-    }
-    latup_status st;
-    size_t n = fread(chunk, 1, chunk_cap, f);
-    if (n < chunk_cap && ferror(f))
-        st = io_fail(path, "read failed", errno);
-    else if (n >= 2 && chunk[0] == 0x1F && chunk[1] == 0x8B)
-        st = read_gzip(f, path, chunk, chunk_cap, n, max_bytes, out, out_len);
-    else
-        st = read_plain(f, path, chunk, n, size_hint, max_bytes, out, out_len);
-    free(chunk);
-    fclose(f);
-    return st;
+    /* any content; a NULL name gives the plain limit messages */
+    const latup_file_format any = {NULL, 0, sniff_any, NULL, max_bytes, NULL};
+    const latup_file_format *fmts[1] = {&any};
+    latup_input in;
+    latup_status st = latup_input_open(&in, path, fmts, 1, "readable", 0);
+    if (st) return st;
+    *out = (uint8_t *)(uintptr_t)in.data;
+    *out_len = in.len;
+    return LATUP_OK;
 }
 
 /* ---- atomic writing --------------------------------------------------------------------------- */

@@ -136,12 +136,13 @@ typedef struct {
 static latup_status perr(const parser *p, size_t at, const char *fmt, ...) LATUP_PRINTF(3, 4);
 static latup_status perr(const parser *p, size_t at, const char *fmt, ...) {
     (void)p;
-    char msg[768];
+    char pre[48];
+    snprintf(pre, sizeof pre, "invalid JSON at byte %zu: ", at);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    latup_status st = latup_vfail(LATUP_E_INPUT, pre, fmt, ap);
     va_end(ap);
-    return latup_fail(LATUP_E_INPUT, "invalid JSON at byte %zu: %s", at, msg);
+    return st;
 }
 
 /* Describes the byte at `at` for "unexpected ..." messages. */
@@ -162,7 +163,7 @@ static void skip_ws(parser *p) {
 
 static latup_status new_node(parser *p, latup_json_type type, latup_json **out) {
     if (p->max_values && p->n_values >= p->max_values)
-        return perr(p, p->pos, "more than %zu values (limit)", p->max_values);
+        return perr(p, p->pos, "more than %zu values, the cap that bounds the parse tree (limit)", p->max_values);
     latup_json *v = arena_alloc(p->arena, sizeof *v);
     if (!v) return latup_fail(LATUP_E_NOMEM, "out of memory parsing JSON");
     memset(v, 0, sizeof *v);
@@ -361,7 +362,8 @@ static latup_status parse_container(parser *p, int depth, latup_json *v) {
     bool is_obj = v->type == LATUP_JSON_OBJECT;
     char close = is_obj ? '}' : ']';
     if (depth >= LATUP_JSON_MAX_DEPTH)
-        return perr(p, p->pos, "nesting deeper than %d levels", LATUP_JSON_MAX_DEPTH);
+        return perr(p, p->pos, "nesting deeper than %d levels, the limit that bounds the parser's recursion",
+                    LATUP_JSON_MAX_DEPTH);
     p->pos++;
     skip_ws(p);
     if (p->pos < p->len && p->s[p->pos] == close) {

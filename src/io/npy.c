@@ -171,30 +171,37 @@ static latup_status parse_header(const char *s, size_t len, const char *path, np
 
 /* ---- reading ---------------------------------------------------------------------------------- */
 
-latup_status latup_npy_parse(const uint8_t *buf, size_t len, const char *path, latup_tensor *t) {
-    memset(t, 0, sizeof *t);
-    if (!path) path = "<buffer>";
+/* Magic, version and header length: where the header dict lies, [*hstart, *hstart + *hlen). */
+static latup_status header_bounds(const uint8_t *buf, size_t len, const char *path, size_t *hstart,
+                                  size_t *hlen) {
     if (len < 10 || memcmp(buf, k_magic, 6) != 0)
         return latup_fail(LATUP_E_INPUT, "%s: not a .npy file (no \\x93NUMPY magic)", path);
     int major = buf[6], minor = buf[7];
-    size_t hlen, hstart;
     if (major == 1 && minor == 0) {
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8;
-        hstart = 10;
+        *hlen = (size_t)buf[8] | (size_t)buf[9] << 8;
+        *hstart = 10;
     } else if ((major == 2 || major == 3) && minor == 0) {
         if (len < 12) return latup_fail(LATUP_E_INPUT, "%s: truncated .npy header", path);
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
-        hstart = 12;
+        *hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
+        *hstart = 12;
     } else {
         return latup_fail(LATUP_E_INPUT, "%s: unsupported .npy version %d.%d (latup reads 1.0, 2.0, 3.0)",
                           path, major, minor);
     }
-    if (hlen > len - hstart)
+    if (*hlen > len - *hstart)
         return latup_fail(LATUP_E_INPUT, "%s: truncated .npy header (%zu bytes declared, %zu present)", path,
-                          hlen, len - hstart);
-    npy_header h;
-    latup_status st = parse_header((const char *)buf + hstart, hlen, path, &h);
+                          *hlen, len - *hstart);
+    return LATUP_OK;
+}
+
+latup_status latup_npy_parse(const uint8_t *buf, size_t len, const char *path, latup_tensor *t) {
+    memset(t, 0, sizeof *t);
+    if (!path) path = "<buffer>";
+    size_t hlen, hstart;
+    latup_status st = header_bounds(buf, len, path, &hstart, &hlen);
     if (st) return st;
+    npy_header h;
+    if ((st = parse_header((const char *)buf + hstart, hlen, path, &h))) return st;
 
     /* numpy writes ml_dtypes.bfloat16 arrays as the 2-byte void '<V2' (it has no bfloat16 of its
      * own); some writers spell it out */
@@ -272,15 +279,63 @@ latup_status latup_npy_parse(const uint8_t *buf, size_t len, const char *path, l
     return LATUP_OK;
 }
 
+/* The format for latup_input_open: the magic, then the header, whose shape and dtype say how many
+ * data bytes follow, so a stream (gzip, pipe) is read that far and no further. */
+static int npy_sniff(const uint8_t *h, size_t n) { return n >= 6 && memcmp(h, k_magic, 6) == 0; }
+
+static latup_status npy_size(const uint8_t *b, size_t n, int at_eof, const char *path, latup_size *s) {
+    size_t hstart = 0, hlen = 0;
+    if (n < 12 && !at_eof) { /* the longest fixed part (versions 2 and 3) */
+        s->need = 12;
+        return LATUP_OK;
+    }
+    if (n >= 10 && b[6] == 1 && n < 10 + ((size_t)b[8] | (size_t)b[9] << 8) && !at_eof) {
+        s->need = 10 + ((size_t)b[8] | (size_t)b[9] << 8);
+        return LATUP_OK;
+    }
+    if (n >= 12 && b[6] != 1 && !at_eof) {
+        uint64_t hl = (uint64_t)b[8] | (uint64_t)b[9] << 8 | (uint64_t)b[10] << 16 | (uint64_t)b[11] << 24;
+        if (n - 12 < hl) {
+            s->need = 12 + hl;
+            return LATUP_OK;
+        }
+    }
+    TRY(header_bounds(b, n, path, &hstart, &hlen));
+    npy_header h;
+    TRY(parse_header((const char *)b + hstart, hlen, path, &h));
+    /* numpy's typestr is byte order, kind, then the item size in bytes ('<f4', '|u1', '<V2') */
+    size_t k = strlen(h.descr), itemsize = 0;
+    while (k > 0 && h.descr[k - 1] >= '0' && h.descr[k - 1] <= '9') k--;
+    itemsize = (size_t)strtoul(h.descr + k, NULL, 10);
+    uint64_t bytes = itemsize ? itemsize : 1;
+    for (int d = 0; d < h.ndim; d++) {
+        if (h.shape[d] != 0 && bytes > UINT64_MAX / (uint64_t)h.shape[d]) {
+            bytes = UINT64_MAX - hstart - hlen; /* the parser names the overflow */
+            break;
+        }
+        bytes *= (uint64_t)h.shape[d];
+    }
+    s->known = 1;
+    s->total = hstart + hlen + bytes;
+    return LATUP_OK;
+}
+
+static latup_status npy_refuse(const uint8_t *b, size_t n, const char *path) {
+    size_t hstart, hlen;
+    return header_bounds(b, n, path, &hstart, &hlen);
+}
+
+const latup_file_format latup_npy_format = {"a .npy array (\\x93NUMPY)", 6, npy_sniff, npy_size, NPY_MAX_FILE,
+                                            npy_refuse};
+
 latup_status latup_npy_read(const char *path, latup_tensor *t) {
     memset(t, 0, sizeof *t);
-    uint8_t *buf;
-    size_t len;
-    size_t cap = NPY_MAX_FILE > SIZE_MAX ? SIZE_MAX : (size_t)NPY_MAX_FILE;
-    latup_status st = latup_read_file(path, cap, &buf, &len);
+    const latup_file_format *const fmts[] = {&latup_npy_format};
+    latup_input in;
+    latup_status st = latup_input_open(&in, path, fmts, 1, "a .npy array", 0);
     if (st) return st;
-    st = latup_npy_parse(buf, len, path, t);
-    free(buf);
+    st = latup_npy_parse(in.data, in.len, in.name, t);
+    latup_input_close(&in);
     return st;
 }
 

@@ -4,6 +4,7 @@
 #define LATUP_NPY_H
 
 #include "common.h"
+#include "io/fileio.h"
 
 #include <stdio.h>
 
@@ -16,5 +17,9 @@ latup_status latup_npy_parse(const uint8_t *buf, size_t len, const char *path, l
 /* Writes t as a '<f4' v1.0 .npy (byte-identical to numpy.save) into f; `path` names it in
  * messages. latup_npy_write (latup.h) does this into a temporary file renamed onto the path. */
 latup_status latup_npy_encode(FILE *f, const char *path, const latup_tensor *t);
+
+/* The .npy format for latup_input_open (sniffer: the magic; sizer: header + shape x itemsize), so
+ * a caller can read an input once and tell .npy from other formats by its bytes. */
+extern const latup_file_format latup_npy_format;
 
 #endif

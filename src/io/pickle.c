@@ -64,17 +64,43 @@ typedef struct {
     latup_pk **memo; /* sparse: NULL where nothing was stored */
     size_t memo_cap, memo_count;
     size_t n_items;
+    size_t budget; /* bytes the machine may allocate in all */
 } vm;
 
-/* Every message names the stream and the offset of the opcode that failed. */
-static latup_status vfail(const vm *m, const char *fmt, ...) LATUP_PRINTF(2, 3);
-static latup_status vfail(const vm *m, const char *fmt, ...) {
-    char msg[512];
+/* Every message names the stream (`what`, shown-safe already) and, through vfail, the offset of
+ * the opcode that failed. */
+static latup_status wfail(const vm *m, const char *fmt, ...) LATUP_PRINTF(2, 3);
+static latup_status wfail(const vm *m, const char *fmt, ...) {
+    char pre[LATUP_ERR_MAX / 2];
+    snprintf(pre, sizeof pre, "%s: ", m->what);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    latup_status st = latup_vfail(LATUP_E_INPUT, pre, fmt, ap);
     va_end(ap);
-    return latup_fail(LATUP_E_INPUT, "%s: offset %zu: %s", m->what, m->op_pos, msg);
+    return st;
+}
+
+static latup_status vfail(const vm *m, const char *fmt, ...) LATUP_PRINTF(2, 3);
+static latup_status vfail(const vm *m, const char *fmt, ...) {
+    char pre[LATUP_ERR_MAX / 2];
+    snprintf(pre, sizeof pre, "%s: offset %zu: ", m->what, m->op_pos);
+    va_list ap;
+    va_start(ap, fmt);
+    latup_status st = latup_vfail(LATUP_E_INPUT, pre, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+/* Every allocation the machine makes is charged here first, so that no mix of opcodes (a string
+ * copied hundreds of times through the memo, containers grown to their caps) can make a small
+ * file claim gigabytes. */
+static latup_status charge(vm *m, size_t bytes) {
+    if (bytes > m->budget - m->doc->bytes)
+        return vfail(m, "the pickle needs more than %zu bytes of memory, the budget that keeps a small file from "
+                        "claiming gigabytes (a state dict's pickle needs a few MB)",
+                     m->budget);
+    m->doc->bytes += bytes;
+    return LATUP_OK;
 }
 
 const char *latup_pk_kind_name(latup_pk_kind k) {
@@ -100,7 +126,9 @@ const char *latup_pk_kind_name(latup_pk_kind k) {
 
 static latup_status new_value(vm *m, latup_pk_kind kind, latup_pk **out) {
     if (m->doc->n_values >= LATUP_PK_MAX_VALUES)
-        return vfail(m, "more than %zu objects in the pickle", LATUP_PK_MAX_VALUES);
+        return vfail(m, "more than %zu objects in the pickle, the cap on what one state dict may build",
+                     LATUP_PK_MAX_VALUES);
+    TRY(charge(m, sizeof(latup_pk)));
     latup_pk *v = latup_calloc(1, sizeof *v, "a pickle value");
     if (!v) return LATUP_E_NOMEM;
     v->kind = kind;
@@ -152,11 +180,13 @@ const latup_pk *latup_pk_dict_get(const latup_pk *dict, const char *key) {
  * counting them against the global item cap. */
 static latup_status reserve(vm *m, void **arr, size_t *cap, size_t n, size_t add, size_t elsize) {
     if (add > LATUP_PK_MAX_ITEMS - m->n_items)
-        return vfail(m, "more than %zu container elements in the pickle", LATUP_PK_MAX_ITEMS);
+        return vfail(m, "more than %zu container elements in the pickle, the cap on what one state dict may hold",
+                     LATUP_PK_MAX_ITEMS);
     m->n_items += add;
     if (n + add <= *cap) return LATUP_OK;
     size_t want = *cap ? *cap * 2 : 8;
     if (want < n + add) want = n + add;
+    TRY(charge(m, (want - *cap) * elsize));
     void *p = realloc(*arr, want * elsize); /* want <= 2 * MAX_ITEMS: no overflow */
     if (!p) return latup_fail(LATUP_E_NOMEM, "out of memory growing a pickle container");
     *arr = p;
@@ -184,9 +214,13 @@ static latup_status dict_set(vm *m, latup_pk *d, latup_pk *k, latup_pk *v) {
 
 static latup_status push(vm *m, latup_pk *v) {
     if (m->sp == m->stack_cap) {
-        if (m->sp >= LATUP_PK_MAX_STACK) return vfail(m, "stack deeper than %zu values", LATUP_PK_MAX_STACK);
+        if (m->sp >= LATUP_PK_MAX_STACK)
+            return vfail(m, "stack deeper than %zu values, the cap that bounds the unpickler's stack (a state dict "
+                            "needs a few dozen)",
+                         LATUP_PK_MAX_STACK);
         size_t want = m->stack_cap ? m->stack_cap * 2 : 64;
         if (want > LATUP_PK_MAX_STACK) want = LATUP_PK_MAX_STACK;
+        TRY(charge(m, (want - m->stack_cap) * sizeof(latup_pk *)));
         latup_pk **p = realloc(m->stack, want * sizeof *p);
         if (!p) return latup_fail(LATUP_E_NOMEM, "out of memory growing the pickle stack");
         m->stack = p;
@@ -273,10 +307,12 @@ static latup_status push_str(vm *m, latup_pk_kind kind, uint64_t n) {
         return vfail(m, "string of %llu bytes runs past the end of the pickle (%zu bytes left)",
                      (unsigned long long)n, m->len - m->pos);
     if (n > LATUP_PK_MAX_STR)
-        return vfail(m, "string of %llu bytes exceeds the limit of %zu", (unsigned long long)n,
-                     LATUP_PK_MAX_STR);
+        return vfail(m, "string of %llu bytes exceeds the limit of %zu bytes on one string (a state dict holds "
+                        "tensor names)",
+                     (unsigned long long)n, LATUP_PK_MAX_STR);
     latup_pk *v = NULL;
     latup_status st = new_value(m, kind, &v);
+    if (!st) st = charge(m, (size_t)n + 1);
     if (st) return st;
     if (!(v->u.str.s = latup_malloc((size_t)n + 1, "a pickle string"))) return LATUP_E_NOMEM;
     memcpy(v->u.str.s, m->buf + m->pos, (size_t)n);
@@ -293,12 +329,13 @@ static latup_status memo_put(vm *m, uint64_t idx) {
     latup_status st = top(m, &v);
     if (st) return st;
     if (idx >= LATUP_PK_MAX_MEMO)
-        return vfail(m, "memo index %llu exceeds the limit of %zu", (unsigned long long)idx,
-                     LATUP_PK_MAX_MEMO);
+        return vfail(m, "memo index %llu exceeds the limit of %zu, the cap that bounds the memo table",
+                     (unsigned long long)idx, LATUP_PK_MAX_MEMO);
     if (idx >= m->memo_cap) {
         size_t want = m->memo_cap ? m->memo_cap * 2 : 64;
         while (want <= idx) want *= 2;
         if (want > LATUP_PK_MAX_MEMO) want = LATUP_PK_MAX_MEMO;
+        TRY(charge(m, (want - m->memo_cap) * sizeof(latup_pk *)));
         latup_pk **p = realloc(m->memo, want * sizeof *p);
         if (!p) return latup_fail(LATUP_E_NOMEM, "out of memory growing the pickle memo");
         memset(p + m->memo_cap, 0, (want - m->memo_cap) * sizeof *p);
@@ -331,11 +368,11 @@ static latup_status push_global(vm *m, const char *mod, size_t mod_len, const ch
             return push(m, v);
         }
     }
-    int ml = mod_len > 100 ? 100 : (int)mod_len, nl = name_len > 100 ? 100 : (int)name_len;
     /* A pickled nn.Module (torch.save(model)) lands here: say what to do instead. */
     bool module_hint = (mod_len >= 8 && memcmp(mod, "torch.nn", 8) == 0) ||
                        (mod_len == 8 && memcmp(mod, "__main__", 8) == 0);
-    return vfail(m, "refusing pickle global '%.*s.%.*s' (not a tensor/state-dict type)%s", ml, mod, nl, name,
+    return vfail(m, "refusing pickle global '%.*s.%.*s' (not a tensor/state-dict type)%s", (int)mod_len, mod,
+                 (int)name_len, name,
                  module_hint ? "; save model.state_dict() instead of the module" : "");
 }
 
@@ -389,7 +426,7 @@ static latup_status rebuild_tensor(vm *m, const latup_pk *args, latup_pk **out) 
     if (st) return st;
     if (nstride != t.ndim) return vfail(m, "tensor has %d sizes but %d strides", t.ndim, nstride);
     latup_pk *v = NULL;
-    if ((st = new_value(m, LATUP_PK_TENSOR, &v))) return st;
+    if ((st = new_value(m, LATUP_PK_TENSOR, &v)) || (st = charge(m, sizeof t))) return st;
     if (!(v->u.tensor = latup_malloc(sizeof t, "a tensor"))) return LATUP_E_NOMEM;
     *v->u.tensor = t;
     *out = v;
@@ -431,7 +468,7 @@ static latup_status reduce(vm *m) {
         if (args->u.seq.n != 2 || a[0]->kind != LATUP_PK_STR || a[1]->kind != LATUP_PK_STR ||
             (strcmp(a[1]->u.str.s, "latin1") != 0 && strcmp(a[1]->u.str.s, "latin-1") != 0))
             return vfail(m, "_codecs.encode is only supported as encode(str, 'latin1')");
-        if ((st = new_value(m, LATUP_PK_BYTES, &res))) return st;
+        if ((st = new_value(m, LATUP_PK_BYTES, &res)) || (st = charge(m, a[0]->u.str.len + 1))) return st;
         if (!(res->u.str.s = latup_malloc(a[0]->u.str.len + 1, "a pickle string"))) return LATUP_E_NOMEM;
         memcpy(res->u.str.s, a[0]->u.str.s, a[0]->u.str.len + 1);
         res->u.str.len = a[0]->u.str.len;
@@ -459,7 +496,7 @@ static latup_status persistent_load(vm *m) {
     if (!is_int(a[4]) || a[4]->u.i < 0)
         return vfail(m, "persistent id: storage size is not a non-negative int");
     latup_pk *v = NULL;
-    if ((st = new_value(m, LATUP_PK_STORAGE, &v))) return st;
+    if ((st = new_value(m, LATUP_PK_STORAGE, &v)) || (st = charge(m, a[2]->u.str.len + 1))) return st;
     v->u.storage.type = a[1]->u.global;
     v->u.storage.numel = a[4]->u.i;
     v->u.storage.key_len = a[2]->u.str.len;
@@ -604,7 +641,8 @@ static latup_status step(vm *m, bool *stop) {
     case OP_EMPTY_DICT: return push_new(m, LATUP_PK_DICT, NULL);
     case OP_MARK:
         if (m->n_marks == LATUP_PK_MAX_MARKS)
-            return vfail(m, "pickle nests deeper than %d MARKs", LATUP_PK_MAX_MARKS);
+            return vfail(m, "pickle nests deeper than %d MARKs, the limit on nesting (a state dict needs 2 or 3)",
+                         LATUP_PK_MAX_MARKS);
         m->marks[m->n_marks++] = m->sp;
         return LATUP_OK;
     case OP_TUPLE:
@@ -683,14 +721,19 @@ static latup_status step(vm *m, bool *stop) {
         return LATUP_OK;
     default: break;
     }
-    return latup_fail(LATUP_E_INPUT, "%s: unknown/unsupported pickle opcode 0x%02x at offset %zu", m->what,
-                      op, m->op_pos);
+    return wfail(m, "unknown/unsupported pickle opcode 0x%02x at offset %zu", op, m->op_pos);
 }
 
 latup_status latup_pickle_load(const uint8_t *buf, size_t len, const char *what, latup_pickle *doc) {
+    return latup_pickle_load_budget(buf, len, what, LATUP_PK_MAX_BYTES, doc);
+}
+
+latup_status latup_pickle_load_budget(const uint8_t *buf, size_t len, const char *what, size_t budget,
+                                      latup_pickle *doc) {
     memset(doc, 0, sizeof *doc);
     vm m;
     memset(&m, 0, sizeof m);
+    m.budget = budget;
     m.buf = buf;
     m.len = len;
     m.what = what ? what : "pickle";
@@ -699,7 +742,7 @@ latup_status latup_pickle_load(const uint8_t *buf, size_t len, const char *what,
     latup_status st = LATUP_OK;
     while (!st && !stop) {
         if (m.pos >= m.len) {
-            st = latup_fail(LATUP_E_INPUT, "%s: pickle ends at offset %zu without STOP", m.what, m.len);
+            st = wfail(&m, "pickle ends at offset %zu without STOP", m.len);
             break;
         }
         st = step(&m, &stop);

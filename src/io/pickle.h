@@ -15,6 +15,7 @@
 #define LATUP_PK_MAX_VALUES ((size_t)1 << 21) /* objects created */
 #define LATUP_PK_MAX_ITEMS ((size_t)1 << 22)  /* elements across all tuples, lists and dicts */
 #define LATUP_PK_MAX_STR ((size_t)16 << 20)   /* bytes in one string */
+#define LATUP_PK_MAX_BYTES ((size_t)256 << 20) /* everything the machine allocates, together */
 
 typedef enum {
     LATUP_PK_NONE,
@@ -91,11 +92,16 @@ typedef struct {
     latup_pk *root;
     latup_pk *all;
     size_t n_values;
+    size_t bytes; /* charged against the budget: values, strings, containers, stack and memo */
 } latup_pickle;
 
-/* Runs the restricted machine over buf. `what` names the stream in messages ("m.pth: a/data.pkl").
+/* Runs the restricted machine over buf. `what` names the stream in messages ("m.pth: a/data.pkl"),
+ * as it is: build it with latup_format when it holds names from a file.
  * On failure doc is already freed and the message reads "<what>: offset N: <problem>". */
 latup_status latup_pickle_load(const uint8_t *buf, size_t len, const char *what, latup_pickle *doc);
+/* The same with a budget other than LATUP_PK_MAX_BYTES (tests). */
+latup_status latup_pickle_load_budget(const uint8_t *buf, size_t len, const char *what, size_t budget,
+                                      latup_pickle *doc);
 void latup_pickle_free(latup_pickle *doc);
 
 const char *latup_pk_kind_name(latup_pk_kind k);

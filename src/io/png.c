@@ -348,15 +348,44 @@ latup_status latup_png_parse(const uint8_t *buf, size_t len, const char *path, l
     return st;
 }
 
+/* The format for latup_input_open: the signature, then chunks up to IEND, so a stream is read
+ * as far as its last chunk and no further. */
+static int png_sniff(const uint8_t *h, size_t n) { return n >= 8 && memcmp(h, k_sig, 8) == 0; }
+
+static latup_status png_size(const uint8_t *h, size_t n, int at_eof, const char *path, latup_size *s) {
+    (void)at_eof, (void)path;
+    uint64_t p = s->state ? s->state : 8;
+    for (;;) {
+        if (n < 8 || p > n - 8) {
+            s->state = p;
+            s->need = p + 8;
+            return LATUP_OK;
+        }
+        const uint64_t clen = be32(h + p);
+        if (memcmp(h + p + 4, "IEND", 4) == 0) {
+            s->known = 1;
+            s->total = p + 12 + clen;
+            return LATUP_OK;
+        }
+        p += 12 + clen;
+    }
+}
+
+static latup_status png_refuse(const uint8_t *h, size_t n, const char *path) {
+    (void)h, (void)n;
+    return latup_fail(LATUP_E_INPUT, "%s: not a PNG file (bad signature)", path);
+}
+
+const latup_file_format latup_png_format = {"a PNG (\\x89PNG)", 8, png_sniff, png_size, PNG_MAX_FILE, png_refuse};
+
 latup_status latup_png_read(const char *path, latup_tensor *img) {
     memset(img, 0, sizeof *img);
-    uint8_t *buf;
-    size_t len;
-    size_t cap = PNG_MAX_FILE > SIZE_MAX ? SIZE_MAX : (size_t)PNG_MAX_FILE;
-    latup_status st = latup_read_file(path, cap, &buf, &len);
+    const latup_file_format *const fmts[] = {&latup_png_format};
+    latup_input in;
+    latup_status st = latup_input_open(&in, path, fmts, 1, "a PNG image", 0);
     if (st) return st;
-    st = latup_png_parse(buf, len, path, img);
-    free(buf);
+    st = latup_png_parse(in.data, in.len, in.name, img);
+    latup_input_close(&in);
     return st;
 }
 

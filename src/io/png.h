@@ -7,6 +7,7 @@
 #define LATUP_PNG_H
 
 #include "common.h"
+#include "io/fileio.h"
 
 #include <stdio.h>
 
@@ -22,6 +23,9 @@
  * than 8, interlaced images. `path` names the source in messages (NULL: "<buffer>"). On failure
  * *img is left empty (data NULL, ndim 0). */
 latup_status latup_png_parse(const uint8_t *buf, size_t len, const char *path, latup_tensor *img);
+/* The PNG format for latup_input_open (sniffer: the signature; sizer: the chunks up to IEND).
+ * latup_png_read (latup.h) reads a file once ("-": stdin, gzip inflated), no further than IEND. */
+extern const latup_file_format latup_png_format;
 
 /* How floats become samples: v = round(clamp(x * scale + offset, 0, 1) * maxv), maxv 255 or
  * 65535, computed in float in exactly that order (x * scale, then + offset, then clamp, then

@@ -5,7 +5,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "io/weights.h"
 
-#include "io/half.h"
 #include "io/pickle.h"
 #include "io/zip.h"
 
@@ -20,6 +19,7 @@
 
 #define PTH_MAX_PICKLE ((uint64_t)64 << 20) /* data.pkl: real ones are ~100 bytes per tensor */
 #define PTH_MAX_DATA ((uint64_t)64 << 30)   /* all storages together, as stored (as for safetensors) */
+#define PTH_MAX_FILE ((uint64_t)65 << 30)   /* the whole archive: the storages and some room */
 #define PTH_MAX_DEPTH 64                    /* nested dicts inside the state dict */
 #define PTH_MAX_NAME 4096                   /* bytes in a flattened tensor name */
 /* Dict entries visited while flattening: bounds the work a pickle that reuses one dict many times
@@ -44,7 +44,6 @@ typedef struct {
 typedef struct {
     const latup_pk *pk; /* one of the storage values with this key */
     const latup_zip_entry *entry;
-    size_t out_bytes, blob_off; /* converted size and place in the blob */
 } pth_storage;
 
 typedef struct {
@@ -58,8 +57,6 @@ typedef struct {
     size_t visits, name_bytes;
     char name[PTH_MAX_NAME + 1]; /* the flattened name being built */
 } pth_ctx;
-
-static size_t out_elsize(latup_dtype dt) { return dt == LATUP_DT_I64 ? 8 : 4; }
 
 /* ---- locating data.pkl ------------------------------------------------------------------------- */
 
@@ -80,8 +77,7 @@ static latup_status find_data_pkl(const latup_zip *z, const char *path, const la
         if (*pkl)
             return latup_fail(LATUP_E_INPUT,
                               "%s: several data.pkl entries ('%.*s', '%.*s'): ambiguous checkpoint", path,
-                              (int)((*pkl)->name_len > 100 ? 100 : (*pkl)->name_len), (*pkl)->name,
-                              (int)(e->name_len > 100 ? 100 : e->name_len), e->name);
+                              (int)(*pkl)->name_len, (*pkl)->name, (int)e->name_len, e->name);
         *pkl = e;
     }
     if (!*pkl)
@@ -144,8 +140,9 @@ static latup_status add_tensor(pth_ctx *c, const latup_pk_tensor *t) {
     }
     size_t n = strlen(c->name) + 1;
     if ((c->name_bytes += n) > PTH_MAX_NAME_BYTES)
-        return latup_fail(LATUP_E_INPUT, "%s: tensor names exceed %zu bytes in all (shared dicts?)", c->path,
-                          PTH_MAX_NAME_BYTES);
+        return latup_fail(LATUP_E_INPUT,
+                          "%s: tensor names exceed %zu bytes in all, the cap on the name table (shared dicts?)",
+                          c->path, PTH_MAX_NAME_BYTES);
     char *name = latup_malloc(n, "a tensor name");
     if (!name) return LATUP_E_NOMEM;
     memcpy(name, c->name, n);
@@ -157,23 +154,25 @@ static latup_status add_tensor(pth_ctx *c, const latup_pk_tensor *t) {
  * tensors are collected; other leaves (step counts, strings, None, lists) are skipped. */
 static latup_status flatten(pth_ctx *c, const latup_pk *d, size_t plen, int depth) {
     if (depth > PTH_MAX_DEPTH)
-        return latup_fail(LATUP_E_INPUT, "%s: state dict nests deeper than %d dicts (at '%.200s')", c->path,
-                          PTH_MAX_DEPTH, c->name);
+        return latup_fail(LATUP_E_INPUT, "%s: state dict nests deeper than %d dicts, the limit on nesting (at '%s')",
+                          c->path, PTH_MAX_DEPTH, c->name);
     for (size_t i = 0; i < d->u.dict.n; i++) {
         const latup_pk *k = d->u.dict.k[i], *v = d->u.dict.v[i];
         c->name[plen] = '\0';
         if (++c->visits > PTH_MAX_VISITS)
-            return latup_fail(LATUP_E_INPUT, "%s: state dict has more than %zu entries (shared dicts?)",
+            return latup_fail(LATUP_E_INPUT,
+                              "%s: state dict has more than %zu entries, the cap on the work of flattening it "
+                              "(shared dicts?)",
                               c->path, PTH_MAX_VISITS);
         if (k->kind != LATUP_PK_STR || strlen(k->u.str.s) != k->u.str.len)
-            return latup_fail(LATUP_E_INPUT, "%s: state dict key %zu under '%.200s' is %s, expected a string",
+            return latup_fail(LATUP_E_INPUT, "%s: state dict key %zu under '%s' is %s, expected a string",
                               c->path, i, plen ? c->name : "<top>",
                               k->kind == LATUP_PK_STR ? "a str with a NUL byte"
                                                       : latup_pk_kind_name(k->kind));
         if (v->kind != LATUP_PK_DICT && v->kind != LATUP_PK_TENSOR) continue;
         size_t need = plen + (plen ? 1 : 0) + k->u.str.len;
         if (need > PTH_MAX_NAME)
-            return latup_fail(LATUP_E_INPUT, "%s: tensor name '%.60s%s%.60s...' is longer than %d bytes",
+            return latup_fail(LATUP_E_INPUT, "%s: tensor name '%s%s%s' is longer than %d bytes, the most a tensor name may have",
                               c->path, c->name, plen ? "." : "", k->u.str.s, PTH_MAX_NAME);
         size_t at = plen;
         if (plen) c->name[at++] = '.';
@@ -220,7 +219,7 @@ static latup_status check_duplicates(const pth_ctx *c) {
     latup_status st = LATUP_OK;
     for (size_t i = 1; i < c->n_tensors && !st; i++)
         if (strcmp(s[i - 1], s[i]) == 0)
-            st = latup_fail(LATUP_E_INPUT, "%s: duplicate tensor name '%.200s' after flattening nested dicts",
+            st = latup_fail(LATUP_E_INPUT, "%s: duplicate tensor name '%s' after flattening nested dicts",
                             c->path, s[i]);
     free(s);
     return st;
@@ -252,11 +251,11 @@ static latup_status resolve_storage(pth_ctx *c, const found_tensor *f, pth_stora
     const char *key = pk->u.storage.key;
     if (type->dtype < 0)
         return latup_fail(LATUP_E_INPUT,
-                          "%s: tensor '%.200s' has unsupported dtype (torch.%s): latup reads float32, "
+                          "%s: tensor '%s' has unsupported dtype (torch.%s): latup reads float32, "
                           "float16, bfloat16 and int64",
                           c->path, f->name, type->name);
     if (strlen(key) != pk->u.storage.key_len)
-        return latup_fail(LATUP_E_INPUT, "%s: tensor '%.200s': storage key contains a NUL byte", c->path,
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': storage key contains a NUL byte", c->path,
                           f->name);
     size_t kl = pk->u.storage.key_len;
     char *rest = latup_malloc(kl + 6, "a storage name");
@@ -268,17 +267,16 @@ static latup_status resolve_storage(pth_ctx *c, const found_tensor *f, pth_stora
     if (!s->entry)
         return latup_fail(
             LATUP_E_INPUT,
-            "%s: tensor '%.200s': storage '%.200s' (%s/data/%.200s) is missing from the archive", c->path,
+            "%s: tensor '%s': storage '%s' (%s/data/%s) is missing from the archive", c->path,
             f->name, key, c->root, key);
     s->pk = pk;
     size_t numel = (size_t)pk->u.storage.numel, bytes;
     if (!latup_mul_ok(numel, type->elsize, &bytes) || bytes != s->entry->usize)
         return latup_fail(LATUP_E_INPUT,
-                          "%s: tensor '%.200s': storage '%.200s' declares %lld elements of torch.%s (%zu "
+                          "%s: tensor '%s': storage '%s' declares %lld elements of torch.%s (%zu "
                           "bytes each) but its archive entry holds %llu bytes",
                           c->path, f->name, key, (long long)pk->u.storage.numel, type->name, type->elsize,
                           (unsigned long long)s->entry->usize);
-    s->out_bytes = numel * out_elsize((latup_dtype)type->dtype); /* <= 4x bytes: no overflow */
     return LATUP_OK;
 }
 
@@ -303,7 +301,7 @@ static latup_status group_storages(pth_ctx *c) {
             if (pk->u.storage.type != s->pk->u.storage.type || pk->u.storage.numel != s->pk->u.storage.numel)
                 st = latup_fail(
                     LATUP_E_INPUT,
-                    "%s: tensor '%.200s': storage '%.200s' is declared again with a different type or size",
+                    "%s: tensor '%s': storage '%s' is declared again with a different type or size",
                     c->path, by_key[i]->name, pk->u.storage.key);
             by_key[i]->storage = c->n_storages - 1;
             continue;
@@ -340,7 +338,7 @@ static latup_status check_tensor(const pth_ctx *c, const found_tensor *f, latup_
     for (int d = 0; d < pt->ndim; d++) {
         t->shape[d] = pt->size[d];
         if (pt->size[d] < 0)
-            return latup_fail(LATUP_E_INPUT, "%s: tensor '%.200s' has a negative size %lld in dimension %d",
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has a negative size %lld in dimension %d",
                               c->path, f->name, (long long)pt->size[d], d);
     }
     /* As torch (and the safetensors reader): a zero dimension makes the count 0 whatever follows. */
@@ -348,7 +346,7 @@ static latup_status check_tensor(const pth_ctx *c, const found_tensor *f, latup_
     for (int d = 0; d < pt->ndim; d++) empty |= pt->size[d] == 0;
     for (int d = 0; d < pt->ndim && !empty; d++)
         if (!latup_mul_ok(numel, (size_t)pt->size[d], &numel) || numel > (size_t)INT64_MAX / 8)
-            return latup_fail(LATUP_E_INPUT, "%s: tensor '%.200s': element count of shape %s overflows",
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': element count of shape %s overflows",
                               c->path, f->name, latup_shape_str(sb, sizeof sb, pt->ndim, pt->size));
     if (empty) numel = 0;
     t->numel = (int64_t)numel;
@@ -359,7 +357,7 @@ static latup_status check_tensor(const pth_ctx *c, const found_tensor *f, latup_
     for (int d = pt->ndim - 1; d >= 0; d--) {
         if (pt->size[d] != 1 && pt->stride[d] != expect)
             return latup_fail(LATUP_E_INPUT,
-                              "%s: tensor '%.200s' is a non-contiguous view (shape %s, strides %s): re-save "
+                              "%s: tensor '%s' is a non-contiguous view (shape %s, strides %s): re-save "
                               "it with .contiguous()",
                               c->path, f->name, latup_shape_str(sb, sizeof sb, pt->ndim, pt->size),
                               latup_shape_str(tb, sizeof tb, pt->ndim, pt->stride));
@@ -368,78 +366,43 @@ static latup_status check_tensor(const pth_ctx *c, const found_tensor *f, latup_
     int64_t snumel = spk->u.storage.numel;
     if (pt->offset < 0 || pt->offset > snumel || (int64_t)numel > snumel - pt->offset)
         return latup_fail(LATUP_E_INPUT,
-                          "%s: tensor '%.200s': %zu elements at offset %lld lie outside its storage '%.200s' "
+                          "%s: tensor '%s': %zu elements at offset %lld lie outside its storage '%s' "
                           "of %lld elements",
                           c->path, f->name, numel, (long long)pt->offset, spk->u.storage.key,
                           (long long)snumel);
     return LATUP_OK;
 }
 
-/* Converts storage s (its whole entry) into its slot of the blob. */
-static latup_status convert_storage(const pth_ctx *c, const pth_storage *s, uint8_t *out) {
-    const uint8_t *src;
-    size_t n;
-    uint8_t *owned;
-    latup_status st = latup_zip_extract(c->zip, s->entry, PTH_MAX_DATA, &src, &n, &owned);
-    if (st) return st;
-    latup_dtype dt = (latup_dtype)s->pk->u.storage.type->dtype;
-    size_t numel = (size_t)s->pk->u.storage.numel;
-    if (dt == LATUP_DT_F16 || dt == LATUP_DT_BF16) {
-        float *f = (float *)out;
-        for (size_t e = 0; e < numel; e++) {
-            uint16_t h = (uint16_t)(src[2 * e] | (src[2 * e + 1] << 8));
-            f[e] = dt == LATUP_DT_F16 ? latup_half_to_float(h) : latup_bf16_to_float(h);
-        }
-    } else if (n) {
-        memcpy(out, src, n); /* F32 and I64: the bytes as they are (little-endian host) */
-    }
-    free(owned);
-    return LATUP_OK;
-}
-
+/* The table: every tensor checked against its storage; the storages point at their archive
+ * entries, which are read (CRC-checked, inflated) only when a tensor is fetched. */
 static latup_status build_table(pth_ctx *c, latup_weights *w) {
-    size_t total = 0;
-    for (size_t i = 0; i < c->n_storages; i++) {
-        size_t b = (c->storages[i].out_bytes + 63) & ~(size_t)63;
-        if (b < c->storages[i].out_bytes || b > SIZE_MAX - total)
-            return latup_fail(LATUP_E_NOMEM, "%s: tensors too large for memory", c->path);
-        c->storages[i].blob_off = total;
-        total += b;
-    }
     if (c->n_tensors > (size_t)INT_MAX) return latup_fail(LATUP_E_INPUT, "%s: too many tensors", c->path);
     w->t = latup_calloc(c->n_tensors, sizeof *w->t, "the tensor table");
-    if (!w->t) return LATUP_E_NOMEM;
+    w->storage = latup_calloc(c->n_storages, sizeof *w->storage, "the tensor table");
+    if (!w->t || !w->storage) return LATUP_E_NOMEM;
+    w->n_storage = (int)c->n_storages;
+    for (size_t i = 0; i < c->n_storages; i++) {
+        const latup_pk *pk = c->storages[i].pk;
+        w->storage[i].dtype = (latup_dtype)pk->u.storage.type->dtype;
+        w->storage[i].numel = pk->u.storage.numel;
+        w->storage[i].zip_entry = c->storages[i].entry;
+    }
     latup_status st;
     for (size_t i = 0; i < c->n_tensors; i++) {
         latup_wtensor *t = &w->t[w->n++];
         if ((st = check_tensor(c, &c->tensors[i], t))) return st;
         t->name = c->tensors[i].name; /* ownership moves to w */
         c->tensors[i].name = NULL;
-    }
-    w->blob = aligned_alloc(64, total ? total : 64);
-    if (!w->blob)
-        return latup_fail(LATUP_E_NOMEM, "%s: out of memory allocating %zu bytes of weights", c->path, total);
-    uint8_t *blob = w->blob;
-    for (size_t i = 0; i < c->n_storages; i++)
-        if ((st = convert_storage(c, &c->storages[i], blob + c->storages[i].blob_off))) return st;
-    /* Views of a shared storage point into its one converted copy. */
-    for (size_t i = 0; i < c->n_tensors; i++) {
-        latup_wtensor *t = &w->t[i];
-        const pth_storage *s = &c->storages[c->tensors[i].storage];
-        size_t off = t->numel ? (size_t)c->tensors[i].t->offset * out_elsize(t->dtype) : 0;
-        void *p = blob + s->blob_off + off;
-        if (t->dtype == LATUP_DT_I64)
-            t->i64 = p;
-        else
-            t->f32 = p;
+        t->storage = (int)c->tensors[i].storage;
+        t->offset = t->numel ? c->tensors[i].t->offset : 0;
     }
     return LATUP_OK;
 }
 
 /* ---- entry point ------------------------------------------------------------------------------- */
 
-static latup_status parse_into(const uint8_t *buf, size_t len, const char *path, latup_weights *w, pth_ctx *c,
-                               latup_zip *z, latup_pickle *doc) {
+/* A legacy (pre-1.6) or bare pickle stream, named as such; LATUP_OK for anything else. */
+static latup_status check_not_pickle(const uint8_t *buf, size_t len, const char *path) {
     if (len >= sizeof k_legacy_magic && memcmp(buf, k_legacy_magic, sizeof k_legacy_magic) == 0)
         return latup_fail(LATUP_E_INPUT,
                           "%s: legacy PyTorch (<1.6) format: re-save with torch.save(..., "
@@ -447,8 +410,14 @@ static latup_status parse_into(const uint8_t *buf, size_t len, const char *path,
                           path);
     if (len >= 1 && buf[0] == 0x80)
         return latup_fail(LATUP_E_INPUT, "%s: a bare pickle stream, not a PyTorch zip checkpoint", path);
-    latup_status st = latup_zip_open(z, buf, len, path);
+    return LATUP_OK;
+}
+
+static latup_status parse_into(const uint8_t *buf, size_t len, const char *path, latup_weights *w, pth_ctx *c,
+                               latup_zip *z, latup_pickle *doc) {
+    latup_status st = check_not_pickle(buf, len, path);
     if (st) return st;
+    if ((st = latup_zip_open(z, buf, len, path))) return st;
     c->zip = z;
     const latup_zip_entry *pkl;
     char *root = NULL;
@@ -462,9 +431,14 @@ static latup_status parse_into(const uint8_t *buf, size_t len, const char *path,
     const uint8_t *pdata;
     size_t plen;
     uint8_t *powned;
+    if (pkl->usize > PTH_MAX_PICKLE)
+        return latup_fail(LATUP_E_INPUT,
+                          "%s: data.pkl is %llu bytes, over the %llu-byte limit on the pickle a state dict is "
+                          "rebuilt from (about 100 bytes per tensor)",
+                          path, (unsigned long long)pkl->usize, (unsigned long long)PTH_MAX_PICKLE);
     if ((st = latup_zip_extract(z, pkl, PTH_MAX_PICKLE, &pdata, &plen, &powned))) return st;
-    char what[320];
-    snprintf(what, sizeof what, "%s: %.200s/data.pkl", path, root);
+    char what[512];
+    latup_format(what, sizeof what, "%s: %s/data.pkl", path, root);
     st = latup_pickle_load(pdata, plen, what, doc);
     free(powned);
     if (st) return st;
@@ -484,7 +458,7 @@ static latup_status parse_into(const uint8_t *buf, size_t len, const char *path,
     return build_table(c, w);
 }
 
-latup_status latup_pth_parse(const uint8_t *buf, size_t len, const char *path, latup_weights *w) {
+latup_status latup_pth_table(const uint8_t *buf, size_t len, const char *path, latup_weights *w) {
     memset(w, 0, sizeof *w);
     if (!path) path = "<buffer>";
     latup_status st = LATUP_OK;
@@ -494,20 +468,47 @@ latup_status latup_pth_parse(const uint8_t *buf, size_t len, const char *path, l
     w->format = "pytorch zip";
 
     pth_ctx *c = latup_calloc(1, sizeof *c, "the .pth reader"); /* ~4 KB name buffer: off the stack */
-    if (!c) st = LATUP_E_NOMEM;
-    latup_zip z = {0};
+    latup_zip *z = latup_calloc(1, sizeof *z, "the .pth reader");
+    if (!c || !z) st = LATUP_E_NOMEM;
     latup_pickle doc = {0};
     if (!st) {
         c->path = path;
-        st = parse_into(buf, len, path, w, c, &z, &doc);
+        st = parse_into(buf, len, path, w, c, z, &doc);
         for (size_t i = 0; i < c->n_tensors; i++) free(c->tensors[i].name);
         free(c->tensors);
         free(c->storages);
         free(c->root);
-        free(c);
     }
+    free(c);
     latup_pickle_free(&doc);
-    latup_zip_close(&z);
+    w->zip = z; /* the storages' entries live in it; freed with w */
     if (st) latup_weights_free(w);
     return st;
 }
+
+latup_status latup_pth_parse(const uint8_t *buf, size_t len, const char *path, latup_weights *w) {
+    latup_status st = latup_pth_table(buf, len, path, w);
+    if (!st) st = latup_weights_fetch_all(w);
+    if (st)
+        latup_weights_free(w);
+    else
+        latup_weights_release_source(w); /* nothing may point into the caller's buffer */
+    return st;
+}
+
+/* ---- the format, for latup_input_open ------------------------------------------------------ */
+
+/* A zip, or a pickle stream (refused by the sizer with the parser's message). */
+static int pth_sniff(const uint8_t *h, size_t n) {
+    return (n >= 4 && h[0] == 'P' && h[1] == 'K' && h[2] == 3 && h[3] == 4) || (n >= 2 && h[0] == 0x80 && h[1] <= 5);
+}
+
+static latup_status pth_size(const uint8_t *h, size_t n, int at_eof, const char *path, latup_size *s) {
+    (void)at_eof;
+    latup_status st = check_not_pickle(h, n, path);
+    if (st) return st;
+    latup_zip_stream_size(h, n, s);
+    return LATUP_OK;
+}
+
+const latup_file_format latup_pth_format = {"a PyTorch zip ('PK')", 4, pth_sniff, pth_size, PTH_MAX_FILE, NULL};

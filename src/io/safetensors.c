@@ -37,27 +37,10 @@ const char *latup_dtype_name(latup_dtype dt) {
     return "?";
 }
 
-static size_t dtype_size(latup_dtype dt) {
+size_t latup_dtype_size(latup_dtype dt) {
     for (size_t k = 0; k < sizeof k_dtypes / sizeof k_dtypes[0]; k++)
         if (k_dtypes[k].dt == dt) return k_dtypes[k].size;
     return 0;
-}
-
-void latup_weights_free(latup_weights *w) {
-    if (!w) return;
-    if (w->t)
-        for (int i = 0; i < w->n; i++) free(w->t[i].name);
-    for (int i = 0; i < w->n_meta; i++) {
-        if (w->meta_key) free(w->meta_key[i]);
-        if (w->meta_val) free(w->meta_val[i]);
-    }
-    free(w->t);
-    free(w->meta_key);
-    free(w->meta_val);
-    free(w->blob);
-    free(w->path);
-    free(w->wrapper);
-    memset(w, 0, sizeof *w);
 }
 
 static char *dup_str(const char *s) {
@@ -162,7 +145,7 @@ static latup_status parse_entry(const latup_json *e, const char *path, latup_wte
             return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': element count of shape %s overflows", path,
                               name, latup_shape_str(sb, sizeof sb, t->ndim, t->shape));
         }
-    if (!latup_mul_ok(numel, dtype_size(t->dtype), &nbytes) || nbytes > (size_t)INT64_MAX) {
+    if (!latup_mul_ok(numel, latup_dtype_size(t->dtype), &nbytes) || nbytes > (size_t)INT64_MAX) {
         char sb[256];
         return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': byte size of shape %s overflows", path, name,
                           latup_shape_str(sb, sizeof sb, t->ndim, t->shape));
@@ -219,49 +202,24 @@ static latup_status check_layout(span *sp, int n, const latup_weights *w, uint64
     return LATUP_OK;
 }
 
-/* Copies (and widens F16/BF16 to fp32) every tensor into one 64-byte aligned blob. The file gives
- * no alignment guarantee, so bytes are moved with memcpy, never read through cast pointers. */
-static latup_status fill_blob(latup_weights *w, const span *by_idx, const uint8_t *data, const char *path) {
-    size_t total = 0;
+/* Each tensor is a storage of its own, its bytes where they lie in the file: nothing is copied
+ * until the tensor is fetched. */
+static latup_status point_storages(latup_weights *w, const span *by_idx, const uint8_t *data) {
+    if (!(w->storage = latup_calloc((size_t)w->n, sizeof *w->storage, "the tensor table"))) return LATUP_E_NOMEM;
+    w->n_storage = w->n;
     for (int i = 0; i < w->n; i++) {
-        size_t bytes = (size_t)w->t[i].numel * (w->t[i].dtype == LATUP_DT_I64 ? 8 : 4);
-        if (bytes > SIZE_MAX - 63 - total)
-            return latup_fail(LATUP_E_NOMEM, "%s: tensors too large for memory", path);
-        total += (bytes + 63) & ~(size_t)63;
-    }
-    w->blob = aligned_alloc(64, total ? total : 64);
-    if (!w->blob)
-        return latup_fail(LATUP_E_NOMEM, "%s: out of memory allocating %zu bytes of weights", path, total);
-    uint8_t *out = w->blob;
-    for (int i = 0; i < w->n; i++) {
-        latup_wtensor *t = &w->t[i];
-        const uint8_t *src = data + by_idx[i].begin;
-        size_t n = (size_t)t->numel;
-        switch (t->dtype) {
-        case LATUP_DT_F32:
-            t->f32 = (float *)out;
-            memcpy(t->f32, src, n * 4);
-            break;
-        case LATUP_DT_F16:
-        case LATUP_DT_BF16:
-            t->f32 = (float *)out;
-            for (size_t e = 0; e < n; e++) {
-                uint16_t h = (uint16_t)(src[2 * e] | (src[2 * e + 1] << 8));
-                t->f32[e] = t->dtype == LATUP_DT_F16 ? latup_half_to_float(h) : latup_bf16_to_float(h);
-            }
-            break;
-        case LATUP_DT_I64:
-            t->i64 = (int64_t *)out;
-            memcpy(t->i64, src, n * 8);
-            break;
-        }
-        out += ((n * (t->dtype == LATUP_DT_I64 ? 8 : 4)) + 63) & ~(size_t)63;
+        latup_wstorage *s = &w->storage[i];
+        s->dtype = w->t[i].dtype;
+        s->numel = w->t[i].numel;
+        s->bytes = data + by_idx[i].begin;
+        w->t[i].storage = i;
     }
     return LATUP_OK;
 }
 
-static latup_status parse_into(const uint8_t *buf, size_t len, const char *path, latup_weights *w,
-                               latup_json_doc *doc, span **spans) {
+/* The header: length, JSON, every entry checked; spans[i] are tensor i's data_offsets. */
+static latup_status parse_header(const uint8_t *buf, size_t len, const char *path, latup_weights *w,
+                                 latup_json_doc *doc, span **spans, uint64_t *hlen_out) {
     if (len < 8)
         return latup_fail(LATUP_E_INPUT, "%s: file is %zu bytes, too short for a safetensors header", path,
                           len);
@@ -269,11 +227,13 @@ static latup_status parse_into(const uint8_t *buf, size_t len, const char *path,
     for (int k = 7; k >= 0; k--) hlen = (hlen << 8) | buf[k];
     if (hlen > ST_MAX_HEADER)
         return latup_fail(LATUP_E_INPUT,
-                          "%s: header length %llu exceeds the limit of %u (not a safetensors file?)", path,
-                          (unsigned long long)hlen, ST_MAX_HEADER);
+                          "%s: header length %llu exceeds the limit of %u bytes that bounds the header's parse "
+                          "tree (not a safetensors file?)",
+                          path, (unsigned long long)hlen, ST_MAX_HEADER);
     if (hlen > len - 8)
         return latup_fail(LATUP_E_INPUT, "%s: header length %llu runs past the end of the file (%zu bytes)",
                           path, (unsigned long long)hlen, len);
+    *hlen_out = hlen;
     const char *hdr = (const char *)buf + 8;
     if (hlen == 0 || hdr[0] != '{')
         return latup_fail(LATUP_E_INPUT, "%s: header does not start with '{' (not a safetensors file?)",
@@ -302,18 +262,26 @@ static latup_status parse_into(const uint8_t *buf, size_t len, const char *path,
         if (!(t->name = dup_str(e->key))) return LATUP_E_NOMEM;
         if ((st = parse_entry(e, path, t, &(*spans)[w->n - 1]))) return st;
     }
+    return LATUP_OK;
+}
 
-    /* by_idx keeps each tensor's offsets in header order for the copy; the sorted copy checks layout */
-    span *sorted = latup_malloc(n * sizeof *sorted, "the tensor table");
+static latup_status parse_into(const uint8_t *buf, size_t len, const char *path, latup_weights *w,
+                               latup_json_doc *doc, span **spans) {
+    uint64_t hlen = 0;
+    latup_status st = parse_header(buf, len, path, w, doc, spans, &hlen);
+    if (st) return st;
+    /* by_idx keeps each tensor's offsets in header order; the sorted copy checks the layout */
+    size_t n = (size_t)w->n;
+    span *sorted = latup_malloc((n ? n : 1) * sizeof *sorted, "the tensor table");
     if (!sorted) return LATUP_E_NOMEM;
-    memcpy(sorted, *spans, n * sizeof *sorted);
+    if (n) memcpy(sorted, *spans, n * sizeof *sorted);
     st = check_layout(sorted, w->n, w, len - 8 - hlen, path);
     free(sorted);
     if (st) return st;
-    return fill_blob(w, *spans, buf + 8 + hlen, path);
+    return point_storages(w, *spans, buf + 8 + hlen);
 }
 
-latup_status latup_safetensors_parse(const uint8_t *buf, size_t len, const char *path, latup_weights *w) {
+latup_status latup_safetensors_table(const uint8_t *buf, size_t len, const char *path, latup_weights *w) {
     memset(w, 0, sizeof *w);
     if (!path) path = "<buffer>";
     latup_json_doc doc = {0};
@@ -324,20 +292,69 @@ latup_status latup_safetensors_parse(const uint8_t *buf, size_t len, const char 
     latup_json_free(&doc);
     free(spans);
     if (st) latup_weights_free(w);
+    else w->format = "safetensors";
     return st;
 }
 
-latup_status latup_safetensors_load(const char *path, latup_weights *w) {
-    memset(w, 0, sizeof *w);
-    uint8_t *buf;
-    size_t len;
-    size_t cap = ST_MAX_FILE > SIZE_MAX ? SIZE_MAX : (size_t)ST_MAX_FILE;
-    latup_status st = latup_read_file(path, cap, &buf, &len);
-    if (st) return st;
-    st = latup_safetensors_parse(buf, len, path, w);
-    free(buf);
+latup_status latup_safetensors_parse(const uint8_t *buf, size_t len, const char *path, latup_weights *w) {
+    latup_status st = latup_safetensors_table(buf, len, path, w);
+    if (!st) st = latup_weights_fetch_all(w);
+    if (st) latup_weights_free(w);
     return st;
 }
+
+/* ---- the format, for latup_input_open ------------------------------------------------------ */
+
+static int st_sniff(const uint8_t *h, size_t n) { return n >= 9 && h[8] == '{'; }
+
+/* The whole file is the header plus the data up to the last tensor's end: a stream (gzip, pipe)
+ * is read that far and no further. The header gets the parser's own checks. */
+static latup_status st_size(const uint8_t *h, size_t n, int at_eof, const char *path, latup_size *s) {
+    (void)at_eof;
+    if (n < 8) {
+        s->need = 8;
+        return LATUP_OK;
+    }
+    uint64_t hlen = 0;
+    for (int k = 7; k >= 0; k--) hlen = (hlen << 8) | h[k];
+    if (hlen <= ST_MAX_HEADER && n - 8 < hlen) {
+        s->need = 8 + hlen;
+        return LATUP_OK;
+    }
+    latup_weights w;
+    memset(&w, 0, sizeof w);
+    latup_json_doc doc = {0};
+    span *spans = NULL;
+    latup_status st = parse_header(h, n, path, &w, &doc, &spans, &hlen);
+    if (!st) {
+        uint64_t end = 0;
+        for (int i = 0; i < w.n; i++)
+            if ((uint64_t)spans[i].end > end) end = (uint64_t)spans[i].end;
+        s->known = 1;
+        s->total = 8 + hlen + end;
+    }
+    latup_json_free(&doc);
+    free(spans);
+    latup_weights_free(&w);
+    return st;
+}
+
+/* Content that does not sniff as safetensors gets the parser's message for its first bytes. */
+static latup_status st_refuse(const uint8_t *h, size_t n, const char *path) {
+    latup_weights w;
+    memset(&w, 0, sizeof w);
+    latup_json_doc doc = {0};
+    span *spans = NULL;
+    uint64_t hlen;
+    latup_status st = parse_header(h, n, path, &w, &doc, &spans, &hlen);
+    latup_json_free(&doc);
+    free(spans);
+    latup_weights_free(&w);
+    return st;
+}
+
+const latup_file_format latup_safetensors_format = {"safetensors (8-byte length, then '{')", 9, st_sniff, st_size,
+                                                    ST_MAX_FILE, st_refuse};
 
 /* ---- writing ---------------------------------------------------------------------------------- */
 
@@ -483,7 +500,7 @@ const char *latup_weights_meta(const latup_weights *w, const char *key) {
     return NULL;
 }
 
-latup_status latup_weights_get(const latup_weights *w, const char *name, int ndim, const int64_t *shape,
+latup_status latup_weights_get(latup_weights *w, const char *name, int ndim, const int64_t *shape,
                                const float **out) {
     *out = NULL;
     const char *path = w->path ? w->path : "weights";
@@ -499,6 +516,7 @@ latup_status latup_weights_get(const latup_weights *w, const char *name, int ndi
     if (!same)
         return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has shape %s, expected %s", path, name,
                           latup_shape_str(got, sizeof got, t->ndim, t->shape), want);
+    TRY(latup_weights_fetch(w, (latup_wtensor *)t));
     *out = t->f32;
     return LATUP_OK;
 }

@@ -1,14 +1,29 @@
 /* weights.h — a name -> tensor table loaded from a checkpoint file. Float tensors (F32, F16,
- * BF16 in the file) are converted to fp32 at load; I64 tensors (buffers such as
- * relative_position_index) are kept as int64. Models look tensors up by their checkpoint name. */
+ * BF16 in the file) are read as fp32, I64 tensors (buffers such as relative_position_index) as
+ * int64. A file is mapped (or, when gzip'd or not a regular file, read) and its table parsed
+ * without touching tensor data; each tensor's data is converted on first use (latup_weights_fetch),
+ * so a model that binds 200 MB of a 7 GB checkpoint reads 200 MB. Models look tensors up by their
+ * checkpoint name. */
 #ifndef LATUP_WEIGHTS_H
 #define LATUP_WEIGHTS_H
 
 #include "common.h"
+#include "io/fileio.h"
 
 #define LATUP_WMAX_DIMS 8
 
 typedef enum { LATUP_DT_F32, LATUP_DT_F16, LATUP_DT_BF16, LATUP_DT_I64 } latup_dtype;
+
+/* Where a storage's bytes are until it is converted. Tensors are views of a storage: in
+ * safetensors each tensor has its own, in a .pth several tensors may share a torch storage. */
+typedef struct {
+    latup_dtype dtype;     /* as stored */
+    int64_t numel;
+    const uint8_t *bytes;  /* the stored bytes (NULL for a deflated .pth entry: see zip_entry) */
+    const void *zip_entry; /* .pth: its archive entry (CRC-checked, inflated on first use) */
+    void *data;            /* fp32 (float dtypes) or int64: NULL until first use */
+    int owned;             /* data was allocated here (else it points into the mapped file) */
+} latup_wstorage;
 
 typedef struct {
     char *name;
@@ -16,8 +31,10 @@ typedef struct {
     int ndim;
     int64_t shape[LATUP_WMAX_DIMS];
     int64_t numel;
-    float *f32;                   /* float tensors: fp32 copy (NULL for I64) */
-    int64_t *i64;                 /* I64 tensors (NULL otherwise) */
+    float *f32;                   /* float tensors: fp32 data, NULL until fetched */
+    int64_t *i64;                 /* I64 tensors: NULL until fetched */
+    int storage;                  /* index into latup_weights.storage */
+    int64_t offset;               /* first element within the storage */
 } latup_wtensor;
 
 typedef struct {
@@ -26,42 +43,66 @@ typedef struct {
     latup_wtensor *t;             /* in file order */
     int n_meta;
     char **meta_key, **meta_val;  /* safetensors __metadata__ */
-    void *blob;                   /* backing storage of all tensor data (one allocation) */
+    void *blob;                   /* memory freed with the table (hand-built tables) */
     const char *format;           /* static string: "safetensors", "pytorch zip" */
     char *wrapper;                /* .pth: the key the state dict was under ("params_ema",
                                      "params", "state_dict"), NULL for a bare dict */
+    int n_storage;
+    latup_wstorage *storage;
+    latup_input *src;             /* the file behind unfetched tensors (NULL once released) */
+    void *zip;                    /* .pth: the archive reader over src */
 } latup_weights;
 
-/* safetensors: strict validation per docs/spec/formats.md. `path` names the source in
- * messages. parse() works on a buffer (tests, fuzzing); load() reads a file, transparently
- * inflating gzip. */
+/* The checkpoint formats, for latup_input_open: sniffers and sizers (the sizer reads the
+ * safetensors header, or walks the zip's local headers, to bound what a stream may hold). */
+extern const latup_file_format latup_safetensors_format, latup_pth_format;
+
+/* Buffer-level parsers (tests, fuzzing): the table with every tensor fetched, nothing pointing
+ * into buf afterwards. `path` names the source in messages.
+ * safetensors: strict validation per docs/spec/formats.md.
+ * PyTorch .pth (torch.save zip format, docs/spec/formats.md): a zip reader (stored and
+ * deflated entries, ZIP64) and a restricted pickle machine that rebuilds the state dict (data
+ * only, a fixed whitelist of globals, nothing executed). Wrappers "params_ema" (preferred),
+ * "params", "state_dict" and bare state dicts are recognised; nested dicts are flattened with
+ * "." joined keys. Legacy (pre-1.6, non-zip) files are a clear error.
+ * latup_weights_parse: either, chosen by content. */
 latup_status latup_safetensors_parse(const uint8_t *buf, size_t len, const char *path,
                                      latup_weights *w);
+latup_status latup_pth_parse(const uint8_t *buf, size_t len, const char *path, latup_weights *w);
+latup_status latup_weights_parse(const uint8_t *buf, size_t len, const char *path, latup_weights *w);
+
+/* Any checkpoint file ("-": stdin), the format chosen by content (magic bytes), not by extension:
+ * safetensors, .pth zip, gzip of either; legacy torch pickles and unknown content are clear
+ * errors. Lazy: the table is complete, tensor data is fetched on first use. */
+latup_status latup_weights_load(const char *path, latup_weights *w);
+/* safetensors only, every tensor fetched (tests and tools that read t->f32 directly). */
 latup_status latup_safetensors_load(const char *path, latup_weights *w);
 /* Writes an F32/I64 safetensors file (tests and tools); temp file + rename. */
 latup_status latup_safetensors_write(const char *path, const latup_weights *w);
 
-/* PyTorch .pth (torch.save zip format, docs/spec/formats.md): a zip reader (stored and
- * deflated entries, ZIP64) and a restricted pickle machine that rebuilds the state dict (data
- * only, a fixed whitelist of globals, nothing executed). Wrappers "params_ema" (preferred),
- * "params", "state_dict" and bare state dicts are recognised; nested dicts are flattened with
- * "." joined keys. Legacy (pre-1.6, non-zip) files are a clear error. */
-latup_status latup_pth_parse(const uint8_t *buf, size_t len, const char *path, latup_weights *w);
-
-/* Any checkpoint, the format chosen by content (magic bytes), not by extension: safetensors,
- * .pth zip, gzip of either; legacy torch pickles and unknown content are clear errors. */
-latup_status latup_weights_load(const char *path, latup_weights *w);
-latup_status latup_weights_parse(const uint8_t *buf, size_t len, const char *path, latup_weights *w);
+/* Converts tensor t's storage (F16/BF16 widened to fp32; a .pth entry CRC-checked, inflated if
+ * deflated) unless done already, and sets t->f32 or t->i64. Cheap when fetched already. */
+latup_status latup_weights_fetch(latup_weights *w, latup_wtensor *t);
+latup_status latup_weights_fetch_all(latup_weights *w);
+/* Lets go of the file read into memory for unfetched tensors (a mapping that fetched tensors
+ * point into is kept); tensors not fetched by then stay without data. */
+void latup_weights_release_source(latup_weights *w);
 
 void latup_weights_free(latup_weights *w);
 const latup_wtensor *latup_weights_find(const latup_weights *w, const char *name);
 const char *latup_weights_meta(const latup_weights *w, const char *key); /* NULL if absent */
 
-/* Float tensor `name` with exactly this shape, else LATUP_E_INPUT naming the tensor, the file,
- * and the expected vs found shape (or "missing"). */
-latup_status latup_weights_get(const latup_weights *w, const char *name, int ndim,
-                               const int64_t *shape, const float **out);
+/* Float tensor `name` with exactly this shape, fetched, else LATUP_E_INPUT naming the tensor, the
+ * file, and the expected vs found shape (or "missing"). */
+latup_status latup_weights_get(latup_weights *w, const char *name, int ndim, const int64_t *shape,
+                               const float **out);
 
 const char *latup_dtype_name(latup_dtype dt);
+size_t latup_dtype_size(latup_dtype dt); /* bytes per element in the file */
+
+/* Reader internals: the table alone, storages pointing into buf (which must stay valid until the
+ * tensors are fetched or the source is released). */
+latup_status latup_safetensors_table(const uint8_t *buf, size_t len, const char *path, latup_weights *w);
+latup_status latup_pth_table(const uint8_t *buf, size_t len, const char *path, latup_weights *w);
 
 #endif

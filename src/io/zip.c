@@ -36,9 +36,9 @@ static uint32_t rd32(const uint8_t *p) {
 }
 static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32); }
 
-/* Names go into messages; a crafted one may be 64 KiB, so only its start is shown. */
+/* Names go into messages with their exact length (the formatter escapes and caps them). */
 #define NAME_FMT "'%.*s'"
-#define NAME_ARG(e) (int)((e)->name_len > 200 ? 200 : (e)->name_len), (e)->name
+#define NAME_ARG(e) (int)(e)->name_len, (e)->name
 
 /* The EOCD is the last record; a comment of up to 64 KiB may follow it. Searching backwards for a
  * signature whose comment length reaches exactly the end of the file avoids matching the
@@ -120,8 +120,10 @@ static latup_status read_directory_location(const uint8_t *b, size_t len, size_t
                           path, (unsigned long long)d->n_entries, (unsigned long long)d->cd_size,
                           (unsigned long long)(d->cd_size / CENTRAL_LEN));
     if (d->n_entries > ZIP_MAX_ENTRIES)
-        return latup_fail(LATUP_E_INPUT, "%s: %llu zip entries exceed the limit of %llu", path,
-                          (unsigned long long)d->n_entries, (unsigned long long)ZIP_MAX_ENTRIES);
+        return latup_fail(LATUP_E_INPUT,
+                          "%s: %llu zip entries exceed the limit of %llu, the cap on the directory table (a "
+                          "checkpoint has a few hundred)",
+                          path, (unsigned long long)d->n_entries, (unsigned long long)ZIP_MAX_ENTRIES);
     return LATUP_OK;
 }
 
@@ -232,6 +234,12 @@ static latup_status read_entry(const latup_zip *z, size_t idx, uint64_t *p, uint
         return latup_fail(LATUP_E_INPUT, "%s: zip entry " NAME_FMT ": local header names a different file",
                           path, NAME_ARG(e));
     e->data_offset = local + LOCAL_LEN + lnlen + lxlen;
+    /* What the entry's bytes can hold, checked here, before anyone sizes a buffer by usize. */
+    if (e->method == 8 && e->usize / DEFLATE_MAX_RATIO + (e->usize % DEFLATE_MAX_RATIO != 0) > e->csize)
+        return latup_fail(LATUP_E_INPUT,
+                          "%s: zip entry " NAME_FMT
+                          " claims %llu bytes from %llu compressed: more than deflate can produce",
+                          path, NAME_ARG(e), (unsigned long long)e->usize, (unsigned long long)e->csize);
     if (e->csize > z->len - e->data_offset)
         return latup_fail(LATUP_E_INPUT,
                           "%s: zip entry " NAME_FMT
@@ -376,17 +384,11 @@ latup_status latup_zip_extract(const latup_zip *z, const latup_zip_entry *e, uin
     *len = 0;
     *owned = NULL;
     if (e->usize > max_bytes || e->usize >= SIZE_MAX)
-        return latup_fail(LATUP_E_INPUT, "%s: zip entry " NAME_FMT " is %llu bytes, over the limit of %llu",
+        return latup_fail(LATUP_E_INPUT, "%s: zip entry " NAME_FMT " is %llu bytes, over the limit of %llu bytes for it",
                           z->path, NAME_ARG(e), (unsigned long long)e->usize, (unsigned long long)max_bytes);
     const uint8_t *bytes = z->buf + e->data_offset;
     uint8_t *buf = NULL;
-    if (e->method == 8) {
-        if (e->usize / DEFLATE_MAX_RATIO > e->csize)
-            return latup_fail(LATUP_E_INPUT,
-                              "%s: zip entry " NAME_FMT
-                              " claims %llu bytes from %llu compressed: more than deflate can produce",
-                              z->path, NAME_ARG(e), (unsigned long long)e->usize,
-                              (unsigned long long)e->csize);
+    if (e->method == 8) { /* usize is at most DEFLATE_MAX_RATIO x csize (checked at open) */
         buf = latup_malloc((size_t)e->usize + 1, "an inflated zip entry");
         if (!buf) return LATUP_E_NOMEM;
         latup_status st = inflate_entry(z, e, buf);
@@ -407,4 +409,73 @@ latup_status latup_zip_extract(const latup_zip *z, const latup_zip_entry *e, uin
     *len = (size_t)e->usize;
     *owned = buf;
     return LATUP_OK;
+}
+
+/* ---- streams ----------------------------------------------------------------------------------- */
+
+void latup_zip_stream_size(const uint8_t *h, size_t n, latup_size *s) {
+    for (;;) {
+        uint64_t p = s->state; /* the next record */
+        if (n < 4 || p > n - 4) {
+            s->need = p + 4;
+            return;
+        }
+        const uint8_t *r = h + p;
+        uint64_t next;
+        switch (rd32(r)) {
+        case SIG_LOCAL: {
+            if (n - p < LOCAL_LEN) {
+                s->need = p + LOCAL_LEN;
+                return;
+            }
+            uint64_t csize = rd32(r + 18), nlen = rd16(r + 26), xlen = rd16(r + 28);
+            if (rd16(r + 6) & 8u) break; /* sizes in a data descriptor after the data: cannot walk */
+            if (csize == 0xFFFFFFFFu) {  /* ZIP64: both sizes in the local extra field */
+                if (n - p < LOCAL_LEN + nlen + xlen) {
+                    s->need = p + LOCAL_LEN + nlen + xlen;
+                    return;
+                }
+                const uint8_t *x = r + LOCAL_LEN + nlen;
+                int found = 0;
+                for (uint64_t q = 0; q + 4 <= xlen && !found; q += 4u + rd16(x + q + 2))
+                    if (rd16(x + q) == 1 && rd16(x + q + 2) >= 16 && q + 4 + 16 <= xlen) csize = rd64(x + q + 12), found = 1;
+                if (!found) break;
+            }
+            next = p + LOCAL_LEN + nlen + xlen + csize;
+            if (next < p) break;
+            s->state = next;
+            continue;
+        }
+        case SIG_CENTRAL:
+            if (n - p < CENTRAL_LEN) {
+                s->need = p + CENTRAL_LEN;
+                return;
+            }
+            s->state = p + CENTRAL_LEN + rd16(r + 28) + rd16(r + 30) + rd16(r + 32);
+            continue;
+        case SIG_Z64_EOCD:
+            if (n - p < 12) {
+                s->need = p + 12;
+                return;
+            }
+            next = p + 12 + rd64(r + 4);
+            if (next < p) break;
+            s->state = next;
+            continue;
+        case SIG_Z64_LOC:
+            s->state = p + Z64_LOC_LEN;
+            continue;
+        case SIG_EOCD:
+            if (n - p < EOCD_LEN) {
+                s->need = p + EOCD_LEN;
+                return;
+            }
+            s->known = 1;
+            s->total = p + EOCD_LEN + rd16(r + 20);
+            return;
+        default: break;
+        }
+        s->need = UINT64_MAX; /* not a walk we can follow: only the cap bounds it */
+        return;
+    }
 }

@@ -5,6 +5,7 @@
 #define LATUP_ZIP_H
 
 #include "common.h"
+#include "io/fileio.h"
 
 typedef struct {
     const char *name; /* into the archive buffer, NOT NUL-terminated: use name_len */
@@ -37,5 +38,11 @@ const latup_zip_entry *latup_zip_find(const latup_zip *z, const char *name);
  * refused before anything is allocated. */
 latup_status latup_zip_extract(const latup_zip *z, const latup_zip_entry *e, uint64_t max_bytes,
                                const uint8_t **data, size_t *len, uint8_t **owned);
+
+/* How long a zip archive arriving as a stream is: walks its records from the start (local
+ * headers and their data, the central directory, the end records) as far as h[0..n) reaches;
+ * known once the end-of-central-directory record is in. Archives the walk cannot follow (data
+ * descriptors, gaps) leave the size unknown: the format's cap bounds them then. */
+void latup_zip_stream_size(const uint8_t *h, size_t n, latup_size *s);
 
 #endif

@@ -2,12 +2,13 @@
  * which tensors a model used. */
 #include "model/layers.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-latup_status latup_binder_init(latup_binder *bd, const latup_weights *w) {
+latup_status latup_binder_init(latup_binder *bd, latup_weights *w) {
     bd->w = w;
     bd->used = latup_calloc((size_t)(w->n > 0 ? w->n : 1), 1, "tensor bookkeeping");
     return bd->used ? LATUP_OK : LATUP_E_NOMEM;
@@ -22,6 +23,15 @@ static void mark(latup_binder *bd, const latup_wtensor *t) {
     if (t) bd->used[t - bd->w->t] = 1;
 }
 
+/* Garbage in must not become silent garbage out: one pass over each weight as it is bound. */
+static latup_status check_finite(const latup_weights *w, const latup_wtensor *t) {
+    for (int64_t i = 0; i < t->numel; i++)
+        if (!isfinite(t->f32[i]))
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' holds %s at flat index %lld (a weight must be finite)",
+                              w->path, t->name, isnan(t->f32[i]) ? "NaN" : "Inf", (long long)i);
+    return LATUP_OK;
+}
+
 latup_status latup_bind(latup_binder *bd, const float **out, int ndim, const int64_t *shape,
                         const char *fmt, ...) {
     char name[256];
@@ -29,20 +39,24 @@ latup_status latup_bind(latup_binder *bd, const float **out, int ndim, const int
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
-    latup_status st = latup_weights_get(bd->w, name, ndim, shape, out);
-    if (st == LATUP_OK) mark(bd, latup_weights_find(bd->w, name));
-    return st;
+    TRY(latup_weights_get(bd->w, name, ndim, shape, out));
+    const latup_wtensor *t = latup_weights_find(bd->w, name);
+    if (!bd->used[t - bd->w->t]) TRY(check_finite(bd->w, t));
+    mark(bd, t);
+    return LATUP_OK;
 }
 
-const latup_wtensor *latup_bind_optional(latup_binder *bd, const char *fmt, ...) {
+latup_status latup_bind_optional(latup_binder *bd, const latup_wtensor **out, int fetch, const char *fmt, ...) {
     char name[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
-    const latup_wtensor *t = latup_weights_find(bd->w, name);
+    latup_wtensor *t = (latup_wtensor *)latup_weights_find(bd->w, name);
+    *out = t;
+    if (!t) return LATUP_OK;
     mark(bd, t);
-    return t;
+    return fetch ? latup_weights_fetch(bd->w, t) : LATUP_OK;
 }
 
 latup_status latup_binder_check_all_used(const latup_binder *bd, const char *model_kind) {
@@ -104,11 +118,21 @@ latup_status latup_weights_require(const latup_weights *w, const char *name, int
     if (!t)
         return latup_fail(LATUP_E_INPUT, "%s: missing tensor '%s' (needed to infer the %s config)", w->path, name,
                           model);
-    if (t->ndim != ndim || !t->f32) {
+    if (t->ndim != ndim || t->dtype == LATUP_DT_I64) {
         char s[96];
         return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has shape %s, expected a %d-d float tensor", w->path, name,
                           latup_shape_str(s, sizeof s, t->ndim, t->shape), ndim);
     }
     *out = t;
     return LATUP_OK;
+}
+
+latup_status latup_config_dim(const latup_weights *w, const char *name, const char *what, int64_t value,
+                              int64_t lo, int64_t hi) {
+    if (value >= lo && value <= hi) return LATUP_OK;
+    const latup_wtensor *t = latup_weights_find(w, name);
+    char s[96] = "";
+    if (t) latup_shape_str(s, sizeof s, t->ndim, t->shape);
+    return latup_fail(LATUP_E_INPUT, "%s: tensor '%s'%s%s gives %s %lld; a model has %lld to %lld", w->path, name,
+                      t ? " of shape " : "", s, what, (long long)value, (long long)lo, (long long)hi);
 }

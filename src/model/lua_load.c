@@ -12,9 +12,20 @@
 
 #define LN_EPS 1e-5f           /* nn.LayerNorm default; SwinIR never changes it */
 
+/* Bounds on what config inference accepts. Released LUA and SwinIR models sit far inside them
+ * (C 3..16, E 60..180, 6 heads, window 8, depth 6, hidden 2E); they exist so that a crafted file
+ * can neither run with a zero width nor make the loader size tables past memory. */
+#define LUA_MAX_CHANS 1024                     /* latent or image channels, in and out */
+#define LUA_MAX_EMBED 4096                     /* E */
+#define LUA_MAX_HEADS 64                       /* per RSTB */
+#define LUA_MAX_HEAD_DIM 512                   /* E / heads */
+#define LUA_MAX_WINDOW 32                      /* ws: N = ws^2 tokens per window */
+#define LUA_MAX_DEPTH 64                       /* Swin blocks per RSTB */
+#define LUA_MAX_HIDDEN 65536                   /* MLP width */
+#define LUA_MAX_FEAT 4096                      /* head width F */
+#define LUA_MAX_REL_BIAS ((int64_t)1 << 28)    /* floats in all [nH, N, N] attention tables (1 GiB) */
+
 /* ---- config inference ------------------------------------------------------------------------ */
-
-
 
 
 /* LUA: heads.x{S} for S in 2, 4, 8; width F from conv_before.0, C_out from conv_last. */
@@ -26,10 +37,12 @@ static latup_status infer_lua_heads(const latup_weights *w, latup_lua_config *c)
         snprintf(name, sizeof name, "heads.x%d.conv_before.0.weight", s);
         if (!latup_weights_find(w, name)) continue;
         TRY(latup_weights_require(w, name, 4, "LUA", &t));
+        TRY(latup_config_dim(w, name, "head width", t->shape[0], 1, LUA_MAX_FEAT));
         if (c->n_scales == 0) c->head_feat = (int)t->shape[0];
         c->scales[c->n_scales++] = s;
         snprintf(name, sizeof name, "heads.x%d.conv_last.weight", s);
         TRY(latup_weights_require(w, name, 4, "LUA", &t));
+        TRY(latup_config_dim(w, name, "output channels", t->shape[0], 1, LUA_MAX_CHANS));
         c->out_chans = (int)t->shape[0];
     }
     if (c->n_scales == 0)
@@ -47,6 +60,7 @@ static latup_status infer_swinir_tail(const latup_weights *w, latup_lua_config *
     if (latup_weights_find(w, "conv_before_upsample.0.weight")) {
         c->tail = LATUP_TAIL_PIXELSHUFFLE;
         TRY(latup_weights_require(w, "conv_before_upsample.0.weight", 4, "LUA", &t));
+        TRY(latup_config_dim(w, "conv_before_upsample.0.weight", "head width", t->shape[0], 1, LUA_MAX_FEAT));
         const int F = (int)t->shape[0];
         c->head_feat = F;
         int stages = latup_weights_max_index(w, "upsample.") / 2 + 1;
@@ -60,6 +74,7 @@ static latup_status infer_swinir_tail(const latup_weights *w, latup_lua_config *
                                   w->path, name, (long long)t->shape[0], F, F);
         }
         TRY(latup_weights_require(w, "conv_last.weight", 4, "LUA", &t));
+        TRY(latup_config_dim(w, "conv_last.weight", "output channels", t->shape[0], 1, LUA_MAX_CHANS));
         c->out_chans = (int)t->shape[0];
     } else {
         c->tail = LATUP_TAIL_PIXELSHUFFLEDIRECT;
@@ -84,6 +99,8 @@ static latup_status infer_config(const latup_weights *w, latup_lua_config *c) {
     c->ln_eps = LN_EPS;
 
     TRY(latup_weights_require(w, "conv_first.weight", 4, "LUA", &t)); /* [E, C, 3, 3] */
+    TRY(latup_config_dim(w, "conv_first.weight", "embed dim", t->shape[0], 1, LUA_MAX_EMBED));
+    TRY(latup_config_dim(w, "conv_first.weight", "input channels", t->shape[1], 1, LUA_MAX_CHANS));
     c->embed_dim = (int)t->shape[0];
     c->in_chans = (int)t->shape[1];
 
@@ -93,14 +110,20 @@ static latup_status infer_config(const latup_weights *w, latup_lua_config *c) {
     if (c->num_layers > LATUP_MAX_LAYERS)
         return latup_fail(LATUP_E_INPUT, "%s: %d RSTB layers, latup supports at most %d", w->path,
                           c->num_layers, LATUP_MAX_LAYERS);
+    int64_t rel_bias = 0; /* floats the attention tables will take: checked before any is allocated */
     for (int i = 0; i < c->num_layers; i++) {
         snprintf(name, sizeof name, "layers.%d.residual_group.blocks.", i);
         c->depths[i] = latup_weights_max_index(w, name) + 1;
         if (c->depths[i] < 1)
             return latup_fail(LATUP_E_INPUT, "%s: missing tensor 'layers.%d.residual_group.blocks.0.norm1.weight'", w->path, i);
+        if (c->depths[i] > LUA_MAX_DEPTH)
+            return latup_fail(LATUP_E_INPUT, "%s: tensor names 'layers.%d.residual_group.blocks.%d.*' give %d Swin blocks; a model has 1 to %d",
+                              w->path, i, c->depths[i] - 1, c->depths[i], LUA_MAX_DEPTH);
         /* heads and window from the bias table [(2ws-1)^2, nH] */
         snprintf(name, sizeof name, "layers.%d.residual_group.blocks.0.attn.relative_position_bias_table", i);
         TRY(latup_weights_require(w, name, 2, "LUA", &t));
+        const int64_t max_rows = (int64_t)(2 * LUA_MAX_WINDOW - 1) * (2 * LUA_MAX_WINDOW - 1);
+        TRY(latup_config_dim(w, name, "(2*window-1)^2 rows", t->shape[0], 1, max_rows));
         int span = (int)lround(sqrt((double)t->shape[0]));
         if (span < 1 || (int64_t)span * span != t->shape[0] || span % 2 == 0)
             return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has %lld rows, expected (2*ws-1)^2", w->path,
@@ -110,12 +133,24 @@ static latup_status infer_config(const latup_weights *w, latup_lua_config *c) {
             return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' implies window %d, layer 0 has %d", w->path,
                               name, ws, c->window_size);
         c->window_size = ws;
+        TRY(latup_config_dim(w, name, "heads", t->shape[1], 1, LUA_MAX_HEADS));
         c->num_heads[i] = (int)t->shape[1];
-        if (c->num_heads[i] < 1 || c->embed_dim % c->num_heads[i] != 0)
+        if (c->embed_dim % c->num_heads[i] != 0)
             return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': %d heads do not divide embed dim %d",
                               w->path, name, c->num_heads[i], c->embed_dim);
+        TRY(latup_config_dim(w, name, "head width (embed dim / heads)", c->embed_dim / c->num_heads[i], 1,
+                             LUA_MAX_HEAD_DIM));
+        const int64_t N = (int64_t)ws * ws;
+        rel_bias += (int64_t)c->depths[i] * c->num_heads[i] * N * N;
     }
+    if (rel_bias > LUA_MAX_REL_BIAS)
+        return latup_fail(LATUP_E_INPUT,
+                          "%s: window %d with these heads and depths needs %lld MiB of relative-position tables, "
+                          "more than the %lld MiB latup allows a model",
+                          w->path, c->window_size, (long long)(rel_bias * 4 >> 20), (long long)(LUA_MAX_REL_BIAS * 4 >> 20));
     TRY(latup_weights_require(w, "layers.0.residual_group.blocks.0.mlp.fc1.weight", 2, "LUA", &t)); /* [hidden, E] */
+    TRY(latup_config_dim(w, "layers.0.residual_group.blocks.0.mlp.fc1.weight", "MLP width", t->shape[0], 1,
+                         LUA_MAX_HIDDEN));
     c->mlp_hidden = (int)t->shape[0];
     /* SwinIR subtracts the DIV2K RGB mean from 3-channel inputs and adds it back (img_range 1);
      * for latents (C != 3) the mean is 0 */
@@ -129,7 +164,6 @@ static latup_status infer_config(const latup_weights *w, latup_lua_config *c) {
     return latup_fail(LATUP_E_INPUT,
                       "%s: no 'heads.x2'/'heads.x4' (LUA) or 'upsample.0' (SwinIR) tensors: unknown tail",
                       w->path);
-    return LATUP_OK;
 }
 
 /* ---- loading ---------------------------------------------------------------------------------- */
@@ -138,8 +172,8 @@ static latup_status infer_config(const latup_weights *w, latup_lua_config *c) {
  * it. attn_mask was built for the training size: ignore its contents. */
 static latup_status check_buffers(latup_binder *bd, int i, int j, int ws) {
     const int N = ws * ws;
-    const latup_wtensor *t =
-        latup_bind_optional(bd, "layers.%d.residual_group.blocks.%d.attn.relative_position_index", i, j);
+    const latup_wtensor *t;
+    TRY(latup_bind_optional(bd, &t, 1, "layers.%d.residual_group.blocks.%d.attn.relative_position_index", i, j));
     if (t) {
         if (!t->i64 || t->ndim != 2 || t->shape[0] != N || t->shape[1] != N)
             return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' must be I64 [%d,%d]", bd->w->path, t->name, N, N);
@@ -152,7 +186,7 @@ static latup_status check_buffers(latup_binder *bd, int i, int j, int ws) {
                                       (long long)idx, ws);
             }
     }
-    t = latup_bind_optional(bd, "layers.%d.residual_group.blocks.%d.attn_mask", i, j);
+    TRY(latup_bind_optional(bd, &t, 0, "layers.%d.residual_group.blocks.%d.attn_mask", i, j));
     if (t && (t->ndim != 3 || t->shape[1] != N || t->shape[2] != N))
         return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' must be [nW,%d,%d]", bd->w->path, t->name, N, N);
     return LATUP_OK;
@@ -217,9 +251,6 @@ static latup_status bind_model(latup_lua *m, latup_binder *bd) {
             TRY(latup_bind_linear(bd, &B->fc2, c->mlp_hidden, E, P("mlp.fc2")));
 #undef P
             TRY(check_buffers(bd, i, j, ws));
-            B->rel_bias = latup_alloc_floats((size_t)nH * N * N, "relative position bias");
-            if (!B->rel_bias) return LATUP_E_NOMEM;
-            latup_relative_bias_gather(B->rel_bias, B->bias_table, ws, nH);
         }
         snprintf(name, sizeof name, "layers.%d.conv", i);
         TRY(latup_bind_conv(bd, &L->conv, E, E, 3, name));
@@ -227,7 +258,17 @@ static latup_status bind_model(latup_lua *m, latup_binder *bd) {
     TRY(latup_bind_norm(bd, &m->norm, E, c->ln_eps, "norm"));
     TRY(latup_bind_conv(bd, &m->conv_after_body, E, E, 3, "conv_after_body"));
     for (int s = 0; s < c->n_scales; s++) TRY(bind_head(&m->heads[s], c, c->scales[s], bd));
-    return latup_binder_check_all_used(bd, c->tail == LATUP_TAIL_LUA_HEADS ? "LUA" : "SwinIR");
+    TRY(latup_binder_check_all_used(bd, c->tail == LATUP_TAIL_LUA_HEADS ? "LUA" : "SwinIR"));
+    /* Only a checkpoint whose every tensor checked out gets its attention tables (sized within
+     * LUA_MAX_REL_BIAS by infer_config). */
+    for (int i = 0; i < c->num_layers; i++)
+        for (int j = 0; j < m->layers[i].depth; j++) {
+            swin_block *B = &m->layers[i].blocks[j];
+            B->rel_bias = latup_alloc_floats((size_t)B->num_heads * N * N, "relative position bias");
+            if (!B->rel_bias) return LATUP_E_NOMEM;
+            latup_relative_bias_gather(B->rel_bias, B->bias_table, ws, B->num_heads);
+        }
+    return LATUP_OK;
 }
 
 latup_status latup_lua_load(const char *path, latup_lua **out) {
@@ -250,9 +291,11 @@ latup_status latup_lua_load(const char *path, latup_lua **out) {
     for (int i = 0; i < m->weights.n; i++) {
         const char *s = m->weights.t[i].name;
         size_t L = strlen(s);
-        if (m->weights.t[i].f32 && !(L >= 9 && strcmp(s + L - 9, "attn_mask") == 0)) n += m->weights.t[i].numel;
+        if (m->weights.t[i].dtype != LATUP_DT_I64 && !(L >= 9 && strcmp(s + L - 9, "attn_mask") == 0))
+            n += m->weights.t[i].numel;
     }
     m->cfg.n_params = n;
+    latup_weights_release_source(&m->weights); /* a read (gzip'd) file: only the bound copies stay */
     *out = m;
     return LATUP_OK;
 }

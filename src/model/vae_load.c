@@ -46,8 +46,13 @@ static const char *ATTN_NAMES[3][5] = {
     {"group_norm", "query", "key", "value", "proj_attn"},
 };
 
-/* ---- config inference -------------------------------------------------------------------------- */
-
+/* ---- config inference --------------------------------------------------------------------------
+ * Bounds: the AutoencoderKLs of SD, SDXL, SD3 and FLUX have 4 or 16 latent channels, widths
+ * 128..512 and 3 output channels; these limits only keep a crafted file from running with a zero
+ * width or sizing buffers past memory. */
+#define VAE_MAX_Z 256      /* latent channels */
+#define VAE_MAX_WIDTH 4096 /* channels of an up level */
+#define VAE_MAX_OUT 64     /* image channels */
 
 static int has(const latup_weights *w, const char *fmt, ...) LATUP_PRINTF(2, 3);
 static int has(const latup_weights *w, const char *fmt, ...) {
@@ -101,6 +106,9 @@ static latup_status infer_vae_config(const latup_weights *w, latup_vae_config *c
     char mod[200];
     vae_module_name(mod, sizeof mod, c, M_CONV_IN, 0, 0);
     TRY(conv_shape(w, mod, s));
+    snprintf(name, sizeof name, "%s.weight", mod);
+    TRY(latup_config_dim(w, name, "latent channels", s[1], 1, VAE_MAX_Z));
+    TRY(latup_config_dim(w, name, "output channels", s[0], 1, VAE_MAX_WIDTH));
     c->z_channels = (int)s[1];
     /* blocks per level, from level 0 (ldm "up.0.block.", diffusers "up_blocks.<n-1>.resnets.") */
     vae_module_name(mod, sizeof mod, c, M_UP_RESNET, 0, 0);
@@ -113,13 +121,18 @@ static latup_status infer_vae_config(const latup_weights *w, latup_vae_config *c
         vae_module_name(mod, sizeof mod, c, M_UP_RESNET, L, 0);
         snprintf(name, sizeof name, "%s.conv1", mod);
         TRY(conv_shape(w, name, s));
+        char full[272];
+        snprintf(full, sizeof full, "%s.weight", name);
+        TRY(latup_config_dim(w, full, "channels", s[0], 1, VAE_MAX_WIDTH));
         c->channels[L] = (int)s[0];
-        if (c->channels[L] < 1 || c->channels[L] % c->groups != 0)
+        if (c->channels[L] % c->groups != 0)
             return latup_fail(LATUP_E_INPUT, "%s: tensor '%s.weight': %d channels, not a multiple of %d GroupNorm groups",
                               w->path, name, c->channels[L], c->groups);
     }
     vae_module_name(mod, sizeof mod, c, M_CONV_OUT, 0, 0);
     TRY(conv_shape(w, mod, s));
+    snprintf(name, sizeof name, "%s.weight", mod);
+    TRY(latup_config_dim(w, name, "image channels", s[0], 1, VAE_MAX_OUT));
     c->out_channels = (int)s[0];
     vae_module_name(mod, sizeof mod, c, M_POST_QUANT, 0, 0);
     snprintf(name, sizeof name, "%s.weight", mod);
@@ -221,6 +234,7 @@ latup_status latup_vae_load(const char *path, latup_vae **out) {
         /* the decoder's parameter count: what it bound (encoder etc. ignored) */
         for (int i = 0; i < v->weights.n; i++)
             if (bd.used[i]) v->cfg.n_params += v->weights.t[i].numel;
+        latup_weights_release_source(&v->weights); /* a read (gzip'd) file: only the bound copies stay */
     }
     latup_binder_free(&bd);
     if (st != LATUP_OK) {
