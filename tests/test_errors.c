@@ -27,6 +27,7 @@
 #include "io/npy.h"
 #include "io/png.h"
 #include "io/weights.h"
+#include "gen_models.h"
 
 
 static char g_tmp[256];
@@ -701,6 +702,65 @@ static void s_nul_global(void) {
     write_pth(tmp("m"), (const uint8_t *)p, sizeof p - 1);
     write_latent(tmp("in.npy"), 16, 16, 16, 0);
 }
+/* ---- planning arithmetic (class 6) and long, thin latents (class 8) ------------------------------ */
+
+/* A valid ldm-named VAE of `levels` up levels (x2^(levels-1)), 32 channels throughout, one
+ * ResnetBlock per level, `zc` latent channels, all weights 0.01 (finite output). */
+static void add_const(gen_table *g, const char *name, int ndim, int64_t a, int64_t b, int64_t c, int64_t d, float v) {
+    const int64_t sh[4] = {a, b, c, d};
+    float *x = gen_add(g, name, ndim, sh);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= sh[i];
+    for (int64_t i = 0; i < n; i++) x[i] = v;
+}
+static void add_conv(gen_table *g, const char *mod, int cout, int cin, int k) {
+    char n[160];
+    snprintf(n, sizeof n, "%s.weight", mod), add_const(g, n, 4, cout, cin, k, k, 0.01f);
+    snprintf(n, sizeof n, "%s.bias", mod), add_const(g, n, 1, cout, 0, 0, 0, 0.0f);
+}
+static void add_norm(gen_table *g, const char *mod, int c) {
+    char n[160];
+    snprintf(n, sizeof n, "%s.weight", mod), add_const(g, n, 1, c, 0, 0, 0, 1.0f);
+    snprintf(n, sizeof n, "%s.bias", mod), add_const(g, n, 1, c, 0, 0, 0, 0.0f);
+}
+static void add_resnet(gen_table *g, const char *mod) {
+    char n[160];
+    snprintf(n, sizeof n, "%s.norm1", mod), add_norm(g, n, 32);
+    snprintf(n, sizeof n, "%s.conv1", mod), add_conv(g, n, 32, 32, 3);
+    snprintf(n, sizeof n, "%s.norm2", mod), add_norm(g, n, 32);
+    snprintf(n, sizeof n, "%s.conv2", mod), add_conv(g, n, 32, 32, 3);
+}
+static void write_deep_vae(const char *path, int levels, int zc) {
+    gen_table g;
+    memset(&g, 0, sizeof g);
+    char n[160];
+    add_conv(&g, "decoder.conv_in", 32, zc, 3);
+    add_resnet(&g, "decoder.mid.block_1");
+    add_norm(&g, "decoder.mid.attn_1.norm", 32);
+    static const char *const qkvo[4] = {"q", "k", "v", "proj_out"};
+    for (int k = 0; k < 4; k++) snprintf(n, sizeof n, "decoder.mid.attn_1.%s", qkvo[k]), add_conv(&g, n, 32, 32, 1);
+    add_resnet(&g, "decoder.mid.block_2");
+    for (int L = levels - 1; L >= 0; L--) {
+        snprintf(n, sizeof n, "decoder.up.%d.block.0", L), add_resnet(&g, n);
+        if (L) snprintf(n, sizeof n, "decoder.up.%d.upsample.conv", L), add_conv(&g, n, 32, 32, 3);
+    }
+    add_norm(&g, "decoder.norm_out", 32);
+    add_conv(&g, "decoder.conv_out", 3, 32, 3);
+    gen_finish(&g);
+    assert_int_equal(latup_safetensors_write(path, &g.w), LATUP_OK);
+    latup_weights_free(&g.w);
+}
+/* 6 levels (x32), 1 channel: 8192x256 decodes to 262144x8192 = 2^31 pixels, one past int. */
+static void s_deep_tall(void) { write_deep_vae(tmp("m"), 6, 1), write_latent(tmp("in.npy"), 1, 8192, 256, 0); }
+static void s_deep_wide(void) { write_deep_vae(tmp("m"), 6, 1), write_latent(tmp("in.npy"), 1, 256, 8192, 0); }
+/* The same VAE on a latent its int indexing can hold: decoded, finite (4x4 -> 128x128). */
+static void s_deep_ok(void) { write_deep_vae(tmp("m"), 6, 1), write_latent(tmp("in.npy"), 1, 4, 4, 0); }
+static void s_lua_huge(void) { write_latent(tmp("in.npy"), 16, 16385, 1, 0); }
+static void s_vae_huge(void) { write_latent(tmp("in.npy"), 16, 8193, 1, 0); }
+static void s_thin_wide(void) { write_latent(tmp("in.npy"), 16, 9, 225, 0); }
+static void s_thin_tall(void) { write_latent(tmp("in.npy"), 16, 225, 9, 0); }
+static void s_thin_rgb(void) { write_latent(tmp("in.npy"), 3, 9, 200, 0); }
+
 /* A 3000-byte path (components of 100 bytes) that does not exist. */
 static char g_long_path[3200];
 static const char *long_path(void) {
@@ -792,6 +852,16 @@ static const row ROWS[] = {
     {"E117", s_long_name, UP("@m"), 2, "' (1 of 84 tensors are not part of a LUA model)"},
     {"E118", s_nul_global, UP("@m"), 2, "refusing pickle global 'collections.OrderedDict\\x00evil'"},
     {"E119", s_good, UP("@longpath"), 4, "0: cannot open: No such file or directory"},
+    /* class 6: planning arithmetic (sizes in 64 bits, int indexing bounded up front) */
+    {"E120", s_deep_tall, {"decode", "--vae", "@m", "--in", "@in", "--out", "@out", NULL}, 2, "latent 8192x256 decodes to 262144x8192, over 2^31 pixels"},
+    {"E121", s_deep_wide, {"decode", "--vae", "@m", "--in", "@in", "--out", "@out", NULL}, 2, "latent 256x8192 decodes to 8192x262144, over 2^31 pixels"},
+    {"E122", s_deep_ok, {"decode", "--vae", "@m", "--in", "@in", "--out", "@out", NULL}, 0, "[1,4,4] -> "},
+    {"E123", s_lua_huge, UP(MODEL), 2, "latent 16385x1 is too large (at most 16384 a side)"},
+    {"E124", s_vae_huge, {"decode", "--vae", VAE_SMALL, "--in", "@in", "--out", "@out", NULL}, 2, "latent size 8193x1 out of range (1..8192)"},
+    /* class 8: long, thin latents (several bands per conv, windows padded on one side only) */
+    {"E125", s_thin_wide, UP(MODEL), 0, "[16,9,225] -> x2 -> "},
+    {"E126", s_thin_tall, {"upscale", "--model", MODEL, "--scale", "4", "--in", "@in", "--out", "@out", NULL}, 0, "[16,225,9] -> x4 -> "},
+    {"E127", s_thin_rgb, UP("ref_data/swinir/classic_x2.pth"), 0, "[3,9,200] -> x2 -> "},
 };
 #define N_ROWS (int)(sizeof ROWS / sizeof ROWS[0])
 
