@@ -90,7 +90,7 @@ LATUP_API int latup_get_threads(void);
  * "Approximations"): vectorised exp and erf. latup_set_exact_math(1) switches the whole process
  * to the plain reference arithmetic (libm's expf and erff). Not thread-safe against a concurrent
  * upscale or decode. */
-void latup_set_exact_math(int on);
+LATUP_API void latup_set_exact_math(int on);
 
 /* ---- the LUA model ----------------------------------------------------------------------------- */
 #define LATUP_MAX_LAYERS 16

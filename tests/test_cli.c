@@ -28,6 +28,7 @@
 
 static char g_stderr[4096]; /* what the last command printed on stderr */
 
+static int same_file(const char *a, const char *b);
 static int run_latup(const char *const *args) { return run_cli(g_dir, args, g_stderr, sizeof g_stderr); }
 
 static int exists(const char *path) {
@@ -56,7 +57,7 @@ static int setup(void **state) {
 /* ---- outputs match the reference ------------------------------------------------------------- */
 static void test_upscale_golden(void **state) {
     (void)state;
-    int bad = 0, lines = 0;
+    int bad = 0, lines = 0, exact_differs = 0;
     for (int i = 0; i < N_GOLDEN_CASES; i++) {
         const golden_case *gc = &GOLDEN_CASES[i];
         latup_weights g = {0};
@@ -75,28 +76,39 @@ static void test_upscale_golden(void **state) {
             snprintf(sc, sizeof sc, "%d", s);
             const latup_wtensor *ref = latup_weights_find(&g, oname);
             if (!ref) continue;
-            const char *args[] = {"upscale", "--model", gc->model, "--scale", sc, "--in", inpath,
-                                  "--out", outpath, "--threads", "2", "--quiet", NULL};
-            int rc = run_latup(args);
-            if (rc != 0) printf("latup failed (%d): %s", rc, g_stderr);
-            assert_int_equal(rc, 0);
-            assert_string_equal(g_stderr, ""); /* --quiet */
-            latup_tensor y;
-            assert_int_equal(latup_npy_read(outpath, &y), LATUP_OK);
-            assert_int_equal(y.ndim, ref->ndim);
-            for (int d = 0; d < y.ndim; d++) assert_int_equal(y.shape[d], ref->shape[d]);
-            golden_stats st = {0};
-            golden_stats_add(&st, y.data, ref->f32, (size_t)ref->numel);
-            char label[64];
-            snprintf(label, sizeof label, "cli %s", oname);
-            bad += !golden_report(gc->name, label, &st, golden_tol_for(oname)->tol);
-            lines++;
-            latup_tensor_free(&y);
+            /* the default (fast paths) and --exact-math (libm exp/erf, direct convs): both within the
+             * golden tolerance, and not the same bytes (the switch reaches the kernels) */
+            char exact_path[300];
+            snprintf(exact_path, sizeof exact_path, "%s/out_exact.npy", g_dir);
+            for (int ex = 0; ex < 2; ex++) {
+                const char *args[] = {"upscale", "--model", gc->model, "--scale", sc, "--in", inpath,
+                                      "--out", ex ? exact_path : outpath, "--threads", "2", "--quiet",
+                                      ex ? "--exact-math" : NULL, NULL};
+                int rc = run_latup(args);
+                if (rc != 0) printf("latup failed (%d): %s", rc, g_stderr);
+                assert_int_equal(rc, 0);
+                assert_string_equal(g_stderr, ""); /* --quiet */
+                latup_tensor y;
+                assert_int_equal(latup_npy_read(ex ? exact_path : outpath, &y), LATUP_OK);
+                assert_int_equal(y.ndim, ref->ndim);
+                for (int d = 0; d < y.ndim; d++) assert_int_equal(y.shape[d], ref->shape[d]);
+                golden_stats st = {0};
+                golden_stats_add(&st, y.data, ref->f32, (size_t)ref->numel);
+                char label[64];
+                snprintf(label, sizeof label, "cli %s%s", oname, ex ? " --exact-math" : "");
+                bad += !golden_report(gc->name, label, &st, golden_tol_for(oname)->tol);
+                lines++;
+                latup_tensor_free(&y);
+            }
+            exact_differs += !same_file(outpath, exact_path);
+            unlink(exact_path);
             unlink(outpath);
         }
         latup_weights_free(&g);
     }
-    assert_true(lines >= 6);
+    assert_true(lines >= 12);
+    printf("--exact-math changed the output bytes in %d upscales (must be > 0)\n", exact_differs);
+    assert_true(exact_differs > 0);
     assert_int_equal(bad, 0);
 }
 

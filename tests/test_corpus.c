@@ -184,6 +184,11 @@ static latup_status run_pth_ops(const uint8_t *buf, size_t len, const char *path
 
 static void test_models(void **state) {
     (void)state;
+    g_plan = 0;
+    test_required("fuzz_models", run_models);
+    /* again with the memory planners run on every model that loads (LATUP_FUZZ_PLAN=1 in the
+     * fuzzer): the corpus holds the VAE planner's null-offset reproducer */
+    g_plan = 1;
     test_required("fuzz_models", run_models);
 }
 

@@ -179,6 +179,9 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
     "where to compute (default cpu); exit 6 when the library cannot use the device"}
 #define O_VERBOSE {"--verbose", 'v', OPT_FLAG, NULL, 0, 0, 0, 0, NULL, \
     "print the models, memory plans and per-stage timings on stderr"}
+#define O_EXACT {"--exact-math", 0, OPT_FLAG, NULL, 0, 0, 0, 0, NULL, \
+    "the plain reference arithmetic: libm exp and erf, direct 3x3 convolutions (slower; the\n" \
+    "default fast paths have measured error bounds: docs/testing.md, Approximations)"}
 #define O_QUIET {"--quiet", 'q', OPT_FLAG, NULL, 0, 0, 0, 0, NULL, "print nothing but errors"}
 #define O_MODEL {"--model", 'm', OPT_STR, "FILE", 0, 0, 0, 0, NULL, \
     "LUA (or SwinIR) weights: safetensors or PyTorch .pth (torch.save zip; {'params_ema': ...},\n" \
@@ -199,19 +202,19 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
 
 static const cli_opt UPSCALE_OPTS[] = {
     O_MODEL, O_SCALE, O_IN, O_IN_KEY, O_OUT, O_OUT_DIR, O_FORMAT("npy"), O_PNG_BITS,
-    O_LATENT, O_PACKED, O_THREADS, O_DEVICE, O_DUMP("names as the PyTorch module paths"), O_DRY, O_JSON,
+    O_LATENT, O_PACKED, O_THREADS, O_DEVICE, O_EXACT, O_DUMP("names as the PyTorch module paths"), O_DRY, O_JSON,
     O_VERBOSE, O_QUIET,
 };
 static const cli_opt DECODE_OPTS[] = {
     O_VAE, O_IN, O_IN_KEY, O_OUT, O_OUT_DIR, O_FORMAT("png"), O_PNG_BITS, O_LATENT, O_PACKED, O_TILE, O_OVERLAP,
-    O_MAXMEM, O_THREADS, O_DEVICE, O_DUMP("names as the PyTorch module paths"), O_DRY, O_JSON, O_VERBOSE,
+    O_MAXMEM, O_THREADS, O_DEVICE, O_EXACT, O_DUMP("names as the PyTorch module paths"), O_DRY, O_JSON, O_VERBOSE,
     O_QUIET,
 };
 static const cli_opt RUN_OPTS[] = {
     O_MODEL, O_SCALE, O_VAE, O_IN, O_IN_KEY, O_OUT, O_OUT_DIR, O_FORMAT("png"), O_PNG_BITS,
     {"--save-latent", 0, OPT_STR, "FILE", 0, 0, 0, 0, NULL,
      "also write the upscaled latent (.npy), committed with the image (one input only)"},
-    O_LATENT, O_PACKED, O_TILE, O_OVERLAP, O_MAXMEM, O_THREADS, O_DEVICE,
+    O_LATENT, O_PACKED, O_TILE, O_OVERLAP, O_MAXMEM, O_THREADS, O_DEVICE, O_EXACT,
     O_DUMP("DIR/lua/ for the upscale, DIR/vae/ for the decode"), O_DRY, O_JSON, O_VERBOSE, O_QUIET,
 };
 static const cli_opt INFO_OPTS[] = {

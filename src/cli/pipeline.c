@@ -59,6 +59,7 @@ static int read_options(job *j) {
     j->quiet = cli_given(a, "--quiet");
     j->dry = cli_given(a, "--dry-run");
     j->json = cli_given(a, "--json");
+    latup_set_exact_math(cli_given(a, "--exact-math"));
     j->png_bits = cli_given(a, "--png-bits") ? atoi(cli_str(a, "--png-bits")) : 8;
     if ((j->stages & LUA) && !j->model_path) return cli_usage(cmd, "missing --model");
     if ((j->stages & LUA) && !j->scale) return cli_usage(cmd, "missing --scale");
