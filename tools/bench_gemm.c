@@ -19,26 +19,33 @@ typedef struct {
     int tiles;                  /* independent tiles per repetition (spread over threads) */
 } shape;
 
-/* GFLOP/s of `s` over about `seconds`, tiles in parallel, each a single-threaded sgemm. */
+/* GFLOP/s of `s`: tiles in parallel, each a single-threaded sgemm. */
 static double run(const shape *s, double seconds, int threads) {
     const size_t na = (size_t)s->M * s->lda, nb = (size_t)(s->tb ? s->N : s->K) * s->ldb, nc = (size_t)s->M * s->N;
     float *A = malloc(na * sizeof(float) * threads), *B = malloc(nb * sizeof(float)), *C = malloc(nc * sizeof(float) * threads);
     for (size_t i = 0; i < na * threads; i++) A[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
     for (size_t i = 0; i < nb; i++) B[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
-    double flop = 2.0 * s->M * s->N * s->K * s->tiles, t0 = latup_now(), t = 0;
-    long reps = 0;
-    do {
+    const double flop = 2.0 * s->M * s->N * s->K * s->tiles;
+    double best = 0;
+    /* one untimed pass (first touch of the buffers, OpenBLAS's own set-up), then the best of three
+     * windows of `seconds` each: the ceiling is what the machine can do, not its worst moment */
+    for (int window = -1; window < 3; window++) {
+        double t0 = latup_now(), t = 0;
+        long reps = 0;
+        do {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-        for (int i = 0; i < s->tiles; i++) {
-            const int me = omp_get_thread_num();
-            latup_sgemm1(s->tb, s->M, s->N, s->K, 1.0f, A + (size_t)me * na, s->lda, B, s->ldb, 0.0f,
-                         C + (size_t)me * nc, s->N);
-        }
-        reps++;
-        t = latup_now() - t0;
-    } while (t < seconds);
+            for (int i = 0; i < s->tiles; i++) {
+                const int me = omp_get_thread_num();
+                latup_sgemm1(s->tb, s->M, s->N, s->K, 1.0f, A + (size_t)me * na, s->lda, B, s->ldb, 0.0f,
+                             C + (size_t)me * nc, s->N);
+            }
+            reps++;
+            t = latup_now() - t0;
+        } while (window >= 0 && t < seconds);
+        if (window >= 0 && flop * reps / t * 1e-9 > best) best = flop * reps / t * 1e-9;
+    }
     free(A), free(B), free(C);
-    return flop * reps / t * 1e-9;
+    return best;
 }
 
 int main(int argc, char **argv) {

@@ -131,43 +131,41 @@ static void dump_tokens(const vexec *e, const char *name, const float *x, int C,
     dump_chw(e, name, e->buf[scratch], C, h, w);
 }
 
-/* AttnBlock: one head over all h*w positions, blocked with an online softmax. */
+/* AttnBlock: one head over all h*w positions, blocked with an online softmax. Its token-major
+ * buffers live in the two activation slots the input does not hold (at the mid block they are a
+ * small part of slots sized for the full-resolution maps): slot t holds q, k, v and the
+ * normalised tokens, slot y the normalised input, then the result. */
 static void attn_forward(vexec *e, const attn_block *a, int *hi, int h, int w) {
     const int C = a->norm.dim, N = h * w;
     const size_t NC = (size_t)N * C;
     latup_arena *ar = &e->arena;
-    const int t = pick(e, NC, *hi, -1);
+    const int t = pick(e, 4 * NC, *hi, -1);
+    const int y = pick(e, NC, *hi, t);
     const size_t mark = latup_arena_mark(ar);
-    /* token-major [N, C]: normalised input, q, k, v, attention output */
-    float *nt = latup_arena_take(ar, NC, "attention input [N,C]");
-    float *q = latup_arena_take(ar, NC, "attention q [N,C]");
-    float *k = latup_arena_take(ar, NC, "attention k [N,C]");
-    float *v = latup_arena_take(ar, NC, "attention v [N,C]");
-    float *o = latup_arena_take(ar, NC, "attention output [N,C]");
     const size_t ns = latup_attention_blocked_scratch_floats(N, C, ATTN_BLOCK, ATTN_BLOCK, e->nthreads);
     float *scratch = latup_arena_take(ar, ns, "attention blocks");
     const float *x = e->buf[*hi];
     if (live(e)) {
-        latup_groupnorm_forward(e->buf[t], x, a->norm.w, a->norm.b, C, N, GN_GROUPS, a->norm.eps);
-        dump_chw(e, "mid.attn_1.norm", e->buf[t], C, h, w);
-        latup_chw_to_hwc(nt, e->buf[t], C, N);                              /* nt [N, C] */
+        float *q = e->buf[t], *k = q + NC, *v = k + NC, *nt = v + NC; /* [N, C] each */
+        float *o = nt;        /* the attention output, once q, k, v are made from nt */
+        float *proj = q;      /* proj_out's output, once the attention has read q */
+        latup_groupnorm_forward(e->buf[y], x, a->norm.w, a->norm.b, C, N, GN_GROUPS, a->norm.eps);
+        dump_chw(e, "mid.attn_1.norm", e->buf[y], C, h, w);
+        latup_chw_to_hwc(nt, e->buf[y], C, N);
         latup_linear_forward(q, nt, a->q.w, a->q.b, N, C, C);               /* the 1x1 convs as Linears */
         latup_linear_forward(k, nt, a->k.w, a->k.b, N, C, C);
         latup_linear_forward(v, nt, a->v.w, a->v.b, N, C, C);
-        dump_tokens(e, "mid.attn_1.q", q, C, h, w, t);
-        dump_tokens(e, "mid.attn_1.k", k, C, h, w, t);
-        dump_tokens(e, "mid.attn_1.v", v, C, h, w, t);
+        dump_tokens(e, "mid.attn_1.q", q, C, h, w, y);
+        dump_tokens(e, "mid.attn_1.k", k, C, h, w, y);
+        dump_tokens(e, "mid.attn_1.v", v, C, h, w, y);
         e->st = latup_attention_blocked_forward(o, q, k, v, N, C, 1.0f / sqrtf((float)C), ATTN_BLOCK, ATTN_BLOCK,
                                                 scratch, ns, e->nthreads);
-    }
-    if (live(e)) {
-        dump_tokens(e, "mid.attn_1.attn", o, C, h, w, t);
-        latup_linear_forward(nt, o, a->proj_out.w, a->proj_out.b, N, C, C);
-    }
-    const int y = pick(e, NC, *hi, t);
-    if (live(e)) {
-        latup_hwc_to_chw(e->buf[y], nt, C, N);
-        latup_add_inplace(e->buf[y], x, NC);                                  /* residual */
+        if (live(e)) {
+            dump_tokens(e, "mid.attn_1.attn", o, C, h, w, y);
+            latup_linear_forward(proj, o, a->proj_out.w, a->proj_out.b, N, C, C);
+            latup_hwc_to_chw(e->buf[y], proj, C, N);
+            latup_add_inplace(e->buf[y], x, NC);                              /* residual */
+        }
     }
     latup_arena_release(ar, mark);
     *hi = y;
