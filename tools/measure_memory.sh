@@ -32,9 +32,9 @@ one() { # label, latup args...
     /usr/bin/time -f "%e %M" -o "$work/t" build/latup "$@" --verbose -o "$work/out.npy" 2> "$work/err" >/dev/null ||
         { echo "$label: failed: $(tail -n 1 "$work/err")"; return; }
     read -r wall kb < "$work/t"
-    arena=$(grep -m1 -o 'arena [0-9.]* MiB' "$work/err" | grep -o '[0-9.]*' || echo "?")
-    plan=$(grep -m1 -o 'peak [0-9.]* MiB' "$work/err" | grep -o '[0-9.]*' || echo "?")
-    printf '%-34s %8.2f %12.1f %12s %12s\n' "$label" "$wall" "$(awk "BEGIN{print $kb/1024}")" "$plan" "$arena"
+    arena=$(awk '$1 == "arena" { print $2; exit }' "$work/err")
+    plan=$(awk '$1 == "peak" { print $2; exit }' "$work/err")
+    printf '%-34s %8.2f %12.1f %12s %12s\n' "$label" "$wall" "$(awk "BEGIN{print $kb/1024}")" "${plan:--}" "${arena:--}"
 }
 for n in 64 128; do
     latent "$work/z$n.npy" 16 $n $n
