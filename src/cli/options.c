@@ -202,12 +202,12 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
 
 static const cli_opt UPSCALE_OPTS[] = {
     O_MODEL, O_SCALE, O_IN, O_IN_KEY, O_OUT, O_OUT_DIR, O_FORMAT("npy"), O_PNG_BITS,
-    O_LATENT, O_PACKED, O_THREADS, O_DEVICE, O_EXACT, O_DUMP("names as the PyTorch module paths"), O_DRY, O_JSON,
+    O_LATENT, O_PACKED, O_THREADS, O_DEVICE, O_EXACT, O_DUMP("names as in docs/architecture.md and the golden files"), O_DRY, O_JSON,
     O_VERBOSE, O_QUIET,
 };
 static const cli_opt DECODE_OPTS[] = {
     O_VAE, O_IN, O_IN_KEY, O_OUT, O_OUT_DIR, O_FORMAT("png"), O_PNG_BITS, O_LATENT, O_PACKED, O_TILE, O_OVERLAP,
-    O_MAXMEM, O_THREADS, O_DEVICE, O_EXACT, O_DUMP("names as the PyTorch module paths"), O_DRY, O_JSON, O_VERBOSE,
+    O_MAXMEM, O_THREADS, O_DEVICE, O_EXACT, O_DUMP("names as in docs/architecture.md and the golden files"), O_DRY, O_JSON, O_VERBOSE,
     O_QUIET,
 };
 static const cli_opt RUN_OPTS[] = {
