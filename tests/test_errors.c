@@ -62,19 +62,27 @@ static void put32(uint8_t *p, uint32_t v) {
 }
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
 
-/* A stored zip with archive/data.pkl = pkl and archive/version: what torch.save writes, with any
- * pickle inside. Returns the size written into out (which must be large enough). */
-static size_t make_pth(uint8_t *out, const uint8_t *pkl, size_t pn) {
-    struct { const char *name; const uint8_t *data; size_t n; } e[2] = {
-        {"archive/data.pkl", pkl, pn}, {"archive/version", (const uint8_t *)"3\n", 2}};
-    size_t off = 0, local[2];
-    for (int i = 0; i < 2; i++) {
+/* One archive entry for write_zip: `data` stored or deflated (`raw` bytes before deflation, whose
+ * CRC and size go into the headers); usize_claim, if set, replaces the declared size (ZIP64). */
+typedef struct {
+    const char *name;
+    const uint8_t *data;
+    size_t n;
+    int deflated;
+    uint32_t crc;
+    uint64_t usize;
+} zent;
+
+static void write_zip(const char *path, const zent *e, int ne) {
+    size_t cap = 1024;
+    for (int i = 0; i < ne; i++) cap += e[i].n + 2 * (30 + 46 + 20 + strlen(e[i].name));
+    uint8_t *out = calloc(cap, 1);
+    size_t off = 0, local[8];
+    for (int i = 0; i < ne; i++) {
         local[i] = off;
         uint8_t *h = out + off;
-        memset(h, 0, 30);
-        put32(h, 0x04034b50), put16(h + 4, 20);
-        put32(h + 14, (uint32_t)crc32(0, e[i].data, (uInt)e[i].n));
-        put32(h + 18, (uint32_t)e[i].n), put32(h + 22, (uint32_t)e[i].n);
+        put32(h, 0x04034b50), put16(h + 4, 45), put16(h + 8, e[i].deflated ? 8 : 0);
+        put32(h + 14, e[i].crc), put32(h + 18, (uint32_t)e[i].n), put32(h + 22, (uint32_t)(e[i].usize > 0xFFFFFFFFu ? 0xFFFFFFFFu : e[i].usize));
         put16(h + 26, (uint16_t)strlen(e[i].name));
         memcpy(h + 30, e[i].name, strlen(e[i].name));
         off += 30 + strlen(e[i].name);
@@ -82,29 +90,38 @@ static size_t make_pth(uint8_t *out, const uint8_t *pkl, size_t pn) {
         off += e[i].n;
     }
     size_t cd = off;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < ne; i++) {
         uint8_t *h = out + off;
-        memset(h, 0, 46);
-        put32(h, 0x02014b50), put16(h + 4, 20), put16(h + 6, 20);
-        put32(h + 16, (uint32_t)crc32(0, e[i].data, (uInt)e[i].n));
-        put32(h + 20, (uint32_t)e[i].n), put32(h + 24, (uint32_t)e[i].n);
-        put16(h + 28, (uint16_t)strlen(e[i].name));
+        const int z64 = e[i].usize > 0xFFFFFFFFu;
+        put32(h, 0x02014b50), put16(h + 4, 45), put16(h + 6, 45), put16(h + 10, e[i].deflated ? 8 : 0);
+        put32(h + 16, e[i].crc), put32(h + 20, (uint32_t)e[i].n);
+        put32(h + 24, z64 ? 0xFFFFFFFFu : (uint32_t)e[i].usize);
+        put16(h + 28, (uint16_t)strlen(e[i].name)), put16(h + 30, z64 ? 12 : 0);
         put32(h + 42, (uint32_t)local[i]);
         memcpy(h + 46, e[i].name, strlen(e[i].name));
         off += 46 + strlen(e[i].name);
+        if (z64) { /* ZIP64 extra: the uncompressed size */
+            put16(out + off, 1), put16(out + off + 2, 8);
+            for (int k = 0; k < 8; k++) out[off + 4 + k] = (uint8_t)(e[i].usize >> (8 * k));
+            off += 12;
+        }
     }
     uint8_t *h = out + off;
-    memset(h, 0, 22);
-    put32(h, 0x06054b50), put16(h + 8, 2), put16(h + 10, 2);
+    put32(h, 0x06054b50), put16(h + 8, (uint16_t)ne), put16(h + 10, (uint16_t)ne);
     put32(h + 12, (uint32_t)(off - cd)), put32(h + 16, (uint32_t)cd);
-    return off + 22;
+    write_bytes(path, out, off + 22);
+    free(out);
 }
 
+static zent zstored(const char *name, const void *data, size_t n) {
+    return (zent){name, data, n, 0, (uint32_t)crc32(0, data, (uInt)n), n};
+}
+
+/* A stored zip with archive/data.pkl = pkl and archive/version: what torch.save writes, with any
+ * pickle inside. */
 static void write_pth(const char *path, const uint8_t *pkl, size_t pn) {
-    uint8_t *buf = malloc(pn + 512);
-    size_t n = make_pth(buf, pkl, pn);
-    write_bytes(path, buf, n);
-    free(buf);
+    const zent e[2] = {zstored("archive/data.pkl", pkl, pn), zstored("archive/version", "3\n", 2)};
+    write_zip(path, e, 2);
 }
 
 /* A safetensors file from a header JSON and `data` bytes of zeros. */
@@ -532,61 +549,6 @@ static uint8_t *deflate_raw(const uint8_t *in, size_t n, size_t *out_n) {
     *out_n = cap - z.avail_out;
     deflateEnd(&z);
     return out;
-}
-
-/* One archive entry for write_zip: `data` stored or deflated (`raw` bytes before deflation, whose
- * CRC and size go into the headers); usize_claim, if set, replaces the declared size (ZIP64). */
-typedef struct {
-    const char *name;
-    const uint8_t *data;
-    size_t n;
-    int deflated;
-    uint32_t crc;
-    uint64_t usize;
-} zent;
-
-static void write_zip(const char *path, const zent *e, int ne) {
-    size_t cap = 1024;
-    for (int i = 0; i < ne; i++) cap += e[i].n + 2 * (30 + 46 + 20 + strlen(e[i].name));
-    uint8_t *out = calloc(cap, 1);
-    size_t off = 0, local[8];
-    for (int i = 0; i < ne; i++) {
-        local[i] = off;
-        uint8_t *h = out + off;
-        put32(h, 0x04034b50), put16(h + 4, 45), put16(h + 8, e[i].deflated ? 8 : 0);
-        put32(h + 14, e[i].crc), put32(h + 18, (uint32_t)e[i].n), put32(h + 22, (uint32_t)(e[i].usize > 0xFFFFFFFFu ? 0xFFFFFFFFu : e[i].usize));
-        put16(h + 26, (uint16_t)strlen(e[i].name));
-        memcpy(h + 30, e[i].name, strlen(e[i].name));
-        off += 30 + strlen(e[i].name);
-        memcpy(out + off, e[i].data, e[i].n);
-        off += e[i].n;
-    }
-    size_t cd = off;
-    for (int i = 0; i < ne; i++) {
-        uint8_t *h = out + off;
-        const int z64 = e[i].usize > 0xFFFFFFFFu;
-        put32(h, 0x02014b50), put16(h + 4, 45), put16(h + 6, 45), put16(h + 10, e[i].deflated ? 8 : 0);
-        put32(h + 16, e[i].crc), put32(h + 20, (uint32_t)e[i].n);
-        put32(h + 24, z64 ? 0xFFFFFFFFu : (uint32_t)e[i].usize);
-        put16(h + 28, (uint16_t)strlen(e[i].name)), put16(h + 30, z64 ? 12 : 0);
-        put32(h + 42, (uint32_t)local[i]);
-        memcpy(h + 46, e[i].name, strlen(e[i].name));
-        off += 46 + strlen(e[i].name);
-        if (z64) { /* ZIP64 extra: the uncompressed size */
-            put16(out + off, 1), put16(out + off + 2, 8);
-            for (int k = 0; k < 8; k++) out[off + 4 + k] = (uint8_t)(e[i].usize >> (8 * k));
-            off += 12;
-        }
-    }
-    uint8_t *h = out + off;
-    put32(h, 0x06054b50), put16(h + 8, (uint16_t)ne), put16(h + 10, (uint16_t)ne);
-    put32(h + 12, (uint32_t)(off - cd)), put32(h + 16, (uint32_t)cd);
-    write_bytes(path, out, off + 22);
-    free(out);
-}
-
-static zent zstored(const char *name, const void *data, size_t n) {
-    return (zent){name, data, n, 0, (uint32_t)crc32(0, data, (uInt)n), n};
 }
 
 /* {"w": FloatStorage tensor of `numel` elements in archive/data/0} as a pickle. */

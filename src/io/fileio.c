@@ -72,17 +72,25 @@ static latup_status grow(reader *r, uint64_t want) {
     return LATUP_OK;
 }
 
-/* One inflate step into buf[len..cap); reads compressed input as needed. */
-static latup_status inflate_some(reader *r) {
+/* The next chunk of compressed input, once the last one is used up. */
+static latup_status refill(reader *r) {
     z_stream *zs = &r->zs;
-    latup_status st;
     if (zs->avail_in == 0 && !r->in_eof) {
         size_t got;
-        if ((st = raw_read(r, r->chunk, LATUP_READ_CHUNK, &got))) return st;
+        latup_status st = raw_read(r, r->chunk, LATUP_READ_CHUNK, &got);
+        if (st) return st;
         r->in_eof = got == 0;
         zs->next_in = r->chunk;
         zs->avail_in = (uInt)got;
     }
+    return LATUP_OK;
+}
+
+/* One inflate step into buf[len..cap); reads compressed input as needed. */
+static latup_status inflate_some(reader *r) {
+    z_stream *zs = &r->zs;
+    latup_status st;
+    if ((st = refill(r))) return st;
     size_t room = r->cap - r->len < ((size_t)1 << 30) ? r->cap - r->len : ((size_t)1 << 30);
     zs->next_out = r->buf + r->len;
     zs->avail_out = (uInt)room;
@@ -90,13 +98,7 @@ static latup_status inflate_some(reader *r) {
     r->len += room - zs->avail_out;
     if (ret == Z_STREAM_END) {
         /* Concatenated members are joined (as gzip -d does); anything else after one is corrupt. */
-        if (zs->avail_in == 0 && !r->in_eof) {
-            size_t got;
-            if ((st = raw_read(r, r->chunk, LATUP_READ_CHUNK, &got))) return st;
-            r->in_eof = got == 0;
-            zs->next_in = r->chunk;
-            zs->avail_in = (uInt)got;
-        }
+        if ((st = refill(r))) return st;
         if (zs->avail_in == 0 && r->in_eof)
             r->done = 1;
         else
