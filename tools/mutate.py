@@ -227,6 +227,17 @@ def type_names():
 NOT_OFF1 = re.compile(r"^(Z_|LATUP_(E_|OK|PK_|DT_|FILE_|JSON_|DEVICE|VAE_)|SEEK_|EOF$|NULL$|E[A-Z]+$|true$|false$)")
 
 
+def opener_word(tl, k):
+    """The token before the `(` that the `)` at tl[k] closes."""
+    d = 0
+    for j in range(k, -1, -1):
+        d += tl[j].text == ")"
+        d -= tl[j].text == "("
+        if d == 0:
+            return tl[j - 1].text if j else ""
+    return ""
+
+
 def is_operand_end(t):
     return t.kind in ("id", "num") and t.text not in KEYWORDS or t.text in (")", "]")
 
@@ -279,6 +290,8 @@ def candidates(path, rng):
                 if t.text in ("*", "/") and (prev.text in TYPE_WORDS or prev.text.endswith("_t") or
                                              (nxt and nxt.text in ("const", "*"))):
                     continue
+                if t.text == "*" and prev.text == ")" and opener_word(tl, k - 1) in ("if", "while", "for", "switch"):
+                    continue  # `if (p) *q = 0`: a dereference
                 if t.text == "*" and prev.kind == "id" and (
                         prev.text in type_names() or k == 1 or tl[k - 2].text in ("struct", "union", "enum", "const")):
                     continue  # a declaration: `foo *x`
