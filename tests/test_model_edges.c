@@ -1,0 +1,92 @@
+/* test_model_edges.c — the models' promises at their edges, through the public API: the latent
+ * sizes LUA accepts (1..16384 per side, padding smaller than the side, a head output under 2^31
+ * pixels) at each limit and one past it, and outputs that overflow fp32 refused with nothing
+ * returned (LUA and VAE). Plans only where a size is huge: the checks come before any memory. */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "latup.h"
+
+#define LUA_SMALL "ref_data/small/model.safetensors.gz" /* window 8, heads x2 and x4, 16 channels */
+#define VAE_FLUX "ref_data/vae/flux_small.ldm.safetensors.gz"
+
+static void expect_plan(const latup_lua *m, int H, int W, int scale, latup_status want, const char *msg) {
+    latup_lua_plan p;
+    const latup_status st = latup_lua_plan_memory(m, H, W, scale, NULL, &p);
+    printf("plan %dx%d x%d: %d (want %d) %s\n", H, W, scale, st, want, st ? latup_last_error() : "");
+    assert_int_equal(st, want);
+    if (msg) assert_non_null(strstr(latup_last_error(), msg));
+    if (!st) assert_true(p.H == H && p.W == W && p.scale == scale);
+}
+
+/* Each side 1..16384 (and padding to the window below the side: at least 5 for window 8); the
+ * x4 head's map under 2^31 pixels: 16384 x 8184 (x16 = 2,145,386,496) passes, 16384 x 8192
+ * (2^31) does not, in either orientation. */
+static void test_lua_size_edges(void **state) {
+    (void)state;
+    latup_lua *m = NULL;
+    assert_int_equal(latup_lua_load(LUA_SMALL, &m), LATUP_OK);
+    expect_plan(m, 16384, 8, 2, LATUP_OK, NULL);
+    expect_plan(m, 8, 16384, 2, LATUP_OK, NULL);
+    expect_plan(m, 16385, 8, 2, LATUP_E_INPUT, "out of range");
+    expect_plan(m, 8, 16385, 2, LATUP_E_INPUT, "out of range");
+    expect_plan(m, 0, 8, 2, LATUP_E_INPUT, "out of range");
+    expect_plan(m, 5, 5, 2, LATUP_OK, NULL);
+    expect_plan(m, 4, 5, 2, LATUP_E_INPUT, "too small");
+    expect_plan(m, 5, 4, 2, LATUP_E_INPUT, "too small");
+    expect_plan(m, 16384, 16384, 2, LATUP_OK, NULL); /* x2: 2^30 pixels */
+    expect_plan(m, 16384, 8184, 4, LATUP_OK, NULL);
+    expect_plan(m, 16384, 8192, 4, LATUP_E_INPUT, "2^31");
+    expect_plan(m, 8192, 16384, 4, LATUP_E_INPUT, "2^31");
+    latup_lua_free(m);
+}
+
+/* An input whose values overflow fp32 in the first conv: the output would be NaN; refused,
+ * naming what came out non-finite, and no tensor returned. */
+static void test_nonfinite_outputs_refused(void **state) {
+    (void)state;
+    latup_lua *m = NULL;
+    latup_vae *v = NULL;
+    assert_int_equal(latup_lua_load(LUA_SMALL, &m), LATUP_OK);
+    assert_int_equal(latup_vae_load(VAE_FLUX, &v), LATUP_OK);
+    latup_tensor x, y;
+    const int64_t s[4] = {2, 16, 8, 8};
+    assert_int_equal(latup_tensor_alloc(&x, 4, s), LATUP_OK);
+    for (int64_t i = 0; i < latup_tensor_numel(&x); i++) x.data[i] = (i & 1) ? 3.0e38f : -3.0e38f;
+    assert_int_equal(latup_lua_upscale(m, &x, 2, &y, NULL), LATUP_E_INPUT);
+    printf("LUA: %s\n", latup_last_error());
+    assert_non_null(strstr(latup_last_error(), "the upscaled latent came out non-finite"));
+    assert_null(y.data);
+    assert_int_equal(latup_vae_decode(v, &x, &y, NULL), LATUP_E_INPUT);
+    printf("VAE: %s\n", latup_last_error());
+    assert_non_null(strstr(latup_last_error(), "the decoded image came out non-finite"));
+    assert_null(y.data);
+    latup_decode_opts o = {.tile = 4, .overlap = 1}; /* tiled too */
+    assert_int_equal(latup_vae_decode(v, &x, &y, &o), LATUP_E_INPUT);
+    assert_non_null(strstr(latup_last_error(), "came out non-finite"));
+    assert_null(y.data);
+    /* the same latent, scaled into range, decodes and upscales */
+    for (int64_t i = 0; i < latup_tensor_numel(&x); i++) x.data[i] *= 1e-38f;
+    assert_int_equal(latup_lua_upscale(m, &x, 2, &y, NULL), LATUP_OK);
+    latup_tensor_free(&y);
+    assert_int_equal(latup_vae_decode(v, &x, &y, NULL), LATUP_OK);
+    latup_tensor_free(&y);
+    latup_tensor_free(&x);
+    latup_vae_free(v);
+    latup_lua_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lua_size_edges),
+        cmocka_unit_test(test_nonfinite_outputs_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
