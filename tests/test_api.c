@@ -309,6 +309,16 @@ static void test_cgroup_limits(void **state) {
     assert_int_equal(latup_cgroup_memory_limit(root, proc), 0);
     assert_int_equal(latup_cgroup_memory_limit(root, tmp_path("nope")), 0);
 
+    /* nothing left open: the lowest free descriptor is the same after many reads */
+    write_text(proc, "0::/slurm/job_7\n4:memory:/docker/abc\n");
+    const int fd0 = dup(0);
+    assert_true(fd0 >= 0);
+    close(fd0);
+    for (int i = 0; i < 50; i++) latup_cgroup_memory_limit(root, proc);
+    const int fd1 = dup(0);
+    close(fd1);
+    assert_int_equal(fd1, fd0);
+
     /* the real default stays within physical memory */
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
     assert_true(latup_default_max_memory() <= (size_t)pages * (size_t)psz);
