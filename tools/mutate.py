@@ -558,11 +558,11 @@ def sh(cmd, cwd, timeout, env=None, cpu_limit=None):
     return rc, outb.decode("utf-8", "replace"), time.time() - t0
 
 
-def copy_tree(dst):
+def copy_tree(src, dst):
     if os.path.exists(dst):
         shutil.rmtree(dst)
     skip = {".git", "build-san", "build-fuzz", "build-cuda", "build-cuda-san", ".venv", "__pycache__"}
-    shutil.copytree(ROOT, dst, symlinks=True, ignore=lambda d, names: [n for n in names if n in skip])
+    shutil.copytree(src, dst, symlinks=True, ignore=lambda d, names: [n for n in names if n in skip])
 
 
 # A swapped pair of arguments of different types is a compile error, not a mutant.
@@ -669,7 +669,7 @@ def cmd_run(args):
     log("mutate: %d mutants to run (%d equivalent, not run); %d workers in %s/w*; tests %s" %
         (len(todo), len(equiv), len(workers), WORK, " ".join(all_tests)))
 
-    copy_tree(workers[0].dir)
+    copy_tree(args.source, workers[0].dir)
     rc, out = workers[0].build(all_tests)
     if rc != 0:
         sys.exit("mutate: the unmutated tree does not build:\n" + out[-3000:])
@@ -799,6 +799,7 @@ def main():
     r.add_argument("--jobs", type=int, default=2)
     r.add_argument("--area", default="")
     r.add_argument("--ids", default="")
+    r.add_argument("--source", default=ROOT, help="the tree to copy (default: this one)")
     r.add_argument("--skip-tests", default="", help="leave these test binaries out of every plan")
     r.add_argument("--report", default=os.path.join(ROOT, "build", "mutate", "report.txt"))
     sub.add_parser("check", help="every mutant still finds its line")
