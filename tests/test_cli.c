@@ -602,6 +602,44 @@ static void test_compare_order(void **state) {
     free(text);
 }
 
+/* Many tensors (past the listing's first 64 slots), a first one only on one side and one only on
+ * the other: every shared tensor compared, the counts exact. */
+static void test_compare_many(void **state) {
+    (void)state;
+    mkdir(tmp_path("many_a"), 0755);
+    mkdir(tmp_path("many_b"), 0755);
+    latup_tensor t;
+    int64_t shape[1] = {3};
+    assert_int_equal(latup_tensor_alloc(&t, 1, shape), LATUP_OK);
+    for (int i = 0; i < 150; i++) {
+        char a[64], b[64];
+        snprintf(a, sizeof a, "many_a/t%03d.npy", i);
+        snprintf(b, sizeof b, "many_b/t%03d.npy", i + 1);
+        t.data[0] = (float)i, t.data[1] = t.data[2] = 0.5f;
+        assert_int_equal(latup_npy_write(tmp_path(a), &t), LATUP_OK); /* a: t000..t149 */
+        t.data[0] = (float)(i + 1) + (i + 1 == 140 ? 0.5f : 0.0f);
+        assert_int_equal(latup_npy_write(tmp_path(b), &t), LATUP_OK); /* b: t001..t150, t140 differs */
+    }
+    FILE *f = fopen(tmp_path("many_a/dump_order.txt"), "w");
+    for (int i = 0; i < 150; i++) fprintf(f, "t%03d\n", i);
+    fclose(f);
+    latup_tensor_free(&t);
+    char out[600];
+    snprintf(out, sizeof out, "%s/many.txt", g_dir);
+    const char *c[] = {"compare", tmp_path("many_a"), tmp_path("many_b"), "--quiet", NULL};
+    assert_int_equal(run_cli_io(g_dir, c, NULL, NULL, out, g_stderr, sizeof g_stderr), 10);
+    size_t n;
+    char *text = (char *)slurp(out, &n);
+    text[n] = '\0';
+    printf("%s", text);
+    assert_non_null(strstr(text, "compare: 149 tensors in both, 1 over the tolerance"));
+    assert_non_null(strstr(text, "first: t140;"));
+    assert_non_null(strstr(text, "; 1 only in "));
+    assert_non_null(strstr(text, "many_a: t000\n"));
+    assert_non_null(strstr(text, "many_b: t150\n"));
+    free(text);
+}
+
 /* ---- --dry-run --json, version, help ------------------------------------------------------------------- */
 
 static void test_dry_run_json(void **state) {
@@ -667,7 +705,7 @@ int main(void) {
         cmocka_unit_test(test_batches_and_inputs),
         cmocka_unit_test(test_png16),
         cmocka_unit_test(test_dump_and_compare),
-        cmocka_unit_test(test_compare_order),
+        cmocka_unit_test(test_compare_order), cmocka_unit_test(test_compare_many),
         cmocka_unit_test(test_dry_run_json),
         cmocka_unit_test(test_version_and_help),
     };

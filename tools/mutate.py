@@ -775,6 +775,32 @@ def report(todo, equiv, results, secs, args):
     return "\n".join(r) + "\n"
 
 
+LOG_LINE = re.compile(r"^([A-Z]\d{3})\s+(killed|survived|stillborn|stale)\s+([\d.]+) s\s+\S+ \S+ `.*?` -> `.*?`\s*(.*)$")
+
+
+def cmd_report(args):
+    """The report of a run (or of the part of one that finished) from its log: several logs may be
+    given, a later verdict for a mutant replacing an earlier one (a rerun of the survivors)."""
+    mutants = read_list()
+    results, secs = {}, 0.0
+    for path in args.logs:
+        for line in open(path):
+            m = LOG_LINE.match(line.rstrip("\n"))
+            if m:
+                results[m.group(1)] = (m.group(2), m.group(4), float(m.group(3)))
+            w = re.match(r"mutation run: .*?, (\d+) s wall", line)
+            if w:
+                secs += float(w.group(1))
+    equiv = [m for m in mutants if m["status"] != "-"]
+    todo = [m for m in mutants if m["status"] == "-" and m["id"] in results]
+    args.sample, args.jobs = 0, 2
+    sys.stdout.write(report(todo, equiv, results, secs, args))
+    missing = [m["id"] for m in mutants if m["status"] == "-" and m["id"] not in results]
+    if missing:
+        sys.stdout.write("not in the logs (not run): %d: %s\n" % (len(missing), " ".join(missing)))
+    return 0
+
+
 def cmd_check(_args):
     bad = 0
     for m in read_list():
@@ -803,11 +829,13 @@ def main():
     r.add_argument("--skip-tests", default="", help="leave these test binaries out of every plan")
     r.add_argument("--report", default=os.path.join(ROOT, "build", "mutate", "report.txt"))
     sub.add_parser("check", help="every mutant still finds its line")
+    rp = sub.add_parser("report", help="a report from run logs (a later log's verdict wins)")
+    rp.add_argument("logs", nargs="+")
     args = ap.parse_args()
     if args.cmd == "generate":
         write_list(generate(args.seed, args.per_area), sys.stdout, args.seed)
         return 0
-    return cmd_run(args) if args.cmd == "run" else cmd_check(args)
+    return {"run": cmd_run, "check": cmd_check, "report": cmd_report}[args.cmd](args)
 
 
 if __name__ == "__main__":
