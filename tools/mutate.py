@@ -74,7 +74,7 @@ PLANS = {
          ("test_lua_golden", "test_golden_all_cases,test_golden_one_thread,test_pth_twins_bit_identical,"
                              "test_negative_control,test_bad_inputs"),
          ("test_vae_golden", "test_vae_small_all_namings,test_vae_tiled,test_vae_load_errors")],
-        [("test_vae_golden", "test_vae_real_widths"), ("test_lua_golden", "test_golden_band_split")],
+        [("test_vae_golden", "test_vae_real_widths")],
     ],
     "readers": [
         [("test_npy", None), ("test_safetensors", None), ("test_corpus", None), ("test_fileio", None),
@@ -89,9 +89,9 @@ PLANS = {
         [("test_cli", None)],
     ],
     "tiling": [
-        [("test_tiling", None), ("test_model_edges", None), ("test_vae_golden", "test_vae_tiled,test_vae_tiled_golden"),
+        [("test_tiling", None), ("test_model_edges", None), ("test_vae_golden", "test_vae_tiled"),
          ("test_cli_contract", None)],
-        [("test_vae_golden", "test_vae_budget,test_vae_small_all_namings")],
+        [("test_vae_golden", "test_vae_tiled_golden,test_vae_budget,test_vae_small_all_namings")],
     ],
 }
 # Test binaries that compile CLI sources into themselves (the others only exec build/latup).
@@ -590,7 +590,8 @@ class Worker:
 
     def run_test(self, binary, names, limits):
         """limits: (cpu seconds per process, wall seconds)."""
-        env = dict(os.environ, OMP_NUM_THREADS="1")
+        # passive waits: a test that asks for 2 threads must not spin while the machine is busy
+        env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
         if names:
             env["MUTATE_TESTS"], env["LD_PRELOAD"] = names, self.shim
         return sh(["build/tests/" + binary], self.dir, limits[1], env, cpu_limit=limits[0])
@@ -683,7 +684,7 @@ def cmd_run(args):
     keys = list(dict.fromkeys(k for a in areas for tier in PLANS[a] for k in tier))
 
     def baseline(w):
-        while True:
+        while not args.no_baseline:
             with lock:
                 if not keys:
                     return
@@ -698,6 +699,8 @@ def cmd_run(args):
     threads = [threading.Thread(target=baseline, args=(w,)) for w in workers]
     [t.start() for t in threads]
     [t.join() for t in threads]
+    for k in keys if args.no_baseline else []:
+        timeouts[k] = (150.0, 1200.0)
     if failures:
         sys.exit("mutate: tests fail on the unmutated tree: " + "\n".join(failures))
     log("mutate: baseline done in %.0f s" % (time.time() - t_start))
@@ -826,6 +829,8 @@ def main():
     r.add_argument("--area", default="")
     r.add_argument("--ids", default="")
     r.add_argument("--source", default=ROOT, help="the tree to copy (default: this one)")
+    r.add_argument("--no-baseline", action="store_true",
+                   help="skip the run of the plans on the unmutated tree; limits of 150 s CPU, 1200 s wall")
     r.add_argument("--skip-tests", default="", help="leave these test binaries out of every plan")
     r.add_argument("--report", default=os.path.join(ROOT, "build", "mutate", "report.txt"))
     sub.add_parser("check", help="every mutant still finds its line")
