@@ -600,6 +600,29 @@ static void test_compare_order(void **state) {
     text[n] = '\0';
     assert_non_null(strstr(text, "first: z;")); /* the order file */
     free(text);
+    /* modification time, not the name: c, b, a written in that order, b and a differ */
+    mkdir(tmp_path("ord_c"), 0755);
+    mkdir(tmp_path("ord_d"), 0755);
+    assert_int_equal(latup_tensor_alloc(&t, 1, shape), LATUP_OK);
+    const char *rev[3] = {"c", "b", "a"};
+    for (int i = 0; i < 3; i++) {
+        char a[64], b[64];
+        snprintf(a, sizeof a, "ord_c/%s.npy", rev[i]);
+        snprintf(b, sizeof b, "ord_d/%s.npy", rev[i]);
+        t.data[0] = 1.0f;
+        assert_int_equal(latup_npy_write(tmp_path(a), &t), LATUP_OK);
+        t.data[0] = i ? 2.0f : 1.0f;
+        assert_int_equal(latup_npy_write(tmp_path(b), &t), LATUP_OK);
+        const struct timespec when[2] = {{1000000 + i, 0}, {1000000 + i, 0}};
+        assert_int_equal(utimensat(AT_FDCWD, tmp_path(a), when, 0), 0);
+    }
+    latup_tensor_free(&t);
+    const char *c2[] = {"compare", tmp_path("ord_c"), tmp_path("ord_d"), NULL};
+    assert_int_equal(run_cli_io(g_dir, c2, NULL, NULL, out, g_stderr, sizeof g_stderr), 10);
+    text = (char *)slurp(out, &n);
+    text[n] = '\0';
+    assert_non_null(strstr(text, "first: b;")); /* c, b, a by time; a first by name */
+    free(text);
 }
 
 /* Many tensors (past the listing's first 64 slots), a first one only on one side and one only on
@@ -660,6 +683,13 @@ static void test_dry_run_json(void **state) {
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) assert_non_null(strstr(j, keys[k]));
     long long peak = atoll(strstr(j, "\"peak\": ") + 8);
     assert_true(peak > 1000000);
+    /* the peak holds both models' weights: at least the two plans' "weights" of the first item */
+    const char *w1 = strstr(j, "\"weights\": "), *w2 = w1 ? strstr(w1 + 1, "\"weights\": ") : NULL;
+    assert_true(w1 && w2);
+    const unsigned long long top = strtoull(strstr(j, "\"peak\": ") + 8, NULL, 10);
+    assert_true(top >= strtoull(w1 + 11, NULL, 10) + strtoull(w2 + 11, NULL, 10));
+    assert_true(top < (1ull << 40)); /* and no wrapped subtraction in it */
+    assert_true(atoll(w1 + 11) > 0 && atoll(w2 + 11) > 0);
     free(j);
     assert_false(exists(tmp_path("never"))); /* nothing written, no directory made */
     assert_string_equal(g_stderr, "");
