@@ -1294,6 +1294,11 @@ static void test_pickle_budget(void **state) {
     bb_add(&b, c.b, c.n);
     pk_expect(&b, need, NULL);
     pk_expect(&c, need - 1, "the budget");
+    /* every value the machine makes is charged: one more int (pushed, then popped) costs one value */
+    pk_begin(&b), pk_op(&b, '}'), pk_op(&b, '.');
+    const size_t base = pk_expect(&b, SIZE_MAX, NULL);
+    pk_begin(&b), pk_op(&b, '}'), pk_op(&b, 'K'), pk_op(&b, 5), pk_op(&b, '0'), pk_op(&b, '.');
+    assert_int_equal(pk_expect(&b, SIZE_MAX, NULL), base + sizeof(latup_pk));
 }
 
 /* A .pth whose pickle is b (no storage): must load, or fail with phrase. */

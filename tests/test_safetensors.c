@@ -966,6 +966,28 @@ static void test_json_duplicates_every_size(void **state) {
     printf("  %d objects with one duplicate key (2 to 40 keys), each refused\n", checked);
 }
 
+/* Real numbers read exactly as written, a short one after a long one too (each is parsed from its
+ * own terminated copy). */
+static void test_json_reals(void **state) {
+    (void)state;
+    const char *text = "{\"a\": 1.2345678901, \"b\": 2.5, \"c\": [-0.125e1, 7.75, 3e2, 1.2345678901e-3, 0.5]}";
+    const double want[] = {1.2345678901, 2.5, -1.25, 7.75, 300.0, 1.2345678901e-3, 0.5};
+    latup_json_doc doc;
+    assert_int_equal(latup_json_parse(text, strlen(text), 0, &doc), LATUP_OK);
+    int k = 0;
+    for (const latup_json *v = doc.root->u.kids.first; v; v = v->next) {
+        const latup_json *e = v->type == LATUP_JSON_ARRAY ? v->u.kids.first : v;
+        for (; e; e = v->type == LATUP_JSON_ARRAY ? e->next : NULL) {
+            assert_int_equal(e->type, LATUP_JSON_REAL);
+            printf("  %s: %.12g (want %.12g)\n", v->key, e->u.d, want[k]);
+            assert_true(e->u.d == want[k]);
+            k++;
+        }
+    }
+    assert_int_equal(k, 7);
+    latup_json_free(&doc);
+}
+
 /* LATUP_JSON_MAX_DEPTH nested containers parse, one more is refused; the value cap likewise. */
 static void test_json_limits_at_edges(void **state) {
     (void)state;
@@ -1164,7 +1186,7 @@ int main(void) {
         cmocka_unit_test(test_truncation_sweep),
         cmocka_unit_test(test_byte_flip_fuzz),
         cmocka_unit_test(test_json_duplicates_every_size),
-        cmocka_unit_test(test_json_limits_at_edges),
+        cmocka_unit_test(test_json_limits_at_edges), cmocka_unit_test(test_json_reals),
         cmocka_unit_test(test_header_limit_at_edge),
         cmocka_unit_test(test_lazy_load),
         cmocka_unit_test(test_stream_sized_by_header),
