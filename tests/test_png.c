@@ -1010,6 +1010,8 @@ static void test_write_failures(void **state) {
     uint8_t px[3] = {0};
     assert_int_equal(latup_png_write_rgb8(out, px, 1, 65536), LATUP_E_USAGE);
     assert_int_equal(latup_png_write_rgb8(out, px, 0, 1), LATUP_E_USAGE);
+    /* the size is refused before the file system is touched: a usage error, not an i/o one */
+    assert_int_equal(latup_png_write_rgb8("/nonexistent-latup-dir/x.png", px, 0, 1), LATUP_E_USAGE);
     assert_int_equal(latup_png_write(out, &t, LATUP_PIXELS_UNIT, 12), LATUP_E_USAGE);
     assert_int_equal(count_entries(sub), 2);
 
