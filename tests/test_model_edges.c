@@ -83,10 +83,44 @@ static void test_nonfinite_outputs_refused(void **state) {
     latup_lua_free(m);
 }
 
+/* The latent families by name (and none for an unknown one); a packed FLUX latent refused leaves
+ * the output empty, whatever the caller's struct held. */
+static void test_latent_helpers(void **state) {
+    (void)state;
+    static const struct {
+        const char *name;
+        int channels;
+    } fam[] = {{"sd", 4}, {"sdxl", 4}, {"sd3", 16}, {"flux", 16}};
+    for (int k = 0; k < 4; k++) {
+        const latup_latent_family *f = latup_latent_family_find(fam[k].name);
+        assert_non_null(f);
+        assert_string_equal(f->name, fam[k].name);
+        assert_int_equal(f->channels, fam[k].channels);
+    }
+    assert_null(latup_latent_family_find("sd4"));
+    assert_null(latup_latent_family_find(""));
+    latup_tensor packed, out;
+    const int64_t s[3] = {1, 6, 64};
+    assert_int_equal(latup_tensor_alloc(&packed, 3, s), LATUP_OK);
+    float junk = 0;
+    const int bad[][2] = {{4, 4}, {5, 4}, {0, 0}};
+    for (int k = 0; k < 3; k++) {
+        out.data = &junk, out.ndim = 9;
+        assert_true(latup_flux_unpack(&packed, bad[k][0], bad[k][1], &out) != LATUP_OK);
+        assert_null(out.data);
+        assert_int_equal(out.ndim, 0);
+    }
+    assert_int_equal(latup_flux_unpack(&packed, 4, 6, &out), LATUP_OK);
+    assert_int_equal(out.shape[1], 16);
+    latup_tensor_free(&out);
+    latup_tensor_free(&packed);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lua_size_edges),
         cmocka_unit_test(test_nonfinite_outputs_refused),
+        cmocka_unit_test(test_latent_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
