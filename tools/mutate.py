@@ -575,26 +575,31 @@ class Worker:
         self.shim = shim
         self.times = {}
 
-    def build(self, tests, mutated_file=None):
-        """make the CLI and the test binaries. Tests that only exec build/latup are not recompiled
-        for a change in a CLI source (make -o), the others are."""
+    def build(self, tests, san=False):
+        """make the CLI and the test binaries (san: the SANITIZE=1 build, in build-san/). Tests
+        that only exec latup are not recompiled for a change in a CLI source (make -o)."""
         cli_srcs = [f for f in AREA_FILES["cli"] if f.startswith("src/cli/")] + ["fuzz/fuzz_cli_opts.c"]
-        inc = ["build/tests/" + t for t in tests if t in CLI_INCLUDERS]
-        rest = ["build/tests/" + t for t in tests if t not in CLI_INCLUDERS]
-        make = ["make", "-j1", "CC=" + MUTANT_CC]
-        rc, out, _ = sh(make + ["build/latup", "build/liblatup.a"] + inc, self.dir, 600)
+        b = "build-san" if san else "build"
+        inc = [b + "/tests/" + t for t in tests if t in CLI_INCLUDERS]
+        rest = [b + "/tests/" + t for t in tests if t not in CLI_INCLUDERS]
+        make = ["make", "-j1", "CC=" + MUTANT_CC] + (["SANITIZE=1"] if san else [])
+        rc, out, _ = sh(make + [b + "/latup", b + "/liblatup.a"] + inc, self.dir, 1800)
         if rc == 0 and rest:
             rc, out2, _ = sh(make + sum([["-o", f] for f in cli_srcs], []) + rest, self.dir, 600)
             out += out2
         return rc, out
 
-    def run_test(self, binary, names, limits):
+    def run_test(self, binary, names, limits, san=False):
         """limits: (cpu seconds per process, wall seconds)."""
         # passive waits: a test that asks for 2 threads must not spin while the machine is busy
         env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
         if names:
             env["MUTATE_TESTS"], env["LD_PRELOAD"] = names, self.shim
-        return sh(["build/tests/" + binary], self.dir, limits[1], env, cpu_limit=limits[0])
+        if san:  # the shim is not an ASan library: let it come first
+            env["ASAN_OPTIONS"] = "verify_asan_link_order=0"
+            limits = (limits[0] * 4, limits[1] * 4)
+        return sh([("build-san" if san else "build") + "/tests/" + binary], self.dir, limits[1], env,
+                  cpu_limit=limits[0])
 
 
 def plan_tests(area):
@@ -611,13 +616,14 @@ def run_mutant(w, m, timeouts):
     try:
         with open(path, "w") as f:
             f.write(mutated)
-        rc, out = w.build(plan_tests(m["area"]))
+        san = m["status"].startswith("asan")
+        rc, out = w.build(plan_tests(m["area"]), san)
         if rc != 0:
             return "stillborn", last_error(out), time.time() - t0
         for tier in PLANS[m["area"]]:
             for binary, names in tier:
                 key = (binary, names)
-                rc, out, _ = w.run_test(binary, names, timeouts[key])
+                rc, out, _ = w.run_test(binary, names, timeouts[key], san)
                 if rc != 0:
                     what = ("timeout" if rc == "timeout" else "cpu limit" if rc == -signal.SIGXCPU
                             else "signal %d" % -rc if rc < 0 else "exit %d" % rc)
@@ -645,8 +651,8 @@ def cmd_run(args):
     if args.ids:
         want = set(args.ids.split(","))
         mutants = [m for m in mutants if m["id"] in want]
-    equiv = [m for m in mutants if m["status"] != "-"]
-    todo = [m for m in mutants if m["status"] == "-"]
+    equiv = [m for m in mutants if m["status"].startswith("equivalent")]
+    todo = [m for m in mutants if not m["status"].startswith("equivalent")]
     if args.skip_tests:  # e.g. the suite as it was before tests were added for the survivors
         skip = set(args.skip_tests.split(","))
         for a in PLANS:
@@ -656,6 +662,7 @@ def cmd_run(args):
         per = {a: [m for m in todo if m["area"] == a] for a in AREAS}
         n_area = max(1, args.sample // len([a for a in AREAS if per[a]]))
         todo = sum([sorted(rng.sample(per[a], min(n_area, len(per[a]))), key=lambda m: m["id"]) for a in AREAS], [])
+        todo = [m for m in todo if not m["status"].startswith("asan")] or todo  # no ASan build for a sample
         equiv = []
     t_start = time.time()
     os.makedirs(WORK, exist_ok=True)
@@ -771,6 +778,11 @@ def report(todo, equiv, results, secs, args):
                                                                m["repl"], m["site"][:90],
                                                                ("  [" + results[m["id"]][1] + "]") if verdict == "stillborn" else "")
                   for m in ms]
+    san = [m for m in todo if m["status"].startswith("asan")]
+    if san:
+        r.append("run in the SANITIZE=1 build (what make test SANITIZE=1 in CI would see):")
+        r += ["  %-5s %-9s %s:%s `%s` -> `%s`: %s" % (m["id"], results.get(m["id"], ("not run",))[0], m["file"],
+                                                   m["line"], m["orig"], m["repl"], m["status"]) for m in san]
     if equiv:
         r.append("equivalent (not run, not counted):")
         r += ["  %-5s %s:%s `%s` -> `%s`: %s" % (m["id"], m["file"], m["line"], m["orig"], m["repl"], m["status"])
@@ -794,11 +806,11 @@ def cmd_report(args):
             w = re.match(r"mutation run: .*?, (\d+) s wall", line)
             if w:
                 secs += float(w.group(1))
-    equiv = [m for m in mutants if m["status"] != "-"]
-    todo = [m for m in mutants if m["status"] == "-" and m["id"] in results]
+    equiv = [m for m in mutants if m["status"].startswith("equivalent")]
+    todo = [m for m in mutants if not m["status"].startswith("equivalent") and m["id"] in results]
     args.sample, args.jobs = 0, 2
     sys.stdout.write(report(todo, equiv, results, secs, args))
-    missing = [m["id"] for m in mutants if m["status"] == "-" and m["id"] not in results]
+    missing = [m["id"] for m in mutants if not m["status"].startswith("equivalent") and m["id"] not in results]
     if missing:
         sys.stdout.write("not in the logs (not run): %d: %s\n" % (len(missing), " ".join(missing)))
     return 0
