@@ -483,8 +483,10 @@ def generate(seed, per_area):
 
 def write_list(mutants, f, seed):
     f.write("# tools/mutants.txt — latup's mutants for tools/mutate.py (issue 9). Made by\n"
-            "# `tools/mutate.py generate --seed %d`, then reviewed: a status other than '-' says why the\n"
-            "# mutant is equivalent (no observable difference; not run, not counted). One mutant a line,\n"
+            "# `tools/mutate.py generate --seed %d`, then reviewed. Status: '-' (run in the plain build);\n"
+            "# 'equivalent: why' (no observable difference: not run, not counted); 'asan: why' (a memory error\n"
+            "# or leak only a sanitizer sees: run in the SANITIZE=1 build, as CI's make test SANITIZE=1 would).\n"
+            "# One mutant a line,\n"
             "# tab-separated: id, area, operator, file, line, column in the stripped line, original text,\n"
             "# replacement, status, the stripped line itself (to find it again when lines move).\n" % seed)
     f.write("#" + "\t".join(FIELDS) + "\n")
@@ -561,7 +563,7 @@ def sh(cmd, cwd, timeout, env=None, cpu_limit=None):
 def copy_tree(src, dst):
     if os.path.exists(dst):
         shutil.rmtree(dst)
-    skip = {".git", "build-san", "build-fuzz", "build-cuda", "build-cuda-san", ".venv", "__pycache__"}
+    skip = {".git", "build-fuzz", "build-cuda", "build-cuda-san", ".venv", "__pycache__", "mutate"}
     shutil.copytree(src, dst, symlinks=True, ignore=lambda d, names: [n for n in names if n in skip])
 
 
