@@ -208,6 +208,13 @@ static void test_tile_plan_edges(void **state) {
     expect_plan(20, 12, 20, 5, LATUP_OK, 0, 0, 0);
     expect_plan(12, 20, 20, 0, LATUP_OK, 0, 0, 0);
     expect_plan(20, 12, 64, 0, LATUP_OK, 0, 0, 0);
+    /* latent sides 1..8192, checked before any plan */
+    expect_plan(0, 12, 0, 0, LATUP_E_INPUT, 0, 0, 0);
+    expect_plan(12, 0, 8, 0, LATUP_E_INPUT, 0, 0, 0);
+    expect_plan(8193, 4, 0, 0, LATUP_E_INPUT, 0, 0, 0);
+    expect_plan(4, 8193, 16, 0, LATUP_E_INPUT, 0, 0, 0);
+    expect_plan(8192, 4, 0, 0, LATUP_OK, 0, 0, 0);
+    expect_plan(1, 1, 0, 0, LATUP_OK, 0, 0, 0);
     /* refused before anything is decoded */
     latup_tensor z = random_latent(1, 16, 6, 6, 3), img;
     latup_decode_opts o = {.tile = 3};
