@@ -203,6 +203,7 @@ static void test_tile_plan_edges(void **state) {
     expect_plan(20, 12, 4, 3, LATUP_OK, 1, 4, 3);
     expect_plan(20, 12, 4, 4, LATUP_E_USAGE, 0, 0, 0);
     expect_plan(20, 12, 8, 0, LATUP_OK, 1, 8, 2);
+    expect_plan(20, 12, 8, 1, LATUP_OK, 1, 8, 1);
     expect_plan(20, 12, 13, 0, LATUP_OK, 1, 13, 3);
     expect_plan(20, 12, 19, 5, LATUP_OK, 1, 19, 5);
     expect_plan(20, 12, 20, 5, LATUP_OK, 0, 0, 0);
@@ -302,6 +303,11 @@ static void test_budget_edges(void **state) {
             assert_int_equal(b.tile, T - 8);
         }
     }
+    /* tiles given: refused when their own peak is over the budget, accepted at it */
+    const latup_decode_plan t16 = plan_for(h, w, 16, 0, LATUP_OK);
+    assert_int_equal(plan_for(h, w, 16, t16.peak, LATUP_OK).tile, 16);
+    plan_for(h, w, 16, t16.peak - 1, LATUP_E_NOMEM);
+    assert_non_null(strstr(latup_last_error(), "tiles of 16 latent pixels need"));
     /* below tile 8's peak: refused, naming tile 8's numbers and the exact decode's */
     const latup_decode_plan t8 = plan_for(h, w, 8, 0, LATUP_OK);
     plan_for(h, w, 0, t8.peak - 1, LATUP_E_NOMEM);
