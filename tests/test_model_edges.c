@@ -83,6 +83,30 @@ static void test_nonfinite_outputs_refused(void **state) {
     latup_lua_free(m);
 }
 
+/* A latent of rank 1 or 2 is refused, naming the shapes accepted, in the VAE and in LUA. */
+static void test_latent_rank(void **state) {
+    (void)state;
+    latup_vae *v = NULL;
+    latup_lua *m = NULL;
+    assert_int_equal(latup_vae_load(VAE_FLUX, &v), LATUP_OK);
+    assert_int_equal(latup_lua_load(LUA_SMALL, &m), LATUP_OK);
+    latup_tensor x, y;
+    const int64_t s2[2] = {16, 64};
+    assert_int_equal(latup_tensor_alloc(&x, 2, s2), LATUP_OK);
+    for (int nd = 2; nd >= 1; nd--) {
+        x.ndim = nd;
+        assert_int_equal(latup_vae_decode(v, &x, &y, NULL), LATUP_E_INPUT);
+        assert_non_null(strstr(latup_last_error(), "expected [C,H,W] or [B,C,H,W]"));
+        assert_null(y.data);
+        assert_int_equal(latup_lua_upscale(m, &x, 2, &y, NULL), LATUP_E_INPUT);
+        assert_non_null(strstr(latup_last_error(), "expected [C,H,W] or [B,C,H,W]"));
+    }
+    x.ndim = 2;
+    latup_tensor_free(&x);
+    latup_lua_free(m);
+    latup_vae_free(v);
+}
+
 /* The latent families by name (and none for an unknown one); a packed FLUX latent refused leaves
  * the output empty, whatever the caller's struct held. */
 static void test_latent_helpers(void **state) {
@@ -121,6 +145,7 @@ int main(void) {
         cmocka_unit_test(test_lua_size_edges),
         cmocka_unit_test(test_nonfinite_outputs_refused),
         cmocka_unit_test(test_latent_helpers),
+        cmocka_unit_test(test_latent_rank),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
