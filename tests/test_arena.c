@@ -42,6 +42,9 @@ static void test_count_then_run(void **state) {
     pass(&a, 100, 0, &keep);
     assert_non_null(keep);
     assert_int_equal(latup_arena_check(&a), LATUP_OK);
+    /* the real pass reaches exactly the counted high-water mark: the plan after it is the same */
+    assert_int_equal(a.peak, 128 + 320);
+    assert_int_equal(latup_arena_bytes(&a), (448 + 208 + 16) * sizeof(float));
     latup_mem_plan p;
     latup_arena_plan(&a, &p);
     assert_int_equal(p.n_takes, 3); /* slot, keep, scratch */
