@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "latup.h"
+#include "ops/kernels.h"
 
 #define LUA_SMALL "ref_data/small/model.safetensors.gz" /* window 8, heads x2 and x4, 16 channels */
 #define VAE_FLUX "ref_data/vae/flux_small.ldm.safetensors.gz"
@@ -140,12 +141,43 @@ static void test_latent_helpers(void **state) {
     latup_tensor_free(&packed);
 }
 
+/* Two kernel contracts no model reaches (kernels.h): window attention handed scratch for less than
+ * one N x N score matrix refuses (LATUP_E_INTERNAL) and writes nothing; GroupNorm statistics with
+ * groups that do not divide C (or none) write nothing. */
+static void test_kernel_refusals(void **state) {
+    (void)state;
+    enum { nW = 1, N = 4, nH = 2, hd = 3, C = nH * hd };
+    float qkv[nW * N * 3 * C], bias[nH * N * N], out[nW * N * C], scratch[N * N];
+    for (size_t i = 0; i < sizeof qkv / sizeof qkv[0]; i++) qkv[i] = (float)(i % 7) * 0.1f;
+    memset(bias, 0, sizeof bias);
+    for (size_t i = 0; i < sizeof out / sizeof out[0]; i++) out[i] = 42.0f;
+    assert_int_equal(latup_window_attention_forward(out, qkv, bias, NULL, nW, N, nH, hd, 0.5f, scratch, N * N - 1, 1),
+                     LATUP_E_INTERNAL);
+    assert_non_null(strstr(latup_last_error(), "holds no 4x4 score matrix"));
+    assert_int_equal(latup_window_attention_forward(out, qkv, bias, NULL, nW, N, nH, hd, 0.5f, NULL, N * N, 1),
+                     LATUP_E_INTERNAL);
+    for (size_t i = 0; i < sizeof out / sizeof out[0]; i++) assert_true(out[i] == 42.0f);
+    assert_int_equal(latup_window_attention_forward(out, qkv, bias, NULL, nW, N, nH, hd, 0.5f, scratch, N * N, 1),
+                     LATUP_OK);
+    float x[6 * 5], w[6] = {1, 1, 1, 1, 1, 1}, mean[6], scale[6];
+    for (int i = 0; i < 30; i++) x[i] = (float)i;
+    const int groups[] = {0, 4, -1};
+    for (int g = 0; g < 3; g++) {
+        for (int c = 0; c < 6; c++) mean[c] = scale[c] = 7.0f;
+        latup_groupnorm_affine(mean, scale, x, w, 6, 5, groups[g], 1e-6f);
+        for (int c = 0; c < 6; c++) assert_true(mean[c] == 7.0f && scale[c] == 7.0f);
+    }
+    latup_groupnorm_affine(mean, scale, x, w, 6, 5, 3, 1e-6f);
+    assert_true(mean[0] == 4.5f); /* channels 0-1: 0..9 */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lua_size_edges),
         cmocka_unit_test(test_nonfinite_outputs_refused),
         cmocka_unit_test(test_latent_helpers),
         cmocka_unit_test(test_latent_rank),
+        cmocka_unit_test(test_kernel_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
