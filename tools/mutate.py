@@ -26,7 +26,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIST = os.path.join(ROOT, "tools", "mutants.txt")
-WORK = "/tmp/latup-mutate"
+WORK = os.environ.get("LATUP_MUTATE_WORK", "/tmp/latup-mutate")
 
 # ---- areas: the files (and, for vae.c, the functions) each area owns ----------------------------
 
