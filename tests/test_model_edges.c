@@ -169,6 +169,9 @@ static void test_kernel_refusals(void **state) {
     }
     latup_groupnorm_affine(mean, scale, x, w, 6, 5, 3, 1e-6f);
     assert_true(mean[0] == 4.5f); /* channels 0-1: 0..9 */
+    /* a 1x1 conv is a plain product: it would like no scratch (a 3x3 one does) */
+    assert_int_equal(latup_conv2d_scratch_floats(64, 32, 32, 64, 1, NULL, NULL), 0);
+    assert_true(latup_conv2d_scratch_floats(64, 32, 32, 64, 3, NULL, NULL) > 0);
 }
 
 int main(void) {
