@@ -670,6 +670,12 @@ static void test_compare_many(void **state) {
 
 /* ---- --dry-run --json, version, help ------------------------------------------------------------------- */
 
+static unsigned long long num_after(const char *from, const char *key) {
+    const char *p = strstr(from, key);
+    assert_non_null(p);
+    return strtoull(p + strlen(key), NULL, 10);
+}
+
 static void test_dry_run_json(void **state) {
     (void)state;
     char out[600];
@@ -691,6 +697,31 @@ static void test_dry_run_json(void **state) {
     /* the peak holds both models' weights: at least the two plans' "weights" of the first item */
     const char *w1 = strstr(j, "\"weights\": "), *w2 = w1 ? strstr(w1 + 1, "\"weights\": ") : NULL;
     assert_true(w1 && w2);
+    /* the first item's peak holds the weights of both models and at least the larger stage: the
+     * upscale (input, its arena, the upscaled batch) or the decode (input, upscaled batch, image
+     * batch, one decode beyond its weights) */
+    {
+        const char *it = strstr(j, "\"items\": [");
+        const char *sh = strstr(it, "\"shape\": [") + 10;
+        unsigned long long numel = 1, B = 1, first = 0;
+        int nd = 0;
+        for (; *sh != ']'; nd++) {
+            const unsigned long long v = strtoull(sh + 1, (char **)&sh, 10);
+            if (nd == 0) first = v;
+            numel *= v;
+        }
+        if (nd == 4) B = first;
+        const unsigned long long ipeak = num_after(it, "\"peak\": "), in = numel * 4;
+        const char *up = strstr(it, "\"upscale\": "), *dec = strstr(it, "\"decode\": ");
+        const unsigned long long a1 = num_after(up, "\"arena\": "), w1_ = num_after(up, "\"weights\": "),
+                                 o1 = num_after(up, "\"output\": ");
+        const unsigned long long dp = num_after(dec, "\"peak\": "), w2_ = num_after(dec, "\"weights\": "),
+                                 o2 = num_after(dec, "\"output\": ");
+        const unsigned long long s1 = in + a1 + B * o1, s2 = in + B * o1 + B * o2 + (dp - w2_);
+        printf("item peak %llu = weights %llu + %llu + max(upscale %llu, decode %llu)\n", ipeak, w1_, w2_, s1, s2);
+        assert_true(ipeak >= w1_ + w2_ + (s1 > s2 ? s1 : s2)); /* both models' weights held */
+        assert_true(ipeak <= w1_ + w2_ + s1 + s2);
+    }
     const unsigned long long top = strtoull(strstr(j, "\"peak\": ") + 8, NULL, 10);
     assert_true(top >= strtoull(w1 + 11, NULL, 10) + strtoull(w2 + 11, NULL, 10));
     assert_true(top < (1ull << 40)); /* and no wrapped subtraction in it */

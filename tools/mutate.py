@@ -709,7 +709,7 @@ def cmd_run(args):
     [t.start() for t in threads]
     [t.join() for t in threads]
     for k in keys if args.no_baseline else []:
-        timeouts[k] = (150.0, 1200.0)
+        timeouts[k] = (150.0, 300.0)
     if failures:
         sys.exit("mutate: tests fail on the unmutated tree: " + "\n".join(failures))
     log("mutate: baseline done in %.0f s" % (time.time() - t_start))
@@ -844,7 +844,7 @@ def main():
     r.add_argument("--ids", default="")
     r.add_argument("--source", default=ROOT, help="the tree to copy (default: this one)")
     r.add_argument("--no-baseline", action="store_true",
-                   help="skip the run of the plans on the unmutated tree; limits of 150 s CPU, 1200 s wall")
+                   help="skip the run of the plans on the unmutated tree; limits of 150 s CPU, 300 s wall")
     r.add_argument("--skip-tests", default="", help="leave these test binaries out of every plan")
     r.add_argument("--report", default=os.path.join(ROOT, "build", "mutate", "report.txt"))
     sub.add_parser("check", help="every mutant still finds its line")
