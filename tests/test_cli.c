@@ -713,6 +713,8 @@ static void test_dry_run_json(void **state) {
         if (nd == 4) B = first;
         const unsigned long long ipeak = num_after(it, "\"peak\": "), in = numel * 4;
         const char *up = strstr(it, "\"upscale\": "), *dec = strstr(it, "\"decode\": ");
+        assert_true(up && dec && up < dec);
+        assert_true(strstr(up, "\"plan\": {\"arena\": ") < dec); /* the upscale's own plan */
         const unsigned long long a1 = num_after(up, "\"arena\": "), w1_ = num_after(up, "\"weights\": "),
                                  o1 = num_after(up, "\"output\": ");
         const unsigned long long dp = num_after(dec, "\"peak\": "), w2_ = num_after(dec, "\"weights\": "),
