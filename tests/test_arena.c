@@ -60,6 +60,25 @@ static void test_count_then_run(void **state) {
     latup_arena_free(&a);
 }
 
+/* With a slot below the stack, a large scratch then a small one: the real pass's high-water mark
+ * stays the large one, as counted (the plan after a run is the plan). */
+static void test_peak_with_slot(void **state) {
+    (void)state;
+    latup_arena a;
+    for (int run = 0; run < 2; run++) {
+        if (run) assert_int_equal(latup_arena_begin_run(&a, "test arena"), LATUP_OK);
+        else latup_arena_begin_count(&a);
+        latup_arena_slot(&a, 0, 1000, "slot");
+        size_t m = latup_arena_mark(&a);
+        latup_arena_take(&a, 500, "big");
+        latup_arena_release(&a, m);
+        latup_arena_take(&a, 10, "small");
+        assert_int_equal(a.st, LATUP_OK);
+        assert_int_equal(a.peak, 512 + 16); /* 500 rounded to 16, and its guard */
+    }
+    latup_arena_free(&a);
+}
+
 static void test_run_beyond_count(void **state) {
     (void)state;
     latup_arena a;
@@ -141,7 +160,7 @@ static void test_guards(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_count_then_run),
+        cmocka_unit_test(test_count_then_run), cmocka_unit_test(test_peak_with_slot),
         cmocka_unit_test(test_run_beyond_count),
         cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_guards),
