@@ -12,6 +12,9 @@ SHELL := /bin/bash
 #   make bench-peers latup next to ONNX Runtime and PyTorch (tools/bench_peers.sh, PyPI venv)
 #   make demo       install missing packages, build, run the trained models on the demo latent
 #   make fuzz       libFuzzer targets in fuzz/ (clang), FUZZ_TIME seconds each
+#   make mutate     mutation testing (tools/mutate.py, tools/mutants.txt): about 200 planted bugs,
+#                   killed/survived per file and area; make mutate SAMPLE=1 (or mutate-sample): 40
+#                   of them (SEED=1), under 10 minutes. A tool, not part of CI or make test.
 #   make SANITIZE=1 ASan + UBSan build (into build-san/)
 #   make CUDA=1     also the CUDA path (src/cuda/, nvcc + cuBLAS), into build-cuda/ (docs/cuda.md)
 #   make clean
@@ -298,6 +301,15 @@ fuzz: $(FUZZ_BIN)
 	    build-fuzz/work/$$t fuzz/corpus/$$t 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" ; \
 	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz: $$t found a crash (build-fuzz/$$t-*)"; exit 1; }; \
 	done
+
+# Mutation testing (docs/testing.md): each mutant of tools/mutants.txt planted in a copy of the
+# tree under /tmp/latup-mutate, built, and run against its area's tests; report in build/mutate/.
+.PHONY: mutate mutate-sample
+SEED ?= 1
+mutate: all
+	nice -n 19 python3 tools/mutate.py run $(if $(filter 1,$(SAMPLE)),--sample 40 --seed $(SEED))
+mutate-sample:
+	$(MAKE) mutate SAMPLE=1
 
 clean:
 	rm -rf build build-san build-fuzz build-cuda build-cuda-san

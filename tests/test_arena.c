@@ -42,6 +42,9 @@ static void test_count_then_run(void **state) {
     pass(&a, 100, 0, &keep);
     assert_non_null(keep);
     assert_int_equal(latup_arena_check(&a), LATUP_OK);
+    /* the real pass reaches exactly the counted high-water mark: the plan after it is the same */
+    assert_int_equal(a.peak, 128 + 320);
+    assert_int_equal(latup_arena_bytes(&a), (448 + 208 + 16) * sizeof(float));
     latup_mem_plan p;
     latup_arena_plan(&a, &p);
     assert_int_equal(p.n_takes, 3); /* slot, keep, scratch */
@@ -54,6 +57,25 @@ static void test_count_then_run(void **state) {
     pass(&a, 100, 0, &again);
     assert_ptr_equal(again, keep);
     assert_int_equal(a.st, LATUP_OK);
+    latup_arena_free(&a);
+}
+
+/* With a slot below the stack, a large scratch then a small one: the real pass's high-water mark
+ * stays the large one, as counted (the plan after a run is the plan). */
+static void test_peak_with_slot(void **state) {
+    (void)state;
+    latup_arena a;
+    for (int run = 0; run < 2; run++) {
+        if (run) assert_int_equal(latup_arena_begin_run(&a, "test arena"), LATUP_OK);
+        else latup_arena_begin_count(&a);
+        latup_arena_slot(&a, 0, 1000, "slot");
+        size_t m = latup_arena_mark(&a);
+        latup_arena_take(&a, 500, "big");
+        latup_arena_release(&a, m);
+        latup_arena_take(&a, 10, "small");
+        assert_int_equal(a.st, LATUP_OK);
+        assert_int_equal(a.peak, 512 + 16); /* 500 rounded to 16, and its guard */
+    }
     latup_arena_free(&a);
 }
 
@@ -138,7 +160,7 @@ static void test_guards(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_count_then_run),
+        cmocka_unit_test(test_count_then_run), cmocka_unit_test(test_peak_with_slot),
         cmocka_unit_test(test_run_beyond_count),
         cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_guards),

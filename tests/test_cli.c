@@ -573,6 +573,11 @@ static void test_dump_and_compare(void **state) {
     mkdir(tmp_path("empty"), 0755);
     const char *e[] = {"compare", tmp_path("dumps/ref"), tmp_path("empty"), NULL};
     assert_int_equal(run_latup(e), 2);
+    /* a second directory that is not there: an i/o error naming it (and, under SANITIZE=1, the
+     * first one's listing freed: LeakSanitizer fails the run otherwise) */
+    const char *m[] = {"compare", tmp_path("dumps/ref"), tmp_path("not_there"), NULL};
+    assert_int_equal(run_latup(m), 4);
+    assert_non_null(strstr(g_stderr, "not_there"));
 }
 
 /* compare's forward order: dump_order.txt where there is one, else modification time. */
@@ -612,9 +617,76 @@ static void test_compare_order(void **state) {
     text[n] = '\0';
     assert_non_null(strstr(text, "first: z;")); /* the order file */
     free(text);
+    /* modification time, not the name: c, b, a written in that order, b and a differ */
+    mkdir(tmp_path("ord_c"), 0755);
+    mkdir(tmp_path("ord_d"), 0755);
+    assert_int_equal(latup_tensor_alloc(&t, 1, shape), LATUP_OK);
+    const char *rev[3] = {"c", "b", "a"};
+    for (int i = 0; i < 3; i++) {
+        char a[64], b[64];
+        snprintf(a, sizeof a, "ord_c/%s.npy", rev[i]);
+        snprintf(b, sizeof b, "ord_d/%s.npy", rev[i]);
+        t.data[0] = 1.0f;
+        assert_int_equal(latup_npy_write(tmp_path(a), &t), LATUP_OK);
+        t.data[0] = i ? 2.0f : 1.0f;
+        assert_int_equal(latup_npy_write(tmp_path(b), &t), LATUP_OK);
+        const struct timespec when[2] = {{1000000 + i, 0}, {1000000 + i, 0}};
+        assert_int_equal(utimensat(AT_FDCWD, tmp_path(a), when, 0), 0);
+    }
+    latup_tensor_free(&t);
+    const char *c2[] = {"compare", tmp_path("ord_c"), tmp_path("ord_d"), NULL};
+    assert_int_equal(run_cli_io(g_dir, c2, NULL, NULL, out, g_stderr, sizeof g_stderr), 10);
+    text = (char *)slurp(out, &n);
+    text[n] = '\0';
+    assert_non_null(strstr(text, "first: b;")); /* c, b, a by time; a first by name */
+    free(text);
+}
+
+/* Many tensors (past the listing's first 64 slots), a first one only on one side and one only on
+ * the other: every shared tensor compared, the counts exact. */
+static void test_compare_many(void **state) {
+    (void)state;
+    mkdir(tmp_path("many_a"), 0755);
+    mkdir(tmp_path("many_b"), 0755);
+    latup_tensor t;
+    int64_t shape[1] = {3};
+    assert_int_equal(latup_tensor_alloc(&t, 1, shape), LATUP_OK);
+    for (int i = 0; i < 150; i++) {
+        char a[64], b[64];
+        snprintf(a, sizeof a, "many_a/t%03d.npy", i);
+        snprintf(b, sizeof b, "many_b/t%03d.npy", i + 1);
+        t.data[0] = (float)i, t.data[1] = t.data[2] = 0.5f;
+        assert_int_equal(latup_npy_write(tmp_path(a), &t), LATUP_OK); /* a: t000..t149 */
+        t.data[0] = (float)(i + 1) + (i + 1 == 140 ? 0.5f : 0.0f);
+        assert_int_equal(latup_npy_write(tmp_path(b), &t), LATUP_OK); /* b: t001..t150, t140 differs */
+    }
+    FILE *f = fopen(tmp_path("many_a/dump_order.txt"), "w");
+    for (int i = 0; i < 150; i++) fprintf(f, "t%03d\n", i);
+    fclose(f);
+    latup_tensor_free(&t);
+    char out[600];
+    snprintf(out, sizeof out, "%s/many.txt", g_dir);
+    const char *c[] = {"compare", tmp_path("many_a"), tmp_path("many_b"), "--quiet", NULL};
+    assert_int_equal(run_cli_io(g_dir, c, NULL, NULL, out, g_stderr, sizeof g_stderr), 10);
+    size_t n;
+    char *text = (char *)slurp(out, &n);
+    text[n] = '\0';
+    printf("%s", text);
+    assert_non_null(strstr(text, "compare: 149 tensors in both, 1 over the tolerance"));
+    assert_non_null(strstr(text, "first: t140;"));
+    assert_non_null(strstr(text, "; 1 only in "));
+    assert_non_null(strstr(text, "many_a: t000\n"));
+    assert_non_null(strstr(text, "many_b: t150\n"));
+    free(text);
 }
 
 /* ---- --dry-run --json, version, help ------------------------------------------------------------------- */
+
+static unsigned long long num_after(const char *from, const char *key) {
+    const char *p = strstr(from, key);
+    assert_non_null(p);
+    return strtoull(p + strlen(key), NULL, 10);
+}
 
 static void test_dry_run_json(void **state) {
     (void)state;
@@ -634,6 +706,40 @@ static void test_dry_run_json(void **state) {
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) assert_non_null(strstr(j, keys[k]));
     long long peak = atoll(strstr(j, "\"peak\": ") + 8);
     assert_true(peak > 1000000);
+    /* the peak holds both models' weights: at least the two plans' "weights" of the first item */
+    const char *w1 = strstr(j, "\"weights\": "), *w2 = w1 ? strstr(w1 + 1, "\"weights\": ") : NULL;
+    assert_true(w1 && w2);
+    /* the first item's peak holds the weights of both models and at least the larger stage: the
+     * upscale (input, its arena, the upscaled batch) or the decode (input, upscaled batch, image
+     * batch, one decode beyond its weights) */
+    {
+        const char *it = strstr(j, "\"items\": [");
+        const char *sh = strstr(it, "\"shape\": [") + 10;
+        unsigned long long numel = 1, B = 1, first = 0;
+        int nd = 0;
+        for (; *sh != ']'; nd++) {
+            const unsigned long long v = strtoull(sh + 1, (char **)&sh, 10);
+            if (nd == 0) first = v;
+            numel *= v;
+        }
+        if (nd == 4) B = first;
+        const unsigned long long ipeak = num_after(it, "\"peak\": "), in = numel * 4;
+        const char *up = strstr(it, "\"upscale\": "), *dec = strstr(it, "\"decode\": ");
+        assert_true(up && dec && up < dec);
+        assert_true(strstr(up, "\"plan\": {\"arena\": ") < dec); /* the upscale's own plan */
+        const unsigned long long a1 = num_after(up, "\"arena\": "), w1_ = num_after(up, "\"weights\": "),
+                                 o1 = num_after(up, "\"output\": ");
+        const unsigned long long dp = num_after(dec, "\"peak\": "), w2_ = num_after(dec, "\"weights\": "),
+                                 o2 = num_after(dec, "\"output\": ");
+        const unsigned long long s1 = in + a1 + B * o1, s2 = in + B * o1 + B * o2 + (dp - w2_);
+        printf("item peak %llu = weights %llu + %llu + max(upscale %llu, decode %llu)\n", ipeak, w1_, w2_, s1, s2);
+        assert_true(ipeak >= w1_ + w2_ + (s1 > s2 ? s1 : s2)); /* both models' weights held */
+        assert_true(ipeak <= w1_ + w2_ + s1 + s2);
+    }
+    const unsigned long long top = strtoull(strstr(j, "\"peak\": ") + 8, NULL, 10);
+    assert_true(top >= strtoull(w1 + 11, NULL, 10) + strtoull(w2 + 11, NULL, 10));
+    assert_true(top < (1ull << 40)); /* and no wrapped subtraction in it */
+    assert_true(atoll(w1 + 11) > 0 && atoll(w2 + 11) > 0);
     free(j);
     assert_false(exists(tmp_path("never"))); /* nothing written, no directory made */
     assert_string_equal(g_stderr, "");
@@ -679,7 +785,7 @@ int main(void) {
         cmocka_unit_test(test_batches_and_inputs),
         cmocka_unit_test(test_png16),
         cmocka_unit_test(test_dump_and_compare),
-        cmocka_unit_test(test_compare_order),
+        cmocka_unit_test(test_compare_order), cmocka_unit_test(test_compare_many),
         cmocka_unit_test(test_dry_run_json),
         cmocka_unit_test(test_version_and_help),
     };

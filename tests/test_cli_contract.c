@@ -381,11 +381,12 @@ static void test_options_up_front(void **state) {
         {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.npy"), "--png-bits", "16", NULL},
         {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), "--json", NULL},
         {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo_%s.png"), NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", "-", "-", "--out-dir", tmp_path("uo_dir"), NULL},
     };
     const char *says[] = {"must be smaller than --tile", "--max-memory takes a size", "--tile takes an integer from 4",
                           "--threads takes an integer from 1 to 4096", "--scale given twice", "exclude each other",
                           "--dump needs a value", "--png-bits applies to PNG", "--json goes with --dry-run",
-                          "a pattern takes one %d"};
+                          "a pattern takes one %d", "standard input ('-') can be read once"};
     for (size_t k = 0; k < sizeof says / sizeof says[0]; k++) {
         printf("%s:\n", says[k]);
         expect(run(cases[k]), 1, says[k]);

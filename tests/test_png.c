@@ -341,6 +341,24 @@ static void test_rgb8_exact(void **state) {
     latup_tensor_free(&u);
 }
 
+/* A file that ends inside the 12 bytes of a chunk's frame (length, type, CRC) is refused as a
+ * truncated chunk, naming the byte where it starts and how many bytes are left. */
+static void test_truncated_chunk_frame(void **state) {
+    (void)state;
+    size_t n;
+    uint8_t *f = slurp("tests/data/png/rgb_pil.png", &n);
+    for (size_t cut = 1; cut <= 11; cut++) { /* IEND is the last 12 bytes: keep 12 - cut of it */
+        latup_tensor t;
+        latup_status st = latup_png_parse(f, n - cut, "t.png", &t);
+        char want[96];
+        snprintf(want, sizeof want, "truncated chunk at byte %zu: %zu bytes left", n - 12, 12 - cut);
+        printf("  cut %2zu: %s\n", cut, st ? latup_last_error() : "parsed");
+        assert_int_equal(st, LATUP_E_INPUT);
+        assert_non_null(strstr(latup_last_error(), want));
+    }
+    free(f);
+}
+
 /* A 16-bit RGB PNG, decoded here independently of src/io/png.c (whose reader takes 8-bit only):
  * chunks, zlib, the five filters with 6 bytes per pixel. Returns the samples [H,W,3]. */
 static uint16_t *decode_rgb16(const char *path, int *H, int *W) {
@@ -992,6 +1010,8 @@ static void test_write_failures(void **state) {
     uint8_t px[3] = {0};
     assert_int_equal(latup_png_write_rgb8(out, px, 1, 65536), LATUP_E_USAGE);
     assert_int_equal(latup_png_write_rgb8(out, px, 0, 1), LATUP_E_USAGE);
+    /* the size is refused before the file system is touched: a usage error, not an i/o one */
+    assert_int_equal(latup_png_write_rgb8("/nonexistent-latup-dir/x.png", px, 0, 1), LATUP_E_USAGE);
     assert_int_equal(latup_png_write(out, &t, LATUP_PIXELS_UNIT, 12), LATUP_E_USAGE);
     assert_int_equal(count_entries(sub), 2);
 
@@ -1010,6 +1030,7 @@ static void test_write_failures(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_truncated_chunk_frame),
         cmocka_unit_test(test_rgb8_exact),
         cmocka_unit_test(test_quantize),
         cmocka_unit_test(test_write_16bit),

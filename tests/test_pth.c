@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "io/fileio.h"
 #include "io/pickle.h"
 #include "io/weights.h"
 #include "io/zip.h"
@@ -1294,6 +1295,43 @@ static void test_pickle_budget(void **state) {
     bb_add(&b, c.b, c.n);
     pk_expect(&b, need, NULL);
     pk_expect(&c, need - 1, "the budget");
+    /* every value the machine makes is charged: one more int (pushed, then popped) costs one value */
+    pk_begin(&b), pk_op(&b, '}'), pk_op(&b, '.');
+    const size_t base = pk_expect(&b, SIZE_MAX, NULL);
+    pk_begin(&b), pk_op(&b, '}'), pk_op(&b, 'K'), pk_op(&b, 5), pk_op(&b, '0'), pk_op(&b, '.');
+    assert_int_equal(pk_expect(&b, SIZE_MAX, NULL), base + sizeof(latup_pk));
+}
+
+/* The stream sizer (how far a pipe or gzip stream is read): a ZIP64 local header whose extra
+ * field holds exactly the two 8-byte sizes is walked to the end record; a ZIP64 end record whose
+ * size wraps the offset around is not followed (only the cap bounds that stream). */
+static void test_stream_sizer_edges(void **state) {
+    (void)state;
+    bbuf b = {0};
+    bb_le(&b, 0x04034b50u, 4), bb_le(&b, 45, 2), bb_le(&b, 0, 2), bb_le(&b, 0, 2), bb_le(&b, 0, 4);
+    bb_le(&b, 0, 4), bb_le(&b, 0xFFFFFFFFu, 4), bb_le(&b, 0xFFFFFFFFu, 4), bb_le(&b, 1, 2), bb_le(&b, 20, 2);
+    bb_add(&b, "w", 1);
+    bb_le(&b, 1, 2), bb_le(&b, 16, 2), bb_le(&b, 5, 8), bb_le(&b, 5, 8); /* ZIP64 extra: usize, csize */
+    bb_add(&b, "abcde", 5);
+    bb_le(&b, 0x06054b50u, 4), bb_le(&b, 0, 2), bb_le(&b, 0, 2), bb_le(&b, 0, 2), bb_le(&b, 0, 2);
+    bb_le(&b, 0, 4), bb_le(&b, 0, 4), bb_le(&b, 0, 2);
+    latup_size sz = {0};
+    latup_zip_stream_size(b.b, b.n, &sz);
+    printf("  ZIP64 local header, 16-byte extra: known %d total %llu (file %zu bytes)\n", sz.known,
+           (unsigned long long)sz.total, b.n);
+    assert_int_equal(sz.known, 1);
+    assert_int_equal(sz.total, b.n);
+    free(b.b);
+    memset(&b, 0, sizeof b);
+    /* a locator, then a ZIP64 end record whose size brings the walk back to byte 0 */
+    bb_le(&b, 0x07064b50u, 4), bb_add(&b, "0123456789abcdef", 16);
+    bb_le(&b, 0x06064b50u, 4), bb_le(&b, (uint64_t)0 - 32, 8), bb_add(&b, "0123456789abcdefghij", 20);
+    memset(&sz, 0, sizeof sz);
+    latup_zip_stream_size(b.b, b.n, &sz);
+    printf("  ZIP64 end record sized to wrap: known %d need %llu\n", sz.known, (unsigned long long)sz.need);
+    assert_int_equal(sz.known, 0);
+    assert_true(sz.need == UINT64_MAX);
+    free(b.b);
 }
 
 /* A .pth whose pickle is b (no storage): must load, or fail with phrase. */
@@ -1544,7 +1582,7 @@ int main(void) {
         cmocka_unit_test(test_byte_flip_sweep),  cmocka_unit_test(test_whitelist_module),
         cmocka_unit_test(test_mark_floor),       cmocka_unit_test(test_pickle_limits_at_edges),
         cmocka_unit_test(test_pickle_budget),    cmocka_unit_test(test_pth_limits_at_edges),
-        cmocka_unit_test(test_zip_ratio_at_edge), cmocka_unit_test(test_zip_entries_at_edge),
+        cmocka_unit_test(test_zip_ratio_at_edge), cmocka_unit_test(test_zip_entries_at_edge), cmocka_unit_test(test_stream_sizer_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

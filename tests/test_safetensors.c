@@ -12,6 +12,7 @@
 
 #include "tmpdir.h"
 
+#include "io/fileio.h"
 #include "io/half.h"
 #include "io/json.h"
 #include "io/weights.h"
@@ -966,6 +967,50 @@ static void test_json_duplicates_every_size(void **state) {
     printf("  %d objects with one duplicate key (2 to 40 keys), each refused\n", checked);
 }
 
+/* The stream sizer asks for the whole header before it parses it: for every prefix shorter than
+ * 8 + header length, "call again at 8 + header length". */
+static void test_sizer_waits_for_header(void **state) {
+    (void)state;
+    const char *hdr = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    const size_t hl = strlen(hdr);
+    uint8_t f[256] = {0};
+    for (int k = 0; k < 8; k++) f[k] = (uint8_t)(hl >> (8 * k));
+    memcpy(f + 8, hdr, hl);
+    for (size_t n = 8; n < 8 + hl; n++) {
+        latup_size sz = {0};
+        assert_int_equal(latup_safetensors_format.size(f, n, 0, "s", &sz), LATUP_OK);
+        if (sz.known || sz.need != 8 + hl) printf("  prefix %zu: known %d need %llu\n", n, sz.known, (unsigned long long)sz.need);
+        assert_int_equal(sz.known, 0);
+        assert_int_equal(sz.need, 8 + hl);
+    }
+    latup_size sz = {0};
+    assert_int_equal(latup_safetensors_format.size(f, 8 + hl, 0, "s", &sz), LATUP_OK);
+    assert_int_equal(sz.known, 1);
+    assert_int_equal(sz.total, 8 + hl + 4);
+}
+
+/* Real numbers read exactly as written, a short one after a long one too (each is parsed from its
+ * own terminated copy). */
+static void test_json_reals(void **state) {
+    (void)state;
+    const char *text = "{\"a\": 1.2345678901, \"b\": 2.5, \"c\": [-0.125e1, 7.75, 3e2, 1.2345678901e-3, 0.5]}";
+    const double want[] = {1.2345678901, 2.5, -1.25, 7.75, 300.0, 1.2345678901e-3, 0.5};
+    latup_json_doc doc;
+    assert_int_equal(latup_json_parse(text, strlen(text), 0, &doc), LATUP_OK);
+    int k = 0;
+    for (const latup_json *v = doc.root->u.kids.first; v; v = v->next) {
+        const latup_json *e = v->type == LATUP_JSON_ARRAY ? v->u.kids.first : v;
+        for (; e; e = v->type == LATUP_JSON_ARRAY ? e->next : NULL) {
+            assert_int_equal(e->type, LATUP_JSON_REAL);
+            printf("  %s: %.12g (want %.12g)\n", v->key, e->u.d, want[k]);
+            assert_true(e->u.d == want[k]);
+            k++;
+        }
+    }
+    assert_int_equal(k, 7);
+    latup_json_free(&doc);
+}
+
 /* LATUP_JSON_MAX_DEPTH nested containers parse, one more is refused; the value cap likewise. */
 static void test_json_limits_at_edges(void **state) {
     (void)state;
@@ -1164,7 +1209,7 @@ int main(void) {
         cmocka_unit_test(test_truncation_sweep),
         cmocka_unit_test(test_byte_flip_fuzz),
         cmocka_unit_test(test_json_duplicates_every_size),
-        cmocka_unit_test(test_json_limits_at_edges),
+        cmocka_unit_test(test_json_limits_at_edges), cmocka_unit_test(test_json_reals), cmocka_unit_test(test_sizer_waits_for_header),
         cmocka_unit_test(test_header_limit_at_edge),
         cmocka_unit_test(test_lazy_load),
         cmocka_unit_test(test_stream_sized_by_header),
