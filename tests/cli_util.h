@@ -15,22 +15,6 @@
 
 #ifndef LATUP_BUILD_DIR
 #define LATUP_BUILD_DIR "build"
-/* Copies the checkpoint src to dst (safetensors) with every element x of `tensor` made
- * x * mul + add: a model with one layer changed. Returns 0 if the tensor is not there. */
-static inline int checkpoint_edit(const char *src, const char *dst, const char *tensor, float mul, float add) {
-    latup_weights w;
-    if (latup_safetensors_load(src, &w) != LATUP_OK) return 0;
-    int found = 0;
-    for (int i = 0; i < w.n; i++)
-        if (!strcmp(w.t[i].name, tensor) && w.t[i].f32) {
-            for (int64_t k = 0; k < w.t[i].numel; k++) w.t[i].f32[k] = w.t[i].f32[k] * mul + add;
-            found = 1;
-        }
-    if (found && latup_safetensors_write(dst, &w) != LATUP_OK) found = 0;
-    latup_weights_free(&w);
-    return found;
-}
-
 #endif
 #define LATUP_BIN LATUP_BUILD_DIR "/latup"
 
