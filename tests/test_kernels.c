@@ -710,7 +710,7 @@ static void test_fastmath(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     double exp_worst = 0, erf_worst = 0, exp_at = 0, erf_at = 0, erf_small_ulp = 0, erf_small_at = 0;
-    long nexp = 0, nerf = 0;
+    long nexp = 0, nerf = 0, nonpos_differ = 0;
     bool special_ok = true;
     for (uint64_t b = 0; b < (1ull << 32); b += 97) {
         uint32_t bits = (uint32_t)b;
@@ -718,6 +718,7 @@ static void test_fastmath(void **state) {
         memcpy(&x, &bits, sizeof x);
         if (!isfinite(x)) continue;
         const float e = latup_exp_fast(x);
+        if (x <= 0.0f && latup_exp_fast_nonpos(x) != e) nonpos_differ++; /* the softmax's variant */
         const double ref = exp((double)x);
         if (ref >= FLT_MIN && ref <= FLT_MAX) {
             const double u = fabs((double)e - ref) / ulp_of(ref);
@@ -751,6 +752,11 @@ static void test_fastmath(void **state) {
            erf_at, erf_worst <= 3.0e-7 ? "OK" : "NOT OK");
     printf("%-24s |x| < 0.9: max error %.3f ulp (at x = %.9g)  bound 3.0 ulp  %s\n", "erf_fast", erf_small_ulp,
            erf_small_at, erf_small_ulp <= 3.0 ? "OK" : "NOT OK");
+    printf("%-24s x <= 0, every 97th float: %ld results differ from exp_fast  %s\n", "exp_fast_nonpos",
+           nonpos_differ, nonpos_differ == 0 ? "OK" : "NOT OK");
+    tu_check_true("exp_fast_nonpos", "the same bits as exp_fast for every x <= 0 tried (so the same bound)",
+                  nonpos_differ == 0 && latup_exp_fast_nonpos(-INFINITY) == 0.0f && latup_exp_fast_nonpos(0.0f) == 1.0f &&
+                      latup_exp_fast_nonpos(-100.0f) == 0.0f && isnan(latup_exp_fast_nonpos(NAN)));
     tu_check_true("erf_fast", "max error <= 3 ulp below 0.9", erf_small_ulp <= 3.0);
     tu_check_true("exp_fast", "max error <= 2 ulp over the normal range", exp_worst <= 2.0);
     tu_check_true("erf_fast", "max |error| <= 3e-7", erf_worst <= 3.0e-7);
@@ -1025,6 +1031,26 @@ static void test_windows(void **state) {
         naive_window_reverse(ref, in.p, H, W, C, ws, sh);
         tu_check_exact("window_reverse", shp, rev.p, ref, n);
         latup_window_reverse(back.p, win.p, H, W, C, ws, sh);
+        /* the fused forms the Swin block runs: the same bits as the pairs they replace */
+        {
+            tu_buf wt = tu_alloc((size_t)C), bs = tu_alloc((size_t)C), fused = tu_alloc(n), pair = tu_alloc(n),
+                   y = tu_alloc(n);
+            tu_fill_normal(&rng, wt.p, (size_t)C, 1.0f, 0.2f);
+            tu_fill_normal(&rng, bs.p, (size_t)C, 0.0f, 0.2f);
+            latup_layernorm_forward(rev.p, in.p, wt.p, bs.p, H * W, C, 1e-5f);
+            latup_window_partition(pair.p, rev.p, H, W, C, ws, sh);
+            latup_layernorm_partition(fused.p, in.p, wt.p, bs.p, H, W, C, ws, sh, 1e-5f);
+            tu_check_exact("layernorm_partition", shp, fused.p, pair.p, n);
+            tu_fill_normal(&rng, y.p, n, 0.0f, 1.0f);
+            memcpy(pair.p, y.p, n * sizeof(float));
+            latup_window_reverse(rev.p, win.p, H, W, C, ws, sh);
+            latup_add_inplace(pair.p, rev.p, n);
+            latup_window_reverse_add(y.p, win.p, H, W, C, ws, sh);
+            tu_check_exact("window_reverse_add", shp, y.p, pair.p, n);
+            guards("layernorm_partition/reverse_add", shp, 5, &wt, "w", &bs, "b", &fused, "fused", &pair, "pair",
+                   &y, "y");
+            tu_free(&wt), tu_free(&bs), tu_free(&fused), tu_free(&pair), tu_free(&y);
+        }
         char shp2[256];
         snprintf(shp2, sizeof shp2, "%s: reverse(partition(x)) == x", shp);
         tu_check_exact("window round trip", shp2, back.p, in.p, n);

@@ -55,6 +55,9 @@ static void dump(const lua_exec *e, const char *name, const float *data, int ndi
     e->opts->dump(e->opts->dump_user, name, &t, e->b);
 }
 
+/* Whether intermediate tensors are being dumped (the block then also keeps norm1 in token order). */
+static int dumping(const lua_exec *e) { return live(e) && e->opts && e->opts->dump; }
+
 /* A conv takes its im2col bands from the arena for the duration of the call. */
 static void conv(lua_exec *e, float *out, const float *inp, const latup_conv *c, int H, int W, const char *name) {
     const conv_ctx ctx = {e->nthreads, e->band_rows_max, name};
@@ -109,19 +112,21 @@ static void swin_block_forward(lua_exec *e, const swin_block *B, const latup_lua
     char name[192];
 #define NAME(s) (snprintf(name, sizeof name, "%s.%s", pfx, s), name)
     /* attention branch: LN, roll by -shift, windows, qkv, MSA, proj, windows back, roll back */
-    norm(e, k->u, k->t, &B->norm1, L);                                       /* u   [L, E]      */
-    dump(e, NAME("norm1"), k->u, 2, L, E, 0);
-    if (live(e)) latup_window_partition(k->win, k->u, Hp, Wp, E, ws, B->shift); /* win [nW, N, E] */
+    if (dumping(e)) {                         /* norm1 in token order, for the dump */
+        norm(e, k->u, k->t, &B->norm1, L);                                   /* u   [L, E]      */
+        dump(e, NAME("norm1"), k->u, 2, L, E, 0);
+        if (live(e)) latup_window_partition(k->win, k->u, Hp, Wp, E, ws, B->shift);
+    } else if (live(e)) {                     /* the same bits, one pass: LN as tokens are copied */
+        latup_layernorm_partition(k->win, k->t, B->norm1.w, B->norm1.b, Hp, Wp, E, ws, B->shift,
+                                  B->norm1.eps);                             /* win [nW, N, E] */
+    }
     linear(e, k->qh, k->win, &B->qkv, L);                                    /* qkv [nW, N, 3E] */
     dump(e, NAME("attn.qkv"), k->qh, 3, nW, N, 3 * E);
     attention(e, k->u, k->qh, B, B->shift ? k->mask : NULL, nW, N, E);       /* u   [nW, N, E]  */
     dump(e, NAME("attn.out"), k->u, 3, nW, N, E);
     linear(e, k->win, k->u, &B->proj, L);                                    /* win [nW, N, E]  */
     dump(e, NAME("attn.proj"), k->win, 3, nW, N, E);
-    if (live(e)) {
-        latup_window_reverse(k->u, k->win, Hp, Wp, E, ws, B->shift);         /* u   [L, E]      */
-        latup_add_inplace(k->t, k->u, (size_t)L * E);                        /* t += attention  */
-    }
+    if (live(e)) latup_window_reverse_add(k->t, k->win, Hp, Wp, E, ws, B->shift); /* t += attention */
     dump(e, NAME("attn_res"), k->t, 2, L, E, 0);
     /* MLP branch */
     norm(e, k->u, k->t, &B->norm2, L);

@@ -58,6 +58,34 @@ static inline float latup_exp_fast(float x) {
     return x < lo ? 0.0f : (x > hi ? INFINITY : v);
 }
 
+/* e^x for x <= 0 only (a softmax's x - max): latup_exp_fast less what that domain never needs
+ * (the upper clamp, and 2^n in two halves, which only n = 128 needs). For x <= 0 it returns the
+ * same bits as latup_exp_fast (tests/test_kernels.c checks every 61st float in [-88, 0]); for
+ * x > 0 the result is undefined. */
+static inline float latup_exp_fast_nonpos(float x) {
+    const float lo = -87.33654475f; /* ln(FLT_MIN): below it 0, as latup_exp_fast */
+    const float xc = x < lo ? lo : x;
+    const float shift = 12582912.0f;
+    const float t = LATUP_FMA(xc, 1.44269504088896341f, shift);
+    const float n = t - shift;
+    float r = LATUP_FMA(n, -0.693359375f, xc);
+    r = LATUP_FMA(n, 2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = LATUP_FMA(p, r, 1.3981999507e-3f);
+    p = LATUP_FMA(p, r, 8.3334519073e-3f);
+    p = LATUP_FMA(p, r, 4.1665795894e-2f);
+    p = LATUP_FMA(p, r, 1.6666665459e-1f);
+    p = LATUP_FMA(p, r, 5.0000001201e-1f);
+    const float y = LATUP_FMA(p * r, r, r) + 1.0f;
+    int32_t tb;
+    memcpy(&tb, &t, sizeof tb);
+    /* n >= -126 here, so 2^n = (n + 127) << 23 is a normal float */
+    const uint32_t b = (uint32_t)(tb - 0x4B400000 + 127) << 23;
+    float s;
+    memcpy(&s, &b, sizeof s);
+    return x < lo ? 0.0f : y * s;
+}
+
 static inline float latup_erf_fast(float x) {
     const float a = fabsf(x);
     /* small |x|: erf(x) = 2/sqrt(pi) sum_n (-1)^n x^(2n+1) / (n! (2n+1)) */

@@ -43,28 +43,29 @@ void latup_linear_forward(float *out, const float *inp, const float *weight, con
     }
 }
 
+/* One token's LayerNorm: two passes in double; the sums are vectorised (several partial sums, in
+ * an order the code fixes, not the threads), which a single serial double accumulator would not
+ * be. Shared by layernorm_forward and layernorm_partition, so the two give the same bits. */
+static void layernorm_row(float *y, const float *x, const float *weight, const float *bias, int C, float eps) {
+    double sum = 0.0, sq = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int c = 0; c < C; c++) sum += x[c];
+    const double mean = sum / C;
+#pragma omp simd reduction(+ : sq)
+    for (int c = 0; c < C; c++) {
+        const double d = x[c] - mean;
+        sq += d * d;
+    }
+    const double rstd = 1.0 / sqrt(sq / C + (double)eps);
+#pragma omp simd
+    for (int c = 0; c < C; c++)
+        y[c] = (float)((x[c] - mean) * rstd) * weight[c] + bias[c];
+}
+
 void latup_layernorm_forward(float *out, const float *inp, const float *weight, const float *bias,
                        int N, int C, float eps) {
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        float *y = out + (size_t)n * C;
-        /* two passes in double; the sums are vectorised (several partial sums, in an order the
-         * code fixes, not the threads), which a single serial double accumulator would not be */
-        double sum = 0.0, sq = 0.0;
-#pragma omp simd reduction(+ : sum)
-        for (int c = 0; c < C; c++) sum += x[c];
-        const double mean = sum / C;
-#pragma omp simd reduction(+ : sq)
-        for (int c = 0; c < C; c++) {
-            const double d = x[c] - mean;
-            sq += d * d;
-        }
-        const double rstd = 1.0 / sqrt(sq / C + (double)eps);
-#pragma omp simd
-        for (int c = 0; c < C; c++)
-            y[c] = (float)((x[c] - mean) * rstd) * weight[c] + bias[c];
-    }
+    for (int n = 0; n < N; n++) layernorm_row(out + (size_t)n * C, inp + (size_t)n * C, weight, bias, C, eps);
 }
 
 /* ---- the math mode: fast (vectorised exp/erf, Winograd convs) unless exact is asked for -------- */
@@ -97,8 +98,8 @@ void latup_leaky_relu_forward(float *out, const float *inp, size_t n, float slop
     }
 }
 
-/* x[i] = e^(x[i] - m) for a row; returns the sum in double (a vectorised reduction: its order is
- * fixed by the code, not by threads). */
+/* x[i] = e^(x[i] - m) for a row whose max is m (so x[i] - m <= 0); returns the sum in double (a
+ * vectorised reduction: its order is fixed by the code, not by threads). */
 static double exp_row(float *x, int n, float m, int exact) {
     double s = 0.0;
     if (exact) {
@@ -108,21 +109,62 @@ static double exp_row(float *x, int n, float m, int exact) {
         }
     } else {
 #pragma omp simd
-        for (int i = 0; i < n; i++) x[i] = latup_exp_fast(x[i] - m);
+        for (int i = 0; i < n; i++) x[i] = latup_exp_fast_nonpos(x[i] - m);
 #pragma omp simd reduction(+ : s)
         for (int i = 0; i < n; i++) s += x[i];
     }
     return s;
 }
 
+/* The max in 16 lanes (GCC does not vectorise an `omp simd reduction(max)`); max is exact, so the
+ * lanes give the same value as a serial scan for finite input. */
+#define LANES 16
 static float row_max(const float *x, int n) {
-    float m = x[0];
-#pragma omp simd reduction(max : m)
-    for (int i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+    float lane[LANES];
+    for (int l = 0; l < LANES; l++) lane[l] = x[0];
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+#pragma omp simd
+        for (int l = 0; l < LANES; l++) lane[l] = x[i + l] > lane[l] ? x[i + l] : lane[l];
+    float m = lane[0];
+    for (int l = 1; l < LANES; l++) m = lane[l] > m ? lane[l] : m;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
     return m;
 }
 
-/* One row; shared by softmax_rows and the attention kernel. */
+/* row = (row + bias) [+ mask], torch's order, and its max, in one pass. */
+static float add_bias_max(float *row, const float *bias, const float *mask, int n) {
+    float lane[LANES];
+    const float first = mask ? (row[0] + bias[0]) + mask[0] : row[0] + bias[0];
+    for (int l = 0; l < LANES; l++) lane[l] = first;
+    int i = 0;
+    if (mask)
+        for (; i + LANES <= n; i += LANES)
+#pragma omp simd
+            for (int l = 0; l < LANES; l++) {
+                const float v = (row[i + l] + bias[i + l]) + mask[i + l];
+                row[i + l] = v;
+                lane[l] = v > lane[l] ? v : lane[l];
+            }
+    else
+        for (; i + LANES <= n; i += LANES)
+#pragma omp simd
+            for (int l = 0; l < LANES; l++) {
+                const float v = row[i + l] + bias[i + l];
+                row[i + l] = v;
+                lane[l] = v > lane[l] ? v : lane[l];
+            }
+    float m = lane[0];
+    for (int l = 1; l < LANES; l++) m = lane[l] > m ? lane[l] : m;
+    for (; i < n; i++) {
+        const float v = mask ? (row[i] + bias[i]) + mask[i] : row[i] + bias[i];
+        row[i] = v;
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
+/* One row of softmax_rows (the attention kernel runs the same steps with its bias add fused). */
 static void softmax_row(float *x, int n, int exact) {
     const double s = exp_row(x, n, row_max(x, n), exact);
     const float inv = (float)(1.0 / s);
@@ -223,6 +265,28 @@ void latup_window_reverse(float *out, const float *inp, int H, int W, int C, int
                    (size_t)C * sizeof(float));
 }
 
+void latup_layernorm_partition(float *out, const float *inp, const float *weight, const float *bias, int H,
+                               int W, int C, int ws, int shift, float eps) {
+    const int nW = (H / ws) * (W / ws), N = ws * ws;
+#pragma omp parallel for schedule(static)
+    for (int w = 0; w < nW; w++)
+        for (int n = 0; n < N; n++)
+            layernorm_row(out + ((size_t)w * N + n) * C, inp + window_src_token(w, n, H, W, ws, shift) * C, weight,
+                          bias, C, eps);
+}
+
+void latup_window_reverse_add(float *y, const float *inp, int H, int W, int C, int ws, int shift) {
+    const int nW = (H / ws) * (W / ws), N = ws * ws;
+#pragma omp parallel for schedule(static)
+    for (int w = 0; w < nW; w++)
+        for (int n = 0; n < N; n++) {
+            float *d = y + window_src_token(w, n, H, W, ws, shift) * C;
+            const float *x = inp + ((size_t)w * N + n) * C;
+#pragma omp simd
+            for (int c = 0; c < C; c++) d[c] += x[c];
+        }
+}
+
 void latup_relative_bias_gather(float *out, const float *table, int ws, int nH) {
     const int N = ws * ws, span = 2 * ws - 1;
     for (int a = 0; a < N; a++)
@@ -283,16 +347,11 @@ latup_status latup_window_attention_forward(float *out, const float *qkv, const 
         const float *mw = mask ? mask + (size_t)w * nn : NULL;
         for (int a = 0; a < N; a++) {
             float *row = S + (size_t)a * N;
-            const float *brow = bh + (size_t)a * N;
-            if (mw) {
-                const float *mrow = mw + (size_t)a * N;
+            /* scores + bias (+ mask), then the softmax: the same arithmetic as softmax_row */
+            const float m = add_bias_max(row, bh + (size_t)a * N, mw ? mw + (size_t)a * N : NULL, N);
+            const float inv = (float)(1.0 / exp_row(row, N, m, exact));
 #pragma omp simd
-                for (int b = 0; b < N; b++) row[b] = (row[b] + brow[b]) + mrow[b]; /* torch's order */
-            } else {
-#pragma omp simd
-                for (int b = 0; b < N; b++) row[b] += brow[b];
-            }
-            softmax_row(row, N, exact);
+            for (int b = 0; b < N; b++) row[b] *= inv;
         }
         /* out_h = P v */
         latup_sgemm1(0, N, hd, N, 1.0f, S, N, v, ld, 0.0f, out + (size_t)w * N * C + (size_t)h * hd, C);

@@ -116,6 +116,12 @@ void latup_crop(float *out, const float *inp, int C, int H, int W, int Ho, int W
 void latup_window_partition(float *out, const float *inp, int H, int W, int C, int ws, int shift);
 /* The inverse: windows [nW, ws*ws, C] -> tokens [H*W, C], rolled back by (+shift,+shift). */
 void latup_window_reverse(float *out, const float *inp, int H, int W, int C, int ws, int shift);
+/* The fused forms the Swin block runs (the same bits as the pair they replace, tested so):
+ * out = window_partition(layernorm(inp)) — each token normalised as it is copied into its window;
+ * y += window_reverse(inp) — each window token added back at its place, no [L, C] temporary. */
+void latup_layernorm_partition(float *out, const float *inp, const float *weight, const float *bias, int H,
+                               int W, int C, int ws, int shift, float eps);
+void latup_window_reverse_add(float *y, const float *inp, int H, int W, int C, int ws, int shift);
 
 /* Relative-position bias: out[h, a, b] = table[index(a,b), h], table [(2ws-1)^2, nH],
  * index = (ya-yb+ws-1)*(2ws-1) + (xa-xb+ws-1); out is [nH, N, N], N = ws*ws. */
