@@ -204,7 +204,7 @@ static void test_lua_released_widths(void **state) {
 #endif
     assert_int_equal(latup_tensor_alloc(&x, 3, xs), LATUP_OK);
     uint64_t s = 7;
-    for (int64_t i = 0; i < latup_tensor_numel(&x); i++) x.data[i] = (float)((double)(gen_mix(&s) >> 11) * 0x1.0p-53 * 4.0 - 2.0);
+    for (int64_t i = 0; i < latup_tensor_numel(&x); i++) x.data[i] = (float)((double)(wg_splitmix64(&s) >> 11) * 0x1.0p-53 * 4.0 - 2.0);
     setenv("LATUP_CUDA_EMU_STRICT", "0", 1); /* emulated device only: see cuda_emu.c */
     lua_case(casename, path, NULL, &x);
     unsetenv("LATUP_CUDA_EMU_STRICT");
@@ -285,7 +285,7 @@ static void test_vae_golden(void **state) {
 
 static void random_latent(latup_tensor *z, int ndim, const int64_t *shape, uint64_t seed) {
     assert_int_equal(latup_tensor_alloc(z, ndim, shape), LATUP_OK);
-    for (int64_t i = 0; i < latup_tensor_numel(z); i++) z->data[i] = (float)((double)(gen_mix(&seed) >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+    for (int64_t i = 0; i < latup_tensor_numel(z); i++) z->data[i] = (float)((double)(wg_splitmix64(&seed) >> 11) * 0x1.0p-53 * 2.0 - 1.0);
 }
 
 /* (128, 256, 512, 512), 3 resnets per level: the golden 4x4 case, a 32x32 latent (256^2 image)
@@ -294,11 +294,8 @@ static void test_vae_real_widths(void **state) {
     (void)state;
     const int before = g_bad;
     const char *gpath = "ref_data/vae/golden_real_widths.safetensors";
-    latup_weights g = {0};
-    assert_int_equal(latup_safetensors_load(gpath, &g), LATUP_OK);
-    char path[64];
-    assert_int_equal(gen_vae_file(&g, path, sizeof path), 0);
-    latup_weights_free(&g);
+    char path[512];
+    assert_true(wg_generate_tmp(gpath, path, sizeof path) > 0);
     vae_case("vae real", path, gpath, NULL, NULL);
     setenv("LATUP_CUDA_EMU_STRICT", "0", 1); /* emulated device only: see cuda_emu.c */
     latup_tensor z;

@@ -101,14 +101,8 @@ static void test_vae_threads(void **state) {
     latup_tensor_free(&z);
     latup_vae_free(v);
     /* the real widths (128/256/512/512) from the generator */
-    latup_weights g = {0};
-    assert_int_equal(latup_safetensors_load("ref_data/vae/golden_real_widths.safetensors", &g), LATUP_OK);
-    char path[] = "/tmp/latup_det_vae_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_true(wg_write_generated(&g, "seed", path) > 0);
-    latup_weights_free(&g);
+    char path[512];
+    assert_true(wg_generate_tmp("ref_data/vae/golden_real_widths.safetensors", path, sizeof path) > 0);
     assert_int_equal(latup_vae_load(path, &v), LATUP_OK);
     unlink(path);
     z = latent(16, 13, 11, "det vae real");

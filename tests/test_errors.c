@@ -366,6 +366,7 @@ static void s_nan(void) { write_latent(tmp("in.npy"), 16, 16, 16, NAN); }
 static void s_inf(void) { write_latent(tmp("in.npy"), 16, 16, 16, INFINITY); }
 static void s_good(void) { write_latent(tmp("in.npy"), 16, 16, 16, 0); }
 static void s_small(void) { write_latent(tmp("in.npy"), 16, 4, 12, 0); }
+static void s_thin_vae(void) { write_latent(tmp("in.npy"), 16, 5, 30, 0); }
 static void edit_model(const char *drop, const char *shrink) {
     latup_weights w;
     assert_int_equal(latup_safetensors_load(MODEL, &w), LATUP_OK);
@@ -788,10 +789,11 @@ static const row ROWS[] = {
     {"EC07", s_good, DEC("--max-memory", "nan"), 1, "--max-memory takes a size"},
     {"EC08", s_good, DEC("--threads", "99999999999999999999"), 1, "--threads takes an integer from 1 to 4096"},
     {"EC09", s_good, DEC("--tile", "8", "--overlap", "8"), 1, "--overlap 8 must be smaller than --tile 8"},
-    {"EC10", s_good, DEC("--max-memory", "1K"), 3, "cannot be met"},
+    {"EC10", s_good, DEC("--max-memory", "1K"), 3, "1.0 KiB cannot be met: the smallest tiles (8x8 latent pixels) need"},
     {"EC11", s_good, DEC("--tile", "0x10"), 1, "--tile takes an integer"},
     {"EC12", s_good, {"upscale", "-m", MODEL, "-s", "2", "-s", "4", "-i", "@in", "-o", "@out", NULL}, 1, "--scale given twice"},
     {"EC13", s_same_stem, {"decode", "--vae", VAE, "-i", "@in", "@tmp/sub/in.npy", "--out-dir", "@tmp/outdir", NULL}, 1, "would both write"},
+    {"EC14", s_thin_vae, DEC("--max-memory", "1K"), 3, "the smallest tiles (5x8 latent pixels) need"},
     /* issue 8: rows E100.. (class 1: unbounded work; 2: degenerate models; 4: non-regular inputs;
      * 7: error lines) */
     {"E100", s_pickle_bomb, UP("@m"), 2, "budget that keeps a small file from claiming gigabytes"},

@@ -26,18 +26,12 @@ static const golden_case RELEASED_CASES[] = {
 };
 #define N_RELEASED_CASES (int)(sizeof RELEASED_CASES / sizeof RELEASED_CASES[0])
 
-static char g_released_path[64];
+static char g_released_path[512];
 
 static const char *released_model(void) {
     if (g_released_path[0]) return g_released_path;
-    latup_weights g = {0};
-    assert_int_equal(latup_safetensors_load(RELEASED_CASES[0].golden, &g), LATUP_OK);
-    snprintf(g_released_path, sizeof g_released_path, "/tmp/latup_released_XXXXXX");
-    int fd = mkstemp(g_released_path);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_true(wg_write_generated(&g, "seed", g_released_path) > 0);
-    latup_weights_free(&g);
+    if (wg_generate_tmp(RELEASED_CASES[0].golden, g_released_path, sizeof g_released_path) < 0) g_released_path[0] = 0;
+    assert_true(g_released_path[0]);
     return g_released_path;
 }
 

@@ -159,14 +159,8 @@ static void decode_one(const latup_vae *v, int h, int w, int tile, int overlap) 
 
 static void test_sweep_vae(void **state) {
     (void)state;
-    latup_weights g = {0};
-    assert_int_equal(latup_safetensors_load("ref_data/vae/golden_real_widths.safetensors", &g), LATUP_OK);
-    char path[] = "/tmp/latup_sweep_vae_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_true(wg_write_generated(&g, "seed", path) > 0);
-    latup_weights_free(&g);
+    char path[512];
+    assert_true(wg_generate_tmp("ref_data/vae/golden_real_widths.safetensors", path, sizeof path) > 0);
     latup_vae *v = NULL;
     assert_int_equal(latup_vae_load(path, &v), LATUP_OK);
     unlink(path);

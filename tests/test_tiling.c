@@ -342,6 +342,7 @@ static void test_budget_thin_latent(void **state) {
     size_text(want, sizeof want, t8.peak);
     printf("thin latent, budget %zu: %s\n", t8.peak - 1, latup_last_error());
     assert_non_null(strstr(latup_last_error(), want));
+    assert_non_null(strstr(latup_last_error(), "the smallest tiles (5x8 latent pixels) need"));
 }
 
 /* The budget covers the whole batch's input and output: a budget the exact decode of one element

@@ -117,14 +117,8 @@ static double tiled_error(const latup_vae *v, const latup_tensor *z, const latup
 static void test_vae_real_widths(void **state) {
     (void)state;
     const char *gpath = "ref_data/vae/golden_real_widths.safetensors";
-    latup_weights g = {0};
-    assert_int_equal(latup_safetensors_load(gpath, &g), LATUP_OK);
-    char path[] = "/tmp/latup_vae_real_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_true(wg_write_generated(&g, "seed", path) > 0);
-    latup_weights_free(&g);
+    char path[512];
+    assert_true(wg_generate_tmp(gpath, path, sizeof path) > 0);
     int lines = 0;
     int bad = run_vae_case("vae/real", path, gpath, 0, &lines);
     bad += run_vae_case("vae/real", path, gpath, 1, &lines);
@@ -200,19 +194,14 @@ static void test_vae_tiled(void **state) {
  * and the blending, not just "close to the exact decode". */
 static void test_vae_tiled_golden(void **state) {
     (void)state;
-    latup_weights g = {0}, rg = {0};
+    latup_weights g = {0};
     assert_int_equal(latup_safetensors_load("ref_data/vae/golden_tiled.safetensors", &g), LATUP_OK);
     const char *cases = latup_weights_meta(&g, "cases");
     assert_non_null(cases);
     latup_json_doc doc;
     assert_int_equal(latup_json_parse(cases, strlen(cases), 1u << 16, &doc), LATUP_OK);
-    char gen[] = "/tmp/latup_tiled_real_XXXXXX";
-    int fd = mkstemp(gen);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_int_equal(latup_safetensors_load("ref_data/vae/golden_real_widths.safetensors", &rg), LATUP_OK);
-    assert_true(wg_write_generated(&rg, "seed", gen) > 0);
-    latup_weights_free(&rg);
+    char gen[512];
+    assert_true(wg_generate_tmp("ref_data/vae/golden_real_widths.safetensors", gen, sizeof gen) > 0);
     int bad = 0, lines = 0;
     latup_set_threads(2);
     for (const latup_json *cs = doc.root->u.kids.first; cs; cs = cs->next) {
@@ -280,14 +269,8 @@ static int reset_peak_rss(void) {
 
 static void test_vae_budget(void **state) {
     (void)state;
-    latup_weights g = {0};
-    assert_int_equal(latup_safetensors_load("ref_data/vae/golden_real_widths.safetensors", &g), LATUP_OK);
-    char path[] = "/tmp/latup_vae_budget_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_true(wg_write_generated(&g, "seed", path) > 0);
-    latup_weights_free(&g);
+    char path[512];
+    assert_true(wg_generate_tmp("ref_data/vae/golden_real_widths.safetensors", path, sizeof path) > 0);
     latup_vae *v = NULL;
     assert_int_equal(latup_vae_load(path, &v), LATUP_OK);
     latup_tensor z;

@@ -1,7 +1,8 @@
 /* weightgen.h — the C twin of tools/weightgen.py: "latup weight generator v1" (splitmix64 per
  * tensor, integer levels, every LUA and VAE tensor kind) and "latup input generator v1", so tests
  * can rebuild models at the released widths from a golden file's metadata instead of storing
- * them. Header-only, for tests. */
+ * them. Header-only, for tests and tools/bench_cuda.c; the including file defines
+ * _POSIX_C_SOURCE 200809L first (mkstemp). */
 #ifndef LATUP_WEIGHTGEN_H
 #define LATUP_WEIGHTGEN_H
 
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static inline uint64_t wg_fnv1a64(const char *s) {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -24,16 +26,19 @@ static inline int wg_ends_with(const char *s, const char *suf) {
     return n >= k && strcmp(s + n - k, suf) == 0;
 }
 
+/* The next value of the splitmix64 stream whose state is *s. */
+static inline uint64_t wg_splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 /* n levels k in [-L, L] of the stream seeded fnv1a64(name) ^ G, mapped to off + k * 2^-e. */
 static inline void wg_levels(float *out, int64_t n, const char *name, uint64_t G, int L, int e, float off) {
     uint64_t s = wg_fnv1a64(name) ^ G;
     for (int64_t i = 0; i < n; i++) {
-        s += 0x9e3779b97f4a7c15ull;
-        uint64_t z = s;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        z ^= z >> 31;
-        const int64_t k = (int64_t)((z >> 11) % (uint64_t)(2 * L + 1)) - L;
+        const int64_t k = (int64_t)((wg_splitmix64(&s) >> 11) % (uint64_t)(2 * L + 1)) - L;
         out[i] = off + ldexpf((float)k, -e);
     }
 }
@@ -117,6 +122,36 @@ static inline int wg_write_generated(const latup_weights *g, const char *seed_ke
     latup_json_free(&doc);
     latup_weights_free(&w);
     return st == LATUP_OK ? n : -1;
+}
+
+/* Makes a fresh empty file in $TMPDIR (default /tmp); path[] (n bytes) receives its name. 0 on
+ * success. */
+static inline int wg_tmpfile(char *path, size_t n) {
+    const char *dir = getenv("TMPDIR");
+    if ((size_t)snprintf(path, n, "%s/latup_gen_XXXXXX", dir && *dir ? dir : "/tmp") >= n) return -1;
+    const int fd = mkstemp(path);
+    return fd < 0 ? -1 : close(fd);
+}
+
+/* The model that the golden file at golden_path describes (wg_write_generated, seed "seed"),
+ * written to a fresh file in $TMPDIR whose name path[] (n bytes) receives; the caller unlinks it.
+ * Returns the number of tensors, or -1 (with a line on stdout, and no file left) when the golden
+ * file cannot be read, a checksum differs or the file cannot be written. */
+static inline int wg_generate_tmp(const char *golden_path, char *path, size_t n) {
+    latup_weights g = {0};
+    if (latup_safetensors_load(golden_path, &g) != LATUP_OK) {
+        printf("wg_generate_tmp: %s\n", latup_last_error());
+        return -1;
+    }
+    int rc = -1;
+    if (wg_tmpfile(path, n) != 0) {
+        printf("wg_generate_tmp: no temporary file for %s\n", golden_path);
+    } else if ((rc = wg_write_generated(&g, "seed", path)) < 0) {
+        printf("wg_generate_tmp: %s: the generated weights were not written\n", golden_path);
+        unlink(path);
+    }
+    latup_weights_free(&g);
+    return rc;
 }
 
 #endif

@@ -26,7 +26,7 @@ static int cmpd(const void *a, const void *b) {
 static void latent(latup_tensor *x, int C, int h, int w, uint64_t seed) {
     const int64_t s[3] = {C, h, w};
     if (latup_tensor_alloc(x, 3, s) != LATUP_OK) exit(3);
-    for (int64_t i = 0; i < latup_tensor_numel(x); i++) x->data[i] = (float)((double)(gen_mix(&seed) >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+    for (int64_t i = 0; i < latup_tensor_numel(x); i++) x->data[i] = (float)((double)(wg_splitmix64(&seed) >> 11) * 0x1.0p-53 * 2.0 - 1.0);
 }
 
 static FILE *out_file;
@@ -102,12 +102,9 @@ int main(int argc, char **argv) {
     latup_set_threads(0);
     if (keep) setenv("TMPDIR", keep, 1); /* the weight files are made there, then renamed */
     char lpath[512], vpath[512];
-    latup_weights g = {0};
     if (gen_lua_file(&GEN_LUA_RELEASED, lpath, sizeof lpath) != 0) return fail("writing the LUA weights");
-    if (latup_safetensors_load("ref_data/vae/golden_real_widths.safetensors", &g) != LATUP_OK ||
-        gen_vae_file(&g, vpath, sizeof vpath) != 0)
+    if (wg_generate_tmp("ref_data/vae/golden_real_widths.safetensors", vpath, sizeof vpath) < 0)
         return fail("writing the VAE weights (run from the repository root)");
-    latup_weights_free(&g);
     if (keep) { /* stable names, made in keep (TMPDIR) so the rename stays on one file system */
         char p[512];
         snprintf(p, sizeof p, "%s/lua_released.safetensors", keep);

@@ -425,7 +425,7 @@ static latup_status plan_decode(const latup_vae *v, int h, int w, int64_t B, con
             TRY(decode_peak(v, h, w, B, Tm, Tm / 4, opts, &sp, &peak));
             return latup_fail(LATUP_E_NOMEM, "a memory budget of %s cannot be met: the smallest tiles (%dx%d latent "
                               "pixels) need %s (weights %s, input and output %s, tile arena %s); the exact decode "
-                              "needs %s", sz(budget).s, MIN_TILE, MIN_TILE, sz(peak).s, sz(sp.mem.weights).s,
+                              "needs %s", sz(budget).s, sp.h, sp.w, sz(peak).s, sz(sp.mem.weights).s,
                               sz(peak - sp.mem.weights - sp.mem.arena).s, sz(sp.mem.arena).s, sz(exact).s);
         }
         snprintf(dp->reason, sizeof dp->reason, "the exact decode needs %s, over the %s budget", sz(exact).s,
