@@ -26,10 +26,9 @@
 /* 1 when latup_set_exact_math(1) asked for libm's expf/erff and the direct convolution. */
 int latup_exact_math(void);
 
-static inline float latup_exp_fast(float x) {
-    const float lo = -87.33654475f;  /* ln(FLT_MIN) */
-    const float hi = 88.72283905f;   /* ln(FLT_MAX) */
-    const float xc = x < lo ? lo : (x > hi ? hi : x);
+/* The shared core of the two exps: for xc in [ln(FLT_MIN), ln(FLT_MAX)] returns e^r, with
+ * x = n ln2 + r, and *tb, whose bits are 0x4B400000 + n. */
+static inline float latup_exp_core(float xc, int32_t *tb) {
     /* n = rint(x / ln2): adding 1.5 * 2^23 rounds to an integer in the low mantissa bits */
     const float shift = 12582912.0f;
     const float t = LATUP_FMA(xc, 1.44269504088896341f, shift);
@@ -42,11 +41,18 @@ static inline float latup_exp_fast(float x) {
     p = LATUP_FMA(p, r, 4.1665795894e-2f);
     p = LATUP_FMA(p, r, 1.6666665459e-1f);
     p = LATUP_FMA(p, r, 5.0000001201e-1f);
-    const float y = LATUP_FMA(p * r, r, r) + 1.0f;
+    memcpy(tb, &t, sizeof *tb);
+    return LATUP_FMA(p * r, r, r) + 1.0f;
+}
+
+static inline float latup_exp_fast(float x) {
+    const float lo = -87.33654475f;  /* ln(FLT_MIN) */
+    const float hi = 88.72283905f;   /* ln(FLT_MAX) */
+    const float xc = x < lo ? lo : (x > hi ? hi : x);
     int32_t tb;
-    memcpy(&tb, &t, sizeof tb);
-    /* t's bits are 0x4B400000 + n; 2^n is (n + 127) << 23. At xc = hi, n = 128: split the scale
-     * in two halves so the product stays finite where it should */
+    const float y = latup_exp_core(xc, &tb);
+    /* 2^n is (n + 127) << 23. At xc = hi, n = 128: split the scale in two halves so the product
+     * stays finite where it should */
     const int32_t ni = tb - 0x4B400000;
     const int32_t h1 = (ni >> 1) + 127, h2 = ni - (ni >> 1) + 127;
     float s1, s2;
@@ -60,25 +66,12 @@ static inline float latup_exp_fast(float x) {
 
 /* e^x for x <= 0 only (a softmax's x - max): latup_exp_fast less what that domain never needs
  * (the upper clamp, and 2^n in two halves, which only n = 128 needs). For x <= 0 it returns the
- * same bits as latup_exp_fast (tests/test_kernels.c checks every 61st float in [-88, 0]); for
- * x > 0 the result is undefined. */
+ * same bits as latup_exp_fast (tests/test_kernels.c checks every 97th float <= 0); for x > 0
+ * the result is undefined. */
 static inline float latup_exp_fast_nonpos(float x) {
     const float lo = -87.33654475f; /* ln(FLT_MIN): below it 0, as latup_exp_fast */
-    const float xc = x < lo ? lo : x;
-    const float shift = 12582912.0f;
-    const float t = LATUP_FMA(xc, 1.44269504088896341f, shift);
-    const float n = t - shift;
-    float r = LATUP_FMA(n, -0.693359375f, xc);
-    r = LATUP_FMA(n, 2.12194440e-4f, r);
-    float p = 1.9875691500e-4f;
-    p = LATUP_FMA(p, r, 1.3981999507e-3f);
-    p = LATUP_FMA(p, r, 8.3334519073e-3f);
-    p = LATUP_FMA(p, r, 4.1665795894e-2f);
-    p = LATUP_FMA(p, r, 1.6666665459e-1f);
-    p = LATUP_FMA(p, r, 5.0000001201e-1f);
-    const float y = LATUP_FMA(p * r, r, r) + 1.0f;
     int32_t tb;
-    memcpy(&tb, &t, sizeof tb);
+    const float y = latup_exp_core(x < lo ? lo : x, &tb);
     /* n >= -126 here, so 2^n = (n + 127) << 23 is a normal float */
     const uint32_t b = (uint32_t)(tb - 0x4B400000 + 127) << 23;
     float s;
