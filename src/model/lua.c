@@ -115,7 +115,7 @@ static void swin_block_forward(lua_exec *e, const swin_block *B, const latup_lua
     if (dumping(e)) {                         /* norm1 in token order, for the dump */
         norm(e, k->u, k->t, &B->norm1, L);                                   /* u   [L, E]      */
         dump(e, NAME("norm1"), k->u, 2, L, E, 0);
-        if (live(e)) latup_window_partition(k->win, k->u, Hp, Wp, E, ws, B->shift);
+        latup_window_partition(k->win, k->u, Hp, Wp, E, ws, B->shift);
     } else if (live(e)) {                     /* the same bits, one pass: LN as tokens are copied */
         latup_layernorm_partition(k->win, k->t, B->norm1.w, B->norm1.b, Hp, Wp, E, ws, B->shift,
                                   B->norm1.eps);                             /* win [nW, N, E] */

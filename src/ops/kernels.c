@@ -119,6 +119,12 @@ static double exp_row(float *x, int n, float m, int exact) {
 /* The max in 16 lanes (GCC does not vectorise an `omp simd reduction(max)`); max is exact, so the
  * lanes give the same value as a serial scan for finite input. */
 #define LANES 16
+static float lanes_max(const float *lane) {
+    float m = lane[0];
+    for (int l = 1; l < LANES; l++) m = lane[l] > m ? lane[l] : m;
+    return m;
+}
+
 static float row_max(const float *x, int n) {
     float lane[LANES];
     for (int l = 0; l < LANES; l++) lane[l] = x[0];
@@ -126,8 +132,7 @@ static float row_max(const float *x, int n) {
     for (; i + LANES <= n; i += LANES)
 #pragma omp simd
         for (int l = 0; l < LANES; l++) lane[l] = x[i + l] > lane[l] ? x[i + l] : lane[l];
-    float m = lane[0];
-    for (int l = 1; l < LANES; l++) m = lane[l] > m ? lane[l] : m;
+    float m = lanes_max(lane);
     for (; i < n; i++) m = x[i] > m ? x[i] : m;
     return m;
 }
@@ -154,8 +159,7 @@ static float add_bias_max(float *row, const float *bias, const float *mask, int 
                 row[i + l] = v;
                 lane[l] = v > lane[l] ? v : lane[l];
             }
-    float m = lane[0];
-    for (int l = 1; l < LANES; l++) m = lane[l] > m ? lane[l] : m;
+    float m = lanes_max(lane);
     for (; i < n; i++) {
         const float v = mask ? (row[i] + bias[i]) + mask[i] : row[i] + bias[i];
         row[i] = v;
