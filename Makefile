@@ -148,7 +148,15 @@ endif
 # The GPU test (CUDA=1 only) exits 77 when there is no CUDA device: reported as NOT RUN, and the
 # suite fails, since a test that did not run is not a pass. Then, in the plain build, the exported
 # symbols, the README's commands, and the Python package (when numpy is there to run it).
-test: all $(TEST_BIN) $(BUILD)/latup-shared
+# The numeric tests run again under every other OpenBLAS kernel set this CPU can run
+# (tests/kernel_sets.sh; docs/testing.md, "Kernel sets"): plain build only.
+KERNEL_SET_TESTS := $(addprefix $(BUILD)/tests/,test_determinism test_kernels test_lua_golden test_vae_golden \
+                      test_trained_golden test_sweep)
+$(BUILD)/tests/blas_kernels: tests/blas_kernels.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
+test: all $(TEST_BIN) $(BUILD)/latup-shared $(BUILD)/tests/blas_kernels
 	@pass=0; fail=0; notrun=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
 	  OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$$t; rc=$$?; \
@@ -158,6 +166,8 @@ test: all $(TEST_BIN) $(BUILD)/latup-shared
 	  else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
 	done; \
 	if [ "$(SANITIZE)" != 1 ]; then \
+	  echo "== kernel sets"; if tests/kernel_sets.sh $(BUILD)/tests/blas_kernels $(KERNEL_SET_TESTS); then pass=$$((pass+1)); \
+	    else fail=$$((fail+1)); echo "FAILED: kernel sets"; fi; \
 	  echo "== check-exports"; if $(MAKE) -s check-exports; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-exports"; fi; \
 	  echo "== check-readme"; if tools/check_readme.sh; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-readme"; fi; \
 	  if $(PYTHON) -c 'import numpy' 2>/dev/null; then \
