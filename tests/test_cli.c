@@ -772,14 +772,30 @@ static void check_checkpoint(const latup_json *r, const char *path) {
     assert_true(*jstr(r, "model"));
 }
 
-static void check_lua_info(const char *path, const char *kind, const int64_t *chans, int n_scales,
-                           const int64_t *scales) {
+/* `latup info --json` of a checkpoint: the members CKPT_KEYS then `more`, the common ones checked,
+ * and its kind. */
+static const latup_json *info_json(const char *path, const char *kind, const char *more, latup_json_doc *doc) {
     const char *a[] = {"info", path, "--json", NULL};
-    latup_json_doc doc;
-    const latup_json *r = json_of(a, &doc);
-    keys_are(r, CKPT_KEYS ",parameters,channels,embed dim,depths,heads,window,mlp hidden,tail,scales");
+    const latup_json *r = json_of(a, doc);
+    char keys[512];
+    snprintf(keys, sizeof keys, "%s%s", CKPT_KEYS, more);
+    keys_are(r, keys);
     check_checkpoint(r, path);
     assert_string_equal(jstr(r, "kind"), kind);
+    return r;
+}
+
+static void info_report(const char *path, const char *kind, latup_json_doc *doc) {
+    char label[300];
+    snprintf(label, sizeof label, "info %s (%s)", path, kind);
+    json_report(label, doc);
+}
+
+static void check_lua_info(const char *path, const char *kind, const int64_t *chans, int n_scales,
+                           const int64_t *scales) {
+    latup_json_doc doc;
+    const latup_json *r =
+        info_json(path, kind, ",parameters,channels,embed dim,depths,heads,window,mlp hidden,tail,scales", &doc);
     const int64_t params = jint(r, "parameters");
     assert_true(params > 0 && params <= jint(r, "elements"));
     ints_are(r, "channels", 2, chans);
@@ -788,18 +804,13 @@ static void check_lua_info(const char *path, const char *kind, const int64_t *ch
     assert_true(d->u.kids.n >= 1 && d->u.kids.n == h->u.kids.n);
     assert_string_equal(jstr(r, "tail"), !strcmp(kind, "lua") ? "lua-heads" : "pixelshuffle");
     ints_are(r, "scales", n_scales, scales);
-    char label[300];
-    snprintf(label, sizeof label, "info %s (%s)", path, kind);
-    json_report(label, &doc);
+    info_report(path, kind, &doc);
 }
 
 static void check_vae_info(const char *path, const char *prefix, const int64_t *chans, int post_quant_conv) {
-    const char *a[] = {"info", path, "--json", NULL};
     latup_json_doc doc;
-    const latup_json *r = json_of(a, &doc);
-    keys_are(r, CKPT_KEYS ",family,naming,prefix,parameters,channels,post_quant_conv,levels,resnets,upsampling");
-    check_checkpoint(r, path);
-    assert_string_equal(jstr(r, "kind"), "vae");
+    const latup_json *r =
+        info_json(path, "vae", ",family,naming,prefix,parameters,channels,post_quant_conv,levels,resnets,upsampling", &doc);
     assert_true(*jstr(r, "family") && *jstr(r, "naming"));
     assert_string_equal(jstr(r, "prefix"), prefix);
     assert_true(jint(r, "parameters") > 0 && jint(r, "parameters") <= jint(r, "elements"));
@@ -808,9 +819,7 @@ static void check_vae_info(const char *path, const char *prefix, const int64_t *
     const latup_json *lv = jget(r, "levels", LATUP_JSON_ARRAY);
     assert_true(lv->u.kids.n >= 1 && jint(r, "resnets") >= 1);
     assert_int_equal(jint(r, "upsampling"), 1 << (lv->u.kids.n - 1));
-    char label[300];
-    snprintf(label, sizeof label, "info %s (vae)", path);
-    json_report(label, &doc);
+    info_report(path, "vae", &doc);
 }
 
 /* A tensor file (.npy, PNG): its shape as the reader sees it. */
@@ -839,25 +848,17 @@ static void test_info_json(void **state) {
     check_tensor_info("ref_data/swinir/image_21x19.png", "PNG", "info ref_data/swinir/image_21x19.png (tensor)");
     { /* a ComfyUI .latent: a checkpoint holding a latent */
         const char *path = "tests/data/latent/comfyui_flux_b2.latent";
-        const char *a[] = {"info", path, "--json", NULL};
         latup_json_doc doc;
-        const latup_json *r = json_of(a, &doc);
-        keys_are(r, CKPT_KEYS ",latent");
-        check_checkpoint(r, path);
-        assert_string_equal(jstr(r, "kind"), "latent");
+        const latup_json *r = info_json(path, "latent", ",latent", &doc);
         ints_are(r, "latent", 4, (const int64_t[]){2, 16, 12, 10});
-        json_report("info tests/data/latent/comfyui_flux_b2.latent (latent)", &doc);
+        info_report(path, "latent", &doc);
     }
     { /* a checkpoint that is no model: why, in "model" */
         const char *path = "ref_data/small/golden_pad.safetensors";
-        const char *a[] = {"info", path, "--json", NULL};
         latup_json_doc doc;
-        const latup_json *r = json_of(a, &doc);
-        keys_are(r, CKPT_KEYS);
-        check_checkpoint(r, path);
-        assert_string_equal(jstr(r, "kind"), "none");
+        const latup_json *r = info_json(path, "none", "", &doc);
         assert_true(!strncmp(jstr(r, "model"), "not a model latup runs", 22));
-        json_report("info ref_data/small/golden_pad.safetensors (none)", &doc);
+        info_report(path, "none", &doc);
     }
 }
 
