@@ -183,6 +183,7 @@ static void test_invalid_utf8(void **state) {
         {"overlong, 3 bytes", "\xe0\x80\xaf", "\\udce0\\udc80\\udcaf"},
         {"overlong, 4 bytes", "\xf0\x80\x80\xaf", "\\udcf0\\udc80\\udc80\\udcaf"},
         {"encoded surrogate", "\xed\xa0\x80", "\\udced\\udca0\\udc80"},
+        {"encoded surrogate, the last", "\xed\xbf\xbf", "\\udced\\udcbf\\udcbf"},
         {"past U+10FFFF", "\xf4\x90\x80\x80", "\\udcf4\\udc90\\udc80\\udc80"},
         {"lead byte 0xF5", "\xf5\x80\x80\x80", "\\udcf5\\udc80\\udc80\\udc80"},
         {"5-byte form", "\xf8\x88\x80\x80\x80", "\\udcf8\\udc88\\udc80\\udc80\\udc80"},
