@@ -323,7 +323,7 @@ static void json_plan(cli_json *w, const latup_mem_plan *m) {
     cli_json_end(w);
 }
 
-/* Exactly the facts the text prints, in bytes; docs/scale-out.md describes the format. */
+/* The plan for a scheduler, sizes in bytes; docs/scale-out.md describes its members. */
 static const char *dry_run_json(const job *j, FILE *f, size_t peak) {
     cli_json w;
     cli_json_start(&w, f);
