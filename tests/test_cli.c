@@ -3,8 +3,10 @@
  * path must give one line on stderr, the documented exit code, and no output file. Then the
  * features around the models: stdin/stdout/FIFO inputs and outputs, ComfyUI .latent files,
  * batches through patterns and several inputs with the model loaded once, 16-bit PNG, --dump in
- * every command, `latup compare` finding an injected one-layer difference, --dry-run --json,
- * --version and help. (The promises of docs/errors.md and the README: test_cli_contract.c.) */
+ * every command, `latup compare` finding an injected one-layer difference, every JSON the CLI
+ * prints (info --json of each kind of file, --dry-run --json of each command, batches, names that
+ * need escapes or are not UTF-8) read back by latup's own parser, field by field, --version and
+ * help. (The promises of docs/errors.md and the README: test_cli_contract.c.) */
 #define _XOPEN_SOURCE 700
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +25,7 @@
 #include "cli_util.h"
 #include "tmpdir.h"
 #include "latup.h"
+#include "io/json.h"
 #include "io/png.h"
 
 
@@ -680,69 +683,342 @@ static void test_compare_many(void **state) {
     free(text);
 }
 
-/* ---- --dry-run --json, version, help ------------------------------------------------------------------- */
+/* ---- every JSON the CLI prints, read by latup's own parser ------------------------------------------ */
 
-static unsigned long long num_after(const char *from, const char *key) {
-    const char *p = strstr(from, key);
-    assert_non_null(p);
-    return strtoull(p + strlen(key), NULL, 10);
+static char *g_json;  /* the text of the last document */
+static int g_checked; /* the members checked in it */
+
+/* Runs latup with stdout into a file: the output must be one line of JSON, itself UTF-8, nothing
+ * on stderr. Read with surrogateescape (latup_json_parse_bytes), so names that are not UTF-8 come
+ * back as their bytes. Returns the root object; the caller frees *doc. */
+static const latup_json *json_of(const char *const *args, latup_json_doc *doc) {
+    const char *out = tmp_path("out.json");
+    int rc = run_cli_io(g_dir, args, NULL, NULL, out, g_stderr, sizeof g_stderr);
+    if (rc) printf("latup failed (%d): %s", rc, g_stderr);
+    assert_int_equal(rc, 0);
+    assert_string_equal(g_stderr, "");
+    size_t n;
+    free(g_json);
+    g_json = (char *)slurp(out, &n);
+    g_json[n] = '\0';
+    assert_true(n > 2 && g_json[n - 1] == '\n' && !memchr(g_json, '\n', n - 1));
+    assert_true(latup_utf8_valid(g_json, n));
+    latup_status st = latup_json_parse_bytes(g_json, n, 0, doc);
+    if (st) printf("not JSON: %s\n%s", latup_last_error(), g_json);
+    assert_int_equal(st, LATUP_OK);
+    assert_int_equal(doc->root->type, LATUP_JSON_OBJECT);
+    g_checked = 0;
+    return doc->root;
+}
+
+/* Member key of o, of this type (LATUP_JSON_FALSE: either boolean). */
+static const latup_json *jget(const latup_json *o, const char *key, latup_json_type type) {
+    const latup_json *v = latup_json_get(o, key);
+    if (!v) printf("no member \"%s\" in %s", key, g_json);
+    assert_non_null(v);
+    const int ok = v->type == type || (type == LATUP_JSON_FALSE && v->type == LATUP_JSON_TRUE);
+    if (!ok) printf("\"%s\" is %s, not %s\n", key, latup_json_type_name(v->type), latup_json_type_name(type));
+    assert_true(ok);
+    g_checked++;
+    return v;
+}
+static int64_t jint(const latup_json *o, const char *key) { return jget(o, key, LATUP_JSON_INT)->u.i; }
+static const char *jstr(const latup_json *o, const char *key) { return jget(o, key, LATUP_JSON_STRING)->u.str.s; }
+static int jbool(const latup_json *o, const char *key) { return jget(o, key, LATUP_JSON_FALSE)->type == LATUP_JSON_TRUE; }
+
+/* The object's members are exactly `keys` (comma-separated), in that order. */
+static void keys_are(const latup_json *o, const char *keys) {
+    char got[1024];
+    size_t n = 0;
+    got[0] = '\0';
+    for (const latup_json *v = o->u.kids.first; v && n < sizeof got; v = v->next)
+        n += (size_t)snprintf(got + n, sizeof got - n, "%s%s", n ? "," : "", v->key);
+    if (strcmp(got, keys)) printf("members %s\n   want %s\n", got, keys);
+    assert_string_equal(got, keys);
+}
+
+/* Member key is an array of exactly these integers. */
+static void ints_are(const latup_json *o, const char *key, int n, const int64_t *want) {
+    const latup_json *a = jget(o, key, LATUP_JSON_ARRAY);
+    assert_int_equal(a->u.kids.n, n);
+    int i = 0;
+    for (const latup_json *e = a->u.kids.first; e; e = e->next, i++) {
+        assert_int_equal(e->type, LATUP_JSON_INT);
+        assert_int_equal(e->u.i, want[i]);
+    }
+}
+
+static void json_report(const char *label, latup_json_doc *doc) {
+    printf("json %-52s %3d members checked  OK\n", label, g_checked);
+    latup_json_free(doc);
+}
+
+/* ---- latup info --json --------------------------------------------------------------------------------- */
+
+#define CKPT_KEYS "file,format,state dict,tensors,dtypes,elements,kind,model"
+
+/* What every checkpoint's summary has: the file, and dtype counts that add up to the tensors. */
+static void check_checkpoint(const latup_json *r, const char *path) {
+    assert_string_equal(jstr(r, "file"), path);
+    assert_true(*jstr(r, "format"));
+    jstr(r, "state dict");
+    const int64_t n = jint(r, "tensors");
+    const latup_json *dt = jget(r, "dtypes", LATUP_JSON_OBJECT);
+    keys_are(dt, "F32,F16,BF16,I64");
+    int64_t sum = 0;
+    for (const latup_json *v = dt->u.kids.first; v; v = v->next) sum += jint(dt, v->key);
+    assert_true(n > 0 && sum == n);
+    assert_true(jint(r, "elements") >= n);
+    assert_true(*jstr(r, "model"));
+}
+
+/* `latup info --json` of a checkpoint: the members CKPT_KEYS then `more`, the common ones checked,
+ * and its kind. */
+static const latup_json *info_json(const char *path, const char *kind, const char *more, latup_json_doc *doc) {
+    const char *a[] = {"info", path, "--json", NULL};
+    const latup_json *r = json_of(a, doc);
+    char keys[512];
+    snprintf(keys, sizeof keys, "%s%s", CKPT_KEYS, more);
+    keys_are(r, keys);
+    check_checkpoint(r, path);
+    assert_string_equal(jstr(r, "kind"), kind);
+    return r;
+}
+
+static void info_report(const char *path, const char *kind, latup_json_doc *doc) {
+    char label[300];
+    snprintf(label, sizeof label, "info %s (%s)", path, kind);
+    json_report(label, doc);
+}
+
+static void check_lua_info(const char *path, const char *kind, const int64_t *chans, int n_scales,
+                           const int64_t *scales) {
+    latup_json_doc doc;
+    const latup_json *r =
+        info_json(path, kind, ",parameters,channels,embed dim,depths,heads,window,mlp hidden,tail,scales", &doc);
+    const int64_t params = jint(r, "parameters");
+    assert_true(params > 0 && params <= jint(r, "elements"));
+    ints_are(r, "channels", 2, chans);
+    assert_true(jint(r, "embed dim") > 0 && jint(r, "window") > 0 && jint(r, "mlp hidden") > 0);
+    const latup_json *d = jget(r, "depths", LATUP_JSON_ARRAY), *h = jget(r, "heads", LATUP_JSON_ARRAY);
+    assert_true(d->u.kids.n >= 1 && d->u.kids.n == h->u.kids.n);
+    assert_string_equal(jstr(r, "tail"), !strcmp(kind, "lua") ? "lua-heads" : "pixelshuffle");
+    ints_are(r, "scales", n_scales, scales);
+    info_report(path, kind, &doc);
+}
+
+static void check_vae_info(const char *path, const char *prefix, const int64_t *chans, int post_quant_conv) {
+    latup_json_doc doc;
+    const latup_json *r =
+        info_json(path, "vae", ",family,naming,prefix,parameters,channels,post_quant_conv,levels,resnets,upsampling", &doc);
+    assert_true(*jstr(r, "family") && *jstr(r, "naming"));
+    assert_string_equal(jstr(r, "prefix"), prefix);
+    assert_true(jint(r, "parameters") > 0 && jint(r, "parameters") <= jint(r, "elements"));
+    ints_are(r, "channels", 2, chans);
+    assert_int_equal(jbool(r, "post_quant_conv"), post_quant_conv);
+    const latup_json *lv = jget(r, "levels", LATUP_JSON_ARRAY);
+    assert_true(lv->u.kids.n >= 1 && jint(r, "resnets") >= 1);
+    assert_int_equal(jint(r, "upsampling"), 1 << (lv->u.kids.n - 1));
+    info_report(path, "vae", &doc);
+}
+
+/* A tensor file (.npy, PNG): its shape as the reader sees it. */
+static void check_tensor_info(const char *path, const char *format, const char *label) {
+    const char *a[] = {"info", path, "--json", NULL};
+    latup_json_doc doc;
+    const latup_json *r = json_of(a, &doc);
+    keys_are(r, "file,format,kind,tensor");
+    assert_string_equal(jstr(r, "file"), path);
+    assert_string_equal(jstr(r, "format"), format);
+    assert_string_equal(jstr(r, "kind"), "tensor");
+    latup_tensor t;
+    assert_int_equal(latup_tensor_read(path, NULL, &t, NULL), LATUP_OK);
+    ints_are(r, "tensor", t.ndim, t.shape);
+    latup_tensor_free(&t);
+    json_report(label, &doc);
+}
+
+static void test_info_json(void **state) {
+    (void)state;
+    check_lua_info("ref_data/small/model.safetensors.gz", "lua", (const int64_t[]){16, 16}, 2, (const int64_t[]){2, 4});
+    check_lua_info("ref_data/swinir/classic_x2.pth", "swinir", (const int64_t[]){3, 3}, 1, (const int64_t[]){2});
+    check_vae_info("ref_data/vae/flux_small.ldm.safetensors.gz", "", (const int64_t[]){16, 3}, 0);
+    check_vae_info("ref_data/vae/sd_small.ldm_prefixed.safetensors.gz", "first_stage_model.", (const int64_t[]){4, 3}, 1);
+    check_tensor_info("ref_data/demo/latent.npy", ".npy", "info ref_data/demo/latent.npy (tensor)");
+    check_tensor_info("ref_data/swinir/image_21x19.png", "PNG", "info ref_data/swinir/image_21x19.png (tensor)");
+    { /* a ComfyUI .latent: a checkpoint holding a latent */
+        const char *path = "tests/data/latent/comfyui_flux_b2.latent";
+        latup_json_doc doc;
+        const latup_json *r = info_json(path, "latent", ",latent", &doc);
+        ints_are(r, "latent", 4, (const int64_t[]){2, 16, 12, 10});
+        info_report(path, "latent", &doc);
+    }
+    { /* a checkpoint that is no model: why, in "model" */
+        const char *path = "ref_data/small/golden_pad.safetensors";
+        latup_json_doc doc;
+        const latup_json *r = info_json(path, "none", "", &doc);
+        assert_true(!strncmp(jstr(r, "model"), "not a model latup runs", 22));
+        info_report(path, "none", &doc);
+    }
+}
+
+/* ---- --dry-run --json ----------------------------------------------------------------------------------- */
+
+/* A memory plan: sizes in bytes, every take within the arena. Returns its output size. */
+static int64_t check_plan(const latup_json *stage) {
+    const latup_json *p = jget(stage, "plan", LATUP_JSON_OBJECT);
+    keys_are(p, "arena,weights,output,takes");
+    const int64_t arena = jint(p, "arena");
+    assert_true(arena > 0 && jint(p, "weights") > 0 && jint(p, "output") > 0);
+    const latup_json *takes = jget(p, "takes", LATUP_JSON_OBJECT);
+    assert_true(takes->u.kids.n > 0);
+    for (const latup_json *t = takes->u.kids.first; t; t = t->next) {
+        const int64_t b = jint(takes, t->key);
+        assert_true(b > 0 && b <= arena);
+    }
+    return jint(p, "output");
+}
+
+/* One item of a plan: the input as given, its shape as read, its stages; its peak holds both
+ * models' weights and at least the larger stage: the upscale (input, its arena, the upscaled
+ * batch) or the decode (input, upscaled batch, image batch, one decode beyond its weights). */
+static void check_item(const latup_json *it, const char *path, int upscale, int decode, int scale) {
+    keys_are(it, upscale && decode ? "input,shape,peak,upscale,decode" : upscale ? "input,shape,peak,upscale"
+                                                                                : "input,shape,peak,decode");
+    assert_string_equal(jstr(it, "input"), path);
+    latup_tensor x;
+    assert_int_equal(latup_tensor_read(path, NULL, &x, NULL), LATUP_OK);
+    ints_are(it, "shape", x.ndim, x.shape);
+    const int64_t B = x.ndim == 4 ? x.shape[0] : 1, in = latup_tensor_numel(&x) * 4;
+    const int64_t h = x.shape[x.ndim - 2], w = x.shape[x.ndim - 1];
+    latup_tensor_free(&x);
+    const int64_t peak = jint(it, "peak");
+    int64_t weights = 0, s1 = 0, s2 = 0, up_out = in / B;
+    if (upscale) {
+        const latup_json *u = jget(it, "upscale", LATUP_JSON_OBJECT);
+        keys_are(u, "scale,plan");
+        assert_int_equal(jint(u, "scale"), scale);
+        up_out = check_plan(u);
+        const latup_json *p = latup_json_get(u, "plan");
+        weights += jint(p, "weights");
+        s1 = in + jint(p, "arena") + B * up_out;
+    }
+    if (decode) {
+        const latup_json *d = jget(it, "decode", LATUP_JSON_OBJECT);
+        keys_are(d, "h,w,tiled,tile,overlap,reason,peak,plan");
+        const int f = upscale ? scale : 1;
+        assert_int_equal(jint(d, "h"), h * f);
+        assert_int_equal(jint(d, "w"), w * f);
+        const int tiled = jbool(d, "tiled");
+        assert_true(tiled ? jint(d, "tile") > 0 && jint(d, "overlap") > 0 && *jstr(d, "reason")
+                          : jint(d, "tile") == 0 && jint(d, "overlap") == 0 && !*jstr(d, "reason"));
+        const int64_t out = check_plan(d), dw = jint(latup_json_get(d, "plan"), "weights"), dp = jint(d, "peak");
+        assert_true(dp > dw && dp <= peak);
+        weights += dw;
+        s2 = (upscale ? in : 0) + B * up_out + B * out + (dp - dw);
+    }
+    printf("  item peak %lld = weights %lld + max(upscale %lld, decode %lld)\n", (long long)peak, (long long)weights,
+           (long long)s1, (long long)s2);
+    assert_true(peak >= weights + (s1 > s2 ? s1 : s2));
+    assert_true(peak <= weights + s1 + s2);
+}
+
+/* A dry run's whole plan: the command, its threads and budget, one item per input, and the top
+ * peak the largest item's. */
+static void check_dry_run(const char *label, const char *const *args, const char *cmd, int n, const char *const *inputs,
+                          int scale) {
+    latup_json_doc doc;
+    const latup_json *r = json_of(args, &doc);
+    keys_are(r, "command,threads,max_memory,peak,items");
+    assert_string_equal(jstr(r, "command"), cmd);
+    assert_int_equal(jint(r, "threads"), 2);
+    assert_true(jint(r, "max_memory") > 0);
+    const int64_t peak = jint(r, "peak");
+    assert_true(peak > 1000000 && peak < ((int64_t)1 << 40)); /* no wrapped subtraction in it */
+    const latup_json *items = jget(r, "items", LATUP_JSON_ARRAY);
+    assert_int_equal(items->u.kids.n, n);
+    int64_t top = 0;
+    int i = 0;
+    for (const latup_json *it = items->u.kids.first; it; it = it->next, i++) {
+        assert_int_equal(it->type, LATUP_JSON_OBJECT);
+        check_item(it, inputs[i], strcmp(cmd, "decode") != 0, strcmp(cmd, "upscale") != 0, scale);
+        const int64_t p = jint(it, "peak");
+        assert_true(p <= peak);
+        if (p > top) top = p;
+    }
+    assert_int_equal(top, peak);
+    json_report(label, &doc);
 }
 
 static void test_dry_run_json(void **state) {
     (void)state;
-    char out[600];
-    snprintf(out, sizeof out, "%s/plan.json", g_dir);
-    const char *a[] = {"run", "-m", "ref_data/small/model.safetensors.gz", "-s", "2", "--vae",
-                       "ref_data/vae/flux_small.ldm.safetensors.gz", "-i", "ref_data/demo/latent.npy",
-                       "tests/data/latent/comfyui_flux_b2.latent", "--out-dir", tmp_path("never"), "--dry-run", "--json", NULL};
-    assert_int_equal(run_cli_io(g_dir, a, NULL, NULL, out, g_stderr, sizeof g_stderr), 0);
-    size_t n;
-    char *j = (char *)slurp(out, &n);
-    j[n] = '\0';
-    printf("%s", j);
-    assert_true(j[0] == '{' && j[n - 2] == '}' && j[n - 1] == '\n');
-    const char *keys[] = {"\"command\": \"run\"", "\"peak\": ", "\"max_memory\": ", "\"items\": [", "\"upscale\": {",
-                          "\"decode\": {", "\"tiled\": false", "\"arena\": ", "\"weights\": "};
-    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) assert_non_null(strstr(j, keys[k]));
-    long long peak = atoll(strstr(j, "\"peak\": ") + 8);
-    assert_true(peak > 1000000);
-    /* the peak holds both models' weights: at least the two plans' "weights" of the first item */
-    const char *w1 = strstr(j, "\"weights\": "), *w2 = w1 ? strstr(w1 + 1, "\"weights\": ") : NULL;
-    assert_true(w1 && w2);
-    /* the first item's peak holds the weights of both models and at least the larger stage: the
-     * upscale (input, its arena, the upscaled batch) or the decode (input, upscaled batch, image
-     * batch, one decode beyond its weights) */
+    const char *lua = "ref_data/small/model.safetensors.gz", *vae = "ref_data/vae/flux_small.ldm.safetensors.gz";
+    const char *demo = "ref_data/demo/latent.npy", *b2 = "tests/data/latent/comfyui_flux_b2.latent";
     {
-        const char *it = strstr(j, "\"items\": [");
-        const char *sh = strstr(it, "\"shape\": [") + 10;
-        unsigned long long numel = 1, B = 1, first = 0;
-        int nd = 0;
-        for (; *sh != ']'; nd++) {
-            const unsigned long long v = strtoull(sh + 1, (char **)&sh, 10);
-            if (nd == 0) first = v;
-            numel *= v;
-        }
-        if (nd == 4) B = first;
-        const unsigned long long ipeak = num_after(it, "\"peak\": "), in = numel * 4;
-        const char *up = strstr(it, "\"upscale\": "), *dec = strstr(it, "\"decode\": ");
-        assert_true(up && dec && up < dec);
-        assert_true(strstr(up, "\"plan\": {\"arena\": ") < dec); /* the upscale's own plan */
-        const unsigned long long a1 = num_after(up, "\"arena\": "), w1_ = num_after(up, "\"weights\": "),
-                                 o1 = num_after(up, "\"output\": ");
-        const unsigned long long dp = num_after(dec, "\"peak\": "), w2_ = num_after(dec, "\"weights\": "),
-                                 o2 = num_after(dec, "\"output\": ");
-        const unsigned long long s1 = in + a1 + B * o1, s2 = in + B * o1 + B * o2 + (dp - w2_);
-        printf("item peak %llu = weights %llu + %llu + max(upscale %llu, decode %llu)\n", ipeak, w1_, w2_, s1, s2);
-        assert_true(ipeak >= w1_ + w2_ + (s1 > s2 ? s1 : s2)); /* both models' weights held */
-        assert_true(ipeak <= w1_ + w2_ + s1 + s2);
+        const char *a[] = {"upscale", "-m", lua, "-s", "2", "-i", demo, "-o", tmp_path("never.npy"), "-t", "2",
+                           "--dry-run", "--json", NULL};
+        check_dry_run("upscale --dry-run --json", a, "upscale", 1, (const char *const[]){demo}, 2);
     }
-    const unsigned long long top = strtoull(strstr(j, "\"peak\": ") + 8, NULL, 10);
-    assert_true(top >= strtoull(w1 + 11, NULL, 10) + strtoull(w2 + 11, NULL, 10));
-    assert_true(top < (1ull << 40)); /* and no wrapped subtraction in it */
-    assert_true(atoll(w1 + 11) > 0 && atoll(w2 + 11) > 0);
-    free(j);
+    {
+        const char *a[] = {"decode", "--vae", vae, "-i", demo, "-o", tmp_path("never.png"), "-t", "2", "--dry-run",
+                           "--json", NULL};
+        check_dry_run("decode --dry-run --json", a, "decode", 1, (const char *const[]){demo}, 1);
+        const char *t[] = {"decode", "--vae", vae, "-i", demo, "-o", tmp_path("never.png"), "-t", "2", "--tile", "8",
+                           "--dry-run", "--json", NULL};
+        check_dry_run("decode --tile 8 --dry-run --json (tiled)", t, "decode", 1, (const char *const[]){demo}, 1);
+        assert_non_null(strstr(g_json, "\"tiled\": true, \"tile\": 8, \"overlap\": 2"));
+    }
+    {
+        const char *a[] = {"run", "-m", lua, "-s", "2", "--vae", vae, "-i", demo, "-o", tmp_path("never.png"), "-t", "2",
+                           "--dry-run", "--json", NULL};
+        check_dry_run("run --dry-run --json", a, "run", 1, (const char *const[]){demo}, 2);
+    }
+    { /* a batch: two inputs, one a batch of two itself */
+        const char *a[] = {"run", "-m", lua, "-s", "2", "--vae", vae, "-i", demo, b2, "--out-dir", tmp_path("never"),
+                           "-t", "2", "--dry-run", "--json", NULL};
+        check_dry_run("run --dry-run --json, 2 inputs", a, "run", 2, (const char *const[]){demo, b2}, 2);
+        const char *u[] = {"upscale", "-m", lua, "-s", "4", "-i", b2, demo, "--out-dir", tmp_path("never"), "-t", "2",
+                           "--dry-run", "--json", NULL};
+        check_dry_run("upscale --dry-run --json, 2 inputs", u, "upscale", 2, (const char *const[]){b2, demo}, 4);
+    }
     assert_false(exists(tmp_path("never"))); /* nothing written, no directory made */
-    assert_string_equal(g_stderr, "");
+}
+
+/* Names that JSON must escape: a quote, a backslash and a newline; bytes that are not UTF-8 (the
+ * \udcXX of surrogateescape). Each comes back byte for byte, from the plan and from info. */
+static void test_json_names(void **state) {
+    (void)state;
+    const char *names[] = {"x\xff\xfe.npy", "q\"b\\s\nl.npy", "a\xc3(\xe2\x82 \xed\xa0\x80 \xc3\xa9.npy"};
+    char buf[3][512];
+    const char *paths[3];
+    size_t n;
+    uint8_t *latent = slurp("ref_data/demo/latent.npy", &n);
+    for (int i = 0; i < 3; i++) {
+        snprintf(buf[i], sizeof buf[i], "%s/%s", g_dir, names[i]);
+        paths[i] = buf[i];
+        FILE *f = fopen(paths[i], "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(latent, 1, n, f), n);
+        fclose(f);
+    }
+    free(latent);
+    const char *vae = "ref_data/vae/flux_small.ldm.safetensors.gz";
+    for (int i = 0; i < 3; i++) {
+        const char *a[] = {"upscale", "-m", "ref_data/small/model.safetensors.gz", "-s", "2", "-i", paths[i], "-o",
+                           tmp_path("never.npy"), "-t", "2", "--dry-run", "--json", NULL};
+        char label[64];
+        snprintf(label, sizeof label, "upscale --dry-run --json, odd name %d", i + 1);
+        check_dry_run(label, a, "upscale", 1, &paths[i], 2);
+        if (i == 0) assert_non_null(strstr(g_json, "x\\udcff\\udcfe.npy\""));
+        if (i == 1) assert_non_null(strstr(g_json, "q\\\"b\\\\s\\u000al.npy\""));
+        snprintf(label, sizeof label, "info --json, odd name %d", i + 1);
+        check_tensor_info(paths[i], ".npy", label);
+    }
+    const char *d[] = {"decode", "--vae", vae, "-i", paths[0], paths[1], paths[2], "--out-dir", tmp_path("never"), "-t",
+                       "2", "--dry-run", "--json", NULL};
+    check_dry_run("decode --dry-run --json, 3 odd names", d, "decode", 3, paths, 1);
+    free(g_json);
+    g_json = NULL;
 }
 
 static void test_version_and_help(void **state) {
@@ -786,7 +1062,9 @@ int main(void) {
         cmocka_unit_test(test_png16),
         cmocka_unit_test(test_dump_and_compare),
         cmocka_unit_test(test_compare_order), cmocka_unit_test(test_compare_many),
+        cmocka_unit_test(test_info_json),
         cmocka_unit_test(test_dry_run_json),
+        cmocka_unit_test(test_json_names),
         cmocka_unit_test(test_version_and_help),
     };
     return cmocka_run_group_tests(tests, setup, remove_dir);

@@ -15,6 +15,7 @@
 
 #include "cli_util.h"
 #include "tmpdir.h"
+#include "io/json.h"
 #include "io/weights.h"
 #include "latup.h"
 
@@ -421,20 +422,21 @@ static void test_info_every_kind(void **state) {
     static const struct {
         const char *file;
         const char *says[3];
+        const char *kind; /* --json's "kind" */
     } kinds[] = {
-        {"ref_data/small/model.safetensors.gz", {"model:        LUA", "scales:       [x2, x4]", "format:       safetensors"}},
-        {"ref_data/tiny/model.pth", {"model:        LUA", "format:       pytorch zip", "in 16, out 16"}},
-        {"ref_data/sdxl/model.pth", {"model:        LUA", "in 4, out 4", NULL}},
-        {"ref_data/swinir/classic_x2.pth", {"model:        SwinIR", "tail:         pixelshuffle,", "[x2]"}},
-        {"ref_data/swinir/direct_x2.pth", {"model:        SwinIR", "tail:         pixelshuffledirect", NULL}},
-        {"ref_data/vae/flux_small.ldm.safetensors.gz", {"model:        VAE decoder", "SD3 or FLUX.1", "naming:       ldm"}},
-        {"ref_data/vae/flux_small.diffusers.safetensors.gz", {"model:        VAE decoder", "naming:       diffusers", NULL}},
-        {"ref_data/vae/sd_small.diffusers_old.safetensors.gz", {"model:        VAE decoder", "old attention names", "SD 1.x"}},
-        {"ref_data/vae/sd_small.ldm_prefixed.safetensors.gz", {"model:        VAE decoder", "under first_stage_model.", NULL}},
-        {"ref_data/vae/sd_small.ldm.pth.gz", {"model:        VAE decoder", "format:       pytorch zip", NULL}},
-        {"tests/data/latent/comfyui_flux_b2.latent", {"a latent (ComfyUI .latent", "[2,16,12,10]", NULL}},
-        {"ref_data/demo/latent.npy", {"format:       .npy", "[16,24,40]", NULL}},
-        {"ref_data/swinir/image_21x19.png", {"format:       PNG", "[3,21,19]", NULL}},
+        {"ref_data/small/model.safetensors.gz", {"model:        LUA", "scales:       [x2, x4]", "format:       safetensors"}, "lua"},
+        {"ref_data/tiny/model.pth", {"model:        LUA", "format:       pytorch zip", "in 16, out 16"}, "lua"},
+        {"ref_data/sdxl/model.pth", {"model:        LUA", "in 4, out 4", NULL}, "lua"},
+        {"ref_data/swinir/classic_x2.pth", {"model:        SwinIR", "tail:         pixelshuffle,", "[x2]"}, "swinir"},
+        {"ref_data/swinir/direct_x2.pth", {"model:        SwinIR", "tail:         pixelshuffledirect", NULL}, "swinir"},
+        {"ref_data/vae/flux_small.ldm.safetensors.gz", {"model:        VAE decoder", "SD3 or FLUX.1", "naming:       ldm"}, "vae"},
+        {"ref_data/vae/flux_small.diffusers.safetensors.gz", {"model:        VAE decoder", "naming:       diffusers", NULL}, "vae"},
+        {"ref_data/vae/sd_small.diffusers_old.safetensors.gz", {"model:        VAE decoder", "old attention names", "SD 1.x"}, "vae"},
+        {"ref_data/vae/sd_small.ldm_prefixed.safetensors.gz", {"model:        VAE decoder", "under first_stage_model.", NULL}, "vae"},
+        {"ref_data/vae/sd_small.ldm.pth.gz", {"model:        VAE decoder", "format:       pytorch zip", NULL}, "vae"},
+        {"tests/data/latent/comfyui_flux_b2.latent", {"a latent (ComfyUI .latent", "[2,16,12,10]", NULL}, "latent"},
+        {"ref_data/demo/latent.npy", {"format:       .npy", "[16,24,40]", NULL}, "tensor"},
+        {"ref_data/swinir/image_21x19.png", {"format:       PNG", "[3,21,19]", NULL}, "tensor"},
     };
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         const char *a[] = {"info", kinds[k].file, NULL};
@@ -448,12 +450,16 @@ static void test_info_every_kind(void **state) {
         if (!ok) printf("%s%s", text, g_err);
         assert_true(ok);
         free(text);
-        /* --json names the kind too */
+        /* --json: one JSON object naming the kind and the file (test_cli checks every member) */
         const char *j[] = {"info", "--json", kinds[k].file, NULL};
         assert_int_equal(run_cli_io(g_dir, j, NULL, NULL, out, g_err, sizeof g_err), 0);
         text = read_text(out);
-        assert_non_null(strstr(text, "\"kind\": "));
-        assert_true(text[0] == '{');
+        latup_json_doc doc;
+        assert_int_equal(latup_json_parse(text, strlen(text), 0, &doc), LATUP_OK);
+        const latup_json *kind = latup_json_get(doc.root, "kind"), *file = latup_json_get(doc.root, "file");
+        assert_true(kind && kind->type == LATUP_JSON_STRING && !strcmp(kind->u.str.s, kinds[k].kind));
+        assert_true(file && file->type == LATUP_JSON_STRING && !strcmp(file->u.str.s, kinds[k].file));
+        latup_json_free(&doc);
         free(text);
     }
 }

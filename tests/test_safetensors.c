@@ -234,6 +234,32 @@ static void test_json_max_values(void **state) {
     assert_null(doc.arena);
 }
 
+/* latup_json_parse_bytes: a lone \udc80..\udcff is its byte (surrogateescape, what the CLI writes
+ * for names that are not UTF-8); every other lone surrogate is still an error, and the strict
+ * parser still refuses them all. */
+static void test_json_surrogateescape(void **state) {
+    (void)state;
+    const char *t = "[\"x\\udcff\\uDCFE.npy\", \"\\udc80\\u00e9\"]";
+    latup_json_doc doc;
+    assert_int_equal(latup_json_parse_bytes(t, strlen(t), 0, &doc), LATUP_OK);
+    const latup_json *a = doc.root->u.kids.first, *b = a->next;
+    assert_int_equal(a->u.str.len, 7);
+    assert_memory_equal(a->u.str.s, "x\xff\xfe.npy", 8);
+    assert_int_equal(b->u.str.len, 3);
+    assert_memory_equal(b->u.str.s, "\x80\xc3\xa9", 4);
+    latup_json_free(&doc);
+    json_bad(t, strlen(t), "lone low surrogate");
+    const char *bad[] = {"\"\\udc7f\"", "\"\\udd00\"", "\"\\udfff\"", "\"\\ud800\"", "\"\\udc00\""};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        assert_int_equal(latup_json_parse_bytes(bad[k], strlen(bad[k]), 0, &doc), LATUP_E_INPUT);
+        assert_non_null(strstr(latup_last_error(), "surrogate"));
+    }
+    const char *pair = "\"\\ud83d\\ude00\""; /* a pair is still one code point */
+    assert_int_equal(latup_json_parse_bytes(pair, strlen(pair), 0, &doc), LATUP_OK);
+    assert_string_equal(doc.root->u.str.s, "\xf0\x9f\x98\x80");
+    latup_json_free(&doc);
+}
+
 /* Large input: many chunks and a string bigger than a chunk. */
 static void test_json_big(void **state) {
     (void)state;
@@ -1177,6 +1203,7 @@ int main(void) {
         cmocka_unit_test(test_json_values),
         cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_json_max_values),
+        cmocka_unit_test(test_json_surrogateescape),
         cmocka_unit_test(test_json_big),
         cmocka_unit_test(test_json_writer),
         cmocka_unit_test(test_reject_too_short),

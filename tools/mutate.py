@@ -38,8 +38,8 @@ AREA_FILES = {
                  "src/model/vae.c", "src/model/layers.c", "src/model/latent.c"],
     "readers": ["src/io/fileio.c", "src/io/json.c", "src/io/npy.c", "src/io/pickle.c", "src/io/png.c",
                 "src/io/pth.c", "src/io/safetensors.c", "src/io/weights.c", "src/io/zip.c"],
-    "cli": ["src/cli/cli.c", "src/cli/compare.c", "src/cli/info.c", "src/cli/main.c", "src/cli/options.c",
-            "src/cli/pipeline.c", "src/io/api.c", "src/api/host.c"],
+    "cli": ["src/cli/cli.c", "src/cli/compare.c", "src/cli/info.c", "src/cli/jsonw.c", "src/cli/main.c",
+            "src/cli/options.c", "src/cli/pipeline.c", "src/io/api.c", "src/api/host.c"],
     "tiling": ["src/model/vae.c"],
 }
 AREAS = ["numerics", "readers", "cli", "tiling"]
@@ -85,7 +85,8 @@ PLANS = {
         [("test_errors", None), ("test_cli", None)],
     ],
     "cli": [
-        [("test_options", None), ("test_api", None), ("test_cli_contract", None), ("test_errors", None)],
+        [("test_options", None), ("test_jsonw", None), ("test_api", None), ("test_cli_contract", None),
+         ("test_errors", None)],
         [("test_cli", None)],
     ],
     "tiling": [
@@ -95,7 +96,7 @@ PLANS = {
     ],
 }
 # Test binaries that compile CLI sources into themselves (the others only exec build/latup).
-CLI_INCLUDERS = {"test_options"}
+CLI_INCLUDERS = {"test_options", "test_jsonw"}
 
 # ---- a small C tokenizer: enough to tell code from comments, strings and preprocessor lines ------
 

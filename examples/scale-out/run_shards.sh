@@ -7,7 +7,8 @@
 #
 # Without arguments it makes 6 copies of the committed demo latent and uses the committed small
 # models (random weights: the images are noise), so it runs as-is from the repository root after
-# `make`. Set LATUP, MODEL, VAE, SCALE to use your own.
+# `make`. Set LATUP, MODEL, VAE, SCALE to use your own. Needs bash, python3 (to read the plan's
+# JSON) and GNU parallel or xargs.
 set -euo pipefail
 LATUP=${LATUP:-build/latup}
 MODEL=${MODEL:-ref_data/small/model.safetensors.gz}
@@ -37,7 +38,7 @@ echo "run_shards: $(wc -l < "$work/all.txt") latents in $(ls "$work"/shard_* | w
 # share a size); the top-level "peak" is what the process holds at most, in bytes
 one=$(head -n 1 "$work/all.txt")
 peak=$("$LATUP" run -m "$MODEL" -s "$SCALE" --vae "$VAE" -i "$one" --out-dir "$OUT" --dry-run --json |
-       sed -n 's/.*"max_memory": [0-9]*, "peak": \([0-9]*\),.*/\1/p')
+       python3 -c 'import json, sys; print(json.load(sys.stdin)["peak"])')
 threads=$(( $(nproc) / JOBS )); [ "$threads" -ge 1 ] || threads=1
 echo "run_shards: each task needs about $(( peak / 1048576 + 1 )) MiB (a scheduler's --mem), $threads threads"
 

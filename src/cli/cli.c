@@ -1,5 +1,5 @@
 /* cli.c — pieces the commands share: error lines, directories and names, the finiteness check
- * on inputs and outputs, --dump, JSON strings and thread setup. */
+ * on inputs and outputs, --dump and thread setup. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
@@ -123,16 +123,6 @@ latup_status cli_dump_close(cli_dump_ctx *d) {
 }
 
 /* ---- misc ---------------------------------------------------------------------------------------- */
-
-void cli_json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
 
 int cli_setup_threads(const cli_args *a) {
     int n = (int)cli_num(a, "--threads", 0);

@@ -1,5 +1,5 @@
 /* cli.h — what the latup commands share: error lines and exit codes, directories and output
- * names, reading and checking inputs, --dump, JSON strings, and the commands themselves. The CLI
+ * names, reading and checking inputs, --dump, and the commands themselves (JSON: jsonw.h). The CLI
  * sees only the public API (include/latup.h) and its own headers. */
 #ifndef LATUP_CLI_H
 #define LATUP_CLI_H
@@ -37,9 +37,6 @@ typedef struct {
 latup_status cli_dump_open(cli_dump_ctx *d, const char *dir);
 void cli_dump_npy(void *user, const char *name, const latup_tensor *t, int batch);
 latup_status cli_dump_close(cli_dump_ctx *d);
-
-/* s as a JSON string (quotes and escapes included) on f. */
-void cli_json_string(FILE *f, const char *s);
 
 /* Threads: --threads N when given, else latup_default_threads(); set for OpenMP and OpenBLAS. */
 int cli_setup_threads(const cli_args *a);

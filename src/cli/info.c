@@ -1,107 +1,126 @@
 /* info.c — `latup info FILE`: what a checkpoint holds (format, tensors, dtypes, parameters) and
  * the model latup infers from it (LUA, SwinIR, a VAE decoder), or the shape of a latent. */
 #include "cli.h"
+#include "jsonw.h"
 
 #include <stdio.h>
 #include <string.h>
 
+/* Each fact is a "key:  value" line, or with --json a member of one JSON object with a value of
+ * its own type; the line may say more than the member (units, notes), in `text`. */
 typedef struct {
     FILE *f;
-    int json, first;
+    cli_json *json; /* NULL: text */
 } printer;
 
-/* One "key: value" line, or one JSON member (value already JSON when raw). */
-static void field(printer *p, const char *key, const char *value, int raw) {
-    if (!p->json) {
-        char k[32];
-        snprintf(k, sizeof k, "%s:", key);
-        fprintf(p->f, "%-14s%s\n", k, value);
-        return;
-    }
-    fprintf(p->f, "%s", p->first ? "" : ", ");
-    p->first = 0;
-    cli_json_string(p->f, key);
-    fprintf(p->f, ": ");
-    if (raw) fputs(value, p->f);
-    else cli_json_string(p->f, value);
+static void line(const printer *p, const char *key, const char *text) {
+    char k[32];
+    snprintf(k, sizeof k, "%s:", key);
+    fprintf(p->f, "%-14s%s\n", k, text);
 }
 
-static void int_list(char *buf, size_t n, const int *v, int k, const char *prefix, int json) {
+static void str_field(printer *p, const char *key, const char *s) {
+    if (p->json) cli_json_str(p->json, key, s);
+    else line(p, key, s);
+}
+
+/* text NULL: the number alone */
+static void int_field(printer *p, const char *key, long long v, const char *text) {
+    char b[32];
+    snprintf(b, sizeof b, "%lld", v);
+    if (p->json) cli_json_int(p->json, key, v);
+    else line(p, key, text ? text : b);
+}
+
+/* "[x2, x4]" with prefix "x" */
+static void int_list(char *buf, size_t n, const int *v, int k, const char *prefix) {
     size_t o = (size_t)snprintf(buf, n, "[");
     for (int i = 0; i < k && o < n; i++)
-        o += (size_t)snprintf(buf + o, n - o, "%s%s%d", i ? ", " : "", json ? "" : prefix, v[i]);
+        o += (size_t)snprintf(buf + o, n - o, "%s%s%d", i ? ", " : "", prefix, v[i]);
     if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+/* text NULL: the list, each number after prefix */
+static void list_field(printer *p, const char *key, const int *v, int k, const char *prefix, const char *text) {
+    if (p->json) {
+        cli_json_array(p->json, key);
+        for (int i = 0; i < k; i++) cli_json_int(p->json, NULL, v[i]);
+        cli_json_end(p->json);
+        return;
+    }
+    char b[256];
+    int_list(b, sizeof b, v, k, prefix);
+    line(p, key, text ? text : b);
 }
 
 static void print_lua(printer *p, const latup_lua_config *c) {
     char b[256];
     const int lua = c->tail == LATUP_TAIL_LUA_HEADS;
-    if (p->json) field(p, "kind", lua ? "lua" : "swinir", 0);
-    field(p, "model", lua ? "LUA (SwinIR trunk + multi-scale pixel-shuffle heads)" : "SwinIR (pixel-space super-resolution)", 0);
-    snprintf(b, sizeof b, "%lld", (long long)c->n_params);
-    field(p, "parameters", b, 1);
-    if (p->json)
-        snprintf(b, sizeof b, "[%d, %d]", c->in_chans, c->out_chans);
-    else
-        snprintf(b, sizeof b, "in %d, out %d%s", c->in_chans, c->out_chans,
-                 c->has_mean ? " (RGB: DIV2K mean subtracted and added back)" : "");
-    field(p, "channels", b, 1);
-    snprintf(b, sizeof b, "%d", c->embed_dim);
-    field(p, "embed dim", b, 1);
-    int_list(b, sizeof b, c->depths, c->num_layers, "", p->json);
-    field(p, "depths", b, 1);
-    int_list(b, sizeof b, c->num_heads, c->num_layers, "", p->json);
-    field(p, "heads", b, 1);
-    snprintf(b, sizeof b, p->json ? "%d" : "%d (shift %d)", c->window_size, c->window_size / 2);
-    field(p, "window", b, 1);
-    snprintf(b, sizeof b, "%d", c->mlp_hidden);
-    field(p, "mlp hidden", b, 1);
-    if (p->json) {
-        field(p, "tail", latup_tail_name(c->tail), 0);
-    } else {
-        snprintf(b, sizeof b, "%s", latup_tail_name(c->tail));
-        if (c->head_feat) snprintf(b + strlen(b), sizeof b - strlen(b), ", width %d", c->head_feat);
-        field(p, "tail", b, 1);
-    }
-    int_list(b, sizeof b, c->scales, c->n_scales, "x", p->json);
-    field(p, "scales", b, 1);
+    if (p->json) cli_json_str(p->json, "kind", lua ? "lua" : "swinir");
+    str_field(p, "model", lua ? "LUA (SwinIR trunk + multi-scale pixel-shuffle heads)" : "SwinIR (pixel-space super-resolution)");
+    int_field(p, "parameters", c->n_params, NULL);
+    snprintf(b, sizeof b, "in %d, out %d%s", c->in_chans, c->out_chans,
+             c->has_mean ? " (RGB: DIV2K mean subtracted and added back)" : "");
+    list_field(p, "channels", (const int[]){c->in_chans, c->out_chans}, 2, "", b);
+    int_field(p, "embed dim", c->embed_dim, NULL);
+    list_field(p, "depths", c->depths, c->num_layers, "", NULL);
+    list_field(p, "heads", c->num_heads, c->num_layers, "", NULL);
+    snprintf(b, sizeof b, "%d (shift %d)", c->window_size, c->window_size / 2);
+    int_field(p, "window", c->window_size, b);
+    int_field(p, "mlp hidden", c->mlp_hidden, NULL);
+    snprintf(b, sizeof b, "%s", latup_tail_name(c->tail));
+    if (c->head_feat && !p->json) snprintf(b + strlen(b), sizeof b - strlen(b), ", width %d", c->head_feat);
+    str_field(p, "tail", b);
+    list_field(p, "scales", c->scales, c->n_scales, "x", NULL);
 }
 
 static void print_vae(printer *p, const latup_vae_config *c) {
     char b[256];
-    if (p->json) field(p, "kind", "vae", 0);
-    field(p, "model", "VAE decoder (AutoencoderKL)", 0);
-    field(p, "family", latup_vae_family_guess(c), 0);
+    if (p->json) cli_json_str(p->json, "kind", "vae");
+    str_field(p, "model", "VAE decoder (AutoencoderKL)");
+    str_field(p, "family", latup_vae_family_guess(c));
     if (p->json) {
-        field(p, "naming", latup_vae_naming_name(c->naming), 0);
-        field(p, "prefix", c->prefix, 0);
+        cli_json_str(p->json, "naming", latup_vae_naming_name(c->naming));
+        cli_json_str(p->json, "prefix", c->prefix);
     } else {
         snprintf(b, sizeof b, "%s%s%s", latup_vae_naming_name(c->naming), c->prefix[0] ? ", under " : "", c->prefix);
-        field(p, "naming", b, 1);
+        line(p, "naming", b);
     }
-    snprintf(b, sizeof b, p->json ? "%lld" : "%lld (decoder)", (long long)c->n_params);
-    field(p, "parameters", b, 1);
-    snprintf(b, sizeof b, p->json ? "[%d, %d]" : "latent %d -> image %d", c->z_channels, c->out_channels);
-    field(p, "channels", b, 1);
-    field(p, "post_quant_conv", c->has_post_quant_conv ? (p->json ? "true" : "yes") : (p->json ? "false" : "no"), 1);
-    int_list(b, sizeof b, c->channels, c->n_levels, "", p->json);
-    field(p, "levels", b, 1);
-    snprintf(b, sizeof b, p->json ? "%d" : "%d per level", c->blocks_per_level);
-    field(p, "resnets", b, 1);
-    snprintf(b, sizeof b, p->json ? "%d" : "x%d", 1 << (c->n_levels - 1));
-    field(p, "upsampling", b, 1);
+    snprintf(b, sizeof b, "%lld (decoder)", (long long)c->n_params);
+    int_field(p, "parameters", c->n_params, b);
+    snprintf(b, sizeof b, "latent %d -> image %d", c->z_channels, c->out_channels);
+    list_field(p, "channels", (const int[]){c->z_channels, c->out_channels}, 2, "", b);
+    if (p->json) cli_json_bool(p->json, "post_quant_conv", c->has_post_quant_conv);
+    else line(p, "post_quant_conv", c->has_post_quant_conv ? "yes" : "no");
+    list_field(p, "levels", c->channels, c->n_levels, "", NULL);
+    snprintf(b, sizeof b, "%d per level", c->blocks_per_level);
+    int_field(p, "resnets", c->blocks_per_level, b);
+    snprintf(b, sizeof b, "x%d", 1 << (c->n_levels - 1));
+    int_field(p, "upsampling", 1 << (c->n_levels - 1), b);
 }
 
 static void print_shape(printer *p, const char *key, const latup_tensor *t) {
     char b[128];
     if (!p->json) {
-        field(p, key, latup_shape_str(b, sizeof b, t->ndim, t->shape), 1);
+        line(p, key, latup_shape_str(b, sizeof b, t->ndim, t->shape));
         return;
     }
-    size_t o = (size_t)snprintf(b, sizeof b, "[");
-    for (int d = 0; d < t->ndim; d++) o += (size_t)snprintf(b + o, sizeof b - o, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
-    snprintf(b + o, sizeof b - o, "]");
-    field(p, key, b, 1);
+    cli_json_array(p->json, key);
+    for (int d = 0; d < t->ndim; d++) cli_json_int(p->json, NULL, t->shape[d]);
+    cli_json_end(p->json);
+}
+
+/* The one JSON object, opened once the file has been read (an error prints nothing on stdout). */
+static void begin(printer *p) {
+    if (p->json) cli_json_object(p->json, NULL);
+}
+
+/* The JSON object closed and checked: a misuse is a bug in latup, reported as one. */
+static int finish(printer *p) {
+    if (!p->json) return 0;
+    cli_json_end(p->json);
+    const char *bad = cli_json_finish(p->json);
+    return bad ? cli_fail(latup_set_error(LATUP_E_INTERNAL, "--json: %s (a bug in latup)", bad)) : 0;
 }
 
 int cli_info(int argc, char **argv) {
@@ -109,7 +128,9 @@ int cli_info(int argc, char **argv) {
     int rc = cli_parse(&CLI_CMD_INFO, argc, argv, &a, stdout, stderr);
     if (rc >= 0) return rc;
     const char *path = a.pos[0];
-    printer p = {stdout, cli_given(&a, "--json"), 1};
+    cli_json json;
+    printer p = {stdout, cli_given(&a, "--json") ? &json : NULL};
+    if (p.json) cli_json_start(p.json, p.f);
     char b[256];
     latup_checkpoint_info ci;
     latup_status st = latup_checkpoint_info_read(path, &ci);
@@ -122,37 +143,35 @@ int cli_info(int argc, char **argv) {
             latup_set_error(LATUP_E_INPUT, "%s", why);
             return cli_fail(LATUP_E_INPUT);
         }
-        if (p.json) fputc('{', p.f);
-        field(&p, "file", path, 0);
-        field(&p, "format", kind == LATUP_FILE_PNG ? "PNG" : ".npy", 0);
-        if (p.json) field(&p, "kind", "tensor", 0);
+        begin(&p);
+        str_field(&p, "file", path);
+        str_field(&p, "format", kind == LATUP_FILE_PNG ? "PNG" : ".npy");
+        if (p.json) cli_json_str(p.json, "kind", "tensor");
         print_shape(&p, "tensor", &t);
-        if (p.json) fputs("}\n", p.f);
         latup_tensor_free(&t);
-        return 0;
+        return finish(&p);
     }
     if (st) return cli_fail(st);
-    if (p.json) fputc('{', p.f);
-    field(&p, "file", path, 0);
-    field(&p, "format", ci.format, 0);
-    if (ci.wrapper[0] || p.json) field(&p, "state dict", ci.wrapper, 0);
+    begin(&p);
+    str_field(&p, "file", path);
+    str_field(&p, "format", ci.format);
+    if (ci.wrapper[0] || p.json) str_field(&p, "state dict", ci.wrapper);
+    const char *names[4] = {"F32", "F16", "BF16", "I64"};
+    const int counts[4] = {ci.n_f32, ci.n_f16, ci.n_bf16, ci.n_i64};
     if (p.json) {
-        snprintf(b, sizeof b, "%d", ci.n_tensors);
-        field(&p, "tensors", b, 1);
-        snprintf(b, sizeof b, "{\"F32\": %d, \"F16\": %d, \"BF16\": %d, \"I64\": %d}", ci.n_f32, ci.n_f16, ci.n_bf16,
-                 ci.n_i64);
-        field(&p, "dtypes", b, 1);
+        cli_json_int(p.json, "tensors", ci.n_tensors);
+        cli_json_object(p.json, "dtypes");
+        for (int d = 0; d < 4; d++) cli_json_int(p.json, names[d], counts[d]);
+        cli_json_end(p.json);
     } else {
         size_t o = (size_t)snprintf(b, sizeof b, "%d (", ci.n_tensors);
-        const char *names[4] = {"F32", "F16", "BF16", "I64"};
-        const int counts[4] = {ci.n_f32, ci.n_f16, ci.n_bf16, ci.n_i64};
         for (int d = 0, first = 1; d < 4; d++)
             if (counts[d]) o += (size_t)snprintf(b + o, sizeof b - o, "%s%d %s", first ? "" : ", ", counts[d], names[d]), first = 0;
         snprintf(b + o, sizeof b - o, ")");
-        field(&p, "tensors", b, 1);
+        line(&p, "tensors", b);
     }
-    snprintf(b, sizeof b, p.json ? "%lld" : "%lld (all tensors, buffers included)", (long long)ci.n_elements);
-    field(&p, "elements", b, 1);
+    snprintf(b, sizeof b, "%lld (all tensors, buffers included)", (long long)ci.n_elements);
+    int_field(&p, "elements", ci.n_elements, b);
 
     latup_lua *m = NULL;
     latup_vae *v = NULL;
@@ -160,8 +179,8 @@ int cli_info(int argc, char **argv) {
     if (ci.has_latent) {
         latup_tensor t;
         if ((st = latup_tensor_read(path, NULL, &t, NULL))) return cli_fail(st);
-        if (p.json) field(&p, "kind", "latent", 0);
-        field(&p, "model", "none: a latent (ComfyUI .latent, 'latent_tensor')", 0);
+        if (p.json) cli_json_str(p.json, "kind", "latent");
+        str_field(&p, "model", "none: a latent (ComfyUI .latent, 'latent_tensor')");
         print_shape(&p, "latent", &t);
         latup_tensor_free(&t);
     } else if (latup_lua_load(path, &m) == LATUP_OK) {
@@ -171,10 +190,9 @@ int cli_info(int argc, char **argv) {
         print_vae(&p, latup_vae_get_config(v));
         latup_vae_free(v);
     } else {
-        if (p.json) field(&p, "kind", "none", 0);
+        if (p.json) cli_json_str(p.json, "kind", "none");
         snprintf(b, sizeof b, "not a model latup runs (LUA, SwinIR or VAE): %.200s", why_lua);
-        field(&p, "model", b, 0);
+        str_field(&p, "model", b);
     }
-    if (p.json) fputs("}\n", p.f);
-    return 0;
+    return finish(&p);
 }

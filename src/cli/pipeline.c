@@ -4,6 +4,7 @@
  * the models loaded once, and all outputs are committed together at the end, or none are. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "jsonw.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,45 +312,59 @@ static void dry_run_text(const job *j, FILE *f, size_t peak) {
             peak, weights_bytes(j, &j->items[0]) / MiB, j->dopt.max_memory / MiB, j->threads);
 }
 
-static void json_plan(FILE *f, const latup_mem_plan *m) {
-    fprintf(f, "{\"arena\": %zu, \"weights\": %zu, \"output\": %zu, \"takes\": {", m->arena, m->weights, m->output);
-    for (int k = 0; k < m->n_takes; k++) {
-        fprintf(f, "%s", k ? ", " : "");
-        cli_json_string(f, m->takes[k].name);
-        fprintf(f, ": %zu", m->takes[k].bytes);
-    }
-    fprintf(f, "}");
+static void json_plan(cli_json *w, const latup_mem_plan *m) {
+    cli_json_object(w, "plan");
+    cli_json_uint(w, "arena", m->arena);
+    cli_json_uint(w, "weights", m->weights);
+    cli_json_uint(w, "output", m->output);
+    cli_json_object(w, "takes");
+    for (int k = 0; k < m->n_takes; k++) cli_json_uint(w, m->takes[k].name, m->takes[k].bytes);
+    cli_json_end(w);
+    cli_json_end(w);
 }
 
-static void dry_run_json(const job *j, FILE *f, size_t peak) {
-    fprintf(f, "{\"command\": ");
-    cli_json_string(f, j->cmd);
-    fprintf(f, ", \"threads\": %d, \"max_memory\": %zu, \"peak\": %zu, \"items\": [", j->threads,
-            j->dopt.max_memory, peak);
+/* The plan for a scheduler, sizes in bytes; docs/scale-out.md describes its members. */
+static const char *dry_run_json(const job *j, FILE *f, size_t peak) {
+    cli_json w;
+    cli_json_start(&w, f);
+    cli_json_object(&w, NULL);
+    cli_json_str(&w, "command", j->cmd);
+    cli_json_int(&w, "threads", j->threads);
+    cli_json_uint(&w, "max_memory", j->dopt.max_memory);
+    cli_json_uint(&w, "peak", peak);
+    cli_json_array(&w, "items");
     for (int i = 0; i < j->n; i++) {
         const item *it = &j->items[i];
-        fprintf(f, "%s{\"input\": ", i ? ", " : "");
-        cli_json_string(f, it->path);
-        fprintf(f, ", \"shape\": [");
-        for (int d = 0; d < it->x.ndim; d++) fprintf(f, "%s%lld", d ? ", " : "", (long long)it->x.shape[d]);
-        fprintf(f, "], \"peak\": %zu", item_peak(j, it));
+        cli_json_object(&w, NULL);
+        cli_json_str(&w, "input", it->path);
+        cli_json_array(&w, "shape");
+        for (int d = 0; d < it->x.ndim; d++) cli_json_int(&w, NULL, it->x.shape[d]);
+        cli_json_end(&w);
+        cli_json_uint(&w, "peak", item_peak(j, it));
         if (j->lua) {
-            fprintf(f, ", \"upscale\": {\"scale\": %d, \"plan\": ", j->scale);
-            json_plan(f, &it->lplan.mem);
-            fprintf(f, "}");
+            cli_json_object(&w, "upscale");
+            cli_json_int(&w, "scale", j->scale);
+            json_plan(&w, &it->lplan.mem);
+            cli_json_end(&w);
         }
         if (j->vae) {
             const latup_decode_plan *dp = &it->dplan;
-            fprintf(f, ", \"decode\": {\"h\": %d, \"w\": %d, \"tiled\": %s, \"tile\": %d, \"overlap\": %d, \"reason\": ",
-                    it->dh, it->dw, dp->tiled ? "true" : "false", dp->tile, dp->overlap);
-            cli_json_string(f, dp->reason);
-            fprintf(f, ", \"peak\": %zu, \"plan\": ", dp->peak);
-            json_plan(f, &dp->plan.mem);
-            fprintf(f, "}");
+            cli_json_object(&w, "decode");
+            cli_json_int(&w, "h", it->dh);
+            cli_json_int(&w, "w", it->dw);
+            cli_json_bool(&w, "tiled", dp->tiled);
+            cli_json_int(&w, "tile", dp->tile);
+            cli_json_int(&w, "overlap", dp->overlap);
+            cli_json_str(&w, "reason", dp->reason);
+            cli_json_uint(&w, "peak", dp->peak);
+            json_plan(&w, &dp->plan.mem);
+            cli_json_end(&w);
         }
-        fprintf(f, "}");
+        cli_json_end(&w);
     }
-    fprintf(f, "]}\n");
+    cli_json_end(&w);
+    cli_json_end(&w);
+    return cli_json_finish(&w);
 }
 
 static int dry_run(const job *j) {
@@ -358,8 +373,12 @@ static int dry_run(const job *j) {
         size_t p = item_peak(j, &j->items[i]);
         if (p > peak) peak = p;
     }
-    if (j->json) dry_run_json(j, stdout, peak);
-    else dry_run_text(j, stdout, peak);
+    if (j->json) {
+        const char *bad = dry_run_json(j, stdout, peak);
+        if (bad) return cli_fail(latup_set_error(LATUP_E_INTERNAL, "--json: %s (a bug in latup)", bad));
+    } else {
+        dry_run_text(j, stdout, peak);
+    }
     return fflush(stdout) == 0 ? 0 : cli_fail(latup_set_error(LATUP_E_IO, "<stdout>: write failed"));
 }
 

@@ -131,6 +131,7 @@ typedef struct {
     size_t len, pos;
     latup_json_chunk **arena;
     size_t n_values, max_values;
+    bool bytes; /* latup_json_parse_bytes: \udc80..\udcff are the bytes 0x80..0xff */
 } parser;
 
 static latup_status perr(const parser *p, size_t at, const char *fmt, ...) LATUP_PRINTF(3, 4);
@@ -243,6 +244,10 @@ static latup_status parse_string(parser *p, const char **out, size_t *out_len) {
                     return perr(p, j, "high surrogate \\u%04lX not followed by a low surrogate", cp);
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 adv = 12;
+            } else if (cp >= 0xDC80 && cp <= 0xDCFF && p->bytes) {
+                buf[n++] = (char)(cp - 0xDC00);
+                j += adv;
+                continue;
             } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                 return perr(p, j, "lone low surrogate \\u%04lX", cp);
             } else if (cp == 0) {
@@ -439,9 +444,9 @@ static latup_status parse_value(parser *p, int depth, latup_json **out) {
     return unexpected(p, p->pos, "a value");
 }
 
-latup_status latup_json_parse(const char *text, size_t len, size_t max_values, latup_json_doc *doc) {
+static latup_status parse_doc(const char *text, size_t len, size_t max_values, bool bytes, latup_json_doc *doc) {
     memset(doc, 0, sizeof *doc);
-    parser p = {.s = text, .len = len, .arena = &doc->arena, .max_values = max_values};
+    parser p = {.s = text, .len = len, .arena = &doc->arena, .max_values = max_values, .bytes = bytes};
     latup_json *root = NULL;
     latup_status st = parse_value(&p, 0, &root);
     if (!st) {
@@ -454,6 +459,14 @@ latup_status latup_json_parse(const char *text, size_t len, size_t max_values, l
     }
     doc->root = root;
     return LATUP_OK;
+}
+
+latup_status latup_json_parse(const char *text, size_t len, size_t max_values, latup_json_doc *doc) {
+    return parse_doc(text, len, max_values, false, doc);
+}
+
+latup_status latup_json_parse_bytes(const char *text, size_t len, size_t max_values, latup_json_doc *doc) {
+    return parse_doc(text, len, max_values, true, doc);
 }
 
 const latup_json *latup_json_get(const latup_json *obj, const char *key) {

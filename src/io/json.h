@@ -51,6 +51,10 @@ typedef struct {
  * LATUP_E_INPUT ("invalid JSON at byte N: ...") or LATUP_E_NOMEM, and *doc is empty.
  * Strings containing \u0000 are rejected: keys and values are handed out as C strings. */
 latup_status latup_json_parse(const char *text, size_t len, size_t max_values, latup_json_doc *doc);
+/* latup_json_parse, except that a lone \udc80..\udcff in a string is the byte 0x80..0xff
+ * (Python's surrogateescape, which the CLI's JSON uses for file names that are not UTF-8): its
+ * strings are then bytes, not always UTF-8. For reading the CLI's output; headers stay strict. */
+latup_status latup_json_parse_bytes(const char *text, size_t len, size_t max_values, latup_json_doc *doc);
 void latup_json_free(latup_json_doc *doc);
 
 /* Member `key` of an object, NULL if absent or obj is not an object. */
