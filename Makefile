@@ -272,11 +272,12 @@ bench: $(BUILD)/bench_lua $(BUILD)/bench_vae $(BUILD)/bench_gemm
 ifeq ($(CUDA),1)
 bench: $(BUILD)/bench_cuda
 endif
-# latup next to ONNX Runtime and PyTorch, in one run (docs/performance.md); not part of CI
+# latup next to ONNX Runtime and PyTorch, in one run (docs/performance.md); not part of CI.
+# PEERS_ARGS="--kernels default,Haswell --quick" passes options (tools/bench_peers.sh)
 bench-peers:
-	tools/bench_peers.sh
+	tools/bench_peers.sh $(PEERS_ARGS)
 
-$(BUILD)/bench_%: tools/bench_%.c $(BUILD)/liblatup.a $(HEADERS)
+$(BUILD)/bench_%: tools/bench_%.c tools/bench_serve.h $(BUILD)/liblatup.a $(HEADERS)
 	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
 # libFuzzer targets (clang): fuzz/fuzz_*.c. The readers' targets link the file readers only (no

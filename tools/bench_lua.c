@@ -4,6 +4,7 @@
  *
  *   build/bench_lua [--size 64] [--scale 2] [--threads N] [--runs 3] [--depth 6] [--layers 6]
  *                   [--exact] [--model FILE]  (FILE: time that checkpoint instead)
+ *                   [--serve]  (one timed run per line on stdin: tools/bench_serve.h)
  *
  * The random model is written once to a temporary safetensors file and loaded through the normal
  * loader, so the timing covers exactly the code path the CLI runs. */
@@ -18,6 +19,8 @@
 #include "latup.h"
 #include "io/weights.h"
 #include "ops/fastmath.h"
+
+#include "bench_serve.h"
 
 typedef struct {
     int C, E, layers, depth, heads, ws, F, scale;
@@ -128,13 +131,33 @@ static int cmpd(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+typedef struct {
+    const latup_lua *m;
+    const latup_tensor *x;
+    int scale;
+} upscale_job;
+
+static latup_status upscale_once(void *ctx) {
+    const upscale_job *j = ctx;
+    latup_tensor y;
+    const latup_status st = latup_lua_upscale(j->m, j->x, j->scale, &y, NULL);
+    if (st == LATUP_OK) latup_tensor_free(&y);
+    return st;
+}
+
 int main(int argc, char **argv) {
     cfg c = {16, 360, 6, 6, 12, 16, 256, 2};
     int size = 64, threads = 0, runs = 3;
     const char *model_path = NULL; /* a checkpoint to time instead of the generated model */
+    int serve = 0;
     for (int i = 1; i < argc; i += 2) {
         if (!strcmp(argv[i], "--exact")) { /* the plain reference arithmetic (libm exp/erf) */
             latup_set_exact_math(1);
+            i--;
+            continue;
+        }
+        if (!strcmp(argv[i], "--serve")) {
+            serve = 1;
             i--;
             continue;
         }
@@ -154,7 +177,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--depth")) c.depth = v;
         else if (!strcmp(argv[i], "--layers")) c.layers = v;
         else {
-            fprintf(stderr, "usage: bench_lua [--size N] [--scale 2|4] [--threads N] [--runs N] [--depth D] [--layers L] [--exact] [--model FILE]\n");
+            fprintf(stderr, "usage: bench_lua [--size N] [--scale 2|4] [--threads N] [--runs N] [--depth D] [--layers L] [--exact] [--model FILE] [--serve]\n");
             return 1;
         }
     }
@@ -194,6 +217,12 @@ int main(int argc, char **argv) {
     int64_t shape[4] = {1, c.C, size, size};
     latup_tensor_alloc(&x, 4, shape);
     for (int64_t i = 0; i < latup_tensor_numel(&x); i++) x.data[i] = frand();
+    int hp = (size + c.ws - 1) / c.ws * c.ws;
+    double fl = flops(&c, hp, hp);
+    if (serve) {
+        upscale_job job = {m, &x, c.scale};
+        return bench_serve(upscale_once, &job, fl);
+    }
     double t[100], cpu[100];
     for (int r = 0; r < runs; r++) {
         struct timespec c0, c1;
@@ -210,8 +239,6 @@ int main(int argc, char **argv) {
     }
     qsort(t, (size_t)runs, sizeof t[0], cmpd);
     qsort(cpu, (size_t)runs, sizeof cpu[0], cmpd);
-    int hp = (size + c.ws - 1) / c.ws * c.ws;
-    double fl = flops(&c, hp, hp);
     printf("LUA x%d, %dx%d latent (padded %dx%d), E %d, %dx%d blocks, %d heads, ws %d, F %d, C %d\n",
            c.scale, size, size, hp, hp, c.E, c.layers, c.depth, c.heads, c.ws, c.F, c.C);
     printf("threads %d, runs %d: median %.3f s (min %.3f, max %.3f); %.1f GFLOP -> %.1f GFLOP/s; "

@@ -4,7 +4,7 @@
 # of CUDA runtime packages even for the CPU), builds latup's benchmarks, then runs
 # tools/bench_peers.py: latup, ONNX Runtime and PyTorch on the same random-weight models, the sgemm
 # ceiling, the CPU model and ISA, the ratios. A benchmark, not a test: CI does not run it.
-#   tools/bench_peers.sh [--threads 2] [--runs 3] [--quick]       (make bench-peers)
+#   tools/bench_peers.sh [--threads 2] [--runs 5] [--quick] [--kernels default,Haswell]   (make bench-peers)
 # PEERS_VENV (default build/peers-venv) holds the environment; it is reused when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,6 @@ if ! "$VENV/bin/python" -c 'import torch, onnxruntime, onnx, diffusers' >/dev/nu
     "$VENV/bin/pip" install -q --upgrade pip
     "$VENV/bin/pip" install -q torch onnxruntime onnx numpy "diffusers==0.31.0" safetensors
 fi
-make -s bench
+make -s bench build/tests/blas_kernels build/latup
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 exec "$VENV/bin/python" tools/bench_peers.py "$@"

@@ -3,6 +3,7 @@
  * times exact decodes (median of runs) next to the FLOP count and GFLOP/s. Build: make bench.
  *
  *   build/bench_vae --size 64 [--threads N] [--runs 3] [--tile T] [--exact] [--vae FILE]
+ *                   [--serve]  (one timed run per line on stdin: tools/bench_serve.h)
  *   build/bench_vae --write-weights FILE      (for /usr/bin/time -v latup decode --vae FILE ...)
  *   build/bench_vae --write-latent FILE --size 128
  */
@@ -15,6 +16,8 @@
 #include <unistd.h>
 
 #include "latup.h"
+
+#include "bench_serve.h"
 #include "io/weights.h"
 #include "ops/fastmath.h"
 
@@ -128,12 +131,31 @@ static latup_tensor random_latent(int size) {
     return z;
 }
 
+typedef struct {
+    const latup_vae *v;
+    const latup_tensor *z;
+    latup_decode_opts o;
+} decode_job;
+
+static latup_status decode_once(void *ctx) {
+    const decode_job *j = ctx;
+    latup_tensor img;
+    const latup_status st = latup_vae_decode(j->v, j->z, &img, &j->o);
+    if (st == LATUP_OK) latup_tensor_free(&img);
+    return st;
+}
+
 int main(int argc, char **argv) {
-    int size = 64, threads = 0, runs = 3, tile = 0;
+    int size = 64, threads = 0, runs = 3, tile = 0, serve = 0;
     const char *write_w = NULL, *write_z = NULL, *vae_path = NULL;
     for (int i = 1; i < argc; i += 2) {
         if (!strcmp(argv[i], "--exact")) { /* the plain reference arithmetic (libm, direct convs) */
             latup_set_exact_math(1);
+            i--;
+            continue;
+        }
+        if (!strcmp(argv[i], "--serve")) {
+            serve = 1;
             i--;
             continue;
         }
@@ -146,7 +168,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--vae")) vae_path = argv[i + 1];
         else if (!strcmp(argv[i], "--write-latent")) write_z = argv[i + 1];
         else {
-            fprintf(stderr, "usage: bench_vae [--size N] [--threads N] [--runs N] [--tile T] [--exact] [--vae FILE] [--write-weights F] [--write-latent F]\n");
+            fprintf(stderr, "usage: bench_vae [--size N] [--threads N] [--runs N] [--tile T] [--exact] [--vae FILE] [--write-weights F] [--write-latent F] [--serve]\n");
             return 1;
         }
     }
@@ -188,6 +210,10 @@ int main(int argc, char **argv) {
     latup_vae_plan_memory(v, size, size, &p);
     double t[100], cpu[100];
     latup_decode_opts o = {.tile = tile};
+    if (serve) {
+        decode_job job = {v, &z, o};
+        return bench_serve(decode_once, &job, flops(size, size));
+    }
     for (int r = 0; r < runs; r++) {
         struct timespec c0, c1;
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
