@@ -17,6 +17,7 @@
 #include <cblas.h>
 
 #include "ops/kernels.h"
+#include "bench_system.h"
 
 static unsigned long long rng = 0x9E3779B97F4A7C15ull;
 static float frand(void) { /* uniform in [-1, 1) */
@@ -82,6 +83,7 @@ int main(int argc, char **argv) {
     }
     /* one owner of threads: OpenMP; the OpenMP build of OpenBLAS follows this too */
     omp_set_num_threads(threads);
+    bench_print_system();
     const size_t NC = (size_t)N * C;
     const float scale = 1.0f / sqrtf((float)C);
     float *q = malloc(NC * sizeof(float)), *k = malloc(NC * sizeof(float)),

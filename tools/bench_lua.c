@@ -18,6 +18,7 @@
 #include "latup.h"
 #include "io/weights.h"
 #include "ops/fastmath.h"
+#include "bench_system.h"
 
 typedef struct {
     int C, E, layers, depth, heads, ws, F, scale;
@@ -160,6 +161,7 @@ int main(int argc, char **argv) {
     }
     if (runs < 1 || runs > 100) runs = 3;
     latup_set_threads(threads);
+    bench_print_system();
     latup_lua *m;
     latup_status st;
     if (model_path) {
