@@ -82,16 +82,16 @@ void latup_system_explain(latup_system_info *s, const char *coretype) {
         /* sites set it to work around an older OpenBLAS misdetecting a newer CPU; it outlives the
          * upgrade that made it unnecessary */
         latup_format(s->note, sizeof s->note,
-                 "OPENBLAS_CORETYPE=%.40s is set: OpenBLAS runs its %s kernels (%s) on a CPU with %s; unset it, "
-                 "or set OPENBLAS_CORETYPE=%s, for the wider kernels",
-                 coretype, s->blas_core, s->blas_isa, s->cpu_isa, wide);
+                     "OPENBLAS_CORETYPE=%.40s is set: OpenBLAS runs its %s kernels (%s) on a CPU with %s; unset it, "
+                     "or set OPENBLAS_CORETYPE=%s, for the wider kernels",
+                     coretype, s->blas_core, s->blas_isa, s->cpu_isa, wide);
     } else {
         char version[32];
         blas_version(version, sizeof version, s->blas_config);
         latup_format(s->note, sizeof s->note,
-                 "OpenBLAS%s%s does not recognise this CPU and runs its %s kernels (%s) on a CPU with %s; a newer "
-                 "OpenBLAS, or OPENBLAS_CORETYPE=%s, may run wider kernels",
-                 version[0] ? " " : "", version, s->blas_core, s->blas_isa, s->cpu_isa, wide);
+                     "OpenBLAS%s%s does not recognise this CPU and runs its %s kernels (%s) on a CPU with %s; a newer "
+                     "OpenBLAS, or OPENBLAS_CORETYPE=%s, may run wider kernels",
+                     version[0] ? " " : "", version, s->blas_core, s->blas_isa, s->cpu_isa, wide);
     }
 }
 
