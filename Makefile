@@ -277,7 +277,7 @@ endif
 bench-peers:
 	tools/bench_peers.sh $(PEERS_ARGS)
 
-$(BUILD)/bench_%: tools/bench_%.c tools/bench_serve.h $(BUILD)/liblatup.a $(HEADERS)
+$(BUILD)/bench_%: tools/bench_%.c tools/bench_serve.h tools/bench_system.h $(BUILD)/liblatup.a $(HEADERS)
 	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
 # libFuzzer targets (clang): fuzz/fuzz_*.c. The readers' targets link the file readers only (no

@@ -350,6 +350,30 @@ LATUP_API size_t latup_default_max_memory(void);
  * without CUDA, no GPU, the driver's refusal), as the forward passes would, but before any work. */
 LATUP_API latup_status latup_device_check(latup_device d);
 
+/* ---- the numeric environment ---------------------------------------------------------------------
+ * Speed depends on which of its kernel sets OpenBLAS runs, and OpenBLAS picks it at load time from
+ * the CPU or from OPENBLAS_CORETYPE: set to "Haswell" on an AVX-512 CPU, or left to an OpenBLAS
+ * older than the CPU, it runs 256-bit kernels where 512-bit ones would be about 1.5x faster
+ * (docs/performance.md, "Which kernels run"). ISA names: "AVX-512" (F, BW, DQ and VL), "AVX2"
+ * (with FMA), "AVX", "SSE2" ("SSE" for a 32-bit OpenBLAS's pre-SSE2 kernels), or "unknown" (not
+ * x86, or a core name latup does not know). */
+typedef struct {
+    char blas_core[32];    /* openblas_get_corename(): the kernel set, "SkylakeX", "Haswell" */
+    char blas_config[256]; /* openblas_get_config(): version and build options */
+    char blas_isa[16];     /* the ISA those kernels use */
+    char cpu_isa[16];      /* the widest ISA the CPU has and the OS enables (XCR0) */
+    char cpu_name[64];     /* the CPU's brand string, "unknown" off x86 */
+    int threads;           /* OpenMP's threads (omp_get_max_threads(): latup's tile loops) */
+    int blas_narrower;     /* 1: the kernels are narrower than the CPU allows (slower than need be) */
+    char note[256];        /* when narrower, one line: the likely cause and what to do; else "" */
+} latup_system_info;
+
+/* Fills *out (LATUP_E_USAGE if out is NULL). Every string is non-empty except note. */
+LATUP_API latup_status latup_system_info_get(latup_system_info *out);
+/* On f: "<prefix>OpenBLAS SkylakeX kernels (AVX-512), CPU AVX-512, 2 threads", and when the
+ * kernels are narrower a second line "<prefix>warning: <note>". Prints nothing for NULL. */
+LATUP_API void latup_system_info_print(const latup_system_info *s, FILE *f, const char *prefix);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,7 @@
 #include <cblas.h>
 
 #include "ops/kernels.h"
+#include "bench_system.h"
 
 static unsigned long long rng = 0x9E3779B97F4A7C15ull;
 static float frand(void) { /* uniform in [-1, 1) */
@@ -45,12 +46,13 @@ static void attention_plain(float *out, float *S, const float *q, const float *k
 
 static double time_blocked(float *out, const float *q, const float *k, const float *v, int N, int C,
                            float scale, int bq, int bk, int threads, int runs) {
-    float *scratch = malloc(latup_attention_blocked_scratch_floats(N, C, bq, bk, threads) * sizeof(float));
+    const size_t nscratch = latup_attention_blocked_scratch_floats(N, C, bq, bk, threads);
+    float *scratch = malloc(nscratch * sizeof(float));
     double t[64];
-    latup_attention_blocked_forward(out, q, k, v, N, C, scale, bq, bk, scratch, threads); /* warm-up */
+    latup_attention_blocked_forward(out, q, k, v, N, C, scale, bq, bk, scratch, nscratch, threads); /* warm-up */
     for (int r = 0; r < runs; r++) {
         double t0 = omp_get_wtime();
-        latup_attention_blocked_forward(out, q, k, v, N, C, scale, bq, bk, scratch, threads);
+        latup_attention_blocked_forward(out, q, k, v, N, C, scale, bq, bk, scratch, nscratch, threads);
         t[r] = omp_get_wtime() - t0;
     }
     free(scratch);
@@ -81,6 +83,7 @@ int main(int argc, char **argv) {
     }
     /* one owner of threads: OpenMP; the OpenMP build of OpenBLAS follows this too */
     omp_set_num_threads(threads);
+    bench_print_system();
     const size_t NC = (size_t)N * C;
     const float scale = 1.0f / sqrtf((float)C);
     float *q = malloc(NC * sizeof(float)), *k = malloc(NC * sizeof(float)),

@@ -17,6 +17,7 @@
 
 #include "../tests/gen_models.h"
 #include "latup.h"
+#include "bench_system.h"
 
 static int cmpd(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
@@ -100,6 +101,7 @@ int main(int argc, char **argv) {
     if (runs < 1 || runs > 64) runs = 5;
     if (out && !(out_file = fopen(out, "a"))) return perror(out), 1;
     latup_set_threads(0);
+    bench_print_system();
     if (keep) setenv("TMPDIR", keep, 1); /* the weight files are made there, then renamed */
     char lpath[512], vpath[512];
     if (gen_lua_file(&GEN_LUA_RELEASED, lpath, sizeof lpath) != 0) return fail("writing the LUA weights");

@@ -12,6 +12,7 @@
 #include "common.h"
 #include "latup.h"
 #include "ops/kernels.h"
+#include "bench_system.h"
 
 typedef struct {
     const char *what;
@@ -58,6 +59,7 @@ int main(int argc, char **argv) {
     }
     latup_set_threads(threads);
     threads = latup_get_threads();
+    bench_print_system();
     const shape shapes[] = {
         {"ceiling: 2048^3 in 2048x256 tiles", 0, 256, 2048, 2048, 2048, 2048, 8},
         {"LUA qkv Linear (256 tokens, 360 -> 1080)", 1, 256, 1080, 360, 360, 360, 16},

@@ -19,6 +19,7 @@
 #include "latup.h"
 #include "io/weights.h"
 #include "ops/fastmath.h"
+#include "bench_system.h"
 
 #include "bench_serve.h"
 
@@ -183,6 +184,7 @@ int main(int argc, char **argv) {
     }
     if (runs < 1 || runs > 100) runs = 3;
     latup_set_threads(threads);
+    bench_print_system();
     latup_lua *m;
     latup_status st;
     if (model_path) {

@@ -20,6 +20,7 @@
 #include "bench_serve.h"
 #include "io/weights.h"
 #include "ops/fastmath.h"
+#include "bench_system.h"
 
 static const int CH[4] = {128, 256, 512, 512};
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -201,6 +202,7 @@ int main(int argc, char **argv) {
         }
     }
     latup_set_threads(threads);
+    bench_print_system();
     latup_vae *v;
     latup_status st = latup_vae_load(path, &v);
     if (!vae_path) unlink(path);

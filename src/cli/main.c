@@ -5,8 +5,19 @@
 #include <stdio.h>
 #include <string.h>
 
-static int version(void) {
+/* --verbose adds the numeric environment: a slow run is most often the wrong OpenBLAS kernels, and
+ * this is where a user (or a bug report) can see which ones run. */
+static int version(int verbose) {
     printf("latup %s (library %s)\n", LATUP_VERSION_STRING, latup_version());
+    if (!verbose) return 0;
+    latup_set_threads(latup_default_threads()); /* what a command without --threads runs on */
+    latup_system_info s;
+    latup_status st = latup_system_info_get(&s);
+    if (st) return cli_fail(st);
+    printf("OpenBLAS: %s kernels (%s); %s\n", s.blas_core, s.blas_isa, s.blas_config);
+    printf("CPU:      %s (%s)\n", s.cpu_name, s.cpu_isa);
+    printf("threads:  %d (OpenMP; a command's --threads, or OMP_NUM_THREADS, sets it)\n", s.threads);
+    if (s.blas_narrower) printf("warning:  %s\n", s.note);
     return 0;
 }
 
@@ -21,8 +32,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V") || !strcmp(cmd, "version")) {
-        if (argc > 2) return cli_usage(NULL, "%s takes no arguments", cmd);
-        return version();
+        const int verbose = argc == 3 && (!strcmp(argv[2], "--verbose") || !strcmp(argv[2], "-v"));
+        if (argc > 2 && !verbose) return cli_usage(NULL, "%s takes no arguments but --verbose (-v)", cmd);
+        return version(verbose);
     }
     if (!strcmp(cmd, "help")) {
         const cli_command *c = cli_find_command(argv[2]);

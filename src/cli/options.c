@@ -178,7 +178,8 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
 #define O_DEVICE {"--device", 0, OPT_CHOICE, "cpu|cuda", 0, 0, 0, 0, "cpu|cuda", \
     "where to compute (default cpu); exit 6 when the library cannot use the device"}
 #define O_VERBOSE {"--verbose", 'v', OPT_FLAG, NULL, 0, 0, 0, 0, NULL, \
-    "print the models, memory plans and per-stage timings on stderr"}
+    "print the models, the OpenBLAS kernels (and a warning when they are narrower than the\n" \
+    "CPU allows), memory plans and per-stage timings on stderr"}
 #define O_EXACT {"--exact-math", 0, OPT_FLAG, NULL, 0, 0, 0, 0, NULL, \
     "the plain reference arithmetic: libm exp and erf, direct 3x3 convolutions (slower; the\n" \
     "default fast paths have measured error bounds: docs/testing.md, Approximations)"}
@@ -331,7 +332,9 @@ void cli_print_main_usage(FILE *f) {
           "  info      print what a checkpoint (or latent) holds and the model inferred from it\n"
           "  compare   compare two folders of dumped tensors, layer by layer\n"
           "  help CMD  the options of a command (also: latup CMD --help)\n"
-          "  version   the version (also: latup --version)\n"
+          "  version   the version (also: latup --version); with -v (--verbose) also the OpenBLAS\n"
+          "            kernels, the CPU and its ISA, the threads, and a warning when the kernels are\n"
+          "            narrower than the CPU allows (docs/performance.md, Which kernels run)\n"
           "\n",
           f);
     fputs(EXIT_CODES, f);

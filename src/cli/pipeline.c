@@ -224,6 +224,8 @@ static int load_models(job *j) {
                 latup_vae_family_guess(c), latup_vae_naming_name(c->naming), (long long)c->n_params);
     }
     if (j->verbose) fprintf(stderr, "latup: models loaded in %.2f s\n", j->t_load);
+    latup_system_info si; /* which kernels run, and a warning when they are narrower than the CPU's */
+    if (j->verbose && latup_system_info_get(&si) == LATUP_OK) latup_system_info_print(&si, stderr, "latup: ");
     if (j->lua && j->vae && latup_lua_get_config(j->lua)->out_chans != latup_vae_get_config(j->vae)->z_channels) {
         latup_set_error(LATUP_E_INPUT, "%s makes %d-channel latents, %s decodes %d-channel ones", j->model_path,
                         latup_lua_get_config(j->lua)->out_chans, j->vae_path,
