@@ -143,10 +143,14 @@ class LatupServer:
     def __init__(self, cmd, kset):
         self.p = subprocess.Popen(cmd + ["--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                   cwd=ROOT, env=kernel_env(kset))
-        line = self.p.stdout.readline()
-        m = re.search(r"ready, ([0-9.]+) GFLOP", line)
+        line = "header"
+        while line:  # the benchmark's kernel lines first, then "serve: ready"
+            line = self.p.stdout.readline()
+            m = re.search(r"serve: ready, ([0-9.]+) GFLOP", line)
+            if m:
+                break
         if not m:
-            raise RuntimeError(f"{' '.join(cmd)} --serve: {line.strip() or 'no answer'}")
+            raise RuntimeError(f"{' '.join(cmd)} --serve: exited without getting ready")
         self.flop = float(m.group(1)) * 1e9
 
     def run(self):
@@ -246,6 +250,10 @@ def main():
           f"{platform.python_version()}")
     print("OpenBLAS kernels for latup: " + ", ".join(f"{k} -> {cores[k]}" for k in ksets) +
           f" (OPENBLAS_CORETYPE in the environment: {os.environ.get('OPENBLAS_CORETYPE', 'unset')})")
+    for k in ksets:  # what latup itself says of each (the kernel set, its ISA, the CPU's, any warning)
+        v = subprocess.run(["build/latup", "--version", "--verbose"], capture_output=True, text=True, cwd=ROOT,
+                           env=kernel_env(k))
+        print(f"latup --version --verbose under {k}:\n  " + "\n  ".join(v.stdout.strip().splitlines()[1:]))
     ceil = {}
     for k in ksets:
         ceil[k], gemm_out = sgemm_ceiling(args.threads, k)
