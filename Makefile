@@ -152,9 +152,9 @@ endif
 # (tests/kernel_sets.sh; docs/testing.md, "Kernel sets"): plain build only.
 KERNEL_SET_TESTS := $(addprefix $(BUILD)/tests/,test_determinism test_kernels test_lua_golden test_vae_golden \
                       test_trained_golden test_sweep)
-$(BUILD)/tests/blas_kernels: tests/blas_kernels.c
+$(BUILD)/tests/blas_kernels: tests/blas_kernels.c $(BUILD)/liblatup.a $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
 test: all $(TEST_BIN) $(BUILD)/latup-shared $(BUILD)/tests/blas_kernels
 	@pass=0; fail=0; notrun=0; for t in $(TEST_BIN); do \
