@@ -229,7 +229,7 @@ static void test_attention_scratch_alignment(void **state) {
             fill(v, NC, "det attn v");
             for (size_t i = 0; i < NC; i++) q[i] *= 8.0f; /* scores of a few units: exp does work */
             const size_t ns = latup_attention_blocked_scratch_floats(N, C, 256, 256, 2);
-            float *scratch = aligned_alloc(64, (ns + 64) * sizeof(float));
+            float *scratch = aligned_alloc(64, (ns + 64 + 15) / 16 * 16 * sizeof(float)); /* a multiple of 64 bytes */
             assert_non_null(scratch);
             enum { RUNS = 34 };
             float *ys[RUNS];
