@@ -1,6 +1,7 @@
 /* threads.c — one owner of threads: OpenMP runs latup's loops over fixed tiles, and OpenBLAS is
- * kept at one thread, so every sgemm is one tile computed by one thread (the bits do not depend
- * on the thread count, and BLAS threads never fight ours). */
+ * asked for one thread, so every sgemm is one tile computed by one thread (the bits do not depend
+ * on the thread count, and BLAS threads never fight ours). OpenBLAS's OpenMP build forgets that
+ * request outside active parallel regions; latup_sgemm1() (conv.c) is what holds it there. */
 #include "common.h"
 
 #include <cblas.h>
