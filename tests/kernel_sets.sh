@@ -16,9 +16,9 @@ shift
 lower() { tr '[:upper:]' '[:lower:]' <<<"$1"; }
 
 default_core=$("$probe" --core) || { echo "kernel sets: $probe --core failed"; exit 1; }
-sets=${LATUP_KERNEL_SETS:-$("$probe" --sets | tr '\n' ' ')}
+sets=${LATUP_KERNEL_SETS:-$(echo $("$probe" --sets))}
 echo "kernel sets: the main run used OpenBLAS's $default_core kernels (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset});" \
-     "this CPU runs: $("$probe" --sets | tr '\n' ' ')"
+     "this CPU runs: $(echo $("$probe" --sets))"
 if [ "$sets" = none ]; then
     echo "kernel sets: NOT RUN (LATUP_KERNEL_SETS=none): only the $default_core kernels were tested"
     exit 0
