@@ -268,6 +268,93 @@ LATUP_API latup_status latup_vae_plan_decode(const latup_vae *v, int h, int w, c
 LATUP_API latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
                               const latup_decode_opts *opts);
 
+/* ---- prepared calls: validated and planned once, then executed --------------------------------
+ * An upscale, a decode, or both ("run": upscale, then decode the result) is one call.
+ * latup_prepare() checks the request (models, scale, the input's shape, the device) and plans
+ * it: the stages, each stage's shapes, the decode's tiles, and the memory the whole process holds
+ * at its peak. latup_execute() runs exactly that plan. latup_lua_upscale() and latup_vae_decode()
+ * are a prepare and an execute; --dry-run prints the plan and stops.
+ *
+ * The memory budget (max_memory) is the process's: the plan counts the process's own overhead
+ * (code, libraries, thread stacks, BLAS buffers: LATUP_PROCESS_OVERHEAD(threads), measured in
+ * docs/memory.md), the models as loaded
+ * (parameters and the tables derived from them), what the caller holds besides (held), the input,
+ * every intermediate and output tensor of the batch, and the arena of the largest stage. The
+ * decode tiles so that the total fits; when nothing fits, the prepare fails with LATUP_E_NOMEM
+ * naming the smallest budget that works, before any compute. */
+#define LATUP_PROCESS_OVERHEAD(threads) (((size_t)5 << 20) + (size_t)(threads) * ((size_t)3 << 19))
+
+typedef enum {
+    LATUP_STAGE_UPSCALE = 1,
+    LATUP_STAGE_DECODE = 2,
+} latup_stage;
+
+/* Called as each stage of an execute begins (done 0, seconds 0) and ends (done 1, its seconds). */
+typedef void (*latup_stage_fn)(void *user, latup_stage stage, int done, double seconds);
+
+typedef struct {
+    const latup_lua *lua;   /* upscale with this model (NULL: no upscale) ... */
+    int scale;              /* ... by this factor */
+    const latup_vae *vae;   /* decode with this VAE (NULL: no decode) */
+    latup_device device;
+    size_t max_memory;      /* the process's budget in bytes; 0 = no limit (never tile automatically) */
+    size_t held;            /* bytes the caller holds besides this call's tensors (counted) */
+    int tile, overlap;      /* decode tiles, as in latup_decode_opts (0: automatic) */
+    int conv_band_rows;     /* tests (latup_run_opts) */
+    latup_dump_fn dump;     /* per-layer tensors of each stage (not of a tiled decode) */
+    void *dump_user;
+    latup_stage_fn stage;   /* NULL: none */
+    void *stage_user;
+    int verbose;            /* the plan and per-stage timings on stderr */
+    int progress;           /* counters on stderr */
+} latup_call_opts;
+
+/* What the process holds at the call's peak, in bytes. */
+typedef struct {
+    size_t process;        /* LATUP_PROCESS_OVERHEAD(latup_get_threads()) */
+    size_t weights;        /* the models as loaded */
+    size_t held;           /* opts->held */
+    size_t input;          /* the input tensor */
+    size_t upscaled;       /* the upscale's result, whole batch (0 without an upscale) */
+    size_t image;          /* the decode's result, whole batch (0 without a decode) */
+    size_t upscale_arena;  /* scratch of the upscale (0 without one) */
+    size_t decode_arena;   /* scratch of the decode, tile buffers included (0 without one) */
+    size_t peak;           /* process + weights + held + input + the larger stage: upscale
+                            * (upscaled + its arena) or decode (upscaled + image + its arena) */
+} latup_call_memory;
+
+typedef struct {
+    latup_device device;
+    int stages;                /* LATUP_STAGE_UPSCALE | LATUP_STAGE_DECODE */
+    int ndim;                  /* 3 or 4, as the input */
+    int64_t batch;
+    int channels, h, w;        /* the input latent */
+    int scale;                 /* 0 without an upscale */
+    int dec_h, dec_w;          /* the latent the decode sees (after the upscale) */
+    int out_ndim;
+    int64_t out_shape[LATUP_MAX_DIMS]; /* the result of the last stage */
+    latup_lua_plan upscale;    /* its arena per image (when upscaling) */
+    latup_decode_plan decode;  /* exact or tiled, why, one decode's arena; decode.peak: the decode
+                                * stage's total (when decoding) */
+    latup_call_memory mem;
+    size_t budget;             /* opts->max_memory */
+} latup_plan;
+
+typedef struct latup_call latup_call;
+
+/* Checks and plans a call on an input of this shape ([C,H,W] or [B,C,H,W]). x->data may be NULL
+ * (a plan only, e.g. for a scheduler); when it is not, its values are checked too (finite), and
+ * an execute on the same tensor does not scan them again. The models must outlive the call. */
+LATUP_API latup_status latup_prepare(const latup_call_opts *opts, const latup_tensor *x, latup_call **out);
+LATUP_API const latup_plan *latup_call_plan(const latup_call *c);
+/* Runs the plan on x (the prepared shape). out: the last stage's result, allocated here. upscaled:
+ * NULL, or (for a run) the upscale's result too, allocated here. On failure both are empty. */
+LATUP_API latup_status latup_execute(latup_call *c, const latup_tensor *x, latup_tensor *upscaled,
+                                     latup_tensor *out);
+LATUP_API void latup_call_free(latup_call *c);
+/* The plan on f: its stages, tiles and memory lines (what --verbose and --dry-run print). */
+LATUP_API void latup_plan_print(const latup_plan *p, FILE *f);
+
 /* ---- errors raised by callers ---------------------------------------------------------------- */
 /* Records a one-line message for latup_last_error() (as the library does) and returns st. */
 LATUP_API latup_status latup_set_error(latup_status st, const char *fmt, ...)

@@ -62,6 +62,11 @@ void *latup_calloc(size_t n, size_t size, const char *what);
 float *latup_alloc_floats(size_t n, const char *what);
 
 /* a*b into *out; false on overflow. */
+static inline bool latup_add_ok(size_t a, size_t b, size_t *out) {
+    if (a > SIZE_MAX - b) return false;
+    *out = a + b;
+    return true;
+}
 static inline bool latup_mul_ok(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) return false;
     *out = a * b;

@@ -879,12 +879,13 @@ static int64_t check_plan(const latup_json *stage) {
     return jint(p, "output");
 }
 
-/* One item of a plan: the input as given, its shape as read, its stages; its peak holds both
- * models' weights and at least the larger stage: the upscale (input, its arena, the upscaled
- * batch) or the decode (input, upscaled batch, image batch, one decode beyond its weights). */
+/* One item of a plan: the input as given, its shape as read, the memory of the whole call (the
+ * process, both models, every tensor of the batch, the larger stage's arena: the library's
+ * latup_call_memory) and its stages, whose numbers it adds up. */
 static void check_item(const latup_json *it, const char *path, int upscale, int decode, int scale) {
-    keys_are(it, upscale && decode ? "input,shape,peak,upscale,decode" : upscale ? "input,shape,peak,upscale"
-                                                                                : "input,shape,peak,decode");
+    keys_are(it, upscale && decode ? "input,shape,peak,memory,output_shape,upscale,decode"
+                 : upscale         ? "input,shape,peak,memory,output_shape,upscale"
+                                   : "input,shape,peak,memory,output_shape,decode");
     assert_string_equal(jstr(it, "input"), path);
     latup_tensor x;
     assert_int_equal(latup_tensor_read(path, NULL, &x, NULL), LATUP_OK);
@@ -893,15 +894,25 @@ static void check_item(const latup_json *it, const char *path, int upscale, int 
     const int64_t h = x.shape[x.ndim - 2], w = x.shape[x.ndim - 1];
     latup_tensor_free(&x);
     const int64_t peak = jint(it, "peak");
-    int64_t weights = 0, s1 = 0, s2 = 0, up_out = in / B;
+    const latup_json *m = jget(it, "memory", LATUP_JSON_OBJECT);
+    keys_are(m, "process,weights,held,input,upscaled,image,upscale_arena,decode_arena,peak");
+    assert_int_equal(jint(m, "peak"), peak);
+    assert_int_equal(jint(m, "input"), in);
+    const int64_t base = jint(m, "process") + jint(m, "weights") + jint(m, "held") + in, up = jint(m, "upscaled");
+    assert_true(jint(m, "process") > 0);
+    int64_t weights = 0, s1 = 0, s2 = 0;
     if (upscale) {
         const latup_json *u = jget(it, "upscale", LATUP_JSON_OBJECT);
         keys_are(u, "scale,plan");
         assert_int_equal(jint(u, "scale"), scale);
-        up_out = check_plan(u);
+        const int64_t one = check_plan(u);
         const latup_json *p = latup_json_get(u, "plan");
+        assert_int_equal(up, B * one);
+        assert_int_equal(jint(m, "upscale_arena"), jint(p, "arena"));
         weights += jint(p, "weights");
-        s1 = in + jint(p, "arena") + B * up_out;
+        s1 = base + up + jint(p, "arena");
+    } else {
+        assert_int_equal(up, 0);
     }
     if (decode) {
         const latup_json *d = jget(it, "decode", LATUP_JSON_OBJECT);
@@ -912,15 +923,18 @@ static void check_item(const latup_json *it, const char *path, int upscale, int 
         const int tiled = jbool(d, "tiled");
         assert_true(tiled ? jint(d, "tile") > 0 && jint(d, "overlap") > 0 && *jstr(d, "reason")
                           : jint(d, "tile") == 0 && jint(d, "overlap") == 0 && !*jstr(d, "reason"));
-        const int64_t out = check_plan(d), dw = jint(latup_json_get(d, "plan"), "weights"), dp = jint(d, "peak");
-        assert_true(dp > dw && dp <= peak);
-        weights += dw;
-        s2 = (upscale ? in : 0) + B * up_out + B * out + (dp - dw);
+        const int64_t out = check_plan(d);
+        const latup_json *p = latup_json_get(d, "plan");
+        if (!tiled) assert_int_equal(jint(m, "image"), B * out); /* a tile's output is one tile's */
+        assert_int_equal(jint(m, "decode_arena"), jint(p, "arena"));
+        weights += jint(p, "weights");
+        s2 = base + up + jint(m, "image") + jint(p, "arena");
+        assert_int_equal(jint(d, "peak"), s2);
     }
-    printf("  item peak %lld = weights %lld + max(upscale %lld, decode %lld)\n", (long long)peak, (long long)weights,
-           (long long)s1, (long long)s2);
-    assert_true(peak >= weights + (s1 > s2 ? s1 : s2));
-    assert_true(peak <= weights + s1 + s2);
+    printf("  item peak %lld = max(upscale stage %lld, decode stage %lld); weights %lld\n", (long long)peak,
+           (long long)s1, (long long)s2, (long long)weights);
+    assert_int_equal(jint(m, "weights"), weights);
+    assert_int_equal(peak, s1 > s2 ? s1 : s2);
 }
 
 /* A dry run's whole plan: the command, its threads and budget, one item per input, and the top

@@ -820,8 +820,8 @@ static const row ROWS[] = {
     {"E120", s_deep_tall, {"decode", "--vae", "@m", "--in", "@in", "--out", "@out", NULL}, 2, "latent 8192x256 decodes to 262144x8192, over 2^31 pixels"},
     {"E121", s_deep_wide, {"decode", "--vae", "@m", "--in", "@in", "--out", "@out", NULL}, 2, "latent 256x8192 decodes to 8192x262144, over 2^31 pixels"},
     {"E122", s_deep_ok, {"decode", "--vae", "@m", "--in", "@in", "--out", "@out", NULL}, 0, "[1,4,4] -> "},
-    {"E123", s_lua_huge, UP(MODEL), 2, "latent 16385x1 is too large (at most 16384 a side)"},
-    {"E124", s_vae_huge, {"decode", "--vae", VAE_SMALL, "--in", "@in", "--out", "@out", NULL}, 2, "latent size 8193x1 out of range (1..8192)"},
+    {"E123", s_lua_huge, UP(MODEL), 2, "latent 16385x1 is out of range: sides must be 1..16384"},
+    {"E124", s_vae_huge, {"decode", "--vae", VAE_SMALL, "--in", "@in", "--out", "@out", NULL}, 2, "latent 8193x1 is out of range: sides must be 1..8192"},
     /* class 8: long, thin latents (several bands per conv, windows padded on one side only) */
     {"E125", s_thin_wide, UP(MODEL), 0, "[16,9,225] -> x2 -> "},
     {"E126", s_thin_tall, {"upscale", "--model", MODEL, "--scale", "4", "--in", "@in", "--out", "@out", NULL}, 0, "[16,225,9] -> x4 -> "},

@@ -232,8 +232,8 @@ static void test_tile_plan_edges(void **state) {
     latup_tensor_free(&z);
 }
 
-/* The plan's peak is what the decode holds: the arena (tile buffers included), the weights, the
- * input latent and the output image. */
+/* The plan's peak is what the process holds: the fixed process overhead, the arena (tile buffers
+ * included), the weights, the input latent and the output image. */
 static void test_plan_peak_parts(void **state) {
     (void)state;
     static const int hw[][3] = {{20, 12, 0}, {20, 12, 8}, {7, 30, 5}};
@@ -243,10 +243,10 @@ static void test_plan_peak_parts(void **state) {
         latup_decode_plan p;
         assert_int_equal(latup_vae_plan_decode(g_vae, h, w, &o, &p), LATUP_OK);
         const size_t in = (size_t)16 * h * w * sizeof(float), out = (size_t)3 * (2 * h) * (2 * w) * sizeof(float);
-        printf("%dx%d tile %d: peak %zu = arena %zu + weights %zu + output %zu + input %zu\n", h, w, hw[k][2], p.peak,
-               p.plan.mem.arena, p.plan.mem.weights, p.plan.mem.output, in);
+        printf("%dx%d tile %d: peak %zu = process %zu + arena %zu + weights %zu + output %zu + input %zu\n", h, w,
+               hw[k][2], p.peak, LATUP_PROCESS_OVERHEAD(latup_get_threads()), p.plan.mem.arena, p.plan.mem.weights, p.plan.mem.output, in);
         assert_int_equal(p.plan.mem.output, out);
-        assert_int_equal(p.peak, p.plan.mem.arena + p.plan.mem.weights + out + in);
+        assert_int_equal(p.peak, LATUP_PROCESS_OVERHEAD(latup_get_threads()) + p.plan.mem.arena + p.plan.mem.weights + out + in);
         if (hw[k][2]) { /* the blend weights of the whole image live in the tiled arena */
             latup_vae_plan one;
             assert_int_equal(latup_vae_plan_memory(g_vae, p.plan.h, p.plan.w, &one), LATUP_OK);
@@ -313,12 +313,13 @@ static void test_budget_edges(void **state) {
     plan_for(h, w, 0, t8.peak - 1, LATUP_E_NOMEM);
     const char *msg = latup_last_error();
     printf("budget %zu: %s\n", t8.peak - 1, msg);
-    char want[512], a[32], b[32], c[32], d[32], e[32];
+    char want[512], a[32], b[32], c[32], d[32], e[32], f[32];
     size_text(a, sizeof a, t8.peak), size_text(b, sizeof b, t8.plan.mem.weights);
-    size_text(c, sizeof c, t8.peak - t8.plan.mem.weights - t8.plan.mem.arena);
+    size_text(c, sizeof c, t8.peak - t8.plan.mem.weights - t8.plan.mem.arena - LATUP_PROCESS_OVERHEAD(latup_get_threads()));
     size_text(d, sizeof d, t8.plan.mem.arena), size_text(e, sizeof e, exact.peak);
-    snprintf(want, sizeof want, "the smallest tiles (8x8 latent pixels) need %s (weights %s, input and output %s, "
-             "tile arena %s); the exact decode needs %s", a, b, c, d, e);
+    size_text(f, sizeof f, LATUP_PROCESS_OVERHEAD(latup_get_threads()));
+    snprintf(want, sizeof want, "the smallest tiles (8x8 latent pixels) need %s (process %s, weights %s, inputs and "
+             "outputs %s, tile arena %s); the exact decode needs %s", a, f, b, c, d, e);
     assert_non_null(strstr(msg, want));
     /* the same refusal from the decode itself, with no output */
     latup_tensor z = random_latent(1, 16, h, w, 5), img;

@@ -23,7 +23,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["Lua", "Vae", "LatupError", "read", "to_uint8", "to_unit", "version", "default_threads",
+__all__ = ["Lua", "Vae", "LatupError", "upscale_decode", "plan_upscale_decode", "read", "to_uint8", "to_unit", "version", "default_threads",
            "default_max_memory"]
 
 _MAJOR = 0  # the library major version these bindings mirror (include/latup.h)
@@ -74,6 +74,56 @@ class _DecodeOpts(ctypes.Structure):
                 ("tile", ctypes.c_int), ("overlap", ctypes.c_int), ("max_memory", ctypes.c_size_t)]
 
 
+_StageFn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_double)
+
+
+class _CallOpts(ctypes.Structure):
+    _fields_ = [("lua", ctypes.c_void_p), ("scale", ctypes.c_int), ("vae", ctypes.c_void_p), ("device", ctypes.c_int),
+                ("max_memory", ctypes.c_size_t), ("held", ctypes.c_size_t), ("tile", ctypes.c_int),
+                ("overlap", ctypes.c_int), ("conv_band_rows", ctypes.c_int), ("dump", _DumpFn),
+                ("dump_user", ctypes.c_void_p), ("stage", _StageFn), ("stage_user", ctypes.c_void_p),
+                ("verbose", ctypes.c_int), ("progress", ctypes.c_int)]
+
+
+class _CallMemory(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("process", "weights", "held", "input", "upscaled", "image",
+                                                "upscale_arena", "decode_arena", "peak")]
+
+
+PLAN_MAX_TAKES = 32
+
+
+class _PlanTake(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char * 48), ("bytes", ctypes.c_size_t), ("count", ctypes.c_long)]
+
+
+class _MemPlan(ctypes.Structure):
+    _fields_ = [("arena", ctypes.c_size_t), ("weights", ctypes.c_size_t), ("output", ctypes.c_size_t),
+                ("n_takes", ctypes.c_int), ("takes", _PlanTake * PLAN_MAX_TAKES)]
+
+
+class _LuaPlan(ctypes.Structure):
+    _fields_ = [("H", ctypes.c_int), ("W", ctypes.c_int), ("Hp", ctypes.c_int), ("Wp", ctypes.c_int),
+                ("scale", ctypes.c_int), ("mem", _MemPlan)]
+
+
+class _VaePlan(ctypes.Structure):
+    _fields_ = [("h", ctypes.c_int), ("w", ctypes.c_int), ("mem", _MemPlan)]
+
+
+class _DecodePlan(ctypes.Structure):
+    _fields_ = [("tiled", ctypes.c_int), ("tile", ctypes.c_int), ("overlap", ctypes.c_int), ("plan", _VaePlan),
+                ("peak", ctypes.c_size_t), ("reason", ctypes.c_char * 160)]
+
+
+class _Plan(ctypes.Structure):
+    _fields_ = [("device", ctypes.c_int), ("stages", ctypes.c_int), ("ndim", ctypes.c_int), ("batch", ctypes.c_int64),
+                ("channels", ctypes.c_int), ("h", ctypes.c_int), ("w", ctypes.c_int), ("scale", ctypes.c_int),
+                ("dec_h", ctypes.c_int), ("dec_w", ctypes.c_int), ("out_ndim", ctypes.c_int),
+                ("out_shape", ctypes.c_int64 * MAX_DIMS), ("upscale", _LuaPlan), ("decode", _DecodePlan),
+                ("mem", _CallMemory), ("budget", ctypes.c_size_t)]
+
+
 class _LuaConfig(ctypes.Structure):
     _fields_ = [("tail", ctypes.c_int), ("in_chans", ctypes.c_int), ("out_chans", ctypes.c_int),
                 ("embed_dim", ctypes.c_int), ("num_layers", ctypes.c_int),
@@ -109,13 +159,14 @@ _tensor_read = _fn("latup_tensor_read", ctypes.c_int, ctypes.c_char_p, ctypes.c_
 _lua_load = _fn("latup_lua_load", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_P))
 _lua_free = _fn("latup_lua_free", None, _P)
 _lua_config = _fn("latup_lua_get_config", ctypes.POINTER(_LuaConfig), _P)
-_lua_upscale = _fn("latup_lua_upscale", ctypes.c_int, _P, ctypes.POINTER(_Tensor), ctypes.c_int,
-                   ctypes.POINTER(_Tensor), ctypes.POINTER(_RunOpts))
+_prepare = _fn("latup_prepare", ctypes.c_int, ctypes.POINTER(_CallOpts), ctypes.POINTER(_Tensor), ctypes.POINTER(_P))
+_call_plan = _fn("latup_call_plan", ctypes.POINTER(_Plan), _P)
+_execute = _fn("latup_execute", ctypes.c_int, _P, ctypes.POINTER(_Tensor), ctypes.POINTER(_Tensor),
+               ctypes.POINTER(_Tensor))
+_call_free = _fn("latup_call_free", None, _P)
 _vae_load = _fn("latup_vae_load", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_P))
 _vae_free = _fn("latup_vae_free", None, _P)
 _vae_config = _fn("latup_vae_get_config", ctypes.POINTER(_VaeConfig), _P)
-_vae_decode = _fn("latup_vae_decode", ctypes.c_int, _P, ctypes.POINTER(_Tensor), ctypes.POINTER(_Tensor),
-                  ctypes.POINTER(_DecodeOpts))
 
 _v = _version().decode()
 if int(_v.split(".")[0]) != _MAJOR:
@@ -224,6 +275,70 @@ def _call_with_threads(threads, fn, *args):
         return fn(*args)
 
 
+# ---- prepared calls: the library checks and plans each call once, then runs that plan ---------------
+
+
+def _plan_dict(p):
+    m = p.mem
+    d = {"batch": p.batch, "input_shape": None, "output_shape": tuple(p.out_shape[i] for i in range(p.out_ndim)),
+         "memory": {n: getattr(m, n) for n, _ in _CallMemory._fields_}, "budget": p.budget}
+    if p.stages & 1:
+        d["upscale"] = {"scale": p.scale, "arena": p.upscale.mem.arena}
+    if p.stages & 2:
+        dp = p.decode
+        d["decode"] = {"h": p.dec_h, "w": p.dec_w, "tiled": bool(dp.tiled), "tile": dp.tile, "overlap": dp.overlap,
+                       "reason": dp.reason.decode("utf-8", "replace"), "arena": dp.plan.mem.arena, "peak": dp.peak}
+    return d
+
+
+def _call(opts, x, threads, plan_only=False):
+    """latup_prepare, then (unless plan_only) latup_execute, on x: the plan as a dict, or the output."""
+    xt = _tensor_of(x) if not plan_only else _Tensor()
+    if plan_only:
+        xt.ndim = len(x)
+        for i, n in enumerate(x):
+            xt.shape[i] = int(n)
+
+    def go():
+        c = _P()
+        _check(_prepare(ctypes.byref(opts), ctypes.byref(xt), ctypes.byref(c)))
+        try:
+            if plan_only:
+                d = _plan_dict(_call_plan(c).contents)
+                d["input_shape"] = tuple(int(n) for n in x)
+                return d
+            out = _Tensor()
+            _check(_execute(c, ctypes.byref(xt), None, ctypes.byref(out)))
+            return _to_numpy(out)
+        finally:
+            _call_free(c)
+    return _call_with_threads(threads, go)
+
+
+def _shape_of(shape):
+    shape = tuple(int(n) for n in shape)
+    if len(shape) < 1 or len(shape) > MAX_DIMS:
+        raise LatupError(E_INPUT, "a shape of %d dimensions: latup takes 1 to %d" % (len(shape), MAX_DIMS))
+    return shape
+
+
+def upscale_decode(lua, vae, z, scale=2, threads=None):
+    """latup run: z upscaled by lua, then decoded by vae, as one call planned against vae.max_memory
+    (the whole process: both models, every tensor, the larger stage's scratch)."""
+    z = _as_input(z)
+    o = _CallOpts(lua=lua._live(), scale=int(scale), vae=vae._live(), device=vae.device,
+                  max_memory=vae.max_memory, tile=int(vae.tile or 0), overlap=int(vae.overlap or 0))
+    return _call(o, z, threads or vae.threads)
+
+
+def plan_upscale_decode(lua, vae, shape, scale=2, threads=None):
+    """What upscale_decode would do with an input of this shape, nothing computed: a dict of the
+    stages, the decode's tiles and the memory of the whole call (bytes)."""
+    o = _CallOpts(lua=lua._live(), scale=int(scale), vae=vae._live(), device=vae.device,
+                  max_memory=vae.max_memory, tile=int(vae.tile or 0), overlap=int(vae.overlap or 0))
+    return _call(o, _shape_of(shape), threads or vae.threads, plan_only=True)
+
+
 # ---- the API -------------------------------------------------------------------------------------------
 
 
@@ -292,13 +407,14 @@ class Lua(_Model):
 
     def upscale(self, x, scale=2, threads=None):
         """x: [C,H,W] or [B,C,H,W] VAE-space latent -> float32 [.., C, scale*H, scale*W]."""
-        x = _as_input(x)
-        xt, yt = _tensor_of(x), _Tensor()
-        o = _RunOpts(device=self.device)
-        st = _call_with_threads(threads or self.threads, _lua_upscale, self._live(), ctypes.byref(xt), int(scale),
-                                ctypes.byref(yt), ctypes.byref(o))
-        _check(st)
-        return _to_numpy(yt)
+        o = _CallOpts(lua=self._live(), scale=int(scale), device=self.device)
+        return _call(o, _as_input(x), threads or self.threads)
+
+    def plan(self, shape, scale=2, threads=None):
+        """What upscale would do with an input of this shape, nothing computed: a dict of its arena
+        and the memory of the whole call (bytes)."""
+        o = _CallOpts(lua=self._live(), scale=int(scale), device=self.device)
+        return _call(o, _shape_of(shape), threads or self.threads, plan_only=True)
 
 
 
@@ -326,14 +442,16 @@ class Vae(_Model):
     def decode(self, z, threads=None):
         """z: [C,h,w] or [B,C,h,w] decoder-ready latent -> float32 [.., 3, f*h, f*w] (f = 8 for the
         released VAEs), the raw decoder output (about [-1, 1])."""
-        z = _as_input(z)
-        zt, it = _tensor_of(z), _Tensor()
-        o = _DecodeOpts(tile=int(self.tile or 0), overlap=int(self.overlap or 0), max_memory=self.max_memory,
-                        device=self.device)
-        st = _call_with_threads(threads or self.threads, _vae_decode, self._live(), ctypes.byref(zt), ctypes.byref(it),
-                                ctypes.byref(o))
-        _check(st)
-        return _to_numpy(it)
+        return _call(self._opts(), _as_input(z), threads or self.threads)
+
+    def plan(self, shape, threads=None):
+        """What decode would do with an input of this shape, nothing computed: a dict of the tiles
+        (exact or tiled, and why) and the memory of the whole call against max_memory (bytes)."""
+        return _call(self._opts(), _shape_of(shape), threads or self.threads, plan_only=True)
+
+    def _opts(self):
+        return _CallOpts(vae=self._live(), device=self.device, max_memory=self.max_memory,
+                         tile=int(self.tile or 0), overlap=int(self.overlap or 0))
 
 
 

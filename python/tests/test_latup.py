@@ -3,6 +3,7 @@ the CLI's bytes, a ComfyUI .latent reads as its .npy twin, errors carry the libr
 status, inputs are not copied and outputs are views of the library's buffers, threads and the
 memory budget are honoured, and every ctypes mirror matches include/latup.h (a C compiler prints
 the real offsets). Run by `make test-python` (Debian's python3-numpy)."""
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,32 @@ class TestAgainstCli(unittest.TestCase):
         u8 = latup.to_uint8(img)
         self.assertEqual(u8.shape, (2, 24, 20, 3))
         self.assertEqual(u8.dtype, np.uint8)
+
+    def test_run_and_plan_are_the_cli(self):
+        """upscale_decode is `latup run`, and its plan is the dry run's, field for field."""
+        cli("run", "-m", LUA, "-s", "2", "--vae", VAE, "-i", LATENT, "-o", self.path("run.npy"), "-t", "2")
+        img = latup.upscale_decode(self.lua, self.vae, np.load(LATENT), 2)
+        self.assertTrue(np.array_equal(img, np.load(self.path("run.npy"))))
+        plan = latup.plan_upscale_decode(self.lua, self.vae, (16, 24, 40), 2)
+        out = subprocess.run([BIN, "run", "-m", LUA, "-s", "2", "--vae", VAE, "-i", LATENT, "-o", self.path("x.png"),
+                              "-t", "2", "--dry-run", "--json", "--max-memory", str(self.vae.max_memory)],
+                             check=True, capture_output=True, text=True).stdout
+        item = json.loads(out)["items"][0]
+        self.assertEqual(plan["memory"], item["memory"])
+        self.assertEqual(plan["output_shape"], (3, 96, 160))
+        self.assertEqual(plan["decode"]["tiled"], item["decode"]["tiled"])
+        m = plan["memory"]
+        self.assertEqual(m["peak"], max(m["process"] + m["weights"] + m["input"] + m["upscaled"] + m["upscale_arena"],
+                                        m["process"] + m["weights"] + m["input"] + m["upscaled"] + m["image"]
+                                        + m["decode_arena"]))
+        # a budget under the plan's peak tiles the decode, one nothing fits is refused before any work
+        exact = self.vae.plan((16, 48, 80))["memory"]["peak"]
+        p = latup.Vae(VAE, max_memory=exact - 1, threads=2).plan((16, 48, 80))
+        self.assertTrue(p["decode"]["tiled"])
+        self.assertLessEqual(p["memory"]["peak"], exact - 1)
+        with self.assertRaises(latup.LatupError) as e:
+            self.lua.plan((16, 24), 2)
+        self.assertEqual(e.exception.status, latup.E_INPUT)
 
     def test_comfyui_latent_reads_as_npy(self):
         a = latup.read(os.path.join(ROOT, "tests/data/latent/comfyui_flux_b2.latent"))
@@ -146,6 +173,14 @@ class TestAbi(unittest.TestCase):
         "latup_decode_opts": latup._DecodeOpts,
         "latup_lua_config": latup._LuaConfig,
         "latup_vae_config": latup._VaeConfig,
+        "latup_call_opts": latup._CallOpts,
+        "latup_call_memory": latup._CallMemory,
+        "latup_plan_take": latup._PlanTake,
+        "latup_mem_plan": latup._MemPlan,
+        "latup_lua_plan": latup._LuaPlan,
+        "latup_vae_plan": latup._VaePlan,
+        "latup_decode_plan": latup._DecodePlan,
+        "latup_plan": latup._Plan,
     }
 
     def test_layouts(self):

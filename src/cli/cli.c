@@ -4,7 +4,6 @@
 #include "cli.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,15 +71,6 @@ void cli_stem(char *buf, size_t n, const char *path) {
     snprintf(buf, n, "%s", base);
     char *dot = strrchr(buf, '.');
     if (dot && dot != buf) *dot = '\0';
-}
-
-latup_status cli_check_finite(const latup_tensor *t, const char *what) {
-    const int64_t n = latup_tensor_numel(t);
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(t->data[i]))
-            return latup_set_error(LATUP_E_INPUT, "%s contains %s at flat index %lld", what,
-                                   isnan(t->data[i]) ? "NaN" : "Inf", (long long)i);
-    return LATUP_OK;
 }
 
 /* ---- --dump ------------------------------------------------------------------------------------ */

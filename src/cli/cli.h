@@ -22,10 +22,6 @@ latup_status cli_mkdirs(const char *dir);
 void cli_stem(char *buf, size_t n, const char *path);
 int cli_ends_with(const char *s, const char *suffix); /* case-insensitive */
 
-/* LATUP_E_INPUT naming the first NaN or Inf of t ("input latent contains NaN at flat index 7");
- * the caller prefixes the file. */
-latup_status cli_check_finite(const latup_tensor *t, const char *what);
-
 /* --dump DIR: every tensor the library hands over as DIR/NAME.npy (batch element k > 0:
  * NAME.bK.npy), and its name appended to DIR/dump_order.txt, so `latup compare` can walk them in
  * forward order. */

@@ -20,12 +20,22 @@ typedef struct {
     int pattern;
     latup_tensor x;          /* read, unpacked and converted to VAE space */
     int64_t batch;
-    latup_lua_plan lplan;     /* the upscale of one batch element */
-    latup_decode_plan dplan;  /* the decode of one batch element: exact or tiled, and why */
-    int dh, dw;               /* the latent size the decode sees */
+    latup_call *call;        /* checked and planned by the library: what runs, what --dry-run prints */
 } item;
 
+typedef struct job job;
+
+/* What the stage hook and the dump callback of the item being computed share. */
 typedef struct {
+    const job *j;
+    const item *it;
+    cli_dump_ctx d;
+    latup_stage stage;      /* the last stage begun (0: none) */
+    double t_up, t_dec;
+    latup_status st;        /* the first dump failure */
+} stage_ctx;
+
+struct job {
     int stages;
     const char *cmd;
     cli_args a;
@@ -40,7 +50,8 @@ typedef struct {
     latup_lua *lua;
     latup_vae *vae;
     double t_load;
-} job;
+    stage_ctx sc;
+};
 
 static int is_png_name(const char *p) { return cli_ends_with(p, ".png"); }
 static int is_npy_name(const char *p) { return cli_ends_with(p, ".npy"); }
@@ -172,20 +183,8 @@ static latup_status read_input(job *j, item *it) {
         }
         it->x = u;
     }
-    char s[96];
-    const latup_tensor *x = &it->x;
-    if (x->ndim != 3 && x->ndim != 4)
-        return latup_set_error(LATUP_E_INPUT, "%s: latent has shape %s, expected [C,H,W] or [B,C,H,W]", it->path,
-                               latup_shape_str(s, sizeof s, x->ndim, x->shape));
-    it->batch = x->ndim == 4 ? x->shape[0] : 1;
-    if (it->batch < 1 || latup_tensor_numel(x) == 0)
-        return latup_set_error(LATUP_E_INPUT, "%s: latent has shape %s: nothing to compute", it->path,
-                               latup_shape_str(s, sizeof s, x->ndim, x->shape));
-    if ((st = cli_check_finite(x, "input latent"))) {
-        latup_error_prefix(it->path);
-        return st;
-    }
-    if (j->family) latup_latent_to_vae(&it->x, j->family);
+    /* the shape and the values are the library's to check (latup_prepare), once */
+    if (j->family && (it->x.ndim == 3 || it->x.ndim == 4)) latup_latent_to_vae(&it->x, j->family);
     return LATUP_OK;
 }
 
@@ -226,92 +225,59 @@ static int load_models(job *j) {
     if (j->verbose) fprintf(stderr, "latup: models loaded in %.2f s\n", j->t_load);
     latup_system_info si; /* which kernels run, and a warning when they are narrower than the CPU's */
     if (j->verbose && latup_system_info_get(&si) == LATUP_OK) latup_system_info_print(&si, stderr, "latup: ");
-    if (j->lua && j->vae && latup_lua_get_config(j->lua)->out_chans != latup_vae_get_config(j->vae)->z_channels) {
-        latup_set_error(LATUP_E_INPUT, "%s makes %d-channel latents, %s decodes %d-channel ones", j->model_path,
-                        latup_lua_get_config(j->lua)->out_chans, j->vae_path,
-                        latup_vae_get_config(j->vae)->z_channels);
-        return cli_fail(LATUP_E_INPUT);
-    }
     return -1;
 }
 
-static int check_item_against_models(job *j, item *it) {
-    const latup_tensor *x = &it->x;
-    const int off = x->ndim - 3;
-    const int64_t C = x->shape[off], h = x->shape[off + 1], w = x->shape[off + 2];
-    char s[96];
-    const int want = j->lua ? latup_lua_get_config(j->lua)->in_chans : latup_vae_get_config(j->vae)->z_channels;
-    if (C != want)
-        return cli_fail(latup_set_error(LATUP_E_INPUT, "%s: latent has shape %s: %lld channels, the %s expects %d",
-                                        it->path, latup_shape_str(s, sizeof s, x->ndim, x->shape), (long long)C,
-                                        j->lua ? "model" : "VAE", want));
-    if (h > 16384 || w > 16384)
-        return cli_fail(latup_set_error(LATUP_E_INPUT, "%s: latent %lldx%lld is too large (at most 16384 a side)",
-                                        it->path, (long long)h, (long long)w));
-    latup_status st = LATUP_OK;
-    int dh = (int)h, dw = (int)w;
-    if (j->lua) {
-        latup_run_opts ro = {.device = j->device};
-        st = latup_lua_plan_memory(j->lua, (int)h, (int)w, j->scale, &ro, &it->lplan);
-        dh *= j->scale, dw *= j->scale;
-        const latup_lua_config *c = latup_lua_get_config(j->lua);
-        if (!st && j->png && j->stages == LUA && c->out_chans != 3) {
-            int64_t ys[4] = {it->batch, c->out_chans, dh, dw};
-            return cli_usage(j->cmd, "%s: a PNG holds one RGB image [3,H,W]; the output is %s (write .npy instead)",
-                             it->out, latup_shape_str(s, sizeof s, x->ndim, x->ndim == 4 ? ys : ys + 1));
-        }
-    }
-    /* whether the decode tiles, and a budget no tile can meet, are known now, not after the upscale */
-    it->dh = dh, it->dw = dw;
-    if (!st && j->vae) st = latup_vae_plan_decode(j->vae, dh, dw, &j->dopt, &it->dplan);
+static void on_stage(void *user, latup_stage s, int done, double seconds);
+static void on_dump(void *user, const char *name, const latup_tensor *t, int batch);
+
+/* The library checks the input against the models and plans the call: the CLI holds the inputs
+ * of the items after this one while it runs (those before are freed), so they count too. */
+static int prepare_item(job *j, int i) {
+    item *it = &j->items[i];
+    latup_call_opts o = {.lua = j->lua, .scale = j->scale, .vae = j->vae, .device = j->device,
+                         .max_memory = j->dopt.max_memory, .tile = j->dopt.tile, .overlap = j->dopt.overlap,
+                         .verbose = j->verbose, .progress = j->dopt.progress,
+                         .dump = j->dump ? on_dump : NULL, .dump_user = &j->sc, .stage = on_stage, .stage_user = &j->sc};
+    for (int k = i + 1; k < j->n; k++) o.held += (size_t)latup_tensor_numel(&j->items[k].x) * sizeof(float);
+    latup_status st = latup_prepare(&o, &it->x, &it->call);
     if (st) {
-        if (st == LATUP_E_INPUT || st == LATUP_E_NOMEM) latup_error_prefix(it->path);
+        if (st == LATUP_E_INPUT || st == LATUP_E_NOMEM || st == LATUP_E_USAGE) latup_error_prefix(it->path);
         return cli_fail(st);
+    }
+    const latup_plan *p = latup_call_plan(it->call);
+    it->batch = p->batch;
+    if (j->png && !j->vae && p->out_shape[p->out_ndim - 3] != 3) {
+        char s[96];
+        return cli_usage(j->cmd, "%s: a PNG holds one RGB image [3,H,W]; the output is %s (write .npy instead)", it->out,
+                         latup_shape_str(s, sizeof s, p->out_ndim, p->out_shape));
     }
     return check_batch_outputs(j, it);
 }
 
-/* ---- 5. --dry-run: the memory plan, nothing computed ---------------------------------------------------- */
-
-static size_t weights_bytes(const job *j, const item *it) {
-    return (j->lua ? it->lplan.mem.weights : 0) + (j->vae ? it->dplan.plan.mem.weights : 0);
-}
-
-/* The most the process holds for one input: the weights, the input, and the larger stage: the
- * upscale (its arena and the whole upscaled batch) or the decode (the upscaled batch, the whole
- * image batch, and one element's decode: arena, tiling buffers, its output). */
-static size_t item_peak(const job *j, const item *it) {
-    const size_t B = (size_t)it->batch, in = (size_t)latup_tensor_numel(&it->x) * sizeof(float);
-    size_t up = in, peak = 0;
-    if (j->lua) {
-        up = B * it->lplan.mem.output;
-        peak = in + it->lplan.mem.arena + up;
-    }
-    if (j->vae) {
-        size_t one = it->dplan.peak - it->dplan.plan.mem.weights;
-        size_t d = (j->lua ? in : 0) + up + B * it->dplan.plan.mem.output + one;
-        if (d > peak) peak = d;
-    }
-    return peak + weights_bytes(j, it);
-}
+/* ---- 5. --dry-run: the library's plan, nothing computed ---------------------------------------------------- */
 
 static void dry_run_text(const job *j, FILE *f, size_t peak) {
     const double MiB = 1024.0 * 1024.0;
     for (int i = 0; i < j->n; i++) {
         const item *it = &j->items[i];
-        const latup_decode_plan *dp = &it->dplan;
+        const latup_plan *p = latup_call_plan(it->call);
+        const latup_decode_plan *dp = &p->decode;
         char s[96];
         fprintf(f, "%s %s:", it->path, latup_shape_str(s, sizeof s, it->x.ndim, it->x.shape));
-        if (j->lua) fprintf(f, " upscale x%d, arena %.1f MiB;", j->scale, it->lplan.mem.arena / MiB);
+        if (j->lua) fprintf(f, " upscale x%d, arena %.1f MiB;", j->scale, p->mem.upscale_arena / MiB);
         if (j->vae && dp->tiled)
             fprintf(f, " decode tiled (tiles of %d, overlap %d: %s), arena %.1f MiB;", dp->tile, dp->overlap,
-                    dp->reason, dp->plan.mem.arena / MiB);
+                    dp->reason, p->mem.decode_arena / MiB);
         else if (j->vae)
-            fprintf(f, " decode exact, arena %.1f MiB;", dp->plan.mem.arena / MiB);
-        fprintf(f, " peak %.1f MiB\n", item_peak(j, it) / MiB);
+            fprintf(f, " decode exact, arena %.1f MiB;", p->mem.decode_arena / MiB);
+        fprintf(f, " peak %.1f MiB (process %.1f, weights %.1f, held %.1f, tensors %.1f)\n", p->mem.peak / MiB,
+                p->mem.process / MiB, p->mem.weights / MiB, p->mem.held / MiB,
+                (p->mem.input + p->mem.upscaled + p->mem.image) / MiB);
     }
+    const latup_plan *p0 = latup_call_plan(j->items[0].call);
     fprintf(f, "%s: peak %.1f MiB (%zu bytes, weights %.1f MiB); budget %.1f MiB; %d threads\n", j->cmd, peak / MiB,
-            peak, weights_bytes(j, &j->items[0]) / MiB, j->dopt.max_memory / MiB, j->threads);
+            peak, p0->mem.weights / MiB, j->dopt.max_memory / MiB, j->threads);
 }
 
 static void json_plan(cli_json *w, const latup_mem_plan *m) {
@@ -322,6 +288,20 @@ static void json_plan(cli_json *w, const latup_mem_plan *m) {
     cli_json_object(w, "takes");
     for (int k = 0; k < m->n_takes; k++) cli_json_uint(w, m->takes[k].name, m->takes[k].bytes);
     cli_json_end(w);
+    cli_json_end(w);
+}
+
+static void json_memory(cli_json *w, const latup_call_memory *m) {
+    cli_json_object(w, "memory");
+    cli_json_uint(w, "process", m->process);
+    cli_json_uint(w, "weights", m->weights);
+    cli_json_uint(w, "held", m->held);
+    cli_json_uint(w, "input", m->input);
+    cli_json_uint(w, "upscaled", m->upscaled);
+    cli_json_uint(w, "image", m->image);
+    cli_json_uint(w, "upscale_arena", m->upscale_arena);
+    cli_json_uint(w, "decode_arena", m->decode_arena);
+    cli_json_uint(w, "peak", m->peak);
     cli_json_end(w);
 }
 
@@ -337,23 +317,28 @@ static const char *dry_run_json(const job *j, FILE *f, size_t peak) {
     cli_json_array(&w, "items");
     for (int i = 0; i < j->n; i++) {
         const item *it = &j->items[i];
+        const latup_plan *p = latup_call_plan(it->call);
         cli_json_object(&w, NULL);
         cli_json_str(&w, "input", it->path);
         cli_json_array(&w, "shape");
         for (int d = 0; d < it->x.ndim; d++) cli_json_int(&w, NULL, it->x.shape[d]);
         cli_json_end(&w);
-        cli_json_uint(&w, "peak", item_peak(j, it));
+        cli_json_uint(&w, "peak", p->mem.peak);
+        json_memory(&w, &p->mem);
+        cli_json_array(&w, "output_shape");
+        for (int d = 0; d < p->out_ndim; d++) cli_json_int(&w, NULL, p->out_shape[d]);
+        cli_json_end(&w);
         if (j->lua) {
             cli_json_object(&w, "upscale");
             cli_json_int(&w, "scale", j->scale);
-            json_plan(&w, &it->lplan.mem);
+            json_plan(&w, &p->upscale.mem);
             cli_json_end(&w);
         }
         if (j->vae) {
-            const latup_decode_plan *dp = &it->dplan;
+            const latup_decode_plan *dp = &p->decode;
             cli_json_object(&w, "decode");
-            cli_json_int(&w, "h", it->dh);
-            cli_json_int(&w, "w", it->dw);
+            cli_json_int(&w, "h", p->dec_h);
+            cli_json_int(&w, "w", p->dec_w);
             cli_json_bool(&w, "tiled", dp->tiled);
             cli_json_int(&w, "tile", dp->tile);
             cli_json_int(&w, "overlap", dp->overlap);
@@ -372,7 +357,7 @@ static const char *dry_run_json(const job *j, FILE *f, size_t peak) {
 static int dry_run(const job *j) {
     size_t peak = 0;
     for (int i = 0; i < j->n; i++) {
-        size_t p = item_peak(j, &j->items[i]);
+        size_t p = latup_call_plan(j->items[i].call)->mem.peak;
         if (p > peak) peak = p;
     }
     if (j->json) {
@@ -408,113 +393,65 @@ static latup_status add_output(const job *j, latup_outputs *outs, const item *it
 }
 
 static latup_status dump_for(const job *j, const item *it, const char *stage, cli_dump_ctx *d) {
-    if (!j->dump) return LATUP_OK;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s%s%s%s%s", j->dump, j->n > 1 ? "/" : "", j->n > 1 ? it->stem : "",
              j->stages == (LUA | VAE) ? "/" : "", j->stages == (LUA | VAE) ? stage : "");
     return cli_dump_open(d, dir);
 }
 
-/* Batch elements are decoded one at a time (so the plan announced is the plan run); their dumps
- * keep their element's index. */
-typedef struct {
-    cli_dump_ctx *d;
-    int b;
-} element_dump;
-
-static void dump_element(void *user, const char *name, const latup_tensor *t, int batch) {
-    const element_dump *e = user;
-    (void)batch;
-    cli_dump_npy(e->d, name, t, e->b);
-}
-
-static latup_status decode(const job *j, const latup_tensor *z, latup_tensor *img, cli_dump_ctx *d) {
-    const int off = z->ndim - 3;
-    const int64_t B = off ? z->shape[0] : 1;
-    const size_t per = (size_t)latup_tensor_numel(z) / (size_t)B;
-    latup_decode_opts o = j->dopt;
-    element_dump ed = {d, 0};
-    if (j->dump) o.dump = dump_element, o.dump_user = &ed;
-    latup_status st = LATUP_OK;
-    for (int64_t b = 0; b < B && !st; b++) {
-        latup_tensor zb = *z, ib;
-        zb.data = z->data + (size_t)b * per;
-        if (off) zb.shape[0] = 1;
-        ed.b = (int)b;
-        if ((st = latup_vae_decode(j->vae, &zb, &ib, &o))) break;
-        if (b == 0) {
-            int64_t shape[4];
-            memcpy(shape, ib.shape, sizeof shape);
-            if (off) shape[0] = B;
-            if ((st = latup_tensor_alloc(img, ib.ndim, shape))) {
-                latup_tensor_free(&ib);
-                break;
-            }
-        }
-        const size_t isz = (size_t)latup_tensor_numel(&ib);
-        memcpy(img->data + (size_t)b * isz, ib.data, isz * sizeof(float));
-        latup_tensor_free(&ib);
+/* The library's stage hook: each stage's dumps into their directory, its seconds, and which stage
+ * a failure came from. */
+static void on_stage(void *user, latup_stage s, int done, double seconds) {
+    stage_ctx *c = user;
+    c->stage = s;
+    if (!done) {
+        if (c->j->dump && c->st == LATUP_OK) c->st = dump_for(c->j, c->it, s == LATUP_STAGE_UPSCALE ? "lua" : "vae", &c->d);
+        return;
     }
-    return st;
+    if (s == LATUP_STAGE_UPSCALE) c->t_up = seconds;
+    else c->t_dec = seconds;
+    if (c->j->dump) {
+        latup_status sd = cli_dump_close(&c->d);
+        if (c->st == LATUP_OK) c->st = sd;
+    }
 }
 
-static latup_status compute(job *j, item *it, latup_outputs *outs, double *t_up, double *t_dec, latup_tensor *y) {
-    latup_status st = LATUP_OK;
-    latup_tensor up = {0}, img = {0};
-    cli_dump_ctx dl = {0}, dv = {0};
-    char what[600];
-    if (j->lua) {
-        if ((st = dump_for(j, it, "lua", &dl))) return st;
-        latup_run_opts ro = {.dump = j->dump ? cli_dump_npy : NULL, .dump_user = &dl, .verbose = j->verbose,
-                             .progress = j->dopt.progress, .device = j->device};
-        double t0 = cli_now();
-        st = latup_lua_upscale(j->lua, &it->x, j->scale, &up, &ro);
-        *t_up = cli_now() - t0;
-        if (!st) st = cli_check_finite(&up, "the upscaled latent");
-        if (st == LATUP_E_INPUT) { /* the input was checked: name the model that made this of it */
+static void on_dump(void *user, const char *name, const latup_tensor *t, int batch) {
+    stage_ctx *c = user;
+    if (c->st == LATUP_OK) cli_dump_npy(&c->d, name, t, batch);
+}
+
+static latup_status compute(job *j, item *it, latup_outputs *outs, latup_tensor *y) {
+    stage_ctx *c = &j->sc;
+    const latup_plan *p = latup_call_plan(it->call);
+    c->it = it, c->stage = 0, c->st = LATUP_OK, c->t_up = c->t_dec = 0;
+    if (j->vae && p->decode.tiled && !j->quiet) /* an approximation is announced as one, before it runs */
+        fprintf(stderr,
+                "latup: %s: decoding in tiles of %d latent pixels, overlap %d (%s; budget %.2f GiB): an "
+                "approximation of the exact decode\n",
+                it->path, p->decode.tile, p->decode.overlap, p->decode.reason, j->dopt.max_memory / 1073741824.0);
+    latup_tensor up = {0}, res = {0};
+    latup_status st = latup_execute(it->call, &it->x, j->save && j->vae ? &up : NULL, &res);
+    if (j->dump && c->stage && st != LATUP_OK) cli_dump_close(&c->d); /* a stage that failed midway */
+    if (st == LATUP_OK) st = c->st;
+    if (st == LATUP_E_INPUT) { /* name the file the fault lies with */
+        char what[600];
+        if (c->stage == LATUP_STAGE_UPSCALE)
             snprintf(what, sizeof what, "%s (upscaled x%d by %s)", it->path, j->scale, j->model_path);
-            latup_error_prefix(what);
-        }
-        latup_status sd = cli_dump_close(&dl);
-        if (!st) st = sd;
+        else if (c->stage == LATUP_STAGE_DECODE && j->lua)
+            snprintf(what, sizeof what, "%s (decoding the x%d upscale of %s)", j->vae_path, j->scale, it->path);
+        else if (c->stage == LATUP_STAGE_DECODE)
+            snprintf(what, sizeof what, "%s (decoded by %s)", it->path, j->vae_path);
+        else
+            snprintf(what, sizeof what, "%s", it->path);
+        latup_error_prefix(what);
     }
-    const latup_tensor *z = j->lua ? &up : &it->x;
-    if (!st && j->vae) {
-        const latup_decode_plan *dp = &it->dplan;
-        if (dp->tiled && !j->quiet) /* an approximation is announced as one, before it runs */
-            fprintf(stderr,
-                    "latup: %s: decoding in tiles of %d latent pixels, overlap %d (%s; budget %.2f GiB): an "
-                    "approximation of the exact decode\n",
-                    it->path, dp->tile, dp->overlap, dp->reason, j->dopt.max_memory / 1073741824.0);
-        if ((st = dump_for(j, it, "vae", &dv))) goto done;
-        double t0 = cli_now();
-        st = decode(j, z, &img, &dv);
-        *t_dec = cli_now() - t0;
-        if (!st) st = cli_check_finite(&img, "the decoded image");
-        /* name the file the fault lies with: the VAE, and the latent it was given */
-        if (st == LATUP_E_INPUT) {
-            if (j->lua)
-                snprintf(what, sizeof what, "%s (decoding the x%d upscale of %s)", j->vae_path, j->scale, it->path);
-            else
-                snprintf(what, sizeof what, "%s (decoded by %s)", it->path, j->vae_path);
-            latup_error_prefix(what);
-        }
-        latup_status sd = cli_dump_close(&dv);
-        if (!st) st = sd;
-    }
-    if (st) goto done;
-    const latup_tensor *res = j->vae ? &img : &up;
     const latup_pixel_range range = j->vae ? LATUP_PIXELS_SIGNED : LATUP_PIXELS_UNIT;
-    st = add_output(j, outs, it, it->out, it->pattern, res, j->png, range);
-    if (!st && j->save) st = add_output(j, outs, it, j->save, 0, &up, 0, range);
-    if (!st) { /* the caller reports the shape */
-        *y = *res;
-        if (res == &img) img.data = NULL;
-        else up.data = NULL;
-    }
-done:
+    if (!st) st = add_output(j, outs, it, it->out, it->pattern, &res, j->png, range);
+    if (!st && j->save) st = add_output(j, outs, it, j->save, 0, j->vae ? &up : &res, 0, range);
     latup_tensor_free(&up);
-    latup_tensor_free(&img);
+    if (st) latup_tensor_free(&res);
+    else *y = res; /* the caller reports the shape */
     return st;
 }
 
@@ -526,7 +463,10 @@ static void report(const job *j, const item *it, int i, const latup_tensor *y, d
     char idx[32] = "";
     if (j->n > 1) snprintf(idx, sizeof idx, "[%d/%d] ", i + 1, j->n);
     fprintf(stderr, "latup: %s%s %s%s%s -> %s %s (", idx, it->path, si, sc,
-            !j->vae ? "" : it->dplan.tiled ? " -> decode (tiled: approximate)" : " -> decode", it->out, so);
+            !j->vae                                   ? ""
+            : latup_call_plan(it->call)->decode.tiled ? " -> decode (tiled: approximate)"
+                                                      : " -> decode",
+            it->out, so);
     if (j->lua && j->vae) fprintf(stderr, "upscale %.2f s, decode %.2f s", t_up, t_dec);
     else fprintf(stderr, "%.2f s", t_up + t_dec);
     if (j->n == 1) fprintf(stderr, "; load %.2f s, %d thread%s", j->t_load, j->threads, j->threads == 1 ? "" : "s");
@@ -567,20 +507,22 @@ static int pipeline(int stages, const cli_command *cmd, int argc, char **argv) {
         }
     }
     if ((rc = load_models(&j)) >= 0) goto out;
+    j.sc.j = &j;
     for (int i = 0; i < j.n; i++)
-        if ((rc = check_item_against_models(&j, &j.items[i])) >= 0) goto out;
+        if ((rc = prepare_item(&j, i)) >= 0) goto out;
     if (j.dry) {
         rc = dry_run(&j);
         goto out;
     }
     latup_status st = latup_outputs_new(&outs);
     for (int i = 0; i < j.n && !st; i++) {
-        double t_up = 0, t_dec = 0;
         latup_tensor y = {0};
-        st = compute(&j, &j.items[i], outs, &t_up, &t_dec, &y);
-        if (!st && !j.quiet) report(&j, &j.items[i], i, &y, t_up, t_dec);
+        st = compute(&j, &j.items[i], outs, &y);
+        if (!st && !j.quiet) report(&j, &j.items[i], i, &y, j.sc.t_up, j.sc.t_dec);
         latup_tensor_free(&y);
         latup_tensor_free(&j.items[i].x); /* done with it */
+        latup_call_free(j.items[i].call);
+        j.items[i].call = NULL;
     }
     if (!st) st = latup_outputs_commit(outs);
     if (st) {
@@ -595,7 +537,10 @@ static int pipeline(int stages, const cli_command *cmd, int argc, char **argv) {
     rc = 0;
 out:
     latup_outputs_free(outs);
-    for (int i = 0; i < j.n; i++) latup_tensor_free(&j.items[i].x);
+    for (int i = 0; i < j.n; i++) {
+        latup_tensor_free(&j.items[i].x);
+        latup_call_free(j.items[i].call);
+    }
     free(j.items);
     latup_lua_free(j.lua);
     latup_vae_free(j.vae);

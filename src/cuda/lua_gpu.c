@@ -249,61 +249,26 @@ static void forward_one(gpu_ctx *g, const gpu_lua *d, lua_call *p, const float *
     }
 }
 
-/* The CPU's input checks (lua.c): shape, channels, scale, size limits and padding, finite. */
-static latup_status check_input(const latup_lua *m, const latup_tensor *x, int scale, lua_call *p) {
-    const latup_lua_config *c = &m->cfg;
-    char s[96];
-    if (x->ndim != 3 && x->ndim != 4)
-        return latup_fail(LATUP_E_INPUT, "latent has shape %s, expected [C,H,W] or [B,C,H,W]",
-                          latup_shape_str(s, sizeof s, x->ndim, x->shape));
-    const int off = x->ndim - 3;
-    if (x->shape[off] != c->in_chans)
-        return latup_fail(LATUP_E_INPUT, "latent has shape %s: %lld channels, the model expects %d",
-                          latup_shape_str(s, sizeof s, x->ndim, x->shape), (long long)x->shape[off], c->in_chans);
-    p->B = off ? x->shape[0] : 1;
-    if (p->B < 1) return latup_fail(LATUP_E_INPUT, "latent has an empty batch");
-    if (x->shape[off + 1] < 1 || x->shape[off + 2] < 1 || x->shape[off + 1] > 16384 || x->shape[off + 2] > 16384)
-        return latup_fail(LATUP_E_INPUT, "latent size %lldx%lld out of range (1..16384)", (long long)x->shape[off + 1],
-                          (long long)x->shape[off + 2]);
-    p->hd = NULL;
-    for (int k = 0; k < c->n_scales; k++)
-        if (m->heads[k].scale == scale) p->hd = &m->heads[k];
-    if (!p->hd) {
-        char have[64] = "";
-        for (int k = 0; k < c->n_scales; k++)
-            snprintf(have + strlen(have), sizeof have - strlen(have), "%sx%d", k ? ", " : "", c->scales[k]);
-        return latup_fail(LATUP_E_USAGE, "scale %d not available: this model has heads %s", scale, have);
-    }
-    const int ws = c->window_size;
-    p->H = (int)x->shape[off + 1], p->W = (int)x->shape[off + 2], p->S = scale;
-    p->Hp = (p->H + ws - 1) / ws * ws, p->Wp = (p->W + ws - 1) / ws * ws;
-    if (p->Hp - p->H >= p->H || p->Wp - p->W >= p->W)
-        return latup_fail(LATUP_E_INPUT,
-                          "latent %dx%d is too small: reflect padding to a multiple of the window (%d) needs "
-                          "padding < size, i.e. at least %dx%d",
-                          p->H, p->W, ws, p->Hp - p->H >= p->H ? ws / 2 + 1 : p->H, p->Wp - p->W >= p->W ? ws / 2 + 1 : p->W);
-    return latup_check_finite(x);
-}
-
-latup_status latup_gpu_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale, latup_tensor *y,
-                                   const latup_run_opts *opts) {
-    memset(y, 0, sizeof *y);
+/* The call was checked and planned by src/api/call.c: x is valid and finite, y allocated. */
+latup_status latup_gpu_lua_run(const latup_lua *m, int scale, const latup_tensor *x, latup_tensor *y,
+                               const latup_run_opts *opts) {
     lua_call p;
     memset(&p, 0, sizeof p);
     p.opts = opts;
-    TRY(latup_gpu_probe()); /* --device cuda without a GPU is a device error, whatever the input */
-    TRY(check_input(m, x, scale, &p));
+    const int off = x->ndim - 3, ws = m->cfg.window_size;
+    p.B = off ? x->shape[0] : 1;
+    p.H = (int)x->shape[off + 1], p.W = (int)x->shape[off + 2], p.S = scale;
+    p.Hp = (p.H + ws - 1) / ws * ws, p.Wp = (p.W + ws - 1) / ws * ws;
+    for (int k = 0; k < m->cfg.n_scales; k++)
+        if (m->heads[k].scale == scale) p.hd = &m->heads[k];
+    if (!p.hd) return latup_fail(LATUP_E_INTERNAL, "GPU upscale: no head x%d (the plan should have refused it)", scale);
     gpu_ctx g;
     TRY(gpu_begin(&g, opts ? opts->dump : NULL, opts ? opts->dump_user : NULL));
     gpu_lua *d = NULL;
     latup_status st = device_model(m, &d);
     const latup_lua_config *c = &m->cfg;
-    const int off = x->ndim - 3, Co = c->out_chans, S = scale;
-    if (st == LATUP_OK) {
-        p.hd = &d->m.heads[p.hd - m->heads]; /* the same head, device pointers */
-        int64_t yshape[4] = {p.B, Co, (int64_t)S * p.H, (int64_t)S * p.W};
-        st = latup_tensor_alloc(y, x->ndim, off ? yshape : yshape + 1);
-    }
+    const int Co = c->out_chans, S = scale;
+    if (st == LATUP_OK) p.hd = &d->m.heads[p.hd - m->heads]; /* the same head, device pointers */
     if (st == LATUP_OK) {
         lcu_arena_begin_count(&g.a);
         forward_one(&g, d, &p, NULL, NULL);
@@ -328,6 +293,5 @@ latup_status latup_gpu_lua_upscale(const latup_lua *m, const latup_tensor *x, in
                         "total %.3f s\n", (long long)p.B, p.tm[0], p.tm[1], p.tm[2], S, p.tm[3], p.tm[4],
                 p.tm[0] + p.tm[1] + p.tm[2] + p.tm[3] + p.tm[4]);
     gpu_end(&g);
-    if (st != LATUP_OK) latup_tensor_free(y);
     return st;
 }

@@ -270,55 +270,10 @@ static latup_status count_decode(gpu_ctx *g, const latup_vae *v, const vae_call 
     return g->a.st;
 }
 
-static latup_status check_latent(const latup_vae *v, const latup_tensor *z) {
-    char s[96];
-    if (z->ndim != 3 && z->ndim != 4)
-        return latup_fail(LATUP_E_INPUT, "latent has shape %s, expected [C,H,W] or [B,C,H,W]",
-                          latup_shape_str(s, sizeof s, z->ndim, z->shape));
-    const int off = z->ndim - 3;
-    if (z->shape[off] != v->cfg.z_channels)
-        return latup_fail(LATUP_E_INPUT, "latent has shape %s: %lld channels, the VAE expects %d",
-                          latup_shape_str(s, sizeof s, z->ndim, z->shape), (long long)z->shape[off], v->cfg.z_channels);
-    if ((off && z->shape[0] < 1) || z->shape[off + 1] < 1 || z->shape[off + 2] < 1 || z->shape[off + 1] > 8192 ||
-        z->shape[off + 2] > 8192)
-        return latup_fail(LATUP_E_INPUT, "latent has shape %s: sizes must be 1..8192",
-                          latup_shape_str(s, sizeof s, z->ndim, z->shape));
-    return latup_check_finite(z);
-}
-
-/* Exact, or tiles: opts->tile, or the largest multiple of 8 whose tiled decode (device arena +
- * weights) fits half of opts->max_memory, as the CPU chooses. */
-static latup_status choose_tiling(gpu_ctx *g, const gpu_vae *d, const latup_decode_opts *opts, vae_call *p) {
-    const size_t weights = d->up.floats * sizeof(float), budget = opts ? opts->max_memory : 0;
-    int tile = opts ? opts->tile : 0;
-    p->tiled = 0;
-    if (tile <= 0 && budget > 0) {
-        TRY(count_decode(g, &d->v, p));
-        if (lcu_arena_floats(&g->a) * sizeof(float) + weights > budget) {
-            for (tile = (p->h > p->w ? p->h : p->w) / 8 * 8; tile > 8; tile -= 8) {
-                vae_call t = *p;
-                t.tiled = 1, t.tile = tile, t.overlap = tile / 4;
-                TRY(count_decode(g, &d->v, &t));
-                if (lcu_arena_floats(&g->a) * sizeof(float) + weights <= budget / 2) break;
-            }
-        } else {
-            tile = 0;
-        }
-    }
-    p->tiled = tile > 0 && (tile < p->h || tile < p->w);
-    p->tile = tile;
-    p->overlap = opts && opts->overlap > 0 ? opts->overlap : tile / 4;
-    if (p->tiled && (tile < 4 || p->overlap >= tile))
-        return latup_fail(LATUP_E_USAGE, "tile %d with overlap %d: the tile must be >= 4 and larger than the overlap",
-                          tile, p->overlap);
-    return LATUP_OK;
-}
-
-latup_status latup_gpu_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
-                                  const latup_decode_opts *opts) {
-    memset(img, 0, sizeof *img);
-    TRY(latup_gpu_probe()); /* --device cuda without a GPU is a device error, whatever the input */
-    TRY(check_latent(v, z));
+/* The call was checked and planned by src/api/call.c (the tiles too, by the policy the CPU runs):
+ * z is valid and finite, img allocated. */
+latup_status latup_gpu_vae_run(const latup_vae *v, const latup_tensor *z, latup_tensor *img, int tile, int overlap,
+                               const latup_decode_opts *opts) {
     const latup_vae_config *c = &v->cfg;
     const int off = z->ndim - 3;
     vae_call p;
@@ -329,10 +284,8 @@ latup_status latup_gpu_vae_decode(const latup_vae *v, const latup_tensor *z, lat
     TRY(gpu_begin(&g, opts ? opts->dump : NULL, opts ? opts->dump_user : NULL));
     gpu_vae *d = NULL;
     latup_status st = device_model(v, &d);
-    if (st == LATUP_OK) st = choose_tiling(&g, d, opts, &p);
+    p.tiled = tile > 0, p.tile = tile, p.overlap = overlap;
     if (p.tiled) g.dump = NULL; /* dumps belong to an exact decode, as on the CPU */
-    int64_t shape[4] = {p.B, c->out_channels, (int64_t)p.h * p.f, (int64_t)p.w * p.f};
-    if (st == LATUP_OK) st = latup_tensor_alloc(img, z->ndim, off ? shape : shape + 1);
     float *ztile = NULL;
     if (st == LATUP_OK && p.tiled) {
         const int th = p.tile < p.h ? p.tile : p.h, tw = p.tile < p.w ? p.tile : p.w;
@@ -367,6 +320,5 @@ latup_status latup_gpu_vae_decode(const latup_vae *v, const latup_tensor *z, lat
                 latup_now() - t0);
     gpu_end(&g);
     free(ztile);
-    if (st != LATUP_OK) latup_tensor_free(img);
     return st;
 }

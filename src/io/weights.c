@@ -154,6 +154,15 @@ static void drop_source(latup_weights *w) {
     }
 }
 
+size_t latup_weights_resident_bytes(const latup_weights *w) {
+    size_t n = 0;
+    for (int i = 0; i < w->n_storage; i++) {
+        const latup_wstorage *s = &w->storage[i];
+        if (s->data && s->numel > 0) n += (size_t)s->numel * (s->dtype == LATUP_DT_I64 ? 8 : 4);
+    }
+    return n;
+}
+
 void latup_weights_release_source(latup_weights *w) {
     for (int i = 0; i < w->n_storage; i++)
         if (w->storage[i].data && !w->storage[i].owned && w->storage[i].numel) return; /* a view into the map */

@@ -87,6 +87,9 @@ latup_status latup_weights_fetch_all(latup_weights *w);
 /* Lets go of the file read into memory for unfetched tensors (a mapping that fetched tensors
  * point into is kept); tensors not fetched by then stay without data. */
 void latup_weights_release_source(latup_weights *w);
+/* Bytes the table's fetched tensors occupy (fp32 / int64 data, copied or mapped in place): what a
+ * loaded model keeps of its file. */
+size_t latup_weights_resident_bytes(const latup_weights *w);
 
 void latup_weights_free(latup_weights *w);
 const latup_wtensor *latup_weights_find(const latup_weights *w, const char *name);

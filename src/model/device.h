@@ -1,7 +1,8 @@
-/* device.h — the GPU entry points of the forward passes. latup_lua_upscale() and
- * latup_vae_decode() hand a call to these when opts->device is LATUP_DEVICE_CUDA. A CUDA=1 build
- * implements them in src/cuda/; every other build links gpu_none.c, which answers
- * LATUP_E_DEVICE. Same contracts as the CPU functions (include/latup.h), same dump names. */
+/* device.h — the GPU entry points of the forward passes. A prepared call (src/api/call.c) hands
+ * its compute to these when its device is LATUP_DEVICE_CUDA, after every check and the plan: the
+ * input is valid and finite, the output allocated with its shape, the tiles chosen. A CUDA=1
+ * build implements them in src/cuda/; every other build links gpu_none.c, which answers
+ * LATUP_E_DEVICE. Same dump names as the CPU passes. */
 #ifndef LATUP_DEVICE_H
 #define LATUP_DEVICE_H
 
@@ -9,10 +10,12 @@
 
 #include <stddef.h>
 
-latup_status latup_gpu_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale,
-                                   latup_tensor *y, const latup_run_opts *opts);
-latup_status latup_gpu_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
-                                  const latup_decode_opts *opts);
+/* x [B,C,H,W] or [C,H,W] -> y (allocated by the caller: [B,C',sH,sW]) */
+latup_status latup_gpu_lua_run(const latup_lua *m, int scale, const latup_tensor *x, latup_tensor *y,
+                               const latup_run_opts *opts);
+/* z -> img (allocated by the caller), exact (tile 0) or in tiles of `tile` with `overlap` */
+latup_status latup_gpu_vae_run(const latup_vae *v, const latup_tensor *z, latup_tensor *img, int tile, int overlap,
+                               const latup_decode_opts *opts);
 
 /* LATUP_OK if a CUDA device can run here; otherwise LATUP_E_DEVICE with the reason as the
  * message ("built without CUDA (make CUDA=1)", "no CUDA device: <driver message>"). */

@@ -330,19 +330,77 @@ static void fill_plan(const lua_exec *e, const latup_lua *m, int H, int W, int s
     p->H = H, p->W = W, p->scale = scale;
     p->Hp = round_up(H, ws), p->Wp = round_up(W, ws);
     latup_arena_plan(&e->arena, &p->mem);
-    p->mem.weights = (size_t)m->cfg.n_params * sizeof(float);
+    p->mem.weights = m->resident;
     p->mem.output = (size_t)m->cfg.out_chans * scale * H * (size_t)scale * W * sizeof(float);
 }
 
-latup_status latup_lua_plan_memory(const latup_lua *m, int H, int W, int scale, const latup_run_opts *opts,
-                                   latup_lua_plan *p) {
+/* ---- a prepared upscale: checked and counted once, then run --------------------------------------- */
+
+struct latup_lua_exec {
+    lua_exec e;            /* counted: its arena's takes are the plan */
+    const latup_lua *m;
+    const head *hd;
+    int H, W;
+};
+
+latup_status latup_lua_exec_prepare(const latup_lua *m, int H, int W, int scale, const latup_run_opts *opts,
+                                    latup_lua_exec **out, latup_lua_plan *p) {
+    *out = NULL;
     memset(p, 0, sizeof *p);
     const head *hd;
     TRY(check_size(m, H, W, scale, &hd));
-    lua_exec e;
-    exec_init(&e, opts);
-    TRY(count_pass(&e, m, hd, H, W));
-    fill_plan(&e, m, H, W, scale, p);
+    latup_lua_exec *x = latup_calloc(1, sizeof *x, "upscale plan");
+    if (!x) return LATUP_E_NOMEM;
+    exec_init(&x->e, opts);
+    x->m = m, x->hd = hd, x->H = H, x->W = W;
+    latup_status st = count_pass(&x->e, m, hd, H, W);
+    if (st != LATUP_OK) {
+        free(x);
+        return st;
+    }
+    fill_plan(&x->e, m, H, W, scale, p);
+    *out = x;
+    return LATUP_OK;
+}
+
+void latup_lua_exec_free(latup_lua_exec *x) {
+    if (!x) return;
+    latup_arena_free(&x->e.arena);
+    free(x);
+}
+
+latup_status latup_lua_exec_run(latup_lua_exec *x, const float *in, int64_t B, float *out) {
+    lua_exec *e = &x->e;
+    const latup_lua_config *c = &x->m->cfg;
+    const int H = x->H, W = x->W, S = x->hd->scale;
+    memset(e->tm, 0, sizeof e->tm);
+    e->st = LATUP_OK;
+    latup_status st = latup_arena_begin_run(&e->arena, "upscale arena");
+    const size_t xsz = (size_t)c->in_chans * H * W, ysz = (size_t)c->out_chans * S * H * S * W;
+    for (int64_t b = 0; b < B && st == LATUP_OK; b++) {
+        e->b = (int)b;
+        latup_arena_rewind(&e->arena); /* every image replays the counted takes */
+        lua_forward(e, x->m, x->hd, in + b * xsz, H, W, out + b * ysz);
+        st = e->st != LATUP_OK ? e->st : latup_arena_check(&e->arena);
+    }
+    latup_arena_free(&e->arena);
+    if (e->opts && e->opts->progress) fprintf(stderr, "\n");
+    if (st == LATUP_OK && e->opts && e->opts->verbose) {
+        const double *tm = e->tm, total = tm[T_EMBED] + tm[T_RSTB] + tm[T_BODY] + tm[T_HEAD] + tm[T_OUT];
+        fprintf(stderr, "timings (batch %lld, %d threads): embed %.3f s, RSTBs %.3f s, body %.3f s, "
+                        "head x%d %.3f s, crop %.3f s, total %.3f s\n",
+                (long long)B, e->nthreads, tm[T_EMBED], tm[T_RSTB], tm[T_BODY], S, tm[T_HEAD], tm[T_OUT], total);
+    }
+    return st;
+}
+
+/* ---- the public entry points: a prepared call (src/api/call.c) -------------------------------------- */
+
+latup_status latup_lua_plan_memory(const latup_lua *m, int H, int W, int scale, const latup_run_opts *opts,
+                                   latup_lua_plan *p) {
+    latup_lua_exec *x;
+    TRY(latup_lua_exec_prepare(m, H, W, scale, opts, &x, p));
+    latup_lua_exec_free(x);
     return LATUP_OK;
 }
 
@@ -353,66 +411,17 @@ void latup_lua_plan_print(const latup_lua_plan *p, FILE *f) {
     latup_mem_plan_print(&p->mem, title, f);
 }
 
-/* ---- the public entry point --------------------------------------------------------------------- */
-
-latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale,
-                               latup_tensor *y, const latup_run_opts *opts) {
-    if (opts && opts->device == LATUP_DEVICE_CUDA) return latup_gpu_lua_upscale(m, x, scale, y, opts);
-    const latup_lua_config *c = &m->cfg;
-    memset(y, 0, sizeof *y);
-    if (x->ndim != 3 && x->ndim != 4) {
-        char s[96];
-        return latup_fail(LATUP_E_INPUT, "latent has shape %s, expected [C,H,W] or [B,C,H,W]",
-                          latup_shape_str(s, sizeof s, x->ndim, x->shape));
+latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale, latup_tensor *y,
+                               const latup_run_opts *opts) {
+    if (y) memset(y, 0, sizeof *y);
+    latup_call_opts o = {.lua = m, .scale = scale};
+    if (opts) {
+        o.device = opts->device, o.conv_band_rows = opts->conv_band_rows;
+        o.dump = opts->dump, o.dump_user = opts->dump_user, o.verbose = opts->verbose, o.progress = opts->progress;
     }
-    const int off = x->ndim - 3;
-    const int64_t B = off ? x->shape[0] : 1, C = x->shape[off];
-    if (C != c->in_chans) {
-        char s[96];
-        return latup_fail(LATUP_E_INPUT, "latent has shape %s: %lld channels, the model expects %d",
-                          latup_shape_str(s, sizeof s, x->ndim, x->shape), (long long)C, c->in_chans);
-    }
-    if (B < 1) return latup_fail(LATUP_E_INPUT, "latent has an empty batch");
-    if (x->shape[off + 1] > 16384 || x->shape[off + 2] > 16384 || x->shape[off + 1] < 1 || x->shape[off + 2] < 1)
-        return latup_fail(LATUP_E_INPUT, "latent %lldx%lld is out of range (1..16384)",
-                          (long long)x->shape[off + 1], (long long)x->shape[off + 2]);
-    const int H = (int)x->shape[off + 1], W = (int)x->shape[off + 2], S = scale;
-    const head *hd;
-    TRY(check_size(m, H, W, scale, &hd));
-    TRY(latup_check_finite(x));
-
-    lua_exec e;
-    exec_init(&e, opts);
-    TRY(count_pass(&e, m, hd, H, W));
-    const int verbose = opts && opts->verbose;
-    if (verbose) {
-        latup_lua_plan p;
-        fill_plan(&e, m, H, W, scale, &p);
-        latup_lua_plan_print(&p, stderr);
-    }
-    memset(e.tm, 0, sizeof e.tm);
-    int64_t yshape[4] = {B, c->out_chans, (int64_t)S * H, (int64_t)S * W};
-    TRY(latup_tensor_alloc(y, x->ndim, off ? yshape : yshape + 1));
-    latup_status st = latup_arena_begin_run(&e.arena, "upscale arena");
-    const size_t xsz = (size_t)C * H * W, ysz = (size_t)c->out_chans * S * H * S * W;
-    for (int64_t b = 0; b < B && st == LATUP_OK; b++) {
-        e.b = (int)b;
-        latup_arena_rewind(&e.arena); /* every image replays the counted takes */
-        lua_forward(&e, m, hd, x->data + b * xsz, H, W, y->data + b * ysz);
-        st = e.st != LATUP_OK ? e.st : latup_arena_check(&e.arena);
-    }
-    latup_arena_free(&e.arena);
-    if (opts && opts->progress) fprintf(stderr, "\n");
-    if (st == LATUP_OK) st = latup_check_finite_output(y, "the upscaled latent");
-    if (st != LATUP_OK) {
-        latup_tensor_free(y);
-        return st;
-    }
-    if (verbose) {
-        const double *tm = e.tm, total = tm[T_EMBED] + tm[T_RSTB] + tm[T_BODY] + tm[T_HEAD] + tm[T_OUT];
-        fprintf(stderr, "timings (batch %lld, %d threads): embed %.3f s, RSTBs %.3f s, body %.3f s, "
-                        "head x%d %.3f s, crop %.3f s, total %.3f s\n",
-                (long long)B, e.nthreads, tm[T_EMBED], tm[T_RSTB], tm[T_BODY], S, tm[T_HEAD], tm[T_OUT], total);
-    }
-    return LATUP_OK;
+    latup_call *c;
+    TRY(latup_prepare(&o, x, &c));
+    const latup_status st = latup_execute(c, x, NULL, y);
+    latup_call_free(c);
+    return st;
 }

@@ -296,6 +296,11 @@ latup_status latup_lua_load(const char *path, latup_lua **out) {
     }
     m->cfg.n_params = n;
     latup_weights_release_source(&m->weights); /* a read (gzip'd) file: only the bound copies stay */
+    m->resident = latup_weights_resident_bytes(&m->weights);
+    for (int i = 0; i < m->cfg.num_layers; i++)
+        for (int j = 0; j < m->layers[i].depth; j++)
+            m->resident += (size_t)m->layers[i].blocks[j].num_heads * m->cfg.window_size * m->cfg.window_size *
+                           m->cfg.window_size * m->cfg.window_size * sizeof(float);
     *out = m;
     return LATUP_OK;
 }

@@ -46,7 +46,17 @@ struct latup_lua {
     latup_norm norm;            /* norm */
     latup_conv conv_after_body; /* conv_after_body (3x3 E -> E) */
     head heads[LATUP_MAX_SCALES];
+    size_t resident;            /* bytes held once loaded: fetched tensors and the rel_bias tables */
     void *gpu;                  /* the device copy (src/cuda/), made on the first GPU call */
 };
+
+/* A prepared upscale of H x W latents (src/model/lua.c): checked and counted once by
+ * latup_lua_exec_prepare (the arena plan into *p), run on a batch by latup_lua_exec_run (in: B
+ * latents [C,H,W], out: B results [C,sH,sW]), as many times as wanted. opts must outlive it. */
+typedef struct latup_lua_exec latup_lua_exec;
+latup_status latup_lua_exec_prepare(const latup_lua *m, int H, int W, int scale, const latup_run_opts *opts,
+                                    latup_lua_exec **out, latup_lua_plan *p);
+latup_status latup_lua_exec_run(latup_lua_exec *x, const float *in, int64_t B, float *out);
+void latup_lua_exec_free(latup_lua_exec *x);
 
 #endif

@@ -344,36 +344,14 @@ static void fill_plan(const vexec *e, const latup_vae *v, int h, int w, latup_va
     p->mem.output = (size_t)v->cfg.out_channels * (size_t)(h * f) * (size_t)(w * f) * sizeof(float);
 }
 
-latup_status latup_vae_plan_memory(const latup_vae *v, int h, int w, latup_vae_plan *p) {
-    memset(p, 0, sizeof *p);
-    TRY(check_size(v, h, w));
-    vexec e;
-    exec_init(&e, NULL);
-    TRY(count_pass(&e, v, h, w, 0, 0));
-    fill_plan(&e, v, h, w, p);
-    return LATUP_OK;
-}
-
-void latup_vae_plan_print(const latup_vae_plan *p, FILE *f) {
-    char title[96];
-    snprintf(title, sizeof title, "VAE memory plan: latent %dx%d", p->h, p->w);
-    latup_mem_plan_print(&p->mem, title, f);
-}
-
-/* Bytes held while decoding a batch of B (h x w) with tiles T (0: exact): the arena, the
- * weights, the input and the output tensors. */
-static latup_status decode_peak(const latup_vae *v, int h, int w, int64_t B, int T, int ov,
-                                const latup_decode_opts *opts, latup_vae_plan *p, size_t *peak) {
+/* The arena of one decode (exact, T == 0, or in tiles of T), counted into *p. */
+static latup_status count_arena(const latup_vae *v, int h, int w, int T, int ov, const latup_decode_opts *opts,
+                                latup_vae_plan *p) {
     vexec e;
     exec_init(&e, opts);
     TRY(count_pass(&e, v, h, w, T, ov));
     fill_plan(&e, v, h, w, p);
     if (T > 0) p->h = T < h ? T : h, p->w = T < w ? T : w;
-    const size_t in = (size_t)v->cfg.z_channels * h * w * sizeof(float);
-    size_t io;
-    if (!latup_mul_ok(p->mem.output + in, (size_t)B, &io))
-        return latup_fail(LATUP_E_INPUT, "a batch of %lld %dx%d latents is too large", (long long)B, h, w);
-    *peak = p->mem.arena + p->mem.weights + io;
     return LATUP_OK;
 }
 
@@ -391,30 +369,36 @@ static size_text sz(size_t bytes) {
     return t;
 }
 
-/* latup_vae_plan_decode for a batch of B. */
-static latup_status plan_decode(const latup_vae *v, int h, int w, int64_t B, const latup_decode_opts *opts,
-                                latup_decode_plan *dp) {
+/* Everything the process holds while decoding, but the decode's arena. */
+static size_t others_of(const latup_call_memory *base) {
+    return base->process + base->weights + base->held + base->input + base->upscaled + base->image;
+}
+
+/* Exact, or the tiles asked for, or the largest tile (a multiple of MIN_TILE latent pixels) whose
+ * decode keeps the whole process within opts->max_memory: base holds everything else the process
+ * holds at the decode (sizes never overflow: the caller summed them with checks). */
+static latup_status plan_decode(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
+                                const latup_call_memory *base, latup_decode_plan *dp) {
     memset(dp, 0, sizeof *dp);
     TRY(check_size(v, h, w));
-    const size_t budget = opts ? opts->max_memory : 0;
+    const size_t budget = opts ? opts->max_memory : 0, others = others_of(base);
     int T = opts && opts->tile > 0 ? opts->tile : 0;
     int ov = opts && opts->overlap > 0 ? opts->overlap : 0;
     if (T > 0 && (T < 4 || (ov > 0 && ov >= T)))
         return latup_fail(LATUP_E_USAGE, "tile %d with overlap %d: the tile must be at least 4 and larger than the "
                           "overlap", T, ov);
-    size_t peak;
     if (T == 0) {
-        TRY(decode_peak(v, h, w, B, 0, 0, opts, &dp->plan, &peak));
-        if (budget == 0 || peak <= budget) {
-            dp->peak = peak;
+        TRY(count_arena(v, h, w, 0, 0, opts, &dp->plan));
+        const size_t exact = others + dp->plan.mem.arena;
+        if (budget == 0 || exact <= budget) {
+            dp->peak = exact;
             return LATUP_OK;
         }
-        /* the largest tile (a multiple of MIN_TILE latent pixels) whose decode fits the budget */
-        const size_t exact = peak;
+        /* the largest tile whose decode fits the budget */
         int found = 0;
         for (T = ((h > w ? h : w) - 1) / MIN_TILE * MIN_TILE; T >= MIN_TILE; T -= MIN_TILE) {
-            TRY(decode_peak(v, h, w, B, T, ov > 0 && ov < T ? ov : T / 4, opts, &dp->plan, &peak));
-            if (peak <= budget) {
+            TRY(count_arena(v, h, w, T, ov > 0 && ov < T ? ov : T / 4, opts, &dp->plan));
+            if (others + dp->plan.mem.arena <= budget) {
                 found = 1;
                 break;
             }
@@ -422,24 +406,30 @@ static latup_status plan_decode(const latup_vae *v, int h, int w, int64_t B, con
         if (!found) {
             latup_vae_plan sp;
             const int Tm = MIN_TILE < h || MIN_TILE < w ? MIN_TILE : 0;
-            TRY(decode_peak(v, h, w, B, Tm, Tm / 4, opts, &sp, &peak));
+            TRY(count_arena(v, h, w, Tm, Tm / 4, opts, &sp));
             return latup_fail(LATUP_E_NOMEM, "a memory budget of %s cannot be met: the smallest tiles (%dx%d latent "
-                              "pixels) need %s (weights %s, input and output %s, tile arena %s); the exact decode "
-                              "needs %s", sz(budget).s, sp.h, sp.w, sz(peak).s, sz(sp.mem.weights).s,
-                              sz(peak - sp.mem.weights - sp.mem.arena).s, sz(sp.mem.arena).s, sz(exact).s);
+                              "pixels) need %s (process %s, weights %s, inputs and outputs %s, tile arena %s); the "
+                              "exact decode needs %s", sz(budget).s, sp.h, sp.w, sz(others + sp.mem.arena).s,
+                              sz(base->process).s, sz(base->weights).s,
+                              sz(base->held + base->input + base->upscaled + base->image).s, sz(sp.mem.arena).s,
+                              sz(exact).s);
         }
         snprintf(dp->reason, sizeof dp->reason, "the exact decode needs %s, over the %s budget", sz(exact).s,
                  sz(budget).s);
     } else {
         if (T >= h && T >= w) { /* one tile covers the latent: the exact decode */
-            TRY(decode_peak(v, h, w, B, 0, 0, opts, &dp->plan, &peak));
-            dp->peak = peak;
+            TRY(count_arena(v, h, w, 0, 0, opts, &dp->plan));
+            dp->peak = others + dp->plan.mem.arena;
+            if (budget > 0 && dp->peak > budget)
+                return latup_fail(LATUP_E_NOMEM, "the exact decode needs %s, over the %s memory budget (use smaller "
+                                  "tiles)", sz(dp->peak).s, sz(budget).s);
             return LATUP_OK;
         }
         snprintf(dp->reason, sizeof dp->reason, "tiles of %d latent pixels were asked for", T);
     }
     if (ov <= 0 || ov >= T) ov = T / 4;
-    TRY(decode_peak(v, h, w, B, T, ov, opts, &dp->plan, &peak));
+    TRY(count_arena(v, h, w, T, ov, opts, &dp->plan));
+    const size_t peak = others + dp->plan.mem.arena;
     if (budget > 0 && peak > budget)
         return latup_fail(LATUP_E_NOMEM, "tiles of %d latent pixels need %s, over the %s memory budget (use "
                           "smaller tiles)", T, sz(peak).s, sz(budget).s);
@@ -447,74 +437,108 @@ static latup_status plan_decode(const latup_vae *v, int h, int w, int64_t B, con
     return LATUP_OK;
 }
 
-latup_status latup_vae_plan_decode(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
-                                   latup_decode_plan *p) {
-    return plan_decode(v, h, w, 1, opts, p);
+/* ---- a prepared decode: planned once, then run ---------------------------------------------------------- */
+
+struct latup_vae_exec {
+    vexec e;               /* counted for the chosen decode (exact or tiles) */
+    const latup_vae *v;
+    int h, w, T, ov;
+};
+
+latup_status latup_vae_exec_prepare(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
+                                    const latup_call_memory *base, latup_vae_exec **out, latup_decode_plan *dp) {
+    *out = NULL;
+    TRY(plan_decode(v, h, w, opts, base, dp));
+    latup_vae_exec *x = latup_calloc(1, sizeof *x, "decode plan");
+    if (!x) return LATUP_E_NOMEM;
+    x->v = v, x->h = h, x->w = w;
+    x->T = dp->tiled ? dp->tile : 0, x->ov = dp->tiled ? dp->overlap : 0;
+    exec_init(&x->e, opts);
+    /* the search above counted several candidates; this counts the chosen one into the exec */
+    latup_status st = count_pass(&x->e, v, h, w, x->T, x->ov);
+    if (st != LATUP_OK) {
+        free(x);
+        return st;
+    }
+    *out = x;
+    return LATUP_OK;
 }
 
-/* ---- decoding ------------------------------------------------------------------------------------ */
+void latup_vae_exec_free(latup_vae_exec *x) {
+    if (!x) return;
+    latup_arena_free(&x->e.arena);
+    free(x);
+}
 
-static latup_status check_latent(const latup_vae *v, const latup_tensor *z) {
-    char s[96];
-    if (z->ndim != 3 && z->ndim != 4)
-        return latup_fail(LATUP_E_INPUT, "latent has shape %s, expected [C,H,W] or [B,C,H,W]",
-                          latup_shape_str(s, sizeof s, z->ndim, z->shape));
-    const int off = z->ndim - 3;
-    if (z->shape[off] != v->cfg.z_channels)
-        return latup_fail(LATUP_E_INPUT, "latent has shape %s: %lld channels, the VAE expects %d",
-                          latup_shape_str(s, sizeof s, z->ndim, z->shape), (long long)z->shape[off], v->cfg.z_channels);
-    if ((off && z->shape[0] < 1) || z->shape[off + 1] < 1 || z->shape[off + 2] < 1 || z->shape[off + 1] > 8192 ||
-        z->shape[off + 2] > 8192)
-        return latup_fail(LATUP_E_INPUT, "latent has shape %s: sizes must be 1..8192",
-                          latup_shape_str(s, sizeof s, z->ndim, z->shape));
-    return latup_check_finite(z);
+latup_status latup_vae_exec_run(latup_vae_exec *x, const float *z, int64_t B, float *out) {
+    vexec *e = &x->e;
+    const latup_vae_config *c = &x->v->cfg;
+    const int h = x->h, w = x->w, f = up_factor(c);
+    memset(e->tm, 0, sizeof e->tm);
+    e->st = LATUP_OK;
+    e->progress_done = 0;
+    e->progress_total = x->T ? 0 : (int)B * c->n_levels;
+    latup_status st = latup_arena_begin_run(&e->arena, "VAE arena");
+    const size_t zsz = (size_t)c->z_channels * h * w, osz = (size_t)c->out_channels * h * f * w * f;
+    for (int64_t b = 0; b < B && st == LATUP_OK; b++) {
+        e->b = (int)b;
+        latup_arena_rewind(&e->arena); /* every image replays the counted takes */
+        decode(e, x->v, z + b * zsz, h, w, out + b * osz, x->T, x->ov);
+        st = e->st != LATUP_OK ? e->st : latup_arena_check(&e->arena);
+    }
+    latup_arena_free(&e->arena);
+    if (e->opts && e->opts->progress) fprintf(stderr, "\n");
+    if (st == LATUP_OK && e->opts && e->opts->verbose) {
+        fprintf(stderr, "VAE timings (batch %lld, %d threads): conv_in+mid %.3f s", (long long)B, e->nthreads, e->tm[0]);
+        for (int i = 0; i < c->n_levels; i++) fprintf(stderr, ", up.%d %.3f s", c->n_levels - 1 - i, e->tm[1 + i]);
+        fprintf(stderr, ", out %.3f s\n", e->tm[1 + c->n_levels]);
+    }
+    return st;
+}
+
+/* ---- the public entry points: a prepared call (src/api/call.c) -------------------------------------- */
+
+latup_status latup_vae_plan_memory(const latup_vae *v, int h, int w, latup_vae_plan *p) {
+    memset(p, 0, sizeof *p);
+    TRY(check_size(v, h, w));
+    return count_arena(v, h, w, 0, 0, NULL, p);
+}
+
+void latup_vae_plan_print(const latup_vae_plan *p, FILE *f) {
+    char title[96];
+    snprintf(title, sizeof title, "VAE memory plan: latent %dx%d", p->h, p->w);
+    latup_mem_plan_print(&p->mem, title, f);
+}
+
+static latup_call_opts call_opts(const latup_vae *v, const latup_decode_opts *opts) {
+    latup_call_opts o = {.vae = v};
+    if (opts) {
+        o.device = opts->device, o.max_memory = opts->max_memory, o.tile = opts->tile, o.overlap = opts->overlap;
+        o.conv_band_rows = opts->conv_band_rows, o.dump = opts->dump, o.dump_user = opts->dump_user;
+        o.verbose = opts->verbose, o.progress = opts->progress;
+    }
+    return o;
+}
+
+latup_status latup_vae_plan_decode(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
+                                   latup_decode_plan *p) {
+    memset(p, 0, sizeof *p);
+    const latup_call_opts o = call_opts(v, opts);
+    const latup_tensor z = {.data = NULL, .ndim = 3, .shape = {v->cfg.z_channels, h, w}};
+    latup_call *c;
+    TRY(latup_prepare(&o, &z, &c));
+    *p = latup_call_plan(c)->decode;
+    latup_call_free(c);
+    return LATUP_OK;
 }
 
 latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
                               const latup_decode_opts *opts) {
-    if (opts && opts->device == LATUP_DEVICE_CUDA) return latup_gpu_vae_decode(v, z, img, opts);
-    const latup_vae_config *c = &v->cfg;
-    memset(img, 0, sizeof *img);
-    TRY(check_latent(v, z));
-    const int off = z->ndim - 3;
-    const int64_t B = off ? z->shape[0] : 1;
-    const int h = (int)z->shape[off + 1], w = (int)z->shape[off + 2], f = up_factor(c);
-    latup_decode_plan dp;
-    TRY(plan_decode(v, h, w, B, opts, &dp));
-    const int T = dp.tiled ? dp.tile : 0, ov = dp.tiled ? dp.overlap : 0;
-    const int verbose = opts && opts->verbose;
-    if (verbose) {
-        if (dp.tiled)
-            fprintf(stderr, "VAE: tiled decode (%s): tiles of %d latent pixels, overlap %d; an approximation\n",
-                    dp.reason, T, ov);
-        latup_vae_plan_print(&dp.plan, stderr);
-        fprintf(stderr, "  %-40s %10.2f MiB  (arena, weights, input and output)\n", "peak", dp.peak / 1048576.0);
-    }
-    int64_t shape[4] = {B, c->out_channels, (int64_t)h * f, (int64_t)w * f};
-    TRY(latup_tensor_alloc(img, z->ndim, off ? shape : shape + 1));
-    vexec e;
-    exec_init(&e, opts);
-    latup_status st = count_pass(&e, v, h, w, T, ov);
-    if (st == LATUP_OK) st = latup_arena_begin_run(&e.arena, "VAE arena");
-    e.progress_total = dp.tiled ? 0 : (int)B * c->n_levels;
-    const size_t zsz = (size_t)c->z_channels * h * w, osz = (size_t)c->out_channels * h * f * w * f;
-    for (int64_t b = 0; b < B && st == LATUP_OK; b++) {
-        e.b = (int)b;
-        latup_arena_rewind(&e.arena); /* every image replays the counted takes */
-        decode(&e, v, z->data + b * zsz, h, w, img->data + b * osz, T, ov);
-        st = e.st != LATUP_OK ? e.st : latup_arena_check(&e.arena);
-    }
-    latup_arena_free(&e.arena);
-    if (opts && opts->progress) fprintf(stderr, "\n");
-    if (st == LATUP_OK) st = latup_check_finite_output(img, "the decoded image");
-    if (st != LATUP_OK) {
-        latup_tensor_free(img);
-        return st;
-    }
-    if (verbose) {
-        fprintf(stderr, "VAE timings (batch %lld, %d threads): conv_in+mid %.3f s", (long long)B, e.nthreads, e.tm[0]);
-        for (int i = 0; i < c->n_levels; i++) fprintf(stderr, ", up.%d %.3f s", c->n_levels - 1 - i, e.tm[1 + i]);
-        fprintf(stderr, ", out %.3f s\n", e.tm[1 + c->n_levels]);
-    }
-    return LATUP_OK;
+    if (img) memset(img, 0, sizeof *img);
+    const latup_call_opts o = call_opts(v, opts);
+    latup_call *c;
+    TRY(latup_prepare(&o, z, &c));
+    const latup_status st = latup_execute(c, z, NULL, img);
+    latup_call_free(c);
+    return st;
 }

@@ -235,6 +235,7 @@ latup_status latup_vae_load(const char *path, latup_vae **out) {
         for (int i = 0; i < v->weights.n; i++)
             if (bd.used[i]) v->cfg.n_params += v->weights.t[i].numel;
         latup_weights_release_source(&v->weights); /* a read (gzip'd) file: only the bound copies stay */
+        v->resident = latup_weights_resident_bytes(&v->weights);
     }
     latup_binder_free(&bd);
     if (st != LATUP_OK) {

@@ -40,7 +40,20 @@ struct latup_vae {
     up_level up[LATUP_VAE_MAX_LEVELS];
     latup_norm norm_out;          /* decoder.norm_out (diffusers conv_norm_out) */
     latup_conv conv_out;          /* decoder.conv_out (3x3 C0 -> 3) */
+    size_t resident;              /* bytes held once loaded: the fetched tensors */
     void *gpu;                    /* the device copy (src/cuda/), made on the first GPU call */
 };
+
+/* A prepared decode of h x w latents (src/model/vae.c): exact or tiled, the tiles chosen so that
+ * base (everything else the process holds at the decode) plus the decode's arena fits
+ * opts->max_memory; run on a batch by latup_vae_exec_run (z: B latents, out: B images). opts must
+ * outlive it. */
+typedef struct latup_vae_exec latup_vae_exec;
+latup_status latup_vae_exec_prepare(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
+                                    const latup_call_memory *base, latup_vae_exec **out, latup_decode_plan *dp);
+latup_status latup_vae_exec_run(latup_vae_exec *x, const float *z, int64_t B, float *out);
+void latup_vae_exec_free(latup_vae_exec *x);
+/* 2^(levels-1): image pixels per latent pixel */
+static inline int latup_vae_factor(const latup_vae_config *c) { return 1 << (c->n_levels - 1); }
 
 #endif

@@ -1,0 +1,268 @@
+/* call.c — prepared calls (latup.h, "prepared calls"): every upscale, decode and run is checked
+ * and planned here, once, whichever device computes it, and executed as planned. The stages'
+ * arenas are counted by the models (lua.c, vae.c); this file adds up what the whole process holds
+ * at the peak, refuses a budget nothing fits, and hands the computation to the device. */
+#include "common.h"
+#include "model/device.h"
+#include "model/lua_model.h"
+#include "model/vae_model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct latup_call {
+    latup_call_opts o;
+    latup_run_opts ro;       /* the upscale's options, as the model's pass reads them */
+    latup_decode_opts dopt;  /* the decode's */
+    latup_plan plan;
+    latup_lua_exec *lx;      /* CPU: the counted passes */
+    latup_vae_exec *vx;
+    const float *checked;    /* the data latup_prepare found finite (skipped once by execute) */
+};
+
+/* "[2,16,32,32]" of a tensor */
+typedef struct {
+    char s[96];
+} shape_text;
+static shape_text shape_of(int ndim, const int64_t *shape) {
+    shape_text t;
+    latup_shape_str(t.s, sizeof t.s, ndim, shape);
+    return t;
+}
+
+/* a * b * c * 4 bytes, or 0 with *ok cleared */
+static size_t bytes3(size_t a, size_t b, size_t c, int *ok) {
+    size_t n;
+    if (latup_mul_ok(a, b, &n) && latup_mul_ok(n, c, &n) && latup_mul_ok(n, sizeof(float), &n)) return n;
+    *ok = 0;
+    return 0;
+}
+
+/* A size as the messages print it. */
+static const char *mib(char *buf, size_t n, size_t bytes) {
+    snprintf(buf, n, "%.1f MiB", bytes / 1048576.0);
+    return buf;
+}
+
+/* The request itself: models, the input's shape against them. */
+static latup_status check_request(const latup_call_opts *o, const latup_tensor *x, latup_plan *p) {
+    if (!o->lua && !o->vae) return latup_fail(LATUP_E_USAGE, "a call needs a LUA model, a VAE, or both");
+    if (x->ndim != 3 && x->ndim != 4)
+        return latup_fail(LATUP_E_INPUT, "latent has shape %s, expected [C,H,W] or [B,C,H,W]",
+                          shape_of(x->ndim < 0 ? 0 : x->ndim > 4 ? 4 : x->ndim, x->shape).s);
+    const int off = x->ndim - 3;
+    const int64_t B = off ? x->shape[0] : 1, C = x->shape[off], h = x->shape[off + 1], w = x->shape[off + 2];
+    const int want = o->lua ? latup_lua_get_config(o->lua)->in_chans : latup_vae_get_config(o->vae)->z_channels;
+    if (C != want)
+        return latup_fail(LATUP_E_INPUT, "latent has shape %s: %lld channels, the %s expects %d",
+                          shape_of(x->ndim, x->shape).s, (long long)C, o->lua ? "model" : "VAE", want);
+    if (B < 1) return latup_fail(LATUP_E_INPUT, "latent has shape %s: an empty batch", shape_of(x->ndim, x->shape).s);
+    const int64_t lim = o->lua ? 16384 : 8192;
+    if (h < 1 || w < 1 || h > lim || w > lim)
+        return latup_fail(LATUP_E_INPUT, "latent %lldx%lld is out of range: sides must be 1..%lld", (long long)h,
+                          (long long)w, (long long)lim);
+    if (o->lua && o->vae && latup_lua_get_config(o->lua)->out_chans != latup_vae_get_config(o->vae)->z_channels)
+        return latup_fail(LATUP_E_INPUT, "%s makes %d-channel latents, %s decodes %d-channel ones",
+                          o->lua->weights.path, latup_lua_get_config(o->lua)->out_chans, o->vae->weights.path,
+                          latup_vae_get_config(o->vae)->z_channels);
+    p->ndim = x->ndim, p->batch = B, p->channels = (int)C, p->h = (int)h, p->w = (int)w;
+    return LATUP_OK;
+}
+
+/* The shapes of every stage and what the process holds besides the arenas. */
+static latup_status size_call(const latup_call_opts *o, latup_plan *p) {
+    latup_call_memory *m = &p->mem;
+    const size_t B = (size_t)p->batch;
+    int ok = 1;
+    m->process = LATUP_PROCESS_OVERHEAD(latup_get_threads());
+    m->held = o->held;
+    m->weights = (o->lua ? o->lua->resident : 0) + (o->vae ? o->vae->resident : 0);
+    m->input = bytes3(B * (size_t)p->channels, (size_t)p->h, (size_t)p->w, &ok);
+    int c = p->channels, h = p->h, w = p->w;
+    if (o->lua) {
+        p->stages |= LATUP_STAGE_UPSCALE;
+        p->scale = o->scale;
+        c = latup_lua_get_config(o->lua)->out_chans;
+        if (o->scale >= 1 && o->scale <= 16) h *= o->scale, w *= o->scale; /* else refused by the model's check */
+        m->upscaled = bytes3(B * (size_t)c, (size_t)h, (size_t)w, &ok);
+    }
+    p->dec_h = h, p->dec_w = w;
+    if (o->vae) {
+        p->stages |= LATUP_STAGE_DECODE;
+        const latup_vae_config *vc = latup_vae_get_config(o->vae);
+        const int64_t f = latup_vae_factor(vc);
+        c = vc->out_channels, h = (int)((int64_t)h * f > INT32_MAX ? 0 : h * f), w = (int)((int64_t)w * f > INT32_MAX ? 0 : w * f);
+        m->image = bytes3(B * (size_t)c, (size_t)h, (size_t)w, &ok);
+    }
+    size_t sum = 0;
+    const size_t parts[] = {m->process, m->weights, m->held, m->input, m->upscaled, m->image};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) ok &= latup_add_ok(sum, parts[i], &sum);
+    if (!ok)
+        return latup_fail(LATUP_E_INPUT, "a batch of %lld %dx%d latents is too large to hold", (long long)p->batch,
+                          p->h, p->w);
+    p->out_ndim = p->ndim;
+    const int64_t shape[4] = {p->batch, c, h, w};
+    memcpy(p->out_shape, p->ndim == 4 ? shape : shape + 1, (size_t)p->ndim * sizeof shape[0]);
+    return LATUP_OK;
+}
+
+static latup_status prepare(latup_call *k, const latup_tensor *x) {
+    const latup_call_opts *o = &k->o;
+    latup_plan *p = &k->plan;
+    p->device = o->device, p->budget = o->max_memory;
+    TRY(latup_device_check(o->device)); /* before anything else: a device that cannot run is the answer */
+    TRY(check_request(o, x, p));
+    TRY(size_call(o, p));
+    if (x->data) {
+        TRY(latup_check_finite(x));
+        k->checked = x->data;
+    }
+    latup_call_memory *m = &p->mem;
+    const size_t base = m->process + m->weights + m->held + m->input;
+    char b1[32], b2[32];
+    if (o->lua) {
+        TRY(latup_lua_exec_prepare(o->lua, p->h, p->w, o->scale, &k->ro, &k->lx, &p->upscale));
+        m->upscale_arena = p->upscale.mem.arena;
+        const size_t peak = base + m->upscaled + m->upscale_arena;
+        if (o->max_memory && peak > o->max_memory)
+            return latup_fail(LATUP_E_NOMEM, "a memory budget of %s cannot be met: the upscale needs %s (process %s, "
+                              "weights %s, inputs and outputs %s, arena %s) and does not tile", mib(b1, sizeof b1, o->max_memory),
+                              mib(b2, sizeof b2, peak), mib((char[32]){0}, 32, m->process), mib((char[32]){0}, 32, m->weights),
+                              mib((char[32]){0}, 32, m->held + m->input + m->upscaled), mib((char[32]){0}, 32, m->upscale_arena));
+        m->peak = peak;
+    }
+    if (o->vae) {
+        TRY(latup_vae_exec_prepare(o->vae, p->dec_h, p->dec_w, &k->dopt, m, &k->vx, &p->decode));
+        m->decode_arena = p->decode.plan.mem.arena;
+        if (p->decode.peak > m->peak) m->peak = p->decode.peak;
+    }
+    return LATUP_OK;
+}
+
+latup_status latup_prepare(const latup_call_opts *opts, const latup_tensor *x, latup_call **out) {
+    if (!out) return latup_fail(LATUP_E_USAGE, "latup_prepare: out is NULL");
+    *out = NULL;
+    if (!opts || !x) return latup_fail(LATUP_E_USAGE, "latup_prepare: %s is NULL", opts ? "the input" : "opts");
+    latup_call *k = latup_calloc(1, sizeof *k, "call");
+    if (!k) return LATUP_E_NOMEM;
+    k->o = *opts;
+    k->ro = (latup_run_opts){.dump = opts->dump, .dump_user = opts->dump_user, .verbose = opts->verbose,
+                             .progress = opts->progress, .device = opts->device,
+                             .conv_band_rows = opts->conv_band_rows};
+    k->dopt = (latup_decode_opts){.dump = opts->dump, .dump_user = opts->dump_user, .verbose = opts->verbose,
+                                  .progress = opts->progress, .device = opts->device,
+                                  .conv_band_rows = opts->conv_band_rows, .tile = opts->tile,
+                                  .overlap = opts->overlap, .max_memory = opts->max_memory};
+    const latup_status st = prepare(k, x);
+    if (st != LATUP_OK) {
+        latup_call_free(k);
+        return st;
+    }
+    *out = k;
+    return LATUP_OK;
+}
+
+const latup_plan *latup_call_plan(const latup_call *c) { return c ? &c->plan : NULL; }
+
+void latup_call_free(latup_call *c) {
+    if (!c) return;
+    latup_lua_exec_free(c->lx);
+    latup_vae_exec_free(c->vx);
+    free(c);
+}
+
+/* ---- execute ------------------------------------------------------------------------------------------ */
+
+static void stage(const latup_call *k, latup_stage s, int done, double t) {
+    if (k->o.stage) k->o.stage(k->o.stage_user, s, done, t);
+}
+
+static latup_status upscale(latup_call *k, const latup_tensor *x, latup_tensor *y) {
+    const latup_plan *p = &k->plan;
+    const int c = latup_lua_get_config(k->o.lua)->out_chans;
+    const int64_t shape[4] = {p->batch, c, p->dec_h, p->dec_w};
+    TRY(latup_tensor_alloc(y, p->ndim, p->ndim == 4 ? shape : shape + 1));
+    stage(k, LATUP_STAGE_UPSCALE, 0, 0);
+    const double t0 = latup_now();
+    latup_status st = p->device == LATUP_DEVICE_CUDA ? latup_gpu_lua_run(k->o.lua, k->o.scale, x, y, &k->ro)
+                                                    : latup_lua_exec_run(k->lx, x->data, p->batch, y->data);
+    stage(k, LATUP_STAGE_UPSCALE, 1, latup_now() - t0);
+    if (st == LATUP_OK) st = latup_check_finite_output(y, "the upscaled latent");
+    return st;
+}
+
+static latup_status decode(latup_call *k, const latup_tensor *z, latup_tensor *img) {
+    const latup_plan *p = &k->plan;
+    TRY(latup_tensor_alloc(img, p->out_ndim, p->out_shape));
+    stage(k, LATUP_STAGE_DECODE, 0, 0);
+    const double t0 = latup_now();
+    const latup_decode_plan *d = &p->decode;
+    latup_status st = p->device == LATUP_DEVICE_CUDA
+                          ? latup_gpu_vae_run(k->o.vae, z, img, d->tiled ? d->tile : 0, d->overlap, &k->dopt)
+                          : latup_vae_exec_run(k->vx, z->data, p->batch, img->data);
+    stage(k, LATUP_STAGE_DECODE, 1, latup_now() - t0);
+    if (st == LATUP_OK) st = latup_check_finite_output(img, "the decoded image");
+    return st;
+}
+
+latup_status latup_execute(latup_call *k, const latup_tensor *x, latup_tensor *upscaled, latup_tensor *out) {
+    if (upscaled) memset(upscaled, 0, sizeof *upscaled);
+    if (out) memset(out, 0, sizeof *out);
+    if (!k || !x || !out) return latup_fail(LATUP_E_USAGE, "latup_execute: %s is NULL", !k ? "the call" : !x ? "the input" : "out");
+    const latup_plan *p = &k->plan;
+    const int64_t shape[4] = {p->batch, p->channels, p->h, p->w};
+    if (x->ndim != p->ndim || memcmp(x->shape, p->ndim == 4 ? shape : shape + 1, (size_t)p->ndim * sizeof shape[0]))
+        return latup_fail(LATUP_E_USAGE, "latup_execute: the input has shape %s, the call was prepared for %s",
+                          shape_of(x->ndim < 0 ? 0 : x->ndim > 4 ? 4 : x->ndim, x->shape).s,
+                          shape_of(p->ndim, p->ndim == 4 ? shape : shape + 1).s);
+    if (!x->data) return latup_fail(LATUP_E_USAGE, "latup_execute: the input has no data");
+    if (x->data != k->checked) TRY(latup_check_finite(x));
+    k->checked = NULL; /* once: a second execute of the same tensor checks it again */
+    if (k->o.verbose) latup_plan_print(p, stderr);
+    latup_tensor up = {0};
+    latup_status st = LATUP_OK;
+    if (k->o.lua) st = upscale(k, x, &up);
+    if (st == LATUP_OK && k->o.vae) st = decode(k, k->o.lua ? &up : x, out);
+    if (st != LATUP_OK) {
+        latup_tensor_free(&up);
+        latup_tensor_free(out);
+        return st;
+    }
+    if (!k->o.vae) *out = up;
+    else if (upscaled) *upscaled = up;
+    else latup_tensor_free(&up);
+    return LATUP_OK;
+}
+
+/* ---- the plan in words ------------------------------------------------------------------------------ */
+
+void latup_plan_print(const latup_plan *p, FILE *f) {
+    if (!p || !f) return;
+    const double MiB = 1048576.0;
+    const latup_call_memory *m = &p->mem;
+    if (p->stages & LATUP_STAGE_UPSCALE) latup_lua_plan_print(&p->upscale, f);
+    if (p->stages & LATUP_STAGE_DECODE) {
+        if (p->decode.tiled)
+            fprintf(f, "VAE: tiled decode (%s): tiles of %d latent pixels, overlap %d; an approximation\n",
+                    p->decode.reason, p->decode.tile, p->decode.overlap);
+        latup_vae_plan_print(&p->decode.plan, f);
+    }
+    fprintf(f, "memory of the call, batch %lld, on the %s:\n", (long long)p->batch,
+            p->device == LATUP_DEVICE_CUDA ? "GPU (host side)" : "CPU");
+    const struct {
+        const char *name;
+        size_t bytes;
+    } rows[] = {{"process (code, libraries, stacks, BLAS)", m->process},
+                {"weights (models as loaded)", m->weights},
+                {"held by the caller", m->held},
+                {"input", m->input},
+                {"upscaled (batch)", m->upscaled},
+                {"image (batch)", m->image},
+                {"upscale arena", m->upscale_arena},
+                {"decode arena", m->decode_arena}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        if (rows[i].bytes) fprintf(f, "  %-40s %10.2f MiB\n", rows[i].name, rows[i].bytes / MiB);
+    fprintf(f, "  %-40s %10.2f MiB  (the larger stage's arena and tensors)\n", "peak", m->peak / MiB);
+    if (p->budget) fprintf(f, "  %-40s %10.2f MiB\n", "budget", p->budget / MiB);
+}
