@@ -4,6 +4,7 @@
  * readers and writers in src/io. */
 #define _XOPEN_SOURCE 700
 #include "common.h"
+#include "io/checkpoint.h"
 #include "io/fileio.h"
 #include "io/npy.h"
 #include "io/png.h"
