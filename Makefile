@@ -95,7 +95,7 @@ TEST_SRC  := $(filter-out tests/test_cuda.c,$(TEST_SRC))
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 endif
 
-.PHONY: all test bench bench-peers demo deps fuzz clean check-deps install uninstall check-install check-exports test-python examples
+.PHONY: all test bench bench-peers demo deps fuzz clean check-deps install uninstall check-install check-exports check-includes test-python examples
 all: check-deps $(BUILD)/liblatup.a $(BUILD)/liblatup.so $(BUILD)/latup
 
 check-deps:
@@ -175,6 +175,7 @@ test: all $(TEST_BIN) $(BUILD)/latup-shared $(BUILD)/tests/blas_kernels
 	    else fail=$$((fail+1)); echo "FAILED: kernel sets"; fi; \
 	  echo "== check-exports"; if $(MAKE) -s check-exports; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-exports"; fi; \
 	  echo "== check-readme"; if tools/check_readme.sh; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-readme"; fi; \
+	  echo "== check-includes"; if tools/check_includes.sh; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-includes"; fi; \
 	  if $(PYTHON) -c 'import numpy' 2>/dev/null; then \
 	    echo "== test-python"; if $(MAKE) -s test-python; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: test-python"; fi; \
 	  elif [ "$(REQUIRE_PYTHON)" = 1 ]; then echo "FAILED: test-python: $(PYTHON) has no numpy"; fail=$$((fail+1)); \
@@ -196,6 +197,11 @@ check-exports: $(BUILD)/liblatup.so
 	@if grep -v '^latup_' $(BUILD)/exports.txt; then echo "check-exports: liblatup.so exports the symbols above (not latup_*)"; exit 1; fi
 	@if ! diff -u $(BUILD)/declared.txt $(BUILD)/exports.txt; then echo "check-exports: latup.h (-) and liblatup.so (+) disagree"; exit 1; fi
 	@echo "check-exports: liblatup.so ($(SONAME)) exports the $$(wc -l < $(BUILD)/exports.txt) functions latup.h declares, nothing else"
+
+# No circles between src/'s files: through a header and its .c file, or through calls
+# (tools/check_includes.sh; issue 18).
+check-includes:
+	@tools/check_includes.sh
 
 # ---- install ---------------------------------------------------------------------------------
 PREFIX     ?= /usr/local

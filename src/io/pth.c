@@ -3,9 +3,10 @@
  * flattens nested dicts to "a.b.c" names, and copies each tensor's bytes from <root>/data/<key>
  * (widening F16/BF16 to fp32). Storages shared by several tensors are converted once. */
 #define _POSIX_C_SOURCE 200809L
-#include "io/weights.h"
+#include "io/checkpoint.h"
 
 #include "io/pickle.h"
+#include "io/weights.h"
 #include "io/zip.h"
 
 #include <limits.h>

@@ -1,13 +1,14 @@
-/* safetensors.c — strict safetensors reader and F32/I64 writer, and the name -> tensor table
- * (latup_weights) that models load from. Validation follows docs/spec/formats.md rule by rule,
- * so a file we accept is one the reference (Rust) reader accepts too; all checks run before any
- * tensor data is touched. */
+/* safetensors.c — strict safetensors reader and F32/I64 writer, filling the name -> tensor table
+ * (latup_weights, io/weights.h) that models load from. Validation follows docs/spec/formats.md
+ * rule by rule, so a file we accept is one the reference (Rust) reader accepts too; all checks run
+ * before any tensor data is touched. */
 #define _POSIX_C_SOURCE 200809L
-#include "io/weights.h"
+#include "io/checkpoint.h"
 
 #include "io/fileio.h"
 #include "io/half.h"
 #include "io/json.h"
+#include "io/weights.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -23,25 +24,6 @@
 /* A real header has about one JSON value per 15 bytes; this cap keeps a crafted 100 MB header of
  * "[0,0,0,..." from building a multi-GB tree (~48 bytes per value). */
 #define ST_MAX_JSON_VALUES ((size_t)16 << 20)
-
-static const struct {
-    const char *name;
-    latup_dtype dt;
-    size_t size;
-} k_dtypes[] = {
-    {"F32", LATUP_DT_F32, 4}, {"F16", LATUP_DT_F16, 2}, {"BF16", LATUP_DT_BF16, 2}, {"I64", LATUP_DT_I64, 8}};
-
-const char *latup_dtype_name(latup_dtype dt) {
-    for (size_t k = 0; k < sizeof k_dtypes / sizeof k_dtypes[0]; k++)
-        if (k_dtypes[k].dt == dt) return k_dtypes[k].name;
-    return "?";
-}
-
-size_t latup_dtype_size(latup_dtype dt) {
-    for (size_t k = 0; k < sizeof k_dtypes / sizeof k_dtypes[0]; k++)
-        if (k_dtypes[k].dt == dt) return k_dtypes[k].size;
-    return 0;
-}
 
 static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;
@@ -114,13 +96,10 @@ static latup_status parse_entry(const latup_json *e, const char *path, latup_wte
     if (dt->type != LATUP_JSON_STRING)
         return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': dtype is %s, expected a string", path, name,
                           latup_json_type_name(dt->type));
-    size_t k = 0, nk = sizeof k_dtypes / sizeof k_dtypes[0];
-    while (k < nk && strcmp(dt->u.str.s, k_dtypes[k].name) != 0) k++;
-    if (k == nk)
+    if (!latup_dtype_from_name(dt->u.str.s, &t->dtype))
         return latup_fail(LATUP_E_INPUT,
                           "%s: tensor '%s': unknown dtype '%s' (latup reads F32, F16, BF16, I64)", path, name,
                           dt->u.str.s);
-    t->dtype = k_dtypes[k].dt;
 
     /* shape: at most 8 non-negative integers, with an element count that fits */
     if (shape->type != LATUP_JSON_ARRAY)
@@ -483,40 +462,4 @@ latup_status latup_safetensors_write(const char *path, const latup_weights *w) {
     if (!st) return latup_atomic_commit(&af);
     latup_atomic_abort(&af);
     return st;
-}
-
-/* ---- lookup ----------------------------------------------------------------------------------- */
-
-/* Linear: a checkpoint has a few hundred tensors and each is looked up once at model load. */
-const latup_wtensor *latup_weights_find(const latup_weights *w, const char *name) {
-    for (int i = 0; i < w->n; i++)
-        if (strcmp(w->t[i].name, name) == 0) return &w->t[i];
-    return NULL;
-}
-
-const char *latup_weights_meta(const latup_weights *w, const char *key) {
-    for (int i = 0; i < w->n_meta; i++)
-        if (strcmp(w->meta_key[i], key) == 0) return w->meta_val[i];
-    return NULL;
-}
-
-latup_status latup_weights_get(latup_weights *w, const char *name, int ndim, const int64_t *shape,
-                               const float **out) {
-    *out = NULL;
-    const char *path = w->path ? w->path : "weights";
-    char want[256], got[256];
-    latup_shape_str(want, sizeof want, ndim, shape);
-    const latup_wtensor *t = latup_weights_find(w, name);
-    if (!t) return latup_fail(LATUP_E_INPUT, "%s: missing tensor '%s' (expected %s)", path, name, want);
-    if (t->dtype == LATUP_DT_I64)
-        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' is I64, expected a float tensor of shape %s", path,
-                          name, want);
-    bool same = t->ndim == ndim;
-    for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
-    if (!same)
-        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has shape %s, expected %s", path, name,
-                          latup_shape_str(got, sizeof got, t->ndim, t->shape), want);
-    TRY(latup_weights_fetch(w, (latup_wtensor *)t));
-    *out = t->f32;
-    return LATUP_OK;
 }

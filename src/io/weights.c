@@ -1,6 +1,6 @@
-/* weights.c — one entry point for every checkpoint format, chosen by the file's first bytes
- * (never by its extension): safetensors, PyTorch .pth (zip), either one gzip-compressed; and the
- * lazy half of the table: tensors fetched (converted to fp32, CRC-checked) on first use. */
+/* weights.c — the name -> tensor table that the checkpoint readers fill (io/checkpoint.h) and models
+ * load from: its dtypes, the lazy half (tensors fetched, converted to fp32, CRC-checked, on first
+ * use), lookups, and freeing. */
 #define _DEFAULT_SOURCE /* madvise(MADV_DONTNEED) */
 #define _POSIX_C_SOURCE 200809L
 #include "io/weights.h"
@@ -13,53 +13,34 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-latup_status latup_weights_parse(const uint8_t *buf, size_t len, const char *path, latup_weights *w) {
-    memset(w, 0, sizeof *w);
-    if (len >= 4 && buf[0] == 'P' && buf[1] == 'K' && buf[2] == 3 && buf[3] == 4)
-        return latup_pth_parse(buf, len, path, w);
-    if (len >= 2 && buf[0] == 0x80 && buf[1] <= 5) /* a bare pickle: torch.save before 1.6 */
-        return latup_pth_parse(buf, len, path, w);  /* names the legacy format */
-    /* safetensors: u64 header length, then the JSON header's '{' */
-    if (len >= 9 && buf[8] == '{') return latup_safetensors_parse(buf, len, path, w);
-    if (len < 9)
-        return latup_fail(LATUP_E_INPUT, "%s: %zu bytes is too short for a checkpoint (safetensors or .pth)", path, len);
-    return latup_fail(LATUP_E_INPUT,
-                      "%s: not a checkpoint: expected safetensors (8-byte length, then '{') or a PyTorch zip "
-                      "('PK'), found bytes %02x %02x %02x %02x ... %02x",
-                      path, buf[0], buf[1], buf[2], buf[3], buf[8]);
+/* ---- dtypes, named as safetensors names them ------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    latup_dtype dt;
+    size_t size;
+} k_dtypes[] = {
+    {"F32", LATUP_DT_F32, 4}, {"F16", LATUP_DT_F16, 2}, {"BF16", LATUP_DT_BF16, 2}, {"I64", LATUP_DT_I64, 8}};
+
+const char *latup_dtype_name(latup_dtype dt) {
+    for (size_t k = 0; k < sizeof k_dtypes / sizeof k_dtypes[0]; k++)
+        if (k_dtypes[k].dt == dt) return k_dtypes[k].name;
+    return "?";
 }
 
-static latup_status open_table(const char *path, const latup_file_format *const *formats, int n, latup_weights *w) {
-    memset(w, 0, sizeof *w);
-    latup_input *in = latup_calloc(1, sizeof *in, "an input file");
-    if (!in) return LATUP_E_NOMEM;
-    latup_status st = latup_input_open(in, path, formats, n, "a checkpoint", LATUP_INPUT_MAP);
-    if (st) {
-        free(in);
-        return st;
-    }
-    st = in->format == &latup_pth_format ? latup_pth_table(in->data, in->len, in->name, w)
-                                         : latup_safetensors_table(in->data, in->len, in->name, w);
-    if (st) {
-        latup_input_close(in);
-        free(in);
-        return st;
-    }
-    w->src = in;
-    return LATUP_OK;
+size_t latup_dtype_size(latup_dtype dt) {
+    for (size_t k = 0; k < sizeof k_dtypes / sizeof k_dtypes[0]; k++)
+        if (k_dtypes[k].dt == dt) return k_dtypes[k].size;
+    return 0;
 }
 
-latup_status latup_weights_load(const char *path, latup_weights *w) {
-    const latup_file_format *const fmts[] = {&latup_safetensors_format, &latup_pth_format};
-    return open_table(path, fmts, 2, w);
-}
-
-latup_status latup_safetensors_load(const char *path, latup_weights *w) {
-    const latup_file_format *const fmts[] = {&latup_safetensors_format};
-    latup_status st = open_table(path, fmts, 1, w);
-    if (!st) st = latup_weights_fetch_all(w);
-    if (st) latup_weights_free(w);
-    return st;
+int latup_dtype_from_name(const char *name, latup_dtype *dt) {
+    for (size_t k = 0; k < sizeof k_dtypes / sizeof k_dtypes[0]; k++)
+        if (strcmp(name, k_dtypes[k].name) == 0) {
+            *dt = k_dtypes[k].dt;
+            return 1;
+        }
+    return 0;
 }
 
 /* ---- fetching ------------------------------------------------------------------------------------ */
@@ -188,4 +169,40 @@ void latup_weights_free(latup_weights *w) {
     free(w->path);
     free(w->wrapper);
     memset(w, 0, sizeof *w);
+}
+
+/* ---- lookup ----------------------------------------------------------------------------------- */
+
+/* Linear: a checkpoint has a few hundred tensors and each is looked up once at model load. */
+const latup_wtensor *latup_weights_find(const latup_weights *w, const char *name) {
+    for (int i = 0; i < w->n; i++)
+        if (strcmp(w->t[i].name, name) == 0) return &w->t[i];
+    return NULL;
+}
+
+const char *latup_weights_meta(const latup_weights *w, const char *key) {
+    for (int i = 0; i < w->n_meta; i++)
+        if (strcmp(w->meta_key[i], key) == 0) return w->meta_val[i];
+    return NULL;
+}
+
+latup_status latup_weights_get(latup_weights *w, const char *name, int ndim, const int64_t *shape,
+                               const float **out) {
+    *out = NULL;
+    const char *path = w->path ? w->path : "weights";
+    char want[256], got[256];
+    latup_shape_str(want, sizeof want, ndim, shape);
+    const latup_wtensor *t = latup_weights_find(w, name);
+    if (!t) return latup_fail(LATUP_E_INPUT, "%s: missing tensor '%s' (expected %s)", path, name, want);
+    if (t->dtype == LATUP_DT_I64)
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' is I64, expected a float tensor of shape %s", path,
+                          name, want);
+    bool same = t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
+    if (!same)
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has shape %s, expected %s", path, name,
+                          latup_shape_str(got, sizeof got, t->ndim, t->shape), want);
+    TRY(latup_weights_fetch(w, (latup_wtensor *)t));
+    *out = t->f32;
+    return LATUP_OK;
 }

@@ -1,6 +1,7 @@
 /* lua_load.c — loading a LUA (or SwinIR) checkpoint: the config inferred from tensor names and
  * shapes (docs/spec/lua.md, "Checkpoint layout"), then every layer struct bound to its
  * tensors with exact shapes; a tensor missing, misshapen or unexpected is an error naming it. */
+#include "io/checkpoint.h"
 #include "ops/kernels.h"
 #include "model/device.h"
 #include "model/lua_model.h"

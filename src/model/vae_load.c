@@ -1,6 +1,7 @@
 /* vae_load.c — loading the AutoencoderKL decoder from any checkpoint holding one: ldm or
  * diffusers names (flat, or under a single-file checkpoint's prefix), the config inferred from
  * shapes, every layer bound with exact shapes; tensors the decoder does not use are ignored. */
+#include "io/checkpoint.h"
 #include "model/device.h"
 #include "model/vae_model.h"
 

@@ -10,11 +10,11 @@
 
 #include "common.h"
 #include "ops/fastmath.h"
+#include "ops/runtime.h"
 
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -27,27 +27,6 @@
 #define MIN_BANDS 4
 /* 1x1 convs: column tiles of this many pixels. */
 #define COL_TILE 1024
-
-/* One thread, wherever it is called from. OpenBLAS's OpenMP build sizes each call's team from
- * omp_get_max_threads() whenever the caller is not in an active parallel region (num_cpu_avail()
- * in its common_thread.h, 0.3.x): openblas_set_num_threads(1) is undone by the next call. So a
- * product called from serial code, or from a region of one worker (one band, one query block),
- * was split over the OpenMP thread count, and a split changes which micro-kernel (full tile or
- * edge) computes an element; OpenBLAS's Haswell kernels then give other bits (143x512x143: 3601
- * of 73216 values differ between 1 and 2 threads). Outside an active region the calling task's
- * thread count is set to 1 for the call: the ICV is per task, so no other thread sees it. */
-void latup_sgemm1(int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                  const float *B, int ldb, float beta, float *C, int ldc) {
-    const CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
-#ifdef _OPENMP
-    const int team = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (team > 1) omp_set_num_threads(1);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    if (team > 1) omp_set_num_threads(team);
-#else
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#endif
-}
 
 static int has_transform(const conv_input_op *op) { return op && (op->upsample2x || op->norm); }
 

@@ -13,6 +13,8 @@
 #ifndef LATUP_FASTMATH_H
 #define LATUP_FASTMATH_H
 
+#include "ops/runtime.h" /* latup_exact_math(): which of the two forms the kernels use */
+
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -23,8 +25,6 @@
 #define LATUP_FMA(a, b, c) ((a) * (b) + (c))
 #endif
 
-/* 1 when latup_set_exact_math(1) asked for libm's expf/erff and the direct convolution. */
-int latup_exact_math(void);
 
 /* The shared core of the two exps: for xc in [ln(FLT_MIN), ln(FLT_MAX)] returns e^r, with
  * x = n ln2 + r, and *tb, whose bits are 0x4B400000 + n. */

@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "ops/fastmath.h"
+#include "ops/runtime.h"
 
 #include <math.h>
 #include <string.h>
@@ -67,11 +68,6 @@ void latup_layernorm_forward(float *out, const float *inp, const float *weight, 
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) layernorm_row(out + (size_t)n * C, inp + (size_t)n * C, weight, bias, C, eps);
 }
-
-/* ---- the math mode: fast (vectorised exp/erf, Winograd convs) unless exact is asked for -------- */
-static int g_exact_math;
-void latup_set_exact_math(int on) { g_exact_math = on != 0; }
-int latup_exact_math(void) { return g_exact_math; }
 
 /* Elementwise loops in chunks: each chunk one vectorised pass. */
 #define CHUNK 4096

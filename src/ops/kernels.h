@@ -5,7 +5,7 @@
  *
  * Threads and bits: every product is cut into tiles whose shape depends on the problem only, never
  * on the thread count; each tile is one single-threaded sgemm (OpenBLAS runs with one thread, see
- * threads.c) inside our own OpenMP loop, and every reduction runs in a fixed order. So the output
+ * runtime.c) inside our own OpenMP loop, and every reduction runs in a fixed order. So the output
  * is the same, bit for bit, on 1 thread or 64.
  *
  * Scratch: a kernel that needs scratch is handed a pointer and its capacity in floats, sizes
@@ -16,6 +16,7 @@
 #define LATUP_KERNELS_H
 
 #include "latup.h"
+#include "ops/runtime.h" /* latup_sgemm1, latup_exact_math: the kernels' callers use them too */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -72,11 +73,6 @@ size_t latup_conv2d_scratch_floats(int Cin, int H, int W, int Cout, int k, const
 latup_status latup_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
                                   int Cin, int H, int W, int Cout, int k, const conv_input_op *op,
                                   float *scratch, size_t scratch_floats, const conv_ctx *ctx);
-
-/* One single-threaded sgemm on row-major operands: C[M,N] = alpha A[M,K] op(B) + beta C, op(B) =
- * B [K,N] (ldb) or, with trans_b, B^T for B [N,K]. Every product in the kernels goes through it. */
-void latup_sgemm1(int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                  const float *B, int ldb, float beta, float *C, int ldc);
 
 /* ---- dense layers -----------------------------------------------------------------------------
  * out[N,Cout] = inp[N,Cin] @ weight[Cout,Cin]^T + bias[Cout] (bias may be NULL); tiles of rows. */

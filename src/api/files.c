@@ -1,9 +1,10 @@
-/* api.c — the public file API an application needs beyond the models (latup.h): one tensor
+/* files.c — the public file API an application needs beyond the models (latup.h): one tensor
  * reader for every input kind (told by content, the file read once), sets of outputs committed
  * together, checkpoint summaries, caller-raised errors and the version. Thin wrappers over the
  * readers and writers in src/io. */
 #define _XOPEN_SOURCE 700
 #include "common.h"
+#include "io/checkpoint.h"
 #include "io/fileio.h"
 #include "io/npy.h"
 #include "io/png.h"
