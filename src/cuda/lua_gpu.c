@@ -2,9 +2,9 @@
  * docs/spec/lua.md steps 0-7) with the same dump names, run twice: counting the device
  * arena, then for real in one cudaMalloc of the counted size. The weights go to the device once
  * per model (a copy of its layer structs pointing into device memory, freed with the model). */
-#include "cuda/dump_names.h"
 #include "cuda/gpu.h"
 #include "model/device.h"
+#include "model/dump_names.h"
 #include "model/lua_model.h"
 
 #include <stdio.h>

@@ -3,9 +3,9 @@
  * upsampling applied by each 3x3 conv as it unfolds its input, the mid-block attention over all
  * positions in blocks of query rows, and tiled decoding blended with linear ramps. Activations
  * rotate through three arena slots, each as large as its largest use in the counting pass. */
-#include "cuda/dump_names.h"
 #include "cuda/gpu.h"
 #include "model/device.h"
+#include "model/dump_names.h"
 #include "model/vae_model.h"
 
 #include <stdio.h>
