@@ -625,7 +625,7 @@ static void test_tiles(void **state) {
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int h = cases[c][0], w = cases[c][1], T = cases[c][2], ov = cases[c][3];
         const int th = T < h ? T : h, tw = T < w ? T : w, H = h * f, W = w * f, step = T - ov;
-        const int nty = lcu_tile_count(h, T, ov), ntx = lcu_tile_count(w, T, ov);
+        const int nty = latup_tile_count(h, T, ov), ntx = latup_tile_count(w, T, ov);
         /* the CPU's count and origins (decode_tiled) */
         const int cty = h <= T ? 1 : (h - ov + step - 1) / step, ctx = w <= T ? 1 : (w - ov + step - 1) / step;
         bool layout = nty == cty && ntx == ctx;
@@ -634,7 +634,7 @@ static void test_tiles(void **state) {
         double *ref = calloc(n, sizeof(double)), *rw = calloc((size_t)H * W, sizeof(double));
         for (int ty = 0; ty < nty; ty++)
             for (int tx = 0; tx < ntx; tx++) {
-                const int y0 = lcu_tile_origin(ty, T, ov, th, h), x0 = lcu_tile_origin(tx, T, ov, tw, w);
+                const int y0 = latup_tile_origin(ty, h, T, ov), x0 = latup_tile_origin(tx, w, T, ov);
                 int cy = ty * step, cx = tx * step;
                 if (cy + th > h) cy = h - th;
                 if (cx + tw > w) cx = w - tw;

@@ -6,6 +6,7 @@
 #include "cuda/gpu.h"
 #include "model/device.h"
 #include "model/dump_names.h"
+#include "model/tiling.h"
 #include "model/vae_model.h"
 
 #include <stdio.h>
@@ -238,8 +239,8 @@ static void decode_image(gpu_ctx *g, const latup_vae *v, const vae_call *p, cons
         gpu_download(g, out, img, (size_t)Co * H * W, "copying the image from the GPU");
         return;
     }
-    const int T = p->tile, ov = p->overlap, th = T < p->h ? T : p->h, tw = T < p->w ? T : p->w;
-    const int nty = lcu_tile_count(p->h, T, ov), ntx = lcu_tile_count(p->w, T, ov);
+    const int T = p->tile, ov = p->overlap, th = latup_tile_size(p->h, T), tw = latup_tile_size(p->w, T);
+    const int nty = latup_tile_count(p->h, T, ov), ntx = latup_tile_count(p->w, T, ov), ovf = ov * f;
     float *full = lcu_take(&g->a, (size_t)Co * H * W, "blended image");
     float *wsum = lcu_take(&g->a, (size_t)H * W, "blend weights");
     GPU_RUN(g, (int)cudaMemset(full, 0, (size_t)Co * H * W * sizeof(float)), "clearing the image");
@@ -247,15 +248,16 @@ static void decode_image(gpu_ctx *g, const latup_vae *v, const vae_call *p, cons
     const size_t mark = lcu_mark(&g->a);
     for (int ty = 0; ty < nty; ty++)
         for (int tx = 0; tx < ntx; tx++) {
-            const int y0 = lcu_tile_origin(ty, T, ov, th, p->h), x0 = lcu_tile_origin(tx, T, ov, tw, p->w);
+            const int y0 = latup_tile_origin(ty, p->h, T, ov), x0 = latup_tile_origin(tx, p->w, T, ov);
             if (gpu_live(g))
                 for (int ch = 0; ch < c->z_channels; ch++)
                     for (int y = 0; y < th; y++)
                         memcpy(ztile + ((size_t)ch * th + y) * tw, zb + ((size_t)ch * p->h + y0 + y) * p->w + x0,
                                (size_t)tw * sizeof(float));
             const float *tile = decode_one(g, v, ztile, th, tw);
-            GPU_RUN(g, lcu_blend_tile(full, wsum, tile, Co, th * f, tw * f, H, W, y0 * f, x0 * f, ty > 0 ? ov * f : 0,
-                                      ty < nty - 1 ? ov * f : 0, tx > 0 ? ov * f : 0, tx < ntx - 1 ? ov * f : 0),
+            GPU_RUN(g, lcu_blend_tile(full, wsum, tile, Co, th * f, tw * f, H, W, y0 * f, x0 * f,
+                                      latup_tile_overlap_lo(ty, ovf), latup_tile_overlap_hi(ty, nty, ovf),
+                                      latup_tile_overlap_lo(tx, ovf), latup_tile_overlap_hi(tx, ntx, ovf)),
                     "blending a tile");
             lcu_release(&g->a, mark);
         }
@@ -288,7 +290,7 @@ latup_status latup_gpu_vae_run(const latup_vae *v, const latup_tensor *z, latup_
     if (p.tiled) g.dump = NULL; /* dumps belong to an exact decode, as on the CPU */
     float *ztile = NULL;
     if (st == LATUP_OK && p.tiled) {
-        const int th = p.tile < p.h ? p.tile : p.h, tw = p.tile < p.w ? p.tile : p.w;
+        const int th = latup_tile_size(p.h, p.tile), tw = latup_tile_size(p.w, p.tile);
         ztile = latup_alloc_floats((size_t)c->z_channels * th * tw, "latent tile");
         if (!ztile) st = LATUP_E_NOMEM;
     }
