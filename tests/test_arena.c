@@ -2,8 +2,10 @@
  * the same takes agree by construction; a pass that takes more than was counted is refused
  * (LATUP_E_INTERNAL naming the buffer) instead of running past the end; slots refuse writes above
  * their counted capacity; sizes that overflow are bad input; and guard floats catch an overrun of
- * one float, naming the buffer. The arena is compiled here with its guards on (as in SANITIZE=1
- * builds), whatever the build, so the guard checks run in every `make test`. */
+ * one float, naming the buffer; memory operations other than the host's (the GPU's) are the ones
+ * used, their failures named, and guards can be off at run time. The arena is compiled here with
+ * its guards on (as in SANITIZE=1 builds), whatever the build, so the guard checks run in every
+ * `make test`. */
 #define LATUP_SANITIZE 1
 #include "ops/arena.c"
 
@@ -158,12 +160,73 @@ static void test_guards(void **state) {
     latup_arena_free(&a);
 }
 
+/* ---- memory operations other than the host's (the GPU's, in src/cuda/gpu_ops.c) --------------------
+ * Failing operations: an allocation that fails is LATUP_E_NOMEM with the operation's message; a
+ * guard that cannot be written is LATUP_E_DEVICE naming the buffer. Guards off at run time: none
+ * counted, written or read. */
+static int fail_fill_after = -1; /* fills allowed before one fails (-1: never fails) */
+static int n_fill, n_intact;
+static float *null_alloc(size_t floats, const char *what) {
+    latup_fail(LATUP_E_NOMEM, "%s: no memory for %zu floats (test ops)", what, floats);
+    return NULL;
+}
+static float *ok_alloc(size_t floats, const char *what) { return latup_alloc_floats(floats, what); }
+static void ok_free(float *base) { free(base); }
+static int some_fill(float *x, size_t n, uint32_t bits) {
+    if (fail_fill_after == 0) return 1;
+    if (fail_fill_after > 0) fail_fill_after--;
+    n_fill++;
+    return host_fill(x, n, bits);
+}
+static int count_intact(const float *x, size_t n, uint32_t bits) {
+    n_intact++;
+    return host_intact(x, n, bits);
+}
+
+static void test_ops(void **state) {
+    (void)state;
+    const latup_arena_ops nomem = {null_alloc, ok_free, some_fill, count_intact};
+    const latup_arena_ops ops = {ok_alloc, ok_free, some_fill, count_intact};
+    latup_arena a;
+    latup_arena_begin_count_on(&a, &nomem, 1);
+    latup_arena_take(&a, 10, "t");
+    assert_int_equal(latup_arena_begin_run(&a, "device arena"), LATUP_E_NOMEM);
+    printf("ops alloc: %s\n", latup_last_error());
+    assert_non_null(strstr(latup_last_error(), "device arena: no memory"));
+    latup_arena_free(&a);
+    /* the slot's guard is written, the take's is not */
+    latup_arena_begin_count_on(&a, &ops, 1);
+    latup_arena_slot(&a, 0, 9, "slot");
+    latup_arena_take(&a, 10, "take");
+    fail_fill_after = 1;
+    assert_int_equal(latup_arena_begin_run(&a, "device arena"), LATUP_OK);
+    assert_null(latup_arena_take(&a, 10, "take"));
+    assert_int_equal(a.st, LATUP_E_DEVICE);
+    printf("ops fill: %s\n", latup_last_error());
+    assert_non_null(strstr(latup_last_error(), "'take'"));
+    fail_fill_after = -1;
+    latup_arena_free(&a);
+    /* guards off at run time, in this build whose host arena has them on */
+    n_fill = n_intact = 0;
+    latup_arena_begin_count_on(&a, &ops, 0);
+    latup_arena_slot(&a, 0, 9, "slot");
+    latup_arena_take(&a, 10, "take");
+    assert_int_equal(latup_arena_bytes(&a), (16 + 16) * sizeof(float));
+    assert_int_equal(latup_arena_begin_run(&a, "device arena"), LATUP_OK);
+    float *t = latup_arena_take(&a, 10, "take");
+    t[12] = 1.0f; /* inside the rounding: nobody looks */
+    latup_arena_release(&a, 0);
+    assert_int_equal(latup_arena_check(&a), LATUP_OK);
+    assert_int_equal(n_fill + n_intact, 0);
+    latup_arena_free(&a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_count_then_run), cmocka_unit_test(test_peak_with_slot),
         cmocka_unit_test(test_run_beyond_count),
         cmocka_unit_test(test_overflow),
-        cmocka_unit_test(test_guards),
+        cmocka_unit_test(test_guards), cmocka_unit_test(test_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

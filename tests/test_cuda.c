@@ -3,8 +3,9 @@
  * the VAE's below). Cases: every LUA/SwinIR golden case (both heads, batch 2), the same with a
  * tiny scratch budget so every conv splits into bands and every attention into blocks, the
  * released widths at 64x64 for x2 and x4 (seeded random weights), the VAE golden cases, the
- * real-width VAE (weights generated from the golden file's spec) exact and tiled, and input
- * errors. Built only with CUDA=1. Without a CUDA device it prints one line and exits 77, which
+ * real-width VAE (weights generated from the golden file's spec) exact and tiled, the plans of
+ * both devices under memory budgets (the same tiles, peaks and refusals; the tiled decodes
+ * compared), and input errors. Built only with CUDA=1. Without a CUDA device it prints one line and exits 77, which
  * the test runner reports as NOT RUN and counts against the suite: it is not a pass.
  * Built with -DLATUP_CUDA_EMU and tests/cuda_emu.c it is test_cuda_emu: the same comparisons on an
  * emulated device (kernels and products on the CPU), at 32x32 for the released widths. */
@@ -312,6 +313,113 @@ static void test_vae_real_widths(void **state) {
     assert_int_equal(g_bad - before, 0);
 }
 
+/* ---- one plan for both devices -------------------------------------------------------------------------
+ * src/api/call.c plans a call the same way whichever device runs it: for budgets from the exact
+ * decode's peak down to below the smallest tile's, latup_prepare on the CUDA device picks the CPU's
+ * tiles and peak, an impossible budget fails with the CPU's status and message, and a tiled CUDA
+ * decode gives the CPU's tiled image at the GPU~CPU image tolerance. One line per compared case. */
+typedef struct {
+    latup_status st;
+    int tiled, tile, overlap;
+    size_t peak, decode_peak;
+    char err[1024];
+} seen_plan;
+
+static seen_plan prepare_on(const latup_vae *v, const latup_tensor *z, latup_device dev, size_t budget, int tile,
+                            latup_call **keep) {
+    const latup_call_opts o = {.vae = v, .device = dev, .max_memory = budget, .tile = tile};
+    latup_call *c = NULL;
+    seen_plan s;
+    memset(&s, 0, sizeof s);
+    s.st = latup_prepare(&o, z, &c);
+    if (s.st == LATUP_OK) {
+        const latup_plan *p = latup_call_plan(c);
+        s.tiled = p->decode.tiled, s.tile = p->decode.tile, s.overlap = p->decode.overlap;
+        s.peak = p->mem.peak, s.decode_peak = p->decode.peak;
+    } else {
+        snprintf(s.err, sizeof s.err, "%s", latup_last_error());
+    }
+    if (keep) *keep = c;
+    else latup_call_free(c);
+    return s;
+}
+
+/* The CUDA decode of a prepared call against the CPU's, one line. */
+static void compare_tiled_decode(latup_call *cc, latup_call *cg, const latup_tensor *z, const char *label) {
+    latup_tensor ic = {0}, ig = {0};
+    assert_int_equal(latup_execute(cc, z, NULL, &ic), LATUP_OK);
+    const latup_status st = latup_execute(cg, z, NULL, &ig);
+    if (st != LATUP_OK) printf("%s on the GPU: %s\n", label, latup_last_error());
+    assert_int_equal(st, LATUP_OK);
+    assert_int_equal(latup_tensor_numel(&ig), latup_tensor_numel(&ic));
+    golden_stats s = {0};
+    golden_stats_add(&s, ig.data, ic.data, (size_t)latup_tensor_numel(&ic));
+    g_bad += !golden_report(label, "out (tiled)", &s, vae_tol_for("out")->tol);
+    g_lines++;
+    latup_tensor_free(&ic), latup_tensor_free(&ig);
+}
+
+static void test_plan_budgets(void **state) {
+    (void)state;
+    const int before = g_bad;
+    latup_vae *v = NULL;
+    assert_int_equal(latup_vae_load("ref_data/vae/flux_small.ldm.safetensors.gz", &v), LATUP_OK);
+    latup_tensor z;
+    const int64_t zs[3] = {latup_vae_get_config(v)->z_channels, 24, 20};
+    random_latent(&z, 3, zs, 13);
+    /* the exact decode's peak, and the smallest automatic tiles' (8 latent pixels, overlap 2) */
+    const seen_plan exact = prepare_on(v, &z, LATUP_DEVICE_CPU, 0, 0, NULL);
+    const seen_plan small = prepare_on(v, &z, LATUP_DEVICE_CPU, 0, 8, NULL);
+    assert_int_equal(exact.st, LATUP_OK);
+    assert_int_equal(small.st, LATUP_OK);
+    assert_true(small.tiled && small.peak < exact.peak);
+    enum { N_BUDGETS = 9 };
+    size_t budgets[N_BUDGETS];
+    budgets[0] = exact.peak, budgets[1] = exact.peak - 1;
+    for (int k = 1; k <= 5; k++) budgets[1 + k] = small.peak + (exact.peak - small.peak) / 6 * (size_t)(6 - k);
+    budgets[7] = small.peak, budgets[8] = small.peak - 1;
+    int decoded_tile = 0, n_tiled = 0, n_refused = 0;
+    for (int i = 0; i < N_BUDGETS; i++) {
+        latup_call *cc = NULL, *cg = NULL;
+        const seen_plan c = prepare_on(v, &z, LATUP_DEVICE_CPU, budgets[i], 0, &cc);
+        const seen_plan g = prepare_on(v, &z, LATUP_DEVICE_CUDA, budgets[i], 0, &cg);
+        char label[96], what[160];
+        snprintf(label, sizeof label, "plan budget %zu", budgets[i]);
+        int same;
+        if (c.st != LATUP_OK) {
+            same = g.st == c.st && strcmp(g.err, c.err) == 0;
+            snprintf(what, sizeof what, "refused (%s) on both", c.st == LATUP_E_NOMEM ? "LATUP_E_NOMEM" : "other");
+            n_refused += c.st == LATUP_E_NOMEM;
+            if (!same) printf("  CPU: %s\n  GPU: %s\n", c.err, g.err);
+        } else {
+            same = g.st == LATUP_OK && g.tiled == c.tiled && g.tile == c.tile && g.overlap == c.overlap &&
+                   g.peak == c.peak && g.decode_peak == c.decode_peak;
+            if (c.tiled)
+                snprintf(what, sizeof what, "tiles of %d overlap %d, peak %zu", c.tile, c.overlap, c.peak);
+            else
+                snprintf(what, sizeof what, "exact, peak %zu", c.peak);
+            n_tiled += c.tiled;
+            if (!same)
+                printf("  GPU: status %d, tiled %d tile %d overlap %d peak %zu\n", (int)g.st, g.tiled, g.tile, g.overlap,
+                       g.peak);
+        }
+        printf("%-28s %-44s CPU = CUDA %s\n", label, what, same ? "OK" : "NOT OK");
+        g_lines++, g_bad += !same;
+        /* each tile size the budgets pick: the CUDA decode against the CPU's */
+        if (same && c.st == LATUP_OK && c.tiled && c.tile != decoded_tile) {
+            snprintf(label, sizeof label, "plan budget %zu tiles of %d gpu~cpu", budgets[i], c.tile);
+            compare_tiled_decode(cc, cg, &z, label);
+            decoded_tile = c.tile;
+        }
+        latup_call_free(cc), latup_call_free(cg);
+    }
+    /* the range covered what it should: exact, tiled and refused budgets */
+    assert_true(n_tiled >= 2 && n_refused == 1 && decoded_tile == 8);
+    latup_tensor_free(&z);
+    latup_vae_free(v);
+    assert_int_equal(g_bad - before, 0);
+}
+
 /* ---- errors on the GPU path: the CPU's statuses and messages ----------------------------------------- */
 static void test_errors(void **state) {
     (void)state;
@@ -361,7 +469,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lua_golden),  cmocka_unit_test(test_lua_golden_split),
         cmocka_unit_test(test_lua_released_widths), cmocka_unit_test(test_vae_golden),
-        cmocka_unit_test(test_vae_real_widths), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_vae_real_widths), cmocka_unit_test(test_plan_budgets),
+        cmocka_unit_test(test_errors),
     };
     const int rc = cmocka_run_group_tests(tests, NULL, NULL);
     printf("GPU test: %d tensors compared, %d NOT OK\n", g_lines, g_bad);

@@ -6,9 +6,9 @@
  * kernels (src/ops/) and with naive twins in double, on awkward shapes. Also the device arena and
  * the library's answer to LATUP_DEVICE_CUDA where no GPU can run. Built in every build. */
 #include "cuda/bodies.cuh"
-#include "cuda/dev_arena.h"
 #include "cuda/gemm_desc.h"
 #include "kernels_emu.h"
+#include "ops/arena.h"
 #include "ops/kernels.h"
 #include "test_util.h"
 
@@ -625,7 +625,7 @@ static void test_tiles(void **state) {
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int h = cases[c][0], w = cases[c][1], T = cases[c][2], ov = cases[c][3];
         const int th = T < h ? T : h, tw = T < w ? T : w, H = h * f, W = w * f, step = T - ov;
-        const int nty = lcu_tile_count(h, T, ov), ntx = lcu_tile_count(w, T, ov);
+        const int nty = latup_tile_count(h, T, ov), ntx = latup_tile_count(w, T, ov);
         /* the CPU's count and origins (decode_tiled) */
         const int cty = h <= T ? 1 : (h - ov + step - 1) / step, ctx = w <= T ? 1 : (w - ov + step - 1) / step;
         bool layout = nty == cty && ntx == ctx;
@@ -634,7 +634,7 @@ static void test_tiles(void **state) {
         double *ref = calloc(n, sizeof(double)), *rw = calloc((size_t)H * W, sizeof(double));
         for (int ty = 0; ty < nty; ty++)
             for (int tx = 0; tx < ntx; tx++) {
-                const int y0 = lcu_tile_origin(ty, T, ov, th, h), x0 = lcu_tile_origin(tx, T, ov, tw, w);
+                const int y0 = latup_tile_origin(ty, h, T, ov), x0 = latup_tile_origin(tx, w, T, ov);
                 int cy = ty * step, cx = tx * step;
                 if (cy + th > h) cy = h - th;
                 if (cx + tw > w) cx = w - tw;
@@ -669,66 +669,91 @@ static void test_tiles(void **state) {
     assert_int_equal(tu_n_failed - before, 0);
 }
 
-/* ---- the device arena on host memory ------------------------------------------------------------- */
-static int host_fill(float *x, int64_t n, uint32_t bits) {
-    for (int64_t i = 0; i < n; i++) memcpy(&x[i], &bits, sizeof bits);
+/* ---- the arena with other memory operations, as the GPU uses it ------------------------------------
+ * The CUDA path runs src/ops/arena.c's arena with device operations and guards decided at run time
+ * (LATUP_CUDA_CHECK=1); here the same over host memory through counting operations, guards on. */
+static int n_allocs, n_frees, n_fills, n_reads;
+static float *ops_alloc(size_t floats, const char *what) {
+    (void)what;
+    n_allocs++;
+    return xmalloc(floats * sizeof(float));
+}
+static void ops_free(float *base) { n_frees++, free(base); }
+static int ops_fill(float *x, size_t n, uint32_t bits) {
+    n_fills++;
+    for (size_t i = 0; i < n; i++) memcpy(&x[i], &bits, sizeof bits);
     return 0;
 }
-static int host_read(float *host, const float *x, size_t n) {
-    memcpy(host, x, n * sizeof(float));
-    return 0;
+static int ops_intact(const float *x, size_t n, uint32_t bits) {
+    n_reads++;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&x[i], &bits, sizeof bits) != 0) return 0;
+    return 1;
 }
+static const latup_arena_ops OPS = {ops_alloc, ops_free, ops_fill, ops_intact};
 
 /* a pass shaped like a forward: long-lived takes, scoped scratch, two slots of varying use */
-static void arena_pass(lcu_arena *a, float **keep, int scale) {
-    keep[0] = lcu_take(a, 100, "tokens");
-    keep[1] = lcu_slot(a, 0, 50 * (size_t)scale, "act 0");
-    size_t m = lcu_mark(a);
-    keep[2] = lcu_take(a, 333, "band");
-    lcu_release(a, m);
-    keep[3] = lcu_slot(a, 1, 70, "act 1");
-    keep[4] = lcu_slot(a, 0, 20, "act 0");
-    keep[5] = lcu_take(a, 7, "small");
+static void arena_pass(latup_arena *a, float **keep, int scale) {
+    keep[0] = latup_arena_take(a, 100, "tokens");
+    keep[1] = latup_arena_slot(a, 0, 50 * (size_t)scale, "act 0");
+    size_t m = latup_arena_mark(a);
+    keep[2] = latup_arena_take(a, 333, "band");
+    latup_arena_release(a, m);
+    keep[3] = latup_arena_slot(a, 1, 70, "act 1");
+    keep[4] = latup_arena_slot(a, 0, 20, "act 0");
+    keep[5] = latup_arena_take(a, 7, "small");
 }
 
 static void test_dev_arena(void **state) {
     (void)state;
     int before = tu_n_failed;
-    const lcu_mem_ops ops = {host_fill, host_read};
-    lcu_arena a;
+    latup_arena a;
     float *k1[6], *k2[6];
-    lcu_arena_begin_count(&a);
+    latup_arena_begin_count_on(&a, &OPS, 1);
     arena_pass(&a, k1, 2);
-    const size_t need = lcu_arena_floats(&a);
+    const size_t need = latup_arena_bytes(&a) / sizeof(float);
     /* each take rounded to 16 floats plus a 16-float guard: slots 100 and 70, the stack's peak
      * tokens 100 + band 333 */
     const size_t expect = (112 + 16) + (80 + 16) + (112 + 16) + (336 + 16);
     tu_check_true("device arena count", shape("%zu floats counted, expected %zu", need, expect), need == expect);
-    float *mem = xmalloc(need * sizeof(float));
-    assert_int_equal(lcu_arena_begin_run(&a, mem, need, 1, ops), LATUP_OK);
+    assert_int_equal(latup_arena_begin_run(&a, "test arena"), LATUP_OK);
+    const float *mem = a.base;
     arena_pass(&a, k1, 2);
-    lcu_arena_rewind(&a);
+    latup_arena_rewind(&a);
     arena_pass(&a, k2, 2);
     bool same = true, inside = true;
     for (int i = 0; i < 6; i++) same = same && k1[i] == k2[i], inside = inside && k1[i] >= mem && k1[i] < mem + need;
     tu_check_true("device arena replay", "a rewound pass carves the same buffers, inside the allocation",
-                  same && inside && a.st == LATUP_OK && k1[1] == k1[4] && k1[2] != NULL);
-    tu_check_true("device arena guards", "intact after an in-bounds pass", lcu_arena_check(&a) == LATUP_OK);
+                  same && inside && a.st == LATUP_OK && k1[1] == k1[4] && k1[2] != NULL && a.cap == need);
+    tu_check_true("device arena guards", "intact after an in-bounds pass", latup_arena_check(&a) == LATUP_OK);
+    tu_check_true("device arena ops", shape("memory through the ops: %d alloc, %d fills, %d reads", n_allocs, n_fills,
+                                            n_reads), n_allocs == 1 && n_fills > 0 && n_reads > 0);
     /* one float written past the end of "small" */
     k2[5][7] = 1.0f;
     tu_check_true("device arena guards", shape("overrun detected and named: %s", latup_last_error()),
-                  lcu_arena_check(&a) == LATUP_E_INTERNAL && strstr(latup_last_error(), "'small'") != NULL);
+                  latup_arena_check(&a) == LATUP_E_INTERNAL && strstr(latup_last_error(), "'small'") != NULL);
     /* a pass that takes more than it counted: a named error, never memory outside */
     a.st = LATUP_OK;
-    lcu_arena_rewind(&a);
-    float *big = lcu_take(&a, need, "too big");
+    latup_arena_rewind(&a);
+    float *big = latup_arena_take(&a, need, "too big");
     tu_check_true("device arena capacity", shape("an uncounted take fails: %s", latup_last_error()),
                   big == NULL && a.st == LATUP_E_INTERNAL && strstr(latup_last_error(), "'too big'") != NULL);
     a.st = LATUP_OK;
-    float *slot = lcu_slot(&a, 0, 101, "act 0");
+    float *slot = latup_arena_slot(&a, 0, 101, "act 0");
     tu_check_true("device arena slot", shape("a slot use beyond its counted size fails: %s", latup_last_error()),
                   slot == NULL && a.st == LATUP_E_INTERNAL);
-    free(mem);
+    latup_arena_free(&a);
+    tu_check_true("device arena ops", "freed through the ops", n_frees == 1 && a.base == NULL);
+    /* guards off (LATUP_CUDA_CHECK unset): no guard floats counted, none written or read */
+    n_fills = n_reads = 0;
+    latup_arena_begin_count_on(&a, &OPS, 0);
+    arena_pass(&a, k1, 2);
+    const size_t bare = latup_arena_bytes(&a) / sizeof(float);
+    assert_int_equal(latup_arena_begin_run(&a, "test arena"), LATUP_OK);
+    arena_pass(&a, k1, 2);
+    tu_check_true("device arena unguarded", shape("%zu floats, no guard written or read", bare),
+                  bare == 112 + 80 + 112 + 336 && latup_arena_check(&a) == LATUP_OK && n_fills == 0 && n_reads == 0);
+    latup_arena_free(&a);
     assert_int_equal(tu_n_failed - before, 0);
 }
 

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/tiling.h"
+
 #ifdef __CUDACC__
 #define LCU_HD static inline __host__ __device__
 #else
@@ -350,22 +352,7 @@ LCU_HD int64_t lcu_units_in(int64_t cap, int64_t unit, int64_t most) {
 }
 
 /* ---- tiled decoding --------------------------------------------------------------------------------
- * Tiles of T latent pixels overlapping by ov, the last one flush with the edge; blended with linear
- * ramps over the overlaps (weights never 0), as the CPU's decode_tiled. */
-LCU_HD int lcu_tile_count(int h, int T, int ov) { return h <= T ? 1 : (h - ov + (T - ov) - 1) / (T - ov); }
-
-LCU_HD int lcu_tile_origin(int t, int T, int ov, int th, int h) {
-    const int y0 = t * (T - ov);
-    return y0 + th > h ? h - th : y0;
-}
-
-LCU_HD float lcu_ramp(int i, int n, int lo, int hi) {
-    float wgt = 1.0f;
-    if (lo > 0 && i < lo) wgt = fminf(wgt, (i + 0.5f) / lo);
-    if (hi > 0 && i >= n - hi) wgt = fminf(wgt, (n - i - 0.5f) / hi);
-    return wgt;
-}
-
+ * The tiles' geometry and ramps are src/model/tiling.h's, the CPU's decode_tiled's. */
 /* Adds tile pixel i (of oh x ow, at output origin (Y0, X0)) into out[Co, Hf, Wf] with its ramp
  * weight, and the weight into wsum[Hf, Wf]; ovl = {top, bottom, left, right} overlaps (0: no
  * neighbour on that side). One thread per pixel writes all its channels: no two threads share an
@@ -373,7 +360,7 @@ LCU_HD float lcu_ramp(int i, int n, int lo, int hi) {
 LCU_HD void lcu_blend_pixel(int64_t i, float *out, float *wsum, const float *tile, int Co, int oh, int ow,
                             int Hf, int Wf, int Y0, int X0, int ot, int ob, int ol, int orr) {
     const int y = (int)(i / ow), x = (int)(i % ow);
-    const float wgt = lcu_ramp(y, oh, ot, ob) * lcu_ramp(x, ow, ol, orr);
+    const float wgt = latup_tile_ramp(y, oh, ot, ob) * latup_tile_ramp(x, ow, ol, orr);
     const int64_t o = (int64_t)(Y0 + y) * Wf + (X0 + x), plane = (int64_t)Hf * Wf, tplane = (int64_t)oh * ow;
     wsum[o] += wgt;
     for (int ch = 0; ch < Co; ch++) out[ch * plane + o] += wgt * tile[ch * tplane + i];

@@ -6,9 +6,9 @@
 #ifndef LATUP_CUDA_GPU_H
 #define LATUP_CUDA_GPU_H
 
-#include "cuda/dev_arena.h"
 #include "cuda/launch.h"
 #include "model/layers.h"
+#include "ops/arena.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -21,7 +21,8 @@
 #define GPU_SCRATCH_BUDGET ((size_t)64 << 20)
 
 typedef struct {
-    lcu_arena a;
+    latup_arena a;       /* src/ops/arena.c's, over device memory (gpu_arena_count) */
+    int guards;          /* LATUP_CUDA_CHECK=1: the arena's guards filled and checked */
     cublasHandle_t blas;
     size_t scratch;      /* GPU_SCRATCH_BUDGET or LATUP_CUDA_SCRATCH */
     /* dumps: the callback sees host copies of device tensors */
@@ -37,10 +38,15 @@ typedef struct {
 latup_status gpu_begin(gpu_ctx *g, latup_dump_fn dump, void *dump_user);
 void gpu_end(gpu_ctx *g);
 
-/* After a counting pass: one cudaMalloc of the counted size, then the real pass's arena. Guards
- * are filled and checked when the environment has LATUP_CUDA_CHECK=1. */
+/* Starts the counting pass of the context's arena over device memory: the arena of the CPU passes
+ * (src/ops/arena.h) with cudaMalloc/cudaFree for its base and guards written by a kernel and read
+ * back with cudaMemcpy. Guards are on when the environment has LATUP_CUDA_CHECK=1. */
+void gpu_arena_count(gpu_ctx *g);
+/* After the counting pass: one cudaMalloc of the counted size, then the real pass's arena. */
 latup_status gpu_arena_alloc(gpu_ctx *g, const char *what);
 void gpu_arena_free(gpu_ctx *g);
+/* The arena's plan (the takes by name, the total) on stderr under `title`: --verbose. */
+void gpu_arena_print(const gpu_ctx *g, const char *title);
 
 /* True when ops should do work: a real pass without a failure so far. */
 static inline int gpu_live(const gpu_ctx *g) { return !g->a.counting && g->a.st == LATUP_OK; }

@@ -62,6 +62,8 @@ latup_status gpu_begin(gpu_ctx *g, latup_dump_fn dump, void *dump_user) {
     }
     g->blas = gpu_blas;
     g->dump = dump, g->dump_user = dump_user;
+    const char *check = getenv("LATUP_CUDA_CHECK");
+    g->guards = check && check[0] == '1';
     const char *env = getenv("LATUP_CUDA_SCRATCH");
     g->scratch = env && strtoull(env, NULL, 10) > 0 ? (size_t)strtoull(env, NULL, 10) : GPU_SCRATCH_BUDGET;
     return LATUP_OK;
@@ -92,28 +94,48 @@ int gpu_check_blas(gpu_ctx *g, cublasStatus_t s, const char *what) {
     return 1;
 }
 
-static int read_floats(float *host, const float *x, size_t n) {
-    return (int)cudaMemcpy(host, x, n * sizeof(float), cudaMemcpyDeviceToHost);
+/* ---- the arena's memory operations on the device (src/ops/arena.h) ------------------------------ */
+static float *dev_alloc(size_t floats, const char *what) {
+    float *base = NULL;
+    const cudaError_t e = cudaMalloc((void **)&base, floats * sizeof(float));
+    if (e == cudaSuccess) return base;
+    cudaGetLastError();
+    latup_fail(LATUP_E_NOMEM, "%s: cannot allocate %.1f MiB on the GPU: %s", what, floats * sizeof(float) / 1048576.0,
+               cudaGetErrorString(e));
+    return NULL;
 }
+
+static void dev_free(float *base) { cudaFree(base); }
+
+static int dev_fill(float *x, size_t n, uint32_t bits) { return lcu_fill_bits(x, (int64_t)n, bits); }
+
+/* Reads the guard back to the host (a few dozen floats) and compares it bit for bit. */
+static int dev_intact(const float *x, size_t n, uint32_t bits) {
+    float h[64];
+    for (size_t i0 = 0; i0 < n; i0 += 64) {
+        const size_t k = n - i0 < 64 ? n - i0 : 64;
+        if (cudaMemcpy(h, x + i0, k * sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess) return 0;
+        for (size_t i = 0; i < k; i++)
+            if (memcmp(h + i, &bits, sizeof bits) != 0) return 0;
+    }
+    return 1;
+}
+
+static const latup_arena_ops DEVICE_OPS = {dev_alloc, dev_free, dev_fill, dev_intact};
+
+void gpu_arena_count(gpu_ctx *g) { latup_arena_begin_count_on(&g->a, &DEVICE_OPS, g->guards); }
 
 latup_status gpu_arena_alloc(gpu_ctx *g, const char *what) {
     if (g->a.st != LATUP_OK) return g->a.st;
-    const size_t n = lcu_arena_floats(&g->a);
-    float *base = NULL;
-    cudaError_t e = cudaMalloc((void **)&base, (n > 0 ? n : 16) * sizeof(float));
-    if (e != cudaSuccess) {
-        cudaGetLastError();
-        return g->a.st = latup_fail(LATUP_E_NOMEM, "%s: cannot allocate %.1f MiB on the GPU: %s", what,
-                                    n * sizeof(float) / 1048576.0, cudaGetErrorString(e));
-    }
-    const char *env = getenv("LATUP_CUDA_CHECK");
-    const lcu_mem_ops ops = {lcu_fill_bits, read_floats};
-    return lcu_arena_begin_run(&g->a, base, n, env && env[0] == '1', ops);
+    return latup_arena_begin_run(&g->a, what);
 }
 
-void gpu_arena_free(gpu_ctx *g) {
-    if (g->a.base) cudaFree(g->a.base);
-    g->a.base = NULL;
+void gpu_arena_free(gpu_ctx *g) { latup_arena_free(&g->a); }
+
+void gpu_arena_print(const gpu_ctx *g, const char *title) {
+    latup_mem_plan p;
+    latup_arena_plan(&g->a, &p);
+    latup_mem_plan_print(&p, title, stderr);
 }
 
 void gpu_upload(gpu_ctx *g, float *dev, const float *host, size_t n, const char *what) {
@@ -189,8 +211,8 @@ void gpu_conv(gpu_ctx *g, float *out, const float *inp, const latup_conv *c, int
      * back from the capacity it was given */
     const int want = lcu_band_rows((int64_t)g->scratch, c->cin, W, c->k, H);
     const size_t cap = (size_t)K * W * (size_t)(want > 0 ? want : 1);
-    const size_t mark = lcu_mark(&g->a);
-    float *col = lcu_take(&g->a, cap, "conv im2col band");
+    const size_t mark = latup_arena_mark(&g->a);
+    float *col = latup_arena_take(&g->a, cap, "conv im2col band");
     if (gpu_live(g)) {
         const int band = lcu_band_rows((int64_t)cap, c->cin, W, c->k, H);
         const lcu_conv_in none = {0, NULL, NULL, NULL, 0};
@@ -203,7 +225,7 @@ void gpu_conv(gpu_ctx *g, float *out, const float *inp, const latup_conv *c, int
             gemm(g, lcu_gemm_conv_band(n, (int)K, c->cout, (int)HW), col, c->w, o, "conv sgemm");
         }
     }
-    lcu_release(&g->a, mark);
+    latup_arena_release(&g->a, mark);
 }
 
 void gpu_layernorm(gpu_ctx *g, float *out, const float *inp, const latup_norm *n, int64_t N) {
@@ -212,20 +234,20 @@ void gpu_layernorm(gpu_ctx *g, float *out, const float *inp, const latup_norm *n
 
 void gpu_groupnorm_stats(gpu_ctx *g, float *mean_c, float *scale_c, const float *x, const latup_norm *n, int C,
                          int64_t HW, int groups) {
-    const size_t mark = lcu_mark(&g->a);
+    const size_t mark = latup_arena_mark(&g->a);
     const size_t cap = (size_t)lcu_gn_scratch_floats(C, HW);
-    float *scratch = lcu_take(&g->a, cap, "GroupNorm partial sums");
+    float *scratch = latup_arena_take(&g->a, cap, "GroupNorm partial sums");
     GPU_RUN(g, lcu_groupnorm_stats(mean_c, scale_c, x, n->w, C, HW, groups, n->eps, scratch, (int64_t)cap),
             "GroupNorm statistics");
-    lcu_release(&g->a, mark);
+    latup_arena_release(&g->a, mark);
 }
 
 void gpu_window_attention(gpu_ctx *g, float *out, const float *qkv, const float *table, int nW, int ws, int nH,
                           int hd, int shift, int Hp, int Wp) {
     const int N = ws * ws, C = nH * hd, ld = 3 * C;
     const int64_t NN = (int64_t)N * N, want = lcu_units_in((int64_t)g->scratch, NN, nW);
-    const size_t cap = (size_t)((want > 0 ? want : 1) * NN), mark = lcu_mark(&g->a);
-    float *S = lcu_take(&g->a, cap, "attention scores");
+    const size_t cap = (size_t)((want > 0 ? want : 1) * NN), mark = latup_arena_mark(&g->a);
+    float *S = latup_arena_take(&g->a, cap, "attention scores");
     if (gpu_live(g)) {
         const int chunk = (int)lcu_units_in((int64_t)cap, NN, nW); /* windows per product, from the capacity */
         for (int h = 0; h < nH && gpu_live(g); h++)
@@ -240,14 +262,14 @@ void gpu_window_attention(gpu_ctx *g, float *out, const float *qkv, const float 
                      "attention P v");
             }
     }
-    lcu_release(&g->a, mark);
+    latup_arena_release(&g->a, mark);
 }
 
 void gpu_attention_cn(gpu_ctx *g, float *out, const float *q, const float *k, const float *v, int C, int64_t N) {
     if (!fits_int(g, N, "attention positions")) return;
     const int64_t want = lcu_units_in((int64_t)g->scratch, N, N);
-    const size_t cap = (size_t)((want > 0 ? want : 1) * N), mark = lcu_mark(&g->a);
-    float *S = lcu_take(&g->a, cap, "attention score rows");
+    const size_t cap = (size_t)((want > 0 ? want : 1) * N), mark = latup_arena_mark(&g->a);
+    float *S = latup_arena_take(&g->a, cap, "attention score rows");
     if (gpu_live(g)) {
         const int bq = (int)lcu_units_in((int64_t)cap, N, N); /* query rows per block, from the capacity */
         const lcu_score_op plain = {NULL, 0, 0, 0, 0, 0, 0};
@@ -259,7 +281,7 @@ void gpu_attention_cn(gpu_ctx *g, float *out, const float *q, const float *k, co
             gemm(g, lcu_gemm_full_pv((int)N, rows, C), S, v, out + i0, "attention P v");
         }
     }
-    lcu_release(&g->a, mark);
+    latup_arena_release(&g->a, mark);
 }
 
 /* ---- weights ------------------------------------------------------------------------------------------ */
@@ -267,7 +289,7 @@ void gpu_attention_cn(gpu_ctx *g, float *out, const float *q, const float *k, co
 void gpu_put(gpu_uploader *u, const float **p, size_t n) {
     if (!*p || u->st != LATUP_OK) return;
     const size_t off = u->floats;
-    u->floats += lcu_round16(n); /* 64-byte aligned tensors */
+    u->floats += latup_round16(n); /* 64-byte aligned tensors */
     if (!u->dev) return;
     cudaError_t e = cudaMemcpy(u->dev + off, *p, n * sizeof(float), cudaMemcpyHostToDevice);
     if (e != cudaSuccess) {

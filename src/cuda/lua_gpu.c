@@ -2,9 +2,9 @@
  * docs/spec/lua.md steps 0-7) with the same dump names, run twice: counting the device
  * arena, then for real in one cudaMalloc of the counted size. The weights go to the device once
  * per model (a copy of its layer structs pointing into device memory, freed with the model). */
-#include "cuda/dump_names.h"
 #include "cuda/gpu.h"
 #include "model/device.h"
+#include "model/dump_names.h"
 #include "model/lua_model.h"
 
 #include <stdio.h>
@@ -144,7 +144,7 @@ static float *head_forward(gpu_ctx *g, const head *h, const float *f, int Hp, in
     float *x = NULL, *y = NULL;
     if (h->has_before) {
         const int F = h->conv_before.cout;
-        x = lcu_slot(&g->a, 0, (size_t)F * Hp * Wp, "head map a");
+        x = latup_arena_slot(&g->a, 0, (size_t)F * Hp * Wp, "head map a");
         gpu_conv(g, x, f, &h->conv_before, Hp, Wp, NULL, 0);                    /* x [F, Hp, Wp] */
         GPU_RUN(g, lcu_leaky_relu(x, (int64_t)F * Hp * Wp, LEAKY_SLOPE), "LeakyReLU");
         gpu_dump(g, h->before_name, x, 3, F, Hp, Wp);
@@ -153,11 +153,11 @@ static float *head_forward(gpu_ctx *g, const head *h, const float *f, int Hp, in
     int hh = Hp, ww = Wp;
     for (int k = 0; k < h->n_up; k++) {
         const int r = h->r[k], cout = h->up[k].cout;
-        y = lcu_slot(&g->a, 1, (size_t)cout * hh * ww, "head map b");
+        y = latup_arena_slot(&g->a, 1, (size_t)cout * hh * ww, "head map b");
         gpu_conv(g, y, in, &h->up[k], hh, ww, NULL, 0);                            /* y [r*r*F, hh, ww] */
         snprintf(name, sizeof name, DUMP_NAMES[DN_HEAD_UP], h->up_name, 2 * k);
         gpu_dump(g, name, y, 3, cout, hh, ww);
-        x = lcu_slot(&g->a, 0, (size_t)cout * hh * ww, "head map a");
+        x = latup_arena_slot(&g->a, 0, (size_t)cout * hh * ww, "head map a");
         GPU_RUN(g, lcu_pixel_shuffle(x, y, cout / (r * r), hh, ww, r), "PixelShuffle"); /* x [F, r*hh, r*ww] */
         hh *= r, ww *= r;
         snprintf(name, sizeof name, DUMP_NAMES[DN_HEAD_UP], h->up_name, 2 * k + 1);
@@ -165,7 +165,7 @@ static float *head_forward(gpu_ctx *g, const head *h, const float *f, int Hp, in
         in = x;
     }
     if (!h->has_last) return x;
-    y = lcu_slot(&g->a, 1, (size_t)h->conv_last.cout * hh * ww, "head map b");
+    y = latup_arena_slot(&g->a, 1, (size_t)h->conv_last.cout * hh * ww, "head map b");
     gpu_conv(g, y, x, &h->conv_last, hh, ww, NULL, 0);                             /* y [C, S*Hp, S*Wp] */
     gpu_dump(g, h->last_name, y, 3, h->conv_last.cout, hh, ww);
     return y;
@@ -175,22 +175,22 @@ static float *head_forward(gpu_ctx *g, const head *h, const float *f, int Hp, in
 static void forward_one(gpu_ctx *g, const gpu_lua *d, lua_call *p, const float *xb, float *yb) {
     const latup_lua *m = &d->m;
     const latup_lua_config *c = &m->cfg;
-    lcu_arena *a = &g->a;
+    latup_arena *a = &g->a;
     const int C = c->in_chans, Co = c->out_chans, E = c->embed_dim, Hp = p->Hp, Wp = p->Wp, S = p->S;
     const int H = p->H, W = p->W;
     const int64_t L = (int64_t)Hp * Wp;
     char name[64];
-    float *in = lcu_take(a, (size_t)C * H * W, "input");
-    float *pad = lcu_take(a, (size_t)C * L, "pad [C, Hp, Wp]");
-    float *f0 = lcu_take(a, (size_t)E * L, "conv_first [E, L] (long skip)");
-    float *t = lcu_take(a, (size_t)L * E, "tokens t [L, E]");
-    float *r = lcu_take(a, (size_t)L * E, "RSTB input r [L, E]");
-    float *u = lcu_take(a, (size_t)L * E, "scratch u [L, E]");
-    float *win = lcu_take(a, (size_t)L * E, "windows [L, E]");
-    float *ao = lcu_take(a, (size_t)L * E, "attention out [L, E]");
-    float *qkv = lcu_take(a, (size_t)L * 3 * E, "qkv [L, 3E]");
-    float *hid = lcu_take(a, (size_t)L * c->mlp_hidden, "mlp hidden [L, hidden]");
-    float *out = lcu_take(a, (size_t)Co * S * H * S * W, "output");
+    float *in = latup_arena_take(a, (size_t)C * H * W, "input");
+    float *pad = latup_arena_take(a, (size_t)C * L, "pad [C, Hp, Wp]");
+    float *f0 = latup_arena_take(a, (size_t)E * L, "conv_first [E, L] (long skip)");
+    float *t = latup_arena_take(a, (size_t)L * E, "tokens t [L, E]");
+    float *r = latup_arena_take(a, (size_t)L * E, "RSTB input r [L, E]");
+    float *u = latup_arena_take(a, (size_t)L * E, "scratch u [L, E]");
+    float *win = latup_arena_take(a, (size_t)L * E, "windows [L, E]");
+    float *ao = latup_arena_take(a, (size_t)L * E, "attention out [L, E]");
+    float *qkv = latup_arena_take(a, (size_t)L * 3 * E, "qkv [L, 3E]");
+    float *hid = latup_arena_take(a, (size_t)L * c->mlp_hidden, "mlp hidden [L, hidden]");
+    float *out = latup_arena_take(a, (size_t)Co * S * H * S * W, "output");
     const int progress = p->opts && p->opts->progress && gpu_live(g), verbose = p->opts && p->opts->verbose;
     double t0 = verbose ? gpu_time(g) : 0;
 
@@ -270,21 +270,21 @@ latup_status latup_gpu_lua_run(const latup_lua *m, int scale, const latup_tensor
     const int Co = c->out_chans, S = scale;
     if (st == LATUP_OK) p.hd = &d->m.heads[p.hd - m->heads]; /* the same head, device pointers */
     if (st == LATUP_OK) {
-        lcu_arena_begin_count(&g.a);
+        gpu_arena_count(&g);
         forward_one(&g, d, &p, NULL, NULL);
         st = gpu_arena_alloc(&g, "upscale arena");
     }
     if (st == LATUP_OK && opts && opts->verbose) {
         char title[96];
         snprintf(title, sizeof title, "GPU memory plan: latent %dx%d -> padded %dx%d, x%d", p.H, p.W, p.Hp, p.Wp, S);
-        lcu_arena_print(&g.a, title, stderr);
+        gpu_arena_print(&g, title);
     }
     const size_t xsz = (size_t)c->in_chans * p.H * p.W, ysz = (size_t)Co * S * p.H * S * p.W;
     for (int64_t b = 0; b < p.B && st == LATUP_OK; b++) {
-        lcu_arena_rewind(&g.a);
+        latup_arena_rewind(&g.a);
         g.b = (int)b;
         forward_one(&g, d, &p, x->data + (size_t)b * xsz, y->data + (size_t)b * ysz);
-        st = lcu_arena_check(&g.a);
+        st = latup_arena_check(&g.a);
     }
     if (st == LATUP_OK && gpu_check(&g, (int)cudaDeviceSynchronize(), "upscale")) st = g.a.st;
     if (opts && opts->progress) fprintf(stderr, "\n");

@@ -3,9 +3,10 @@
  * upsampling applied by each 3x3 conv as it unfolds its input, the mid-block attention over all
  * positions in blocks of query rows, and tiled decoding blended with linear ramps. Activations
  * rotate through three arena slots, each as large as its largest use in the counting pass. */
-#include "cuda/dump_names.h"
 #include "cuda/gpu.h"
 #include "model/device.h"
+#include "model/dump_names.h"
+#include "model/tiling.h"
 #include "model/vae_model.h"
 
 #include <stdio.h>
@@ -85,7 +86,7 @@ typedef struct {
 
 /* Slot `i` now holding `floats`. */
 static act slot(gpu_ctx *g, int i, size_t floats) {
-    act r = {i, lcu_slot(&g->a, i, floats, SLOT_NAMES[i])};
+    act r = {i, latup_arena_slot(&g->a, i, floats, SLOT_NAMES[i])};
     return r;
 }
 
@@ -108,9 +109,9 @@ static lcu_conv_in norm_op(gpu_ctx *g, float *mean, float *scale, const latup_no
 static void resnet_forward(gpu_ctx *g, const resnet *r, act *x, int h, int w, const char *name) {
     const int64_t HW = (int64_t)h * w;
     char nm[96];
-    const size_t mark = lcu_mark(&g->a);
-    float *mean = lcu_take(&g->a, (size_t)(r->cin > r->cout ? r->cin : r->cout), "GroupNorm mean");
-    float *scale = lcu_take(&g->a, (size_t)(r->cin > r->cout ? r->cin : r->cout), "GroupNorm scale");
+    const size_t mark = latup_arena_mark(&g->a);
+    float *mean = latup_arena_take(&g->a, (size_t)(r->cin > r->cout ? r->cin : r->cout), "GroupNorm mean");
+    float *scale = latup_arena_take(&g->a, (size_t)(r->cin > r->cout ? r->cin : r->cout), "GroupNorm scale");
     act t1 = slot(g, free_slot(x->i, -1), (size_t)(r->cin > r->cout ? r->cin : r->cout) * HW);
     lcu_conv_in op = norm_op(g, mean, scale, &r->norm1, x->p, r->cin, HW, 1);
     if (g->dump && !strcmp(name, DUMP_NAMES[DN_MID_BLOCK_1])) {
@@ -129,7 +130,7 @@ static void resnet_forward(gpu_ctx *g, const resnet *r, act *x, int h, int w, co
         gpu_conv(g, t2.p, x->p, &r->nin_shortcut, h, w, NULL, 1); /* y += nin_shortcut(x), bias included */
     else
         GPU_RUN(g, lcu_add(t2.p, x->p, (int64_t)r->cout * HW), "residual add");
-    lcu_release(&g->a, mark);
+    latup_arena_release(&g->a, mark);
     *x = t2;
     gpu_dump(g, name, x->p, 3, r->cout, h, w);
 }
@@ -138,13 +139,13 @@ static void resnet_forward(gpu_ctx *g, const resnet *r, act *x, int h, int w, co
 static void attn_forward(gpu_ctx *g, const attn_block *ab, act *x, int h, int w) {
     const int C = ab->norm.dim;
     const int64_t N = (int64_t)h * w;
-    const size_t NC = (size_t)N * C, mark = lcu_mark(&g->a);
-    float *mean = lcu_take(&g->a, (size_t)C, "GroupNorm mean");
-    float *scale = lcu_take(&g->a, (size_t)C, "GroupNorm scale");
-    float *q = lcu_take(&g->a, NC, "attention q [C, N]");
-    float *k = lcu_take(&g->a, NC, "attention k [C, N]");
-    float *v = lcu_take(&g->a, NC, "attention v [C, N]");
-    float *o = lcu_take(&g->a, NC, "attention out [C, N]");
+    const size_t NC = (size_t)N * C, mark = latup_arena_mark(&g->a);
+    float *mean = latup_arena_take(&g->a, (size_t)C, "GroupNorm mean");
+    float *scale = latup_arena_take(&g->a, (size_t)C, "GroupNorm scale");
+    float *q = latup_arena_take(&g->a, NC, "attention q [C, N]");
+    float *k = latup_arena_take(&g->a, NC, "attention k [C, N]");
+    float *v = latup_arena_take(&g->a, NC, "attention v [C, N]");
+    float *o = latup_arena_take(&g->a, NC, "attention out [C, N]");
     act t = slot(g, free_slot(x->i, -1), NC);
     gpu_groupnorm_stats(g, mean, scale, x->p, &ab->norm, C, N, GN_GROUPS);
     GPU_RUN(g, lcu_groupnorm_apply(t.p, x->p, mean, scale, ab->norm.b, C, N, 0), "GroupNorm");
@@ -160,7 +161,7 @@ static void attn_forward(gpu_ctx *g, const attn_block *ab, act *x, int h, int w)
     act y = slot(g, free_slot(x->i, t.i), NC);
     gpu_conv(g, y.p, o, &ab->proj_out, h, w, NULL, 0);
     GPU_RUN(g, lcu_add(y.p, x->p, (int64_t)NC), "residual add");
-    lcu_release(&g->a, mark);
+    latup_arena_release(&g->a, mark);
     *x = y;
     gpu_dump(g, DUMP_NAMES[DN_ATTN], x->p, 3, C, h, w);
 }
@@ -171,8 +172,8 @@ static float *decode_one(gpu_ctx *g, const latup_vae *v, const float *zb, int h,
     const latup_vae_config *c = &v->cfg;
     const int top = c->channels[c->n_levels - 1], f = 1 << (c->n_levels - 1);
     char name[64];
-    float *z = lcu_take(&g->a, (size_t)c->z_channels * h * w, "latent");
-    float *img = lcu_take(&g->a, (size_t)c->out_channels * h * f * w * f, "image");
+    float *z = latup_arena_take(&g->a, (size_t)c->z_channels * h * w, "latent");
+    float *img = latup_arena_take(&g->a, (size_t)c->out_channels * h * f * w * f, "image");
     gpu_upload(g, z, zb, (size_t)c->z_channels * h * w, "copying the latent to the GPU");
     const float *zin = z;
     act x = {-1, NULL};
@@ -207,9 +208,9 @@ static float *decode_one(gpu_ctx *g, const latup_vae *v, const float *zb, int h,
         }
     }
     const int64_t HW = (int64_t)hh * ww;
-    const size_t mark = lcu_mark(&g->a);
-    float *mean = lcu_take(&g->a, (size_t)C, "GroupNorm mean");
-    float *scale = lcu_take(&g->a, (size_t)C, "GroupNorm scale");
+    const size_t mark = latup_arena_mark(&g->a);
+    float *mean = latup_arena_take(&g->a, (size_t)C, "GroupNorm mean");
+    float *scale = latup_arena_take(&g->a, (size_t)C, "GroupNorm scale");
     lcu_conv_in op = norm_op(g, mean, scale, &v->norm_out, x.p, C, HW, 1);
     if (g->dump) { /* norm_out is fused into conv_out: materialise it to dump */
         act t = slot(g, free_slot(x.i, -1), (size_t)C * HW);
@@ -217,7 +218,7 @@ static float *decode_one(gpu_ctx *g, const latup_vae *v, const float *zb, int h,
         gpu_dump(g, DUMP_NAMES[DN_NORM_OUT], t.p, 3, C, hh, ww);
     }
     gpu_conv(g, img, x.p, &v->conv_out, hh, ww, &op, 0);
-    lcu_release(&g->a, mark);
+    latup_arena_release(&g->a, mark);
     gpu_dump(g, DUMP_NAMES[DN_IMAGE], img, 3, c->out_channels, hh, ww);
     return img;
 }
@@ -238,26 +239,27 @@ static void decode_image(gpu_ctx *g, const latup_vae *v, const vae_call *p, cons
         gpu_download(g, out, img, (size_t)Co * H * W, "copying the image from the GPU");
         return;
     }
-    const int T = p->tile, ov = p->overlap, th = T < p->h ? T : p->h, tw = T < p->w ? T : p->w;
-    const int nty = lcu_tile_count(p->h, T, ov), ntx = lcu_tile_count(p->w, T, ov);
-    float *full = lcu_take(&g->a, (size_t)Co * H * W, "blended image");
-    float *wsum = lcu_take(&g->a, (size_t)H * W, "blend weights");
+    const int T = p->tile, ov = p->overlap, th = latup_tile_size(p->h, T), tw = latup_tile_size(p->w, T);
+    const int nty = latup_tile_count(p->h, T, ov), ntx = latup_tile_count(p->w, T, ov), ovf = ov * f;
+    float *full = latup_arena_take(&g->a, (size_t)Co * H * W, "blended image");
+    float *wsum = latup_arena_take(&g->a, (size_t)H * W, "blend weights");
     GPU_RUN(g, (int)cudaMemset(full, 0, (size_t)Co * H * W * sizeof(float)), "clearing the image");
     GPU_RUN(g, (int)cudaMemset(wsum, 0, (size_t)H * W * sizeof(float)), "clearing the blend weights");
-    const size_t mark = lcu_mark(&g->a);
+    const size_t mark = latup_arena_mark(&g->a);
     for (int ty = 0; ty < nty; ty++)
         for (int tx = 0; tx < ntx; tx++) {
-            const int y0 = lcu_tile_origin(ty, T, ov, th, p->h), x0 = lcu_tile_origin(tx, T, ov, tw, p->w);
+            const int y0 = latup_tile_origin(ty, p->h, T, ov), x0 = latup_tile_origin(tx, p->w, T, ov);
             if (gpu_live(g))
                 for (int ch = 0; ch < c->z_channels; ch++)
                     for (int y = 0; y < th; y++)
                         memcpy(ztile + ((size_t)ch * th + y) * tw, zb + ((size_t)ch * p->h + y0 + y) * p->w + x0,
                                (size_t)tw * sizeof(float));
             const float *tile = decode_one(g, v, ztile, th, tw);
-            GPU_RUN(g, lcu_blend_tile(full, wsum, tile, Co, th * f, tw * f, H, W, y0 * f, x0 * f, ty > 0 ? ov * f : 0,
-                                      ty < nty - 1 ? ov * f : 0, tx > 0 ? ov * f : 0, tx < ntx - 1 ? ov * f : 0),
+            GPU_RUN(g, lcu_blend_tile(full, wsum, tile, Co, th * f, tw * f, H, W, y0 * f, x0 * f,
+                                      latup_tile_overlap_lo(ty, ovf), latup_tile_overlap_hi(ty, nty, ovf),
+                                      latup_tile_overlap_lo(tx, ovf), latup_tile_overlap_hi(tx, ntx, ovf)),
                     "blending a tile");
-            lcu_release(&g->a, mark);
+            latup_arena_release(&g->a, mark);
         }
     GPU_RUN(g, lcu_blend_finish(full, wsum, Co, (int64_t)H * W), "normalising the blend");
     gpu_download(g, out, full, (size_t)Co * H * W, "copying the image from the GPU");
@@ -265,7 +267,7 @@ static void decode_image(gpu_ctx *g, const latup_vae *v, const vae_call *p, cons
 
 /* The counting pass of one decode (exact or tiled) at this size; bytes of its device arena. */
 static latup_status count_decode(gpu_ctx *g, const latup_vae *v, const vae_call *p) {
-    lcu_arena_begin_count(&g->a);
+    gpu_arena_count(g);
     decode_image(g, v, p, NULL, NULL, NULL);
     return g->a.st;
 }
@@ -288,7 +290,7 @@ latup_status latup_gpu_vae_run(const latup_vae *v, const latup_tensor *z, latup_
     if (p.tiled) g.dump = NULL; /* dumps belong to an exact decode, as on the CPU */
     float *ztile = NULL;
     if (st == LATUP_OK && p.tiled) {
-        const int th = p.tile < p.h ? p.tile : p.h, tw = p.tile < p.w ? p.tile : p.w;
+        const int th = latup_tile_size(p.h, p.tile), tw = latup_tile_size(p.w, p.tile);
         ztile = latup_alloc_floats((size_t)c->z_channels * th * tw, "latent tile");
         if (!ztile) st = LATUP_E_NOMEM;
     }
@@ -302,15 +304,15 @@ latup_status latup_gpu_vae_run(const latup_vae *v, const latup_tensor *z, latup_
                      p.overlap);
         else
             snprintf(title, sizeof title, "GPU VAE memory plan: latent %dx%d", p.h, p.w);
-        lcu_arena_print(&g.a, title, stderr);
+        gpu_arena_print(&g, title);
     }
     const size_t zsz = (size_t)c->z_channels * p.h * p.w, osz = (size_t)c->out_channels * p.h * p.f * p.w * p.f;
     const double t0 = latup_now();
     for (int64_t b = 0; b < p.B && st == LATUP_OK; b++) {
-        lcu_arena_rewind(&g.a);
+        latup_arena_rewind(&g.a);
         g.b = (int)b;
         decode_image(&g, &d->v, &p, z->data + b * zsz, img->data + b * osz, ztile);
-        st = lcu_arena_check(&g.a);
+        st = latup_arena_check(&g.a);
         if (opts && opts->progress) fprintf(stderr, "\rdecoding (GPU): image %lld/%lld", (long long)b + 1, (long long)p.B);
     }
     if (st == LATUP_OK && gpu_check(&g, (int)cudaDeviceSynchronize(), "decode")) st = g.a.st;

@@ -1,5 +1,6 @@
 /* arena.c — the counting/carving arena (arena.h): a stack of takes over one allocation, with
- * guard floats after each take in SANITIZE=1 builds. */
+ * guard floats after each take when guards are on; the allocation and the guards go through the
+ * arena's memory operations (host memory here, device memory from src/cuda/gpu_ops.c). */
 #include "ops/arena.h"
 
 #include <stdlib.h>
@@ -8,14 +9,39 @@
 /* A NaN with a payload no computation produces: compared bit for bit. */
 static const uint32_t GUARD_BITS = 0x7fa5c0deu;
 
-static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+/* ---- host memory: the default operations ---------------------------------------------------------- */
+static float *host_alloc(size_t floats, const char *what) { return latup_alloc_floats(floats, what); }
+static void host_free(float *base) { free(base); }
+static int host_fill(float *x, size_t n, uint32_t bits) {
+    for (size_t i = 0; i < n; i++) memcpy(x + i, &bits, sizeof bits);
+    return 0;
+}
+static int host_intact(const float *x, size_t n, uint32_t bits) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(x + i, &bits, sizeof bits) != 0) return 0;
+    return 1;
+}
+static const latup_arena_ops HOST_OPS = {host_alloc, host_free, host_fill, host_intact};
 
-void latup_arena_begin_count(latup_arena *a) {
+static const latup_arena_ops *ops_of(const latup_arena *a) { return a->ops ? a->ops : &HOST_OPS; }
+
+void latup_arena_begin_count_on(latup_arena *a, const latup_arena_ops *ops, int guards) {
     memset(a, 0, sizeof *a);
     a->counting = 1;
+    a->ops = ops;
+    a->guard = guards ? LATUP_ARENA_GUARD : 0;
 }
 
-static size_t step_for(size_t floats) { return round16(floats) + round16(LATUP_ARENA_GUARD_FLOATS); }
+void latup_arena_begin_count(latup_arena *a) { latup_arena_begin_count_on(a, NULL, LATUP_ARENA_GUARD_FLOATS > 0); }
+
+/* A take or slot of `floats` and its guard: rounded to 16 floats, then the guard floats. */
+static size_t step_for(const latup_arena *a, size_t floats) { return latup_round16(floats) + a->guard; }
+
+/* Writes the guard after the buffer of `floats` at off; 1 if the memory could not be written. */
+static int guard_fill(latup_arena *a, size_t off, size_t floats) {
+    if (a->guard == 0) return 0;
+    return ops_of(a)->fill(a->base + off + floats, step_for(a, floats) - floats, GUARD_BITS) != 0;
+}
 
 latup_status latup_arena_begin_run(latup_arena *a, const char *what) {
     if (a->st != LATUP_OK) return a->st;
@@ -23,20 +49,19 @@ latup_status latup_arena_begin_run(latup_arena *a, const char *what) {
     size_t off = 0;
     for (int i = 0; i < a->n_slots; i++) {
         a->slots[i].off = off;
-        off += step_for(a->slots[i].floats);
+        off += step_for(a, a->slots[i].floats);
     }
     a->slot_floats = off;
     const size_t total = a->slot_floats + a->peak;
-    a->base = latup_alloc_floats(total > 0 ? total : 16, what);
+    a->base = ops_of(a)->alloc(total > 0 ? total : 16, what);
     if (!a->base) return LATUP_E_NOMEM;
     a->cap = total;
     a->counting = 0;
     latup_arena_rewind(a);
-#if LATUP_ARENA_GUARD_FLOATS > 0
     for (int i = 0; i < a->n_slots; i++)
-        for (size_t k = a->slots[i].floats; k < step_for(a->slots[i].floats); k++)
-            memcpy(a->base + a->slots[i].off + k, &GUARD_BITS, sizeof GUARD_BITS);
-#endif
+        if (guard_fill(a, a->slots[i].off, a->slots[i].floats))
+            return a->st = latup_fail(LATUP_E_DEVICE, "arena: cannot write the guard after slot '%s' %d (%s)",
+                                      a->slots[i].name, i, what);
     return LATUP_OK;
 }
 
@@ -46,7 +71,7 @@ void latup_arena_rewind(latup_arena *a) {
 }
 
 void latup_arena_free(latup_arena *a) {
-    free(a->base);
+    if (a->base) ops_of(a)->free(a->base);
     a->base = NULL;
     a->cap = 0;
 }
@@ -71,7 +96,7 @@ float *latup_arena_take(latup_arena *a, size_t floats, const char *name) {
         a->st = latup_fail(LATUP_E_INPUT, "buffer '%s' would need %zu floats: the input is too large", name, floats);
         return NULL;
     }
-    const size_t step = step_for(floats);
+    const size_t step = step_for(a, floats);
     if (a->top > SIZE_MAX / 8 - step) {
         a->st = latup_fail(LATUP_E_INPUT, "buffer '%s': the arena would pass %zu bytes: the input is too large", name,
                            SIZE_MAX / 2);
@@ -98,11 +123,11 @@ float *latup_arena_take(latup_arena *a, size_t floats, const char *name) {
         remember_kind(a, name, floats);
         return NULL;
     }
-    float *p = a->base + off;
-#if LATUP_ARENA_GUARD_FLOATS > 0
-    for (size_t i = floats; i < step; i++) memcpy(p + i, &GUARD_BITS, sizeof GUARD_BITS);
-#endif
-    return p;
+    if (guard_fill(a, off, floats)) {
+        a->st = latup_fail(LATUP_E_DEVICE, "arena: cannot write the guard after buffer '%s'", name);
+        return NULL;
+    }
+    return a->base + off;
 }
 
 float *latup_arena_take3(latup_arena *a, size_t n0, size_t n1, size_t n2, const char *name) {
@@ -116,6 +141,11 @@ float *latup_arena_take3(latup_arena *a, size_t n0, size_t n1, size_t n2, const 
     return latup_arena_take(a, n, name);
 }
 
+/* One slot rule for both devices: slots 0..n_slots-1 sit in order below the stack, each as large
+ * as its largest counted write, an unused one below a used one keeping just its guard. The CUDA
+ * path's own arena had skipped unused slots and listed slots among the takes; neither mattered to
+ * it (its passes use every slot below the highest, and the plan lists slots by name anyway), so
+ * the GPU now follows this rule and its plans read like the CPU's. */
 float *latup_arena_slot(latup_arena *a, int i, size_t floats, const char *name) {
     if (a->st != LATUP_OK) return NULL;
     if (i < 0 || i >= LATUP_ARENA_MAX_SLOTS) {
@@ -145,12 +175,10 @@ float *latup_arena_slot(latup_arena *a, int i, size_t floats, const char *name) 
 
 size_t latup_arena_mark(const latup_arena *a) { return (size_t)a->n_live; }
 
-/* Guard of live take i: the floats between its end and the next take's start. */
+/* Guard of the buffer of `floats` at off: the floats between its end and the next buffer's start. */
 static int guard_ok_at(const latup_arena *a, size_t off, size_t floats) {
-    if (a->counting || !a->base) return 1;
-    for (size_t k = off + floats; k < off + step_for(floats); k++)
-        if (memcmp(a->base + k, &GUARD_BITS, sizeof GUARD_BITS) != 0) return 0;
-    return 1;
+    if (a->counting || !a->base || a->guard == 0) return 1;
+    return ops_of(a)->intact(a->base + off + floats, step_for(a, floats) - floats, GUARD_BITS);
 }
 
 static int guard_ok(const latup_arena *a, int i) { return guard_ok_at(a, a->live[i].off, a->live[i].floats); }
@@ -166,20 +194,20 @@ static void guard_fail(latup_arena *a, int i) { guard_fail_named(a, a->live[i].n
 void latup_arena_release(latup_arena *a, size_t mark) {
     while ((size_t)a->n_live > mark) {
         const int i = a->n_live - 1;
-        if (LATUP_ARENA_GUARD_FLOATS > 0 && !guard_ok(a, i)) guard_fail(a, i);
+        if (a->guard > 0 && !guard_ok(a, i)) guard_fail(a, i);
         a->top = a->live[i].off;
         a->n_live--;
     }
 }
 
 latup_status latup_arena_check(latup_arena *a) {
-    if (LATUP_ARENA_GUARD_FLOATS > 0)
+    if (a->guard > 0)
         for (int i = 0; i < a->n_slots; i++)
             if (!guard_ok_at(a, a->slots[i].off, a->slots[i].floats)) {
                 guard_fail_named(a, a->slots[i].name, a->slots[i].floats);
                 return a->st;
             }
-    if (LATUP_ARENA_GUARD_FLOATS > 0)
+    if (a->guard > 0)
         for (int i = 0; i < a->n_live; i++)
             if (!guard_ok(a, i)) {
                 guard_fail(a, i);
@@ -190,7 +218,7 @@ latup_status latup_arena_check(latup_arena *a) {
 
 size_t latup_arena_bytes(const latup_arena *a) {
     size_t slots = 0;
-    for (int i = 0; i < a->n_slots; i++) slots += step_for(a->slots[i].floats);
+    for (int i = 0; i < a->n_slots; i++) slots += step_for(a, a->slots[i].floats);
     return (slots + a->peak) * sizeof(float);
 }
 

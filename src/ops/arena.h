@@ -9,8 +9,13 @@
  * the stack's high-water mark. Slots are for buffers a pass rotates through (the VAE's three
  * activation buffers): each slot's size is the largest write the counting pass asked of it, and
  * the real pass checks every write against that capacity. The slots sit below the stack. Each take is rounded up to 16 floats (64 bytes, so every buffer is
- * aligned for any SIMD width). In SANITIZE=1 builds a run of guard floats follows every take;
- * latup_arena_release() and latup_arena_check() verify them and name a damaged buffer. */
+ * aligned for any SIMD width). With guards on (always in SANITIZE=1 builds on the CPU; under
+ * LATUP_CUDA_CHECK=1 on the GPU) a run of guard floats follows every take and slot;
+ * latup_arena_release() and latup_arena_check() verify them and name a damaged buffer.
+ *
+ * Where the memory lives is a parameter (latup_arena_ops): host memory by default, device memory
+ * for the CUDA path (src/cuda/gpu_ops.c), so the CPU and the GPU share one arena and differ only
+ * in how the base is allocated and freed and how guards are written and read back. */
 #ifndef LATUP_ARENA_H
 #define LATUP_ARENA_H
 
@@ -18,14 +23,26 @@
 
 #include <stdio.h>
 
+#define LATUP_ARENA_GUARD 16       /* guard floats after a take or slot, when guards are on */
 #ifdef LATUP_SANITIZE
-#define LATUP_ARENA_GUARD_FLOATS 16
+#define LATUP_ARENA_GUARD_FLOATS LATUP_ARENA_GUARD
 #else
-#define LATUP_ARENA_GUARD_FLOATS 0
+#define LATUP_ARENA_GUARD_FLOATS 0 /* the host arena's guards: on only in SANITIZE=1 builds */
 #endif
 #define LATUP_ARENA_MAX_LIVE 64   /* takes alive at once (a forward pass holds about 20) */
 #define LATUP_ARENA_MAX_SLOTS 4   /* rotating buffers (the VAE's activations) */
 #define LATUP_ARENA_MAX_KINDS 32  /* distinct take names remembered for the printed plan */
+
+/* The memory operations of an arena. NULL ops (the default) are host memory. */
+typedef struct {
+    /* `floats` floats for a real pass; NULL after latup_fail(LATUP_E_NOMEM, ...) naming `what` */
+    float *(*alloc)(size_t floats, const char *what);
+    void (*free)(float *base);
+    /* x[0..n) = bits (as floats): guards; 0, or nonzero when the memory could not be written */
+    int (*fill)(float *x, size_t n, uint32_t bits);
+    /* 1 if x[0..n) all still hold bits; 0 if one does not or the memory could not be read */
+    int (*intact)(const float *x, size_t n, uint32_t bits);
+} latup_arena_ops;
 
 typedef struct {
     char name[48];
@@ -39,6 +56,8 @@ typedef struct {
     size_t top;               /* floats in use (stack top) */
     size_t peak;              /* high-water mark of top: the plan */
     int counting;
+    const latup_arena_ops *ops; /* NULL: host memory */
+    size_t guard;             /* guard floats after each take and slot (0: none written or checked) */
     latup_status st;          /* the first failure (sticky): later takes return NULL */
     struct {
         size_t off, floats;
@@ -55,10 +74,18 @@ typedef struct {
     int n_kinds;
 } latup_arena;
 
-/* Starts a counting pass: takes return NULL and only sizes are added up. */
+/* n rounded up to 16 floats (64 bytes): every buffer aligned for any SIMD width or device load. */
+static inline size_t latup_round16(size_t n) { return (n + 15) / 16 * 16; }
+
+/* Starts a counting pass: takes return NULL and only sizes are added up. Host memory, guards as
+ * LATUP_ARENA_GUARD_FLOATS (SANITIZE=1 builds). */
 void latup_arena_begin_count(latup_arena *a);
-/* Allocates the counted high-water mark and starts a real pass. LATUP_E_NOMEM (naming `what`)
- * if the allocation fails. */
+/* The same over the memory of `ops` (NULL: host), with guards on or off: the guards' floats are
+ * part of the counted size, so this is decided before counting. */
+void latup_arena_begin_count_on(latup_arena *a, const latup_arena_ops *ops, int guards);
+/* Allocates the counted high-water mark (through the arena's ops) and starts a real pass.
+ * LATUP_E_NOMEM (naming `what`) if the allocation fails; LATUP_E_DEVICE if its guards cannot be
+ * written. */
 latup_status latup_arena_begin_run(latup_arena *a, const char *what);
 /* Back to an empty stack, keeping the memory: every image or tile replays the same takes. */
 void latup_arena_rewind(latup_arena *a);

@@ -1,9 +1,9 @@
-/* dump_names.h — every tensor name the GPU forward passes hand to the dump callback, in one
- * table: the names of the CPU passes (src/model/lua.c, src/model/vae.c) and of the golden files,
- * so a GPU run and a CPU run compare tensor by tensor. If the CPU names change, change them here.
- * Head stage names come from the model (head.before_name, up_name, last_name), as on the CPU. */
-#ifndef LATUP_CUDA_DUMP_NAMES_H
-#define LATUP_CUDA_DUMP_NAMES_H
+/* dump_names.h — every tensor name a forward pass hands to the dump callback, in one
+ * device-independent table: the names of the golden files, so that a GPU run (src/cuda/lua_gpu.c,
+ * vae_gpu.c), a CPU run (src/model/lua.c, vae.c) and the golden data compare tensor by tensor.
+ * Head stage names come from the model (head.before_name, up_name, last_name) on both devices. */
+#ifndef LATUP_MODEL_DUMP_NAMES_H
+#define LATUP_MODEL_DUMP_NAMES_H
 
 enum {
     /* LUA / SwinIR; %d: RSTB i, block j */
