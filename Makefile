@@ -52,7 +52,7 @@ TEST_SRC  := $(wildcard tests/test_*.c)
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_OBJ   := $(CLI_SRC:src/cli/%.c=$(BUILD)/cli/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HEADERS   := $(wildcard include/*.h src/*.h src/*/*.h src/*/*.cuh tests/*.h)
+HEADERS   := $(wildcard include/*.h src/*.h src/*/*.h src/*/*.cuh tests/support/*.h)
 SONAME    := liblatup.so.$(VMAJOR)
 SHLIB     := $(BUILD)/liblatup.so.$(VERSION)
 
@@ -81,7 +81,7 @@ LIB_SRC   := $(filter-out src/model/gpu_none.c,$(LIB_SRC)) $(wildcard src/cuda/*
 CU_SRC    := $(wildcard src/cuda/*.cu)
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o) $(CU_SRC:src/%.cu=$(BUILD)/obj/%.cu.o)
 GPU_TEST_BIN := $(BUILD)/tests/test_cuda
-# test_cuda_emu: the same GPU test on an emulated device (tests/cuda_emu.c in place of kernels.cu,
+# test_cuda_emu: the same GPU test on an emulated device (tests/support/cuda_emu.c in place of kernels.cu,
 # libcudart and libcublas): the CUDA path's host code checked on any machine
 TEST_BIN  += $(BUILD)/tests/test_cuda_emu
 EMU_OBJ   := $(filter-out %.cu.o,$(LIB_OBJ))
@@ -128,19 +128,19 @@ $(BUILD)/latup: $(CLI_OBJ) $(BUILD)/liblatup.a
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/liblatup.a $(HEADERS) $(CLI_SRC) fuzz/fuzz_cli_opts.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Isrc -Itests -DLATUP_BUILD_DIR=\"$(BUILD)\" $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Isrc -Itests -Itests/support -DLATUP_BUILD_DIR=\"$(BUILD)\" $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
 
 # The LD_PRELOAD shim test_cli_contract uses to kill latup mid-write and fail fsync/rename; plain
 # (no sanitizer), so it can be preloaded into either build.
-$(BUILD)/tests/fault_inject.so: tests/fault_inject.c
+$(BUILD)/tests/fault_inject.so: tests/support/fault_inject.c
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -shared -fPIC -o $@ $< -ldl
 $(BUILD)/tests/test_cli_contract: $(BUILD)/tests/fault_inject.so
 
 ifeq ($(CUDA),1)
-$(BUILD)/tests/test_cuda_emu: tests/test_cuda.c tests/cuda_emu.c $(EMU_OBJ) $(HEADERS)
+$(BUILD)/tests/test_cuda_emu: tests/test_cuda.c tests/support/cuda_emu.c $(EMU_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Isrc -Itests -DLATUP_CUDA_EMU $(LDFLAGS) -o $@ tests/test_cuda.c tests/cuda_emu.c $(EMU_OBJ) \
+	$(CC) $(CFLAGS) -Isrc -Itests -Itests/support -DLATUP_CUDA_EMU $(LDFLAGS) -o $@ tests/test_cuda.c tests/support/cuda_emu.c $(EMU_OBJ) \
 	  $(BASE_LDLIBS) -lcmocka
 endif
 
@@ -149,10 +149,10 @@ endif
 # suite fails, since a test that did not run is not a pass. Then, in the plain build, the exported
 # symbols, the README's commands, and the Python package (when numpy is there to run it).
 # The numeric tests run again under every other OpenBLAS kernel set this CPU can run
-# (tests/kernel_sets.sh; docs/testing.md, "Kernel sets"): plain build only.
+# (tests/support/kernel_sets.sh; docs/testing.md, "Kernel sets"): plain build only.
 KERNEL_SET_TESTS := $(addprefix $(BUILD)/tests/,test_determinism test_kernels test_lua_golden test_vae_golden \
                       test_trained_golden test_sweep)
-$(BUILD)/tests/blas_kernels: tests/blas_kernels.c $(BUILD)/liblatup.a $(HEADERS)
+$(BUILD)/tests/blas_kernels: tests/support/blas_kernels.c $(BUILD)/liblatup.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
@@ -166,7 +166,7 @@ test: all $(TEST_BIN) $(BUILD)/latup-shared $(BUILD)/tests/blas_kernels
 	  else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
 	done; \
 	if [ "$(SANITIZE)" != 1 ]; then \
-	  echo "== kernel sets"; if tests/kernel_sets.sh $(BUILD)/tests/blas_kernels $(KERNEL_SET_TESTS); then pass=$$((pass+1)); \
+	  echo "== kernel sets"; if tests/support/kernel_sets.sh $(BUILD)/tests/blas_kernels $(KERNEL_SET_TESTS); then pass=$$((pass+1)); \
 	    else fail=$$((fail+1)); echo "FAILED: kernel sets"; fi; \
 	  echo "== check-exports"; if $(MAKE) -s check-exports; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-exports"; fi; \
 	  echo "== check-readme"; if tools/check_readme.sh; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-readme"; fi; \

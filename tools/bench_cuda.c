@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../tests/gen_models.h"
+#include "../tests/support/gen_models.h"
 #include "latup.h"
 #include "bench_system.h"
 

@@ -5,7 +5,7 @@
 1. ref_data/released/golden_<H>x<W>.safetensors: the released LUA config (E 360, 6 x 6 blocks,
    12 heads, window 16, F 256, C 16, heads x2 and x4) with weights from tools/weightgen.py (the
    220 MB model is never committed: the file records the generator's seed, level count and a
-   checksum per tensor, and tests/weightgen.h rebuilds it bit for bit), on an aligned 64x64 and
+   checksum per tensor, and tests/support/weightgen.h rebuilds it bit for bit), on an aligned 64x64 and
    an unaligned 33x47 latent: the input, both outputs in full (fp32, batch 1), and 1024 sampled
    values of most intermediates (`<name>.sample`, `<name>.sample_idx` flat indices,
    `<name>.sample_maxabs` = max|tensor|), so every layer's error is seen without storing it.

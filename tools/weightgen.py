@@ -1,5 +1,5 @@
 """The "latup weight generator v1" extended to every tensor kind of LUA, and the input generator:
-deterministic integer-level tensors that C (tests/weightgen.h) and Python build bit for bit, so
+deterministic integer-level tensors that C (tests/support/weightgen.h) and Python build bit for bit, so
 that models at the released widths (220 MB in fp32) are never committed; a golden file records
 the seed, the level count and a checksum per tensor instead.
 

@@ -6,7 +6,7 @@
  *   FAULT_KILL_AT_RENAME=1      SIGKILL at the first rename of a temporary (".tmp.")
  *   FAULT_FSYNC_FAIL=1          every fsync fails with EIO
  *   FAULT_RENAME_FAIL_AT=K      the K-th rename of a temporary fails with EIO (nothing renamed)
- * Built without sanitizers (make: $(BUILD)/tests/fault_inject.so). */
+ * Built without sanitizers (make: $(BUILD)/tests/support/fault_inject.so). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* blas_kernels.c — the test runner's probe of OpenBLAS kernel sets (tests/kernel_sets.sh):
+/* blas_kernels.c — the test runner's probe of OpenBLAS kernel sets (tests/support/kernel_sets.sh):
  *   blas_kernels --core   the kernel set OpenBLAS runs in this process (openblas_get_corename(),
  *                         which honours OPENBLAS_CORETYPE in the environment)
  *   blas_kernels --sets   the x86 kernel sets the suite checks that this CPU can run, one a line,

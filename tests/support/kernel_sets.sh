@@ -7,7 +7,7 @@
 # where the CPU has AVX-512) that the main run did not already use, whatever OPENBLAS_CORETYPE the
 # environment sets. Each pass prints the kernel set OpenBLAS reports, and fails if it is not the
 # one asked for (the suite would otherwise claim a set it never ran).
-#   tests/kernel_sets.sh PROBE TEST...
+#   tests/support/kernel_sets.sh PROBE TEST...
 # LATUP_KERNEL_SETS="Haswell SkylakeX" names the sets instead; LATUP_KERNEL_SETS=none skips them
 # (a quick local run; CI never sets it). Exits non-zero when any pass fails.
 set -u
