@@ -1,7 +1,7 @@
 /* gen_models.h — seeded random-weight models written to a temporary file, for tests and
  * benchmarks that need real widths the repository cannot hold: a LUA checkpoint at any config
  * (default: the released FLUX one). The real-width VAE comes from weightgen.h (wg_generate_tmp).
- * Header-only; used by tests/test_cuda.c, tests/test_errors.c and tools/bench_cuda.c, which
+ * Header-only; used by tests/test_cuda.c, tests/test_errors.c and tools/bench/bench_cuda.c, which
  * define _POSIX_C_SOURCE 200809L first (mkstemp). */
 #ifndef LATUP_GEN_MODELS_H
 #define LATUP_GEN_MODELS_H

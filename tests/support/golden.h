@@ -1,5 +1,5 @@
 /* golden.h — comparing latup's tensors with the golden tensors dumped by the PyTorch reference
- * (tools/make_golden.py): the committed cases, the per-layer tolerance table with the reason for
+ * (tools/golden/make_golden.py): the committed cases, the per-layer tolerance table with the reason for
  * each value, and per-tensor statistics printed as one report line each. Header-only. */
 #ifndef LATUP_GOLDEN_H
 #define LATUP_GOLDEN_H
@@ -136,7 +136,7 @@ static inline void golden_cmp_free(golden_cmp *c) {
     free(c->seen);
 }
 
-/* Sampled golden tensors (tools/make_sizes_golden.py): <name>.sample holds the values at the flat
+/* Sampled golden tensors (tools/golden/make_sizes_golden.py): <name>.sample holds the values at the flat
  * indices <name>.sample_idx (I64) of the tensor latup dumps as <name>, and <name>.sample_maxabs
  * that tensor's max |value|, so the error is scaled like a full comparison's. Returns 1 if g has
  * a sample of `name` (and compares it into s), 0 if not, -1 if the sample does not fit t. */

@@ -1,7 +1,7 @@
-/* weightgen.h — the C twin of tools/weightgen.py: "latup weight generator v1" (splitmix64 per
+/* weightgen.h — the C twin of tools/reference/weightgen.py: "latup weight generator v1" (splitmix64 per
  * tensor, integer levels, every LUA and VAE tensor kind) and "latup input generator v1", so tests
  * can rebuild models at the released widths from a golden file's metadata instead of storing
- * them. Header-only, for tests and tools/bench_cuda.c; the including file defines
+ * them. Header-only, for tests and tools/bench/bench_cuda.c; the including file defines
  * _POSIX_C_SOURCE 200809L first (mkstemp). */
 #ifndef LATUP_WEIGHTGEN_H
 #define LATUP_WEIGHTGEN_H
@@ -43,7 +43,7 @@ static inline void wg_levels(float *out, int64_t n, const char *name, uint64_t G
     }
 }
 
-/* One weight tensor by the rules of tools/weightgen.py. */
+/* One weight tensor by the rules of tools/reference/weightgen.py. */
 static inline void wg_weight(float *out, const char *name, int ndim, const int64_t *shape, uint64_t G, int Lw) {
     int64_t n = 1, fan_in = 1;
     for (int d = 0; d < ndim; d++) n *= shape[d];
@@ -69,7 +69,7 @@ static inline void wg_input(float *out, int64_t n, const char *name, uint64_t G)
 /* A JSON number as double. */
 static inline double wg_num(const latup_json *j) { return j->type == LATUP_JSON_INT ? (double)j->u.i : j->u.d; }
 
-/* Checks data against a checksum [shape, sum, first values] (tools/vae_ref.py checksum()). */
+/* Checks data against a checksum [shape, sum, first values] (tools/reference/vae_ref.py checksum()). */
 static inline int wg_checksum_ok(const float *data, int64_t n, const latup_json *ck, const char *what) {
     const latup_json *shape = ck->u.kids.first, *sum = shape->next, *first = sum->next;
     (void)shape;
