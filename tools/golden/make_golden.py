@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 
 sys.path[:0] = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), d) for d in ("reference", "golden")]  # the sibling groups of tools/
+import golden_report  # noqa: E402
 import lua_ref  # noqa: E402
 import st_io  # noqa: E402
 
@@ -179,18 +180,7 @@ def write_model(name, case, model, outdir):
 
 
 def run_taps(model, x, case):
-    taps = {}
-    hs = lua_ref.attach_taps(model, taps)
-    try:
-        with torch.no_grad():
-            f = model.trunk(x)
-            for s in case["cfg"]["scales"]:
-                model.head(f, s, x.shape[2], x.shape[3])
-    finally:
-        for h in hs:
-            h.remove()
-        model.taps = None
-    return taps
+    return lua_ref.run_taps(model, x, case["cfg"]["scales"])
 
 
 def kind_of(name):
@@ -225,25 +215,18 @@ def make_case(name, outdir, summary, profile):
         fp64 = {}
         tensors = []
         print(f"[{name}/{iname}] input {list(shape)}")
-        print(f"  {'tensor':44s} {'shape':22s} {'max|x|':>9s} {'|fp32-fp64|':>11s} {'rel':>9s}")
+        golden_report.print_header(44, 22)
         for k in order:
-            a, b = t32[k], t64[k]
-            assert a.dtype == torch.float32 and b.dtype == torch.float64
-            d = float((a.double() - b).abs().max())
-            r = float(b.abs().max())
+            a = t32[k]
+            d, r = golden_report.fp64_error(a, t64[k])
             fp64[k] = [d, r]
             if shape[0] > 1 and k != "input" and not k.startswith("out."):
                 # intermediates of batch element 0 only (batch-major first dim: the first
                 # 1/B of the rows); input and outputs keep the whole batch
                 a = a[: a.shape[0] // shape[0]]
             tensors.append((k, a.contiguous().numpy(), "F32"))
-            print(f"  {k:44s} {str(list(a.shape)):22s} {r:9.4f} {d:11.3e} {d / max(r, 1e-30):9.2e}")
-            kd = kind_of(k)
-            w = summary.setdefault(kd, [0.0, 0.0, float("inf"), 0.0])
-            w[0] = max(w[0], d)
-            w[1] = max(w[1], d / max(r, 1e-30))
-            w[2] = min(w[2], r)
-            w[3] = max(w[3], r)
+            golden_report.print_row(k, a.shape, r, d, 44, 22)
+            golden_report.add_worst(summary, kind_of(k), d, r)
         meta = common_meta(name, case, wfile)
         meta["input"] = iname
         meta["profile"] = profile
@@ -273,20 +256,13 @@ def main():
     files = []
     for name in args.case or list(CASES):
         files += make_case(name, os.path.join(args.out, name), summary, args.profile)
-    print("\nworst fp32-vs-fp64 per tensor kind (all cases/inputs):")
-    print(f"  {'kind':40s} {'max abs':>10s} {'max rel':>9s} {'max|x| range':>20s}")
-    for k, (d, r, lo, hi) in summary.items():
-        print(f"  {k:40s} {d:10.3e} {r:9.2e}   [{lo:8.3f}, {hi:8.3f}]")
+    golden_report.print_worst(summary, 40, "all cases/inputs")
     # the demo latent for `make demo` (an input, not golden data)
     demo = os.path.join(args.out, "demo", "latent.npy")
     os.makedirs(os.path.dirname(demo), exist_ok=True)
     np.save(demo, np.random.default_rng(2026).standard_normal((16, 24, 40)).astype(np.float32))
     files.append((demo, os.path.getsize(demo)))
-    total = sum(s for _, s in files)
-    print("\nfiles:")
-    for p, s in files:
-        print(f"  {os.path.relpath(p, ROOT):45s} {s:12,d}")
-    print(f"  {'total':45s} {total:12,d}")
+    golden_report.print_files(files, ROOT, 45)
 
 
 if __name__ == "__main__":

@@ -72,21 +72,6 @@ def weights_checksums(model):
             for v in [v.detach()]}
 
 
-def run_taps(model, x, scales):
-    taps = {}
-    hs = lua_ref.attach_taps(model, taps)
-    try:
-        with torch.no_grad():
-            f = model.trunk(x)
-            for s in scales:
-                model.head(f, s, x.shape[2], x.shape[3])
-    finally:
-        for h in hs:
-            h.remove()
-        model.taps = None
-    return taps
-
-
 def sample(name, t, n, seed):
     """(idx I64, values F32, maxabs F32[1]) of n distinct flat positions of t."""
     a = t.contiguous().numpy().ravel()
@@ -109,8 +94,8 @@ def make_released(outdir):
     print(f"released config: {lua_ref.count_params(model):,} parameters from the generator")
     for (H, W) in ((64, 64), (33, 47)):
         x = weightgen.gen_input(f"input:released/{H}x{W}", (1, 16, H, W), INPUT_SEED)
-        t32 = run_taps(model, torch.from_numpy(x), RELEASED["scales"])
-        t64 = run_taps(model64, torch.from_numpy(x).double(), RELEASED["scales"])
+        t32 = lua_ref.run_taps(model, torch.from_numpy(x), RELEASED["scales"])
+        t64 = lua_ref.run_taps(model64, torch.from_numpy(x).double(), RELEASED["scales"])
         tensors = [("input", x, "F32")]
         fp64 = {}
         for k in lua_ref.tensor_order(RELEASED):

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 sys.path[:0] = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), d) for d in ("reference", "golden")]  # the sibling groups of tools/
+import golden_report  # noqa: E402
 import st_io  # noqa: E402
 import vae_ref  # noqa: E402
 
@@ -328,18 +329,14 @@ def make_case(name, outdir, summary):
     order = [k for k in order if k not in dropped]
     fp64 = {}
     tensors = []
-    print(f"  {'tensor':24s} {'shape':20s} {'max|x|':>9s} {'|fp32-fp64|':>11s} {'rel':>9s}")
+    golden_report.print_header(24, 20)
     for k in order:
-        a, b = t32[k], t64[k]
-        assert a.dtype == torch.float32 and b.dtype == torch.float64
-        d = float((a.double() - b).abs().max())
-        r = float(b.abs().max())
+        a = t32[k]
+        d, r = golden_report.fp64_error(a, t64[k])
         fp64[k] = [d, r]
         tensors.append((k, a.contiguous().numpy(), "F32"))
-        print(f"  {k:24s} {str(list(a.shape)):20s} {r:9.4f} {d:11.3e} {d / max(r, 1e-30):9.2e}")
-        s = summary.setdefault(kind_of(k), [0.0, 0.0, float("inf"), 0.0])
-        s[0], s[1] = max(s[0], d), max(s[1], d / max(r, 1e-30))
-        s[2], s[3] = min(s[2], r), max(s[3], r)
+        golden_report.print_row(k, a.shape, r, d, 24, 20)
+        golden_report.add_worst(summary, kind_of(k), d, r)
     meta = common_meta(name, case)
     meta["weights"] = json.dumps({v: f for v, f, _ in files}) if files else (
         "not stored: regenerate with weights_generator (seed, weights_Lw) and check "
@@ -381,15 +378,8 @@ def main():
     summary, files = {}, []
     for name in args.case or list(CASES):
         files += make_case(name, args.out, summary)
-    print("\nworst fp32-vs-fp64 per tensor kind (all cases):")
-    print(f"  {'kind':24s} {'max abs':>10s} {'max rel':>9s} {'max|x| range':>20s}")
-    for k, (d, r, lo, hi) in summary.items():
-        print(f"  {k:24s} {d:10.3e} {r:9.2e}   [{lo:8.3f}, {hi:8.3f}]")
-    total = sum(s for _, s in files)
-    print("\nfiles:")
-    for p, s in files:
-        print(f"  {os.path.relpath(p, ROOT):50s} {s:12,d}")
-    print(f"  {'total':50s} {total:12,d}")
+    golden_report.print_worst(summary, 24, "all cases")
+    golden_report.print_files(files, ROOT, 50)
 
 
 if __name__ == "__main__":

@@ -165,12 +165,9 @@ class LUA(nn.Module):
         return self.head(self.trunk(x), scale, x.shape[2], x.shape[3])
 
 
-def attach_taps(model, taps):
-    """Forward hooks on the BasicSR modules / heads recording the golden tensors into `taps`
-    (names as in tools/README.md). Returns the hook handles."""
-    hs = []
-    model.taps = taps
-
+def tap_hooks(taps):
+    """Hook makers recording into taps: out_hook(name) a module's output, in_hook(name) (a
+    forward pre-hook) its first input; shared with swinir_ref.attach_taps."""
     def out_hook(name):
         def f(mod, inp, out):
             taps[name] = out.detach().clone()
@@ -180,6 +177,15 @@ def attach_taps(model, taps):
         def f(mod, inp):
             taps[name] = inp[0].detach().clone()
         return f
+    return out_hook, in_hook
+
+
+def attach_taps(model, taps):
+    """Forward hooks on the BasicSR modules / heads recording the golden tensors into `taps`
+    (names as in tools/README.md). Returns the hook handles."""
+    hs = []
+    model.taps = taps
+    out_hook, in_hook = tap_hooks(taps)
 
     hs.append(model.patch_embed.register_forward_hook(out_hook("patch_embed")))
     for i, layer in enumerate(model.layers):
@@ -228,16 +234,13 @@ def tensor_order(cfg):
     return names
 
 
-def expected_layout(cfg):
-    """state_dict layout (name -> shape) written from the spec's "Checkpoint layout" section only."""
-    C, E, ws, Fh = cfg["in_chans"], cfg["embed_dim"], cfg["window_size"], cfg["head_feat"]
-    hid = int(E * cfg["mlp_ratio"])
-    N = ws * ws
-    res = cfg["img_size"]
-    nW = (res // ws) ** 2
+def trunk_layout(C, E, depths, num_heads, ws, hid, img_size):
+    """name -> shape of the SwinIR trunk (conv_first ... conv_after_body), written from the spec's
+    "Checkpoint layout"; shared by LUA (C latent channels) and SwinIR (C = 3, swinir_ref.py)."""
+    N, nW = ws * ws, (img_size // ws) ** 2
     d = {"conv_first.weight": (E, C, 3, 3), "conv_first.bias": (E,),
          "patch_embed.norm.weight": (E,), "patch_embed.norm.bias": (E,)}
-    for i, (depth, nh) in enumerate(zip(cfg["depths"], cfg["num_heads"])):
+    for i, (depth, nh) in enumerate(zip(depths, num_heads)):
         for j in range(depth):
             p = f"layers.{i}.residual_group.blocks.{j}."
             d.update({p + "norm1.weight": (E,), p + "norm1.bias": (E,)})
@@ -253,6 +256,30 @@ def expected_layout(cfg):
         d.update({f"layers.{i}.conv.weight": (E, E, 3, 3), f"layers.{i}.conv.bias": (E,)})
     d.update({"norm.weight": (E,), "norm.bias": (E,),
               "conv_after_body.weight": (E, E, 3, 3), "conv_after_body.bias": (E,)})
+    return d
+
+
+def run_taps(model, x, scales):
+    """The hooked tensors of one LUA forward: the trunk, then each head in scales."""
+    taps = {}
+    hs = attach_taps(model, taps)
+    try:
+        with torch.no_grad():
+            f = model.trunk(x)
+            for s in scales:
+                model.head(f, s, x.shape[2], x.shape[3])
+    finally:
+        for h in hs:
+            h.remove()
+        model.taps = None
+    return taps
+
+
+def expected_layout(cfg):
+    """state_dict layout (name -> shape) written from the spec's "Checkpoint layout" section only."""
+    C, E, ws, Fh = cfg["in_chans"], cfg["embed_dim"], cfg["window_size"], cfg["head_feat"]
+    hid = int(E * cfg["mlp_ratio"])
+    d = trunk_layout(C, E, cfg["depths"], cfg["num_heads"], ws, hid, cfg["img_size"])
     for s in cfg["scales"]:
         p = f"heads.x{s}."
         d.update({p + "conv_before.0.weight": (Fh, E, 3, 3), p + "conv_before.0.bias": (Fh,)})

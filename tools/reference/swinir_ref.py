@@ -58,6 +58,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path[:0] = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), d) for d in ("reference", "golden")]  # the sibling groups of tools/
+import golden_report  # noqa: E402
 import lua_ref  # noqa: E402
 import make_golden  # noqa: E402  (only its functions; nothing runs at import)
 import st_io  # noqa: E402
@@ -170,16 +171,7 @@ def attach_taps(model, taps):
     hs = []
     net = model.net
     model.taps = taps
-
-    def out_hook(name):
-        def f(mod, inp, out):
-            taps[name] = out.detach().clone()
-        return f
-
-    def in_hook(name):
-        def f(mod, inp):
-            taps[name] = inp[0].detach().clone()
-        return f
+    out_hook, in_hook = lua_ref.tap_hooks(taps)
 
     hs.append(net.conv_first.register_forward_hook(out_hook("conv_first")))
     hs.append(net.patch_embed.register_forward_hook(out_hook("patch_embed")))
@@ -254,26 +246,8 @@ def expected_swinir_layout(case):
     BasicSR's class in check_ref_data.py and here)."""
     t = case["trunk"]
     E, ws, s = t["embed_dim"], t["window_size"], case["upscale"]
-    hid, N = int(E * t["mlp_ratio"]), ws * ws
-    nW = (t["img_size"] // ws) ** 2
-    d = {"conv_first.weight": (E, 3, 3, 3), "conv_first.bias": (E,),
-         "patch_embed.norm.weight": (E,), "patch_embed.norm.bias": (E,)}
-    for i, (depth, nh) in enumerate(zip(t["depths"], t["num_heads"])):
-        for j in range(depth):
-            p = f"layers.{i}.residual_group.blocks.{j}."
-            d.update({p + "norm1.weight": (E,), p + "norm1.bias": (E,)})
-            if j % 2 == 1:
-                d[p + "attn_mask"] = (nW, N, N)
-            d.update({p + "attn.relative_position_bias_table": ((2 * ws - 1) ** 2, nh),
-                      p + "attn.relative_position_index": (N, N),
-                      p + "attn.qkv.weight": (3 * E, E), p + "attn.qkv.bias": (3 * E,),
-                      p + "attn.proj.weight": (E, E), p + "attn.proj.bias": (E,),
-                      p + "norm2.weight": (E,), p + "norm2.bias": (E,),
-                      p + "mlp.fc1.weight": (hid, E), p + "mlp.fc1.bias": (hid,),
-                      p + "mlp.fc2.weight": (E, hid), p + "mlp.fc2.bias": (E,)})
-        d.update({f"layers.{i}.conv.weight": (E, E, 3, 3), f"layers.{i}.conv.bias": (E,)})
-    d.update({"norm.weight": (E,), "norm.bias": (E,),
-              "conv_after_body.weight": (E, E, 3, 3), "conv_after_body.bias": (E,)})
+    hid = int(E * t["mlp_ratio"])
+    d = lua_ref.trunk_layout(3, E, t["depths"], t["num_heads"], ws, hid, t["img_size"])
     if case["upsampler"] == "pixelshuffle":
         Fn = NUM_FEAT
         d.update({"conv_before_upsample.0.weight": (Fn, E, 3, 3),
@@ -450,15 +424,13 @@ def make_swinir_case(name, outdir, summary):
     order = tensor_order(case)
     assert set(order) <= set(t32), set(order) - set(t32)
     fp64, tensors = {}, []
-    print(f"  {'tensor':32s} {'shape':20s} {'max|x|':>9s} {'|fp32-fp64|':>11s} {'rel':>9s}")
+    golden_report.print_header(32, 20)
     for k in order:
-        a, b = t32[k], t64[k]
-        assert a.dtype == torch.float32 and b.dtype == torch.float64
-        d = float((a.double() - b).abs().max())
-        r = float(b.abs().max())
+        a = t32[k]
+        d, r = golden_report.fp64_error(a, t64[k])
         fp64[k] = [d, r]
         tensors.append((k, a.contiguous().numpy(), "F32"))
-        print(f"  {k:32s} {str(list(a.shape)):20s} {r:9.4f} {d:11.3e} {d / max(r, 1e-30):9.2e}")
+        golden_report.print_row(k, a.shape, r, d, 32, 20)
         w = summary.setdefault(name, [0.0, "", 0.0])
         if d > w[0]:
             w[0], w[1] = d, k
@@ -556,11 +528,7 @@ def main():
     print("\nworst fp32-vs-fp64 per SwinIR golden file:")
     for name, (d, k, r) in summary.items():
         print(f"  golden_{name:12s} max abs {d:.3e} ({k}), max rel {r:.2e}")
-    total = sum(s for _, s in files)
-    print("\nfiles written here:")
-    for p, s in files:
-        print(f"  {os.path.relpath(p, ROOT):45s} {s:12,d}")
-    print(f"  {'total':45s} {total:12,d}")
+    golden_report.print_files(files, ROOT, 45, "files written here:")
 
 
 if __name__ == "__main__":
