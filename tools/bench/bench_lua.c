@@ -6,7 +6,7 @@
  *                   [--exact] [--model FILE]  (FILE: time that checkpoint instead)
  *                   [--serve]  (one timed run per line on stdin: tools/bench/bench_serve.h)
  *
- * The random model is written once to a temporary safetensors file and loaded through the normal
+ * The random model (the tests' seeded generator, tests/support/gen_models.h) is written once to a temporary safetensors file and loaded through the normal
  * loader, so the timing covers exactly the code path the CLI runs. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -20,6 +20,7 @@
 #include "io/weights.h"
 #include "ops/fastmath.h"
 #include "bench_system.h"
+#include "gen_models.h"
 
 #include "bench_serve.h"
 
@@ -27,89 +28,11 @@ typedef struct {
     int C, E, layers, depth, heads, ws, F, scale;
 } cfg;
 
+/* the input latent's values: uniform in [-1, 1) */
 static uint64_t rng = 0x1234567;
 static float frand(void) {
     rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
     return (float)((rng >> 11) * 0x1.0p-53) * 2.0f - 1.0f;
-}
-
-static void add(latup_weights *w, int *cap, const char *name, int ndim, const int64_t *shape, float scale) {
-    if (w->n == *cap) {
-        *cap = *cap ? 2 * *cap : 256;
-        w->t = realloc(w->t, (size_t)*cap * sizeof *w->t);
-    }
-    latup_wtensor *t = &w->t[w->n++];
-    memset(t, 0, sizeof *t);
-    t->name = strdup(name);
-    t->dtype = LATUP_DT_F32;
-    t->ndim = ndim;
-    t->numel = 1;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i], t->numel *= shape[i];
-    t->f32 = malloc((size_t)t->numel * sizeof(float));
-    for (int64_t i = 0; i < t->numel; i++) t->f32[i] = scale * frand();
-}
-
-static void conv(latup_weights *w, int *cap, const char *name, int cin, int cout) {
-    char s[160];
-    int64_t ws[4] = {cout, cin, 3, 3}, bs[1] = {cout};
-    snprintf(s, sizeof s, "%s.weight", name);
-    add(w, cap, s, 4, ws, 1.0f / sqrtf(9.0f * cin));
-    snprintf(s, sizeof s, "%s.bias", name);
-    add(w, cap, s, 1, bs, 0.01f);
-}
-
-static void lin(latup_weights *w, int *cap, const char *name, int in, int out) {
-    char s[160];
-    int64_t ws[2] = {out, in}, bs[1] = {out};
-    snprintf(s, sizeof s, "%s.weight", name);
-    add(w, cap, s, 2, ws, 1.0f / sqrtf((float)in));
-    snprintf(s, sizeof s, "%s.bias", name);
-    add(w, cap, s, 1, bs, 0.01f);
-}
-
-static void ln(latup_weights *w, int *cap, const char *name, int dim) {
-    char s[160];
-    int64_t sh[1] = {dim};
-    snprintf(s, sizeof s, "%s.weight", name);
-    add(w, cap, s, 1, sh, 0.1f);
-    for (int i = 0; i < dim; i++) w->t[w->n - 1].f32[i] += 1.0f;
-    snprintf(s, sizeof s, "%s.bias", name);
-    add(w, cap, s, 1, sh, 0.01f);
-}
-
-static void build(latup_weights *w, const cfg *c) {
-    int cap = 0;
-    char s[160];
-    conv(w, &cap, "conv_first", c->C, c->E);
-    ln(w, &cap, "patch_embed.norm", c->E);
-    for (int i = 0; i < c->layers; i++) {
-        for (int j = 0; j < c->depth; j++) {
-#define P(x) (snprintf(s, sizeof s, "layers.%d.residual_group.blocks.%d.%s", i, j, x), s)
-            ln(w, &cap, P("norm1"), c->E);
-            int64_t tb[2] = {(2 * c->ws - 1) * (2 * c->ws - 1), c->heads};
-            add(w, &cap, P("attn.relative_position_bias_table"), 2, tb, 1.0f);
-            lin(w, &cap, P("attn.qkv"), c->E, 3 * c->E);
-            lin(w, &cap, P("attn.proj"), c->E, c->E);
-            ln(w, &cap, P("norm2"), c->E);
-            lin(w, &cap, P("mlp.fc1"), c->E, 2 * c->E);
-            lin(w, &cap, P("mlp.fc2"), 2 * c->E, c->E);
-#undef P
-        }
-        snprintf(s, sizeof s, "layers.%d.conv", i);
-        conv(w, &cap, s, c->E, c->E);
-    }
-    ln(w, &cap, "norm", c->E);
-    conv(w, &cap, "conv_after_body", c->E, c->E);
-    for (int sc = 2; sc <= 4; sc *= 2) {
-        snprintf(s, sizeof s, "heads.x%d.conv_before.0", sc);
-        conv(w, &cap, s, c->E, c->F);
-        for (int k = 0; (1 << (k + 1)) <= sc; k++) {
-            snprintf(s, sizeof s, "heads.x%d.upsample.%d", sc, 2 * k);
-            conv(w, &cap, s, c->F, 4 * c->F);
-        }
-        snprintf(s, sizeof s, "heads.x%d.conv_last", sc);
-        conv(w, &cap, s, c->F, c->C);
-    }
 }
 
 /* Multiply-adds x 2 of one upscale of an h x w latent (h, w multiples of the window). */
@@ -190,19 +113,13 @@ int main(int argc, char **argv) {
     if (model_path) {
         st = latup_lua_load(model_path, &m);
     } else {
-        latup_weights w = {0};
-        w.path = strdup("bench");
-        build(&w, &c);
-        char path[] = "/tmp/latup_bench_XXXXXX";
-        int fd = mkstemp(path);
-        close(fd);
-        if (latup_safetensors_write(path, &w) != LATUP_OK) {
-            fprintf(stderr, "bench: %s\n", latup_last_error());
+        /* the tests' seeded generator (tests/support/gen_models.h), heads x2 and x4 */
+        const gen_lua_cfg g = {c.C, c.E, c.layers, c.depth, c.heads, c.ws, c.F, GEN_LUA_RELEASED.seed};
+        char path[256];
+        if (gen_lua_file(&g, path, sizeof path) != 0) {
+            fprintf(stderr, "bench: the generated model was not written: %s\n", latup_last_error());
             return 1;
         }
-        for (int i = 0; i < w.n; i++) free(w.t[i].f32), free(w.t[i].name);
-        free(w.t);
-        free(w.path);
         st = latup_lua_load(path, &m);
         unlink(path);
     }

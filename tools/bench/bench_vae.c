@@ -21,82 +21,17 @@
 #include "io/weights.h"
 #include "ops/fastmath.h"
 #include "bench_system.h"
+#include "weightgen.h"
+
+/* the real-width case: its metadata holds the weight generator's seed, levels and checksums */
+#define REAL_WIDTHS_GOLDEN "ref_data/vae/golden_real_widths.safetensors"
 
 static const int CH[4] = {128, 256, 512, 512};
+/* the input latent's values: uniform in [-1, 1) */
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static float frand(void) {
     rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
     return (float)((double)(rng >> 11) * 0x1.0p-53 * 2.0 - 1.0);
-}
-
-typedef struct {
-    latup_weights w;
-    int cap;
-} builder;
-
-static void add(builder *b, const char *name, int ndim, const int64_t *shape, float scale, float offset) {
-    if (b->w.n == b->cap) {
-        b->cap = b->cap ? 2 * b->cap : 256;
-        b->w.t = realloc(b->w.t, (size_t)b->cap * sizeof *b->w.t);
-    }
-    latup_wtensor *t = &b->w.t[b->w.n++];
-    memset(t, 0, sizeof *t);
-    t->name = strdup(name);
-    t->ndim = ndim;
-    t->numel = 1;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i], t->numel *= shape[i];
-    t->f32 = malloc((size_t)t->numel * sizeof(float));
-    for (int64_t i = 0; i < t->numel; i++) t->f32[i] = offset + scale * frand();
-}
-
-static void conv(builder *b, const char *name, int cin, int cout, int k) {
-    char s[200];
-    int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
-    snprintf(s, sizeof s, "%s.weight", name);
-    add(b, s, 4, ws, sqrtf(3.0f / (float)(cin * k * k)), 0);
-    snprintf(s, sizeof s, "%s.bias", name);
-    add(b, s, 1, bs, 0.02f, 0);
-}
-
-static void norm(builder *b, const char *name, int c) {
-    char s[200];
-    int64_t sh[1] = {c};
-    snprintf(s, sizeof s, "%s.weight", name);
-    add(b, s, 1, sh, 0.1f, 1.0f);
-    snprintf(s, sizeof s, "%s.bias", name);
-    add(b, s, 1, sh, 0.02f, 0);
-}
-
-static void resnet(builder *b, const char *name, int cin, int cout) {
-    char s[200];
-    snprintf(s, sizeof s, "%s.norm1", name), norm(b, s, cin);
-    snprintf(s, sizeof s, "%s.conv1", name), conv(b, s, cin, cout, 3);
-    snprintf(s, sizeof s, "%s.norm2", name), norm(b, s, cout);
-    snprintf(s, sizeof s, "%s.conv2", name), conv(b, s, cout, cout, 3);
-    if (cin != cout) snprintf(s, sizeof s, "%s.nin_shortcut", name), conv(b, s, cin, cout, 1);
-}
-
-static void build(builder *b) {
-    conv(b, "decoder.conv_in", 16, 512, 3);
-    resnet(b, "decoder.mid.block_1", 512, 512);
-    norm(b, "decoder.mid.attn_1.norm", 512);
-    conv(b, "decoder.mid.attn_1.q", 512, 512, 1);
-    conv(b, "decoder.mid.attn_1.k", 512, 512, 1);
-    conv(b, "decoder.mid.attn_1.v", 512, 512, 1);
-    conv(b, "decoder.mid.attn_1.proj_out", 512, 512, 1);
-    resnet(b, "decoder.mid.block_2", 512, 512);
-    int cin = 512;
-    char s[200];
-    for (int L = 3; L >= 0; L--) {
-        for (int M = 0; M < 3; M++) {
-            snprintf(s, sizeof s, "decoder.up.%d.block.%d", L, M);
-            resnet(b, s, cin, CH[L]);
-            cin = CH[L];
-        }
-        if (L) snprintf(s, sizeof s, "decoder.up.%d.upsample.conv", L), conv(b, s, cin, cin, 3);
-    }
-    norm(b, "decoder.norm_out", 128);
-    conv(b, "decoder.conv_out", 128, 3, 3);
 }
 
 /* 2 x multiply-adds of an h x w latent decode: convolutions and the mid attention. */
@@ -184,18 +119,18 @@ int main(int argc, char **argv) {
     char tmpl[] = "/tmp/latup_bench_vae_XXXXXX";
     const char *path = vae_path ? vae_path : write_w;
     if (!vae_path) {
-        builder b = {0};
-        b.w.path = strdup("bench");
-        build(&b);
+        /* the real-width VAE of the tests (tests/support/weightgen.h), from the generator spec in
+         * its golden file: run from the repository root */
+        latup_weights g = {0};
+        if (latup_safetensors_load(REAL_WIDTHS_GOLDEN, &g) != LATUP_OK) return fprintf(stderr, "%s\n", latup_last_error()), 1;
         if (!path) {
             int fd = mkstemp(tmpl);
             close(fd);
             path = tmpl;
         }
-        if (latup_safetensors_write(path, &b.w) != LATUP_OK) return fprintf(stderr, "%s\n", latup_last_error()), 1;
-        for (int i = 0; i < b.w.n; i++) free(b.w.t[i].f32), free(b.w.t[i].name);
-        free(b.w.t);
-        free(b.w.path);
+        const int n = wg_write_generated(&g, "seed", path);
+        latup_weights_free(&g);
+        if (n < 0) return fprintf(stderr, "bench_vae: the generated weights were not written to %s\n", path), 1;
         if (write_w) {
             printf("wrote %s\n", write_w);
             return 0;
