@@ -5,12 +5,30 @@
 #define LATUP_TEST_UTIL_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* printf into one static buffer: the shape text of a report line, valid until the next call */
+static inline const char *tu_shape(const char *fmt, ...) {
+    static char buf[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
+/* malloc that never returns NULL (nor for 0 bytes) */
+static inline void *tu_xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) abort();
+    return p;
+}
 
 /* ---- seeded RNG (splitmix64): the same seed gives the same data on every machine ---------- */
 typedef struct {
