@@ -121,7 +121,7 @@ def versions():
 
 def script_sha():
     h = hashlib.sha256()
-    for f in (os.path.abspath(__file__), os.path.join(os.path.dirname(__file__), "vae_ref.py")):
+    for f in (os.path.abspath(__file__), os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reference", "vae_ref.py")):
         with open(f, "rb") as fh:
             h.update(fh.read())
     return h.hexdigest()
