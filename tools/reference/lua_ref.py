@@ -259,20 +259,28 @@ def trunk_layout(C, E, depths, num_heads, ws, hid, img_size):
     return d
 
 
-def run_taps(model, x, scales):
-    """The hooked tensors of one LUA forward: the trunk, then each head in scales."""
+def collect_taps(model, attach, forward):
+    """The tensors that attach(model, taps)'s hooks record while forward() runs (no grad); the
+    hooks are removed after. Shared with swinir_ref.run_taps."""
     taps = {}
-    hs = attach_taps(model, taps)
+    hs = attach(model, taps)
     try:
         with torch.no_grad():
-            f = model.trunk(x)
-            for s in scales:
-                model.head(f, s, x.shape[2], x.shape[3])
+            forward()
     finally:
         for h in hs:
             h.remove()
         model.taps = None
     return taps
+
+
+def run_taps(model, x, scales):
+    """The hooked tensors of one LUA forward: the trunk, then each head in scales."""
+    def forward():
+        f = model.trunk(x)
+        for s in scales:
+            model.head(f, s, x.shape[2], x.shape[3])
+    return collect_taps(model, attach_taps, forward)
 
 
 def expected_layout(cfg):

@@ -214,16 +214,7 @@ def tensor_order(case):
 
 
 def run_taps(model, x):
-    taps = {}
-    hs = attach_taps(model, taps)
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in hs:
-            h.remove()
-        model.taps = None
-    return taps
+    return lua_ref.collect_taps(model, attach_taps, lambda: model(x))
 
 
 def build_swinir(case):
