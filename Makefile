@@ -9,10 +9,10 @@ SHELL := /bin/bash
 #   make test-python    the Python package's tests (python/tests, Debian's python3-numpy); make
 #                   test runs them when numpy is there (REQUIRE_PYTHON=1: and fails when not)
 #   make bench      build/bench_lua, bench_vae, bench_gemm: the timing benchmarks
-#   make bench-peers latup next to ONNX Runtime and PyTorch (tools/bench_peers.sh, PyPI venv)
+#   make bench-peers latup next to ONNX Runtime and PyTorch (tools/bench/bench_peers.sh, PyPI venv)
 #   make demo       install missing packages, build, run the trained models on the demo latent
 #   make fuzz       libFuzzer targets in fuzz/ (clang), FUZZ_TIME seconds each
-#   make mutate     mutation testing (tools/mutate.py, tools/mutants.txt): about 200 planted bugs,
+#   make mutate     mutation testing (tools/mutate/mutate.py, tools/mutate/mutants.txt): about 200 planted bugs,
 #                   killed/survived per file and area; make mutate SAMPLE=1 (or mutate-sample): 40
 #                   of them (SEED=1), under 10 minutes. A tool, not part of CI or make test.
 #   make SANITIZE=1 ASan + UBSan build (into build-san/)
@@ -57,7 +57,7 @@ endif
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_OBJ   := $(CLI_SRC:src/cli/%.c=$(BUILD)/cli/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HEADERS   := $(wildcard include/*.h src/*.h src/*/*.h src/*/*.cuh tests/*.h)
+HEADERS   := $(wildcard include/*.h src/*.h src/*/*.h src/*/*.cuh tests/support/*.h)
 SONAME    := liblatup.so.$(VMAJOR)
 SHLIB     := $(BUILD)/liblatup.so.$(VERSION)
 
@@ -86,7 +86,7 @@ LIB_SRC   := $(filter-out src/model/gpu_none.c,$(LIB_SRC)) $(wildcard src/cuda/*
 CU_SRC    := $(wildcard src/cuda/*.cu)
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o) $(CU_SRC:src/%.cu=$(BUILD)/obj/%.cu.o)
 GPU_TEST_BIN := $(BUILD)/tests/test_cuda
-# test_cuda_emu: the same GPU test on an emulated device (tests/cuda_emu.c in place of kernels.cu,
+# test_cuda_emu: the same GPU test on an emulated device (tests/support/cuda_emu.c in place of kernels.cu,
 # libcudart and libcublas): the CUDA path's host code checked on any machine
 TEST_BIN  += $(BUILD)/tests/test_cuda_emu
 EMU_OBJ   := $(filter-out %.cu.o,$(LIB_OBJ))
@@ -133,19 +133,19 @@ $(BUILD)/latup: $(CLI_OBJ) $(BUILD)/liblatup.a
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/liblatup.a $(HEADERS) $(CLI_SRC) fuzz/fuzz_cli_opts.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Isrc -Itests -DLATUP_BUILD_DIR=\"$(BUILD)\" $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Isrc -Itests -Itests/support -DLATUP_BUILD_DIR=\"$(BUILD)\" $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
 
 # The LD_PRELOAD shim test_cli_contract uses to kill latup mid-write and fail fsync/rename; plain
 # (no sanitizer), so it can be preloaded into either build.
-$(BUILD)/tests/fault_inject.so: tests/fault_inject.c
+$(BUILD)/tests/fault_inject.so: tests/support/fault_inject.c
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -shared -fPIC -o $@ $< -ldl
 $(BUILD)/tests/test_cli_contract: $(BUILD)/tests/fault_inject.so
 
 ifeq ($(CUDA),1)
-$(BUILD)/tests/test_cuda_emu: tests/test_cuda.c tests/cuda_emu.c $(EMU_OBJ) $(HEADERS)
+$(BUILD)/tests/test_cuda_emu: tests/test_cuda.c tests/support/cuda_emu.c $(EMU_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Isrc -Itests -DLATUP_CUDA_EMU $(LDFLAGS) -o $@ tests/test_cuda.c tests/cuda_emu.c $(EMU_OBJ) \
+	$(CC) $(CFLAGS) -Isrc -Itests -Itests/support -DLATUP_CUDA_EMU $(LDFLAGS) -o $@ tests/test_cuda.c tests/support/cuda_emu.c $(EMU_OBJ) \
 	  $(BASE_LDLIBS) -lcmocka
 endif
 
@@ -154,10 +154,10 @@ endif
 # suite fails, since a test that did not run is not a pass. Then, in the plain build, the exported
 # symbols, the README's commands, and the Python package (when numpy is there to run it).
 # The numeric tests run again under every other OpenBLAS kernel set this CPU can run
-# (tests/kernel_sets.sh; docs/testing.md, "Kernel sets"): plain build only.
+# (tests/support/kernel_sets.sh; docs/testing.md, "Kernel sets"): plain build only.
 KERNEL_SET_TESTS := $(addprefix $(BUILD)/tests/,test_determinism test_kernels test_lua_golden test_vae_golden \
                       test_trained_golden test_sweep)
-$(BUILD)/tests/blas_kernels: tests/blas_kernels.c $(BUILD)/liblatup.a $(HEADERS)
+$(BUILD)/tests/blas_kernels: tests/support/blas_kernels.c $(BUILD)/liblatup.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
@@ -171,11 +171,11 @@ test: all $(TEST_BIN) $(BUILD)/latup-shared $(BUILD)/tests/blas_kernels
 	  else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
 	done; \
 	if [ "$(SANITIZE)" != 1 ]; then \
-	  echo "== kernel sets"; if tests/kernel_sets.sh $(BUILD)/tests/blas_kernels $(KERNEL_SET_TESTS); then pass=$$((pass+1)); \
+	  echo "== kernel sets"; if tests/support/kernel_sets.sh $(BUILD)/tests/blas_kernels $(KERNEL_SET_TESTS); then pass=$$((pass+1)); \
 	    else fail=$$((fail+1)); echo "FAILED: kernel sets"; fi; \
 	  echo "== check-exports"; if $(MAKE) -s check-exports; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-exports"; fi; \
-	  echo "== check-readme"; if tools/check_readme.sh; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-readme"; fi; \
-	  echo "== check-includes"; if tools/check_includes.sh; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-includes"; fi; \
+	  echo "== check-readme"; if tools/ci/check_readme.sh; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-readme"; fi; \
+	  echo "== check-includes"; if tools/ci/check_includes.sh; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-includes"; fi; \
 	  if $(PYTHON) -c 'import numpy' 2>/dev/null; then \
 	    echo "== test-python"; if $(MAKE) -s test-python; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: test-python"; fi; \
 	  elif [ "$(REQUIRE_PYTHON)" = 1 ]; then echo "FAILED: test-python: $(PYTHON) has no numpy"; fail=$$((fail+1)); \
@@ -199,9 +199,9 @@ check-exports: $(BUILD)/liblatup.so
 	@echo "check-exports: liblatup.so ($(SONAME)) exports the $$(wc -l < $(BUILD)/exports.txt) functions latup.h declares, nothing else"
 
 # No circles between src/'s files: through a header and its .c file, or through calls
-# (tools/check_includes.sh; issue 18).
+# (tools/ci/check_includes.sh; issue 18).
 check-includes:
-	@tools/check_includes.sh
+	@tools/ci/check_includes.sh
 
 # ---- install ---------------------------------------------------------------------------------
 PREFIX     ?= /usr/local
@@ -258,7 +258,7 @@ test-python: $(BUILD)/liblatup.so $(BUILD)/latup
 
 # The README's main job: install what is missing, build, then run the committed demo latent (a
 # photo's latent, ref_data/trained/) through the trained models: `latup run` (LUA x2, then decode)
-# writes the picture; build/latup_demo (tools/demo.c) runs the three paths in-process, times and
+# writes the picture; build/latup_demo (examples/demo/demo.c) runs the three paths in-process, times and
 # scores them against the photo and writes the labelled comparison.
 DEMO_DIR := $(BUILD)/demo
 TRAINED  := ref_data/trained
@@ -272,11 +272,11 @@ demo: deps
 	@echo "demo: wrote $(DEMO_DIR)/demo.png (LUA x2 + decode) and $(DEMO_DIR)/compare.png"
 	@echo "demo: small models trained here on CPU (docs/results.md), not the released LUA/FLUX weights"
 
-$(BUILD)/latup_demo: tools/demo.c tools/image_metrics.h $(BUILD)/liblatup.a $(HEADERS)
-	$(CC) $(CFLAGS) -Isrc -Itools $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
+$(BUILD)/latup_demo: examples/demo/demo.c examples/demo/image_metrics.h $(BUILD)/liblatup.a $(HEADERS)
+	$(CC) $(CFLAGS) -Isrc -Iexamples/demo $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
 deps:
-	@tools/install_deps.sh
+	@tools/ci/install_deps.sh
 
 # Benchmarks (not tests): build/bench_lua --help
 bench: $(BUILD)/bench_lua $(BUILD)/bench_vae $(BUILD)/bench_gemm
@@ -284,12 +284,12 @@ ifeq ($(CUDA),1)
 bench: $(BUILD)/bench_cuda
 endif
 # latup next to ONNX Runtime and PyTorch, in one run (docs/performance.md); not part of CI.
-# PEERS_ARGS="--kernels default,Haswell --quick" passes options (tools/bench_peers.sh)
+# PEERS_ARGS="--kernels default,Haswell --quick" passes options (tools/bench/bench_peers.sh)
 bench-peers:
-	tools/bench_peers.sh $(PEERS_ARGS)
+	tools/bench/bench_peers.sh $(PEERS_ARGS)
 
-$(BUILD)/bench_%: tools/bench_%.c tools/bench_serve.h tools/bench_system.h $(BUILD)/liblatup.a $(HEADERS)
-	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
+$(BUILD)/bench_%: tools/bench/bench_%.c tools/bench/bench_serve.h tools/bench/bench_system.h $(BUILD)/liblatup.a $(HEADERS)
+	$(CC) $(CFLAGS) -Isrc -Itests/support $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
 # libFuzzer targets (clang): fuzz/fuzz_*.c. The readers' targets link the file readers only (no
 # BLAS/OpenMP); fuzz_models reaches config inference and binding, so it links the whole library.
@@ -324,12 +324,12 @@ fuzz: $(FUZZ_BIN)
 	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz: $$t found a crash (build-fuzz/$$t-*)"; exit 1; }; \
 	done
 
-# Mutation testing (docs/testing.md): each mutant of tools/mutants.txt planted in a copy of the
+# Mutation testing (docs/testing.md): each mutant of tools/mutate/mutants.txt planted in a copy of the
 # tree under /tmp/latup-mutate, built, and run against its area's tests; report in build/mutate/.
 .PHONY: mutate mutate-sample
 SEED ?= 1
 mutate: all
-	nice -n 19 python3 tools/mutate.py run $(if $(filter 1,$(SAMPLE)),--sample 40 --seed $(SEED))
+	nice -n 19 python3 tools/mutate/mutate.py run $(if $(filter 1,$(SAMPLE)),--sample 40 --seed $(SEED))
 mutate-sample:
 	$(MAKE) mutate SAMPLE=1
 

@@ -7,7 +7,7 @@
  * both devices under memory budgets (the same tiles, peaks and refusals; the tiled decodes
  * compared), and input errors. Built only with CUDA=1. Without a CUDA device it prints one line and exits 77, which
  * the test runner reports as NOT RUN and counts against the suite: it is not a pass.
- * Built with -DLATUP_CUDA_EMU and tests/cuda_emu.c it is test_cuda_emu: the same comparisons on an
+ * Built with -DLATUP_CUDA_EMU and tests/support/cuda_emu.c it is test_cuda_emu: the same comparisons on an
  * emulated device (kernels and products on the CPU), at 32x32 for the released widths. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -455,7 +455,7 @@ int main(void) {
         return NOT_RUN;
     }
 #ifdef LATUP_CUDA_EMU
-    printf("test_cuda_emu: the CUDA path's host code on an emulated device (tests/cuda_emu.c: kernels and products "
+    printf("test_cuda_emu: the CUDA path's host code on an emulated device (tests/support/cuda_emu.c: kernels and products "
            "on the CPU); what only a GPU can show is test_cuda's\n");
 #endif
     setenv("LATUP_CUDA_CHECK", "1", 1); /* the device arena's guards filled and checked */

@@ -9,6 +9,7 @@
 #include "cuda/gemm_desc.h"
 #include "kernels_emu.h"
 #include "ops/arena.h"
+#include "op_cases.h"
 #include "ops/kernels.h"
 #include "test_util.h"
 
@@ -27,50 +28,25 @@
 
 #include "latup.h"
 
-/* Tolerances: max|got - ref| <= tol * max|ref|. Layout maps (pad, crop, transposes, shuffle,
- * windows, bias/mask gathers, activations) must be bit-exact. The rest: the worst ratio measured
- * over the cases below (gcc 12 -O2, OpenBLAS 0.3.21) times about 5:
- *  - norms and the tile blend: 4 fp32 ulps (4.8e-7); measured 0 vs the CPU (the same double
- *    statistics), 0.63 ulp vs the LayerNorm twin, 0.93 ulp for the blend;
- *  - products (conv, linear): 4e-6; measured 6.8e-7 vs the twin (Cin 64 with GN + SiLU), 5.2e-7 vs
- *    the CPU (OpenBLAS in both, different operand order);
- *  - attention: 4e-6; measured 8.5e-7 (C 64, N 257) — softmax exp amplifies score rounding.
- * An index bug moves an element by O(its size): far above every one of these. */
-#define TOL_NORM (4 * (double)FLT_EPSILON)
-#define TOL_PRODUCT 4e-6
-#define TOL_ATTENTION 4e-6
+/* Tolerances: OC_TOL_NORM, OC_TOL_PRODUCT, OC_TOL_ATTENTION (op_cases.h, with the measurements). */
 
-static char g_shape[200];
-static const char *shape(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g_shape, sizeof g_shape, fmt, ap);
-    va_end(ap);
-    return g_shape;
-}
-
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) abort();
-    return p;
-}
 
 static float *randn(tu_rng *r, size_t n, float mean, float std) {
-    float *x = xmalloc(n * sizeof(float));
+    float *x = tu_xmalloc(n * sizeof(float));
     tu_fill_normal(r, x, n, mean, std);
     return x;
 }
 
 /* NaN-filled: an element the emulated kernel never writes fails the comparison */
 static float *nans(size_t n) {
-    float *x = xmalloc(n * sizeof(float));
+    float *x = tu_xmalloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) x[i] = NAN;
     return x;
 }
 
 /* got vs a float reference: max|got - ref| <= tol * max|ref| (one report line) */
 static bool cmp_scaled(const char *k, const char *shp, const float *got, const float *ref, size_t n, double tol) {
-    double *r = xmalloc(n * sizeof(double)), m = 0;
+    double *r = tu_xmalloc(n * sizeof(double)), m = 0;
     for (size_t i = 0; i < n; i++) r[i] = ref[i], m = fmax(m, fabs(r[i]));
     bool ok = tu_check(k, shp, got, r, NULL, tol * (m > 0 ? m : 1.0), n);
     free(r);
@@ -169,7 +145,7 @@ static void naive_window_attention(double *out, const float *qkv, const float *t
                                    int hd, int shift) {
     const int N = ws * ws, C = nH * hd, nWx = Wp / ws, nW = (Hp / ws) * nWx;
     const double scale = 1.0 / sqrt((double)hd);
-    double *s = xmalloc((size_t)N * sizeof(double));
+    double *s = tu_xmalloc((size_t)N * sizeof(double));
     for (int w = 0; w < nW; w++)
         for (int h = 0; h < nH; h++)
             for (int a = 0; a < N; a++) {
@@ -236,14 +212,13 @@ static void naive_conv(double *out, const float *inp, const float *w, const floa
 static void test_grid(void **state) {
     (void)state;
     int before = tu_n_failed;
-    static const int64_t sizes[] = {1, 2, 31, 255, 256, 257, 511, 1000, 65537};
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-        const int64_t n = sizes[s];
+    OC_EACH(s, OC_GRID, OC_HOST) {
+        const int64_t n = OC_GRID[s].n;
         unsigned char *hit = calloc((size_t)n, 1);
         bool ok = lcu_blocks(n, LCU_BLOCK) * LCU_BLOCK >= n && (lcu_blocks(n, LCU_BLOCK) - 1) * LCU_BLOCK < n;
         GRID(n, i) hit[i]++;
         for (int64_t i = 0; i < n; i++) ok = ok && hit[i] == 1;
-        tu_check_true("element grid", shape("n %lld: every index exactly once, no spare block", (long long)n), ok);
+        tu_check_true("element grid", tu_shape("n %lld: every index exactly once, no spare block", (long long)n), ok);
         free(hit);
     }
     assert_int_equal(tu_n_failed - before, 0);
@@ -254,10 +229,8 @@ static void test_layout_maps(void **state) {
     int before = tu_n_failed;
     tu_rng rng = tu_rng_seed(101);
     /* reflect pad and crop: C, H, W, Hp, Wp (padding < size) */
-    static const int pads[][5] = {{1, 1, 1, 1, 1}, {2, 2, 3, 3, 4}, {3, 9, 7, 16, 8}, {1, 17, 31, 32, 32},
-                                  {16, 13, 5, 16, 8}, {4, 16, 16, 16, 16}};
-    for (size_t c = 0; c < sizeof pads / sizeof pads[0]; c++) {
-        const int C = pads[c][0], H = pads[c][1], W = pads[c][2], Hp = pads[c][3], Wp = pads[c][4];
+    OC_EACH(c, OC_PAD, OC_HOST) {
+        const int C = OC_PAD[c].C, H = OC_PAD[c].H, W = OC_PAD[c].W, Hp = OC_PAD[c].Hp, Wp = OC_PAD[c].Wp;
         const size_t n = (size_t)C * Hp * Wp;
         float *x = randn(&rng, (size_t)C * H * W, 0, 1), *got = nans(n), *cpu = nans(n), *naive = nans(n);
         emu_reflect_pad(got, x, C, H, W, Hp, Wp);
@@ -266,43 +239,41 @@ static void test_layout_maps(void **state) {
             for (int y = 0; y < Hp; y++)
                 for (int xx = 0; xx < Wp; xx++)
                     naive[((size_t)ch * Hp + y) * Wp + xx] = x[((size_t)ch * H + naive_reflect(y, H)) * W + naive_reflect(xx, W)];
-        tu_check_exact("pad vs CPU reflect_pad", shape("C%d %dx%d -> %dx%d", C, H, W, Hp, Wp), got, cpu, n);
-        tu_check_exact("pad vs naive", shape("C%d %dx%d -> %dx%d", C, H, W, Hp, Wp), got, naive, n);
+        tu_check_exact("pad vs CPU reflect_pad", tu_shape("C%d %dx%d -> %dx%d", C, H, W, Hp, Wp), got, cpu, n);
+        tu_check_exact("pad vs naive", tu_shape("C%d %dx%d -> %dx%d", C, H, W, Hp, Wp), got, naive, n);
         /* crop back: the inverse on the top-left */
         float *back = nans((size_t)C * H * W), *cback = nans((size_t)C * H * W);
         emu_crop(back, got, C, Hp, Wp, H, W);
         latup_crop(cback, got, C, Hp, Wp, H, W);
-        tu_check_exact("crop vs CPU crop", shape("C%d %dx%d -> %dx%d", C, Hp, Wp, H, W), back, cback, (size_t)C * H * W);
-        tu_check_exact("latup_crop(pad(x)) == x", shape("C%d %dx%d", C, H, W), back, x, (size_t)C * H * W);
+        tu_check_exact("crop vs CPU crop", tu_shape("C%d %dx%d -> %dx%d", C, Hp, Wp, H, W), back, cback, (size_t)C * H * W);
+        tu_check_exact("latup_crop(pad(x)) == x", tu_shape("C%d %dx%d", C, H, W), back, x, (size_t)C * H * W);
         free(x), free(got), free(cpu), free(naive), free(back), free(cback);
     }
     /* transposes [C, HW] <-> [HW, C], with the fused residual */
-    static const int tr[][2] = {{1, 1}, {1, 7}, {3, 1}, {5, 33}, {360, 17}, {16, 256}};
-    for (size_t c = 0; c < sizeof tr / sizeof tr[0]; c++) {
-        const int C = tr[c][0], HW = tr[c][1];
+    OC_EACH(c, OC_TRANSPOSE, OC_HOST) {
+        const int C = OC_TRANSPOSE[c].C, HW = OC_TRANSPOSE[c].HW;
         const size_t n = (size_t)C * HW;
         float *x = randn(&rng, n, 0, 1), *r = randn(&rng, n, 0, 1), *got = nans(n), *cpu = nans(n);
         emu_transpose(got, x, NULL, C, HW);
         latup_chw_to_hwc(cpu, x, C, HW);
-        tu_check_exact("transpose vs chw_to_hwc", shape("C%d HW%d", C, HW), got, cpu, n);
+        tu_check_exact("transpose vs chw_to_hwc", tu_shape("C%d HW%d", C, HW), got, cpu, n);
         emu_transpose(got, x, NULL, HW, C);
         latup_hwc_to_chw(cpu, x, C, HW);
-        tu_check_exact("transpose vs hwc_to_chw", shape("C%d HW%d", C, HW), got, cpu, n);
+        tu_check_exact("transpose vs hwc_to_chw", tu_shape("C%d HW%d", C, HW), got, cpu, n);
         emu_transpose(got, x, r, C, HW);
         latup_chw_to_hwc(cpu, x, C, HW);
         latup_add_inplace(cpu, r, n);
-        tu_check_exact("transpose + residual", shape("C%d HW%d", C, HW), got, cpu, n);
+        tu_check_exact("transpose + residual", tu_shape("C%d HW%d", C, HW), got, cpu, n);
         free(x), free(r), free(got), free(cpu);
     }
     /* PixelShuffle */
-    static const int ps[][4] = {{1, 1, 1, 2}, {3, 2, 5, 2}, {4, 7, 3, 3}, {16, 4, 4, 2}, {2, 5, 6, 4}};
-    for (size_t c = 0; c < sizeof ps / sizeof ps[0]; c++) {
-        const int C = ps[c][0], H = ps[c][1], W = ps[c][2], r = ps[c][3];
+    OC_EACH(c, OC_SHUFFLE, OC_HOST) {
+        const int C = OC_SHUFFLE[c].C, H = OC_SHUFFLE[c].H, W = OC_SHUFFLE[c].W, r = OC_SHUFFLE[c].r;
         const size_t n = (size_t)C * r * r * H * W;
         float *x = randn(&rng, n, 0, 1), *got = nans(n), *cpu = nans(n);
         emu_pixel_shuffle(got, x, C, H, W, r);
         latup_pixel_shuffle(cpu, x, C, H, W, r);
-        tu_check_exact("pixel shuffle vs CPU", shape("C%d %dx%d r%d", C, H, W, r), got, cpu, n);
+        tu_check_exact("pixel shuffle vs CPU", tu_shape("C%d %dx%d r%d", C, H, W, r), got, cpu, n);
         free(x), free(got), free(cpu);
     }
     assert_int_equal(tu_n_failed - before, 0);
@@ -312,14 +283,10 @@ static void test_windows(void **state) {
     (void)state;
     int before = tu_n_failed;
     tu_rng rng = tu_rng_seed(102);
-    static const int cases[][5] = {/* H, W, C, ws, shift */
-                                   {1, 1, 1, 1, 0},   {3, 3, 2, 1, 0},    {4, 6, 2, 2, 1},   {9, 6, 3, 3, 1},
-                                   {8, 8, 3, 8, 4},   {16, 24, 5, 8, 4},  {16, 24, 5, 8, 3}, {32, 16, 7, 16, 8},
-                                   {32, 48, 3, 16, 4}, {16, 16, 360, 16, 8}, {48, 32, 17, 16, 0}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        const int H = cases[c][0], W = cases[c][1], C = cases[c][2], ws = cases[c][3], sh = cases[c][4];
+    OC_EACH(c, OC_WINDOWS, OC_HOST) {
+        const int H = OC_WINDOWS[c].H, W = OC_WINDOWS[c].W, C = OC_WINDOWS[c].C, ws = OC_WINDOWS[c].ws, sh = OC_WINDOWS[c].shift;
         const size_t n = (size_t)H * W * C;
-        const char *shp = shape("%dx%d C%d ws%d shift%d", H, W, C, ws, sh);
+        const char *shp = tu_shape("%dx%d C%d ws%d shift%d", H, W, C, ws, sh);
         char s[200];
         snprintf(s, sizeof s, "%s", shp);
         float *x = randn(&rng, n, 0, 1), *t = randn(&rng, n, 0, 1), *got = nans(n), *cpu = nans(n);
@@ -327,7 +294,7 @@ static void test_windows(void **state) {
         latup_window_partition(cpu, x, H, W, C, ws, sh);
         tu_check_exact("window partition vs CPU", s, got, cpu, n);
         /* t += reverse(windows): CPU window_reverse then add_inplace */
-        float *tg = xmalloc(n * sizeof(float)), *ones = xmalloc(n * sizeof(float));
+        float *tg = tu_xmalloc(n * sizeof(float)), *ones = tu_xmalloc(n * sizeof(float));
         memcpy(tg, t, n * sizeof(float));
         emu_window_reverse_add(tg, got, H, W, C, ws, sh);
         latup_window_reverse(cpu, got, H, W, C, ws, sh);
@@ -338,14 +305,13 @@ static void test_windows(void **state) {
         for (size_t i = 0; i < n; i++) ones[i] = 1.0f, tg[i] = 0.0f;
         emu_window_reverse_add(tg, ones, H, W, C, ws, sh);
         for (size_t i = 0; i < n; i++) bij = bij && tg[i] == 1.0f;
-        tu_check_true("window reverse scatter", shape("%s: every token element written once", s), bij);
+        tu_check_true("window reverse scatter", tu_shape("%s: every token element written once", s), bij);
         free(x), free(t), free(got), free(cpu), free(tg), free(ones);
     }
     /* the relative-position index and the shift mask, against the CPU's gathered tables */
-    static const int masks[][4] = {{8, 8, 8, 4}, {16, 24, 8, 3}, {32, 48, 16, 8}, {16, 16, 16, 8}, {4, 6, 2, 1}, {9, 6, 3, 1}};
-    for (size_t c = 0; c < sizeof masks / sizeof masks[0]; c++) {
-        const int H = masks[c][0], W = masks[c][1], ws = masks[c][2], sh = masks[c][3], N = ws * ws;
-        const int nW = (H / ws) * (W / ws), nH = 3;
+    OC_EACH(c, OC_SHIFT_MASK, OC_HOST) {
+        const int H = OC_SHIFT_MASK[c].H, W = OC_SHIFT_MASK[c].W, ws = OC_SHIFT_MASK[c].ws, sh = OC_SHIFT_MASK[c].shift;
+        const int N = ws * ws, nW = (H / ws) * (W / ws), nH = OC_HOST_RELBIAS_HEADS;
         const size_t nt = (size_t)(2 * ws - 1) * (2 * ws - 1) * nH;
         float *table = randn(&rng, nt, 0, 1), *bias = nans((size_t)nH * N * N), *mask = nans((size_t)nW * N * N);
         float *gb = nans((size_t)nH * N * N), *gm = nans((size_t)nW * N * N);
@@ -357,8 +323,8 @@ static void test_windows(void **state) {
         for (int w = 0; w < nW; w++)
             for (int a = 0; a < N; a++)
                 for (int b = 0; b < N; b++) gm[((size_t)w * N + a) * N + b] = lcu_shift_mask(w, a, b, H, W, ws, sh);
-        tu_check_exact("relative index vs CPU gather", shape("ws%d nH%d", ws, nH), gb, bias, (size_t)nH * N * N);
-        tu_check_exact("shift mask vs CPU", shape("%dx%d ws%d shift%d", H, W, ws, sh), gm, mask, (size_t)nW * N * N);
+        tu_check_exact("relative index vs CPU gather", tu_shape("ws%d nH%d", ws, nH), gb, bias, (size_t)nH * N * N);
+        tu_check_exact("shift mask vs CPU", tu_shape("%dx%d ws%d shift%d", H, W, ws, sh), gm, mask, (size_t)nW * N * N);
         free(table), free(bias), free(mask), free(gb), free(gm);
     }
     assert_int_equal(tu_n_failed - before, 0);
@@ -369,13 +335,12 @@ static void test_layernorm(void **state) {
     (void)state;
     int before = tu_n_failed;
     tu_rng rng = tu_rng_seed(103);
-    static const int cases[][2] = {{1, 1}, {3, 7}, {5, 31}, {4, 32}, {6, 33}, {17, 180}, {64, 360}, {2, 1000}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        const int N = cases[c][0], C = cases[c][1];
+    OC_EACH(c, OC_LAYERNORM, OC_HOST) {
+        const int N = OC_LAYERNORM[c].N, C = OC_LAYERNORM[c].C;
         const size_t n = (size_t)N * C;
-        float *x = randn(&rng, n, 3.0f, 2.0f), *w = randn(&rng, (size_t)C, 1, 0.2f), *b = randn(&rng, (size_t)C, 0, 0.1f);
-        float *got = nans(n), *cpu = nans(n), *inplace = xmalloc(n * sizeof(float));
-        double *naive = xmalloc(n * sizeof(double));
+        float *x = randn(&rng, n, OC_LAYERNORM[c].mean, OC_LAYERNORM[c].std), *w = randn(&rng, (size_t)C, 1, 0.2f), *b = randn(&rng, (size_t)C, 0, 0.1f);
+        float *got = nans(n), *cpu = nans(n), *inplace = tu_xmalloc(n * sizeof(float));
+        double *naive = tu_xmalloc(n * sizeof(double));
         emu_layernorm(got, x, w, b, N, C, 1e-5f);
         latup_layernorm_forward(cpu, x, w, b, N, C, 1e-5f);
         memcpy(inplace, x, n * sizeof(float));
@@ -388,11 +353,11 @@ static void test_layernorm(void **state) {
             const double rs = 1.0 / sqrt(v / C + 1e-5);
             for (int j = 0; j < C; j++) naive[(size_t)r * C + j] = (x[(size_t)r * C + j] - m) * rs * w[j] + b[j];
         }
-        const char *shp = shape("N%d C%d", N, C);
+        const char *shp = tu_shape("N%d C%d", N, C);
         char s[64];
         snprintf(s, sizeof s, "%s", shp);
-        cmp_scaled("layernorm vs CPU", s, got, cpu, n, TOL_NORM);
-        cmp_scaled_d("layernorm vs naive", s, got, naive, n, TOL_NORM);
+        cmp_scaled("layernorm vs CPU", s, got, cpu, n, OC_TOL_NORM);
+        cmp_scaled_d("layernorm vs naive", s, got, naive, n, OC_TOL_NORM);
         tu_check_exact("layernorm in place", s, inplace, got, n);
         free(x), free(w), free(b), free(got), free(cpu), free(inplace), free(naive);
     }
@@ -404,23 +369,26 @@ static void test_activations(void **state) {
     (void)state;
     int before = tu_n_failed;
     tu_rng rng = tu_rng_seed(104);
-    const size_t n = 4099;
-    float *x = randn(&rng, n, 0, 4), *got = nans(n), *cpu = nans(n);
-    x[0] = -100.0f, x[1] = 100.0f, x[2] = 0.0f, x[3] = -0.0f;
-    /* the device computes GELU and SiLU with CUDA's erff/expf: the CPU's exact mode (libm) is its
-     * bit-for-bit twin on the host */
-    latup_set_exact_math(1);
-    for (size_t i = 0; i < n; i++) got[i] = lcu_gelu_f(x[i]);
-    latup_gelu_forward(cpu, x, n);
-    tu_check_exact("GELU vs CPU", "n 4099, incl. +-100 and +-0", got, cpu, n);
-    for (size_t i = 0; i < n; i++) got[i] = lcu_leaky_f(x[i], 0.01f);
-    latup_leaky_relu_forward(cpu, x, n, 0.01f);
-    tu_check_exact("LeakyReLU vs CPU", "n 4099", got, cpu, n);
-    for (size_t i = 0; i < n; i++) got[i] = lcu_silu_f(x[i]);
-    latup_silu_forward(cpu, x, n);
-    latup_set_exact_math(0);
-    tu_check_exact("SiLU vs CPU", "n 4099", got, cpu, n);
-    free(x), free(got), free(cpu);
+    OC_EACH(c, OC_ACT, OC_HOST) {
+        const size_t n = OC_ACT[c].n;
+        const float slope = OC_ACT[c].slope;
+        float *x = randn(&rng, n, 0, 4), *got = nans(n), *cpu = nans(n);
+        x[0] = -100.0f, x[1] = 100.0f, x[2] = 0.0f, x[3] = -0.0f;
+        /* the device computes GELU and SiLU with CUDA's erff/expf: the CPU's exact mode (libm) is its
+         * bit-for-bit twin on the host */
+        latup_set_exact_math(1);
+        for (size_t i = 0; i < n; i++) got[i] = lcu_gelu_f(x[i]);
+        latup_gelu_forward(cpu, x, n);
+        tu_check_exact("GELU vs CPU", tu_shape("n %zu, incl. +-100 and +-0", n), got, cpu, n);
+        for (size_t i = 0; i < n; i++) got[i] = lcu_leaky_f(x[i], slope);
+        latup_leaky_relu_forward(cpu, x, n, slope);
+        tu_check_exact("LeakyReLU vs CPU", tu_shape("n %zu", n), got, cpu, n);
+        for (size_t i = 0; i < n; i++) got[i] = lcu_silu_f(x[i]);
+        latup_silu_forward(cpu, x, n);
+        latup_set_exact_math(0);
+        tu_check_exact("SiLU vs CPU", tu_shape("n %zu", n), got, cpu, n);
+        free(x), free(got), free(cpu);
+    }
     assert_int_equal(tu_n_failed - before, 0);
 }
 
@@ -429,16 +397,14 @@ static void test_groupnorm(void **state) {
     (void)state;
     int before = tu_n_failed;
     tu_rng rng = tu_rng_seed(105);
-    static const int cases[][4] = {/* C, H, W, groups */
-                                   {32, 1, 1, 32}, {64, 3, 5, 32}, {32, 128, 129, 32}, {96, 7, 9, 32},
-                                   {8, 131, 131, 2}, {4, 1, 16385, 1}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        const int C = cases[c][0], G = cases[c][3];
-        const int64_t HW = (int64_t)cases[c][1] * cases[c][2];
+    OC_EACH(c, OC_GROUPNORM, OC_HOST) {
+        const oc_groupnorm *g = &OC_GROUPNORM[c];
+        const int C = g->C, G = g->G;
+        const int64_t HW = (int64_t)g->H * g->W;
         const size_t n = (size_t)C * HW;
         char s[96];
-        snprintf(s, sizeof s, "C%d %dx%d G%d (%d chunks)", C, cases[c][1], cases[c][2], G, lcu_gn_chunks(HW));
-        float *x = randn(&rng, n, 5.0f, 2.0f), *w = randn(&rng, (size_t)C, 1, 0.2f), *b = randn(&rng, (size_t)C, 0, 0.2f);
+        snprintf(s, sizeof s, "C%d %dx%d G%d (%d chunks)", C, g->H, g->W, G, lcu_gn_chunks(HW));
+        float *x = randn(&rng, n, g->mean, g->std), *w = randn(&rng, (size_t)C, 1, 0.2f), *b = randn(&rng, (size_t)C, 0, 0.2f);
         float *gm = nans((size_t)C), *gs = nans((size_t)C), *cm = nans((size_t)C), *cs = nans((size_t)C);
         float *scr = nans((size_t)lcu_gn_scratch_floats(C, HW));
         assert_int_equal(emu_groupnorm_stats(gm, gs, x, w, C, HW, G, 1e-6f, scr, lcu_gn_scratch_floats(C, HW)), 0);
@@ -446,8 +412,8 @@ static void test_groupnorm(void **state) {
                          LCU_E_CAPACITY);
         free(scr);
         latup_groupnorm_affine(cm, cs, x, w, C, (int)HW, G, 1e-6f);
-        cmp_scaled("groupnorm mean vs CPU", s, gm, cm, (size_t)C, TOL_NORM);
-        cmp_scaled("groupnorm scale vs CPU", s, gs, cs, (size_t)C, TOL_NORM);
+        cmp_scaled("groupnorm mean vs CPU", s, gm, cm, (size_t)C, OC_TOL_NORM);
+        cmp_scaled("groupnorm scale vs CPU", s, gs, cs, (size_t)C, OC_TOL_NORM);
         float *got = nans(n), *cpu = nans(n);
         for (int silu = 0; silu < 2; silu++) {
             emu_groupnorm_apply(got, x, gm, gs, b, C, HW, silu);
@@ -455,7 +421,7 @@ static void test_groupnorm(void **state) {
                 latup_groupnorm_silu_forward(cpu, x, w, b, C, (int)HW, G, 1e-6f);
             else
                 latup_groupnorm_forward(cpu, x, w, b, C, (int)HW, G, 1e-6f);
-            cmp_scaled(silu ? "groupnorm+SiLU vs CPU" : "groupnorm vs CPU", s, got, cpu, n, TOL_NORM);
+            cmp_scaled(silu ? "groupnorm+SiLU vs CPU" : "groupnorm vs CPU", s, got, cpu, n, OC_TOL_NORM);
         }
         free(x), free(w), free(b), free(gm), free(gs), free(cm), free(cs), free(got), free(cpu);
     }
@@ -482,14 +448,14 @@ static void check_conv(tu_rng *rng, int cin, int H, int W, int cout, int k, int 
                          .silu = silu, .accumulate = acc};
     const conv_ctx ctx = {1, 0, "host harness conv"};
     const size_t ncol = latup_conv2d_scratch_floats(cin, H, W, cout, k, &cop, &ctx);
-    float *col = xmalloc(ncol * sizeof(float) + 64);
+    float *col = tu_xmalloc(ncol * sizeof(float) + 64);
     assert_int_equal(latup_conv2d_forward(cpu, x, w, b, cin, H, W, cout, k, &cop, col, ncol, &ctx), LATUP_OK);
-    double *naive = xmalloc(nout * sizeof(double));
+    double *naive = tu_xmalloc(nout * sizeof(double));
     naive_conv(naive, x, w, b, cin, cout, k, H, W, op);
     if (acc)
         for (size_t i = 0; i < nout; i++) naive[i] += out0[i];
-    cmp_scaled("conv vs CPU conv2d_forward_ex", s, got, cpu, nout, TOL_PRODUCT);
-    cmp_scaled_d("conv vs naive", s, got, naive, nout, TOL_PRODUCT);
+    cmp_scaled("conv vs CPU conv2d_forward_ex", s, got, cpu, nout, OC_TOL_PRODUCT);
+    cmp_scaled_d("conv vs naive", s, got, naive, nout, OC_TOL_PRODUCT);
     free(x), free(w), free(b), free(mu), free(sc), free(nb), free(out0), free(got), free(cpu), free(col), free(naive);
 }
 
@@ -497,24 +463,10 @@ static void test_conv(void **state) {
     (void)state;
     int before = tu_n_failed;
     tu_rng rng = tu_rng_seed(106);
-    /* cin, H, W, cout, k, up, norm, silu, acc, band rows the capacity holds */
-    check_conv(&rng, 1, 1, 1, 1, 3, 0, 0, 0, 0, 1);    /* 1x1 image: all taps but one padded */
-    check_conv(&rng, 3, 5, 7, 4, 3, 0, 0, 0, 0, 1);    /* one row per band */
-    check_conv(&rng, 3, 5, 7, 4, 3, 0, 0, 0, 0, 2);    /* bands not dividing H */
-    check_conv(&rng, 3, 5, 7, 4, 3, 0, 0, 0, 0, 5);    /* one band */
-    check_conv(&rng, 3, 5, 7, 4, 3, 0, 0, 0, 0, 99);   /* capacity beyond H: clamped */
-    check_conv(&rng, 2, 1, 9, 3, 3, 0, 0, 0, 0, 1);    /* H = 1 */
-    check_conv(&rng, 2, 9, 1, 3, 3, 0, 0, 0, 0, 4);    /* W = 1 */
-    check_conv(&rng, 16, 13, 17, 33, 3, 0, 0, 0, 0, 4); /* latent-like */
-    check_conv(&rng, 5, 4, 4, 17, 1, 0, 0, 0, 0, 1);   /* 1x1 conv */
-    check_conv(&rng, 6, 7, 5, 9, 1, 0, 0, 0, 1, 1);    /* 1x1 shortcut accumulated */
-    check_conv(&rng, 3, 5, 7, 4, 3, 0, 1, 1, 0, 2);    /* GroupNorm + SiLU input */
-    check_conv(&rng, 8, 9, 6, 5, 3, 0, 1, 0, 0, 9);    /* norm without SiLU */
-    check_conv(&rng, 4, 8, 6, 3, 3, 1, 0, 0, 0, 3);    /* nearest x2 input */
-    check_conv(&rng, 4, 2, 2, 3, 3, 1, 1, 1, 0, 1);    /* x2 of a 1x1 map + GN + SiLU */
-    check_conv(&rng, 6, 7, 5, 4, 3, 0, 1, 1, 1, 2);    /* accumulate */
-    check_conv(&rng, 64, 16, 12, 32, 3, 0, 1, 1, 0, 3); /* resnet-like, 6 bands */
-    check_conv(&rng, 5, 6, 5, 4, 5, 0, 0, 0, 0, 2);    /* k = 5 */
+    OC_EACH(i, OC_CONV, OC_HOST) {
+        const oc_conv *c = &OC_CONV[i];
+        check_conv(&rng, c->Cin, c->H, c->W, c->Cout, c->k, c->up, c->norm, c->silu, c->acc, c->rows);
+    }
     assert_int_equal(tu_n_failed - before, 0);
 }
 
@@ -522,14 +474,13 @@ static void test_linear(void **state) {
     (void)state;
     int before = tu_n_failed;
     tu_rng rng = tu_rng_seed(107);
-    static const int cases[][3] = {{1, 1, 1}, {7, 3, 5}, {256, 36, 108}, {33, 360, 17}, {64, 720, 360}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        const int N = cases[c][0], in = cases[c][1], out = cases[c][2];
+    OC_EACH(c, OC_LINEAR, OC_HOST) {
+        const int N = OC_LINEAR[c].N, in = OC_LINEAR[c].Cin, out = OC_LINEAR[c].Cout;
         float *x = randn(&rng, (size_t)N * in, 0, 1), *w = randn(&rng, (size_t)out * in, 0, 1.0f / sqrtf((float)in));
         float *b = randn(&rng, (size_t)out, 0, 0.1f), *got = nans((size_t)N * out), *cpu = nans((size_t)N * out);
         emu_linear(got, x, w, b, N, in, out);
         latup_linear_forward(cpu, x, w, b, N, in, out);
-        cmp_scaled("linear vs CPU", shape("N%d %d -> %d", N, in, out), got, cpu, (size_t)N * out, TOL_PRODUCT);
+        cmp_scaled("linear vs CPU", tu_shape("N%d %d -> %d", N, in, out), got, cpu, (size_t)N * out, OC_TOL_PRODUCT);
         free(x), free(w), free(b), free(got), free(cpu);
     }
     assert_int_equal(tu_n_failed - before, 0);
@@ -541,13 +492,10 @@ static void test_window_attention(void **state) {
     (void)state;
     int before = tu_n_failed;
     tu_rng rng = tu_rng_seed(108);
-    static const int cases[][7] = {/* Hp, Wp, ws, shift, nH, hd, windows per product */
-                                   {4, 4, 2, 0, 1, 1, 1},  {4, 6, 2, 1, 2, 3, 4},   {9, 6, 3, 1, 2, 2, 4},
-                                   {16, 24, 8, 4, 3, 5, 5}, {16, 16, 8, 0, 2, 4, 4}, {32, 16, 16, 8, 2, 6, 1},
-                                   {32, 32, 16, 8, 3, 4, 3}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        const int Hp = cases[c][0], Wp = cases[c][1], ws = cases[c][2], sh = cases[c][3], nH = cases[c][4];
-        const int hd = cases[c][5], per = cases[c][6], N = ws * ws, nW = (Hp / ws) * (Wp / ws), C = nH * hd;
+    OC_EACH(c, OC_WINDOW_ATTENTION, OC_HOST) {
+        const oc_window_attention *t = &OC_WINDOW_ATTENTION[c];
+        const int Hp = t->H, Wp = t->W, ws = t->ws, sh = t->shift, nH = t->nH;
+        const int hd = t->hd, per = t->per, N = ws * ws, nW = (Hp / ws) * (Wp / ws), C = nH * hd;
         const size_t nq = (size_t)nW * N * 3 * C, no = (size_t)nW * N * C, nt = (size_t)(2 * ws - 1) * (2 * ws - 1) * nH;
         char s[128];
         snprintf(s, sizeof s, "%dx%d ws%d shift%d nH%d hd%d, %d windows/product (nW %d)", Hp, Wp, ws, sh, nH, hd, per, nW);
@@ -559,10 +507,10 @@ static void test_window_attention(void **state) {
         assert_int_equal(latup_window_attention_forward(cpu, qkv, bias, sh ? mask : NULL, nW, N, nH, hd,
                                                         1.0f / sqrtf((float)hd), scr, (size_t)N * N * 2, 1),
                          LATUP_OK);
-        double *naive = xmalloc(no * sizeof(double));
+        double *naive = tu_xmalloc(no * sizeof(double));
         naive_window_attention(naive, qkv, table, Hp, Wp, ws, nH, hd, sh);
-        cmp_scaled("window attention vs CPU", s, got, cpu, no, TOL_ATTENTION);
-        cmp_scaled_d("window attention vs naive", s, got, naive, no, TOL_ATTENTION);
+        cmp_scaled("window attention vs CPU", s, got, cpu, no, OC_TOL_ATTENTION);
+        cmp_scaled_d("window attention vs naive", s, got, naive, no, OC_TOL_ATTENTION);
         free(qkv), free(table), free(got), free(cpu), free(bias), free(mask), free(scr), free(naive);
     }
     assert_int_equal(tu_n_failed - before, 0);
@@ -574,9 +522,8 @@ static void test_full_attention(void **state) {
     (void)state;
     int before = tu_n_failed;
     tu_rng rng = tu_rng_seed(109);
-    static const int cases[][3] = {/* C, N, query rows per block */ {1, 1, 1}, {4, 7, 3}, {8, 48, 48}, {32, 100, 7}, {64, 257, 64}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        const int C = cases[c][0], N = cases[c][1], bq = cases[c][2];
+    OC_EACH(c, OC_ATTENTION, OC_HOST) {
+        const int C = OC_ATTENTION[c].C, N = OC_ATTENTION[c].N, bq = OC_ATTENTION[c].bq;
         const size_t n = (size_t)C * N;
         char s[96];
         snprintf(s, sizeof s, "C%d N%d, %d query rows/block", C, N, bq);
@@ -591,7 +538,7 @@ static void test_full_attention(void **state) {
                                                          nscr, 1),
                          LATUP_OK);
         latup_hwc_to_chw(cpu, ot, C, N);
-        double *naive = xmalloc(n * sizeof(double)), *p = xmalloc((size_t)N * sizeof(double));
+        double *naive = tu_xmalloc(n * sizeof(double)), *p = tu_xmalloc((size_t)N * sizeof(double));
         for (int i = 0; i < N; i++) {
             double m = -INFINITY, sum = 0;
             for (int j = 0; j < N; j++) {
@@ -606,8 +553,8 @@ static void test_full_attention(void **state) {
                 naive[(size_t)ch * N + i] = acc;
             }
         }
-        cmp_scaled("full attention vs CPU", s, got, cpu, n, TOL_ATTENTION);
-        cmp_scaled_d("full attention vs naive", s, got, naive, n, TOL_ATTENTION);
+        cmp_scaled("full attention vs CPU", s, got, cpu, n, OC_TOL_ATTENTION);
+        cmp_scaled_d("full attention vs naive", s, got, naive, n, OC_TOL_ATTENTION);
         free(q), free(k), free(v), free(got), free(qt), free(kt), free(vt), free(ot), free(cpu), free(scr), free(naive), free(p);
     }
     assert_int_equal(tu_n_failed - before, 0);
@@ -619,11 +566,9 @@ static void test_tiles(void **state) {
     (void)state;
     int before = tu_n_failed;
     tu_rng rng = tu_rng_seed(110);
-    static const int cases[][4] = {/* h, w, T, ov */ {8, 6, 8, 2}, {8, 6, 4, 2}, {8, 6, 6, 3}, {16, 12, 10, 4},
-                                   {33, 17, 8, 2}, {5, 40, 16, 4}};
     const int f = 8, Co = 3;
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        const int h = cases[c][0], w = cases[c][1], T = cases[c][2], ov = cases[c][3];
+    OC_EACH(c, OC_TILES, OC_HOST) {
+        const int h = OC_TILES[c].h, w = OC_TILES[c].w, T = OC_TILES[c].T, ov = OC_TILES[c].ov;
         const int th = T < h ? T : h, tw = T < w ? T : w, H = h * f, W = w * f, step = T - ov;
         const int nty = latup_tile_count(h, T, ov), ntx = latup_tile_count(w, T, ov);
         /* the CPU's count and origins (decode_tiled) */
@@ -662,8 +607,8 @@ static void test_tiles(void **state) {
         for (size_t i = 0; i < n; i++) ref[i] /= rw[i % ((size_t)H * W)];
         char s[96];
         snprintf(s, sizeof s, "latent %dx%d, tiles of %d overlap %d: %dx%d tiles", h, w, T, ov, nty, ntx);
-        tu_check_true("tile layout vs CPU", shape("%s: counts, origins, all pixels weighted", s), layout && covered);
-        cmp_scaled_d("tile blend vs naive", s, got, ref, n, TOL_NORM);
+        tu_check_true("tile layout vs CPU", tu_shape("%s: counts, origins, all pixels weighted", s), layout && covered);
+        cmp_scaled_d("tile blend vs naive", s, got, ref, n, OC_TOL_NORM);
         free(got), free(gw), free(ref), free(rw);
     }
     assert_int_equal(tu_n_failed - before, 0);
@@ -676,7 +621,7 @@ static int n_allocs, n_frees, n_fills, n_reads;
 static float *ops_alloc(size_t floats, const char *what) {
     (void)what;
     n_allocs++;
-    return xmalloc(floats * sizeof(float));
+    return tu_xmalloc(floats * sizeof(float));
 }
 static void ops_free(float *base) { n_frees++, free(base); }
 static int ops_fill(float *x, size_t n, uint32_t bits) {
@@ -715,7 +660,7 @@ static void test_dev_arena(void **state) {
     /* each take rounded to 16 floats plus a 16-float guard: slots 100 and 70, the stack's peak
      * tokens 100 + band 333 */
     const size_t expect = (112 + 16) + (80 + 16) + (112 + 16) + (336 + 16);
-    tu_check_true("device arena count", shape("%zu floats counted, expected %zu", need, expect), need == expect);
+    tu_check_true("device arena count", tu_shape("%zu floats counted, expected %zu", need, expect), need == expect);
     assert_int_equal(latup_arena_begin_run(&a, "test arena"), LATUP_OK);
     const float *mem = a.base;
     arena_pass(&a, k1, 2);
@@ -726,21 +671,21 @@ static void test_dev_arena(void **state) {
     tu_check_true("device arena replay", "a rewound pass carves the same buffers, inside the allocation",
                   same && inside && a.st == LATUP_OK && k1[1] == k1[4] && k1[2] != NULL && a.cap == need);
     tu_check_true("device arena guards", "intact after an in-bounds pass", latup_arena_check(&a) == LATUP_OK);
-    tu_check_true("device arena ops", shape("memory through the ops: %d alloc, %d fills, %d reads", n_allocs, n_fills,
+    tu_check_true("device arena ops", tu_shape("memory through the ops: %d alloc, %d fills, %d reads", n_allocs, n_fills,
                                             n_reads), n_allocs == 1 && n_fills > 0 && n_reads > 0);
     /* one float written past the end of "small" */
     k2[5][7] = 1.0f;
-    tu_check_true("device arena guards", shape("overrun detected and named: %s", latup_last_error()),
+    tu_check_true("device arena guards", tu_shape("overrun detected and named: %s", latup_last_error()),
                   latup_arena_check(&a) == LATUP_E_INTERNAL && strstr(latup_last_error(), "'small'") != NULL);
     /* a pass that takes more than it counted: a named error, never memory outside */
     a.st = LATUP_OK;
     latup_arena_rewind(&a);
     float *big = latup_arena_take(&a, need, "too big");
-    tu_check_true("device arena capacity", shape("an uncounted take fails: %s", latup_last_error()),
+    tu_check_true("device arena capacity", tu_shape("an uncounted take fails: %s", latup_last_error()),
                   big == NULL && a.st == LATUP_E_INTERNAL && strstr(latup_last_error(), "'too big'") != NULL);
     a.st = LATUP_OK;
     float *slot = latup_arena_slot(&a, 0, 101, "act 0");
-    tu_check_true("device arena slot", shape("a slot use beyond its counted size fails: %s", latup_last_error()),
+    tu_check_true("device arena slot", tu_shape("a slot use beyond its counted size fails: %s", latup_last_error()),
                   slot == NULL && a.st == LATUP_E_INTERNAL);
     latup_arena_free(&a);
     tu_check_true("device arena ops", "freed through the ops", n_frees == 1 && a.base == NULL);
@@ -751,7 +696,7 @@ static void test_dev_arena(void **state) {
     const size_t bare = latup_arena_bytes(&a) / sizeof(float);
     assert_int_equal(latup_arena_begin_run(&a, "test arena"), LATUP_OK);
     arena_pass(&a, k1, 2);
-    tu_check_true("device arena unguarded", shape("%zu floats, no guard written or read", bare),
+    tu_check_true("device arena unguarded", tu_shape("%zu floats, no guard written or read", bare),
                   bare == 112 + 80 + 112 + 336 && latup_arena_check(&a) == LATUP_OK && n_fills == 0 && n_reads == 0);
     latup_arena_free(&a);
     assert_int_equal(tu_n_failed - before, 0);
@@ -771,7 +716,7 @@ static void test_negative_controls(void **state) {
     bool caught = !tu_check_exact("window partition, shift off by one", "16x24 C5 ws8", got, cpu, (size_t)n);
     /* a conv band one row short of the capacity it reports */
     float *w = randn(&rng, 4 * 3 * 9, 0, 0.3f), *xin = randn(&rng, 3 * 5 * 7, 0, 1), *o = nans(4 * 35), *oc = nans(4 * 35);
-    float *col = xmalloc(3 * 9 * 7 * 5 * sizeof(float));
+    float *col = tu_xmalloc(3 * 9 * 7 * 5 * sizeof(float));
     const lcu_conv_in none = {0, NULL, NULL, NULL, 0};
     emu_conv(o, xin, w, NULL, 3, 4, 3, 5, 7, none, 0, 3 * 9 * 7 * 2);
     for (int i = 0; i < 4 * 35; i++) o[i] = i % 35 >= 28 ? 0.0f : o[i]; /* the last row never written */
@@ -814,9 +759,9 @@ static void test_device_request(void **state) {
                       y.data != NULL && img.data != NULL && y.shape[1] == 32 && img.shape[1] == 8 * f);
         latup_tensor_free(&y), latup_tensor_free(&img);
     } else {
-        tu_check_true("device request", shape("upscale: status %d (6 expected), '%s'", su, msg),
+        tu_check_true("device request", tu_shape("upscale: status %d (6 expected), '%s'", su, msg),
                       su == LATUP_E_DEVICE && strstr(msg, want) != NULL && y.data == NULL);
-        tu_check_true("device request", shape("decode: status %d (6 expected), '%s'", sd, latup_last_error()),
+        tu_check_true("device request", tu_shape("decode: status %d (6 expected), '%s'", sd, latup_last_error()),
                       sd == LATUP_E_DEVICE && strstr(latup_last_error(), want) != NULL && img.data == NULL);
     }
     /* the default device is the CPU */

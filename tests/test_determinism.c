@@ -5,7 +5,7 @@
  * (upscale, then decode) must give bit-identical outputs on 1, 2, 3 and 4 threads, even with more
  * threads than cores; so must the products themselves, called from serial code, from a region of
  * one worker or of several, and the blocked attention wherever its scratch starts. `make test`
- * runs this file under every OpenBLAS kernel set the CPU runs (tests/kernel_sets.sh): OpenBLAS's
+ * runs this file under every OpenBLAS kernel set the CPU runs (tests/support/kernel_sets.sh): OpenBLAS's
  * Haswell kernels give other bits when a product is split over threads, so a product that escapes
  * to several threads fails here under them. One line per comparison, naming the kernel set; the
  * first differing value is printed when one fails. */

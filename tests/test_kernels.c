@@ -4,6 +4,7 @@
  * between canary floats and start as NaN, so out-of-bounds and missing writes fail too. */
 #include "ops/kernels.h"
 #include "ops/fastmath.h"
+#include "op_cases.h"
 #include "test_util.h"
 
 #include <float.h>
@@ -19,22 +20,8 @@
 
 #include <cmocka.h>
 
-#define EPS ((double)FLT_EPSILON) /* 2^-23, one fp32 ulp at 1.0 */
+#define EPS OC_EPS /* op_cases.h: 2^-23, one fp32 ulp at 1.0 */
 
-static char g_shape[160];
-static const char *shape(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g_shape, sizeof g_shape, fmt, ap);
-    va_end(ap);
-    return g_shape;
-}
-
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) abort();
-    return p;
-}
 
 /* Guard canaries intact on every buffer the kernel was handed; prints a NOT OK line otherwise. */
 static bool guards(const char *kernel, const char *shp, int nbuf, ...) {
@@ -65,7 +52,7 @@ static bool unchanged(const char *kernel, const char *shp, const char *name, con
 }
 
 static float *dup_floats(const float *x, size_t n) {
-    float *c = xmalloc(n * sizeof(float));
+    float *c = tu_xmalloc(n * sizeof(float));
     memcpy(c, x, n * sizeof(float));
     return c;
 }
@@ -190,7 +177,7 @@ static void naive_crop(float *out, const float *inp, int C, int H, int W, int Ho
  * view(H/ws, ws, W/ws, ws, C).permute(0,2,1,3,4): win[wh][ww][i][j] = rolled[wh*ws+i][ww*ws+j]. */
 static void naive_window_partition(float *out, const float *inp, int H, int W, int C, int ws,
                                    int shift) {
-    float *rolled = xmalloc((size_t)H * W * C * sizeof(float));
+    float *rolled = tu_xmalloc((size_t)H * W * C * sizeof(float));
     for (int h = 0; h < H; h++)
         for (int w = 0; w < W; w++)
             memcpy(rolled + ((size_t)h * W + w) * C,
@@ -210,7 +197,7 @@ static void naive_window_partition(float *out, const float *inp, int H, int W, i
  * out[(h+s)%H][(w+s)%W] = img[h][w]. */
 static void naive_window_reverse(float *out, const float *inp, int H, int W, int C, int ws,
                                  int shift) {
-    float *img = xmalloc((size_t)H * W * C * sizeof(float));
+    float *img = tu_xmalloc((size_t)H * W * C * sizeof(float));
     int nWw = W / ws;
     for (int wh = 0; wh < H / ws; wh++)
         for (int ww = 0; ww < nWw; ww++)
@@ -249,7 +236,7 @@ static int band_of(int y, int L, int ws, int shift) {
  * label(a) != label(b) -> -100. */
 static void naive_shift_mask(float *out, int H, int W, int ws, int shift) {
     int N = ws * ws, nWw = W / ws, nW = (H / ws) * nWw;
-    int *lab = xmalloc((size_t)N * sizeof(int));
+    int *lab = tu_xmalloc((size_t)N * sizeof(int));
     for (int w = 0; w < nW; w++) {
         int wh = w / nWw, ww = w % nWw;
         for (int t = 0; t < N; t++) {
@@ -268,7 +255,7 @@ static void naive_shift_mask(float *out, int H, int W, int ws, int shift) {
 static void naive_window_attention(double *out, double *tol, const float *qkv, const float *bias,
                                    const float *mask, int nW, int N, int nH, int hd, float scale) {
     int C = nH * hd;
-    double *s = xmalloc((size_t)N * sizeof(double)), *ds = xmalloc((size_t)N * sizeof(double));
+    double *s = tu_xmalloc((size_t)N * sizeof(double)), *ds = tu_xmalloc((size_t)N * sizeof(double));
     for (int w = 0; w < nW; w++)
         for (int h = 0; h < nH; h++)
             for (int a = 0; a < N; a++) {
@@ -367,7 +354,7 @@ static void check_conv_mode(tu_rng *rng, int exact, int Cin, int H, int W, int C
     tu_fill_normal(rng, mu.p, Cin, 0.3f, 0.5f);
     tu_fill_uniform(rng, sc.p, Cin, 0.5f, 1.5f);
     tu_fill_normal(rng, nb.p, Cin, 0.0f, 0.5f);
-    float *out0 = xmalloc(nout * sizeof(float));
+    float *out0 = tu_xmalloc(nout * sizeof(float));
     tu_fill_normal(rng, out0, nout, 0.0f, 1.0f);
     if (xf.accumulate) memcpy(out.p, out0, nout * sizeof(float));
     conv_input_op op = {.upsample2x = xf.up, .norm = xf.norm, .norm_mean = mu.p, .norm_scale = sc.p,
@@ -383,10 +370,10 @@ static void check_conv_mode(tu_rng *rng, int exact, int Cin, int H, int W, int C
 
     latup_status st = latup_conv2d_forward(out.p, in.p, wt.p, with_bias ? b.p : NULL, Cin, H, W, Cout, k, &op,
                                            col.n ? col.p : NULL, col.n, &ctx);
-    tu_check_true(kname, shape("%s: status OK", shp), st == LATUP_OK);
+    tu_check_true(kname, tu_shape("%s: status OK", shp), st == LATUP_OK);
 
     /* the twin: transform in double, round to float, convolve naively */
-    float *tin = xmalloc((size_t)Cin * H * W * sizeof(float));
+    float *tin = tu_xmalloc((size_t)Cin * H * W * sizeof(float));
     for (int c = 0; c < Cin; c++)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
@@ -395,7 +382,7 @@ static void check_conv_mode(tu_rng *rng, int exact, int Cin, int H, int W, int C
                 if (xf.norm && xf.silu) v = v / (1.0 + exp(-v));
                 tin[((size_t)c * H + y) * W + x] = (float)v;
             }
-    double *ref = xmalloc(nout * sizeof(double)), *tol = xmalloc(nout * sizeof(double));
+    double *ref = tu_xmalloc(nout * sizeof(double)), *tol = tu_xmalloc(nout * sizeof(double));
     naive_conv2d(ref, tol, tin, wt.p, with_bias ? b.p : NULL, Cin, H, W, Cout, k);
     double K = (double)Cin * k * k + 1;
     const double xtra = xf.up || xf.norm ? 4.0 : 0.0;
@@ -418,40 +405,22 @@ static void check_conv(tu_rng *rng, int Cin, int H, int W, int Cout, int k, int 
         check_conv_mode(rng, exact, Cin, H, W, Cout, k, band_rows_max, xf, with_bias, cap, misalign, nthreads);
 }
 
-static const conv_xf PLAIN = {0, 0, 0, 0};
-static const conv_cap WANT = {0, 0, 0};
+/* OC_CONV's CPU rows [from, to) (op_cases.h) */
+static void run_conv_rows(tu_rng *rng, size_t from, size_t to) {
+    for (size_t i = from; i < to; i++) {
+        const oc_conv *c = &OC_CONV[i];
+        if (!(c->who & OC_CPU)) continue;
+        const conv_xf xf = {c->up, c->norm, c->silu, c->acc};
+        const conv_cap cap = {c->cap_rows, c->cap_workers, c->cap_minus};
+        check_conv(rng, c->Cin, c->H, c->W, c->Cout, c->k, c->rows, xf, c->bias, cap, (size_t)c->misalign, c->threads);
+    }
+}
 
 static void test_conv2d(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(1);
-    /* Cin, H, W, Cout, k, rows_max, transform, bias, cap, misalign, threads */
-    check_conv(&rng, 1, 1, 1, 1, 3, 0, PLAIN, true, WANT, 0, 1);    /* 1x1 image, all taps but one padded */
-    check_conv(&rng, 1, 1, 1, 1, 1, 0, PLAIN, false, WANT, 0, 1);   /* the smallest k=1 */
-    check_conv(&rng, 3, 5, 7, 4, 3, 1, PLAIN, false, WANT, 0, 1);   /* bands of 1 row */
-    check_conv(&rng, 3, 5, 7, 4, 3, 2, PLAIN, true, WANT, 0, 2);    /* bands not dividing H */
-    check_conv(&rng, 3, 5, 7, 4, 3, 3, PLAIN, true, WANT, 1, 3);    /* last band of 2 rows, unaligned */
-    check_conv(&rng, 3, 5, 7, 4, 3, 5, PLAIN, true, WANT, 0, 2);    /* one band = H */
-    check_conv(&rng, 2, 1, 9, 3, 3, 0, PLAIN, true, WANT, 0, 1);    /* H = 1 */
-    check_conv(&rng, 2, 9, 1, 3, 3, 4, PLAIN, false, WANT, 0, 4);   /* W = 1 */
-    check_conv(&rng, 1, 6, 11, 1, 3, 0, PLAIN, true, WANT, 0, 1);   /* Cin = Cout = 1 */
-    check_conv(&rng, 5, 4, 4, 17, 1, 0, PLAIN, true, WANT, 0, 1);   /* 1x1 conv, no scratch */
-    check_conv(&rng, 37, 3, 19, 5, 1, 0, PLAIN, false, WANT, 1, 2); /* 1x1 conv, unaligned */
-    check_conv(&rng, 7, 6, 5, 3, 5, 2, PLAIN, true, WANT, 0, 1);    /* k = 5: the header allows any odd k */
-    check_conv(&rng, 16, 13, 17, 33, 3, 0, PLAIN, true, WANT, 0, 2); /* latent width in; Winograd from 16 */
-    check_conv(&rng, 64, 13, 17, 96, 3, 3, PLAIN, true, WANT, 1, 2); /* near the real model, unaligned */
-    check_conv(&rng, 33, 16, 16, 16, 3, 0, PLAIN, true, WANT, 0, 3); /* conv_last-like: many in, 16 out */
-    check_conv(&rng, 360, 9, 11, 360, 3, 0, PLAIN, true, WANT, 0, 2); /* the trunk conv at E = 360 */
-    check_conv(&rng, 16, 70, 40, 16, 3, 0, PLAIN, true, WANT, 0, 2);  /* tall: several default bands */
-    check_conv(&rng, 16, 1, 1, 16, 3, 0, PLAIN, true, WANT, 0, 2);    /* Winograd on 1x1: one partial tile */
-    check_conv(&rng, 20, 7, 9, 24, 3, 3, PLAIN, true, WANT, 0, 2);    /* odd bands and widths: partial tiles */
-    /* capacities below what the kernel asks for: fewer workers, then shorter bands */
-    check_conv(&rng, 9, 21, 13, 5, 3, 0, PLAIN, true, (conv_cap){1, 1, 0}, 0, 4);  /* exactly one row */
-    check_conv(&rng, 9, 21, 13, 5, 3, 0, PLAIN, true, (conv_cap){3, 1, 1}, 0, 4);  /* two rows, one worker */
-    check_conv(&rng, 9, 21, 13, 5, 3, 2, PLAIN, true, (conv_cap){2, 2, 0}, 1, 4);  /* two workers of 2 rows */
-    check_conv(&rng, 24, 21, 13, 17, 3, 0, PLAIN, true, (conv_cap){1, 1, 0}, 0, 4); /* the same, Winograd */
-    check_conv(&rng, 24, 21, 13, 17, 3, 0, PLAIN, true, (conv_cap){4, 1, 1}, 0, 4);
-    check_conv(&rng, 24, 21, 13, 17, 3, 4, PLAIN, true, (conv_cap){4, 2, 0}, 1, 4);
+    run_conv_rows(&rng, 0, OC_CONV_PLAIN_ROWS);
     assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
 }
 
@@ -459,25 +428,7 @@ static void test_conv2d_transform(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(11);
-    const conv_xf GN_SILU = {0, 1, 1, 0}, GN = {0, 1, 0, 0}, UP = {1, 0, 0, 0}, UP_GN = {1, 1, 1, 0};
-    const conv_xf GN_ACC = {0, 1, 1, 1}, ACC = {0, 0, 0, 1};
-    /* Cin, H, W, Cout, k, rows_max, transform, bias, cap, misalign, threads */
-    check_conv(&rng, 3, 5, 7, 4, 3, 1, GN_SILU, true, WANT, 0, 1);   /* GN+SiLU, bands of 1 */
-    check_conv(&rng, 3, 5, 7, 4, 3, 2, GN_SILU, true, WANT, 1, 2);   /* bands not dividing H, unaligned */
-    check_conv(&rng, 8, 9, 6, 5, 3, 0, GN, true, WANT, 0, 2);        /* norm without SiLU */
-    check_conv(&rng, 4, 8, 6, 3, 3, 3, UP, true, WANT, 0, 1);        /* nearest x2 only */
-    check_conv(&rng, 4, 2, 2, 3, 3, 1, UP_GN, true, WANT, 0, 2);     /* x2 of a 1x1 map, plus GN+SiLU */
-    check_conv(&rng, 32, 12, 10, 16, 3, 5, UP, true, WANT, 1, 3);    /* decoder-like upsample conv */
-    check_conv(&rng, 6, 7, 5, 4, 3, 2, GN_ACC, true, WANT, 0, 1);    /* accumulate into out */
-    check_conv(&rng, 6, 7, 5, 9, 1, 0, ACC, true, WANT, 0, 2);       /* 1x1 shortcut, accumulated */
-    check_conv(&rng, 64, 16, 12, 32, 3, 4, GN_SILU, true, WANT, 0, 2); /* resnet-like, many bands */
-    check_conv(&rng, 32, 13, 9, 32, 3, 3, GN_ACC, true, WANT, 0, 3);   /* Winograd, accumulated, odd sizes */
-    check_conv(&rng, 16, 6, 10, 16, 3, 0, UP_GN, true, WANT, 0, 2);    /* Winograd through both transforms */
-    /* the transformed band lives in the scratch too: one row of it, exactly */
-    check_conv(&rng, 16, 11, 9, 8, 3, 0, GN_SILU, true, (conv_cap){1, 1, 0}, 0, 2);
-    check_conv(&rng, 16, 12, 10, 8, 3, 0, UP, true, (conv_cap){2, 1, 0}, 0, 3);
-    check_conv(&rng, 16, 11, 9, 24, 3, 0, GN_SILU, true, (conv_cap){1, 1, 0}, 0, 2); /* Winograd */
-    check_conv(&rng, 16, 12, 10, 24, 3, 0, UP, true, (conv_cap){2, 1, 0}, 0, 3);
+    run_conv_rows(&rng, OC_CONV_PLAIN_ROWS, sizeof OC_CONV / sizeof OC_CONV[0]);
     assert_int_equal(tu_n_failed - failed_before, 0);
 }
 
@@ -489,17 +440,12 @@ static void test_conv2d_bands(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     const char *kname = "conv2d_plan";
-    static const int cases[][6] = {/* Cin, H, W, Cout, k, rows_max */
-                                   {1, 1, 1, 1, 3, 0},        {3, 5, 7, 4, 3, 0},        {16, 13, 17, 16, 3, 0},
-                                   {360, 64, 64, 360, 3, 0},  {256, 7, 1, 16, 3, 0},     {7, 9, 5, 3, 5, 2},
-                                   {512, 128, 128, 512, 3, 0}, {128, 1024, 1024, 128, 3, 0},
-                                   {16, 3000, 5000, 16, 3, 0}, {360, 64, 64, 360, 3, 3}};
     const conv_input_op gn = {.norm = 1};
     for (int exact = 0; exact < 2; exact++) {
         latup_set_exact_math(exact);
-        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-            const int Cin = cases[c][0], H = cases[c][1], W = cases[c][2], Cout = cases[c][3], k = cases[c][4],
-                      rmax = cases[c][5];
+        OC_EACH(c, OC_CONV_PLAN, OC_CPU) {
+            const int Cin = OC_CONV_PLAN[c].Cin, H = OC_CONV_PLAN[c].H, W = OC_CONV_PLAN[c].W, Cout = OC_CONV_PLAN[c].Cout,
+                      k = OC_CONV_PLAN[c].k, rmax = OC_CONV_PLAN[c].rows_max;
             for (int t = 0; t < 2; t++) {
                 const conv_input_op *op = t ? &gn : NULL;
                 bool ok = true;
@@ -517,7 +463,7 @@ static void test_conv2d_bands(void **state) {
                         pn.shared + pn.per_band * (size_t)workers)
                         ok = false;
                 }
-                tu_check_true(kname, shape("Cin%d %dx%d Cout%d k%d rows<=%d%s %s: band %d (%s) for 1..8 threads", Cin,
+                tu_check_true(kname, tu_shape("Cin%d %dx%d Cout%d k%d rows<=%d%s %s: band %d (%s) for 1..8 threads", Cin,
                                            H, W, Cout, k, rmax, t ? " norm" : "", exact ? "exact" : "fast", p1.rows,
                                            p1.winograd ? "wino" : "direct"),
                               ok);
@@ -537,7 +483,7 @@ static void test_conv2d_bands(void **state) {
             latup_conv2d_forward(out, in, w, NULL, CI, 3, 3, CO, 3, NULL, col, one.shared + one.per_band - 1, &ctx);
         bool untouched = true;
         for (int i = 0; i < CO * 9; i++) untouched = untouched && out[i] == -7.0f;
-        tu_check_true(kname, shape("%s: capacity below one row: LATUP_E_INTERNAL naming the conv (\"%s\")",
+        tu_check_true(kname, tu_shape("%s: capacity below one row: LATUP_E_INTERNAL naming the conv (\"%s\")",
                                    one.winograd ? "wino" : "direct", latup_last_error()),
                       st == LATUP_E_INTERNAL && strstr(latup_last_error(), "layers.3.conv") && untouched);
     }
@@ -563,7 +509,7 @@ static void check_linear(tu_rng *rng, int N, int Cin, int Cout, bool with_bias, 
     omp_set_num_threads(nthreads);
     latup_linear_forward(out.p, in.p, wt.p, with_bias ? b.p : NULL, N, Cin, Cout);
 
-    double *ref = xmalloc(nout * sizeof(double)), *tol = xmalloc(nout * sizeof(double));
+    double *ref = tu_xmalloc(nout * sizeof(double)), *tol = tu_xmalloc(nout * sizeof(double));
     naive_linear(ref, tol, in.p, wt.p, with_bias ? b.p : NULL, N, Cin, Cout);
     for (size_t i = 0; i < nout; i++)
         tol[i] = sqrt((double)Cin + 1) * EPS * tol[i] + EPS * fabs(ref[i]);
@@ -579,16 +525,10 @@ static void test_linear(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(2);
-    check_linear(&rng, 1, 1, 1, true, 0, 1);
-    check_linear(&rng, 1, 1, 1, false, 0, 1);
-    check_linear(&rng, 7, 3, 5, true, 0, 2);
-    check_linear(&rng, 1, 17, 33, false, 1, 1);
-    check_linear(&rng, 33, 1, 9, true, 0, 2);
-    check_linear(&rng, 5, 9, 1, true, 1, 1);
-    check_linear(&rng, 300, 60, 180, true, 0, 2);
-    check_linear(&rng, 300, 60, 180, false, 1, 1);
-    check_linear(&rng, 256, 360, 1080, true, 0, 2); /* the real qkv */
-    check_linear(&rng, 17, 720, 360, true, 1, 2);   /* the real fc2, odd N */
+    OC_EACH(i, OC_LINEAR, OC_CPU) {
+        const oc_linear *c = &OC_LINEAR[i];
+        check_linear(&rng, c->N, c->Cin, c->Cout, c->bias, (size_t)c->misalign, c->threads);
+    }
     assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
 }
 
@@ -608,8 +548,8 @@ static void check_layernorm(tu_rng *rng, int N, int C, float mean, float std, bo
     tu_fill_normal(rng, in.p, n, mean, std);
     tu_fill_normal(rng, wt.p, C, 1.0f, 0.5f);
     tu_fill_normal(rng, b.p, C, 0.0f, 0.5f);
-    double *ref = xmalloc(n * sizeof(double)), *tol = xmalloc(n * sizeof(double));
-    double *mu = xmalloc((size_t)N * sizeof(double)), *rs = xmalloc((size_t)N * sizeof(double));
+    double *ref = tu_xmalloc(n * sizeof(double)), *tol = tu_xmalloc(n * sizeof(double));
+    double *mu = tu_xmalloc((size_t)N * sizeof(double)), *rs = tu_xmalloc((size_t)N * sizeof(double));
     naive_layernorm(ref, mu, rs, in.p, wt.p, b.p, N, C, eps);
     for (int r = 0; r < N; r++)
         for (int c = 0; c < C; c++) {
@@ -637,13 +577,10 @@ static void test_layernorm(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(3);
-    check_layernorm(&rng, 1, 1, 0.0f, 1.0f, false, 1); /* C = 1: var 0, out = bias */
-    check_layernorm(&rng, 1, 7, 0.0f, 1.0f, false, 1);
-    check_layernorm(&rng, 13, 17, 0.5f, 2.0f, true, 2);
-    check_layernorm(&rng, 5, 360, 0.0f, 1.0f, false, 2);
-    check_layernorm(&rng, 300, 60, 0.0f, 3.0f, true, 2);
-    check_layernorm(&rng, 33, 360, 100.0f, 1.0f, false, 2); /* large mean: needs good stats */
-    check_layernorm(&rng, 3, 361, 0.0f, 1e-3f, false, 1);   /* var ~ eps: eps must be inside */
+    OC_EACH(i, OC_LAYERNORM, OC_CPU) {
+        const oc_layernorm *c = &OC_LAYERNORM[i];
+        check_layernorm(&rng, c->N, c->C, c->mean, c->std, c->in_place, c->threads);
+    }
     assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
 }
 
@@ -661,7 +598,7 @@ static void check_gelu(tu_rng *rng, size_t n, bool in_place) {
     tu_buf in = tu_alloc(n), out = tu_alloc(n);
     for (size_t i = 0; i < n; i++)
         in.p[i] = i < nspec && n > 2 * nspec ? specials[i] : tu_uniform(rng, -8.0f, 8.0f);
-    double *ref = xmalloc(n * sizeof(double)), *tol = xmalloc(n * sizeof(double));
+    double *ref = tu_xmalloc(n * sizeof(double)), *tol = tu_xmalloc(n * sizeof(double));
     for (size_t i = 0; i < n; i++) {
         ref[i] = naive_gelu(in.p[i]);
         tol[i] = 2 * EPS * fabs((double)in.p[i]) + 4 * EPS * fabs(ref[i]);
@@ -684,11 +621,7 @@ static void test_gelu(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(4);
-    check_gelu(&rng, 1, false);
-    check_gelu(&rng, 7, true);
-    check_gelu(&rng, 33, false);
-    check_gelu(&rng, 1001, false);
-    check_gelu(&rng, 4099, true);
+    OC_EACH(i, OC_ACT, OC_CPU) if (OC_ACT[i].op == OC_GELU) check_gelu(&rng, OC_ACT[i].n, OC_ACT[i].in_place);
     assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
 }
 
@@ -784,7 +717,7 @@ static void check_leaky(tu_rng *rng, size_t n, float slope, bool in_place) {
     tu_buf in = tu_alloc(n), out = tu_alloc(n);
     tu_fill_normal(rng, in.p, n, 0.0f, 2.0f);
     if (n > 3) in.p[0] = 0.0f, in.p[1] = -0.0f, in.p[2] = -1e-38f;
-    float *ref = xmalloc(n * sizeof(float));
+    float *ref = tu_xmalloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) ref[i] = naive_leaky(in.p[i], slope);
     if (in_place) {
         memcpy(out.p, in.p, n * sizeof(float));
@@ -802,10 +735,7 @@ static void test_leaky_relu(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(5);
-    check_leaky(&rng, 1, 0.01f, false);
-    check_leaky(&rng, 7, 0.01f, true);
-    check_leaky(&rng, 1001, 0.01f, false);
-    check_leaky(&rng, 1001, 0.2f, true);
+    OC_EACH(i, OC_ACT, OC_CPU) if (OC_ACT[i].op == OC_LEAKY) check_leaky(&rng, OC_ACT[i].n, OC_ACT[i].slope, OC_ACT[i].in_place);
     assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
 }
 
@@ -813,7 +743,7 @@ static void test_leaky_relu(void **state) {
  * difference (relative error ~ |x - max| ulp), a couple of ulp for exp and the division, and the
  * fp32 row sum. Row sums must be 1 within EPS * (4 + 2 sqrt(cols)). The [-50, 100] data
  * overflows a softmax that does not subtract the max. */
-enum { SM_NORMAL, SM_WIDE, SM_MASKED, SM_EQUAL };
+
 static void check_softmax(tu_rng *rng, int rows, int cols, int kind, int nthreads) {
     const char *kname = "softmax_rows";
     static const char *kinds[] = {"N(0,3)", "U(-50,100)", "N(0,3) + -100 mask", "all equal"};
@@ -823,13 +753,13 @@ static void check_softmax(tu_rng *rng, int rows, int cols, int kind, int nthread
     tu_buf x = tu_alloc(n);
     for (size_t i = 0; i < n; i++) {
         switch (kind) {
-        case SM_NORMAL: x.p[i] = 3.0f * tu_normal(rng); break;
-        case SM_WIDE: x.p[i] = tu_uniform(rng, -50.0f, 100.0f); break;
-        case SM_MASKED: x.p[i] = 3.0f * tu_normal(rng) + (tu_next_u64(rng) % 3 ? -100.0f : 0.0f); break;
+        case OC_SM_NORMAL: x.p[i] = 3.0f * tu_normal(rng); break;
+        case OC_SM_WIDE: x.p[i] = tu_uniform(rng, -50.0f, 100.0f); break;
+        case OC_SM_MASKED: x.p[i] = 3.0f * tu_normal(rng) + (tu_next_u64(rng) % 3 ? -100.0f : 0.0f); break;
         default: x.p[i] = 7.25f; break;
         }
     }
-    double *ref = xmalloc(n * sizeof(double)), *tol = xmalloc(n * sizeof(double));
+    double *ref = tu_xmalloc(n * sizeof(double)), *tol = tu_xmalloc(n * sizeof(double));
     naive_softmax(ref, x.p, rows, cols);
     for (int r = 0; r < rows; r++) {
         float m = -INFINITY;
@@ -860,13 +790,7 @@ static void test_softmax(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(6);
-    check_softmax(&rng, 1, 1, SM_NORMAL, 1);
-    check_softmax(&rng, 3, 7, SM_NORMAL, 1);
-    check_softmax(&rng, 5, 17, SM_WIDE, 2);
-    check_softmax(&rng, 64, 64, SM_MASKED, 2);
-    check_softmax(&rng, 256, 256, SM_NORMAL, 2);
-    check_softmax(&rng, 2, 1000, SM_WIDE, 1);
-    check_softmax(&rng, 3, 33, SM_EQUAL, 1);
+    OC_EACH(i, OC_SOFTMAX, OC_CPU) check_softmax(&rng, OC_SOFTMAX[i].rows, OC_SOFTMAX[i].cols, OC_SOFTMAX[i].kind, OC_SOFTMAX[i].threads);
     assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
 }
 
@@ -875,15 +799,15 @@ static void test_add_inplace(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(7);
-    static const size_t sizes[] = {1, 7, 16, 17, 1001};
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-        size_t n = sizes[s];
+    OC_EACH(s, OC_ADD, OC_CPU) {
+        size_t n = OC_ADD[s].n;
+        const int mis = OC_ADD[s].misalign;
         char shp[160];
-        snprintf(shp, sizeof shp, "n%zu%s", n, s % 2 ? " unaligned" : "");
-        tu_buf y = tu_alloc_misaligned(n, s % 2), x = tu_alloc(n);
+        snprintf(shp, sizeof shp, "n%zu%s", n, mis ? " unaligned" : "");
+        tu_buf y = tu_alloc_misaligned(n, (size_t)mis), x = tu_alloc(n);
         tu_fill_normal(&rng, y.p, n, 0.0f, 1.0f);
         tu_fill_normal(&rng, x.p, n, 0.0f, 1.0f);
-        float *ref = xmalloc(n * sizeof(float));
+        float *ref = tu_xmalloc(n * sizeof(float));
         for (size_t i = 0; i < n; i++) ref[i] = y.p[i] + x.p[i];
         latup_add_inplace(y.p, x.p, n);
         tu_check_exact("add_inplace", shp, y.p, ref, n);
@@ -899,15 +823,14 @@ static void test_chw_hwc(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(8);
-    static const int cases[][2] = {{1, 1}, {1, 17}, {17, 1}, {3, 5}, {16, 221}, {360, 37}, {7, 1000}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        int C = cases[c][0], HW = cases[c][1];
+    OC_EACH(c, OC_TRANSPOSE, OC_CPU) {
+        int C = OC_TRANSPOSE[c].C, HW = OC_TRANSPOSE[c].HW;
         size_t n = (size_t)C * HW;
         char shp[160];
         snprintf(shp, sizeof shp, "C%d HW%d", C, HW);
         tu_buf in = tu_alloc(n), mid = tu_alloc(n), back = tu_alloc(n);
         tu_fill_normal(&rng, in.p, n, 0.0f, 1.0f);
-        float *ref = xmalloc(n * sizeof(float)), *ref2 = xmalloc(n * sizeof(float));
+        float *ref = tu_xmalloc(n * sizeof(float)), *ref2 = tu_xmalloc(n * sizeof(float));
         latup_chw_to_hwc(mid.p, in.p, C, HW);
         naive_chw_to_hwc(ref, in.p, C, HW);
         tu_check_exact("chw_to_hwc", shp, mid.p, ref, n);
@@ -930,17 +853,14 @@ static void test_pixel_shuffle(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(9);
-    static const int cases[][4] = {/* C, H, W, r */
-                                   {1, 1, 1, 1}, {1, 1, 1, 2}, {3, 2, 5, 2}, {16, 7, 3, 2},
-                                   {2, 3, 4, 3}, {256, 3, 5, 2}, {5, 1, 9, 2}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        int C = cases[c][0], H = cases[c][1], W = cases[c][2], r = cases[c][3];
+    OC_EACH(c, OC_SHUFFLE, OC_CPU) {
+        int C = OC_SHUFFLE[c].C, H = OC_SHUFFLE[c].H, W = OC_SHUFFLE[c].W, r = OC_SHUFFLE[c].r;
         size_t n = (size_t)C * r * r * H * W;
         char shp[160];
         snprintf(shp, sizeof shp, "C%d %dx%d r%d", C, H, W, r);
         tu_buf in = tu_alloc(n), out = tu_alloc(n);
         tu_fill_normal(&rng, in.p, n, 0.0f, 1.0f);
-        float *ref = xmalloc(n * sizeof(float));
+        float *ref = tu_xmalloc(n * sizeof(float));
         omp_set_num_threads(2);
         latup_pixel_shuffle(out.p, in.p, C, H, W, r);
         naive_pixel_shuffle(ref, in.p, C, H, W, r);
@@ -956,18 +876,14 @@ static void test_reflect_pad(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(10);
-    static const int cases[][5] = {/* C, H, W, Hp, Wp (pad < dim) */
-                                   {1, 1, 1, 1, 1},    {2, 2, 3, 3, 4},     {3, 5, 7, 8, 8},
-                                   {1, 9, 1, 16, 1},   {16, 17, 13, 32, 16}, {2, 8, 8, 8, 8},
-                                   {4, 3, 30, 4, 32},  {16, 33, 40, 48, 48}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        int C = cases[c][0], H = cases[c][1], W = cases[c][2], Hp = cases[c][3], Wp = cases[c][4];
+    OC_EACH(c, OC_PAD, OC_CPU) {
+        int C = OC_PAD[c].C, H = OC_PAD[c].H, W = OC_PAD[c].W, Hp = OC_PAD[c].Hp, Wp = OC_PAD[c].Wp;
         size_t nin = (size_t)C * H * W, nout = (size_t)C * Hp * Wp;
         char shp[160];
         snprintf(shp, sizeof shp, "C%d %dx%d -> %dx%d", C, H, W, Hp, Wp);
         tu_buf in = tu_alloc(nin), out = tu_alloc(nout);
         tu_fill_normal(&rng, in.p, nin, 0.0f, 1.0f);
-        float *ref = xmalloc(nout * sizeof(float));
+        float *ref = tu_xmalloc(nout * sizeof(float));
         latup_reflect_pad(out.p, in.p, C, H, W, Hp, Wp);
         naive_reflect_pad(ref, in.p, C, H, W, Hp, Wp);
         tu_check_exact("reflect_pad", shp, out.p, ref, nout);
@@ -982,17 +898,14 @@ static void test_crop(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(11);
-    static const int cases[][5] = {/* C, H, W, Ho, Wo */
-                                   {1, 1, 1, 1, 1},     {3, 8, 8, 5, 7},  {2, 16, 16, 16, 16},
-                                   {16, 34, 26, 33, 25}, {1, 5, 9, 1, 9}, {2, 4, 6, 4, 1}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        int C = cases[c][0], H = cases[c][1], W = cases[c][2], Ho = cases[c][3], Wo = cases[c][4];
+    OC_EACH(c, OC_CROP, OC_CPU) {
+        int C = OC_CROP[c].C, H = OC_CROP[c].H, W = OC_CROP[c].W, Ho = OC_CROP[c].Ho, Wo = OC_CROP[c].Wo;
         size_t nin = (size_t)C * H * W, nout = (size_t)C * Ho * Wo;
         char shp[160];
         snprintf(shp, sizeof shp, "C%d %dx%d -> %dx%d", C, H, W, Ho, Wo);
         tu_buf in = tu_alloc(nin), out = tu_alloc(nout);
         tu_fill_normal(&rng, in.p, nin, 0.0f, 1.0f);
-        float *ref = xmalloc(nout * sizeof(float));
+        float *ref = tu_xmalloc(nout * sizeof(float));
         latup_crop(out.p, in.p, C, H, W, Ho, Wo);
         naive_crop(ref, in.p, C, H, W, Ho, Wo);
         tu_check_exact("crop", shp, out.p, ref, nout);
@@ -1008,20 +921,15 @@ static void test_windows(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(12);
-    static const int cases[][5] = {/* H, W, C, ws, shift */
-                                   {1, 1, 1, 1, 0},   {3, 3, 2, 1, 0},    {4, 6, 2, 2, 1},
-                                   {8, 8, 1, 8, 0},   {8, 8, 3, 8, 4},    {16, 24, 5, 8, 4},
-                                   {16, 24, 5, 8, 3}, {32, 16, 7, 16, 8}, {32, 48, 3, 16, 4},
-                                   {16, 16, 360, 16, 8}, {48, 32, 17, 16, 0}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        int H = cases[c][0], W = cases[c][1], C = cases[c][2], ws = cases[c][3], sh = cases[c][4];
+    OC_EACH(c, OC_WINDOWS, OC_CPU) {
+        int H = OC_WINDOWS[c].H, W = OC_WINDOWS[c].W, C = OC_WINDOWS[c].C, ws = OC_WINDOWS[c].ws, sh = OC_WINDOWS[c].shift;
         size_t n = (size_t)H * W * C;
         char shp[160];
         snprintf(shp, sizeof shp, "%dx%d C%d ws%d shift%d nW%d", H, W, C, ws, sh,
                  (H / ws) * (W / ws));
         tu_buf in = tu_alloc(n), win = tu_alloc(n), back = tu_alloc(n), rev = tu_alloc(n);
         tu_fill_normal(&rng, in.p, n, 0.0f, 1.0f);
-        float *ref = xmalloc(n * sizeof(float));
+        float *ref = tu_xmalloc(n * sizeof(float));
         omp_set_num_threads(2);
         latup_window_partition(win.p, in.p, H, W, C, ws, sh);
         naive_window_partition(ref, in.p, H, W, C, ws, sh);
@@ -1066,15 +974,14 @@ static void test_relative_bias(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(13);
-    static const int cases[][2] = {{1, 1}, {2, 3}, {7, 2}, {8, 6}, {16, 12}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        int ws = cases[c][0], nH = cases[c][1], N = ws * ws;
+    OC_EACH(c, OC_RELBIAS, OC_CPU) {
+        int ws = OC_RELBIAS[c].ws, nH = OC_RELBIAS[c].nH, N = ws * ws;
         size_t nt = (size_t)(2 * ws - 1) * (2 * ws - 1) * nH, n = (size_t)nH * N * N;
         char shp[160];
         snprintf(shp, sizeof shp, "ws%d nH%d", ws, nH);
         tu_buf table = tu_alloc(nt), out = tu_alloc(n);
         tu_fill_normal(&rng, table.p, nt, 0.0f, 1.0f);
-        float *ref = xmalloc(n * sizeof(float));
+        float *ref = tu_xmalloc(n * sizeof(float));
         latup_relative_bias_gather(out.p, table.p, ws, nH);
         naive_relative_bias(ref, table.p, ws, nH);
         tu_check_exact("relative_bias_gather", shp, out.p, ref, n);
@@ -1088,18 +995,14 @@ static void test_relative_bias(void **state) {
 static void test_shift_mask(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
-    static const int cases[][4] = {/* H, W, ws, shift */
-                                   {8, 8, 8, 4},    {16, 16, 8, 4},  {16, 24, 8, 3},
-                                   {16, 16, 8, 0},  {32, 32, 16, 8}, {32, 48, 16, 4},
-                                   {64, 32, 16, 8}, {16, 16, 16, 8}, {16, 32, 16, 0}, {4, 6, 2, 1}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        int H = cases[c][0], W = cases[c][1], ws = cases[c][2], sh = cases[c][3];
+    OC_EACH(c, OC_SHIFT_MASK, OC_CPU) {
+        int H = OC_SHIFT_MASK[c].H, W = OC_SHIFT_MASK[c].W, ws = OC_SHIFT_MASK[c].ws, sh = OC_SHIFT_MASK[c].shift;
         int N = ws * ws, nW = (H / ws) * (W / ws);
         size_t n = (size_t)nW * N * N;
         char shp[160];
         snprintf(shp, sizeof shp, "%dx%d ws%d shift%d nW%d", H, W, ws, sh, nW);
         tu_buf out = tu_alloc(n);
-        float *ref = xmalloc(n * sizeof(float));
+        float *ref = tu_xmalloc(n * sizeof(float));
         latup_shift_mask_build(out.p, H, W, ws, sh);
         naive_shift_mask(ref, H, W, ws, sh);
         tu_check_exact("shift_mask_build", shp, out.p, ref, n);
@@ -1149,7 +1052,7 @@ static void check_attention(tu_rng *rng, int H, int W, int ws, int shift, bool w
            out = tu_alloc(nout), scratch = tu_alloc(latup_window_attention_scratch_floats(N, nthreads));
     /* q, k with unit-ish entries give scores of a few units, like a trained model */
     tu_fill_normal(rng, qkv.p, nqkv, 0.0f, 1.0f);
-    float *table = xmalloc(ntab * sizeof(float));
+    float *table = tu_xmalloc(ntab * sizeof(float));
     tu_fill_normal(rng, table, ntab, 0.0f, 1.0f);
     naive_relative_bias(bias.p, table, ws, nH);
     if (with_mask) naive_shift_mask(mask.p, H, W, ws, shift);
@@ -1158,9 +1061,9 @@ static void check_attention(tu_rng *rng, int H, int W, int ws, int shift, bool w
     omp_set_num_threads(omp_threads);
     latup_status st = latup_window_attention_forward(out.p, qkv.p, bias.p, with_mask ? mask.p : NULL, nW, N, nH,
                                                      hd, scale, scratch.p, scratch.n, nthreads);
-    tu_check_true(kname, shape("%s: status OK", shp), st == LATUP_OK);
+    tu_check_true(kname, tu_shape("%s: status OK", shp), st == LATUP_OK);
 
-    double *ref = xmalloc(nout * sizeof(double)), *tol = xmalloc(nout * sizeof(double));
+    double *ref = tu_xmalloc(nout * sizeof(double)), *tol = tu_xmalloc(nout * sizeof(double));
     naive_window_attention(ref, tol, qkv.p, bias.p, with_mask ? mask.p : NULL, nW, N, nH, hd,
                            scale);
     tu_check(kname, shp, out.p, ref, tol, 0, nout);
@@ -1176,17 +1079,10 @@ static void test_window_attention(void **state) {
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(14);
     /* H, W, ws, shift, mask, nH, hd, nthreads, omp threads */
-    check_attention(&rng, 1, 1, 1, 0, false, 1, 1, 1, 1);     /* N = 1: out = v */
-    check_attention(&rng, 3, 15, 3, 1, true, 2, 7, 2, 2);     /* N = 9, odd hd, 5 windows */
-    check_attention(&rng, 8, 24, 8, 0, false, 1, 10, 2, 2);   /* no mask, 3 windows */
-    check_attention(&rng, 8, 8, 8, 4, true, 3, 10, 2, 2);     /* more threads than windows */
-    check_attention(&rng, 16, 16, 8, 4, true, 6, 30, 1, 1);   /* classic SwinIR head */
-    check_attention(&rng, 16, 16, 8, 4, true, 6, 30, 2, 2);
-    check_attention(&rng, 16, 16, 16, 0, false, 3, 10, 1, 1); /* N = 256, hd 10 */
-    check_attention(&rng, 32, 16, 16, 8, true, 12, 30, 2, 2); /* the released LUA block */
-    check_attention(&rng, 32, 32, 16, 4, true, 2, 30, 2, 2);
-    /* scratch is sized for nthreads; the kernel must not use more even if OpenMP would */
-    check_attention(&rng, 16, 24, 8, 4, true, 2, 10, 2, 4);
+    OC_EACH(i, OC_WINDOW_ATTENTION, OC_CPU) {
+        const oc_window_attention *c = &OC_WINDOW_ATTENTION[i];
+        check_attention(&rng, c->H, c->W, c->ws, c->shift, c->mask, c->nH, c->hd, c->threads, c->omp);
+    }
     assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
 }
 
@@ -1236,9 +1132,9 @@ static void naive_upsample2x(float *out, const float *inp, int C, int H, int W) 
  * element's error budget (see check_attention_blocked); nkb = number of key blocks. */
 static void naive_attention(double *out, double *tol, const float *q, const float *k,
                             const float *v, int N, int C, float scale, int nkb) {
-    double *s = xmalloc((size_t)N * sizeof(double)), *ds = xmalloc((size_t)N * sizeof(double));
-    double *acc = xmalloc((size_t)C * sizeof(double)), *pabs = xmalloc((size_t)C * sizeof(double)),
-           *pds = xmalloc((size_t)C * sizeof(double));
+    double *s = tu_xmalloc((size_t)N * sizeof(double)), *ds = tu_xmalloc((size_t)N * sizeof(double));
+    double *acc = tu_xmalloc((size_t)C * sizeof(double)), *pabs = tu_xmalloc((size_t)C * sizeof(double)),
+           *pds = tu_xmalloc((size_t)C * sizeof(double));
     for (int a = 0; a < N; a++) {
         double m = -INFINITY, smax = 0;
         for (int b = 0; b < N; b++) {
@@ -1303,7 +1199,7 @@ static void check_groupnorm(tu_rng *rng, int C, int H, int W, int G, float mean,
     tu_fill_normal(rng, in.p, n, mean, std);
     tu_fill_normal(rng, wt.p, C, 1.0f, 0.5f);
     tu_fill_normal(rng, b.p, C, 0.0f, 0.5f);
-    double *ref = xmalloc(n * sizeof(double)), *tol = xmalloc(n * sizeof(double));
+    double *ref = tu_xmalloc(n * sizeof(double)), *tol = tu_xmalloc(n * sizeof(double));
     naive_groupnorm(ref, tol, in.p, wt.p, b.p, C, HW, G, eps);
     float *in_copy = dup_floats(in.p, n);
 
@@ -1344,27 +1240,17 @@ static void test_groupnorm(void **state) {
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(15);
     /* C, H, W, groups, data mean, std, in-place, misalign, threads */
-    check_groupnorm(&rng, 1, 1, 1, 1, 0.0f, 1.0f, false, 0, 1);    /* var 0: out = bias */
-    check_groupnorm(&rng, 32, 1, 1, 32, 0.0f, 1.0f, false, 0, 2);  /* C = groups, 1x1: bias */
-    check_groupnorm(&rng, 32, 3, 5, 32, 0.5f, 2.0f, true, 0, 2);   /* C = groups */
-    check_groupnorm(&rng, 64, 7, 9, 32, 0.0f, 1.0f, false, 1, 1);  /* C = 2 groups, odd */
-    check_groupnorm(&rng, 64, 1, 13, 32, 0.0f, 1.0f, false, 0, 2); /* H = 1 */
-    check_groupnorm(&rng, 64, 11, 1, 32, 0.0f, 3.0f, true, 1, 2);  /* W = 1 */
-    check_groupnorm(&rng, 5, 4, 4, 1, 0.0f, 1.0f, false, 0, 2);    /* one group, odd C */
-    check_groupnorm(&rng, 6, 5, 7, 3, -2.0f, 1.0f, false, 0, 1);   /* odd C/G */
-    check_groupnorm(&rng, 96, 33, 31, 32, 0.0f, 1.0f, false, 1, 2); /* 3 channels per group */
-    check_groupnorm(&rng, 128, 32, 32, 32, 100.0f, 1.0f, false, 0, 2); /* large mean */
-    check_groupnorm(&rng, 256, 17, 23, 32, 0.0f, 1e-3f, false, 0, 2);  /* var ~ eps */
-    check_groupnorm(&rng, 512, 64, 64, 32, 0.0f, 1.0f, true, 0, 2);    /* mid block, 64^2 */
-    check_groupnorm(&rng, 128, 128, 128, 32, 0.3f, 2.0f, false, 0, 2); /* up[0]-like */
-    check_groupnorm(&rng, 128, 128, 128, 32, 0.3f, 2.0f, false, 0, 1);
+    OC_EACH(i, OC_GROUPNORM, OC_CPU) {
+        const oc_groupnorm *c = &OC_GROUPNORM[i];
+        check_groupnorm(&rng, c->C, c->H, c->W, c->G, c->mean, c->std, c->in_place, (size_t)c->misalign, c->threads);
+    }
     /* thread count must not change a bit: the statistics are per channel, summed in order */
     {
         int C = 256, HW = 45 * 37, G = 32;
         size_t n = (size_t)C * HW;
-        float *x = xmalloc(n * sizeof(float)), *w = xmalloc(C * sizeof(float)),
-              *bb = xmalloc(C * sizeof(float)), *y1 = xmalloc(n * sizeof(float)),
-              *y2 = xmalloc(n * sizeof(float));
+        float *x = tu_xmalloc(n * sizeof(float)), *w = tu_xmalloc(C * sizeof(float)),
+              *bb = tu_xmalloc(C * sizeof(float)), *y1 = tu_xmalloc(n * sizeof(float)),
+              *y2 = tu_xmalloc(n * sizeof(float));
         tu_fill_normal(&rng, x, n, 1.0f, 2.0f);
         tu_fill_normal(&rng, w, C, 1.0f, 0.5f);
         tu_fill_normal(&rng, bb, C, 0.0f, 0.5f);
@@ -1391,7 +1277,7 @@ static void check_silu(tu_rng *rng, size_t n, bool in_place) {
     tu_buf in = tu_alloc(n), out = tu_alloc(n);
     for (size_t i = 0; i < n; i++)
         in.p[i] = i < nspec && n > 2 * nspec ? specials[i] : tu_uniform(rng, -10.0f, 10.0f);
-    double *ref = xmalloc(n * sizeof(double)), *tol = xmalloc(n * sizeof(double));
+    double *ref = tu_xmalloc(n * sizeof(double)), *tol = tu_xmalloc(n * sizeof(double));
     for (size_t i = 0; i < n; i++) {
         ref[i] = naive_silu(in.p[i]);
         tol[i] = 4 * EPS * fabs(ref[i]) + 1e-36;
@@ -1415,11 +1301,7 @@ static void test_silu(void **state) {
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(16);
     omp_set_num_threads(2);
-    check_silu(&rng, 1, false);
-    check_silu(&rng, 7, true);
-    check_silu(&rng, 33, false);
-    check_silu(&rng, 1001, false);
-    check_silu(&rng, 65537, true);
+    OC_EACH(i, OC_ACT, OC_CPU) if (OC_ACT[i].op == OC_SILU) check_silu(&rng, OC_ACT[i].n, OC_ACT[i].in_place);
     assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
 }
 
@@ -1428,19 +1310,15 @@ static void test_upsample(void **state) {
     (void)state;
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(17);
-    static const int cases[][5] = {/* C, H, W, misalign, threads */
-                                   {1, 1, 1, 0, 1},    {3, 1, 5, 1, 2},    {2, 7, 1, 0, 2},
-                                   {5, 3, 4, 1, 1},    {1, 17, 33, 0, 2},  {512, 16, 16, 0, 2},
-                                   {512, 13, 9, 1, 2}, {256, 64, 64, 0, 2}, {4, 1, 1, 0, 2}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        int C = cases[c][0], H = cases[c][1], W = cases[c][2], mis = cases[c][3], t = cases[c][4];
+    OC_EACH(c, OC_UPSAMPLE, OC_CPU) {
+        int C = OC_UPSAMPLE[c].C, H = OC_UPSAMPLE[c].H, W = OC_UPSAMPLE[c].W, mis = OC_UPSAMPLE[c].misalign, t = OC_UPSAMPLE[c].threads;
         size_t nin = (size_t)C * H * W, nout = 4 * nin;
         char shp[160];
         snprintf(shp, sizeof shp, "C%d %dx%d -> %dx%d%s t%d", C, H, W, 2 * H, 2 * W,
                  mis ? " unaligned" : "", t);
         tu_buf in = tu_alloc_misaligned(nin, mis), out = tu_alloc_misaligned(nout, mis);
         tu_fill_normal(&rng, in.p, nin, 0.0f, 1.0f);
-        float *ref = xmalloc(nout * sizeof(float)), *in_copy = dup_floats(in.p, nin);
+        float *ref = tu_xmalloc(nout * sizeof(float)), *in_copy = dup_floats(in.p, nin);
         omp_set_num_threads(t);
         latup_upsample_nearest2x(out.p, in.p, C, H, W);
         naive_upsample2x(ref, in.p, C, H, W);
@@ -1467,14 +1345,14 @@ static void test_upsample(void **state) {
  * Data: RAND q, k, v ~ N(0,1); WIDE scales q and k so scores reach several hundred (exp
  * overflows fp32 without the max subtraction); UP makes every key block raise the running max
  * (a rescale per block); DOWN puts the max in the first block (alpha = 1 afterwards). */
-enum { AT_RAND, AT_WIDE, AT_UP, AT_DOWN };
+
 static void check_attention_blocked(tu_rng *rng, int N, int C, int bq, int bk, int kind,
                                     float wide, size_t misalign, int nthreads, int omp_threads) {
     const char *kname = "attention_blocked_fwd";
     static const char *kinds[] = {"rand", "wide", "ramp-up", "ramp-down"};
     char shp[160];
     snprintf(shp, sizeof shp, "N%d C%d bq%d bk%d %s", N, C, bq, bk, kinds[kind]);
-    if (kind == AT_WIDE)
+    if (kind == OC_AT_WIDE)
         snprintf(shp + strlen(shp), sizeof shp - strlen(shp), "x%g", wide);
     snprintf(shp + strlen(shp), sizeof shp - strlen(shp), "%s t%d%s",
              misalign ? " unaligned" : "", nthreads, omp_threads != nthreads ? " (omp 4)" : "");
@@ -1486,13 +1364,13 @@ static void check_attention_blocked(tu_rng *rng, int N, int C, int bq, int bk, i
                                          misalign);
     tu_fill_normal(rng, v.p, n, 0.0f, 1.0f);
     switch (kind) {
-    case AT_RAND: tu_fill_normal(rng, q.p, n, 0.0f, 1.0f), tu_fill_normal(rng, k.p, n, 0.0f, 1.0f); break;
-    case AT_WIDE: tu_fill_normal(rng, q.p, n, 0.0f, wide), tu_fill_normal(rng, k.p, n, 0.0f, wide); break;
+    case OC_AT_RAND: tu_fill_normal(rng, q.p, n, 0.0f, 1.0f), tu_fill_normal(rng, k.p, n, 0.0f, 1.0f); break;
+    case OC_AT_WIDE: tu_fill_normal(rng, q.p, n, 0.0f, wide), tu_fill_normal(rng, k.p, n, 0.0f, wide); break;
     default:
         /* q > 0, k[b] = t_b * (1 + noise) with t_b rising (falling) in b: scores rise (fall) */
         tu_fill_normal(rng, q.p, n, 1.0f, 0.1f);
         for (int b = 0; b < N; b++) {
-            double t = 8.0 * (kind == AT_UP ? b : N - 1 - b) / N;
+            double t = 8.0 * (kind == OC_AT_UP ? b : N - 1 - b) / N;
             for (int c = 0; c < C; c++) k.p[(size_t)b * C + c] = (float)(t * (1 + 0.01 * tu_normal(rng)));
         }
     }
@@ -1501,10 +1379,10 @@ static void check_attention_blocked(tu_rng *rng, int N, int C, int bq, int bk, i
     omp_set_num_threads(omp_threads);
     latup_status st = latup_attention_blocked_forward(out.p, q.p, k.p, v.p, N, C, scale, bq, bk, scratch.p,
                                                       scratch.n, nthreads);
-    tu_check_true(kname, shape("%s: status OK", shp), st == LATUP_OK);
+    tu_check_true(kname, tu_shape("%s: status OK", shp), st == LATUP_OK);
 
     int bkc = bk < 1 ? 1 : (bk > N ? N : bk);
-    double *ref = xmalloc(n * sizeof(double)), *tol = xmalloc(n * sizeof(double));
+    double *ref = tu_xmalloc(n * sizeof(double)), *tol = tu_xmalloc(n * sizeof(double));
     naive_attention(ref, tol, q.p, k.p, v.p, N, C, scale, (N + bkc - 1) / bkc);
     tu_check(kname, shp, out.p, ref, tol, 0, n);
     guards(kname, shp, 5, &q, "q", &k, "k", &v, "v", &out, "out", &scratch, "scratch");
@@ -1520,38 +1398,14 @@ static void test_attention_blocked(void **state) {
     int failed_before = tu_n_failed;
     tu_rng rng = tu_rng_seed(18);
     /* N, C, bq, bk, data, wide, misalign, nthreads, omp threads */
-    check_attention_blocked(&rng, 1, 1, 1, 1, AT_RAND, 0, 0, 1, 1);          /* out = v */
-    check_attention_blocked(&rng, 1, 32, 64, 64, AT_RAND, 0, 1, 2, 2);       /* blocks > N */
-    check_attention_blocked(&rng, 7, 1, 1, 1, AT_RAND, 0, 0, 1, 1);
-    check_attention_blocked(&rng, 7, 32, 17, 17, AT_RAND, 0, 0, 2, 2);
-    check_attention_blocked(&rng, 7, 512, 1, 256, AT_RAND, 0, 1, 2, 2);
-    check_attention_blocked(&rng, 64, 32, 64, 64, AT_RAND, 0, 0, 1, 1);      /* one block */
-    check_attention_blocked(&rng, 64, 32, 17, 1, AT_RAND, 0, 0, 2, 2);       /* bk = 1 */
-    check_attention_blocked(&rng, 64, 512, 1, 17, AT_RAND, 0, 0, 2, 2);      /* bq = 1 */
-    check_attention_blocked(&rng, 64, 1, 256, 256, AT_WIDE, 30, 0, 1, 1);    /* C = 1, |s| ~ 900 */
-    check_attention_blocked(&rng, 300, 32, 64, 64, AT_RAND, 0, 1, 2, 2);     /* N % 64 != 0 */
-    check_attention_blocked(&rng, 300, 32, 17, 256, AT_RAND, 0, 0, 2, 2);
-    check_attention_blocked(&rng, 300, 512, 256, 17, AT_RAND, 0, 0, 2, 2);
-    check_attention_blocked(&rng, 300, 1, 1, 300, AT_RAND, 0, 0, 1, 1);
-    check_attention_blocked(&rng, 300, 32, 64, 64, AT_WIDE, 8, 0, 2, 2);     /* |s| ~ 300 */
-    check_attention_blocked(&rng, 300, 1, 17, 17, AT_WIDE, 30, 1, 2, 2);
-    check_attention_blocked(&rng, 300, 32, 17, 1, AT_UP, 0, 0, 2, 2);        /* 300 rescales */
-    check_attention_blocked(&rng, 300, 32, 64, 17, AT_UP, 0, 0, 1, 1);
-    check_attention_blocked(&rng, 300, 32, 64, 17, AT_DOWN, 0, 0, 2, 2);
-    check_attention_blocked(&rng, 1000, 32, 64, 256, AT_RAND, 0, 0, 2, 2);
-    check_attention_blocked(&rng, 1000, 32, 17, 1, AT_RAND, 0, 1, 2, 2);
-    check_attention_blocked(&rng, 1000, 32, 1, 64, AT_WIDE, 4, 0, 2, 2);
-    check_attention_blocked(&rng, 1000, 512, 64, 64, AT_RAND, 0, 0, 2, 2);   /* mid-block C */
-    check_attention_blocked(&rng, 1000, 512, 1000, 1000, AT_RAND, 0, 0, 1, 1); /* bq = bk = N */
-    check_attention_blocked(&rng, 1000, 128, 2000, 256, AT_WIDE, 3, 1, 1, 1);  /* bq > N */
-    check_attention_blocked(&rng, 1000, 128, 256, 64, AT_UP, 0, 0, 2, 2);
-    /* scratch is sized for nthreads; the kernel must not use more even if OpenMP would */
-    check_attention_blocked(&rng, 300, 32, 17, 64, AT_RAND, 0, 0, 2, 4);
-    check_attention_blocked(&rng, 300, 32, 17, 64, AT_RAND, 0, 1, 1, 4);
+    OC_EACH(i, OC_ATTENTION, OC_CPU) {
+        const oc_attention *c = &OC_ATTENTION[i];
+        check_attention_blocked(&rng, c->N, c->C, c->bq, c->bk, c->kind, c->wide, (size_t)c->misalign, c->threads, c->omp);
+    }
     /* memory is O(bq*bk + bq*C) per thread, independent of N^2 */
     size_t s64 = latup_attention_blocked_scratch_floats(16384, 512, 64, 256, 2);
     tu_check_true("attention_blocked_fwd",
-                  shape("scratch N16384 C512 bq64 bk256 t2: %zu floats (N^2 = %zu)", s64,
+                  tu_shape("scratch N16384 C512 bq64 bk256 t2: %zu floats (N^2 = %zu)", s64,
                         (size_t)16384 * 16384),
                   s64 == 2 * ((size_t)64 * 256 + 64 * 512 + 3 * 64 + 1));
     assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */

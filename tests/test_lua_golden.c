@@ -16,7 +16,7 @@
 #include "latup.h"
 #include "weightgen.h"
 
-/* ---- the released config, rebuilt from the generator (tests/weightgen.h) ----------------------- */
+/* ---- the released config, rebuilt from the generator (tests/support/weightgen.h) ----------------------- */
 /* Golden files at the released widths (E 360, 6x6 blocks, ws 16, F 256, C 16, both heads) and
  * full depth: the 220 MB model is generated once per run from the first file's metadata into a
  * temporary file (every tensor's checksum verified), never committed. */

@@ -1,6 +1,6 @@
 /* test_png.c — the PNG reader and writer: write -> read round trips (exact after quantisation, one
  * and several IDAT chunks), the float -> byte mappings, reference files made by other tools
- * (tests/data/png/, tools/make_png_fixtures.py), every color type from PNGs built here with every
+ * (tests/data/png/, tools/golden/make_png_fixtures.py), every color type from PNGs built here with every
  * filter type, one malformed file per rejection rule (status and a key word of the message), a
  * truncation sweep over every prefix, and atomic write failures (nothing left behind). */
 #define _POSIX_C_SOURCE 200809L

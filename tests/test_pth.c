@@ -1,4 +1,4 @@
-/* test_pth.c — the .pth reader: fixtures written by torch (tools/make_pth_fixtures.py) checked
+/* test_pth.c — the .pth reader: fixtures written by torch (tools/golden/make_pth_fixtures.py) checked
  * value by value against expected.txt (made by the same script from the torch tensors), the zip
  * and pickle layers directly, and hostile archives and pickles built here byte by byte: each must
  * fail with LATUP_E_INPUT and a message naming the file and the problem. A truncation sweep and a

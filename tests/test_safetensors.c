@@ -288,7 +288,7 @@ static void test_json_writer(void **state) {
     latup_json_buf b = {0};
     const char *s = "q\"b\\n\n\x01\b\f\t\r\x1f caf\xc3\xa9";
     assert_int_equal(latup_json_buf_add_string(&b, s), LATUP_OK);
-    /* the escapes Python's json.dumps(ensure_ascii=False) writes, so headers match tools/st_io.py */
+    /* the escapes Python's json.dumps(ensure_ascii=False) writes, so headers match tools/reference/st_io.py */
     assert_string_equal(b.data, "\"q\\\"b\\\\n\\n\\u0001\\b\\f\\t\\r\\u001f caf\xc3\xa9\"");
     latup_json_doc doc;
     assert_int_equal(latup_json_parse(b.data, b.len, 0, &doc), LATUP_OK);
@@ -866,7 +866,7 @@ static void test_gzip(void **state) {
     assert_non_null(strstr(latup_last_error(), "missing.safetensors: cannot open: No such file"));
 }
 
-/* Committed files written by tools/st_io.py (F32/I64): load -> write must give the same bytes,
+/* Committed files written by tools/reference/st_io.py (F32/I64): load -> write must give the same bytes,
  * which pins down the header layout (key order, compact JSON, escapes, padding). */
 static void test_reference_files(void **state) {
     (void)state;

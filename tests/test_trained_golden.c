@@ -1,7 +1,7 @@
 /* test_trained_golden.c — the models trained here (ref_data/trained/, docs/results.md) against
  * their PyTorch references (tools/train/make_trained_golden.py): LUA, the VAE decoder and the pixel
  * SwinIR on real latents and a real photo, one report line per golden tensor; the demo's metrics
- * and bicubic (tools/image_metrics.h) against their Python twins; the demo's LUA path must give a
+ * and bicubic (examples/demo/image_metrics.h) against their Python twins; the demo's LUA path must give a
  * picture of the photo, not noise; and a negative control per model. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <unistd.h>
 
-#include "../tools/image_metrics.h"
+#include "../examples/demo/image_metrics.h"
 #include "golden.h"
 #include "io/json.h"
 #include "io/png.h"

@@ -188,7 +188,7 @@ static void test_vae_tiled(void **state) {
 }
 
 /* ---- tiled decoding against the PyTorch reference's tiled decode ------------------------------------
- * tools/make_tiled_golden.py decodes tile by tile with diffusers and blends with latup's rule (the
+ * tools/golden/make_tiled_golden.py decodes tile by tile with diffusers and blends with latup's rule (the
  * tiling, the ramps over ov * f image pixels, the fp32 weighted sum and division): the C tiled
  * decode must match it at the image tolerance, which pins down the tile origins, the ramp widths
  * and the blending, not just "close to the exact decode". */

@@ -12,7 +12,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
 
-PANEL, GAP, LABEL = 512, 6, 48          # tools/demo.c: 512x512 panels, 6-pixel gaps, label strip
+PANEL, GAP, LABEL = 512, 6, 48          # examples/demo/demo.c: 512x512 panels, 6-pixel gaps, label strip
 WIN_Y, WIN_X, WIN = 24, 96, 320         # the face
 
 

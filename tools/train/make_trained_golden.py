@@ -4,7 +4,7 @@ same PyTorch references as every other golden file, run on the committed F16 wei
   golden_lua.safetensors     LUA, a 12x10 crop of the demo latent (pads to 16x16), both heads
   golden_vae.safetensors     the decoder, a 6x5 crop of the demo latent -> 48x40 image
   golden_swinir.safetensors  pixel SwinIR x2 on a 20x18 crop of the demo photo's half-size image
-  golden_metrics.safetensors PSNR, SSIM and bicubic x2 of tools/image_metrics.h (tools/train/metrics.py)
+  golden_metrics.safetensors PSNR, SSIM and bicubic x2 of examples/demo/image_metrics.h (tools/train/metrics.py)
 
 Intermediates are a lean selection (the layer-by-layer coverage lives in the random-weight cases);
 fp64_maxabs records how far the fp32 reference is from an fp64 run of the same model.

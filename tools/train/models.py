@@ -1,7 +1,7 @@
 """The three small models trained here (issue 12), built with the same PyTorch references that
 make the golden data, so their state_dicts have exactly the names latup reads:
 
-- the VAE: diffusers AutoencoderKL (tools/vae_ref.py's config), FLUX-style (16 latent channels,
+- the VAE: diffusers AutoencoderKL (tools/reference/vae_ref.py's config), FLUX-style (16 latent channels,
   no quant convs); only the decoder is exported, in ldm names;
 - the LUA: tools/lua_ref.LUA (BasicSR SwinIR trunk + heads.x2 / heads.x4), released layout;
 - the pixel SwinIR x2: tools/swinir_ref.SwinIRPadded (BasicSR's SwinIR, classic pixelshuffle),
@@ -14,7 +14,7 @@ import warnings
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path[:0] = [os.path.join(os.path.dirname(HERE), d) for d in ("reference", "golden")]
 import lua_ref  # noqa: E402
 import swinir_ref  # noqa: E402
 import vae_ref  # noqa: E402

@@ -2,7 +2,7 @@
 # The one command that trains the small models behind `make demo` and docs/results.md, and writes
 # everything committed under ref_data/trained/ (issue 12):
 #   tools/train/train_all.sh
-# 1. the Python environment (tools/setup_env.sh + scikit-image for its bundled photos) and the
+# 1. the Python environment (tools/ci/setup_env.sh + scikit-image for its bundled photos) and the
 #    wallpapers (Debian's plasma-workspace-wallpapers);
 # 2. the VAE and the pixel SwinIR, in parallel (one thread each; SwinIR needs no latents);
 # 3. the LUA on latents from the trained encoder;
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 PY=tools/.venv/bin/python
 
-tools/setup_env.sh
+tools/ci/setup_env.sh
 # scikit-image's wheel carries astronaut, coffee, chelsea, rocket, ...; pinned to versions that use
 # Debian's numpy 1.24 (the venv sees it) instead of pulling numpy 2
 if ! $PY -c 'import skimage, sys; sys.exit(skimage.__version__ != "0.22.0")' 2>/dev/null; then

@@ -1,0 +1,386 @@
+"""Generate ref_data/vae/: seeded random-weight VAE decoders (AutoencoderKL) and golden tensors.
+
+    tools/.venv/bin/python tools/golden/make_vae_golden.py             # all cases into ref_data/vae/
+    tools/.venv/bin/python tools/golden/make_vae_golden.py --out DIR --case sd_small
+
+The reference is diffusers' AutoencoderKL (version pinned in tools/ci/setup_env.sh), built from a
+config (nothing is downloaded), with forward hooks that record ldm-named tensors. Weights come
+from the bit-exact splitmix64 generator of tools/reference/vae_ref.py (spec: tools/README.md "VAE").
+Deterministic: same software -> same bytes (one thread, fixed seeds, no date, gzip mtime 0).
+"""
+import argparse
+import copy
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import sys
+import warnings
+import zlib
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+sys.path[:0] = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), d) for d in ("reference", "golden")]  # the sibling groups of tools/
+import golden_report  # noqa: E402
+import st_io  # noqa: E402
+import vae_ref  # noqa: E402
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", category=UserWarning)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GENERATOR = "tools/golden/make_vae_golden.py"
+PTH_MAX = 500_000  # write the .pth plain below this size, gzip-compressed above
+
+FAMILIES = {  # docs/spec/vae.md "Families"
+    "sd1": dict(scaling_factor=0.18215, shift_factor=0.0),
+    "flux": dict(scaling_factor=0.3611, shift_factor=0.1159),
+}
+
+CASES = {
+    # SD 1.x-style: 4 latent channels, post_quant_conv; odd non-square latent (N = 35 > 16);
+    # weights in four naming variants (+ a .pth single-file checkpoint).
+    "sd_small": dict(
+        seed=4001, family="sd1", Lw=15, latent=(1, 4, 7, 5),
+        cfg=dict(latent_channels=4, block_out_channels=(32, 64), layers_per_block=1,
+                 norm_num_groups=32, post_quant_conv=True),
+        files=[("ldm", "F16"), ("ldm_prefixed", "F16"), ("diffusers", "F16"),
+               ("diffusers_old", "F16"), ("pth", "F16")],
+        skip=[]),
+    # FLUX-style: 16 latent channels, no post_quant_conv; ldm names like ae.safetensors (BF16),
+    # diffusers names (F32).
+    "flux_small": dict(
+        seed=4002, family="flux", Lw=15, latent=(1, 16, 8, 6),
+        cfg=dict(latent_channels=16, block_out_channels=(32, 64), layers_per_block=1,
+                 norm_num_groups=32, post_quant_conv=False),
+        files=[("ldm", "BF16"), ("diffusers", "F32")],
+        skip=[]),
+    # The released widths (FLUX/SD3 style) on a 4x4 latent; weights are NOT stored (49.5M params):
+    # the C test regenerates them with the generator. Dumps dropped to keep the file small.
+    "real_widths": dict(
+        seed=4003, family="flux", Lw=15, latent=(1, 16, 4, 4),
+        cfg=dict(latent_channels=16, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                 norm_num_groups=32, post_quant_conv=False),
+        files=[],
+        skip=[r"up\.1\.block\.1", r"up\.1\.upsample", r"up\.0\.block\.[12]", r"norm_out"]),
+}
+
+# Unrelated tensors of a single-file SD checkpoint that a decoder loader must ignore
+# (name, shape, dtype); values from the same generator, position_ids = arange.
+PREFIXED_EXTRAS = [
+    ("cond_stage_model.transformer.text_model.embeddings.position_ids", (1, 77), "I64"),
+    ("first_stage_model.encoder.conv_in.weight", (32, 3, 3, 3), "F16"),
+    ("first_stage_model.encoder.conv_in.bias", (32,), "F16"),
+    ("first_stage_model.encoder.mid.attn_1.q.weight", (64, 64, 1, 1), "F16"),
+    ("first_stage_model.encoder.mid.attn_1.q.bias", (64,), "F16"),
+    ("first_stage_model.quant_conv.weight", (8, 8, 1, 1), "F16"),
+    ("first_stage_model.quant_conv.bias", (8,), "F16"),
+    ("model.diffusion_model.input_blocks.0.0.weight", (32, 4, 3, 3), "F16"),
+    ("model.diffusion_model.input_blocks.0.0.bias", (32,), "F16"),
+    ("model_ema.decay", (1,), "F32"),  # 0-d in real checkpoints; st_io cannot write 0-d
+]
+# a diffusers vae/diffusion_pytorch_model.safetensors also holds the encoder and quant_conv
+DIFFUSERS_EXTRAS = [
+    ("encoder.conv_in.weight", (32, 3, 3, 3)),
+    ("encoder.conv_in.bias", (32,)),
+    ("quant_conv.weight", (8, 8, 1, 1)),
+    ("quant_conv.bias", (8,)),
+]
+
+
+def full_cfg(case):
+    c = dict(case["cfg"])
+    c.update(FAMILIES[case["family"]])
+    return c
+
+
+def cfg_json(case):
+    c = full_cfg(case)
+    b, zc, h, w = case["latent"]
+    nl = len(c["block_out_channels"])
+    d = dict(family=case["family"], latent_channels=c["latent_channels"],
+             block_out_channels=list(c["block_out_channels"]),
+             layers_per_block=c["layers_per_block"],
+             resnets_per_level=c["layers_per_block"] + 1, norm_num_groups=c["norm_num_groups"],
+             norm_eps=vae_ref.GN_EPS, post_quant_conv=c["post_quant_conv"],
+             scaling_factor=c["scaling_factor"], shift_factor=c["shift_factor"],
+             attention="one head over all h*w positions, scale C^-0.5 (C = top width)",
+             latent_shape=[b, zc, h, w], image_shape=[b, 3, h << (nl - 1), w << (nl - 1)])
+    return json.dumps(d, separators=(",", ":"))
+
+
+def versions():
+    import diffusers
+    return dict(torch_version=torch.__version__, diffusers_version=diffusers.__version__,
+                numpy_version=np.__version__, python_version=platform.python_version())
+
+
+def script_sha():
+    h = hashlib.sha256()
+    for f in (os.path.abspath(__file__), os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reference", "vae_ref.py")):
+        with open(f, "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()
+
+
+def common_meta(name, case):
+    m = dict(case=name, config=cfg_json(case), seed=str(case["seed"]),
+             weights_Lw=str(case["Lw"]), generator=GENERATOR + " (+ tools/reference/vae_ref.py)",
+             generator_sha256=script_sha(), date="not recorded (deterministic output)",
+             reference="diffusers AutoencoderKL (tools/ci/setup_env.sh pins the version), "
+                       "AttnProcessor (torch 1.13: no SDPA); docs/spec/vae.md")
+    m.update(versions())
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# weight files
+
+def _gen_extra(name, shape, seed, Lw):
+    if name.endswith("position_ids"):
+        return np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
+    if name == "model_ema.decay":
+        return np.full(shape, 0.9999, dtype=np.float32)
+    return vae_ref.gen_tensor(name, shape, seed, Lw)
+
+
+def variant_tensors(variant, case, w, dtype):
+    """list of (name, array, dtype) for one naming variant (name-sorted, like real files)."""
+    cfg = full_cfg(case)
+    seed, Lw = case["seed"], case["Lw"]
+    out = []
+    if variant == "ldm":
+        out = [(k, v, dtype) for k, v in w.items()]
+    elif variant in ("ldm_prefixed", "pth"):
+        out = [("first_stage_model." + k, v, dtype) for k, v in w.items()]
+        for n, s, dt in PREFIXED_EXTRAS:
+            if variant == "pth" and dt != "F16":
+                continue
+            out.append((n, _gen_extra(n, s, seed, Lw), dt))
+    elif variant in ("diffusers", "diffusers_old"):
+        d = vae_ref.to_diffusers_state(w, cfg, old_attention=(variant == "diffusers_old"))
+        out = [(k, v, dtype) for k, v in d.items()]
+        if cfg["post_quant_conv"]:  # SD-style diffusers files hold the encoder side too
+            out += [(n, vae_ref.gen_tensor(n, s, seed, Lw), dtype) for n, s in DIFFUSERS_EXTRAS]
+    else:
+        raise ValueError(variant)
+    return sorted(out, key=lambda t: t[0])
+
+
+def pth_bytes(tensors):
+    """torch.save of {"state_dict": OrderedDict(name -> half tensor)} (zip format)."""
+    sd = OrderedDict()
+    for n, v, dt in tensors:
+        assert dt == "F16"
+        st_io.encode(v, "F16")
+        sd[n] = torch.from_numpy(np.ascontiguousarray(v.astype(np.float16))).clone()
+    bio = io.BytesIO()
+    torch.save({"state_dict": sd}, bio)
+    return bio.getvalue()
+
+
+def write_weight_files(name, case, w, outdir):
+    cfg = full_cfg(case)
+    files = []
+    for variant, dtype in case["files"]:
+        tensors = variant_tensors(variant, case, w, dtype)
+        if variant == "pth":
+            data = pth_bytes(tensors)
+            fname = f"{name}.ldm.pth"
+            if len(data) >= PTH_MAX:
+                data = st_io.gzip_bytes(data)
+                fname += ".gz"
+            with open(os.path.join(outdir, fname), "wb") as f:
+                f.write(data)
+            files.append((variant, fname, len(data)))
+            continue
+        meta = dict(format="pt", case=name, config=cfg_json(case), seed=str(case["seed"]),
+                    weights_Lw=str(case["Lw"]), weights_dtype=dtype,
+                    naming={"ldm": "ldm / original (decoder.*, post_quant_conv.*), attention "
+                                   "q/k/v/proj_out as 1x1 conv [C,C,1,1]",
+                            "ldm_prefixed": "ldm names under 'first_stage_model.' + unrelated "
+                                            "tensors to ignore (encoder.*, quant_conv.*, "
+                                            "model.diffusion_model.*, cond_stage_model.*, "
+                                            "model_ema.decay [1] F32, position_ids I64)",
+                            "diffusers": "diffusers names, attention to_q/to_k/to_v/to_out.0 as "
+                                         "Linear [C,C]",
+                            "diffusers_old": "older diffusers names, attention query/key/value/"
+                                             "proj_attn as Linear [C,C]"}[variant],
+                    generator="tools/reference/vae_ref.py gen_tensor (tools/README.md 'VAE')")
+        if cfg["post_quant_conv"] and variant.startswith("diffusers"):
+            meta["naming"] += "; also encoder.conv_in.* and quant_conv.* (to ignore)"
+        fname = f"{name}.{variant}.safetensors.gz"
+        size = st_io.save(os.path.join(outdir, fname), tensors, meta, compress=True)
+        files.append((variant, fname, size))
+    return files
+
+
+# ---------------------------------------------------------------------------------------------
+# verification of the stored files and of the name mapping
+
+def file_to_diffusers(variant, path, cfg):
+    """Read a stored weight file back and return a diffusers-named float32 torch dict."""
+    if variant == "pth":
+        with open(path, "rb") as f:
+            data = f.read()
+        if data[:2] == b"\x1f\x8b":
+            import gzip
+            data = gzip.decompress(data)
+        obj = torch.load(io.BytesIO(data), map_location="cpu")
+        raw = {k: v.float() for k, v in obj["state_dict"].items()}
+    else:
+        tens, _, _ = st_io.load(path)
+        raw = {k: torch.from_numpy(np.asarray(st_io.as_float(dt, a), dtype=np.float32)
+                                   if dt != "I64" else np.asarray(a))
+               for k, (dt, sh, a) in tens.items()}
+    if variant in ("ldm", "ldm_prefixed", "pth"):
+        pre = "" if variant == "ldm" else "first_stage_model."
+        ldm = OrderedDict((k[len(pre):], v) for k, v in raw.items() if k.startswith(pre)
+                          and (k[len(pre):].startswith("decoder.")
+                               or k[len(pre):].startswith("post_quant_conv.")))
+        return vae_ref.to_diffusers_state(ldm, cfg)          # our mapping (spec table)
+    if variant == "diffusers_old":
+        old = vae_ref.from_diffusers_state(raw, cfg, old_attention=True)
+        return vae_ref.to_diffusers_state(old, cfg)          # our mapping, old spelling
+    return {k: v for k, v in raw.items()
+            if k.startswith("decoder.") or k.startswith("post_quant_conv.")}
+
+
+def verify_files(name, case, files, outdir, w, t32, z):
+    """Each stored variant, loaded back through the mapping into a fresh diffusers model, must
+    reproduce every golden tensor bit for bit; the mapping is also checked against diffusers'
+    own converters (single-file ldm converter, deprecated-attention converter)."""
+    cfg = full_cfg(case)
+    report = []
+    for variant, fname, _ in files:
+        d = file_to_diffusers(variant, os.path.join(outdir, fname), cfg)
+        m = vae_ref.make_diffusers_vae(cfg)
+        vae_ref.load_decoder_state(m, d, cfg)
+        t = vae_ref.run_diffusers(m, cfg, z)
+        bad = [k for k in t32 if not torch.equal(t32[k], t[k])]
+        assert not bad, f"{name}/{variant}: not bit-identical: {bad}"
+        report.append(f"{fname}: all {len(t32)} tensors bit-identical")
+    # independent converters (diffusers' own code) agree with our mapping
+    from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
+    dcfg = vae_ref.diffusers_config(cfg)
+    ckpt = {"first_stage_model." + k: torch.from_numpy(v) for k, v in w.items()}
+    ckpt["model.diffusion_model.input_blocks.0.0.weight"] = torch.zeros(32, 4, 3, 3)
+    conv = convert_ldm_vae_checkpoint(ckpt, dcfg)
+    conv = {k: v for k, v in conv.items() if k.startswith(("decoder.", "post_quant_conv."))}
+    ours = vae_ref.to_diffusers_state(OrderedDict((k, torch.from_numpy(v)) for k, v in w.items()),
+                                      cfg)
+    assert sorted(conv) == sorted(ours), set(conv) ^ set(ours)
+    assert all(torch.equal(conv[k], ours[k]) for k in ours)
+    m = vae_ref.make_diffusers_vae(cfg)
+    old = vae_ref.to_diffusers_state(
+        OrderedDict((k, torch.from_numpy(v)) for k, v in w.items()), cfg, old_attention=True)
+    old = OrderedDict(old)
+    m._convert_deprecated_attention_blocks(old)
+    assert sorted(old) == sorted(ours) and all(torch.equal(old[k], ours[k]) for k in ours)
+    report.append("mapping == diffusers.loaders.single_file_utils.convert_ldm_vae_checkpoint "
+                  "(decoder keys, values) and old names == ModelMixin._convert_deprecated_"
+                  "attention_blocks")
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+
+def kind_of(name):
+    return re.sub(r"\.\d+(?=\.|$)", ".*", name)
+
+
+def make_case(name, outdir, summary):
+    case = CASES[name]
+    cfg = full_cfg(case)
+    os.makedirs(outdir, exist_ok=True)
+    w = vae_ref.gen_weights(cfg, case["seed"], case["Lw"])
+    nparams = sum(v.size for v in w.values())
+    print(f"[{name}] {nparams:,} decoder parameters, config {cfg_json(case)}")
+    model = vae_ref.make_diffusers_vae(cfg, w)
+    model64 = vae_ref.prepare_fp64(copy.deepcopy(model))
+    rng = np.random.default_rng([case["seed"], zlib.crc32(b"input")])
+    z = torch.from_numpy(rng.standard_normal(case["latent"], dtype=np.float32))
+    t32 = vae_ref.run_diffusers(model, cfg, z)
+    t64 = vae_ref.run_diffusers(model64, cfg, z.double())
+    order = vae_ref.tensor_order(cfg)
+    assert sorted(order) == sorted(t32), set(order) ^ set(t32)
+
+    # independent ldm-style decoder (from the spec) vs diffusers
+    ldm = vae_ref.make_ldm_decoder(cfg, w)
+    with torch.no_grad():
+        o32 = ldm(z)
+        o64 = copy.deepcopy(ldm).double()(z.double())
+    ind32 = float((o32 - t32["out"]).abs().max())
+    ind64 = float((o64 - t64["out"]).abs().max())
+    print(f"  independent ldm decoder vs diffusers: fp32 {ind32:.3e}, fp64 {ind64:.3e}")
+    assert ind64 < 1e-12 and ind32 < 1e-4, (ind32, ind64)
+
+    files = write_weight_files(name, case, w, outdir)
+    checks = verify_files(name, case, files, outdir, w, t32, z) if files else []
+    for c in checks:
+        print("  verified:", c)
+
+    skips = [re.compile(p) for p in case["skip"]]
+    dropped = [k for k in order if any(p.fullmatch(k) for p in skips)]
+    order = [k for k in order if k not in dropped]
+    fp64 = {}
+    tensors = []
+    golden_report.print_header(24, 20)
+    for k in order:
+        a = t32[k]
+        d, r = golden_report.fp64_error(a, t64[k])
+        fp64[k] = [d, r]
+        tensors.append((k, a.contiguous().numpy(), "F32"))
+        golden_report.print_row(k, a.shape, r, d, 24, 20)
+        golden_report.add_worst(summary, kind_of(k), d, r)
+    meta = common_meta(name, case)
+    meta["weights"] = json.dumps({v: f for v, f, _ in files}) if files else (
+        "not stored: regenerate with weights_generator (seed, weights_Lw) and check "
+        "weights_checksums")
+    meta["weights_generator"] = vae_ref.GENERATOR_SPEC
+    meta["weights_checksums"] = json.dumps({k: vae_ref.checksum(v) for k, v in w.items()},
+                                           separators=(",", ":"))
+    meta["weights_generator_table"] = json.dumps(
+        {k: list(vae_ref.tensor_rule(k, v.shape, case["Lw"])) for k, v in w.items()},
+        separators=(",", ":"))
+    meta["input_shape"] = json.dumps(list(case["latent"]))
+    meta["dumps"] = ("ldm names, forward order; every tensor [B,C,h,w] (B=1) incl. mid.attn_1."
+                     "{norm,q,k,v,attn} (q/k/v/attn: channel c of position n=y*w+x at [0,c,y,x]);"
+                     " mid.attn_1 = block output incl. residual; up.L.upsample = after nearest x2 "
+                     "+ conv; norm_out = SiLU(GroupNorm) (conv_out input); out = conv_out, raw")
+    meta["dumps_dropped"] = json.dumps(dropped)
+    meta["fp64_maxabs"] = json.dumps(fp64, separators=(",", ":"))
+    meta["fp64_maxabs_doc"] = ("name -> [max |fp32 forward - fp64 forward|, max |fp64 value|]; "
+                               "fp64 = the same diffusers model after .double() with "
+                               "upcast_softmax off (it would round the scores to fp32)")
+    meta["cross_checks"] = json.dumps(
+        checks + [f"independent ldm-style decoder (tools/reference/vae_ref.py LdmDecoder, from the spec) "
+                  f"vs diffusers out: fp32 {ind32:.3e}, fp64 {ind64:.3e}"])
+    gpath = os.path.join(outdir, f"golden_{name}.safetensors")
+    gsize = st_io.save(gpath, tensors, meta)
+    print(f"  -> {os.path.relpath(gpath, ROOT)}: {gsize:,} bytes"
+          + (f" (dropped {dropped})" if dropped else ""))
+    return [(os.path.join(outdir, f), s) for _, f, s in files] + [(gpath, gsize)]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(ROOT, "ref_data", "vae"))
+    ap.add_argument("--case", action="append", choices=list(CASES))
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # fixed reduction order -> reproducible bytes
+    torch.manual_seed(0)
+    vae_ref.self_check()
+    summary, files = {}, []
+    for name in args.case or list(CASES):
+        files += make_case(name, args.out, summary)
+    golden_report.print_worst(summary, 24, "all cases")
+    golden_report.print_files(files, ROOT, 50)
+
+
+if __name__ == "__main__":
+    main()

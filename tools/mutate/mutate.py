@@ -1,0 +1,863 @@
+#!/usr/bin/env python3
+"""mutate.py — mutation testing for latup (issue 9): plants one plausible bug at a time from a
+fixed list (tools/mutate/mutants.txt) in a copy of the tree, builds it, runs the tests of the bug's area,
+and reports killed/survived per file and per area. Python 3 standard library only; not part of CI.
+
+    tools/mutate/mutate.py run [--sample N --seed S] [--jobs 2] [--ids N001,R002] [--area numerics]
+    tools/mutate/mutate.py generate --seed 9 > tools/mutate/mutants.txt     (how the committed list was made)
+    tools/mutate/mutate.py check                                      (every mutant still finds its line)
+
+The real worktree is never modified: each worker copies it to /tmp/latup-mutate/w<i> (build/
+included, so builds are incremental), mutates the copy, and writes the original back after each
+mutant. A mutant that does not compile is "stillborn" and not counted; one marked equivalent in
+the list is not run and not counted; one whose line is no longer in the file is "stale".
+"""
+import argparse
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LIST = os.path.join(ROOT, "tools", "mutate", "mutants.txt")
+WORK = os.environ.get("LATUP_MUTATE_WORK", "/tmp/latup-mutate")
+
+# ---- areas: the files (and, for vae.c, the functions) each area owns ----------------------------
+
+TILING_FUNCS = {"up_factor", "ramp", "tile_count", "tile_origin", "decode_tiled", "decode", "count_pass",
+                "decode_peak", "plan_decode", "latup_vae_plan_decode", "latup_vae_decode"}
+TILING_DEFINES = {"MIN_TILE"}
+AREA_FILES = {
+    "numerics": ["src/ops/arena.c", "src/ops/conv.c", "src/ops/kernels.c", "src/ops/runtime.c",
+                 "src/model/lua.c", "src/model/vae.c", "src/model/layers.c", "src/model/latent.c"],
+    "readers": ["src/io/fileio.c", "src/io/json.c", "src/io/npy.c", "src/io/pickle.c", "src/io/png.c",
+                "src/io/pth.c", "src/io/safetensors.c", "src/io/weights.c", "src/io/checkpoint.c",
+                "src/io/zip.c"],
+    "cli": ["src/cli/cli.c", "src/cli/compare.c", "src/cli/info.c", "src/cli/jsonw.c", "src/cli/main.c",
+            "src/cli/options.c", "src/cli/pipeline.c", "src/api/files.c", "src/api/host.c"],
+    "tiling": ["src/model/vae.c"],
+}
+AREAS = ["numerics", "readers", "cli", "tiling"]
+
+# Functions whose bugs no test can see by design (messages, timing, progress, dumps), left out.
+SKIP_FUNCS = re.compile(r"(print|usage|dump|progress|timing|version|^sz$|^field$|json_string|help|^report$|"
+                        r"dry_run_text|^now$|cli_now|_str$|_name$)")
+# Calls whose arguments are text for a human (or a debugger): not mutated.
+SKIP_CALLS = {"latup_fail", "fprintf", "printf", "snprintf", "vsnprintf", "fputs", "puts", "perror", "fputc",
+              "latup_set_error", "assert", "usage_error", "cli_usage", "bad_value", "dump_chw", "dump_tokens",
+              "dump", "latup_shape_str", "static_assert", "_Static_assert", "sizeof", "va_start", "va_end",
+              "fflush", "omp_get_wtime"}
+# Functions whose arguments commute (a swap is equivalent), and allocation (a swap of calloc's).
+COMMUTATIVE = {"fminf", "fmaxf", "fmin", "fmax", "calloc", "memcmp", "strcmp", "strncmp", "latup_mul_ok",
+               "latup_add_ok", "MIN", "MAX", "latup_arena_take3", "latup_arena_take2", "imin", "imax"}
+TYPE_WORDS = {"int", "char", "float", "double", "size_t", "void", "long", "short", "unsigned", "signed", "const",
+              "static", "struct", "uint8_t", "uint16_t", "uint32_t", "uint64_t", "int8_t", "int16_t", "int32_t",
+              "int64_t", "ssize_t", "FILE", "off_t", "bool", "enum", "union", "volatile", "restrict"}
+KEYWORDS = TYPE_WORDS | {"if", "else", "for", "while", "do", "return", "switch", "case", "break", "continue",
+                         "goto", "default", "sizeof", "typedef", "inline"}
+RELEASE = re.compile(r"^free$|_free$|_close$")
+DROP_CALLS = {"fsync", "rename", "unlink", "close", "fclose", "memset", "memcpy", "latup_check_finite",
+              "latup_check_finite_output", "latup_arena_check", "fflush", "remove", "latup_atomic_commit",
+              "latup_atomic_abort", "cli_check_finite", "qsort"}
+
+# ---- the tests each area runs: tiers, fastest first; a later tier runs only if the mutant survives
+# the earlier ones. (binary, tests or None for all). Timed on the 2-core machine: tier 1 takes
+# 15-25 s per area, tier 2 30-60 s.
+PLANS = {
+    "numerics": [
+        [("test_arena", None), ("test_model_edges", None), ("test_kernels", None),
+         ("test_lua_golden", "test_golden_all_cases,test_golden_one_thread,test_pth_twins_bit_identical,"
+                             "test_negative_control,test_bad_inputs"),
+         ("test_vae_golden", "test_vae_small_all_namings,test_vae_tiled,test_vae_load_errors")],
+        [("test_vae_golden", "test_vae_real_widths")],
+    ],
+    "readers": [
+        [("test_npy", None), ("test_safetensors", None), ("test_corpus", None), ("test_fileio", None),
+         ("test_png", None), ("test_api", None), ("test_pth", None),
+         ("test_lua_golden", "test_load_missing_tensor,test_load_wrong_shape,test_load_unexpected_tensor,"
+                             "test_load_corrupt_header,test_pth_twins_bit_identical"),
+         ("test_vae_golden", "test_vae_small_all_namings,test_vae_load_errors")],
+        [("test_errors", None), ("test_cli", None)],
+    ],
+    "cli": [
+        [("test_options", None), ("test_jsonw", None), ("test_api", None), ("test_cli_contract", None),
+         ("test_errors", None)],
+        [("test_cli", None)],
+    ],
+    "tiling": [
+        [("test_tiling", None), ("test_model_edges", None), ("test_vae_golden", "test_vae_tiled"),
+         ("test_cli_contract", None)],
+        [("test_vae_golden", "test_vae_tiled_golden,test_vae_budget,test_vae_small_all_namings")],
+    ],
+}
+# Test binaries that compile CLI sources into themselves (the others only exec build/latup).
+CLI_INCLUDERS = {"test_options", "test_jsonw"}
+
+# ---- a small C tokenizer: enough to tell code from comments, strings and preprocessor lines ------
+
+TOKEN = re.compile(r"""
+    (?P<ws>[ \t]+) |
+    (?P<comment>//.*) |
+    (?P<str>"(?:\\.|[^"\\])*") |
+    (?P<chr>'(?:\\.|[^'\\])*') |
+    (?P<num>(?:0[xX][0-9a-fA-F]+|\d+\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|\d+(?:[eE][-+]?\d+)?)[uUlLfF]*) |
+    (?P<id>[A-Za-z_]\w*) |
+    (?P<op><<=|>>=|->|\+\+|--|<<|>>|<=|>=|==|!=|&&|\|\||\+=|-=|\*=|/=|%=|&=|\|=|\^=|[-+*/%<>=!&|^~?:;,.()\[\]{}])
+""", re.X)
+
+
+class Tok:
+    __slots__ = ("kind", "text", "col", "line", "skip", "depth")
+
+    def __init__(self, kind, text, col, line):
+        self.kind, self.text, self.col, self.line, self.skip, self.depth = kind, text, col, line, False, 0
+
+
+def tokenize(text):
+    """Per line: the code tokens (comments, block comments and preprocessor lines left out, but
+    `#define NAME number` kept). Returns {line number: [Tok]} and {line number: function name}."""
+    lines = text.split("\n")
+    toks, funcs = {}, {}
+    in_block = False
+    depth, paren, func, pending = 0, 0, None, None
+    skip_stack = []  # paren depths at which a SKIP_CALLS call opened
+    for ln, line in enumerate(lines, 1):
+        out, i = [], 0
+        stripped = line.strip()
+        if not in_block and stripped.startswith("#"):
+            m = re.match(r"\s*#\s*define\s+([A-Z_][A-Z0-9_]*)\s+(\(?-?[0-9][0-9.eEfFuUlLxX]*\)?)\s*(?:/[*/].*)?$", line)
+            if m:
+                t = Tok("num", m.group(2).strip("()"), line.index(m.group(2).strip("()"), m.start(2)), ln)
+                toks[ln] = [t]
+            funcs[ln] = func
+            continue
+        while i < len(line):
+            if in_block:
+                j = line.find("*/", i)
+                if j < 0:
+                    i = len(line)
+                    break
+                in_block, i = False, j + 2
+                continue
+            if line.startswith("/*", i):
+                in_block, i = True, i + 2
+                continue
+            m = TOKEN.match(line, i)
+            if not m:
+                i += 1
+                continue
+            kind = m.lastgroup
+            if kind not in ("ws", "comment"):
+                out.append(Tok(kind, m.group(), i, ln))
+            i = m.end()
+        for k, t in enumerate(out):
+            t.depth = depth
+            # track function bodies and calls whose arguments are not code to mutate
+            if t.text == "(":
+                prev = out[k - 1].text if k else ""
+                if prev in SKIP_CALLS or re.match(r"dump", prev):
+                    skip_stack.append(paren)
+                paren += 1
+                if depth == 0 and pending is None and k and out[k - 1].kind == "id":
+                    pending = out[k - 1].text
+            elif t.text == ")":
+                paren -= 1
+                if skip_stack and skip_stack[-1] == paren:
+                    skip_stack.pop()
+                    t.skip = True
+            elif t.text == "{":
+                if depth == 0:
+                    func = pending
+                depth += 1
+            elif t.text == "}":
+                depth -= 1
+                if depth == 0:
+                    func, pending = None, None
+            elif t.text == ";" and depth == 0:
+                pending = None
+            if skip_stack:
+                t.skip = True
+        toks[ln] = out
+        funcs[ln] = func or ("<data>" if depth > 0 else None)
+    return lines, toks, funcs
+
+
+# ---- candidate mutants --------------------------------------------------------------------------
+
+CMP_SWAP = {"<": "<=", "<=": "<", ">": ">=", ">=": ">", "==": "!=", "!=": "=="}
+ARITH_SWAP = {"+": "-", "-": "+", "*": "/", "/": "*", "+=": "-=", "-=": "+="}
+
+
+def matching(tl, k):
+    """Index of the token closing the bracket opened at tl[k], on the same line, or -1."""
+    pairs = {"(": ")", "[": "]"}
+    o, c, d = tl[k].text, pairs[tl[k].text], 0
+    for j in range(k, len(tl)):
+        if tl[j].text == o:
+            d += 1
+        elif tl[j].text == c:
+            d -= 1
+            if d == 0:
+                return j
+    return -1
+
+
+_TYPES = None
+
+
+def type_names():
+    """typedef'd names in src/ and include/: a `*` after one is a declaration, not a product."""
+    global _TYPES
+    if _TYPES is None:
+        _TYPES = set(TYPE_WORDS)
+        for d in ("src", "include"):
+            for dp, _, fs in os.walk(os.path.join(ROOT, d)):
+                for f in fs:
+                    if f.endswith((".c", ".h")):
+                        t = open(os.path.join(dp, f)).read()
+                        _TYPES |= set(re.findall(r"^\s*\}\s*(\w+)\s*;", t, re.M))
+                        _TYPES |= set(re.findall(r"typedef [^;{(]*?\b(\w+)\s*;", t))
+                        _TYPES |= set(re.findall(r"typedef [^;]*\(\s*\*\s*(\w+)\s*\)", t))
+    return _TYPES
+
+
+# status codes and enum-like names: `x < LATUP_E_IO + 1` is not a plausible bug
+NOT_OFF1 = re.compile(r"^(Z_|LATUP_(E_|OK|PK_|DT_|FILE_|JSON_|DEVICE|VAE_)|SEEK_|EOF$|NULL$|E[A-Z]+$|true$|false$)")
+
+
+def opener_word(tl, k):
+    """The token before the `(` that the `)` at tl[k] closes."""
+    d = 0
+    for j in range(k, -1, -1):
+        d += tl[j].text == ")"
+        d -= tl[j].text == "("
+        if d == 0:
+            return tl[j - 1].text if j else ""
+    return ""
+
+
+def is_operand_end(t):
+    return t.kind in ("id", "num") and t.text not in KEYWORDS or t.text in (")", "]")
+
+
+def candidates(path, rng):
+    """Every site of every operator in one file, as (line, op, col, orig, repl)."""
+    text = open(os.path.join(ROOT, path)).read()
+    lines, toks, funcs = tokenize(text)
+    decls = declared_types(text)
+    out = []
+    for ln, tl in toks.items():
+        line = lines[ln - 1]
+        fn = funcs.get(ln)
+        define = line.lstrip().startswith("#")
+        if not tl or (fn and SKIP_FUNCS.search(fn)) or (fn is None and not define):
+            continue
+        if re.search(r"\b(verbose|progress|timings?|tm\[|LATUP_DEVICE_CUDA|cli_now|t0)\b|gpu_|#\s*define\s+_", line):
+            continue
+        if re.match(r"\s*(static\s+)?(const\s+)?char\s+\w+\s*\[", line):
+            continue  # a text buffer's size
+
+        def add(op, a, b, repl, why=""):
+            out.append((ln, op, a, line[a:b], repl))
+
+        if define:
+            t = tl[0]
+            v = parse_num(t.text)
+            if v is not None and v >= 2:
+                add("const", t.col, t.col + len(t.text), scale(t.text, rng))
+            continue
+        for k, t in enumerate(tl):
+            if t.skip or (t.depth == 0 and fn != "<data>"):
+                continue
+            prev = tl[k - 1] if k else None
+            nxt = tl[k + 1] if k + 1 < len(tl) else None
+            end = t.col + len(t.text)
+            if t.kind == "op" and t.text in CMP_SWAP and prev and is_operand_end(prev):
+                add("cmp", t.col, end, CMP_SWAP[t.text])
+                # off by one on the right operand of a comparison
+                if nxt and not nxt.skip and (nxt.kind == "num" or (nxt.kind == "id" and nxt.text not in KEYWORDS
+                                                                   and not NOT_OFF1.match(nxt.text))):
+                    after = tl[k + 2] if k + 2 < len(tl) else None
+                    if nxt.kind == "num" or not after or after.text not in ("(", ".", "->", "["):
+                        if nxt.kind == "num" and parse_int(nxt.text) is not None:
+                            v = parse_int(nxt.text)
+                            add("off1", nxt.col, nxt.col + len(nxt.text), str(v + 1 if v == 0 or rng.random() < .5 else v - 1))
+                        elif nxt.kind == "id":
+                            add("off1", nxt.col, nxt.col + len(nxt.text), nxt.text + (" + 1" if rng.random() < .5 else " - 1"))
+            elif t.kind == "op" and t.text in ARITH_SWAP and prev and is_operand_end(prev):
+                if t.text in ("*", "/") and (prev.text in TYPE_WORDS or prev.text.endswith("_t") or
+                                             (nxt and nxt.text in ("const", "*"))):
+                    continue
+                if t.text == "*" and prev.text == ")" and opener_word(tl, k - 1) in ("if", "while", "for", "switch"):
+                    continue  # `if (p) *q = 0`: a dereference
+                if t.text == "*" and prev.kind == "id" and (
+                        prev.text in type_names() or k == 1 or tl[k - 2].text in ("struct", "union", "enum", "const")):
+                    continue  # a declaration: `foo *x`
+                if t.text in ("+", "-") and nxt and nxt.kind == "num" and nxt.text == "1":
+                    add("off1", t.col, nxt.col + 1, "+ 2" if t.text == "+" else "- 0")
+                else:
+                    add("arith", t.col, end, ARITH_SWAP[t.text])
+            elif t.text == "[" and nxt and nxt.kind == "id" and k + 2 < len(tl) and tl[k + 2].text == "]":
+                add("off1", nxt.col, nxt.col + len(nxt.text), nxt.text + " + 1")
+            elif t.kind == "num":
+                v = parse_num(t.text)
+                if v is None or v < 2 or (prev and prev.text == "[" and k >= 2 and tl[k - 2].kind == "id"
+                                          and k >= 3 and tl[k - 3].text in TYPE_WORDS):
+                    continue
+                if prev and prev.text in ("case",):
+                    continue
+                add("const", t.col, end, scale(t.text, rng))
+            elif t.text == "if" and nxt and nxt.text == "(":
+                j = matching(tl, k + 1)
+                if j < 0:
+                    continue
+                rest = line[tl[j].col + 1:].strip()
+                if not rest and ln < len(lines):
+                    rest = lines[ln].strip()
+                if re.match(r"(return\b|goto\b|TRY\b|break\b|continue\b|st\s*=\s*latup_fail|\{?\s*return)", rest):
+                    if "return LATUP_OK" in rest or rest.startswith("return 1;"):
+                        continue
+                    add("check", t.col, tl[j].col + 1, "if (0)")
+            elif (t.kind == "id" and nxt and nxt.text == "(" and t.text not in KEYWORDS and t.text not in SKIP_CALLS
+                  and not SKIP_FUNCS.search(t.text)):
+                j = matching(tl, k + 1)
+                if j < 0:
+                    continue
+                # a call that is its whole statement: dropped
+                first = tl[0]
+                if RELEASE.search(t.text) or (k == 2 and RELEASE.search(tl[0].text)):
+                    pass  # a dropped release is a leak: make test SANITIZE=1 (LeakSanitizer) finds those
+                elif k == 0 and j + 1 < len(tl) and tl[j + 1].text == ";" and j + 2 == len(tl):
+                    add("call", t.col, tl[j + 1].col + 1, "(void)0;")
+                elif (k == 2 and first.text == "TRY" and j + 2 < len(tl) and tl[j + 2].text == ";"):
+                    add("call", first.col, tl[j + 2].col + 1, "(void)0;")
+                elif t.text in DROP_CALLS and not (k == 0):
+                    add("call", t.col, tl[j].col + 1, "0")
+                # swapped arguments: two adjacent simple arguments
+                if t.text not in COMMUTATIVE and not t.text.startswith(("mem", "str", "latup_arena_take")):
+                    args = split_args(tl, k + 1, j)
+                    simple = [(a, b) for a, b in args if b - a == 1 and tl[a].kind in ("id", "num")]
+                    for (a1, b1), (a2, b2) in zip(args, args[1:]):
+                        if ((a1, b1) in simple and (a2, b2) in simple and tl[a1].text != tl[a2].text
+                                and same_type(decls, tl[a1], tl[a2])):
+                            s = tl[a1].col
+                            e = tl[a2].col + len(tl[a2].text)
+                            add("swap", s, e, tl[a2].text + line[tl[a1].col + len(tl[a1].text):tl[a2].col] + tl[a1].text)
+                            break
+    return out
+
+
+NUMERIC = {"int", "size_t", "int64_t", "uint64_t", "int32_t", "uint32_t", "long", "unsigned", "double", "float",
+           "uint8_t", "uint16_t", "short", "ssize_t", "off_t", "latup_status"}
+
+
+def declared_types(text):
+    """name -> the types it is declared with in this file (roughly): a swap of two arguments is
+    only planted when their types agree, so that it compiles and is a plausible slip."""
+    types = type_names()
+    out = {}
+    for m in re.finditer(r"\b(\w+)\s*(\**)\s*(?:const\s+)?(\w+)\s*(?=[,;=)\[])", text):
+        ty, star, name = m.group(1), m.group(2), m.group(3)
+        if ty in types and name not in types:
+            out.setdefault(name, set()).add(ty + star)
+    return out
+
+
+def same_type(decls, a, b):
+    def kinds(t):
+        if t.kind == "num":
+            return {"num"}
+        return decls.get(t.text, {"?" + t.text})
+    ka, kb = kinds(a), kinds(b)
+    if "num" in ka:
+        ka = NUMERIC | {"num"}
+    if "num" in kb:
+        kb = NUMERIC | {"num"}
+    return bool(ka & kb)
+
+
+def split_args(tl, k, j):
+    args, d, start = [], 0, k + 1
+    for i in range(k + 1, j):
+        if tl[i].text in "([":
+            d += 1
+        elif tl[i].text in ")]":
+            d -= 1
+        elif tl[i].text == "," and d == 0:
+            args.append((start, i))
+            start = i + 1
+    if start < j:
+        args.append((start, j))
+    return args
+
+
+def parse_int(s):
+    m = re.fullmatch(r"(0[xX][0-9a-fA-F]+|\d+)[uUlL]*", s)
+    return int(m.group(1), 0) if m and not (len(m.group(1)) > 1 and m.group(1)[0] == "0" and m.group(1)[1] not in "xX") else None
+
+
+def parse_num(s):
+    v = parse_int(s)
+    if v is not None:
+        return v
+    try:
+        return float(s.rstrip("fFlL"))
+    except ValueError:
+        return None
+
+
+def scale(s, rng):
+    v = parse_int(s)
+    if v is not None:
+        suffix = re.search(r"[uUlL]*$", s).group()
+        n = v * 2 if v % 2 or rng.random() < .5 else v // 2
+        return (hex(n) if s[:2] in ("0x", "0X") else str(n)) + suffix
+    suffix = re.search(r"[fFlL]*$", s).group()
+    f = float(s.rstrip("fFlL"))
+    return repr(f * 2 if rng.random() < .5 else f / 2) + suffix
+
+
+# ---- the list -------------------------------------------------------------------------------------
+
+FIELDS = ["id", "area", "op", "file", "line", "col", "orig", "repl", "status", "site"]
+
+
+def area_of(path, fn, site):
+    if path == "src/model/vae.c":
+        if fn is None:
+            return "tiling" if any(d in site for d in TILING_DEFINES) else "numerics"
+        return "tiling" if fn in TILING_FUNCS else "numerics"
+    for a in AREAS:
+        if path in AREA_FILES[a]:
+            return a
+    return None
+
+
+def generate(seed, per_area):
+    rng = random.Random(seed)
+    by_area = {a: {} for a in AREAS}
+    for a in AREAS:
+        for path in AREA_FILES[a]:
+            lines, _, funcs = tokenize(open(os.path.join(ROOT, path)).read())
+            for c in candidates(path, rng):
+                ar = area_of(path, funcs.get(c[0]), lines[c[0] - 1])
+                if ar == a:
+                    by_area[a].setdefault(path, []).append(c)
+    mutants = []
+    for a in AREAS:
+        files = by_area[a]
+        total = sum(len(v) for v in files.values())
+        quota = {f: max(2, round(per_area * len(v) / total)) for f, v in files.items()}
+        tag = a[0].upper()
+        picked = []
+        for f in sorted(files):
+            ops = {}
+            for c in files[f]:
+                ops.setdefault(c[1], []).append(c)
+            for v in ops.values():
+                rng.shuffle(v)
+            chosen, used_lines = [], set()
+            order = sorted(ops)
+            while len(chosen) < quota[f] and any(ops.values()):
+                for op in order:
+                    while ops[op] and len(chosen) < quota[f]:
+                        c = ops[op].pop()
+                        if (c[0], c[1]) in used_lines:
+                            continue
+                        used_lines.add((c[0], c[1]))
+                        chosen.append(c)
+                        break
+            picked += [(f,) + c for c in sorted(chosen)]
+        for n, (f, ln, op, col, orig, repl) in enumerate(picked, 1):
+            lines = open(os.path.join(ROOT, f)).read().split("\n")
+            line = lines[ln - 1]
+            ind = len(line) - len(line.lstrip())
+            mutants.append({"id": "%s%03d" % (tag, n), "area": a, "op": op, "file": f, "line": str(ln),
+                            "col": str(col - ind), "orig": orig, "repl": repl, "status": "-", "site": line.strip()})
+    return mutants
+
+
+def write_list(mutants, f, seed):
+    f.write("# tools/mutate/mutants.txt — latup's mutants for tools/mutate/mutate.py (issue 9). Made by\n"
+            "# `tools/mutate/mutate.py generate --seed %d`, then reviewed. Status: '-' (run in the plain build);\n"
+            "# 'equivalent: why' (no observable difference: not run, not counted); 'asan: why' (a memory error\n"
+            "# or leak only a sanitizer sees: run in the SANITIZE=1 build, as CI's make test SANITIZE=1 would).\n"
+            "# One mutant a line,\n"
+            "# tab-separated: id, area, operator, file, line, column in the stripped line, original text,\n"
+            "# replacement, status, the stripped line itself (to find it again when lines move).\n" % seed)
+    f.write("#" + "\t".join(FIELDS) + "\n")
+    for m in mutants:
+        f.write("\t".join(m[k] for k in FIELDS) + "\n")
+
+
+def read_list(path=LIST):
+    out = []
+    for raw in open(path):
+        raw = raw.rstrip("\n")
+        if not raw or raw.startswith("#"):
+            continue
+        parts = raw.split("\t")
+        if len(parts) != len(FIELDS):
+            sys.exit("mutate: %s: %d fields, expected %d: %s" % (path, len(parts), len(FIELDS), raw[:80]))
+        out.append(dict(zip(FIELDS, parts)))
+    return out
+
+
+def locate(m, lines):
+    """The line (0-based) the mutant applies to: its line if the text is still there, else the
+    nearest line with the same stripped text; None when it is gone (stale)."""
+    ln = int(m["line"]) - 1
+    if 0 <= ln < len(lines) and lines[ln].strip() == m["site"]:
+        return ln
+    hits = [i for i, l in enumerate(lines) if l.strip() == m["site"]]
+    return min(hits, key=lambda i: abs(i - ln)) if hits else None
+
+
+def mutate_text(m, text):
+    lines = text.split("\n")
+    i = locate(m, lines)
+    if i is None:
+        return None
+    line = lines[i]
+    ind = len(line) - len(line.lstrip())
+    col = ind + int(m["col"])
+    if line[col:col + len(m["orig"])] != m["orig"]:
+        return None
+    lines[i] = line[:col] + m["repl"] + line[col + len(m["orig"]):]
+    return "\n".join(lines)
+
+
+# ---- running ------------------------------------------------------------------------------------
+
+def log(msg):
+    sys.stdout.write(msg + "\n")
+    sys.stdout.flush()
+
+
+def sh(cmd, cwd, timeout, env=None, cpu_limit=None):
+    """Runs cmd in its own process group; kills the group at the (wall) timeout. cpu_limit: seconds
+    of CPU each process may use (RLIMIT_CPU, SIGXCPU past it): a mutant that loops is stopped by
+    the CPU it burns, not by the clock, so a test starved by other work on the machine is not
+    taken for a hang. (rc, output, seconds)."""
+    def limit():
+        if cpu_limit:
+            c = int(cpu_limit) + 1
+            resource.setrlimit(resource.RLIMIT_CPU, (c, c + 5))
+    t0 = time.time()
+    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                         start_new_session=True, shell=isinstance(cmd, str), preexec_fn=limit)
+    try:
+        outb, _ = p.communicate(timeout=timeout)
+        rc = p.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        outb, _ = p.communicate()
+        rc = "timeout"
+    return rc, outb.decode("utf-8", "replace"), time.time() - t0
+
+
+def copy_tree(src, dst):
+    if os.path.exists(dst):
+        shutil.rmtree(dst)
+    skip = {".git", "build-fuzz", "build-cuda", "build-cuda-san", ".venv", "__pycache__", "mutate"}
+    shutil.copytree(src, dst, symlinks=True, ignore=lambda d, names: [n for n in names if n in skip])
+
+
+# A swapped pair of arguments of different types is a compile error, not a mutant.
+MUTANT_CC = os.environ.get("CC", "cc") + " -Werror=int-conversion -Werror=incompatible-pointer-types"
+
+
+class Worker:
+    def __init__(self, i, shim):
+        self.dir = os.path.join(WORK, "w%d" % i)
+        self.shim = shim
+        self.times = {}
+
+    def build(self, tests, san=False):
+        """make the CLI and the test binaries (san: the SANITIZE=1 build, in build-san/). Tests
+        that only exec latup are not recompiled for a change in a CLI source (make -o)."""
+        cli_srcs = [f for f in AREA_FILES["cli"] if f.startswith("src/cli/")] + ["fuzz/fuzz_cli_opts.c"]
+        b = "build-san" if san else "build"
+        inc = [b + "/tests/" + t for t in tests if t in CLI_INCLUDERS]
+        rest = [b + "/tests/" + t for t in tests if t not in CLI_INCLUDERS]
+        make = ["make", "-j1", "CC=" + MUTANT_CC] + (["SANITIZE=1"] if san else [])
+        rc, out, _ = sh(make + [b + "/latup", b + "/liblatup.a"] + inc, self.dir, 1800)
+        if rc == 0 and rest:
+            rc, out2, _ = sh(make + sum([["-o", f] for f in cli_srcs], []) + rest, self.dir, 600)
+            out += out2
+        return rc, out
+
+    def run_test(self, binary, names, limits, san=False):
+        """limits: (cpu seconds per process, wall seconds)."""
+        # passive waits: a test that asks for 2 threads must not spin while the machine is busy
+        env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
+        if names:
+            env["MUTATE_TESTS"], env["LD_PRELOAD"] = names, self.shim
+        if san:  # the shim is not an ASan library: let it come first
+            env["ASAN_OPTIONS"] = "verify_asan_link_order=0"
+            limits = (limits[0] * 4, limits[1] * 4)
+        return sh([("build-san" if san else "build") + "/tests/" + binary], self.dir, limits[1], env,
+                  cpu_limit=limits[0])
+
+
+def plan_tests(area):
+    return sorted({b for tier in PLANS[area] for b, _ in tier})
+
+
+def run_mutant(w, m, timeouts):
+    path = os.path.join(w.dir, m["file"])
+    orig = open(path).read()
+    mutated = mutate_text(m, orig)
+    if mutated is None:
+        return "stale", "", 0.0
+    t0 = time.time()
+    try:
+        with open(path, "w") as f:
+            f.write(mutated)
+        san = m["status"].startswith("asan")
+        rc, out = w.build(plan_tests(m["area"]), san)
+        if rc != 0:
+            return "stillborn", last_error(out), time.time() - t0
+        for tier in PLANS[m["area"]]:
+            for binary, names in tier:
+                key = (binary, names)
+                rc, out, _ = w.run_test(binary, names, timeouts[key], san)
+                if rc != 0:
+                    what = ("timeout" if rc == "timeout" else "cpu limit" if rc == -signal.SIGXCPU
+                            else "signal %d" % -rc if rc < 0 else "exit %d" % rc)
+                    return "killed", "%s%s (%s)" % (binary, failed_names(out), what), time.time() - t0
+        return "survived", "", time.time() - t0
+    finally:
+        with open(path, "w") as f:  # a fresh mtime: the next build recompiles the original
+            f.write(orig)
+
+
+def failed_names(out):
+    names = re.findall(r"\[  FAILED  \] ([A-Za-z_]\w*)", out)
+    return (" " + ",".join(dict.fromkeys(names))) if names else ""
+
+
+def last_error(out):
+    errs = [l for l in out.split("\n") if "error" in l]
+    return errs[0][:200] if errs else out.strip().split("\n")[-1][:200]
+
+
+def cmd_run(args):
+    mutants = read_list()
+    if args.area:
+        mutants = [m for m in mutants if m["area"] in args.area.split(",")]
+    if args.ids:
+        want = set(args.ids.split(","))
+        mutants = [m for m in mutants if m["id"] in want]
+    equiv = [m for m in mutants if m["status"].startswith("equivalent")]
+    todo = [m for m in mutants if not m["status"].startswith("equivalent")]
+    if args.skip_tests:  # e.g. the suite as it was before tests were added for the survivors
+        skip = set(args.skip_tests.split(","))
+        for a in PLANS:
+            PLANS[a] = [[t for t in tier if t[0] not in skip] for tier in PLANS[a]]
+    if args.sample:
+        rng = random.Random(args.seed)
+        per = {a: [m for m in todo if m["area"] == a] for a in AREAS}
+        n_area = max(1, args.sample // len([a for a in AREAS if per[a]]))
+        todo = sum([sorted(rng.sample(per[a], min(n_area, len(per[a]))), key=lambda m: m["id"]) for a in AREAS], [])
+        todo = [m for m in todo if not m["status"].startswith("asan")] or todo  # no ASan build for a sample
+        equiv = []
+    t_start = time.time()
+    os.makedirs(WORK, exist_ok=True)
+    shim = os.path.join(WORK, "cmocka_select.so")
+    rc, out, _ = sh(["cc", "-O1", "-shared", "-fPIC", "-o", shim, os.path.join(ROOT, "tools", "mutate", "cmocka_select.c"),
+                     "-ldl"], ROOT, 120)
+    if rc != 0:
+        sys.exit("mutate: cannot build the test selector:\n" + out)
+    workers = [Worker(i, shim) for i in range(args.jobs)]
+    areas = sorted({m["area"] for m in todo}, key=AREAS.index)
+    all_tests = sorted({t for a in areas for t in plan_tests(a)})
+    log("mutate: %d mutants to run (%d equivalent, not run); %d workers in %s/w*; tests %s" %
+        (len(todo), len(equiv), len(workers), WORK, " ".join(all_tests)))
+
+    copy_tree(args.source, workers[0].dir)
+    rc, out = workers[0].build(all_tests)
+    if rc != 0:
+        sys.exit("mutate: the unmutated tree does not build:\n" + out[-3000:])
+    for w in workers[1:]:
+        if os.path.exists(w.dir):
+            shutil.rmtree(w.dir)
+        shutil.copytree(workers[0].dir, w.dir, symlinks=True)
+    log("mutate: trees ready in %.0f s" % (time.time() - t_start))
+    # baseline: every test of the plan passes on the unmutated tree; its time sets the timeout
+    timeouts, failures, lock = {}, [], threading.Lock()
+    keys = list(dict.fromkeys(k for a in areas for tier in PLANS[a] for k in tier))
+
+    def baseline(w):
+        while not args.no_baseline:
+            with lock:
+                if not keys:
+                    return
+                binary, names = keys.pop(0)
+            rc, out, secs = w.run_test(binary, names, (900, 1800))
+            with lock:
+                if rc != 0:
+                    failures.append("%s (%s):\n%s" % (binary, rc, out[-3000:]))
+                # CPU: 4x the baseline's wall time (at least 20 s); wall: a hang that burns no CPU
+                timeouts[(binary, names)] = (max(20.0, 4 * secs), max(300.0, 20 * secs))
+                log("  baseline %-16s %-40s %6.1f s" % (binary, (names or "all")[:40], secs))
+    threads = [threading.Thread(target=baseline, args=(w,)) for w in workers]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    for k in keys if args.no_baseline else []:
+        timeouts[k] = (150.0, 300.0)
+    if failures:
+        sys.exit("mutate: tests fail on the unmutated tree: " + "\n".join(failures))
+    log("mutate: baseline done in %.0f s" % (time.time() - t_start))
+
+    queue = sorted(todo, key=lambda m: (m["file"], int(m["line"])))
+    results = {}
+
+    def work(w):
+        while True:
+            with lock:
+                if not queue:
+                    return
+                m = queue.pop(0)
+            verdict, detail, secs = run_mutant(w, m, timeouts)
+            with lock:
+                results[m["id"]] = (verdict, detail, secs)
+                log("%-5s %-9s %5.1f s  %s:%s %s `%s` -> `%s`  %s" % (m["id"], verdict, secs, m["file"], m["line"],
+                                                                    m["op"], m["orig"], m["repl"], detail))
+    threads = [threading.Thread(target=work, args=(w,)) for w in workers]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    text = report(todo, equiv, results, time.time() - t_start, args)
+    log(text)
+    os.makedirs(os.path.dirname(args.report), exist_ok=True)
+    with open(args.report, "w") as f:
+        f.write(text)
+    log("mutate: report written to %s" % args.report)
+    for w in workers:
+        shutil.rmtree(w.dir, ignore_errors=True)
+    return 0
+
+
+def report(todo, equiv, results, secs, args):
+    r = []
+    mode = "sampled %d (seed %d)" % (len(todo), args.seed) if args.sample else "full list"
+    r.append("mutation run: %s, %d workers, %.0f s wall (%.1f min)" % (mode, args.jobs, secs, secs / 60))
+    per_file, per_area = {}, {}
+    for m in todo:
+        v = results.get(m["id"], ("not run", "", 0))[0]
+        for d, k in ((per_file, m["file"] + (" [tiling]" if m["area"] == "tiling" else "")), (per_area, m["area"])):
+            d.setdefault(k, {}).setdefault(v, 0)
+            d[k][v] += 1
+    for m in equiv:
+        per_area.setdefault(m["area"], {}).setdefault("equivalent", 0)
+        per_area[m["area"]]["equivalent"] += 1
+
+    def line(name, c):
+        k, s = c.get("killed", 0), c.get("survived", 0)
+        pct = "%5.1f%%" % (100.0 * k / (k + s)) if k + s else "    - "
+        extra = ", ".join("%s %d" % (v, c[v]) for v in ("equivalent", "stillborn", "stale", "not run") if c.get(v))
+        return "  %-34s killed %3d/%-3d %s  %s" % (name, k, k + s, pct, extra)
+    r.append("per file:")
+    r += [line(f, per_file[f]) for f in sorted(per_file)]
+    r.append("per area (equivalent and stillborn mutants excluded from the score):")
+    tot = {}
+    for a in AREAS:
+        if a in per_area:
+            r.append(line(a, per_area[a]))
+            for v, n in per_area[a].items():
+                tot[v] = tot.get(v, 0) + n
+    r.append(line("total", tot))
+    for title, verdict in (("survivors", "survived"), ("stillborn (do not compile; not counted)", "stillborn"),
+                           ("stale (line no longer in the file)", "stale")):
+        ms = [m for m in todo if results.get(m["id"], ("",))[0] == verdict]
+        if ms:
+            r.append("%s:" % title)
+            r += ["  %-5s %s:%s %-5s `%s` -> `%s`   in: %s%s" % (m["id"], m["file"], m["line"], m["op"], m["orig"],
+                                                               m["repl"], m["site"][:90],
+                                                               ("  [" + results[m["id"]][1] + "]") if verdict == "stillborn" else "")
+                  for m in ms]
+    san = [m for m in todo if m["status"].startswith("asan")]
+    if san:
+        r.append("run in the SANITIZE=1 build (what make test SANITIZE=1 in CI would see):")
+        r += ["  %-5s %-9s %s:%s `%s` -> `%s`: %s" % (m["id"], results.get(m["id"], ("not run",))[0], m["file"],
+                                                   m["line"], m["orig"], m["repl"], m["status"]) for m in san]
+    if equiv:
+        r.append("equivalent (not run, not counted):")
+        r += ["  %-5s %s:%s `%s` -> `%s`: %s" % (m["id"], m["file"], m["line"], m["orig"], m["repl"], m["status"])
+              for m in equiv]
+    return "\n".join(r) + "\n"
+
+
+LOG_LINE = re.compile(r"^([A-Z]\d{3})\s+(killed|survived|stillborn|stale)\s+([\d.]+) s\s+\S+ \S+ `.*?` -> `.*?`\s*(.*)$")
+
+
+def cmd_report(args):
+    """The report of a run (or of the part of one that finished) from its log: several logs may be
+    given, a later verdict for a mutant replacing an earlier one (a rerun of the survivors)."""
+    mutants = read_list()
+    results, secs = {}, 0.0
+    for path in args.logs:
+        for line in open(path):
+            m = LOG_LINE.match(line.rstrip("\n"))
+            if m:
+                results[m.group(1)] = (m.group(2), m.group(4), float(m.group(3)))
+            w = re.match(r"mutation run: .*?, (\d+) s wall", line)
+            if w:
+                secs += float(w.group(1))
+    equiv = [m for m in mutants if m["status"].startswith("equivalent")]
+    todo = [m for m in mutants if not m["status"].startswith("equivalent") and m["id"] in results]
+    args.sample, args.jobs = 0, 2
+    sys.stdout.write(report(todo, equiv, results, secs, args))
+    missing = [m["id"] for m in mutants if not m["status"].startswith("equivalent") and m["id"] not in results]
+    if missing:
+        sys.stdout.write("not in the logs (not run): %d: %s\n" % (len(missing), " ".join(missing)))
+    return 0
+
+
+def cmd_check(_args):
+    bad = 0
+    for m in read_list():
+        text = open(os.path.join(ROOT, m["file"])).read()
+        mt = mutate_text(m, text)
+        if mt is None or mt == text:
+            log("stale: %s %s:%s `%s`" % (m["id"], m["file"], m["line"], m["site"][:80]))
+            bad += 1
+    log("mutate check: %d stale" % bad)
+    return 1 if bad else 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("generate", help="write a new candidate list to stdout")
+    g.add_argument("--seed", type=int, default=9)
+    g.add_argument("--per-area", type=int, default=50)
+    r = sub.add_parser("run", help="run the mutants")
+    r.add_argument("--sample", type=int, default=0, help="run N mutants, N/4 per area, picked by --seed")
+    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--jobs", type=int, default=2)
+    r.add_argument("--area", default="")
+    r.add_argument("--ids", default="")
+    r.add_argument("--source", default=ROOT, help="the tree to copy (default: this one)")
+    r.add_argument("--no-baseline", action="store_true",
+                   help="skip the run of the plans on the unmutated tree; limits of 150 s CPU, 300 s wall")
+    r.add_argument("--skip-tests", default="", help="leave these test binaries out of every plan")
+    r.add_argument("--report", default=os.path.join(ROOT, "build", "mutate", "report.txt"))
+    sub.add_parser("check", help="every mutant still finds its line")
+    rp = sub.add_parser("report", help="a report from run logs (a later log's verdict wins)")
+    rp.add_argument("logs", nargs="+")
+    args = ap.parse_args()
+    if args.cmd == "generate":
+        write_list(generate(args.seed, args.per_area), sys.stdout, args.seed)
+        return 0
+    return {"run": cmd_run, "check": cmd_check, "report": cmd_report}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
