@@ -266,3 +266,53 @@ void latup_plan_print(const latup_plan *p, FILE *f) {
     fprintf(f, "  %-40s %10.2f MiB  (the larger stage's arena and tensors)\n", "peak", m->peak / MiB);
     if (p->budget) fprintf(f, "  %-40s %10.2f MiB\n", "budget", p->budget / MiB);
 }
+
+/* ---- the one-stage entry points (latup.h): a prepare and an execute ----------------------------------- */
+
+latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale, latup_tensor *y,
+                               const latup_run_opts *opts) {
+    if (y) memset(y, 0, sizeof *y);
+    latup_call_opts o = {.lua = m, .scale = scale};
+    if (opts) {
+        o.device = opts->device, o.conv_band_rows = opts->conv_band_rows;
+        o.dump = opts->dump, o.dump_user = opts->dump_user, o.verbose = opts->verbose, o.progress = opts->progress;
+    }
+    latup_call *c;
+    TRY(latup_prepare(&o, x, &c));
+    const latup_status st = latup_execute(c, x, NULL, y);
+    latup_call_free(c);
+    return st;
+}
+
+static latup_call_opts call_opts(const latup_vae *v, const latup_decode_opts *opts) {
+    latup_call_opts o = {.vae = v};
+    if (opts) {
+        o.device = opts->device, o.max_memory = opts->max_memory, o.tile = opts->tile, o.overlap = opts->overlap;
+        o.conv_band_rows = opts->conv_band_rows, o.dump = opts->dump, o.dump_user = opts->dump_user;
+        o.verbose = opts->verbose, o.progress = opts->progress;
+    }
+    return o;
+}
+
+latup_status latup_vae_plan_decode(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
+                                   latup_decode_plan *p) {
+    memset(p, 0, sizeof *p);
+    const latup_call_opts o = call_opts(v, opts);
+    const latup_tensor z = {.data = NULL, .ndim = 3, .shape = {v->cfg.z_channels, h, w}};
+    latup_call *c;
+    TRY(latup_prepare(&o, &z, &c));
+    *p = latup_call_plan(c)->decode;
+    latup_call_free(c);
+    return LATUP_OK;
+}
+
+latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
+                              const latup_decode_opts *opts) {
+    if (img) memset(img, 0, sizeof *img);
+    const latup_call_opts o = call_opts(v, opts);
+    latup_call *c;
+    TRY(latup_prepare(&o, z, &c));
+    const latup_status st = latup_execute(c, z, NULL, img);
+    latup_call_free(c);
+    return st;
+}

@@ -394,7 +394,7 @@ latup_status latup_lua_exec_run(latup_lua_exec *x, const float *in, int64_t B, f
     return st;
 }
 
-/* ---- the public entry points: a prepared call (src/api/call.c) -------------------------------------- */
+/* ---- plans: latup_lua_upscale() is a prepared call (src/api/call.c) ------------------------------------ */
 
 latup_status latup_lua_plan_memory(const latup_lua *m, int H, int W, int scale, const latup_run_opts *opts,
                                    latup_lua_plan *p) {
@@ -409,19 +409,4 @@ void latup_lua_plan_print(const latup_lua_plan *p, FILE *f) {
     snprintf(title, sizeof title, "memory plan: latent %dx%d -> padded %dx%d, x%d", p->H, p->W, p->Hp, p->Wp,
              p->scale);
     latup_mem_plan_print(&p->mem, title, f);
-}
-
-latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale, latup_tensor *y,
-                               const latup_run_opts *opts) {
-    if (y) memset(y, 0, sizeof *y);
-    latup_call_opts o = {.lua = m, .scale = scale};
-    if (opts) {
-        o.device = opts->device, o.conv_band_rows = opts->conv_band_rows;
-        o.dump = opts->dump, o.dump_user = opts->dump_user, o.verbose = opts->verbose, o.progress = opts->progress;
-    }
-    latup_call *c;
-    TRY(latup_prepare(&o, x, &c));
-    const latup_status st = latup_execute(c, x, NULL, y);
-    latup_call_free(c);
-    return st;
 }

@@ -496,7 +496,7 @@ latup_status latup_vae_exec_run(latup_vae_exec *x, const float *z, int64_t B, fl
     return st;
 }
 
-/* ---- the public entry points: a prepared call (src/api/call.c) -------------------------------------- */
+/* ---- plans: latup_vae_plan_decode() and latup_vae_decode() are a prepared call (src/api/call.c) ---------- */
 
 latup_status latup_vae_plan_memory(const latup_vae *v, int h, int w, latup_vae_plan *p) {
     memset(p, 0, sizeof *p);
@@ -508,37 +508,4 @@ void latup_vae_plan_print(const latup_vae_plan *p, FILE *f) {
     char title[96];
     snprintf(title, sizeof title, "VAE memory plan: latent %dx%d", p->h, p->w);
     latup_mem_plan_print(&p->mem, title, f);
-}
-
-static latup_call_opts call_opts(const latup_vae *v, const latup_decode_opts *opts) {
-    latup_call_opts o = {.vae = v};
-    if (opts) {
-        o.device = opts->device, o.max_memory = opts->max_memory, o.tile = opts->tile, o.overlap = opts->overlap;
-        o.conv_band_rows = opts->conv_band_rows, o.dump = opts->dump, o.dump_user = opts->dump_user;
-        o.verbose = opts->verbose, o.progress = opts->progress;
-    }
-    return o;
-}
-
-latup_status latup_vae_plan_decode(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
-                                   latup_decode_plan *p) {
-    memset(p, 0, sizeof *p);
-    const latup_call_opts o = call_opts(v, opts);
-    const latup_tensor z = {.data = NULL, .ndim = 3, .shape = {v->cfg.z_channels, h, w}};
-    latup_call *c;
-    TRY(latup_prepare(&o, &z, &c));
-    *p = latup_call_plan(c)->decode;
-    latup_call_free(c);
-    return LATUP_OK;
-}
-
-latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
-                              const latup_decode_opts *opts) {
-    if (img) memset(img, 0, sizeof *img);
-    const latup_call_opts o = call_opts(v, opts);
-    latup_call *c;
-    TRY(latup_prepare(&o, z, &c));
-    const latup_status st = latup_execute(c, z, NULL, img);
-    latup_call_free(c);
-    return st;
 }
