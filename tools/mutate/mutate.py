@@ -40,7 +40,7 @@ AREA_FILES = {
                 "src/io/pth.c", "src/io/safetensors.c", "src/io/weights.c", "src/io/checkpoint.c",
                 "src/io/zip.c"],
     "cli": ["src/cli/cli.c", "src/cli/compare.c", "src/cli/info.c", "src/cli/jsonw.c", "src/cli/main.c",
-            "src/cli/options.c", "src/cli/pipeline.c", "src/api/files.c", "src/api/host.c"],
+            "src/cli/options.c", "src/cli/pipeline.c", "src/api/files.c", "src/api/host.c", "src/api/call.c"],
     "tiling": ["src/model/vae.c"],
 }
 AREAS = ["numerics", "readers", "cli", "tiling"]
