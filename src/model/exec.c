@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-void lx_init(lx_exec *e, latup_dump_fn dump, void *dump_user, int verbose, int progress, int conv_band_rows) {
+void lx_init(lx_exec *e, latup_dump_fn dump, void *dump_user, int verbose, int progress, int conv_band_rows,
+             void (*progress_line)(lx_exec *, int, int, int), void (*timing_line)(const lx_exec *, int64_t),
+             const void *model) {
     memset(e, 0, sizeof *e);
+    e->progress_line = progress_line, e->timing_line = timing_line, e->model = model;
     e->dump = dump, e->dump_user = dump_user;
     e->verbose = verbose, e->progress = progress;
     e->nthreads = latup_get_threads();

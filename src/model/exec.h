@@ -44,7 +44,14 @@ struct lx_exec {
     const void *model;            /* what those two lines need of the model */
 };
 
-void lx_init(lx_exec *e, latup_dump_fn dump, void *dump_user, int verbose, int progress, int conv_band_rows);
+/* progress_line, timing_line: the model's lines for the stage hook; model: what they read. */
+void lx_init(lx_exec *e, latup_dump_fn dump, void *dump_user, int verbose, int progress, int conv_band_rows,
+             void (*progress_line)(lx_exec *, int, int, int), void (*timing_line)(const lx_exec *, int64_t),
+             const void *model);
+/* lx_init's first five arguments from a model's options (latup_run_opts, latup_decode_opts; NULL: none). */
+#define LX_OPTS(o)                                                                                               \
+    (o) ? (o)->dump : NULL, (o) ? (o)->dump_user : NULL, (o) ? (o)->verbose : 0, (o) ? (o)->progress : 0,          \
+        (o) ? (o)->conv_band_rows : 0
 
 /* Compute only in the real pass and while nothing has failed. */
 static inline int lx_live(const lx_exec *e) {

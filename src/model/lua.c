@@ -208,14 +208,6 @@ static void lua_timings(const lx_exec *e, int64_t B) {
             (long long)B, e->nthreads, tm[T_EMBED], tm[T_RSTB], tm[T_BODY], hd->scale, tm[T_HEAD], tm[T_OUT], total);
 }
 
-static void exec_init(lx_exec *e, const latup_run_opts *o, const head *hd) {
-    if (o)
-        lx_init(e, o->dump, o->dump_user, o->verbose, o->progress, o->conv_band_rows);
-    else
-        lx_init(e, NULL, NULL, 0, 0, 0);
-    e->progress_line = lua_progress, e->timing_line = lua_timings, e->model = hd;
-}
-
 /* ---- memory plan ------------------------------------------------------------------------------- */
 
 /* The checks every upscale of an H x W latent makes, before anything is taken. */
@@ -278,7 +270,7 @@ latup_status latup_lua_exec_prepare(const latup_lua *m, int H, int W, int scale,
     TRY(check_size(m, H, W, scale, &hd));
     latup_lua_exec *x = latup_calloc(1, sizeof *x, "upscale plan");
     if (!x) return LATUP_E_NOMEM;
-    exec_init(&x->e, opts, hd);
+    lx_init(&x->e, LX_OPTS(opts), lua_progress, lua_timings, hd);
     x->m = m, x->hd = hd, x->H = H, x->W = W;
     latup_status st = count_pass(&x->e, m, hd, H, W);
     if (st != LATUP_OK) {

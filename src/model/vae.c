@@ -220,7 +220,7 @@ static void decode_tiled(lx_exec *e, const latup_vae *v, const float *z, int h, 
             const int y0 = tile_origin(ty, h, T, ov), x0 = tile_origin(tx, w, T, ov);
             copy_tile(e, ztile, z, zc, h, w, y0, x0, th, tw);                  /* ztile [zc, th, tw] */
             snprintf(e->prefix, sizeof e->prefix, "tile_%d_%d.", ty, tx);
-            decode_one(e, v, ztile, th, tw, otile);                             /* otile [Co, oh, ow] */
+            decode_one(e, v, ztile, th, tw, otile);
             lx_check_arena(e); /* after every tile */
             const int top = ty > 0 ? ov * f : 0, bot = ty < nty - 1 ? ov * f : 0;
             const int lft = tx > 0 ? ov * f : 0, rgt = tx < ntx - 1 ? ov * f : 0;
@@ -252,14 +252,6 @@ static void vae_timings(const lx_exec *e, int64_t B) {
     fprintf(stderr, "VAE timings (batch %lld, %d threads): conv_in+mid %.3f s", (long long)B, e->nthreads, e->tm[V_MID]);
     for (int i = 0; i < c->n_levels; i++) fprintf(stderr, ", up.%d %.3f s", c->n_levels - 1 - i, e->tm[V_UP + i]);
     fprintf(stderr, ", out %.3f s\n", e->tm[V_OUT]);
-}
-
-static void exec_init(lx_exec *e, const latup_decode_opts *o, const latup_vae_config *c) {
-    if (o)
-        lx_init(e, o->dump, o->dump_user, o->verbose, o->progress, o->conv_band_rows);
-    else
-        lx_init(e, NULL, NULL, 0, 0, 0);
-    e->progress_line = vae_progress, e->timing_line = vae_timings, e->model = c;
 }
 
 /* ---- plans ------------------------------------------------------------------------------------- */
@@ -295,7 +287,7 @@ static void fill_plan(const lx_exec *e, const latup_vae *v, int h, int w, latup_
 static latup_status count_arena(const latup_vae *v, int h, int w, int T, int ov, const latup_decode_opts *opts,
                                 latup_vae_plan *p) {
     lx_exec e;
-    exec_init(&e, opts, &v->cfg);
+    lx_init(&e, LX_OPTS(opts), vae_progress, vae_timings, &v->cfg);
     TRY(count_pass(&e, v, h, w, T, ov));
     fill_plan(&e, v, h, w, p);
     if (T > 0) p->h = T < h ? T : h, p->w = T < w ? T : w;
@@ -400,7 +392,7 @@ latup_status latup_vae_exec_prepare(const latup_vae *v, int h, int w, const latu
     if (!x) return LATUP_E_NOMEM;
     x->v = v, x->h = h, x->w = w;
     x->T = dp->tiled ? dp->tile : 0, x->ov = dp->tiled ? dp->overlap : 0;
-    exec_init(&x->e, opts, &v->cfg);
+    lx_init(&x->e, LX_OPTS(opts), vae_progress, vae_timings, &v->cfg);
     /* the search above counted several candidates; this counts the chosen one into the exec */
     latup_status st = count_pass(&x->e, v, h, w, x->T, x->ov);
     if (st != LATUP_OK) {
