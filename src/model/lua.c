@@ -2,9 +2,8 @@
  * docs/spec/lua.md steps 0-7, top to bottom in lua_forward(). The memory plan is the same
  * pass run in counting mode: every buffer is taken from an arena (src/ops/arena.h) where it is
  * used, so the plan is the sum of the takes by construction. Loading lives in lua_load.c. */
-#include "ops/arena.h"
-#include "ops/kernels.h"
 #include "model/device.h"
+#include "model/exec.h"
 #include "model/lua_model.h"
 
 #include <math.h>
@@ -22,79 +21,11 @@ static const head *find_head(const latup_lua *m, int scale) {
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
-/* ---- execution: one pass, counted then run ----------------------------------------------------- */
+/* ---- the forward pass ------------------------------------------------------------------------------
+ * Every op is an lx_* call (model/exec.h): it computes in the real pass only, and the counting
+ * pass that makes the plan runs the same lines. */
 
-typedef struct {
-    latup_arena arena;           /* every buffer of the pass; counting when arena.counting */
-    const latup_run_opts *opts;
-    int nthreads;
-    int band_rows_max;           /* opts->conv_band_rows */
-    int b;                       /* batch element, for dumps */
-    latup_status st;             /* the first kernel failure */
-    double tm[5];                /* per-stage seconds */
-} lua_exec;
-
-enum { T_EMBED, T_RSTB, T_BODY, T_HEAD, T_OUT };
-
-static void exec_init(lua_exec *e, const latup_run_opts *opts) {
-    memset(e, 0, sizeof *e);
-    e->opts = opts;
-    e->nthreads = latup_get_threads();
-    e->band_rows_max = opts ? opts->conv_band_rows : 0;
-}
-
-/* Compute only in the real pass and while nothing has failed. */
-static int live(const lua_exec *e) {
-    return !e->arena.counting && e->st == LATUP_OK && e->arena.st == LATUP_OK;
-}
-
-static void dump(const lua_exec *e, const char *name, const float *data, int ndim, int64_t d0, int64_t d1,
-                 int64_t d2) {
-    if (!live(e) || !e->opts || !e->opts->dump) return;
-    latup_tensor t = {.data = (float *)data, .ndim = ndim, .shape = {d0, d1, d2, 0}};
-    e->opts->dump(e->opts->dump_user, name, &t, e->b);
-}
-
-/* Whether intermediate tensors are being dumped (the block then also keeps norm1 in token order). */
-static int dumping(const lua_exec *e) { return live(e) && e->opts && e->opts->dump; }
-
-/* A conv takes its im2col bands from the arena for the duration of the call. */
-static void conv(lua_exec *e, float *out, const float *inp, const latup_conv *c, int H, int W, const char *name) {
-    const conv_ctx ctx = {e->nthreads, e->band_rows_max, name};
-    const size_t mark = latup_arena_mark(&e->arena);
-    const size_t n = latup_conv2d_scratch_floats(c->cin, H, W, c->cout, c->k, NULL, &ctx);
-    float *col = latup_arena_take(&e->arena, n, "conv im2col bands (per call)");
-    if (live(e)) e->st = latup_conv2d_forward(out, inp, c->w, c->b, c->cin, H, W, c->cout, c->k, NULL, col, n, &ctx);
-    latup_arena_release(&e->arena, mark);
-}
-
-static void linear(const lua_exec *e, float *out, const float *inp, const latup_linear *l, int N) {
-    if (live(e)) latup_linear_forward(out, inp, l->w, l->b, N, l->in, l->out);
-}
-
-static void norm(const lua_exec *e, float *out, const float *inp, const latup_norm *n, int N) {
-    if (live(e)) latup_layernorm_forward(out, inp, n->w, n->b, N, n->dim, n->eps);
-}
-
-static void attention(lua_exec *e, float *out, const float *qkv, const swin_block *B, const float *mask, int nW,
-                      int N, int E) {
-    const int hd = E / B->num_heads;
-    const size_t mark = latup_arena_mark(&e->arena);
-    const size_t n = latup_window_attention_scratch_floats(N, e->nthreads);
-    float *scores = latup_arena_take(&e->arena, n, "attention scores (per call)");
-    if (live(e))
-        e->st = latup_window_attention_forward(out, qkv, B->rel_bias, mask, nW, N, B->num_heads, hd,
-                                               1.0f / sqrtf((float)hd), scores, n, e->nthreads);
-    latup_arena_release(&e->arena, mark);
-}
-
-/* A write of `need` floats into a buffer of `cap`: checked, never trusted. */
-static int fits(lua_exec *e, size_t need, size_t cap, const char *what) {
-    if (need <= cap) return 1;
-    if (e->st == LATUP_OK)
-        e->st = latup_fail(LATUP_E_INTERNAL, "%s: needs %zu floats, its buffer holds %zu", what, need, cap);
-    return 0;
-}
+enum { T_EMBED, T_RSTB, T_BODY, T_HEAD, T_OUT }; /* stages: lx_stage() keeps their seconds */
 
 /* The trunk's buffers, [L, E] token-major unless noted. */
 typedef struct {
@@ -106,38 +37,32 @@ typedef struct {
 } trunk_bufs;
 
 /* One Swin block on the token stream t [L, E] (spec step 4). */
-static void swin_block_forward(lua_exec *e, const swin_block *B, const latup_lua_config *c, int Hp, int Wp,
+static void swin_block_forward(lx_exec *e, const swin_block *B, const latup_lua_config *c, int Hp, int Wp,
                                const trunk_bufs *k, const char *pfx) {
-    const int E = c->embed_dim, ws = c->window_size, N = ws * ws, L = Hp * Wp, nW = L / N;
+    const int E = c->embed_dim, ws = c->window_size, N = ws * ws, L = Hp * Wp, nW = L / N, sh = B->shift;
     char name[192];
 #define NAME(s) (snprintf(name, sizeof name, "%s.%s", pfx, s), name)
     /* attention branch: LN, roll by -shift, windows, qkv, MSA, proj, windows back, roll back */
-    if (dumping(e)) {                         /* norm1 in token order, for the dump */
-        norm(e, k->u, k->t, &B->norm1, L);                                   /* u   [L, E]      */
-        dump(e, NAME("norm1"), k->u, 2, L, E, 0);
-        latup_window_partition(k->win, k->u, Hp, Wp, E, ws, B->shift);
-    } else if (live(e)) {                     /* the same bits, one pass: LN as tokens are copied */
-        latup_layernorm_partition(k->win, k->t, B->norm1.w, B->norm1.b, Hp, Wp, E, ws, B->shift,
-                                  B->norm1.eps);                             /* win [nW, N, E] */
-    }
-    linear(e, k->qh, k->win, &B->qkv, L);                                    /* qkv [nW, N, 3E] */
-    dump(e, NAME("attn.qkv"), k->qh, 3, nW, N, 3 * E);
-    attention(e, k->u, k->qh, B, B->shift ? k->mask : NULL, nW, N, E);       /* u   [nW, N, E]  */
-    dump(e, NAME("attn.out"), k->u, 3, nW, N, E);
-    linear(e, k->win, k->u, &B->proj, L);                                    /* win [nW, N, E]  */
-    dump(e, NAME("attn.proj"), k->win, 3, nW, N, E);
-    if (live(e)) latup_window_reverse_add(k->t, k->win, Hp, Wp, E, ws, B->shift); /* t += attention */
-    dump(e, NAME("attn_res"), k->t, 2, L, E, 0);
+    lx_layernorm_partition(e, k->win, k->t, &B->norm1, Hp, Wp, E, ws, sh);             /* win [nW, N, E]  */
+    lx_dump_windows(e, NAME("norm1"), k->win, Hp, Wp, E, ws, sh);                       /*     as [L, E]   */
+    lx_linear(e, k->qh, k->win, &B->qkv, L);                                            /* qkv [nW, N, 3E] */
+    lx_dump(e, NAME("attn.qkv"), k->qh, 3, nW, N, 3 * E);
+    lx_window_attention(e, k->u, k->qh, B->rel_bias, sh ? k->mask : NULL, nW, N, B->num_heads, E); /* u [nW, N, E] */
+    lx_dump(e, NAME("attn.out"), k->u, 3, nW, N, E);
+    lx_linear(e, k->win, k->u, &B->proj, L);                                            /* win [nW, N, E]  */
+    lx_dump(e, NAME("attn.proj"), k->win, 3, nW, N, E);
+    lx_window_reverse_add(e, k->t, k->win, Hp, Wp, E, ws, sh);                          /* t += attention  */
+    lx_dump(e, NAME("attn_res"), k->t, 2, L, E, 0);
     /* MLP branch */
-    norm(e, k->u, k->t, &B->norm2, L);
-    dump(e, NAME("norm2"), k->u, 2, L, E, 0);
-    linear(e, k->qh, k->u, &B->fc1, L);                                      /* hid [L, hidden] */
-    if (live(e)) latup_gelu_forward(k->qh, k->qh, (size_t)L * c->mlp_hidden);
-    dump(e, NAME("mlp.act"), k->qh, 2, L, c->mlp_hidden, 0);
-    linear(e, k->u, k->qh, &B->fc2, L);                                      /* u   [L, E]      */
-    dump(e, NAME("mlp.fc2"), k->u, 2, L, E, 0);
-    if (live(e)) latup_add_inplace(k->t, k->u, (size_t)L * E);               /* t += mlp        */
-    dump(e, pfx, k->t, 2, L, E, 0);
+    lx_layernorm(e, k->u, k->t, &B->norm2, L);                                          /* u   [L, E]      */
+    lx_dump(e, NAME("norm2"), k->u, 2, L, E, 0);
+    lx_linear(e, k->qh, k->u, &B->fc1, L);                                              /* hid [L, hidden] */
+    lx_gelu(e, k->qh, (size_t)L * c->mlp_hidden);
+    lx_dump(e, NAME("mlp.act"), k->qh, 2, L, c->mlp_hidden, 0);
+    lx_linear(e, k->u, k->qh, &B->fc2, L);                                              /* u   [L, E]      */
+    lx_dump(e, NAME("mlp.fc2"), k->u, 2, L, E, 0);
+    lx_add(e, k->t, k->u, (size_t)L * E);                                               /* t += mlp        */
+    lx_dump(e, pfx, k->t, 2, L, E, 0);
 #undef NAME
 }
 
@@ -145,7 +70,7 @@ static void swin_block_forward(lua_exec *e, const swin_block *B, const latup_lua
  * PixelShuffle(r)], then conv_last (SwinIR's direct tail: one [conv E -> r*r*C, PixelShuffle(r)]).
  * Reads f [E, Hp, Wp]; leaves [C, S*Hp, S*Wp] in *result, in one of the two maps it takes from
  * the arena. Dump names are the module names. */
-static void head_forward(lua_exec *e, const head *h, const float *f, int Hp, int Wp, float **result) {
+static void head_forward(lx_exec *e, const head *h, const float *f, int Hp, int Wp, float **result) {
     /* the two ping-pong maps: x holds conv_before's output and each PixelShuffle's, y each conv's */
     size_t nx = h->has_before ? (size_t)h->conv_before.cout * Hp * Wp : 0, ny = 0;
     size_t hw = (size_t)Hp * Wp;
@@ -161,62 +86,54 @@ static void head_forward(lua_exec *e, const head *h, const float *f, int Hp, int
     char name[96];
     const float *in = f;
     if (h->has_before) {
-        if (fits(e, (size_t)h->conv_before.cout * Hp * Wp, nx, h->before_name)) {
-            conv(e, x, f, &h->conv_before, Hp, Wp, h->before_name);           /* x [F, Hp, Wp] */
-            if (live(e)) latup_leaky_relu_forward(x, x, (size_t)h->conv_before.cout * Hp * Wp, LEAKY_SLOPE);
+        const int F = h->conv_before.cout;
+        if (lx_fits(e, (size_t)F * Hp * Wp, nx, h->before_name)) {
+            lx_conv(e, x, f, &h->conv_before, Hp, Wp, NULL, h->before_name);          /* x [F, Hp, Wp] */
+            lx_leaky_relu(e, x, (size_t)F * Hp * Wp, LEAKY_SLOPE);
         }
-        dump(e, h->before_name, x, 3, h->conv_before.cout, Hp, Wp);
+        lx_dump(e, h->before_name, x, 3, F, Hp, Wp);
         in = x;
     }
     int hh = Hp, ww = Wp;
     for (int k = 0; k < h->n_up; k++) {
         const int r = h->r[k], cout = h->up[k].cout;
         snprintf(name, sizeof name, "%s.%d", h->up_name, 2 * k);
-        if (!fits(e, (size_t)cout * hh * ww, ny, name) || !fits(e, (size_t)cout * hh * ww, nx, name)) break;
-        conv(e, y, in, &h->up[k], hh, ww, name);                               /* y [r*r*F, hh, ww] */
-        dump(e, name, y, 3, cout, hh, ww);
-        if (live(e)) latup_pixel_shuffle(x, y, cout / (r * r), hh, ww, r);     /* x [F, r*hh, r*ww] */
+        if (!lx_fits(e, (size_t)cout * hh * ww, ny, name) || !lx_fits(e, (size_t)cout * hh * ww, nx, name)) break;
+        lx_conv(e, y, in, &h->up[k], hh, ww, NULL, name);                             /* y [r*r*F, hh, ww] */
+        lx_dump(e, name, y, 3, cout, hh, ww);
+        lx_pixel_shuffle(e, x, y, cout / (r * r), hh, ww, r);                         /* x [F, r*hh, r*ww] */
         hh *= r, ww *= r;
         snprintf(name, sizeof name, "%s.%d", h->up_name, 2 * k + 1);
-        dump(e, name, x, 3, cout / (r * r), hh, ww);
+        lx_dump(e, name, x, 3, cout / (r * r), hh, ww);
         in = x;
     }
     if (h->has_last) {
-        if (fits(e, (size_t)h->conv_last.cout * hh * ww, ny, h->last_name))
-            conv(e, y, x, &h->conv_last, hh, ww, h->last_name);                 /* y [C, S*Hp, S*Wp] */
-        dump(e, h->last_name, y, 3, h->conv_last.cout, hh, ww);
+        if (lx_fits(e, (size_t)h->conv_last.cout * hh * ww, ny, h->last_name))
+            lx_conv(e, y, x, &h->conv_last, hh, ww, NULL, h->last_name);              /* y [C, S*Hp, S*Wp] */
+        lx_dump(e, h->last_name, y, 3, h->conv_last.cout, hh, ww);
         *result = y;
     } else {
         *result = x;
     }
 }
 
-/* x[c, :] += sign * v[c] */
-static void add_channel_bias(float *x, const float *v, float sign, int C, int n) {
-    for (int ch = 0; ch < C; ch++)
-        for (int i = 0; i < n; i++) x[(size_t)ch * n + i] += sign * v[ch];
-}
-
 /* The forward pass on one latent x [C, H, W] into y [C, S*H, S*W] (spec steps 0-7). In the
  * counting pass x and y are NULL and only the takes happen. */
-static void lua_forward(lua_exec *e, const latup_lua *m, const head *hd, const float *xb, int H, int W, float *yb) {
+static void lua_forward(lx_exec *e, const latup_lua *m, const head *hd, const float *xb, int H, int W, float *yb) {
     const latup_lua_config *c = &m->cfg;
     const int E = c->embed_dim, ws = c->window_size, N = ws * ws, C = c->in_chans, Co = c->out_chans;
     const int Hp = round_up(H, ws), Wp = round_up(W, ws), L = Hp * Wp, S = hd->scale;
     latup_arena *a = &e->arena;
-    double t0 = latup_now();
     /* buffers alive for the whole pass */
     float *pad = latup_arena_take3(a, (size_t)C, (size_t)Hp, (size_t)Wp, "pad [C,Hp,Wp]");
     float *f0 = latup_arena_take3(a, (size_t)E, (size_t)Hp, (size_t)Wp, "f0 [E,Hp,Wp] (long skip)");
     /* 0. reflect-pad bottom/right to the window multiple          pad [C, Hp, Wp] */
-    if (live(e)) {
-        latup_reflect_pad(pad, xb, C, H, W, Hp, Wp);
-        dump(e, "pad", pad, 3, C, Hp, Wp);
-        if (c->has_mean) add_channel_bias(pad, c->mean, -1.0f, C, L); /* (x - mean) */
-    }
+    lx_reflect_pad(e, pad, xb, C, H, W, Hp, Wp);
+    lx_dump(e, "pad", pad, 3, C, Hp, Wp);
+    if (c->has_mean) lx_channel_bias(e, pad, c->mean, -1.0f, C, (size_t)L);     /* (x - mean) */
     /* 1. shallow features                                          f0  [E, Hp, Wp] */
-    conv(e, f0, pad, &m->conv_first, Hp, Wp, "conv_first");
-    dump(e, "conv_first", f0, 3, E, Hp, Wp);
+    lx_conv(e, f0, pad, &m->conv_first, Hp, Wp, NULL, "conv_first");
+    lx_dump(e, "conv_first", f0, 3, E, Hp, Wp);
 
     /* the trunk's buffers, given back before the head takes its maps */
     const size_t trunk_mark = latup_arena_mark(a);
@@ -230,63 +147,65 @@ static void lua_forward(lua_exec *e, const latup_lua *m, const head *hd, const f
         .mask = latup_arena_take3(a, (size_t)(L / N), (size_t)N, (size_t)N, "shift mask [nW,N,N]"),
     };
     /* 2. tokens and patch norm                                     t   [L, E] */
-    if (live(e)) {
-        latup_shift_mask_build(k.mask, Hp, Wp, ws, ws / 2); /* odd blocks share it */
-        latup_chw_to_hwc(k.t, f0, E, L);
-    }
-    norm(e, k.t, k.t, &m->patch_norm, L);
-    dump(e, "patch_embed", k.t, 2, L, E, 0);
-    double t1 = latup_now();
-    e->tm[T_EMBED] += t1 - t0;
+    lx_shift_mask(e, k.mask, Hp, Wp, ws, ws / 2);                                /* odd blocks share it */
+    lx_chw_to_hwc(e, k.t, f0, E, L);
+    lx_layernorm(e, k.t, k.t, &m->patch_norm, L);
+    lx_dump(e, "patch_embed", k.t, 2, L, E, 0);
+    lx_stage(e, T_EMBED, 0, 0);
     /* 3. residual Swin transformer blocks */
     char pfx[64];
     for (int i = 0; i < c->num_layers; i++) {
         const rstb *R = &m->layers[i];
-        if (live(e)) memcpy(k.r, k.t, (size_t)L * E * sizeof(float));
+        lx_copy(e, k.r, k.t, (size_t)L * E);                                     /* r = t           */
         for (int j = 0; j < R->depth; j++) {
             snprintf(pfx, sizeof pfx, "layers.%d.blocks.%d", i, j);
             swin_block_forward(e, &R->blocks[j], c, Hp, Wp, &k, pfx);
         }
         /* t = conv(t as a map) + r */
-        if (live(e)) latup_hwc_to_chw(k.u, k.t, E, L);
         snprintf(pfx, sizeof pfx, "layers.%d.conv", i);
-        conv(e, k.win, k.u, &R->conv, Hp, Wp, pfx);                           /* win [E, Hp, Wp] */
-        dump(e, pfx, k.win, 3, E, Hp, Wp);
-        if (live(e)) {
-            latup_chw_to_hwc(k.t, k.win, E, L);
-            latup_add_inplace(k.t, k.r, (size_t)L * E);
-        }
+        lx_hwc_to_chw(e, k.u, k.t, E, L);                                        /* u   [E, Hp, Wp] */
+        lx_conv(e, k.win, k.u, &R->conv, Hp, Wp, NULL, pfx);                     /* win [E, Hp, Wp] */
+        lx_dump(e, pfx, k.win, 3, E, Hp, Wp);
+        lx_chw_to_hwc(e, k.t, k.win, E, L);                                      /* t   [L, E]      */
+        lx_add(e, k.t, k.r, (size_t)L * E);                                      /* t += r          */
         snprintf(pfx, sizeof pfx, "layers.%d", i);
-        dump(e, pfx, k.t, 2, L, E, 0);
-        if (live(e) && e->opts && e->opts->progress)
-            fprintf(stderr, "\rupscaling: image %d, RSTB %d/%d", e->b + 1, i + 1, c->num_layers), fflush(stderr);
+        lx_dump(e, pfx, k.t, 2, L, E, 0);
+        lx_stage(e, T_RSTB, i + 1, c->num_layers);
     }
-    double t2 = latup_now();
-    e->tm[T_RSTB] += t2 - t1;
     /* 5. final norm, back to a map, conv_after_body + the long skip  f = f0 [E, Hp, Wp] */
-    norm(e, k.t, k.t, &m->norm, L);
-    dump(e, "norm", k.t, 2, L, E, 0);
-    if (live(e)) latup_hwc_to_chw(k.u, k.t, E, L);
-    conv(e, k.win, k.u, &m->conv_after_body, Hp, Wp, "conv_after_body");
-    if (live(e)) latup_add_inplace(f0, k.win, (size_t)E * L); /* f0 + conv == conv + f0, exactly */
-    dump(e, "conv_after_body", f0, 3, E, Hp, Wp);
+    lx_layernorm(e, k.t, k.t, &m->norm, L);
+    lx_dump(e, "norm", k.t, 2, L, E, 0);
+    lx_hwc_to_chw(e, k.u, k.t, E, L);
+    lx_conv(e, k.win, k.u, &m->conv_after_body, Hp, Wp, NULL, "conv_after_body");
+    lx_add(e, f0, k.win, (size_t)E * L);                                         /* f0 + conv == conv + f0, exactly */
+    lx_dump(e, "conv_after_body", f0, 3, E, Hp, Wp);
     latup_arena_release(a, trunk_mark);
-    double t3 = latup_now();
-    e->tm[T_BODY] += t3 - t2;
+    lx_stage(e, T_BODY, 0, 0);
     /* 6. the requested head                                          [C, S*Hp, S*Wp] */
     float *hr = NULL;
     head_forward(e, hd, f0, Hp, Wp, &hr);
-    double t4 = latup_now();
-    e->tm[T_HEAD] += t4 - t3;
+    lx_stage(e, T_HEAD, 0, 0);
     /* 7. crop the padding away                                       [C, S*H, S*W] */
-    if (live(e)) {
-        latup_crop(yb, hr, Co, S * Hp, S * Wp, S * H, S * W);
-        if (c->has_mean) add_channel_bias(yb, c->mean, 1.0f, Co, S * H * S * W); /* + mean */
-        char oname[16];
-        snprintf(oname, sizeof oname, "out.x%d", S);
-        dump(e, oname, yb, 3, Co, (int64_t)S * H, (int64_t)S * W);
-    }
-    e->tm[T_OUT] += latup_now() - t4;
+    lx_crop(e, yb, hr, Co, S * Hp, S * Wp, S * H, S * W);
+    if (c->has_mean) lx_channel_bias(e, yb, c->mean, 1.0f, Co, (size_t)S * H * S * W); /* + mean */
+    char oname[16];
+    snprintf(oname, sizeof oname, "out.x%d", S);
+    lx_dump(e, oname, yb, 3, Co, (int64_t)S * H, (int64_t)S * W);
+    lx_stage(e, T_OUT, 0, 0);
+}
+
+/* The stage hook's lines (lx_exec.progress_line, .timing_line). */
+static void lua_progress(lx_exec *e, int stage, int i, int n) {
+    if (stage == T_RSTB)
+        fprintf(stderr, "\rupscaling: image %d, RSTB %d/%d", e->b + 1, i, n), fflush(stderr);
+}
+
+static void lua_timings(const lx_exec *e, int64_t B) {
+    const head *hd = e->model;
+    const double *tm = e->tm, total = tm[T_EMBED] + tm[T_RSTB] + tm[T_BODY] + tm[T_HEAD] + tm[T_OUT];
+    fprintf(stderr, "timings (batch %lld, %d threads): embed %.3f s, RSTBs %.3f s, body %.3f s, "
+                    "head x%d %.3f s, crop %.3f s, total %.3f s\n",
+            (long long)B, e->nthreads, tm[T_EMBED], tm[T_RSTB], tm[T_BODY], hd->scale, tm[T_HEAD], tm[T_OUT], total);
 }
 
 /* ---- memory plan ------------------------------------------------------------------------------- */
@@ -317,14 +236,14 @@ static latup_status check_size(const latup_lua *m, int H, int W, int scale, cons
 }
 
 /* The counting pass: the forward pass with no memory behind the arena. */
-static latup_status count_pass(lua_exec *e, const latup_lua *m, const head *hd, int H, int W) {
+static latup_status count_pass(lx_exec *e, const latup_lua *m, const head *hd, int H, int W) {
     latup_arena_begin_count(&e->arena);
     lua_forward(e, m, hd, NULL, H, W, NULL);
     return e->arena.st;
 }
 
 /* The plan of a counted pass. */
-static void fill_plan(const lua_exec *e, const latup_lua *m, int H, int W, int scale, latup_lua_plan *p) {
+static void fill_plan(const lx_exec *e, const latup_lua *m, int H, int W, int scale, latup_lua_plan *p) {
     const int ws = m->cfg.window_size;
     memset(p, 0, sizeof *p);
     p->H = H, p->W = W, p->scale = scale;
@@ -337,7 +256,7 @@ static void fill_plan(const lua_exec *e, const latup_lua *m, int H, int W, int s
 /* ---- a prepared upscale: checked and counted once, then run --------------------------------------- */
 
 struct latup_lua_exec {
-    lua_exec e;            /* counted: its arena's takes are the plan */
+    lx_exec e;             /* counted: its arena's takes are the plan */
     const latup_lua *m;
     const head *hd;
     int H, W;
@@ -351,7 +270,7 @@ latup_status latup_lua_exec_prepare(const latup_lua *m, int H, int W, int scale,
     TRY(check_size(m, H, W, scale, &hd));
     latup_lua_exec *x = latup_calloc(1, sizeof *x, "upscale plan");
     if (!x) return LATUP_E_NOMEM;
-    exec_init(&x->e, opts);
+    lx_init(&x->e, LX_OPTS(opts), lua_progress, lua_timings, hd);
     x->m = m, x->hd = hd, x->H = H, x->W = W;
     latup_status st = count_pass(&x->e, m, hd, H, W);
     if (st != LATUP_OK) {
@@ -370,28 +289,17 @@ void latup_lua_exec_free(latup_lua_exec *x) {
 }
 
 latup_status latup_lua_exec_run(latup_lua_exec *x, const float *in, int64_t B, float *out) {
-    lua_exec *e = &x->e;
+    lx_exec *e = &x->e;
     const latup_lua_config *c = &x->m->cfg;
     const int H = x->H, W = x->W, S = x->hd->scale;
-    memset(e->tm, 0, sizeof e->tm);
-    e->st = LATUP_OK;
-    latup_status st = latup_arena_begin_run(&e->arena, "upscale arena");
+    latup_status st = lx_begin_run(e, "upscale arena");
     const size_t xsz = (size_t)c->in_chans * H * W, ysz = (size_t)c->out_chans * S * H * S * W;
     for (int64_t b = 0; b < B && st == LATUP_OK; b++) {
-        e->b = (int)b;
-        latup_arena_rewind(&e->arena); /* every image replays the counted takes */
+        lx_begin_image(e, (int)b);
         lua_forward(e, x->m, x->hd, in + b * xsz, H, W, out + b * ysz);
-        st = e->st != LATUP_OK ? e->st : latup_arena_check(&e->arena);
+        st = lx_end_image(e);
     }
-    latup_arena_free(&e->arena);
-    if (e->opts && e->opts->progress) fprintf(stderr, "\n");
-    if (st == LATUP_OK && e->opts && e->opts->verbose) {
-        const double *tm = e->tm, total = tm[T_EMBED] + tm[T_RSTB] + tm[T_BODY] + tm[T_HEAD] + tm[T_OUT];
-        fprintf(stderr, "timings (batch %lld, %d threads): embed %.3f s, RSTBs %.3f s, body %.3f s, "
-                        "head x%d %.3f s, crop %.3f s, total %.3f s\n",
-                (long long)B, e->nthreads, tm[T_EMBED], tm[T_RSTB], tm[T_BODY], S, tm[T_HEAD], tm[T_OUT], total);
-    }
-    return st;
+    return lx_end_run(e, st, B);
 }
 
 /* ---- plans: latup_lua_upscale() is a prepared call (src/api/call.c) ------------------------------------ */
