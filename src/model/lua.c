@@ -2,7 +2,7 @@
  * docs/spec/lua.md steps 0-7, top to bottom in lua_forward(). The memory plan is the same
  * pass run in counting mode: every buffer is taken from an arena (src/ops/arena.h) where it is
  * used, so the plan is the sum of the takes by construction. Loading lives in lua_load.c. */
-#include "model/device.h"
+#include "model/dump_names.h"
 #include "model/exec.h"
 #include "model/lua_model.h"
 
@@ -38,31 +38,31 @@ typedef struct {
 
 /* One Swin block on the token stream t [L, E] (spec step 4). */
 static void swin_block_forward(lx_exec *e, const swin_block *B, const latup_lua_config *c, int Hp, int Wp,
-                               const trunk_bufs *k, const char *pfx) {
+                               const trunk_bufs *k, int li, int bj) {
     const int E = c->embed_dim, ws = c->window_size, N = ws * ws, L = Hp * Wp, nW = L / N, sh = B->shift;
     char name[192];
-#define NAME(s) (snprintf(name, sizeof name, "%s.%s", pfx, s), name)
+#define NAME(id) (snprintf(name, sizeof name, DUMP_NAMES[id], li, bj), name)
     /* attention branch: LN, roll by -shift, windows, qkv, MSA, proj, windows back, roll back */
     lx_layernorm_partition(e, k->win, k->t, &B->norm1, Hp, Wp, E, ws, sh);             /* win [nW, N, E]  */
-    lx_dump_windows(e, NAME("norm1"), k->win, Hp, Wp, E, ws, sh);                       /*     as [L, E]   */
+    lx_dump_windows(e, NAME(DN_NORM1), k->win, Hp, Wp, E, ws, sh);                       /*     as [L, E]   */
     lx_linear(e, k->qh, k->win, &B->qkv, L);                                            /* qkv [nW, N, 3E] */
-    lx_dump(e, NAME("attn.qkv"), k->qh, 3, nW, N, 3 * E);
+    lx_dump(e, NAME(DN_QKV), k->qh, 3, nW, N, 3 * E);
     lx_window_attention(e, k->u, k->qh, B->rel_bias, sh ? k->mask : NULL, nW, N, B->num_heads, E); /* u [nW, N, E] */
-    lx_dump(e, NAME("attn.out"), k->u, 3, nW, N, E);
+    lx_dump(e, NAME(DN_ATTN_OUT), k->u, 3, nW, N, E);
     lx_linear(e, k->win, k->u, &B->proj, L);                                            /* win [nW, N, E]  */
-    lx_dump(e, NAME("attn.proj"), k->win, 3, nW, N, E);
+    lx_dump(e, NAME(DN_ATTN_PROJ), k->win, 3, nW, N, E);
     lx_window_reverse_add(e, k->t, k->win, Hp, Wp, E, ws, sh);                          /* t += attention  */
-    lx_dump(e, NAME("attn_res"), k->t, 2, L, E, 0);
+    lx_dump(e, NAME(DN_ATTN_RES), k->t, 2, L, E, 0);
     /* MLP branch */
     lx_layernorm(e, k->u, k->t, &B->norm2, L);                                          /* u   [L, E]      */
-    lx_dump(e, NAME("norm2"), k->u, 2, L, E, 0);
+    lx_dump(e, NAME(DN_NORM2), k->u, 2, L, E, 0);
     lx_linear(e, k->qh, k->u, &B->fc1, L);                                              /* hid [L, hidden] */
     lx_gelu(e, k->qh, (size_t)L * c->mlp_hidden);
-    lx_dump(e, NAME("mlp.act"), k->qh, 2, L, c->mlp_hidden, 0);
+    lx_dump(e, NAME(DN_MLP_ACT), k->qh, 2, L, c->mlp_hidden, 0);
     lx_linear(e, k->u, k->qh, &B->fc2, L);                                              /* u   [L, E]      */
-    lx_dump(e, NAME("mlp.fc2"), k->u, 2, L, E, 0);
+    lx_dump(e, NAME(DN_MLP_FC2), k->u, 2, L, E, 0);
     lx_add(e, k->t, k->u, (size_t)L * E);                                               /* t += mlp        */
-    lx_dump(e, pfx, k->t, 2, L, E, 0);
+    lx_dump(e, NAME(DN_BLOCK), k->t, 2, L, E, 0);
 #undef NAME
 }
 
@@ -97,13 +97,13 @@ static void head_forward(lx_exec *e, const head *h, const float *f, int Hp, int 
     int hh = Hp, ww = Wp;
     for (int k = 0; k < h->n_up; k++) {
         const int r = h->r[k], cout = h->up[k].cout;
-        snprintf(name, sizeof name, "%s.%d", h->up_name, 2 * k);
+        snprintf(name, sizeof name, DUMP_NAMES[DN_HEAD_UP], h->up_name, 2 * k);
         if (!lx_fits(e, (size_t)cout * hh * ww, ny, name) || !lx_fits(e, (size_t)cout * hh * ww, nx, name)) break;
         lx_conv(e, y, in, &h->up[k], hh, ww, NULL, name);                             /* y [r*r*F, hh, ww] */
         lx_dump(e, name, y, 3, cout, hh, ww);
         lx_pixel_shuffle(e, x, y, cout / (r * r), hh, ww, r);                         /* x [F, r*hh, r*ww] */
         hh *= r, ww *= r;
-        snprintf(name, sizeof name, "%s.%d", h->up_name, 2 * k + 1);
+        snprintf(name, sizeof name, DUMP_NAMES[DN_HEAD_UP], h->up_name, 2 * k + 1);
         lx_dump(e, name, x, 3, cout / (r * r), hh, ww);
         in = x;
     }
@@ -129,11 +129,11 @@ static void lua_forward(lx_exec *e, const latup_lua *m, const head *hd, const fl
     float *f0 = latup_arena_take3(a, (size_t)E, (size_t)Hp, (size_t)Wp, "f0 [E,Hp,Wp] (long skip)");
     /* 0. reflect-pad bottom/right to the window multiple          pad [C, Hp, Wp] */
     lx_reflect_pad(e, pad, xb, C, H, W, Hp, Wp);
-    lx_dump(e, "pad", pad, 3, C, Hp, Wp);
+    lx_dump(e, DUMP_NAMES[DN_PAD], pad, 3, C, Hp, Wp);
     if (c->has_mean) lx_channel_bias(e, pad, c->mean, -1.0f, C, (size_t)L);     /* (x - mean) */
     /* 1. shallow features                                          f0  [E, Hp, Wp] */
     lx_conv(e, f0, pad, &m->conv_first, Hp, Wp, NULL, "conv_first");
-    lx_dump(e, "conv_first", f0, 3, E, Hp, Wp);
+    lx_dump(e, DUMP_NAMES[DN_CONV_FIRST], f0, 3, E, Hp, Wp);
 
     /* the trunk's buffers, given back before the head takes its maps */
     const size_t trunk_mark = latup_arena_mark(a);
@@ -150,7 +150,7 @@ static void lua_forward(lx_exec *e, const latup_lua *m, const head *hd, const fl
     lx_shift_mask(e, k.mask, Hp, Wp, ws, ws / 2);                                /* odd blocks share it */
     lx_chw_to_hwc(e, k.t, f0, E, L);
     lx_layernorm(e, k.t, k.t, &m->patch_norm, L);
-    lx_dump(e, "patch_embed", k.t, 2, L, E, 0);
+    lx_dump(e, DUMP_NAMES[DN_PATCH_EMBED], k.t, 2, L, E, 0);
     lx_stage(e, T_EMBED, 0, 0);
     /* 3. residual Swin transformer blocks */
     char pfx[64];
@@ -158,27 +158,26 @@ static void lua_forward(lx_exec *e, const latup_lua *m, const head *hd, const fl
         const rstb *R = &m->layers[i];
         lx_copy(e, k.r, k.t, (size_t)L * E);                                     /* r = t           */
         for (int j = 0; j < R->depth; j++) {
-            snprintf(pfx, sizeof pfx, "layers.%d.blocks.%d", i, j);
-            swin_block_forward(e, &R->blocks[j], c, Hp, Wp, &k, pfx);
+            swin_block_forward(e, &R->blocks[j], c, Hp, Wp, &k, i, j);
         }
         /* t = conv(t as a map) + r */
-        snprintf(pfx, sizeof pfx, "layers.%d.conv", i);
+        snprintf(pfx, sizeof pfx, DUMP_NAMES[DN_RSTB_CONV], i);
         lx_hwc_to_chw(e, k.u, k.t, E, L);                                        /* u   [E, Hp, Wp] */
         lx_conv(e, k.win, k.u, &R->conv, Hp, Wp, NULL, pfx);                     /* win [E, Hp, Wp] */
         lx_dump(e, pfx, k.win, 3, E, Hp, Wp);
         lx_chw_to_hwc(e, k.t, k.win, E, L);                                      /* t   [L, E]      */
         lx_add(e, k.t, k.r, (size_t)L * E);                                      /* t += r          */
-        snprintf(pfx, sizeof pfx, "layers.%d", i);
+        snprintf(pfx, sizeof pfx, DUMP_NAMES[DN_RSTB], i);
         lx_dump(e, pfx, k.t, 2, L, E, 0);
         lx_stage(e, T_RSTB, i + 1, c->num_layers);
     }
     /* 5. final norm, back to a map, conv_after_body + the long skip  f = f0 [E, Hp, Wp] */
     lx_layernorm(e, k.t, k.t, &m->norm, L);
-    lx_dump(e, "norm", k.t, 2, L, E, 0);
+    lx_dump(e, DUMP_NAMES[DN_NORM], k.t, 2, L, E, 0);
     lx_hwc_to_chw(e, k.u, k.t, E, L);
     lx_conv(e, k.win, k.u, &m->conv_after_body, Hp, Wp, NULL, "conv_after_body");
     lx_add(e, f0, k.win, (size_t)E * L);                                         /* f0 + conv == conv + f0, exactly */
-    lx_dump(e, "conv_after_body", f0, 3, E, Hp, Wp);
+    lx_dump(e, DUMP_NAMES[DN_CONV_AFTER_BODY], f0, 3, E, Hp, Wp);
     latup_arena_release(a, trunk_mark);
     lx_stage(e, T_BODY, 0, 0);
     /* 6. the requested head                                          [C, S*Hp, S*Wp] */
@@ -189,7 +188,7 @@ static void lua_forward(lx_exec *e, const latup_lua *m, const head *hd, const fl
     lx_crop(e, yb, hr, Co, S * Hp, S * Wp, S * H, S * W);
     if (c->has_mean) lx_channel_bias(e, yb, c->mean, 1.0f, Co, (size_t)S * H * S * W); /* + mean */
     char oname[16];
-    snprintf(oname, sizeof oname, "out.x%d", S);
+    snprintf(oname, sizeof oname, DUMP_NAMES[DN_OUT], S);
     lx_dump(e, oname, yb, 3, Co, (int64_t)S * H, (int64_t)S * W);
     lx_stage(e, T_OUT, 0, 0);
 }

@@ -1,8 +1,9 @@
 /* vae.c — the AutoencoderKL decoder's forward pass (docs/spec/vae.md): the exact decode
  * (latup_vae_decode -> decode_one), its memory plan (the same pass run in counting mode), and
  * tiled decoding for outputs beyond the memory budget. Loading lives in vae_load.c. */
-#include "model/device.h"
+#include "model/dump_names.h"
 #include "model/exec.h"
+#include "model/tiling.h"
 #include "model/vae_model.h"
 
 #include <math.h>
@@ -35,13 +36,13 @@ static void resnet_forward(lx_exec *e, const resnet *r, int *hi, int h, int w, c
     const int HW = h * w;
     const float *x = e->buf[*hi];
     char nm[128];
-    snprintf(nm, sizeof nm, "%s.norm1", name);
-    if (!strcmp(name, "mid.block_1")) /* the golden files hold norm1 (before SiLU) of the first resnet */
+    snprintf(nm, sizeof nm, DUMP_NAMES[DN_RES_NORM1], name);
+    if (!strcmp(name, DUMP_NAMES[DN_MID_BLOCK_1])) /* the golden files hold norm1 (before SiLU) of the first resnet */
         lx_dump_groupnorm(e, nm, x, &r->norm1, GN_GROUPS, r->cin, h, w, 0);
     const int t1 = lx_pick(e, (size_t)r->cout * HW, *hi, -1);
     const size_t mark = latup_arena_mark(&e->arena);
     conv_input_op op = lx_groupnorm_op(e, &r->norm1, x, r->cin, HW, GN_GROUPS, 1);
-    snprintf(nm, sizeof nm, "%s.conv1", name);
+    snprintf(nm, sizeof nm, DUMP_NAMES[DN_RES_CONV1], name);
     lx_conv(e, e->buf[t1], x, &r->conv1, h, w, &op, nm);              /* t1 = conv1(SiLU(norm1(x))) */
     latup_arena_release(&e->arena, mark);
     lx_dump(e, nm, e->buf[t1], 3, r->cout, h, w);
@@ -77,21 +78,21 @@ static void attn_forward(lx_exec *e, const attn_block *a, int *hi, int h, int w)
     const latup_linear lq = as_linear(&a->q), lk = as_linear(&a->k), lv = as_linear(&a->v);
     const latup_linear lp = as_linear(&a->proj_out);                  /* the 1x1 convs as Linears */
     lx_groupnorm(e, e->buf[y], x, &a->norm, C, N, GN_GROUPS);         /* y  [C, h, w] */
-    lx_dump(e, "mid.attn_1.norm", e->buf[y], 3, C, h, w);
+    lx_dump(e, DUMP_NAMES[DN_ATTN_NORM], e->buf[y], 3, C, h, w);
     lx_chw_to_hwc(e, nt, e->buf[y], C, N);                            /* nt [N, C] */
     lx_linear(e, q, nt, &lq, N);                                      /* q, k, v [N, C] */
     lx_linear(e, k, nt, &lk, N);
     lx_linear(e, v, nt, &lv, N);
-    lx_dump_tokens(e, "mid.attn_1.q", q, C, h, w);
-    lx_dump_tokens(e, "mid.attn_1.k", k, C, h, w);
-    lx_dump_tokens(e, "mid.attn_1.v", v, C, h, w);
+    lx_dump_tokens(e, DUMP_NAMES[DN_ATTN_Q], q, C, h, w);
+    lx_dump_tokens(e, DUMP_NAMES[DN_ATTN_K], k, C, h, w);
+    lx_dump_tokens(e, DUMP_NAMES[DN_ATTN_V], v, C, h, w);
     lx_attention(e, o, q, k, v, N, C, ATTN_BLOCK);                    /* o = softmax(q k^T / sqrt C) v */
-    lx_dump_tokens(e, "mid.attn_1.attn", o, C, h, w);
+    lx_dump_tokens(e, DUMP_NAMES[DN_ATTN_ATTN], o, C, h, w);
     lx_linear(e, proj, o, &lp, N);                                    /* proj [N, C] */
     lx_hwc_to_chw(e, e->buf[y], proj, C, N);                          /* y  [C, h, w] */
     lx_add(e, e->buf[y], x, NC);                                      /* residual */
     *hi = y;
-    lx_dump(e, "mid.attn_1", e->buf[y], 3, C, h, w);
+    lx_dump(e, DUMP_NAMES[DN_ATTN], e->buf[y], 3, C, h, w);
 }
 
 /* The decoder on one latent z [zc, h, w]; writes [3, f*h, f*w] to out. */
@@ -104,30 +105,30 @@ static void decode_one(lx_exec *e, const latup_vae *v, const float *z, int h, in
     if (c->has_post_quant_conv) {                                      /* [zc, h, w] */
         hi = lx_pick(e, (size_t)c->z_channels * h * w, -1, -1);
         lx_conv(e, e->buf[hi], z, &v->post_quant_conv, h, w, NULL, "post_quant_conv");
-        lx_dump(e, "post_quant_conv", e->buf[hi], 3, c->z_channels, h, w);
+        lx_dump(e, DUMP_NAMES[DN_POST_QUANT], e->buf[hi], 3, c->z_channels, h, w);
         zin = e->buf[hi];
     }
     const int o = lx_pick(e, (size_t)top * h * w, hi, -1);
     lx_conv(e, e->buf[o], zin, &v->conv_in, h, w, NULL, "conv_in");  /* [C, h, w] */
     hi = o;
-    lx_dump(e, "conv_in", e->buf[hi], 3, top, h, w);
-    resnet_forward(e, &v->mid_block_1, &hi, h, w, "mid.block_1");
+    lx_dump(e, DUMP_NAMES[DN_CONV_IN], e->buf[hi], 3, top, h, w);
+    resnet_forward(e, &v->mid_block_1, &hi, h, w, DUMP_NAMES[DN_MID_BLOCK_1]);
     attn_forward(e, &v->mid_attn, &hi, h, w);
-    resnet_forward(e, &v->mid_block_2, &hi, h, w, "mid.block_2");
+    resnet_forward(e, &v->mid_block_2, &hi, h, w, DUMP_NAMES[DN_MID_BLOCK_2]);
     lx_stage(e, V_MID, 0, 0);
     int hh = h, ww = w, C = top;
     for (int L = c->n_levels - 1; L >= 0; L--) {
         const up_level *u = &v->up[L];
         char name[64];
         for (int M = 0; M < u->n_blocks; M++) {
-            snprintf(name, sizeof name, "up.%d.block.%d", L, M);
+            snprintf(name, sizeof name, DUMP_NAMES[DN_UP_BLOCK], L, M);
             resnet_forward(e, &u->blocks[M], &hi, hh, ww, name);
             C = u->blocks[M].cout;
         }
         if (u->has_upsample) {                                         /* nearest x2 + 3x3, fused */
             const int y = lx_pick(e, (size_t)C * 4 * hh * ww, hi, -1);
             conv_input_op up = {.upsample2x = 1};
-            snprintf(name, sizeof name, "up.%d.upsample", L);
+            snprintf(name, sizeof name, DUMP_NAMES[DN_UPSAMPLE], L);
             lx_conv(e, e->buf[y], e->buf[hi], &u->upsample, 2 * hh, 2 * ww, &up, name);
             hi = y, hh *= 2, ww *= 2;
             lx_dump(e, name, e->buf[hi], 3, C, hh, ww);
@@ -136,12 +137,12 @@ static void decode_one(lx_exec *e, const latup_vae *v, const float *z, int h, in
     }
     /* norm_out + SiLU, fused into conv_out                              [3, f*h, f*w] */
     const int HW = hh * ww;
-    lx_dump_groupnorm(e, "norm_out", e->buf[hi], &v->norm_out, GN_GROUPS, C, hh, ww, 1);
+    lx_dump_groupnorm(e, DUMP_NAMES[DN_NORM_OUT], e->buf[hi], &v->norm_out, GN_GROUPS, C, hh, ww, 1);
     const size_t mark = latup_arena_mark(&e->arena);
     conv_input_op op = lx_groupnorm_op(e, &v->norm_out, e->buf[hi], C, HW, GN_GROUPS, 1);
     lx_conv(e, out, e->buf[hi], &v->conv_out, hh, ww, &op, "conv_out");
     latup_arena_release(&e->arena, mark);
-    lx_dump(e, "out", out, 3, c->out_channels, hh, ww);
+    lx_dump(e, DUMP_NAMES[DN_IMAGE], out, 3, c->out_channels, hh, ww);
     lx_stage(e, V_OUT, 0, 0);
 }
 
@@ -149,22 +150,7 @@ static void decode_one(lx_exec *e, const latup_vae *v, const float *z, int h, in
 
 static int up_factor(const latup_vae_config *c) { return 1 << (c->n_levels - 1); }
 
-/* Linear ramp weight of position i in a tile of n, with `lo`/`hi` overlap on sides that have a
- * neighbour (0: no neighbour, full weight to the edge). Never 0, so every pixel is covered. */
-static float ramp(int i, int n, int lo, int hi) {
-    float wgt = 1.0f;
-    if (lo > 0 && i < lo) wgt = fminf(wgt, (i + 0.5f) / lo);
-    if (hi > 0 && i >= n - hi) wgt = fminf(wgt, (n - i - 0.5f) / hi);
-    return wgt;
-}
-
-/* Tiles along one axis of n latent pixels: the count, and tile t's origin (the last tile flush
- * with the edge). */
-static int tile_count(int n, int T, int ov) { return n <= T ? 1 : (n - ov + (T - ov) - 1) / (T - ov); }
-static int tile_origin(int t, int n, int T, int ov) {
-    const int th = T < n ? T : n, o = t * (T - ov);
-    return o + th > n ? n - th : o;
-}
+/* The tile geometry (count, origins, overlaps, ramps) is src/model/tiling.h: the GPU's too. */
 
 /* The tiling's ops (real pass only, like the lx_* ones). ztile [zc, th, tw] = z [zc, h, w] from
  * (y0, x0). */
@@ -183,9 +169,9 @@ static void blend_tile(lx_exec *e, float *out, float *wsum, const float *otile, 
                        int y0, int x0, int f, int top, int bot, int lft, int rgt) {
     if (!lx_live(e)) return; /* the counting pass and a failed one blend nothing */
     for (int y = 0; y < oh; y++) {
-        const float wy = ramp(y, oh, top, bot);
+        const float wy = latup_tile_ramp(y, oh, top, bot);
         for (int x = 0; x < ow; x++) {
-            const float wgt = wy * ramp(x, ow, lft, rgt);
+            const float wgt = wy * latup_tile_ramp(x, ow, lft, rgt);
             const size_t o = (size_t)(y0 * f + y) * W + ((size_t)x0 * f + x);
             wsum[o] += wgt;
             for (int ch = 0; ch < Co; ch++)
@@ -207,8 +193,8 @@ static void divide_weights(lx_exec *e, float *out, const float *wsum, int Co, si
 static void decode_tiled(lx_exec *e, const latup_vae *v, const float *z, int h, int w, float *out, int T, int ov) {
     const latup_vae_config *c = &v->cfg;
     const int f = up_factor(c), H = h * f, W = w * f, Co = c->out_channels, zc = c->z_channels;
-    const int nty = tile_count(h, T, ov), ntx = tile_count(w, T, ov);
-    const int th = T < h ? T : h, tw = T < w ? T : w, oh = th * f, ow = tw * f;
+    const int nty = latup_tile_count(h, T, ov), ntx = latup_tile_count(w, T, ov);
+    const int th = latup_tile_size(h, T), tw = latup_tile_size(w, T), oh = th * f, ow = tw * f;
     latup_arena *a = &e->arena;
     float *ztile = latup_arena_take3(a, (size_t)zc, (size_t)th, (size_t)tw, "latent tile");
     float *otile = latup_arena_take3(a, (size_t)Co, (size_t)oh, (size_t)ow, "decoded tile");
@@ -217,13 +203,13 @@ static void decode_tiled(lx_exec *e, const latup_vae *v, const float *z, int h, 
     lx_zero(e, wsum, (size_t)H * W);
     for (int ty = 0; ty < nty; ty++)
         for (int tx = 0; tx < ntx; tx++) {
-            const int y0 = tile_origin(ty, h, T, ov), x0 = tile_origin(tx, w, T, ov);
+            const int y0 = latup_tile_origin(ty, h, T, ov), x0 = latup_tile_origin(tx, w, T, ov);
             copy_tile(e, ztile, z, zc, h, w, y0, x0, th, tw);                  /* ztile [zc, th, tw] */
             snprintf(e->prefix, sizeof e->prefix, "tile_%d_%d.", ty, tx);
             decode_one(e, v, ztile, th, tw, otile);
             lx_check_arena(e); /* after every tile */
-            const int top = ty > 0 ? ov * f : 0, bot = ty < nty - 1 ? ov * f : 0;
-            const int lft = tx > 0 ? ov * f : 0, rgt = tx < ntx - 1 ? ov * f : 0;
+            const int top = latup_tile_overlap_lo(ty, ov * f), bot = latup_tile_overlap_hi(ty, nty, ov * f);
+            const int lft = latup_tile_overlap_lo(tx, ov * f), rgt = latup_tile_overlap_hi(tx, ntx, ov * f);
             blend_tile(e, out, wsum, otile, Co, H, W, oh, ow, y0, x0, f, top, bot, lft, rgt);
             lx_stage(e, V_TILE, ty * ntx + tx + 1, nty * ntx);
         }

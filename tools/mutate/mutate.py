@@ -34,7 +34,7 @@ TILING_FUNCS = {"up_factor", "ramp", "tile_count", "tile_origin", "decode_tiled"
                 "decode_peak", "plan_decode", "latup_vae_plan_decode", "latup_vae_decode"}
 TILING_DEFINES = {"MIN_TILE"}
 AREA_FILES = {
-    "numerics": ["src/ops/arena.c", "src/ops/conv.c", "src/ops/kernels.c", "src/ops/runtime.c",
+    "numerics": ["src/ops/arena.c", "src/ops/conv.c", "src/ops/kernels.c", "src/ops/runtime.c", "src/model/exec.c",
                  "src/model/lua.c", "src/model/vae.c", "src/model/layers.c", "src/model/latent.c"],
     "readers": ["src/io/fileio.c", "src/io/json.c", "src/io/npy.c", "src/io/pickle.c", "src/io/png.c",
                 "src/io/pth.c", "src/io/safetensors.c", "src/io/weights.c", "src/io/checkpoint.c",
