@@ -342,6 +342,10 @@ typedef struct {
 
 typedef struct latup_call latup_call;
 
+/* The options alone, before any model or input is at hand (the CLI calls it before opening a
+ * file; latup_prepare calls it too): tile 0 or at least 4, overlap under a given tile, neither
+ * negative, a known device. LATUP_E_USAGE saying which. */
+LATUP_API latup_status latup_call_opts_check(const latup_call_opts *opts);
 /* Checks and plans a call on an input of this shape ([C,H,W] or [B,C,H,W]). x->data may be NULL
  * (a plan only, e.g. for a scheduler); when it is not, its values are checked too (finite), and
  * an execute on the same tensor does not scan them again. The models must outlive the call. */

@@ -384,7 +384,7 @@ static void test_options_up_front(void **state) {
         {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo_%s.png"), NULL},
         {"decode", "--vae", "/nonexistent/v", "-i", "-", "-", "--out-dir", tmp_path("uo_dir"), NULL},
     };
-    const char *says[] = {"must be smaller than --tile", "--max-memory takes a size", "--tile takes an integer from 4",
+    const char *says[] = {"overlap 8 must be smaller than tile 8", "--max-memory takes a size", "--tile takes an integer from 4",
                           "--threads takes an integer from 1 to 4096", "--scale given twice", "exclude each other",
                           "--dump needs a value", "--png-bits applies to PNG", "--json goes with --dry-run",
                           "a pattern takes one %d", "standard input ('-') can be read once"};

@@ -788,7 +788,7 @@ static const row ROWS[] = {
     {"EC06", s_stdin, UP_IN("/dev/stdin"), 0, "/dev/stdin [16,16,16] -> x2 -> "},
     {"EC07", s_good, DEC("--max-memory", "nan"), 1, "--max-memory takes a size"},
     {"EC08", s_good, DEC("--threads", "99999999999999999999"), 1, "--threads takes an integer from 1 to 4096"},
-    {"EC09", s_good, DEC("--tile", "8", "--overlap", "8"), 1, "--overlap 8 must be smaller than --tile 8"},
+    {"EC09", s_good, DEC("--tile", "8", "--overlap", "8"), 1, "--tile 8 --overlap 8: overlap 8 must be smaller than tile 8"},
     {"EC10", s_good, DEC("--max-memory", "1K"), 3, "1.0 KiB cannot be met: the smallest tiles (8x8 latent pixels) need"},
     {"EC11", s_good, DEC("--tile", "0x10"), 1, "--tile takes an integer"},
     {"EC12", s_good, {"upscale", "-m", MODEL, "-s", "2", "-s", "4", "-i", "@in", "-o", "@out", NULL}, 1, "--scale given twice"},

@@ -107,10 +107,23 @@ static latup_status size_call(const latup_call_opts *o, latup_plan *p) {
     return LATUP_OK;
 }
 
+latup_status latup_call_opts_check(const latup_call_opts *o) {
+    if (!o) return latup_fail(LATUP_E_USAGE, "latup_call_opts_check: opts is NULL");
+    if (o->tile < 0 || o->overlap < 0)
+        return latup_fail(LATUP_E_USAGE, "tile %d, overlap %d: neither can be negative", o->tile, o->overlap);
+    if (o->tile > 0 && o->tile < 4) return latup_fail(LATUP_E_USAGE, "tile %d: a tile is at least 4 latent pixels", o->tile);
+    if (o->tile > 0 && o->overlap >= o->tile)
+        return latup_fail(LATUP_E_USAGE, "overlap %d must be smaller than tile %d", o->overlap, o->tile);
+    if (o->device != LATUP_DEVICE_CPU && o->device != LATUP_DEVICE_CUDA)
+        return latup_fail(LATUP_E_USAGE, "unknown device %d", (int)o->device);
+    return LATUP_OK;
+}
+
 static latup_status prepare(latup_call *k, const latup_tensor *x) {
     const latup_call_opts *o = &k->o;
     latup_plan *p = &k->plan;
     p->device = o->device, p->budget = o->max_memory;
+    TRY(latup_call_opts_check(o));
     TRY(latup_device_check(o->device)); /* before anything else: a device that cannot run is the answer */
     TRY(check_request(o, x, p));
     TRY(size_call(o, p));

@@ -112,8 +112,8 @@ static int read_options(job *j) {
         j->packed_h = (int)pk->num, j->packed_w = (int)pk->num2;
     }
     int tile = (int)cli_num(a, "--tile", 0), overlap = (int)cli_num(a, "--overlap", 0);
-    if (tile && overlap >= tile)
-        return cli_usage(cmd, "--overlap %d must be smaller than --tile %d", overlap, tile);
+    const latup_call_opts check = {.tile = tile, .overlap = overlap}; /* the library's rule, before any file */
+    if (latup_call_opts_check(&check)) return cli_usage(cmd, "--tile %d --overlap %d: %s", tile, overlap, latup_last_error());
     memset(&j->dopt, 0, sizeof j->dopt);
     j->dopt.tile = tile, j->dopt.overlap = overlap;
     j->dopt.verbose = j->verbose;

@@ -309,9 +309,7 @@ static latup_status plan_decode(const latup_vae *v, int h, int w, const latup_de
     const size_t budget = opts ? opts->max_memory : 0, others = others_of(base);
     int T = opts && opts->tile > 0 ? opts->tile : 0;
     int ov = opts && opts->overlap > 0 ? opts->overlap : 0;
-    if (T > 0 && (T < 4 || (ov > 0 && ov >= T)))
-        return latup_fail(LATUP_E_USAGE, "tile %d with overlap %d: the tile must be at least 4 and larger than the "
-                          "overlap", T, ov);
+    /* tile and overlap were checked with the call's options (latup_call_opts_check) */
     if (T == 0) {
         TRY(count_arena(v, h, w, 0, 0, opts, &dp->plan));
         const size_t exact = others + dp->plan.mem.arena;
