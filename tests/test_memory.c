@@ -9,21 +9,15 @@
  * Not built into the sanitizer suite: ASan's shadow memory is not the process's memory. */
 #define _DEFAULT_SOURCE
 #include "latup.h"
+#include "cli_util.h"
 #include "io/json.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/time.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#ifndef LATUP_BUILD_DIR
-#define LATUP_BUILD_DIR "build"
-#endif
-#define LATUP_BIN LATUP_BUILD_DIR "/latup"
 /* What the measured peak may pass the budget by: the plan's process overhead is an estimate
  * (docs/memory.md: measured 6.3 to 11.4 MiB against 7.5 to 12 MiB planned, 1 to 4 threads). */
 #define LATUP_MEMORY_SLACK ((size_t)4 << 20)
@@ -35,40 +29,17 @@ static int g_fail, g_checks;
 static void tmp(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", g_dir, name); }
 
 /* Runs latup with args (NULL-terminated); stdout into out_path (or /dev/null). Returns the exit
- * status; *rss_kib the child's peak RSS. */
+ * status; *rss_kib the child's peak RSS (VmHWM), *secs its wall time. */
 static int run(const char *const *args, const char *out_path, long *rss_kib, double *secs) {
     char err[512];
-    tmp(err, sizeof err, "stderr.txt");
-    fflush(stdout);
+    struct rusage ru = {0};
     struct timeval t0, t1;
     gettimeofday(&t0, NULL);
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        const char *argv[40] = {LATUP_BIN};
-        int n = 1;
-        for (; args[n - 1] && n < 39; n++) argv[n] = args[n - 1];
-        argv[n] = NULL;
-        if (!freopen(err, "w", stderr) || !freopen(out_path ? out_path : "/dev/null", "w", stdout)) _exit(127);
-        execv(LATUP_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    struct rusage ru;
-    if (wait4(pid, &status, 0, &ru) != pid) return -1;
+    const int rc = run_cli_ru(g_dir, args, NULL, NULL, out_path, err, sizeof err, &ru);
     gettimeofday(&t1, NULL);
     *rss_kib = ru.ru_maxrss;
     *secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_usec - t0.tv_usec) / 1e6;
-    const int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (rc) {
-        FILE *f = fopen(err, "r");
-        char line[512] = "";
-        if (f) {
-            if (!fgets(line, sizeof line, f)) line[0] = '\0';
-            fclose(f);
-        }
-        printf("  latup exited %d: %s", rc, line);
-    }
+    if (rc) printf("  latup exited %d: %s", rc, err);
     return rc;
 }
 

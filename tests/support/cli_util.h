@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,12 +19,17 @@
 #endif
 #define LATUP_BIN LATUP_BUILD_DIR "/latup"
 
+#ifndef __USE_MISC
+pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru); /* BSD, in glibc; hidden by -std=c11 */
+#endif
+
 /* Runs LATUP_BIN with args (NULL-terminated, without the program name), `env` (NULL-terminated
  * "NAME=value" strings, or NULL) added to its environment, stdin from in_path (NULL: inherited),
  * stdout into out_path (NULL: /dev/null), stderr into err (NUL-terminated). Returns the exit
- * status (128 + signal if killed). */
-static inline int run_cli_io(const char *tmpdir, const char *const *args, const char *const *env, const char *in_path,
-                             const char *out_path, char *err, size_t errn) {
+ * status (128 + signal if killed). ru: NULL, or the child's resource usage (ru_maxrss: its peak RSS,
+ * KiB), from wait4. */
+static inline int run_cli_ru(const char *tmpdir, const char *const *args, const char *const *env, const char *in_path,
+                             const char *out_path, char *err, size_t errn, struct rusage *ru) {
     char errpath[512];
     snprintf(errpath, sizeof errpath, "%s/stderr.txt", tmpdir);
     fflush(stdout); /* or the child would print the parent's buffered report again */
@@ -48,12 +54,19 @@ static inline int run_cli_io(const char *tmpdir, const char *const *args, const 
         _exit(127);
     }
     int status;
-    waitpid(pid, &status, 0);
+    struct rusage r;
+    if (wait4(pid, &status, 0, &r) != pid) return -1;
+    if (ru) *ru = r;
     FILE *f = fopen(errpath, "r");
     size_t n = f ? fread(err, 1, errn - 1, f) : 0;
     err[n] = '\0';
     if (f) fclose(f);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static inline int run_cli_io(const char *tmpdir, const char *const *args, const char *const *env, const char *in_path,
+                             const char *out_path, char *err, size_t errn) {
+    return run_cli_ru(tmpdir, args, env, in_path, out_path, err, errn, NULL);
 }
 
 /* run_cli_io with stdin inherited, stdout to /dev/null and no extra environment. */
