@@ -400,6 +400,80 @@ static void test_stdout_any_size(void **state) {
     latup_tensor_free(&img);
 }
 
+/* A prepared call: the plan without data, the checks made once, the execute bound to its plan. */
+static void test_prepared_call(void **state) {
+    (void)state;
+    latup_lua *m;
+    latup_vae *v;
+    assert_int_equal(latup_lua_load("ref_data/small/model.safetensors.gz", &m), LATUP_OK);
+    assert_int_equal(latup_vae_load("ref_data/vae/flux_small.ldm.safetensors.gz", &v), LATUP_OK);
+    latup_call *c = (latup_call *)1;
+    const latup_call_opts o = {.lua = m, .scale = 2, .vae = v};
+    /* a plan from a shape alone, its memory adding up */
+    const latup_tensor shape_only = {.data = NULL, .ndim = 4, .shape = {2, 16, 12, 20}};
+    assert_int_equal(latup_prepare(&o, &shape_only, &c), LATUP_OK);
+    const latup_plan *p = latup_call_plan(c);
+    const latup_call_memory *mem = &p->mem;
+    printf("plan [2,16,12,20] x2 + decode: out [%lld,%lld,%lld,%lld], peak %zu\n", (long long)p->out_shape[0],
+           (long long)p->out_shape[1], (long long)p->out_shape[2], (long long)p->out_shape[3], mem->peak);
+    assert_int_equal(p->stages, LATUP_STAGE_UPSCALE | LATUP_STAGE_DECODE);
+    assert_int_equal(p->dec_h, 24);
+    assert_int_equal(p->dec_w, 40);
+    assert_int_equal(mem->input, (size_t)2 * 16 * 12 * 20 * 4);
+    assert_int_equal(mem->upscaled, (size_t)2 * 16 * 24 * 40 * 4);
+    assert_int_equal(mem->image, (size_t)2 * 3 * p->out_shape[2] * p->out_shape[3] * 4);
+    const size_t base = mem->process + mem->weights + mem->held + mem->input + mem->upscaled;
+    const size_t s1 = base + mem->upscale_arena, s2 = base + mem->image + mem->decode_arena;
+    assert_int_equal(mem->peak, s1 > s2 ? s1 : s2);
+    /* executing it: the shape is the plan's, the data present; twice gives the same bits */
+    latup_tensor x, y1, y2, up;
+    assert_int_equal(latup_tensor_alloc(&x, 4, shape_only.shape), LATUP_OK);
+    for (int64_t i = 0; i < latup_tensor_numel(&x); i++) x.data[i] = 0.5f * sinf(0.3f * (float)i);
+    assert_int_equal(latup_execute(c, &shape_only, NULL, &y1), LATUP_E_USAGE); /* no data */
+    const latup_tensor other = {.data = x.data, .ndim = 4, .shape = {1, 16, 12, 20}};
+    assert_int_equal(latup_execute(c, &other, NULL, &y1), LATUP_E_USAGE); /* not the planned shape */
+    assert_non_null(strstr(latup_last_error(), "prepared for [2,16,12,20]"));
+    assert_null(y1.data);
+    assert_int_equal(latup_execute(c, &x, &up, &y1), LATUP_OK);
+    assert_int_equal(latup_execute(c, &x, NULL, &y2), LATUP_OK);
+    assert_int_equal(up.ndim, 4);
+    assert_int_equal(up.shape[2], 24);
+    assert_memory_equal(y1.data, y2.data, (size_t)latup_tensor_numel(&y1) * sizeof(float));
+    latup_tensor_free(&y1), latup_tensor_free(&y2), latup_tensor_free(&up);
+    /* a NaN is found once, by the execute of a plan made without data */
+    x.data[5] = NAN;
+    assert_int_equal(latup_execute(c, &x, NULL, &y1), LATUP_E_INPUT);
+    assert_null(y1.data);
+    latup_call_free(c);
+    /* ... and by the prepare of one made with it */
+    assert_int_equal(latup_prepare(&o, &x, &c), LATUP_E_INPUT);
+    assert_null(c);
+    latup_tensor_free(&x);
+    /* refusals before anything is planned */
+    const latup_tensor huge = {.data = NULL, .ndim = 4, .shape = {(int64_t)1 << 50, 16, 8, 8}};
+    assert_int_equal(latup_prepare(&o, &huge, &c), LATUP_E_INPUT); /* sizes past size_t */
+    printf("huge batch: %s\n", latup_last_error());
+    assert_non_null(strstr(latup_last_error(), "too large"));
+    const latup_tensor huger = {.data = NULL, .ndim = 4, .shape = {(int64_t)1 << 61, 16, 1, 1}}; /* B * C wraps */
+    assert_int_equal(latup_prepare(&o, &huger, &c), LATUP_E_INPUT);
+    const latup_call_opts none = {.scale = 2};
+    assert_int_equal(latup_prepare(&none, &shape_only, &c), LATUP_E_USAGE); /* no model */
+    assert_int_equal(latup_prepare(NULL, &shape_only, &c), LATUP_E_USAGE);
+    assert_int_equal(latup_prepare(&o, NULL, &c), LATUP_E_USAGE);
+    assert_int_equal(latup_prepare(&o, &shape_only, NULL), LATUP_E_USAGE);
+    const latup_call_opts bad_tile = {.lua = m, .scale = 2, .vae = v, .tile = 8, .overlap = 8};
+    assert_int_equal(latup_prepare(&bad_tile, &shape_only, &c), LATUP_E_USAGE);
+    assert_int_equal(latup_call_opts_check(&bad_tile), LATUP_E_USAGE);
+    const latup_call_opts neg = {.vae = v, .tile = -1};
+    assert_int_equal(latup_call_opts_check(&neg), LATUP_E_USAGE);
+    const latup_call_opts dev = {.vae = v, .device = (latup_device)7};
+    assert_int_equal(latup_call_opts_check(&dev), LATUP_E_USAGE);
+    assert_null(latup_call_plan(NULL));
+    latup_call_free(NULL);
+    latup_lua_free(m);
+    latup_vae_free(v);
+}
+
 static void test_device_check(void **state) {
     (void)state;
     assert_int_equal(latup_device_check(LATUP_DEVICE_CPU), LATUP_OK);
@@ -415,7 +489,7 @@ int main(void) {
         cmocka_unit_test(test_outputs_all_or_none), cmocka_unit_test(test_output_check),
         cmocka_unit_test(test_checkpoint_info),  cmocka_unit_test(test_omp_num_threads),
         cmocka_unit_test(test_cgroup_limits),    cmocka_unit_test(test_device_check),
-        cmocka_unit_test(test_stdout_any_size),
+        cmocka_unit_test(test_stdout_any_size),  cmocka_unit_test(test_prepared_call),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }

@@ -31,10 +31,11 @@ static shape_text shape_of(int ndim, const int64_t *shape) {
     return t;
 }
 
-/* a * b * c * 4 bytes, or 0 with *ok cleared */
-static size_t bytes3(size_t a, size_t b, size_t c, int *ok) {
+/* The bytes of a float tensor [B, C, h, w], or 0 with *ok cleared when they pass size_t. */
+static size_t tensor_bytes(size_t B, size_t C, size_t h, size_t w, int *ok) {
     size_t n;
-    if (latup_mul_ok(a, b, &n) && latup_mul_ok(n, c, &n) && latup_mul_ok(n, sizeof(float), &n)) return n;
+    if (latup_mul_ok(B, C, &n) && latup_mul_ok(n, h, &n) && latup_mul_ok(n, w, &n) && latup_mul_ok(n, sizeof(float), &n))
+        return n;
     *ok = 0;
     return 0;
 }
@@ -78,14 +79,14 @@ static latup_status size_call(const latup_call_opts *o, latup_plan *p) {
     m->process = LATUP_PROCESS_OVERHEAD(latup_get_threads());
     m->held = o->held;
     m->weights = (o->lua ? o->lua->resident : 0) + (o->vae ? o->vae->resident : 0);
-    m->input = bytes3(B * (size_t)p->channels, (size_t)p->h, (size_t)p->w, &ok);
+    m->input = tensor_bytes(B, (size_t)p->channels, (size_t)p->h, (size_t)p->w, &ok);
     int c = p->channels, h = p->h, w = p->w;
     if (o->lua) {
         p->stages |= LATUP_STAGE_UPSCALE;
         p->scale = o->scale;
         c = latup_lua_get_config(o->lua)->out_chans;
         if (o->scale >= 1 && o->scale <= 16) h *= o->scale, w *= o->scale; /* else refused by the model's check */
-        m->upscaled = bytes3(B * (size_t)c, (size_t)h, (size_t)w, &ok);
+        m->upscaled = tensor_bytes(B, (size_t)c, (size_t)h, (size_t)w, &ok);
     }
     p->dec_h = h, p->dec_w = w;
     if (o->vae) {
@@ -93,7 +94,7 @@ static latup_status size_call(const latup_call_opts *o, latup_plan *p) {
         const latup_vae_config *vc = latup_vae_get_config(o->vae);
         const int64_t f = latup_vae_factor(vc);
         c = vc->out_channels, h = (int)((int64_t)h * f > INT32_MAX ? 0 : h * f), w = (int)((int64_t)w * f > INT32_MAX ? 0 : w * f);
-        m->image = bytes3(B * (size_t)c, (size_t)h, (size_t)w, &ok);
+        m->image = tensor_bytes(B, (size_t)c, (size_t)h, (size_t)w, &ok);
     }
     size_t sum = 0;
     const size_t parts[] = {m->process, m->weights, m->held, m->input, m->upscaled, m->image};
