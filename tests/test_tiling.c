@@ -216,6 +216,17 @@ static void test_tile_plan_edges(void **state) {
     expect_plan(4, 8193, 16, 0, LATUP_E_INPUT, 0, 0, 0);
     expect_plan(8192, 4, 0, 0, LATUP_OK, 0, 0, 0);
     expect_plan(1, 1, 0, 0, LATUP_OK, 0, 0, 0);
+    /* a run's decode sees the upscaled latent: its sides are the decoder's to check (8200 > 8192),
+     * though the upscale takes them */
+    latup_lua *m;
+    assert_int_equal(latup_lua_load("ref_data/small/model.safetensors.gz", &m), LATUP_OK);
+    const latup_call_opts run = {.lua = m, .scale = 2, .vae = g_vae};
+    const latup_tensor tall = {.data = NULL, .ndim = 3, .shape = {16, 4100, 8}};
+    latup_call *call;
+    assert_int_equal(latup_prepare(&run, &tall, &call), LATUP_E_INPUT);
+    printf("run x2 of a 4100x8 latent: %s\n", latup_last_error());
+    assert_non_null(strstr(latup_last_error(), "8200x16 out of range (1..8192)"));
+    latup_lua_free(m);
     /* refused before anything is decoded */
     latup_tensor z = random_latent(1, 16, 6, 6, 3), img;
     latup_decode_opts o = {.tile = 3};
