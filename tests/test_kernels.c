@@ -1408,6 +1408,10 @@ static void test_attention_blocked(void **state) {
                   tu_shape("scratch N16384 C512 bq64 bk256 t2: %zu floats (N^2 = %zu)", s64,
                         (size_t)16384 * 16384),
                   s64 == 2 * ((size_t)64 * 256 + 64 * 512 + 3 * 64 + 1));
+    /* blocks larger than the sequence are the sequence (the VAE's mid block at small latents: N < 256) */
+    size_t s10 = latup_attention_blocked_scratch_floats(10, 8, 256, 256, 1);
+    tu_check_true("attention_blocked_fwd", tu_shape("scratch N10 C8 bq256 bk256 t1: %zu floats", s10),
+                  s10 == (size_t)10 * 10 + 10 * 8 + 3 * 10 + 1);
     assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
 }
 
