@@ -299,6 +299,16 @@ double latup_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+latup_size_text latup_size_str(size_t bytes) {
+    latup_size_text t;
+    const double b = (double)bytes;
+    if (b >= 1073741824.0) snprintf(t.s, sizeof t.s, "%.2f GiB", b / 1073741824.0);
+    else if (b >= 1048576.0) snprintf(t.s, sizeof t.s, "%.1f MiB", b / 1048576.0);
+    else if (b >= 1024.0) snprintf(t.s, sizeof t.s, "%.1f KiB", b / 1024.0);
+    else snprintf(t.s, sizeof t.s, "%zu bytes", bytes);
+    return t;
+}
+
 /* ---- tensors ---- */
 int64_t latup_tensor_numel(const latup_tensor *t) {
     int64_t n = 1;

@@ -76,4 +76,10 @@ static inline bool latup_mul_ok(size_t a, size_t b, size_t *out) {
 /* Wall clock in seconds (monotonic). */
 double latup_now(void);
 
+/* A size in the unit that fits it, for messages: "3.02 GiB", "716.4 MiB", "12.0 KiB", "512 bytes". */
+typedef struct {
+    char s[24];
+} latup_size_text;
+latup_size_text latup_size_str(size_t bytes);
+
 #endif

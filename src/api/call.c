@@ -21,13 +21,13 @@ struct latup_call {
     const float *checked;    /* the data latup_prepare found finite (skipped once by execute) */
 };
 
-/* "[2,16,32,32]" of a tensor */
+/* "[2,16,32,32]" of a tensor (a rank outside 0..4 is shown as its first 4 dims, or none) */
 typedef struct {
     char s[96];
 } shape_text;
 static shape_text shape_of(int ndim, const int64_t *shape) {
     shape_text t;
-    latup_shape_str(t.s, sizeof t.s, ndim, shape);
+    latup_shape_str(t.s, sizeof t.s, ndim < 0 ? 0 : ndim > LATUP_MAX_DIMS ? LATUP_MAX_DIMS : ndim, shape);
     return t;
 }
 
@@ -40,18 +40,12 @@ static size_t tensor_bytes(size_t B, size_t C, size_t h, size_t w, int *ok) {
     return 0;
 }
 
-/* A size as the messages print it. */
-static const char *mib(char *buf, size_t n, size_t bytes) {
-    snprintf(buf, n, "%.1f MiB", bytes / 1048576.0);
-    return buf;
-}
-
 /* The request itself: models, the input's shape against them. */
 static latup_status check_request(const latup_call_opts *o, const latup_tensor *x, latup_plan *p) {
     if (!o->lua && !o->vae) return latup_fail(LATUP_E_USAGE, "a call needs a LUA model, a VAE, or both");
     if (x->ndim != 3 && x->ndim != 4)
         return latup_fail(LATUP_E_INPUT, "latent has shape %s, expected [C,H,W] or [B,C,H,W]",
-                          shape_of(x->ndim < 0 ? 0 : x->ndim > 4 ? 4 : x->ndim, x->shape).s);
+                          shape_of(x->ndim, x->shape).s);
     const int off = x->ndim - 3;
     const int64_t B = off ? x->shape[0] : 1, C = x->shape[off], h = x->shape[off + 1], w = x->shape[off + 2];
     const int want = o->lua ? latup_lua_get_config(o->lua)->in_chans : latup_vae_get_config(o->vae)->z_channels;
@@ -71,7 +65,8 @@ static latup_status check_request(const latup_call_opts *o, const latup_tensor *
     return LATUP_OK;
 }
 
-/* The shapes of every stage and what the process holds besides the arenas. */
+/* The shapes of every stage and what the process holds besides the arenas. The upscale's
+ * model has checked the scale and the size (latup_lua_exec_prepare), so the shapes are small. */
 static latup_status size_call(const latup_call_opts *o, latup_plan *p) {
     latup_call_memory *m = &p->mem;
     const size_t B = (size_t)p->batch;
@@ -80,20 +75,18 @@ static latup_status size_call(const latup_call_opts *o, latup_plan *p) {
     m->held = o->held;
     m->weights = (o->lua ? o->lua->resident : 0) + (o->vae ? o->vae->resident : 0);
     m->input = tensor_bytes(B, (size_t)p->channels, (size_t)p->h, (size_t)p->w, &ok);
-    int c = p->channels, h = p->h, w = p->w;
+    int64_t c = p->channels, h = p->h, w = p->w;
     if (o->lua) {
         p->stages |= LATUP_STAGE_UPSCALE;
         p->scale = o->scale;
-        c = latup_lua_get_config(o->lua)->out_chans;
-        if (o->scale >= 1 && o->scale <= 16) h *= o->scale, w *= o->scale; /* else refused by the model's check */
+        c = latup_lua_get_config(o->lua)->out_chans, h *= o->scale, w *= o->scale;
         m->upscaled = tensor_bytes(B, (size_t)c, (size_t)h, (size_t)w, &ok);
     }
-    p->dec_h = h, p->dec_w = w;
+    p->dec_h = (int)h, p->dec_w = (int)w;
     if (o->vae) {
         p->stages |= LATUP_STAGE_DECODE;
         const latup_vae_config *vc = latup_vae_get_config(o->vae);
-        const int64_t f = latup_vae_factor(vc);
-        c = vc->out_channels, h = (int)((int64_t)h * f > INT32_MAX ? 0 : h * f), w = (int)((int64_t)w * f > INT32_MAX ? 0 : w * f);
+        c = vc->out_channels, h *= latup_vae_factor(vc), w *= latup_vae_factor(vc);
         m->image = tensor_bytes(B, (size_t)c, (size_t)h, (size_t)w, &ok);
     }
     size_t sum = 0;
@@ -127,6 +120,8 @@ static latup_status prepare(latup_call *k, const latup_tensor *x) {
     TRY(latup_call_opts_check(o));
     TRY(latup_device_check(o->device)); /* before anything else: a device that cannot run is the answer */
     TRY(check_request(o, x, p));
+    /* the model's own checks (scale, padding, size) and its counted pass, before any size is taken */
+    if (o->lua) TRY(latup_lua_exec_prepare(o->lua, p->h, p->w, o->scale, &k->ro, &k->lx, &p->upscale));
     TRY(size_call(o, p));
     if (x->data) {
         TRY(latup_check_finite(x));
@@ -134,17 +129,15 @@ static latup_status prepare(latup_call *k, const latup_tensor *x) {
     }
     latup_call_memory *m = &p->mem;
     const size_t base = m->process + m->weights + m->held + m->input;
-    char b1[32], b2[32];
     if (o->lua) {
-        TRY(latup_lua_exec_prepare(o->lua, p->h, p->w, o->scale, &k->ro, &k->lx, &p->upscale));
         m->upscale_arena = p->upscale.mem.arena;
-        const size_t peak = base + m->upscaled + m->upscale_arena;
-        if (o->max_memory && peak > o->max_memory)
+        m->peak = base + m->upscaled + m->upscale_arena;
+        if (o->max_memory && m->peak > o->max_memory)
             return latup_fail(LATUP_E_NOMEM, "a memory budget of %s cannot be met: the upscale needs %s (process %s, "
-                              "weights %s, inputs and outputs %s, arena %s) and does not tile", mib(b1, sizeof b1, o->max_memory),
-                              mib(b2, sizeof b2, peak), mib((char[32]){0}, 32, m->process), mib((char[32]){0}, 32, m->weights),
-                              mib((char[32]){0}, 32, m->held + m->input + m->upscaled), mib((char[32]){0}, 32, m->upscale_arena));
-        m->peak = peak;
+                              "weights %s, inputs and outputs %s, arena %s) and does not tile",
+                              latup_size_str(o->max_memory).s, latup_size_str(m->peak).s, latup_size_str(m->process).s,
+                              latup_size_str(m->weights).s, latup_size_str(m->held + m->input + m->upscaled).s,
+                              latup_size_str(m->upscale_arena).s);
     }
     if (o->vae) {
         TRY(latup_vae_exec_prepare(o->vae, p->dec_h, p->dec_w, &k->dopt, m, &k->vx, &p->decode));
@@ -228,7 +221,7 @@ latup_status latup_execute(latup_call *k, const latup_tensor *x, latup_tensor *u
     const int64_t shape[4] = {p->batch, p->channels, p->h, p->w};
     if (x->ndim != p->ndim || memcmp(x->shape, p->ndim == 4 ? shape : shape + 1, (size_t)p->ndim * sizeof shape[0]))
         return latup_fail(LATUP_E_USAGE, "latup_execute: the input has shape %s, the call was prepared for %s",
-                          shape_of(x->ndim < 0 ? 0 : x->ndim > 4 ? 4 : x->ndim, x->shape).s,
+                          shape_of(x->ndim, x->shape).s,
                           shape_of(p->ndim, p->ndim == 4 ? shape : shape + 1).s);
     if (!x->data) return latup_fail(LATUP_E_USAGE, "latup_execute: the input has no data");
     if (x->data != k->checked) TRY(latup_check_finite(x));

@@ -43,8 +43,7 @@ struct job {
     const latup_latent_family *family;
     int packed_h, packed_w;
     int scale, png, png_bits, verbose, quiet, dry, json, threads;
-    latup_device device;
-    latup_decode_opts dopt;
+    latup_call_opts copt;    /* every item's call options (models, hooks and held added per item) */
     item *items;
     int n;
     latup_lua *lua;
@@ -111,19 +110,18 @@ static int read_options(job *j) {
             return cli_usage(cmd, "--flux-packed %s: the latent size must be even in both dimensions", pk->text);
         j->packed_h = (int)pk->num, j->packed_w = (int)pk->num2;
     }
-    int tile = (int)cli_num(a, "--tile", 0), overlap = (int)cli_num(a, "--overlap", 0);
-    const latup_call_opts check = {.tile = tile, .overlap = overlap}; /* the library's rule, before any file */
-    if (latup_call_opts_check(&check)) return cli_usage(cmd, "--tile %d --overlap %d: %s", tile, overlap, latup_last_error());
-    memset(&j->dopt, 0, sizeof j->dopt);
-    j->dopt.tile = tile, j->dopt.overlap = overlap;
-    j->dopt.verbose = j->verbose;
-    j->dopt.progress = !j->quiet && cli_stderr_is_tty();
-    j->dopt.max_memory = cli_given(a, "--max-memory") ? (size_t)cli_num(a, "--max-memory", 0)
-                                                      : latup_default_max_memory();
+    /* the call's options, every item's; the library's rules for them checked before any file */
+    latup_call_opts *o = &j->copt;
+    o->scale = j->scale;
+    o->tile = (int)cli_num(a, "--tile", 0), o->overlap = (int)cli_num(a, "--overlap", 0);
+    o->verbose = j->verbose;
+    o->progress = !j->quiet && cli_stderr_is_tty();
+    o->max_memory = cli_given(a, "--max-memory") ? (size_t)cli_num(a, "--max-memory", 0) : latup_default_max_memory();
     const char *device = cli_str(a, "--device");
-    j->device = device && !strcmp(device, "cuda") ? LATUP_DEVICE_CUDA : LATUP_DEVICE_CPU;
-    j->dopt.device = j->device;
-    latup_status st = latup_device_check(j->device); /* before any work, not at the first compute */
+    o->device = device && !strcmp(device, "cuda") ? LATUP_DEVICE_CUDA : LATUP_DEVICE_CPU;
+    if (latup_call_opts_check(o))
+        return cli_usage(cmd, "--tile %d --overlap %d: %s", o->tile, o->overlap, latup_last_error());
+    latup_status st = latup_device_check(o->device); /* before any work, not at the first compute */
     if (st) {
         latup_error_prefix("--device cuda");
         return cli_fail(st);
@@ -235,10 +233,9 @@ static void on_dump(void *user, const char *name, const latup_tensor *t, int bat
  * of the items after this one while it runs (those before are freed), so they count too. */
 static int prepare_item(job *j, int i) {
     item *it = &j->items[i];
-    latup_call_opts o = {.lua = j->lua, .scale = j->scale, .vae = j->vae, .device = j->device,
-                         .max_memory = j->dopt.max_memory, .tile = j->dopt.tile, .overlap = j->dopt.overlap,
-                         .verbose = j->verbose, .progress = j->dopt.progress,
-                         .dump = j->dump ? on_dump : NULL, .dump_user = &j->sc, .stage = on_stage, .stage_user = &j->sc};
+    latup_call_opts o = j->copt;
+    o.lua = j->lua, o.vae = j->vae;
+    o.dump = j->dump ? on_dump : NULL, o.dump_user = &j->sc, o.stage = on_stage, o.stage_user = &j->sc;
     for (int k = i + 1; k < j->n; k++) o.held += (size_t)latup_tensor_numel(&j->items[k].x) * sizeof(float);
     latup_status st = latup_prepare(&o, &it->x, &it->call);
     if (st) {
@@ -277,7 +274,7 @@ static void dry_run_text(const job *j, FILE *f, size_t peak) {
     }
     const latup_plan *p0 = latup_call_plan(j->items[0].call);
     fprintf(f, "%s: peak %.1f MiB (%zu bytes, weights %.1f MiB); budget %.1f MiB; %d threads\n", j->cmd, peak / MiB,
-            peak, p0->mem.weights / MiB, j->dopt.max_memory / MiB, j->threads);
+            peak, p0->mem.weights / MiB, j->copt.max_memory / MiB, j->threads);
 }
 
 static void json_plan(cli_json *w, const latup_mem_plan *m) {
@@ -312,7 +309,7 @@ static const char *dry_run_json(const job *j, FILE *f, size_t peak) {
     cli_json_object(&w, NULL);
     cli_json_str(&w, "command", j->cmd);
     cli_json_int(&w, "threads", j->threads);
-    cli_json_uint(&w, "max_memory", j->dopt.max_memory);
+    cli_json_uint(&w, "max_memory", j->copt.max_memory);
     cli_json_uint(&w, "peak", peak);
     cli_json_array(&w, "items");
     for (int i = 0; i < j->n; i++) {
@@ -429,7 +426,7 @@ static latup_status compute(job *j, item *it, latup_outputs *outs, latup_tensor 
         fprintf(stderr,
                 "latup: %s: decoding in tiles of %d latent pixels, overlap %d (%s; budget %.2f GiB): an "
                 "approximation of the exact decode\n",
-                it->path, p->decode.tile, p->decode.overlap, p->decode.reason, j->dopt.max_memory / 1073741824.0);
+                it->path, p->decode.tile, p->decode.overlap, p->decode.reason, j->copt.max_memory / 1073741824.0);
     latup_tensor up = {0}, res = {0};
     latup_status st = latup_execute(it->call, &it->x, j->save && j->vae ? &up : NULL, &res);
     if (j->dump && c->stage && st != LATUP_OK) cli_dump_close(&c->d); /* a stage that failed midway */

@@ -170,7 +170,7 @@ static void attn_forward(gpu_ctx *g, const attn_block *ab, act *x, int h, int w)
  * the take `image` (device), returned. */
 static float *decode_one(gpu_ctx *g, const latup_vae *v, const float *zb, int h, int w) {
     const latup_vae_config *c = &v->cfg;
-    const int top = c->channels[c->n_levels - 1], f = 1 << (c->n_levels - 1);
+    const int top = c->channels[c->n_levels - 1], f = latup_vae_factor(c);
     char name[64];
     float *z = latup_arena_take(&g->a, (size_t)c->z_channels * h * w, "latent");
     float *img = latup_arena_take(&g->a, (size_t)c->out_channels * h * f * w * f, "image");
@@ -281,7 +281,7 @@ latup_status latup_gpu_vae_run(const latup_vae *v, const latup_tensor *z, latup_
     vae_call p;
     memset(&p, 0, sizeof p);
     p.B = off ? z->shape[0] : 1;
-    p.h = (int)z->shape[off + 1], p.w = (int)z->shape[off + 2], p.f = 1 << (c->n_levels - 1);
+    p.h = (int)z->shape[off + 1], p.w = (int)z->shape[off + 2], p.f = latup_vae_factor(c);
     gpu_ctx g;
     TRY(gpu_begin(&g, opts ? opts->dump : NULL, opts ? opts->dump_user : NULL));
     gpu_vae *d = NULL;

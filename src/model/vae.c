@@ -148,7 +148,6 @@ static void decode_one(lx_exec *e, const latup_vae *v, const float *z, int h, in
 
 /* ---- tiled decoding ---------------------------------------------------------------------------- */
 
-static int up_factor(const latup_vae_config *c) { return 1 << (c->n_levels - 1); }
 
 /* The tile geometry (count, origins, overlaps, ramps) is src/model/tiling.h: the GPU's too. */
 
@@ -192,7 +191,7 @@ static void divide_weights(lx_exec *e, float *out, const float *wsum, int Co, si
  * see one tile. */
 static void decode_tiled(lx_exec *e, const latup_vae *v, const float *z, int h, int w, float *out, int T, int ov) {
     const latup_vae_config *c = &v->cfg;
-    const int f = up_factor(c), H = h * f, W = w * f, Co = c->out_channels, zc = c->z_channels;
+    const int f = latup_vae_factor(c), H = h * f, W = w * f, Co = c->out_channels, zc = c->z_channels;
     const int nty = latup_tile_count(h, T, ov), ntx = latup_tile_count(w, T, ov);
     const int th = latup_tile_size(h, T), tw = latup_tile_size(w, T), oh = th * f, ow = tw * f;
     latup_arena *a = &e->arena;
@@ -253,7 +252,7 @@ static latup_status check_size(const latup_vae *v, int h, int w) {
     if (h < 1 || w < 1 || h > 8192 || w > 8192)
         return latup_fail(LATUP_E_INPUT, "latent size %dx%d out of range (1..8192)", h, w);
     /* the kernels index a map's pixels with int */
-    const int64_t f = up_factor(&v->cfg);
+    const int64_t f = latup_vae_factor(&v->cfg);
     if ((int64_t)h * f * w * f > INT32_MAX)
         return latup_fail(LATUP_E_INPUT, "latent %dx%d decodes to %lldx%lld, over 2^31 pixels", h, w,
                           (long long)(h * f), (long long)(w * f));
@@ -261,7 +260,7 @@ static latup_status check_size(const latup_vae *v, int h, int w) {
 }
 
 static void fill_plan(const lx_exec *e, const latup_vae *v, int h, int w, latup_vae_plan *p) {
-    const int64_t f = up_factor(&v->cfg);
+    const int64_t f = latup_vae_factor(&v->cfg);
     memset(p, 0, sizeof *p);
     p->h = h, p->w = w;
     latup_arena_plan(&e->arena, &p->mem);
@@ -280,19 +279,6 @@ static latup_status count_arena(const latup_vae *v, int h, int w, int T, int ov,
     return LATUP_OK;
 }
 
-/* A size in the unit that fits it: "3.02 GiB", "716.4 MiB", "12.0 KiB", "512 bytes". */
-typedef struct {
-    char s[24];
-} size_text;
-static size_text sz(size_t bytes) {
-    size_text t;
-    const double b = (double)bytes;
-    if (b >= 1073741824.0) snprintf(t.s, sizeof t.s, "%.2f GiB", b / 1073741824.0);
-    else if (b >= 1048576.0) snprintf(t.s, sizeof t.s, "%.1f MiB", b / 1048576.0);
-    else if (b >= 1024.0) snprintf(t.s, sizeof t.s, "%.1f KiB", b / 1024.0);
-    else snprintf(t.s, sizeof t.s, "%zu bytes", bytes);
-    return t;
-}
 
 /* Everything the process holds while decoding, but the decode's arena. */
 static size_t others_of(const latup_call_memory *base) {
@@ -332,20 +318,21 @@ static latup_status plan_decode(const latup_vae *v, int h, int w, const latup_de
             TRY(count_arena(v, h, w, Tm, Tm / 4, opts, &sp));
             return latup_fail(LATUP_E_NOMEM, "a memory budget of %s cannot be met: the smallest tiles (%dx%d latent "
                               "pixels) need %s (process %s, weights %s, inputs and outputs %s, tile arena %s); the "
-                              "exact decode needs %s", sz(budget).s, sp.h, sp.w, sz(others + sp.mem.arena).s,
-                              sz(base->process).s, sz(base->weights).s,
-                              sz(base->held + base->input + base->upscaled + base->image).s, sz(sp.mem.arena).s,
-                              sz(exact).s);
+                              "exact decode needs %s", latup_size_str(budget).s, sp.h, sp.w,
+                              latup_size_str(others + sp.mem.arena).s, latup_size_str(base->process).s,
+                              latup_size_str(base->weights).s,
+                              latup_size_str(base->held + base->input + base->upscaled + base->image).s,
+                              latup_size_str(sp.mem.arena).s, latup_size_str(exact).s);
         }
-        snprintf(dp->reason, sizeof dp->reason, "the exact decode needs %s, over the %s budget", sz(exact).s,
-                 sz(budget).s);
+        snprintf(dp->reason, sizeof dp->reason, "the exact decode needs %s, over the %s budget",
+                 latup_size_str(exact).s, latup_size_str(budget).s);
     } else {
         if (T >= h && T >= w) { /* one tile covers the latent: the exact decode */
             TRY(count_arena(v, h, w, 0, 0, opts, &dp->plan));
             dp->peak = others + dp->plan.mem.arena;
             if (budget > 0 && dp->peak > budget)
                 return latup_fail(LATUP_E_NOMEM, "the exact decode needs %s, over the %s memory budget (use smaller "
-                                  "tiles)", sz(dp->peak).s, sz(budget).s);
+                                  "tiles)", latup_size_str(dp->peak).s, latup_size_str(budget).s);
             return LATUP_OK;
         }
         snprintf(dp->reason, sizeof dp->reason, "tiles of %d latent pixels were asked for", T);
@@ -355,7 +342,7 @@ static latup_status plan_decode(const latup_vae *v, int h, int w, const latup_de
     const size_t peak = others + dp->plan.mem.arena;
     if (budget > 0 && peak > budget)
         return latup_fail(LATUP_E_NOMEM, "tiles of %d latent pixels need %s, over the %s memory budget (use "
-                          "smaller tiles)", T, sz(peak).s, sz(budget).s);
+                          "smaller tiles)", T, latup_size_str(peak).s, latup_size_str(budget).s);
     dp->tiled = 1, dp->tile = T, dp->overlap = ov, dp->peak = peak;
     return LATUP_OK;
 }
@@ -396,7 +383,7 @@ void latup_vae_exec_free(latup_vae_exec *x) {
 latup_status latup_vae_exec_run(latup_vae_exec *x, const float *z, int64_t B, float *out) {
     lx_exec *e = &x->e;
     const latup_vae_config *c = &x->v->cfg;
-    const int h = x->h, w = x->w, f = up_factor(c);
+    const int h = x->h, w = x->w, f = latup_vae_factor(c);
     latup_status st = lx_begin_run(e, "VAE arena");
     e->total = x->T ? 0 : (int)B * c->n_levels; /* the stage counter: an exact decode's levels */
     const size_t zsz = (size_t)c->z_channels * h * w, osz = (size_t)c->out_channels * h * f * w * f;
