@@ -26,6 +26,22 @@ extern "C" {
 #define LATUP_VERSION_STRING "0.1.0"
 LATUP_API const char *latup_version(void); /* "0.1.0" */
 
+/* ---- arguments ---------------------------------------------------------------------------------
+ * The contract every function below keeps, whatever a caller (C, ctypes, another binding) passes:
+ * - A pointer argument is required unless its comment says "may be NULL". A required pointer that
+ *   is NULL is LATUP_E_USAGE, the message naming the function and the argument; nothing is
+ *   dereferenced. Functions returning no status do nothing on NULL (the _free functions, the
+ *   _print functions) or return NULL, -1 or "unknown" as their comment says.
+ * - A tensor argument is checked before anything indexes or formats it: ndim 1 to
+ *   LATUP_MAX_DIMS, no negative dimension, an element count whose bytes fit size_t, and data not
+ *   NULL when it holds elements (latup_prepare alone takes a shape without data). Otherwise
+ *   LATUP_E_USAGE naming the tensor. A valid tensor of the wrong shape for the call is
+ *   LATUP_E_INPUT, as a wrong file is.
+ * - An enum argument (or enum field of an options struct) outside its declared values is
+ *   LATUP_E_USAGE; the _name functions return "unknown" for it.
+ * - LATUP_E_INTERNAL is never the answer to a caller's mistake: it means latup broke its own
+ *   invariant, and is a bug to report. */
+
 /* ---- status codes (the CLI uses them as exit codes) ------------------------------------------ */
 typedef enum {
     LATUP_OK = 0,
@@ -52,10 +68,15 @@ typedef struct {
     int64_t shape[LATUP_MAX_DIMS];
 } latup_tensor;
 
+/* The element count; -1 for NULL, a rank outside 1..LATUP_MAX_DIMS, a negative dimension, or a
+ * count whose fp32 bytes overflow. */
 LATUP_API int64_t latup_tensor_numel(const latup_tensor *t);
-LATUP_API latup_status latup_tensor_alloc(latup_tensor *t, int ndim, const int64_t *shape); /* zeroed */
-LATUP_API void latup_tensor_free(latup_tensor *t);
-/* "[2,16,32,32]" into buf; returns buf */
+/* Zeroed. ndim outside 1..LATUP_MAX_DIMS or a negative dimension: LATUP_E_USAGE; a size that
+ * overflows: LATUP_E_NOMEM. On failure *t is empty (t may not be NULL). */
+LATUP_API latup_status latup_tensor_alloc(latup_tensor *t, int ndim, const int64_t *shape);
+LATUP_API void latup_tensor_free(latup_tensor *t); /* t may be NULL */
+/* "[2,16,32,32]" into buf; returns buf ("" when buf is NULL or n is 0). Reads shape[0..ndim-1]
+ * only when ndim is 0..LATUP_MAX_DIMS; any other ndim prints "[rank 7]". */
 LATUP_API const char *latup_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
 
 /* ---- .npy files (latents in and out) ------------------------------------------------------- */

@@ -310,26 +310,69 @@ latup_size_text latup_size_str(size_t bytes) {
 }
 
 /* ---- tensors ---- */
-int64_t latup_tensor_numel(const latup_tensor *t) {
+latup_status latup_null_arg(const char *func, const char *arg) {
+    return latup_fail(LATUP_E_USAGE, "%s: argument '%s' is NULL", func, arg);
+}
+
+/* The element count of a valid shape, or -1: a rank outside 1..LATUP_MAX_DIMS, a negative
+ * dimension, or a count whose fp32 bytes overflow int64_t or size_t. */
+static int64_t shape_numel(int ndim, const int64_t *shape) {
+    if (ndim < 1 || ndim > LATUP_MAX_DIMS) return -1;
+    const int64_t lim = (int64_t)((uint64_t)INT64_MAX < (uint64_t)SIZE_MAX ? (uint64_t)INT64_MAX : (uint64_t)SIZE_MAX) /
+                        (int64_t)sizeof(float);
     int64_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return -1;
+        if (shape[i] != 0 && n > lim / shape[i]) return -1;
+        n *= shape[i];
+    }
     return n;
 }
 
+int64_t latup_tensor_numel(const latup_tensor *t) {
+    return t ? shape_numel(t->ndim, t->shape) : -1;
+}
+
+latup_status latup_tensor_check(const latup_tensor *t, const char *func, const char *arg, int need_data) {
+    if (!t) return latup_null_arg(func, arg);
+    if (t->ndim < 1 || t->ndim > LATUP_MAX_DIMS)
+        return latup_fail(LATUP_E_USAGE, "%s: tensor '%s' has rank %d, expected 1 to %d", func, arg, t->ndim,
+                          LATUP_MAX_DIMS);
+    char s[96];
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] < 0)
+            return latup_fail(LATUP_E_USAGE, "%s: tensor '%s' has shape %s: dimension %d is negative", func, arg,
+                              latup_shape_str(s, sizeof s, t->ndim, t->shape), i);
+    const int64_t n = shape_numel(t->ndim, t->shape);
+    if (n < 0)
+        return latup_fail(LATUP_E_USAGE, "%s: tensor '%s' has shape %s: its size overflows", func, arg,
+                          latup_shape_str(s, sizeof s, t->ndim, t->shape));
+    if (need_data && n > 0 && !t->data)
+        return latup_fail(LATUP_E_USAGE, "%s: tensor '%s' has shape %s but its data is NULL", func, arg,
+                          latup_shape_str(s, sizeof s, t->ndim, t->shape));
+    return LATUP_OK;
+}
+
 latup_status latup_tensor_alloc(latup_tensor *t, int ndim, const int64_t *shape) {
+    LATUP_NEED(t);
     memset(t, 0, sizeof *t);
+    LATUP_NEED(shape);
+    char s[96];
     if (ndim < 1 || ndim > LATUP_MAX_DIMS)
-        return latup_fail(LATUP_E_INTERNAL, "tensor rank %d out of range", ndim);
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0 || !latup_mul_ok(n, (size_t)shape[i], &n))
-            return latup_fail(LATUP_E_NOMEM, "tensor size overflow");
-        t->shape[i] = shape[i];
-    }
-    t->ndim = ndim;
-    t->data = latup_alloc_floats(n, "tensor");
+        return latup_fail(LATUP_E_USAGE, "latup_tensor_alloc: rank %d, expected 1 to %d", ndim, LATUP_MAX_DIMS);
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0)
+            return latup_fail(LATUP_E_USAGE, "latup_tensor_alloc: shape %s: dimension %d is negative",
+                              latup_shape_str(s, sizeof s, ndim, shape), i);
+    const int64_t n = shape_numel(ndim, shape);
+    if (n < 0)
+        return latup_fail(LATUP_E_NOMEM, "latup_tensor_alloc: shape %s: its size overflows",
+                          latup_shape_str(s, sizeof s, ndim, shape));
+    t->data = latup_alloc_floats((size_t)n, "tensor");
     if (!t->data) return LATUP_E_NOMEM;
-    memset(t->data, 0, n * sizeof(float));
+    memset(t->data, 0, (size_t)n * sizeof(float));
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     return LATUP_OK;
 }
 
@@ -339,7 +382,14 @@ void latup_tensor_free(latup_tensor *t) {
     memset(t, 0, sizeof *t);
 }
 
+/* Never reads past shape[LATUP_MAX_DIMS - 1]: a rank outside 1..LATUP_MAX_DIMS prints as
+ * "[rank 7]" (its dimensions are not there to read). */
 const char *latup_shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    if (!buf || n == 0) return "";
+    if (ndim < 0 || ndim > LATUP_MAX_DIMS || (!shape && ndim > 0)) {
+        snprintf(buf, n, "[rank %d]", ndim);
+        return buf;
+    }
     size_t k = 0;
     k += (size_t)snprintf(buf + k, n > k ? n - k : 0, "[");
     for (int i = 0; i < ndim; i++)

@@ -23,6 +23,21 @@
         if (st_ != LATUP_OK) return st_;                                                           \
     } while (0)
 
+/* ---- the argument contract at the API boundary (latup.h, "Arguments") ----
+ * LATUP_NEED(p): a NULL pointer argument is LATUP_E_USAGE naming the function and the argument. */
+latup_status latup_null_arg(const char *func, const char *arg);
+#define LATUP_NEED(p)                                                                              \
+    do {                                                                                           \
+        if (!(p)) return latup_null_arg(__func__, #p);                                             \
+    } while (0)
+
+/* A caller's tensor before anything indexes or formats it: t not NULL, ndim 1..LATUP_MAX_DIMS,
+ * no negative dimension, the element count and its bytes within int64_t and size_t, and data not
+ * NULL when it holds elements (need_data; a plan takes a shape alone). LATUP_E_USAGE naming
+ * `func` and `arg`. */
+latup_status latup_tensor_check(const latup_tensor *t, const char *func, const char *arg, int need_data);
+#define LATUP_NEED_TENSOR(t) TRY(latup_tensor_check((t), __func__, #t, 1))
+
 /* LATUP_E_INPUT naming the first NaN or Inf in an input latent (garbage in must not become
  * silent garbage out). */
 latup_status latup_check_finite(const latup_tensor *x);
