@@ -135,6 +135,15 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/liblatup.a $(HEADERS) $(CLI_SRC) fuzz/fuzz_
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isrc -Itests -Itests/support -DLATUP_BUILD_DIR=\"$(BUILD)\" $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
 
+# test_api_contract's cases come from the header itself (tools/ci/gen_api_cases.awk), so every
+# function latup.h declares is called with hostile arguments.
+$(BUILD)/gen/api_cases.h: include/latup.h tools/ci/gen_api_cases.awk
+	@mkdir -p $(dir $@)
+	awk -f tools/ci/gen_api_cases.awk include/latup.h > $@.tmp && mv $@.tmp $@
+$(BUILD)/tests/test_api_contract: tests/test_api_contract.c $(BUILD)/gen/api_cases.h $(BUILD)/liblatup.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isrc -Itests -Itests/support -I$(BUILD)/gen $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
+
 # The LD_PRELOAD shim test_cli_contract uses to kill latup mid-write and fail fsync/rename; plain
 # (no sanitizer), so it can be preloaded into either build.
 $(BUILD)/tests/fault_inject.so: tests/support/fault_inject.c

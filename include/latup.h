@@ -93,8 +93,9 @@ typedef struct {
     int channels;
 } latup_latent_family;
 
-LATUP_API const latup_latent_family *latup_latent_family_find(const char *name); /* NULL if unknown */
-/* In place: x = x / scaling + shift. */
+LATUP_API const latup_latent_family *latup_latent_family_find(const char *name); /* NULL if unknown or NULL */
+/* In place: x = x / scaling + shift. Nothing happens for NULL, or a tensor the argument rules
+ * refuse (this function has no status to say so). */
 LATUP_API void latup_latent_to_vae(latup_tensor *x, const latup_latent_family *f);
 /* FLUX's packed transformer tokens [B, (h/2)*(w/2), 4C] (or [(h/2)*(w/2), 4C]) -> [B, C, h, w],
  * h x w the latent size (image size / 8), as diffusers' _unpack_latents:
@@ -151,7 +152,7 @@ typedef struct latup_lua latup_lua;
  * a wrong shape or a tensor the model does not have is an error naming it. */
 LATUP_API latup_status latup_lua_load(const char *path, latup_lua **out);
 LATUP_API void latup_lua_free(latup_lua *m);
-LATUP_API const latup_lua_config *latup_lua_get_config(const latup_lua *m);
+LATUP_API const latup_lua_config *latup_lua_get_config(const latup_lua *m); /* NULL for NULL */
 LATUP_API const char *latup_tail_name(latup_tail t); /* "lua-heads", "pixelshuffle", "pixelshuffledirect" */
 
 /* Called at every layer boundary of the forward pass with the tensor of one batch element
@@ -207,7 +208,8 @@ LATUP_API latup_status latup_lua_plan_memory(const latup_lua *m, int H, int W, i
 LATUP_API void latup_lua_plan_print(const latup_lua_plan *p, FILE *f);
 
 /* x: [B,C,H,W] (or [C,H,W]) VAE-space latent. y: allocated here, [B,C,sH,sW] ([C,sH,sW] for a
- * 3-d input). Any H, W with H, W > window padding (reflect padding needs pad < size). */
+ * 3-d input), not x. Any H, W with H, W > window padding (reflect padding needs pad < size).
+ * opts may be NULL (defaults). */
 LATUP_API latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale,
                                latup_tensor *y, const latup_run_opts *opts);
 
@@ -241,7 +243,7 @@ typedef struct latup_vae latup_vae;
  * it needs must be there with its exact shape. */
 LATUP_API latup_status latup_vae_load(const char *path, latup_vae **out);
 LATUP_API void latup_vae_free(latup_vae *v);
-LATUP_API const latup_vae_config *latup_vae_get_config(const latup_vae *v);
+LATUP_API const latup_vae_config *latup_vae_get_config(const latup_vae *v); /* NULL for NULL */
 LATUP_API const char *latup_vae_naming_name(latup_vae_naming n);
 /* "SD 1.x/2.x or SDXL" (4 channels + post_quant_conv), "SD3 or FLUX.1" (16, none), or "unknown" */
 LATUP_API const char *latup_vae_family_guess(const latup_vae_config *c);
@@ -280,11 +282,12 @@ typedef struct {
                             * 3.0 GiB budget"); empty when exact */
 } latup_decode_plan;
 
+/* opts may be NULL (defaults). */
 LATUP_API latup_status latup_vae_plan_decode(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
                                    latup_decode_plan *p);
 
-/* z: [B,zc,h,w] or [zc,h,w] decoder-ready latent -> img [B,3,8h,8w] (or [3,8h,8w]), raw decoder
- * output (about [-1,1], not clamped). Exact unless opts->tile is set or the exact decode's plan
+/* z: [B,zc,h,w] or [zc,h,w] decoder-ready latent -> img [B,3,8h,8w] (or [3,8h,8w]; not z), raw
+ * decoder output (about [-1,1], not clamped); opts may be NULL (defaults). Exact unless opts->tile is set or the exact decode's plan
  * exceeds opts->max_memory; tiling is an approximation (docs/vae.md). */
 LATUP_API latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
                               const latup_decode_opts *opts);
@@ -371,13 +374,14 @@ LATUP_API latup_status latup_call_opts_check(const latup_call_opts *opts);
  * (a plan only, e.g. for a scheduler); when it is not, its values are checked too (finite), and
  * an execute on the same tensor does not scan them again. The models must outlive the call. */
 LATUP_API latup_status latup_prepare(const latup_call_opts *opts, const latup_tensor *x, latup_call **out);
-LATUP_API const latup_plan *latup_call_plan(const latup_call *c);
-/* Runs the plan on x (the prepared shape). out: the last stage's result, allocated here. upscaled:
- * NULL, or (for a run) the upscale's result too, allocated here. On failure both are empty. */
+LATUP_API const latup_plan *latup_call_plan(const latup_call *c); /* NULL for NULL */
+/* Runs the plan on x (the prepared shape). out: the last stage's result, allocated here. upscaled
+ * may be NULL; otherwise (for a run) it receives the upscale's result too, allocated here. out,
+ * upscaled and x are three different tensors. On failure both outputs are empty. */
 LATUP_API latup_status latup_execute(latup_call *c, const latup_tensor *x, latup_tensor *upscaled,
                                      latup_tensor *out);
-LATUP_API void latup_call_free(latup_call *c);
-/* The plan on f: its stages, tiles and memory lines (what --verbose and --dry-run print). */
+LATUP_API void latup_call_free(latup_call *c); /* c may be NULL */
+/* The plan on f (nothing for a NULL p or f): its stages, tiles and memory lines (what --verbose and --dry-run print). */
 LATUP_API void latup_plan_print(const latup_plan *p, FILE *f);
 
 /* ---- errors raised by callers ---------------------------------------------------------------- */

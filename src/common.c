@@ -260,6 +260,7 @@ latup_status latup_fail(latup_status st, const char *fmt, ...) {
 }
 
 void latup_error_prefix(const char *prefix) {
+    if (!prefix) return;
     char tmp[LATUP_ERR_MAX];
     latup_format(tmp, sizeof tmp / 2, "%s: ", prefix);
     size_t n = strlen(tmp), rest = strlen(g_err);
@@ -312,6 +313,11 @@ latup_size_text latup_size_str(size_t bytes) {
 /* ---- tensors ---- */
 latup_status latup_null_arg(const char *func, const char *arg) {
     return latup_fail(LATUP_E_USAGE, "%s: argument '%s' is NULL", func, arg);
+}
+
+latup_status latup_check_enum(int v, int lo, int hi, const char *func, const char *arg) {
+    if (v < lo || v > hi) return latup_fail(LATUP_E_USAGE, "%s: %s is %d, expected %d to %d", func, arg, v, lo, hi);
+    return LATUP_OK;
 }
 
 /* The element count of a valid shape, or -1: a rank outside 1..LATUP_MAX_DIMS, a negative

@@ -38,6 +38,9 @@ latup_status latup_null_arg(const char *func, const char *arg);
 latup_status latup_tensor_check(const latup_tensor *t, const char *func, const char *arg, int need_data);
 #define LATUP_NEED_TENSOR(t) TRY(latup_tensor_check((t), __func__, #t, 1))
 
+/* An enum argument or field: v in lo..hi, else LATUP_E_USAGE "func: arg is v, expected lo to hi". */
+latup_status latup_check_enum(int v, int lo, int hi, const char *func, const char *arg);
+
 /* LATUP_E_INPUT naming the first NaN or Inf in an input latent (garbage in must not become
  * silent garbage out). */
 latup_status latup_check_finite(const latup_tensor *x);

@@ -21,13 +21,13 @@ struct latup_call {
     const float *checked;    /* the data latup_prepare found finite (skipped once by execute) */
 };
 
-/* "[2,16,32,32]" of a tensor (a rank outside 0..4 is shown as its first 4 dims, or none) */
+/* "[2,16,32,32]" of a shape (latup_shape_str: never past LATUP_MAX_DIMS) */
 typedef struct {
     char s[96];
 } shape_text;
 static shape_text shape_of(int ndim, const int64_t *shape) {
     shape_text t;
-    latup_shape_str(t.s, sizeof t.s, ndim < 0 ? 0 : ndim > LATUP_MAX_DIMS ? LATUP_MAX_DIMS : ndim, shape);
+    latup_shape_str(t.s, sizeof t.s, ndim, shape);
     return t;
 }
 
@@ -101,8 +101,9 @@ static latup_status size_call(const latup_call_opts *o, latup_plan *p) {
     return LATUP_OK;
 }
 
-latup_status latup_call_opts_check(const latup_call_opts *o) {
-    if (!o) return latup_fail(LATUP_E_USAGE, "latup_call_opts_check: opts is NULL");
+latup_status latup_call_opts_check(const latup_call_opts *opts) {
+    LATUP_NEED(opts);
+    const latup_call_opts *o = opts;
     if (o->tile < 0 || o->overlap < 0)
         return latup_fail(LATUP_E_USAGE, "tile %d, overlap %d: neither can be negative", o->tile, o->overlap);
     if (o->tile > 0 && o->tile < 4) return latup_fail(LATUP_E_USAGE, "tile %d: a tile is at least 4 latent pixels", o->tile);
@@ -110,6 +111,7 @@ latup_status latup_call_opts_check(const latup_call_opts *o) {
         return latup_fail(LATUP_E_USAGE, "overlap %d must be smaller than tile %d", o->overlap, o->tile);
     if (o->device != LATUP_DEVICE_CPU && o->device != LATUP_DEVICE_CUDA)
         return latup_fail(LATUP_E_USAGE, "unknown device %d", (int)o->device);
+    if (o->conv_band_rows < 0) return latup_fail(LATUP_E_USAGE, "conv_band_rows %d is negative", o->conv_band_rows);
     return LATUP_OK;
 }
 
@@ -148,9 +150,10 @@ static latup_status prepare(latup_call *k, const latup_tensor *x) {
 }
 
 latup_status latup_prepare(const latup_call_opts *opts, const latup_tensor *x, latup_call **out) {
-    if (!out) return latup_fail(LATUP_E_USAGE, "latup_prepare: out is NULL");
+    LATUP_NEED(out);
     *out = NULL;
-    if (!opts || !x) return latup_fail(LATUP_E_USAGE, "latup_prepare: %s is NULL", opts ? "the input" : "opts");
+    LATUP_NEED(opts);
+    TRY(latup_tensor_check(x, __func__, "x", 0)); /* a shape alone plans */
     latup_call *k = latup_calloc(1, sizeof *k, "call");
     if (!k) return LATUP_E_NOMEM;
     k->o = *opts;
@@ -213,17 +216,29 @@ static latup_status decode(latup_call *k, const latup_tensor *z, latup_tensor *i
     return st;
 }
 
+/* Output tensors are cleared before anything else: one that is also the input, or both outputs
+ * in one struct, would be lost. */
+static latup_status distinct(const char *func, const latup_tensor *x, const latup_tensor *a, const char *an,
+                             const latup_tensor *b, const char *bn) {
+    if (a && (a == (const latup_tensor *)x || a == b))
+        return latup_fail(LATUP_E_USAGE, "%s: %s is the same tensor as %s", func, an, a == b ? bn : "the input");
+    return LATUP_OK;
+}
+
 latup_status latup_execute(latup_call *k, const latup_tensor *x, latup_tensor *upscaled, latup_tensor *out) {
+    TRY(distinct(__func__, x, out, "out", upscaled, "upscaled"));
+    TRY(distinct(__func__, x, upscaled, "upscaled", NULL, NULL));
     if (upscaled) memset(upscaled, 0, sizeof *upscaled);
     if (out) memset(out, 0, sizeof *out);
-    if (!k || !x || !out) return latup_fail(LATUP_E_USAGE, "latup_execute: %s is NULL", !k ? "the call" : !x ? "the input" : "out");
+    LATUP_NEED(k);
+    LATUP_NEED(out);
+    LATUP_NEED_TENSOR(x);
     const latup_plan *p = &k->plan;
     const int64_t shape[4] = {p->batch, p->channels, p->h, p->w};
     if (x->ndim != p->ndim || memcmp(x->shape, p->ndim == 4 ? shape : shape + 1, (size_t)p->ndim * sizeof shape[0]))
         return latup_fail(LATUP_E_USAGE, "latup_execute: the input has shape %s, the call was prepared for %s",
                           shape_of(x->ndim, x->shape).s,
                           shape_of(p->ndim, p->ndim == 4 ? shape : shape + 1).s);
-    if (!x->data) return latup_fail(LATUP_E_USAGE, "latup_execute: the input has no data");
     if (x->data != k->checked) TRY(latup_check_finite(x));
     k->checked = NULL; /* once: a second execute of the same tensor checks it again */
     if (k->o.verbose) latup_plan_print(p, stderr);
@@ -278,7 +293,11 @@ void latup_plan_print(const latup_plan *p, FILE *f) {
 
 latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int scale, latup_tensor *y,
                                const latup_run_opts *opts) {
+    TRY(distinct(__func__, x, y, "y", NULL, NULL));
     if (y) memset(y, 0, sizeof *y);
+    LATUP_NEED(m);
+    LATUP_NEED_TENSOR(x);
+    LATUP_NEED(y);
     latup_call_opts o = {.lua = m, .scale = scale};
     if (opts) {
         o.device = opts->device, o.conv_band_rows = opts->conv_band_rows;
@@ -303,7 +322,13 @@ static latup_call_opts call_opts(const latup_vae *v, const latup_decode_opts *op
 
 latup_status latup_vae_plan_decode(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
                                    latup_decode_plan *p) {
+    LATUP_NEED(p);
     memset(p, 0, sizeof *p);
+    LATUP_NEED(v);
+    if (h < 1 || w < 1) { /* the VAE's own size message, not one about a tensor made here */
+        latup_vae_plan vp;
+        return latup_vae_plan_memory(v, h, w, &vp);
+    }
     const latup_call_opts o = call_opts(v, opts);
     const latup_tensor z = {.data = NULL, .ndim = 3, .shape = {v->cfg.z_channels, h, w}};
     latup_call *c;
@@ -315,7 +340,11 @@ latup_status latup_vae_plan_decode(const latup_vae *v, int h, int w, const latup
 
 latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
                               const latup_decode_opts *opts) {
+    TRY(distinct(__func__, z, img, "img", NULL, NULL));
     if (img) memset(img, 0, sizeof *img);
+    LATUP_NEED(v);
+    LATUP_NEED_TENSOR(z);
+    LATUP_NEED(img);
     const latup_call_opts o = call_opts(v, opts);
     latup_call *c;
     TRY(latup_prepare(&o, z, &c));

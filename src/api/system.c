@@ -143,7 +143,7 @@ static void cpu_name(char *buf, size_t n) { snprintf(buf, n, "unknown"); }
 #endif
 
 latup_status latup_system_info_get(latup_system_info *out) {
-    if (!out) return latup_fail(LATUP_E_USAGE, "latup_system_info_get: out is NULL");
+    LATUP_NEED(out);
     memset(out, 0, sizeof *out);
     const char *core = openblas_get_corename(), *config = openblas_get_config();
     snprintf(out->blas_core, sizeof out->blas_core, "%s", core && *core ? core : "unknown");

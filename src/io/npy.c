@@ -329,7 +329,9 @@ const latup_file_format latup_npy_format = {"a .npy array (\\x93NUMPY)", 6, npy_
                                             npy_refuse};
 
 latup_status latup_npy_read(const char *path, latup_tensor *t) {
+    LATUP_NEED(t);
     memset(t, 0, sizeof *t);
+    LATUP_NEED(path);
     const latup_file_format *const fmts[] = {&latup_npy_format};
     latup_input in;
     latup_status st = latup_input_open(&in, path, fmts, 1, "a .npy array", 0);
@@ -342,14 +344,8 @@ latup_status latup_npy_read(const char *path, latup_tensor *t) {
 /* ---- writing ---------------------------------------------------------------------------------- */
 
 latup_status latup_npy_encode(FILE *f, const char *path, const latup_tensor *t) {
-    if (t->ndim < 1 || t->ndim > LATUP_MAX_DIMS)
-        return latup_fail(LATUP_E_INTERNAL, "%s: cannot write a tensor of rank %d", path, t->ndim);
-    size_t numel = 1, nbytes;
-    for (int d = 0; d < t->ndim; d++)
-        if (t->shape[d] < 0 || !latup_mul_ok(numel, (size_t)t->shape[d], &numel))
-            return latup_fail(LATUP_E_INTERNAL, "%s: bad tensor shape", path);
-    if (!latup_mul_ok(numel, sizeof(float), &nbytes) || (numel && !t->data))
-        return latup_fail(LATUP_E_INTERNAL, "%s: bad tensor", path);
+    TRY(latup_tensor_check(t, path, "t", 1)); /* a caller's tensor (latup_npy_write, an output set's) */
+    const size_t nbytes = (size_t)latup_tensor_numel(t) * sizeof(float);
 
     /* The dict exactly as numpy >= 1.24 formats it, spare spaces for in-place growth included, so
      * our files are byte-identical to numpy.save's. */
@@ -380,6 +376,8 @@ latup_status latup_npy_encode(FILE *f, const char *path, const latup_tensor *t) 
 }
 
 latup_status latup_npy_write(const char *path, const latup_tensor *t) {
+    LATUP_NEED(path);
+    TRY(latup_tensor_check(t, __func__, "t", 1)); /* before a temporary is made */
     latup_atomic_file af;
     latup_status st = latup_atomic_open(&af, path);
     if (st) return st;

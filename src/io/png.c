@@ -379,7 +379,9 @@ static latup_status png_refuse(const uint8_t *h, size_t n, const char *path) {
 const latup_file_format latup_png_format = {"a PNG (\\x89PNG)", 8, png_sniff, png_size, PNG_MAX_FILE, png_refuse};
 
 latup_status latup_png_read(const char *path, latup_tensor *img) {
+    LATUP_NEED(img);
     memset(img, 0, sizeof *img);
+    LATUP_NEED(path);
     const latup_file_format *const fmts[] = {&latup_png_format};
     latup_input in;
     latup_status st = latup_input_open(&in, path, fmts, 1, "a PNG image", 0);
@@ -636,5 +638,8 @@ latup_png_map latup_png_map_for(latup_pixel_range range) {
 }
 
 latup_status latup_png_write(const char *path, const latup_tensor *img, latup_pixel_range range, int bits) {
+    LATUP_NEED(path);
+    TRY(latup_tensor_check(img, __func__, "img", 1));
+    TRY(latup_check_enum((int)range, LATUP_PIXELS_UNIT, LATUP_PIXELS_SIGNED, __func__, "range"));
     return latup_png_write_mapped(path, img, latup_png_map_for(range), bits);
 }

@@ -12,6 +12,7 @@ static const latup_latent_family FAMILIES[] = {
 };
 
 const latup_latent_family *latup_latent_family_find(const char *name) {
+    if (!name) return NULL;
     for (size_t i = 0; i < sizeof FAMILIES / sizeof FAMILIES[0]; i++)
         if (strcmp(FAMILIES[i].name, name) == 0) return &FAMILIES[i];
     return NULL;
@@ -19,12 +20,16 @@ const latup_latent_family *latup_latent_family_find(const char *name) {
 
 void latup_latent_to_vae(latup_tensor *x, const latup_latent_family *f) {
     const int64_t n = latup_tensor_numel(x);
+    if (!f || n < 0 || (n > 0 && !x->data)) return; /* not a tensor to convert: nothing to do */
     for (int64_t i = 0; i < n; i++) x->data[i] = x->data[i] / f->scaling + f->shift;
 }
 
 latup_status latup_flux_unpack(const latup_tensor *packed, int h, int w, latup_tensor *out) {
     char s[96];
+    LATUP_NEED(out);
+    if (out == packed) return latup_fail(LATUP_E_USAGE, "%s: out and packed are the same tensor", __func__);
     memset(out, 0, sizeof *out);
+    LATUP_NEED_TENSOR(packed);
     const int off = packed->ndim == 3 ? 1 : 0;
     if (packed->ndim != 2 && packed->ndim != 3)
         return latup_fail(LATUP_E_INPUT, "packed FLUX latent has shape %s, expected [B, tokens, 64] or [tokens, 64]",
@@ -36,9 +41,9 @@ latup_status latup_flux_unpack(const latup_tensor *packed, int h, int w, latup_t
         return latup_fail(LATUP_E_INPUT, "packed FLUX latent has shape %s: the last dimension (%lld) must be 4 x channels",
                           latup_shape_str(s, sizeof s, packed->ndim, packed->shape), (long long)D);
     if (T != (int64_t)(h / 2) * (w / 2))
-        return latup_fail(LATUP_E_INPUT, "packed FLUX latent has %lld tokens, a %dx%d latent packs into %d "
+        return latup_fail(LATUP_E_INPUT, "packed FLUX latent has %lld tokens, a %dx%d latent packs into %lld "
                           "(give the latent size, i.e. the image size / 8)",
-                          (long long)T, h, w, (h / 2) * (w / 2));
+                          (long long)T, h, w, (long long)(h / 2) * (w / 2));
     const int C = (int)(D / 4);
     int64_t shape[4] = {B, C, h, w};
     latup_status st = latup_tensor_alloc(out, 4, shape);

@@ -305,6 +305,14 @@ latup_status latup_lua_exec_run(latup_lua_exec *x, const float *in, int64_t B, f
 
 latup_status latup_lua_plan_memory(const latup_lua *m, int H, int W, int scale, const latup_run_opts *opts,
                                    latup_lua_plan *p) {
+    LATUP_NEED(p);
+    memset(p, 0, sizeof *p);
+    LATUP_NEED(m);
+    if (opts) {
+        TRY(latup_check_enum((int)opts->device, LATUP_DEVICE_CPU, LATUP_DEVICE_CUDA, __func__, "opts->device"));
+        if (opts->conv_band_rows < 0)
+            return latup_fail(LATUP_E_USAGE, "%s: opts->conv_band_rows %d is negative", __func__, opts->conv_band_rows);
+    }
     latup_lua_exec *x;
     TRY(latup_lua_exec_prepare(m, H, W, scale, opts, &x, p));
     latup_lua_exec_free(x);
@@ -312,6 +320,7 @@ latup_status latup_lua_plan_memory(const latup_lua *m, int H, int W, int scale, 
 }
 
 void latup_lua_plan_print(const latup_lua_plan *p, FILE *f) {
+    if (!p || !f) return;
     char title[128];
     snprintf(title, sizeof title, "memory plan: latent %dx%d -> padded %dx%d, x%d", p->H, p->W, p->Hp, p->Wp,
              p->scale);

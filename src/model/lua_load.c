@@ -273,7 +273,9 @@ static latup_status bind_model(latup_lua *m, latup_binder *bd) {
 }
 
 latup_status latup_lua_load(const char *path, latup_lua **out) {
+    LATUP_NEED(out);
     *out = NULL;
+    LATUP_NEED(path);
     latup_lua *m = latup_calloc(1, sizeof *m, "model");
     if (!m) return LATUP_E_NOMEM;
     latup_status st = latup_weights_load(path, &m->weights);
@@ -318,7 +320,7 @@ void latup_lua_free(latup_lua *m) {
     free(m);
 }
 
-const latup_lua_config *latup_lua_get_config(const latup_lua *m) { return &m->cfg; }
+const latup_lua_config *latup_lua_get_config(const latup_lua *m) { return m ? &m->cfg : NULL; }
 
 const char *latup_tail_name(latup_tail t) {
     switch (t) {

@@ -398,12 +398,15 @@ latup_status latup_vae_exec_run(latup_vae_exec *x, const float *z, int64_t B, fl
 /* ---- plans: latup_vae_plan_decode() and latup_vae_decode() are a prepared call (src/api/call.c) ---------- */
 
 latup_status latup_vae_plan_memory(const latup_vae *v, int h, int w, latup_vae_plan *p) {
+    LATUP_NEED(p);
     memset(p, 0, sizeof *p);
+    LATUP_NEED(v);
     TRY(check_size(v, h, w));
     return count_arena(v, h, w, 0, 0, NULL, p);
 }
 
 void latup_vae_plan_print(const latup_vae_plan *p, FILE *f) {
+    if (!p || !f) return;
     char title[96];
     snprintf(title, sizeof title, "VAE memory plan: latent %dx%d", p->h, p->w);
     latup_mem_plan_print(&p->mem, title, f);

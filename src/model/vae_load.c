@@ -223,7 +223,9 @@ static latup_status bind_vae(latup_vae *v, latup_binder *bd) {
 }
 
 latup_status latup_vae_load(const char *path, latup_vae **out) {
+    LATUP_NEED(out);
     *out = NULL;
+    LATUP_NEED(path);
     latup_vae *v = latup_calloc(1, sizeof *v, "VAE");
     if (!v) return LATUP_E_NOMEM;
     latup_status st = latup_weights_load(path, &v->weights);
@@ -254,7 +256,7 @@ void latup_vae_free(latup_vae *v) {
     free(v);
 }
 
-const latup_vae_config *latup_vae_get_config(const latup_vae *v) { return &v->cfg; }
+const latup_vae_config *latup_vae_get_config(const latup_vae *v) { return v ? &v->cfg : NULL; }
 
 const char *latup_vae_naming_name(latup_vae_naming n) {
     switch (n) {
@@ -266,6 +268,7 @@ const char *latup_vae_naming_name(latup_vae_naming n) {
 }
 
 const char *latup_vae_family_guess(const latup_vae_config *c) {
+    if (!c) return "unknown family";
     if (c->z_channels == 4 && c->has_post_quant_conv) return "SD 1.x/2.x or SDXL (4 channels, post_quant_conv)";
     if (c->z_channels == 16 && !c->has_post_quant_conv) return "SD3 or FLUX.1 (16 channels, no post_quant_conv)";
     return "unknown family";
