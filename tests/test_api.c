@@ -455,7 +455,7 @@ static void test_prepared_call(void **state) {
     printf("huge batch: %s\n", latup_last_error());
     assert_non_null(strstr(latup_last_error(), "too large"));
     const latup_tensor huger = {.data = NULL, .ndim = 4, .shape = {(int64_t)1 << 61, 16, 1, 1}}; /* B * C wraps */
-    assert_int_equal(latup_prepare(&o, &huger, &c), LATUP_E_INPUT);
+    assert_int_equal(latup_prepare(&o, &huger, &c), LATUP_E_USAGE); /* not a tensor: its size overflows */
     const latup_call_opts none = {.scale = 2};
     assert_int_equal(latup_prepare(&none, &shape_only, &c), LATUP_E_USAGE); /* no model */
     assert_int_equal(latup_prepare(NULL, &shape_only, &c), LATUP_E_USAGE);

@@ -382,9 +382,9 @@ static void test_io_errors(void **state) {
     assert_int_equal(latup_tensor_alloc(&t, 1, shape), LATUP_OK);
     assert_int_equal(latup_npy_write("/nonexistent-dir-latup/out.npy", &t), LATUP_E_IO);
     assert_non_null(strstr(latup_last_error(), "/nonexistent-dir-latup/out.npy"));
-    /* a rank the format cannot hold here is a caller bug, and nothing is created */
+    /* a rank the format cannot hold here is the caller's mistake, and nothing is created */
     t.ndim = 0;
-    assert_int_equal(latup_npy_write(tmp_path("rank0-out.npy"), &t), LATUP_E_INTERNAL);
+    assert_int_equal(latup_npy_write(tmp_path("rank0-out.npy"), &t), LATUP_E_USAGE);
     assert_int_equal(access(tmp_path("rank0-out.npy"), F_OK), -1);
     t.ndim = 1;
     latup_tensor_free(&t);
