@@ -385,7 +385,8 @@ LATUP_API void latup_call_free(latup_call *c); /* c may be NULL */
 LATUP_API void latup_plan_print(const latup_plan *p, FILE *f);
 
 /* ---- errors raised by callers ---------------------------------------------------------------- */
-/* Records a one-line message for latup_last_error() (as the library does) and returns st. */
+/* Records a one-line message for latup_last_error() (as the library does) and returns st; an st
+ * outside latup_status, or fmt NULL, records that instead and returns LATUP_E_USAGE. */
 LATUP_API latup_status latup_set_error(latup_status st, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
@@ -409,6 +410,7 @@ typedef enum {
     LATUP_FILE_SAFETENSORS = 3,
 } latup_file_kind;
 
+/* key: a safetensors tensor name, may be NULL; kind: may be NULL, else the kind read (0 on failure). */
 LATUP_API latup_status latup_tensor_read(const char *path, const char *key, latup_tensor *t,
                                          latup_file_kind *kind);
 
@@ -427,22 +429,44 @@ LATUP_API latup_status latup_png_write(const char *path, const latup_tensor *img
 LATUP_API latup_status latup_png_read(const char *path, latup_tensor *img); /* [3,H,W] in [0,1] */
 
 /* ---- outputs committed together ----------------------------------------------------------------
- * Each output is encoded at once into a temporary file next to its destination, created with
- * O_EXCL (an existing file is never opened, a symlink never followed); latup_outputs_commit then
- * fsyncs and renames every one into place, and if any of that fails it removes those already
- * renamed: a command leaves all of its outputs or none. latup_outputs_free drops whatever is
- * not committed. The path "-" is standard output, written last, after every rename. */
+ * Each output is encoded at once into a temporary file in its destination's directory (a short
+ * name, "latup-XXXXXX.tmp", so any legal destination name works), created with O_EXCL|O_NOFOLLOW
+ * (an existing file is never opened, a symlink never followed); latup_outputs_commit then fsyncs
+ * and renames every one into place (a symlink at the destination is replaced, not followed), and
+ * if any of that fails it removes those already renamed: a command leaves all of its outputs or
+ * none. The path "-" is standard output, written last, after every rename.
+ *
+ * A set has three states. open (from latup_outputs_new): it takes outputs and one commit.
+ * committed (a commit that renamed every file): its files are in place, even when writing "-"
+ * then fails (that commit returns LATUP_E_IO). aborted (a commit that failed): it took back what
+ * it had renamed and removed every temporary. In committed or aborted, an add or a commit is
+ * LATUP_E_USAGE naming the state, and touches no file: a committed file is never removed or
+ * rewritten through its set. An add that fails (a bad image, a full disk) leaves the set open
+ * without that output. latup_outputs_free removes the temporaries of a set never committed and
+ * leaves committed files in place. o, path and the tensor are required; an empty path is
+ * LATUP_E_USAGE. */
 typedef struct latup_outputs latup_outputs;
 
 /* Checks, before any work, that path can be written: not a directory, its directory exists and
- * takes a new file (a temporary is created there and removed). "-" passes. */
+ * takes a new file (a temporary is created there and removed). "-" passes; "" is LATUP_E_USAGE. */
 LATUP_API latup_status latup_output_check(const char *path);
 LATUP_API latup_status latup_outputs_new(latup_outputs **o);
 LATUP_API latup_status latup_outputs_add_npy(latup_outputs *o, const char *path, const latup_tensor *t);
+/* range: LATUP_PIXELS_UNIT or LATUP_PIXELS_SIGNED; bits: 8 or 16 (otherwise LATUP_E_USAGE). */
 LATUP_API latup_status latup_outputs_add_png(latup_outputs *o, const char *path, const latup_tensor *img,
                                              latup_pixel_range range, int bits);
 LATUP_API latup_status latup_outputs_commit(latup_outputs *o);
-LATUP_API void latup_outputs_free(latup_outputs *o); /* removes uncommitted temporaries */
+LATUP_API void latup_outputs_free(latup_outputs *o); /* o may be NULL; removes uncommitted temporaries */
+
+/* Async-signal-safe: removes every temporary file this process holds right now (those of output
+ * sets, of latup_npy_write and latup_png_write, and of latup_output_check's probe), and the files
+ * of a commit under way that has not yet renamed all of its set. For a handler of SIGINT, SIGTERM
+ * or SIGHUP that then lets the signal end the process (the CLI restores the default action and
+ * raises it again), so an interrupted command leaves no temporary and no part of an output set.
+ * It only loads lock-free atomics and calls unlink(2); errno is kept. A writer whose temporary was
+ * removed fails at its commit (LATUP_E_IO). A temporary created while it runs, or one of more than
+ * 65536 alive at once, may stay. */
+LATUP_API void latup_remove_temporaries(void);
 
 /* ---- checkpoints --------------------------------------------------------------------------------- */
 typedef struct {

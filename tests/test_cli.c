@@ -39,10 +39,10 @@ static int exists(const char *path) {
     return stat(path, &sb) == 0;
 }
 
-/* No file named <base> or <base>.tmp.* is left in g_dir. */
+/* No file named <base>* and no temporary (latup-XXXXXX.tmp) is left in g_dir. */
 static int leftovers(const char *base) {
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "ls %s 2>/dev/null | grep -q '^%s'", g_dir, base);
+    snprintf(cmd, sizeof cmd, "ls %s 2>/dev/null | grep -q -e '^%s' -e '^latup-.*\\.tmp$'", g_dir, base);
     return system(cmd) == 0;
 }
 

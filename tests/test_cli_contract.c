@@ -1,7 +1,9 @@
 /* test_cli_contract.c — what the README and docs/errors.md promise about build/latup, one test
  * per promise, each failing when the promise breaks: output paths checked before any work;
  * atomic outputs (killed mid-write or at the rename, fsync and rename failing: the destination is
- * never partial; O_EXCL temporaries fsync'd before the rename, through tests/fault_inject.so);
+ * never partial; O_EXCL temporaries fsync'd before the rename, through tests/fault_inject.so;
+ * 255-byte output names; SIGINT, SIGTERM or SIGHUP mid-write or mid-commit: latup dies of the
+ * signal and leaves no temporary and no output; a symlink at DIR/dump_order.txt is not followed);
  * all outputs of a command or none; exit codes per class; data errors naming the input; run's
  * LUA/VAE channel check before the upscale; options refused up front; OMP_NUM_THREADS; info
  * recognising every model kind; tiled decodes announcing themselves. */
@@ -21,10 +23,12 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define LUA16 "ref_data/small/model.safetensors.gz"
@@ -160,11 +164,12 @@ static void test_killed_mid_write(void **state) {
     const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("k.npy"), "-o", out, "-q", NULL};
     /* nothing there before: nothing there after */
     const char *kill_write[] = {"FAULT_KILL_AFTER_BYTES=3000", NULL};
+    const int temps = count_prefix("latup-");
     int rc = run_faulty(a, kill_write);
     printf("killed after 3000 bytes written: exit %d\n", rc);
     assert_int_equal(rc, 128 + 9);
     assert_false(exists(out));
-    assert_int_equal(count_prefix("killed.npy.tmp."), 1); /* the partial temporary, never renamed */
+    assert_int_equal(count_prefix("latup-"), temps + 1); /* the partial temporary, never renamed */
     /* an existing output keeps its old content, whether killed mid-write or at the rename */
     write_text(out, "old content");
     assert_int_equal(run_faulty(a, kill_write), 128 + 9);
@@ -184,8 +189,8 @@ static void test_killed_mid_write(void **state) {
     latup_tensor_free(&y);
 }
 
-/* The order of the calls: each temporary is created with O_CREAT|O_EXCL (never opening an
- * existing file, never following a symlink), fsync'd, and only then renamed. */
+/* The order of the calls: each temporary is created with O_CREAT|O_EXCL|O_NOFOLLOW (never
+ * opening an existing file, never following a symlink), fsync'd, and only then renamed. */
 static void test_write_order(void **state) {
     (void)state;
     write_latent(tmp_path("o.npy"), 0, 16, 16, 16, 0);
@@ -203,9 +208,9 @@ static void test_write_order(void **state) {
     for (char *line = strstr(log, "rename "); line; line = strstr(line + 1, "rename ")) {
         char from[600], to[600];
         assert_int_equal(sscanf(line, "rename %599s %599s", from, to), 2);
-        /* its open: CREAT|EXCL, no TRUNC */
+        /* its open: CREAT|EXCL|NOFOLLOW, no TRUNC */
         char want_open[700];
-        snprintf(want_open, sizeof want_open, "open %s CREAT|EXCL ", from);
+        snprintf(want_open, sizeof want_open, "open %s CREAT|EXCL|NOFOLLOW ", from);
         char *op = strstr(log, want_open);
         assert_non_null(op);
         assert_true(op < line);
@@ -229,14 +234,17 @@ static void test_fsync_and_rename_failures(void **state) {
     const char *a[] = {"run", "-m", LUA16, "-s", "2", "--vae", VAE16, "-i", tmp_path("f.npy"), "-o", tmp_path("fo.png"),
                        "--save-latent", tmp_path("fo_up.npy"), "-q", NULL};
     const char *fsync_fail[] = {"FAULT_FSYNC_FAIL=1", NULL};
+    const int temps = count_prefix("latup-"); /* those test_killed_mid_write left */
     printf("fsync fails:\n");
     expect(run_faulty(a, fsync_fail), 4, "fsync failed");
     assert_int_equal(count_prefix("fo"), 0); /* no output, no temporary */
+    assert_int_equal(count_prefix("latup-"), temps);
     /* the second rename fails: the first output is taken back (all or none) */
     const char *rename_fail[] = {"FAULT_RENAME_FAIL_AT=2", NULL};
     printf("the second rename fails:\n");
     expect(run_faulty(a, rename_fail), 4, "cannot rename");
     assert_int_equal(count_prefix("fo"), 0);
+    assert_int_equal(count_prefix("latup-"), temps);
     assert_int_equal(run_faulty(a, NULL), 0);
     assert_int_equal(count_prefix("fo"), 2);
 }
@@ -256,6 +264,200 @@ static void test_symlink_not_followed(void **state) {
     struct stat sb;
     assert_int_equal(lstat(tmp_path("link.npy"), &sb), 0);
     assert_true(S_ISREG(sb.st_mode));
+}
+
+/* Entries in dir, "." and ".." aside (temporaries included). */
+static int count_in(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return n;
+}
+
+/* An output name of 250 and of 255 bytes (NAME_MAX): the temporary beside it has a short name of
+ * its own, so both are written. */
+static void test_long_output_names(void **state) {
+    (void)state;
+    write_latent(tmp_path("ln.npy"), 0, 16, 16, 16, 0);
+    mkdir(tmp_path("long"), 0755);
+    for (int len = 250; len <= 255; len += 5) {
+        char name[256], out[700];
+        memset(name, 'n', (size_t)len);
+        memcpy(name + len - 4, ".npy", 4);
+        name[len] = '\0';
+        snprintf(out, sizeof out, "%s/%s", tmp_path("long"), name);
+        const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("ln.npy"), "-o", out, "-q", NULL};
+        const char *r[] = {"run", "-m", LUA16, "-s", "2", "--vae", VAE16, "-i", tmp_path("ln.npy"), "-o", tmp_path("long/x.png"),
+                           "--save-latent", out, "-q", NULL};
+        int rc = run(a);
+        printf("-o a %d-byte name: exit %d %s\n", len, rc, g_err);
+        assert_int_equal(rc, 0);
+        assert_true(exists(out));
+        assert_int_equal(count_in(tmp_path("long")), 1);
+        rc = run(r);
+        printf("--save-latent a %d-byte name, over the last: exit %d %s\n", len, rc, g_err);
+        assert_int_equal(rc, 0);
+        assert_int_equal(count_in(tmp_path("long")), 2);
+        unlink(out);
+        unlink(tmp_path("long/x.png"));
+    }
+}
+
+/* fork/exec latup with the fault shim and `extra`, the three signals at their default action (a
+ * test run in the background inherits SIGINT ignored, and latup keeps an ignored signal
+ * ignored). Returns the raw wait status. */
+static int run_signalled(const char *const *args, const char *const *extra) {
+    char preload[600], cwd[400], errpath[600];
+    snprintf(preload, sizeof preload, "%s/%s", getcwd(cwd, sizeof cwd), SHIM);
+    snprintf(errpath, sizeof errpath, "%s/stderr.txt", g_dir);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const char *argv[48] = {LATUP_BIN};
+        int n = 1;
+        for (; args[n - 1] && n < 47; n++) argv[n] = args[n - 1];
+        argv[n] = NULL;
+        setenv("LD_PRELOAD", preload, 1);
+        setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+        for (int k = 0; extra[k]; k++) {
+            char kv[256];
+            snprintf(kv, sizeof kv, "%s", extra[k]);
+            char *eq = strchr(kv, '=');
+            if (eq) *eq = '\0', setenv(kv, eq + 1, 1);
+        }
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (!freopen(errpath, "w", stderr) || !freopen("/dev/null", "w", stdout)) _exit(127);
+        execv(LATUP_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    FILE *f = fopen(errpath, "r");
+    size_t n = f ? fread(g_err, 1, sizeof g_err - 1, f) : 0;
+    g_err[n] = '\0';
+    if (f) fclose(f);
+    return status;
+}
+
+static void expect_signalled(int status, int sig, const char *what) {
+    printf("%s: %s %d%s%s", what, WIFSIGNALED(status) ? "killed by signal" : "exit",
+           WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), g_err[0] ? ", stderr: " : "\n", g_err);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), sig);
+}
+
+/* SIGTERM, SIGINT or SIGHUP while an output is half written, or while a set is half renamed:
+ * latup removes its temporaries (and the outputs of the set already renamed), then dies of that
+ * signal, as its parent expects of a killed process; nothing of the command is left. An output
+ * that existed keeps its old content when the signal comes mid-write. Under SIGKILL, which
+ * cannot be caught, the temporary stays (test_killed_mid_write): the contrast that shows the
+ * handler at work. */
+static void test_signals_leave_nothing(void **state) {
+    (void)state;
+    write_latent(tmp_path("sg.npy"), 0, 16, 16, 16, 0);
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+    static const char *names[] = {"SIGTERM", "SIGINT", "SIGHUP"};
+    for (int k = 0; k < 3; k++) {
+        char dir[600], out[700], png[700], sigenv[32], what[128];
+        snprintf(dir, sizeof dir, "%s/sig%d", g_dir, sigs[k]);
+        mkdir(dir, 0755);
+        snprintf(out, sizeof out, "%s/up.npy", dir);
+        snprintf(png, sizeof png, "%s/img.png", dir);
+        snprintf(sigenv, sizeof sigenv, "FAULT_SIGNAL=%d", sigs[k]);
+        /* mid-write of one output */
+        const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("sg.npy"), "-o", out, "-q", NULL};
+        const char *mid[] = {sigenv, "FAULT_SIGNAL_AFTER_BYTES=3000", NULL};
+        snprintf(what, sizeof what, "%s after 3000 bytes written", names[k]);
+        expect_signalled(run_signalled(a, mid), sigs[k], what);
+        printf("  left in the output directory: %d entries\n", count_in(dir));
+        assert_int_equal(count_in(dir), 0);
+        /* the same over an existing output: it keeps its content */
+        write_text(out, "old content");
+        snprintf(what, sizeof what, "%s mid-write over an existing output", names[k]);
+        expect_signalled(run_signalled(a, mid), sigs[k], what);
+        char *t = read_text(out);
+        assert_string_equal(t, "old content");
+        free(t);
+        assert_int_equal(count_in(dir), 1);
+        unlink(out);
+        /* mid-commit: at the second rename of a run's two outputs, the first already in place */
+        const char *r[] = {"run", "-m", LUA16, "-s", "2", "--vae", VAE16, "-i", tmp_path("sg.npy"), "-o", png,
+                           "--save-latent", out, "-q", NULL};
+        const char *at_rename[] = {sigenv, "FAULT_SIGNAL_AT_RENAME=2", NULL};
+        snprintf(what, sizeof what, "%s at the second rename of a set", names[k]);
+        expect_signalled(run_signalled(r, at_rename), sigs[k], what);
+        printf("  left in the output directory: %d entries\n", count_in(dir));
+        assert_int_equal(count_in(dir), 0);
+        /* and with no signal, the same commands write their outputs */
+        const char *none[] = {NULL};
+        const int st = run_signalled(r, none);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        assert_int_equal(count_in(dir), 2);
+        unlink(out);
+        unlink(png);
+    }
+}
+
+/* --dump DIR with a symlink planted at DIR/dump_order.txt: the link is replaced by latup's own
+ * list, and what it pointed to is neither written nor created; a second dump into the same DIR
+ * replaces the list (one line per tensor, not two). */
+static void test_dump_order_symlink(void **state) {
+    (void)state;
+    write_latent(tmp_path("dm.npy"), 0, 16, 16, 16, 0);
+    write_text(tmp_path("dump_victim.txt"), "precious");
+    mkdir(tmp_path("dl"), 0755);
+    mkdir(tmp_path("dl2"), 0755);
+    assert_int_equal(symlink(tmp_path("dump_victim.txt"), tmp_path("dl/dump_order.txt")), 0);
+    assert_int_equal(symlink(tmp_path("dump_created.txt"), tmp_path("dl2/dump_order.txt")), 0); /* dangling */
+    const char *a[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("dm.npy"), "-o", tmp_path("dm_out.npy"), "--dump",
+                       tmp_path("dl"), "-q", NULL};
+    const char *b[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("dm.npy"), "-o", tmp_path("dm_out.npy"), "--dump",
+                       tmp_path("dl2"), "-q", NULL};
+    int rc = run(a);
+    printf("--dump DIR, DIR/dump_order.txt a symlink to a file: exit %d %s\n", rc, g_err);
+    assert_int_equal(rc, 0);
+    char *t = read_text(tmp_path("dump_victim.txt"));
+    assert_string_equal(t, "precious");
+    free(t);
+    struct stat sb;
+    assert_int_equal(lstat(tmp_path("dl/dump_order.txt"), &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+    char *list = read_text(tmp_path("dl/dump_order.txt"));
+    const int n = lines(list);
+    printf("  the link replaced by a list of %d tensors; its target unchanged\n", n);
+    assert_true(n > 20);
+    assert_int_equal(n, count_npy_below(tmp_path("dl")));
+    free(list);
+    rc = run(b);
+    printf("--dump DIR, DIR/dump_order.txt a dangling symlink: exit %d %s\n", rc, g_err);
+    assert_int_equal(rc, 0);
+    assert_false(exists(tmp_path("dump_created.txt")));
+    assert_int_equal(lstat(tmp_path("dl2/dump_order.txt"), &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+    /* again into the same DIR: the list is replaced, not appended to */
+    assert_int_equal(run(a), 0);
+    list = read_text(tmp_path("dl/dump_order.txt"));
+    printf("  a second dump into the same DIR: %d lines\n", lines(list));
+    assert_int_equal(lines(list), n);
+    free(list);
+    /* DIR/dump_order.txt a directory: one line naming it, exit 4 */
+    mkdir(tmp_path("dl3"), 0755);
+    mkdir(tmp_path("dl3/dump_order.txt"), 0755);
+    const char *c[] = {"upscale", "-m", LUA16, "-s", "2", "-i", tmp_path("dm.npy"), "-o", tmp_path("dm_out3.npy"), "--dump",
+                       tmp_path("dl3"), "-q", NULL};
+    expect(run(c), 4, "dl3/dump_order.txt: cannot replace it");
+    assert_int_equal(lines(g_err), 1);
+    assert_false(exists(tmp_path("dm_out3.npy")));
 }
 
 /* ---- all outputs or none, decided before the compute where it can be ------------------------------------- */
@@ -518,6 +720,9 @@ int main(void) {
         cmocka_unit_test(test_write_order),
         cmocka_unit_test(test_fsync_and_rename_failures),
         cmocka_unit_test(test_symlink_not_followed),
+        cmocka_unit_test(test_long_output_names),
+        cmocka_unit_test(test_signals_leave_nothing),
+        cmocka_unit_test(test_dump_order_symlink),
         cmocka_unit_test(test_all_or_none),
         cmocka_unit_test(test_exit_codes),
         cmocka_unit_test(test_data_errors_name_input),

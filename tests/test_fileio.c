@@ -1,6 +1,8 @@
 /* test_fileio.c — whole-file reads (plain, gzip, concatenated gzip, corrupt/truncated gzip, the
- * size cap against a gzip bomb, OS errors) and the atomic writer (commit, abort, replacement,
- * failures leave nothing behind). */
+ * size cap against a gzip bomb, OS errors), the atomic writer (commit, abort, replacement,
+ * failures leave nothing behind, short temporary names next to 255-byte destinations), the
+ * temporaries a signal handler removes, and the output sets' states (a call in the wrong state
+ * is a usage error that touches no committed file) and argument checks. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +16,9 @@
 #include "io/fileio.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -344,9 +348,14 @@ static void test_atomic_commit(void **state) {
     const char *p = tmp_path("out.bin");
     latup_atomic_file af;
     assert_int_equal(latup_atomic_open(&af, p), LATUP_OK);
-    /* the temporary lives next to the target, the target does not exist yet */
-    assert_int_equal(strncmp(af.tmp_path, p, strlen(p)), 0);
-    assert_non_null(strstr(af.tmp_path, ".tmp."));
+    /* the temporary lives next to the target (a short name in its directory), the target does
+     * not exist yet */
+    printf("  temporary for %s: %s\n", p, af.tmp_path);
+    assert_int_equal(strncmp(af.tmp_path, g_dir, strlen(g_dir)), 0);
+    assert_int_equal(af.tmp_path[strlen(g_dir)], '/');
+    assert_int_equal(strncmp(af.tmp_path + strlen(g_dir) + 1, "latup-", 6), 0);
+    assert_int_equal(strlen(af.tmp_path + strlen(g_dir) + 1), strlen("latup-XXXXXX.tmp"));
+    assert_int_equal(access(af.tmp_path, F_OK), 0);
     assert_int_equal(access(p, F_OK), -1);
     assert_int_equal(latup_atomic_write(&af, "hello ", 6), LATUP_OK);
     assert_int_equal(latup_atomic_write(&af, "", 0), LATUP_OK);
@@ -441,6 +450,265 @@ static void test_atomic_errors(void **state) {
     }
 }
 
+/* A 250- and a 255-byte destination name (NAME_MAX on Linux file systems): the temporary's name
+ * is short, so both are written; an empty path is a usage error. */
+static void test_atomic_long_names(void **state) {
+    (void)state;
+    for (int len = 250; len <= 255; len += 5) {
+        char name[256], p[600];
+        memset(name, 'n', (size_t)len);
+        memcpy(name + len - 4, ".npy", 4);
+        name[len] = '\0';
+        snprintf(p, sizeof p, "%s/%s", g_dir, name);
+        latup_atomic_file af;
+        latup_status st = latup_atomic_open(&af, p);
+        printf("  a %d-byte file name: %s\n", len, st ? latup_last_error() : "written");
+        assert_int_equal(st, LATUP_OK);
+        assert_int_equal(latup_atomic_write(&af, "long", 4), LATUP_OK);
+        assert_int_equal(latup_atomic_commit(&af), LATUP_OK);
+        read_expect(p, 64, (const uint8_t *)"long", 4);
+    }
+    assert_int_equal(count_entries(), 2);
+    latup_atomic_file af;
+    assert_int_equal(latup_atomic_open(&af, ""), LATUP_E_USAGE);
+    printf("  an empty path: %s\n", latup_last_error());
+    assert_null(af.f);
+    assert_int_equal(count_entries(), 2);
+}
+
+/* ---- the temporaries a signal handler removes ------------------------------------------------- */
+
+static void test_remove_temporaries(void **state) {
+    (void)state;
+    /* a committed file stays; three live temporaries go */
+    latup_atomic_file done, live[3];
+    assert_int_equal(latup_atomic_open(&done, tmp_path("done.bin")), LATUP_OK);
+    assert_int_equal(latup_atomic_write(&done, "done", 4), LATUP_OK);
+    assert_int_equal(latup_atomic_commit(&done), LATUP_OK);
+    for (int k = 0; k < 3; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "live%d.bin", k);
+        assert_int_equal(latup_atomic_open(&live[k], tmp_path(name)), LATUP_OK);
+        assert_int_equal(latup_atomic_write(&live[k], "partial", 7), LATUP_OK);
+    }
+    assert_int_equal(count_entries(), 4);
+    errno = EDOM;
+    latup_remove_temporaries();
+    printf("  3 live temporaries and a committed file: %d entr%s left after latup_remove_temporaries\n",
+           count_entries(), count_entries() == 1 ? "y" : "ies");
+    assert_int_equal(errno, EDOM); /* a handler's errno is kept */
+    assert_int_equal(count_entries(), 1);
+    read_expect(tmp_path("done.bin"), 64, (const uint8_t *)"done", 4);
+    /* their writers then fail at the commit, and put nothing in place */
+    for (int k = 0; k < 3; k++) assert_int_equal(latup_atomic_commit(&live[k]), LATUP_E_IO);
+    printf("  a writer whose temporary was removed: %s\n", latup_last_error());
+    assert_int_equal(count_entries(), 1);
+    /* a temporary aborted or committed is forgotten: a file of its name made later stays */
+    latup_atomic_file gone;
+    assert_int_equal(latup_atomic_open(&gone, tmp_path("gone.bin")), LATUP_OK);
+    char tmp_name[600];
+    snprintf(tmp_name, sizeof tmp_name, "%s", gone.tmp_path);
+    latup_atomic_abort(&gone);
+    write_bytes(tmp_name, "someone else's", 14);
+    latup_remove_temporaries();
+    assert_int_equal(access(tmp_name, F_OK), 0);
+    assert_int_equal(count_entries(), 2);
+    /* many at once, more than one block of the list */
+    enum { MANY = 600 };
+    latup_atomic_file *m = calloc(MANY, sizeof *m);
+    assert_non_null(m);
+    for (int k = 0; k < MANY; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "m%d.bin", k);
+        assert_int_equal(latup_atomic_open(&m[k], tmp_path(name)), LATUP_OK);
+    }
+    assert_int_equal(count_entries(), 2 + MANY);
+    latup_remove_temporaries();
+    printf("  %d live temporaries: %d entries left after latup_remove_temporaries\n", MANY, count_entries());
+    assert_int_equal(count_entries(), 2);
+    for (int k = 0; k < MANY; k++) latup_atomic_abort(&m[k]);
+    free(m);
+}
+
+/* ---- output sets -------------------------------------------------------------------------------- */
+
+static latup_tensor small_tensor(float fill) {
+    latup_tensor t;
+    const int64_t shape[3] = {3, 2, 2};
+    assert_int_equal(latup_tensor_alloc(&t, 3, shape), LATUP_OK);
+    for (int i = 0; i < 12; i++) t.data[i] = fill + 0.01f * (float)i;
+    return t;
+}
+
+static uint8_t *slurp(const char *path, size_t *n) {
+    uint8_t *b;
+    assert_int_equal(latup_read_file(path, 1 << 20, &b, n), LATUP_OK);
+    return b;
+}
+
+/* One report line per check: what was called, the status and the message. */
+static void expect_status(const char *what, latup_status st, latup_status want, const char *says) {
+    const int ok = st == want && (!says || strstr(latup_last_error(), says));
+    printf("  %-48s %s %s: %s\n", what, ok ? "OK" : "NOT OK", latup_status_name(st), st ? latup_last_error() : "");
+    assert_int_equal(st, want);
+    if (says) assert_non_null(strstr(latup_last_error(), says));
+}
+
+/* The file holds exactly `want` (n bytes). */
+static void expect_same(const char *path, const uint8_t *want, size_t n) {
+    size_t m;
+    uint8_t *b = slurp(path, &m);
+    assert_int_equal(m, n);
+    assert_memory_equal(b, want, n);
+    free(b);
+}
+
+static void test_outputs_states(void **state) {
+    (void)state;
+    latup_tensor t = small_tensor(0.25f), u = small_tensor(0.75f);
+    const char *a = tmp_path("a.npy"), *b = tmp_path("b.npy"), *c = tmp_path("c.png");
+    latup_outputs *o;
+    assert_int_equal(latup_outputs_new(&o), LATUP_OK);
+    assert_int_equal(latup_outputs_add_npy(o, a, &t), LATUP_OK);
+    assert_int_equal(latup_outputs_commit(o), LATUP_OK);
+    size_t an;
+    uint8_t *abytes = slurp(a, &an);
+    /* committed: every further call is a usage error naming the state, and touches nothing */
+    expect_status("add_npy after the commit", latup_outputs_add_npy(o, b, &u), LATUP_E_USAGE, "already committed");
+    expect_status("add_npy onto the committed file", latup_outputs_add_npy(o, a, &u), LATUP_E_USAGE,
+                  "already committed");
+    expect_status("add_png after the commit", latup_outputs_add_png(o, c, &u, LATUP_PIXELS_UNIT, 8), LATUP_E_USAGE,
+                  "already committed");
+    expect_status("a second commit", latup_outputs_commit(o), LATUP_E_USAGE, "latup_outputs_commit: the output set "
+                                                                              "is already committed");
+    expect_status("a third commit", latup_outputs_commit(o), LATUP_E_USAGE, "already committed");
+    expect_same(a, abytes, an);
+    assert_int_equal(access(b, F_OK), -1);
+    assert_int_equal(access(c, F_OK), -1);
+    assert_int_equal(count_entries(), 1); /* a.npy, no temporary */
+    latup_outputs_free(o);                /* free after the commit keeps the files */
+    expect_same(a, abytes, an);
+    latup_outputs_free(NULL);
+
+    /* aborted: the commit fails at the second rename (its destination became a non-empty
+     * directory) and takes the first back; later adds and commits are usage errors and touch
+     * nothing, not even a file made since at a name the set held */
+    const char *blocked = tmp_path("blocked.npy"), *d = tmp_path("d.npy");
+    assert_int_equal(latup_outputs_new(&o), LATUP_OK);
+    assert_int_equal(latup_outputs_add_npy(o, d, &t), LATUP_OK);
+    assert_int_equal(latup_outputs_add_npy(o, blocked, &t), LATUP_OK);
+    assert_int_equal(mkdir(blocked, 0755), 0);
+    write_bytes(tmp_path("blocked.npy/x"), "x", 1);
+    expect_status("a commit whose second rename fails", latup_outputs_commit(o), LATUP_E_IO, "blocked.npy");
+    assert_int_equal(access(d, F_OK), -1);
+    assert_int_equal(count_entries(), 2); /* a.npy and the blocking directory */
+    write_bytes(d, "made after", 10);
+    expect_status("commit after a failed commit", latup_outputs_commit(o), LATUP_E_USAGE, "aborted");
+    expect_status("add_npy after a failed commit", latup_outputs_add_npy(o, b, &u), LATUP_E_USAGE, "aborted");
+    expect_status("add_png after a failed commit", latup_outputs_add_png(o, c, &u, LATUP_PIXELS_SIGNED, 16),
+                  LATUP_E_USAGE, "its commit failed");
+    expect_same(d, (const uint8_t *)"made after", 10);
+    expect_same(a, abytes, an);
+    assert_int_equal(count_entries(), 3);
+    latup_outputs_free(o);
+    expect_same(d, (const uint8_t *)"made after", 10);
+
+    /* a failed add leaves the set open: the outputs added before it, and after, are committed */
+    assert_int_equal(latup_outputs_new(&o), LATUP_OK);
+    assert_int_equal(latup_outputs_add_npy(o, b, &u), LATUP_OK);
+    latup_tensor bad = small_tensor(0.5f);
+    bad.data[3] = NAN;
+    expect_status("add_png of an image holding NaN", latup_outputs_add_png(o, c, &bad, LATUP_PIXELS_UNIT, 8),
+                  LATUP_E_INPUT, "NaN");
+    latup_tensor_free(&bad);
+    assert_int_equal(latup_outputs_add_npy(o, tmp_path("e.npy"), &t), LATUP_OK);
+    expect_status("commit after a failed add", latup_outputs_commit(o), LATUP_OK, NULL);
+    assert_int_equal(access(b, F_OK), 0);
+    assert_int_equal(access(tmp_path("e.npy"), F_OK), 0);
+    assert_int_equal(access(c, F_OK), -1);
+    latup_outputs_free(o);
+    assert_int_equal(count_entries(), 5);
+    free(abytes);
+    latup_tensor_free(&t);
+    latup_tensor_free(&u);
+}
+
+/* The argument contract on the file API: NULLs, empty paths, a tensor without data, enums and
+ * bit depths out of range are usage errors naming the function and argument; nothing is written. */
+static void test_outputs_args(void **state) {
+    (void)state;
+    latup_tensor t = small_tensor(0.5f), img;
+    const int64_t rgb[3] = {3, 2, 2};
+    assert_int_equal(latup_tensor_alloc(&img, 3, rgb), LATUP_OK);
+    const char *p = tmp_path("p.npy"), *q = tmp_path("q.png");
+    expect_status("latup_output_check(\"\")", latup_output_check(""), LATUP_E_USAGE, "empty");
+    expect_status("latup_output_check(NULL)", latup_output_check(NULL), LATUP_E_USAGE, "'path' is NULL");
+    expect_status("latup_outputs_new(NULL)", latup_outputs_new(NULL), LATUP_E_USAGE, "'o' is NULL");
+    expect_status("latup_outputs_commit(NULL)", latup_outputs_commit(NULL), LATUP_E_USAGE, "'o' is NULL");
+    latup_outputs *o;
+    assert_int_equal(latup_outputs_new(&o), LATUP_OK);
+    expect_status("add_npy(NULL set)", latup_outputs_add_npy(NULL, p, &t), LATUP_E_USAGE,
+                  "latup_outputs_add_npy: argument 'o' is NULL");
+    expect_status("add_npy(NULL path)", latup_outputs_add_npy(o, NULL, &t), LATUP_E_USAGE, "'path' is NULL");
+    expect_status("add_npy(\"\")", latup_outputs_add_npy(o, "", &t), LATUP_E_USAGE, "empty");
+    expect_status("add_npy(NULL tensor)", latup_outputs_add_npy(o, p, NULL), LATUP_E_USAGE, "'t' is NULL");
+    expect_status("add_png(NULL image)", latup_outputs_add_png(o, q, NULL, LATUP_PIXELS_UNIT, 8), LATUP_E_USAGE,
+                  "'img' is NULL");
+    latup_tensor nodata = t;
+    nodata.data = NULL;
+    expect_status("add_npy of a tensor with a shape, no data", latup_outputs_add_npy(o, p, &nodata), LATUP_E_USAGE,
+                  "data is NULL");
+    latup_tensor noimg = img;
+    noimg.data = NULL;
+    expect_status("add_png of an image with no data", latup_outputs_add_png(o, q, &noimg, LATUP_PIXELS_UNIT, 8),
+                  LATUP_E_USAGE, "data is NULL");
+    latup_tensor rank0 = t;
+    rank0.ndim = 0;
+    expect_status("add_npy of a rank-0 tensor", latup_outputs_add_npy(o, p, &rank0), LATUP_E_USAGE, "rank 0");
+    expect_status("add_png, range 2", latup_outputs_add_png(o, q, &img, (latup_pixel_range)2, 8), LATUP_E_USAGE,
+                  "range 2");
+    expect_status("add_png, range -1", latup_outputs_add_png(o, q, &img, (latup_pixel_range)-1, 8), LATUP_E_USAGE,
+                  "range -1");
+    expect_status("add_png, 12 bits", latup_outputs_add_png(o, q, &img, LATUP_PIXELS_UNIT, 12), LATUP_E_USAGE,
+                  "bits 12");
+    expect_status("add_png, 0 bits", latup_outputs_add_png(o, q, &img, LATUP_PIXELS_SIGNED, 0), LATUP_E_USAGE,
+                  "bits 0");
+    assert_int_equal(count_entries(), 0); /* nothing written, no temporary */
+    /* the set is still open and works */
+    assert_int_equal(latup_outputs_add_npy(o, p, &t), LATUP_OK);
+    assert_int_equal(latup_outputs_add_png(o, q, &img, LATUP_PIXELS_UNIT, 16), LATUP_OK);
+    expect_status("commit after refused adds", latup_outputs_commit(o), LATUP_OK, NULL);
+    latup_outputs_free(o);
+    assert_int_equal(count_entries(), 2);
+
+    /* readers: path and t required, key and kind may be NULL */
+    latup_tensor r;
+    latup_file_kind kind = LATUP_FILE_PNG;
+    expect_status("latup_tensor_read(NULL path)", latup_tensor_read(NULL, NULL, &r, &kind), LATUP_E_USAGE,
+                  "'path' is NULL");
+    assert_int_equal(kind, 0);
+    expect_status("latup_tensor_read(NULL t)", latup_tensor_read(p, NULL, NULL, NULL), LATUP_E_USAGE, "'t' is NULL");
+    expect_status("latup_tensor_read(key NULL, kind NULL)", latup_tensor_read(p, NULL, &r, NULL), LATUP_OK, NULL);
+    assert_int_equal(r.ndim, 3);
+    latup_tensor_free(&r);
+    latup_checkpoint_info ci;
+    expect_status("latup_checkpoint_info_read(NULL path)", latup_checkpoint_info_read(NULL, &ci), LATUP_E_USAGE,
+                  "'path' is NULL");
+    expect_status("latup_checkpoint_info_read(NULL ci)", latup_checkpoint_info_read(p, NULL), LATUP_E_USAGE,
+                  "'ci' is NULL");
+
+    /* latup_set_error: a NULL format or a status outside the enum */
+    const char *volatile no_fmt = NULL; /* not a literal: the format attribute would object */
+    expect_status("latup_set_error(E_INPUT, NULL)", latup_set_error(LATUP_E_INPUT, no_fmt), LATUP_E_USAGE,
+                  "'fmt' is NULL");
+    expect_status("latup_set_error(99, ...)", latup_set_error((latup_status)99, "x"), LATUP_E_USAGE, "status 99");
+    expect_status("latup_set_error(-1, ...)", latup_set_error((latup_status)-1, "x"), LATUP_E_USAGE, "status -1");
+    expect_status("latup_set_error(E_IO, \"x %d\", 3)", latup_set_error(LATUP_E_IO, "x %d", 3), LATUP_E_IO, "x 3");
+    expect_status("latup_set_error(OK, ...)", latup_set_error(LATUP_OK, "fine"), LATUP_OK, NULL);
+    latup_tensor_free(&t);
+    latup_tensor_free(&img);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_read_plain, each_setup),
@@ -454,6 +722,10 @@ int main(void) {
         cmocka_unit_test_setup(test_atomic_commit, each_setup),
         cmocka_unit_test_setup(test_atomic_abort, each_setup),
         cmocka_unit_test_setup(test_atomic_errors, each_setup),
+        cmocka_unit_test_setup(test_atomic_long_names, each_setup),
+        cmocka_unit_test_setup(test_remove_temporaries, each_setup),
+        cmocka_unit_test_setup(test_outputs_states, each_setup),
+        cmocka_unit_test_setup(test_outputs_args, each_setup),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }

@@ -23,6 +23,10 @@
 const char *latup_version(void) { return LATUP_VERSION_STRING; }
 
 latup_status latup_set_error(latup_status st, const char *fmt, ...) {
+    LATUP_NEED(fmt);
+    if ((int)st < (int)LATUP_OK || (int)st > (int)LATUP_E_DEVICE)
+        return latup_fail(LATUP_E_USAGE, "latup_set_error: status %d is not a latup_status (0 to %d)", (int)st,
+                          (int)LATUP_E_DEVICE);
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -69,7 +73,10 @@ static latup_status pick_safetensors(const uint8_t *buf, size_t len, const char 
 }
 
 latup_status latup_tensor_read(const char *path, const char *key, latup_tensor *t, latup_file_kind *kind) {
+    if (kind) *kind = 0;
+    LATUP_NEED(t);
     memset(t, 0, sizeof *t);
+    LATUP_NEED(path);
     latup_file_kind k = 0;
     /* opened once ("-" is stdin), the format sniffed from its first bytes, a stream read no
      * further than its header says the file holds */
@@ -102,15 +109,32 @@ typedef struct {
     char *path;           /* destination */
     latup_atomic_file af; /* files: the temporary next to it */
     FILE *held;           /* "-": an anonymous temporary, copied to stdout on commit */
-    int committed;
+    int committed;        /* renamed into place */
+    int listed;           /* during a commit: its entry in the signal list (-1: none) */
 } out_entry;
+
+/* A set is open until its commit: committed when every file is in place, aborted when the commit
+ * failed and took back what it had renamed. Only an open set takes outputs or a commit, so no
+ * call after the commit can touch what it wrote. */
+typedef enum { SET_OPEN = 0, SET_COMMITTED, SET_ABORTED } set_state;
 
 struct latup_outputs {
     out_entry *e;
     int n, cap;
+    set_state state;
 };
 
+static latup_status wrong_state(const latup_outputs *o, const char *func) {
+    if (o->state == SET_COMMITTED)
+        return latup_fail(LATUP_E_USAGE, "%s: the output set is already committed: its files are in place; "
+                                         "put further outputs in a new set", func);
+    return latup_fail(LATUP_E_USAGE, "%s: the output set is aborted: its commit failed and removed its outputs; "
+                                     "start a new set", func);
+}
+
 latup_status latup_output_check(const char *path) {
+    LATUP_NEED(path);
+    if (!path[0]) return latup_fail(LATUP_E_USAGE, "latup_output_check: the output path is empty");
     if (!strcmp(path, "-")) return LATUP_OK;
     struct stat sb;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
@@ -122,6 +146,7 @@ latup_status latup_output_check(const char *path) {
 }
 
 latup_status latup_outputs_new(latup_outputs **o) {
+    LATUP_NEED(o);
     *o = latup_calloc(1, sizeof **o, "an output set");
     return *o ? LATUP_OK : LATUP_E_NOMEM;
 }
@@ -147,6 +172,17 @@ static latup_status enc_npy(FILE *f, const char *path, const latup_tensor *t, la
     return latup_npy_encode(f, path, t);
 }
 
+/* The arguments every add checks, in the order the contract gives (latup.h, "arguments"). */
+static latup_status add_args(const latup_outputs *o, const char *path, const latup_tensor *t, const char *func,
+                             const char *t_name) {
+    if (!o) return latup_null_arg(func, "o");
+    if (!path) return latup_null_arg(func, "path");
+    TRY(latup_tensor_check(t, func, t_name, 1));
+    if (o->state != SET_OPEN) return wrong_state(o, func);
+    if (!path[0]) return latup_fail(LATUP_E_USAGE, "%s: the output path is empty", func);
+    return LATUP_OK;
+}
+
 static latup_status add(latup_outputs *o, const char *path, encode_fn enc, const latup_tensor *t,
                         latup_png_map map, int bits) {
     const int to_stdout = !strcmp(path, "-");
@@ -169,6 +205,7 @@ static latup_status add(latup_outputs *o, const char *path, encode_fn enc, const
     out_entry *e = &o->e[o->n];
     memset(e, 0, sizeof *e);
     e->path = canon;
+    e->listed = -1;
     latup_status st;
     if (to_stdout) {
         e->held = tmpfile();
@@ -190,11 +227,18 @@ static latup_status add(latup_outputs *o, const char *path, encode_fn enc, const
 }
 
 latup_status latup_outputs_add_npy(latup_outputs *o, const char *path, const latup_tensor *t) {
+    TRY(add_args(o, path, t, __func__, "t"));
     return add(o, path, enc_npy, t, LATUP_PNG_MAP_UNIT, 0);
 }
 
 latup_status latup_outputs_add_png(latup_outputs *o, const char *path, const latup_tensor *img,
                                    latup_pixel_range range, int bits) {
+    TRY(add_args(o, path, img, __func__, "img"));
+    if (range != LATUP_PIXELS_UNIT && range != LATUP_PIXELS_SIGNED)
+        return latup_fail(LATUP_E_USAGE, "%s: range %d is not a latup_pixel_range (LATUP_PIXELS_UNIT or "
+                                         "LATUP_PIXELS_SIGNED)", __func__, (int)range);
+    if (bits != 8 && bits != 16)
+        return latup_fail(LATUP_E_USAGE, "%s: bits %d: a PNG is written with 8 or 16 bits per sample", __func__, bits);
     return add(o, path, latup_png_encode, img, latup_png_map_for(range), bits);
 }
 
@@ -211,20 +255,30 @@ static latup_status copy_to_stdout(FILE *held) {
 }
 
 latup_status latup_outputs_commit(latup_outputs *o) {
+    LATUP_NEED(o);
+    if (o->state != SET_OPEN) return wrong_state(o, __func__);
     latup_status st = LATUP_OK;
-    int i = 0;
-    for (; i < o->n && !st; i++) {
+    /* Each file renamed stays on the signal list (as its destination now) until all are in
+     * place: a signal in between removes them, as a failure does. */
+    for (int i = 0; i < o->n && !st; i++) {
         out_entry *e = &o->e[i];
         if (e->held) continue;
-        st = latup_atomic_commit(&e->af); /* fsync, rename; removes its temporary on failure */
+        st = latup_atomic_commit_held(&e->af, &e->listed); /* fsync, rename; removes its temporary on failure */
         e->committed = st == LATUP_OK;
     }
-    if (st) { /* all or none: take back the ones already in place */
-        for (int k = 0; k < o->n; k++)
-            if (o->e[k].committed) unlink(o->e[k].path), o->e[k].committed = 0;
+    for (int k = 0; k < o->n; k++) {
+        out_entry *e = &o->e[k];
+        if (st && e->committed) unlink(e->path), e->committed = 0; /* all or none: take it back */
+        else if (st && !e->held) latup_atomic_abort(&e->af);       /* never reached: its temporary */
+        latup_signal_forget(e->listed);
+        e->listed = -1;
+    }
+    if (st) {
+        o->state = SET_ABORTED;
         return st;
     }
-    for (i = 0; i < o->n && !st; i++)
+    o->state = SET_COMMITTED; /* the files are in place, whatever stdout does */
+    for (int i = 0; i < o->n && !st; i++)
         if (o->e[i].held) st = copy_to_stdout(o->e[i].held);
     return st;
 }
@@ -234,7 +288,7 @@ void latup_outputs_free(latup_outputs *o) {
     for (int i = 0; i < o->n; i++) {
         out_entry *e = &o->e[i];
         if (e->held) fclose(e->held);
-        else if (!e->committed) latup_atomic_abort(&e->af);
+        else if (!e->committed) latup_atomic_abort(&e->af); /* committed files stay */
         free(e->path);
     }
     free(o->e);
@@ -244,7 +298,9 @@ void latup_outputs_free(latup_outputs *o) {
 /* ---- checkpoints ----------------------------------------------------------------------------------- */
 
 latup_status latup_checkpoint_info_read(const char *path, latup_checkpoint_info *ci) {
+    LATUP_NEED(ci);
     memset(ci, 0, sizeof *ci);
+    LATUP_NEED(path);
     latup_weights w;
     TRY(latup_weights_load(path, &w));
     snprintf(ci->format, sizeof ci->format, "%s", w.format ? w.format : "?");

@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,7 +83,18 @@ latup_status cli_dump_open(cli_dump_ctx *d, const char *dir) {
     if (st) return st;
     char p[4200];
     snprintf(p, sizeof p, "%s/dump_order.txt", dir);
-    if (!(d->order = fopen(p, "w"))) return latup_set_error(LATUP_E_IO, "%s: cannot create: %s", p, strerror(errno));
+    /* A dump into the same DIR again replaces the list. Whatever is there goes first (a symlink
+     * itself, never its target), then a new file is made with O_EXCL|O_NOFOLLOW: a link planted
+     * after the unlink makes the open fail, so latup never writes through one. */
+    if (unlink(p) != 0 && errno != ENOENT)
+        return latup_set_error(LATUP_E_IO, "%s: cannot replace it: %s", p, strerror(errno));
+    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0) return latup_set_error(LATUP_E_IO, "%s: cannot create: %s", p, strerror(errno));
+    if (!(d->order = fdopen(fd, "w"))) {
+        const int e = errno;
+        close(fd);
+        return latup_set_error(LATUP_E_IO, "%s: cannot create: %s", p, strerror(e));
+    }
     return LATUP_OK;
 }
 

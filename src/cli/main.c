@@ -1,9 +1,34 @@
 /* main.c — the latup command line: dispatch to the commands (pipeline.c: upscale, decode, run;
- * info.c; compare.c), help and version. */
+ * info.c; compare.c), help and version, and what SIGINT, SIGTERM and SIGHUP do to a command that
+ * is writing. */
+#define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+
+/* Interrupted, a command removes its temporaries (and any output of a set not yet all in place),
+ * then dies of the signal itself, so its parent sees the signal (a shell: 128 + N), not an exit
+ * code that could be mistaken for one of latup's. Async-signal-safe throughout. */
+static void on_signal(int sig) {
+    latup_remove_temporaries();
+    signal(sig, SIG_DFL);
+    raise(sig); /* delivered once this handler returns (the signal is blocked while it runs) */
+}
+
+/* A signal ignored when latup started (nohup, a background job's SIGINT) stays ignored. */
+static void catch_signals(void) {
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old, sa;
+        if (sigaction(sigs[i], NULL, &old) != 0 || old.sa_handler == SIG_IGN) continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigfillset(&sa.sa_mask); /* no second signal interleaves with the removal */
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
 
 /* --verbose adds the numeric environment: a slow run is most often the wrong OpenBLAS kernels, and
  * this is where a user (or a bug report) can see which ones run. */
@@ -22,6 +47,7 @@ static int version(int verbose) {
 }
 
 int main(int argc, char **argv) {
+    catch_signals();
     if (argc < 2) {
         cli_print_main_usage(stderr);
         return LATUP_E_USAGE;

@@ -1,7 +1,8 @@
 /* fileio.c — input files opened once, sniffed and read no further than their format allows (gzip
  * inflated on the way, regular files optionally mapped), and atomic writes: data goes
- * to "<path>.tmp.XXXXXX" in the same directory and is renamed over <path> only once it is fully on
- * disk, so a crash or an error never leaves a truncated output behind. */
+ * to a temporary "latup-XXXXXX.tmp" in <path>'s directory and is renamed over <path> only once it
+ * is fully on disk, so a crash or an error never leaves a truncated output behind; the
+ * temporaries alive are listed where a signal handler can remove them. */
 #define _POSIX_C_SOURCE 200809L
 #include "io/fileio.h"
 
@@ -337,16 +338,95 @@ latup_status latup_read_file(const char *path, size_t max_bytes, uint8_t **out, 
     return LATUP_OK;
 }
 
+/* ---- the temporaries a signal handler removes ------------------------------------------------
+ * latup_remove_temporaries() runs in signal handlers, maybe on another thread than the one
+ * writing, maybe interrupting a malloc: it may only load lock-free atomics and call unlink(2).
+ * So the list is slots of atomic pointers in blocks that, once published, are never moved or
+ * freed; a slot holds a malloc'd copy of a path or NULL. A copy taken out of its slot is freed
+ * only while no handler runs (g_handlers == 0): a handler raises the count before it reads any
+ * slot, the writer empties the slot before it reads the count, both sequentially consistent, so
+ * one of them sees the other. A copy a handler might still read is left (the process is most
+ * likely dying). */
+_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2,
+               "latup_remove_temporaries needs lock-free atomics to be async-signal-safe");
+
+#define LIST_BLOCK 256
+typedef struct {
+    _Atomic(char *) path[LIST_BLOCK];
+} list_block;
+static _Atomic(list_block *) g_blocks[LATUP_SIGNAL_LIST_MAX / LIST_BLOCK];
+static atomic_int g_handlers;
+
+static void list_drop(char *copy) {
+    if (copy && atomic_load(&g_handlers) == 0) free(copy);
+}
+
+int latup_signal_list(const char *path) {
+    char *copy = strdup(path);
+    if (!copy) return -1;
+    for (int b = 0; b < LATUP_SIGNAL_LIST_MAX / LIST_BLOCK; b++) {
+        list_block *blk = atomic_load(&g_blocks[b]);
+        if (!blk) {
+            list_block *fresh = calloc(1, sizeof *fresh), *none = NULL;
+            if (!fresh) break;
+            for (int k = 0; k < LIST_BLOCK; k++) atomic_init(&fresh->path[k], NULL);
+            if (atomic_compare_exchange_strong(&g_blocks[b], &none, fresh)) blk = fresh;
+            else free(fresh), blk = none; /* another thread published this block first */
+        }
+        for (int k = 0; k < LIST_BLOCK; k++) {
+            char *empty = NULL;
+            if (!atomic_load(&blk->path[k]) && atomic_compare_exchange_strong(&blk->path[k], &empty, copy))
+                return b * LIST_BLOCK + k;
+        }
+    }
+    free(copy);
+    return -1;
+}
+
+static _Atomic(char *) *list_slot(int entry) {
+    if (entry < 0 || entry >= LATUP_SIGNAL_LIST_MAX) return NULL;
+    list_block *blk = atomic_load(&g_blocks[entry / LIST_BLOCK]);
+    return blk ? &blk->path[entry % LIST_BLOCK] : NULL;
+}
+
+void latup_signal_forget(int entry) {
+    _Atomic(char *) *slot = list_slot(entry);
+    if (slot) list_drop(atomic_exchange(slot, NULL));
+}
+
+/* The entry lists `path` from now on (one atomic store: never neither, never half of either). */
+static void list_replace(int entry, const char *path) {
+    _Atomic(char *) *slot = list_slot(entry);
+    char *copy = slot ? strdup(path) : NULL;
+    if (copy) list_drop(atomic_exchange(slot, copy));
+}
+
+void latup_remove_temporaries(void) {
+    const int saved = errno;
+    atomic_fetch_add(&g_handlers, 1);
+    for (int b = 0; b < LATUP_SIGNAL_LIST_MAX / LIST_BLOCK; b++) {
+        list_block *blk = atomic_load(&g_blocks[b]);
+        if (!blk) break; /* blocks are published in order */
+        for (int k = 0; k < LIST_BLOCK; k++) {
+            const char *p = atomic_load(&blk->path[k]);
+            if (p) unlink(p);
+        }
+    }
+    atomic_fetch_sub(&g_handlers, 1);
+    errno = saved;
+}
+
 /* ---- atomic writing --------------------------------------------------------------------------- */
 
 static void af_clear(latup_atomic_file *af) {
+    latup_signal_forget(af->slot - 1);
     free(af->final_path);
     free(af->tmp_path);
     memset(af, 0, sizeof *af);
 }
 
-/* Fills the trailing XXXXXX of `name` with letters and digits. Not security-grade randomness:
- * O_EXCL in the caller is what guarantees we never open someone else's file. */
+/* Fills the trailing XXXXXX of `name` (before ".tmp") with letters and digits. Not security-grade
+ * randomness: O_EXCL in the caller is what guarantees we never open someone else's file. */
 static void fill_random_suffix(char *name) {
     static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     static _Atomic uint64_t counter;
@@ -354,7 +434,7 @@ static void fill_random_suffix(char *name) {
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 20) ^
                  (counter++ * 0x9E3779B97F4A7C15ull);
-    char *p = name + strlen(name) - 6;
+    char *p = name + strlen(name) - 10;
     for (int k = 0; k < 6; k++) {
         x ^= x >> 31; /* splitmix-style mixing */
         x *= 0xBF58476D1CE4E5B9ull;
@@ -363,28 +443,37 @@ static void fill_random_suffix(char *name) {
     }
 }
 
+#define TMP_NAME "latup-XXXXXX.tmp"
+
 latup_status latup_atomic_open(latup_atomic_file *af, const char *path) {
     memset(af, 0, sizeof *af);
-    size_t n = strlen(path);
+    if (!path[0]) return latup_fail(LATUP_E_USAGE, "an output path is empty");
+    /* the temporary sits in path's directory: everything up to its last '/' */
+    const char *slash = strrchr(path, '/');
+    const size_t n = strlen(path), dir_len = slash ? (size_t)(slash - path) + 1 : 0;
     af->final_path = latup_malloc(n + 1, "a file name");
-    af->tmp_path = latup_malloc(n + sizeof ".tmp.XXXXXX", "a file name");
+    af->tmp_path = latup_malloc(dir_len + sizeof TMP_NAME, "a file name");
     if (!af->final_path || !af->tmp_path) {
         af_clear(af);
         return LATUP_E_NOMEM;
     }
     memcpy(af->final_path, path, n + 1);
+    memcpy(af->tmp_path, path, dir_len);
     /* Like mkstemp, but with mode 0666 so the umask applies as for any new file (mkstemp gives
      * 0600, and reading the umask to fix that up would change it process-wide for a moment). */
-    int fd = -1;
+    int fd = -1, e = 0;
     for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
-        memcpy(af->tmp_path, path, n);
-        memcpy(af->tmp_path + n, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
+        memcpy(af->tmp_path + dir_len, TMP_NAME, sizeof TMP_NAME);
         fill_random_suffix(af->tmp_path);
-        fd = open(af->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && errno != EEXIST) break;
+        fd = open(af->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        e = errno;
+        if (fd < 0 && e != EEXIST) break;
     }
+    /* Listed once it is ours (listed before the open, a signal could remove someone else's file
+     * of that name); a signal in between leaves it, as a SIGKILL would. */
+    if (fd >= 0) af->slot = latup_signal_list(af->tmp_path) + 1;
     if (fd < 0) {
-        latup_status st = io_fail(path, "cannot create a temporary file next to it", errno);
+        latup_status st = io_fail(path, "cannot create a temporary file next to it", e);
         af_clear(af);
         return st;
     }
@@ -404,7 +493,8 @@ latup_status latup_atomic_write(latup_atomic_file *af, const void *data, size_t 
     return LATUP_OK;
 }
 
-latup_status latup_atomic_commit(latup_atomic_file *af) {
+static latup_status commit(latup_atomic_file *af, int *held) {
+    if (held) *held = -1;
     if (!af->f) return latup_fail(LATUP_E_INTERNAL, "commit of a closed atomic file");
     latup_status st = LATUP_OK;
     /* fsync before rename: otherwise a crash can leave the new name pointing at empty data. */
@@ -419,9 +509,17 @@ latup_status latup_atomic_commit(latup_atomic_file *af) {
     if (!st && rename(af->tmp_path, af->final_path) != 0)
         st = io_fail(af->final_path, "cannot rename the temporary file onto it", errno);
     if (st) unlink(af->tmp_path);
+    if (!st && held && af->slot > 0) { /* the entry passes to the destination, now in place */
+        list_replace(af->slot - 1, af->final_path);
+        *held = af->slot - 1;
+        af->slot = 0;
+    }
     af_clear(af);
     return st;
 }
+
+latup_status latup_atomic_commit(latup_atomic_file *af) { return commit(af, NULL); }
+latup_status latup_atomic_commit_held(latup_atomic_file *af, int *held) { return commit(af, held); }
 
 void latup_atomic_abort(latup_atomic_file *af) {
     if (!af) return;

@@ -66,17 +66,36 @@ void latup_input_close(latup_input *in);
  * known format go through latup_input_open. */
 latup_status latup_read_file(const char *path, size_t max_bytes, uint8_t **buf, size_t *len);
 
-/* Atomic writer: open creates "<path>.tmp.XXXXXX"; commit flushes, closes and renames;
- * abort closes and removes the temporary. */
+/* ---- atomic writing ----------------------------------------------------------------------------
+ * open creates a temporary "latup-XXXXXX.tmp" in the destination's directory (a short name, so
+ * every legal destination name works: a 255-byte name would not fit a suffix), O_CREAT|O_EXCL|
+ * O_NOFOLLOW with mode 0666 less the umask; commit flushes, fsyncs, closes and renames it over the
+ * destination (a symlink there is replaced, never followed); abort closes and removes it. While it
+ * exists the temporary is listed for latup_remove_temporaries() (latup.h), so a signal handler can
+ * remove it. An empty path is LATUP_E_USAGE. */
 typedef struct {
     FILE *f;
     char *final_path;
     char *tmp_path;
+    int slot; /* 1 + its entry in the list of temporaries a signal removes; 0: none */
 } latup_atomic_file;
 
 latup_status latup_atomic_open(latup_atomic_file *af, const char *path);
 latup_status latup_atomic_write(latup_atomic_file *af, const void *data, size_t n);
 latup_status latup_atomic_commit(latup_atomic_file *af);
 void latup_atomic_abort(latup_atomic_file *af);
+
+/* latup_atomic_commit for a file that is one of a set (latup_outputs_commit): after the rename,
+ * the entry that listed the temporary lists the destination instead, in *held, so a signal
+ * before the whole set is in place removes this file too (all or none). The caller ends that
+ * with latup_signal_forget(*held); *held is -1 on failure or when nothing is listed. */
+latup_status latup_atomic_commit_held(latup_atomic_file *af, int *held);
+
+/* The list latup_remove_temporaries() walks: latup_signal_list adds a copy of path (returns its
+ * entry, or -1 when it cannot: out of memory, or LATUP_SIGNAL_LIST_MAX entries live, and then a
+ * signal leaves that file); latup_signal_forget(-1) does nothing. Thread-safe, lock-free. */
+#define LATUP_SIGNAL_LIST_MAX 65536
+int latup_signal_list(const char *path);
+void latup_signal_forget(int entry);
 
 #endif
