@@ -22,8 +22,9 @@ Arguments are checked here, before anything reaches the library (docs/python.md)
 - Integers (scale, threads, tile, overlap, max_memory, shape dimensions) take int or a numpy
   integer; bool, float (2.0 too) and anything else raise TypeError, and a value outside the
   argument's range raises ValueError naming the argument and the range (the CLI's ranges:
-  scale 2..8, threads 1..4096, tile 4..8192, overlap 1..8191, max_memory 1 byte..1 EiB; 0 or
-  None where a default exists). Nothing is wrapped or truncated on the way to C.
+  scale 2..8, threads 1..4096, tile 4..8192, overlap 1..8191, each with 0 or None for its
+  default; max_memory 0..2**60 bytes, 0 no limit, None the default). Nothing is wrapped or
+  truncated on the way to C.
 - Arrays of 1 to 4 dimensions, of a float or integer dtype (complex, bool, object, str: TypeError;
   another rank: ValueError). Anything but an aligned, C-contiguous, native-order float32 array is
   copied into one first (values converted to float32).
