@@ -185,11 +185,11 @@ test: all $(TEST_BIN) $(BUILD)/latup-shared $(BUILD)/tests/blas_kernels
 	  echo "== check-exports"; if $(MAKE) -s check-exports; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-exports"; fi; \
 	  echo "== check-readme"; if tools/ci/check_readme.sh; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-readme"; fi; \
 	  echo "== check-includes"; if tools/ci/check_includes.sh; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: check-includes"; fi; \
-	  if $(PYTHON) -c 'import numpy' 2>/dev/null; then \
-	    echo "== test-python"; if $(MAKE) -s test-python; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: test-python"; fi; \
-	  elif [ "$(REQUIRE_PYTHON)" = 1 ]; then echo "FAILED: test-python: $(PYTHON) has no numpy"; fail=$$((fail+1)); \
-	  else echo "== test-python NOT RUN: $(PYTHON) has no numpy (apt-get install python3-numpy); not counted"; fi; \
 	fi; \
+	if $(PYTHON) -c 'import numpy' 2>/dev/null; then \
+	  echo "== test-python"; if $(MAKE) -s test-python; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: test-python"; fi; \
+	elif [ "$(REQUIRE_PYTHON)" = 1 ]; then echo "FAILED: test-python: $(PYTHON) has no numpy"; fail=$$((fail+1)); \
+	else echo "== test-python NOT RUN: $(PYTHON) has no numpy (apt-get install python3-numpy); not counted"; fi; \
 	if [ $$notrun -gt 0 ]; then echo "tests: $$pass passed, $$fail failed, $$notrun not run"; \
 	else echo "tests: $$pass passed, $$fail failed"; fi; \
 	test $$fail -eq 0 && test $$notrun -eq 0
@@ -260,9 +260,22 @@ check-install: all
 
 # ---- Python --------------------------------------------------------------------------------------
 # Debian's interpreter (python3-numpy), not a pyenv one; the package loads $(BUILD)/liblatup.so.
+# SANITIZE=1: the sanitized liblatup.so, in an interpreter that is not: the ASan and UBSan runtimes
+# are preloaded (they must come first), leak checks are off (the interpreter keeps what it
+# allocates until exit), and any report ends the run with an error (halt_on_error; the library is
+# built with -fno-sanitize-recover), so it fails the tests. Spawned programs (build-san/latup, the
+# compiler of the ABI test) inherit the same environment.
 PYTHON ?= /usr/bin/python3
+ifeq ($(SANITIZE),1)
+SAN_RUNTIMES = $(shell $(CC) -print-file-name=libasan.so) $(shell $(CC) -print-file-name=libubsan.so)
+PY_SAN_ENV = LD_PRELOAD="$(SAN_RUNTIMES)" ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0:halt_on_error=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+endif
 test-python: $(BUILD)/liblatup.so $(BUILD)/latup
-	LATUP_LIBRARY=$(CURDIR)/$(BUILD)/liblatup.so LATUP_BIN=$(CURDIR)/$(BUILD)/latup CC=$(CC) \
+ifeq ($(SANITIZE),1)
+	@for f in $(SAN_RUNTIMES); do [ -f "$$f" ] || { echo "test-python: $(CC) has no $$f to preload (SANITIZE=1 needs gcc's libasan and libubsan)" >&2; exit 1; }; done
+endif
+	$(PY_SAN_ENV) LATUP_LIBRARY=$(CURDIR)/$(BUILD)/liblatup.so LATUP_BIN=$(CURDIR)/$(BUILD)/latup CC=$(CC) \
 	  PYTHONPATH=$(CURDIR)/python:$(CURDIR)/examples/comfyui $(PYTHON) -m unittest discover -s python/tests -t python -v
 
 # The README's main job: install what is missing, build, then run the committed demo latent (a

@@ -43,7 +43,7 @@ def _model(kind, path, **options):
 def _to_numpy(x):
     if torch is not None and isinstance(x, torch.Tensor):
         return x.detach().to("cpu", torch.float32).contiguous().numpy(), True
-    return np.asarray(x, dtype=np.float32), False
+    return np.asarray(x), False  # the package converts (and refuses what it cannot take)
 
 
 def _like(y, as_torch):
@@ -66,7 +66,7 @@ class LatupLuaUpscale:
 
     def upscale(self, samples, lua_model, scale=2, threads=0):
         x, as_torch = _to_numpy(samples["samples"])
-        y = _model("lua", _resolve(lua_model, "upscale_models")).upscale(x, int(scale), threads=threads or None)
+        y = _model("lua", _resolve(lua_model, "upscale_models")).upscale(x, scale, threads=threads or None)
         out = dict(samples)
         out["samples"] = _like(y, as_torch)
         return (out,)
