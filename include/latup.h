@@ -33,12 +33,19 @@ LATUP_API const char *latup_version(void); /* "0.1.0" */
  *   dereferenced. Functions returning no status do nothing on NULL (the _free functions, the
  *   _print functions) or return NULL, -1 or "unknown" as their comment says.
  * - A tensor argument is checked before anything indexes or formats it: ndim 1 to
- *   LATUP_MAX_DIMS, no negative dimension, an element count whose bytes fit size_t, and data not
- *   NULL when it holds elements (latup_prepare alone takes a shape without data). Otherwise
+ *   LATUP_MAX_DIMS, no negative dimension, an element count whose bytes fit size_t, data aligned
+ *   for float, and data not NULL when it holds elements (latup_prepare alone takes a shape without
+ *   data). Otherwise
  *   LATUP_E_USAGE naming the tensor. A valid tensor of the wrong shape for the call is
  *   LATUP_E_INPUT, as a wrong file is.
  * - An enum argument (or enum field of an options struct) outside its declared values is
  *   LATUP_E_USAGE; the _name functions return "unknown" for it.
+ * - A model handle must come from its own loader and not be freed yet: a latup_vae passed where a
+ *   latup_lua goes (or the reverse) is LATUP_E_USAGE (each handle carries a type tag; a freed one
+ *   usually fails the same way, but a freed handle is undefined behaviour all the same).
+ * - An output tensor is never also an input of the same call (LATUP_E_USAGE).
+ * - Models are read-only during calls: any number of threads may run calls on one model at once;
+ *   freeing it while a call runs is the caller's error (the Python package waits for the calls).
  * - LATUP_E_INTERNAL is never the answer to a caller's mistake: it means latup broke its own
  *   invariant, and is a bug to report. */
 
@@ -104,7 +111,9 @@ LATUP_API latup_status latup_flux_unpack(const latup_tensor *packed, int h, int 
 
 /* ---- threads --------------------------------------------------------------------------------- */
 LATUP_API void latup_set_threads(int n); /* OpenMP threads for latup's tile loops (OpenBLAS stays at one
-                                * thread); n <= 0 means all cores */
+                                * thread); n <= 0 means all cores. If the OS refuses to create that
+                                * many threads (ulimit), libgomp itself ends the process: latup cannot
+                                * catch it, so keep n near the core count. */
 LATUP_API int latup_get_threads(void);
 
 /* ---- math mode ---------------------------------------------------------------------------------

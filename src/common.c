@@ -356,6 +356,9 @@ latup_status latup_tensor_check(const latup_tensor *t, const char *func, const c
     if (need_data && n > 0 && !t->data)
         return latup_fail(LATUP_E_USAGE, "%s: tensor '%s' has shape %s but its data is NULL", func, arg,
                           latup_shape_str(s, sizeof s, t->ndim, t->shape));
+    if ((uintptr_t)t->data % _Alignof(float))
+        return latup_fail(LATUP_E_USAGE, "%s: tensor '%s' has data at %p, not aligned for float (%zu bytes)", func, arg,
+                          (void *)t->data, _Alignof(float));
     return LATUP_OK;
 }
 

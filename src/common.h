@@ -32,8 +32,8 @@ latup_status latup_null_arg(const char *func, const char *arg);
     } while (0)
 
 /* A caller's tensor before anything indexes or formats it: t not NULL, ndim 1..LATUP_MAX_DIMS,
- * no negative dimension, the element count and its bytes within int64_t and size_t, and data not
- * NULL when it holds elements (need_data; a plan takes a shape alone). LATUP_E_USAGE naming
+ * no negative dimension, the element count and its bytes within int64_t and size_t, data aligned
+ * for float, and data not NULL when it holds elements (need_data; a plan takes a shape alone). LATUP_E_USAGE naming
  * `func` and `arg`. */
 latup_status latup_tensor_check(const latup_tensor *t, const char *func, const char *arg, int need_data);
 #define LATUP_NEED_TENSOR(t) TRY(latup_tensor_check((t), __func__, #t, 1))

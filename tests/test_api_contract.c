@@ -9,7 +9,7 @@
  *     the pointer may be NULL, the call's ordinary result; functions without a status must not
  *     crash;
  *   - a malformed tensor in each tensor position (no data, rank 0, 5, -1 or 1000, a negative
- *     dimension, a 2^61 batch), each tensor struct at the very end of its heap block so ASan sees
+ *     dimension, a 2^61 batch, misaligned data), each tensor struct at the very end of its heap block so ASan sees
  *     a read past its shape[]: LATUP_E_USAGE;
  *   - an out-of-range value in each enum position: LATUP_E_USAGE, or "unknown" from a _name
  *     function.
@@ -175,9 +175,9 @@ static int listed(const char *const *list, size_t n, const char *fn, const char 
 }
 
 /* ---- malformed tensors, each the last bytes of its own heap block ---- */
-#define N_BAD 7
+#define N_BAD 8
 static const char *const BAD_NAMES[N_BAD] = {"data NULL", "rank 0",  "rank 5", "rank -1", "rank 1000",
-                                             "a negative dimension", "a 2^61 batch"};
+                                             "a negative dimension", "a 2^61 batch", "misaligned data"};
 static float g_buf[1024];
 static latup_tensor *bad_tensor(int v) {
     latup_tensor *t = malloc(sizeof *t);
@@ -190,6 +190,7 @@ static latup_tensor *bad_tensor(int v) {
     case 4: t->ndim = 1000; break;
     case 5: t->shape[1] = -8; break;
     case 6: *t = (latup_tensor){.data = g_buf, .ndim = 4, .shape = {(int64_t)1 << 61, 16, 8, 8}}; break;
+    case 7: t->data = (float *)(void *)((char *)g_buf + 1); break; /* UBSan: a misaligned load if read */
     }
     return t;
 }
@@ -289,8 +290,8 @@ static void run_cases(int cls) {
                 }
             }
             if (pass && cls == CASE_ENUM && c->kind == K_POINTER) pass = o.result == 1, expect = "a name (\"unknown\")";
-            if (pass && cls == CASE_TENSOR && c->kind == K_NUMBER) pass = v == 0 ? o.result == 1024 : o.result == -1,
-                                                                   expect = "-1 (1024 for data NULL)";
+            if (pass && cls == CASE_TENSOR && c->kind == K_NUMBER)
+                pass = v == 0 || v == 7 ? o.result == 1024 : o.result == -1, expect = "-1 (1024 for a shape that holds)";
             report(pass, c, what, &o, expect);
         }
     }
@@ -456,6 +457,38 @@ static void test_flux_unpack_sizes(void **state) {
     printf("ok   latup_flux_unpack: 131072 x 131072 (2^32 tokens), (INT_MAX-1)^2, odd sides\n");
 }
 
+/* A handle of the other type (what a binding's mix-up passes) is refused, not read as its own. */
+static void test_handle_types(void **state) {
+    (void)state;
+    const latup_lua *vae_as_lua = (const latup_lua *)(const void *)fx.vae;
+    const latup_vae *lua_as_vae = (const latup_vae *)(const void *)fx.lua;
+    latup_tensor y;
+    assert_int_equal(latup_lua_upscale(vae_as_lua, &fx.x, 2, &y, NULL), LATUP_E_USAGE);
+    assert_non_null(strstr(latup_last_error(), "not a LUA model"));
+    latup_lua_plan lp;
+    assert_int_equal(latup_lua_plan_memory(vae_as_lua, 8, 8, 2, NULL, &lp), LATUP_E_USAGE);
+    assert_null(latup_lua_get_config(vae_as_lua));
+    assert_int_equal(latup_vae_decode(lua_as_vae, &fx.z, &y, NULL), LATUP_E_USAGE);
+    assert_non_null(strstr(latup_last_error(), "not a VAE"));
+    latup_vae_plan vp;
+    assert_int_equal(latup_vae_plan_memory(lua_as_vae, 4, 4, &vp), LATUP_E_USAGE);
+    latup_decode_plan dp;
+    assert_int_equal(latup_vae_plan_decode(lua_as_vae, 4, 4, NULL, &dp), LATUP_E_USAGE);
+    assert_null(latup_vae_get_config(lua_as_vae));
+    latup_call_opts co = {.lua = vae_as_lua, .scale = 2};
+    latup_call *c = NULL;
+    assert_int_equal(latup_prepare(&co, &fx.x, &c), LATUP_E_USAGE);
+    co = (latup_call_opts){.lua = fx.lua, .scale = 2, .vae = lua_as_vae};
+    assert_int_equal(latup_prepare(&co, &fx.x, &c), LATUP_E_USAGE);
+    assert_non_null(strstr(latup_last_error(), "opts->vae"));
+    latup_lua_free((latup_lua *)vae_as_lua); /* refused silently: the VAE stays usable */
+    latup_vae_free((latup_vae *)lua_as_vae);
+    assert_non_null(latup_vae_get_config(fx.vae));
+    assert_non_null(latup_lua_get_config(fx.lua));
+    printf("ok   handles: a VAE as a LUA and a LUA as a VAE refused by every function that takes one, "
+           "and not freed\n");
+}
+
 /* Sizes at the edges of int and int64_t: refused with a status, never wrapped. */
 static void test_size_edges(void **state) {
     (void)state;
@@ -546,6 +579,7 @@ int main(void) {
         cmocka_unit_test(test_shape_str_edges),   cmocka_unit_test(test_numel_and_alloc_edges),
         cmocka_unit_test(test_enum_fields),       cmocka_unit_test(test_aliased_tensors),
         cmocka_unit_test(test_flux_unpack_sizes), cmocka_unit_test(test_size_edges),
+        cmocka_unit_test(test_handle_types),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

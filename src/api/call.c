@@ -43,6 +43,8 @@ static size_t tensor_bytes(size_t B, size_t C, size_t h, size_t w, int *ok) {
 /* The request itself: models, the input's shape against them. */
 static latup_status check_request(const latup_call_opts *o, const latup_tensor *x, latup_plan *p) {
     if (!o->lua && !o->vae) return latup_fail(LATUP_E_USAGE, "a call needs a LUA model, a VAE, or both");
+    if (o->lua) TRY(latup_lua_check(o->lua, "latup_prepare", "opts->lua"));
+    if (o->vae) TRY(latup_vae_check(o->vae, "latup_prepare", "opts->vae"));
     if (x->ndim != 3 && x->ndim != 4)
         return latup_fail(LATUP_E_INPUT, "latent has shape %s, expected [C,H,W] or [B,C,H,W]",
                           shape_of(x->ndim, x->shape).s);
@@ -295,7 +297,7 @@ latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int sc
                                const latup_run_opts *opts) {
     TRY(distinct(__func__, x, y, "y", NULL, NULL));
     if (y) memset(y, 0, sizeof *y);
-    LATUP_NEED(m);
+    TRY(latup_lua_check(m, __func__, "m"));
     LATUP_NEED_TENSOR(x);
     LATUP_NEED(y);
     latup_call_opts o = {.lua = m, .scale = scale};
@@ -324,7 +326,7 @@ latup_status latup_vae_plan_decode(const latup_vae *v, int h, int w, const latup
                                    latup_decode_plan *p) {
     LATUP_NEED(p);
     memset(p, 0, sizeof *p);
-    LATUP_NEED(v);
+    TRY(latup_vae_check(v, __func__, "v"));
     if (h < 1 || w < 1) { /* the VAE's own size message, not one about a tensor made here */
         latup_vae_plan vp;
         return latup_vae_plan_memory(v, h, w, &vp);
@@ -342,7 +344,7 @@ latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_t
                               const latup_decode_opts *opts) {
     TRY(distinct(__func__, z, img, "img", NULL, NULL));
     if (img) memset(img, 0, sizeof *img);
-    LATUP_NEED(v);
+    TRY(latup_vae_check(v, __func__, "v"));
     LATUP_NEED_TENSOR(z);
     LATUP_NEED(img);
     const latup_call_opts o = call_opts(v, opts);

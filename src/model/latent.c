@@ -20,7 +20,7 @@ const latup_latent_family *latup_latent_family_find(const char *name) {
 
 void latup_latent_to_vae(latup_tensor *x, const latup_latent_family *f) {
     const int64_t n = latup_tensor_numel(x);
-    if (!f || n < 0 || (n > 0 && !x->data)) return; /* not a tensor to convert: nothing to do */
+    if (!f || n < 0 || (n > 0 && !x->data) || (uintptr_t)x->data % _Alignof(float)) return; /* not a tensor to convert: nothing to do */
     for (int64_t i = 0; i < n; i++) x->data[i] = x->data[i] / f->scaling + f->shift;
 }
 

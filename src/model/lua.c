@@ -307,7 +307,7 @@ latup_status latup_lua_plan_memory(const latup_lua *m, int H, int W, int scale, 
                                    latup_lua_plan *p) {
     LATUP_NEED(p);
     memset(p, 0, sizeof *p);
-    LATUP_NEED(m);
+    TRY(latup_lua_check(m, __func__, "m"));
     if (opts) {
         TRY(latup_check_enum((int)opts->device, LATUP_DEVICE_CPU, LATUP_DEVICE_CUDA, __func__, "opts->device"));
         if (opts->conv_band_rows < 0)

@@ -298,6 +298,7 @@ latup_status latup_lua_load(const char *path, latup_lua **out) {
             n += m->weights.t[i].numel;
     }
     m->cfg.n_params = n;
+    m->tag = LATUP_LUA_TAG;
     latup_weights_release_source(&m->weights); /* a read (gzip'd) file: only the bound copies stay */
     m->resident = latup_weights_resident_bytes(&m->weights);
     for (int i = 0; i < m->cfg.num_layers; i++)
@@ -308,8 +309,17 @@ latup_status latup_lua_load(const char *path, latup_lua **out) {
     return LATUP_OK;
 }
 
+latup_status latup_lua_check(const latup_lua *m, const char *func, const char *arg) {
+    if (!m) return latup_null_arg(func, arg);
+    if (m->tag != LATUP_LUA_TAG)
+        return latup_fail(LATUP_E_USAGE, "%s: %s is not a LUA model from latup_lua_load (another type of handle?)",
+                          func, arg);
+    return LATUP_OK;
+}
+
 void latup_lua_free(latup_lua *m) {
-    if (!m) return;
+    if (!m || (m->tag != LATUP_LUA_TAG && m->tag != 0)) return; /* 0: a load that failed half-way */
+    m->tag = 0;
     latup_gpu_lua_release(m);
     for (int i = 0; i < LATUP_MAX_LAYERS; i++) {
         if (!m->layers[i].blocks) continue;
@@ -320,7 +330,9 @@ void latup_lua_free(latup_lua *m) {
     free(m);
 }
 
-const latup_lua_config *latup_lua_get_config(const latup_lua *m) { return m ? &m->cfg : NULL; }
+const latup_lua_config *latup_lua_get_config(const latup_lua *m) {
+    return m && m->tag == LATUP_LUA_TAG ? &m->cfg : NULL;
+}
 
 const char *latup_tail_name(latup_tail t) {
     switch (t) {

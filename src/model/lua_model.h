@@ -37,7 +37,11 @@ typedef struct {
     char before_name[40], up_name[40], last_name[40]; /* dump names (checkpoint module names) */
 } head;
 
+/* The first member of a loaded model, cleared when it is freed: a handle of another type (a
+ * latup_vae passed as a latup_lua, as a binding can) is refused, not read as a LUA. */
+#define LATUP_LUA_TAG 0x3141554cu /* "LUA1" */
 struct latup_lua {
+    uint32_t tag;
     latup_lua_config cfg;
     latup_weights weights;      /* owns every parameter */
     latup_conv conv_first;      /* conv_first (3x3 C -> E) */
@@ -54,6 +58,9 @@ struct latup_lua {
  * latup_lua_exec_prepare (the arena plan into *p), run on a batch by latup_lua_exec_run (in: B
  * latents [C,H,W], out: B results [C,sH,sW]), as many times as wanted. opts must outlive it. */
 typedef struct latup_lua_exec latup_lua_exec;
+/* m is a loaded LUA model: LATUP_E_USAGE naming func and arg when it is NULL or another type. */
+latup_status latup_lua_check(const latup_lua *m, const char *func, const char *arg);
+
 latup_status latup_lua_exec_prepare(const latup_lua *m, int H, int W, int scale, const latup_run_opts *opts,
                                     latup_lua_exec **out, latup_lua_plan *p);
 latup_status latup_lua_exec_run(latup_lua_exec *x, const float *in, int64_t B, float *out);

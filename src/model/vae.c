@@ -400,7 +400,7 @@ latup_status latup_vae_exec_run(latup_vae_exec *x, const float *z, int64_t B, fl
 latup_status latup_vae_plan_memory(const latup_vae *v, int h, int w, latup_vae_plan *p) {
     LATUP_NEED(p);
     memset(p, 0, sizeof *p);
-    LATUP_NEED(v);
+    TRY(latup_vae_check(v, __func__, "v"));
     TRY(check_size(v, h, w));
     return count_arena(v, h, w, 0, 0, NULL, p);
 }

@@ -239,6 +239,7 @@ latup_status latup_vae_load(const char *path, latup_vae **out) {
             if (bd.used[i]) v->cfg.n_params += v->weights.t[i].numel;
         latup_weights_release_source(&v->weights); /* a read (gzip'd) file: only the bound copies stay */
         v->resident = latup_weights_resident_bytes(&v->weights);
+        v->tag = LATUP_VAE_TAG;
     }
     latup_binder_free(&bd);
     if (st != LATUP_OK) {
@@ -249,14 +250,25 @@ latup_status latup_vae_load(const char *path, latup_vae **out) {
     return LATUP_OK;
 }
 
+latup_status latup_vae_check(const latup_vae *v, const char *func, const char *arg) {
+    if (!v) return latup_null_arg(func, arg);
+    if (v->tag != LATUP_VAE_TAG)
+        return latup_fail(LATUP_E_USAGE, "%s: %s is not a VAE from latup_vae_load (another type of handle?)", func,
+                          arg);
+    return LATUP_OK;
+}
+
 void latup_vae_free(latup_vae *v) {
-    if (!v) return;
+    if (!v || (v->tag != LATUP_VAE_TAG && v->tag != 0)) return; /* 0: a load that failed half-way */
+    v->tag = 0;
     latup_gpu_vae_release(v);
     latup_weights_free(&v->weights);
     free(v);
 }
 
-const latup_vae_config *latup_vae_get_config(const latup_vae *v) { return v ? &v->cfg : NULL; }
+const latup_vae_config *latup_vae_get_config(const latup_vae *v) {
+    return v && v->tag == LATUP_VAE_TAG ? &v->cfg : NULL;
+}
 
 const char *latup_vae_naming_name(latup_vae_naming n) {
     switch (n) {

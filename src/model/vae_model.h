@@ -30,7 +30,10 @@ typedef struct {
     latup_conv upsample;          /* decoder.up.L.upsample.conv (nearest x2, then 3x3) */
 } up_level;
 
+/* As LATUP_LUA_TAG: the first member of a loaded VAE, cleared when it is freed. */
+#define LATUP_VAE_TAG 0x31454156u /* "VAE1" */
 struct latup_vae {
+    uint32_t tag;
     latup_vae_config cfg;
     latup_weights weights;
     latup_conv post_quant_conv;   /* post_quant_conv (1x1 zc -> zc), SD/SDXL only */
@@ -49,6 +52,9 @@ struct latup_vae {
  * opts->max_memory; run on a batch by latup_vae_exec_run (z: B latents, out: B images). opts must
  * outlive it. */
 typedef struct latup_vae_exec latup_vae_exec;
+/* v is a loaded VAE: LATUP_E_USAGE naming func and arg when it is NULL or another type. */
+latup_status latup_vae_check(const latup_vae *v, const char *func, const char *arg);
+
 latup_status latup_vae_exec_prepare(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
                                     const latup_call_memory *base, latup_vae_exec **out, latup_decode_plan *dp);
 latup_status latup_vae_exec_run(latup_vae_exec *x, const float *z, int64_t B, float *out);
