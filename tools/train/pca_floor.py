@@ -47,7 +47,7 @@ def fit(images, k, n, seed):
     ev, vec = np.linalg.eigh(cov)
     order = np.argsort(ev)[::-1]
     ev, vec = ev[order], vec[:, order]
-    return mean, vec[:, :k], float(ev[:k].sum() / ev.sum()), len(allp), len(x)
+    return mean, vec[:, :k], ev[:k], float(ev[:k].sum() / ev.sum()), len(allp), len(x)
 
 
 def reconstruct(a, mean, comps):
@@ -63,7 +63,7 @@ def main():
     ap.add_argument("--patches", type=int, default=200000)
     a = ap.parse_args()
     t0 = time.time()
-    mean, comps, var, total, used = fit(data.train_images(), a.components, a.patches, SEED)
+    mean, comps, _, var, total, used = fit(data.train_images(), a.components, a.patches, SEED)
     print(f"PCA of {P}x{P}x3 patches, {a.components} components ({P * P * 3 // a.components}x "
           f"compression): fitted on {used} of {total} training patches (seed {SEED}); "
           f"{100 * var:.2f}% of the variance kept")

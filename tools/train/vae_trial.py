@@ -38,6 +38,24 @@ def center(a, s):
     return a[y:y + h, x:x + w]
 
 
+def pca_encoder(images):
+    """A linear f8 encoder: one 8x8 stride-8 convolution whose 16 mean channels start as the
+    whitened PCA code of pca_floor.py (fitted on the training patches) and whose 16 log-variance
+    channels start at 0. Trainable; Python only, like the diffusers encoder it replaces."""
+    import pca_floor
+    mean, comps, ev, _, _, _ = pca_floor.fit(images, 16, 200000, pca_floor.SEED)
+    conv = torch.nn.Conv2d(3, 32, 8, stride=8)
+    with torch.no_grad():
+        w = comps / np.sqrt(ev)                       # [192,16]: z = (u - mean) . v / sd, u in [0,255]
+        # the encoder sees x = u / 127.5 - 1, so u = 127.5 (x + 1)
+        conv.weight.zero_()
+        conv.bias.zero_()
+        conv.weight[:16] = torch.from_numpy(
+            (127.5 * w).T.reshape(16, 8, 8, 3).transpose(0, 3, 1, 2).copy()).float()
+        conv.bias[:16] = torch.from_numpy((127.5 - mean) @ w).float()
+    return conv
+
+
 def evaluate(vae, imgs):
     vae.eval()
     out = {}
@@ -69,14 +87,19 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=12001)
     ap.add_argument("--resume", default=None)
+    ap.add_argument("--encoder", choices=["diffusers", "pca"], default="diffusers",
+                    help="models.ENCODER_CFG's encoder, or a linear PCA-initialised one")
     a = ap.parse_args()
     common.seed_all(a.seed, a.threads)
     os.makedirs(OUT, exist_ok=True)
     vae = models.make_vae()
+    train = data.train_images()
+    if a.encoder == "pca":
+        vae.encoder = pca_encoder(train)
     vae.train()
     params = [p for p in vae.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=a.lr, betas=(0.9, 0.99))
-    crops = data.Crops(data.train_images(), a.seed)
+    crops = data.Crops(train, a.seed)
     imgs = [(n, center(img, a.eval_side)) for n, img in data.test_images()]
     step, trained_s, log = 0, 0.0, []
     if a.resume:
