@@ -32,7 +32,7 @@ def tensors_f16(sd):
 def meta_for(kind, ck, config):
     import diffusers
     return dict(format="pt", model=kind, config=json.dumps(config, separators=(",", ":")),
-                trained="tools/train/train_all.sh (issue 12): small model trained on CPU on "
+                trained="tools/train/train_all.sh (issues 12, 20): small model trained on CPU on "
                         "Debian wallpapers + scikit-image photos; NOT a released checkpoint",
                 seed=str(ck["seed"]), steps=str(ck["steps"]), threads=str(ck["threads"]),
                 train_seconds=f"{ck['seconds']:.0f}", recipe=json.dumps(ck["recipe"]),

@@ -30,8 +30,11 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 # ResnetBlock per level (layers_per_block 0) pays for that width.
 VAE_CFG = dict(latent_channels=16, block_out_channels=(128, 64, 64, 128), layers_per_block=0,
                norm_num_groups=32, post_quant_conv=False, scaling_factor=1.0, shift_factor=0.0)
-# The encoder (Python only, never committed): diffusers' Encoder, narrower at full resolution.
-ENCODER_CFG = dict(block_out_channels=(32, 64, 64, 128), layers_per_block=1)
+# The encoder (Python only, never committed): one 8x8 stride-8 convolution, 3 -> 32 channels
+# (16 means, 16 log-variances), initialised from a PCA of the training patches (train_vae.py).
+# A linear f8 code keeps everything a 16-channel latent can keep of an 8x8x3 patch; a short CPU
+# run could not train diffusers' deep encoder to that (issue 20).
+ENCODER_PATCH = 8
 
 TRUNK = dict(embed_dim=64, depths=[3, 3], num_heads=[4, 4], window_size=8, mlp_ratio=2.0)
 LUA_CFG = dict(in_chans=16, head_feat=64, scales=[2, 4], img_size=32, **TRUNK)
@@ -39,15 +42,12 @@ SWINIR_CFG = dict(upscale=2, upsampler="pixelshuffle", img_size=32, **TRUNK)
 
 
 def make_vae():
-    """diffusers AutoencoderKL (decoder: VAE_CFG) whose encoder is replaced by ENCODER_CFG's."""
-    from diffusers.models.autoencoders.vae import Encoder
+    """diffusers AutoencoderKL (decoder: VAE_CFG) whose encoder is the linear patch code
+    (ENCODER_PATCH); weights as diffusers initialises them (train_vae.py sets its own start)."""
     torch.manual_seed(0)
     vae = vae_ref.make_diffusers_vae(VAE_CFG)
-    ch = ENCODER_CFG["block_out_channels"]
-    vae.encoder = Encoder(in_channels=3, out_channels=VAE_CFG["latent_channels"],
-                          down_block_types=("DownEncoderBlock2D",) * len(ch), block_out_channels=ch,
-                          layers_per_block=ENCODER_CFG["layers_per_block"],
-                          norm_num_groups=VAE_CFG["norm_num_groups"], act_fn="silu", double_z=True)
+    vae.encoder = torch.nn.Conv2d(3, 2 * VAE_CFG["latent_channels"], ENCODER_PATCH,
+                                  stride=ENCODER_PATCH)
     return vae
 
 

@@ -1,11 +1,14 @@
 """Train the small LUA (released layout: heads.x2 and heads.x4) in latent space.
 
-    tools/.venv/bin/python tools/train/train_lua.py [--steps N] [--threads T] [--crops N]
+    tools/.venv/bin/python tools/train/train_lua.py [--steps N] [--threads T]
 
-Data: random 192x192 crops (with flips) of the training images, encoded once by the trained
-VAE's encoder (posterior mean): the crop itself (24x24 latent, the target), and its antialiased
-bicubic /2 and /4 (12x12 and 6x6 latents, the inputs of heads.x2 and heads.x4). Loss: L1 in
-latent space, x2 + x4. Needs build/train/vae.pt; writes build/train/lua.pt.
+Data: fresh random 192x192 crops (with flips) of the training images at every step, encoded by
+the trained VAE's encoder (posterior mean; the encoder is one strided conv, so encoding costs
+next to nothing): the crop itself (24x24 latent, the target), and its antialiased bicubic /2 and
+/4 (12x12 and 6x6 latents, the inputs of heads.x2 and heads.x4). Loss: L1 in latent space, x2 +
+x4, each latent channel weighted by how much the trained decoder's pixels move per unit of it
+(measured once on training crops), so the loss ranks errors as the decoded picture does. Needs
+build/train/vae.pt; writes build/train/lua.pt.
 """
 import argparse
 import os
@@ -31,60 +34,67 @@ def load_encoder():
     return vae
 
 
-def make_pairs(vae, n):
-    crops = data.Crops(data.train_images(), SEED)
-    zs = {1: [], 2: [], 4: []}
-    t0 = time.time()
+def encode_crops(vae, crops, n):
+    """n fresh crops -> {1: target latent, 2: latent of the /2 image, 4: of the /4 image}."""
+    hr = crops.batch(n, HR_CROP)
     with torch.no_grad():
-        for i in range(0, n, 8):
-            hr = crops.batch(min(8, n - i), HR_CROP)
-            for s in (1, 2, 4):
-                x = hr if s == 1 else data.downscale(hr, s).clamp(-1, 1)
-                zs[s].append(vae.encode(x).latent_dist.mean)
-            if (i // 8) % 16 == 15:
-                print(f"lua data: {i + 8}/{n} crops encoded, {time.time() - t0:.0f}s", flush=True)
-    return {s: torch.cat(v) for s, v in zs.items()}
+        return {s: vae.encode(hr if s == 1 else data.downscale(hr, s).clamp(-1, 1))
+                .latent_dist.mean for s in (1, 2, 4)}
+
+
+def channel_weights(vae, crops):
+    """Per latent channel: the RMS change of the decoded pixels per unit change of the channel
+    (finite difference, 0.1, on 4 training crops), normalised to mean 1."""
+    z = encode_crops(vae, crops, 4)[1]
+    w = []
+    with torch.no_grad():
+        y0 = vae.decode(z).sample
+        for k in range(z.shape[1]):
+            dz = z.clone()
+            dz[:, k] += 0.1
+            w.append(((vae.decode(dz).sample - y0) ** 2).mean().sqrt().item() / 0.1)
+    w = torch.tensor(w)
+    return w / w.mean()
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=500)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--crops", type=int, default=384)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
     a = ap.parse_args()
     common.seed_all(SEED, a.threads)
+    vae = load_encoder()
+    crops = data.Crops(data.train_images(), SEED)
     t0 = time.time()
-    z = make_pairs(load_encoder(), a.crops)
+    w = channel_weights(vae, crops).view(1, -1, 1, 1)
     data_secs = time.time() - t0
-    print(f"lua data: {a.crops} crops, latent std {z[1].std().item():.3f}, {data_secs:.0f}s",
+    print("lua: latent channel weights " + " ".join(f"{v:.2f}" for v in w.flatten().tolist()),
           flush=True)
     # what the trained heads are measured against: the input latent upscaled bicubically
+    z = encode_crops(vae, crops, 32)
     for s in (2, 4):
         b = F.interpolate(z[s], scale_factor=s, mode="bicubic", align_corners=False)
-        print(f"lua data: bicubic x{s} latent L1 vs target {(b - z[1]).abs().mean().item():.4f}")
+        print(f"lua data: bicubic x{s} latent weighted L1 vs target "
+              f"{((b - z[1]).abs() * w).mean().item():.4f}", flush=True)
 
     lua = models.make_lua()
     lua.train()
-    g = torch.Generator().manual_seed(SEED)
 
     def loss_fn(step):
-        idx = torch.randint(0, a.crops, (BATCH,), generator=g)
-        flip = torch.randint(0, 2, (2,), generator=g).tolist()
-        dims = [d for d, f in zip((3, 2), flip) if f]
-
-        def f(t):
-            return t.flip(dims) if dims else t
-        tgt = f(z[1][idx])
-        l2 = (lua(f(z[2][idx]), 2) - tgt).abs().mean()
-        l4 = (lua(f(z[4][idx]), 4) - tgt).abs().mean()
+        z = encode_crops(vae, crops, BATCH)
+        l2 = ((lua(z[2], 2) - z[1]).abs() * w).mean()
+        l4 = ((lua(z[4], 4) - z[1]).abs() * w).mean()
         return l2 + l4, {"l1_x2": l2.item(), "l1_x4": l4.item()}
 
-    secs = common.train_loop("lua", lua.parameters(), a.steps, LR, WARMUP, loss_fn)
+    secs = common.train_loop("lua", lua.parameters(), a.steps, LR, WARMUP, loss_fn,
+                             log_every=200)
     torch.save({"state_dict": lua.state_dict(), "seconds": secs, "data_seconds": data_secs,
-                "steps": a.steps, "threads": a.threads, "seed": SEED, "crops": a.crops,
-                "recipe": dict(hr_crop=HR_CROP, batch=BATCH, lr=LR, warmup=WARMUP)},
+                "steps": a.steps, "threads": a.threads, "seed": SEED,
+                "channel_weights": w.flatten().tolist(),
+                "recipe": dict(hr_crop=HR_CROP, batch=BATCH, lr=LR, warmup=WARMUP,
+                               loss="channel-weighted latent L1, x2 + x4, fresh crops")},
                os.path.join(common.OUT, "lua.pt"))
-    print(f"lua: {a.steps} steps in {secs:.0f} s + data {data_secs:.0f} s "
+    print(f"lua: {a.steps} steps in {secs:.0f} s + weights {data_secs:.0f} s "
           f"({time.strftime('%H:%M:%S')})")
 
 

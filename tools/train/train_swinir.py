@@ -23,8 +23,8 @@ HR_CROP, BATCH, LR, WARMUP = 64, 12, 4e-4, 50
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=400)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=2400)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
     a = ap.parse_args()
     common.seed_all(SEED, a.threads)
     net = models.make_swinir()
@@ -38,7 +38,8 @@ def main():
         loss = (y - (hr + 1) * 0.5).abs().mean()
         return loss, {"l1": loss.item()}
 
-    secs = common.train_loop("swinir", net.parameters(), a.steps, LR, WARMUP, loss_fn)
+    secs = common.train_loop("swinir", net.parameters(), a.steps, LR, WARMUP, loss_fn,
+                             log_every=200)
     os.makedirs(common.OUT, exist_ok=True)
     torch.save({"state_dict": net.net.state_dict(), "seconds": secs, "steps": a.steps,
                 "threads": a.threads, "seed": SEED,

@@ -28,6 +28,7 @@ import common  # noqa: E402
 import data  # noqa: E402
 import metrics as M  # noqa: E402
 import models  # noqa: E402
+import train_vae  # noqa: E402
 
 OUT = os.path.join(data.ROOT, "build", "train_trial")
 
@@ -36,24 +37,6 @@ def center(a, s):
     h, w = min(a.shape[0], s), min(a.shape[1], s)
     y, x = (a.shape[0] - h) // 2, (a.shape[1] - w) // 2
     return a[y:y + h, x:x + w]
-
-
-def pca_encoder(images):
-    """A linear f8 encoder: one 8x8 stride-8 convolution whose 16 mean channels start as the
-    whitened PCA code of pca_floor.py (fitted on the training patches) and whose 16 log-variance
-    channels start at 0. Trainable; Python only, like the diffusers encoder it replaces."""
-    import pca_floor
-    mean, comps, ev, _, _, _ = pca_floor.fit(images, 16, 200000, pca_floor.SEED)
-    conv = torch.nn.Conv2d(3, 32, 8, stride=8)
-    with torch.no_grad():
-        w = comps / np.sqrt(ev)                       # [192,16]: z = (u - mean) . v / sd, u in [0,255]
-        # the encoder sees x = u / 127.5 - 1, so u = 127.5 (x + 1)
-        conv.weight.zero_()
-        conv.bias.zero_()
-        conv.weight[:16] = torch.from_numpy(
-            (127.5 * w).T.reshape(16, 8, 8, 3).transpose(0, 3, 1, 2).copy()).float()
-        conv.bias[:16] = torch.from_numpy((127.5 - mean) @ w).float()
-    return conv
 
 
 def evaluate(vae, imgs):
@@ -87,15 +70,22 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=12001)
     ap.add_argument("--resume", default=None)
-    ap.add_argument("--encoder", choices=["diffusers", "pca"], default="diffusers",
-                    help="models.ENCODER_CFG's encoder, or a linear PCA-initialised one")
+    ap.add_argument("--init", choices=["random", "passthrough"], default="random",
+                    help="the decoder's start: diffusers' random init, or "
+                         "train_vae.passthrough_init")
+    ap.add_argument("--encoder", choices=["random", "pca"], default="random",
+                    help="the linear patch encoder (models.make_vae) at random, or as the PCA "
+                         "code (train_vae.pca_encoder_init)")
     a = ap.parse_args()
     common.seed_all(a.seed, a.threads)
     os.makedirs(OUT, exist_ok=True)
     vae = models.make_vae()
     train = data.train_images()
+    fit = train_vae.pca_fit(train) if a.encoder == "pca" or a.init == "passthrough" else None
     if a.encoder == "pca":
-        vae.encoder = pca_encoder(train)
+        train_vae.pca_encoder_init(vae.encoder, fit)
+    if a.init == "passthrough":
+        train_vae.passthrough_init(vae, *train_vae.pca_block_mean(fit))
     vae.train()
     params = [p for p in vae.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=a.lr, betas=(0.9, 0.99))
