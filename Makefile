@@ -10,6 +10,7 @@ SHELL := /bin/bash
 #                   test runs them when numpy is there (REQUIRE_PYTHON=1: and fails when not)
 #   make bench      build/bench_lua, bench_vae, bench_gemm: the timing benchmarks
 #   make bench-peers latup next to ONNX Runtime and PyTorch (tools/bench/bench_peers.sh, PyPI venv)
+#   make bench-paper the paper's speed claim at the released widths: LUA path vs pixel path (tools/bench/bench_paper.c)
 #   make demo       install missing packages, build, run the trained models on the demo latent
 #   make fuzz       libFuzzer targets in fuzz/ (clang), FUZZ_TIME seconds each
 #   make mutate     mutation testing (tools/mutate/mutate.py, tools/mutate/mutants.txt): about 200 planted bugs,
@@ -95,7 +96,7 @@ TEST_SRC  := $(filter-out tests/test_cuda.c,$(TEST_SRC))
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 endif
 
-.PHONY: all test bench bench-peers demo deps fuzz clean check-deps install uninstall check-install check-exports check-includes test-python examples
+.PHONY: all test bench bench-peers bench-paper demo deps fuzz clean check-deps install uninstall check-install check-exports check-includes test-python examples
 all: check-deps $(BUILD)/liblatup.a $(BUILD)/liblatup.so $(BUILD)/latup
 
 check-deps:
@@ -301,7 +302,7 @@ deps:
 	@tools/ci/install_deps.sh
 
 # Benchmarks (not tests): build/bench_lua --help
-bench: $(BUILD)/bench_lua $(BUILD)/bench_vae $(BUILD)/bench_gemm
+bench: $(BUILD)/bench_lua $(BUILD)/bench_vae $(BUILD)/bench_gemm $(BUILD)/bench_paper
 ifeq ($(CUDA),1)
 bench: $(BUILD)/bench_cuda
 endif
@@ -309,6 +310,11 @@ endif
 # PEERS_ARGS="--kernels default,Haswell --quick" passes options (tools/bench/bench_peers.sh)
 bench-peers:
 	tools/bench/bench_peers.sh $(PEERS_ARGS)
+# The paper's speed claim at the released widths (docs/results.md): LUA x2 + decode 128x128 against
+# decode 64x64 + pixel SwinIR x2 on the 512 px image, interleaved, medians of 5; about 20 minutes on
+# 2 cores. PAPER_ARGS="--scale 4" or "--runs 3" passes options (tools/bench/bench_paper.c).
+bench-paper: $(BUILD)/bench_paper
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(nproc)} ./$(BUILD)/bench_paper $(PAPER_ARGS)
 
 $(BUILD)/bench_%: tools/bench/bench_%.c tools/bench/bench_serve.h tools/bench/bench_system.h $(BUILD)/liblatup.a $(HEADERS)
 	$(CC) $(CFLAGS) -Isrc -Itests/support $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)

@@ -121,11 +121,46 @@ static latup_status from_bytes(const uint8_t *rgb, int H, int W, latup_tensor *t
     return LATUP_OK;
 }
 
+/* The crop the zoom row shows: the cs x cs window (on a grid of cs/4) where the three paths differ
+ * most from each other (sum of |LUA - bicubic| + |LUA - SwinIR| + |bicubic - SwinIR|). */
+static void busiest_window(const path_result *p, int H, int W, int cs, int *wy, int *wx) {
+    double best = -1;
+    const int step = cs / 4 > 0 ? cs / 4 : 1;
+    for (int y0 = 0; y0 + cs <= H; y0 += step)
+        for (int x0 = 0; x0 + cs <= W; x0 += step) {
+            double d = 0;
+            for (int y = y0; y < y0 + cs; y++)
+                for (int x = x0; x < x0 + cs; x++)
+                    for (int c = 0; c < 3; c++) {
+                        const size_t i = ((size_t)y * W + x) * 3 + c;
+                        const int a = p[0].rgb[i], b = p[1].rgb[i], e = p[2].rgb[i];
+                        d += abs(b - a) + abs(b - e) + abs(a - e);
+                    }
+            if (d > best) best = d, *wy = y0, *wx = x0;
+        }
+}
+
+/* A frame of width 2 in red around the window, on the panel at (px, py) of the canvas. */
+static void draw_frame(uint8_t *c, int CW, int px, int py, int wx, int wy, int cs) {
+    for (int y = wy; y < wy + cs; y++)
+        for (int x = wx; x < wx + cs; x++) {
+            if (y - wy >= 2 && y - wy < cs - 2 && x - wx >= 2 && x - wx < cs - 2) continue;
+            uint8_t *q = c + ((size_t)(py + y) * CW + px + x) * 3;
+            q[0] = 230, q[1] = 0, q[2] = 0;
+        }
+}
+
+/* compare.png: the photo and the three paths side by side, each labelled (its PSNR and SSIM
+ * against the photo); below, the window where the paths differ most, at 4x (nearest neighbour, so
+ * each output pixel shows as a 4x4 block), framed in red in the row above. */
 static latup_status write_compare(const char *path, const uint8_t *gt, const path_result *p, int np, int H, int W) {
-    const int gap = 6, n = np + 1;
+    const int gap = 6, n = np + 1, zoom = 4;
     const int s = W >= 2 * 6 * 24 ? 2 : 1; /* font scale: 24 characters must fit a panel */
-    const int label_h = 2 * 9 * s + 3 * 4;
-    const int CW = n * W + (n - 1) * gap, CH = label_h + H;
+    const int label_h = 2 * 9 * s + 3 * 4, zlabel_h = 9 * s + 2 * 4;
+    const int cs = (H < W ? H : W) / zoom; /* the window's side: zoomed, it fills at most a panel */
+    int wy = 0, wx = 0;
+    busiest_window(p, H, W, cs, &wy, &wx);
+    const int row2 = label_h + H + gap, CW = n * W + (n - 1) * gap, CH = row2 + zlabel_h + cs * zoom;
     uint8_t *c = malloc((size_t)CW * CH * 3);
     if (!c) return latup_fail(LATUP_E_NOMEM, "compare.png: %dx%d canvas", CW, CH);
     memset(c, 255, (size_t)CW * CH * 3);
@@ -138,6 +173,15 @@ static latup_status write_compare(const char *path, const uint8_t *gt, const pat
         else snprintf(l2, sizeof l2, "PSNR %.2f DB  SSIM %.3f", p[k - 1].psnr, p[k - 1].ssim);
         draw_text(c, CH, CW, x0 + 4, 4, s, W - 8, k == 0 ? "GROUND TRUTH" : p[k - 1].label);
         draw_text(c, CH, CW, x0 + 4, 4 + 9 * s + 4, s, W - 8, l2);
+        /* the zoom row */
+        for (int y = 0; y < cs * zoom; y++)
+            for (int x = 0; x < cs * zoom; x++)
+                memcpy(c + ((size_t)(row2 + zlabel_h + y) * CW + x0 + x) * 3,
+                       img + ((size_t)(wy + y / zoom) * W + wx + x / zoom) * 3, 3);
+        char l3[64];
+        snprintf(l3, sizeof l3, "%dX ZOOM: X %d-%d  Y %d-%d", zoom, wx, wx + cs - 1, wy, wy + cs - 1);
+        draw_text(c, CH, CW, x0 + 4, row2 + 4, s, W - 8, l3);
+        draw_frame(c, CW, x0, label_h, wx, wy, cs);
     }
     latup_status st = latup_png_write_rgb8(path, c, CH, CW);
     free(c);
@@ -240,7 +284,8 @@ int main(int argc, char **argv) {
     printf("  LUA path / pixel path time: %.2f (the paper, GPU: 0.42 s / 1.87 s = 0.22)\n", p[1].secs / p[2].secs);
     snprintf(path, sizeof path, "%s/compare.png", out_dir);
     if ((st = write_compare(path, gt8, p, 3, H, W)) != LATUP_OK) goto done;
-    printf("latup_demo: wrote %s (ground truth | bicubic | LUA | SwinIR)\n", path);
+    printf("latup_demo: wrote %s (ground truth | bicubic | LUA | SwinIR; below, the window where they differ most "
+           "at 4x)\n", path);
     if (check) {
         if ((st = latup_png_read(check, &ref)) != LATUP_OK) goto done;
         uint8_t *r8 = ref.shape[1] == H && ref.shape[2] == W ? to_bytes(&ref, LATUP_PNG_MAP_UNIT) : NULL;

@@ -93,31 +93,37 @@ static inline void gen_lua_norm(gen_table *g, const gen_lua_cfg *c, const char *
     snprintf(s, sizeof s, "%s.bias", mod), gen_lua_tensor(g, c, s, 1, d, 0.05f, 0);
 }
 
+/* The SwinIR trunk every model here shares: conv_first (C -> E), the RSTBs, norm, conv_after_body. */
+static inline void gen_lua_trunk(gen_table *g, const gen_lua_cfg *c) {
+    char s[160];
+    gen_lua_conv(g, c, "conv_first", c->C, c->E);
+    gen_lua_norm(g, c, "patch_embed.norm", c->E);
+    for (int i = 0; i < c->layers; i++) {
+        for (int j = 0; j < c->depth; j++) {
+#define P(x) (snprintf(s, sizeof s, "layers.%d.residual_group.blocks.%d.%s", i, j, x), s)
+            const int64_t tb[2] = {(int64_t)(2 * c->ws - 1) * (2 * c->ws - 1), c->heads};
+            gen_lua_norm(g, c, P("norm1"), c->E);
+            gen_lua_tensor(g, c, P("attn.relative_position_bias_table"), 2, tb, 0.5f, 0);
+            gen_lua_linear(g, c, P("attn.qkv"), c->E, 3 * c->E);
+            gen_lua_linear(g, c, P("attn.proj"), c->E, c->E);
+            gen_lua_norm(g, c, P("norm2"), c->E);
+            gen_lua_linear(g, c, P("mlp.fc1"), c->E, 2 * c->E);
+            gen_lua_linear(g, c, P("mlp.fc2"), 2 * c->E, c->E);
+#undef P
+        }
+        snprintf(s, sizeof s, "layers.%d.conv", i);
+        gen_lua_conv(g, c, s, c->E, c->E);
+    }
+    gen_lua_norm(g, c, "norm", c->E);
+    gen_lua_conv(g, c, "conv_after_body", c->E, c->E);
+}
+
 /* LUA with heads x2 and x4, mlp ratio 2, in the released checkpoint's names; writes it to path. */
 static inline int gen_lua_file(const gen_lua_cfg *c, char *path, size_t n) {
     gen_table g;
     memset(&g, 0, sizeof g);
     char s[160];
-    gen_lua_conv(&g, c, "conv_first", c->C, c->E);
-    gen_lua_norm(&g, c, "patch_embed.norm", c->E);
-    for (int i = 0; i < c->layers; i++) {
-        for (int j = 0; j < c->depth; j++) {
-#define P(x) (snprintf(s, sizeof s, "layers.%d.residual_group.blocks.%d.%s", i, j, x), s)
-            const int64_t tb[2] = {(int64_t)(2 * c->ws - 1) * (2 * c->ws - 1), c->heads};
-            gen_lua_norm(&g, c, P("norm1"), c->E);
-            gen_lua_tensor(&g, c, P("attn.relative_position_bias_table"), 2, tb, 0.5f, 0);
-            gen_lua_linear(&g, c, P("attn.qkv"), c->E, 3 * c->E);
-            gen_lua_linear(&g, c, P("attn.proj"), c->E, c->E);
-            gen_lua_norm(&g, c, P("norm2"), c->E);
-            gen_lua_linear(&g, c, P("mlp.fc1"), c->E, 2 * c->E);
-            gen_lua_linear(&g, c, P("mlp.fc2"), 2 * c->E, c->E);
-#undef P
-        }
-        snprintf(s, sizeof s, "layers.%d.conv", i);
-        gen_lua_conv(&g, c, s, c->E, c->E);
-    }
-    gen_lua_norm(&g, c, "norm", c->E);
-    gen_lua_conv(&g, c, "conv_after_body", c->E, c->E);
+    gen_lua_trunk(&g, c);
     for (int sc = 2; sc <= 4; sc *= 2) {
         snprintf(s, sizeof s, "heads.x%d.conv_before.0", sc);
         gen_lua_conv(&g, c, s, c->E, c->F);
@@ -128,6 +134,26 @@ static inline int gen_lua_file(const gen_lua_cfg *c, char *path, size_t n) {
         snprintf(s, sizeof s, "heads.x%d.conv_last", sc);
         gen_lua_conv(&g, c, s, c->F, c->C);
     }
+    gen_finish(&g);
+    int rc = gen_write(&g, path, n);
+    latup_weights_free(&g.w);
+    return rc;
+}
+
+/* Classic SwinIR (BasicSR names) with c's trunk on c->C-channel images and its pixelshuffle
+ * upsampler for one scale (2 or 4): conv_before_upsample.0 (E -> F), upsample.0 (and .2 for x4)
+ * (F -> 4F, pixel shuffle), conv_last (F -> C). The paper's pixel-space baseline. */
+static inline int gen_swinir_file(const gen_lua_cfg *c, int scale, char *path, size_t n) {
+    gen_table g;
+    memset(&g, 0, sizeof g);
+    char s[160];
+    gen_lua_trunk(&g, c);
+    gen_lua_conv(&g, c, "conv_before_upsample.0", c->E, c->F);
+    for (int k = 0; (1 << (k + 1)) <= scale; k++) {
+        snprintf(s, sizeof s, "upsample.%d", 2 * k);
+        gen_lua_conv(&g, c, s, c->F, 4 * c->F);
+    }
+    gen_lua_conv(&g, c, "conv_last", c->F, c->C);
     gen_finish(&g);
     int rc = gen_write(&g, path, n);
     latup_weights_free(&g.w);
