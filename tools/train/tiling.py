@@ -2,8 +2,9 @@
 
 A held-out wallpaper photo (EveningGlow, 2560x1600) is resized (Lanczos; 1.5x up for 4K) and
 center-cropped to 2K (1920x1080) and 4K (3840x2160), and encoded by
-the trained encoder (in 512-pixel tiles with 128-pixel margins: its mid attention over a whole 4K
-latent would need a 129600^2 score matrix), giving latents of 240x135 and 480x270. Each latent is
+the trained encoder (in 512-pixel tiles with 128-pixel margins, which bounds the memory of any
+encoder; the linear patch encoder of issue 20 gives the same latent as one whole-image pass),
+giving latents of 240x135 and 480x270 (cached in build/tiling/: delete them after retraining). Each latent is
 decoded by the CLI exactly and with several `--tile T --overlap O`; every tiled output is compared
 with the exact one (raw decoder output, range [-1,1], and 8-bit PNG values). Writes
 build/tiling/results.json, docs/img/tiling_seam.png (the worst difference, cropped) and

@@ -1,14 +1,22 @@
-"""Train the small LUA (released layout: heads.x2 and heads.x4) in latent space.
+"""Train the small LUA (released layout: heads.x2 and heads.x4), in two stages as the paper does:
+in latent space, then through the frozen decoder in pixel space.
 
-    tools/.venv/bin/python tools/train/train_lua.py [--steps N] [--threads T]
+    tools/.venv/bin/python tools/train/train_lua.py [--steps N] [--pixel-steps N] [--threads T]
 
-Data: fresh random 192x192 crops (with flips) of the training images at every step, encoded by
+Stage 1 data: fresh random 192x192 crops (with flips) of the training images at every step, encoded by
 the trained VAE's encoder (posterior mean; the encoder is one strided conv, so encoding costs
 next to nothing): the crop itself (24x24 latent, the target), and its antialiased bicubic /2 and
 /4 (12x12 and 6x6 latents, the inputs of heads.x2 and heads.x4). Loss: L1 in latent space, x2 +
 x4, each latent channel weighted by how much the trained decoder's pixels move per unit of it
-(measured once on training crops), so the loss ranks errors as the decoded picture does. Needs
-build/train/vae.pt; writes build/train/lua.pt.
+(measured once on training crops, at least 0.05 of the mean), so the loss ranks errors as the
+decoded picture does.
+
+Stage 2: a small latent error can still decode badly (the decoder is not linear), so the x2 path
+is then trained on what it is scored on: L1 between decode(LUA x2) and the 256x256 crop, the
+decoder frozen, with small latent terms that keep the x4 head (same trunk) in place. Its crops
+leave no padding in the LUA's windows (see PIX_CROP).
+
+Needs build/train/vae.pt; writes build/train/lua_stage1.pt and build/train/lua.pt.
 """
 import argparse
 import os
@@ -25,6 +33,11 @@ import models  # noqa: E402
 
 SEED = 12003
 HR_CROP, BATCH, LR, WARMUP = 192, 8, 4e-4, 50
+# stage 2: the x2 path's pixels through the frozen decoder
+# 256: the x2 input is 16x16 and the x4 input 8x8, whole windows of 8 with no padding, so every
+# output position is scored (stage 1's 192 pads 12 -> 16 and 6 -> 8: the padded rows were never
+# scored, and the model learned nothing useful there)
+PIX_CROP, PIX_BATCH, PIX_LR, PIX_WARMUP, PIX_LAT2, PIX_LAT4 = 256, 2, 1e-4, 20, 0.1, 0.25
 
 
 def load_encoder():
@@ -34,9 +47,9 @@ def load_encoder():
     return vae
 
 
-def encode_crops(vae, crops, n):
+def encode_crops(vae, crops, n, size=HR_CROP):
     """n fresh crops -> {1: target latent, 2: latent of the /2 image, 4: of the /4 image}."""
-    hr = crops.batch(n, HR_CROP)
+    hr = crops.batch(n, size)
     with torch.no_grad():
         return {s: vae.encode(hr if s == 1 else data.downscale(hr, s).clamp(-1, 1))
                 .latent_dist.mean for s in (1, 2, 4)}
@@ -44,7 +57,7 @@ def encode_crops(vae, crops, n):
 
 def channel_weights(vae, crops):
     """Per latent channel: the RMS change of the decoded pixels per unit change of the channel
-    (finite difference, 0.1, on 4 training crops), normalised to mean 1."""
+    (finite difference, 0.1, on 4 training crops), normalised to mean 1, at least 0.05."""
     z = encode_crops(vae, crops, 4)[1]
     w = []
     with torch.no_grad():
@@ -54,17 +67,13 @@ def channel_weights(vae, crops):
             dz[:, k] += 0.1
             w.append(((vae.decode(dz).sample - y0) ** 2).mean().sqrt().item() / 0.1)
     w = torch.tensor(w)
-    return w / w.mean()
+    return (w / w.mean()).clamp(min=0.05)   # every channel keeps some weight
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
-    a = ap.parse_args()
+def stage1(a, vae, train):
+    """Latent L1 (channel-weighted), both heads, fresh crops; returns (lua, seconds, weights)."""
     common.seed_all(SEED, a.threads)
-    vae = load_encoder()
-    crops = data.Crops(data.train_images(), SEED)
+    crops = data.Crops(train, SEED)
     t0 = time.time()
     w = channel_weights(vae, crops).view(1, -1, 1, 1)
     data_secs = time.time() - t0
@@ -88,13 +97,71 @@ def main():
 
     secs = common.train_loop("lua", lua.parameters(), a.steps, LR, WARMUP, loss_fn,
                              log_every=200)
-    torch.save({"state_dict": lua.state_dict(), "seconds": secs, "data_seconds": data_secs,
-                "steps": a.steps, "threads": a.threads, "seed": SEED,
+    return lua, secs + data_secs, w
+
+
+def stage2(a, vae, train, lua, w):
+    """Pixel L1 of the x2 path through the frozen decoder (decode(LUA x2) against the crop), with
+    the latent terms kept small so the x4 head, which shares the trunk, does not drift. Its own
+    seed and crop stream, so it gives the same weights whether it follows stage 1 in one process
+    or starts from build/train/lua_stage1.pt."""
+    common.seed_all(SEED + 1, a.threads)
+    crops = data.Crops(train, SEED + 1)
+    for p in vae.parameters():
+        p.requires_grad_(False)
+    lua.train()
+
+    def loss_fn(step):
+        hr = crops.batch(PIX_BATCH, PIX_CROP)
+        with torch.no_grad():
+            z1 = vae.encode(hr).latent_dist.mean
+            z2 = vae.encode(data.downscale(hr, 2).clamp(-1, 1)).latent_dist.mean
+        u2 = lua(z2, 2)
+        pix = (vae.decode(u2).sample - hr).abs().mean()
+        l2 = ((u2 - z1).abs() * w).mean()
+        z = encode_crops(vae, crops, PIX_BATCH, PIX_CROP)
+        l4 = ((lua(z[4], 4) - z[1]).abs() * w).mean()
+        return pix + PIX_LAT2 * l2 + PIX_LAT4 * l4, {"pix": pix.item(), "l1_x2": l2.item(),
+                                                     "l1_x4": l4.item()}
+
+    return common.train_loop("lua pixel", lua.parameters(), a.pixel_steps, PIX_LR, PIX_WARMUP,
+                             loss_fn, log_every=50)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=4000, help="stage 1 (latent loss) steps")
+    ap.add_argument("--pixel-steps", type=int, default=300, help="stage 2 (pixel loss) steps")
+    ap.add_argument("--from-stage1", action="store_true",
+                    help="skip stage 1: start stage 2 from build/train/lua_stage1.pt")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    a = ap.parse_args()
+    vae = load_encoder()
+    train = data.train_images()
+    s1 = os.path.join(common.OUT, "lua_stage1.pt")
+    if a.from_stage1:
+        ck = torch.load(s1)
+        lua = models.make_lua()
+        lua.load_state_dict(ck["state_dict"])
+        secs1, w = ck["seconds"], torch.tensor(ck["channel_weights"]).view(1, -1, 1, 1)
+    else:
+        lua, secs1, w = stage1(a, vae, train)
+        torch.save({"state_dict": lua.state_dict(), "seconds": secs1,
+                    "channel_weights": w.flatten().tolist()}, s1)
+    secs2 = stage2(a, vae, train, lua, w)
+    torch.save({"state_dict": lua.state_dict(), "seconds": secs1 + secs2,
+                "stage_seconds": [secs1, secs2],
+                "steps": a.steps + a.pixel_steps, "threads": a.threads, "seed": SEED,
                 "channel_weights": w.flatten().tolist(),
-                "recipe": dict(hr_crop=HR_CROP, batch=BATCH, lr=LR, warmup=WARMUP,
-                               loss="channel-weighted latent L1, x2 + x4, fresh crops")},
+                "recipe": dict(stage1=dict(hr_crop=HR_CROP, batch=BATCH, lr=LR, warmup=WARMUP,
+                                           steps=a.steps,
+                                           loss="channel-weighted latent L1, x2 + x4"),
+                               stage2=dict(hr_crop=PIX_CROP, batch=PIX_BATCH, lr=PIX_LR,
+                                           warmup=PIX_WARMUP, steps=a.pixel_steps,
+                                           loss=f"pixel L1 of decode(LUA x2) + {PIX_LAT2} x2 "
+                                                f"+ {PIX_LAT4} x4 latent L1"))},
                os.path.join(common.OUT, "lua.pt"))
-    print(f"lua: {a.steps} steps in {secs:.0f} s + weights {data_secs:.0f} s "
+    print(f"lua: {a.steps} + {a.pixel_steps} steps in {secs1:.0f} + {secs2:.0f} s "
           f"({time.strftime('%H:%M:%S')})")
 
 

@@ -23,7 +23,7 @@ HR_CROP, BATCH, LR, WARMUP = 64, 12, 4e-4, 50
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=2400)
+    ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     a = ap.parse_args()
     common.seed_all(SEED, a.threads)
