@@ -207,10 +207,11 @@ static void test_metrics_match_python(void **state) {
     latup_weights_free(&g);
 }
 
-/* ---- the demo: LUA x2 then decode must give a picture of the photo, better than bicubic -------------
+/* ---- the demo: LUA x2 then decode, and the bicubic path, against the photo -------------------------
  * The two paths of build/latup_demo that need no SwinIR: LUA x2 then decode, and the 1x decode as 8-bit
- * bytes upscaled bicubically (examples/demo/demo.c does the same steps). The floors are issue 20's
- * targets; the measured values are in the printout and in docs/results.md. */
+ * bytes upscaled bicubically (examples/demo/demo.c does the same steps). The floors sit under the
+ * measured scores (21.15 dB, SSIM 0.641, -2.01 dB; docs/results.md) and guard against regressions;
+ * they are not issue 20's targets (LUA >= 24 dB and >= bicubic + 0.5 dB), which are not met yet. */
 #define DEMO_PSNR_MIN 20.5
 #define DEMO_SSIM_MIN 0.60
 #define DEMO_MARGIN_MIN -2.5
@@ -239,9 +240,7 @@ static void test_demo_is_a_picture(void **state) {
     latup_png_quantize(b, gt.data, H, W, LATUP_PNG_MAP_UNIT);
     /* bicubic path: the 1x decode as bytes, read back as k/255, bicubic x2, bytes again */
     latup_png_quantize(c, dec1.data, H / 2, W / 2, LATUP_PNG_MAP_DIFFUSERS);
-    const size_t n2 = (size_t)(H / 2) * (W / 2);
-    for (int ch = 0; ch < 3; ch++)
-        for (size_t i = 0; i < n2; i++) lo[(size_t)ch * n2 + i] = (float)c[i * 3 + ch] / 255.0f;
+    im_planar_from_bytes(lo, c, H / 2, W / 2);
     im_bicubic_x2(bic, lo, H / 2, W / 2);
     latup_png_quantize(c, bic, H, W, LATUP_PNG_MAP_UNIT);
     const double psnr = im_psnr(a, b, H, W), ssim = im_ssim(a, b, H, W), psnr_bic = im_psnr(c, b, H, W);

@@ -116,8 +116,7 @@ static latup_status from_bytes(const uint8_t *rgb, int H, int W, latup_tensor *t
     const int64_t s[3] = {3, H, W};
     latup_status st = latup_tensor_alloc(t, 3, s);
     if (st != LATUP_OK) return st;
-    for (int c = 0; c < 3; c++)
-        for (size_t i = 0; i < (size_t)H * W; i++) t->data[(size_t)c * H * W + i] = (float)rgb[i * 3 + c] / 255.0f;
+    im_planar_from_bytes(t->data, rgb, H, W);
     return LATUP_OK;
 }
 

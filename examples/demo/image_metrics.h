@@ -67,6 +67,14 @@ static inline double im_ssim(const uint8_t *a, const uint8_t *b, int H, int W) {
     return total / 3;
 }
 
+/* 8-bit interleaved RGB -> planar float [3,H,W] k/255, as latup reads a PNG (the input of the
+ * bicubic and pixel paths). */
+static inline void im_planar_from_bytes(float *out, const uint8_t *rgb, int H, int W) {
+    const size_t n = (size_t)H * W;
+    for (int c = 0; c < 3; c++)
+        for (size_t i = 0; i < n; i++) out[(size_t)c * n + i] = (float)rgb[i * 3 + c] / 255.0f;
+}
+
 /* PyTorch's F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False) (no antialias):
  * Keys' cubic with A = -0.75, source coordinate (dst + 0.5) / 2 - 0.5, taps clamped to the
  * border. in: planar float [3,H,W]; out: planar float [3,2H,2W]. */

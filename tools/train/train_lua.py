@@ -47,12 +47,16 @@ def load_encoder():
     return vae
 
 
-def encode_crops(vae, crops, n, size=HR_CROP):
-    """n fresh crops -> {1: target latent, 2: latent of the /2 image, 4: of the /4 image}."""
-    hr = crops.batch(n, size)
+def encode(vae, hr, scales=(1, 2, 4)):
+    """{s: latent of hr antialiased-bicubic downscaled by s (hr itself for 1)}, posterior means."""
     with torch.no_grad():
         return {s: vae.encode(hr if s == 1 else data.downscale(hr, s).clamp(-1, 1))
-                .latent_dist.mean for s in (1, 2, 4)}
+                .latent_dist.mean for s in scales}
+
+
+def encode_crops(vae, crops, n, size=HR_CROP):
+    """n fresh crops -> {1: target latent, 2: latent of the /2 image, 4: of the /4 image}."""
+    return encode(vae, crops.batch(n, size))
 
 
 def channel_weights(vae, crops):
@@ -113,12 +117,10 @@ def stage2(a, vae, train, lua, w):
 
     def loss_fn(step):
         hr = crops.batch(PIX_BATCH, PIX_CROP)
-        with torch.no_grad():
-            z1 = vae.encode(hr).latent_dist.mean
-            z2 = vae.encode(data.downscale(hr, 2).clamp(-1, 1)).latent_dist.mean
-        u2 = lua(z2, 2)
+        zp = encode(vae, hr, (1, 2))
+        u2 = lua(zp[2], 2)
         pix = (vae.decode(u2).sample - hr).abs().mean()
-        l2 = ((u2 - z1).abs() * w).mean()
+        l2 = ((u2 - zp[1]).abs() * w).mean()
         z = encode_crops(vae, crops, PIX_BATCH, PIX_CROP)
         l4 = ((lua(z[4], 4) - z[1]).abs() * w).mean()
         return pix + PIX_LAT2 * l2 + PIX_LAT4 * l4, {"pix": pix.item(), "l1_x2": l2.item(),

@@ -26,17 +26,12 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import data  # noqa: E402
+import evaluate  # noqa: E402
 import metrics as M  # noqa: E402
 import models  # noqa: E402
 import train_vae  # noqa: E402
 
 OUT = os.path.join(data.ROOT, "build", "train_trial")
-
-
-def center(a, s):
-    h, w = min(a.shape[0], s), min(a.shape[1], s)
-    y, x = (a.shape[0] - h) // 2, (a.shape[1] - w) // 2
-    return a[y:y + h, x:x + w]
 
 
 def evaluate(vae, imgs):
@@ -90,7 +85,7 @@ def main():
     params = [p for p in vae.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=a.lr, betas=(0.9, 0.99))
     crops = data.Crops(train, a.seed)
-    imgs = [(n, center(img, a.eval_side)) for n, img in data.test_images()]
+    imgs = [(n, evaluate.center(img, a.eval_side)) for n, img in data.test_images()]
     step, trained_s, log = 0, 0.0, []
     if a.resume:
         ck = torch.load(a.resume, weights_only=False)
