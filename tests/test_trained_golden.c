@@ -28,13 +28,24 @@ static const char *SWINIR_W = TRAINED "swinir_x2.safetensors.gz";
  * on these files (1 and 2 threads, gcc 12 -O2 -march=native, OpenBLAS 0.3.21, AVX-512) when the
  * value was set; tol is about 6x that, rounded up. Trained weights have the same kind of error as
  * the random ones (docs/testing.md); the fp32 references differ from fp64 by up to 6e-7 x max|ref|
- * on these inputs (fp64_maxabs in each golden file). Re-measured on issue 20's LUA and SwinIR: worst
- * 9.0e-7 (SwinIR, 1 thread), under the SkylakeX and the Haswell kernels. */
+ * on these inputs (fp64_maxabs in each golden file). Re-measured on issue 20's SwinIR: worst 9.0e-7
+ * (1 thread), under the SkylakeX and the Haswell kernels. */
 static const golden_tol TRAINED_TOLS[] = {
     {"conv_first", 2e-6, 0.0, "one 3x3 conv of the input (bit-identical here)"},
-    {"conv_in", 2e-6, 0.0, "one 3x3 conv of the latent (bit-identical here)"},
-    {"out", 5e-6, 8.4e-7, "final outputs: trunk (or decoder) and head rounding"},
-    {"", 6e-6, 1.0e-6, "RSTB, trunk, head, attention, resnet and upsample outputs (worst: conv_after_body)"},
+    {"out", 5e-6, 8.4e-7, "final outputs: trunk and head rounding"},
+    {"", 6e-6, 1.0e-6, "RSTB, trunk and head outputs (worst: conv_after_body)"},
+};
+
+/* The trained LUA (issue 20's second recipe) starts as a closed-form linear upscaler built into its
+ * layers (tools/train/train_lua.py, designed_start): conv_before writes [X, -X] and the upsample conv
+ * takes their difference, so the heads' outputs are differences of values near 12 with fitted
+ * coefficients (heads.x4 applies them twice): PyTorch's fp32 forward differs from its fp64 one by
+ * 3.45e-6 x max|ref| (fp64_maxabs), latup's by 4.24e-6 (out.x4, Haswell kernels; 3.91e-6 SkylakeX).
+ * conv_first is no longer bit-identical (5.2e-7). tol is about 6x the measured. */
+static const golden_tol TRAINED_LUA_TOLS[] = {
+    {"conv_first", 3e-6, 5.2e-7, "one 3x3 conv of the input"},
+    {"out", 2.5e-5, 4.24e-6, "final outputs: differences of the [X, -X] pair, the x4 fit applied twice"},
+    {"", 6e-6, 9.3e-7, "RSTB, trunk and head outputs (worst: heads.x2.conv_before)"},
 };
 
 /* The trained VAE decoder (issue 20) carries each colour through norm_out as [X, -X, +20, -20] and
@@ -58,14 +69,22 @@ static const golden_tol *tol_in(const golden_tol *t, size_t n_t, const char *nam
 static const golden_tol *trained_tol_for(const char *name) {
     return tol_in(TRAINED_TOLS, sizeof TRAINED_TOLS / sizeof TRAINED_TOLS[0], name);
 }
+static const golden_tol *trained_lua_tol_for(const char *name) {
+    return tol_in(TRAINED_LUA_TOLS, sizeof TRAINED_LUA_TOLS / sizeof TRAINED_LUA_TOLS[0], name);
+}
 static const golden_tol *trained_vae_tol_for(const char *name) {
     return tol_in(TRAINED_VAE_TOLS, sizeof TRAINED_VAE_TOLS / sizeof TRAINED_VAE_TOLS[0], name);
 }
 
 /* ---- one model against its golden file -------------------------------------------------------------
- * weights: a path; is_vae: decode instead of upscale (every head the golden file has an output
- * for). Returns the number of NOT OK lines; *worst = the largest abs/max|ref| among the outputs. */
-static int run_trained(const char *casename, const char *weights, const char *golden, int is_vae, int *lines,
+ * weights: a path; kind: decode instead of upscale for the VAE (every head the golden file has an
+ * output for otherwise), and which tolerance table applies. Returns the number of NOT OK lines;
+ * *worst = the largest abs/max|ref| among the outputs. */
+typedef enum { KIND_LUA, KIND_VAE, KIND_SWINIR } trained_kind;
+static const golden_tol *(*const TOLS_OF[])(const char *) = {
+    [KIND_LUA] = trained_lua_tol_for, [KIND_VAE] = trained_vae_tol_for, [KIND_SWINIR] = trained_tol_for};
+
+static int run_trained(const char *casename, const char *weights, const char *golden, trained_kind kind, int *lines,
                        double *worst) {
     latup_weights g = {0};
     assert_int_equal(latup_safetensors_load(golden, &g), LATUP_OK);
@@ -75,7 +94,7 @@ static int run_trained(const char *casename, const char *weights, const char *go
     memcpy(x.shape, in->shape, sizeof x.shape);
     golden_cmp c;
     golden_cmp_init(&c, &g, (int)in->shape[0]);
-    if (is_vae) {
+    if (kind == KIND_VAE) {
         latup_vae *v = NULL;
         assert_int_equal(latup_vae_load(weights, &v), LATUP_OK);
         latup_decode_opts o = {.dump = golden_compare_dump, .dump_user = &c};
@@ -96,7 +115,7 @@ static int run_trained(const char *casename, const char *weights, const char *go
         }
         latup_lua_free(m);
     }
-    int bad = golden_cmp_report(&c, casename, is_vae ? trained_vae_tol_for : trained_tol_for, lines);
+    int bad = golden_cmp_report(&c, casename, TOLS_OF[kind], lines);
     *worst = 0;
     for (int i = 0; i < g.n; i++)
         if (!strncmp(g.t[i].name, "out", 3) && c.stats[i].max_ref > 0)
@@ -112,9 +131,12 @@ static void test_trained_models(void **state) {
     double w;
     for (int threads = 2; threads >= 1; threads--) {
         latup_set_threads(threads);
-        bad += run_trained(threads == 2 ? "trained/lua" : "lua 1thr", LUA_W, TRAINED "golden_lua.safetensors", 0, &lines, &w);
-        bad += run_trained(threads == 2 ? "trained/vae" : "vae 1thr", VAE_W, TRAINED "golden_vae.safetensors", 1, &lines, &w);
-        bad += run_trained(threads == 2 ? "trained/sw" : "sw 1thr", SWINIR_W, TRAINED "golden_swinir.safetensors", 0, &lines, &w);
+        bad += run_trained(threads == 2 ? "trained/lua" : "lua 1thr", LUA_W, TRAINED "golden_lua.safetensors", KIND_LUA,
+                           &lines, &w);
+        bad += run_trained(threads == 2 ? "trained/vae" : "vae 1thr", VAE_W, TRAINED "golden_vae.safetensors", KIND_VAE,
+                           &lines, &w);
+        bad += run_trained(threads == 2 ? "trained/sw" : "sw 1thr", SWINIR_W, TRAINED "golden_swinir.safetensors",
+                           KIND_SWINIR, &lines, &w);
     }
     latup_set_threads(2);
     printf("trained golden: %d tensors compared, %d NOT OK\n", lines, bad);
@@ -124,7 +146,7 @@ static void test_trained_models(void **state) {
 
 /* ---- negative controls: a small change to one trained weight must fail the comparison ------------ */
 static double perturbed(const char *weights, const char *golden, const char *tensor, int64_t elem, float delta,
-                        int is_vae) {
+                        trained_kind kind) {
     latup_weights w = {0};
     assert_int_equal(latup_safetensors_load(weights, &w), LATUP_OK);
     latup_wtensor *t = (latup_wtensor *)latup_weights_find(&w, tensor);
@@ -141,22 +163,23 @@ static double perturbed(const char *weights, const char *golden, const char *ten
     latup_weights_free(&w);
     int lines = 0;
     double worst;
-    int bad = run_trained("perturbed", path, golden, is_vae, &lines, &worst);
+    int bad = run_trained("perturbed", path, golden, kind, &lines, &worst);
     unlink(path);
     printf("negative control: %s[%lld] += %g -> worst output abs/max|ref| %.3e vs tol %.1e, %d NOT OK (must be > 0)\n",
-           tensor, (long long)elem, delta, worst, (is_vae ? trained_vae_tol_for : trained_tol_for)("out")->tol, bad);
+           tensor, (long long)elem, delta, worst, TOLS_OF[kind]("out")->tol, bad);
     return bad;
 }
 
 static void test_negative_controls(void **state) {
     (void)state;
     latup_set_threads(2);
-    assert_true(perturbed(LUA_W, TRAINED "golden_lua.safetensors", "layers.1.residual_group.blocks.2.mlp.fc2.weight", 5,
-                          1e-2f, 0) > 0);
+    /* conv_after_body: the trunk's way into the heads (a change inside the trunk shows in layers.N, but
+     * the trunk's share of the output is still small after 400 steps from the designed start) */
+    assert_true(perturbed(LUA_W, TRAINED "golden_lua.safetensors", "conv_after_body.weight", 5, 1e-2f, KIND_LUA) > 0);
     /* conv_in's centre tap from latent channel 0 into the red signal (issue 20's decoder: its mid attention
      * is nearly inert, so a change to attn_1.k no longer shows) */
-    assert_true(perturbed(VAE_W, TRAINED "golden_vae.safetensors", "decoder.conv_in.weight", 4, 1e-2f, 1) > 0);
-    assert_true(perturbed(SWINIR_W, TRAINED "golden_swinir.safetensors", "conv_last.bias", 1, 1e-3f, 0) > 0);
+    assert_true(perturbed(VAE_W, TRAINED "golden_vae.safetensors", "decoder.conv_in.weight", 4, 1e-2f, KIND_VAE) > 0);
+    assert_true(perturbed(SWINIR_W, TRAINED "golden_swinir.safetensors", "conv_last.bias", 1, 1e-3f, KIND_SWINIR) > 0);
 }
 
 /* ---- the demo's metrics and bicubic against tools/train/metrics.py --------------------------------- */
@@ -209,12 +232,12 @@ static void test_metrics_match_python(void **state) {
 
 /* ---- the demo: LUA x2 then decode, and the bicubic path, against the photo -------------------------
  * The two paths of build/latup_demo that need no SwinIR: LUA x2 then decode, and the 1x decode as 8-bit
- * bytes upscaled bicubically (examples/demo/demo.c does the same steps). The floors sit under the
- * measured scores (21.15 dB, SSIM 0.641, -2.01 dB; docs/results.md) and guard against regressions;
- * they are not issue 20's targets (LUA >= 24 dB and >= bicubic + 0.5 dB), which are not met yet. */
-#define DEMO_PSNR_MIN 20.5
-#define DEMO_SSIM_MIN 0.60
-#define DEMO_MARGIN_MIN -2.5
+ * bytes upscaled bicubically (examples/demo/demo.c does the same steps). The floors are issue 20's
+ * targets for the demo image (the LUA path at least 24 dB and at least 0.5 dB above the bicubic
+ * path), under the measured scores (24.99 dB, SSIM 0.781, +1.83 dB; docs/results.md). */
+#define DEMO_PSNR_MIN 24.0
+#define DEMO_SSIM_MIN 0.75
+#define DEMO_MARGIN_MIN 0.5
 static void test_demo_is_a_picture(void **state) {
     (void)state;
     latup_set_threads(2);
