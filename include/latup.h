@@ -172,7 +172,10 @@ typedef void (*latup_dump_fn)(void *user, const char *name, const latup_tensor *
 /* Progress of a long call: called after each step (an RSTB or head of the LUA, a decoder stage, a
  * tile), with the steps done so far and the total steps of this call (a latup_execute counts the
  * upscale's and the decode's steps together). Return non-zero to stop: the call returns
- * LATUP_E_CANCELLED ("cancelled by the progress callback") and produces no output. */
+ * LATUP_E_CANCELLED ("cancelled by the progress callback") and produces no output.
+ * It is called on the thread that made the call, between steps (never from OpenMP's workers);
+ * done rises by one step at a time (by more only when a GPU pass ends short of the count) and
+ * reaches total when the call succeeds. */
 typedef int (*latup_progress_fn)(void *user, int64_t done, int64_t total);
 
 /* Where the forward pass runs. LATUP_DEVICE_CUDA needs a build with CUDA=1 and a GPU; otherwise
