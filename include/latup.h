@@ -59,6 +59,7 @@ typedef enum {
     LATUP_E_INTERNAL = 5, /* a bug in latup */
     LATUP_E_DEVICE = 6,   /* the requested device cannot run: no CUDA in this build, no GPU, or
                            * the driver refused */
+    LATUP_E_CANCELLED = 7, /* the caller's progress callback asked to stop */
 } latup_status;
 
 LATUP_API const char *latup_last_error(void);         /* one line, no trailing newline */
@@ -168,6 +169,15 @@ LATUP_API const char *latup_tail_name(latup_tail t); /* "lua-heads", "pixelshuff
  * (names and shapes: docs/architecture.md). The tensor is only valid during the call. */
 typedef void (*latup_dump_fn)(void *user, const char *name, const latup_tensor *t, int batch);
 
+/* Progress of a long call: called after each step (an RSTB or head of the LUA, a decoder stage, a
+ * tile), with the steps done so far and the total steps of this call (a latup_execute counts the
+ * upscale's and the decode's steps together). Return non-zero to stop: the call returns
+ * LATUP_E_CANCELLED ("cancelled by the progress callback") and produces no output.
+ * It is called on the thread that made the call, between steps (never from OpenMP's workers);
+ * done rises by one step at a time (by more only when a GPU pass ends short of the count) and
+ * reaches total when the call succeeds. */
+typedef int (*latup_progress_fn)(void *user, int64_t done, int64_t total);
+
 /* Where the forward pass runs. LATUP_DEVICE_CUDA needs a build with CUDA=1 and a GPU; otherwise
  * the call fails with LATUP_E_DEVICE and a message saying which is missing. */
 typedef enum {
@@ -179,10 +189,12 @@ typedef struct {
     latup_dump_fn dump;  /* NULL: no dumps */
     void *dump_user;
     int verbose;         /* print the memory plan and per-stage timings to stderr */
-    int progress;        /* an RSTB / head counter on stderr (for terminals) */
+    int progress;        /* unused: the library prints no progress (on_progress tells the caller) */
     latup_device device; /* LATUP_DEVICE_CPU (0) by default */
     int conv_band_rows;  /* 0: automatic. n > 0: im2col bands of at most n rows, for tests that
                           * force every conv to split into several bands (same code path) */
+    latup_progress_fn on_progress; /* NULL: none */
+    void *progress_user;
 } latup_run_opts;
 
 /* ---- memory plans ---------------------------------------------------------------------------
@@ -270,12 +282,14 @@ typedef struct {
     latup_dump_fn dump;   /* per-layer tensors of an exact decode (not called when tiling) */
     void *dump_user;
     int verbose;          /* plan and per-stage timings on stderr */
-    int progress;         /* stage / tile counter on stderr */
+    int progress;         /* unused: the library prints no progress (on_progress tells the caller) */
     latup_device device;  /* LATUP_DEVICE_CPU (0) by default */
     int conv_band_rows;   /* as in latup_run_opts (tests) */
     int tile;             /* latent tile size; 0 = exact unless over max_memory (then tiled) */
     int overlap;          /* latent overlap between tiles (default tile/4) */
     size_t max_memory;    /* bytes; 0 = no limit (never tile automatically) */
+    latup_progress_fn on_progress; /* NULL: none */
+    void *progress_user;
 } latup_decode_opts;
 
 /* What latup_vae_decode() will do with an h x w latent and these options: decode exactly, or in
@@ -339,7 +353,9 @@ typedef struct {
     latup_stage_fn stage;   /* NULL: none */
     void *stage_user;
     int verbose;            /* the plan and per-stage timings on stderr */
-    int progress;           /* counters on stderr */
+    int progress;           /* unused: the library prints no progress (on_progress tells the caller) */
+    latup_progress_fn on_progress; /* NULL: none; one done/total across the upscale and the decode */
+    void *progress_user;
 } latup_call_opts;
 
 /* What the process holds at the call's peak, in bytes. */

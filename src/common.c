@@ -25,8 +25,29 @@ const char *latup_status_name(latup_status st) {
     case LATUP_E_IO: return "i/o error";
     case LATUP_E_INTERNAL: return "internal error";
     case LATUP_E_DEVICE: return "device unavailable";
+    case LATUP_E_CANCELLED: return "cancelled";
     }
     return "unknown status";
+}
+
+/* ---- progress ---------------------------------------------------------------------------------- */
+
+static latup_status report_progress(latup_progress *p) {
+    if (p->fn(p->user, p->done, p->total))
+        return latup_fail(LATUP_E_CANCELLED, "cancelled by the progress callback");
+    return LATUP_OK;
+}
+
+latup_status latup_progress_step(latup_progress *p) {
+    if (!p || !p->fn || p->done >= p->end) return LATUP_OK;
+    p->done++;
+    return report_progress(p);
+}
+
+latup_status latup_progress_finish(latup_progress *p) {
+    if (!p || !p->fn || p->done >= p->end) return LATUP_OK;
+    p->done = p->end;
+    return report_progress(p);
 }
 
 /* ---- the message formatter ---------------------------------------------------------------------

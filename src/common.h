@@ -91,6 +91,24 @@ static inline bool latup_mul_ok(size_t a, size_t b, size_t *out) {
     return true;
 }
 
+/* ---- progress (latup_progress_fn) ----
+ * One call's count of steps, across its stages: the call (src/api/call.c) sets total from the
+ * counting passes before the first stage and `end` to the last step of each stage as it begins;
+ * the passes (CPU and GPU) report each step with latup_progress_step. done never passes end, and
+ * the call reports `end` itself when a stage finishes short of it, so a caller always sees done
+ * rise to total, one step at a time or in a jump, and never go back. */
+typedef struct {
+    latup_progress_fn fn; /* NULL: nobody listens (steps cost nothing) */
+    void *user;
+    int64_t done, end, total;
+} latup_progress;
+
+/* One step done: tells the callback. LATUP_E_CANCELLED, with its message, when it asks to stop;
+ * LATUP_OK otherwise (and for a NULL p). */
+latup_status latup_progress_step(latup_progress *p);
+/* The stage ends: reports `end` if the steps fell short of it (same return as a step). */
+latup_status latup_progress_finish(latup_progress *p);
+
 /* Wall clock in seconds (monotonic). */
 double latup_now(void);
 

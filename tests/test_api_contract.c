@@ -194,7 +194,8 @@ static latup_tensor *bad_tensor(int v) {
     }
     return t;
 }
-static const int BAD_ENUMS[] = {-1, 7, INT_MAX, INT_MIN};
+/* 8: one past the last value of the longest enum (latup_status: LATUP_E_CANCELLED = 7) */
+static const int BAD_ENUMS[] = {-1, 8, INT_MAX, INT_MIN};
 #define N_ENUMS ((int)(sizeof BAD_ENUMS / sizeof BAD_ENUMS[0]))
 
 /* One case in a child: its result and message come back through a pipe; a crash, a sanitizer

@@ -5,7 +5,7 @@
  * released widths at 64x64 for x2 and x4 (seeded random weights), the VAE golden cases, the
  * real-width VAE (weights generated from the golden file's spec) exact and tiled, the plans of
  * both devices under memory budgets (the same tiles, peaks and refusals; the tiled decodes
- * compared), and input errors. Built only with CUDA=1. Without a CUDA device it prints one line and exits 77, which
+ * compared), input errors, and the progress callback's steps (the CPU pass's, one by one). Built only with CUDA=1. Without a CUDA device it prints one line and exits 77, which
  * the test runner reports as NOT RUN and counts against the suite: it is not a pass.
  * Built with -DLATUP_CUDA_EMU and tests/support/cuda_emu.c it is test_cuda_emu: the same comparisons on an
  * emulated device (kernels and products on the CPU), at 32x32 for the released widths. */
@@ -449,6 +449,70 @@ static void test_errors(void **state) {
     latup_lua_free(m), latup_vae_free(v);
 }
 
+/* ---- progress on the GPU: the steps the CPU's counting pass counted, one by one ------------------------ */
+typedef struct {
+    int64_t calls, last, total, stop_at;
+    int bad; /* a done that is not last + 1 (a GPU pass off the CPU's boundaries), or a changed total */
+} steps;
+
+static int on_step(void *user, int64_t done, int64_t total) {
+    steps *s = user;
+    if (s->calls == 0) s->total = total;
+    if (done != s->last + 1 || total != s->total) s->bad = 1;
+    s->calls++, s->last = done;
+    return s->stop_at > 0 && done >= s->stop_at;
+}
+
+/* Every step reported where the CPU pass reports it: done rises by one to total in an upscale, an
+ * exact and a tiled decode and a run; a callback that stops the call gets LATUP_E_CANCELLED and no
+ * output. */
+static void test_progress(void **state) {
+    (void)state;
+    latup_lua *m = NULL;
+    latup_vae *v = NULL;
+    assert_int_equal(latup_lua_load(find_case("small/pad")->model, &m), LATUP_OK);
+    assert_int_equal(latup_vae_load("ref_data/vae/flux_small.ldm.safetensors.gz", &v), LATUP_OK);
+    const int64_t shape[4] = {2, 16, 16, 16};
+    latup_tensor x, y, img;
+    assert_int_equal(latup_tensor_alloc(&x, 4, shape), LATUP_OK);
+    for (int64_t i = 0; i < latup_tensor_numel(&x); i++) x.data[i] = (float)((i * 37) % 17) / 17.0f - 0.5f;
+    const int layers = latup_lua_get_config(m)->num_layers, levels = latup_vae_get_config(v)->n_levels;
+    steps a = {0}, b = {0}, c = {0}, d = {0}, e = {.stop_at = 3};
+    const latup_run_opts ro = {.device = LATUP_DEVICE_CUDA, .on_progress = on_step, .progress_user = &a};
+    assert_int_equal(latup_lua_upscale(m, &x, 2, &y, &ro), LATUP_OK);
+    latup_tensor_free(&y);
+    latup_decode_opts dopt = {.device = LATUP_DEVICE_CUDA, .on_progress = on_step, .progress_user = &b};
+    assert_int_equal(latup_vae_decode(v, &x, &img, &dopt), LATUP_OK);
+    latup_tensor_free(&img);
+    dopt.tile = 8, dopt.overlap = 2, dopt.progress_user = &c; /* 16x16 in tiles of 8, overlap 2: 3 x 3 tiles */
+    assert_int_equal(latup_vae_decode(v, &x, &img, &dopt), LATUP_OK);
+    latup_tensor_free(&img);
+    latup_call_opts co = {.lua = m, .scale = 2, .vae = v, .device = LATUP_DEVICE_CUDA, .on_progress = on_step,
+                          .progress_user = &d};
+    latup_call *call;
+    assert_int_equal(latup_prepare(&co, &x, &call), LATUP_OK);
+    assert_int_equal(latup_execute(call, &x, NULL, &img), LATUP_OK);
+    latup_tensor_free(&img);
+    latup_call_free(call);
+    co.progress_user = &e;
+    assert_int_equal(latup_prepare(&co, &x, &call), LATUP_OK);
+    const latup_status st = latup_execute(call, &x, NULL, &img);
+    latup_call_free(call);
+    printf("GPU progress: upscale %lld/%lld, decode %lld/%lld, tiled %lld/%lld, run %lld/%lld, stopped at 3: %s\n",
+           (long long)a.last, (long long)a.total, (long long)b.last, (long long)b.total, (long long)c.last,
+           (long long)c.total, (long long)d.last, (long long)d.total, latup_status_name(st));
+    assert_true(!a.bad && !b.bad && !c.bad && !d.bad && !e.bad);
+    assert_int_equal(a.calls, 2 * (layers + 4));
+    assert_int_equal(b.calls, 2 * (levels + 2));
+    assert_int_equal(c.calls, 2 * 9 * (levels + 3));
+    assert_int_equal(d.calls, 2 * (layers + 4) + 2 * (levels + 2));
+    assert_int_equal(st, LATUP_E_CANCELLED);
+    assert_int_equal(e.calls, 3);
+    assert_null(img.data);
+    latup_tensor_free(&x);
+    latup_lua_free(m), latup_vae_free(v);
+}
+
 int main(void) {
     if (latup_gpu_probe() != LATUP_OK) {
         printf("test_cuda: %s: the GPU test did NOT run (exit %d: not a pass)\n", latup_last_error(), NOT_RUN);
@@ -470,7 +534,7 @@ int main(void) {
         cmocka_unit_test(test_lua_golden),  cmocka_unit_test(test_lua_golden_split),
         cmocka_unit_test(test_lua_released_widths), cmocka_unit_test(test_vae_golden),
         cmocka_unit_test(test_vae_real_widths), cmocka_unit_test(test_plan_budgets),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_errors),      cmocka_unit_test(test_progress),
     };
     const int rc = cmocka_run_group_tests(tests, NULL, NULL);
     printf("GPU test: %d tensors compared, %d NOT OK\n", g_lines, g_bad);

@@ -159,13 +159,12 @@ latup_status latup_prepare(const latup_call_opts *opts, const latup_tensor *x, l
     latup_call *k = latup_calloc(1, sizeof *k, "call");
     if (!k) return LATUP_E_NOMEM;
     k->o = *opts;
+    /* progress is not the stages' to report: latup_execute counts one call across both */
     k->ro = (latup_run_opts){.dump = opts->dump, .dump_user = opts->dump_user, .verbose = opts->verbose,
-                             .progress = opts->progress, .device = opts->device,
-                             .conv_band_rows = opts->conv_band_rows};
+                             .device = opts->device, .conv_band_rows = opts->conv_band_rows};
     k->dopt = (latup_decode_opts){.dump = opts->dump, .dump_user = opts->dump_user, .verbose = opts->verbose,
-                                  .progress = opts->progress, .device = opts->device,
-                                  .conv_band_rows = opts->conv_band_rows, .tile = opts->tile,
-                                  .overlap = opts->overlap, .max_memory = opts->max_memory};
+                                  .device = opts->device, .conv_band_rows = opts->conv_band_rows,
+                                  .tile = opts->tile, .overlap = opts->overlap, .max_memory = opts->max_memory};
     const latup_status st = prepare(k, x);
     if (st != LATUP_OK) {
         latup_call_free(k);
@@ -190,31 +189,44 @@ static void stage(const latup_call *k, latup_stage s, int done, double t) {
     if (k->o.stage) k->o.stage(k->o.stage_user, s, done, t);
 }
 
-static latup_status upscale(latup_call *k, const latup_tensor *x, latup_tensor *y) {
+/* The steps of each stage, as its counting pass found them (per image) times the batch: the GPU
+ * passes report the same boundaries. */
+static int64_t upscale_steps(const latup_call *k) {
+    return k->o.lua ? latup_lua_exec_steps(k->lx) * k->plan.batch : 0;
+}
+static int64_t decode_steps(const latup_call *k) {
+    return k->o.vae ? latup_vae_exec_steps(k->vx) * k->plan.batch : 0;
+}
+
+static latup_status upscale(latup_call *k, const latup_tensor *x, latup_tensor *y, latup_progress *pr) {
     const latup_plan *p = &k->plan;
     const int c = latup_lua_get_config(k->o.lua)->out_chans;
     const int64_t shape[4] = {p->batch, c, p->dec_h, p->dec_w};
     TRY(latup_tensor_alloc(y, p->ndim, p->ndim == 4 ? shape : shape + 1));
+    pr->end = pr->done + upscale_steps(k);
     stage(k, LATUP_STAGE_UPSCALE, 0, 0);
     const double t0 = latup_now();
-    latup_status st = p->device == LATUP_DEVICE_CUDA ? latup_gpu_lua_run(k->o.lua, k->o.scale, x, y, &k->ro)
-                                                    : latup_lua_exec_run(k->lx, x->data, p->batch, y->data);
+    latup_status st = p->device == LATUP_DEVICE_CUDA ? latup_gpu_lua_run(k->o.lua, k->o.scale, x, y, &k->ro, pr)
+                                                    : latup_lua_exec_run(k->lx, x->data, p->batch, y->data, pr);
     stage(k, LATUP_STAGE_UPSCALE, 1, latup_now() - t0);
     if (st == LATUP_OK) st = latup_check_finite_output(y, "the upscaled latent");
+    if (st == LATUP_OK) st = latup_progress_finish(pr);
     return st;
 }
 
-static latup_status decode(latup_call *k, const latup_tensor *z, latup_tensor *img) {
+static latup_status decode(latup_call *k, const latup_tensor *z, latup_tensor *img, latup_progress *pr) {
     const latup_plan *p = &k->plan;
     TRY(latup_tensor_alloc(img, p->out_ndim, p->out_shape));
+    pr->end = pr->done + decode_steps(k);
     stage(k, LATUP_STAGE_DECODE, 0, 0);
     const double t0 = latup_now();
     const latup_decode_plan *d = &p->decode;
     latup_status st = p->device == LATUP_DEVICE_CUDA
-                          ? latup_gpu_vae_run(k->o.vae, z, img, d->tiled ? d->tile : 0, d->overlap, &k->dopt)
-                          : latup_vae_exec_run(k->vx, z->data, p->batch, img->data);
+                          ? latup_gpu_vae_run(k->o.vae, z, img, d->tiled ? d->tile : 0, d->overlap, &k->dopt, pr)
+                          : latup_vae_exec_run(k->vx, z->data, p->batch, img->data, pr);
     stage(k, LATUP_STAGE_DECODE, 1, latup_now() - t0);
     if (st == LATUP_OK) st = latup_check_finite_output(img, "the decoded image");
+    if (st == LATUP_OK) st = latup_progress_finish(pr);
     return st;
 }
 
@@ -244,10 +256,11 @@ latup_status latup_execute(latup_call *k, const latup_tensor *x, latup_tensor *u
     if (x->data != k->checked) TRY(latup_check_finite(x));
     k->checked = NULL; /* once: a second execute of the same tensor checks it again */
     if (k->o.verbose) latup_plan_print(p, stderr);
+    latup_progress pr = {k->o.on_progress, k->o.progress_user, 0, 0, upscale_steps(k) + decode_steps(k)};
     latup_tensor up = {0};
     latup_status st = LATUP_OK;
-    if (k->o.lua) st = upscale(k, x, &up);
-    if (st == LATUP_OK && k->o.vae) st = decode(k, k->o.lua ? &up : x, out);
+    if (k->o.lua) st = upscale(k, x, &up, &pr);
+    if (st == LATUP_OK && k->o.vae) st = decode(k, k->o.lua ? &up : x, out, &pr);
     if (st != LATUP_OK) {
         latup_tensor_free(&up);
         latup_tensor_free(out);
@@ -303,7 +316,8 @@ latup_status latup_lua_upscale(const latup_lua *m, const latup_tensor *x, int sc
     latup_call_opts o = {.lua = m, .scale = scale};
     if (opts) {
         o.device = opts->device, o.conv_band_rows = opts->conv_band_rows;
-        o.dump = opts->dump, o.dump_user = opts->dump_user, o.verbose = opts->verbose, o.progress = opts->progress;
+        o.dump = opts->dump, o.dump_user = opts->dump_user, o.verbose = opts->verbose;
+        o.on_progress = opts->on_progress, o.progress_user = opts->progress_user;
     }
     latup_call *c;
     TRY(latup_prepare(&o, x, &c));
@@ -317,7 +331,7 @@ static latup_call_opts call_opts(const latup_vae *v, const latup_decode_opts *op
     if (opts) {
         o.device = opts->device, o.max_memory = opts->max_memory, o.tile = opts->tile, o.overlap = opts->overlap;
         o.conv_band_rows = opts->conv_band_rows, o.dump = opts->dump, o.dump_user = opts->dump_user;
-        o.verbose = opts->verbose, o.progress = opts->progress;
+        o.verbose = opts->verbose, o.on_progress = opts->on_progress, o.progress_user = opts->progress_user;
     }
     return o;
 }

@@ -24,9 +24,9 @@ const char *latup_version(void) { return LATUP_VERSION_STRING; }
 
 latup_status latup_set_error(latup_status st, const char *fmt, ...) {
     LATUP_NEED(fmt);
-    if ((int)st < (int)LATUP_OK || (int)st > (int)LATUP_E_DEVICE)
+    if ((int)st < (int)LATUP_OK || (int)st > (int)LATUP_E_CANCELLED)
         return latup_fail(LATUP_E_USAGE, "latup_set_error: status %d is not a latup_status (0 to %d)", (int)st,
-                          (int)LATUP_E_DEVICE);
+                          (int)LATUP_E_CANCELLED);
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);

@@ -183,7 +183,7 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
 #define O_EXACT {"--exact-math", 0, OPT_FLAG, NULL, 0, 0, 0, 0, NULL, \
     "the plain reference arithmetic: libm exp and erf, direct 3x3 convolutions (slower; the\n" \
     "default fast paths have measured error bounds: docs/testing.md, Approximations)"}
-#define O_QUIET {"--quiet", 'q', OPT_FLAG, NULL, 0, 0, 0, 0, NULL, "print nothing but errors"}
+#define O_QUIET {"--quiet", 'q', OPT_FLAG, NULL, 0, 0, 0, 0, NULL, "print nothing but errors (no progress line either)"}
 #define O_MODEL {"--model", 'm', OPT_STR, "FILE", 0, 0, 0, 0, NULL, \
     "LUA (or SwinIR) weights: safetensors or PyTorch .pth (torch.save zip; {'params_ema': ...},\n" \
     "{'params': ...}, {'state_dict': ...} or a bare state dict), optionally gzip-compressed"}
@@ -281,7 +281,9 @@ const cli_command *cli_find_command(const char *name) {
 
 static const char *EXIT_CODES =
     "exit codes: 0 ok, 1 usage, 2 bad input file or data, 3 out of memory (or a --max-memory that\n"
-    "cannot be met), 4 i/o error, 5 internal error, 6 device unavailable, 10 compare: over tolerance\n";
+    "cannot be met), 4 i/o error, 5 internal error, 6 device unavailable, 10 compare: over tolerance\n"
+    "(7, cancelled, is the library's status for a call its caller's progress callback stopped: SIGINT\n"
+    "stops a command, 130)\n";
 
 /* Prints text word-wrapped to WIDTH columns, continuation lines indented by `indent` (the caller
  * has printed the first line's indent); a '\n' in the text is a space. */

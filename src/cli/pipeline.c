@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 #include "jsonw.h"
+#include "progress.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,7 @@ struct job {
     latup_vae *vae;
     double t_load;
     stage_ctx sc;
+    cli_progress prog;       /* the progress line of the item being computed (a terminal only) */
 };
 
 static int is_png_name(const char *p) { return cli_ends_with(p, ".png"); }
@@ -115,7 +117,7 @@ static int read_options(job *j) {
     o->scale = j->scale;
     o->tile = (int)cli_num(a, "--tile", 0), o->overlap = (int)cli_num(a, "--overlap", 0);
     o->verbose = j->verbose;
-    o->progress = !j->quiet && cli_stderr_is_tty();
+    if (!j->quiet && cli_stderr_is_tty()) o->on_progress = cli_progress_cb, o->progress_user = &j->prog;
     o->max_memory = cli_given(a, "--max-memory") ? (size_t)cli_num(a, "--max-memory", 0) : latup_default_max_memory();
     const char *device = cli_str(a, "--device");
     o->device = device && !strcmp(device, "cuda") ? LATUP_DEVICE_CUDA : LATUP_DEVICE_CPU;
@@ -428,7 +430,11 @@ static latup_status compute(job *j, item *it, latup_outputs *outs, latup_tensor 
                 "approximation of the exact decode\n",
                 it->path, p->decode.tile, p->decode.overlap, p->decode.reason, j->copt.max_memory / 1073741824.0);
     latup_tensor up = {0}, res = {0};
+    char label[32] = "";
+    if (j->n > 1) snprintf(label, sizeof label, "[%d/%d] ", (int)(it - j->items) + 1, j->n);
+    cli_progress_begin(&j->prog, j->copt.on_progress ? stderr : NULL, label, cli_progress_now());
     latup_status st = latup_execute(it->call, &it->x, j->save && j->vae ? &up : NULL, &res);
+    cli_progress_end(&j->prog); /* before any other line: the summary, or the error */
     if (j->dump && c->stage && st != LATUP_OK) cli_dump_close(&c->d); /* a stage that failed midway */
     if (st == LATUP_OK) st = c->st;
     if (st == LATUP_E_INPUT) { /* name the file the fault lies with */

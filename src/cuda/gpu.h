@@ -31,6 +31,7 @@ typedef struct {
     int b;
     float *stage;        /* host staging for dumps, grown on demand (dump runs only) */
     size_t stage_n;
+    latup_progress *progress; /* the call's step count (NULL: none): gpu_step */
 } gpu_ctx;
 
 /* Locks the GPU path (one call at a time per process), checks for a device and readies cuBLAS
@@ -61,6 +62,13 @@ void gpu_download(gpu_ctx *g, float *host, const float *dev, size_t n, const cha
 
 /* Hands a device tensor to the dump callback (host copy), if dumps are on. */
 void gpu_dump(gpu_ctx *g, const char *name, const float *dev, int ndim, int64_t d0, int64_t d1, int64_t d2);
+
+/* One step of the caller's progress, at the boundaries where the CPU pass calls lx_stage (the call
+ * counted the steps on the CPU pass, src/model/exec.h). With a callback, waits for the work
+ * queued so far, so a step reported is a step done; one that asks to stop fails the pass
+ * (LATUP_E_CANCELLED) and every later op is skipped. Nothing while counting, after a failure, or
+ * without a callback (no synchronisation then). */
+void gpu_step(gpu_ctx *g);
 
 /* Wall time of the work queued so far (synchronises): for --verbose only. */
 double gpu_time(gpu_ctx *g);

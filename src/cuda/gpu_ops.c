@@ -163,6 +163,12 @@ void gpu_dump(gpu_ctx *g, const char *name, const float *dev, int ndim, int64_t 
     g->dump(g->dump_user, name, &t, g->b);
 }
 
+void gpu_step(gpu_ctx *g) {
+    if (!gpu_live(g) || !g->progress || !g->progress->fn) return;
+    if (gpu_check(g, (int)cudaDeviceSynchronize(), "finishing a step")) return;
+    g->a.st = latup_progress_step(g->progress);
+}
+
 double gpu_time(gpu_ctx *g) {
     if (gpu_live(g)) gpu_check(g, (int)cudaDeviceSynchronize(), "synchronise");
     return latup_now();

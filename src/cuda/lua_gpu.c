@@ -191,7 +191,7 @@ static void forward_one(gpu_ctx *g, const gpu_lua *d, lua_call *p, const float *
     float *qkv = latup_arena_take(a, (size_t)L * 3 * E, "qkv [L, 3E]");
     float *hid = latup_arena_take(a, (size_t)L * c->mlp_hidden, "mlp hidden [L, hidden]");
     float *out = latup_arena_take(a, (size_t)Co * S * H * S * W, "output");
-    const int progress = p->opts && p->opts->progress && gpu_live(g), verbose = p->opts && p->opts->verbose;
+    const int verbose = p->opts && p->opts->verbose;
     double t0 = verbose ? gpu_time(g) : 0;
 
     /* 0. reflect-pad bottom/right to the window multiple                      pad [C, Hp, Wp] */
@@ -206,6 +206,7 @@ static void forward_one(gpu_ctx *g, const gpu_lua *d, lua_call *p, const float *
     GPU_RUN(g, lcu_transpose(t, f0, NULL, E, L), "to tokens");
     gpu_layernorm(g, t, t, &m->patch_norm, L);
     gpu_dump(g, DUMP_NAMES[DN_PATCH_EMBED], t, 2, L, E, 0);
+    gpu_step(g);
     double t1 = verbose ? gpu_time(g) : 0;
     /* 3. residual Swin transformer blocks */
     for (int i = 0; i < c->num_layers; i++) {
@@ -220,9 +221,7 @@ static void forward_one(gpu_ctx *g, const gpu_lua *d, lua_call *p, const float *
         GPU_RUN(g, lcu_transpose(t, win, r, E, L), "to tokens + residual");
         snprintf(name, sizeof name, DUMP_NAMES[DN_RSTB], i);
         gpu_dump(g, name, t, 2, L, E, 0);
-        if (progress)
-            fprintf(stderr, "\rupscaling (GPU): image %d/%lld, RSTB %d/%d", g->b + 1, (long long)p->B, i + 1,
-                    c->num_layers), fflush(stderr);
+        gpu_step(g);
     }
     double t2 = verbose ? gpu_time(g) : 0;
     /* 5. final norm, back to a map, conv_after_body + the long skip           f [E, Hp, Wp] */
@@ -232,9 +231,11 @@ static void forward_one(gpu_ctx *g, const gpu_lua *d, lua_call *p, const float *
     gpu_conv(g, win, u, &m->conv_after_body, Hp, Wp, NULL, 0);
     GPU_RUN(g, lcu_add(win, f0, (int64_t)E * L), "long skip");
     gpu_dump(g, DUMP_NAMES[DN_CONV_AFTER_BODY], win, 3, E, Hp, Wp);
+    gpu_step(g);
     double t3 = verbose ? gpu_time(g) : 0;
     /* 6. the requested head                                                   [C, S*Hp, S*Wp] */
     const float *hr = head_forward(g, p->hd, win, Hp, Wp);
+    gpu_step(g);
     double t4 = verbose ? gpu_time(g) : 0;
     /* 7. crop the padding away                                                [C, S*H, S*W] */
     GPU_RUN(g, lcu_crop(out, hr, Co, S * Hp, S * Wp, S * H, S * W), "crop");
@@ -242,6 +243,7 @@ static void forward_one(gpu_ctx *g, const gpu_lua *d, lua_call *p, const float *
     snprintf(name, sizeof name, DUMP_NAMES[DN_OUT], S);
     gpu_dump(g, name, out, 3, Co, (int64_t)S * H, (int64_t)S * W);
     gpu_download(g, yb, out, (size_t)Co * S * H * S * W, "copying the result from the GPU");
+    gpu_step(g);
     if (verbose && gpu_live(g)) {
         double t5 = gpu_time(g);
         const double d5[5] = {t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4};
@@ -251,7 +253,7 @@ static void forward_one(gpu_ctx *g, const gpu_lua *d, lua_call *p, const float *
 
 /* The call was checked and planned by src/api/call.c: x is valid and finite, y allocated. */
 latup_status latup_gpu_lua_run(const latup_lua *m, int scale, const latup_tensor *x, latup_tensor *y,
-                               const latup_run_opts *opts) {
+                               const latup_run_opts *opts, latup_progress *progress) {
     lua_call p;
     memset(&p, 0, sizeof p);
     p.opts = opts;
@@ -264,6 +266,7 @@ latup_status latup_gpu_lua_run(const latup_lua *m, int scale, const latup_tensor
     if (!p.hd) return latup_fail(LATUP_E_INTERNAL, "GPU upscale: no head x%d (the plan should have refused it)", scale);
     gpu_ctx g;
     TRY(gpu_begin(&g, opts ? opts->dump : NULL, opts ? opts->dump_user : NULL));
+    g.progress = progress;
     gpu_lua *d = NULL;
     latup_status st = device_model(m, &d);
     const latup_lua_config *c = &m->cfg;
@@ -287,7 +290,6 @@ latup_status latup_gpu_lua_run(const latup_lua *m, int scale, const latup_tensor
         st = latup_arena_check(&g.a);
     }
     if (st == LATUP_OK && gpu_check(&g, (int)cudaDeviceSynchronize(), "upscale")) st = g.a.st;
-    if (opts && opts->progress) fprintf(stderr, "\n");
     if (st == LATUP_OK && opts && opts->verbose)
         fprintf(stderr, "GPU timings (batch %lld): embed %.3f s, RSTBs %.3f s, body %.3f s, head x%d %.3f s, crop %.3f s, "
                         "total %.3f s\n", (long long)p.B, p.tm[0], p.tm[1], p.tm[2], S, p.tm[3], p.tm[4],

@@ -190,6 +190,7 @@ static float *decode_one(gpu_ctx *g, const latup_vae *v, const float *zb, int h,
     resnet_forward(g, &v->mid_block_1, &x, h, w, DUMP_NAMES[DN_MID_BLOCK_1]);
     attn_forward(g, &v->mid_attn, &x, h, w);
     resnet_forward(g, &v->mid_block_2, &x, h, w, DUMP_NAMES[DN_MID_BLOCK_2]);
+    gpu_step(g);
     int hh = h, ww = w, C = top;
     for (int L = c->n_levels - 1; L >= 0; L--) {
         const up_level *u = &v->up[L];
@@ -206,6 +207,7 @@ static float *decode_one(gpu_ctx *g, const latup_vae *v, const float *zb, int h,
             snprintf(name, sizeof name, DUMP_NAMES[DN_UPSAMPLE], L);
             gpu_dump(g, name, x.p, 3, C, hh, ww);
         }
+        gpu_step(g);
     }
     const int64_t HW = (int64_t)hh * ww;
     const size_t mark = latup_arena_mark(&g->a);
@@ -220,6 +222,7 @@ static float *decode_one(gpu_ctx *g, const latup_vae *v, const float *zb, int h,
     gpu_conv(g, img, x.p, &v->conv_out, hh, ww, &op, 0);
     latup_arena_release(&g->a, mark);
     gpu_dump(g, DUMP_NAMES[DN_IMAGE], img, 3, c->out_channels, hh, ww);
+    gpu_step(g);
     return img;
 }
 
@@ -259,6 +262,7 @@ static void decode_image(gpu_ctx *g, const latup_vae *v, const vae_call *p, cons
                                       latup_tile_overlap_lo(ty, ovf), latup_tile_overlap_hi(ty, nty, ovf),
                                       latup_tile_overlap_lo(tx, ovf), latup_tile_overlap_hi(tx, ntx, ovf)),
                     "blending a tile");
+            gpu_step(g);
             latup_arena_release(&g->a, mark);
         }
     GPU_RUN(g, lcu_blend_finish(full, wsum, Co, (int64_t)H * W), "normalising the blend");
@@ -275,7 +279,7 @@ static latup_status count_decode(gpu_ctx *g, const latup_vae *v, const vae_call 
 /* The call was checked and planned by src/api/call.c (the tiles too, by the policy the CPU runs):
  * z is valid and finite, img allocated. */
 latup_status latup_gpu_vae_run(const latup_vae *v, const latup_tensor *z, latup_tensor *img, int tile, int overlap,
-                               const latup_decode_opts *opts) {
+                               const latup_decode_opts *opts, latup_progress *progress) {
     const latup_vae_config *c = &v->cfg;
     const int off = z->ndim - 3;
     vae_call p;
@@ -284,6 +288,7 @@ latup_status latup_gpu_vae_run(const latup_vae *v, const latup_tensor *z, latup_
     p.h = (int)z->shape[off + 1], p.w = (int)z->shape[off + 2], p.f = latup_vae_factor(c);
     gpu_ctx g;
     TRY(gpu_begin(&g, opts ? opts->dump : NULL, opts ? opts->dump_user : NULL));
+    g.progress = progress;
     gpu_vae *d = NULL;
     latup_status st = device_model(v, &d);
     p.tiled = tile > 0, p.tile = tile, p.overlap = overlap;
@@ -313,10 +318,8 @@ latup_status latup_gpu_vae_run(const latup_vae *v, const latup_tensor *z, latup_
         g.b = (int)b;
         decode_image(&g, &d->v, &p, z->data + b * zsz, img->data + b * osz, ztile);
         st = latup_arena_check(&g.a);
-        if (opts && opts->progress) fprintf(stderr, "\rdecoding (GPU): image %lld/%lld", (long long)b + 1, (long long)p.B);
     }
     if (st == LATUP_OK && gpu_check(&g, (int)cudaDeviceSynchronize(), "decode")) st = g.a.st;
-    if (opts && opts->progress) fprintf(stderr, "\n");
     if (st == LATUP_OK && verbose)
         fprintf(stderr, "GPU VAE decode (batch %lld%s): %.3f s\n", (long long)p.B, p.tiled ? ", tiled" : "",
                 latup_now() - t0);

@@ -6,16 +6,18 @@
 #ifndef LATUP_DEVICE_H
 #define LATUP_DEVICE_H
 
-#include "latup.h"
+#include "common.h"
 
 #include <stddef.h>
 
-/* x [B,C,H,W] or [C,H,W] -> y (allocated by the caller: [B,C',sH,sW]) */
+/* x [B,C,H,W] or [C,H,W] -> y (allocated by the caller: [B,C',sH,sW]). progress (may be NULL)
+ * hears of the same steps as the CPU pass reports (lx_stage's boundaries, src/model/lua.c). */
 latup_status latup_gpu_lua_run(const latup_lua *m, int scale, const latup_tensor *x, latup_tensor *y,
-                               const latup_run_opts *opts);
-/* z -> img (allocated by the caller), exact (tile 0) or in tiles of `tile` with `overlap` */
+                               const latup_run_opts *opts, latup_progress *progress);
+/* z -> img (allocated by the caller), exact (tile 0) or in tiles of `tile` with `overlap`;
+ * progress as the CPU decode's (src/model/vae.c) */
 latup_status latup_gpu_vae_run(const latup_vae *v, const latup_tensor *z, latup_tensor *img, int tile, int overlap,
-                               const latup_decode_opts *opts);
+                               const latup_decode_opts *opts, latup_progress *progress);
 
 /* LATUP_OK if a CUDA device can run here; otherwise LATUP_E_DEVICE with the reason as the
  * message ("built without CUDA (make CUDA=1)", "no CUDA device: <driver message>"). */

@@ -7,23 +7,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-void lx_init(lx_exec *e, latup_dump_fn dump, void *dump_user, int verbose, int progress, int conv_band_rows,
-             void (*progress_line)(lx_exec *, int, int, int), void (*timing_line)(const lx_exec *, int64_t),
-             const void *model) {
+void lx_init(lx_exec *e, latup_dump_fn dump, void *dump_user, int verbose, int conv_band_rows,
+             void (*timing_line)(const lx_exec *, int64_t), const void *model) {
     memset(e, 0, sizeof *e);
-    e->progress_line = progress_line, e->timing_line = timing_line, e->model = model;
+    e->timing_line = timing_line, e->model = model;
     e->dump = dump, e->dump_user = dump_user;
-    e->verbose = verbose, e->progress = progress;
+    e->verbose = verbose;
     e->nthreads = latup_get_threads();
     e->band_rows_max = conv_band_rows;
 }
 
 /* ---- a run ------------------------------------------------------------------------------------- */
 
-latup_status lx_begin_run(lx_exec *e, const char *what) {
+void lx_begin_count(lx_exec *e) {
+    e->steps = 0;
+    latup_arena_begin_count(&e->arena);
+}
+
+latup_status lx_begin_run(lx_exec *e, const char *what, latup_progress *progress) {
     memset(e->tm, 0, sizeof e->tm);
     e->st = LATUP_OK;
-    e->done = 0;
+    e->progress = progress;
     return latup_arena_begin_run(&e->arena, what);
 }
 
@@ -37,17 +41,21 @@ latup_status lx_end_image(lx_exec *e) { return e->st != LATUP_OK ? e->st : latup
 
 latup_status lx_end_run(lx_exec *e, latup_status st, int64_t B) {
     latup_arena_free(&e->arena);
-    if (e->progress) fprintf(stderr, "\n");
+    e->progress = NULL; /* the call's, not ours to keep */
     if (st == LATUP_OK && e->verbose && e->timing_line) e->timing_line(e, B);
     return st;
 }
 
-void lx_stage(lx_exec *e, int stage, int i, int n) {
+void lx_stage(lx_exec *e, int stage) {
+    if (e->arena.counting) {
+        e->steps++;
+        return;
+    }
     if (!lx_live(e)) return;
     const double now = latup_now();
     e->tm[stage] += now - e->mark;
     e->mark = now;
-    if (e->progress && e->progress_line) e->progress_line(e, stage, i, n);
+    e->st = latup_progress_step(e->progress);
 }
 
 void lx_slots_reset(lx_exec *e) { memset(e->shadow, 0, sizeof e->shadow); }

@@ -10,7 +10,9 @@
  * Dumps (golden files, `latup --dump`) go through lx_dump*: in the real pass, with a dump hook,
  * they hand a tensor to the hook; the lx_dump_* forms make a tensor the pass itself never holds
  * (a norm it fuses into the next op, token order of a windowed tensor) from what it does hold.
- * Timing and progress come from lx_stage(), called at the pass's stage boundaries. */
+ * Timing and progress come from lx_stage(), called at the pass's stage boundaries: each boundary
+ * is one step of the caller's progress (latup_progress_fn), and the counting pass counts them, so
+ * a call's total comes from the very lines that report its steps. */
 #ifndef LATUP_EXEC_H
 #define LATUP_EXEC_H
 
@@ -28,46 +30,47 @@ struct lx_exec {
     latup_arena arena;            /* every buffer of the pass; counting when arena.counting */
     latup_dump_fn dump;           /* NULL: no dumps */
     void *dump_user;
-    int verbose, progress;        /* the run's opts */
+    int verbose;                  /* the run's opts */
     int nthreads, band_rows_max;  /* latup_get_threads(), opts->conv_band_rows */
-    int b;                        /* batch element, for dumps and progress */
+    int b;                        /* batch element, for dumps */
     char prefix[40];              /* dump name prefix ("tile_Y_X." in a tiled decode) */
     size_t shadow[LX_SLOTS];      /* sizes written to each activation slot in this pass: drives lx_pick() */
     float *buf[LX_SLOTS];         /* each slot's memory (NULL while counting) */
     latup_status st;              /* the first kernel failure (sticky) */
-    /* the stage hook: the model's lines, fed by lx_stage() */
+    /* the stage hook, lx_stage() */
     double mark;                  /* when the current stage began */
     double tm[LX_MAX_STAGES];     /* per-stage seconds, summed over the run */
-    int done, total;              /* a progress counter the model's line may keep */
-    void (*progress_line)(lx_exec *e, int stage, int i, int n);  /* prints one progress update */
+    int64_t steps;                /* stage boundaries of one image's pass: counted by the counting pass */
+    latup_progress *progress;     /* the call's step count, told of every boundary (NULL: none) */
     void (*timing_line)(const lx_exec *e, int64_t B);             /* prints the verbose timings */
-    const void *model;            /* what those two lines need of the model */
+    const void *model;            /* what timing_line needs of the model */
 };
 
-/* progress_line, timing_line: the model's lines for the stage hook; model: what they read. */
-void lx_init(lx_exec *e, latup_dump_fn dump, void *dump_user, int verbose, int progress, int conv_band_rows,
-             void (*progress_line)(lx_exec *, int, int, int), void (*timing_line)(const lx_exec *, int64_t),
-             const void *model);
-/* lx_init's first five arguments from a model's options (latup_run_opts, latup_decode_opts; NULL: none). */
+/* timing_line: the model's line for the stage hook; model: what it reads. */
+void lx_init(lx_exec *e, latup_dump_fn dump, void *dump_user, int verbose, int conv_band_rows,
+             void (*timing_line)(const lx_exec *, int64_t), const void *model);
+/* lx_init's first four arguments from a model's options (latup_run_opts, latup_decode_opts; NULL: none). */
 #define LX_OPTS(o)                                                                                               \
-    (o) ? (o)->dump : NULL, (o) ? (o)->dump_user : NULL, (o) ? (o)->verbose : 0, (o) ? (o)->progress : 0,          \
-        (o) ? (o)->conv_band_rows : 0
+    (o) ? (o)->dump : NULL, (o) ? (o)->dump_user : NULL, (o) ? (o)->verbose : 0, (o) ? (o)->conv_band_rows : 0
 
 /* Compute only in the real pass and while nothing has failed. */
 static inline int lx_live(const lx_exec *e) {
     return !e->arena.counting && e->st == LATUP_OK && e->arena.st == LATUP_OK;
 }
 
-/* ---- a run: begun, one pass per image, ended ----------------------------------------------------- */
-latup_status lx_begin_run(lx_exec *e, const char *what);           /* the counted arena, timers zeroed */
+/* ---- a run: counted once, then begun, one pass per image, ended ------------------------------------ */
+void lx_begin_count(lx_exec *e);                                   /* the counting pass starts: takes, steps */
+/* the counted arena, timers zeroed; progress (may be NULL) hears of every step of the run */
+latup_status lx_begin_run(lx_exec *e, const char *what, latup_progress *progress);
 void lx_begin_image(lx_exec *e, int b);                            /* rewinds the arena: replay the takes */
 latup_status lx_end_image(lx_exec *e);                             /* the first failure, or the arena's check */
-latup_status lx_end_run(lx_exec *e, latup_status st, int64_t B);   /* frees the arena; progress, timings */
+latup_status lx_end_run(lx_exec *e, latup_status st, int64_t B);   /* frees the arena; timings */
 
-/* The stage hook: stage `stage` (the model's index into tm) ends here, step i of n. In the real
- * pass, adds the seconds since the last boundary to tm[stage] and, with progress, prints the
- * model's progress line. The counting pass and a failed pass do nothing. */
-void lx_stage(lx_exec *e, int stage, int i, int n);
+/* The stage hook: stage `stage` (the model's index into tm) ends here, one step. The counting
+ * pass counts the step; the real pass adds the seconds since the last boundary to tm[stage] and
+ * reports the step, and a callback that asks to stop fails the pass (LATUP_E_CANCELLED), so
+ * every later op is skipped. A failed pass does nothing. */
+void lx_stage(lx_exec *e, int stage);
 
 /* ---- activation slots ------------------------------------------------------------------------------
  * Activations may rotate through LX_SLOTS arena slots. Every op writes to a free slot chosen only

@@ -8,14 +8,14 @@
 latup_status latup_gpu_probe(void) { return latup_fail(LATUP_E_DEVICE, NO_CUDA); }
 
 latup_status latup_gpu_lua_run(const latup_lua *m, int scale, const latup_tensor *x, latup_tensor *y,
-                               const latup_run_opts *opts) {
-    (void)m, (void)scale, (void)x, (void)y, (void)opts;
+                               const latup_run_opts *opts, latup_progress *progress) {
+    (void)m, (void)scale, (void)x, (void)y, (void)opts, (void)progress;
     return latup_gpu_probe();
 }
 
 latup_status latup_gpu_vae_run(const latup_vae *v, const latup_tensor *z, latup_tensor *img, int tile, int overlap,
-                               const latup_decode_opts *opts) {
-    (void)v, (void)z, (void)img, (void)tile, (void)overlap, (void)opts;
+                               const latup_decode_opts *opts, latup_progress *progress) {
+    (void)v, (void)z, (void)img, (void)tile, (void)overlap, (void)opts, (void)progress;
     return latup_gpu_probe();
 }
 

@@ -25,7 +25,8 @@ static int round_up(int x, int m) { return (x + m - 1) / m * m; }
  * Every op is an lx_* call (model/exec.h): it computes in the real pass only, and the counting
  * pass that makes the plan runs the same lines. */
 
-enum { T_EMBED, T_RSTB, T_BODY, T_HEAD, T_OUT }; /* stages: lx_stage() keeps their seconds */
+/* stages: lx_stage() keeps their seconds; each boundary is a step of the caller's progress */
+enum { T_EMBED, T_RSTB, T_BODY, T_HEAD, T_OUT };
 
 /* The trunk's buffers, [L, E] token-major unless noted. */
 typedef struct {
@@ -151,7 +152,7 @@ static void lua_forward(lx_exec *e, const latup_lua *m, const head *hd, const fl
     lx_chw_to_hwc(e, k.t, f0, E, L);
     lx_layernorm(e, k.t, k.t, &m->patch_norm, L);
     lx_dump(e, DUMP_NAMES[DN_PATCH_EMBED], k.t, 2, L, E, 0);
-    lx_stage(e, T_EMBED, 0, 0);
+    lx_stage(e, T_EMBED);
     /* 3. residual Swin transformer blocks */
     char pfx[64];
     for (int i = 0; i < c->num_layers; i++) {
@@ -169,7 +170,7 @@ static void lua_forward(lx_exec *e, const latup_lua *m, const head *hd, const fl
         lx_add(e, k.t, k.r, (size_t)L * E);                                      /* t += r          */
         snprintf(pfx, sizeof pfx, DUMP_NAMES[DN_RSTB], i);
         lx_dump(e, pfx, k.t, 2, L, E, 0);
-        lx_stage(e, T_RSTB, i + 1, c->num_layers);
+        lx_stage(e, T_RSTB);
     }
     /* 5. final norm, back to a map, conv_after_body + the long skip  f = f0 [E, Hp, Wp] */
     lx_layernorm(e, k.t, k.t, &m->norm, L);
@@ -179,26 +180,21 @@ static void lua_forward(lx_exec *e, const latup_lua *m, const head *hd, const fl
     lx_add(e, f0, k.win, (size_t)E * L);                                         /* f0 + conv == conv + f0, exactly */
     lx_dump(e, DUMP_NAMES[DN_CONV_AFTER_BODY], f0, 3, E, Hp, Wp);
     latup_arena_release(a, trunk_mark);
-    lx_stage(e, T_BODY, 0, 0);
+    lx_stage(e, T_BODY);
     /* 6. the requested head                                          [C, S*Hp, S*Wp] */
     float *hr = NULL;
     head_forward(e, hd, f0, Hp, Wp, &hr);
-    lx_stage(e, T_HEAD, 0, 0);
+    lx_stage(e, T_HEAD);
     /* 7. crop the padding away                                       [C, S*H, S*W] */
     lx_crop(e, yb, hr, Co, S * Hp, S * Wp, S * H, S * W);
     if (c->has_mean) lx_channel_bias(e, yb, c->mean, 1.0f, Co, (size_t)S * H * S * W); /* + mean */
     char oname[16];
     snprintf(oname, sizeof oname, DUMP_NAMES[DN_OUT], S);
     lx_dump(e, oname, yb, 3, Co, (int64_t)S * H, (int64_t)S * W);
-    lx_stage(e, T_OUT, 0, 0);
+    lx_stage(e, T_OUT);
 }
 
-/* The stage hook's lines (lx_exec.progress_line, .timing_line). */
-static void lua_progress(lx_exec *e, int stage, int i, int n) {
-    if (stage == T_RSTB)
-        fprintf(stderr, "\rupscaling: image %d, RSTB %d/%d", e->b + 1, i, n), fflush(stderr);
-}
-
+/* The stage hook's line (lx_exec.timing_line). */
 static void lua_timings(const lx_exec *e, int64_t B) {
     const head *hd = e->model;
     const double *tm = e->tm, total = tm[T_EMBED] + tm[T_RSTB] + tm[T_BODY] + tm[T_HEAD] + tm[T_OUT];
@@ -236,7 +232,7 @@ static latup_status check_size(const latup_lua *m, int H, int W, int scale, cons
 
 /* The counting pass: the forward pass with no memory behind the arena. */
 static latup_status count_pass(lx_exec *e, const latup_lua *m, const head *hd, int H, int W) {
-    latup_arena_begin_count(&e->arena);
+    lx_begin_count(e);
     lua_forward(e, m, hd, NULL, H, W, NULL);
     return e->arena.st;
 }
@@ -269,7 +265,7 @@ latup_status latup_lua_exec_prepare(const latup_lua *m, int H, int W, int scale,
     TRY(check_size(m, H, W, scale, &hd));
     latup_lua_exec *x = latup_calloc(1, sizeof *x, "upscale plan");
     if (!x) return LATUP_E_NOMEM;
-    lx_init(&x->e, LX_OPTS(opts), lua_progress, lua_timings, hd);
+    lx_init(&x->e, LX_OPTS(opts), lua_timings, hd);
     x->m = m, x->hd = hd, x->H = H, x->W = W;
     latup_status st = count_pass(&x->e, m, hd, H, W);
     if (st != LATUP_OK) {
@@ -287,11 +283,13 @@ void latup_lua_exec_free(latup_lua_exec *x) {
     free(x);
 }
 
-latup_status latup_lua_exec_run(latup_lua_exec *x, const float *in, int64_t B, float *out) {
+int64_t latup_lua_exec_steps(const latup_lua_exec *x) { return x->e.steps; }
+
+latup_status latup_lua_exec_run(latup_lua_exec *x, const float *in, int64_t B, float *out, latup_progress *progress) {
     lx_exec *e = &x->e;
     const latup_lua_config *c = &x->m->cfg;
     const int H = x->H, W = x->W, S = x->hd->scale;
-    latup_status st = lx_begin_run(e, "upscale arena");
+    latup_status st = lx_begin_run(e, "upscale arena", progress);
     const size_t xsz = (size_t)c->in_chans * H * W, ysz = (size_t)c->out_chans * S * H * S * W;
     for (int64_t b = 0; b < B && st == LATUP_OK; b++) {
         lx_begin_image(e, (int)b);

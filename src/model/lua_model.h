@@ -63,7 +63,9 @@ latup_status latup_lua_check(const latup_lua *m, const char *func, const char *a
 
 latup_status latup_lua_exec_prepare(const latup_lua *m, int H, int W, int scale, const latup_run_opts *opts,
                                     latup_lua_exec **out, latup_lua_plan *p);
-latup_status latup_lua_exec_run(latup_lua_exec *x, const float *in, int64_t B, float *out);
+/* progress (may be NULL) hears of each step: latup_lua_exec_steps() per image, as counted */
+latup_status latup_lua_exec_run(latup_lua_exec *x, const float *in, int64_t B, float *out, latup_progress *progress);
+int64_t latup_lua_exec_steps(const latup_lua_exec *x);
 void latup_lua_exec_free(latup_lua_exec *x);
 
 #endif

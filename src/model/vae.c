@@ -20,7 +20,9 @@
  * (lx_pick); scratch (conv bands, GroupNorm statistics, attention blocks) is taken from the
  * arena's stack by the op that uses it. */
 
-/* stages: lx_stage() keeps their seconds; the levels in decode order from V_UP */
+/* stages: lx_stage() keeps their seconds (the levels in decode order from V_UP); each boundary is
+ * a step of the caller's progress, every tile's stages too, so a tiled decode can be stopped
+ * inside a tile */
 enum { V_MID, V_UP, V_OUT = V_UP + LATUP_VAE_MAX_LEVELS, V_TILE, V_STAGES };
 _Static_assert(V_STAGES <= LX_MAX_STAGES, "the VAE's stages fit the exec's timers");
 
@@ -115,7 +117,7 @@ static void decode_one(lx_exec *e, const latup_vae *v, const float *z, int h, in
     resnet_forward(e, &v->mid_block_1, &hi, h, w, DUMP_NAMES[DN_MID_BLOCK_1]);
     attn_forward(e, &v->mid_attn, &hi, h, w);
     resnet_forward(e, &v->mid_block_2, &hi, h, w, DUMP_NAMES[DN_MID_BLOCK_2]);
-    lx_stage(e, V_MID, 0, 0);
+    lx_stage(e, V_MID);
     int hh = h, ww = w, C = top;
     for (int L = c->n_levels - 1; L >= 0; L--) {
         const up_level *u = &v->up[L];
@@ -133,7 +135,7 @@ static void decode_one(lx_exec *e, const latup_vae *v, const float *z, int h, in
             hi = y, hh *= 2, ww *= 2;
             lx_dump(e, name, e->buf[hi], 3, C, hh, ww);
         }
-        lx_stage(e, V_UP + (c->n_levels - 1 - L), c->n_levels - L, c->n_levels);
+        lx_stage(e, V_UP + (c->n_levels - 1 - L));
     }
     /* norm_out + SiLU, fused into conv_out                              [3, f*h, f*w] */
     const int HW = hh * ww;
@@ -143,7 +145,7 @@ static void decode_one(lx_exec *e, const latup_vae *v, const float *z, int h, in
     lx_conv(e, out, e->buf[hi], &v->conv_out, hh, ww, &op, "conv_out");
     latup_arena_release(&e->arena, mark);
     lx_dump(e, DUMP_NAMES[DN_IMAGE], out, 3, c->out_channels, hh, ww);
-    lx_stage(e, V_OUT, 0, 0);
+    lx_stage(e, V_OUT);
 }
 
 /* ---- tiled decoding ---------------------------------------------------------------------------- */
@@ -210,7 +212,7 @@ static void decode_tiled(lx_exec *e, const latup_vae *v, const float *z, int h, 
             const int top = latup_tile_overlap_lo(ty, ov * f), bot = latup_tile_overlap_hi(ty, nty, ov * f);
             const int lft = latup_tile_overlap_lo(tx, ov * f), rgt = latup_tile_overlap_hi(tx, ntx, ov * f);
             blend_tile(e, out, wsum, otile, Co, H, W, oh, ow, y0, x0, f, top, bot, lft, rgt);
-            lx_stage(e, V_TILE, ty * ntx + tx + 1, nty * ntx);
+            lx_stage(e, V_TILE);
         }
     e->prefix[0] = '\0';
     divide_weights(e, out, wsum, Co, (size_t)H * W);                            /* out [Co, H, W] */
@@ -224,14 +226,7 @@ static void decode(lx_exec *e, const latup_vae *v, const float *z, int h, int w,
         decode_one(e, v, z, h, w, out);
 }
 
-/* The stage hook's lines (lx_exec.progress_line, .timing_line). */
-static void vae_progress(lx_exec *e, int stage, int i, int n) {
-    if (stage == V_TILE)
-        fprintf(stderr, "\rdecoding: tile %d/%d", i, n), fflush(stderr);
-    else if (stage >= V_UP && stage < V_OUT && e->total > 0)
-        fprintf(stderr, "\rdecoding: stage %d/%d", ++e->done, e->total), fflush(stderr);
-}
-
+/* The stage hook's line (lx_exec.timing_line). */
 static void vae_timings(const lx_exec *e, int64_t B) {
     const latup_vae_config *c = e->model;
     fprintf(stderr, "VAE timings (batch %lld, %d threads): conv_in+mid %.3f s", (long long)B, e->nthreads, e->tm[V_MID]);
@@ -243,7 +238,7 @@ static void vae_timings(const lx_exec *e, int64_t B) {
 
 /* The counting pass of one decode. */
 static latup_status count_pass(lx_exec *e, const latup_vae *v, int h, int w, int T, int ov) {
-    latup_arena_begin_count(&e->arena);
+    lx_begin_count(e);
     decode(e, v, NULL, h, w, NULL, T, ov);
     return e->arena.st;
 }
@@ -272,7 +267,7 @@ static void fill_plan(const lx_exec *e, const latup_vae *v, int h, int w, latup_
 static latup_status count_arena(const latup_vae *v, int h, int w, int T, int ov, const latup_decode_opts *opts,
                                 latup_vae_plan *p) {
     lx_exec e;
-    lx_init(&e, LX_OPTS(opts), vae_progress, vae_timings, &v->cfg);
+    lx_init(&e, LX_OPTS(opts), vae_timings, &v->cfg);
     TRY(count_pass(&e, v, h, w, T, ov));
     fill_plan(&e, v, h, w, p);
     if (T > 0) p->h = T < h ? T : h, p->w = T < w ? T : w;
@@ -363,7 +358,7 @@ latup_status latup_vae_exec_prepare(const latup_vae *v, int h, int w, const latu
     if (!x) return LATUP_E_NOMEM;
     x->v = v, x->h = h, x->w = w;
     x->T = dp->tiled ? dp->tile : 0, x->ov = dp->tiled ? dp->overlap : 0;
-    lx_init(&x->e, LX_OPTS(opts), vae_progress, vae_timings, &v->cfg);
+    lx_init(&x->e, LX_OPTS(opts), vae_timings, &v->cfg);
     /* the search above counted several candidates; this counts the chosen one into the exec */
     latup_status st = count_pass(&x->e, v, h, w, x->T, x->ov);
     if (st != LATUP_OK) {
@@ -380,12 +375,13 @@ void latup_vae_exec_free(latup_vae_exec *x) {
     free(x);
 }
 
-latup_status latup_vae_exec_run(latup_vae_exec *x, const float *z, int64_t B, float *out) {
+int64_t latup_vae_exec_steps(const latup_vae_exec *x) { return x->e.steps; }
+
+latup_status latup_vae_exec_run(latup_vae_exec *x, const float *z, int64_t B, float *out, latup_progress *progress) {
     lx_exec *e = &x->e;
     const latup_vae_config *c = &x->v->cfg;
     const int h = x->h, w = x->w, f = latup_vae_factor(c);
-    latup_status st = lx_begin_run(e, "VAE arena");
-    e->total = x->T ? 0 : (int)B * c->n_levels; /* the stage counter: an exact decode's levels */
+    latup_status st = lx_begin_run(e, "VAE arena", progress);
     const size_t zsz = (size_t)c->z_channels * h * w, osz = (size_t)c->out_channels * h * f * w * f;
     for (int64_t b = 0; b < B && st == LATUP_OK; b++) {
         lx_begin_image(e, (int)b);

@@ -57,7 +57,9 @@ latup_status latup_vae_check(const latup_vae *v, const char *func, const char *a
 
 latup_status latup_vae_exec_prepare(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
                                     const latup_call_memory *base, latup_vae_exec **out, latup_decode_plan *dp);
-latup_status latup_vae_exec_run(latup_vae_exec *x, const float *z, int64_t B, float *out);
+/* progress (may be NULL) hears of each step: latup_vae_exec_steps() per image, as counted */
+latup_status latup_vae_exec_run(latup_vae_exec *x, const float *z, int64_t B, float *out, latup_progress *progress);
+int64_t latup_vae_exec_steps(const latup_vae_exec *x);
 void latup_vae_exec_free(latup_vae_exec *x);
 /* 2^(levels-1): image pixels per latent pixel */
 static inline int latup_vae_factor(const latup_vae_config *c) { return 1 << (c->n_levels - 1); }
