@@ -277,7 +277,7 @@ ifeq ($(SANITIZE),1)
 	@for f in $(SAN_RUNTIMES); do [ -f "$$f" ] || { echo "test-python: $(CC) has no $$f to preload (SANITIZE=1 needs gcc's libasan and libubsan)" >&2; exit 1; }; done
 endif
 	$(PY_SAN_ENV) LATUP_LIBRARY=$(CURDIR)/$(BUILD)/liblatup.so LATUP_BIN=$(CURDIR)/$(BUILD)/latup CC=$(CC) \
-	  PYTHONPATH=$(CURDIR)/python:$(CURDIR)/examples/comfyui $(PYTHON) -m unittest discover -s python/tests -t python -v
+	  PYTHONPATH=$(CURDIR)/python $(PYTHON) -m unittest discover -s python/tests -t python -v
 
 # The README's main job: install what is missing, build, then run the committed demo latent (a
 # photo's latent, ref_data/trained/) through the trained models: `latup run` (LUA x2, then decode)

@@ -1,20 +1,25 @@
 """latup — Python bindings for liblatup (ctypes, no compiled extension).
 
 LUA (the Latent Upscaler Adapter) and the AutoencoderKL VAE decoder on the CPU, numpy in and
-numpy out:
+numpy out (torch in, torch out):
 
     import latup
+    z = latup.to_vae_space(latup.flux_unpack(tokens, 128, 128), "flux")  # a FluxPipeline's latent
     lua = latup.Lua("lua_flux.pth")
     z2 = lua.upscale(z, 2)                 # float32 [C,H,W] or [B,C,H,W] -> [.., 2H, 2W]
     vae = latup.Vae("ae.safetensors", max_memory="8G")
     img = vae.decode(z2)                   # raw decoder output [B,3,8h,8w], about [-1, 1]
-    rgb = latup.to_uint8(img)              # [B,H,W,3] uint8, diffusers' mapping
+    latup.write_png("out.png", img[0], range="[-1,1]")
+    rgb = latup.to_uint8(img, range="[-1,1]")  # [B,H,W,3] uint8, diffusers' mapping
 
 A float32 C-contiguous input is handed to the library as it is (no copy); outputs are numpy
-views of the buffers the library allocated, freed when the last view goes. A failure raises
-LatupError carrying the library's one-line message and status. The library is found through
-LATUP_LIBRARY (a path), else next to this package in a source tree (build/liblatup.so), else on
-the system (liblatup.so.0).
+views of the buffers the library allocated, freed when the last view goes. A torch tensor in
+gives a torch tensor out (on the input's device), without importing torch otherwise. A failure
+raises a LatupError subclass that is also the built-in exception that fits (FileNotFoundError,
+ValueError, MemoryError, ...), carrying the library's one-line message and .status. The library
+is looked for in this order: LATUP_LIBRARY (a path; nothing else is tried when it is set), the
+source tree's build/liblatup.so, PREFIX/lib/liblatup.so.0 of the prefix this package is
+installed in, then the system's loader (liblatup.so.0: LD_LIBRARY_PATH, ldconfig).
 
 Arguments are checked here, before anything reaches the library (docs/python.md):
 - Paths (str, bytes or os.PathLike) and keys (str or bytes) holding a NUL character raise
@@ -34,33 +39,57 @@ Arguments are checked here, before anything reaches the library (docs/python.md)
 """
 import contextlib
 import ctypes
-import ctypes.util
+import errno
 import operator
 import os
+import sys
 import threading
 
 import numpy as np
 
-__all__ = ["Lua", "Vae", "LatupError", "upscale_decode", "plan_upscale_decode", "read", "to_uint8", "to_unit", "version", "default_threads",
-           "default_max_memory"]
+__all__ = ["Lua", "Vae", "upscale_decode", "plan_upscale_decode", "read", "write_png", "to_vae_space", "flux_unpack",
+           "to_uint8", "to_unit", "version", "default_threads", "default_max_memory", "LatupError", "LatupUsageError",
+           "LatupInputError", "LatupMemoryError", "LatupIOError", "LatupFileNotFoundError", "LatupPermissionError",
+           "LatupIsADirectoryError", "LatupNotADirectoryError", "LatupInternalError", "LatupDeviceError",
+           "LatupCancelledError"]
 
 _MAJOR = 0  # the library major version these bindings mirror (include/latup.h)
 
 # ---- the library ---------------------------------------------------------------------------------
 
 
-def _find_library():
-    path = os.environ.get("LATUP_LIBRARY")
-    if path:
-        return path
+def _library_candidates():
+    """Where the library is looked for, in this order: (what, path)."""
+    env = os.environ.get("LATUP_LIBRARY")
+    if env:  # an explicit choice: a wrong one is an error, never quietly replaced by another library
+        return [("LATUP_LIBRARY", env)]
     here = os.path.dirname(os.path.abspath(__file__))
-    tree = os.path.join(here, "..", "..", "build", "liblatup.so")
-    if os.path.exists(tree):
-        return tree
-    return ctypes.util.find_library("latup") or "liblatup.so.%d" % _MAJOR
+    soname = "liblatup.so.%d" % _MAJOR
+    return [("the source tree's build/", os.path.normpath(os.path.join(here, "..", "..", "build", "liblatup.so"))),
+            # PREFIX/lib/python3.X/site-packages/latup -> PREFIX/lib: `pip install --user ./python` next to
+            # `make install PREFIX=$HOME/.local`, which the loader's own search does not cover
+            ("the prefix this package is installed in", os.path.normpath(os.path.join(here, "..", "..", "..", soname))),
+            ("the system's library search (LD_LIBRARY_PATH, ldconfig)", soname)]
 
 
-_lib = ctypes.CDLL(_find_library())
+def _load_library():
+    tried = []
+    for what, path in _library_candidates():
+        if os.sep in path and what != "LATUP_LIBRARY" and not os.path.exists(path):
+            tried.append("%s: %s (absent)" % (what, path))
+            continue
+        try:
+            return ctypes.CDLL(path)
+        except OSError as e:
+            tried.append("%s: %s" % (what, e))
+    raise ImportError(
+        "latup: cannot load liblatup, the C library these bindings call. Build and install it from the latup "
+        "source tree with `make && make install PREFIX=/usr/local` (then `ldconfig`; for a private PREFIX put "
+        "PREFIX/lib on LD_LIBRARY_PATH), or set LATUP_LIBRARY to the path of liblatup.so. Looked for, in order: "
+        + "; ".join(tried))
+
+
+_lib = _load_library()
 
 # ---- mirrors of include/latup.h (tests/test_latup.py checks every offset against a C compiler) -----
 
@@ -69,7 +98,7 @@ MAX_LAYERS = 16
 MAX_SCALES = 4
 VAE_MAX_LEVELS = 6
 
-OK, E_USAGE, E_INPUT, E_NOMEM, E_IO, E_INTERNAL, E_DEVICE = range(7)
+OK, E_USAGE, E_INPUT, E_NOMEM, E_IO, E_INTERNAL, E_DEVICE, E_CANCELLED = range(8)
 DEVICE_CPU, DEVICE_CUDA = 0, 1
 
 
@@ -79,17 +108,20 @@ class _Tensor(ctypes.Structure):
 
 
 _DumpFn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(_Tensor), ctypes.c_int)
+# latup_progress_fn: (user, done, total) -> non-zero to stop the call (LATUP_E_CANCELLED)
+_ProgressFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+_PROGRESS_FIELDS = [("on_progress", _ProgressFn), ("progress_user", ctypes.c_void_p)]
 
 
 class _RunOpts(ctypes.Structure):
     _fields_ = [("dump", _DumpFn), ("dump_user", ctypes.c_void_p), ("verbose", ctypes.c_int),
-                ("progress", ctypes.c_int), ("device", ctypes.c_int), ("conv_band_rows", ctypes.c_int)]
+                ("progress", ctypes.c_int), ("device", ctypes.c_int), ("conv_band_rows", ctypes.c_int)] + _PROGRESS_FIELDS
 
 
 class _DecodeOpts(ctypes.Structure):
     _fields_ = [("dump", _DumpFn), ("dump_user", ctypes.c_void_p), ("verbose", ctypes.c_int),
                 ("progress", ctypes.c_int), ("device", ctypes.c_int), ("conv_band_rows", ctypes.c_int),
-                ("tile", ctypes.c_int), ("overlap", ctypes.c_int), ("max_memory", ctypes.c_size_t)]
+                ("tile", ctypes.c_int), ("overlap", ctypes.c_int), ("max_memory", ctypes.c_size_t)] + _PROGRESS_FIELDS
 
 
 _StageFn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_double)
@@ -100,7 +132,7 @@ class _CallOpts(ctypes.Structure):
                 ("max_memory", ctypes.c_size_t), ("held", ctypes.c_size_t), ("tile", ctypes.c_int),
                 ("overlap", ctypes.c_int), ("conv_band_rows", ctypes.c_int), ("dump", _DumpFn),
                 ("dump_user", ctypes.c_void_p), ("stage", _StageFn), ("stage_user", ctypes.c_void_p),
-                ("verbose", ctypes.c_int), ("progress", ctypes.c_int)]
+                ("verbose", ctypes.c_int), ("progress", ctypes.c_int)] + _PROGRESS_FIELDS
 
 
 class _CallMemory(ctypes.Structure):
@@ -185,6 +217,24 @@ _call_free = _fn("latup_call_free", None, _P)
 _vae_load = _fn("latup_vae_load", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_P))
 _vae_free = _fn("latup_vae_free", None, _P)
 _vae_config = _fn("latup_vae_get_config", ctypes.POINTER(_VaeConfig), _P)
+_status_name = _fn("latup_status_name", ctypes.c_char_p, ctypes.c_int)
+
+
+class _LatentFamily(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("scaling", ctypes.c_float), ("shift", ctypes.c_float),
+                ("channels", ctypes.c_int)]
+
+
+_latent_family_find = _fn("latup_latent_family_find", ctypes.POINTER(_LatentFamily), ctypes.c_char_p)
+_latent_to_vae = _fn("latup_latent_to_vae", None, ctypes.POINTER(_Tensor), ctypes.POINTER(_LatentFamily))
+_flux_unpack = _fn("latup_flux_unpack", ctypes.c_int, ctypes.POINTER(_Tensor), ctypes.c_int, ctypes.c_int,
+                   ctypes.POINTER(_Tensor))
+_png_write = _fn("latup_png_write", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_Tensor), ctypes.c_int, ctypes.c_int)
+PIXELS_UNIT, PIXELS_SIGNED = 0, 1  # latup_pixel_range
+
+# Whether this library has the progress callback (latup_progress_fn, LATUP_E_CANCELLED): a library
+# without it names status 7 as it names any status it does not know.
+PROGRESS = _status_name(E_CANCELLED) != _status_name(1000)
 
 _v = _version().decode()
 if int(_v.split(".")[0]) != _MAJOR:
@@ -192,24 +242,106 @@ if int(_v.split(".")[0]) != _MAJOR:
 
 
 class LatupError(Exception):
-    """A library call failed: .status is the latup_status (also the CLI's exit code), the message is
-    the library's one line (naming the file, tensor, expected and found)."""
+    """A library call failed: .status is the latup_status (also the CLI's exit code), str() the
+    library's one line (naming the file, tensor, expected and found). Each status raises a subclass
+    that is also the built-in exception a Python caller expects (the table in docs/python.md): an
+    `except FileNotFoundError` or `except ValueError` catches latup's as it catches open()'s."""
 
     NAMES = {E_USAGE: "usage", E_INPUT: "bad input", E_NOMEM: "out of memory", E_IO: "i/o",
-             E_INTERNAL: "internal", E_DEVICE: "device"}
+             E_INTERNAL: "internal", E_DEVICE: "device", E_CANCELLED: "cancelled"}
 
-    def __init__(self, status, message):
+    def __init__(self, status, message, errno=None, filename=None):
         super().__init__(message)
         self.status = status
+        self.message = message
+        self.filename = filename  # the path of the call, where it had one
+        if isinstance(self, OSError):
+            self.errno, self.strerror = errno, message
+
+    def __str__(self):
+        return self.message  # OSError's str() would prefix "[Errno N]" and append the file name again
+
+    def __reduce__(self):  # pickles (multiprocessing) as the same class, status and message
+        return type(self), (self.status, self.message, getattr(self, "errno", None), self.filename)
 
     @property
     def kind(self):
         return self.NAMES.get(self.status, "status %d" % self.status)
 
 
-def _check(status):
+class LatupUsageError(LatupError, ValueError):
+    """E_USAGE: an argument the library refuses (a scale the model has no head for, a bad option)."""
+
+
+class LatupInputError(LatupError, ValueError):
+    """E_INPUT: bad data: a malformed file, a wrong shape, a missing tensor, a NaN."""
+
+
+class LatupMemoryError(LatupError, MemoryError):
+    """E_NOMEM: an allocation failed, or the call cannot fit max_memory."""
+
+
+class LatupIOError(LatupError, OSError):
+    """E_IO: the OS refused to open, read, write or rename a file (.errno when the message names it)."""
+
+    def __new__(cls, status, message, errno=None, filename=None):
+        # OSError.__new__ would read (status, message) as (errno, strerror): give it the message alone
+        return OSError.__new__(cls, message)
+
+
+class LatupFileNotFoundError(LatupIOError, FileNotFoundError):
+    pass
+
+
+class LatupPermissionError(LatupIOError, PermissionError):
+    pass
+
+
+class LatupIsADirectoryError(LatupIOError, IsADirectoryError):
+    pass
+
+
+class LatupNotADirectoryError(LatupIOError, NotADirectoryError):
+    pass
+
+
+class LatupInternalError(LatupError, RuntimeError):
+    """E_INTERNAL: latup broke its own invariant (a bug to report)."""
+
+
+class LatupDeviceError(LatupError, RuntimeError):
+    """E_DEVICE: the device asked for cannot run here (a build without CUDA, no GPU)."""
+
+
+class LatupCancelledError(LatupError):
+    """E_CANCELLED: the progress callback stopped the call (when it raised, its exception is
+    raised instead of this one)."""
+
+
+_BY_STATUS = {E_USAGE: LatupUsageError, E_INPUT: LatupInputError, E_NOMEM: LatupMemoryError, E_IO: LatupIOError,
+              E_INTERNAL: LatupInternalError, E_DEVICE: LatupDeviceError, E_CANCELLED: LatupCancelledError}
+_BY_ERRNO = {errno.ENOENT: LatupFileNotFoundError, errno.EACCES: LatupPermissionError,
+             errno.EPERM: LatupPermissionError, errno.EISDIR: LatupIsADirectoryError,
+             errno.ENOTDIR: LatupNotADirectoryError}
+
+
+def _error(status, message, filename=None):
+    """The exception for a failed call. The library reports an OS error as "...: <strerror>", from
+    the same C library (and locale) as os.strerror, so the errno is recovered from the text."""
+    cls, code = _BY_STATUS.get(status, LatupError), None
+    if status == E_IO:
+        for e in sorted(_BY_ERRNO) + [errno.ENOSPC, errno.EROFS, errno.EEXIST, errno.ELOOP, errno.ENAMETOOLONG]:
+            if ": " + os.strerror(e) in message:
+                cls, code = _BY_ERRNO.get(e, LatupIOError), e
+                break
+    if filename is not None:
+        filename = os.fsdecode(filename)
+    return cls(status, message, code, filename)
+
+
+def _check(status, filename=None):
     if status != OK:
-        raise LatupError(status, _last_error().decode("utf-8", "replace"))
+        raise _error(status, _last_error().decode("utf-8", "replace"), filename)
 
 
 # ---- arguments: checked here, before ctypes (which would wrap an int, cut a string at a NUL and
@@ -398,12 +530,41 @@ def _to_numpy(t):
     return np.asarray(_Owned(t))
 
 
+def _torch_of(x):
+    """The torch module when x is a torch tensor, else None. torch is never imported here: a
+    tensor can only come from a caller that imported it already."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        return torch
+    return None
+
+
+def _numpy_of(x):
+    """x as numpy: a torch tensor through its CPU float32 copy (no copy for a CPU float32 contiguous
+    tensor; bfloat16, which numpy lacks, and tensors that require grad are converted); else x."""
+    torch = _torch_of(x)
+    if torch is None:
+        return x
+    return x.detach().to("cpu", torch.float32).contiguous().numpy()
+
+
+def _like(y, x):
+    """y (numpy) as the kind of x: a torch tensor on x's device for a torch x (sharing y's memory
+    on the CPU), else y."""
+    torch = _torch_of(x)
+    if torch is None:
+        return y
+    t = torch.from_numpy(y)
+    return t if x.device.type == "cpu" else t.to(x.device)
+
+
 def _as_input(x, name="x"):
     """x as the library reads it: an aligned, C-contiguous, native-order float32 array of 1 to
     MAX_DIMS dimensions. The array itself when it already is one (no copy); else a converted copy
     (misaligned, strided, Fortran-order or byte-swapped arrays, other float and integer dtypes).
-    Complex, bool, object and text arrays: TypeError; another rank: ValueError."""
-    a = np.asarray(x)  # the array itself for an ndarray (a subclass: its plain data)
+    Complex, bool, object and text arrays: TypeError; another rank: ValueError. A torch tensor
+    goes through _numpy_of."""
+    a = np.asarray(_numpy_of(x))  # the array itself for an ndarray (a subclass: its plain data)
     if a.dtype.kind not in "fiu":
         raise TypeError("%s: an array of floats or integers, got dtype %s" % (name, a.dtype))
     if not 1 <= a.ndim <= MAX_DIMS:
@@ -450,10 +611,37 @@ def _plan_dict(p):
     return d
 
 
-def _call(lua, vae, fields, x, threads, plan_only=False):
+class _Progress:
+    """progress= as the library's latup_progress_fn. An exception raised by the callable (a
+    KeyboardInterrupt arriving while it runs included) is kept and stops the call: the library
+    returns E_CANCELLED, and _call raises the kept exception instead. ctypes would print and drop
+    an exception raised through a callback, so none may leave __call__."""
+
+    def __init__(self, fn):
+        if not callable(fn):
+            raise TypeError("progress: a callable(done, total), got %s" % type(fn).__name__)
+        if not PROGRESS:
+            raise LatupUsageError(E_USAGE, "progress: this liblatup (%s, %s) has no progress callback; it needs "
+                                  "a build with LATUP_E_CANCELLED (latup 0.1 after issue 21)" % (version(), _lib._name))
+        self.fn, self.error = fn, None
+        self.c_fn = _ProgressFn(self)  # kept here: the library calls it until the call returns
+
+    def __call__(self, user, done, total):
+        if self.error is not None:
+            return 1
+        try:
+            self.fn(done, total)
+        except BaseException as e:  # noqa: B036 (KeyboardInterrupt too: it must stop the call)
+            self.error = e
+            return 1
+        return 0
+
+
+def _call(lua, vae, fields, x, threads, plan_only=False, progress=None):
     """latup_prepare, then (unless plan_only) latup_execute, on x (an array from _as_input, or a shape
     from _shape_of): the plan as a dict, or the output. lua and vae (either may be None) are held in
     use from the prepare to the call's free, so a close() on another thread waits for this call.
+    progress: None or a callable(done, total) (_Progress).
 
     The thread count is set on the calling thread only (an OpenMP setting of that thread; OpenBLAS
     stays at one thread): calls on other threads keep theirs and run at the same time."""
@@ -464,8 +652,11 @@ def _call(lua, vae, fields, x, threads, plan_only=False):
             xt.shape[i] = n
     else:
         xt = _tensor_of(x)
+    prog = _Progress(progress) if progress is not None else None
     with contextlib.ExitStack() as held:
         o = _CallOpts(**fields)
+        if prog is not None:
+            o.on_progress = prog.c_fn
         if lua is not None:
             o.lua = held.enter_context(lua._use())
         if vae is not None:
@@ -479,7 +670,10 @@ def _call(lua, vae, fields, x, threads, plan_only=False):
                 d["input_shape"] = tuple(x)
                 return d
             out = _Tensor()
-            _check(_execute(c, ctypes.byref(xt), None, ctypes.byref(out)))
+            st = _execute(c, ctypes.byref(xt), None, ctypes.byref(out))
+            if st == E_CANCELLED and prog is not None and prog.error is not None:
+                raise prog.error
+            _check(st)
             return _to_numpy(out)
         finally:
             _call_free(c)
@@ -492,13 +686,14 @@ def _models(lua, vae):
         raise TypeError("vae: a latup.Vae, got %s" % type(vae).__name__)
 
 
-def upscale_decode(lua, vae, z, scale=2, threads=None):
+def upscale_decode(lua, vae, z, scale=2, threads=None, progress=None):
     """latup run: z upscaled by lua, then decoded by vae, as one call planned against vae.max_memory
     (the whole process: both models, every tensor, the larger stage's scratch). Arguments as
-    Lua.upscale and Vae.decode (docs/python.md); threads None or 0: vae.threads."""
+    Lua.upscale and Vae.decode (docs/python.md); threads None or 0: vae.threads. progress: the
+    upscale's and the decode's steps counted together."""
     _models(lua, vae)
     fields = dict(vae._fields(), scale=_scale(scale))
-    return _call(lua, vae, fields, _as_input(z, "z"), _threads(threads, vae.threads))
+    return _like(_call(lua, vae, fields, _as_input(z, "z"), _threads(threads, vae.threads), progress=progress), z)
 
 
 def plan_upscale_decode(lua, vae, shape, scale=2, threads=None):
@@ -533,7 +728,7 @@ def read(path, key=None):
     path: str, bytes or os.PathLike; key: None, str or bytes; a NUL in either is a ValueError."""
     p, k = _path(path), _key(key)
     t = _Tensor()
-    _check(_tensor_read(p, k, ctypes.byref(t), None))
+    _check(_tensor_read(p, k, ctypes.byref(t), None), p)
     return _to_numpy(t)
 
 
@@ -628,7 +823,7 @@ class Lua(_Model):
         _threads(threads)
         self.device = _device(device)
         m = _P()
-        _check(_lua_load(p, ctypes.byref(m)))
+        _check(_lua_load(p, ctypes.byref(m)), p)
         self._open(m)
         self.path = os.fsdecode(os.fspath(path))
         self.threads = threads
@@ -640,12 +835,13 @@ class Lua(_Model):
     def _fields(self, scale):
         return {"scale": _scale(scale), "device": _device_code(self.device)}
 
-    def upscale(self, x, scale=2, threads=None):
+    def upscale(self, x, scale=2, threads=None, progress=None):
         """x: [C,H,W] or [B,C,H,W] VAE-space latent -> float32 [.., C, scale*H, scale*W].
-        scale: an int 2..8 the model has (one it lacks: LatupError E_USAGE). threads: None or 0
-        (the model's threads), or 1..4096."""
+        scale: an int 2..8 the model has (one it lacks: LatupUsageError). threads: None or 0
+        (the model's threads), or 1..4096. progress: None or callable(done, total), called after
+        each RSTB and head; an exception it raises stops the call and is raised here."""
         fields = self._fields(scale)
-        return _call(self, None, fields, _as_input(x), _threads(threads, self.threads))
+        return _like(_call(self, None, fields, _as_input(x), _threads(threads, self.threads), progress=progress), x)
 
     def plan(self, shape, scale=2, threads=None):
         """What upscale would do with an input of this shape, nothing computed: a dict of its arena
@@ -673,7 +869,7 @@ class Vae(_Model):
         self.max_memory = _max_memory(max_memory)
         self.device = _device(device)
         v = _P()
-        _check(_vae_load(p, ctypes.byref(v)))
+        _check(_vae_load(p, ctypes.byref(v)), p)
         self._open(v)
         self.path = os.fsdecode(os.fspath(path))
         self.threads, self.tile, self.overlap = threads, tile, overlap
@@ -681,10 +877,12 @@ class Vae(_Model):
         self.latent_channels, self.n_params = c.z_channels, c.n_params
         self.upsampling = 1 << (c.n_levels - 1)
 
-    def decode(self, z, threads=None):
+    def decode(self, z, threads=None, progress=None):
         """z: [C,h,w] or [B,C,h,w] decoder-ready latent -> float32 [.., 3, f*h, f*w] (f = 8 for the
-        released VAEs), the raw decoder output (about [-1, 1])."""
-        return _call(None, self, self._fields(), _as_input(z, "z"), _threads(threads, self.threads))
+        released VAEs), the raw decoder output (about [-1, 1]: to_uint8(img, range="[-1,1]")).
+        progress: as Lua.upscale, after each decoder stage and tile."""
+        return _like(_call(None, self, self._fields(), _as_input(z, "z"), _threads(threads, self.threads),
+                           progress=progress), z)
 
     def plan(self, shape, threads=None):
         """What decode would do with an input of this shape, nothing computed: a dict of the tiles
@@ -697,12 +895,96 @@ class Vae(_Model):
                 "overlap": overlap}
 
 
-def to_unit(img):
-    """Decoder output [..,3,H,W] -> [..,H,W,3] float32 in [0, 1]: diffusers' (x / 2 + 0.5).clamp(0, 1)."""
-    img = np.asarray(img, dtype=np.float32)
-    return np.clip(np.moveaxis(img * np.float32(0.5) + np.float32(0.5), -3, -1), 0.0, 1.0)
+# ---- latents, images ----------------------------------------------------------------------------------
 
 
-def to_uint8(img):
-    """Decoder output -> [..,H,W,3] uint8, rounded half to even as diffusers' numpy_to_pil."""
-    return np.round(to_unit(img) * np.float32(255)).astype(np.uint8)
+def to_vae_space(z, family):
+    """A diffusion pipeline's latent -> the decoder-ready latent Lua.upscale and Vae.decode take:
+    z / scaling + shift, with the family's constants ("flux", "sd3", "sdxl", "sd"; the CLI's
+    --diffusion-latent). z: [C,H,W] or [B,C,H,W] with the family's channels (16 or 4); a new
+    float32 array (z is not changed), a torch tensor for a torch z."""
+    if not isinstance(family, str):
+        raise TypeError("family: a str, got %s" % type(family).__name__)
+    f = _latent_family_find(family.encode("utf-8", "replace")) if "\0" not in family else None
+    if not f:
+        raise ValueError("family: %r is not a latent family latup knows ('flux', 'sd3', 'sdxl', 'sd')" % (family,))
+    a = _as_input(z, "z")
+    if a.ndim not in (3, 4) or a.shape[-3] != f.contents.channels:
+        raise ValueError("z: shape %s: a %r latent is [%d,H,W] or [B,%d,H,W] (packed FLUX tokens: flux_unpack "
+                         "first)" % (list(a.shape), family, f.contents.channels, f.contents.channels))
+    out = np.array(a, np.float32, order="C", copy=True)  # the library converts in place
+    t = _tensor_of(out)
+    _latent_to_vae(ctypes.byref(t), f)
+    return _like(out, z)
+
+
+def flux_unpack(tokens, h, w):
+    """FLUX's packed transformer tokens [B, (h/2)*(w/2), 4C] (or [(h/2)*(w/2), 4C]), what a diffusers
+    FluxPipeline gives with output_type="latent", -> the latent [B, C, h, w] (the CLI's --flux-packed
+    HxW). h, w: the latent size, the image size / 8, both even. Still in the pipeline's space:
+    to_vae_space(.., "flux") next."""
+    h, w = _int(h, "h", 2, INT_MAX), _int(w, "w", 2, INT_MAX)
+    a = _as_input(tokens, "tokens")
+    t, out = _tensor_of(a), _Tensor()
+    _check(_flux_unpack(ctypes.byref(t), h, w, ctypes.byref(out)))
+    return _like(_to_numpy(out), tokens)
+
+
+# The two value ranges of pixels, by name: a VAE decoder's output is about [-1, 1] (diffusers'
+# (x + 1) / 2), a pixel model's (SwinIR) and an image read from a PNG are in [0, 1]. There is no
+# default: the same numbers read in the other range come out washed out or too dark, silently.
+_RANGES = {"[-1,1]": PIXELS_SIGNED, "[0,1]": PIXELS_UNIT}
+_NO_RANGE = object()
+
+
+def _range(value, fn):
+    if value is _NO_RANGE:
+        raise TypeError("%s: give range=\"[-1,1]\" for a VAE decode (Vae.decode, upscale_decode) or range=\"[0,1]\" "
+                        "for a pixel model's output (SwinIR) or an image read from a PNG" % fn)
+    if not isinstance(value, str) or value.replace(" ", "") not in _RANGES:
+        raise ValueError("%s: range is \"[-1,1]\" (a VAE decode) or \"[0,1]\" (SwinIR, PNG), got %r" % (fn, value))
+    return _RANGES[value.replace(" ", "")]
+
+
+def _image(img, name="img"):
+    a = np.asarray(_numpy_of(img), dtype=np.float32)
+    if a.ndim not in (3, 4) or a.shape[-3] != 3:
+        raise ValueError("%s: shape %s, expected an RGB image [3,H,W] or a batch [B,3,H,W]" % (name, list(a.shape)))
+    return a
+
+
+def to_unit(img, range=_NO_RANGE):
+    """RGB [..,3,H,W] -> [..,H,W,3] float32 in [0, 1] (ComfyUI's IMAGE layout). range (required):
+    "[-1,1]" for a VAE decode, diffusers' (x / 2 + 0.5).clamp(0, 1); "[0,1]" for SwinIR's output or
+    an image read from a PNG, clamped. A torch tensor gives a torch tensor."""
+    r = _range(range, "to_unit")
+    a = _image(img)
+    if r == PIXELS_SIGNED:
+        a = a * np.float32(0.5) + np.float32(0.5)
+    return _like(np.ascontiguousarray(np.clip(np.moveaxis(a, -3, -1), 0.0, 1.0)), img)
+
+
+def to_uint8(img, range=_NO_RANGE):
+    """RGB [..,3,H,W] -> [..,H,W,3] uint8, the bytes write_png(.., range=range) writes: range
+    (required) as to_unit; "[-1,1]" rounds half to even as diffusers' numpy_to_pil, "[0,1]" half
+    away from zero. A torch tensor gives a torch tensor."""
+    v = np.asarray(_numpy_of(to_unit(img, range=range))) * np.float32(255)
+    if _RANGES[range.replace(" ", "")] == PIXELS_SIGNED:
+        v = np.round(v)
+    else:
+        f = np.floor(v)
+        v = np.where(v - f >= np.float32(0.5), f + np.float32(1), f)  # v - f is exact below 2**24
+    return _like(v.astype(np.uint8), img)
+
+
+def write_png(path, img, range=_NO_RANGE, bits=8):
+    """img [3,H,W] or [1,3,H,W] -> an RGB PNG at path, 8 or 16 bits per sample, written to a
+    temporary file and renamed (never a partial file). range (required) as to_unit. An image
+    holding NaN or Inf is refused (LatupInputError) and nothing is written."""
+    p, r = _path(path), _range(range, "write_png")
+    b = _int(bits, "bits", 8, 16)
+    if b not in (8, 16):
+        raise ValueError("bits: 8 or 16, got %d" % b)
+    a = _as_input(img, "img")
+    t = _tensor_of(a)
+    _check(_png_write(p, ctypes.byref(t), r, b), p)

