@@ -159,9 +159,11 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
     "the output format for --out-dir and '-' (default: " dflt ")"}
 #define O_PNG_BITS {"--png-bits", 0, OPT_CHOICE, "8|16", 0, 0, 0, 0, "8|16", \
     "bits per PNG sample (default 8)"}
-#define O_LATENT {"--diffusion-latent", 0, OPT_CHOICE, "FAMILY", 0, 0, 0, 0, "sd|sdxl|sd3|flux", \
+#define O_LATENT {"--diffusion-latent", 0, OPT_CHOICE, "FAMILY", 0, 0, 0, 0, "sd|sdxl|sd3|flux|vae", \
     "the input is a diffusion pipeline's latent: convert it to VAE space first, z / scaling +\n" \
-    "shift (sd 0.18215/0, sdxl 0.13025/0, sd3 1.5305/0.0609, flux 0.3611/0.1159)"}
+    "shift (sd 0.18215/0, sdxl 0.13025/0, sd3 1.5305/0.0609, flux 0.3611/0.1159; vae: the\n" \
+    "scaling_factor/shift_factor of the --vae folder's config.json, which also wins over a\n" \
+    "family named with such a folder)"}
 #define O_PACKED {"--flux-packed", 0, OPT_HW, "HxW", 2, 16384, 0, 0, NULL, \
     "the input is FLUX's packed token layout [B, (H/2)*(W/2), 64] (a diffusers FluxPipeline\n" \
     "latent, output_type=\"latent\"); HxW is the latent size (image size / 8)"}
@@ -191,7 +193,9 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
     "a scale the model has (LUA: 2 or 4; SwinIR: its own)"}
 #define O_VAE {"--vae", 0, OPT_STR, "FILE", 0, 0, 0, 0, NULL, \
     "the VAE decoder (or a whole checkpoint holding one): safetensors or .pth, ldm or diffusers\n" \
-    "names, flat or under first_stage_model./vae.; gzip ok"}
+    "names, flat or under first_stage_model./vae.; gzip ok. Or a diffusers folder, as\n" \
+    "from_pretrained takes it: config.json + diffusion_pytorch_model.safetensors (or a\n" \
+    "pipeline's folder holding vae/)"}
 #define O_TILE {"--tile", 0, OPT_INT, "T", 4, 8192, 0, 0, NULL, \
     "decode in tiles of T x T latent pixels (approximate: docs/vae.md)"}
 #define O_OVERLAP {"--overlap", 0, OPT_INT, "O", 1, 8191, 0, 0, NULL, \
