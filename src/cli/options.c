@@ -145,13 +145,14 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
 #define O_IN {"--in", 'i', OPT_LIST, "FILE...", 0, 0, 0, 0, NULL, \
     "one or more inputs, told apart by content: .npy ([C,H,W] or [B,C,H,W]; float32, float16,\n" \
     "float64 or bfloat16), a safetensors file (a ComfyUI .latent, or any with --in-key), or a\n" \
-    "PNG (8-bit); '-' is standard input. Every input is read and checked before any compute"}
+    "PNG (8- or 16-bit); '-' is standard input. Every input is read and checked before any compute"}
 #define O_IN_KEY {"--in-key", 0, OPT_STR, "NAME", 0, 0, 0, 0, NULL, \
     "the tensor to read from a safetensors input (default: 'latent_tensor', or the only one)"}
 #define O_OUT {"--out", 'o', OPT_STR, "FILE", 0, 0, 0, 0, NULL, \
     "the output, by extension: .npy (float32) or .png; a batch of several images needs a\n" \
     "pattern such as out_%03d.png (one file per batch element); '-' is standard output\n" \
-    "(format from --format). Checked before any work, written atomically at the end"}
+    "(format from --format). Checked before any work, written atomically at the end. A PNG\n" \
+    "names its maker in text chunks: Software, and parameters (this command, shell-quoted)"}
 #define O_OUT_DIR {"--out-dir", 0, OPT_STR, "DIR", 0, 0, 0, 0, NULL, \
     "one output per input, DIR/NAME.EXT (NAME: the input's file name without extension,\n" \
     "EXT from --format; a batch of images: NAME_000.png, ...). DIR is created"}
@@ -191,7 +192,7 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
     "{'params': ...}, {'state_dict': ...} or a bare state dict), optionally gzip-compressed"}
 #define O_SCALE {"--scale", 's', OPT_INT, "S", 2, 8, 0, 0, NULL, \
     "a scale the model has (LUA: 2 or 4; SwinIR: its own)"}
-#define O_VAE {"--vae", 0, OPT_STR, "FILE", 0, 0, 0, 0, NULL, \
+#define O_VAE {"--vae", 0, OPT_STR, "FILE|DIR", 0, 0, 0, 0, NULL, \
     "the VAE decoder (or a whole checkpoint holding one): safetensors or .pth, ldm or diffusers\n" \
     "names, flat or under first_stage_model./vae.; gzip ok. Or a diffusers folder, as\n" \
     "from_pretrained takes it: config.json + diffusion_pytorch_model.safetensors (or a\n" \
