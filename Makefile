@@ -228,7 +228,7 @@ MANDIR     ?= $(PREFIX)/share/man
 # against liblatup.a and needs no liblatup.so at all.
 MULTIARCH      := $(shell $(CC) -print-multiarch 2>/dev/null)
 SYSTEM_LIBDIRS := /lib /lib64 /usr/lib /usr/lib64 /usr/local/lib $(if $(MULTIARCH),/lib/$(MULTIARCH) /usr/lib/$(MULTIARCH))
-PC_RPATH       ?= $(if $(filter $(SYSTEM_LIBDIRS),$(patsubst %/,%,$(LIBDIR))),,-Wl$(comma)-rpath$(comma)$${libdir})
+PC_RPATH       ?= $(if $(filter $(SYSTEM_LIBDIRS),$(patsubst %/,%,$(LIBDIR))),, -Wl$(comma)-rpath$(comma)$${libdir})
 comma := ,
 
 # latup.pc is filled in at every install: it names the prefix of that install.
