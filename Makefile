@@ -221,10 +221,20 @@ LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 
+# A LIBDIR the dynamic linker does not search (PREFIX=$HOME/.local) gets -Wl,-rpath in latup.pc's
+# Libs, so a program built with `pkg-config --libs latup` finds liblatup.so.0 without
+# LD_LIBRARY_PATH; the system's folders get none (the loader and ldconfig find them there, and
+# distributions refuse rpaths into them). PC_RPATH= turns it off. The installed bin/latup is linked
+# against liblatup.a and needs no liblatup.so at all.
+MULTIARCH      := $(shell $(CC) -print-multiarch 2>/dev/null)
+SYSTEM_LIBDIRS := /lib /lib64 /usr/lib /usr/lib64 /usr/local/lib $(if $(MULTIARCH),/lib/$(MULTIARCH) /usr/lib/$(MULTIARCH))
+PC_RPATH       ?= $(if $(filter $(SYSTEM_LIBDIRS),$(patsubst %/,%,$(LIBDIR))),, -Wl$(comma)-rpath$(comma)$${libdir})
+comma := ,
+
 # latup.pc is filled in at every install: it names the prefix of that install.
 install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
-	    -e 's|@LIBS_PRIVATE@|$(BLAS_LIBS) -lz -lm -fopenmp|' latup.pc.in > $(BUILD)/latup.pc
+	    -e 's|@RPATH@|$(PC_RPATH)|; s|@LIBS_PRIVATE@|$(BLAS_LIBS) -lz -lm -fopenmp|' latup.pc.in > $(BUILD)/latup.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(BUILD)/latup $(DESTDIR)$(BINDIR)/latup
 	install -m 644 $(BUILD)/liblatup.a $(DESTDIR)$(LIBDIR)/liblatup.a
@@ -240,19 +250,25 @@ uninstall:
 	  $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(notdir $(SHLIB)) $(DESTDIR)$(INCLUDEDIR)/latup.h \
 	  $(DESTDIR)$(LIBDIR)/pkgconfig/latup.pc $(DESTDIR)$(MANDIR)/man1/latup.1
 
-# What a user does after `make install`: build a program with pkg-config and run it; then
-# `make uninstall` must leave nothing behind.
+# What a user does after `make install` into a prefix of their own (the README's PREFIX=$HOME/.local):
+# set PKG_CONFIG_PATH, build a program with pkg-config and run it with no LD_LIBRARY_PATH (latup.pc's
+# rpath finds liblatup.so.0), run bin/latup (which needs no liblatup.so); then `make uninstall` must
+# leave nothing behind. A system prefix (staged with DESTDIR) must get no rpath.
 CHECK_PREFIX ?= $(CURDIR)/$(BUILD)/check-install
 check-install: all
 	rm -rf $(CHECK_PREFIX)
 	$(MAKE) -s install PREFIX=$(CHECK_PREFIX)
-	PKG_CONFIG_PATH=$(CHECK_PREFIX)/lib/pkgconfig; export PKG_CONFIG_PATH; \
-	  $(CC) -o $(CHECK_PREFIX)/upscale_example examples/c/upscale_example.c $$(pkg-config --cflags --libs latup) \
-	    -Wl,-rpath,$(CHECK_PREFIX)/lib && \
+	PKG_CONFIG_PATH=$(CHECK_PREFIX)/lib/pkgconfig; export PKG_CONFIG_PATH; unset LD_LIBRARY_PATH; \
+	  $(CC) -o $(CHECK_PREFIX)/upscale_example examples/c/upscale_example.c $$(pkg-config --cflags --libs latup) && \
 	  $(CHECK_PREFIX)/upscale_example ref_data/small/model.safetensors.gz && \
+	  { ! ldd $(CHECK_PREFIX)/bin/latup | grep -q liblatup || { echo "check-install: bin/latup needs liblatup.so"; exit 1; }; } && \
 	  $(CHECK_PREFIX)/bin/latup --version && \
 	  grep -q "^\.TH LATUP 1" $(CHECK_PREFIX)/share/man/man1/latup.1
 	$(MAKE) -s uninstall PREFIX=$(CHECK_PREFIX)
+	$(MAKE) -s install PREFIX=/usr DESTDIR=$(CHECK_PREFIX)/staged
+	@if grep -n rpath $(CHECK_PREFIX)/staged/usr/lib/pkgconfig/latup.pc; then \
+	  echo "check-install: PREFIX=/usr got an rpath in latup.pc"; exit 1; fi
+	$(MAKE) -s uninstall PREFIX=/usr DESTDIR=$(CHECK_PREFIX)/staged
 	rm -f $(CHECK_PREFIX)/upscale_example
 	@left=$$(find $(CHECK_PREFIX) -type f -o -type l); \
 	  if [ -n "$$left" ]; then echo "check-install: uninstall left $$left"; exit 1; fi

@@ -261,10 +261,19 @@ typedef struct latup_vae latup_vae;
 
 /* Loads the decoder from any checkpoint holding one (standalone VAE, FLUX ae.safetensors,
  * diffusers vae/, single-file model): tensors the decoder does not use are ignored; every tensor
- * it needs must be there with its exact shape. */
+ * it needs must be there with its exact shape. path may also be a diffusers folder, as
+ * AutoencoderKL.from_pretrained takes it: config.json beside diffusion_pytorch_model.safetensors
+ * (else .bin, else their .fp16 variants), or a pipeline's folder holding that as vae/; its
+ * config.json's latent_channels must match the weights, and its scaling_factor and shift_factor
+ * are kept (latup_vae_latent_family). */
 LATUP_API latup_status latup_vae_load(const char *path, latup_vae **out);
 LATUP_API void latup_vae_free(latup_vae *v);
 LATUP_API const latup_vae_config *latup_vae_get_config(const latup_vae *v); /* NULL for NULL */
+/* The latent space of a VAE loaded from a diffusers folder whose config.json gives scaling_factor
+ * (shift_factor: 0 when absent or null): name is that config.json's path, channels the decoder's;
+ * for latup_latent_to_vae. NULL for a VAE loaded from a file, a config without scaling_factor, or
+ * NULL. Valid as long as v. */
+LATUP_API const latup_latent_family *latup_vae_latent_family(const latup_vae *v);
 LATUP_API const char *latup_vae_naming_name(latup_vae_naming n);
 /* "SD 1.x/2.x or SDXL" (4 channels + post_quant_conv), "SD3 or FLUX.1" (16, none), or "unknown" */
 LATUP_API const char *latup_vae_family_guess(const latup_vae_config *c);
@@ -424,7 +433,8 @@ LATUP_API void latup_error_prefix(const char *prefix);
  * One reader for every input a command takes, the format told by content (never by extension):
  *   .npy   '<f4', '<f2', '<f8' (converted to fp32, rounded to nearest) and bfloat16 (numpy writes
  *          ml_dtypes.bfloat16 as the 2-byte void '<V2'; 'bfloat16' and '<bf16' are read too);
- *   PNG    8-bit gray, gray+alpha, RGB, RGBA, palette -> [3,H,W] in [0,1];
+ *   PNG    8-bit gray, gray+alpha, RGB, RGBA, palette, 16-bit gray, gray+alpha, RGB, RGBA ->
+ *          [3,H,W] in [0,1];
  *   safetensors: the tensor `key`; without a key, "latent_tensor" (a ComfyUI .latent: a file
  *          without its "latent_format_version_0" marker is an old one, scaled by 1/0.18215 as
  *          ComfyUI's LoadLatent does) or else the file's only tensor.
@@ -451,7 +461,23 @@ typedef enum {
  * nothing is written. Atomic. */
 LATUP_API latup_status latup_png_write(const char *path, const latup_tensor *img,
                                        latup_pixel_range range, int bits);
-LATUP_API latup_status latup_png_read(const char *path, latup_tensor *img); /* [3,H,W] in [0,1] */
+/* A PNG text chunk (e.g. "Software", or "parameters": the command that made the image, as
+ * stable-diffusion.cpp and other generators write it). key: 1 to 79 printable ASCII characters,
+ * no leading, trailing or double spaces (the PNG keyword rules, ASCII only); text: any string of
+ * at most 1 MiB, written as tEXt when it is ASCII, else as iTXt (it must then be UTF-8). */
+typedef struct {
+    const char *key;
+    const char *text;
+} latup_png_text;
+/* latup_png_write with n_text text chunks, written before the image data (a reader finds them
+ * without inflating it); n_text 0 to 64, text may be NULL when n_text is 0. A bad key or text is
+ * LATUP_E_USAGE naming it, and nothing is written. */
+LATUP_API latup_status latup_png_write_text(const char *path, const latup_tensor *img, latup_pixel_range range,
+                                            int bits, const latup_png_text *text, int n_text);
+/* 8-bit gray, gray+alpha, RGB, RGBA and palette, and 16-bit gray, gray+alpha, RGB and RGBA (what
+ * --png-bits 16 writes), non-interlaced -> [3,H,W] in [0,1]: each sample v / 255 or v / 65535,
+ * gray replicated, alpha dropped. Other bit depths and interlaced files are LATUP_E_INPUT. */
+LATUP_API latup_status latup_png_read(const char *path, latup_tensor *img);
 
 /* ---- outputs committed together ----------------------------------------------------------------
  * Each output is encoded at once into a temporary file in its destination's directory (a short
@@ -480,6 +506,10 @@ LATUP_API latup_status latup_outputs_add_npy(latup_outputs *o, const char *path,
 /* range: LATUP_PIXELS_UNIT or LATUP_PIXELS_SIGNED; bits: 8 or 16 (otherwise LATUP_E_USAGE). */
 LATUP_API latup_status latup_outputs_add_png(latup_outputs *o, const char *path, const latup_tensor *img,
                                              latup_pixel_range range, int bits);
+/* latup_outputs_add_png with text chunks, as latup_png_write_text. */
+LATUP_API latup_status latup_outputs_add_png_text(latup_outputs *o, const char *path, const latup_tensor *img,
+                                                  latup_pixel_range range, int bits, const latup_png_text *text,
+                                                  int n_text);
 LATUP_API latup_status latup_outputs_commit(latup_outputs *o);
 LATUP_API void latup_outputs_free(latup_outputs *o); /* o may be NULL; removes uncommitted temporaries */
 

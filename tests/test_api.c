@@ -339,7 +339,7 @@ static long noise_png(latup_tensor *img, int W, uint64_t seed) {
     }
     FILE *f = tmpfile();
     assert_non_null(f);
-    assert_int_equal(latup_png_encode(f, "noise", img, LATUP_PNG_MAP_UNIT, 8), LATUP_OK);
+    assert_int_equal(latup_png_encode(f, "noise", img, LATUP_PNG_MAP_UNIT, 8, NULL, 0), LATUP_OK);
     const long n = ftell(f);
     fclose(f);
     return n;

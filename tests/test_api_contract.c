@@ -144,6 +144,17 @@ static struct {
 #define ARG_latup_outputs_add_png_path fx.o_png
 #define ARG_latup_outputs_add_png_img (&fx.img)
 #define ARG_latup_outputs_add_png_bits 8
+#define ARG_latup_outputs_add_png_text_path fx.o_png
+#define ARG_latup_outputs_add_png_text_img (&fx.img)
+#define ARG_latup_outputs_add_png_text_bits 8
+#define ARG_latup_outputs_add_png_text_text G_TEXT
+#define ARG_latup_outputs_add_png_text_n_text 1
+#define ARG_latup_png_write_text_path fx.w_png
+#define ARG_latup_png_write_text_img (&fx.img)
+#define ARG_latup_png_write_text_bits 8
+#define ARG_latup_png_write_text_text G_TEXT
+#define ARG_latup_png_write_text_n_text 1
+static const latup_png_text G_TEXT[1] = {{"Software", "test_api_contract"}};
 #define ARG_latup_checkpoint_info_read_path LUA_PATH
 #define ARG_latup_system_info_print_prefix ""
 

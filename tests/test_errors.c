@@ -394,7 +394,7 @@ static void s_stray(void) {
     latup_weights_free(&w);
     write_latent(tmp("in.npy"), 16, 16, 16, 0);
 }
-static void s_png16(void) { write_png(tmp("in.npy"), 4, 4, 16, 2, 0, 0); }
+static void s_png4(void) { write_png(tmp("in.npy"), 4, 4, 4, 0, 0, 0); } /* 4-bit gray */
 static void s_pngi(void) { write_png(tmp("in.npy"), 4, 4, 8, 2, 1, 0); }
 static void s_pngcrc(void) { write_png(tmp("in.npy"), 4, 4, 8, 2, 0, 1); }
 static void s_pngbomb(void) {
@@ -732,6 +732,29 @@ static const char *long_path(void) {
     return g_long_path;
 }
 
+/* Wrong inputs whose shape says what they are (issue 21): an image, FLUX's packed tokens. */
+static void s_rgb_png(void) { write_png(tmp("in.npy"), 4, 4, 8, 2, 0, 0); }
+static void s_packed_square(void) { write_latent(tmp("in.npy"), 1, 64, 64, 0); } /* [1,64,64]: 64 tokens of 64 */
+
+/* diffusers VAE folders (tmp/vae/): config.json and weights as the row needs them. */
+static void vae_folder(const char *config, int weights) {
+    mkdir(tmp("vae"), 0755);
+    char p[600], target[600], cwd[400];
+    snprintf(p, sizeof p, "%s/config.json", tmp("vae"));
+    unlink(p);
+    if (config) write_bytes(p, config, strlen(config));
+    snprintf(p, sizeof p, "%s/diffusion_pytorch_model.safetensors", tmp("vae"));
+    unlink(p);
+    assert_non_null(getcwd(cwd, sizeof cwd)); /* the tests run from the repository's root */
+    snprintf(target, sizeof target, "%s/ref_data/vae/flux_small.diffusers.safetensors.gz", cwd);
+    if (weights) assert_int_equal(symlink(target, p), 0); /* gzip'd content: read by content */
+    write_latent(tmp("in.npy"), 16, 8, 8, 0);
+}
+static void s_folder_no_weights(void) { vae_folder("{\"_class_name\": \"AutoencoderKL\"}", 0); }
+static void s_folder_no_config(void) { vae_folder(NULL, 1); }
+static void s_folder_channels(void) { vae_folder("{\"_class_name\": \"AutoencoderKL\", \"latent_channels\": 4}", 1); }
+static void s_folder_class(void) { vae_folder("{\"_class_name\": \"FluxTransformer2DModel\"}", 1); }
+
 #define UP(model) {"upscale", "--model", model, "--scale", "2", "--in", "@in", "--out", "@out", NULL}
 #define UP_IN(in) {"upscale", "-m", MODEL, "-s", "2", "-i", in, "-o", "@out", NULL}
 #define DEC(...) {"decode", "--vae", VAE, "-i", "@in", "-o", "@out.png", __VA_ARGS__, NULL}
@@ -768,7 +791,7 @@ static const row ROWS[] = {
     {"E29", s_stray, UP("@m"), 2, "unexpected tensor"},
     {"E30", s_small, UP(MODEL), 2, "too small"},
     {"E31", s_good, {"upscale", "--model", MODEL, "--scale", "3", "--in", "@in", "--out", "@out", NULL}, 1, "x2, x4"},
-    {"E32", s_png16, UP("ref_data/swinir/classic_x2.pth"), 2, "16-bit"},
+    {"E32", s_png4, UP("ref_data/swinir/classic_x2.pth"), 2, "bit depth 4"},
     {"E33", s_pngi, UP("ref_data/swinir/classic_x2.pth"), 2, "interlaced"},
     {"E34", s_pngcrc, UP("ref_data/swinir/classic_x2.pth"), 2, "CRC"},
     {"E35", s_pngbomb, UP("ref_data/swinir/classic_x2.pth"), 2, "in.npy: "},
@@ -826,6 +849,14 @@ static const row ROWS[] = {
     {"E125", s_thin_wide, UP(MODEL), 0, "[16,9,225] -> x2 -> "},
     {"E126", s_thin_tall, {"upscale", "--model", MODEL, "--scale", "4", "--in", "@in", "--out", "@out", NULL}, 0, "[16,225,9] -> x4 -> "},
     {"E127", s_thin_rgb, UP("ref_data/swinir/classic_x2.pth"), 0, "[3,9,200] -> x2 -> "},
+    /* issue 21: what the input's shape or the VAE folder gives away */
+    {"E128", s_rgb_png, UP(MODEL), 2, "3 channels is an RGB image: LUA upscales 16-channel latents"},
+    {"E129", s_packed_square, UP(MODEL), 2, "FLUX's packed tokens? 64 tokens of 64 = 4 x 16 channels: unpack them first, --flux-packed 16x16"},
+    {"E130", s_folder_no_weights, {"decode", "--vae", "@tmp/vae", "--in", "@in", "--out", "@out", NULL}, 2, "vae: no diffusion_pytorch_model.safetensors"},
+    {"E131", s_folder_no_config, {"decode", "--vae", "@tmp/vae", "--in", "@in", "--out", "@out", NULL}, 2, "vae: a folder without config.json or vae/"},
+    {"E132", s_folder_channels, {"decode", "--vae", "@tmp/vae", "--in", "@in", "--out", "@out", NULL}, 2, "config.json says latent_channels 4, the decoder in"},
+    {"E133", s_folder_class, {"decode", "--vae", "@tmp/vae", "--in", "@in", "--out", "@out", NULL}, 2, "config.json: _class_name is 'FluxTransformer2DModel', not an AutoencoderKL"},
+    {"E134", s_vae_channels, {"decode", "--vae", VAE, "--diffusion-latent", "vae", "--in", "@in", "--out", "@out", NULL}, 1, "--diffusion-latent vae: ref_data/vae/flux_small.ldm.safetensors.gz has no config.json"},
 };
 #define N_ROWS (int)(sizeof ROWS / sizeof ROWS[0])
 

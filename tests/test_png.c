@@ -1,8 +1,9 @@
 /* test_png.c — the PNG reader and writer: write -> read round trips (exact after quantisation, one
- * and several IDAT chunks), the float -> byte mappings, reference files made by other tools
- * (tests/data/png/, tools/golden/make_png_fixtures.py), every color type from PNGs built here with every
- * filter type, one malformed file per rejection rule (status and a key word of the message), a
- * truncation sweep over every prefix, and atomic write failures (nothing left behind). */
+ * and several IDAT chunks, 8 and 16 bits), the float -> byte mappings, reference files made by
+ * other tools (tests/data/png/, tools/golden/make_png_fixtures.py; 8- and 16-bit), every color type
+ * from PNGs built here with every filter type, text chunks parsed back, one malformed file per
+ * rejection rule (status and a key word of the message), a truncation sweep over every prefix,
+ * and atomic write failures (nothing left behind). */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -359,8 +360,8 @@ static void test_truncated_chunk_frame(void **state) {
     free(f);
 }
 
-/* A 16-bit RGB PNG, decoded here independently of src/io/png.c (whose reader takes 8-bit only):
- * chunks, zlib, the five filters with 6 bytes per pixel. Returns the samples [H,W,3]. */
+/* A 16-bit RGB PNG, decoded here independently of src/io/png.c: chunks, zlib, the five filters
+ * with 6 bytes per pixel. Returns the samples [H,W,3]. */
 static uint16_t *decode_rgb16(const char *path, int *H, int *W) {
     size_t n;
     uint8_t *f = slurp(path, &n);
@@ -406,7 +407,8 @@ static uint16_t *decode_rgb16(const char *path, int *H, int *W) {
     return px;
 }
 
-/* --png-bits 16: every sample is round(clamp(.) * 65535), big-endian, in both ranges. */
+/* --png-bits 16: every sample is round(clamp(.) * 65535), big-endian, in both ranges; and latup's
+ * reader gives back exactly sample / 65535 for each. */
 static void test_write_16bit(void **state) {
     (void)state;
     tu_rng r = tu_rng_seed(16);
@@ -437,9 +439,163 @@ static void test_write_16bit(void **state) {
         printf("png 16-bit %s range: %d of %d samples differ from round(clamp(x) * 65535)\n",
                range ? "signed" : "unit", bad, 3 * H * W);
         assert_int_equal(bad, 0);
+        latup_tensor back;
+        latup_status st = latup_png_read(p, &back);
+        if (st) print_error("%s\n", latup_last_error());
+        assert_int_equal(st, LATUP_OK);
+        assert_int_equal(back.ndim, 3);
+        assert_int_equal(back.shape[0], 3);
+        assert_int_equal(back.shape[1], H);
+        assert_int_equal(back.shape[2], W);
+        int off = 0;
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < H * W; i++)
+                off += back.data[(size_t)c * H * W + (size_t)i] != (float)px[(size_t)i * 3 + (size_t)c] / 65535.0f;
+        printf("png 16-bit %s range read back: %d of %d values differ from sample / 65535\n",
+               range ? "signed" : "unit", off, 3 * H * W);
+        assert_int_equal(off, 0);
+        latup_tensor_free(&back);
         free(px);
     }
     latup_tensor_free(&t);
+}
+
+/* ---- text chunks -------------------------------------------------------------------------------- */
+
+typedef struct {
+    char type[5];
+    char key[80];
+    char *text;
+    int before_idat;
+} text_chunk;
+
+/* The tEXt and iTXt chunks of a PNG file, walked here chunk by chunk (lengths, CRCs, the iTXt
+ * header), not through src/io/png.c. Returns how many, at most max. */
+static int read_texts(const char *path, text_chunk *out, int max) {
+    size_t n;
+    uint8_t *f = slurp(path, &n);
+    assert_memory_equal(f, "\x89PNG\r\n\x1a\n", 8);
+    int k = 0, seen_idat = 0;
+    for (size_t pos = 8; pos + 12 <= n;) {
+        uint32_t len = (uint32_t)f[pos] << 24 | (uint32_t)f[pos + 1] << 16 | (uint32_t)f[pos + 2] << 8 | f[pos + 3];
+        assert_true(pos + 12 + len <= n);
+        const uint8_t *type = f + pos + 4, *d = f + pos + 8;
+        assert_int_equal((uint32_t)crc32(0, type, 4 + len),
+                         (uint32_t)d[len] << 24 | (uint32_t)d[len + 1] << 16 | (uint32_t)d[len + 2] << 8 | d[len + 3]);
+        if (!memcmp(type, "IDAT", 4)) seen_idat = 1;
+        const int itxt = !memcmp(type, "iTXt", 4);
+        if ((itxt || !memcmp(type, "tEXt", 4)) && k < max) {
+            const uint8_t *nul = memchr(d, 0, len);
+            assert_non_null(nul);
+            size_t kl = (size_t)(nul - d), at = kl + 1;
+            assert_true(kl >= 1 && kl <= 79);
+            if (itxt) { /* flag, method, language NUL, translated keyword NUL */
+                assert_true(at + 2 <= len);
+                assert_int_equal(d[at], 0); /* uncompressed */
+                assert_int_equal(d[at + 1], 0);
+                at += 2;
+                for (int z = 0; z < 2; z++) {
+                    const uint8_t *e = memchr(d + at, 0, len - at);
+                    assert_non_null(e);
+                    at = (size_t)(e - d) + 1;
+                }
+            }
+            text_chunk *t = &out[k++];
+            memcpy(t->type, type, 4), t->type[4] = '\0';
+            memcpy(t->key, d, kl), t->key[kl] = '\0';
+            t->text = malloc(len - at + 1);
+            memcpy(t->text, d + at, len - at), t->text[len - at] = '\0';
+            assert_null(memchr(t->text, 0, len - at)); /* no NUL inside a text */
+            t->before_idat = !seen_idat;
+        }
+        pos += 12 + len;
+    }
+    free(f);
+    return k;
+}
+
+/* latup_png_write_text and latup_outputs_add_png_text: ASCII as tEXt, UTF-8 as iTXt, both before
+ * the image data, the image unchanged; keys and texts PNG cannot hold are usage errors that write
+ * nothing. */
+static void test_text_chunks(void **state) {
+    (void)state;
+    int64_t shape[3] = {3, 5, 4};
+    latup_tensor img;
+    assert_int_equal(latup_tensor_alloc(&img, 3, shape), LATUP_OK);
+    for (int i = 0; i < 60; i++) img.data[i] = (float)(i % 17) / 16.0f;
+    const char *cmd = "latup decode --vae 'my vae/' -o $'caf\\xc3\\xa9.png'";
+    const latup_png_text text[3] = {{"Software", "latup 0.1.0"}, {"parameters", cmd}, {"Title", "caf\xc3\xa9 \xe2\x80\x94 x2"}};
+    for (int bits = 8; bits <= 16; bits += 8)
+        for (int via_set = 0; via_set < 2; via_set++) {
+            const char *p = tmp_path(via_set ? "text_set.png" : "text.png");
+            if (via_set) {
+                latup_outputs *o;
+                assert_int_equal(latup_outputs_new(&o), LATUP_OK);
+                assert_int_equal(latup_outputs_add_png_text(o, p, &img, LATUP_PIXELS_UNIT, bits, text, 3), LATUP_OK);
+                assert_int_equal(latup_outputs_commit(o), LATUP_OK);
+                latup_outputs_free(o);
+            } else {
+                assert_int_equal(latup_png_write_text(p, &img, LATUP_PIXELS_UNIT, bits, text, 3), LATUP_OK);
+            }
+            text_chunk got[8];
+            int n = read_texts(p, got, 8);
+            printf("png text, %d-bit%s: %d chunks:", bits, via_set ? ", output set" : "", n);
+            for (int k = 0; k < n; k++) printf(" %s '%s'", got[k].type, got[k].key);
+            printf("\n");
+            assert_int_equal(n, 3);
+            for (int k = 0; k < 3; k++) {
+                assert_string_equal(got[k].key, text[k].key);
+                assert_string_equal(got[k].text, text[k].text);
+                assert_string_equal(got[k].type, k == 2 ? "iTXt" : "tEXt"); /* UTF-8 needs iTXt */
+                assert_true(got[k].before_idat);
+                free(got[k].text);
+            }
+            latup_tensor back, plain;
+            assert_int_equal(latup_png_read(p, &back), LATUP_OK);
+            const char *q = tmp_path("plain.png");
+            assert_int_equal(latup_png_write(q, &img, LATUP_PIXELS_UNIT, bits), LATUP_OK);
+            assert_int_equal(latup_png_read(q, &plain), LATUP_OK);
+            assert_memory_equal(back.data, plain.data, 60 * sizeof(float));
+            latup_tensor_free(&back), latup_tensor_free(&plain);
+        }
+
+    struct {
+        latup_png_text t;
+        const char *word;
+    } bad[] = {
+        {{"", "x"}, "1 to 79 printable ASCII"},
+        {{" lead", "x"}, "without leading"},
+        {{"trail ", "x"}, "trailing"},
+        {{"two  spaces", "x"}, "double spaces"},
+        {{"caf\xc3\xa9", "x"}, "printable ASCII"},
+        {{"tab\tkey", "x"}, "printable ASCII"},
+        {{"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", "x"}, "1 to 79"},
+        {{"Comment", "\xff\xfe not UTF-8"}, "neither ASCII nor UTF-8"},
+        {{NULL, "x"}, "text[0].key is NULL"},
+        {{"Comment", NULL}, "text[0].text is NULL"},
+    };
+    const char *p = tmp_path("bad_text.png");
+    const int entries = count_entries(g_dir);
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        assert_int_equal(latup_png_write_text(p, &img, LATUP_PIXELS_UNIT, 8, &bad[k].t, 1), LATUP_E_USAGE);
+        printf("png text refused: %s\n", latup_last_error());
+        assert_non_null(strstr(latup_last_error(), bad[k].word));
+        assert_int_not_equal(access(p, F_OK), 0);
+        latup_outputs *o;
+        assert_int_equal(latup_outputs_new(&o), LATUP_OK);
+        assert_int_equal(latup_outputs_add_png_text(o, p, &img, LATUP_PIXELS_UNIT, 8, &bad[k].t, 1), LATUP_E_USAGE);
+        assert_non_null(strstr(latup_last_error(), bad[k].word));
+        latup_outputs_free(o);
+        assert_int_equal(count_entries(g_dir), entries); /* no temporary left behind */
+    }
+    assert_int_equal(latup_png_write_text(p, &img, LATUP_PIXELS_UNIT, 8, NULL, 1), LATUP_E_USAGE);
+    assert_non_null(strstr(latup_last_error(), "text"));
+    assert_int_equal(latup_png_write_text(p, &img, LATUP_PIXELS_UNIT, 8, text, 65), LATUP_E_USAGE);
+    assert_int_equal(latup_png_write_text(p, &img, LATUP_PIXELS_UNIT, 8, text, -1), LATUP_E_USAGE);
+    assert_int_equal(latup_png_write_text(p, &img, LATUP_PIXELS_UNIT, 8, NULL, 0), LATUP_OK); /* no text at all */
+    text_chunk none[1];
+    assert_int_equal(read_texts(p, none, 1), 0);
+    latup_tensor_free(&img);
 }
 
 /* The float -> byte mappings: clamping, NaN, and the two rounding rules on exact halves. */
@@ -483,7 +639,8 @@ static void test_quantize(void **state) {
 
 static void test_reference_files(void **state) {
     (void)state;
-    const char *names[] = {"rgb_pil", "rgba_pil", "gray_pil", "palette_pil", "filters_zlib"};
+    const char *names[] = {"rgb_pil",     "rgba_pil",    "gray_pil",          "palette_pil", "filters_zlib",
+                           "rgb16_zlib",  "rgba16_zlib", "gray_alpha16_zlib", "gray16_pil"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         char png[128], npy[128];
         snprintf(png, sizeof png, "tests/data/png/%s.png", names[k]);
@@ -678,10 +835,9 @@ static void test_reject_header(void **state) {
         {8, 0x80000000u, 8, 2, 0, 0, 0, "outside 1 to 65535"},
         {0xFFFFFFFFu, 0xFFFFFFFFu, 8, 2, 0, 0, 0, "outside 1 to 65535"},
         {40000, 40000, 8, 2, 0, 0, 0, "1600000000 pixels, more than the limit of 268435456"},
-        {8, 6, 16, 2, 0, 0, 0, "16-bit PNG not supported"},
-        {8, 6, 16, 0, 0, 0, 0, "16-bit PNG not supported"},
         {8, 6, 8, 2, 0, 0, 1, "interlaced (Adam7) PNG not supported"},
-        {8, 6, 4, 0, 0, 0, 0, "bit depth 4 not supported"},
+        {8, 6, 16, 6, 0, 0, 1, "interlaced (Adam7) PNG not supported"},
+        {8, 6, 4, 0, 0, 0, 0, "bit depth 4 not supported (latup reads 8- and 16-bit PNGs)"},
         {8, 6, 1, 0, 0, 0, 0, "bit depth 1 not supported"},
         {8, 6, 2, 3, 0, 0, 0, "bit depth 2 not supported"},
         {8, 6, 4, 2, 0, 0, 0, "invalid bit depth 4 for color type 2"},
@@ -1034,6 +1190,7 @@ int main(void) {
         cmocka_unit_test(test_rgb8_exact),
         cmocka_unit_test(test_quantize),
         cmocka_unit_test(test_write_16bit),
+        cmocka_unit_test(test_text_chunks),
         cmocka_unit_test(test_reference_files),
         cmocka_unit_test(test_color_types),
         cmocka_unit_test(test_reject_container),

@@ -7,6 +7,7 @@
 #include "model/lua_model.h"
 #include "model/vae_model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,20 +41,54 @@ static size_t tensor_bytes(size_t B, size_t C, size_t h, size_t w, int *ok) {
     return 0;
 }
 
+/* A latent of the wrong shape: `what` says how, and the two wrong inputs a shape gives away get a
+ * hint, said here where the shape is refused so that the CLI, the Python package and any caller
+ * get the same one: FLUX's packed transformer tokens ([L, 4C] or [B, L, 4C], read as [C,H,W]) and
+ * an RGB image where a latent belongs. */
+static latup_status wrong_latent(const char *what, int ndim, const int64_t *shape, int want, const latup_lua *lua) {
+    const int64_t L = ndim == 2 ? shape[0] : ndim == 3 ? shape[1] : 0, D = ndim >= 2 ? shape[ndim - 1] : 0;
+    if ((ndim == 2 || (ndim == 3 && shape[0] != want && L >= D)) && D == 4 * (int64_t)want && L > 0) {
+        int64_t side = (int64_t)sqrt((double)L); /* L < 2^62 (the tensor's bytes fit size_t) */
+        while (side * side > L) side--;
+        while ((side + 1) * (side + 1) <= L) side++;
+        char size[64];
+        if (side * side == L)
+            snprintf(size, sizeof size, "%lldx%lld", (long long)(2 * side), (long long)(2 * side));
+        else
+            snprintf(size, sizeof size, "HxW with (H/2)*(W/2) = %lld", (long long)L);
+        return latup_fail(LATUP_E_INPUT, "%s (FLUX's packed tokens? %lld tokens of %lld = 4 x %d channels: unpack "
+                          "them first, --flux-packed %s on the command line, latup_flux_unpack in the API)",
+                          what, (long long)L, (long long)D, want, size);
+    }
+    if (ndim >= 3 && shape[ndim - 3] == 3 && want != 3) {
+        const int is_lua = lua && latup_lua_get_config(lua)->tail == LATUP_TAIL_LUA_HEADS;
+        return latup_fail(LATUP_E_INPUT, "%s (3 channels is an RGB image: %s %d-channel latents%s; give the latent "
+                          "the diffusion model made, not the image%s)", what,
+                          !lua ? "a VAE decodes" : is_lua ? "LUA upscales" : "this model upscales", want,
+                          lua ? ", which 'latup decode' then turns into the image" : " into images",
+                          lua ? ", or upscale images with a pixel-space SwinIR model" : "");
+    }
+    return latup_fail(LATUP_E_INPUT, "%s", what);
+}
+
 /* The request itself: models, the input's shape against them. */
 static latup_status check_request(const latup_call_opts *o, const latup_tensor *x, latup_plan *p) {
     if (!o->lua && !o->vae) return latup_fail(LATUP_E_USAGE, "a call needs a LUA model, a VAE, or both");
     if (o->lua) TRY(latup_lua_check(o->lua, "latup_prepare", "opts->lua"));
     if (o->vae) TRY(latup_vae_check(o->vae, "latup_prepare", "opts->vae"));
-    if (x->ndim != 3 && x->ndim != 4)
-        return latup_fail(LATUP_E_INPUT, "latent has shape %s, expected [C,H,W] or [B,C,H,W]",
-                          shape_of(x->ndim, x->shape).s);
+    const int want = o->lua ? latup_lua_get_config(o->lua)->in_chans : latup_vae_get_config(o->vae)->z_channels;
+    char what[160];
+    if (x->ndim != 3 && x->ndim != 4) {
+        snprintf(what, sizeof what, "latent has shape %s, expected [C,H,W] or [B,C,H,W]", shape_of(x->ndim, x->shape).s);
+        return wrong_latent(what, x->ndim, x->shape, want, o->lua);
+    }
     const int off = x->ndim - 3;
     const int64_t B = off ? x->shape[0] : 1, C = x->shape[off], h = x->shape[off + 1], w = x->shape[off + 2];
-    const int want = o->lua ? latup_lua_get_config(o->lua)->in_chans : latup_vae_get_config(o->vae)->z_channels;
-    if (C != want)
-        return latup_fail(LATUP_E_INPUT, "latent has shape %s: %lld channels, the %s expects %d",
-                          shape_of(x->ndim, x->shape).s, (long long)C, o->lua ? "model" : "VAE", want);
+    if (C != want) {
+        snprintf(what, sizeof what, "latent has shape %s: %lld channels, the %s expects %d", shape_of(x->ndim, x->shape).s,
+                 (long long)C, o->lua ? "model" : "VAE", want);
+        return wrong_latent(what, x->ndim, x->shape, want, o->lua);
+    }
     if (B < 1) return latup_fail(LATUP_E_INPUT, "latent has shape %s: an empty batch", shape_of(x->ndim, x->shape).s);
     const int64_t lim = o->lua ? 16384 : 8192;
     if (h < 1 || w < 1 || h > lim || w > lim)

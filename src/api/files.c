@@ -165,11 +165,17 @@ static char *canonical(const char *path) {
     return out;
 }
 
-typedef latup_status (*encode_fn)(FILE *f, const char *path, const latup_tensor *t, latup_png_map map, int bits);
+/* How one output is encoded: png (NULL for .npy) holds a PNG's settings. */
+typedef struct {
+    latup_png_map map;
+    int bits;
+    const latup_png_text *text;
+    int n_text;
+} png_settings;
 
-static latup_status enc_npy(FILE *f, const char *path, const latup_tensor *t, latup_png_map map, int bits) {
-    (void)map, (void)bits;
-    return latup_npy_encode(f, path, t);
+static latup_status encode(FILE *f, const char *path, const latup_tensor *t, const png_settings *png) {
+    return png ? latup_png_encode(f, path, t, png->map, png->bits, png->text, png->n_text)
+               : latup_npy_encode(f, path, t);
 }
 
 /* The arguments every add checks, in the order the contract gives (latup.h, "arguments"). */
@@ -183,8 +189,7 @@ static latup_status add_args(const latup_outputs *o, const char *path, const lat
     return LATUP_OK;
 }
 
-static latup_status add(latup_outputs *o, const char *path, encode_fn enc, const latup_tensor *t,
-                        latup_png_map map, int bits) {
+static latup_status add(latup_outputs *o, const char *path, const latup_tensor *t, const png_settings *png) {
     const int to_stdout = !strcmp(path, "-");
     char *canon = to_stdout ? strdup("-") : canonical(path);
     if (!canon) return latup_fail(LATUP_E_NOMEM, "%s: out of memory", path);
@@ -209,12 +214,12 @@ static latup_status add(latup_outputs *o, const char *path, encode_fn enc, const
     latup_status st;
     if (to_stdout) {
         e->held = tmpfile();
-        st = e->held ? enc(e->held, "<stdout>", t, map, bits)
+        st = e->held ? encode(e->held, "<stdout>", t, png)
                      : latup_fail(LATUP_E_IO, "<stdout>: cannot create a temporary file: %s", strerror(errno));
         if (st && e->held) fclose(e->held);
     } else {
         if (!(st = latup_atomic_open(&e->af, path))) {
-            st = enc(e->af.f, path, t, map, bits);
+            st = encode(e->af.f, path, t, png);
             if (st) latup_atomic_abort(&e->af);
         }
     }
@@ -228,18 +233,30 @@ static latup_status add(latup_outputs *o, const char *path, encode_fn enc, const
 
 latup_status latup_outputs_add_npy(latup_outputs *o, const char *path, const latup_tensor *t) {
     TRY(add_args(o, path, t, __func__, "t"));
-    return add(o, path, enc_npy, t, LATUP_PNG_MAP_UNIT, 0);
+    return add(o, path, t, NULL);
+}
+
+static latup_status add_png(latup_outputs *o, const char *path, const latup_tensor *img, latup_pixel_range range,
+                            int bits, const latup_png_text *text, int n_text, const char *func) {
+    TRY(add_args(o, path, img, func, "img"));
+    if (range != LATUP_PIXELS_UNIT && range != LATUP_PIXELS_SIGNED)
+        return latup_fail(LATUP_E_USAGE, "%s: range %d is not a latup_pixel_range (LATUP_PIXELS_UNIT or "
+                                         "LATUP_PIXELS_SIGNED)", func, (int)range);
+    if (bits != 8 && bits != 16)
+        return latup_fail(LATUP_E_USAGE, "%s: bits %d: a PNG is written with 8 or 16 bits per sample", func, bits);
+    TRY(latup_png_text_check(text, n_text, func));
+    const png_settings png = {latup_png_map_for(range), bits, text, n_text};
+    return add(o, path, img, &png);
 }
 
 latup_status latup_outputs_add_png(latup_outputs *o, const char *path, const latup_tensor *img,
                                    latup_pixel_range range, int bits) {
-    TRY(add_args(o, path, img, __func__, "img"));
-    if (range != LATUP_PIXELS_UNIT && range != LATUP_PIXELS_SIGNED)
-        return latup_fail(LATUP_E_USAGE, "%s: range %d is not a latup_pixel_range (LATUP_PIXELS_UNIT or "
-                                         "LATUP_PIXELS_SIGNED)", __func__, (int)range);
-    if (bits != 8 && bits != 16)
-        return latup_fail(LATUP_E_USAGE, "%s: bits %d: a PNG is written with 8 or 16 bits per sample", __func__, bits);
-    return add(o, path, latup_png_encode, img, latup_png_map_for(range), bits);
+    return add_png(o, path, img, range, bits, NULL, 0, __func__);
+}
+
+latup_status latup_outputs_add_png_text(latup_outputs *o, const char *path, const latup_tensor *img,
+                                        latup_pixel_range range, int bits, const latup_png_text *text, int n_text) {
+    return add_png(o, path, img, range, bits, text, n_text, __func__);
 }
 
 static latup_status copy_to_stdout(FILE *held) {

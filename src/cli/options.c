@@ -145,13 +145,14 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
 #define O_IN {"--in", 'i', OPT_LIST, "FILE...", 0, 0, 0, 0, NULL, \
     "one or more inputs, told apart by content: .npy ([C,H,W] or [B,C,H,W]; float32, float16,\n" \
     "float64 or bfloat16), a safetensors file (a ComfyUI .latent, or any with --in-key), or a\n" \
-    "PNG (8-bit); '-' is standard input. Every input is read and checked before any compute"}
+    "PNG (8- or 16-bit); '-' is standard input. Every input is read and checked before any compute"}
 #define O_IN_KEY {"--in-key", 0, OPT_STR, "NAME", 0, 0, 0, 0, NULL, \
     "the tensor to read from a safetensors input (default: 'latent_tensor', or the only one)"}
 #define O_OUT {"--out", 'o', OPT_STR, "FILE", 0, 0, 0, 0, NULL, \
     "the output, by extension: .npy (float32) or .png; a batch of several images needs a\n" \
     "pattern such as out_%03d.png (one file per batch element); '-' is standard output\n" \
-    "(format from --format). Checked before any work, written atomically at the end"}
+    "(format from --format). Checked before any work, written atomically at the end. A PNG\n" \
+    "names its maker in text chunks: Software, and parameters (this command, shell-quoted)"}
 #define O_OUT_DIR {"--out-dir", 0, OPT_STR, "DIR", 0, 0, 0, 0, NULL, \
     "one output per input, DIR/NAME.EXT (NAME: the input's file name without extension,\n" \
     "EXT from --format; a batch of images: NAME_000.png, ...). DIR is created"}
@@ -159,9 +160,11 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
     "the output format for --out-dir and '-' (default: " dflt ")"}
 #define O_PNG_BITS {"--png-bits", 0, OPT_CHOICE, "8|16", 0, 0, 0, 0, "8|16", \
     "bits per PNG sample (default 8)"}
-#define O_LATENT {"--diffusion-latent", 0, OPT_CHOICE, "FAMILY", 0, 0, 0, 0, "sd|sdxl|sd3|flux", \
+#define O_LATENT {"--diffusion-latent", 0, OPT_CHOICE, "FAMILY", 0, 0, 0, 0, "sd|sdxl|sd3|flux|vae", \
     "the input is a diffusion pipeline's latent: convert it to VAE space first, z / scaling +\n" \
-    "shift (sd 0.18215/0, sdxl 0.13025/0, sd3 1.5305/0.0609, flux 0.3611/0.1159)"}
+    "shift (sd 0.18215/0, sdxl 0.13025/0, sd3 1.5305/0.0609, flux 0.3611/0.1159; vae: the\n" \
+    "scaling_factor/shift_factor of the --vae folder's config.json, which also wins over a\n" \
+    "family named with such a folder)"}
 #define O_PACKED {"--flux-packed", 0, OPT_HW, "HxW", 2, 16384, 0, 0, NULL, \
     "the input is FLUX's packed token layout [B, (H/2)*(W/2), 64] (a diffusers FluxPipeline\n" \
     "latent, output_type=\"latent\"); HxW is the latent size (image size / 8)"}
@@ -189,9 +192,11 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
     "{'params': ...}, {'state_dict': ...} or a bare state dict), optionally gzip-compressed"}
 #define O_SCALE {"--scale", 's', OPT_INT, "S", 2, 8, 0, 0, NULL, \
     "a scale the model has (LUA: 2 or 4; SwinIR: its own)"}
-#define O_VAE {"--vae", 0, OPT_STR, "FILE", 0, 0, 0, 0, NULL, \
+#define O_VAE {"--vae", 0, OPT_STR, "FILE|DIR", 0, 0, 0, 0, NULL, \
     "the VAE decoder (or a whole checkpoint holding one): safetensors or .pth, ldm or diffusers\n" \
-    "names, flat or under first_stage_model./vae.; gzip ok"}
+    "names, flat or under first_stage_model./vae.; gzip ok. Or a diffusers folder, as\n" \
+    "from_pretrained takes it: config.json + diffusion_pytorch_model.safetensors (or a\n" \
+    "pipeline's folder holding vae/)"}
 #define O_TILE {"--tile", 0, OPT_INT, "T", 4, 8192, 0, 0, NULL, \
     "decode in tiles of T x T latent pixels (approximate: docs/vae.md)"}
 #define O_OVERLAP {"--overlap", 0, OPT_INT, "O", 1, 8191, 0, 0, NULL, \

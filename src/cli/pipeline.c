@@ -39,9 +39,11 @@ typedef struct {
 struct job {
     int stages;
     const char *cmd;
+    char *command_line;      /* argv shell-quoted: the PNGs' "parameters" text (NULL: none) */
     cli_args a;
     const char *model_path, *vae_path, *save, *dump, *in_key;
-    const latup_latent_family *family;
+    const latup_latent_family *family; /* --diffusion-latent's family (NULL: none, or "vae") */
+    int family_from_vae;               /* --diffusion-latent vae */
     int packed_h, packed_w;
     int scale, png, png_bits, verbose, quiet, dry, json, threads;
     latup_call_opts copt;    /* every item's call options (models, hooks and held added per item) */
@@ -106,6 +108,10 @@ static int read_options(job *j) {
 
     const char *fam = cli_str(a, "--diffusion-latent");
     if (fam) j->family = latup_latent_family_find(fam);
+    j->family_from_vae = fam && !strcmp(fam, "vae");
+    if (j->family_from_vae && !(j->stages & VAE))
+        return cli_usage(cmd, "--diffusion-latent vae takes the scaling from the config.json of --vae's folder, and "
+                              "%s has no --vae: name the family (sd, sdxl, sd3, flux)", cmd);
     const cli_value *pk = cli_get(a, "--flux-packed");
     if (pk->given) {
         if (pk->num % 2 || pk->num2 % 2)
@@ -183,8 +189,8 @@ static latup_status read_input(job *j, item *it) {
         }
         it->x = u;
     }
-    /* the shape and the values are the library's to check (latup_prepare), once */
-    if (j->family && (it->x.ndim == 3 || it->x.ndim == 4)) latup_latent_to_vae(&it->x, j->family);
+    /* the shape and the values are the library's to check (latup_prepare), once; the latent
+     * space is converted once the VAE is loaded (to_vae_space) */
     return LATUP_OK;
 }
 
@@ -225,6 +231,29 @@ static int load_models(job *j) {
     if (j->verbose) fprintf(stderr, "latup: models loaded in %.2f s\n", j->t_load);
     latup_system_info si; /* which kernels run, and a warning when they are narrower than the CPU's */
     if (j->verbose && latup_system_info_get(&si) == LATUP_OK) latup_system_info_print(&si, stderr, "latup: ");
+    return -1;
+}
+
+/* --diffusion-latent: z / scaling + shift. A VAE folder's config.json wins over a family named
+ * with it: it holds the numbers the pipeline that made the latent divided by, and the family
+ * names only the usual ones (a named family that disagrees gets a warning). */
+static int to_vae_space(job *j) {
+    if (!j->family && !j->family_from_vae) return -1;
+    const latup_latent_family *cfg = j->vae ? latup_vae_latent_family(j->vae) : NULL, *f = cfg ? cfg : j->family;
+    if (!f)
+        return cli_usage(j->cmd, "--diffusion-latent vae: %s has no config.json giving scaling_factor (a diffusers "
+                                 "VAE folder has one): name the family (sd, sdxl, sd3, flux)", j->vae_path);
+    if (cfg && j->family && (j->family->scaling != cfg->scaling || j->family->shift != cfg->shift) && !j->quiet)
+        fprintf(stderr, "latup: warning: --diffusion-latent %s means z / %g + %g, but %s gives scaling_factor %g, "
+                "shift_factor %g: using %s's\n", j->family->name, j->family->scaling, j->family->shift, cfg->name,
+                cfg->scaling, cfg->shift, cfg->name);
+    if (j->verbose)
+        fprintf(stderr, "latup: latent to VAE space: z / %g + %g (%s%s)\n", f->scaling, f->shift,
+                cfg ? "scaling_factor and shift_factor of " : "--diffusion-latent ", f->name);
+    for (int i = 0; i < j->n; i++) {
+        latup_tensor *x = &j->items[i].x;
+        if (x->ndim == 3 || x->ndim == 4) latup_latent_to_vae(x, f);
+    }
     return -1;
 }
 
@@ -370,11 +399,20 @@ static int dry_run(const job *j) {
 
 /* ---- 6. compute, and outputs into the set ------------------------------------------------------------------ */
 
+/* A PNG says what made it: latup's version, and the command (as stable-diffusion.cpp writes its
+ * "parameters"), pasteable into a shell. */
+static latup_status add_png(const job *j, latup_outputs *outs, const char *path, const latup_tensor *t,
+                            latup_pixel_range range) {
+    char software[64];
+    snprintf(software, sizeof software, "latup %s", latup_version());
+    const latup_png_text text[2] = {{"Software", software}, {"parameters", j->command_line}};
+    return latup_outputs_add_png_text(outs, path, t, range, j->png_bits, text, j->command_line ? 2 : 1);
+}
+
 /* One output tensor: a file, or one file per batch element through the pattern. */
 static latup_status add_output(const job *j, latup_outputs *outs, const item *it, const char *path, int pattern,
                                const latup_tensor *t, int png, latup_pixel_range range) {
-    if (!pattern)
-        return png ? latup_outputs_add_png(outs, path, t, range, j->png_bits) : latup_outputs_add_npy(outs, path, t);
+    if (!pattern) return png ? add_png(j, outs, path, t, range) : latup_outputs_add_npy(outs, path, t);
     const int64_t B = t->ndim == 4 ? t->shape[0] : 1;
     const int64_t per = latup_tensor_numel(t) / B;
     for (int64_t b = 0; b < B; b++) {
@@ -384,8 +422,7 @@ static latup_status add_output(const job *j, latup_outputs *outs, const item *it
         char name[4200];
         if (!cli_pattern_format(name, sizeof name, path, b))
             return latup_set_error(LATUP_E_USAGE, "%s: output name too long", it->out);
-        latup_status st = png ? latup_outputs_add_png(outs, name, &one, range, j->png_bits)
-                                 : latup_outputs_add_npy(outs, name, &one);
+        latup_status st = png ? add_png(j, outs, name, &one, range) : latup_outputs_add_npy(outs, name, &one);
         if (st) return st;
     }
     return LATUP_OK;
@@ -478,6 +515,43 @@ static void report(const job *j, const item *it, int i, const latup_tensor *y, d
 
 /* ---- the flow ---------------------------------------------------------------------------------------- */
 
+/* "latup" and argv as one shell command: a word is quoted only when it needs it, '...' when it is
+ * printable ASCII, else $'...' with \xNN for every other byte, so any argument comes back exact.
+ * NULL when it would pass the PNG text limit (1 MiB) or memory runs out: the image goes without. */
+static char *command_line(int argc, char **argv) {
+    size_t cap = sizeof "latup";
+    for (int i = 0; i < argc; i++) cap += 4 * strlen(argv[i]) + 4; /* \xNN per byte, $'', a space */
+    if (cap > ((size_t)1 << 20)) return NULL;
+    char *s = malloc(cap), *o = s;
+    if (!s) return NULL;
+    o += sprintf(o, "latup");
+    for (int i = 0; i < argc; i++) {
+        const unsigned char *a = (const unsigned char *)argv[i];
+        int plain = *a != 0, printable = 1;
+        for (const unsigned char *p = a; *p; p++) {
+            if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./=:,+@%-", *p)) plain = 0;
+            if (*p < 0x20 || *p >= 0x7F) printable = 0;
+        }
+        *o++ = ' ';
+        if (plain) {
+            o += sprintf(o, "%s", argv[i]);
+        } else if (printable) {
+            *o++ = '\'';
+            for (const unsigned char *p = a; *p; p++) o += *p == '\'' ? sprintf(o, "'\\''") : sprintf(o, "%c", *p);
+            *o++ = '\'';
+        } else {
+            *o++ = '$', *o++ = '\'';
+            for (const unsigned char *p = a; *p; p++)
+                o += *p == '\'' || *p == '\\' ? sprintf(o, "\\%c", *p)
+                     : *p < 0x20 || *p >= 0x7F ? sprintf(o, "\\x%02x", *p)
+                                              : sprintf(o, "%c", *p);
+            *o++ = '\'';
+        }
+    }
+    *o = '\0';
+    return s;
+}
+
 /* Outputs stay open as temporaries until the commit: one descriptor each. */
 static void raise_fd_limit(void) {
     struct rlimit rl;
@@ -495,6 +569,7 @@ static int pipeline(int stages, const cli_command *cmd, int argc, char **argv) {
     int rc = cli_parse(cmd, argc, argv, &j.a, stdout, stderr);
     if (rc >= 0) return rc;
     if ((rc = read_options(&j)) >= 0) return rc;
+    j.command_line = command_line(argc, argv);
     j.n = cli_get(&j.a, "--in")->n_list;
     if (!(j.items = calloc((size_t)j.n, sizeof *j.items))) return cli_fail(latup_set_error(LATUP_E_NOMEM, "out of memory"));
     latup_outputs *outs = NULL;
@@ -510,6 +585,7 @@ static int pipeline(int stages, const cli_command *cmd, int argc, char **argv) {
         }
     }
     if ((rc = load_models(&j)) >= 0) goto out;
+    if ((rc = to_vae_space(&j)) >= 0) goto out;
     j.sc.j = &j;
     for (int i = 0; i < j.n; i++)
         if ((rc = prepare_item(&j, i)) >= 0) goto out;
@@ -545,6 +621,7 @@ out:
         latup_call_free(j.items[i].call);
     }
     free(j.items);
+    free(j.command_line);
     latup_lua_free(j.lua);
     latup_vae_free(j.vae);
     return rc;

@@ -1,5 +1,5 @@
-/* png.c — PNG reader (8-bit, non-interlaced, all five color types) and 8-bit RGB writer, on zlib
- * alone. The reader walks the chunks once, checking every CRC, and inflates the IDAT stream into
+/* png.c — PNG reader (8-bit, non-interlaced, all five color types; 16-bit gray, gray+alpha, RGB,
+ * RGBA) and 8- or 16-bit RGB writer with optional text chunks, on zlib alone. The reader walks the chunks once, checking every CRC, and inflates the IDAT stream into
  * a buffer that grows only as data actually arrives and is capped at the exact size the header
  * implies, so neither a lying header nor a zlib bomb can make it allocate more than the file
  * really holds. */
@@ -7,6 +7,7 @@
 #include "io/png.h"
 
 #include "io/fileio.h"
+#include "io/json.h"
 
 #include <errno.h>
 #include <math.h>
@@ -49,7 +50,8 @@ typedef struct {
     const char *path;
     uint32_t W, H;
     int color;            /* IHDR color type: 0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA */
-    int bpp;              /* bytes per pixel (= samples per pixel at bit depth 8) */
+    int depth;            /* bits per sample: 8, or 16 (big-endian pairs) */
+    int bpp;              /* bytes per pixel: samples per pixel x depth / 8 */
     size_t stride;        /* 1 filter byte + W * bpp */
     size_t expected;      /* stride * H: the exact inflated size */
     int n_palette;
@@ -110,10 +112,13 @@ static latup_status parse_ihdr(png_dec *d, const uint8_t *p, uint32_t len) {
     if (comp != 0) return bad(d, "unknown compression method %d (expected 0)", comp);
     if (filter != 0) return bad(d, "unknown filter method %d (expected 0)", filter);
     if (interlace > 1) return bad(d, "unknown interlace method %d (expected 0 or 1)", interlace);
-    if (depth == 16) return bad(d, "16-bit PNG not supported (latup reads 8-bit PNGs)");
-    if (depth != 8) return bad(d, "bit depth %d not supported (latup reads 8-bit PNGs)", depth);
+    /* 16 bits is what --png-bits 16 writes; 1, 2 and 4 bits nothing latup makes */
+    if (depth != 8 && depth != 16)
+        return bad(d, "bit depth %d not supported (latup reads 8- and 16-bit PNGs)", depth);
     if (interlace == 1) return bad(d, "interlaced (Adam7) PNG not supported");
     d->color = color;
+    d->depth = depth;
+    d->bpp *= depth / 8; /* the filters work on bytes, bpp bytes to the left */
     /* W * H <= 2^28 and bpp <= 4: no overflow on any host with a 64-bit size_t; checked anyway. */
     size_t row;
     if (!latup_mul_ok((size_t)d->W, (size_t)d->bpp, &row) || row == SIZE_MAX ||
@@ -218,6 +223,24 @@ static latup_status unfilter(png_dec *d, const uint8_t *zero_row) {
     return LATUP_OK;
 }
 
+/* 16-bit scanlines -> float [3,H,W], v / 65535 (as numpy's float32 division). Alpha ignored. */
+static void to_tensor16(const png_dec *d, float *r, float *g, float *bl) {
+    const size_t W = d->W, spp = (size_t)d->bpp / 2;
+    for (uint32_t y = 0; y < d->H; y++) {
+        const uint8_t *s = d->raw + (size_t)y * d->stride + 1;
+        size_t o = (size_t)y * W;
+        for (size_t x = 0; x < W; x++, o++) {
+            const uint8_t *px = s + x * 2 * spp;
+            float v[3];
+            for (size_t k = 0; k < 3; k++) {
+                const size_t c = d->color == 0 || d->color == 4 ? 0 : k; /* gray: one sample for all three */
+                v[k] = (float)((unsigned)px[2 * c] << 8 | px[2 * c + 1]) / 65535.0f;
+            }
+            r[o] = v[0], g[o] = v[1], bl[o] = v[2];
+        }
+    }
+}
+
 /* Scanlines -> float [3,H,W]. Alpha (color types 4, 6) is ignored: the color samples are kept as
  * they are, composited onto nothing. */
 static latup_status to_tensor(png_dec *d, latup_tensor *img) {
@@ -232,6 +255,10 @@ static latup_status to_tensor(png_dec *d, latup_tensor *img) {
     float lut[256];
     for (int v = 0; v < 256; v++) lut[v] = (float)v / 255.0f;
     float *r = img->data, *g = r + HW, *bl = g + HW;
+    if (d->depth == 16) {
+        to_tensor16(d, r, g, bl);
+        return LATUP_OK;
+    }
     for (uint32_t y = 0; y < d->H; y++) {
         const uint8_t *s = d->raw + (size_t)y * d->stride + 1;
         size_t o = (size_t)y * W;
@@ -536,8 +563,63 @@ static latup_status check_size(const char *path, int H, int W) {
     return LATUP_OK;
 }
 
+/* ---- text chunks --------------------------------------------------------------------------------- */
+
+#define PNG_TEXT_MAX ((size_t)1 << 20)
+#define PNG_TEXT_CHUNKS_MAX 64
+
+static bool is_ascii(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80) return false;
+    return true;
+}
+
+latup_status latup_png_text_check(const latup_png_text *text, int n_text, const char *func) {
+    if (n_text < 0 || n_text > PNG_TEXT_CHUNKS_MAX)
+        return latup_fail(LATUP_E_USAGE, "%s: n_text %d: a PNG takes 0 to %d text chunks from latup", func, n_text,
+                          PNG_TEXT_CHUNKS_MAX);
+    if (n_text > 0 && !text) return latup_null_arg(func, "text");
+    for (int i = 0; i < n_text; i++) {
+        const char *k = text[i].key, *t = text[i].text;
+        if (!k || !t) return latup_fail(LATUP_E_USAGE, "%s: text[%d].%s is NULL", func, i, k ? "text" : "key");
+        const size_t n = strlen(k);
+        bool ok = n >= 1 && n <= 79 && k[0] != ' ' && k[n - 1] != ' ' && !strstr(k, "  ");
+        for (size_t c = 0; c < n && ok; c++) ok = k[c] >= 0x20 && k[c] < 0x7F;
+        if (!ok)
+            return latup_fail(LATUP_E_USAGE, "%s: text[%d].key '%s': a PNG keyword is 1 to 79 printable ASCII "
+                              "characters without leading, trailing or double spaces", func, i, k);
+        const size_t tn = strlen(t);
+        if (tn > PNG_TEXT_MAX)
+            return latup_fail(LATUP_E_USAGE, "%s: text[%d] ('%s') has %zu bytes, more than the %zu latup writes", func,
+                              i, k, tn, PNG_TEXT_MAX);
+        if (!is_ascii(t) && !latup_utf8_valid(t, tn))
+            return latup_fail(LATUP_E_USAGE, "%s: text[%d] ('%s') is neither ASCII nor UTF-8", func, i, k);
+    }
+    return LATUP_OK;
+}
+
+/* One chunk per entry: tEXt (Latin-1, here ASCII) when it can hold the text, else an
+ * uncompressed iTXt (UTF-8, no language tag). */
+static latup_status write_texts(png_out *o, const latup_png_text *text, int n_text) {
+    for (int i = 0; i < n_text; i++) {
+        const size_t kn = strlen(text[i].key), tn = strlen(text[i].text);
+        const bool plain = is_ascii(text[i].text);
+        const size_t head = kn + (plain ? 1 : 5); /* key NUL [flag method lang-NUL translated-NUL] */
+        uint8_t *c = latup_malloc(head + tn + 1, "a PNG text chunk");
+        if (!c) return LATUP_E_NOMEM;
+        memcpy(c, text[i].key, kn + 1);
+        if (!plain) memset(c + kn + 1, 0, 4); /* uncompressed, method 0, "" language, "" translation */
+        memcpy(c + head, text[i].text, tn);
+        latup_status st = write_chunk(o, plain ? "tEXt" : "iTXt", c, head + tn);
+        free(c);
+        if (st) return st;
+    }
+    return LATUP_OK;
+}
+
 /* px: interleaved RGB samples [H,W,3], bytes (bits 8) or big-endian pairs (bits 16). */
-static latup_status encode(FILE *f, const char *path, const uint8_t *px, int H, int W, int bits) {
+static latup_status encode(FILE *f, const char *path, const uint8_t *px, int H, int W, int bits,
+                           const latup_png_text *text, int n_text) {
     TRY(check_size(path, H, W));
     uint8_t ihdr[13];
     put_be32(ihdr, (uint32_t)W);
@@ -551,6 +633,7 @@ static latup_status encode(FILE *f, const char *path, const uint8_t *px, int H, 
     const size_t bpp = bits == 16 ? 6 : 3;
     latup_status st = put(&o, k_sig, sizeof k_sig);
     if (!st) st = write_chunk(&o, "IHDR", ihdr, sizeof ihdr);
+    if (!st) st = write_texts(&o, text, n_text);
     if (!st) st = write_image(&o, px, H, (size_t)W * bpp, bpp);
     if (!st) st = write_chunk(&o, "IEND", NULL, 0);
     return st;
@@ -574,7 +657,7 @@ typedef struct {
 
 static latup_status enc_rgb8(FILE *f, const char *path, const void *arg) {
     const rgb8_arg *a = arg;
-    return encode(f, path, a->rgb, a->H, a->W, 8);
+    return encode(f, path, a->rgb, a->H, a->W, 8, NULL, 0);
 }
 
 latup_status latup_png_write_rgb8(const char *path, const uint8_t *rgb, int H, int W) {
@@ -583,7 +666,8 @@ latup_status latup_png_write_rgb8(const char *path, const uint8_t *rgb, int H, i
     return write_atomic(path, enc_rgb8, &a);
 }
 
-latup_status latup_png_encode(FILE *f, const char *path, const latup_tensor *img, latup_png_map map, int bits) {
+latup_status latup_png_encode(FILE *f, const char *path, const latup_tensor *img, latup_png_map map, int bits,
+                              const latup_png_text *text, int n_text) {
     char sb[96];
     if (bits != 8 && bits != 16)
         return latup_fail(LATUP_E_USAGE, "%s: PNG bit depth %d: latup writes 8 or 16", path, bits);
@@ -612,7 +696,7 @@ latup_status latup_png_encode(FILE *f, const char *path, const latup_tensor *img
     if (n_bad)
         st = latup_fail(LATUP_E_INPUT, "%s: the image holds %zu NaN or Inf values; not writing it", path, n_bad);
     else
-        st = encode(f, path, px, H, W, bits);
+        st = encode(f, path, px, H, W, bits, text, n_text);
     free(px);
     return st;
 }
@@ -621,15 +705,17 @@ typedef struct {
     const latup_tensor *img;
     latup_png_map map;
     int bits;
+    const latup_png_text *text;
+    int n_text;
 } mapped_arg;
 
 static latup_status enc_mapped(FILE *f, const char *path, const void *arg) {
     const mapped_arg *a = arg;
-    return latup_png_encode(f, path, a->img, a->map, a->bits);
+    return latup_png_encode(f, path, a->img, a->map, a->bits, a->text, a->n_text);
 }
 
 latup_status latup_png_write_mapped(const char *path, const latup_tensor *img, latup_png_map map, int bits) {
-    mapped_arg a = {img, map, bits};
+    mapped_arg a = {img, map, bits, NULL, 0};
     return write_atomic(path, enc_mapped, &a);
 }
 
@@ -642,4 +728,14 @@ latup_status latup_png_write(const char *path, const latup_tensor *img, latup_pi
     TRY(latup_tensor_check(img, __func__, "img", 1));
     TRY(latup_check_enum((int)range, LATUP_PIXELS_UNIT, LATUP_PIXELS_SIGNED, __func__, "range"));
     return latup_png_write_mapped(path, img, latup_png_map_for(range), bits);
+}
+
+latup_status latup_png_write_text(const char *path, const latup_tensor *img, latup_pixel_range range, int bits,
+                                  const latup_png_text *text, int n_text) {
+    LATUP_NEED(path);
+    TRY(latup_tensor_check(img, __func__, "img", 1));
+    TRY(latup_check_enum((int)range, LATUP_PIXELS_UNIT, LATUP_PIXELS_SIGNED, __func__, "range"));
+    TRY(latup_png_text_check(text, n_text, __func__));
+    mapped_arg a = {img, latup_png_map_for(range), bits, text, n_text};
+    return write_atomic(path, enc_mapped, &a);
 }

@@ -1,14 +1,21 @@
 /* vae_load.c — loading the AutoencoderKL decoder from any checkpoint holding one: ldm or
  * diffusers names (flat, or under a single-file checkpoint's prefix), the config inferred from
- * shapes, every layer bound with exact shapes; tensors the decoder does not use are ignored. */
+ * shapes, every layer bound with exact shapes; tensors the decoder does not use are ignored. A
+ * diffusers folder (config.json beside the weights) is read too, its latent scaling kept. */
+#define _POSIX_C_SOURCE 200809L
 #include "io/checkpoint.h"
+#include "io/fileio.h"
+#include "io/json.h"
 #include "model/device.h"
 #include "model/vae_model.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- names ---------------------------------------------------------------------------------------
  * Modules are named the ldm way in the code; vae_module_name() gives the file's name for one. */
@@ -222,14 +229,165 @@ static latup_status bind_vae(latup_vae *v, latup_binder *bd) {
     return LATUP_OK;
 }
 
+/* ---- diffusers folders ---------------------------------------------------------------------------
+ * AutoencoderKL.from_pretrained takes a folder: config.json beside diffusion_pytorch_model.safetensors
+ * (or the .bin that torch.save writes, a zip the .pth reader reads; or the fp16 variants). A
+ * pipeline's root holds that folder as vae/. Only the latent scaling is taken from config.json:
+ * the decoder's shape comes from the weights, as for any file. */
+#define VAE_CONFIG_MAX ((size_t)1 << 20)
+
+static const char *const WEIGHT_NAMES[] = {
+    "diffusion_pytorch_model.safetensors",      "diffusion_pytorch_model.bin",
+    "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.fp16.bin",
+};
+
+static int stat_is(const char *path, int want_dir) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return 0; /* stat follows symlinks: the Hugging Face cache links to blobs */
+    return want_dir ? S_ISDIR(sb.st_mode) : S_ISREG(sb.st_mode);
+}
+
+/* dir/name, without doubling a slash the user typed */
+static char *join(const char *dir, const char *name) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    const size_t len = n + 1 + strlen(name) + 1;
+    char *p = latup_malloc(len, "a file name");
+    if (p) snprintf(p, len, "%.*s/%s", (int)n, dir, name);
+    return p;
+}
+
+/* The folder's files: *weights and *config (malloc'd), from a VAE folder or a pipeline root. */
+static latup_status find_folder_files(const char *dir, char **weights, char **config) {
+    *weights = *config = NULL;
+    char *vae_dir = NULL, *cfg = join(dir, "config.json");
+    if (!cfg) return LATUP_E_NOMEM;
+    const char *folder = dir;
+    if (!stat_is(cfg, 0)) {
+        free(cfg);
+        cfg = NULL;
+        if (!(vae_dir = join(dir, "vae"))) return LATUP_E_NOMEM;
+        if (stat_is(vae_dir, 1)) {
+            folder = vae_dir;
+            if (!(cfg = join(vae_dir, "config.json"))) {
+                free(vae_dir);
+                return LATUP_E_NOMEM;
+            }
+            if (!stat_is(cfg, 0)) {
+                latup_status st = latup_fail(LATUP_E_INPUT, "%s: no config.json in the pipeline's vae/ folder %s "
+                                             "(a diffusers VAE folder holds config.json and "
+                                             "diffusion_pytorch_model.safetensors)", dir, vae_dir);
+                free(cfg), free(vae_dir);
+                return st;
+            }
+        } else {
+            free(vae_dir);
+            return latup_fail(LATUP_E_INPUT, "%s: a folder without config.json or vae/: expected a diffusers VAE "
+                              "folder (config.json and diffusion_pytorch_model.safetensors, as "
+                              "AutoencoderKL.from_pretrained takes) or a pipeline folder holding vae/", dir);
+        }
+    }
+    for (size_t i = 0; i < sizeof WEIGHT_NAMES / sizeof WEIGHT_NAMES[0] && !*weights; i++) {
+        char *p = join(folder, WEIGHT_NAMES[i]);
+        if (!p) break;
+        if (stat_is(p, 0)) *weights = p;
+        else free(p);
+    }
+    latup_status st = LATUP_OK;
+    if (!*weights)
+        st = latup_fail(LATUP_E_INPUT, "%s: no diffusion_pytorch_model.safetensors (nor .bin, nor their .fp16 "
+                        "variants) beside config.json", folder);
+    free(vae_dir);
+    if (st) {
+        free(cfg);
+        return st;
+    }
+    *config = cfg;
+    return LATUP_OK;
+}
+
+/* A number member of config.json: *v, or *present 0 when absent or null. */
+static latup_status config_number(const char *path, const latup_json *root, const char *key, double *v, int *present) {
+    const latup_json *j = latup_json_get(root, key);
+    *present = 0;
+    if (!j || j->type == LATUP_JSON_NULL) return LATUP_OK;
+    if (j->type != LATUP_JSON_INT && j->type != LATUP_JSON_REAL)
+        return latup_fail(LATUP_E_INPUT, "%s: %s is %s, expected a number", path, key, latup_json_type_name(j->type));
+    *v = j->type == LATUP_JSON_INT ? (double)j->u.i : j->u.d;
+    *present = 1;
+    return LATUP_OK;
+}
+
+/* config.json: the class, the latent scaling (diffusers' scaling_factor and shift_factor, the
+ * numbers the pipeline divided its latents by), and the latent channels to check the weights by. */
+static latup_status read_folder_config(latup_vae *v, const char *path, int *latent_channels) {
+    uint8_t *buf;
+    size_t len;
+    TRY(latup_read_file(path, VAE_CONFIG_MAX, &buf, &len));
+    latup_json_doc doc;
+    latup_status st = latup_json_parse((const char *)buf, len, 100000, &doc);
+    free(buf);
+    if (st) {
+        latup_error_prefix(path);
+        return st;
+    }
+    const latup_json *root = doc.root, *cls = latup_json_get(root, "_class_name");
+    double scaling = 0, shift = 0, chans = 0;
+    int has_scaling = 0, has_shift = 0, has_chans = 0;
+    if (root->type != LATUP_JSON_OBJECT)
+        st = latup_fail(LATUP_E_INPUT, "%s: %s, expected a JSON object", path, latup_json_type_name(root->type));
+    else if (cls && cls->type != LATUP_JSON_STRING)
+        st = latup_fail(LATUP_E_INPUT, "%s: _class_name is %s, expected a string", path, latup_json_type_name(cls->type));
+    else if (cls && strncmp(cls->u.str.s, "AutoencoderKL", 13))
+        st = latup_fail(LATUP_E_INPUT, "%s: _class_name is '%s', not an AutoencoderKL: give the VAE's folder (a "
+                        "pipeline's vae/)", path, cls->u.str.s);
+    if (!st) st = config_number(path, root, "scaling_factor", &scaling, &has_scaling);
+    if (!st) st = config_number(path, root, "shift_factor", &shift, &has_shift);
+    if (!st) st = config_number(path, root, "latent_channels", &chans, &has_chans);
+    latup_json_free(&doc);
+    if (st) return st;
+    /* compared as doubles first: converting one past FLT_MAX to float is undefined */
+    if (has_scaling && !(scaling > 0 && scaling <= FLT_MAX && (float)scaling > 0))
+        return latup_fail(LATUP_E_INPUT, "%s: scaling_factor %g: a latent is divided by it, so it must be a positive "
+                          "finite float", path, scaling);
+    if (has_shift && !(fabs(shift) <= FLT_MAX))
+        return latup_fail(LATUP_E_INPUT, "%s: shift_factor %g is not a finite float", path, shift);
+    *latent_channels = has_chans && chans >= 1 && chans <= VAE_MAX_Z && chans == floor(chans) ? (int)chans
+                       : has_chans ? -1 : 0;
+    if (*latent_channels < 0)
+        return latup_fail(LATUP_E_INPUT, "%s: latent_channels %g: a VAE has 1 to %d", path, chans, VAE_MAX_Z);
+    if (has_scaling) {
+        if (!(v->space_name = latup_malloc(strlen(path) + 1, "a file name"))) return LATUP_E_NOMEM;
+        memcpy(v->space_name, path, strlen(path) + 1);
+        v->space = (latup_latent_family){v->space_name, (float)scaling, has_shift ? (float)shift : 0.0f, 0};
+    }
+    return LATUP_OK;
+}
+
+static latup_status load_weights(latup_vae *v, const char *path, int *latent_channels) {
+    *latent_channels = 0;
+    if (strcmp(path, "-") == 0 || !stat_is(path, 1)) return latup_weights_load(path, &v->weights);
+    char *weights, *config;
+    TRY(find_folder_files(path, &weights, &config));
+    latup_status st = read_folder_config(v, config, latent_channels);
+    if (!st) st = latup_weights_load(weights, &v->weights);
+    free(weights), free(config);
+    return st;
+}
+
 latup_status latup_vae_load(const char *path, latup_vae **out) {
     LATUP_NEED(out);
     *out = NULL;
     LATUP_NEED(path);
     latup_vae *v = latup_calloc(1, sizeof *v, "VAE");
     if (!v) return LATUP_E_NOMEM;
-    latup_status st = latup_weights_load(path, &v->weights);
+    int latent_channels;
+    latup_status st = load_weights(v, path, &latent_channels);
     if (st == LATUP_OK) st = infer_vae_config(&v->weights, &v->cfg);
+    if (st == LATUP_OK && latent_channels && latent_channels != v->cfg.z_channels)
+        st = latup_fail(LATUP_E_INPUT, "%s: config.json says latent_channels %d, the decoder in %s takes %d", path,
+                        latent_channels, v->weights.path, v->cfg.z_channels);
+    if (st == LATUP_OK && v->space_name) v->space.channels = v->cfg.z_channels;
     latup_binder bd = {0};
     if (st == LATUP_OK) st = latup_binder_init(&bd, &v->weights);
     if (st == LATUP_OK) st = bind_vae(v, &bd);
@@ -263,7 +421,12 @@ void latup_vae_free(latup_vae *v) {
     v->tag = 0;
     latup_gpu_vae_release(v);
     latup_weights_free(&v->weights);
+    free(v->space_name);
     free(v);
+}
+
+const latup_latent_family *latup_vae_latent_family(const latup_vae *v) {
+    return v && v->tag == LATUP_VAE_TAG && v->space_name ? &v->space : NULL;
 }
 
 const latup_vae_config *latup_vae_get_config(const latup_vae *v) {

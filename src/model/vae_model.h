@@ -45,6 +45,8 @@ struct latup_vae {
     latup_conv conv_out;          /* decoder.conv_out (3x3 C0 -> 3) */
     size_t resident;              /* bytes held once loaded: the fetched tensors */
     void *gpu;                    /* the device copy (src/cuda/), made on the first GPU call */
+    latup_latent_family space;    /* a diffusers folder's config.json: scaling_factor, shift_factor */
+    char *space_name;             /* that config.json's path; NULL: no latent space known */
 };
 
 /* A prepared decode of h x w latents (src/model/vae.c): exact or tiled, the tiles chosen so that
