@@ -252,13 +252,13 @@ static const cli_opt COMPARE_OPTS[] = {
 #define PIPELINE_POS_HINT "every input follows its own -i (--in); the output follows -o (--out), or --out-dir"
 
 const cli_command CLI_CMD_UPSCALE = {
-    "upscale", "-m MODEL -s S -i INPUT... (-o OUTPUT | --out-dir DIR) [options]",
+    "upscale", "-m MODEL -s S -i INPUT [-i INPUT...] (-o OUTPUT | --out-dir DIR) [options]",
     "Upscales decoder-ready VAE latents with a LUA model (or RGB images with a SwinIR model). The\n"
     "model is loaded once for all the inputs; the time per input is reported.",
     UPSCALE_OPTS, N(UPSCALE_OPTS), "--verbose --quiet,--out --out-dir", 0, 0, "", PIPELINE_POS_HINT,
 };
 const cli_command CLI_CMD_DECODE = {
-    "decode", "--vae VAE -i LATENT... (-o IMAGE | --out-dir DIR) [options]",
+    "decode", "--vae VAE -i LATENT [-i LATENT...] (-o IMAGE | --out-dir DIR) [options]",
     "Decodes VAE latents with the AutoencoderKL decoder of SD 1.x/2.x, SDXL, SD3 or FLUX.1. PNG\n"
     "output uses diffusers' mapping, clamp((x + 1) / 2, 0, 1); .npy holds the raw decoder output\n"
     "[B,3,8h,8w]. When the decode is tiled, one line on stderr says so and why.",
@@ -266,7 +266,7 @@ const cli_command CLI_CMD_DECODE = {
     PIPELINE_POS_HINT,
 };
 const cli_command CLI_CMD_RUN = {
-    "run", "-m LUA -s 2|4 --vae VAE -i LATENT... (-o IMAGE | --out-dir DIR) [options]",
+    "run", "-m LUA -s 2|4 --vae VAE -i LATENT [-i LATENT...] (-o IMAGE | --out-dir DIR) [options]",
     "Upscales VAE latents with LUA and decodes the result: a 2K/4K image from one decode. Both\n"
     "models are loaded once; their channels are checked against each other before any compute.",
     RUN_OPTS, N(RUN_OPTS), "--verbose --quiet,--out --out-dir,--save-latent --out-dir,--tile --vae-tile-size", 0, 0,
