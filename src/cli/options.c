@@ -252,13 +252,13 @@ static const cli_opt COMPARE_OPTS[] = {
 #define PIPELINE_POS_HINT "every input follows its own -i (--in); the output follows -o (--out), or --out-dir"
 
 const cli_command CLI_CMD_UPSCALE = {
-    "upscale", "-m MODEL -s S -i INPUT [-i INPUT...] (-o OUTPUT | --out-dir DIR) [options]",
+    "upscale", "-m MODEL -s S -i INPUT [-i ...] (-o OUTPUT | --out-dir DIR) [options]",
     "Upscales decoder-ready VAE latents with a LUA model (or RGB images with a SwinIR model). The\n"
     "model is loaded once for all the inputs; the time per input is reported.",
     UPSCALE_OPTS, N(UPSCALE_OPTS), "--verbose --quiet,--out --out-dir", 0, 0, "", PIPELINE_POS_HINT,
 };
 const cli_command CLI_CMD_DECODE = {
-    "decode", "--vae VAE -i LATENT [-i LATENT...] (-o IMAGE | --out-dir DIR) [options]",
+    "decode", "--vae VAE -i LATENT [-i ...] (-o IMAGE | --out-dir DIR) [options]",
     "Decodes VAE latents with the AutoencoderKL decoder of SD 1.x/2.x, SDXL, SD3 or FLUX.1. PNG\n"
     "output uses diffusers' mapping, clamp((x + 1) / 2, 0, 1); .npy holds the raw decoder output\n"
     "[B,3,8h,8w]. When the decode is tiled, one line on stderr says so and why.",
@@ -266,7 +266,7 @@ const cli_command CLI_CMD_DECODE = {
     PIPELINE_POS_HINT,
 };
 const cli_command CLI_CMD_RUN = {
-    "run", "-m LUA -s 2|4 --vae VAE -i LATENT [-i LATENT...] (-o IMAGE | --out-dir DIR) [options]",
+    "run", "-m LUA -s 2|4 --vae VAE -i LATENT [-i ...] (-o IMAGE | --out-dir DIR) [options]",
     "Upscales VAE latents with LUA and decodes the result: a 2K/4K image from one decode. Both\n"
     "models are loaded once; their channels are checked against each other before any compute.",
     RUN_OPTS, N(RUN_OPTS), "--verbose --quiet,--out --out-dir,--save-latent --out-dir,--tile --vae-tile-size", 0, 0,
@@ -534,11 +534,14 @@ static int check_conflicts(const cli_command *cmd, const cli_args *a, FILE *err)
 
 /* An argument that is no option's value and not wanted as a positional one. Right after a list
  * value (`-i in.npy out.npy`) it is most likely an output or a second input. */
-static int stray(FILE *err, const cli_command *cmd, const char *arg, const char *after_list) {
+static int stray(FILE *err, const cli_command *cmd, const char *arg, const cli_opt *list, const char *after_list) {
     if (!err) return USAGE_ERROR;
+    char name[48];
+    if (after_list && list->short_name) snprintf(name, sizeof name, "-%c (%s)", list->short_name, list->name);
+    else if (after_list) snprintf(name, sizeof name, "%s", list->name);
     if (after_list)
-        fprintf(err, "latup %s: unexpected argument '%s' after the input '%s': -i (--in) takes one file; %s", cmd->name,
-                arg, after_list, cmd->pos_hint ? cmd->pos_hint : "");
+        fprintf(err, "latup %s: unexpected argument '%s' after the input '%s': %s takes one file; %s", cmd->name, arg,
+                after_list, name, cmd->pos_hint ? cmd->pos_hint : "");
     else
         fprintf(err, "latup %s: unexpected argument '%s'%s%s%s", cmd->name, arg, cmd->pos_hint ? " (" : "",
                 cmd->pos_hint ? cmd->pos_hint : "", cmd->pos_hint ? ")" : "");
@@ -551,11 +554,12 @@ int cli_parse(const cli_command *cmd, int argc, char *const *argv, cli_args *a, 
     a->cmd = cmd;
     int only_pos = 0;
     const char *list_value = NULL; /* the previous argument, when it was a list option's value */
+    const cli_opt *list_opt = NULL;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *after_list = list_value;
         list_value = NULL;
         if (only_pos || !looks_like_option(arg)) {
-            if (a->n_pos >= cmd->max_pos || a->n_pos >= CLI_MAX_POS) return stray(err, cmd, arg, after_list);
+            if (a->n_pos >= cmd->max_pos || a->n_pos >= CLI_MAX_POS) return stray(err, cmd, arg, list_opt, after_list);
             a->pos[a->n_pos++] = arg;
             continue;
         }
@@ -597,7 +601,7 @@ int cli_parse(const cli_command *cmd, int argc, char *const *argv, cli_args *a, 
                                    STRINGIFY(CLI_MAX_LIST), o->name);
             a->list_pool[v->n_list++] = val;
             v->list = a->list_pool;
-            list_value = val;
+            list_value = val, list_opt = o;
             continue;
         }
         if (!take_value(o, val, v)) return bad_value(err, cmd, o, val);
