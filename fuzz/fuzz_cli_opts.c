@@ -24,8 +24,11 @@ static void check_accepted(const cli_command *cmd, const cli_args *a) {
         case OPT_SIZE: CHECK(v->num >= o->lo && v->num <= o->hi); break;
         case OPT_HW: CHECK(v->num >= o->lo && v->num <= o->hi && v->num2 >= o->lo && v->num2 <= o->hi); break;
         case OPT_REAL: CHECK(v->real >= o->rlo && v->real <= o->rhi && v->real == v->real); break;
+        case OPT_INT_FRAC: /* latent pixels in range, or a fraction strictly between 0 and 1 */
+            CHECK(v->real == 0 ? v->num >= o->lo && v->num <= o->hi : v->num == 0 && v->real > 0 && v->real < 1);
+            break;
         case OPT_LIST:
-            CHECK(v->n_list >= 1);
+            CHECK(v->n_list >= 1 && v->n_list <= CLI_MAX_LIST);
             for (int i = 0; i < v->n_list; i++) CHECK(v->list[i][0] != '\0');
             break;
         case OPT_STR:

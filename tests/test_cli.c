@@ -15,7 +15,9 @@
 
 #include <cmocka.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -476,7 +478,7 @@ static void test_batches_and_inputs(void **state) {
     assert_int_equal(run_latup(b), 0);
     assert_true(same_pixels(tmp_path("second.png"), tmp_path("img_001.png")));
     /* several inputs, one model load, one output each, time per item */
-    const char *c[] = {"decode", "--vae", vae, "-i", in, tmp_path("second.npy"), "--out-dir", tmp_path("outs/png"), NULL};
+    const char *c[] = {"decode", "--vae", vae, "-i", in, "-i", tmp_path("second.npy"), "--out-dir", tmp_path("outs/png"), NULL};
     assert_int_equal(run_latup(c), 0);
     printf("%s", g_stderr);
     assert_true(exists(tmp_path("outs/png/comfyui_flux_b2_000.png")) && exists(tmp_path("outs/png/comfyui_flux_b2_001.png")));
@@ -488,7 +490,7 @@ static void test_batches_and_inputs(void **state) {
     assert_int_equal(count_lines(g_stderr), 3);
     /* run over several inputs, .npy out */
     const char *d[] = {"run", "-m", "ref_data/small/model.safetensors.gz", "-s", "2", "--vae", vae, "-i", in,
-                       tmp_path("second.npy"), "--out-dir", tmp_path("outs/npy"), "--format", "npy", "-q", NULL};
+                       "-i", tmp_path("second.npy"), "--out-dir", tmp_path("outs/npy"), "--format", "npy", "-q", NULL};
     assert_int_equal(run_latup(d), 0);
     latup_tensor y;
     assert_int_equal(latup_npy_read(tmp_path("outs/npy/comfyui_flux_b2.npy"), &y), LATUP_OK);
@@ -496,7 +498,7 @@ static void test_batches_and_inputs(void **state) {
     assert_int_equal(y.shape[1], 3);
     latup_tensor_free(&y);
     /* several inputs need --out-dir */
-    const char *e[] = {"decode", "--vae", vae, "-i", in, tmp_path("second.npy"), "-o", tmp_path("x.png"), NULL};
+    const char *e[] = {"decode", "--vae", vae, "-i", in, "-i", tmp_path("second.npy"), "-o", tmp_path("x.png"), NULL};
     assert_int_equal(run_latup(e), 1);
     assert_non_null(strstr(g_stderr, "need --out-dir"));
 }
@@ -1003,10 +1005,10 @@ static void test_dry_run_json(void **state) {
         check_dry_run("run --dry-run --json", a, "run", 1, (const char *const[]){demo}, 2);
     }
     { /* a batch: two inputs, one a batch of two itself */
-        const char *a[] = {"run", "-m", lua, "-s", "2", "--vae", vae, "-i", demo, b2, "--out-dir", tmp_path("never"),
+        const char *a[] = {"run", "-m", lua, "-s", "2", "--vae", vae, "-i", demo, "-i", b2, "--out-dir", tmp_path("never"),
                            "-t", "2", "--dry-run", "--json", NULL};
         check_dry_run("run --dry-run --json, 2 inputs", a, "run", 2, (const char *const[]){demo, b2}, 2);
-        const char *u[] = {"upscale", "-m", lua, "-s", "4", "-i", b2, demo, "--out-dir", tmp_path("never"), "-t", "2",
+        const char *u[] = {"upscale", "-m", lua, "-s", "4", "-i", b2, "-i", demo, "--out-dir", tmp_path("never"), "-t", "2",
                            "--dry-run", "--json", NULL};
         check_dry_run("upscale --dry-run --json, 2 inputs", u, "upscale", 2, (const char *const[]){b2, demo}, 4);
     }
@@ -1043,11 +1045,154 @@ static void test_json_names(void **state) {
         snprintf(label, sizeof label, "info --json, odd name %d", i + 1);
         check_tensor_info(paths[i], ".npy", label);
     }
-    const char *d[] = {"decode", "--vae", vae, "-i", paths[0], paths[1], paths[2], "--out-dir", tmp_path("never"), "-t",
+    const char *d[] = {"decode", "--vae", vae, "-i", paths[0], "-i", paths[1], "-i", paths[2], "--out-dir", tmp_path("never"), "-t",
                        "2", "--dry-run", "--json", NULL};
     check_dry_run("decode --dry-run --json, 3 odd names", d, "decode", 3, paths, 1);
     free(g_json);
     g_json = NULL;
+}
+
+/* ---- option rules: slips named, sd.cpp's tiling options, warnings, a terminal on stdout --------------- */
+
+/* The decode stage of a dry run's first item, as --json gives it. */
+static const latup_json *dry_decode(const char *const *args, latup_json_doc *doc) {
+    const latup_json *r = json_of(args, doc);
+    const latup_json *items = jget(r, "items", LATUP_JSON_ARRAY);
+    assert_true(items->u.kids.n >= 1);
+    return jget(items->u.kids.first, "decode", LATUP_JSON_OBJECT);
+}
+
+static void expect_tiles(const char *label, const char *const *args, int tiled, int tile, int overlap) {
+    latup_json_doc doc;
+    const latup_json *d = dry_decode(args, &doc);
+    const int got_tiled = jbool(d, "tiled");
+    const int64_t t = jint(d, "tile"), o = jint(d, "overlap");
+    printf("%-58s tiled %d, tile %lld, overlap %lld\n", label, got_tiled, (long long)t, (long long)o);
+    assert_int_equal(got_tiled, tiled);
+    if (tile >= 0) assert_int_equal(t, tile);
+    if (overlap >= 0) assert_int_equal(o, overlap);
+    latup_json_free(&doc);
+}
+
+static void test_option_rules(void **state) {
+    (void)state;
+    const char *lua = "ref_data/small/model.safetensors.gz", *vae = "ref_data/vae/flux_small.ldm.safetensors.gz";
+    const char *demo = "ref_data/demo/latent.npy";
+    char big[512], packed[512]; /* tmp_path's buffers rotate */
+    snprintf(big, sizeof big, "%s", tmp_path("big72.npy"));
+    snprintf(packed, sizeof packed, "%s", tmp_path("packed32.npy"));
+    write_latent(big, 16, 72, 72, 0.5f); /* larger than --vae-tiling's 64 */
+    { /* `-i in.npy out.png`: a usage error saying where the output goes */
+        const char *a[] = {"run", "-m", lua, "-s", "2", "--vae", vae, "-i", demo, tmp_path("slip.png"), NULL};
+        check_error(a, (expect){"-i IN OUT", 1, "-i (--in) takes one file"}, "slip.png");
+        assert_non_null(strstr(g_stderr, "the output follows -o (--out)"));
+    }
+    {
+        const char *a[] = {"decode", "--vae", vae, "-i", demo, "-o", tmp_path("t.png"), "--treads", "2", NULL};
+        check_error(a, (expect){"--treads", 1, "unknown option '--treads'; did you mean --threads?"}, "t.png");
+        const char *c[] = {"updcale", "-i", demo, NULL};
+        check_error(c, (expect){"updcale", 1, "unknown command 'updcale'; did you mean 'upscale'?"}, NULL);
+    }
+    { /* upscale --max-memory: the budget of decode and run; an upscale does not tile */
+        const char *a[] = {"upscale", "-m", lua, "-s", "2", "-i", demo, "-o", tmp_path("u.npy"), "--max-memory", "1K", NULL};
+        check_error(a, (expect){"upscale --max-memory 1K", 3, "does not tile"}, "u.npy");
+        const char *d[] = {"upscale", "-m", lua, "-s", "2", "-i", demo, "-o", tmp_path("u.npy"), "--max-memory", "3G",
+                           "--dry-run", "--json", NULL};
+        latup_json_doc doc;
+        assert_int_equal(jint(json_of(d, &doc), "max_memory"), 3LL << 30);
+        latup_json_free(&doc);
+    }
+    { /* stable-diffusion.cpp's tiling options, and overlaps as fractions */
+        const char *t[] = {"decode", "--vae", vae, "-i", big, "-o", tmp_path("t.png"), "--vae-tiling", "--dry-run",
+                           "--json", NULL};
+        expect_tiles("--vae-tiling (72x72 latent)", t, 1, 64, 16);
+        const char *f[] = {"decode", "--vae", vae, "-i", big, "-o", tmp_path("t.png"), "--vae-tiling", "--overlap", "0.5",
+                           "--dry-run", "--json", NULL};
+        expect_tiles("--vae-tiling --overlap 0.5", f, 1, 64, 32);
+        const char *s[] = {"run", "-m", lua, "-s", "2", "--vae", vae, "-i", demo, "-o", tmp_path("t.png"),
+                           "--vae-tile-size", "16x16", "--overlap", ".25", "--dry-run", "--json", NULL};
+        expect_tiles("run --vae-tile-size 16x16 --overlap .25", s, 1, 16, 4);
+        const char *r[] = {"decode", "--vae", vae, "-i", big, "-o", tmp_path("t.png"), "--vae-tile-size", "16x8", NULL};
+        check_error(r, (expect){"--vae-tile-size 16x8", 1, "tiles are square"}, "t.png");
+        const char *o[] = {"decode", "--vae", vae, "-i", big, "-o", tmp_path("t.png"), "--vae-tile-size", "16x16",
+                           "--overlap", "16", NULL};
+        check_error(o, (expect){"--vae-tile-size 16x16 --overlap 16", 1, "must be smaller than the tile, 16"}, "t.png");
+        const char *n[] = {"decode", "--vae", vae, "-i", big, "-o", tmp_path("t.png"), "--overlap", "0.25", NULL};
+        check_error(n, (expect){"--overlap 0.25 without a tile", 1, "needs a tile size"}, "t.png");
+    }
+    { /* --overlap without a tile size: the tiles chosen over --max-memory use it */
+        const char *e[] = {"decode", "--vae", vae, "-i", big, "-o", tmp_path("t.png"), "--overlap", "4", "--dry-run",
+                           "--json", NULL};
+        latup_json_doc doc;
+        const latup_json *d = dry_decode(e, &doc);
+        assert_false(jbool(d, "tiled")); /* it fits: exact, nothing to overlap */
+        char budget[32];
+        snprintf(budget, sizeof budget, "%lld", (long long)jint(d, "peak") - 1);
+        latup_json_free(&doc);
+        const char *a[] = {"decode", "--vae", vae, "-i", big, "-o", tmp_path("t.png"), "--overlap", "4", "--max-memory",
+                           budget, "--dry-run", "--json", NULL};
+        expect_tiles("--overlap 4 --max-memory (exact - 1): automatic tiles", a, 1, -1, 4);
+        const char *b[] = {"decode", "--vae", vae, "-i", big, "-o", tmp_path("t.png"), "--max-memory", budget, "--dry-run",
+                           "--json", NULL};
+        expect_tiles("--max-memory (exact - 1), no --overlap: T/4", b, 1, -1, -1);
+        assert_int_not_equal(jint(dry_decode(b, &doc), "overlap"), 4);
+        latup_json_free(&doc);
+    }
+    { /* --flux-packed without --diffusion-latent: it runs, and one warning says the colours will be wrong */
+        latup_tensor z;
+        assert_int_equal(latup_tensor_read(demo, NULL, &z, NULL), LATUP_OK);
+        write_packed(packed, z.data, 16, (int)z.shape[z.ndim - 2], (int)z.shape[z.ndim - 1], 1.0f, 0.0f);
+        char hw[32];
+        snprintf(hw, sizeof hw, "%lldx%lld", (long long)z.shape[z.ndim - 2], (long long)z.shape[z.ndim - 1]);
+        latup_tensor_free(&z);
+        const char *a[] = {"decode", "--vae", vae, "-i", packed, "--flux-packed", hw, "-o", tmp_path("p.png"), "--dry-run", NULL};
+        assert_int_equal(run_latup(a), 0);
+        printf("--flux-packed alone: %s", g_stderr);
+        assert_int_equal(count_lines(g_stderr), 1);
+        assert_non_null(strstr(g_stderr, "warning: --flux-packed without --diffusion-latent"));
+        const char *b[] = {"decode", "--vae", vae, "-i", packed, "--flux-packed", hw, "--diffusion-latent", "flux", "-o",
+                           tmp_path("p.png"), "--dry-run", NULL};
+        assert_int_equal(run_latup(b), 0);
+        assert_string_equal(g_stderr, "");
+        const char *q[] = {"decode", "--vae", vae, "-i", packed, "--flux-packed", hw, "-o", tmp_path("p.png"), "--dry-run", "-q", NULL};
+        assert_int_equal(run_latup(q), 0);
+        assert_string_equal(g_stderr, "");
+        /* a failing command prints its error alone */
+        const char *f[] = {"decode", "--vae", vae, "-i", tmp_path("none.npy"), "--flux-packed", hw, "-o", tmp_path("p.png"), NULL};
+        check_error(f, (expect){"--flux-packed, missing input", 4, "none.npy"}, "p.png");
+    }
+    { /* more threads than CPUs: a warning; as many: none */
+        char many[32];
+        snprintf(many, sizeof many, "%ld", sysconf(_SC_NPROCESSORS_ONLN) + 1);
+        const char *a[] = {"upscale", "-m", lua, "-s", "2", "-i", demo, "-o", tmp_path("u.npy"), "-t", many, "--dry-run", NULL};
+        assert_int_equal(run_latup(a), 0);
+        printf("-t %s: %s", many, g_stderr);
+        assert_int_equal(count_lines(g_stderr), 1);
+        assert_non_null(strstr(g_stderr, "warning: --threads"));
+        assert_non_null(strstr(g_stderr, "slower, not faster"));
+        const char *b[] = {"upscale", "-m", lua, "-s", "2", "-i", demo, "-o", tmp_path("u.npy"), "-t", "1", "--dry-run", NULL};
+        assert_int_equal(run_latup(b), 0);
+        assert_string_equal(g_stderr, "");
+    }
+    { /* `-o -` on a terminal: refused before anything is read; redirected, it works (test_pipes_stdin_stdout) */
+        const int m = posix_openpt(O_RDWR | O_NOCTTY);
+        if (m < 0 || grantpt(m) != 0 || unlockpt(m) != 0 || !ptsname(m)) {
+            printf("no pseudo-terminal here (%s): `-o -` on a terminal not checked\n", strerror(errno));
+        } else {
+            char tty[128];
+            snprintf(tty, sizeof tty, "%s", ptsname(m));
+            const char *a[] = {"decode", "--vae", vae, "-i", demo, "-o", "-", NULL};
+            const int rc = run_cli_io(g_dir, a, NULL, NULL, tty, g_stderr, sizeof g_stderr);
+            printf("decode -o - on %s: exit %d: %s", tty, rc, g_stderr);
+            assert_int_equal(rc, 1);
+            assert_int_equal(count_lines(g_stderr), 1);
+            assert_non_null(strstr(g_stderr, "standard output is a terminal"));
+            const char *u[] = {"upscale", "-m", lua, "-s", "2", "-i", demo, "-o", "-", NULL};
+            assert_int_equal(run_cli_io(g_dir, u, NULL, NULL, tty, g_stderr, sizeof g_stderr), 1);
+            assert_non_null(strstr(g_stderr, "standard output is a terminal"));
+        }
+        if (m >= 0) close(m);
+    }
 }
 
 static void test_version_and_help(void **state) {
@@ -1095,6 +1240,7 @@ int main(void) {
         cmocka_unit_test(test_dry_run_json),
         cmocka_unit_test(test_json_names),
         cmocka_unit_test(test_version_and_help),
+        cmocka_unit_test(test_option_rules),
     };
     return cmocka_run_group_tests(tests, setup, remove_dir);
 }

@@ -488,7 +488,7 @@ static void test_all_or_none(void **state) {
     /* two inputs that would write one file */
     mkdir(tmp_path("x"), 0755);
     write_latent(tmp_path("x/b1.npy"), 0, 16, 16, 16, 0);
-    const char *c[] = {"decode", "--vae", VAE16, "-i", tmp_path("b1.npy"), tmp_path("x/b1.npy"), "--out-dir", tmp_path("abdir"), NULL};
+    const char *c[] = {"decode", "--vae", VAE16, "-i", tmp_path("b1.npy"), "-i", tmp_path("x/b1.npy"), "--out-dir", tmp_path("abdir"), NULL};
     expect(run(c), 1, "would both write");
 }
 
@@ -584,7 +584,7 @@ static void test_options_up_front(void **state) {
         {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.npy"), "--png-bits", "16", NULL},
         {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo.png"), "--json", NULL},
         {"decode", "--vae", "/nonexistent/v", "-i", tmp_path("u.npy"), "-o", tmp_path("uo_%s.png"), NULL},
-        {"decode", "--vae", "/nonexistent/v", "-i", "-", "-", "--out-dir", tmp_path("uo_dir"), NULL},
+        {"decode", "--vae", "/nonexistent/v", "-i", "-", "-i", "-", "--out-dir", tmp_path("uo_dir"), NULL},
     };
     const char *says[] = {"overlap 8 must be smaller than tile 8", "--max-memory takes a size", "--tile takes an integer from 4",
                           "--threads takes an integer from 1 to 4096", "--scale given twice", "exclude each other",

@@ -815,8 +815,13 @@ static const row ROWS[] = {
     {"EC10", s_good, DEC("--max-memory", "1K"), 3, "1.0 KiB cannot be met: the smallest tiles (8x8 latent pixels) need"},
     {"EC11", s_good, DEC("--tile", "0x10"), 1, "--tile takes an integer"},
     {"EC12", s_good, {"upscale", "-m", MODEL, "-s", "2", "-s", "4", "-i", "@in", "-o", "@out", NULL}, 1, "--scale given twice"},
-    {"EC13", s_same_stem, {"decode", "--vae", VAE, "-i", "@in", "@tmp/sub/in.npy", "--out-dir", "@tmp/outdir", NULL}, 1, "would both write"},
+    {"EC13", s_same_stem, {"decode", "--vae", VAE, "-i", "@in", "-i", "@tmp/sub/in.npy", "--out-dir", "@tmp/outdir", NULL}, 1, "would both write"},
     {"EC14", s_thin_vae, DEC("--max-memory", "1K"), 3, "the smallest tiles (5x8 latent pixels) need"},
+    {"EC15", s_good, {"decode", "--vae", VAE, "-i", "@in", "@out.png", NULL}, 1, "-i (--in) takes one file; every input follows its own -i"},
+    {"EC16", s_good, DEC("--treads", "2"), 1, "unknown option '--treads'; did you mean --threads?"},
+    {"EC17", s_good, DEC("--vae-tile-size", "32x16"), 1, "--vae-tile-size 32x16: tiles are square"},
+    {"EC18", s_good, DEC("--overlap", "0.25"), 1, "--overlap 0.25: a fraction of the tile needs a tile size"},
+    {"EC19", s_good, {"upscale", "-m", MODEL, "-s", "2", "-i", "@in", "-o", "@out", "--max-memory", "1K", NULL}, 3, "cannot be met: the upscale needs"},
     /* issue 8: rows E100.. (class 1: unbounded work; 2: degenerate models; 4: non-regular inputs;
      * 7: error lines) */
     {"E100", s_pickle_bomb, UP("@m"), 2, "budget that keeps a small file from claiming gigabytes"},

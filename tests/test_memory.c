@@ -162,7 +162,7 @@ static void committed(void) {
             ARGS("run", "-m", lua, "-s", "2", "--vae", vae, "-i", z, "-o", out, "-t", "2"), run_exact / 5 * 4, 1);
     measure("run, a batch of 2", ARGS("run", "-m", lua, "-s", "2", "--vae", vae, "-i", zb, "-o", out, "-t", "2"), 0,
             0);
-    measure("run, 3 inputs", ARGS("run", "-m", lua, "-s", "2", "--vae", vae, "-i", z, zb, z2, "--out-dir", dir, "-t",
+    measure("run, 3 inputs", ARGS("run", "-m", lua, "-s", "2", "--vae", vae, "-i", z, "-i", zb, "-i", z2, "--out-dir", dir, "-t",
                                   "2", "--format", "npy"), 0, 0);
 }
 
@@ -185,8 +185,8 @@ static void released(const char *d) {
     measure("run 32x32 x2, budget 800M", ARGS("run", "-m", lua, "-s", "2", "--vae", vae, "-i", z32, "-o", out, "-t", "2"),
             (size_t)800 << 20, 1);
     measure("run 2 inputs 32x32 x2, budget 800M",
-            ARGS("run", "-m", lua, "-s", "2", "--vae", vae, "-i", z32, z32b, "--out-dir", dir, "-t", "2", "--format",
-                 "npy"),
+            ARGS("run", "-m", lua, "-s", "2", "--vae", vae, "-i", z32, "-i", z32b, "--out-dir", dir, "-t", "2",
+                 "--format", "npy"),
             (size_t)800 << 20, 1);
 }
 

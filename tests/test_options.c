@@ -71,7 +71,7 @@ static void test_integer_bounds(void **state) {
     for (int c = 0; c < 5; c++)
         for (int i = 0; i < cmds[c]->n_opts; i++) {
             const cli_opt *o = &cmds[c]->opts[i];
-            if (o->kind != OPT_INT) continue;
+            if (o->kind != OPT_INT && o->kind != OPT_INT_FRAC) continue;
             int listed = 0;
             for (size_t k = 0; k < sizeof BOUNDS / sizeof BOUNDS[0]; k++)
                 listed |= BOUNDS[k].cmd == cmds[c] && !strcmp(BOUNDS[k].opt, o->name);
@@ -116,8 +116,10 @@ static void test_repeats_conflicts_forms(void **state) {
     assert_int_equal(parse(&CLI_CMD_UPSCALE, &a, 3, rep2), 1);
     const char *rep3[] = {"--verbose", "-v"};
     assert_int_equal(parse(&CLI_CMD_UPSCALE, &a, 2, rep3), 1);
-    const char *rep4[] = {"--in", "a.npy", "--in", "b.npy"};
-    assert_int_equal(parse(&CLI_CMD_UPSCALE, &a, 4, rep4), 1);
+    const char *rep4[] = {"--in", "a.npy", "--in", "b.npy", "-i", "c.npy", "--in=d.npy"}; /* one input each */
+    assert_int_equal(parse(&CLI_CMD_UPSCALE, &a, 7, rep4), -1);
+    assert_int_equal(cli_get(&a, "--in")->n_list, 4);
+    assert_string_equal(cli_get(&a, "--in")->list[3], "d.npy");
     const char *conf[] = {"--verbose", "--quiet"};
     assert_int_equal(parse(&CLI_CMD_DECODE, &a, 2, conf), 1);
     const char *conf2[] = {"--out", "a.png", "--out-dir", "d"};
@@ -132,13 +134,14 @@ static void test_repeats_conflicts_forms(void **state) {
     assert_int_equal(parse(&CLI_CMD_RUN, &a, 1, stray), 1);
 
     /* the forms of one value */
-    const char *forms[] = {"-m", "m.pth", "--scale=4", "-t3", "--in", "a.npy", "-", "b.npy", "-o", "-", "--max-memory", "1.5G"};
-    assert_int_equal(parse(&CLI_CMD_RUN, &a, 12, forms), -1);
+    const char *forms[] = {"-m", "m.pth", "--scale=4", "-t3", "--in", "a.npy", "-i", "-", "-ib.npy", "-o", "-", "--max-memory", "1.5G"};
+    assert_int_equal(parse(&CLI_CMD_RUN, &a, 13, forms), -1);
     assert_string_equal(cli_str(&a, "--model"), "m.pth");
     assert_int_equal(cli_num(&a, "--scale", 0), 4);
     assert_int_equal(cli_num(&a, "--threads", 0), 3);
     assert_int_equal(cli_get(&a, "--in")->n_list, 3);
     assert_string_equal(cli_get(&a, "--in")->list[1], "-");
+    assert_string_equal(cli_get(&a, "--in")->list[2], "b.npy");
     assert_string_equal(cli_str(&a, "--out"), "-");
     assert_int_equal(cli_num(&a, "--max-memory", 0), (long long)3 << 29);
     const char *eq[] = {"--in=x.npy", "--flux-packed=128x96", "--diffusion-latent=flux", "--device=cpu"};
@@ -163,6 +166,146 @@ static void test_repeats_conflicts_forms(void **state) {
     assert_string_equal(a.pos[0], "-odd-name");
     const char *help[] = {"--scale", "2", "--help"};
     assert_int_equal(parse(&CLI_CMD_UPSCALE, &a, 3, help), 0);
+}
+
+/* Parses like parse(), and keeps what the parser printed on err (one line for a usage error). */
+static char g_err[1024];
+static int parse_err(const cli_command *cmd, cli_args *a, int n, const char *const *tok) {
+    memset(g_err, 0, sizeof g_err);
+    FILE *f = fmemopen(g_err, sizeof g_err - 1, "w");
+    free(g_argv);
+    g_argv = malloc((size_t)(n + 1) * sizeof *g_argv);
+    g_argv[0] = (char *)cmd->name;
+    for (int i = 0; i < n; i++) g_argv[i + 1] = (char *)tok[i];
+    const int rc = cli_parse(cmd, n + 1, g_argv, a, g_null, f);
+    fclose(f);
+    printf("  latup %s ... %-16s -> %d%s%s", cmd->name, tok[n - 1], rc, rc == 1 ? ": " : "\n", rc == 1 ? g_err : "");
+    return rc;
+}
+
+static int one_line(const char *s) {
+    const char *nl = strchr(s, '\n');
+    return nl && nl[1] == '\0';
+}
+
+/* `-i in.npy out.npy`: -i takes one file, and the stray argument says where outputs go. */
+static void test_one_value_per_in(void **state) {
+    (void)state;
+    cli_args a;
+    const char *slip[] = {"-m", "m.pth", "-s", "2", "--vae", "v.st", "-i", "in.npy", "out.npy"};
+    assert_int_equal(parse_err(&CLI_CMD_RUN, &a, 9, slip), 1);
+    assert_true(one_line(g_err));
+    assert_non_null(strstr(g_err, "'out.npy' after the input 'in.npy'"));
+    assert_non_null(strstr(g_err, "-i (--in) takes one file"));
+    assert_non_null(strstr(g_err, "-o (--out)"));
+    const char *elsewhere[] = {"-i", "in.npy", "-o", "x.npy", "stray"};
+    assert_int_equal(parse_err(&CLI_CMD_UPSCALE, &a, 5, elsewhere), 1);
+    assert_null(strstr(g_err, "after the input"));
+    assert_non_null(strstr(g_err, "unexpected argument 'stray' (every input follows its own -i"));
+    const char *info2[] = {"a.pth", "b.pth"};
+    assert_int_equal(parse_err(&CLI_CMD_INFO, &a, 2, info2), 1);
+    assert_non_null(strstr(g_err, "info reads one file"));
+    /* a command has one list option at most: the pool of values is shared */
+    const cli_command *cmds[] = {&CLI_CMD_UPSCALE, &CLI_CMD_DECODE, &CLI_CMD_RUN, &CLI_CMD_INFO, &CLI_CMD_COMPARE};
+    for (int c = 0; c < 5; c++) {
+        int lists = 0;
+        for (int i = 0; i < cmds[c]->n_opts; i++) lists += cmds[c]->opts[i].kind == OPT_LIST;
+        assert_true(lists <= 1);
+    }
+    /* as many inputs as the pool holds, and one more is refused, not overrun */
+    const int n = 2 * CLI_MAX_LIST + 2;
+    const char **many = malloc((size_t)n * sizeof *many);
+    for (int i = 0; i < n; i += 2) many[i] = "-i", many[i + 1] = "x.npy";
+    assert_int_equal(parse(&CLI_CMD_DECODE, &a, n - 2, many), -1);
+    assert_int_equal(cli_get(&a, "--in")->n_list, CLI_MAX_LIST);
+    assert_int_equal(parse_err(&CLI_CMD_DECODE, &a, n, many), 1);
+    assert_non_null(strstr(g_err, "more than 16384 values of --in"));
+    free(many);
+}
+
+/* An unknown option names the nearest of the command's, only when it is close. */
+static void test_did_you_mean(void **state) {
+    (void)state;
+    assert_int_equal(cli_edit_distance("treads", 6, "threads", 7), 1);
+    assert_int_equal(cli_edit_distance("thraeds", 7, "threads", 7), 1); /* a swap is one edit */
+    assert_int_equal(cli_edit_distance("TILE", 4, "tile", 4), 0);
+    assert_int_equal(cli_edit_distance("", 0, "out", 3), 3);
+    assert_int_equal(cli_edit_distance("kitten", 6, "sitting", 7), 3);
+    static const struct {
+        const cli_command *cmd;
+        const char *typed, *want; /* NULL: no suggestion */
+    } cases[] = {
+        {&CLI_CMD_RUN, "--treads", "--threads"},     {&CLI_CMD_RUN, "--thread", "--threads"},
+        {&CLI_CMD_DECODE, "--ovelrap", "--overlap"}, {&CLI_CMD_DECODE, "--max-mem", "--max-memory"},
+        {&CLI_CMD_RUN, "--diffusion", "--diffusion-latent"}, {&CLI_CMD_UPSCALE, "--modle", "--model"},
+        {&CLI_CMD_UPSCALE, "--verbsoe", "--verbose"}, {&CLI_CMD_RUN, "--outdir", "--out-dir"},
+        {&CLI_CMD_RUN, "--frobnicate", NULL},        {&CLI_CMD_RUN, "--x", NULL},
+        {&CLI_CMD_RUN, "--fl", NULL},                {&CLI_CMD_COMPARE, "--tolerance", NULL},
+        {&CLI_CMD_RUN, "--vae-tile", "--vae-tiling"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *got = cli_suggest_option(cases[k].cmd, cases[k].typed, strlen(cases[k].typed));
+        if (!got != !cases[k].want || (got && strcmp(got, cases[k].want)))
+            printf("latup %s %s: suggests %s, want %s\n", cases[k].cmd->name, cases[k].typed, got ? got : "nothing",
+                   cases[k].want ? cases[k].want : "nothing");
+        assert_true(!got == !cases[k].want && (!got || !strcmp(got, cases[k].want)));
+    }
+    cli_args a;
+    const char *treads[] = {"--treads", "2"};
+    assert_int_equal(parse_err(&CLI_CMD_RUN, &a, 2, treads), 1);
+    assert_true(one_line(g_err));
+    assert_non_null(strstr(g_err, "unknown option '--treads'; did you mean --threads?"));
+    const char *eq[] = {"--treads=2"};
+    assert_int_equal(parse_err(&CLI_CMD_RUN, &a, 1, eq), 1);
+    assert_non_null(strstr(g_err, "unknown option '--treads'; did you mean --threads?"));
+    const char *far[] = {"--frobnicate"};
+    assert_int_equal(parse_err(&CLI_CMD_RUN, &a, 1, far), 1);
+    assert_null(strstr(g_err, "did you mean"));
+    const char *other[] = {"--tile", "8"}; /* not upscale's, but decode's and run's */
+    assert_int_equal(parse_err(&CLI_CMD_UPSCALE, &a, 2, other), 1);
+    assert_non_null(strstr(g_err, "unknown option '--tile' (an option of decode, run, not of upscale)"));
+    assert_string_equal(cli_suggest_command("updcale"), "upscale");
+    assert_string_equal(cli_suggest_command("decod"), "decode");
+    assert_string_equal(cli_suggest_command("comapre"), "compare");
+    assert_null(cli_suggest_command("frobnicate"));
+}
+
+/* --overlap: latent pixels, or a fraction of the tile written with a point; the sd.cpp spellings of
+ * the tile; --max-memory for upscale too. */
+static void test_overlap_tiles_budget(void **state) {
+    (void)state;
+    cli_args a;
+    static const struct {
+        const char *s;
+        long long num;
+        double real; /* -1: refused */
+    } ov[] = {
+        {"4", 4, 0}, {"8191", 8191, 0}, {"0.25", 0, 0.25}, {".5", 0, 0.5}, {"0.999", 0, 0.999},
+        {"0", 0, -1}, {"8192", 0, -1}, {"1.0", 0, -1}, {"0.0", 0, -1}, {"0.", 0, -1}, {"1e-1", 0, -1},
+        {"-0.25", 0, -1}, {"0.2.5", 0, -1}, {".", 0, -1}, {"nan", 0, -1}, {"2.5", 0, -1},
+    };
+    for (size_t k = 0; k < sizeof ov / sizeof ov[0]; k++) {
+        const char *tok[] = {"--overlap", ov[k].s};
+        const int rc = parse(&CLI_CMD_DECODE, &a, 2, tok);
+        if (rc != (ov[k].real < 0 ? 1 : -1)) printf("--overlap %s: parse gives %d\n", ov[k].s, rc);
+        assert_int_equal(rc, ov[k].real < 0 ? 1 : -1);
+        if (rc < 0) {
+            assert_int_equal(cli_get(&a, "--overlap")->num, ov[k].num);
+            assert_true(cli_get(&a, "--overlap")->real == ov[k].real);
+        }
+    }
+    const char *sd[] = {"--vae-tiling", "--vae-tile-size", "32x32", "--overlap", "0.5"};
+    assert_int_equal(parse(&CLI_CMD_RUN, &a, 5, sd), -1);
+    assert_true(cli_given(&a, "--vae-tiling"));
+    assert_int_equal(cli_get(&a, "--vae-tile-size")->num, 32);
+    const char *both[] = {"--tile", "32", "--vae-tile-size", "32x32"};
+    assert_int_equal(parse_err(&CLI_CMD_DECODE, &a, 4, both), 1);
+    assert_non_null(strstr(g_err, "--tile and --vae-tile-size exclude each other"));
+    const char *small[] = {"--vae-tile-size", "2x2"};
+    assert_int_equal(parse(&CLI_CMD_DECODE, &a, 2, small), 1);
+    const char *mm[] = {"--max-memory", "2G"};
+    assert_int_equal(parse(&CLI_CMD_UPSCALE, &a, 2, mm), -1);
+    assert_int_equal(cli_num(&a, "--max-memory", 0), 2LL << 30);
 }
 
 static void test_sizes(void **state) {
@@ -300,7 +443,9 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_integer_bounds),        cmocka_unit_test(test_missing_value_last),
-        cmocka_unit_test(test_repeats_conflicts_forms), cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_repeats_conflicts_forms), cmocka_unit_test(test_one_value_per_in),
+        cmocka_unit_test(test_did_you_mean),          cmocka_unit_test(test_overlap_tiles_budget),
+        cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_reals_hw_patterns),     cmocka_unit_test(test_usage_lists_every_option),
         cmocka_unit_test(test_fuzz_corpus),
     };

@@ -44,10 +44,11 @@ echo "run_shards: each task needs about $(( peak / 1048576 + 1 )) MiB (a schedul
 
 # 3. one batch `latup run` per shard: the models are loaded once per task
 task() { # shard file -> OUT/<shard name>/
-    local shard=$1 name
+    local shard=$1 name f
+    local inputs=() # -i before each latent: -i takes one file
     name=$(basename "$shard")
-    # shellcheck disable=SC2046  # one argument per latent
-    "$LATUP" run -m "$MODEL" -s "$SCALE" --vae "$VAE" --in $(cat "$shard") --out-dir "$OUT/$name" \
+    while IFS= read -r f; do inputs+=(-i "$f"); done < "$shard"
+    "$LATUP" run -m "$MODEL" -s "$SCALE" --vae "$VAE" "${inputs[@]}" --out-dir "$OUT/$name" \
         --threads "$threads" --quiet
     echo "run_shards: $name done: $(ls "$OUT/$name" | wc -l) images"
 }

@@ -53,7 +53,8 @@ class TestDryRunJson(unittest.TestCase):
             self.assertTrue(is_int(size) and 0 < size <= p["arena"], name)
 
     def check(self, cmd, inputs, *args):
-        d = latup_json(cmd, *args, "--in", *inputs, "--out-dir", self.out, "--threads", "2", "--dry-run", "--json")
+        ins = [a for i in inputs for a in ("--in", i)]  # one input per --in
+        d = latup_json(cmd, *args, *ins, "--out-dir", self.out, "--threads", "2", "--dry-run", "--json")
         self.assertEqual(list(d), ["command", "threads", "max_memory", "peak", "items"])
         self.assertEqual(d["command"], cmd)
         self.assertEqual(d["threads"], 2)

@@ -1,10 +1,12 @@
 /* cli.c — pieces the commands share: error lines, directories and names, the finiteness check
- * on inputs and outputs, --dump and thread setup. */
-#define _POSIX_C_SOURCE 200809L
+ * on inputs and outputs, --dump and thread setup, and the option rules that need more than the
+ * parser (tiling options resolved, a terminal on stdout, warnings). */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +127,61 @@ latup_status cli_dump_close(cli_dump_ctx *d) {
 }
 
 /* ---- misc ---------------------------------------------------------------------------------------- */
+
+/* The CPUs this process may run on (taskset, cgroup cpusets, Slurm): what latup_default_threads
+ * takes without OMP_NUM_THREADS. */
+static int cpus_allowed(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    const long n = sysconf(_SC_NPROCESSORS_ONLN); /* over 1024 CPUs the mask above is too small */
+    return n > 0 ? (int)n : 1;
+}
+
+int cli_check_pipeline(const cli_args *a, int *tile, int *overlap) {
+    const char *cmd = a->cmd->name;
+    /* the tile: --tile T, or stable-diffusion.cpp's spellings of it */
+    int T = (int)cli_num(a, "--tile", 0);
+    const cli_value *ts = cli_get(a, "--vae-tile-size");
+    if (ts->given) {
+        if (ts->num != ts->num2)
+            return cli_usage(cmd, "--vae-tile-size %s: tiles are square (the library plans one tile size for both sides); "
+                             "give TxT, or --tile T", ts->text);
+        T = (int)ts->num;
+    }
+    if (!T && cli_given(a, "--vae-tiling")) T = CLI_VAE_TILING_TILE;
+    /* the overlap: latent pixels, or a fraction of a tile that must then be known here */
+    const cli_value *ov = cli_get(a, "--overlap");
+    int O = ov->given ? (int)ov->num : 0;
+    if (ov->given && ov->real > 0) {
+        if (!T)
+            return cli_usage(cmd, "--overlap %s: a fraction of the tile needs a tile size (--tile, --vae-tile-size or "
+                             "--vae-tiling); the tiles chosen over --max-memory take an overlap in latent pixels", ov->text);
+        O = (int)(ov->real * T + 0.5);
+        O = O < 1 ? 1 : O > T - 1 ? T - 1 : O;
+    } else if (ov->given && T && !cli_given(a, "--tile") && O >= T) { /* with --tile: the library's own message */
+        return cli_usage(cmd, "--overlap %d must be smaller than the tile, %d", O, T);
+    }
+    *tile = T, *overlap = O;
+
+    /* binary bytes on a terminal are garbage to the reader and can upset the terminal itself */
+    const char *out = cli_str(a, "--out");
+    if (out && !strcmp(out, "-") && !cli_given(a, "--dry-run") && isatty(STDOUT_FILENO))
+        return cli_usage(cmd, "--out -: standard output is a terminal; redirect it (> out.npy) or name a file");
+    return -1;
+}
+
+void cli_warn_pipeline(const cli_args *a) {
+    const char *cmd = a->cmd->name;
+    if (cli_given(a, "--quiet")) return;
+    if (cli_given(a, "--flux-packed") && !cli_given(a, "--diffusion-latent"))
+        fprintf(stderr, "latup %s: warning: --flux-packed without --diffusion-latent: the tokens are decoded as they are, "
+                "but a FluxPipeline latent needs --diffusion-latent flux or the colours come out wrong\n", cmd);
+    const long long n = cli_num(a, "--threads", 0);
+    const int cpus = cpus_allowed();
+    if (n > cpus)
+        fprintf(stderr, "latup %s: warning: --threads %lld is more than the %d CPU%s this process may run on: slower, "
+                "not faster\n", cmd, n, cpus, cpus == 1 ? "" : "s");
+}
 
 int cli_setup_threads(const cli_args *a) {
     int n = (int)cli_num(a, "--threads", 0);

@@ -34,6 +34,16 @@ latup_status cli_dump_open(cli_dump_ctx *d, const char *dir);
 void cli_dump_npy(void *user, const char *name, const latup_tensor *t, int batch);
 latup_status cli_dump_close(cli_dump_ctx *d);
 
+/* The options of upscale, decode and run that the parser cannot judge alone: the tile and overlap
+ * (latent pixels; 0: automatic) from --tile, --vae-tile-size, --vae-tiling and --overlap (pixels
+ * or a fraction of the tile), and `--out -` refused on a terminal. Returns -1 to go on, else the
+ * exit code of the usage error it printed. */
+int cli_check_pipeline(const cli_args *a, int *tile, int *overlap);
+/* Once every check has passed (so that a failing command prints its one error line alone): a
+ * warning line each, none with --quiet, for what runs but most likely not as meant: --flux-packed
+ * without --diffusion-latent, more threads than CPUs. */
+void cli_warn_pipeline(const cli_args *a);
+
 /* Threads: --threads N when given, else latup_default_threads(); set for OpenMP and OpenBLAS. */
 int cli_setup_threads(const cli_args *a);
 

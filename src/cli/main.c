@@ -73,5 +73,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "run")) return cli_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cli_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "compare")) return cli_compare(argc - 1, argv + 1);
+    const char *near = cli_suggest_command(cmd);
+    if (near) return cli_usage(NULL, "unknown command '%s'; did you mean '%s'?", cmd, near);
     return cli_usage(NULL, "unknown command '%s'", cmd);
 }

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #define USAGE_ERROR 1
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
 /* ---- value parsers ------------------------------------------------------------------------------ */
 
@@ -142,10 +144,11 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
 
 /* ---- the commands' options ------------------------------------------------------------------------- */
 
-#define O_IN {"--in", 'i', OPT_LIST, "FILE...", 0, 0, 0, 0, NULL, \
-    "one or more inputs, told apart by content: .npy ([C,H,W] or [B,C,H,W]; float32, float16,\n" \
-    "float64 or bfloat16), a safetensors file (a ComfyUI .latent, or any with --in-key), or a\n" \
-    "PNG (8- or 16-bit); '-' is standard input. Every input is read and checked before any compute"}
+#define O_IN {"--in", 'i', OPT_LIST, "FILE", 0, 0, 0, 0, NULL, \
+    "an input, told apart by content: .npy ([C,H,W] or [B,C,H,W]; float32, float16, float64 or\n" \
+    "bfloat16), a safetensors file (a ComfyUI .latent, or any with --in-key), or a PNG (8- or\n" \
+    "16-bit); '-' is standard input. Several inputs: -i again for each (-i a.npy -i b.npy). Every\n" \
+    "input is read and checked before any compute"}
 #define O_IN_KEY {"--in-key", 0, OPT_STR, "NAME", 0, 0, 0, 0, NULL, \
     "the tensor to read from a safetensors input (default: 'latent_tensor', or the only one)"}
 #define O_OUT {"--out", 'o', OPT_STR, "FILE", 0, 0, 0, 0, NULL, \
@@ -167,9 +170,12 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
     "family named with such a folder)"}
 #define O_PACKED {"--flux-packed", 0, OPT_HW, "HxW", 2, 16384, 0, 0, NULL, \
     "the input is FLUX's packed token layout [B, (H/2)*(W/2), 64] (a diffusers FluxPipeline\n" \
-    "latent, output_type=\"latent\"); HxW is the latent size (image size / 8)"}
+    "latent, output_type=\"latent\"); HxW is the latent size (image size / 8). Such a latent also\n" \
+    "needs --diffusion-latent flux: without it latup warns (the colours come out wrong)"}
 #define O_THREADS {"--threads", 't', OPT_INT, "N", 1, 4096, 0, 0, NULL, \
-    "threads for OpenMP and OpenBLAS (default: OMP_NUM_THREADS if set, else all cores)"}
+    "threads for OpenMP and OpenBLAS (default: OMP_NUM_THREADS if set, else every CPU this\n" \
+    "process may run on, as taskset, cgroups or Slurm grant them). More than those runs slower,\n" \
+    "and latup warns; the results are the same at any count"}
 #define O_DUMP(what) {"--dump", 0, OPT_STR, "DIR", 0, 0, 0, 0, NULL, \
     "write every intermediate tensor as DIR/NAME.npy (batch element k > 0: NAME.bK.npy), in\n" \
     "the order of DIR/dump_order.txt; " what ". DIR is created. Compare two\n" \
@@ -199,28 +205,40 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
     "pipeline's folder holding vae/)"}
 #define O_TILE {"--tile", 0, OPT_INT, "T", 4, 8192, 0, 0, NULL, \
     "decode in tiles of T x T latent pixels (approximate: docs/vae.md)"}
-#define O_OVERLAP {"--overlap", 0, OPT_INT, "O", 1, 8191, 0, 0, NULL, \
-    "latent overlap between tiles (default T/4); must be smaller than the tile"}
+#define O_VAE_TILING {"--vae-tiling", 0, OPT_FLAG, NULL, 0, 0, 0, 0, NULL, \
+    "decode in tiles of 64 x 64 latent pixels, as stable-diffusion.cpp's --vae-tiling (--tile\n" \
+    "or --vae-tile-size set another size)"}
+#define O_VAE_TILE_SIZE {"--vae-tile-size", 0, OPT_HW, "TxT", 4, 8192, 0, 0, NULL, \
+    "--tile T as stable-diffusion.cpp writes it. Tiles are square: the library plans one tile\n" \
+    "size for both sides (on the CPU and the GPU alike), so both sides must be equal"}
+#define O_OVERLAP {"--overlap", 0, OPT_INT_FRAC, "O", 1, 8191, 0, 0, NULL, \
+    "overlap between tiles: latent pixels, smaller than the tile, or a fraction of the tile\n" \
+    "such as 0.25 (default T/4). Without a tile size, latent pixels, used by the tiles chosen\n" \
+    "over --max-memory (T/4 where the tile chosen is not larger); an exact decode has none"}
 #define O_MAXMEM {"--max-memory", 0, OPT_SIZE, "SIZE", 1, (long long)1 << 60, 0, 0, NULL, \
     "memory budget, e.g. 4G, 512M: a decode over it is tiled, and one that cannot fit is an\n" \
     "error naming the smallest budget that works (default: 3/4 of physical memory or of the\n" \
     "cgroup limit, whichever is smaller)"}
+#define O_MAXMEM_UPSCALE {"--max-memory", 0, OPT_SIZE, "SIZE", 1, (long long)1 << 60, 0, 0, NULL, \
+    "memory budget, e.g. 4G, 512M, as for decode and run: an upscale does not tile, so one that\n" \
+    "cannot fit is refused before any compute (exit 3), naming what it needs (default: 3/4 of\n" \
+    "physical memory or of the cgroup limit, whichever is smaller)"}
 
 static const cli_opt UPSCALE_OPTS[] = {
     O_MODEL, O_SCALE, O_IN, O_IN_KEY, O_OUT, O_OUT_DIR, O_FORMAT("npy"), O_PNG_BITS,
-    O_LATENT, O_PACKED, O_THREADS, O_DEVICE, O_EXACT, O_DUMP("names as in docs/architecture.md and the golden files"), O_DRY, O_JSON,
-    O_VERBOSE, O_QUIET,
+    O_LATENT, O_PACKED, O_MAXMEM_UPSCALE, O_THREADS, O_DEVICE, O_EXACT,
+    O_DUMP("names as in docs/architecture.md and the golden files"), O_DRY, O_JSON, O_VERBOSE, O_QUIET,
 };
 static const cli_opt DECODE_OPTS[] = {
     O_VAE, O_IN, O_IN_KEY, O_OUT, O_OUT_DIR, O_FORMAT("png"), O_PNG_BITS, O_LATENT, O_PACKED, O_TILE, O_OVERLAP,
-    O_MAXMEM, O_THREADS, O_DEVICE, O_EXACT, O_DUMP("names as in docs/architecture.md and the golden files"), O_DRY, O_JSON, O_VERBOSE,
+    O_VAE_TILING, O_VAE_TILE_SIZE, O_MAXMEM, O_THREADS, O_DEVICE, O_EXACT, O_DUMP("names as in docs/architecture.md and the golden files"), O_DRY, O_JSON, O_VERBOSE,
     O_QUIET,
 };
 static const cli_opt RUN_OPTS[] = {
     O_MODEL, O_SCALE, O_VAE, O_IN, O_IN_KEY, O_OUT, O_OUT_DIR, O_FORMAT("png"), O_PNG_BITS,
     {"--save-latent", 0, OPT_STR, "FILE", 0, 0, 0, 0, NULL,
      "also write the upscaled latent (.npy), committed with the image (one input only)"},
-    O_LATENT, O_PACKED, O_TILE, O_OVERLAP, O_MAXMEM, O_THREADS, O_DEVICE, O_EXACT,
+    O_LATENT, O_PACKED, O_TILE, O_OVERLAP, O_VAE_TILING, O_VAE_TILE_SIZE, O_MAXMEM, O_THREADS, O_DEVICE, O_EXACT,
     O_DUMP("DIR/lua/ for the upscale, DIR/vae/ for the decode"), O_DRY, O_JSON, O_VERBOSE, O_QUIET,
 };
 static const cli_opt INFO_OPTS[] = {
@@ -235,24 +253,29 @@ static const cli_opt COMPARE_OPTS[] = {
 
 #define N(a) (int)(sizeof a / sizeof a[0])
 
+/* The common slip, `-i in.npy out.npy`, ends here: say where inputs and outputs go. */
+#define PIPELINE_POS_HINT "every input follows its own -i (--in); the output follows -o (--out), or --out-dir"
+
 const cli_command CLI_CMD_UPSCALE = {
-    "upscale", "-m MODEL -s S -i INPUT... (-o OUTPUT | --out-dir DIR) [options]",
+    "upscale", "-m MODEL -s S -i INPUT [-i ...] (-o OUTPUT | --out-dir DIR) [options]",
     "Upscales decoder-ready VAE latents with a LUA model (or RGB images with a SwinIR model). The\n"
     "model is loaded once for all the inputs; the time per input is reported.",
-    UPSCALE_OPTS, N(UPSCALE_OPTS), "--verbose --quiet,--out --out-dir", 0, 0, "",
+    UPSCALE_OPTS, N(UPSCALE_OPTS), "--verbose --quiet,--out --out-dir", 0, 0, "", PIPELINE_POS_HINT,
 };
 const cli_command CLI_CMD_DECODE = {
-    "decode", "--vae VAE -i LATENT... (-o IMAGE | --out-dir DIR) [options]",
+    "decode", "--vae VAE -i LATENT [-i ...] (-o IMAGE | --out-dir DIR) [options]",
     "Decodes VAE latents with the AutoencoderKL decoder of SD 1.x/2.x, SDXL, SD3 or FLUX.1. PNG\n"
     "output uses diffusers' mapping, clamp((x + 1) / 2, 0, 1); .npy holds the raw decoder output\n"
     "[B,3,8h,8w]. When the decode is tiled, one line on stderr says so and why.",
-    DECODE_OPTS, N(DECODE_OPTS), "--verbose --quiet,--out --out-dir", 0, 0, "",
+    DECODE_OPTS, N(DECODE_OPTS), "--verbose --quiet,--out --out-dir,--tile --vae-tile-size", 0, 0, "",
+    PIPELINE_POS_HINT,
 };
 const cli_command CLI_CMD_RUN = {
-    "run", "-m LUA -s 2|4 --vae VAE -i LATENT... (-o IMAGE | --out-dir DIR) [options]",
+    "run", "-m LUA -s 2|4 --vae VAE -i LATENT [-i ...] (-o IMAGE | --out-dir DIR) [options]",
     "Upscales VAE latents with LUA and decodes the result: a 2K/4K image from one decode. Both\n"
     "models are loaded once; their channels are checked against each other before any compute.",
-    RUN_OPTS, N(RUN_OPTS), "--verbose --quiet,--out --out-dir,--save-latent --out-dir", 0, 0, "",
+    RUN_OPTS, N(RUN_OPTS), "--verbose --quiet,--out --out-dir,--save-latent --out-dir,--tile --vae-tile-size", 0, 0,
+    "", PIPELINE_POS_HINT,
 };
 const cli_command CLI_CMD_INFO = {
     "info", "FILE",
@@ -261,7 +284,7 @@ const cli_command CLI_CMD_INFO = {
     "(pixelshuffle or pixelshuffledirect tail) or a VAE decoder (each naming, standalone or inside\n"
     "a whole checkpoint); or the shape of a latent (.npy, ComfyUI .latent). Exit 0 also for a valid\n"
     "file that is not a model latup runs.",
-    INFO_OPTS, N(INFO_OPTS), "", 1, 1, "FILE",
+    INFO_OPTS, N(INFO_OPTS), "", 1, 1, "FILE", "info reads one file",
 };
 const cli_command CLI_CMD_COMPARE = {
     "compare", "DIR_A DIR_B [--tol T] [--atol A]",
@@ -270,7 +293,7 @@ const cli_command CLI_CMD_COMPARE = {
     "error, in forward order (DIR_A/dump_order.txt, else modification time); then the tensors\n"
     "found in one folder only. Exit 10 when any tensor is over the tolerance (the first one is\n"
     "named), 0 otherwise.",
-    COMPARE_OPTS, N(COMPARE_OPTS), "", 2, 2, "DIR_A DIR_B",
+    COMPARE_OPTS, N(COMPARE_OPTS), "", 2, 2, "DIR_A DIR_B", "compare takes two folders",
 };
 
 static const cli_command *const COMMANDS[] = {&CLI_CMD_UPSCALE, &CLI_CMD_DECODE, &CLI_CMD_RUN, &CLI_CMD_INFO,
@@ -347,6 +370,62 @@ void cli_print_main_usage(FILE *f) {
     fputs(EXIT_CODES, f);
 }
 
+/* ---- did you mean --------------------------------------------------------------------------------- */
+
+static int lower(int c) { return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c; }
+
+int cli_edit_distance(const char *a, size_t na, const char *b, size_t nb) {
+    enum { MAX = 64, CAP = 99 };
+    if (na >= MAX || nb >= MAX) return CAP; /* nobody mistypes a 64-letter name into a known one */
+    int d[MAX + 1][MAX + 1];
+    for (size_t i = 0; i <= na; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= nb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= na; i++)
+        for (size_t j = 1; j <= nb; j++) {
+            const int same = lower(a[i - 1]) == lower(b[j - 1]);
+            int v = d[i - 1][j - 1] + !same;
+            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1]) &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[na][nb] < CAP ? d[na][nb] : CAP;
+}
+
+/* The best of n names (each read through name_at) for the typed word; see options.h. */
+static const char *suggest(const char *typed, size_t len, int n, const char *(*name_at)(const void *, int),
+                           const void *ctx) {
+    const char *best = NULL, *prefix_of = NULL;
+    int best_d = 99, n_prefix = 0;
+    for (int k = 0; k < n; k++) {
+        const char *name = name_at(ctx, k);
+        const size_t nl = strlen(name);
+        const int d = cli_edit_distance(typed, len, name, nl);
+        int allowed = (int)nl / 3;
+        allowed = allowed < 1 ? 1 : allowed > 3 ? 3 : allowed;
+        if (d <= allowed && d < best_d) best = name, best_d = d;
+        if (len >= 3 && len < nl && !strncmp(name, typed, len)) prefix_of = name, n_prefix++;
+    }
+    return best ? best : n_prefix == 1 ? prefix_of : NULL;
+}
+
+static const char *opt_name_at(const void *cmd, int k) { return ((const cli_command *)cmd)->opts[k].name + 2; }
+
+const char *cli_suggest_option(const cli_command *cmd, const char *name, size_t len) {
+    while (len > 0 && *name == '-') name++, len--;
+    const char *s = suggest(name, len, cmd->n_opts, opt_name_at, cmd);
+    return s ? s - 2 : NULL; /* with its dashes again */
+}
+
+static const char *cmd_name_at(const void *ctx, int k) {
+    (void)ctx;
+    return COMMANDS[k]->name;
+}
+
+const char *cli_suggest_command(const char *name) { return suggest(name, strlen(name), N(COMMANDS), cmd_name_at, NULL); }
+
 /* ---- the parser ------------------------------------------------------------------------------------ */
 
 static int usage_error(FILE *err, const cli_command *cmd, const char *fmt, const char *a, const char *b) {
@@ -387,6 +466,12 @@ static int take_value(const cli_opt *o, const char *s, cli_value *v) {
         return cli_parse_real(s, o->rlo, o->rhi, &v->real);
     case OPT_HW:
         return cli_parse_hw(s, o->lo, o->hi, &v->num, &v->num2);
+    case OPT_INT_FRAC:
+        v->num = 0, v->real = 0;
+        if (!strchr(s, '.')) return cli_parse_int(s, o->lo, o->hi, &v->num);
+        /* digits and one point only: no exponent, sign, nan or inf reaches strtod */
+        return strspn(s, "0123456789.") == strlen(s) && cli_parse_real(s, 0, 1, &v->real) && v->real > 0 &&
+               v->real < 1;
     case OPT_CHOICE: {
         size_t n = strlen(s);
         for (const char *c = o->choices; *c;) {
@@ -409,10 +494,36 @@ static int bad_value(FILE *err, const cli_command *cmd, const cli_opt *o, const 
     case OPT_SIZE: fprintf(err, "takes a size from %lld bytes, like 4G, 512M or 1.5G", o->lo); break;
     case OPT_REAL: fprintf(err, "takes a number from %g to %g, like 1e-4", o->rlo, o->rhi); break;
     case OPT_HW: fprintf(err, "takes HxW, each side %lld to %lld, like 128x128", o->lo, o->hi); break;
+    case OPT_INT_FRAC:
+        fprintf(err, "takes latent pixels from %lld to %lld, or a fraction of the tile like 0.25", o->lo, o->hi);
+        break;
     case OPT_CHOICE: fprintf(err, "takes one of %s", o->choices); break;
     default: fprintf(err, "takes a non-empty value"); break;
     }
     fprintf(err, ", got '%s' (see 'latup help %s')\n", s, cmd->name);
+    return USAGE_ERROR;
+}
+
+/* "unknown option": with the option of this command it most likely meant, or else the commands that
+ * do take it (`upscale --tile`). */
+static int unknown_option(FILE *err, const cli_command *cmd, const char *arg) {
+    if (!err) return USAGE_ERROR;
+    const size_t len = strcspn(arg, "=");
+    const char *near = arg[1] == '-' ? cli_suggest_option(cmd, arg, len) : NULL;
+    if (near) {
+        fprintf(err, "latup %s: unknown option '%.*s'; did you mean %s? (see 'latup help %s')\n", cmd->name, (int)len,
+                arg, near, cmd->name);
+        return USAGE_ERROR;
+    }
+    char others[64] = "";
+    for (int c = 0; c < N(COMMANDS); c++) {
+        if (COMMANDS[c] == cmd || arg[1] != '-' || find_opt(COMMANDS[c], arg, len, 0) < 0) continue;
+        const size_t o = strlen(others);
+        snprintf(others + o, sizeof others - o, "%s%s", o ? ", " : "", COMMANDS[c]->name);
+    }
+    fprintf(err, "latup %s: unknown option '%.*s'", cmd->name, (int)len, arg);
+    if (*others) fprintf(err, " (an option of %s, not of %s)", others, cmd->name);
+    fprintf(err, " (see 'latup help %s')\n", cmd->name);
     return USAGE_ERROR;
 }
 
@@ -428,16 +539,34 @@ static int check_conflicts(const cli_command *cmd, const cli_args *a, FILE *err)
     return -1;
 }
 
+/* An argument that is no option's value and not wanted as a positional one. Right after a list
+ * value (`-i in.npy out.npy`) it is most likely an output or a second input. */
+static int stray(FILE *err, const cli_command *cmd, const char *arg, const cli_opt *list, const char *after_list) {
+    if (!err) return USAGE_ERROR;
+    char name[48];
+    if (after_list && list->short_name) snprintf(name, sizeof name, "-%c (%s)", list->short_name, list->name);
+    else if (after_list) snprintf(name, sizeof name, "%s", list->name);
+    if (after_list)
+        fprintf(err, "latup %s: unexpected argument '%s' after the input '%s': %s takes one file; %s", cmd->name, arg,
+                after_list, name, cmd->pos_hint ? cmd->pos_hint : "");
+    else
+        fprintf(err, "latup %s: unexpected argument '%s'%s%s%s", cmd->name, arg, cmd->pos_hint ? " (" : "",
+                cmd->pos_hint ? cmd->pos_hint : "", cmd->pos_hint ? ")" : "");
+    fprintf(err, " (see 'latup help %s')\n", cmd->name);
+    return USAGE_ERROR;
+}
+
 int cli_parse(const cli_command *cmd, int argc, char *const *argv, cli_args *a, FILE *out, FILE *err) {
     memset(a, 0, sizeof *a);
     a->cmd = cmd;
     int only_pos = 0;
+    const char *list_value = NULL; /* the previous argument, when it was a list option's value */
+    const cli_opt *list_opt = NULL;
     for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
+        const char *arg = argv[i], *after_list = list_value;
+        list_value = NULL;
         if (only_pos || !looks_like_option(arg)) {
-            if (a->n_pos >= cmd->max_pos || a->n_pos >= CLI_MAX_POS)
-                return usage_error(err, cmd, "unexpected argument '%s'%s", arg,
-                                   cmd->max_pos ? "" : " (every input follows --in)");
+            if (a->n_pos >= cmd->max_pos || a->n_pos >= CLI_MAX_POS) return stray(err, cmd, arg, list_opt, after_list);
             a->pos[a->n_pos++] = arg;
             continue;
         }
@@ -460,35 +589,29 @@ int cli_parse(const cli_command *cmd, int argc, char *const *argv, cli_args *a, 
             k = find_opt(cmd, arg, 0, arg[1]);
             if (arg[2]) inline_val = arg + 2;
         }
-        if (k < 0) return usage_error(err, cmd, "unknown option '%s'%s", arg, "");
+        if (k < 0) return unknown_option(err, cmd, arg);
         const cli_opt *o = &cmd->opts[k];
         cli_value *v = &a->v[k];
-        if (v->given) return usage_error(err, cmd, "%s given twice%s", o->name, "");
+        if (v->given && o->kind != OPT_LIST) return usage_error(err, cmd, "%s given twice%s", o->name, "");
         v->given = 1;
         if (o->kind == OPT_FLAG) {
             if (inline_val) return usage_error(err, cmd, "%s takes no value, got '%s'", o->name, inline_val);
             continue;
         }
-        if (inline_val) {
-            if (o->kind == OPT_LIST) {
-                if (!*inline_val) return bad_value(err, cmd, o, inline_val);
-                v->list = &v->text, v->text = inline_val, v->n_list = 1;
-            } else if (!take_value(o, inline_val, v)) {
-                return bad_value(err, cmd, o, inline_val);
-            }
-            continue;
-        }
-        if (i + 1 >= argc || looks_like_option(argv[i + 1]))
+        if (!inline_val && (i + 1 >= argc || looks_like_option(argv[i + 1])))
             return usage_error(err, cmd, "%s needs a value (%s)", o->name, o->metavar ? o->metavar : "");
-        if (o->kind == OPT_LIST) {
-            v->list = (const char *const *)&argv[i + 1];
-            while (i + 1 < argc && !looks_like_option(argv[i + 1])) {
-                if (!*argv[i + 1]) return bad_value(err, cmd, o, argv[i + 1]);
-                v->n_list++, i++;
-            }
+        const char *val = inline_val ? inline_val : argv[++i];
+        if (o->kind == OPT_LIST) { /* one value each time: a second file needs its own -i */
+            if (!*val) return bad_value(err, cmd, o, val);
+            if (v->n_list >= CLI_MAX_LIST)
+                return usage_error(err, cmd, "more than %s values of %s: split them over several commands",
+                                   STRINGIFY(CLI_MAX_LIST), o->name);
+            a->list_pool[v->n_list++] = val;
+            v->list = a->list_pool;
+            list_value = val, list_opt = o;
             continue;
         }
-        if (!take_value(o, argv[++i], v)) return bad_value(err, cmd, o, argv[i]);
+        if (!take_value(o, val, v)) return bad_value(err, cmd, o, val);
     }
     if (a->n_pos < cmd->min_pos)
         return usage_error(err, cmd, "missing %s%s", cmd->pos_names, "");

@@ -121,7 +121,8 @@ static int read_options(job *j) {
     /* the call's options, every item's; the library's rules for them checked before any file */
     latup_call_opts *o = &j->copt;
     o->scale = j->scale;
-    o->tile = (int)cli_num(a, "--tile", 0), o->overlap = (int)cli_num(a, "--overlap", 0);
+    int rc = cli_check_pipeline(a, &o->tile, &o->overlap); /* cli.c: tiling options, a terminal on stdout */
+    if (rc >= 0) return rc;
     o->verbose = j->verbose;
     if (!j->quiet && cli_stderr_is_tty()) o->on_progress = cli_progress_cb, o->progress_user = &j->prog;
     o->max_memory = cli_given(a, "--max-memory") ? (size_t)cli_num(a, "--max-memory", 0) : latup_default_max_memory();
@@ -589,6 +590,7 @@ static int pipeline(int stages, const cli_command *cmd, int argc, char **argv) {
     j.sc.j = &j;
     for (int i = 0; i < j.n; i++)
         if ((rc = prepare_item(&j, i)) >= 0) goto out;
+    cli_warn_pipeline(&j.a); /* cli.c: every check has passed */
     if (j.dry) {
         rc = dry_run(&j);
         goto out;
