@@ -227,6 +227,7 @@ class _LatentFamily(ctypes.Structure):
 
 _latent_family_find = _fn("latup_latent_family_find", ctypes.POINTER(_LatentFamily), ctypes.c_char_p)
 _latent_to_vae = _fn("latup_latent_to_vae", None, ctypes.POINTER(_Tensor), ctypes.POINTER(_LatentFamily))
+_vae_latent_family = _fn("latup_vae_latent_family", ctypes.POINTER(_LatentFamily), _P)
 _flux_unpack = _fn("latup_flux_unpack", ctypes.c_int, ctypes.POINTER(_Tensor), ctypes.c_int, ctypes.c_int,
                    ctypes.POINTER(_Tensor))
 _png_write = _fn("latup_png_write", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_Tensor), ctypes.c_int, ctypes.c_int)
@@ -876,6 +877,11 @@ class Vae(_Model):
         c = _vae_config(v).contents
         self.latent_channels, self.n_params = c.z_channels, c.n_params
         self.upsampling = 1 << (c.n_levels - 1)
+        # A diffusers folder's config.json: its scaling_factor and shift_factor (to_vae_space(z, vae));
+        # None for a VAE read from a file, whose latent space the weights do not say
+        f = _vae_latent_family(v)
+        self.latent_scaling = float(f.contents.scaling) if f else None
+        self.latent_shift = float(f.contents.shift) if f else None
 
     def decode(self, z, threads=None, progress=None):
         """z: [C,h,w] or [B,C,h,w] decoder-ready latent -> float32 [.., 3, f*h, f*w] (f = 8 for the
@@ -901,11 +907,21 @@ class Vae(_Model):
 def to_vae_space(z, family):
     """A diffusion pipeline's latent -> the decoder-ready latent Lua.upscale and Vae.decode take:
     z / scaling + shift, with the family's constants ("flux", "sd3", "sdxl", "sd"; the CLI's
-    --diffusion-latent). z: [C,H,W] or [B,C,H,W] with the family's channels (16 or 4); a new
-    float32 array (z is not changed), a torch tensor for a torch z."""
-    if not isinstance(family, str):
-        raise TypeError("family: a str, got %s" % type(family).__name__)
-    f = _latent_family_find(family.encode("utf-8", "replace")) if "\0" not in family else None
+    --diffusion-latent), or with those of a Vae loaded from a diffusers folder (its config.json's
+    scaling_factor and shift_factor; the CLI's --diffusion-latent vae). z: [C,H,W] or [B,C,H,W]
+    with the family's channels (16 or 4); a new float32 array (z is not changed), a torch tensor
+    for a torch z."""
+    if isinstance(family, Vae):
+        if family.latent_scaling is None:
+            raise ValueError("family: %s was not loaded from a diffusers folder, so its latent space is not known: "
+                             "name the family ('flux', 'sd3', 'sdxl', 'sd')" % (family.path,))
+        f = ctypes.pointer(_LatentFamily(family.path.encode("utf-8", "replace"), family.latent_scaling,
+                                         family.latent_shift, family.latent_channels))
+        family = family.path
+    elif not isinstance(family, str):
+        raise TypeError("family: a str or a Vae, got %s" % type(family).__name__)
+    else:
+        f = _latent_family_find(family.encode("utf-8", "replace")) if "\0" not in family else None
     if not f:
         raise ValueError("family: %r is not a latent family latup knows ('flux', 'sd3', 'sdxl', 'sd')" % (family,))
     a = _as_input(z, "z")

@@ -98,6 +98,31 @@ class TestLatents(unittest.TestCase):
         with self.assertRaises(ValueError):
             latup.to_vae_space(np.zeros((16, 8, 8), np.float32), "flux\0x")
 
+    def test_to_vae_space_of_a_diffusers_folder(self):
+        """A Vae read from a diffusers folder carries its config.json's scaling_factor and shift_factor
+        (tests/data/diffusers/flux_small: FLUX's), and to_vae_space takes it as the family; a Vae read
+        from a file has none, and to_vae_space says so."""
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        weights = os.path.join(root, "ref_data", "vae", "flux_small.diffusers.safetensors.gz")
+        with tempfile.TemporaryDirectory() as d:
+            for src, dst in ((os.path.join(root, "tests", "data", "diffusers", "flux_small", "config.json"),
+                              "config.json"), (weights, "diffusion_pytorch_model.safetensors")):
+                with open(src, "rb") as f, open(os.path.join(d, dst), "wb") as g:
+                    g.write(f.read())
+            with latup.Vae(d) as v:
+                self.assertAlmostEqual(v.latent_scaling, 0.3611, places=6)
+                self.assertAlmostEqual(v.latent_shift, 0.1159, places=6)
+                z = np.random.default_rng(2).standard_normal((16, 4, 5)).astype(np.float32)
+                np.testing.assert_array_equal(latup.to_vae_space(z, v), latup.to_vae_space(z, "flux"))
+        with latup.Vae(weights) as v:
+            self.assertIsNone(v.latent_scaling)
+            self.assertIsNone(v.latent_shift)
+            with self.assertRaises(ValueError) as e:
+                latup.to_vae_space(np.zeros((16, 4, 4), np.float32), v)
+            self.assertIn("not loaded from a diffusers folder", str(e.exception))
+        with self.assertRaises(TypeError):
+            latup.to_vae_space(np.zeros((16, 4, 4), np.float32), 0.3611)
+
     def test_flux_unpack(self):
         """diffusers' _unpack_latents: view(B, h/2, w/2, C, 2, 2).permute(0, 3, 1, 4, 2, 5)."""
         rng = np.random.default_rng(2)
