@@ -118,7 +118,6 @@ def designed_start(lua, a_fit):
     C, k = lua.in_chans, LIN_K
     w = a_fit[:-1].T.reshape(4 * C, C, k, k)      # [out = c*4+s, in, dy, dx]
     b = a_fit[-1]
-    slope = 1.0 + 0.01                              # LeakyReLU's default negative slope
     with torch.no_grad():
         f = lua.conv_first
         f.weight[:C].zero_()
@@ -129,6 +128,7 @@ def designed_start(lua, a_fit):
         lua.conv_after_body.bias.zero_()
         for head in lua.heads.values():
             cb = head.conv_before[0]
+            slope = 1.0 + head.conv_before[1].negative_slope   # LeakyReLU(X) - LeakyReLU(-X) = slope X
             cb.weight[:2 * C].zero_()
             cb.bias[:2 * C].zero_()
             for c in range(C):
