@@ -243,6 +243,15 @@ typedef enum {
     LATUP_VAE_NAMES_DIFFUSERS_OLD = 2, /* ...attentions.0.query / proj_attn */
 } latup_vae_naming;
 
+/* The encoder a VAE file holds: the ldm/diffusers Encoder (conv_in, down blocks with stride-2
+ * downsampling, mid block with attention, norm_out, conv_out to 2 zc channels: mean and log-variance),
+ * or a single p x p stride-p convolution to 2 zc channels ("encoder.weight", "encoder.bias": the
+ * linear patch code of latup's demo VAE, docs/results.md). */
+typedef enum {
+    LATUP_VAE_ENCODER_NONE = 0,
+    LATUP_VAE_ENCODER_LDM = 1,
+    LATUP_VAE_ENCODER_PATCH = 2,
+} latup_vae_encoder_kind;
 typedef struct {
     int z_channels;                      /* latent channels (4: SD/SDXL, 16: SD3/FLUX) */
     int has_post_quant_conv;             /* SD/SDXL */
@@ -254,7 +263,16 @@ typedef struct {
     float eps;                           /* GroupNorm eps (1e-6) */
     latup_vae_naming naming;
     char prefix[32];                     /* "", "first_stage_model.", "vae." */
-    int64_t n_params;                    /* decoder parameters */
+    int64_t n_params;                    /* decoder parameters (0: no decoder loaded) */
+    /* the encoder (appended fields; latup_vae_load_parts) */
+    int has_decoder;                     /* the decoder was loaded (decode needs it) */
+    latup_vae_encoder_kind encoder;      /* LATUP_VAE_ENCODER_NONE: none loaded */
+    int has_quant_conv;                  /* SD/SDXL: quant_conv (1x1, 2zc -> 2zc) after the encoder */
+    int enc_n_levels;                    /* LDM: down levels (4), downsampling after all but the last */
+    int enc_channels[LATUP_VAE_MAX_LEVELS]; /* LDM: output channels of down[i] (128,256,512,512) */
+    int enc_blocks_per_level;            /* LDM: ResnetBlocks per down level (2) */
+    int enc_patch;                       /* PATCH: the conv's size and stride p (8) */
+    int64_t enc_params;                  /* encoder parameters (quant_conv included) */
 } latup_vae_config;
 
 typedef struct latup_vae latup_vae;
@@ -267,6 +285,16 @@ typedef struct latup_vae latup_vae;
  * config.json's latent_channels must match the weights, and its scaling_factor and shift_factor
  * are kept (latup_vae_latent_family). */
 LATUP_API latup_status latup_vae_load(const char *path, latup_vae **out);
+/* The parts of a VAE checkpoint to load: latup_vae_load() loads the decoder (required) and the
+ * encoder when the file holds one (its tensors all there, with their shapes; the encoder counts as
+ * held when 'encoder.conv_out.weight' or, for the patch code, 'encoder.weight' is there). With
+ * parts, each part named is required ("FILE: no VAE encoder ('encoder.conv_out.weight' ...)",
+ * LATUP_E_INPUT) and no other is loaded, so a decode-only or encode-only process holds only what
+ * it runs. parts: LATUP_VAE_DECODER, LATUP_VAE_ENCODER or both (else LATUP_E_USAGE). */
+#define LATUP_VAE_DECODER 1
+#define LATUP_VAE_ENCODER 2
+LATUP_API latup_status latup_vae_load_parts(const char *path, int parts, latup_vae **out);
+LATUP_API const char *latup_vae_encoder_name(latup_vae_encoder_kind k); /* "none", "ldm", "patch" */
 LATUP_API void latup_vae_free(latup_vae *v);
 LATUP_API const latup_vae_config *latup_vae_get_config(const latup_vae *v); /* NULL for NULL */
 /* The latent space of a VAE loaded from a diffusers folder whose config.json gives scaling_factor
@@ -323,6 +351,45 @@ LATUP_API latup_status latup_vae_plan_decode(const latup_vae *v, int h, int w, c
  * exceeds opts->max_memory; tiling is an approximation (docs/vae.md). */
 LATUP_API latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_tensor *img,
                               const latup_decode_opts *opts);
+
+/* ---- the VAE encoder ------------------------------------------------------------------------
+ * img [B,3,H,W] or [3,H,W], pixels in the VAE's range [-1,1] (a PNG's [0,1] as 2x - 1) -> z
+ * [B,zc,h,w] (or [zc,h,w]; not img), the VAE-space latent: the posterior's mean (diffusers'
+ * latent_dist.mean), or with opts->sample a draw mean + exp(logvar/2) * eps, logvar clamped to
+ * [-30, 20] as diffusers does, eps from latup's own seeded normal generator (not torch's).
+ * Any H, W >= 1, as the model itself takes them: h = floor(H / f), w = floor(W / f), f =
+ * 2^(levels-1) (8), each stride-2 downsampling padding one zero row and column at the bottom
+ * and right (diffusers' AutoencoderKL.encode; its image processor resizes to a multiple of 8
+ * first, latup does not). Needs the encoder (latup_vae_load_parts). Exact unless opts->tile is set
+ * or the exact encode's plan exceeds opts->max_memory: then image tiles of tile*f pixels whose
+ * latents are blended over the overlap, as the tiled decode (docs/vae.md), an approximation
+ * (GroupNorm statistics and attention see one tile); a tiled encode reads the image cropped to
+ * h*f x w*f. A latent for a diffusion model is latup_latent_from_vae() of z. */
+typedef struct {
+    latup_dump_fn dump;   /* per-layer tensors of an exact encode (ldm names: docs/vae.md) */
+    void *dump_user;
+    int verbose;          /* plan and per-stage timings on stderr */
+    latup_device device;  /* LATUP_DEVICE_CPU only (CUDA: LATUP_E_DEVICE) */
+    int conv_band_rows;   /* as in latup_run_opts (tests) */
+    int tile;             /* latent tile size; 0 = exact unless over max_memory (then tiled) */
+    int overlap;          /* latent overlap between tiles (default tile/4) */
+    size_t max_memory;    /* bytes, the process's budget as in latup_call_opts; 0 = no limit */
+    size_t held;          /* bytes the caller holds besides this call's tensors (counted) */
+    int sample;           /* 0: the posterior mean; 1: a draw, seeded by seed */
+    uint64_t seed;
+    latup_progress_fn on_progress; /* NULL: none */
+    void *progress_user;
+} latup_encode_opts;
+/* What latup_vae_encode() will do with an H x W image (exact or tiled, why, the arena of one
+ * encode or tile, the process's peak), in the decode plan's struct: plan.h, plan.w is the latent
+ * (or latent tile) size. opts may be NULL. */
+LATUP_API latup_status latup_vae_plan_encode(const latup_vae *v, int H, int W, const latup_encode_opts *opts,
+                                             latup_decode_plan *p);
+LATUP_API latup_status latup_vae_encode(const latup_vae *v, const latup_tensor *img, latup_tensor *z,
+                                        const latup_encode_opts *opts);
+/* The inverse of latup_latent_to_vae: x = (x - shift) * scaling, in place (a VAE latent for the
+ * diffusion model). Nothing happens for NULL or a tensor the argument rules refuse. */
+LATUP_API void latup_latent_from_vae(latup_tensor *x, const latup_latent_family *f);
 
 /* ---- prepared calls: validated and planned once, then executed --------------------------------
  * An upscale, a decode, or both ("run": upscale, then decode the result) is one call.
