@@ -305,7 +305,7 @@ demo: deps
 	$(MAKE) all $(BUILD)/latup_demo
 	@mkdir -p $(DEMO_DIR)
 	./$(BUILD)/latup run --model $(TRAINED)/lua_x2x4.safetensors.gz --scale 2 \
-	  --vae $(TRAINED)/vae_decoder.ldm.safetensors.gz --in $(TRAINED)/demo_latent.npy \
+	  --vae $(TRAINED)/vae.ldm.safetensors.gz --in $(TRAINED)/demo_latent.npy \
 	  --out $(DEMO_DIR)/demo.png --save-latent $(DEMO_DIR)/upscaled_x2.npy --verbose
 	./$(BUILD)/latup_demo --out $(DEMO_DIR) --check $(DEMO_DIR)/demo.png
 	@echo "demo: wrote $(DEMO_DIR)/demo.png (LUA x2 + decode) and $(DEMO_DIR)/compare.png"

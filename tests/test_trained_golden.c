@@ -20,7 +20,7 @@
 
 #define TRAINED "ref_data/trained/"
 static const char *LUA_W = TRAINED "lua_x2x4.safetensors.gz";
-static const char *VAE_W = TRAINED "vae_decoder.ldm.safetensors.gz";
+static const char *VAE_W = TRAINED "vae.ldm.safetensors.gz";
 static const char *SWINIR_W = TRAINED "swinir_x2.safetensors.gz";
 
 /* ---- tolerances ---------------------------------------------------------------------------------

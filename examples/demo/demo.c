@@ -24,7 +24,7 @@ static const char *USAGE =
     "  --latent FILE   .npy [16,h,w]        (default ref_data/trained/demo_latent.npy)\n"
     "  --gt FILE       .png 16h x 16w       (default ref_data/trained/demo_gt.png)\n"
     "  --lua FILE      LUA weights          (default ref_data/trained/lua_x2x4.safetensors.gz)\n"
-    "  --vae FILE      VAE decoder          (default ref_data/trained/vae_decoder.ldm.safetensors.gz)\n"
+    "  --vae FILE      VAE decoder          (default ref_data/trained/vae.ldm.safetensors.gz)\n"
     "  --swinir FILE   pixel SwinIR x2      (default ref_data/trained/swinir_x2.safetensors.gz)\n"
     "  --out DIR       writes compare.png, bicubic.png, lua.png, pixel.png (default build/demo)\n"
     "  --check PNG     must equal the lua path's image byte for byte (e.g. latup run's output)\n"
@@ -190,7 +190,7 @@ static latup_status write_compare(const char *path, const uint8_t *gt, const pat
 int main(int argc, char **argv) {
     const char *latent_path = "ref_data/trained/demo_latent.npy", *gt_path = "ref_data/trained/demo_gt.png";
     const char *lua_path = "ref_data/trained/lua_x2x4.safetensors.gz";
-    const char *vae_path = "ref_data/trained/vae_decoder.ldm.safetensors.gz";
+    const char *vae_path = "ref_data/trained/vae.ldm.safetensors.gz";
     const char *swinir_path = "ref_data/trained/swinir_x2.safetensors.gz";
     const char *out_dir = "build/demo", *check = NULL;
     int runs = 1, threads = 0;

@@ -18,12 +18,14 @@ import models  # noqa: E402
 import st_io  # noqa: E402
 
 
-def tensors_f16(sd):
+def tensors_f16(sd, keep_f32=()):
     out = []
     for k, v in sd.items():
         a = v.detach().cpu().numpy()
         if a.dtype == np.int64:
             out.append((k, a, "I64"))
+        elif k in keep_f32:
+            out.append((k, a.astype(np.float32), "F32"))
         else:
             out.append((k, a.astype(np.float16).astype(np.float32), "F16"))
     return out
@@ -54,14 +56,22 @@ def main():
             m = models.make_vae()
             m.load_state_dict(ck["state_dict"])
             sd = {k: torch.from_numpy(v) for k, v in models.vae_decoder_ldm_state(m).items()}
-            cfg = dict(models.VAE_CFG, family="flux-like (16 channels, no post_quant_conv)")
+            # the encoder (one 8x8 stride-8 conv, 6,176 parameters) in F32, as trained: latup's
+            # encode then sees the very values the Python evaluation encodes with
+            enc = {k: v.detach().float() for k, v in m.state_dict().items() if k.startswith("encoder.")}
+            assert sorted(enc) == ["encoder.bias", "encoder.weight"], sorted(enc)
+            sd = dict(sorted({**sd, **enc}.items()))
+            cfg = dict(models.VAE_CFG, family="flux-like (16 channels, no post_quant_conv)",
+                       encoder=f"patch: one {models.ENCODER_PATCH}x{models.ENCODER_PATCH} stride-"
+                               f"{models.ENCODER_PATCH} conv, 3 -> 32 (mean, logvar), F32")
         elif kind == "lua":
             sd = ck["state_dict"]
             cfg = models.LUA_CFG
         else:
             sd = ck["state_dict"]
             cfg = dict(models.SWINIR_CFG, in_chans=3, img_range=1.0, resi_connection="1conv")
-        n = st_io.save(models.FILES[kind], tensors_f16(sd), meta_for(kind, ck, cfg), compress=True)
+        keep = ("encoder.weight", "encoder.bias") if kind == "vae" else ()
+        n = st_io.save(models.FILES[kind], tensors_f16(sd, keep), meta_for(kind, ck, cfg), compress=True)
         nparams = sum(v.numel() for k, v in sd.items() if v.dtype != torch.int64
                       and not k.endswith("attn_mask"))
         total += n

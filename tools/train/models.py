@@ -2,7 +2,7 @@
 make the golden data, so their state_dicts have exactly the names latup reads:
 
 - the VAE: diffusers AutoencoderKL (tools/reference/vae_ref.py's config), FLUX-style (16 latent channels,
-  no quant convs); only the decoder is exported, in ldm names;
+  no quant convs); the decoder is exported in ldm names, the patch encoder as encoder.weight / encoder.bias;
 - the LUA: tools/lua_ref.LUA (BasicSR SwinIR trunk + heads.x2 / heads.x4), released layout;
 - the pixel SwinIR x2: tools/swinir_ref.SwinIRPadded (BasicSR's SwinIR, classic pixelshuffle),
   the same trunk size as the LUA.
@@ -30,7 +30,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 # ResnetBlock per level (layers_per_block 0) pays for that width.
 VAE_CFG = dict(latent_channels=16, block_out_channels=(128, 64, 64, 128), layers_per_block=0,
                norm_num_groups=32, post_quant_conv=False, scaling_factor=1.0, shift_factor=0.0)
-# The encoder (Python only, never committed): one 8x8 stride-8 convolution, 3 -> 32 channels
+# The encoder (committed in F32 beside the F16 decoder since issue 22): one 8x8 stride-8 convolution, 3 -> 32 channels
 # (16 means, 16 log-variances), initialised from a PCA of the training patches (train_vae.py).
 # A linear f8 code keeps everything a 16-channel latent can keep of an 8x8x3 patch; a short CPU
 # run could not train diffusers' deep encoder to that (issue 20).
@@ -73,7 +73,7 @@ def vae_decoder_ldm_state(vae):
 
 # ---- the committed files (tools/train/export.py writes them) ---------------------------------
 TRAINED = os.path.join(os.path.dirname(os.path.dirname(HERE)), "ref_data", "trained")
-FILES = dict(vae=os.path.join(TRAINED, "vae_decoder.ldm.safetensors.gz"),
+FILES = dict(vae=os.path.join(TRAINED, "vae.ldm.safetensors.gz"),
              lua=os.path.join(TRAINED, "lua_x2x4.safetensors.gz"),
              swinir=os.path.join(TRAINED, "swinir_x2.safetensors.gz"))
 
@@ -85,12 +85,16 @@ def _load_tensors(path):
 
 
 def load_trained(kind):
-    """The committed trained model as the fp32 PyTorch reference (exactly the stored F16 values),
-    eval mode. kind: vae (a diffusers AutoencoderKL whose decoder is the committed one; its
-    encoder is untrained), lua, swinir (SwinIRPadded)."""
+    """The committed trained model as the fp32 PyTorch reference (exactly the stored values),
+    eval mode. kind: vae (a diffusers AutoencoderKL whose decoder is the committed one and whose
+    encoder is the committed patch encoder), lua, swinir (SwinIRPadded)."""
     sd, _ = _load_tensors(FILES[kind])
     if kind == "vae":
-        m = vae_ref.make_diffusers_vae(VAE_CFG, {k: v.numpy() for k, v in sd.items()})
+        m = make_vae()
+        dec = vae_ref.make_diffusers_vae(VAE_CFG, {k: v.numpy() for k, v in sd.items()
+                                                   if k.startswith("decoder.")})
+        m.decoder.load_state_dict(dec.decoder.state_dict())
+        m.encoder.load_state_dict({"weight": sd["encoder.weight"], "bias": sd["encoder.bias"]})
     elif kind == "lua":
         m = make_lua()
         m.load_state_dict(sd, strict=True)
@@ -101,11 +105,6 @@ def load_trained(kind):
 
 
 def load_encoder():
-    """The trained VAE with its encoder (build/train/vae.pt; the encoder is not committed) and
-    the committed decoder weights, so latents and decodes match what latup sees."""
-    vae = make_vae()
-    vae.load_state_dict(torch.load(os.path.join(os.path.dirname(os.path.dirname(HERE)), "build",
-                                                "train", "vae.pt"))["state_dict"])
-    dec = load_trained("vae")
-    vae.decoder.load_state_dict(dec.decoder.state_dict())
-    return vae.eval()
+    """The trained VAE, encoder and decoder, as committed (ref_data/trained/vae.ldm.safetensors.gz):
+    the latents and decodes latup sees."""
+    return load_trained("vae")
