@@ -47,11 +47,11 @@ import threading
 
 import numpy as np
 
-__all__ = ["Lua", "Vae", "upscale_decode", "plan_upscale_decode", "read", "write_png", "to_vae_space", "flux_unpack",
-           "to_uint8", "to_unit", "version", "default_threads", "default_max_memory", "LatupError", "LatupUsageError",
-           "LatupInputError", "LatupMemoryError", "LatupIOError", "LatupFileNotFoundError", "LatupPermissionError",
-           "LatupIsADirectoryError", "LatupNotADirectoryError", "LatupInternalError", "LatupDeviceError",
-           "LatupCancelledError"]
+__all__ = ["Lua", "Vae", "upscale_decode", "plan_upscale_decode", "read", "write_png", "to_vae_space",
+           "from_vae_space", "flux_unpack", "to_uint8", "to_unit", "version", "default_threads",
+           "default_max_memory", "LatupError", "LatupUsageError", "LatupInputError", "LatupMemoryError",
+           "LatupIOError", "LatupFileNotFoundError", "LatupPermissionError", "LatupIsADirectoryError",
+           "LatupNotADirectoryError", "LatupInternalError", "LatupDeviceError", "LatupCancelledError"]
 
 _MAJOR = 0  # the library major version these bindings mirror (include/latup.h)
 
@@ -187,7 +187,22 @@ class _VaeConfig(ctypes.Structure):
     _fields_ = [("z_channels", ctypes.c_int), ("has_post_quant_conv", ctypes.c_int), ("n_levels", ctypes.c_int),
                 ("channels", ctypes.c_int * VAE_MAX_LEVELS), ("blocks_per_level", ctypes.c_int),
                 ("out_channels", ctypes.c_int), ("groups", ctypes.c_int), ("eps", ctypes.c_float),
-                ("naming", ctypes.c_int), ("prefix", ctypes.c_char * 32), ("n_params", ctypes.c_int64)]
+                ("naming", ctypes.c_int), ("prefix", ctypes.c_char * 32), ("n_params", ctypes.c_int64),
+                # the encoder (appended in issue 22; read only from a library that has it: ENCODER)
+                ("has_decoder", ctypes.c_int), ("encoder", ctypes.c_int), ("has_quant_conv", ctypes.c_int),
+                ("enc_n_levels", ctypes.c_int), ("enc_channels", ctypes.c_int * VAE_MAX_LEVELS),
+                ("enc_blocks_per_level", ctypes.c_int), ("enc_patch", ctypes.c_int), ("enc_params", ctypes.c_int64)]
+
+
+VAE_ENCODER_NONE, VAE_ENCODER_LDM, VAE_ENCODER_PATCH = 0, 1, 2
+VAE_DECODER_PART, VAE_ENCODER_PART = 1, 2  # latup_vae_load_parts: LATUP_VAE_DECODER, LATUP_VAE_ENCODER
+
+
+class _EncodeOpts(ctypes.Structure):
+    _fields_ = [("dump", _DumpFn), ("dump_user", ctypes.c_void_p), ("verbose", ctypes.c_int),
+                ("device", ctypes.c_int), ("conv_band_rows", ctypes.c_int), ("tile", ctypes.c_int),
+                ("overlap", ctypes.c_int), ("max_memory", ctypes.c_size_t), ("held", ctypes.c_size_t),
+                ("sample", ctypes.c_int), ("seed", ctypes.c_uint64)] + _PROGRESS_FIELDS
 
 
 def _fn(name, restype, *argtypes):
@@ -230,6 +245,16 @@ _latent_to_vae = _fn("latup_latent_to_vae", None, ctypes.POINTER(_Tensor), ctype
 _vae_latent_family = _fn("latup_vae_latent_family", ctypes.POINTER(_LatentFamily), _P)
 _flux_unpack = _fn("latup_flux_unpack", ctypes.c_int, ctypes.POINTER(_Tensor), ctypes.c_int, ctypes.c_int,
                    ctypes.POINTER(_Tensor))
+# The VAE encoder (issue 22): a library without it still loads; ENCODER says which this one is.
+ENCODER = hasattr(_lib, "latup_vae_encode")
+if ENCODER:
+    _vae_load_parts = _fn("latup_vae_load_parts", ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(_P))
+    _vae_encoder_name = _fn("latup_vae_encoder_name", ctypes.c_char_p, ctypes.c_int)
+    _vae_plan_encode = _fn("latup_vae_plan_encode", ctypes.c_int, _P, ctypes.c_int, ctypes.c_int,
+                           ctypes.POINTER(_EncodeOpts), ctypes.POINTER(_DecodePlan))
+    _vae_encode = _fn("latup_vae_encode", ctypes.c_int, _P, ctypes.POINTER(_Tensor), ctypes.POINTER(_Tensor),
+                      ctypes.POINTER(_EncodeOpts))
+    _latent_from_vae = _fn("latup_latent_from_vae", None, ctypes.POINTER(_Tensor), ctypes.POINTER(_LatentFamily))
 _png_write = _fn("latup_png_write", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_Tensor), ctypes.c_int, ctypes.c_int)
 PIXELS_UNIT, PIXELS_SIGNED = 0, 1  # latup_pixel_range
 
@@ -350,6 +375,7 @@ def _check(status, filename=None):
 
 INT_MAX = (1 << 31) - 1
 INT64_MAX = (1 << 63) - 1
+UINT64_MAX = (1 << 64) - 1
 # The CLI's ranges for the same options (src/cli/options.c), so a value means the same in both.
 SCALE_RANGE = (2, 8)          # a scale the model lacks is the library's LatupError (E_USAGE)
 THREADS_RANGE = (1, 4096)     # 0 or None: the default (default_threads())
@@ -851,32 +877,83 @@ class Lua(_Model):
         return _call(self, None, fields, _shape_of(shape), _threads(threads, self.threads), plan_only=True)
 
 
-class Vae(_Model):
-    """The AutoencoderKL decoder of SD 1.x/2.x, SDXL, SD3 or FLUX.1, from any checkpoint holding one.
+_PARTS = {"decoder": VAE_DECODER_PART, "encoder": VAE_ENCODER_PART}
 
-    max_memory: bytes (int) or "4G"-style text, up to 2**60; a decode over it is tiled (an
-    approximation), and one no tile fits raises LatupError (status E_NOMEM) naming the smallest
-    budget that works. None: 3/4 of physical memory or of the cgroup limit; 0: no limit.
-    tile/overlap: force tiling (latent pixels): tile None or 0 (automatic) or 4..8192, overlap
-    None or 0 (tile / 4) or 1..8191, under the tile. threads: None or 0 (default_threads()) or
-    1..4096. The attributes are checked again at each call, so a value assigned later is too."""
+
+def _parts(parts):
+    """parts= of Vae: None (the library's default), "decoder", "encoder", or a sequence of them."""
+    if parts is None:
+        return 0
+    names = (parts,) if isinstance(parts, str) else parts
+    try:
+        names = tuple(names)
+    except TypeError:
+        raise TypeError("parts: \"decoder\", \"encoder\" or a sequence of them, got %s" % type(parts).__name__) \
+            from None
+    bits = 0
+    for n in names:
+        if not isinstance(n, str) or n not in _PARTS:
+            raise ValueError("parts: \"decoder\", \"encoder\" or a sequence of them, got %r" % (parts,))
+        bits |= _PARTS[n]
+    if not bits:
+        raise ValueError("parts: name at least one of \"decoder\", \"encoder\" (None: the decoder, and the "
+                         "encoder when the file holds one)")
+    return bits
+
+
+def _no_encoder_api(what):
+    return LatupUsageError(E_USAGE, "%s: this liblatup (%s, %s) has no VAE encoder; it needs a build with "
+                           "latup_vae_encode (latup 0.1 after issue 22)" % (what, version(), _lib._name))
+
+
+class Vae(_Model):
+    """The AutoencoderKL of SD 1.x/2.x, SDXL, SD3 or FLUX.1 (decoder, and encoder), from any
+    checkpoint holding one.
+
+    parts: None loads the decoder (required) and the encoder when the file holds one
+    (latup_vae_load); "decoder" or "encoder" loads that part only, required, and ("decoder",
+    "encoder") both, required (latup_vae_load_parts): a process that only encodes, or only
+    decodes, holds only what it runs. max_memory: bytes (int) or "4G"-style text, up to 2**60; a
+    decode or encode over it is tiled (an approximation), and one no tile fits raises LatupError
+    (status E_NOMEM) naming the smallest budget that works. None: 3/4 of physical memory or of the
+    cgroup limit; 0: no limit. tile/overlap: force tiling (latent pixels): tile None or 0
+    (automatic) or 4..8192, overlap None or 0 (tile / 4) or 1..8191, under the tile. threads: None
+    or 0 (default_threads()) or 1..4096. The attributes are checked again at each call, so a value
+    assigned later is too.
+
+    has_decoder, has_encoder: the parts loaded; encoder: "none", "ldm" (the deep Encoder) or
+    "patch" (one p x p stride-p convolution, latup's trained demo VAE); upsampling / downsampling:
+    the decoder's and the encoder's factor (8; None without that part); n_params /
+    encoder_params: each part's parameters (0 without it)."""
 
     _free = staticmethod(_vae_free)
 
-    def __init__(self, path, threads=None, max_memory=None, tile=None, overlap=None, device="cpu"):
+    def __init__(self, path, threads=None, max_memory=None, tile=None, overlap=None, device="cpu", parts=None):
         p = _path(path)
         _threads(threads)
         _tile(tile, overlap)
+        bits = _parts(parts)
         self.max_memory = _max_memory(max_memory)
         self.device = _device(device)
+        if bits and not ENCODER:
+            raise _no_encoder_api("Vae(parts=%r)" % (parts,))
         v = _P()
-        _check(_vae_load(p, ctypes.byref(v)), p)
+        _check(_vae_load_parts(p, bits, ctypes.byref(v)) if bits else _vae_load(p, ctypes.byref(v)), p)
         self._open(v)
         self.path = os.fsdecode(os.fspath(path))
         self.threads, self.tile, self.overlap = threads, tile, overlap
         c = _vae_config(v).contents
         self.latent_channels, self.n_params = c.z_channels, c.n_params
-        self.upsampling = 1 << (c.n_levels - 1)
+        if ENCODER:
+            self.has_decoder, self.encoder = bool(c.has_decoder), _vae_encoder_name(c.encoder).decode()
+            self.encoder_params, self.has_quant_conv = c.enc_params, bool(c.has_quant_conv)
+            self.downsampling = (c.enc_patch if c.encoder == VAE_ENCODER_PATCH else
+                                 1 << (c.enc_n_levels - 1) if c.encoder == VAE_ENCODER_LDM else None)
+        else:  # a library from before the encoder: the decoder alone
+            self.has_decoder, self.encoder, self.encoder_params, self.has_quant_conv = True, "none", 0, False
+            self.downsampling = None
+        self.has_encoder = self.encoder != "none"
+        self.upsampling = 1 << (c.n_levels - 1) if self.has_decoder else None
         # A diffusers folder's config.json: its scaling_factor and shift_factor (to_vae_space(z, vae));
         # None for a VAE read from a file, whose latent space the weights do not say
         f = _vae_latent_family(v)
@@ -900,17 +977,81 @@ class Vae(_Model):
         return {"device": _device_code(self.device), "max_memory": _parse_size(self.max_memory), "tile": tile,
                 "overlap": overlap}
 
+    def _encode_opts(self, sample, seed, tile, overlap, max_memory):
+        """latup_encode_opts of a call: the arguments given, else (None) the model's attributes."""
+        if not ENCODER:
+            raise _no_encoder_api("Vae.encode")
+        if not isinstance(sample, (bool, np.bool_)):
+            raise TypeError("sample: True (a draw from the posterior) or False (its mean), got %r" % (sample,))
+        t, o = _tile(self.tile if tile is None else tile, self.overlap if overlap is None else overlap)
+        budget = _parse_size(self.max_memory if max_memory is None else max_memory)
+        return _EncodeOpts(device=_device_code(self.device), tile=t, overlap=o, max_memory=budget,
+                           sample=int(bool(sample)), seed=_int(seed, "seed", 0, UINT64_MAX))
+
+    def encode(self, image, range=None, sample=False, seed=0, tile=None, overlap=None, max_memory=None,
+               threads=None, progress=None):
+        """image: RGB [3,H,W] or [B,3,H,W] -> float32 [.., C, H//f, W//f] (f = 8 for the released
+        VAEs), the VAE-space latent Vae.decode and Lua.upscale take (to_vae_space's output;
+        from_vae_space(z, family) gives a diffusion model's). range (required): "[-1,1]" for the
+        VAE's own range (diffusers' image processor output), "[0,1]" for an image read from a PNG
+        (read(), ComfyUI's IMAGE moved to [3,H,W]), converted as 2x - 1; every value must lie in
+        it (else ValueError naming what was found). The posterior's mean, or with sample=True a
+        draw mean + exp(logvar / 2) * eps, eps from latup's own normal generator seeded by seed
+        (0..2**64-1; not torch's). Sides that are not multiples of f lose their last H % f rows
+        and W % f columns (latup_vae_encode: docs/vae.md). tile, overlap, max_memory: this call's
+        (None: the model's attributes), as for decode: an image whose encode exceeds max_memory is
+        encoded in tiles, an approximation. progress: as Lua.upscale, after each encoder stage and
+        tile. Needs the encoder (has_encoder)."""
+        o = self._encode_opts(sample, seed, tile, overlap, max_memory)
+        r = _range(_NO_RANGE if range is None else range, "Vae.encode")
+        a = _as_input(image, "image")
+        if a.ndim not in (3, 4) or a.shape[-3] != 3:
+            raise ValueError("image: shape %s, expected an RGB image [3,H,W] or a batch [B,3,H,W]" % (list(a.shape),))
+        lo = -1.0 if r == PIXELS_SIGNED else 0.0
+        if a.size:
+            mn, mx = float(a.min()), float(a.max())
+            if not (lo <= mn and mx <= 1.0):  # NaN fails both
+                hint = (" (an image in [-1,1]? give range=\"[-1,1]\")" if r == PIXELS_UNIT and mn >= -1.0 and
+                        mx <= 1.0 else "")
+                raise ValueError("image: values from %g to %g, outside range=\"%s\"%s: clamp it first, or give the "
+                                 "range it is in" % (mn, mx, "[-1,1]" if r == PIXELS_SIGNED else "[0,1]", hint))
+        if r == PIXELS_UNIT:
+            a = a * np.float32(2) - np.float32(1)  # a new float32 array, C-contiguous: the VAE's range
+        prog = _Progress(progress) if progress is not None else None
+        if prog is not None:
+            o.on_progress = prog.c_fn
+        t, out = _tensor_of(a), _Tensor()
+        with self._use() as v:
+            _set_threads(_threads(threads, self.threads) or _default_threads())
+            st = _vae_encode(v, ctypes.byref(t), ctypes.byref(out), ctypes.byref(o))
+        if st == E_CANCELLED and prog is not None and prog.error is not None:
+            raise prog.error
+        _check(st)
+        return _like(_to_numpy(out), image)
+
+    def plan_encode(self, shape, tile=None, overlap=None, max_memory=None):
+        """What encode would do with an image of this shape ([3,H,W] or [B,3,H,W]; H and W are what
+        count), nothing computed: a dict of the latent size h, w (of one tile when tiled), exact or
+        tiled and why, the arena of one encode (or tile) and the process's peak (bytes)."""
+        o = self._encode_opts(False, 0, tile, overlap, max_memory)
+        dims = _shape_of(shape)
+        if len(dims) not in (3, 4) or dims[-3] != 3:
+            raise ValueError("shape: %r, expected an RGB image [3,H,W] or a batch [B,3,H,W]" % (dims,))
+        H, W = _int(dims[-2], "shape[-2]", 0, INT_MAX), _int(dims[-1], "shape[-1]", 0, INT_MAX)
+        p = _DecodePlan()
+        with self._use() as v:
+            _check(_vae_plan_encode(v, H, W, ctypes.byref(o), ctypes.byref(p)))
+        return {"input_shape": dims, "h": p.plan.h, "w": p.plan.w, "tiled": bool(p.tiled), "tile": p.tile,
+                "overlap": p.overlap, "reason": p.reason.decode("utf-8", "replace"), "arena": p.plan.mem.arena,
+                "weights": p.plan.mem.weights, "peak": p.peak}
+
 
 # ---- latents, images ----------------------------------------------------------------------------------
 
 
-def to_vae_space(z, family):
-    """A diffusion pipeline's latent -> the decoder-ready latent Lua.upscale and Vae.decode take:
-    z / scaling + shift, with the family's constants ("flux", "sd3", "sdxl", "sd"; the CLI's
-    --diffusion-latent), or with those of a Vae loaded from a diffusers folder (its config.json's
-    scaling_factor and shift_factor; the CLI's --diffusion-latent vae). z: [C,H,W] or [B,C,H,W]
-    with the family's channels (16 or 4); a new float32 array (z is not changed), a torch tensor
-    for a torch z."""
+def _family(family, z):
+    """(the latup_latent_family pointer, its name) of family= for a latent z: a family's name ("flux",
+    "sd3", "sdxl", "sd"), or a Vae loaded from a diffusers folder (its config.json's constants)."""
     if isinstance(family, Vae):
         if family.latent_scaling is None:
             raise ValueError("family: %s was not loaded from a diffusers folder, so its latent space is not known: "
@@ -928,9 +1069,33 @@ def to_vae_space(z, family):
     if a.ndim not in (3, 4) or a.shape[-3] != f.contents.channels:
         raise ValueError("z: shape %s: a %r latent is [%d,H,W] or [B,%d,H,W] (packed FLUX tokens: flux_unpack "
                          "first)" % (list(a.shape), family, f.contents.channels, f.contents.channels))
+    return f, a
+
+
+def to_vae_space(z, family):
+    """A diffusion pipeline's latent -> the decoder-ready latent Lua.upscale and Vae.decode take:
+    z / scaling + shift, with the family's constants ("flux", "sd3", "sdxl", "sd"; the CLI's
+    --diffusion-latent), or with those of a Vae loaded from a diffusers folder (its config.json's
+    scaling_factor and shift_factor; the CLI's --diffusion-latent vae). z: [C,H,W] or [B,C,H,W]
+    with the family's channels (16 or 4); a new float32 array (z is not changed), a torch tensor
+    for a torch z."""
+    f, a = _family(family, z)
     out = np.array(a, np.float32, order="C", copy=True)  # the library converts in place
     t = _tensor_of(out)
     _latent_to_vae(ctypes.byref(t), f)
+    return _like(out, z)
+
+
+def from_vae_space(z, family):
+    """The inverse of to_vae_space: a VAE-space latent (Vae.encode's, Lua.upscale's) -> the diffusion
+    model's latent, (z - shift) * scaling (latup_latent_from_vae; the CLI's encode
+    --diffusion-latent). family, z and the result as to_vae_space."""
+    f, a = _family(family, z)
+    if not ENCODER:
+        raise _no_encoder_api("from_vae_space")
+    out = np.array(a, np.float32, order="C", copy=True)  # the library converts in place
+    t = _tensor_of(out)
+    _latent_from_vae(ctypes.byref(t), f)
     return _like(out, z)
 
 

@@ -171,6 +171,7 @@ class TestAbi(unittest.TestCase):
         "latup_tensor": latup._Tensor,
         "latup_run_opts": latup._RunOpts,
         "latup_decode_opts": latup._DecodeOpts,
+        "latup_encode_opts": latup._EncodeOpts,
         "latup_lua_config": latup._LuaConfig,
         "latup_vae_config": latup._VaeConfig,
         "latup_call_opts": latup._CallOpts,
@@ -221,9 +222,9 @@ class TestAbi(unittest.TestCase):
         self.assertEqual(bad, [], "python/latup mirrors drifted from include/latup.h")
 
     def test_progress_fields_last(self):
-        """The two progress fields close latup_run_opts, latup_decode_opts and latup_call_opts, in
-        that order, as the header declares them (issue 21)."""
-        for py in (latup._RunOpts, latup._DecodeOpts, latup._CallOpts):
+        """The two progress fields close latup_run_opts, latup_decode_opts, latup_call_opts and
+        latup_encode_opts, in that order, as the header declares them (issues 21, 22)."""
+        for py in (latup._RunOpts, latup._DecodeOpts, latup._CallOpts, latup._EncodeOpts):
             self.assertEqual([n for n, _ in py._fields_[-2:]], ["on_progress", "progress_user"])
         if not self.header_has_progress():
             self.skipTest("include/latup.h does not declare latup_progress_fn yet: the layouts of the progress "
