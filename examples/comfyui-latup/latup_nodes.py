@@ -3,6 +3,8 @@
   LUA Upscale (latup)              LATENT -> LATENT   the latent upscaled x2 or x4 by a LUA checkpoint
   VAE Decode (latup)               LATENT + VAE -> IMAGE   the checkpoint's VAE, decoded on the CPU by latup
   VAE Decode (latup, VAE file)     LATENT -> IMAGE    a VAE file from models/vae, tiled to a budget
+  VAE Encode (latup)               IMAGE + VAE -> LATENT   the checkpoint's VAE's encoder, run by latup
+  VAE Encode (latup, VAE file)     IMAGE -> LATENT    the encoder of a VAE file from models/vae
 
 ComfyUI's LATENT is a dict {"samples": tensor [B,C,H,W], ...} in the VAE's space (what its own
 VAEDecode takes), and IMAGE is a float tensor [B,H,W,3] in [0,1]. The nodes take torch tensors (in
@@ -64,15 +66,19 @@ def _resolve(name, folder):
 
 
 def _model(kind, path):
+    """kind: "lua", or a VAE's part ("decoder", "encoder"): each node loads only the part it runs."""
     key = (kind, path)
     if key not in _models:
-        _models[key] = latup.Lua(path) if kind == "lua" else latup.Vae(path)
+        _models[key] = latup.Lua(path) if kind == "lua" else latup.Vae(path, parts=kind)
     return _models[key]
 
 
 # ---- the checkpoint's VAE ----------------------------------------------------------------------------
 
-_from_comfy = weakref.WeakKeyDictionary()  # a ComfyUI VAE's first_stage_model -> its latup.Vae
+_from_comfy = weakref.WeakKeyDictionary()  # a ComfyUI VAE's first_stage_model -> {part: its latup.Vae}
+# The tensors of each part in ComfyUI's (ldm) names, and the node that names the part in its errors
+_PART_TENSORS = {"decoder": (("decoder.", "post_quant_conv."), "VAE Decode (latup)"),
+                 "encoder": (("encoder.", "quant_conv."), "VAE Encode (latup)")}
 
 
 def _as_float32(t):
@@ -99,36 +105,38 @@ def _write_safetensors(f, tensors):
         f.write(a.tobytes())
 
 
-def _vae_of(vae):
-    """latup's decoder for ComfyUI's VAE object, made once per VAE. latup loads models from files
-    only, so the decoder's tensors (vae.first_stage_model's state dict: ldm names, decoder.* and
-    post_quant_conv.*) are written once to a temporary float32 safetensors file, loaded and the file
-    removed: the cost is that write and read (4 bytes a parameter) and
-    latup's own float32 copy of the decoder next to ComfyUI's while the VAE lives."""
+def _vae_of(vae, part="decoder"):
+    """latup's decoder or encoder (part) for ComfyUI's VAE object, made once per VAE and part. latup
+    loads models from files only, so the part's tensors (of vae.first_stage_model's state dict, ldm
+    names: decoder.* and post_quant_conv.*, or encoder.* and quant_conv.*) are written once to a
+    temporary float32 safetensors file, loaded and the file removed: the cost is that write and read
+    (4 bytes a parameter) and latup's own float32 copy of the part next to ComfyUI's while the VAE
+    lives."""
     module = getattr(vae, "first_stage_model", None)
     if module is None or not hasattr(module, "state_dict"):
         raise TypeError("vae: a ComfyUI VAE (with .first_stage_model), got %s" % type(vae).__name__)
     try:
-        return _from_comfy[module]
+        return _from_comfy[module][part]
     except (KeyError, TypeError):
         pass
-    tensors = {k: v for k, v in module.state_dict().items() if k.startswith(("decoder.", "post_quant_conv."))}
+    prefixes, node = _PART_TENSORS[part]
+    tensors = {k: v for k, v in module.state_dict().items() if k.startswith(prefixes)}
     if not tensors:
-        raise ValueError("VAE Decode (latup): this VAE (%s) has no decoder.* tensors: latup runs the AutoencoderKL "
-                         "decoder of SD 1.x/2.x, SDXL, SD3 and FLUX.1" % type(module).__name__)
+        raise ValueError("%s: this VAE (%s) has no %s* tensors: latup runs the AutoencoderKL %s of SD 1.x/2.x, "
+                         "SDXL, SD3 and FLUX.1" % (node, type(module).__name__, prefixes[0], part))
     fd, path = tempfile.mkstemp(prefix="latup-vae-", suffix=".safetensors")
     try:
         with os.fdopen(fd, "wb") as f:
             _write_safetensors(f, tensors)
         try:
-            v = latup.Vae(path)
+            v = latup.Vae(path, parts=part)
         except latup.LatupInputError as e:
-            raise ValueError("VAE Decode (latup): this VAE is not an AutoencoderKL decoder latup runs (SD 1.x/2.x, "
-                             "SDXL, SD3, FLUX.1): %s" % e) from e
+            raise ValueError("%s: this VAE is not an AutoencoderKL %s latup runs (SD 1.x/2.x, SDXL, SD3, FLUX.1): %s"
+                             % (node, part, e)) from e
     finally:
         os.unlink(path)
     try:
-        _from_comfy[module] = v
+        _from_comfy.setdefault(module, {})[part] = v
     except TypeError:  # an object without weak references: loaded again next time
         pass
     return v
@@ -167,7 +175,7 @@ def _progress():
 # ---- the nodes ----------------------------------------------------------------------------------------
 
 _THREADS = ("INT", {"default": 0, "min": 0, "max": 4096})
-_DECODE_OPTIONS = {
+_VAE_OPTIONS = {
     "max_memory": ("STRING", {"default": ""}),  # empty: 3/4 of memory
     "tile": ("INT", {"default": 0, "min": 0, "max": 8192}),
     "threads": _THREADS,
@@ -182,6 +190,22 @@ def _decode(vae, samples, max_memory, tile, threads):
     z = samples["samples"]
     img = vae.decode(z if z.ndim == 4 else z[None], threads=threads or None, progress=_progress())
     return (latup.to_unit(img, range="[-1,1]"),)
+
+
+def _encode(vae, pixels, max_memory, tile, threads):
+    """ComfyUI's VAEEncode on latup: IMAGE [B,H,W,C] in [0,1], its first 3 channels (alpha dropped),
+    centre-cropped to a multiple of the VAE's downsampling as ComfyUI's vae_encode_crop_pixels does,
+    -> LATENT {"samples": [B,zc,H/8,W/8]}, the posterior mean in the VAE's space (what ComfyUI's
+    VAEEncode gives and these nodes' decode takes)."""
+    x = pixels if pixels.ndim == 4 else pixels[None]
+    f = vae.downsampling
+    H, W = (x.shape[1] // f) * f, (x.shape[2] // f) * f
+    y0, x0 = (x.shape[1] % f) // 2, (x.shape[2] % f) // 2
+    x = x[:, y0:y0 + H, x0:x0 + W, :3]
+    x = x.permute(0, 3, 1, 2) if hasattr(x, "permute") else np.moveaxis(x, -1, 1)  # torch, numpy
+    z = vae.encode(x, range="[0,1]", max_memory=max_memory or latup.default_max_memory(), tile=tile,
+                   threads=threads or None, progress=_progress())
+    return ({"samples": z},)
 
 
 class LatupLuaUpscale:
@@ -212,14 +236,14 @@ class LatupVaeDecode:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": dict({"samples": ("LATENT",), "vae_name": _picker("vae", "ae.safetensors")},
-                                 **_DECODE_OPTIONS)}
+                                 **_VAE_OPTIONS)}
 
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "decode"
     CATEGORY = "latent/latup"
 
     def decode(self, samples, vae_name, max_memory="", tile=0, threads=0):
-        return _decode(_model("vae", _resolve(vae_name, "vae")), samples, max_memory, tile, threads)
+        return _decode(_model("decoder", _resolve(vae_name, "vae")), samples, max_memory, tile, threads)
 
 
 class LatupVaeDecodeVae:
@@ -227,7 +251,7 @@ class LatupVaeDecodeVae:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": dict({"samples": ("LATENT",), "vae": ("VAE",)}, **_DECODE_OPTIONS)}
+        return {"required": dict({"samples": ("LATENT",), "vae": ("VAE",)}, **_VAE_OPTIONS)}
 
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "decode"
@@ -237,7 +261,42 @@ class LatupVaeDecodeVae:
         return _decode(_vae_of(vae), samples, max_memory, tile, threads)
 
 
+class LatupVaeEncode:
+    """An IMAGE encoded by the encoder of a VAE file from ComfyUI's models/vae (any naming, standalone
+    or a single-file checkpoint's first_stage_model)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": dict({"pixels": ("IMAGE",), "vae_name": _picker("vae", "ae.safetensors")},
+                                 **_VAE_OPTIONS)}
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "encode"
+    CATEGORY = "latent/latup"
+
+    def encode(self, pixels, vae_name, max_memory="", tile=0, threads=0):
+        return _encode(_model("encoder", _resolve(vae_name, "vae")), pixels, max_memory, tile, threads)
+
+
+class LatupVaeEncodeVae:
+    """An IMAGE encoded by the encoder of the VAE a checkpoint loader gives (as ComfyUI's VAE Encode)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": dict({"pixels": ("IMAGE",), "vae": ("VAE",)}, **_VAE_OPTIONS)}
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "encode"
+    CATEGORY = "latent/latup"
+
+    def encode(self, pixels, vae, max_memory="", tile=0, threads=0):
+        return _encode(_vae_of(vae, "encoder"), pixels, max_memory, tile, threads)
+
+
 NODE_CLASS_MAPPINGS = {"LatupLuaUpscale": LatupLuaUpscale, "LatupVaeDecodeVae": LatupVaeDecodeVae,
-                       "LatupVaeDecode": LatupVaeDecode}
+                       "LatupVaeDecode": LatupVaeDecode, "LatupVaeEncodeVae": LatupVaeEncodeVae,
+                       "LatupVaeEncode": LatupVaeEncode}
 NODE_DISPLAY_NAME_MAPPINGS = {"LatupLuaUpscale": "LUA Upscale (latup)", "LatupVaeDecodeVae": "VAE Decode (latup)",
-                              "LatupVaeDecode": "VAE Decode (latup, VAE file)"}
+                              "LatupVaeDecode": "VAE Decode (latup, VAE file)",
+                              "LatupVaeEncodeVae": "VAE Encode (latup)",
+                              "LatupVaeEncode": "VAE Encode (latup, VAE file)"}

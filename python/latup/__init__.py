@@ -935,10 +935,10 @@ class Vae(_Model):
         bits = _parts(parts)
         self.max_memory = _max_memory(max_memory)
         self.device = _device(device)
-        if bits and not ENCODER:
+        if bits & VAE_ENCODER_PART and not ENCODER:
             raise _no_encoder_api("Vae(parts=%r)" % (parts,))
-        v = _P()
-        _check(_vae_load_parts(p, bits, ctypes.byref(v)) if bits else _vae_load(p, ctypes.byref(v)), p)
+        v = _P()  # (a library without the encoder loads the decoder alone: parts="decoder")
+        _check(_vae_load_parts(p, bits, ctypes.byref(v)) if bits and ENCODER else _vae_load(p, ctypes.byref(v)), p)
         self._open(v)
         self.path = os.fsdecode(os.fspath(path))
         self.threads, self.tile, self.overlap = threads, tile, overlap

@@ -24,6 +24,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 NODES = os.path.join(ROOT, "examples", "comfyui-latup")
 LUA = os.path.join(ROOT, "ref_data/small/model.safetensors.gz")
 VAE = os.path.join(ROOT, "ref_data/vae/flux_small.ldm.safetensors.gz")
+TRAINED = os.path.join(ROOT, "ref_data/trained/vae.ldm.safetensors.gz")  # decoder and (patch) encoder
+GT = os.path.join(ROOT, "ref_data/trained/demo_gt.png")
 COMFY_LATENT = os.path.join(ROOT, "tests/data/latent/comfyui_flux_b2.latent")  # [2,16,12,10]
 
 try:
@@ -157,7 +159,8 @@ class TestLoading(unittest.TestCase):
 
     def check(self, package):
         self.assertEqual(set(package.NODE_CLASS_MAPPINGS),
-                         {"LatupLuaUpscale", "LatupVaeDecode", "LatupVaeDecodeVae"})
+                         {"LatupLuaUpscale", "LatupVaeDecode", "LatupVaeDecodeVae", "LatupVaeEncode",
+                          "LatupVaeEncodeVae"})
         self.assertEqual(set(package.NODE_DISPLAY_NAME_MAPPINGS), set(package.NODE_CLASS_MAPPINGS))
         self.assertIs(nodes_module(package).latup, latup)  # the package, not the node folder
 
@@ -229,13 +232,81 @@ class TestNodes(NodeTest):
     def test_registration(self):
         for name, cls in self.nodes.NODE_CLASS_MAPPINGS.items():
             spec = cls.INPUT_TYPES()["required"]
-            self.assertEqual(spec["samples"], ("LATENT",))
+            if "Encode" in name:
+                self.assertEqual((spec["pixels"], cls.RETURN_TYPES), (("IMAGE",), ("LATENT",)))
+            else:
+                self.assertEqual(spec["samples"], ("LATENT",))
             self.assertTrue(callable(getattr(cls(), cls.FUNCTION)))
         self.assertEqual(self.nodes.LatupLuaUpscale.RETURN_TYPES, ("LATENT",))
         self.assertEqual(self.nodes.LatupVaeDecode.RETURN_TYPES, ("IMAGE",))
         self.assertEqual(self.nodes.LatupVaeDecodeVae.INPUT_TYPES()["required"]["vae"], ("VAE",))
+        self.assertEqual(self.nodes.LatupVaeEncodeVae.INPUT_TYPES()["required"]["vae"], ("VAE",))
         self.assertEqual(self.nodes.LatupLuaUpscale.INPUT_TYPES()["required"]["lua_name"][0], "STRING")
         self.assertIsNone(self.nodes._progress())  # nothing to report to outside ComfyUI
+
+
+NO_ENCODER_API = "this liblatup has no VAE encoder (latup_vae_encode): runs once the C side of issue 22 is merged"
+
+
+@unittest.skipUnless(latup.ENCODER, NO_ENCODER_API)
+class TestEncodeNodes(NodeTest):
+    """VAE Encode (latup): ComfyUI's IMAGE [B,H,W,3] in [0,1] -> LATENT, as ComfyUI's VAEEncode: the
+    alpha channel dropped, the sides centre-cropped to multiples of 8, the posterior mean."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        gt = np.moveaxis(latup.read(GT), 0, -1)  # [512,512,3] in [0,1]
+        cls.pixels = np.stack([gt[100:137, 200:250], gt[300:337, 40:90]])  # [2,37,50,3]
+        cls.vae = latup.Vae(TRAINED, parts="encoder", threads=2)
+        # ComfyUI's crop: 37 -> 32 rows from row 2, 50 -> 48 columns from column 1
+        cls.want = cls.vae.encode(np.moveaxis(cls.pixels[:, 2:34, 1:49], -1, 1), range="[0,1]")
+
+    def check(self, pixels, as_torch):
+        (latent,) = self.nodes.LatupVaeEncode().encode(pixels, TRAINED, max_memory="", tile=0, threads=2)
+        self.assertEqual(set(latent), {"samples"})
+        z = latent["samples"]
+        self.assertEqual(tuple(z.shape), (2, 16, 4, 6))
+        if as_torch:
+            self.assertIsInstance(z, torch.Tensor)
+            z = z.numpy()
+        self.assertTrue(np.array_equal(z, self.want))
+        (image,) = self.nodes.LatupVaeDecode().decode(latent, TRAINED, threads=2)  # and back
+        self.assertEqual(tuple(image.shape), (2, 32, 48, 3))
+
+    def test_numpy_image(self):
+        self.check(self.pixels, False)
+        rgba = np.concatenate([self.pixels, np.ones_like(self.pixels[..., :1])], -1)  # alpha dropped
+        (latent,) = self.nodes.LatupVaeEncode().encode(rgba, TRAINED, threads=2)
+        self.assertTrue(np.array_equal(latent["samples"], self.want))
+
+    @unittest.skipIf(torch is None, "torch is not installed (CI has numpy only); the numpy test covers the nodes")
+    def test_torch_image(self):
+        self.check(torch.from_numpy(self.pixels.copy()), True)
+
+    def test_out_of_range(self):
+        with self.assertRaises(ValueError) as e:
+            self.nodes.LatupVaeEncode().encode(self.pixels * 2 - 1, TRAINED, threads=2)
+        self.assertIn("outside", str(e.exception))
+
+    def test_vae_socket(self):
+        tmp = tempfile.mkdtemp()
+        saved, tempfile.tempdir = tempfile.tempdir, tmp
+        try:
+            vae = FakeComfyVae(safetensors_gz(TRAINED))
+            (latent,) = self.nodes.LatupVaeEncodeVae().encode(self.pixels, vae, threads=2)
+            self.assertTrue(np.array_equal(latent["samples"], self.want))  # the file's encoder, bit for bit
+            self.assertEqual(os.listdir(tmp), [])
+            enc = self.nodes._vae_of(vae, "encoder")
+            self.assertIs(enc, self.nodes._vae_of(vae, "encoder"))  # written and loaded once
+            self.assertEqual((enc.has_encoder, enc.has_decoder), (True, False))  # the encoder alone
+            self.assertIsNot(self.nodes._vae_of(vae), enc)
+        finally:
+            tempfile.tempdir = saved
+            shutil.rmtree(tmp)
+        with self.assertRaises(ValueError) as e:  # flux_small holds no encoder
+            self.nodes.LatupVaeEncodeVae().encode(self.pixels, FakeComfyVae(safetensors_gz(VAE)))
+        self.assertIn("no encoder.* tensors", str(e.exception))
 
 
 class TestInsideComfy(NodeTest):
