@@ -2,8 +2,8 @@
 
     tools/.venv/bin/python tools/train/train_vae.py [--steps N] [--threads T]
 
-Writes build/train/vae.pt (the whole diffusers state_dict: the encoder is needed to make latents,
-only the decoder is committed, by tools/train/export.py). Loss: L1 on pixels of the decoded
+Writes build/train/vae.pt (the whole diffusers state_dict); tools/train/export.py commits the
+decoder (F16) and the patch encoder (F32) from it. Loss: L1 on pixels of the decoded
 posterior mean + a small KL term.
 
 The start is not random (issue 20; the trials are in docs/notes/issue20_training_trials.md):
