@@ -23,8 +23,9 @@ NO_ENCODER = os.path.join(ROOT, "ref_data/vae/flux_small.ldm.safetensors.gz")  #
 # docs/results.md's table rounds it to 27.23). The issue asks for the same figure to 0.01 dB.
 ROUND_TRIP_PSNR = 27.230565488125997
 
-# |latup - numpy float64| of the patch encoder's mean, measured 0 (see test_patch_conv), and the bound
-CONV_TOL = 1e-5
+# |latup - numpy float64| of the patch encoder's mean: measured at most 6.0e-6 over 10 random 2x3x40x56 images
+# (max |mean| 9.0, so 6.6e-7 of it; float32 sums of 192 products), bound 3x that
+CONV_TOL = 2e-5
 
 NO_ENCODER_API = ("this liblatup has no VAE encoder (latup_vae_encode): the encode tests run once the C side "
                   "of issue 22 is merged")
