@@ -309,6 +309,72 @@ class TestEncodeNodes(NodeTest):
         self.assertIn("no encoder.* tensors", str(e.exception))
 
 
+def ldm_encoder(widths=(32, 64), blocks=1, zc=4, seed=0):
+    """A random ldm Encoder state dict as a ComfyUI SD VAE holds it (CompVis names, quant_conv):
+    conv_in, down.i.block.j (nin_shortcut where the width changes) and down.i.downsample but on
+    the last level, the mid block with attention, norm_out, conv_out to 2 zc channels."""
+    rng = np.random.default_rng(seed)
+    sd = {}
+
+    def conv(name, cout, cin, k):
+        sd[name + ".weight"] = (rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
+        sd[name + ".bias"] = (0.1 * rng.standard_normal(cout)).astype(np.float32)
+
+    def norm(name, c):
+        sd[name + ".weight"] = (1 + 0.1 * rng.standard_normal(c)).astype(np.float32)
+        sd[name + ".bias"] = (0.1 * rng.standard_normal(c)).astype(np.float32)
+
+    def resnet(name, cin, cout):
+        norm(name + ".norm1", cin)
+        conv(name + ".conv1", cout, cin, 3)
+        norm(name + ".norm2", cout)
+        conv(name + ".conv2", cout, cout, 3)
+        if cin != cout:
+            conv(name + ".nin_shortcut", cout, cin, 1)
+
+    conv("encoder.conv_in", widths[0], 3, 3)
+    cin = widths[0]
+    for i, c in enumerate(widths):
+        for j in range(blocks):
+            resnet("encoder.down.%d.block.%d" % (i, j), cin, c)
+            cin = c
+        if i != len(widths) - 1:
+            conv("encoder.down.%d.downsample.conv" % i, c, c, 3)
+    resnet("encoder.mid.block_1", cin, cin)
+    norm("encoder.mid.attn_1.norm", cin)
+    for n in ("q", "k", "v", "proj_out"):
+        conv("encoder.mid.attn_1." + n, cin, cin, 1)
+    resnet("encoder.mid.block_2", cin, cin)
+    norm("encoder.norm_out", cin)
+    conv("encoder.conv_out", 2 * zc, cin, 3)
+    conv("quant_conv", 2 * zc, 2 * zc, 1)
+    return sd
+
+
+@unittest.skipUnless(latup.ENCODER, NO_ENCODER_API)
+class TestEncodeLdm(NodeTest):
+    def test_vae_socket_ldm(self):
+        """An SD-style VAE's deep encoder through the VAE socket: what the Vae says of it (the ldm
+        Encoder, its levels' downsampling, quant_conv) and the LATENT's shape, and the same bits as
+        that encoder loaded from a file."""
+        sd = ldm_encoder()
+        (latent,) = self.nodes.LatupVaeEncodeVae().encode(np.full((1, 21, 30, 3), 0.5, np.float32) +
+                                                          np.linspace(-0.4, 0.4, 30, dtype=np.float32)[:, None],
+                                                          FakeComfyVae(sd), threads=2)
+        z = latent["samples"]
+        self.assertEqual(z.shape, (1, 4, 10, 15))  # 20x30 after ComfyUI's crop, f = 2
+        self.assertTrue(np.isfinite(z).all())
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "sd_enc.safetensors")
+            with open(path, "wb") as f:
+                self.nodes._write_safetensors(f, sd)
+            with latup.Vae(path, parts="encoder", threads=2) as v:
+                self.assertEqual((v.encoder, v.downsampling, v.has_quant_conv, v.latent_channels, v.encoder_params),
+                                 ("ldm", 2, True, 4, sum(a.size for a in sd.values())))
+                img = np.full((1, 3, 20, 30), 0.5, np.float32) + np.linspace(-0.4, 0.4, 30, dtype=np.float32)
+                self.assertTrue(np.array_equal(v.encode(img, range="[0,1]"), z))
+
+
 class TestInsideComfy(NodeTest):
     """With ComfyUI's modules present (stand-ins): dropdowns, the VAE socket, progress, Cancel."""
 
