@@ -5,18 +5,18 @@ the Python evaluation's figure, the range and shape checks, the parts of a Vae, 
 progress and cancel, from_vae_space. Run by `make test-python`; the tests that need the library's
 encoder skip, saying so, with a library built without it."""
 import os
+import tempfile
 import unittest
 
 import numpy as np
 
 import latup
 
-from .test_comfyui import safetensors_gz
+from .test_comfyui import safetensors_gz, write_without_encoder
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TRAINED = os.path.join(ROOT, "ref_data/trained/vae.ldm.safetensors.gz")  # F16 decoder + F32 patch encoder
 GT = os.path.join(ROOT, "ref_data/trained/demo_gt.png")                  # the astronaut, 512x512
-NO_ENCODER = os.path.join(ROOT, "ref_data/vae/flux_small.ldm.safetensors.gz")  # decoder.* only
 
 # The Python evaluation's VAE reconstruction of the astronaut (tools/train/evaluate.py, build/eval/
 # results.json: "vae_ceiling", PSNR of the 8-bit decode of the 512x512 ground truth's latent;
@@ -70,6 +70,9 @@ class TestWithoutEncoderApi(unittest.TestCase):
 class TestEncode(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.no_encoder = os.path.join(cls.tmp.name, "decoder_only.safetensors")  # TRAINED's decoder alone
+        write_without_encoder(TRAINED, cls.no_encoder)
         cls.vae = latup.Vae(TRAINED, threads=2)
         sd = safetensors_gz(TRAINED)
         cls.w, cls.b = sd["encoder.weight"], sd["encoder.bias"]
@@ -79,6 +82,7 @@ class TestEncode(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.vae.close()
+        cls.tmp.cleanup()
 
     def test_info(self):
         v = self.vae
@@ -199,15 +203,15 @@ class TestEncode(unittest.TestCase):
     def test_no_encoder(self):
         """A file without encoder tensors: loaded as a decoder (has_encoder False), encode refused;
         parts="encoder" refused at the load, naming the tensor."""
-        with latup.Vae(NO_ENCODER) as v:
+        with latup.Vae(self.no_encoder) as v:
             self.assertFalse(v.has_encoder)
             with self.assertRaises(ValueError) as e:
                 v.encode(self.x, range="[-1,1]")
             self.assertIsInstance(e.exception, latup.LatupError)
         with self.assertRaises(latup.LatupInputError) as e:
-            latup.Vae(NO_ENCODER, parts="encoder")
+            latup.Vae(self.no_encoder, parts="encoder")
         self.assertIn("no VAE encoder", str(e.exception))
-        self.assertEqual(e.exception.filename, NO_ENCODER)
+        self.assertEqual(e.exception.filename, self.no_encoder)
 
     @unittest.skipUnless(latup.PROGRESS, "this liblatup has no progress callback")
     def test_progress_and_cancel(self):
@@ -271,7 +275,7 @@ class TestFromVaeSpace(unittest.TestCase):
             latup.from_vae_space(np.zeros((16, 8, 8), np.float32), 0.3611)
 
     def test_vae_family(self):
-        with latup.Vae(NO_ENCODER) as v, self.assertRaises(ValueError) as e:
+        with latup.Vae(TRAINED) as v, self.assertRaises(ValueError) as e:
             latup.from_vae_space(np.zeros((16, 4, 4), np.float32), v)
         self.assertIn("not loaded from a diffusers folder", str(e.exception))
 
