@@ -93,8 +93,9 @@ void latup_vae_exec_free(latup_vae_exec *x);
  * by latup_vae_exec_run (in: B images [3,H,W], out: B latents [zc,h,w]). v must hold an encoder. */
 latup_status latup_vae_enc_prepare(const latup_vae *v, int H, int W, const latup_encode_opts *opts,
                                    const latup_call_memory *base, latup_vae_exec **out, latup_decode_plan *dp);
-/* 2^(levels-1): image pixels per latent pixel of the decoder */
-static inline int latup_vae_factor(const latup_vae_config *c) { return 1 << (c->n_levels - 1); }
+/* 2^(levels-1): image pixels per latent pixel of the decoder; 0 for a VAE loaded without one
+ * (n_levels 0: the encode path computes it and leaves it unused) */
+static inline int latup_vae_factor(const latup_vae_config *c) { return c->n_levels > 0 ? 1 << (c->n_levels - 1) : 0; }
 /* the encoder's: 2^(enc_levels-1), or the patch size */
 static inline int latup_vae_enc_factor(const latup_vae_config *c) {
     return c->encoder == LATUP_VAE_ENCODER_PATCH ? c->enc_patch : 1 << (c->enc_n_levels - 1);
