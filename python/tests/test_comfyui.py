@@ -66,9 +66,16 @@ def nodes_module(package):
 
 
 def safetensors_gz(path):
-    """{name: float32 array} of a gzip'd safetensors file: 8-byte length, JSON header, data."""
-    with gzip.open(path, "rb") as f:
+    """{name: float32 array} of a safetensors file, gzip'd or not: 8-byte length, JSON header, data."""
+    return safetensors_read(path)[0]
+
+
+def safetensors_read(path):
+    """({name: float32 array}, the header's __metadata__) of a safetensors file, gzip'd or not."""
+    with open(path, "rb") as f:
         data = f.read()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + n])
     out = {}
@@ -82,7 +89,7 @@ def safetensors_gz(path):
         else:
             a = np.frombuffer(raw, {"F32": "<f4", "F16": "<f2"}[h["dtype"]]).astype(np.float32)
         out[name] = a.reshape(h["shape"])
-    return out
+    return out, header.get("__metadata__", {})
 
 
 def decoder_only(sd):
