@@ -997,8 +997,8 @@ class Vae(_Model):
         (read(), ComfyUI's IMAGE moved to [3,H,W]), converted as 2x - 1; every value must lie in
         it (else ValueError naming what was found). The posterior's mean, or with sample=True a
         draw mean + exp(logvar / 2) * eps, eps from latup's own normal generator seeded by seed
-        (0..2**64-1; not torch's). Sides that are not multiples of f lose their last H % f rows
-        and W % f columns (latup_vae_encode: docs/vae.md). tile, overlap, max_memory: this call's
+        (0..2**64-1; not torch's). Any H, W >= f: the latent is H // f x W // f, as the model
+        itself computes it (latup_vae_encode; diffusers resizes to multiples of 8 first). tile, overlap, max_memory: this call's
         (None: the model's attributes), as for decode: an image whose encode exceeds max_memory is
         encoded in tiles, an approximation. progress: as Lua.upscale, after each encoder stage and
         tile. Needs the encoder (has_encoder)."""

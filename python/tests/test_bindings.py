@@ -90,6 +90,13 @@ class TestLatents(unittest.TestCase):
             np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, err_msg=name)
             self.assertTrue(np.array_equal(z, keep), "the input is left as it was")
             self.assertEqual(latup.to_vae_space(z[0], name).shape, (c, 5, 6))
+            if latup.ENCODER:  # the inverse, (z - shift) * scaling (issue 22; test_encode.py has its errors)
+                back = latup.from_vae_space(z, name)
+                np.testing.assert_allclose(back, (z - np.float32(shift)) * np.float32(scaling), rtol=1e-6,
+                                           atol=1e-6, err_msg=name)
+                np.testing.assert_allclose(latup.to_vae_space(back, name), z, rtol=1e-5, atol=1e-5, err_msg=name)
+                self.assertTrue(np.array_equal(z, keep))
+                self.assertEqual(latup.from_vae_space(z[0], name).shape, (c, 5, 6))
         with self.assertRaises(ValueError) as e:
             latup.to_vae_space(np.zeros((4, 8, 8), np.float32), "flux")  # an SDXL latent given as FLUX
         self.assertIn("[16,H,W]", str(e.exception))
@@ -114,6 +121,8 @@ class TestLatents(unittest.TestCase):
                 self.assertAlmostEqual(v.latent_shift, 0.1159, places=6)
                 z = np.random.default_rng(2).standard_normal((16, 4, 5)).astype(np.float32)
                 np.testing.assert_array_equal(latup.to_vae_space(z, v), latup.to_vae_space(z, "flux"))
+                if latup.ENCODER:
+                    np.testing.assert_array_equal(latup.from_vae_space(z, v), latup.from_vae_space(z, "flux"))
         with latup.Vae(weights) as v:
             self.assertIsNone(v.latent_scaling)
             self.assertIsNone(v.latent_shift)

@@ -279,18 +279,8 @@ class TestEncodeLdm(unittest.TestCase):
 
 @unittest.skipUnless(latup.ENCODER, NO_ENCODER_API)
 class TestFromVaeSpace(unittest.TestCase):
-    def test_inverse_of_to_vae_space(self):
-        from .test_bindings import TestLatents
-        rng = np.random.default_rng(5)
-        for name, (scaling, shift, c) in TestLatents.FAMILIES.items():
-            z = rng.standard_normal((2, c, 5, 6)).astype(np.float32)
-            keep = z.copy()
-            got = latup.from_vae_space(z, name)
-            np.testing.assert_allclose(got, (z - np.float32(shift)) * np.float32(scaling), rtol=1e-6, atol=1e-6,
-                                       err_msg=name)
-            self.assertTrue(np.array_equal(z, keep), "the input is left as it was")
-            np.testing.assert_allclose(latup.to_vae_space(got, name), z, rtol=1e-5, atol=1e-5, err_msg=name)
-            self.assertEqual(latup.from_vae_space(z[0], name).shape, (c, 5, 6))
+    def test_refused(self):
+        """(The formula and the round trip with to_vae_space: test_bindings.TestLatents.)"""
         with self.assertRaises(ValueError):
             latup.from_vae_space(np.zeros((4, 8, 8), np.float32), "flux")
         with self.assertRaises(ValueError):
