@@ -182,6 +182,30 @@ class TestEncode(unittest.TestCase):
         with self.assertRaises(ValueError):
             self.vae.plan_encode((4, 16, 16))
 
+    def test_arguments_checked_before_c(self):
+        """The per-call integers go through the package's checks (test_hostile.py's rules): nothing
+        wraps on its way to C (2**32 + 8 as a C int is 8), bool and float are refused; None is the
+        model's attribute, which is checked again at the call."""
+        v, x = self.vae, self.x
+
+        def refused(exc, name, **kw):
+            with self.assertRaisesRegex(exc, "^%s: " % name):
+                v.encode(x, range="[-1,1]", **kw)
+
+        for name, bad in (("tile", 2**32 + 8), ("tile", 3), ("overlap", 2**32 + 2), ("threads", 4097),
+                          ("max_memory", -1), ("max_memory", "1e9"), ("seed", 2**64), ("seed", -1)):
+            refused(ValueError, name, **{name: bad, "tile": 8} if name == "overlap" else {name: bad})
+        for name, bad in (("tile", 8.0), ("threads", True), ("max_memory", 1.5e9), ("seed", 1.0), ("sample", 0)):
+            refused(TypeError, name, **{name: bad})
+        refused(ValueError, "overlap", tile=8, overlap=8)
+        with latup.Vae(TRAINED, threads=2) as w:
+            w.tile = 2**32 + 8
+            with self.assertRaisesRegex(ValueError, "^tile: "):
+                w.encode(x, range="[-1,1]")
+            self.assertTrue(np.array_equal(w.encode(x, range="[-1,1]", tile=0), v.encode(x, range="[-1,1]")))
+        with self.assertRaisesRegex(ValueError, "^shape"):
+            v.plan_encode((3, 2**31, 8))
+
     def test_parts(self):
         with latup.Vae(TRAINED, parts="encoder") as enc:
             self.assertEqual((enc.has_decoder, enc.has_encoder, enc.upsampling, enc.n_params), (False, True, None, 0))
