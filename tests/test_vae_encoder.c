@@ -25,17 +25,12 @@
  * value was set; tol is about 5x that, rounded up. diffusers' own fp32 forward differs from fp64 by
  * up to the golden files' fp64_maxabs. */
 static const golden_tol ENC_TOLS[] = {
-    {"encoder.conv_in", 2e-6, 1.2e-7, "3x3 conv, K = 27"},
-    {".downsample", 1e-5, 1.7e-6, "(0,1,0,1) pad + stride-2 3x3 conv (im2col + sgemm)"},
-    {".norm", 4e-6, 6.0e-7, "the attention's GroupNorm"},
-    {".q", 4e-6, 7.0e-7, "1x1 projection"},
-    {".k", 4e-6, 7.0e-7, "1x1 projection"},
-    {".v", 4e-6, 7.0e-7, "1x1 projection"},
-    {".attn", 6e-6, 1.3e-6, "blocked online softmax vs diffusers' baddbmm + softmax"},
-    {"encoder.norm_out", 1e-5, 1.8e-6, "GroupNorm + SiLU after the mid block"},
-    {"logvar", 2e-5, 3.6e-6, "the moments' second half"},
-    {"", 2e-5, 3.6e-6, "resnet and attention outputs, conv_out, quant_conv, mean: rounding grows through "
-                       "the down levels, most at the real widths"},
+    {"encoder.conv_in", 2e-6, 2.2e-7, "3x3 conv, K = 27"},
+    {".downsample", 1e-5, 1.5e-6, "(0,1,0,1) pad + stride-2 3x3 conv (im2col + sgemm), real widths"},
+    {"encoder.norm_out", 1e-5, 1.6e-6, "GroupNorm + SiLU after the mid block"},
+    {"logvar", 1e-5, 1.8e-6, "the moments' second half, real widths"},
+    {"", 1e-5, 1.6e-6, "resnet and attention outputs, conv_out, quant_conv, mean: rounding grows through "
+                       "the down levels (diffusers' own fp32 vs fp64: up to 1.35e-6 x max|ref|)"},
 };
 
 static const golden_tol *enc_tol_for(const char *name) {
