@@ -878,6 +878,7 @@ class Lua(_Model):
 
 
 _PARTS = {"decoder": VAE_DECODER_PART, "encoder": VAE_ENCODER_PART}
+_NO_RANGE = object()  # range= not given (the pixel functions below: it is required)
 
 
 def _parts(parts):
@@ -988,7 +989,7 @@ class Vae(_Model):
         return _EncodeOpts(device=_device_code(self.device), tile=t, overlap=o, max_memory=budget,
                            sample=int(bool(sample)), seed=_int(seed, "seed", 0, UINT64_MAX))
 
-    def encode(self, image, range=None, sample=False, seed=0, tile=None, overlap=None, max_memory=None,
+    def encode(self, image, range=_NO_RANGE, sample=False, seed=0, tile=None, overlap=None, max_memory=None,
                threads=None, progress=None):
         """image: RGB [3,H,W] or [B,3,H,W] -> float32 [.., C, H//f, W//f] (f = 8 for the released
         VAEs), the VAE-space latent Vae.decode and Lua.upscale take (to_vae_space's output;
@@ -1003,7 +1004,7 @@ class Vae(_Model):
         encoded in tiles, an approximation. progress: as Lua.upscale, after each encoder stage and
         tile. Needs the encoder (has_encoder)."""
         o = self._encode_opts(sample, seed, tile, overlap, max_memory)
-        r = _range(_NO_RANGE if range is None else range, "Vae.encode")
+        r = _range(range, "Vae.encode")
         a = _as_input(image, "image")
         if a.ndim not in (3, 4) or a.shape[-3] != 3:
             raise ValueError("image: shape %s, expected an RGB image [3,H,W] or a batch [B,3,H,W]" % (list(a.shape),))
@@ -1115,13 +1116,13 @@ def flux_unpack(tokens, h, w):
 # (x + 1) / 2), a pixel model's (SwinIR) and an image read from a PNG are in [0, 1]. There is no
 # default: the same numbers read in the other range come out washed out or too dark, silently.
 _RANGES = {"[-1,1]": PIXELS_SIGNED, "[0,1]": PIXELS_UNIT}
-_NO_RANGE = object()
 
 
 def _range(value, fn):
     if value is _NO_RANGE:
-        raise TypeError("%s: give range=\"[-1,1]\" for a VAE decode (Vae.decode, upscale_decode) or range=\"[0,1]\" "
-                        "for a pixel model's output (SwinIR) or an image read from a PNG" % fn)
+        raise TypeError("%s: give range=\"[-1,1]\" for a VAE decode (Vae.decode, upscale_decode) or the VAE's own "
+                        "range, or range=\"[0,1]\" for a pixel model's output (SwinIR) or an image read from a PNG"
+                        % fn)
     if not isinstance(value, str) or value.replace(" ", "") not in _RANGES:
         raise ValueError("%s: range is \"[-1,1]\" (a VAE decode) or \"[0,1]\" (SwinIR, PNG), got %r" % (fn, value))
     return _RANGES[value.replace(" ", "")]
