@@ -782,7 +782,7 @@ static void s_enc_small(void) { write_png(tmp("in.npy"), 5, 4, 8, 2, 0, 0); }
 #define UP(model) {"upscale", "--model", model, "--scale", "2", "--in", "@in", "--out", "@out", NULL}
 #define UP_IN(in) {"upscale", "-m", MODEL, "-s", "2", "-i", in, "-o", "@out", NULL}
 #define DEC(...) {"decode", "--vae", VAE, "-i", "@in", "-o", "@out.png", __VA_ARGS__, NULL}
-#define ENC(vae) {"encode", "--vae", vae, "-i", "@in", "-o", "@out", NULL}
+#define ENC_VAE(vae) {"encode", "--vae", vae, "-i", "@in", "-o", "@out", NULL}
 
 static const row ROWS[] = {
     {"E01", s_trunc_st, UP("@m"), 2, "m: "},
@@ -887,9 +887,9 @@ static const row ROWS[] = {
     {"E132", s_folder_channels, {"decode", "--vae", "@tmp/vae", "--in", "@in", "--out", "@out", NULL}, 2, "config.json says latent_channels 4, the decoder in"},
     {"E133", s_folder_class, {"decode", "--vae", "@tmp/vae", "--in", "@in", "--out", "@out", NULL}, 2, "config.json: _class_name is 'FluxTransformer2DModel', not an AutoencoderKL"},
     {"E134", s_vae_channels, {"decode", "--vae", VAE, "--diffusion-latent", "vae", "--in", "@in", "--out", "@out", NULL}, 1, "--diffusion-latent vae: ref_data/vae/flux_small.ldm.safetensors.gz has no config.json"},
-    {"E135", s_enc_none, ENC("@m"), 2, "no VAE encoder ('encoder.conv_out.weight'"},
-    {"E136", s_enc_missing, ENC("@m"), 2, "missing tensor 'encoder.mid.attn_1.k.weight' (expected [64,64,1,1])"},
-    {"E137", s_enc_small, ENC("ref_data/trained/vae.ldm.safetensors.gz"), 2, "image 5x4 is smaller than the encoder's 8 pixels"},
+    {"E135", s_enc_none, ENC_VAE("@m"), 2, "no VAE encoder ('encoder.conv_out.weight'"},
+    {"E136", s_enc_missing, ENC_VAE("@m"), 2, "missing tensor 'encoder.mid.attn_1.k.weight' (expected [64,64,1,1])"},
+    {"E137", s_enc_small, ENC_VAE("ref_data/trained/vae.ldm.safetensors.gz"), 2, "image 5x4 is smaller than the encoder's 8 pixels"},
 };
 #define N_ROWS (int)(sizeof ROWS / sizeof ROWS[0])
 
