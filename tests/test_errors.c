@@ -756,7 +756,7 @@ static void s_folder_channels(void) { vae_folder("{\"_class_name\": \"Autoencode
 static void s_folder_class(void) { vae_folder("{\"_class_name\": \"FluxTransformer2DModel\"}", 1); }
 
 /* The SD-style test VAE (decoder and encoder) without the tensors whose names start with drop, as
- * tmp("m"); a 16x16 RGB PNG as the image to encode. */
+ * tmp("m"); an 8x8 RGB PNG as the image to encode. */
 static void enc_vae_without(const char *drop) {
     latup_weights w = {0};
     assert_int_equal(latup_weights_load("ref_data/vae/sd_small.ldm.safetensors.gz", &w), LATUP_OK);
@@ -773,7 +773,7 @@ static void enc_vae_without(const char *drop) {
     assert_int_equal(latup_safetensors_write(tmp("m"), &w), LATUP_OK);
     w.n = n_all;
     latup_weights_free(&w);
-    write_png(tmp("in.npy"), 16, 16, 8, 2, 0, 0);
+    write_png(tmp("in.npy"), 8, 8, 8, 2, 0, 0);
 }
 static void s_enc_none(void) { enc_vae_without("encoder."); }
 static void s_enc_missing(void) { enc_vae_without("encoder.mid.attn_1.k."); }

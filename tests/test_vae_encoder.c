@@ -34,12 +34,7 @@ static const golden_tol ENC_TOLS[] = {
 };
 
 static const golden_tol *enc_tol_for(const char *name) {
-    size_t n = strlen(name);
-    for (size_t i = 0; i < sizeof ENC_TOLS / sizeof ENC_TOLS[0]; i++) {
-        size_t k = strlen(ENC_TOLS[i].suffix);
-        if (k <= n && strcmp(name + n - k, ENC_TOLS[i].suffix) == 0) return &ENC_TOLS[i];
-    }
-    return &ENC_TOLS[sizeof ENC_TOLS / sizeof ENC_TOLS[0] - 1];
+    return golden_tol_lookup(ENC_TOLS, sizeof ENC_TOLS / sizeof ENC_TOLS[0], name);
 }
 
 /* a golden file's input as a tensor (its data stays in g) */
