@@ -301,7 +301,7 @@ static void fill_plan(const lx_exec *e, const latup_vae *v, const vae_job *j, la
     memset(p, 0, sizeof *p);
     p->h = j->h, p->w = j->w;
     latup_arena_plan(&e->arena, &p->mem);
-    p->mem.weights = (size_t)(j->encode ? c->enc_params : c->n_params) * sizeof(float);
+    p->mem.weights = v->resident; /* the parts loaded, as the call's peak counts them */
     p->mem.output = j->encode ? (size_t)c->z_channels * (size_t)j->h * (size_t)j->w * sizeof(float)
                               : (size_t)c->out_channels * (size_t)(j->h * f) * (size_t)(j->w * f) * sizeof(float);
 }
