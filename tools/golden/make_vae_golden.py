@@ -127,6 +127,17 @@ def script_sha():
     return h.hexdigest()
 
 
+def weights_meta(meta, files, w, Lw, spec, not_stored):
+    """A golden's weight metadata: the files per variant (else `not_stored`), the generator's text,
+    and per tensor of w its checksum and rule."""
+    meta["weights"] = json.dumps({v: f for v, f, _ in files}) if files else not_stored
+    meta["weights_generator"] = spec
+    meta["weights_checksums"] = json.dumps({k: vae_ref.checksum(v) for k, v in w.items()},
+                                           separators=(",", ":"))
+    meta["weights_generator_table"] = json.dumps(
+        {k: list(vae_ref.tensor_rule(k, v.shape, Lw)) for k, v in w.items()}, separators=(",", ":"))
+
+
 def common_meta(name, case):
     m = dict(case=name, config=cfg_json(case), seed=str(case["seed"]),
              weights_Lw=str(case["Lw"]), generator=GENERATOR + " (+ tools/reference/vae_ref.py)",
@@ -402,15 +413,9 @@ def write_enc_golden(name, case, outdir, files, we, e32, e64, checks, summary):
             golden_report.add_worst(summary, kind_of(k), d, r)
     meta = common_meta(name, case)
     meta["config"] = enc_cfg_json(case, sizes)
-    meta["weights"] = json.dumps({v: f for v, f, _ in files}) if files else (
-        "not stored: regenerate the encoder with weights_generator (seed, weights_Lw) and check "
-        "weights_checksums (encoder tensors only: load it as an encoder-only VAE file)")
-    meta["weights_generator"] = ENC_GENERATOR_SPEC
-    meta["weights_checksums"] = json.dumps({k: vae_ref.checksum(v) for k, v in we.items()},
-                                           separators=(",", ":"))
-    meta["weights_generator_table"] = json.dumps(
-        {k: list(vae_ref.tensor_rule(k, v.shape, case["Lw"])) for k, v in we.items()},
-        separators=(",", ":"))
+    weights_meta(meta, files, we, case["Lw"], ENC_GENERATOR_SPEC,
+                 "not stored: regenerate the encoder with weights_generator (seed, weights_Lw) and "
+                 "check weights_checksums (encoder tensors only: load it as an encoder-only VAE file)")
     meta["input_shape"] = json.dumps(list(case["image"]))
     meta["input"] = IMAGE_DOC
     meta["sizes"] = json.dumps(dict(
@@ -530,15 +535,9 @@ def make_case(name, outdir, summary, enc_summary, keep_decoder=False):
         golden_report.print_row(k, a.shape, r, d, 24, 20)
         golden_report.add_worst(summary, kind_of(k), d, r)
     meta = common_meta(name, case)
-    meta["weights"] = json.dumps({v: f for v, f, _ in files}) if files else (
-        "not stored: regenerate with weights_generator (seed, weights_Lw) and check "
-        "weights_checksums")
-    meta["weights_generator"] = vae_ref.GENERATOR_SPEC
-    meta["weights_checksums"] = json.dumps({k: vae_ref.checksum(v) for k, v in w.items()},
-                                           separators=(",", ":"))
-    meta["weights_generator_table"] = json.dumps(
-        {k: list(vae_ref.tensor_rule(k, v.shape, case["Lw"])) for k, v in w.items()},
-        separators=(",", ":"))
+    weights_meta(meta, files, w, case["Lw"], vae_ref.GENERATOR_SPEC,
+                 "not stored: regenerate with weights_generator (seed, weights_Lw) and check "
+                 "weights_checksums")
     meta["input_shape"] = json.dumps(list(case["latent"]))
     meta["dumps"] = ("ldm names, forward order; every tensor [B,C,h,w] (B=1) incl. mid.attn_1."
                      "{norm,q,k,v,attn} (q/k/v/attn: channel c of position n=y*w+x at [0,c,y,x]);"
