@@ -126,6 +126,28 @@ static void test_enc_small_all_namings(void **state) {
     assert_int_equal(bad, 0);
 }
 
+/* The comparison can fail: one tap of the first Downsample moved by 0.05 (about a tenth of its
+ * weights' spread) must put that stage and everything after it over the tolerances. */
+static void test_enc_negative_control(void **state) {
+    (void)state;
+    latup_weights w = {0};
+    assert_int_equal(latup_weights_load("ref_data/vae/sd_small.ldm.safetensors.gz", &w), LATUP_OK);
+    assert_int_equal(latup_weights_fetch_all(&w), LATUP_OK);
+    latup_wtensor *t = (latup_wtensor *)latup_weights_find(&w, "encoder.down.0.downsample.conv.weight");
+    assert_non_null(t);
+    t->f32[4] += 0.05f; /* filter 0, input channel 0, the centre tap */
+    char path[512];
+    assert_int_equal(wg_tmpfile(path, sizeof path), 0);
+    assert_int_equal(latup_safetensors_write(path, &w), LATUP_OK);
+    latup_weights_free(&w);
+    int lines = 0;
+    printf("negative control (expect NOT OK from encoder.down.0.downsample on):\n");
+    const int bad = run_enc_case("sd/moved", path, "ref_data/vae/golden_enc_sd_small.safetensors", 0, 0, &lines, NULL);
+    unlink(path);
+    printf("negative control: %d of %d lines NOT OK (must be > 0)\n", bad, lines);
+    assert_true(bad >= 5);
+}
+
 /* ---- the real widths: weights from the generator in the golden file's metadata -------------------- */
 #define REAL_GOLDEN "ref_data/vae/golden_enc_real_widths.safetensors"
 
@@ -540,6 +562,7 @@ static void test_enc_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_enc_small_all_namings),
+        cmocka_unit_test(test_enc_negative_control),
         cmocka_unit_test(test_enc_real_widths),
         cmocka_unit_test(test_enc_sample),
         cmocka_unit_test(test_enc_tiled),
