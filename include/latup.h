@@ -304,7 +304,8 @@ LATUP_API const latup_vae_config *latup_vae_get_config(const latup_vae *v); /* N
  * NULL. Valid as long as v. */
 LATUP_API const latup_latent_family *latup_vae_latent_family(const latup_vae *v);
 LATUP_API const char *latup_vae_naming_name(latup_vae_naming n);
-/* "SD 1.x/2.x or SDXL" (4 channels + post_quant_conv), "SD3 or FLUX.1" (16, none), or "unknown" */
+/* "SD 1.x/2.x or SDXL" (4 channels + post_quant_conv; for an encoder-only load, quant_conv), "SD3 or
+ * FLUX.1" (16, none), or "unknown" */
 LATUP_API const char *latup_vae_family_guess(const latup_vae_config *c);
 
 typedef struct {

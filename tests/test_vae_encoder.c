@@ -479,6 +479,8 @@ static void test_enc_errors(void **state) {
                 ce->n_params == 0 && cb->has_decoder && cd->has_decoder && !ce->has_decoder);
     assert_int_equal(cd->encoder, LATUP_VAE_ENCODER_NONE);
     assert_int_equal(ce->z_channels, 4);
+    assert_string_equal(latup_vae_family_guess(ce), latup_vae_family_guess(cb)); /* by quant_conv */
+    assert_non_null(strstr(latup_vae_family_guess(ce), "SD 1.x"));
     latup_decode_plan dpd, dpe, dpb;
     assert_int_equal(latup_vae_plan_decode(dec, 4, 4, NULL, &dpd), LATUP_OK);
     assert_int_equal(latup_vae_plan_decode(both, 4, 4, NULL, &dpb), LATUP_OK);

@@ -680,7 +680,9 @@ const char *latup_vae_naming_name(latup_vae_naming n) {
 
 const char *latup_vae_family_guess(const latup_vae_config *c) {
     if (!c) return "unknown family";
-    if (c->z_channels == 4 && c->has_post_quant_conv) return "SD 1.x/2.x or SDXL (4 channels, post_quant_conv)";
-    if (c->z_channels == 16 && !c->has_post_quant_conv) return "SD3 or FLUX.1 (16 channels, no post_quant_conv)";
+    /* an encoder-only load tells by quant_conv, which goes with post_quant_conv */
+    const int quant = c->has_decoder ? c->has_post_quant_conv : c->has_quant_conv;
+    if (c->z_channels == 4 && quant) return "SD 1.x/2.x or SDXL (4 channels, post_quant_conv)";
+    if (c->z_channels == 16 && !quant) return "SD3 or FLUX.1 (16 channels, no post_quant_conv)";
     return "unknown family";
 }
