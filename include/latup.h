@@ -278,8 +278,9 @@ typedef struct {
 typedef struct latup_vae latup_vae;
 
 /* Loads the decoder from any checkpoint holding one (standalone VAE, FLUX ae.safetensors,
- * diffusers vae/, single-file model): tensors the decoder does not use are ignored; every tensor
- * it needs must be there with its exact shape. path may also be a diffusers folder, as
+ * diffusers vae/, single-file model), and the encoder when the file holds one (see
+ * latup_vae_load_parts): tensors neither uses are ignored; every tensor a loaded part needs must
+ * be there with its exact shape. path may also be a diffusers folder, as
  * AutoencoderKL.from_pretrained takes it: config.json beside diffusion_pytorch_model.safetensors
  * (else .bin, else their .fp16 variants), or a pipeline's folder holding that as vae/; its
  * config.json's latent_channels must match the weights, and its scaling_factor and shift_factor
@@ -303,7 +304,8 @@ LATUP_API const latup_vae_config *latup_vae_get_config(const latup_vae *v); /* N
  * NULL. Valid as long as v. */
 LATUP_API const latup_latent_family *latup_vae_latent_family(const latup_vae *v);
 LATUP_API const char *latup_vae_naming_name(latup_vae_naming n);
-/* "SD 1.x/2.x or SDXL" (4 channels + post_quant_conv), "SD3 or FLUX.1" (16, none), or "unknown" */
+/* "SD 1.x/2.x or SDXL" (4 channels + post_quant_conv; for an encoder-only load, quant_conv), "SD3 or
+ * FLUX.1" (16, none), or "unknown" */
 LATUP_API const char *latup_vae_family_guess(const latup_vae_config *c);
 
 typedef struct {

@@ -755,9 +755,34 @@ static void s_folder_no_config(void) { vae_folder(NULL, 1); }
 static void s_folder_channels(void) { vae_folder("{\"_class_name\": \"AutoencoderKL\", \"latent_channels\": 4}", 1); }
 static void s_folder_class(void) { vae_folder("{\"_class_name\": \"FluxTransformer2DModel\"}", 1); }
 
+/* The SD-style test VAE (decoder and encoder) without the tensors whose names start with drop, as
+ * tmp("m"); an 8x8 RGB PNG as the image to encode. */
+static void enc_vae_without(const char *drop) {
+    latup_weights w = {0};
+    assert_int_equal(latup_weights_load("ref_data/vae/sd_small.ldm.safetensors.gz", &w), LATUP_OK);
+    assert_int_equal(latup_weights_fetch_all(&w), LATUP_OK);
+    int k = 0;
+    for (int i = 0; i < w.n; i++) {
+        if (!strncmp(w.t[i].name, drop, strlen(drop))) continue;
+        const latup_wtensor t = w.t[k];
+        w.t[k++] = w.t[i];
+        w.t[i] = t;
+    }
+    const int n_all = w.n;
+    w.n = k;
+    assert_int_equal(latup_safetensors_write(tmp("m"), &w), LATUP_OK);
+    w.n = n_all;
+    latup_weights_free(&w);
+    write_png(tmp("in.npy"), 8, 8, 8, 2, 0, 0);
+}
+static void s_enc_none(void) { enc_vae_without("encoder."); }
+static void s_enc_missing(void) { enc_vae_without("encoder.mid.attn_1.k."); }
+static void s_enc_small(void) { write_png(tmp("in.npy"), 5, 4, 8, 2, 0, 0); }
+
 #define UP(model) {"upscale", "--model", model, "--scale", "2", "--in", "@in", "--out", "@out", NULL}
 #define UP_IN(in) {"upscale", "-m", MODEL, "-s", "2", "-i", in, "-o", "@out", NULL}
 #define DEC(...) {"decode", "--vae", VAE, "-i", "@in", "-o", "@out.png", __VA_ARGS__, NULL}
+#define ENC_VAE(vae) {"encode", "--vae", vae, "-i", "@in", "-o", "@out", NULL}
 
 static const row ROWS[] = {
     {"E01", s_trunc_st, UP("@m"), 2, "m: "},
@@ -862,6 +887,9 @@ static const row ROWS[] = {
     {"E132", s_folder_channels, {"decode", "--vae", "@tmp/vae", "--in", "@in", "--out", "@out", NULL}, 2, "config.json says latent_channels 4, the decoder in"},
     {"E133", s_folder_class, {"decode", "--vae", "@tmp/vae", "--in", "@in", "--out", "@out", NULL}, 2, "config.json: _class_name is 'FluxTransformer2DModel', not an AutoencoderKL"},
     {"E134", s_vae_channels, {"decode", "--vae", VAE, "--diffusion-latent", "vae", "--in", "@in", "--out", "@out", NULL}, 1, "--diffusion-latent vae: ref_data/vae/flux_small.ldm.safetensors.gz has no config.json"},
+    {"E135", s_enc_none, ENC_VAE("@m"), 2, "no VAE encoder ('encoder.conv_out.weight'"},
+    {"E136", s_enc_missing, ENC_VAE("@m"), 2, "missing tensor 'encoder.mid.attn_1.k.weight' (expected [64,64,1,1])"},
+    {"E137", s_enc_small, ENC_VAE("ref_data/trained/vae.ldm.safetensors.gz"), 2, "image 5x4 is smaller than the encoder's 8 pixels"},
 };
 #define N_ROWS (int)(sizeof ROWS / sizeof ROWS[0])
 
