@@ -311,8 +311,8 @@ demo: deps
 	@echo "demo: wrote $(DEMO_DIR)/demo.png (LUA x2 + decode) and $(DEMO_DIR)/compare.png"
 	@echo "demo: small models trained here on CPU (docs/results.md), not the released LUA/FLUX weights"
 
-$(BUILD)/latup_demo: examples/demo/demo.c examples/demo/image_metrics.h $(BUILD)/liblatup.a $(HEADERS)
-	$(CC) $(CFLAGS) -Isrc -Iexamples/demo $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
+$(BUILD)/latup_demo: examples/demo/demo.c src/cli/image_metrics.h $(BUILD)/liblatup.a $(HEADERS)
+	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
 deps:
 	@tools/ci/install_deps.sh

@@ -1,7 +1,7 @@
 /* test_trained_golden.c — the models trained here (ref_data/trained/, docs/results.md) against
  * their PyTorch references (tools/train/make_trained_golden.py): LUA, the VAE decoder and the pixel
  * SwinIR on real latents and a real photo, one report line per golden tensor; the demo's metrics
- * and bicubic (examples/demo/image_metrics.h) against their Python twins; the demo's LUA and bicubic paths
+ * and bicubic (src/cli/image_metrics.h) against their Python twins; the demo's LUA and bicubic paths
  * against floors under their measured scores; and a negative control per model. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <unistd.h>
 
-#include "../examples/demo/image_metrics.h"
+#include "cli/image_metrics.h"
 #include "golden.h"
 #include "io/json.h"
 #include "io/png.h"
@@ -221,7 +221,7 @@ static void test_metrics_match_python(void **state) {
     /* bicubic: float rounding only (torch sums the four taps in the same order) */
     const int h = (int)bi->shape[1], w = (int)bi->shape[2];
     float *out = malloc(sizeof(float) * 3 * 4 * (size_t)h * w);
-    im_bicubic_x2(out, bi->f32, h, w);
+    im_bicubic_up(out, bi->f32, h, w, 2);
     double m = 0;
     for (int64_t i = 0; i < bo->numel; i++) m = fmax(m, fabs((double)out[i] - bo->f32[i]));
     printf("bicubic x2 [3,%d,%d]: max |C - torch| = %.3e (tol 1e-6)\n", h, w, m);
@@ -264,7 +264,7 @@ static void test_demo_is_a_picture(void **state) {
     /* bicubic path: the 1x decode as bytes, read back as k/255, bicubic x2, bytes again */
     latup_png_quantize(c, dec1.data, H / 2, W / 2, LATUP_PNG_MAP_DIFFUSERS);
     im_planar_from_bytes(lo, c, H / 2, W / 2);
-    im_bicubic_x2(bic, lo, H / 2, W / 2);
+    im_bicubic_up(bic, lo, H / 2, W / 2, 2);
     latup_png_quantize(c, bic, H, W, LATUP_PNG_MAP_UNIT);
     const double psnr = im_psnr(a, b, H, W), ssim = im_ssim(a, b, H, W), psnr_bic = im_psnr(c, b, H, W);
     printf("demo: LUA x2 + decode vs the photo: PSNR %.2f dB, SSIM %.4f (must be >= %.1f dB, %.2f)\n", psnr, ssim,

@@ -4,7 +4,7 @@
  * PNG. `--runs N` makes it the benchmark behind docs/results.md (median of N runs per step). */
 #define _POSIX_C_SOURCE 200809L
 #include "common.h"
-#include "image_metrics.h"
+#include "cli/image_metrics.h"
 #include "io/png.h"
 #include "latup.h"
 
@@ -252,7 +252,7 @@ int main(int argc, char **argv) {
         double t[64];
         for (int r = 0; r < runs; r++) {
             const double t0 = latup_now();
-            im_bicubic_x2(bic.data, lr.data, H / 2, W / 2);
+            im_bicubic_up(bic.data, lr.data, H / 2, W / 2, 2);
             t[r] = latup_now() - t0;
         }
         qsort(t, (size_t)runs, sizeof t[0], cmp_double);
