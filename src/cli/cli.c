@@ -183,6 +183,22 @@ void cli_warn_pipeline(const cli_args *a) {
                 "not faster\n", cmd, n, cpus, cpus == 1 ? "" : "s");
 }
 
+int cli_latent_space(const cli_args *a, const latup_vae *v, const char *vae_path, const latup_latent_family **f) {
+    const char *name = cli_str(a, "--diffusion-latent");
+    *f = NULL;
+    if (!name) return -1;
+    const latup_latent_family *named = latup_latent_family_find(name), *cfg = v ? latup_vae_latent_family(v) : NULL;
+    if (!cfg && !named)
+        return cli_usage(a->cmd->name, "--diffusion-latent vae: %s has no config.json giving scaling_factor (a diffusers "
+                         "VAE folder has one): name the family (sd, sdxl, sd3, flux)", vae_path ? vae_path : "--vae");
+    if (cfg && named && (named->scaling != cfg->scaling || named->shift != cfg->shift) && !cli_given(a, "--quiet"))
+        fprintf(stderr, "latup: warning: --diffusion-latent %s means z / %g + %g, but %s gives scaling_factor %g, "
+                "shift_factor %g: using %s's\n", named->name, named->scaling, named->shift, cfg->name, cfg->scaling,
+                cfg->shift, cfg->name);
+    *f = cfg ? cfg : named;
+    return -1;
+}
+
 int cli_setup_threads(const cli_args *a) {
     int n = (int)cli_num(a, "--threads", 0);
     if (n <= 0) n = latup_default_threads();
