@@ -76,6 +76,7 @@ static latup_status check_request(const latup_call_opts *o, const latup_tensor *
     if (!o->lua && !o->vae) return latup_fail(LATUP_E_USAGE, "a call needs a LUA model, a VAE, or both");
     if (o->lua) TRY(latup_lua_check(o->lua, "latup_prepare", "opts->lua"));
     if (o->vae) TRY(latup_vae_check(o->vae, "latup_prepare", "opts->vae"));
+    if (o->vae) TRY(latup_vae_check_decoder(o->vae));
     const int want = o->lua ? latup_lua_get_config(o->lua)->in_chans : latup_vae_get_config(o->vae)->z_channels;
     char what[160];
     if (x->ndim != 3 && x->ndim != 4) {
@@ -401,5 +402,115 @@ latup_status latup_vae_decode(const latup_vae *v, const latup_tensor *z, latup_t
     TRY(latup_prepare(&o, z, &c));
     const latup_status st = latup_execute(c, z, NULL, img);
     latup_call_free(c);
+    return st;
+}
+
+/* ---- the encoder: a prepare and an execute of its own (CPU only, one stage) ------------------------ */
+
+/* The options alone: tile, overlap, device, band rows (as latup_call_opts_check). */
+static latup_status encode_opts_check(const latup_encode_opts *o) {
+    if (!o) return LATUP_OK;
+    const latup_call_opts co = {.device = o->device, .tile = o->tile, .overlap = o->overlap,
+                                .conv_band_rows = o->conv_band_rows};
+    TRY(latup_call_opts_check(&co));
+    if (o->device == LATUP_DEVICE_CUDA)
+        return latup_fail(LATUP_E_DEVICE, "the encoder runs on the CPU only (device CUDA was asked for)");
+    return LATUP_OK;
+}
+
+/* An image [3,H,W] or [B,3,H,W] (shape only): its batch, H and W. */
+static latup_status image_shape(const latup_tensor *img, int64_t *B, int *H, int *W) {
+    const int64_t *s = img->shape + (img->ndim == 4);
+    if ((img->ndim != 3 && img->ndim != 4) || s[0] != 3)
+        return latup_fail(LATUP_E_INPUT, "image has shape %s, expected [3,H,W] or [B,3,H,W] (RGB in [-1,1])",
+                          shape_of(img->ndim, img->shape).s);
+    *B = img->ndim == 4 ? img->shape[0] : 1;
+    if (*B < 1) return latup_fail(LATUP_E_INPUT, "image has shape %s: an empty batch", shape_of(img->ndim, img->shape).s);
+    if (s[1] > 65536 || s[2] > 65536)
+        return latup_fail(LATUP_E_INPUT, "image %lldx%lld is out of range: sides up to 65536", (long long)s[2],
+                          (long long)s[1]);
+    *H = (int)s[1], *W = (int)s[2];
+    return LATUP_OK;
+}
+
+/* A planned encode: the exec, the output's shape and what the process holds. */
+typedef struct {
+    latup_vae_exec *x;
+    latup_decode_plan dp;
+    int64_t B;
+    int ndim;
+    int64_t out_shape[4];
+} encode_call;
+
+static latup_status encode_prepare(const latup_vae *v, const latup_tensor *img, const latup_encode_opts *opts,
+                                   encode_call *k) {
+    memset(k, 0, sizeof *k);
+    TRY(encode_opts_check(opts));
+    TRY(latup_vae_check_encoder(v));
+    int H = 0, W = 0;
+    TRY(image_shape(img, &k->B, &H, &W));
+    const latup_vae_config *c = &v->cfg;
+    const int f = latup_vae_enc_factor(c);
+    const int64_t h = H / f, w = W / f;
+    latup_call_memory m = {0};
+    int ok = 1;
+    m.process = LATUP_PROCESS_OVERHEAD(latup_get_threads());
+    m.held = opts ? opts->held : 0;
+    m.weights = v->resident;
+    m.input = tensor_bytes((size_t)k->B, 3, (size_t)H, (size_t)W, &ok);
+    m.image = tensor_bytes((size_t)k->B, (size_t)c->z_channels, (size_t)h, (size_t)w, &ok); /* the output */
+    size_t sum = 0;
+    const size_t parts[] = {m.process, m.weights, m.held, m.input, m.image};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) ok &= latup_add_ok(sum, parts[i], &sum);
+    if (!ok)
+        return latup_fail(LATUP_E_INPUT, "a batch of %lld %dx%d images is too large to hold", (long long)k->B, W, H);
+    if (img->data) TRY(latup_check_finite(img));
+    TRY(latup_vae_enc_prepare(v, H, W, opts, &m, &k->x, &k->dp));
+    k->ndim = img->ndim;
+    const int64_t shape[4] = {k->B, c->z_channels, h, w};
+    memcpy(k->out_shape, k->ndim == 4 ? shape : shape + 1, (size_t)k->ndim * sizeof shape[0]);
+    if (opts && opts->verbose) {
+        if (k->dp.tiled)
+            fprintf(stderr, "VAE: tiled encode (%s): tiles of %d latent pixels, overlap %d; an approximation\n",
+                    k->dp.reason, k->dp.tile, k->dp.overlap);
+        latup_vae_plan_print(&k->dp.plan, stderr);
+        fprintf(stderr, "  %-40s %10.2f MiB\n", "peak of the encode", k->dp.peak / 1048576.0);
+    }
+    return LATUP_OK;
+}
+
+latup_status latup_vae_plan_encode(const latup_vae *v, int H, int W, const latup_encode_opts *opts,
+                                   latup_decode_plan *p) {
+    LATUP_NEED(p);
+    memset(p, 0, sizeof *p);
+    TRY(latup_vae_check(v, __func__, "v"));
+    const latup_tensor img = {.data = NULL, .ndim = 3, .shape = {3, H < 0 ? 0 : H, W < 0 ? 0 : W}};
+    encode_call k;
+    TRY(encode_prepare(v, &img, opts, &k));
+    *p = k.dp;
+    latup_vae_exec_free(k.x);
+    return LATUP_OK;
+}
+
+latup_status latup_vae_encode(const latup_vae *v, const latup_tensor *img, latup_tensor *z,
+                              const latup_encode_opts *opts) {
+    TRY(distinct(__func__, img, z, "z", NULL, NULL));
+    if (z) memset(z, 0, sizeof *z);
+    TRY(latup_vae_check(v, __func__, "v"));
+    LATUP_NEED_TENSOR(img);
+    LATUP_NEED(z);
+    encode_call k;
+    TRY(encode_prepare(v, img, opts, &k));
+    latup_status st = latup_tensor_alloc(z, k.ndim, k.out_shape);
+    if (st == LATUP_OK) {
+        latup_progress pr = {opts ? opts->on_progress : NULL, opts ? opts->progress_user : NULL, 0, 0,
+                             latup_vae_exec_steps(k.x) * k.B};
+        pr.end = pr.total;
+        st = latup_vae_exec_run(k.x, img->data, k.B, z->data, &pr);
+        if (st == LATUP_OK) st = latup_check_finite_output(z, "the encoded latent");
+        if (st == LATUP_OK) st = latup_progress_finish(&pr);
+    }
+    latup_vae_exec_free(k.x);
+    if (st != LATUP_OK) latup_tensor_free(z);
     return st;
 }

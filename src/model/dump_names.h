@@ -13,6 +13,9 @@ enum {
     /* VAE; %s: a resnet's name, %d: level L, block M */
     DN_POST_QUANT, DN_CONV_IN, DN_MID_BLOCK_1, DN_MID_BLOCK_2, DN_UP_BLOCK, DN_RES_NORM1, DN_RES_CONV1,
     DN_ATTN_NORM, DN_ATTN_Q, DN_ATTN_K, DN_ATTN_V, DN_ATTN_ATTN, DN_ATTN, DN_UPSAMPLE, DN_NORM_OUT, DN_IMAGE,
+    /* the VAE encoder (its attention: DN_ATTN* under the prefix DN_ENC); %d: level i, block j */
+    DN_ENC, DN_ENC_CONV_IN, DN_ENC_DOWN_BLOCK, DN_ENC_DOWNSAMPLE, DN_ENC_MID_BLOCK_1, DN_ENC_MID_BLOCK_2,
+    DN_ENC_NORM_OUT, DN_ENC_CONV_OUT, DN_QUANT, DN_MEAN,
     DN_COUNT
 };
 
@@ -51,6 +54,16 @@ static const char *const DUMP_NAMES[DN_COUNT] = {
     [DN_UPSAMPLE] = "up.%d.upsample",
     [DN_NORM_OUT] = "norm_out",
     [DN_IMAGE] = "out",
+    [DN_ENC] = "encoder",              /* the patch code's conv (moments), and the ldm names' prefix */
+    [DN_ENC_CONV_IN] = "encoder.conv_in",
+    [DN_ENC_DOWN_BLOCK] = "encoder.down.%d.block.%d",
+    [DN_ENC_DOWNSAMPLE] = "encoder.down.%d.downsample",
+    [DN_ENC_MID_BLOCK_1] = "encoder.mid.block_1",
+    [DN_ENC_MID_BLOCK_2] = "encoder.mid.block_2",
+    [DN_ENC_NORM_OUT] = "encoder.norm_out", /* SiLU(GroupNorm), as norm_out */
+    [DN_ENC_CONV_OUT] = "encoder.conv_out",
+    [DN_QUANT] = "quant_conv",
+    [DN_MEAN] = "mean",
 };
 
 #endif

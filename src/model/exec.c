@@ -96,6 +96,16 @@ void lx_conv(lx_exec *e, float *out, const float *inp, const latup_conv *c, int 
     latup_arena_release(&e->arena, mark);
 }
 
+void lx_conv_strided(lx_exec *e, float *out, const float *inp, const latup_conv *c, int H, int W, const conv_geom *g,
+                     const char *name) {
+    const conv_ctx ctx = {e->nthreads, e->band_rows_max, name};
+    const size_t mark = latup_arena_mark(&e->arena);
+    const size_t n = latup_conv2d_strided_scratch_floats(c->cin, H, W, c->cout, g, &ctx);
+    float *col = latup_arena_take(&e->arena, n, "conv bands (per call)");
+    if (lx_live(e)) e->st = latup_conv2d_strided_forward(out, inp, c->w, c->b, c->cin, H, W, c->cout, g, col, n, &ctx);
+    latup_arena_release(&e->arena, mark);
+}
+
 conv_input_op lx_groupnorm_op(lx_exec *e, const latup_norm *n, const float *x, int C, int HW, int groups, int silu) {
     float *stats = latup_arena_take3(&e->arena, 2, (size_t)C, 1, "GroupNorm statistics [2,C]");
     conv_input_op op = {.norm = 1, .norm_bias = n->b, .silu = silu};

@@ -90,6 +90,9 @@ int lx_fits(lx_exec *e, size_t need, size_t cap, const char *what);
 /* out = conv(op(inp)), H x W the output size (op may be NULL); the conv's bands come from the arena. */
 void lx_conv(lx_exec *e, float *out, const float *inp, const latup_conv *c, int H, int W, const conv_input_op *op,
              const char *name);
+/* out = strided conv of inp [c->cin, H, W] (its geometry g; c->k == g->k), output size from g. */
+void lx_conv_strided(lx_exec *e, float *out, const float *inp, const latup_conv *c, int H, int W, const conv_geom *g,
+                     const char *name);
 /* The GroupNorm (+ SiLU) that a conv applies as it reads x [C, HW]: its statistics [2, C] are
  * taken from the arena (release them after the conv). */
 conv_input_op lx_groupnorm_op(lx_exec *e, const latup_norm *n, const float *x, int C, int HW, int groups, int silu);

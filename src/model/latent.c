@@ -24,6 +24,12 @@ void latup_latent_to_vae(latup_tensor *x, const latup_latent_family *f) {
     for (int64_t i = 0; i < n; i++) x->data[i] = x->data[i] / f->scaling + f->shift;
 }
 
+void latup_latent_from_vae(latup_tensor *x, const latup_latent_family *f) {
+    const int64_t n = latup_tensor_numel(x);
+    if (!f || n < 0 || (n > 0 && !x->data) || (uintptr_t)x->data % _Alignof(float)) return; /* as latup_latent_to_vae */
+    for (int64_t i = 0; i < n; i++) x->data[i] = (x->data[i] - f->shift) * f->scaling;
+}
+
 latup_status latup_flux_unpack(const latup_tensor *packed, int h, int w, latup_tensor *out) {
     char s[96];
     LATUP_NEED(out);

@@ -4,6 +4,7 @@
 #include "model/dump_names.h"
 #include "model/exec.h"
 #include "model/tiling.h"
+#include "model/vae_blocks.h"
 #include "model/vae_model.h"
 
 #include <math.h>
@@ -20,12 +21,6 @@
  * (lx_pick); scratch (conv bands, GroupNorm statistics, attention blocks) is taken from the
  * arena's stack by the op that uses it. */
 
-/* stages: lx_stage() keeps their seconds (the levels in decode order from V_UP); each boundary is
- * a step of the caller's progress, every tile's stages too, so a tiled decode can be stopped
- * inside a tile */
-enum { V_MID, V_UP, V_OUT = V_UP + LATUP_VAE_MAX_LEVELS, V_TILE, V_STAGES };
-_Static_assert(V_STAGES <= LX_MAX_STAGES, "the VAE's stages fit the exec's timers");
-
 /* p + off, and NULL in the counting pass (no memory behind the slots) */
 static float *at(float *p, size_t off) { return p ? p + off : NULL; }
 
@@ -34,7 +29,7 @@ static latup_linear as_linear(const latup_conv *c) { return (latup_linear){c->w,
 
 /* ResnetBlock: y = conv2(SiLU(norm2(conv1(SiLU(norm1(x)))))) + shortcut(x). x in slot *hi;
  * the result's slot goes back in *hi. */
-static void resnet_forward(lx_exec *e, const resnet *r, int *hi, int h, int w, const char *name) {
+void vae_resnet_forward(lx_exec *e, const resnet *r, int *hi, int h, int w, const char *name) {
     const int HW = h * w;
     const float *x = e->buf[*hi];
     char nm[128];
@@ -68,8 +63,11 @@ static void resnet_forward(lx_exec *e, const resnet *r, int *hi, int h, int w, c
  * buffers live in the two activation slots the input does not hold (at the mid block they are a
  * small part of slots sized for the full-resolution maps): slot t holds q, k, v and the
  * normalised tokens, slot y the normalised input, then the result. */
-static void attn_forward(lx_exec *e, const attn_block *a, int *hi, int h, int w) {
+void vae_attn_forward(lx_exec *e, const attn_block *a, int *hi, int h, int w, const char *pre) {
     const int C = a->norm.dim, N = h * w;
+    char nm[6][64]; /* the dump names under pre */
+    static const int dn[6] = {DN_ATTN_NORM, DN_ATTN_Q, DN_ATTN_K, DN_ATTN_V, DN_ATTN_ATTN, DN_ATTN};
+    for (int i = 0; i < 6; i++) snprintf(nm[i], sizeof nm[i], "%s%s", pre, DUMP_NAMES[dn[i]]);
     const size_t NC = (size_t)N * C;
     const int t = lx_pick(e, 4 * NC, *hi, -1);
     const int y = lx_pick(e, NC, *hi, t);
@@ -80,21 +78,21 @@ static void attn_forward(lx_exec *e, const attn_block *a, int *hi, int h, int w)
     const latup_linear lq = as_linear(&a->q), lk = as_linear(&a->k), lv = as_linear(&a->v);
     const latup_linear lp = as_linear(&a->proj_out);                  /* the 1x1 convs as Linears */
     lx_groupnorm(e, e->buf[y], x, &a->norm, C, N, GN_GROUPS);         /* y  [C, h, w] */
-    lx_dump(e, DUMP_NAMES[DN_ATTN_NORM], e->buf[y], 3, C, h, w);
+    lx_dump(e, nm[0], e->buf[y], 3, C, h, w);
     lx_chw_to_hwc(e, nt, e->buf[y], C, N);                            /* nt [N, C] */
     lx_linear(e, q, nt, &lq, N);                                      /* q, k, v [N, C] */
     lx_linear(e, k, nt, &lk, N);
     lx_linear(e, v, nt, &lv, N);
-    lx_dump_tokens(e, DUMP_NAMES[DN_ATTN_Q], q, C, h, w);
-    lx_dump_tokens(e, DUMP_NAMES[DN_ATTN_K], k, C, h, w);
-    lx_dump_tokens(e, DUMP_NAMES[DN_ATTN_V], v, C, h, w);
+    lx_dump_tokens(e, nm[1], q, C, h, w);
+    lx_dump_tokens(e, nm[2], k, C, h, w);
+    lx_dump_tokens(e, nm[3], v, C, h, w);
     lx_attention(e, o, q, k, v, N, C, ATTN_BLOCK);                    /* o = softmax(q k^T / sqrt C) v */
-    lx_dump_tokens(e, DUMP_NAMES[DN_ATTN_ATTN], o, C, h, w);
+    lx_dump_tokens(e, nm[4], o, C, h, w);
     lx_linear(e, proj, o, &lp, N);                                    /* proj [N, C] */
     lx_hwc_to_chw(e, e->buf[y], proj, C, N);                          /* y  [C, h, w] */
     lx_add(e, e->buf[y], x, NC);                                      /* residual */
     *hi = y;
-    lx_dump(e, DUMP_NAMES[DN_ATTN], e->buf[y], 3, C, h, w);
+    lx_dump(e, nm[5], e->buf[y], 3, C, h, w);
 }
 
 /* The decoder on one latent z [zc, h, w]; writes [3, f*h, f*w] to out. */
@@ -114,9 +112,9 @@ static void decode_one(lx_exec *e, const latup_vae *v, const float *z, int h, in
     lx_conv(e, e->buf[o], zin, &v->conv_in, h, w, NULL, "conv_in");  /* [C, h, w] */
     hi = o;
     lx_dump(e, DUMP_NAMES[DN_CONV_IN], e->buf[hi], 3, top, h, w);
-    resnet_forward(e, &v->mid_block_1, &hi, h, w, DUMP_NAMES[DN_MID_BLOCK_1]);
-    attn_forward(e, &v->mid_attn, &hi, h, w);
-    resnet_forward(e, &v->mid_block_2, &hi, h, w, DUMP_NAMES[DN_MID_BLOCK_2]);
+    vae_resnet_forward(e, &v->mid_block_1, &hi, h, w, DUMP_NAMES[DN_MID_BLOCK_1]);
+    vae_attn_forward(e, &v->mid_attn, &hi, h, w, "");
+    vae_resnet_forward(e, &v->mid_block_2, &hi, h, w, DUMP_NAMES[DN_MID_BLOCK_2]);
     lx_stage(e, V_MID);
     int hh = h, ww = w, C = top;
     for (int L = c->n_levels - 1; L >= 0; L--) {
@@ -124,7 +122,7 @@ static void decode_one(lx_exec *e, const latup_vae *v, const float *z, int h, in
         char name[64];
         for (int M = 0; M < u->n_blocks; M++) {
             snprintf(name, sizeof name, DUMP_NAMES[DN_UP_BLOCK], L, M);
-            resnet_forward(e, &u->blocks[M], &hi, hh, ww, name);
+            vae_resnet_forward(e, &u->blocks[M], &hi, hh, ww, name);
             C = u->blocks[M].cout;
         }
         if (u->has_upsample) {                                         /* nearest x2 + 3x3, fused */
@@ -155,7 +153,7 @@ static void decode_one(lx_exec *e, const latup_vae *v, const float *z, int h, in
 
 /* The tiling's ops (real pass only, like the lx_* ones). ztile [zc, th, tw] = z [zc, h, w] from
  * (y0, x0). */
-static void copy_tile(lx_exec *e, float *ztile, const float *z, int zc, int h, int w, int y0, int x0, int th,
+void vae_copy_tile(lx_exec *e, float *ztile, const float *z, int zc, int h, int w, int y0, int x0, int th,
                       int tw) {
     if (!lx_live(e)) return;
     for (int ch = 0; ch < zc; ch++)
@@ -166,7 +164,7 @@ static void copy_tile(lx_exec *e, float *ztile, const float *z, int zc, int h, i
 
 /* out [Co, H, W] += wgt * otile [Co, oh, ow] at image pixel (y0*f, x0*f), wsum [H, W] += wgt: wgt
  * the product of the ramps over the top/bot/lft/rgt overlaps (0: no neighbour on that side). */
-static void blend_tile(lx_exec *e, float *out, float *wsum, const float *otile, int Co, int H, int W, int oh, int ow,
+void vae_blend_tile(lx_exec *e, float *out, float *wsum, const float *otile, int Co, int H, int W, int oh, int ow,
                        int y0, int x0, int f, int top, int bot, int lft, int rgt) {
     if (!lx_live(e)) return; /* the counting pass and a failed one blend nothing */
     for (int y = 0; y < oh; y++) {
@@ -182,7 +180,7 @@ static void blend_tile(lx_exec *e, float *out, float *wsum, const float *otile, 
 }
 
 /* out [Co, HW] /= wsum [HW] */
-static void divide_weights(lx_exec *e, float *out, const float *wsum, int Co, size_t HW) {
+void vae_divide_weights(lx_exec *e, float *out, const float *wsum, int Co, size_t HW) {
     if (!lx_live(e)) return;
     for (int ch = 0; ch < Co; ch++)
         for (size_t i = 0; i < HW; i++) out[(size_t)ch * HW + i] /= wsum[i];
@@ -205,25 +203,54 @@ static void decode_tiled(lx_exec *e, const latup_vae *v, const float *z, int h, 
     for (int ty = 0; ty < nty; ty++)
         for (int tx = 0; tx < ntx; tx++) {
             const int y0 = latup_tile_origin(ty, h, T, ov), x0 = latup_tile_origin(tx, w, T, ov);
-            copy_tile(e, ztile, z, zc, h, w, y0, x0, th, tw);                  /* ztile [zc, th, tw] */
+            vae_copy_tile(e, ztile, z, zc, h, w, y0, x0, th, tw);                  /* ztile [zc, th, tw] */
             snprintf(e->prefix, sizeof e->prefix, "tile_%d_%d.", ty, tx);
             decode_one(e, v, ztile, th, tw, otile);
             lx_check_arena(e); /* after every tile */
             const int top = latup_tile_overlap_lo(ty, ov * f), bot = latup_tile_overlap_hi(ty, nty, ov * f);
             const int lft = latup_tile_overlap_lo(tx, ov * f), rgt = latup_tile_overlap_hi(tx, ntx, ov * f);
-            blend_tile(e, out, wsum, otile, Co, H, W, oh, ow, y0, x0, f, top, bot, lft, rgt);
+            vae_blend_tile(e, out, wsum, otile, Co, H, W, oh, ow, y0, x0, f, top, bot, lft, rgt);
             lx_stage(e, V_TILE);
         }
     e->prefix[0] = '\0';
-    divide_weights(e, out, wsum, Co, (size_t)H * W);                            /* out [Co, H, W] */
+    vae_divide_weights(e, out, wsum, Co, (size_t)H * W);                            /* out [Co, H, W] */
 }
 
-/* One decode of z [zc,h,w] into out: exact (T == 0) or tiled. The same code counts and runs. */
-static void decode(lx_exec *e, const latup_vae *v, const float *z, int h, int w, float *out, int T, int ov) {
-    if (T > 0)
-        decode_tiled(e, v, z, h, w, out, T, ov);
+/* ---- jobs: a decode or an encode, planned and run by the same code -------------------------------- */
+
+/* What one pass does: decode h x w latents, or encode H x W images into h x w latents; the
+ * options of either call (their LX_OPTS fields by the same names). */
+typedef struct {
+    int encode;
+    int h, w;              /* the latent */
+    int H, W;              /* the image (encode) */
+    int sample;            /* encode: a draw instead of the mean */
+    uint64_t seed;
+    latup_dump_fn dump;
+    void *dump_user;
+    int verbose, conv_band_rows, tile, overlap;
+    size_t max_memory;
+} vae_job;
+
+static vae_job decode_job(int h, int w, const latup_decode_opts *o) {
+    vae_job j = {.h = h, .w = w};
+    if (o) {
+        j.dump = o->dump, j.dump_user = o->dump_user, j.verbose = o->verbose, j.conv_band_rows = o->conv_band_rows;
+        j.tile = o->tile, j.overlap = o->overlap, j.max_memory = o->max_memory;
+    }
+    return j;
+}
+
+static const char *verb(const vae_job *j) { return j->encode ? "encode" : "decode"; }
+
+/* One pass of the job on in into out: exact (T == 0) or tiled. The same code counts and runs. */
+static void pass(lx_exec *e, const latup_vae *v, const vae_job *j, const float *in, float *out, int T, int ov) {
+    if (j->encode)
+        vae_encode_pass(e, v, in, j->H, j->W, out, T, ov, j->sample, j->seed);
+    else if (T > 0)
+        decode_tiled(e, v, in, j->h, j->w, out, T, ov);
     else
-        decode_one(e, v, z, h, w, out);
+        decode_one(e, v, in, j->h, j->w, out);
 }
 
 /* The stage hook's line (lx_exec.timing_line). */
@@ -234,12 +261,16 @@ static void vae_timings(const lx_exec *e, int64_t B) {
     fprintf(stderr, ", out %.3f s\n", e->tm[V_OUT]);
 }
 
+static void job_init(lx_exec *e, const latup_vae *v, const vae_job *j) {
+    lx_init(e, LX_OPTS(j), j->encode ? vae_encode_timings : vae_timings, &v->cfg);
+}
+
 /* ---- plans ------------------------------------------------------------------------------------- */
 
-/* The counting pass of one decode. */
-static latup_status count_pass(lx_exec *e, const latup_vae *v, int h, int w, int T, int ov) {
+/* The counting pass of one job. */
+static latup_status count_pass(lx_exec *e, const latup_vae *v, const vae_job *j, int T, int ov) {
     lx_begin_count(e);
-    decode(e, v, NULL, h, w, NULL, T, ov);
+    pass(e, v, j, NULL, NULL, T, ov);
     return e->arena.st;
 }
 
@@ -254,23 +285,36 @@ static latup_status check_size(const latup_vae *v, int h, int w) {
     return LATUP_OK;
 }
 
-static void fill_plan(const lx_exec *e, const latup_vae *v, int h, int w, latup_vae_plan *p) {
-    const int64_t f = latup_vae_factor(&v->cfg);
-    memset(p, 0, sizeof *p);
-    p->h = h, p->w = w;
-    latup_arena_plan(&e->arena, &p->mem);
-    p->mem.weights = (size_t)v->cfg.n_params * sizeof(float);
-    p->mem.output = (size_t)v->cfg.out_channels * (size_t)(h * f) * (size_t)(w * f) * sizeof(float);
+/* An image the encoder takes: at least f pixels a side (one latent pixel), at most 65536, and
+ * under 2^31 pixels (the kernels index a map's pixels with int). */
+static latup_status check_image_size(const latup_vae *v, int H, int W) {
+    const int f = latup_vae_enc_factor(&v->cfg);
+    if (H < f || W < f)
+        return latup_fail(LATUP_E_INPUT, "image %dx%d is smaller than the encoder's %d pixels per latent pixel in a "
+                          "side: it needs at least %dx%d", W, H, f, f, f);
+    if (H > 65536 || W > 65536 || (int64_t)H * W > INT32_MAX)
+        return latup_fail(LATUP_E_INPUT, "image %dx%d is out of range: sides up to 65536, under 2^31 pixels", W, H);
+    return LATUP_OK;
 }
 
-/* The arena of one decode (exact, T == 0, or in tiles of T), counted into *p. */
-static latup_status count_arena(const latup_vae *v, int h, int w, int T, int ov, const latup_decode_opts *opts,
-                                latup_vae_plan *p) {
+static void fill_plan(const lx_exec *e, const latup_vae *v, const vae_job *j, latup_vae_plan *p) {
+    const latup_vae_config *c = &v->cfg;
+    const int64_t f = latup_vae_factor(c);
+    memset(p, 0, sizeof *p);
+    p->h = j->h, p->w = j->w;
+    latup_arena_plan(&e->arena, &p->mem);
+    p->mem.weights = (size_t)(j->encode ? c->enc_params : c->n_params) * sizeof(float);
+    p->mem.output = j->encode ? (size_t)c->z_channels * (size_t)j->h * (size_t)j->w * sizeof(float)
+                              : (size_t)c->out_channels * (size_t)(j->h * f) * (size_t)(j->w * f) * sizeof(float);
+}
+
+/* The arena of one job (exact, T == 0, or in tiles of T), counted into *p. */
+static latup_status count_arena(const latup_vae *v, const vae_job *j, int T, int ov, latup_vae_plan *p) {
     lx_exec e;
-    lx_init(&e, LX_OPTS(opts), vae_timings, &v->cfg);
-    TRY(count_pass(&e, v, h, w, T, ov));
-    fill_plan(&e, v, h, w, p);
-    if (T > 0) p->h = T < h ? T : h, p->w = T < w ? T : w;
+    job_init(&e, v, j);
+    TRY(count_pass(&e, v, j, T, ov));
+    fill_plan(&e, v, j, p);
+    if (T > 0) p->h = T < j->h ? T : j->h, p->w = T < j->w ? T : j->w;
     return LATUP_OK;
 }
 
@@ -281,27 +325,28 @@ static size_t others_of(const latup_call_memory *base) {
 }
 
 /* Exact, or the tiles asked for, or the largest tile (a multiple of MIN_TILE latent pixels) whose
- * decode keeps the whole process within opts->max_memory: base holds everything else the process
- * holds at the decode (sizes never overflow: the caller summed them with checks). */
-static latup_status plan_decode(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
-                                const latup_call_memory *base, latup_decode_plan *dp) {
+ * pass keeps the whole process within j->max_memory: base holds everything else the process
+ * holds at the pass (sizes never overflow: the caller summed them with checks). */
+static latup_status plan_job(const latup_vae *v, const vae_job *j, const latup_call_memory *base,
+                             latup_decode_plan *dp) {
     memset(dp, 0, sizeof *dp);
-    TRY(check_size(v, h, w));
-    const size_t budget = opts ? opts->max_memory : 0, others = others_of(base);
-    int T = opts && opts->tile > 0 ? opts->tile : 0;
-    int ov = opts && opts->overlap > 0 ? opts->overlap : 0;
+    const int h = j->h, w = j->w;
+    TRY(j->encode ? check_image_size(v, j->H, j->W) : check_size(v, h, w));
+    const size_t budget = j->max_memory, others = others_of(base);
+    int T = j->tile > 0 ? j->tile : 0;
+    int ov = j->overlap > 0 ? j->overlap : 0;
     /* tile and overlap were checked with the call's options (latup_call_opts_check) */
     if (T == 0) {
-        TRY(count_arena(v, h, w, 0, 0, opts, &dp->plan));
+        TRY(count_arena(v, j, 0, 0, &dp->plan));
         const size_t exact = others + dp->plan.mem.arena;
         if (budget == 0 || exact <= budget) {
             dp->peak = exact;
             return LATUP_OK;
         }
-        /* the largest tile whose decode fits the budget */
+        /* the largest tile whose pass fits the budget */
         int found = 0;
         for (T = ((h > w ? h : w) - 1) / MIN_TILE * MIN_TILE; T >= MIN_TILE; T -= MIN_TILE) {
-            TRY(count_arena(v, h, w, T, ov > 0 && ov < T ? ov : T / 4, opts, &dp->plan));
+            TRY(count_arena(v, j, T, ov > 0 && ov < T ? ov : T / 4, &dp->plan));
             if (others + dp->plan.mem.arena <= budget) {
                 found = 1;
                 break;
@@ -310,30 +355,30 @@ static latup_status plan_decode(const latup_vae *v, int h, int w, const latup_de
         if (!found) {
             latup_vae_plan sp;
             const int Tm = MIN_TILE < h || MIN_TILE < w ? MIN_TILE : 0;
-            TRY(count_arena(v, h, w, Tm, Tm / 4, opts, &sp));
+            TRY(count_arena(v, j, Tm, Tm / 4, &sp));
             return latup_fail(LATUP_E_NOMEM, "a memory budget of %s cannot be met: the smallest tiles (%dx%d latent "
                               "pixels) need %s (process %s, weights %s, inputs and outputs %s, tile arena %s); the "
-                              "exact decode needs %s", latup_size_str(budget).s, sp.h, sp.w,
+                              "exact %s needs %s", latup_size_str(budget).s, sp.h, sp.w,
                               latup_size_str(others + sp.mem.arena).s, latup_size_str(base->process).s,
                               latup_size_str(base->weights).s,
                               latup_size_str(base->held + base->input + base->upscaled + base->image).s,
-                              latup_size_str(sp.mem.arena).s, latup_size_str(exact).s);
+                              latup_size_str(sp.mem.arena).s, verb(j), latup_size_str(exact).s);
         }
-        snprintf(dp->reason, sizeof dp->reason, "the exact decode needs %s, over the %s budget",
+        snprintf(dp->reason, sizeof dp->reason, "the exact %s needs %s, over the %s budget", verb(j),
                  latup_size_str(exact).s, latup_size_str(budget).s);
     } else {
-        if (T >= h && T >= w) { /* one tile covers the latent: the exact decode */
-            TRY(count_arena(v, h, w, 0, 0, opts, &dp->plan));
+        if (T >= h && T >= w) { /* one tile covers the latent: the exact pass */
+            TRY(count_arena(v, j, 0, 0, &dp->plan));
             dp->peak = others + dp->plan.mem.arena;
             if (budget > 0 && dp->peak > budget)
-                return latup_fail(LATUP_E_NOMEM, "the exact decode needs %s, over the %s memory budget (use smaller "
-                                  "tiles)", latup_size_str(dp->peak).s, latup_size_str(budget).s);
+                return latup_fail(LATUP_E_NOMEM, "the exact %s needs %s, over the %s memory budget (use smaller "
+                                  "tiles)", verb(j), latup_size_str(dp->peak).s, latup_size_str(budget).s);
             return LATUP_OK;
         }
         snprintf(dp->reason, sizeof dp->reason, "tiles of %d latent pixels were asked for", T);
     }
     if (ov <= 0 || ov >= T) ov = T / 4;
-    TRY(count_arena(v, h, w, T, ov, opts, &dp->plan));
+    TRY(count_arena(v, j, T, ov, &dp->plan));
     const size_t peak = others + dp->plan.mem.arena;
     if (budget > 0 && peak > budget)
         return latup_fail(LATUP_E_NOMEM, "tiles of %d latent pixels need %s, over the %s memory budget (use "
@@ -342,31 +387,50 @@ static latup_status plan_decode(const latup_vae *v, int h, int w, const latup_de
     return LATUP_OK;
 }
 
-/* ---- a prepared decode: planned once, then run ---------------------------------------------------------- */
+/* ---- a prepared decode or encode: planned once, then run ------------------------------------------------ */
 
 struct latup_vae_exec {
-    lx_exec e;             /* counted for the chosen decode (exact or tiles) */
+    lx_exec e;             /* counted for the chosen pass (exact or tiles) */
     const latup_vae *v;
-    int h, w, T, ov;
+    vae_job j;
+    int T, ov;
 };
 
-latup_status latup_vae_exec_prepare(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
-                                    const latup_call_memory *base, latup_vae_exec **out, latup_decode_plan *dp) {
+static latup_status exec_prepare(const latup_vae *v, const vae_job *j, const latup_call_memory *base,
+                                 latup_vae_exec **out, latup_decode_plan *dp) {
     *out = NULL;
-    TRY(plan_decode(v, h, w, opts, base, dp));
-    latup_vae_exec *x = latup_calloc(1, sizeof *x, "decode plan");
+    TRY(plan_job(v, j, base, dp));
+    latup_vae_exec *x = latup_calloc(1, sizeof *x, j->encode ? "encode plan" : "decode plan");
     if (!x) return LATUP_E_NOMEM;
-    x->v = v, x->h = h, x->w = w;
+    x->v = v, x->j = *j;
     x->T = dp->tiled ? dp->tile : 0, x->ov = dp->tiled ? dp->overlap : 0;
-    lx_init(&x->e, LX_OPTS(opts), vae_timings, &v->cfg);
+    job_init(&x->e, v, j);
     /* the search above counted several candidates; this counts the chosen one into the exec */
-    latup_status st = count_pass(&x->e, v, h, w, x->T, x->ov);
+    latup_status st = count_pass(&x->e, v, j, x->T, x->ov);
     if (st != LATUP_OK) {
         free(x);
         return st;
     }
     *out = x;
     return LATUP_OK;
+}
+
+latup_status latup_vae_exec_prepare(const latup_vae *v, int h, int w, const latup_decode_opts *opts,
+                                    const latup_call_memory *base, latup_vae_exec **out, latup_decode_plan *dp) {
+    const vae_job j = decode_job(h, w, opts);
+    return exec_prepare(v, &j, base, out, dp);
+}
+
+latup_status latup_vae_enc_prepare(const latup_vae *v, int H, int W, const latup_encode_opts *opts,
+                                   const latup_call_memory *base, latup_vae_exec **out, latup_decode_plan *dp) {
+    const int f = latup_vae_enc_factor(&v->cfg);
+    vae_job j = {.encode = 1, .H = H, .W = W, .h = H / f, .w = W / f};
+    if (opts) {
+        j.dump = opts->dump, j.dump_user = opts->dump_user, j.verbose = opts->verbose;
+        j.conv_band_rows = opts->conv_band_rows, j.tile = opts->tile, j.overlap = opts->overlap;
+        j.max_memory = opts->max_memory, j.sample = opts->sample != 0, j.seed = opts->seed;
+    }
+    return exec_prepare(v, &j, base, out, dp);
 }
 
 void latup_vae_exec_free(latup_vae_exec *x) {
@@ -377,15 +441,18 @@ void latup_vae_exec_free(latup_vae_exec *x) {
 
 int64_t latup_vae_exec_steps(const latup_vae_exec *x) { return x->e.steps; }
 
-latup_status latup_vae_exec_run(latup_vae_exec *x, const float *z, int64_t B, float *out, latup_progress *progress) {
+latup_status latup_vae_exec_run(latup_vae_exec *x, const float *in, int64_t B, float *out, latup_progress *progress) {
     lx_exec *e = &x->e;
     const latup_vae_config *c = &x->v->cfg;
-    const int h = x->h, w = x->w, f = latup_vae_factor(c);
-    latup_status st = lx_begin_run(e, "VAE arena", progress);
-    const size_t zsz = (size_t)c->z_channels * h * w, osz = (size_t)c->out_channels * h * f * w * f;
+    const vae_job *j = &x->j;
+    const int f = latup_vae_factor(c);
+    latup_status st = lx_begin_run(e, j->encode ? "VAE encoder arena" : "VAE arena", progress);
+    const size_t zsz = (size_t)c->z_channels * j->h * j->w;
+    const size_t isz = j->encode ? (size_t)3 * j->H * j->W : (size_t)c->out_channels * j->h * f * j->w * f;
+    const size_t insz = j->encode ? isz : zsz, outsz = j->encode ? zsz : isz;
     for (int64_t b = 0; b < B && st == LATUP_OK; b++) {
         lx_begin_image(e, (int)b);
-        decode(e, x->v, z + b * zsz, h, w, out + b * osz, x->T, x->ov);
+        pass(e, x->v, j, in + b * insz, out + b * outsz, x->T, x->ov);
         st = lx_end_image(e);
     }
     return lx_end_run(e, st, B);
@@ -397,8 +464,10 @@ latup_status latup_vae_plan_memory(const latup_vae *v, int h, int w, latup_vae_p
     LATUP_NEED(p);
     memset(p, 0, sizeof *p);
     TRY(latup_vae_check(v, __func__, "v"));
+    TRY(latup_vae_check_decoder(v));
     TRY(check_size(v, h, w));
-    return count_arena(v, h, w, 0, 0, NULL, p);
+    const vae_job j = decode_job(h, w, NULL);
+    return count_arena(v, &j, 0, 0, p);
 }
 
 void latup_vae_plan_print(const latup_vae_plan *p, FILE *f) {

@@ -19,7 +19,12 @@
 
 /* ---- names ---------------------------------------------------------------------------------------
  * Modules are named the ldm way in the code; vae_module_name() gives the file's name for one. */
-typedef enum { M_POST_QUANT, M_CONV_IN, M_MID_RESNET, M_MID_ATTN, M_UP_RESNET, M_UPSAMPLE, M_NORM_OUT, M_CONV_OUT } module_kind;
+typedef enum {
+    M_POST_QUANT, M_CONV_IN, M_MID_RESNET, M_MID_ATTN, M_UP_RESNET, M_UPSAMPLE, M_NORM_OUT, M_CONV_OUT,
+    /* the encoder's: diffusers' down_blocks count as ldm's down levels (no reversal) */
+    M_QUANT, M_ENC_CONV_IN, M_ENC_RESNET, M_ENC_DOWNSAMPLE, M_ENC_MID_RESNET, M_ENC_MID_ATTN, M_ENC_NORM_OUT,
+    M_ENC_CONV_OUT
+} module_kind;
 
 static void vae_module_name(char *out, size_t n, const latup_vae_config *c, module_kind k, int a, int b) {
     const int ldm = c->naming == LATUP_VAE_NAMES_LDM;
@@ -44,6 +49,25 @@ static void vae_module_name(char *out, size_t n, const latup_vae_config *c, modu
         if (ldm) snprintf(out, n, "%sdecoder.up.%d.upsample.conv", p, a);
         else snprintf(out, n, "%sdecoder.up_blocks.%d.upsamplers.0.conv", p, c->n_levels - 1 - a);
         break;
+    case M_QUANT: snprintf(out, n, "%squant_conv", p); break;
+    case M_ENC_CONV_IN: snprintf(out, n, "%sencoder.conv_in", p); break;
+    case M_ENC_CONV_OUT: snprintf(out, n, "%sencoder.conv_out", p); break;
+    case M_ENC_NORM_OUT: snprintf(out, n, ldm ? "%sencoder.norm_out" : "%sencoder.conv_norm_out", p); break;
+    case M_ENC_MID_RESNET:
+        if (ldm) snprintf(out, n, "%sencoder.mid.block_%d", p, a + 1);
+        else snprintf(out, n, "%sencoder.mid_block.resnets.%d", p, a);
+        break;
+    case M_ENC_MID_ATTN:
+        snprintf(out, n, ldm ? "%sencoder.mid.attn_1" : "%sencoder.mid_block.attentions.0", p);
+        break;
+    case M_ENC_RESNET:
+        if (ldm) snprintf(out, n, "%sencoder.down.%d.block.%d", p, a, b);
+        else snprintf(out, n, "%sencoder.down_blocks.%d.resnets.%d", p, a, b);
+        break;
+    case M_ENC_DOWNSAMPLE:
+        if (ldm) snprintf(out, n, "%sencoder.down.%d.downsample.conv", p, a);
+        else snprintf(out, n, "%sencoder.down_blocks.%d.downsamplers.0.conv", p, a);
+        break;
     }
 }
 
@@ -61,6 +85,7 @@ static const char *ATTN_NAMES[3][5] = {
 #define VAE_MAX_Z 256      /* latent channels */
 #define VAE_MAX_WIDTH 4096 /* channels of an up level */
 #define VAE_MAX_OUT 64     /* image channels */
+#define VAE_MAX_PATCH 64   /* the patch encoder's p */
 
 static int has(const latup_weights *w, const char *fmt, ...) LATUP_PRINTF(2, 3);
 static int has(const latup_weights *w, const char *fmt, ...) {
@@ -81,32 +106,43 @@ static latup_status conv_shape(const latup_weights *w, const char *name, int64_t
     return LATUP_OK;
 }
 
-static latup_status infer_vae_config(const latup_weights *w, latup_vae_config *c) {
-    static const char *prefixes[] = {"", "first_stage_model.", "vae."};
+/* The width of a level from its first resnet's conv1 [C, cin, 3, 3]: in range, whole groups. */
+static latup_status level_width(const latup_weights *w, const latup_vae_config *c, const char *conv, int *width) {
+    int64_t s[4];
+    char full[272];
+    TRY(conv_shape(w, conv, s));
+    snprintf(full, sizeof full, "%s.weight", conv);
+    TRY(latup_config_dim(w, full, "channels", s[0], 1, VAE_MAX_WIDTH));
+    if (s[0] % c->groups != 0)
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s': %lld channels, not a multiple of %d GroupNorm groups",
+                          w->path, full, (long long)s[0], c->groups);
+    *width = (int)s[0];
+    return LATUP_OK;
+}
+
+static const char *const PREFIXES[] = {"", "first_stage_model.", "vae."};
+
+/* The naming of part ("decoder" or "encoder") under prefix p, from its mid block's first conv. */
+static latup_status detect_naming(const latup_weights *w, const char *p, const char *part, latup_vae_naming *n) {
+    if (has(w, "%s%s.mid.block_1.conv1.weight", p, part)) {
+        *n = LATUP_VAE_NAMES_LDM;
+    } else if (has(w, "%s%s.mid_block.resnets.0.conv1.weight", p, part)) {
+        *n = has(w, "%s%s.mid_block.attentions.0.query.weight", p, part) ? LATUP_VAE_NAMES_DIFFUSERS_OLD
+                                                                          : LATUP_VAE_NAMES_DIFFUSERS;
+    } else {
+        return latup_fail(LATUP_E_INPUT, "%s: missing tensor '%s%s.mid.block_1.conv1.weight' (ldm names) or "
+                          "'%s%s.mid_block.resnets.0.conv1.weight' (diffusers names)", w->path, p, part, p, part);
+    }
+    return LATUP_OK;
+}
+
+/* The decoder's config (c->prefix set): levels, widths, blocks, latent and image channels. */
+static latup_status infer_decoder(const latup_weights *w, latup_vae_config *c) {
     char name[256];
     int64_t s[4];
-    memset(c, 0, sizeof *c);
-    c->groups = GN_GROUPS, c->eps = GN_EPS;
-    int found = 0;
-    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0] && !found; i++)
-        if (has(w, "%sdecoder.conv_in.weight", prefixes[i])) {
-            snprintf(c->prefix, sizeof c->prefix, "%s", prefixes[i]);
-            found = 1;
-        }
-    if (!found)
-        return latup_fail(LATUP_E_INPUT, "%s: no 'decoder.conv_in.weight' (flat, or under 'first_stage_model.' or 'vae.'): not a VAE checkpoint", w->path);
     const char *p = c->prefix;
-    if (has(w, "%sdecoder.mid.block_1.conv1.weight", p)) {
-        c->naming = LATUP_VAE_NAMES_LDM;
-        snprintf(name, sizeof name, "%sdecoder.up.", p);
-    } else if (has(w, "%sdecoder.mid_block.resnets.0.conv1.weight", p)) {
-        c->naming = has(w, "%sdecoder.mid_block.attentions.0.query.weight", p) ? LATUP_VAE_NAMES_DIFFUSERS_OLD
-                                                                                : LATUP_VAE_NAMES_DIFFUSERS;
-        snprintf(name, sizeof name, "%sdecoder.up_blocks.", p);
-    } else {
-        return latup_fail(LATUP_E_INPUT, "%s: missing tensor '%sdecoder.mid.block_1.conv1.weight' (ldm names) or "
-                          "'%sdecoder.mid_block.resnets.0.conv1.weight' (diffusers names)", w->path, p, p);
-    }
+    TRY(detect_naming(w, p, "decoder", &c->naming));
+    snprintf(name, sizeof name, c->naming == LATUP_VAE_NAMES_LDM ? "%sdecoder.up." : "%sdecoder.up_blocks.", p);
     c->n_levels = latup_weights_max_index(w, name) + 1;
     if (c->n_levels < 1 || c->n_levels > LATUP_VAE_MAX_LEVELS)
         return latup_fail(LATUP_E_INPUT, "%s: %d decoder up levels found under '%s', expected 1..%d", w->path,
@@ -128,14 +164,7 @@ static latup_status infer_vae_config(const latup_weights *w, latup_vae_config *c
     for (int L = 0; L < c->n_levels; L++) {
         vae_module_name(mod, sizeof mod, c, M_UP_RESNET, L, 0);
         snprintf(name, sizeof name, "%s.conv1", mod);
-        TRY(conv_shape(w, name, s));
-        char full[272];
-        snprintf(full, sizeof full, "%s.weight", name);
-        TRY(latup_config_dim(w, full, "channels", s[0], 1, VAE_MAX_WIDTH));
-        c->channels[L] = (int)s[0];
-        if (c->channels[L] % c->groups != 0)
-            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s.weight': %d channels, not a multiple of %d GroupNorm groups",
-                              w->path, name, c->channels[L], c->groups);
+        TRY(level_width(w, c, name, &c->channels[L]));
     }
     vae_module_name(mod, sizeof mod, c, M_CONV_OUT, 0, 0);
     TRY(conv_shape(w, mod, s));
@@ -145,6 +174,82 @@ static latup_status infer_vae_config(const latup_weights *w, latup_vae_config *c
     vae_module_name(mod, sizeof mod, c, M_POST_QUANT, 0, 0);
     snprintf(name, sizeof name, "%s.weight", mod);
     c->has_post_quant_conv = latup_weights_find(w, name) != NULL;
+    c->has_decoder = 1;
+    return LATUP_OK;
+}
+
+/* The encoder a file holds under prefix p: ldm/diffusers (its conv_out) or the patch code. */
+static latup_vae_encoder_kind encoder_present(const latup_weights *w, const char *p) {
+    if (has(w, "%sencoder.conv_out.weight", p)) return LATUP_VAE_ENCODER_LDM;
+    if (has(w, "%sencoder.weight", p)) return LATUP_VAE_ENCODER_PATCH;
+    return LATUP_VAE_ENCODER_NONE;
+}
+
+/* The encoder's config (c->prefix set, the decoder's config too when it is loaded): its kind,
+ * levels, widths, blocks, patch size, latent channels and quant_conv, from shapes. */
+static latup_status infer_encoder(const latup_weights *w, latup_vae_config *c) {
+    char name[256], mod[200];
+    int64_t s[4];
+    const char *p = c->prefix;
+    int zc2;
+    c->encoder = encoder_present(w, p);
+    if (c->encoder == LATUP_VAE_ENCODER_PATCH) {
+        snprintf(name, sizeof name, "%sencoder.weight", p);
+        snprintf(mod, sizeof mod, "%sencoder", p);
+        TRY(conv_shape(w, mod, s));
+        TRY(latup_config_dim(w, name, "patch size", s[2], 1, VAE_MAX_PATCH));
+        if (s[1] != 3 || s[3] != s[2] || s[0] % 2) {
+            char sh[96];
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' has shape %s, expected [2*zc, 3, p, p] (a p x p patch "
+                              "code from RGB to mean and log-variance)", w->path, name,
+                              latup_shape_str(sh, sizeof sh, 4, s));
+        }
+        c->enc_patch = (int)s[2];
+        zc2 = (int)s[0];
+    } else {
+        latup_vae_naming n;
+        TRY(detect_naming(w, p, "encoder", &n));
+        if (c->has_decoder && n != c->naming)
+            return latup_fail(LATUP_E_INPUT, "%s: the encoder's tensors use %s names, the decoder's %s names", w->path,
+                              latup_vae_naming_name(n), latup_vae_naming_name(c->naming));
+        c->naming = n;
+        const int ldm = n == LATUP_VAE_NAMES_LDM;
+        snprintf(name, sizeof name, ldm ? "%sencoder.down." : "%sencoder.down_blocks.", p);
+        c->enc_n_levels = latup_weights_max_index(w, name) + 1;
+        if (c->enc_n_levels < 1 || c->enc_n_levels > LATUP_VAE_MAX_LEVELS)
+            return latup_fail(LATUP_E_INPUT, "%s: %d encoder down levels found under '%s', expected 1..%d", w->path,
+                              c->enc_n_levels, name, LATUP_VAE_MAX_LEVELS);
+        vae_module_name(mod, sizeof mod, c, M_ENC_RESNET, 0, 0);
+        mod[strlen(mod) - 1] = '\0'; /* "...block." / "...resnets." */
+        c->enc_blocks_per_level = latup_weights_max_index(w, mod) + 1;
+        if (c->enc_blocks_per_level < 1 || c->enc_blocks_per_level > 8)
+            return latup_fail(LATUP_E_INPUT, "%s: %d ResnetBlocks per level found under '%s', expected 1..8", w->path,
+                              c->enc_blocks_per_level, mod);
+        for (int i = 0; i < c->enc_n_levels; i++) {
+            vae_module_name(mod, sizeof mod, c, M_ENC_RESNET, i, 0);
+            snprintf(name, sizeof name, "%s.conv1", mod);
+            TRY(level_width(w, c, name, &c->enc_channels[i]));
+        }
+        vae_module_name(mod, sizeof mod, c, M_ENC_CONV_IN, 0, 0);
+        TRY(conv_shape(w, mod, s));
+        snprintf(name, sizeof name, "%s.weight", mod);
+        if (s[1] != 3)
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' takes %lld image channels, expected 3 (RGB)", w->path,
+                              name, (long long)s[1]);
+        vae_module_name(mod, sizeof mod, c, M_ENC_CONV_OUT, 0, 0);
+        TRY(conv_shape(w, mod, s));
+        snprintf(name, sizeof name, "%s.weight", mod);
+        if (s[0] % 2)
+            return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' makes %lld channels, expected 2 x latent channels (mean "
+                              "and log-variance)", w->path, name, (long long)s[0]);
+        zc2 = (int)s[0];
+    }
+    TRY(latup_config_dim(w, name, "latent channels (x2)", zc2, 2, 2 * VAE_MAX_Z));
+    if (c->has_decoder && zc2 / 2 != c->z_channels)
+        return latup_fail(LATUP_E_INPUT, "%s: tensor '%s' gives the encoder %d latent channels, the decoder takes %d",
+                          w->path, name, zc2 / 2, c->z_channels);
+    c->z_channels = zc2 / 2;
+    c->has_quant_conv = has(w, "%squant_conv.weight", p);
     return LATUP_OK;
 }
 
@@ -185,10 +290,67 @@ static latup_status bind_proj(latup_binder *bd, latup_conv *cv, int C, const cha
     return LATUP_OK;
 }
 
-static latup_status bind_vae(latup_vae *v, latup_binder *bd) {
+/* The mid block's attention, module mod, width C. */
+static latup_status bind_attn(latup_binder *bd, attn_block *a, int C, float eps, const char *mod, latup_vae_naming n) {
+    char name[256];
+    const char *const *an = ATTN_NAMES[n];
+    snprintf(name, sizeof name, "%s.%s", mod, an[0]);
+    TRY(latup_bind_norm(bd, &a->norm, C, eps, name));
+    TRY(bind_proj(bd, &a->q, C, mod, an[1]));
+    TRY(bind_proj(bd, &a->k, C, mod, an[2]));
+    TRY(bind_proj(bd, &a->v, C, mod, an[3]));
+    return bind_proj(bd, &a->proj_out, C, mod, an[4]);
+}
+
+static latup_status bind_encoder(latup_vae *v, latup_binder *bd) {
+    const latup_vae_config *c = &v->cfg;
+    vae_encoder *en = &v->enc;
+    const int zc2 = 2 * c->z_channels;
+    char mod[200];
+    if (c->encoder == LATUP_VAE_ENCODER_PATCH) {
+        snprintf(mod, sizeof mod, "%sencoder", c->prefix);
+        TRY(latup_bind_conv(bd, &en->patch, 3, zc2, c->enc_patch, mod));
+    } else {
+        const int ldm = c->naming == LATUP_VAE_NAMES_LDM, top = c->enc_channels[c->enc_n_levels - 1];
+        vae_module_name(mod, sizeof mod, c, M_ENC_CONV_IN, 0, 0);
+        TRY(latup_bind_conv(bd, &en->conv_in, 3, c->enc_channels[0], 3, mod));
+        int cin = c->enc_channels[0];
+        for (int i = 0; i < c->enc_n_levels; i++) {
+            down_level *d = &en->down[i];
+            d->n_blocks = c->enc_blocks_per_level;
+            for (int j = 0; j < d->n_blocks; j++) {
+                vae_module_name(mod, sizeof mod, c, M_ENC_RESNET, i, j);
+                TRY(bind_resnet(bd, &d->blocks[j], cin, c->enc_channels[i], c->eps, mod, ldm));
+                cin = c->enc_channels[i];
+            }
+            d->has_downsample = i != c->enc_n_levels - 1;
+            if (d->has_downsample) {
+                vae_module_name(mod, sizeof mod, c, M_ENC_DOWNSAMPLE, i, 0);
+                TRY(latup_bind_conv(bd, &d->downsample, cin, cin, 3, mod));
+            }
+        }
+        vae_module_name(mod, sizeof mod, c, M_ENC_MID_RESNET, 0, 0);
+        TRY(bind_resnet(bd, &en->mid_block_1, top, top, c->eps, mod, ldm));
+        vae_module_name(mod, sizeof mod, c, M_ENC_MID_ATTN, 0, 0);
+        TRY(bind_attn(bd, &en->mid_attn, top, c->eps, mod, c->naming));
+        vae_module_name(mod, sizeof mod, c, M_ENC_MID_RESNET, 1, 0);
+        TRY(bind_resnet(bd, &en->mid_block_2, top, top, c->eps, mod, ldm));
+        vae_module_name(mod, sizeof mod, c, M_ENC_NORM_OUT, 0, 0);
+        TRY(latup_bind_norm(bd, &en->norm_out, top, c->eps, mod));
+        vae_module_name(mod, sizeof mod, c, M_ENC_CONV_OUT, 0, 0);
+        TRY(latup_bind_conv(bd, &en->conv_out, top, zc2, 3, mod));
+    }
+    if (c->has_quant_conv) {
+        vae_module_name(mod, sizeof mod, c, M_QUANT, 0, 0);
+        TRY(latup_bind_conv(bd, &en->quant_conv, zc2, zc2, 1, mod));
+    }
+    return LATUP_OK;
+}
+
+static latup_status bind_decoder(latup_vae *v, latup_binder *bd) {
     const latup_vae_config *c = &v->cfg;
     const int ldm = c->naming == LATUP_VAE_NAMES_LDM, top = c->channels[c->n_levels - 1];
-    char mod[200], name[256];
+    char mod[200];
     if (c->has_post_quant_conv) {
         vae_module_name(mod, sizeof mod, c, M_POST_QUANT, 0, 0);
         TRY(latup_bind_conv(bd, &v->post_quant_conv, c->z_channels, c->z_channels, 1, mod));
@@ -198,13 +360,7 @@ static latup_status bind_vae(latup_vae *v, latup_binder *bd) {
     vae_module_name(mod, sizeof mod, c, M_MID_RESNET, 0, 0);
     TRY(bind_resnet(bd, &v->mid_block_1, top, top, c->eps, mod, ldm));
     vae_module_name(mod, sizeof mod, c, M_MID_ATTN, 0, 0);
-    const char *const *an = ATTN_NAMES[c->naming];
-    snprintf(name, sizeof name, "%s.%s", mod, an[0]);
-    TRY(latup_bind_norm(bd, &v->mid_attn.norm, top, c->eps, name));
-    TRY(bind_proj(bd, &v->mid_attn.q, top, mod, an[1]));
-    TRY(bind_proj(bd, &v->mid_attn.k, top, mod, an[2]));
-    TRY(bind_proj(bd, &v->mid_attn.v, top, mod, an[3]));
-    TRY(bind_proj(bd, &v->mid_attn.proj_out, top, mod, an[4]));
+    TRY(bind_attn(bd, &v->mid_attn, top, c->eps, mod, c->naming));
     vae_module_name(mod, sizeof mod, c, M_MID_RESNET, 1, 0);
     TRY(bind_resnet(bd, &v->mid_block_2, top, top, c->eps, mod, ldm));
     int cin = top;
@@ -375,30 +531,69 @@ static latup_status load_weights(latup_vae *v, const char *path, int *latent_cha
     return st;
 }
 
-latup_status latup_vae_load(const char *path, latup_vae **out) {
-    LATUP_NEED(out);
-    *out = NULL;
-    LATUP_NEED(path);
+/* The prefix ("", "first_stage_model.", "vae.") and the config of the parts in `want`; those in
+ * `required` must be there, the others are loaded when the file holds them. */
+static latup_status infer_config(const latup_weights *w, int want, int required, latup_vae_config *c) {
+    memset(c, 0, sizeof *c);
+    c->groups = GN_GROUPS, c->eps = GN_EPS;
+    int found = 0;
+    for (size_t i = 0; i < sizeof PREFIXES / sizeof PREFIXES[0] && !found; i++)
+        if (want & LATUP_VAE_DECODER ? has(w, "%sdecoder.conv_in.weight", PREFIXES[i])
+                                     : encoder_present(w, PREFIXES[i]) != LATUP_VAE_ENCODER_NONE) {
+            snprintf(c->prefix, sizeof c->prefix, "%s", PREFIXES[i]);
+            found = 1;
+        }
+    if (!found && want & LATUP_VAE_DECODER)
+        return latup_fail(LATUP_E_INPUT, "%s: no 'decoder.conv_in.weight' (flat, or under 'first_stage_model.' or 'vae.'): not a VAE checkpoint", w->path);
+    if (!found)
+        return latup_fail(LATUP_E_INPUT, "%s: no VAE encoder ('encoder.conv_out.weight', or 'encoder.weight' for a "
+                          "patch code; flat, or under 'first_stage_model.' or 'vae.')", w->path);
+    if (want & LATUP_VAE_DECODER) TRY(infer_decoder(w, c));
+    if (want & LATUP_VAE_ENCODER) {
+        if (encoder_present(w, c->prefix) != LATUP_VAE_ENCODER_NONE)
+            TRY(infer_encoder(w, c));
+        else if (required & LATUP_VAE_ENCODER)
+            return latup_fail(LATUP_E_INPUT, "%s: no VAE encoder ('%sencoder.conv_out.weight', or '%sencoder.weight' "
+                              "for a patch code): the file holds the decoder only", w->path, c->prefix, c->prefix);
+    }
+    return LATUP_OK;
+}
+
+/* Parameters bound so far that were not counted yet (a part's count, bound after the last). */
+static int64_t count_new(const latup_binder *bd, unsigned char *counted) {
+    int64_t n = 0;
+    for (int i = 0; i < bd->w->n; i++)
+        if (bd->used[i] && !counted[i]) counted[i] = 1, n += bd->w->t[i].numel;
+    return n;
+}
+
+static latup_status load(const char *path, int want, int required, latup_vae **out) {
     latup_vae *v = latup_calloc(1, sizeof *v, "VAE");
     if (!v) return LATUP_E_NOMEM;
     int latent_channels;
     latup_status st = load_weights(v, path, &latent_channels);
-    if (st == LATUP_OK) st = infer_vae_config(&v->weights, &v->cfg);
+    if (st == LATUP_OK) st = infer_config(&v->weights, want, required, &v->cfg);
     if (st == LATUP_OK && latent_channels && latent_channels != v->cfg.z_channels)
-        st = latup_fail(LATUP_E_INPUT, "%s: config.json says latent_channels %d, the decoder in %s takes %d", path,
-                        latent_channels, v->weights.path, v->cfg.z_channels);
+        st = latup_fail(LATUP_E_INPUT, "%s: config.json says latent_channels %d, the %s in %s takes %d", path,
+                        latent_channels, v->cfg.has_decoder ? "decoder" : "encoder", v->weights.path,
+                        v->cfg.z_channels);
     if (st == LATUP_OK && v->space_name) v->space.channels = v->cfg.z_channels;
     latup_binder bd = {0};
+    unsigned char *counted = NULL;
     if (st == LATUP_OK) st = latup_binder_init(&bd, &v->weights);
-    if (st == LATUP_OK) st = bind_vae(v, &bd);
+    if (st == LATUP_OK && !(counted = latup_calloc((size_t)(v->weights.n > 0 ? v->weights.n : 1), 1, "tensor bookkeeping")))
+        st = LATUP_E_NOMEM;
+    /* each part's parameter count: what it bound (tensors of parts not loaded are never fetched) */
+    if (st == LATUP_OK && v->cfg.has_decoder) st = bind_decoder(v, &bd);
+    if (st == LATUP_OK) v->cfg.n_params = count_new(&bd, counted);
+    if (st == LATUP_OK && v->cfg.encoder != LATUP_VAE_ENCODER_NONE) st = bind_encoder(v, &bd);
+    if (st == LATUP_OK) v->cfg.enc_params = count_new(&bd, counted);
     if (st == LATUP_OK) {
-        /* the decoder's parameter count: what it bound (encoder etc. ignored) */
-        for (int i = 0; i < v->weights.n; i++)
-            if (bd.used[i]) v->cfg.n_params += v->weights.t[i].numel;
         latup_weights_release_source(&v->weights); /* a read (gzip'd) file: only the bound copies stay */
         v->resident = latup_weights_resident_bytes(&v->weights);
         v->tag = LATUP_VAE_TAG;
     }
+    free(counted);
     latup_binder_free(&bd);
     if (st != LATUP_OK) {
         latup_vae_free(v);
@@ -408,12 +603,51 @@ latup_status latup_vae_load(const char *path, latup_vae **out) {
     return LATUP_OK;
 }
 
+latup_status latup_vae_load(const char *path, latup_vae **out) {
+    LATUP_NEED(out);
+    *out = NULL;
+    LATUP_NEED(path);
+    return load(path, LATUP_VAE_DECODER | LATUP_VAE_ENCODER, LATUP_VAE_DECODER, out);
+}
+
+latup_status latup_vae_load_parts(const char *path, int parts, latup_vae **out) {
+    LATUP_NEED(out);
+    *out = NULL;
+    LATUP_NEED(path);
+    if (parts < LATUP_VAE_DECODER || parts > (LATUP_VAE_DECODER | LATUP_VAE_ENCODER))
+        return latup_fail(LATUP_E_USAGE, "latup_vae_load_parts: parts %d, expected LATUP_VAE_DECODER (1), "
+                          "LATUP_VAE_ENCODER (2) or both (3)", parts);
+    return load(path, parts, parts, out);
+}
+
+const char *latup_vae_encoder_name(latup_vae_encoder_kind k) {
+    switch (k) {
+    case LATUP_VAE_ENCODER_NONE: return "none";
+    case LATUP_VAE_ENCODER_LDM: return "ldm";
+    case LATUP_VAE_ENCODER_PATCH: return "patch";
+    }
+    return "unknown";
+}
+
 latup_status latup_vae_check(const latup_vae *v, const char *func, const char *arg) {
     if (!v) return latup_null_arg(func, arg);
     if (v->tag != LATUP_VAE_TAG)
         return latup_fail(LATUP_E_USAGE, "%s: %s is not a VAE from latup_vae_load (another type of handle?)", func,
                           arg);
     return LATUP_OK;
+}
+
+latup_status latup_vae_check_decoder(const latup_vae *v) {
+    if (v->cfg.has_decoder) return LATUP_OK;
+    return latup_fail(LATUP_E_USAGE, "%s: VAE loaded without its decoder (latup_vae_load_parts with "
+                      "LATUP_VAE_DECODER, or latup_vae_load, loads it)", v->weights.path);
+}
+
+latup_status latup_vae_check_encoder(const latup_vae *v) {
+    if (v->cfg.encoder != LATUP_VAE_ENCODER_NONE) return LATUP_OK;
+    return latup_fail(LATUP_E_USAGE, "%s: VAE loaded without an encoder (%s)", v->weights.path,
+                      v->cfg.has_decoder ? "the file holds none, or latup_vae_load_parts left it out"
+                                         : "latup_vae_load_parts without LATUP_VAE_ENCODER");
 }
 
 void latup_vae_free(latup_vae *v) {

@@ -371,3 +371,102 @@ latup_status latup_conv2d_forward(float *out, const float *inp, const float *wei
     }
     return LATUP_OK;
 }
+
+/* ---- strided convolution -------------------------------------------------------------------------
+ * The direct path with a stride and asymmetric zero padding: the encoder's Downsample (k 3, s 2,
+ * pad (0,1,0,1) as F.pad(x, (0,1,0,1)) then a stride-2 conv) and the patch code (k p, s p, no pad). */
+
+static conv_plan strided_rows(int Cin, int Wo, int Ho, const conv_geom *g, int rows) {
+    conv_plan p = {0};
+    p.rows = rows;
+    p.nbands = (Ho + rows - 1) / rows;
+    p.per_band = (size_t)Cin * (size_t)g->k * (size_t)g->k * (size_t)Wo * (size_t)rows;
+    return p;
+}
+
+conv_plan latup_conv2d_strided_plan(int Cin, int H, int W, int Cout, const conv_geom *g, const conv_ctx *ctx) {
+    (void)Cout;
+    int Ho = latup_conv_out_size(H, g->k, g->stride, g->pad_t, g->pad_b);
+    const int Wo = latup_conv_out_size(W, g->k, g->stride, g->pad_l, g->pad_r);
+    if (Ho < 1) Ho = 1;
+    const size_t per_row = (size_t)Cin * (size_t)g->k * (size_t)g->k * (size_t)(Wo > 0 ? Wo : 1);
+    long rows = Wo > 0 ? BAND_PIXELS / Wo : 1;
+    if ((size_t)rows > BAND_FLOATS / per_row) rows = (long)(BAND_FLOATS / per_row);
+    if (Ho >= MIN_BANDS && rows > (Ho + MIN_BANDS - 1) / MIN_BANDS) rows = (Ho + MIN_BANDS - 1) / MIN_BANDS;
+    if (ctx && ctx->band_rows_max > 0 && rows > ctx->band_rows_max) rows = ctx->band_rows_max;
+    if (rows > Ho) rows = Ho;
+    return strided_rows(Cin, Wo > 0 ? Wo : 1, Ho, g, rows < 1 ? 1 : (int)rows);
+}
+
+size_t latup_conv2d_strided_scratch_floats(int Cin, int H, int W, int Cout, const conv_geom *g, const conv_ctx *ctx) {
+    const conv_plan p = latup_conv2d_strided_plan(Cin, H, W, Cout, g, ctx);
+    size_t n;
+    if (!latup_mul_ok(p.per_band, (size_t)workers_for(ctx ? ctx->nthreads : 1, p.nbands), &n)) return SIZE_MAX;
+    return n;
+}
+
+/* Unfold output rows [y0, y0+rows) into col[Cin*k*k, rows*Wo]: row r = (ci, ky, kx) holds input
+ * pixel (oy*s + ky - pad_t, ox*s + kx - pad_l) of plane ci, zero outside the image. */
+static void im2col_strided(float *col, const float *inp, int Cin, int H, int W, int Wo, const conv_geom *g, int y0,
+                           int rows) {
+    const int k = g->k, s = g->stride, K = Cin * k * k;
+    const size_t band = (size_t)rows * (size_t)Wo;
+    for (int r = 0; r < K; r++) {
+        const int ci = r / (k * k), ky = (r / k) % k, kx = r % k;
+        const float *plane = inp + (size_t)ci * H * W;
+        float *dst = col + (size_t)r * band;
+        for (int y = 0; y < rows; y++) {
+            const int iy = (y0 + y) * s + ky - g->pad_t;
+            float *d = dst + (size_t)y * Wo;
+            if (iy < 0 || iy >= H) {
+                memset(d, 0, (size_t)Wo * sizeof(float));
+                continue;
+            }
+            const float *src = plane + (size_t)iy * W;
+            for (int x = 0; x < Wo; x++) {
+                const int ix = x * s + kx - g->pad_l;
+                d[x] = ix >= 0 && ix < W ? src[ix] : 0.0f;
+            }
+        }
+    }
+}
+
+latup_status latup_conv2d_strided_forward(float *out, const float *inp, const float *weight, const float *bias,
+                                          int Cin, int H, int W, int Cout, const conv_geom *g, float *scratch,
+                                          size_t scratch_floats, const conv_ctx *ctx) {
+    const char *name = ctx && ctx->name ? ctx->name : "conv";
+    const int nthreads = ctx && ctx->nthreads > 0 ? ctx->nthreads : 1;
+    const int Ho = latup_conv_out_size(H, g->k, g->stride, g->pad_t, g->pad_b);
+    const int Wo = latup_conv_out_size(W, g->k, g->stride, g->pad_l, g->pad_r);
+    if (Ho < 1 || Wo < 1 || g->stride < 1)
+        return latup_fail(LATUP_E_INTERNAL, "conv '%s': a %dx%d input makes no output (k %d, stride %d)", name, H, W,
+                          g->k, g->stride);
+    const size_t HWo = (size_t)Ho * Wo;
+    const int K = Cin * g->k * g->k;
+    conv_plan pl = latup_conv2d_strided_plan(Cin, H, W, Cout, g, ctx);
+    if (!scratch || pl.per_band > scratch_floats) {
+        const conv_plan one = strided_rows(Cin, Wo, Ho, g, 1);
+        if (!scratch || one.per_band > scratch_floats)
+            return latup_fail(LATUP_E_INTERNAL, "conv '%s': scratch of %zu floats holds no band (one row needs %zu)",
+                              name, scratch_floats, one.per_band);
+        while (pl.rows > 1 && pl.per_band > scratch_floats) pl = strided_rows(Cin, Wo, Ho, g, pl.rows - 1);
+    }
+    int workers = workers_for(nthreads, pl.nbands);
+    if ((size_t)workers > scratch_floats / pl.per_band) workers = (int)(scratch_floats / pl.per_band);
+    const int rows = pl.rows, nbands = pl.nbands;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(workers)
+    for (int band = 0; band < nbands; band++) {
+#ifdef _OPENMP
+        float *col = scratch + (size_t)omp_get_thread_num() * pl.per_band;
+#else
+        float *col = scratch;
+#endif
+        const int y0 = band * rows, n_rows = Ho - y0 < rows ? Ho - y0 : rows;
+        const int n = n_rows * Wo;
+        im2col_strided(col, inp, Cin, H, W, Wo, g, y0, n_rows);
+        float *o = out + (size_t)y0 * Wo;
+        init_out(o, bias, Cout, (size_t)n, HWo, 0);
+        latup_sgemm1(0, Cout, n, K, 1.0f, weight, K, col, n, 1.0f, o, (int)HWo);
+    }
+    return LATUP_OK;
+}

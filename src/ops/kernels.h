@@ -74,6 +74,32 @@ latup_status latup_conv2d_forward(float *out, const float *inp, const float *wei
                                   int Cin, int H, int W, int Cout, int k, const conv_input_op *op,
                                   float *scratch, size_t scratch_floats, const conv_ctx *ctx);
 
+/* ---- strided convolution (src/ops/conv.c): the encoder's Downsample and patch code ------------------
+ * out[Cout,Ho,Wo] = conv(inp[Cin,H,W] zero-padded by pad_t, pad_l (top, left) and pad_b, pad_r
+ * (bottom, right), weight[Cout,Cin,k,k], stride s) + bias[Cout] (bias may be NULL), with
+ * Ho = floor((H + pad_t + pad_b - k) / s) + 1 and Wo likewise (latup_conv_out_size). Direct: bands of
+ * output rows, each unfolded (im2col [Cin*k*k, rows*Wo]) and multiplied by one sgemm, spread over
+ * the workers, each in its share of the scratch. The band height comes from the problem (and
+ * ctx->band_rows_max), never from the thread count; the scratch contract is latup_conv2d_forward's. */
+typedef struct {
+    int k, stride;
+    int pad_t, pad_l, pad_b, pad_r;
+} conv_geom;
+/* Output size along an axis of n input pixels (0 when the padded input is shorter than k). */
+static inline int latup_conv_out_size(int n, int k, int s, int lo, int hi) {
+    const long m = (long)n + lo + hi - k;
+    return m < 0 ? 0 : (int)(m / s + 1);
+}
+/* Band height and scratch as conv_plan (winograd 0, shared 0); Ho the output rows. */
+conv_plan latup_conv2d_strided_plan(int Cin, int H, int W, int Cout, const conv_geom *g, const conv_ctx *ctx);
+/* What latup_conv2d_strided_forward would like: min(nthreads, bands) bands. */
+size_t latup_conv2d_strided_scratch_floats(int Cin, int H, int W, int Cout, const conv_geom *g, const conv_ctx *ctx);
+/* H, W: the input size. Fewer scratch floats than asked means fewer workers, then shorter bands
+ * (other bits); not even one row: LATUP_E_INTERNAL naming ctx->name, nothing written. */
+latup_status latup_conv2d_strided_forward(float *out, const float *inp, const float *weight, const float *bias,
+                                          int Cin, int H, int W, int Cout, const conv_geom *g, float *scratch,
+                                          size_t scratch_floats, const conv_ctx *ctx);
+
 /* ---- dense layers -----------------------------------------------------------------------------
  * out[N,Cout] = inp[N,Cin] @ weight[Cout,Cin]^T + bias[Cout] (bias may be NULL); tiles of rows. */
 void latup_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
