@@ -10,7 +10,7 @@
  * latup_image_to_rgb8), and timed (the input's encode, run once, counted in each low path).
  * Everything is checked before any compute (options, outputs, models, every image's size), and
  * the --save images and the --json file are written only when every image has succeeded. */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* mkstemps */
 #include "cli.h"
 #include "image_metrics.h"
 #include "jsonw.h"
@@ -436,7 +436,7 @@ static const char *write_json(const ev_job *j, FILE *f) {
 static latup_status json_temp(const ev_job *j, char *tmp, size_t n) {
     const char *slash = strrchr(j->json, '/');
     snprintf(tmp, n, "%.*s%slatup-XXXXXX.tmp", slash ? (int)(slash - j->json) : 0, j->json, slash ? "/" : "");
-    const int fd = mkstemp(tmp);
+    const int fd = mkstemps(tmp, 4);
     if (fd < 0) return latup_set_error(LATUP_E_IO, "%s: cannot create a temporary beside it: %s", j->json, strerror(errno));
     FILE *f = fdopen(fd, "w");
     const char *bad = f ? write_json(j, f) : "fdopen failed";
