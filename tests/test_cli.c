@@ -824,10 +824,25 @@ static void check_lua_info(const char *path, const char *kind, const int64_t *ch
     info_report(path, kind, &doc);
 }
 
-static void check_vae_info(const char *path, const char *prefix, const int64_t *chans, int post_quant_conv) {
+static void check_vae_info(const char *path, const char *prefix, const int64_t *chans, int post_quant_conv,
+                           const char *encoder) {
     latup_json_doc doc;
-    const latup_json *r =
-        info_json(path, "vae", ",family,naming,prefix,parameters,channels,post_quant_conv,levels,resnets,upsampling", &doc);
+    const latup_json *r = info_json(
+        path, "vae", ",family,naming,prefix,parameters,channels,post_quant_conv,levels,resnets,upsampling,encoder", &doc);
+    const latup_json *e = jget(r, "encoder", LATUP_JSON_OBJECT);
+    assert_string_equal(jstr(e, "kind"), encoder);
+    if (!strcmp(encoder, "patch")) { /* the trained demo VAE: one 8x8 stride-8 conv to 2 x 16 channels */
+        keys_are(e, "kind,patch,downsampling,quant_conv,parameters");
+        assert_int_equal(jint(e, "patch"), 8);
+        assert_int_equal(jint(e, "downsampling"), 8);
+        assert_int_equal(jbool(e, "quant_conv"), 0);
+        assert_int_equal(jint(e, "parameters"), 32 * 3 * 8 * 8 + 32);
+    } else if (!strcmp(encoder, "ldm")) {
+        keys_are(e, "kind,levels,resnets,downsampling,quant_conv,parameters");
+        assert_true(jint(e, "parameters") > 0 && jint(e, "resnets") >= 1);
+    } else {
+        keys_are(e, "kind");
+    }
     assert_true(*jstr(r, "family") && *jstr(r, "naming"));
     assert_string_equal(jstr(r, "prefix"), prefix);
     assert_true(jint(r, "parameters") > 0 && jint(r, "parameters") <= jint(r, "elements"));
@@ -859,8 +874,10 @@ static void test_info_json(void **state) {
     (void)state;
     check_lua_info("ref_data/small/model.safetensors.gz", "lua", (const int64_t[]){16, 16}, 2, (const int64_t[]){2, 4});
     check_lua_info("ref_data/swinir/classic_x2.pth", "swinir", (const int64_t[]){3, 3}, 1, (const int64_t[]){2});
-    check_vae_info("ref_data/vae/flux_small.ldm.safetensors.gz", "", (const int64_t[]){16, 3}, 0);
-    check_vae_info("ref_data/vae/sd_small.ldm_prefixed.safetensors.gz", "first_stage_model.", (const int64_t[]){4, 3}, 1);
+    check_vae_info("ref_data/vae/flux_small.ldm.safetensors.gz", "", (const int64_t[]){16, 3}, 0, "none");
+    check_vae_info("ref_data/vae/sd_small.ldm_prefixed.safetensors.gz", "first_stage_model.", (const int64_t[]){4, 3}, 1,
+                   "none");
+    check_vae_info("ref_data/trained/vae.ldm.safetensors.gz", "", (const int64_t[]){16, 3}, 0, "patch");
     check_tensor_info("ref_data/demo/latent.npy", ".npy", "info ref_data/demo/latent.npy (tensor)");
     check_tensor_info("ref_data/swinir/image_21x19.png", "PNG", "info ref_data/swinir/image_21x19.png (tensor)");
     { /* a ComfyUI .latent: a checkpoint holding a latent */
