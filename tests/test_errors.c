@@ -762,6 +762,14 @@ static void s_folder_class(void) { vae_folder("{\"_class_name\": \"FluxTransform
 static void s_image_npy(void) { write_latent(tmp("in.npy"), 3, 16, 16, 0); }
 static void s_image_hot(void) { write_latent(tmp("in.npy"), 3, 16, 16, 1.5f); }
 static void s_png8(void) { write_png(tmp("in.npy"), 8, 8, 8, 2, 0, 0); }
+static void s_png64_dir(void) { /* 64x64: a 4x4 latent at x2, under the LUA's 5x5 */
+    mkdir(tmp("pngs"), 0755);
+    latup_tensor t;
+    const int64_t s[3] = {3, 64, 64};
+    assert_int_equal(latup_tensor_alloc(&t, 3, s), LATUP_OK);
+    assert_int_equal(latup_png_write(tmp("pngs/a.png"), &t, LATUP_PIXELS_UNIT, 8), LATUP_OK);
+    latup_tensor_free(&t);
+}
 static void s_png_dir(void) { mkdir(tmp("pngs"), 0755), write_png(tmp("pngs/a.png"), 4, 4, 8, 2, 0, 0); }
 static void s_no_png_dir(void) { mkdir(tmp("empty"), 0755), write_latent(tmp("empty/a.npy"), 3, 16, 16, 0); }
 #define ENC(...) {"encode", "--vae", TV, "-i", "@in", "-o", "@out", __VA_ARGS__, NULL}
@@ -846,6 +854,7 @@ static const row ROWS[] = {
     {"EC29", s_png_dir, {"eval", "--vae", VAE, "-m", TL, "--json", "@out.json", "@tmp/pngs", NULL}, 2, "no VAE encoder"},
     {"EC30", s_png_dir, EVAL("-s", "4", "--pixel-model", TS, "@tmp/pngs"), 1, "is a x2 SwinIR, and eval runs x4 (-s)"},
     {"EC31", s_png_dir, EVAL("@tmp/pngs"), 2, "a.png: 4x4 is smaller than the 16x16 that eval x2 needs"},
+    {"EC32", s_png64_dir, EVAL("@tmp/pngs"), 2, "a.png: eval x2 makes a 32x32 input of it, and its 4x4 latent: latent 4x4 is too small"},
     /* issue 8: rows E100.. (class 1: unbounded work; 2: degenerate models; 4: non-regular inputs;
      * 7: error lines) */
     {"E100", s_pickle_bomb, UP("@m"), 2, "budget that keeps a small file from claiming gigabytes"},

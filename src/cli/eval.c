@@ -202,6 +202,25 @@ static int check_images(ev_job *j) {
             return cli_fail(latup_set_error(LATUP_E_INPUT, "%s: %dx%d is smaller than the %dx%d that eval x%d needs "
                                             "(%d x the scale in each side)", e->path, e->W0, e->H0, m, m, j->scale, j->f));
         e->H = e->H0 / m * m, e->W = e->W0 / m * m;
+        /* the models' own limits (the LUA's window padding, the pixel model's), planned on shapes */
+        const int h = e->H / j->scale, w = e->W / j->scale, zc = latup_vae_get_config(j->vae)->z_channels;
+        latup_tensor zs = {.ndim = 3, .shape = {zc, h / j->f, w / j->f}}, ls = {.ndim = 3, .shape = {3, h, w}};
+        latup_call_opts o = {.lua = j->lua, .scale = j->scale, .vae = j->vae, .max_memory = j->max_memory};
+        latup_call *c = NULL;
+        st = latup_prepare(&o, &zs, &c);
+        latup_call_free(c), c = NULL;
+        if (!st && j->pixel) {
+            latup_call_opts po = {.lua = j->pixel, .scale = j->scale, .max_memory = j->max_memory};
+            st = latup_prepare(&po, &ls, &c);
+            latup_call_free(c);
+        }
+        if (st) {
+            char what[4400];
+            snprintf(what, sizeof what, "%s: eval x%d makes a %dx%d input of it, and its %dx%d latent", e->path,
+                     j->scale, w, h, w / j->f, h / j->f);
+            latup_error_prefix(what);
+            return cli_fail(st);
+        }
     }
     return -1;
 }
@@ -374,7 +393,7 @@ static void print_table(const ev_job *j, FILE *f) {
     for (int p = 0; p < j->n_paths; p++) fprintf(f, "  %-16.3f", stat_of(j, 0, p, 2));
     double enc = 0;
     for (int i = 0; i < j->n; i++) enc += j->img[i].t_encode;
-    fprintf(f, "\n(the input's encode, %.3f s per image on average, counted in bicubic, lua and pixel; %d threads)\n",
+    fprintf(f, "\n(the input's encode, %.3f s per image on average, is counted in every path but vae; %d threads)\n",
             enc / j->n, j->threads);
 }
 
