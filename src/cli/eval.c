@@ -409,7 +409,7 @@ static void json_path_stats(cli_json *w, const char *key, const ev_job *j, int k
     cli_json_end(w);
 }
 
-/* The numbers of the table, at full precision; docs/cli.md ("latup eval") names the members. */
+/* The numbers of the table, at full precision; README.md ("Evaluate") names the members. */
 static const char *write_json(const ev_job *j, FILE *f) {
     cli_json w;
     cli_json_start(&w, f);
