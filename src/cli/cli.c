@@ -76,6 +76,14 @@ void cli_stem(char *buf, size_t n, const char *path) {
     if (dot && dot != buf) *dot = '\0';
 }
 
+int cli_output_name(const cli_args *a, const char *path, const char *ext, char *stem, size_t ns, char *out, size_t no) {
+    const char *dir = cli_str(a, "--out-dir");
+    cli_stem(stem, ns, path);
+    if (dir) snprintf(out, no, "%s/%s.%s", dir, stem, ext);
+    else snprintf(out, no, "%s", cli_str(a, "--out"));
+    return dir != NULL;
+}
+
 /* ---- --dump ------------------------------------------------------------------------------------ */
 
 latup_status cli_dump_open(cli_dump_ctx *d, const char *dir) {

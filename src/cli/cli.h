@@ -21,6 +21,9 @@ latup_status cli_mkdirs(const char *dir);
 /* "dir/a.b.npy" -> "a.b"; "-" -> "stdin". */
 void cli_stem(char *buf, size_t n, const char *path);
 int cli_ends_with(const char *s, const char *suffix); /* case-insensitive */
+/* Input `path`'s stem (cli_stem), and its output: --out as given, or --out-dir's DIR/STEM.EXT.
+ * Returns 1 when the name came from --out-dir (two inputs may then collide: the caller checks). */
+int cli_output_name(const cli_args *a, const char *path, const char *ext, char *stem, size_t ns, char *out, size_t no);
 
 /* --dump DIR: every tensor the library hands over as DIR/NAME.npy (batch element k > 0:
  * NAME.bK.npy), and its name appended to DIR/dump_order.txt, so `latup compare` can walk them in

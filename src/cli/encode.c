@@ -74,20 +74,15 @@ static int read_options(enc_job *j) {
 
 static int plan_outputs(enc_job *j) {
     const cli_value *in = cli_get(&j->a, "--in");
-    const char *out = cli_str(&j->a, "--out"), *out_dir = cli_str(&j->a, "--out-dir");
+    const char *out_dir = cli_str(&j->a, "--out-dir");
     for (int i = 0; i < j->n; i++) {
         enc_item *it = &j->items[i];
         it->path = in->list[i];
-        cli_stem(it->stem, sizeof it->stem, it->path);
-        if (out_dir) {
-            snprintf(it->out, sizeof it->out, "%s/%s.npy", out_dir, it->stem);
+        if (cli_output_name(&j->a, it->path, "npy", it->stem, sizeof it->stem, it->out, sizeof it->out))
             for (int k = 0; k < i; k++)
                 if (!strcmp(j->items[k].out, it->out))
                     return cli_usage("encode", "inputs %s and %s would both write %s", j->items[k].path, it->path,
                                      it->out);
-        } else {
-            snprintf(it->out, sizeof it->out, "%s", out);
-        }
     }
     if (j->dry) return -1;
     latup_status st = out_dir ? cli_mkdirs(out_dir) : LATUP_OK;

@@ -142,15 +142,12 @@ static int plan_outputs(job *j) {
     for (int i = 0; i < j->n; i++) {
         item *it = &j->items[i];
         it->path = in->list[i];
-        cli_stem(it->stem, sizeof it->stem, it->path);
-        if (out_dir) {
-            snprintf(it->out, sizeof it->out, "%s/%s.%s", out_dir, it->stem, j->png ? "png" : "npy");
+        if (cli_output_name(&j->a, it->path, j->png ? "png" : "npy", it->stem, sizeof it->stem, it->out, sizeof it->out)) {
             for (int k = 0; k < i; k++)
                 if (!strcmp(j->items[k].out, it->out))
                     return cli_usage(j->cmd, "inputs %s and %s would both write %s", j->items[k].path, it->path,
                                      it->out);
         } else {
-            snprintf(it->out, sizeof it->out, "%s", out);
             it->pattern = strcmp(out, "-") ? cli_pattern_kind(out) : 0;
             if (it->pattern < 0)
                 return cli_usage(j->cmd, "--out %s: a pattern takes one %%d (or %%03d, ...) and %%%% for %%", out);
