@@ -436,13 +436,15 @@ static int64_t first_nonfinite(const latup_tensor *x) {
     return -1;
 }
 
-latup_status latup_check_finite(const latup_tensor *x) {
+latup_status latup_check_finite_input(const latup_tensor *x, const char *what) {
     const int64_t i = first_nonfinite(x);
     if (i >= 0)
-        return latup_fail(LATUP_E_INPUT, "input latent contains %s at flat index %lld",
+        return latup_fail(LATUP_E_INPUT, "%s contains %s at flat index %lld", what,
                           isnan(x->data[i]) ? "NaN" : "Inf", (long long)i);
     return LATUP_OK;
 }
+
+latup_status latup_check_finite(const latup_tensor *x) { return latup_check_finite_input(x, "input latent"); }
 
 latup_status latup_check_finite_output(const latup_tensor *x, const char *what) {
     const int64_t i = first_nonfinite(x);

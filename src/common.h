@@ -44,6 +44,8 @@ latup_status latup_check_enum(int v, int lo, int hi, const char *func, const cha
 /* LATUP_E_INPUT naming the first NaN or Inf in an input latent (garbage in must not become
  * silent garbage out). */
 latup_status latup_check_finite(const latup_tensor *x);
+/* The same for an input called `what` ("input image"). */
+latup_status latup_check_finite_input(const latup_tensor *x, const char *what);
 /* LATUP_E_INPUT when a computed output (`what`, e.g. "the decoded image") holds a NaN or Inf:
  * finite weights and input can still overflow, and garbage must not become a file. */
 latup_status latup_check_finite_output(const latup_tensor *x, const char *what);

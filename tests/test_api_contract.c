@@ -39,11 +39,12 @@
 
 #define LUA_PATH "ref_data/small/model.safetensors.gz" /* 16 channels in and out, heads x2 and x4 */
 #define VAE_PATH "ref_data/vae/flux_small.ldm.safetensors.gz" /* 16 channels */
+#define ENC_PATH "ref_data/trained/vae.ldm.safetensors.gz"      /* 16 channels, an 8x8 patch encoder */
 
 /* ---- what every case's other arguments are: one valid call ---- */
 static struct {
     latup_lua *lua;
-    latup_vae *vae;
+    latup_vae *vae, *venc;
     latup_tensor x, xcopy, z, packed, img, scratch;
     int64_t shape[4];
     char buf[96];
@@ -52,6 +53,7 @@ static struct {
     latup_call_opts copts;
     latup_run_opts ropts;
     latup_decode_opts dopts;
+    latup_encode_opts eopts;
     latup_lua_plan lplan;
     latup_vae_plan vplan;
     latup_decode_plan dplan;
@@ -85,6 +87,7 @@ static struct {
 #define T_const_latup_call_opts_p (&fx.copts)
 #define T_const_latup_run_opts_p (&fx.ropts)
 #define T_const_latup_decode_opts_p (&fx.dopts)
+#define T_const_latup_encode_opts_p (&fx.eopts)
 #define T_latup_lua_plan_p (&fx.lplan)
 #define T_const_latup_lua_plan_p (&fx.lplan)
 #define T_latup_vae_plan_p (&fx.vplan)
@@ -100,6 +103,7 @@ static struct {
 #define T_latup_status LATUP_E_INPUT
 #define T_latup_tail LATUP_TAIL_LUA_HEADS
 #define T_latup_vae_naming LATUP_VAE_NAMES_LDM
+#define T_latup_vae_encoder_kind LATUP_VAE_ENCODER_LDM
 #define T_latup_device LATUP_DEVICE_CPU
 #define T_latup_pixel_range LATUP_PIXELS_SIGNED
 /* no default for strings, ints, sizes and input tensors: each function says what it reads */
@@ -128,6 +132,15 @@ static struct {
 #define ARG_latup_vae_plan_decode_h 4
 #define ARG_latup_vae_plan_decode_w 4
 #define ARG_latup_vae_decode_z (&fx.z)
+#define ARG_latup_vae_load_parts_path VAE_PATH
+#define ARG_latup_vae_load_parts_parts LATUP_VAE_DECODER
+#define ARG_latup_vae_plan_encode_v fx.venc
+#define ARG_latup_vae_plan_encode_H 16
+#define ARG_latup_vae_plan_encode_W 16
+#define ARG_latup_vae_encode_v fx.venc
+#define ARG_latup_vae_encode_img (&fx.img)
+#define ARG_latup_latent_from_vae_x (&fx.xcopy)
+#define TENSOR_IN_latup_latent_from_vae_x 1
 #define ARG_latup_prepare_x (&fx.x)
 #define ARG_latup_execute_x (&fx.x)
 #define ARG_latup_set_error_fmt "a caller's message"
@@ -164,7 +177,7 @@ static uint8_t G_RGB[3 * 256]; /* fx.img's bytes */
 /* the pointers latup.h says may be NULL: the call then does its ordinary work */
 static const char *const NULLABLE[] = {
     "latup_lua_plan_memory.opts", "latup_lua_upscale.opts", "latup_vae_plan_decode.opts",
-    "latup_vae_decode.opts",      "latup_execute.upscaled", "latup_tensor_read.key",
+    "latup_vae_decode.opts",      "latup_vae_plan_encode.opts", "latup_vae_encode.opts", "latup_execute.upscaled", "latup_tensor_read.key",
     "latup_tensor_read.kind",     "latup_tensor_free.t",    "latup_system_info_print.prefix",
 };
 /* the one tensor argument that may come without data: a plan of a shape */
@@ -425,6 +438,10 @@ static void test_enum_fields(void **state) {
         assert_int_equal(latup_vae_decode(fx.vae, &fx.z, &y, &d), LATUP_E_USAGE);
         latup_decode_plan dp;
         assert_int_equal(latup_vae_plan_decode(fx.vae, 4, 4, &d, &dp), LATUP_E_USAGE);
+        latup_encode_opts eo = {.device = (latup_device)bad[i]};
+        assert_int_equal(latup_vae_encode(fx.venc, &fx.img, &y, &eo), LATUP_E_USAGE);
+        assert_null(y.data);
+        assert_int_equal(latup_vae_plan_encode(fx.venc, 16, 16, &eo, &dp), LATUP_E_USAGE);
         assert_int_equal(latup_device_check((latup_device)bad[i]), LATUP_E_USAGE);
         assert_int_equal(latup_png_write(fx.w_png, &fx.img, (latup_pixel_range)bad[i], 8), LATUP_E_USAGE);
     }
@@ -436,7 +453,12 @@ static void test_enum_fields(void **state) {
     assert_int_equal(latup_lua_upscale(fx.lua, &fx.x, INT_MAX, &y, NULL), LATUP_E_USAGE);
     assert_int_equal(latup_lua_upscale(fx.lua, &fx.x, INT_MIN, &y, NULL), LATUP_E_USAGE);
     assert_int_equal(latup_png_write(fx.w_png, &fx.img, LATUP_PIXELS_SIGNED, 7), LATUP_E_USAGE);
-    printf("ok   enum fields: device -1, 2, 7, INT_MAX in call, run and decode options; pixel ranges; scales -3..9, "
+    latup_vae *pv = NULL;
+    for (int parts = -1; parts <= 4; parts += 5) {
+        assert_int_equal(latup_vae_load_parts(ENC_PATH, parts, &pv), LATUP_E_USAGE);
+        assert_null(pv);
+    }
+    printf("ok   enum fields: device -1, 2, 7, INT_MAX in call, run, decode and encode options; parts -1, 4; pixel ranges; scales -3..9, "
            "INT_MAX, INT_MIN; PNG bits 7\n");
 }
 
@@ -456,7 +478,9 @@ static void test_aliased_tensors(void **state) {
     assert_ptr_equal(x.data, fx.x.data);
     assert_int_equal(latup_flux_unpack(&fx.packed, 8, 8, (latup_tensor *)&fx.packed), LATUP_E_USAGE);
     assert_non_null(fx.packed.data);
-    printf("ok   aliased tensors: y = x, img = z, upscaled = out, out = x, upscaled = x, out = packed\n");
+    assert_int_equal(latup_vae_encode(fx.venc, &fx.img, (latup_tensor *)&fx.img, NULL), LATUP_E_USAGE);
+    assert_non_null(fx.img.data);
+    printf("ok   aliased tensors: y = x, img = z, upscaled = out, out = x, upscaled = x, out = packed, z = img\n");
 }
 
 /* The sizes in messages are computed in 64 bits: 131072 x 131072 packs into 2^32 tokens. */
@@ -490,6 +514,10 @@ static void test_handle_types(void **state) {
     latup_decode_plan dp;
     assert_int_equal(latup_vae_plan_decode(lua_as_vae, 4, 4, NULL, &dp), LATUP_E_USAGE);
     assert_null(latup_vae_get_config(lua_as_vae));
+    assert_int_equal(latup_vae_encode(lua_as_vae, &fx.img, &y, NULL), LATUP_E_USAGE);
+    assert_non_null(strstr(latup_last_error(), "not a VAE"));
+    assert_int_equal(latup_vae_plan_encode(lua_as_vae, 16, 16, NULL, &dp), LATUP_E_USAGE);
+    assert_non_null(strstr(latup_last_error(), "not a VAE"));
     latup_call_opts co = {.lua = vae_as_lua, .scale = 2};
     latup_call *c = NULL;
     assert_int_equal(latup_prepare(&co, &fx.x, &c), LATUP_E_USAGE);
@@ -517,6 +545,11 @@ static void test_size_edges(void **state) {
         assert_int_equal(latup_vae_plan_memory(fx.vae, sides[i], 4, &vp), LATUP_E_INPUT);
         assert_int_equal(latup_vae_plan_decode(fx.vae, 4, sides[i], NULL, &dp), LATUP_E_INPUT);
     }
+    const int image_sides[] = {0, -1, 7, INT_MAX, INT_MIN, 65537}; /* 7: under the encoder's 8 pixels */
+    for (size_t i = 0; i < sizeof image_sides / sizeof image_sides[0]; i++) {
+        assert_int_equal(latup_vae_plan_encode(fx.venc, image_sides[i], 16, NULL, &dp), LATUP_E_INPUT);
+        assert_int_equal(latup_vae_plan_encode(fx.venc, 16, image_sides[i], NULL, &dp), LATUP_E_INPUT);
+    }
     /* a plan of a huge batch (shape only): counted in size_t, refused where it overflows */
     latup_call_opts co = {.lua = fx.lua, .scale = 4, .vae = fx.vae};
     latup_tensor x = {.ndim = 4, .shape = {(int64_t)1 << 40, 16, 8, 8}};
@@ -533,7 +566,7 @@ static void test_size_edges(void **state) {
     x = (latup_tensor){.ndim = 4, .shape = {0, 16, 8, 8}};
     assert_int_equal(latup_prepare(&co, &x, &c), LATUP_E_INPUT);
     assert_null(c);
-    printf("ok   sizes: sides 0, -1, -8, INT_MAX, INT_MIN, 16385 in every plan; batches 2^40 (planned), 2^48 "
+    printf("ok   sizes: sides 0, -1, -8, INT_MAX, INT_MIN, 16385 in every plan (image sides 0, -1, 7, INT_MAX, INT_MIN, 65537 in the encode's); batches 2^40 (planned), 2^48 "
            "(too large), 0 (empty)\n");
 }
 
@@ -541,7 +574,7 @@ static int setup(void **state) {
     (void)state;
     if (setup_dir(state)) return -1;
     latup_set_threads(1); /* no OpenMP pool before the fork()s */
-    if (latup_lua_load(LUA_PATH, &fx.lua) || latup_vae_load(VAE_PATH, &fx.vae)) {
+    if (latup_lua_load(LUA_PATH, &fx.lua) || latup_vae_load(VAE_PATH, &fx.vae) || latup_vae_load(ENC_PATH, &fx.venc)) {
         fprintf(stderr, "setup: %s\n", latup_last_error());
         return -1;
     }
@@ -578,6 +611,7 @@ static int teardown(void **state) {
     latup_call_free(fx.call);
     latup_lua_free(fx.lua);
     latup_vae_free(fx.vae);
+    latup_vae_free(fx.venc);
     latup_tensor_free(&fx.x);
     latup_tensor_free(&fx.xcopy);
     latup_tensor_free(&fx.z);

@@ -875,9 +875,9 @@ static void test_info_json(void **state) {
     (void)state;
     check_lua_info("ref_data/small/model.safetensors.gz", "lua", (const int64_t[]){16, 16}, 2, (const int64_t[]){2, 4});
     check_lua_info("ref_data/swinir/classic_x2.pth", "swinir", (const int64_t[]){3, 3}, 1, (const int64_t[]){2});
-    check_vae_info("ref_data/vae/flux_small.ldm.safetensors.gz", "", (const int64_t[]){16, 3}, 0, "none");
+    check_vae_info("ref_data/vae/flux_small.ldm.safetensors.gz", "", (const int64_t[]){16, 3}, 0, "ldm");
     check_vae_info("ref_data/vae/sd_small.ldm_prefixed.safetensors.gz", "first_stage_model.", (const int64_t[]){4, 3}, 1,
-                   "none");
+                   "ldm");
     check_vae_info("ref_data/trained/vae.ldm.safetensors.gz", "", (const int64_t[]){16, 3}, 0, "patch");
     check_tensor_info("ref_data/demo/latent.npy", ".npy", "info ref_data/demo/latent.npy (tensor)");
     check_tensor_info("ref_data/swinir/image_21x19.png", "PNG", "info ref_data/swinir/image_21x19.png (tensor)");

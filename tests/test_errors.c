@@ -755,7 +755,7 @@ static void s_folder_no_config(void) { vae_folder(NULL, 1); }
 static void s_folder_channels(void) { vae_folder("{\"_class_name\": \"AutoencoderKL\", \"latent_channels\": 4}", 1); }
 static void s_folder_class(void) { vae_folder("{\"_class_name\": \"FluxTransformer2DModel\"}", 1); }
 
-/* issue 22: encode and eval (the trained demo VAE holds the patch encoder; flux_small none) */
+/* issue 22: encode and eval (the trained demo VAE holds the patch encoder) */
 #define TV "ref_data/trained/vae.ldm.safetensors.gz"
 #define TL "ref_data/trained/lua_x2x4.safetensors.gz"
 #define TS "ref_data/trained/swinir_x2.safetensors.gz"
@@ -774,10 +774,34 @@ static void s_png_dir(void) { mkdir(tmp("pngs"), 0755), write_png(tmp("pngs/a.pn
 static void s_no_png_dir(void) { mkdir(tmp("empty"), 0755), write_latent(tmp("empty/a.npy"), 3, 16, 16, 0); }
 #define ENC(...) {"encode", "--vae", TV, "-i", "@in", "-o", "@out", __VA_ARGS__, NULL}
 #define EVAL(...) {"eval", "--vae", TV, "-m", TL, "--json", "@out.json", __VA_ARGS__, NULL}
+/* The SD-style test VAE (decoder and encoder) without the tensors whose names start with drop, as
+ * tmp("m"); an 8x8 RGB PNG as the image to encode. */
+static void enc_vae_without(const char *drop) {
+    latup_weights w = {0};
+    assert_int_equal(latup_weights_load("ref_data/vae/sd_small.ldm.safetensors.gz", &w), LATUP_OK);
+    assert_int_equal(latup_weights_fetch_all(&w), LATUP_OK);
+    int k = 0;
+    for (int i = 0; i < w.n; i++) {
+        if (!strncmp(w.t[i].name, drop, strlen(drop))) continue;
+        const latup_wtensor t = w.t[k];
+        w.t[k++] = w.t[i];
+        w.t[i] = t;
+    }
+    const int n_all = w.n;
+    w.n = k;
+    assert_int_equal(latup_safetensors_write(tmp("m"), &w), LATUP_OK);
+    w.n = n_all;
+    latup_weights_free(&w);
+    write_png(tmp("in.npy"), 8, 8, 8, 2, 0, 0); /* write_png holds at most 8x8 RGB8 */
+}
+static void s_enc_none(void) { enc_vae_without("encoder."); }
+static void s_enc_missing(void) { enc_vae_without("encoder.mid.attn_1.k."); }
+static void s_enc_small(void) { write_png(tmp("in.npy"), 5, 4, 8, 2, 0, 0); }
 
 #define UP(model) {"upscale", "--model", model, "--scale", "2", "--in", "@in", "--out", "@out", NULL}
 #define UP_IN(in) {"upscale", "-m", MODEL, "-s", "2", "-i", in, "-o", "@out", NULL}
 #define DEC(...) {"decode", "--vae", VAE, "-i", "@in", "-o", "@out.png", __VA_ARGS__, NULL}
+#define ENC_VAE(vae) {"encode", "--vae", vae, "-i", "@in", "-o", "@out", NULL}
 
 static const row ROWS[] = {
     {"E01", s_trunc_st, UP("@m"), 2, "m: "},
@@ -844,14 +868,14 @@ static const row ROWS[] = {
     {"EC19", s_good, {"upscale", "-m", MODEL, "-s", "2", "-i", "@in", "-o", "@out", "--max-memory", "1K", NULL}, 3, "cannot be met: the upscale needs"},
     {"EC20", s_image_npy, ENC("--threads", "1"), 1, "in.npy: a .npy image needs --range signed ([-1,1]) or unit ([0,1])"},
     {"EC21", s_image_hot, ENC("--range", "unit"), 2, "in.npy: values from 0 to 1.5, outside the declared range unit [0, 1] (--range)"},
-    {"EC22", s_image_npy, {"encode", "--vae", VAE, "-i", "@in", "-o", "@out", "--range", "unit", NULL}, 2, "no VAE encoder"},
+    {"EC22", s_image_npy, {"encode", "--vae", TV, "-i", "@in", "-i", "@in", "-o", "@out", NULL}, 1, "2 inputs need --out-dir DIR (one latent each), not --out"},
     {"EC23", s_good, ENC("--range", "signed"), 2, "in.npy: an image to encode is [3,H,W] or [B,3,H,W], found [16,16,16]"},
     {"EC24", s_image_npy, {"encode", "--vae", TV, "-i", "@in", "-o", "@out.png", "--range", "unit", NULL}, 1, "out.png: a latent is written as .npy"},
     {"EC25", s_image_npy, ENC("--range", "unit", "--seed", "3"), 1, "--seed goes with --sample"},
     {"EC26", s_png8, EVAL("@in"), 2, "in.npy: 8x8 is smaller than the 16x16 that eval x2 needs (8 x the scale in each side)"},
     {"EC27", s_no_png_dir, EVAL("@tmp/empty"), 2, "empty: no *.png files in the folder"},
     {"EC28", s_png_dir, {"eval", "--vae", TV, "-m", "ref_data/tiny/model.safetensors.gz", "-s", "4", "--json", "@out.json", "@tmp/pngs", NULL}, 1, "has no x4 head (its heads: x2): -s must be one of them"},
-    {"EC29", s_png_dir, {"eval", "--vae", VAE, "-m", TL, "--json", "@out.json", "@tmp/pngs", NULL}, 2, "no VAE encoder"},
+    {"EC29", s_enc_none, {"eval", "--vae", "@m", "-m", TL, "--json", "@out.json", "@in", NULL}, 2, "no VAE encoder"},
     {"EC30", s_png_dir, EVAL("-s", "4", "--pixel-model", TS, "@tmp/pngs"), 1, "is a x2 SwinIR, and eval runs x4 (-s)"},
     {"EC31", s_png_dir, EVAL("@tmp/pngs"), 2, "a.png: 4x4 is smaller than the 16x16 that eval x2 needs"},
     {"EC32", s_png64_dir, EVAL("@tmp/pngs"), 2, "a.png: eval x2 makes a 32x32 input of it, and its 4x4 latent: latent 4x4 is too small"},
@@ -895,6 +919,9 @@ static const row ROWS[] = {
     {"E132", s_folder_channels, {"decode", "--vae", "@tmp/vae", "--in", "@in", "--out", "@out", NULL}, 2, "config.json says latent_channels 4, the decoder in"},
     {"E133", s_folder_class, {"decode", "--vae", "@tmp/vae", "--in", "@in", "--out", "@out", NULL}, 2, "config.json: _class_name is 'FluxTransformer2DModel', not an AutoencoderKL"},
     {"E134", s_vae_channels, {"decode", "--vae", VAE, "--diffusion-latent", "vae", "--in", "@in", "--out", "@out", NULL}, 1, "--diffusion-latent vae: ref_data/vae/flux_small.ldm.safetensors.gz has no config.json"},
+    {"E135", s_enc_none, ENC_VAE("@m"), 2, "no VAE encoder ('encoder.conv_out.weight'"},
+    {"E136", s_enc_missing, ENC_VAE("@m"), 2, "missing tensor 'encoder.mid.attn_1.k.weight' (expected [64,64,1,1])"},
+    {"E137", s_enc_small, ENC_VAE("ref_data/trained/vae.ldm.safetensors.gz"), 2, "image 5x4 is smaller than the encoder's 8 pixels"},
 };
 #define N_ROWS (int)(sizeof ROWS / sizeof ROWS[0])
 

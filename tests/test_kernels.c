@@ -86,6 +86,30 @@ static void naive_conv2d(double *out, double *S, const float *inp, const float *
             }
 }
 
+/* Strided convolution with zero padding pad_t/pad_l (top/left) and pad_b/pad_r (bottom/right):
+ * output Ho x Wo, Ho = floor((H + pad_t + pad_b - k) / s) + 1. S as naive_conv2d's. */
+static void naive_conv2d_strided(double *out, double *S, const float *inp, const float *weight, const float *bias,
+                                 int Cin, int H, int W, int Cout, int k, int s, int pt, int pl, int Ho, int Wo) {
+    for (int co = 0; co < Cout; co++)
+        for (int y = 0; y < Ho; y++)
+            for (int x = 0; x < Wo; x++) {
+                double acc = bias ? bias[co] : 0.0, sabs = bias ? fabs(bias[co]) : 0.0;
+                for (int ci = 0; ci < Cin; ci++)
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++) {
+                            const int iy = y * s + ky - pt, ix = x * s + kx - pl;
+                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                            const double t = (double)weight[((size_t)(co * Cin + ci) * k + ky) * k + kx] *
+                                             inp[((size_t)ci * H + iy) * W + ix];
+                            acc += t;
+                            sabs += fabs(t);
+                        }
+                const size_t o = ((size_t)co * Ho + y) * Wo + x;
+                out[o] = acc;
+                S[o] = sabs;
+            }
+}
+
 static void naive_linear(double *out, double *S, const float *inp, const float *weight,
                          const float *bias, int N, int Cin, int Cout) {
     for (int n = 0; n < N; n++)
@@ -489,6 +513,83 @@ static void test_conv2d_bands(void **state) {
     }
     latup_set_exact_math(0);
     assert_int_equal(tu_n_failed - failed_before, 0); /* this test's own lines only */
+}
+
+/* conv2d_strided_forward (the encoder's Downsample and patch code) against its naive twin, with
+ * conv2d_forward's bound (K = Cin*k*k + 1): odd sizes, the (0,1,0,1) pad, patch strides,
+ * asymmetric pads; band heights 1, 2, 3 and automatic; 1 and 2 threads, which must agree bit for
+ * bit; the scratch exactly what the kernel asks for (guarded); a capacity short of one row
+ * refused with nothing written. */
+static void test_conv2d_strided(void **state) {
+    (void)state;
+    int failed_before = tu_n_failed;
+    const char *kname = "conv2d_strided_forward";
+    tu_rng rng = tu_rng_seed(21);
+    static const struct {
+        int Cin, H, W, Cout, k, s, pt, pl, pb, pr;
+    } cases[] = {
+        {5, 9, 11, 7, 3, 2, 0, 0, 1, 1},   /* Downsample, odd sides: 4 x 5 */
+        {32, 14, 17, 32, 3, 2, 0, 0, 1, 1}, /* Downsample, the encoder's widths */
+        {4, 2, 3, 3, 3, 2, 0, 0, 1, 1},    /* the smallest Downsample: 1 x 1 */
+        {3, 19, 21, 6, 4, 4, 0, 0, 0, 0},  /* patch code p 4, cropped sides */
+        {3, 16, 24, 32, 8, 8, 0, 0, 0, 0}, /* patch code p 8 (the demo VAE) */
+        {6, 10, 13, 5, 3, 3, 1, 2, 0, 1},  /* stride 3, asymmetric pads */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int Cin = cases[c].Cin, H = cases[c].H, W = cases[c].W, Cout = cases[c].Cout, k = cases[c].k;
+        const conv_geom g = {k, cases[c].s, cases[c].pt, cases[c].pl, cases[c].pb, cases[c].pr};
+        const int Ho = latup_conv_out_size(H, k, g.stride, g.pad_t, g.pad_b);
+        const int Wo = latup_conv_out_size(W, k, g.stride, g.pad_l, g.pad_r);
+        const size_t nin = (size_t)Cin * H * W, nw = (size_t)Cout * Cin * k * k, nout = (size_t)Cout * Ho * Wo;
+        tu_buf in = tu_alloc(nin), wt = tu_alloc(nw), b = tu_alloc(Cout);
+        tu_fill_normal(&rng, in.p, nin, 0.3f, 1.0f);
+        tu_fill_normal(&rng, wt.p, nw, 0.0f, 1.0f / sqrtf((float)(Cin * k * k)));
+        tu_fill_normal(&rng, b.p, Cout, 0.0f, 0.5f);
+        double *ref = tu_xmalloc(nout * sizeof(double)), *tol = tu_xmalloc(nout * sizeof(double));
+        naive_conv2d_strided(ref, tol, in.p, wt.p, b.p, Cin, H, W, Cout, k, g.stride, g.pad_t, g.pad_l, Ho, Wo);
+        const double K = (double)Cin * k * k + 1;
+        for (size_t i = 0; i < nout; i++) tol[i] = sqrt(K) * EPS * tol[i] + EPS * fabs(ref[i]);
+        float *in_copy = dup_floats(in.p, nin);
+        const int rows[] = {0, 1, 2, 3};
+        for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+            float *first = NULL;
+            for (int nt = 1; nt <= 2; nt++) {
+                const conv_ctx ctx = {nt, rows[r], "test strided conv"};
+                const conv_plan pl = latup_conv2d_strided_plan(Cin, H, W, Cout, &g, &ctx);
+                char shp[160];
+                snprintf(shp, sizeof shp, "Cin%d %dx%d Cout%d k%d s%d pad t%d l%d b%d r%d -> %dx%d rows<=%d band %d t%d", Cin,
+                         H, W, Cout, k, g.stride, g.pad_t, g.pad_l, g.pad_b, g.pad_r, Ho, Wo, rows[r], pl.rows, nt);
+                tu_buf out = tu_alloc(nout), col = tu_alloc(latup_conv2d_strided_scratch_floats(Cin, H, W, Cout, &g, &ctx));
+                latup_status st = latup_conv2d_strided_forward(out.p, in.p, wt.p, b.p, Cin, H, W, Cout, &g, col.p, col.n, &ctx);
+                tu_check_true(kname, tu_shape("%s: status OK", shp), st == LATUP_OK);
+                tu_check(kname, shp, out.p, ref, tol, 0, nout);
+                guards(kname, shp, 5, &in, "inp", &wt, "weight", &b, "bias", &out, "out", &col, "scratch");
+                unchanged(kname, shp, "inp", in.p, in_copy, nin);
+                if (nt == 1) first = dup_floats(out.p, nout);
+                else tu_check_true(kname, tu_shape("%s: bit-identical to 1 thread", shp),
+                                   memcmp(first, out.p, nout * sizeof(float)) == 0);
+                tu_free(&out), tu_free(&col);
+            }
+            free(first);
+        }
+        free(ref), free(tol), free(in_copy);
+        tu_free(&in), tu_free(&wt), tu_free(&b);
+    }
+    /* not even one row fits: LATUP_E_INTERNAL naming the conv, the output untouched */
+    {
+        static float out[4 * 20], in[4 * 81], w[4 * 4 * 9], col[1 << 12];
+        for (int i = 0; i < 4 * 20; i++) out[i] = -7.0f;
+        const conv_geom g = {3, 2, 0, 0, 1, 1};
+        const conv_ctx ctx = {2, 0, "encoder.down.0.downsample"}, c1 = {1, 1, "one row"};
+        const conv_plan one = latup_conv2d_strided_plan(4, 9, 9, 4, &g, &c1);
+        latup_status st = latup_conv2d_strided_forward(out, in, w, NULL, 4, 9, 9, 4, &g, col, one.per_band - 1, &ctx);
+        bool untouched = true;
+        for (int i = 0; i < 4 * 20; i++) untouched = untouched && out[i] == -7.0f;
+        tu_check_true(kname, tu_shape("capacity below one row: LATUP_E_INTERNAL naming the conv (\"%s\")",
+                                      latup_last_error()),
+                      st == LATUP_E_INTERNAL && strstr(latup_last_error(), "encoder.down.0.downsample") && untouched);
+    }
+    assert_int_equal(tu_n_failed - failed_before, 0);
 }
 
 /* linear_forward. Same bound as the convolution with K = Cin + 1. */
@@ -1418,7 +1519,7 @@ static void test_attention_blocked(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d),        cmocka_unit_test(test_conv2d_transform),
-        cmocka_unit_test(test_conv2d_bands),
+        cmocka_unit_test(test_conv2d_bands),    cmocka_unit_test(test_conv2d_strided),
         cmocka_unit_test(test_linear),        cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_gelu),          cmocka_unit_test(test_leaky_relu),
         cmocka_unit_test(test_fastmath),

@@ -464,7 +464,7 @@ static latup_status encode_prepare(const latup_vae *v, const latup_tensor *img, 
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) ok &= latup_add_ok(sum, parts[i], &sum);
     if (!ok)
         return latup_fail(LATUP_E_INPUT, "a batch of %lld %dx%d images is too large to hold", (long long)k->B, W, H);
-    if (img->data) TRY(latup_check_finite(img));
+    if (img->data) TRY(latup_check_finite_input(img, "input image"));
     TRY(latup_vae_enc_prepare(v, H, W, opts, &m, &k->x, &k->dp));
     k->ndim = img->ndim;
     const int64_t shape[4] = {k->B, c->z_channels, h, w};

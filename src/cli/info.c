@@ -101,8 +101,9 @@ static void print_encoder(printer *p, const latup_vae_config *c) {
     char b[256], lv[160];
     if (ldm) {
         int_list(lv, sizeof lv, c->enc_channels, c->enc_n_levels, "");
-        snprintf(b, sizeof b, "ldm, levels %s, %d resnets per level, x%d downsampling, quant_conv %s, %lld parameters",
-                 lv, c->enc_blocks_per_level, f, c->has_quant_conv ? "yes" : "no", (long long)c->enc_params);
+        snprintf(b, sizeof b, "ldm, levels %s, %d resnet%s per level, x%d downsampling, quant_conv %s, %lld parameters",
+                 lv, c->enc_blocks_per_level, c->enc_blocks_per_level == 1 ? "" : "s", f, c->has_quant_conv ? "yes" : "no",
+                 (long long)c->enc_params);
     } else if (patch) {
         snprintf(b, sizeof b, "patch: one %dx%d stride-%d conv to %d channels (mean, log-variance), quant_conv %s, %lld "
                  "parameters", f, f, f, 2 * c->z_channels, c->has_quant_conv ? "yes" : "no", (long long)c->enc_params);

@@ -208,7 +208,7 @@ static int load_models(job *j) {
     double t0 = cli_now();
     latup_status st = LATUP_OK;
     if (j->stages & LUA) st = latup_lua_load(j->model_path, &j->lua);
-    if (!st && (j->stages & VAE)) st = latup_vae_load(j->vae_path, &j->vae);
+    if (!st && (j->stages & VAE)) st = latup_vae_load_parts(j->vae_path, LATUP_VAE_DECODER, &j->vae); /* not its encoder */
     if (st) return cli_fail(st);
     j->t_load = cli_now() - t0;
     if (j->lua && j->verbose) {

@@ -15,7 +15,7 @@ enum {
     DN_ATTN_NORM, DN_ATTN_Q, DN_ATTN_K, DN_ATTN_V, DN_ATTN_ATTN, DN_ATTN, DN_UPSAMPLE, DN_NORM_OUT, DN_IMAGE,
     /* the VAE encoder (its attention: DN_ATTN* under the prefix DN_ENC); %d: level i, block j */
     DN_ENC, DN_ENC_CONV_IN, DN_ENC_DOWN_BLOCK, DN_ENC_DOWNSAMPLE, DN_ENC_MID_BLOCK_1, DN_ENC_MID_BLOCK_2,
-    DN_ENC_NORM_OUT, DN_ENC_CONV_OUT, DN_QUANT, DN_MEAN,
+    DN_ENC_NORM_OUT, DN_ENC_CONV_OUT, DN_QUANT, DN_MEAN, DN_LOGVAR,
     DN_COUNT
 };
 
@@ -64,6 +64,7 @@ static const char *const DUMP_NAMES[DN_COUNT] = {
     [DN_ENC_CONV_OUT] = "encoder.conv_out",
     [DN_QUANT] = "quant_conv",
     [DN_MEAN] = "mean",
+    [DN_LOGVAR] = "logvar",             /* the moments' second half, before the clamp to [-30, 20] */
 };
 
 #endif

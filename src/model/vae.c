@@ -299,7 +299,7 @@ static latup_status check_image_size(const latup_vae *v, int H, int W) {
 
 static void fill_plan(const lx_exec *e, const latup_vae *v, const vae_job *j, latup_vae_plan *p) {
     const latup_vae_config *c = &v->cfg;
-    const int64_t f = latup_vae_factor(c);
+    const int64_t f = j->encode ? 1 : latup_vae_factor(c); /* an encoder-only VAE has no decoder levels */
     memset(p, 0, sizeof *p);
     p->h = j->h, p->w = j->w;
     latup_arena_plan(&e->arena, &p->mem);
@@ -445,7 +445,7 @@ latup_status latup_vae_exec_run(latup_vae_exec *x, const float *in, int64_t B, f
     lx_exec *e = &x->e;
     const latup_vae_config *c = &x->v->cfg;
     const vae_job *j = &x->j;
-    const int f = latup_vae_factor(c);
+    const int f = j->encode ? 1 : latup_vae_factor(c); /* an encoder-only VAE has no decoder levels */
     latup_status st = lx_begin_run(e, j->encode ? "VAE encoder arena" : "VAE arena", progress);
     const size_t zsz = (size_t)c->z_channels * j->h * j->w;
     const size_t isz = j->encode ? (size_t)3 * j->H * j->W : (size_t)c->out_channels * j->h * f * j->w * f;

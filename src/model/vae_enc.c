@@ -166,6 +166,7 @@ void vae_encode_pass(lx_exec *e, const latup_vae *v, const float *img, int H, in
     else
         encode_one(e, v, img, H, W, mom);
     lx_dump(e, DUMP_NAMES[DN_MEAN], mom, 3, zc, h, w);
+    if (mom) lx_dump(e, DUMP_NAMES[DN_LOGVAR], mom + (size_t)zc * h * w, 3, zc, h, w); /* NULL while counting */
     posterior(e, z, mom, zc, (size_t)h * w, sample, seed);
 }
 

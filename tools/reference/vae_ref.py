@@ -1,12 +1,14 @@
-"""Reference pieces for the VAE decoder (AutoencoderKL decoder), see docs/spec/vae.md.
+"""Reference pieces for the VAE (AutoencoderKL decoder and encoder), see docs/spec/vae.md.
 
 - the official model: diffusers' AutoencoderKL (pinned in tools/ci/setup_env.sh), built from a config,
-  never downloaded; `make_diffusers_vae`, `attach_taps` (forward hooks -> ldm-named dumps);
-- the two key-naming conventions: `ldm_decoder_layout` (ldm names and shapes, written from the
-  spec), `ldm_to_diffusers` / `diffusers_to_ldm` (the spec's table; old diffusers attention names
-  query/key/value/proj_attn too), `to_diffusers_state` / `from_diffusers_state` (1x1-conv <-> Linear);
-- `LdmDecoder`: an independent PyTorch decoder written from the spec / CompVis ldm `Decoder`, with
-  ldm parameter names (used to cross-check diffusers);
+  never downloaded; `make_diffusers_vae`, `attach_taps` / `attach_encoder_taps` (forward hooks ->
+  ldm-named dumps), `run_diffusers` (decode) / `run_diffusers_encode` (encode: moments, mean, logvar);
+- the two key-naming conventions: `ldm_decoder_layout` / `ldm_encoder_layout` (ldm names and shapes,
+  written from the spec / CompVis ldm model.py), `ldm_to_diffusers` / `diffusers_to_ldm_map` (the
+  spec's table, decoder and encoder; old diffusers attention names query/key/value/proj_attn too),
+  `to_diffusers_state` / `from_diffusers_state` (1x1-conv <-> Linear);
+- `LdmDecoder`, `LdmEncoder`: independent PyTorch models written from the spec / CompVis ldm
+  `Decoder` and `Encoder`, with ldm parameter names (used to cross-check diffusers);
 - the bit-exact weight generator `gen_tensor` (splitmix64, specified in tools/README.md and in
   GENERATOR_SPEC below) that C can reproduce.
 
@@ -128,52 +130,89 @@ def checksum(arr):
 # Config and ldm layout (written from docs/spec/vae.md)
 # --------------------------------------------------------------------------------------------
 
+class _Layout(OrderedDict):
+    """ldm name -> shape, filled in forward order by the helpers below."""
+
+    def conv(self, p, cin, cout, k):
+        self[p + ".weight"] = (cout, cin, k, k)
+        self[p + ".bias"] = (cout,)
+
+    def norm(self, p, c):
+        self[p + ".weight"] = (c,)
+        self[p + ".bias"] = (c,)
+
+    def resnet(self, p, cin, cout):
+        self.norm(p + ".norm1", cin)
+        self.conv(p + ".conv1", cin, cout, 3)
+        self.norm(p + ".norm2", cout)
+        self.conv(p + ".conv2", cout, cout, 3)
+        if cin != cout:
+            self.conv(p + ".nin_shortcut", cin, cout, 1)
+
+    def mid(self, p, c):
+        self.resnet(p + ".mid.block_1", c, c)
+        self.norm(p + ".mid.attn_1.norm", c)
+        for q in ("q", "k", "v", "proj_out"):
+            self.conv(p + ".mid.attn_1." + q, c, c, 1)
+        self.resnet(p + ".mid.block_2", c, c)
+
+
 def ldm_decoder_layout(cfg):
     """OrderedDict ldm name -> shape for the decoder (+ post_quant_conv), in forward order."""
     zc, ch = cfg["latent_channels"], list(cfg["block_out_channels"])
     nl, nres = len(ch), cfg["layers_per_block"] + 1
-    out = OrderedDict()
-
-    def conv(p, cin, cout, k):
-        out[p + ".weight"] = (cout, cin, k, k)
-        out[p + ".bias"] = (cout,)
-
-    def norm(p, c):
-        out[p + ".weight"] = (c,)
-        out[p + ".bias"] = (c,)
-
-    def resnet(p, cin, cout):
-        norm(p + ".norm1", cin)
-        conv(p + ".conv1", cin, cout, 3)
-        norm(p + ".norm2", cout)
-        conv(p + ".conv2", cout, cout, 3)
-        if cin != cout:
-            conv(p + ".nin_shortcut", cin, cout, 1)
-
+    out = _Layout()
     if cfg["post_quant_conv"]:
-        conv("post_quant_conv", zc, zc, 1)
+        out.conv("post_quant_conv", zc, zc, 1)
     top = ch[-1]
-    conv("decoder.conv_in", zc, top, 3)
-    resnet("decoder.mid.block_1", top, top)
-    norm("decoder.mid.attn_1.norm", top)
-    for q in ("q", "k", "v", "proj_out"):
-        conv("decoder.mid.attn_1." + q, top, top, 1)
-    resnet("decoder.mid.block_2", top, top)
+    out.conv("decoder.conv_in", zc, top, 3)
+    out.mid("decoder", top)
     cin = top
     for L in reversed(range(nl)):
         for m in range(nres):
-            resnet(f"decoder.up.{L}.block.{m}", cin, ch[L])
+            out.resnet(f"decoder.up.{L}.block.{m}", cin, ch[L])
             cin = ch[L]
         if L != 0:
-            conv(f"decoder.up.{L}.upsample.conv", cin, cin, 3)
-    norm("decoder.norm_out", ch[0])
-    conv("decoder.conv_out", ch[0], 3, 3)
-    return out
+            out.conv(f"decoder.up.{L}.upsample.conv", cin, cin, 3)
+    out.norm("decoder.norm_out", ch[0])
+    out.conv("decoder.conv_out", ch[0], 3, 3)
+    return OrderedDict(out)
+
+
+def ldm_encoder_layout(cfg):
+    """OrderedDict ldm name -> shape for the encoder (+ quant_conv, present exactly when
+    post_quant_conv is: SD-style), in forward order. CompVis ldm Encoder: conv_in 3 -> ch[0];
+    down.i: layers_per_block ResnetBlocks to ch[i], then (all but the last level) a 3x3 stride-2
+    conv after a (0,1,0,1) zero pad; mid; norm_out; conv_out -> 2 zc (mean, logvar)."""
+    zc, ch = cfg["latent_channels"], list(cfg["block_out_channels"])
+    nl, nres = len(ch), cfg["layers_per_block"]
+    out = _Layout()
+    out.conv("encoder.conv_in", 3, ch[0], 3)
+    cin = ch[0]
+    for i in range(nl):
+        for j in range(nres):
+            out.resnet(f"encoder.down.{i}.block.{j}", cin, ch[i])
+            cin = ch[i]
+        if i != nl - 1:
+            out.conv(f"encoder.down.{i}.downsample.conv", cin, cin, 3)
+    out.mid("encoder", cin)
+    out.norm("encoder.norm_out", cin)
+    out.conv("encoder.conv_out", cin, 2 * zc, 3)
+    if cfg["post_quant_conv"]:
+        out.conv("quant_conv", 2 * zc, 2 * zc, 1)
+    return OrderedDict(out)
 
 
 def gen_weights(cfg, global_seed, Lw):
-    """ldm-named float32 weights (name-sorted OrderedDict)."""
+    """ldm-named float32 decoder weights (name-sorted OrderedDict)."""
     lay = ldm_decoder_layout(cfg)
+    return OrderedDict((k, gen_tensor(k, lay[k], global_seed, Lw)) for k in sorted(lay))
+
+
+def gen_encoder_weights(cfg, global_seed, Lw):
+    """ldm-named float32 encoder (+ quant_conv) weights, the same generator and seed rule
+    (name-sorted OrderedDict)."""
+    lay = ldm_encoder_layout(cfg)
     return OrderedDict((k, gen_tensor(k, lay[k], global_seed, Lw)) for k in sorted(lay))
 
 
@@ -186,32 +225,41 @@ _ATTN_OLD = {"norm": "group_norm", "q": "query", "k": "key", "v": "value", "proj
 
 
 def ldm_to_diffusers(name, num_levels, old_attention=False):
-    """ldm decoder name (no prefix) -> diffusers name."""
-    if name.startswith("post_quant_conv."):
+    """ldm decoder or encoder name (no prefix) -> diffusers name. The decoder's up.L is
+    up_blocks.(nl-1-L); the encoder's down.i is down_blocks.i."""
+    if name.startswith(("post_quant_conv.", "quant_conv.")):
         return name
-    assert name.startswith("decoder."), name
-    r = name[len("decoder."):]
-    m = re.fullmatch(r"(conv_in|conv_out)\.(weight|bias)", r)
-    if m:
+    m = re.fullmatch(r"(encoder|decoder)\.(.*)", name)
+    assert m, name
+    part, r = m.groups()
+    if re.fullmatch(r"(conv_in|conv_out)\.(weight|bias)", r):
         return name
     m = re.fullmatch(r"norm_out\.(weight|bias)", r)
     if m:
-        return "decoder.conv_norm_out." + m.group(1)
+        return f"{part}.conv_norm_out." + m.group(1)
     m = re.fullmatch(r"mid\.block_([12])\.(.*)", r)
     if m:
-        return f"decoder.mid_block.resnets.{int(m.group(1)) - 1}.{_resnet_inner(m.group(2))}"
+        return f"{part}.mid_block.resnets.{int(m.group(1)) - 1}.{_resnet_inner(m.group(2))}"
     m = re.fullmatch(r"mid\.attn_1\.(norm|q|k|v|proj_out)\.(weight|bias)", r)
     if m:
         t = (_ATTN_OLD if old_attention else _ATTN_NEW)[m.group(1)]
-        return f"decoder.mid_block.attentions.0.{t}.{m.group(2)}"
-    m = re.fullmatch(r"up\.(\d+)\.block\.(\d+)\.(.*)", r)
-    if m:
-        i = num_levels - 1 - int(m.group(1))
-        return f"decoder.up_blocks.{i}.resnets.{m.group(2)}.{_resnet_inner(m.group(3))}"
-    m = re.fullmatch(r"up\.(\d+)\.upsample\.conv\.(weight|bias)", r)
-    if m:
-        i = num_levels - 1 - int(m.group(1))
-        return f"decoder.up_blocks.{i}.upsamplers.0.conv.{m.group(2)}"
+        return f"{part}.mid_block.attentions.0.{t}.{m.group(2)}"
+    if part == "decoder":
+        m = re.fullmatch(r"up\.(\d+)\.block\.(\d+)\.(.*)", r)
+        if m:
+            i = num_levels - 1 - int(m.group(1))
+            return f"decoder.up_blocks.{i}.resnets.{m.group(2)}.{_resnet_inner(m.group(3))}"
+        m = re.fullmatch(r"up\.(\d+)\.upsample\.conv\.(weight|bias)", r)
+        if m:
+            i = num_levels - 1 - int(m.group(1))
+            return f"decoder.up_blocks.{i}.upsamplers.0.conv.{m.group(2)}"
+    else:
+        m = re.fullmatch(r"down\.(\d+)\.block\.(\d+)\.(.*)", r)
+        if m:
+            return f"encoder.down_blocks.{m.group(1)}.resnets.{m.group(2)}.{_resnet_inner(m.group(3))}"
+        m = re.fullmatch(r"down\.(\d+)\.downsample\.conv\.(weight|bias)", r)
+        if m:
+            return f"encoder.down_blocks.{m.group(1)}.downsamplers.0.conv.{m.group(2)}"
     raise KeyError(name)
 
 
@@ -222,11 +270,15 @@ def _resnet_inner(s):
 
 
 def is_attn_linear(ldm_name):
-    return re.fullmatch(r"decoder\.mid\.attn_1\.(q|k|v|proj_out)\.weight", ldm_name) is not None
+    return re.fullmatch(r"(en|de)coder\.mid\.attn_1\.(q|k|v|proj_out)\.weight", ldm_name) is not None
 
 
-def diffusers_to_ldm_map(cfg, old_attention=False):
-    lay = ldm_decoder_layout(cfg)
+def diffusers_to_ldm_map(cfg, old_attention=False, encoder=False):
+    """diffusers name -> ldm name: the decoder's (+ post_quant_conv), and with encoder=True the
+    encoder's (+ quant_conv) too."""
+    lay = OrderedDict(ldm_decoder_layout(cfg))
+    if encoder:
+        lay.update(ldm_encoder_layout(cfg))
     nl = len(cfg["block_out_channels"])
     return {ldm_to_diffusers(k, nl, old_attention): k for k in lay}
 
@@ -242,9 +294,10 @@ def to_diffusers_state(ldm_sd, cfg, old_attention=False):
     return out
 
 
-def from_diffusers_state(d_sd, cfg, old_attention=False):
-    """diffusers-named dict -> ldm-named dict; Linear [C,C] -> [C,C,1,1]. Unknown keys ignored."""
-    inv = diffusers_to_ldm_map(cfg, old_attention)
+def from_diffusers_state(d_sd, cfg, old_attention=False, encoder=False):
+    """diffusers-named dict -> ldm-named dict; Linear [C,C] -> [C,C,1,1]. Unknown keys ignored
+    (the encoder's too unless encoder=True)."""
+    inv = diffusers_to_ldm_map(cfg, old_attention, encoder)
     out = OrderedDict()
     for k, v in d_sd.items():
         if k in inv:
@@ -274,14 +327,21 @@ def diffusers_config(cfg):
 
 
 def make_diffusers_vae(cfg, ldm_sd=None):
-    """diffusers AutoencoderKL from a config (no hub). If ldm_sd is given, the decoder (and
-    post_quant_conv) are loaded from it through the name mapping, strictly."""
+    """diffusers AutoencoderKL from a config (no hub). If ldm_sd is given, the parts it holds (the
+    decoder + post_quant_conv when it has decoder.* names, the encoder + quant_conv when it has
+    encoder.* names) are loaded from it through the name mapping, strictly: every tensor of
+    those parts, and nothing else; a part it lacks keeps diffusers' seeded initialisation."""
     from diffusers import AutoencoderKL
-    torch.manual_seed(0)  # encoder weights: unused, but deterministic
+    torch.manual_seed(0)  # the parts not loaded: unused, but deterministic
     m = AutoencoderKL(**diffusers_config(cfg))
     m.eval()
     if ldm_sd is not None:
-        load_decoder_state(m, to_diffusers_state(ldm_sd, cfg), cfg)
+        keys = []
+        if any(k.startswith("decoder.") for k in ldm_sd):
+            keys += decoder_keys(m)
+        if any(k.startswith("encoder.") for k in ldm_sd):
+            keys += encoder_keys(m)
+        load_state(m, to_diffusers_state(ldm_sd, cfg), keys)
     return m
 
 
@@ -289,9 +349,13 @@ def decoder_keys(model):
     return [k for k in model.state_dict() if k.startswith("decoder.") or k.startswith("post_quant_conv.")]
 
 
-def load_decoder_state(model, d_sd, cfg):
-    """Copy every decoder tensor, requiring exactly the decoder's keys and shapes."""
-    want = decoder_keys(model)
+def encoder_keys(model):
+    return [k for k in model.state_dict() if k.startswith("encoder.") or k.startswith("quant_conv.")]
+
+
+def load_state(model, d_sd, want):
+    """Copy the tensors named `want` (diffusers names) from d_sd, requiring exactly those keys and
+    the model's shapes."""
     got = sorted(d_sd)
     if sorted(want) != got:
         raise KeyError(f"key mismatch: missing {sorted(set(want) - set(got))}, "
@@ -304,6 +368,11 @@ def load_decoder_state(model, d_sd, cfg):
             if tuple(v.shape) != tuple(sd[k].shape):
                 raise ValueError(f"{k}: shape {tuple(v.shape)} != {tuple(sd[k].shape)}")
             sd[k].copy_(v.to(sd[k].dtype))
+
+
+def load_decoder_state(model, d_sd, cfg):
+    """Copy every decoder tensor, requiring exactly the decoder's keys and shapes."""
+    load_state(model, d_sd, decoder_keys(model))
 
 
 def prepare_fp64(model):
@@ -409,6 +478,67 @@ def run_diffusers(model, cfg, z):
             h.remove()
     taps["input"] = z.detach().clone()
     assert torch.equal(out, taps["out"])
+    return taps
+
+
+def attach_encoder_taps(model, cfg, taps):
+    """Forward hooks on a diffusers AutoencoderKL's encoder (and quant_conv) that record the
+    encoder's tensors under ldm names (encoder_tensor_order)."""
+    enc = model.encoder
+    hooks = []
+
+    def reg(mod, name):
+        def hook(m, inp, out):
+            taps[name] = out.detach().clone()
+        hooks.append(mod.register_forward_hook(hook))
+
+    reg(enc.conv_in, "encoder.conv_in")
+    for i, db in enumerate(enc.down_blocks):
+        for j, rn in enumerate(db.resnets):
+            reg(rn, f"encoder.down.{i}.block.{j}")
+        if db.downsamplers is not None:
+            reg(db.downsamplers[0], f"encoder.down.{i}.downsample")
+    mid = enc.mid_block
+    reg(mid.resnets[0], "encoder.mid.block_1")
+    reg(mid.attentions[0], "encoder.mid.attn_1")
+    reg(mid.resnets[1], "encoder.mid.block_2")
+    reg(enc.conv_act, "encoder.norm_out")
+    reg(enc.conv_out, "encoder.conv_out")
+    if model.quant_conv is not None:
+        reg(model.quant_conv, "quant_conv")
+    return hooks
+
+
+def encoder_tensor_order(cfg):
+    nl, nres = len(cfg["block_out_channels"]), cfg["layers_per_block"]
+    o = ["input", "encoder.conv_in"]
+    for i in range(nl):
+        o += [f"encoder.down.{i}.block.{j}" for j in range(nres)]
+        if i != nl - 1:
+            o.append(f"encoder.down.{i}.downsample")
+    o += ["encoder.mid.block_1", "encoder.mid.attn_1", "encoder.mid.block_2", "encoder.norm_out",
+          "encoder.conv_out"]
+    return o + (["quant_conv"] if cfg["post_quant_conv"] else []) + ["mean", "logvar"]
+
+
+def run_diffusers_encode(model, cfg, x):
+    """AutoencoderKL.encode(x) with the encoder's taps; "mean" = latent_dist.mean, "logvar" =
+    latent_dist.logvar (clamped to [-30, 20] as diffusers does)."""
+    taps = {}
+    hooks = attach_encoder_taps(model, cfg, taps)
+    try:
+        with torch.no_grad():
+            post = model.encode(x).latent_dist
+    finally:
+        for h in hooks:
+            h.remove()
+    taps["input"] = x.detach().clone()
+    taps["mean"] = post.mean.detach().clone()
+    taps["logvar"] = post.logvar.detach().clone()
+    moments = taps["quant_conv" if cfg["post_quant_conv"] else "encoder.conv_out"]
+    zc = cfg["latent_channels"]
+    assert torch.equal(taps["mean"], moments[:, :zc])
+    assert torch.equal(taps["logvar"], moments[:, zc:].clamp(-30.0, 20.0))
     return taps
 
 
@@ -525,6 +655,81 @@ class LdmDecoder(nn.Module):
         return self.decoder(z)
 
 
+class Downsample(nn.Module):
+    """ldm Downsample(with_conv=True): zero pad (0,1,0,1) (right and bottom), 3x3 conv stride 2."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, stride=2, padding=0)
+
+    def forward(self, x):
+        return self.conv(F.pad(x, (0, 1, 0, 1), mode="constant", value=0.0))
+
+
+class _Encoder(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        ch, g = list(cfg["block_out_channels"]), cfg["norm_num_groups"]
+        self.conv_in = nn.Conv2d(3, ch[0], 3, padding=1)
+        self.down = nn.ModuleList()
+        cin = ch[0]
+        for i, c in enumerate(ch):
+            m = nn.Module()
+            m.block = nn.ModuleList()
+            for _ in range(cfg["layers_per_block"]):
+                m.block.append(ResnetBlock(cin, c, g))
+                cin = c
+            if i != len(ch) - 1:
+                m.downsample = Downsample(cin)
+            self.down.append(m)
+        self.mid = _Mid(cin, g)
+        self.norm_out = nn.GroupNorm(g, cin, eps=GN_EPS)
+        self.conv_out = nn.Conv2d(cin, 2 * cfg["latent_channels"], 3, padding=1)
+
+    def forward(self, x, rec):
+        h = rec["encoder.conv_in"] = self.conv_in(x)
+        for i, lev in enumerate(self.down):
+            for j, blk in enumerate(lev.block):
+                h = rec[f"encoder.down.{i}.block.{j}"] = blk(h)
+            if i != len(self.down) - 1:
+                h = rec[f"encoder.down.{i}.downsample"] = lev.downsample(h)
+        h = rec["encoder.mid.block_1"] = self.mid.block_1(h)
+        h = rec["encoder.mid.attn_1"] = self.mid.attn_1(h)
+        h = rec["encoder.mid.block_2"] = self.mid.block_2(h)
+        h = rec["encoder.norm_out"] = F.silu(self.norm_out(h))
+        return self.conv_out(h)
+
+
+class LdmEncoder(nn.Module):
+    """encoder + quant_conv (optional), parameter names = ldm names; forward(x) -> dict of the
+    encoder's tensors under the names of encoder_tensor_order (mean, logvar from the moments as
+    ldm's DiagonalGaussianDistribution: chunk in two, logvar clamped to [-30, 20])."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.zc = cfg["latent_channels"]
+        self.has_qc = bool(cfg["post_quant_conv"])
+        self.encoder = _Encoder(cfg)
+        if self.has_qc:
+            self.quant_conv = nn.Conv2d(2 * self.zc, 2 * self.zc, 1)
+
+    def forward(self, x):
+        rec = {"input": x}
+        h = rec["encoder.conv_out"] = self.encoder(x, rec)
+        if self.has_qc:
+            h = rec["quant_conv"] = self.quant_conv(h)
+        rec["mean"] = h[:, :self.zc]
+        rec["logvar"] = torch.clamp(h[:, self.zc:], -30.0, 20.0)
+        return rec
+
+
+def make_ldm_encoder(cfg, ldm_sd):
+    m = LdmEncoder(cfg)
+    sd = OrderedDict((k, torch.as_tensor(np.asarray(v))) for k, v in ldm_sd.items())
+    m.load_state_dict(sd, strict=True)
+    return m.eval()
+
+
 def make_ldm_decoder(cfg, ldm_sd):
     m = LdmDecoder(cfg)
     sd = OrderedDict((k, torch.as_tensor(np.asarray(v))) for k, v in ldm_sd.items())
@@ -532,8 +737,8 @@ def make_ldm_decoder(cfg, ldm_sd):
     return m.eval()
 
 
-def count_params(cfg):
-    return sum(int(np.prod(s)) for s in ldm_decoder_layout(cfg).values())
+def count_params(cfg, layout=ldm_decoder_layout):
+    return sum(int(np.prod(s)) for s in layout(cfg).values())
 
 
 def self_check():
@@ -546,8 +751,11 @@ def self_check():
     real = dict(latent_channels=4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
                 norm_num_groups=32, post_quant_conv=True)
     assert count_params(real) == 49_490_199, count_params(real)
+    # encoder + quant_conv: 83,653,863 - 49,490,199 (SD VAE), 83,819,683 - 49,545,475 (FLUX ae)
+    assert count_params(real, ldm_encoder_layout) == 34_163_664, count_params(real, ldm_encoder_layout)
     real.update(latent_channels=16, post_quant_conv=False)
     assert count_params(real) == 49_545_475, count_params(real)
+    assert count_params(real, ldm_encoder_layout) == 34_274_208, count_params(real, ldm_encoder_layout)
     # layout == the independent module's state_dict (names, shapes, order-free)
     for c in (dict(real), dict(real, latent_channels=4, post_quant_conv=True)):
         c["norm_num_groups"] = 32
@@ -565,8 +773,18 @@ def self_check():
             f"decoder.mid_block.attentions.0.{a}.{b}" for a in ("group_norm", "query", "key",
                                                                 "value", "proj_attn")
             for b in ("weight", "bias")}
+        # the encoder: layout == LdmEncoder's state_dict, and through the mapping == diffusers'
+        # encoder (+ quant_conv) state_dict; the old attention names map one to one
+        elay = ldm_encoder_layout(c)
+        assert {k: tuple(v.shape) for k, v in LdmEncoder(c).state_dict().items()} == dict(elay)
+        want = {k: tuple(dm[k].shape) for k in dm if k.startswith(("encoder.", "quant_conv."))}
+        got = {ldm_to_diffusers(k, 4): (s[:2] if is_attn_linear(k) else s) for k, s in elay.items()}
+        assert got == want, set(got.items()) ^ set(want.items())
+        assert len({ldm_to_diffusers(k, 4, True) for k in elay}) == len(elay)
+        assert not set(elay) & set(lay)
     print("vae_ref self-check ok:", json.dumps(
-        {"sd_params": 49_490_199, "flux_params": 49_545_475}))
+        {"sd_params": 49_490_199, "flux_params": 49_545_475, "sd_encoder_params": 34_163_664,
+         "flux_encoder_params": 34_274_208}))
 
 
 if __name__ == "__main__":
