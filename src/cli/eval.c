@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,30 +371,56 @@ static double stat_of(const ev_job *j, int k, int path, int field) {
     return r;
 }
 
+/* One table line: printf into a buffer, printed without its trailing spaces. */
+typedef struct {
+    char s[512];
+    size_t n;
+} line_buf;
+
+static void put(line_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(line_buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (b->n < sizeof b->s) {
+        const int k = vsnprintf(b->s + b->n, sizeof b->s - b->n, fmt, ap);
+        b->n = k < 0 ? b->n : b->n + (size_t)k < sizeof b->s ? b->n + (size_t)k : sizeof b->s - 1;
+    }
+    va_end(ap);
+}
+
+static void flush_line(line_buf *b, FILE *f) {
+    while (b->n > 0 && b->s[b->n - 1] == ' ') b->n--;
+    fprintf(f, "%.*s\n", (int)b->n, b->s);
+    b->n = 0;
+}
+
 static void print_table(const ev_job *j, FILE *f) {
+    line_buf b = {.n = 0};
     fprintf(f, "latup eval x%d: %d image%s; PSNR dB / SSIM against the ground truth; seconds per path\n", j->scale, j->n,
             j->n == 1 ? "" : "s");
-    fprintf(f, "%-24s %9s", "image", "size");
-    for (int p = 0; p < j->n_paths; p++) fprintf(f, "  %-16s", PATH_NAME[p]);
-    fprintf(f, "\n");
+    put(&b, "%-24s %9s", "image", "size");
+    for (int p = 0; p < j->n_paths; p++) put(&b, "  %-16s", PATH_NAME[p]);
+    flush_line(&b, f);
     for (int i = 0; i < j->n; i++) {
         const ev_image *e = &j->img[i];
         char size[32];
         snprintf(size, sizeof size, "%dx%d", e->W, e->H);
-        fprintf(f, "%-24.24s %9s", e->stem, size);
-        for (int p = 0; p < j->n_paths; p++) fprintf(f, "  %6.2f / %-7.4f", e->psnr[p], e->ssim[p]);
-        fprintf(f, "%s\n", e->tiled ? "  (tiled: approximate)" : "");
+        put(&b, "%-24.24s %9s", e->stem, size);
+        for (int p = 0; p < j->n_paths; p++) put(&b, "  %6.2f / %-7.4f", e->psnr[p], e->ssim[p]);
+        put(&b, "%s", e->tiled ? "  (tiled: approximate)" : "");
+        flush_line(&b, f);
     }
     for (int k = 0; k < 2; k++) {
-        fprintf(f, "%-24s %9s", k ? "median" : "mean", "");
-        for (int p = 0; p < j->n_paths; p++) fprintf(f, "  %6.2f / %-7.4f", stat_of(j, k, p, 0), stat_of(j, k, p, 1));
-        fprintf(f, "\n");
+        put(&b, "%-24s %9s", k ? "median" : "mean", "");
+        for (int p = 0; p < j->n_paths; p++) put(&b, "  %6.2f / %-7.4f", stat_of(j, k, p, 0), stat_of(j, k, p, 1));
+        flush_line(&b, f);
     }
-    fprintf(f, "%-24s %9s", "seconds (mean)", "");
-    for (int p = 0; p < j->n_paths; p++) fprintf(f, "  %-16.3f", stat_of(j, 0, p, 2));
+    put(&b, "%-24s %9s", "seconds (mean)", "");
+    for (int p = 0; p < j->n_paths; p++) put(&b, "  %-16.3f", stat_of(j, 0, p, 2));
+    flush_line(&b, f);
     double enc = 0;
     for (int i = 0; i < j->n; i++) enc += j->img[i].t_encode;
-    fprintf(f, "\n(the input's encode, %.3f s per image on average, is counted in every path but vae; %d threads)\n",
+    fprintf(f, "(the input's encode, %.3f s per image on average, is counted in every path but vae; %d threads)\n",
             enc / j->n, j->threads);
 }
 
