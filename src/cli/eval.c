@@ -98,6 +98,8 @@ static latup_status add_folder(ev_job *j, const char *dir) {
 static int list_images(ev_job *j) {
     for (int i = 0; i < j->a.n_pos; i++) {
         const char *p = j->a.pos[i];
+        if (!strcmp(p, "-"))
+            return cli_usage("eval", "'-': eval reads each image twice (checked, then computed): give a file");
         struct stat sb;
         latup_status st = stat(p, &sb) == 0 && S_ISDIR(sb.st_mode) ? add_folder(j, p) : add_image(j, NULL, p);
         if (st) return cli_fail(st);
