@@ -278,8 +278,9 @@ typedef struct {
 typedef struct latup_vae latup_vae;
 
 /* Loads the decoder from any checkpoint holding one (standalone VAE, FLUX ae.safetensors,
- * diffusers vae/, single-file model): tensors the decoder does not use are ignored; every tensor
- * it needs must be there with its exact shape. path may also be a diffusers folder, as
+ * diffusers vae/, single-file model), and the encoder when the file holds one (see
+ * latup_vae_load_parts): tensors neither uses are ignored; every tensor a loaded part needs must
+ * be there with its exact shape. path may also be a diffusers folder, as
  * AutoencoderKL.from_pretrained takes it: config.json beside diffusion_pytorch_model.safetensors
  * (else .bin, else their .fp16 variants), or a pipeline's folder holding that as vae/; its
  * config.json's latent_channels must match the weights, and its scaling_factor and shift_factor

@@ -792,7 +792,7 @@ static void enc_vae_without(const char *drop) {
     assert_int_equal(latup_safetensors_write(tmp("m"), &w), LATUP_OK);
     w.n = n_all;
     latup_weights_free(&w);
-    write_png(tmp("in.npy"), 8, 8, 8, 2, 0, 0); /* write_png holds at most 8x8 RGB8 */
+    write_png(tmp("in.npy"), 8, 8, 8, 2, 0, 0);
 }
 static void s_enc_none(void) { enc_vae_without("encoder."); }
 static void s_enc_missing(void) { enc_vae_without("encoder.mid.attn_1.k."); }

@@ -186,34 +186,31 @@ void vae_divide_weights(lx_exec *e, float *out, const float *wsum, int Co, size_
         for (size_t i = 0; i < HW; i++) out[(size_t)ch * HW + i] /= wsum[i];
 }
 
-/* Tiles of T latent pixels with `ov` overlap; each tile decoded exactly, blended with linear
- * ramps over the overlaps (ov * f image pixels). Approximate: GroupNorm statistics and attention
- * see one tile. */
-static void decode_tiled(lx_exec *e, const latup_vae *v, const float *z, int h, int w, float *out, int T, int ov) {
-    const latup_vae_config *c = &v->cfg;
-    const int f = latup_vae_factor(c), H = h * f, W = w * f, Co = c->out_channels, zc = c->z_channels;
+void vae_tiled(lx_exec *e, const latup_vae *v, vae_tile_fn one, const float *in, int Cin, int Hi, int Wi, int fi,
+               float *out, int Co, int fo, int h, int w, int T, int ov) {
     const int nty = latup_tile_count(h, T, ov), ntx = latup_tile_count(w, T, ov);
-    const int th = latup_tile_size(h, T), tw = latup_tile_size(w, T), oh = th * f, ow = tw * f;
+    const int th = latup_tile_size(h, T), tw = latup_tile_size(w, T), oh = th * fo, ow = tw * fo;
+    const int Ho = h * fo, Wo = w * fo;
     latup_arena *a = &e->arena;
-    float *ztile = latup_arena_take3(a, (size_t)zc, (size_t)th, (size_t)tw, "latent tile");
-    float *otile = latup_arena_take3(a, (size_t)Co, (size_t)oh, (size_t)ow, "decoded tile");
-    float *wsum = latup_arena_take3(a, (size_t)H, (size_t)W, 1, "tile blend weights [H,W]");
-    lx_zero(e, out, (size_t)Co * H * W);
-    lx_zero(e, wsum, (size_t)H * W);
+    float *itile = latup_arena_take3(a, (size_t)Cin, (size_t)th * fi, (size_t)tw * fi, "tile input");
+    float *otile = latup_arena_take3(a, (size_t)Co, (size_t)oh, (size_t)ow, "tile output");
+    float *wsum = latup_arena_take3(a, (size_t)Ho, (size_t)Wo, 1, "tile blend weights");
+    lx_zero(e, out, (size_t)Co * Ho * Wo);
+    lx_zero(e, wsum, (size_t)Ho * Wo);
     for (int ty = 0; ty < nty; ty++)
         for (int tx = 0; tx < ntx; tx++) {
             const int y0 = latup_tile_origin(ty, h, T, ov), x0 = latup_tile_origin(tx, w, T, ov);
-            vae_copy_tile(e, ztile, z, zc, h, w, y0, x0, th, tw);                  /* ztile [zc, th, tw] */
+            vae_copy_tile(e, itile, in, Cin, Hi, Wi, y0 * fi, x0 * fi, th * fi, tw * fi); /* [Cin, th*fi, tw*fi] */
             snprintf(e->prefix, sizeof e->prefix, "tile_%d_%d.", ty, tx);
-            decode_one(e, v, ztile, th, tw, otile);
+            one(e, v, itile, th * fi, tw * fi, otile);
             lx_check_arena(e); /* after every tile */
-            const int top = latup_tile_overlap_lo(ty, ov * f), bot = latup_tile_overlap_hi(ty, nty, ov * f);
-            const int lft = latup_tile_overlap_lo(tx, ov * f), rgt = latup_tile_overlap_hi(tx, ntx, ov * f);
-            vae_blend_tile(e, out, wsum, otile, Co, H, W, oh, ow, y0, x0, f, top, bot, lft, rgt);
+            const int top = latup_tile_overlap_lo(ty, ov * fo), bot = latup_tile_overlap_hi(ty, nty, ov * fo);
+            const int lft = latup_tile_overlap_lo(tx, ov * fo), rgt = latup_tile_overlap_hi(tx, ntx, ov * fo);
+            vae_blend_tile(e, out, wsum, otile, Co, Ho, Wo, oh, ow, y0, x0, fo, top, bot, lft, rgt);
             lx_stage(e, V_TILE);
         }
     e->prefix[0] = '\0';
-    vae_divide_weights(e, out, wsum, Co, (size_t)H * W);                            /* out [Co, H, W] */
+    vae_divide_weights(e, out, wsum, Co, (size_t)Ho * Wo);                      /* out [Co, Ho, Wo] */
 }
 
 /* ---- jobs: a decode or an encode, planned and run by the same code -------------------------------- */
@@ -247,8 +244,9 @@ static const char *verb(const vae_job *j) { return j->encode ? "encode" : "decod
 static void pass(lx_exec *e, const latup_vae *v, const vae_job *j, const float *in, float *out, int T, int ov) {
     if (j->encode)
         vae_encode_pass(e, v, in, j->H, j->W, out, T, ov, j->sample, j->seed);
-    else if (T > 0)
-        decode_tiled(e, v, in, j->h, j->w, out, T, ov);
+    else if (T > 0) /* latent tiles in, image tiles out */
+        vae_tiled(e, v, decode_one, in, v->cfg.z_channels, j->h, j->w, 1, out, v->cfg.out_channels,
+                  latup_vae_factor(&v->cfg), j->h, j->w, T, ov);
     else
         decode_one(e, v, in, j->h, j->w, out);
 }
@@ -303,7 +301,7 @@ static void fill_plan(const lx_exec *e, const latup_vae *v, const vae_job *j, la
     memset(p, 0, sizeof *p);
     p->h = j->h, p->w = j->w;
     latup_arena_plan(&e->arena, &p->mem);
-    p->mem.weights = (size_t)(j->encode ? c->enc_params : c->n_params) * sizeof(float);
+    p->mem.weights = v->resident; /* the parts loaded, as the call's peak counts them */
     p->mem.output = j->encode ? (size_t)c->z_channels * (size_t)j->h * (size_t)j->w * sizeof(float)
                               : (size_t)c->out_channels * (size_t)(j->h * f) * (size_t)(j->w * f) * sizeof(float);
 }

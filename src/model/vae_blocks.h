@@ -30,6 +30,17 @@ void vae_blend_tile(lx_exec *e, float *out, float *wsum, const float *otile, int
 /* out [Co, HW] /= wsum [HW] */
 void vae_divide_weights(lx_exec *e, float *out, const float *wsum, int Co, size_t HW);
 
+/* One exact pass of a tile: in [Cin, H, W] -> out (decode_one, the encoder's encode_one). */
+typedef void (*vae_tile_fn)(lx_exec *e, const latup_vae *v, const float *in, int H, int W, float *out);
+/* A tiled pass over an h x w latent: tiles of T latent pixels overlapping by ov (tiling.h's
+ * geometry), each tile's input (of in [Cin, Hi, Wi], fi pixels per latent pixel: 1 for a latent,
+ * f for an image, whose pixels past h*fi x w*fi no tile reads) copied out and run exactly by
+ * one(), its output (Co channels, fo pixels per latent pixel)
+ * blended into out [Co, h*fo, w*fo] with linear ramps over ov*fo output pixels, then divided by
+ * the weights' sum. Approximate for the VAE: GroupNorm statistics and attention see one tile. */
+void vae_tiled(lx_exec *e, const latup_vae *v, vae_tile_fn one, const float *in, int Cin, int Hi, int Wi, int fi,
+               float *out, int Co, int fo, int h, int w, int T, int ov);
+
 /* The encoder on one image img [3, H, W] -> z [zc, H/f, W/f]: exact (T == 0) or in latent tiles of
  * T overlapping by ov; the posterior's mean, or with sample a draw seeded by seed (eps indexed by
  * z's flat position in the batch, e->b the image). The same code counts and runs. */

@@ -5,7 +5,6 @@
  * posterior's mean or a seeded sample. Tiled encoding blends the moments of latent tiles with the
  * decode's ramps (src/model/tiling.h). Planned, counted and run by the exec in vae.c. */
 #include "model/dump_names.h"
-#include "model/tiling.h"
 #include "model/vae_blocks.h"
 
 #include <math.h>
@@ -125,44 +124,14 @@ static void encode_one(lx_exec *e, const latup_vae *v, const float *img, int H, 
         encode_ldm(e, v, img, H, W, mom);
 }
 
-/* Latent tiles of T (image tiles of T*f pixels, from the image cropped to h*f x w*f), each
- * encoded exactly, their moments blended with linear ramps over the ov latent pixels of each
- * overlap (the decode's geometry, output factor 1). Approximate: GroupNorm statistics and the
- * attention see one tile. */
-static void encode_tiled(lx_exec *e, const latup_vae *v, const float *img, int H, int W, float *mom, int T, int ov) {
-    const latup_vae_config *c = &v->cfg;
-    const int f = latup_vae_enc_factor(c), h = H / f, w = W / f, zc2 = 2 * c->z_channels;
-    const int nty = latup_tile_count(h, T, ov), ntx = latup_tile_count(w, T, ov);
-    const int th = latup_tile_size(h, T), tw = latup_tile_size(w, T);
-    latup_arena *a = &e->arena;
-    float *itile = latup_arena_take3(a, 3, (size_t)th * f, (size_t)tw * f, "image tile");
-    float *otile = latup_arena_take3(a, (size_t)zc2, (size_t)th, (size_t)tw, "encoded tile (moments)");
-    float *wsum = latup_arena_take3(a, (size_t)h, (size_t)w, 1, "tile blend weights [h,w]");
-    lx_zero(e, mom, (size_t)zc2 * h * w);
-    lx_zero(e, wsum, (size_t)h * w);
-    for (int ty = 0; ty < nty; ty++)
-        for (int tx = 0; tx < ntx; tx++) {
-            const int y0 = latup_tile_origin(ty, h, T, ov), x0 = latup_tile_origin(tx, w, T, ov);
-            vae_copy_tile(e, itile, img, 3, H, W, y0 * f, x0 * f, th * f, tw * f); /* [3, th*f, tw*f] */
-            snprintf(e->prefix, sizeof e->prefix, "tile_%d_%d.", ty, tx);
-            encode_one(e, v, itile, th * f, tw * f, otile);
-            lx_check_arena(e); /* after every tile */
-            const int top = latup_tile_overlap_lo(ty, ov), bot = latup_tile_overlap_hi(ty, nty, ov);
-            const int lft = latup_tile_overlap_lo(tx, ov), rgt = latup_tile_overlap_hi(tx, ntx, ov);
-            vae_blend_tile(e, mom, wsum, otile, zc2, h, w, th, tw, y0, x0, 1, top, bot, lft, rgt);
-            lx_stage(e, V_TILE);
-        }
-    e->prefix[0] = '\0';
-    vae_divide_weights(e, mom, wsum, zc2, (size_t)h * w);
-}
-
 void vae_encode_pass(lx_exec *e, const latup_vae *v, const float *img, int H, int W, float *z, int T, int ov,
                      int sample, uint64_t seed) {
     const latup_vae_config *c = &v->cfg;
     const int f = latup_vae_enc_factor(c), h = H / f, w = W / f, zc = c->z_channels;
     float *mom = latup_arena_take3(&e->arena, 2 * (size_t)zc, (size_t)h, (size_t)w, "moments [2zc,h,w]");
-    if (T > 0)
-        encode_tiled(e, v, img, H, W, mom, T, ov);
+    if (T > 0) /* image tiles of T*f pixels in (the image cropped to h*f x w*f), moments out, blended
+                * over ov latent pixels */
+        vae_tiled(e, v, encode_one, img, 3, H, W, f, mom, 2 * zc, 1, h, w, T, ov);
     else
         encode_one(e, v, img, H, W, mom);
     lx_dump(e, DUMP_NAMES[DN_MEAN], mom, 3, zc, h, w);

@@ -120,6 +120,34 @@ static latup_status level_width(const latup_weights *w, const latup_vae_config *
     return LATUP_OK;
 }
 
+/* The levels under `prefix` ("...decoder.up.", "...encoder.down_blocks."): 1 to LATUP_VAE_MAX_LEVELS. */
+static latup_status count_levels(const latup_weights *w, const char *prefix, const char *what, int *n) {
+    *n = latup_weights_max_index(w, prefix) + 1;
+    if (*n < 1 || *n > LATUP_VAE_MAX_LEVELS)
+        return latup_fail(LATUP_E_INPUT, "%s: %d %s levels found under '%s', expected 1..%d", w->path, *n, what, prefix,
+                          LATUP_VAE_MAX_LEVELS);
+    return LATUP_OK;
+}
+
+/* ResnetBlocks per level (from level 0's, module kind k: M_UP_RESNET or M_ENC_RESNET) and each of
+ * the n levels' width (its first resnet's conv1). */
+static latup_status level_blocks(const latup_weights *w, const latup_vae_config *c, module_kind k, int n, int *blocks,
+                                 int *widths) {
+    char mod[200], name[256];
+    vae_module_name(mod, sizeof mod, c, k, 0, 0);
+    mod[strlen(mod) - 1] = '\0'; /* "...block." / "...resnets." */
+    *blocks = latup_weights_max_index(w, mod) + 1;
+    if (*blocks < 1 || *blocks > 8)
+        return latup_fail(LATUP_E_INPUT, "%s: %d ResnetBlocks per level found under '%s', expected 1..8", w->path,
+                          *blocks, mod);
+    for (int i = 0; i < n; i++) {
+        vae_module_name(mod, sizeof mod, c, k, i, 0);
+        snprintf(name, sizeof name, "%s.conv1", mod);
+        TRY(level_width(w, c, name, &widths[i]));
+    }
+    return LATUP_OK;
+}
+
 static const char *const PREFIXES[] = {"", "first_stage_model.", "vae."};
 
 /* The naming of part ("decoder" or "encoder") under prefix p, from its mid block's first conv. */
@@ -143,10 +171,7 @@ static latup_status infer_decoder(const latup_weights *w, latup_vae_config *c) {
     const char *p = c->prefix;
     TRY(detect_naming(w, p, "decoder", &c->naming));
     snprintf(name, sizeof name, c->naming == LATUP_VAE_NAMES_LDM ? "%sdecoder.up." : "%sdecoder.up_blocks.", p);
-    c->n_levels = latup_weights_max_index(w, name) + 1;
-    if (c->n_levels < 1 || c->n_levels > LATUP_VAE_MAX_LEVELS)
-        return latup_fail(LATUP_E_INPUT, "%s: %d decoder up levels found under '%s', expected 1..%d", w->path,
-                          c->n_levels, name, LATUP_VAE_MAX_LEVELS);
+    TRY(count_levels(w, name, "decoder up", &c->n_levels));
     char mod[200];
     vae_module_name(mod, sizeof mod, c, M_CONV_IN, 0, 0);
     TRY(conv_shape(w, mod, s));
@@ -154,18 +179,8 @@ static latup_status infer_decoder(const latup_weights *w, latup_vae_config *c) {
     TRY(latup_config_dim(w, name, "latent channels", s[1], 1, VAE_MAX_Z));
     TRY(latup_config_dim(w, name, "output channels", s[0], 1, VAE_MAX_WIDTH));
     c->z_channels = (int)s[1];
-    /* blocks per level, from level 0 (ldm "up.0.block.", diffusers "up_blocks.<n-1>.resnets.") */
-    vae_module_name(mod, sizeof mod, c, M_UP_RESNET, 0, 0);
-    mod[strlen(mod) - 1] = '\0'; /* "...block." / "...resnets." */
-    c->blocks_per_level = latup_weights_max_index(w, mod) + 1;
-    if (c->blocks_per_level < 1 || c->blocks_per_level > 8)
-        return latup_fail(LATUP_E_INPUT, "%s: %d ResnetBlocks per level found under '%s', expected 1..8", w->path,
-                          c->blocks_per_level, mod);
-    for (int L = 0; L < c->n_levels; L++) {
-        vae_module_name(mod, sizeof mod, c, M_UP_RESNET, L, 0);
-        snprintf(name, sizeof name, "%s.conv1", mod);
-        TRY(level_width(w, c, name, &c->channels[L]));
-    }
+    /* ldm "up.0.block.", diffusers "up_blocks.<n-1>.resnets." */
+    TRY(level_blocks(w, c, M_UP_RESNET, c->n_levels, &c->blocks_per_level, c->channels));
     vae_module_name(mod, sizeof mod, c, M_CONV_OUT, 0, 0);
     TRY(conv_shape(w, mod, s));
     snprintf(name, sizeof name, "%s.weight", mod);
@@ -215,21 +230,8 @@ static latup_status infer_encoder(const latup_weights *w, latup_vae_config *c) {
         c->naming = n;
         const int ldm = n == LATUP_VAE_NAMES_LDM;
         snprintf(name, sizeof name, ldm ? "%sencoder.down." : "%sencoder.down_blocks.", p);
-        c->enc_n_levels = latup_weights_max_index(w, name) + 1;
-        if (c->enc_n_levels < 1 || c->enc_n_levels > LATUP_VAE_MAX_LEVELS)
-            return latup_fail(LATUP_E_INPUT, "%s: %d encoder down levels found under '%s', expected 1..%d", w->path,
-                              c->enc_n_levels, name, LATUP_VAE_MAX_LEVELS);
-        vae_module_name(mod, sizeof mod, c, M_ENC_RESNET, 0, 0);
-        mod[strlen(mod) - 1] = '\0'; /* "...block." / "...resnets." */
-        c->enc_blocks_per_level = latup_weights_max_index(w, mod) + 1;
-        if (c->enc_blocks_per_level < 1 || c->enc_blocks_per_level > 8)
-            return latup_fail(LATUP_E_INPUT, "%s: %d ResnetBlocks per level found under '%s', expected 1..8", w->path,
-                              c->enc_blocks_per_level, mod);
-        for (int i = 0; i < c->enc_n_levels; i++) {
-            vae_module_name(mod, sizeof mod, c, M_ENC_RESNET, i, 0);
-            snprintf(name, sizeof name, "%s.conv1", mod);
-            TRY(level_width(w, c, name, &c->enc_channels[i]));
-        }
+        TRY(count_levels(w, name, "encoder down", &c->enc_n_levels));
+        TRY(level_blocks(w, c, M_ENC_RESNET, c->enc_n_levels, &c->enc_blocks_per_level, c->enc_channels));
         vae_module_name(mod, sizeof mod, c, M_ENC_CONV_IN, 0, 0);
         TRY(conv_shape(w, mod, s));
         snprintf(name, sizeof name, "%s.weight", mod);

@@ -69,13 +69,18 @@ static const golden_tol GOLDEN_TOLS[] = {
                        "rounding; the issue's bound for outputs is 2e-5)"},
 };
 
-static inline const golden_tol *golden_tol_for(const char *name) {
+/* The row of table[0..n-1] whose suffix ends name (first match); the last row (suffix "") else. */
+static inline const golden_tol *golden_tol_lookup(const golden_tol *table, size_t n_rows, const char *name) {
     size_t n = strlen(name);
-    for (size_t i = 0; i < sizeof GOLDEN_TOLS / sizeof GOLDEN_TOLS[0]; i++) {
-        size_t k = strlen(GOLDEN_TOLS[i].suffix);
-        if (k <= n && strcmp(name + n - k, GOLDEN_TOLS[i].suffix) == 0) return &GOLDEN_TOLS[i];
+    for (size_t i = 0; i < n_rows; i++) {
+        size_t k = strlen(table[i].suffix);
+        if (k <= n && strcmp(name + n - k, table[i].suffix) == 0) return &table[i];
     }
-    return &GOLDEN_TOLS[sizeof GOLDEN_TOLS / sizeof GOLDEN_TOLS[0] - 1];
+    return &table[n_rows - 1];
+}
+
+static inline const golden_tol *golden_tol_for(const char *name) {
+    return golden_tol_lookup(GOLDEN_TOLS, sizeof GOLDEN_TOLS / sizeof GOLDEN_TOLS[0], name);
 }
 
 /* ---- statistics -------------------------------------------------------------------------------- */

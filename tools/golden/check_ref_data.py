@@ -8,6 +8,12 @@ have exactly the spec's checkpoint layout, and the golden tensors are reproduced
 
   (3) .pth twins (<case>/model.pth): torch.load(weights_only=True) gives exactly the tensors of
       <case>/model.safetensors.gz (names, order, dtypes, bits); only whitelisted pickle globals;
+  (5) ref_data/vae/ (no diffusers needed): every weight file holds exactly the whole VAE's tensors
+      (decoder + encoder, quant convs for SD) in its naming, each value equal to the bit-exact
+      generator's (tools/reference/vae_ref.py gen_tensor); every golden file's weights_checksums
+      are the generator's; and the independent float64 models written from CompVis' ldm model.py
+      (vae_ref.LdmEncoder: every encoder tensor; vae_ref.LdmDecoder: the decoder's "out") are
+      within each tensor's recorded fp32-vs-fp64 error of the golden values.
   (4) ref_data/swinir/: the PNG (decoded here by hand) equals the .npy image; each SwinIR .pth
       has the official layout/dtypes/buffers; SwinIR rebuilt from it (tools/reference/swinir_ref.py)
       reproduces every golden tensor bit-exactly; an independent float64 SwinIR (mean, reflect
@@ -32,6 +38,7 @@ sys.path[:0] = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 import lua_ref  # noqa: E402
 import st_io  # noqa: E402
 import swinir_ref  # noqa: E402
+import vae_ref  # noqa: E402  (diffusers is only imported by make_diffusers_vae, not used here)
 
 warnings.filterwarnings("ignore", message="torch.meshgrid")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -568,6 +575,134 @@ def check_swinir_dir(d):
     return total
 
 
+# ----------------------------------------------------------------------------------------------
+# ref_data/vae/ (make_vae_golden.py): weights from the generator, goldens vs the independent models
+
+def _vae_cfg(meta):
+    c = json.loads(meta["config"])
+    return dict(latent_channels=c["latent_channels"], block_out_channels=tuple(c["block_out_channels"]),
+                layers_per_block=c["layers_per_block"], norm_num_groups=c["norm_num_groups"],
+                post_quant_conv=c["post_quant_conv"] if "post_quant_conv" in c else c["quant_conv"])
+
+
+def _vae_expected_names(variant, cfg, names):
+    """variant's tensor names -> ldm names (None: an extra the VAE loader must ignore)."""
+    inv = vae_ref.diffusers_to_ldm_map(cfg, variant == "diffusers_old", encoder=True)
+    out = {}
+    for n in names:
+        if variant == "ldm":
+            out[n] = n
+        elif variant in ("ldm_prefixed", "pth"):
+            out[n] = n[len("first_stage_model."):] if n.startswith("first_stage_model.") else None
+        else:
+            out[n] = inv.get(n, n)
+    return out
+
+
+def check_vae_weight_file(path, variant, cfg, seed, Lw):
+    """Exactly the whole VAE (decoder + encoder) under variant's names, every value the
+    generator's; returns the number of tensors."""
+    if variant == "pth":
+        import gzip
+        import io
+        data = open(path, "rb").read()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        sd = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)["state_dict"]
+        arrays = {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in sd.items()}
+    else:
+        t, _, _ = st_io.load(path)
+        arrays = {k: (st_io.as_float(dt, a).reshape(sh) if dt != "I64" else np.asarray(a))
+                  for k, (dt, sh, a) in t.items()}
+    lay = dict(vae_ref.ldm_decoder_layout(cfg))
+    lay.update(vae_ref.ldm_encoder_layout(cfg))
+    names = _vae_expected_names(variant, cfg, arrays)
+    ldm_names = {v for v in names.values() if v is not None}
+    check(ldm_names == set(lay), f"{path}: VAE tensors differ from the layout: "
+          f"{sorted(ldm_names ^ set(lay))[:6]}")
+    bad = []
+    for n, a in arrays.items():
+        k = names[n]
+        if k is None or k not in lay:
+            continue
+        want = vae_ref.gen_tensor(k, lay[k], seed, Lw)
+        if vae_ref.is_attn_linear(k) and variant.startswith("diffusers"):
+            want = want[:, :, 0, 0]
+        if a.shape != want.shape or not np.array_equal(a.astype(np.float32), want):
+            bad.append(n)
+    check(not bad, f"{path}: {len(bad)} tensors differ from the generator: {bad[:4]}")
+    return len(arrays)
+
+
+def check_vae_dir(d):
+    total = 0
+    goldens = [f for f in sorted(os.listdir(d)) if f.startswith("golden_") and f != "golden_tiled.safetensors"]
+    seen_files = set()
+    for f in goldens:
+        gpath = os.path.join(d, f)
+        tensors, meta, names = st_io.load(gpath)
+        total += os.path.getsize(gpath)
+        cfg = _vae_cfg(meta)
+        seed, Lw = int(meta["seed"]), int(meta["weights_Lw"])
+        enc = f.startswith("golden_enc_")
+        # the weights: the generator reproduces the checksums (values, for the stored files)
+        cks = json.loads(meta["weights_checksums"])
+        lay = vae_ref.ldm_encoder_layout(cfg) if enc else vae_ref.ldm_decoder_layout(cfg)
+        check(set(cks) == set(lay), f"{gpath}: weights_checksums names differ from the layout")
+        w = {k: vae_ref.gen_tensor(k, lay[k], seed, Lw) for k in lay}
+        bad = [k for k in cks if json.loads(json.dumps(vae_ref.checksum(w[k]))) != cks[k]]
+        check(not bad, f"{gpath}: checksums differ from the generator: {bad[:4]}")
+        files = json.loads(meta["weights"]) if meta["weights"].startswith("{") else {}
+        for variant, wf in files.items():
+            if wf in seen_files:
+                continue
+            seen_files.add(wf)
+            n = check_vae_weight_file(os.path.join(d, wf), variant, cfg, seed, Lw)
+            total += os.path.getsize(os.path.join(d, wf))
+            print(f"  {os.path.relpath(os.path.join(d, wf), ROOT)}: {n} tensors, the whole VAE "
+                  f"({variant} names), every value the generator's")
+        # the independent float64 model vs the golden tensors, within the recorded fp32 error
+        gold = {k: torch.from_numpy(np.array(a).reshape(s)) for k, (dt, s, a) in tensors.items()}
+        fp64 = json.loads(meta["fp64_maxabs"])
+        check(set(fp64) == set(names), f"{gpath}: fp64_maxabs keys differ from tensors")
+        x = gold["input"].double()
+        wt = {k: torch.from_numpy(v).double() for k, v in w.items()}
+        with torch.no_grad():
+            if enc:
+                m = vae_ref.LdmEncoder(cfg).double()
+                m.load_state_dict(wt, strict=True)
+                rec = m.eval()(x)
+            else:
+                m = vae_ref.LdmDecoder(cfg).double()
+                m.load_state_dict(wt, strict=True)
+                rec = {"out": m.eval()(x)}
+        worst, wname, n_cmp = 0.0, "", 0
+        for k in names:
+            if k == "input" or k not in rec:
+                continue
+            r = rec[k][: gold[k].shape[0]]
+            if not check(tuple(r.shape) == tuple(gold[k].shape), f"{gpath}: {k} shape {tuple(gold[k].shape)}, "
+                         f"independent model {tuple(r.shape)}"):
+                continue
+            dd = float((r - gold[k].double()).abs().max())
+            lim = fp64[k][0] * 1.01 + 1e-9
+            n_cmp += 1
+            if dd / lim > worst:
+                worst, wname = dd / lim, k
+            check(dd <= lim, f"{gpath}: independent fp64 model vs golden {k}: {dd:.3e} > bound {lim:.3e}")
+        check(n_cmp >= (len(names) - 1 if enc else 1), f"{gpath}: only {n_cmp} tensors compared")
+        if enc:
+            sz = json.loads(meta["sizes"])
+            H, W = sz["image"]
+            fct = 2 ** (len(cfg["block_out_channels"]) - 1)
+            check(sz["latent"] == [H // fct, W // fct] == list(gold["mean"].shape[2:]),
+                  f"{gpath}: latent size {sz['latent']} is not floor(H/{fct}) x floor(W/{fct})")
+        print(f"  {os.path.relpath(gpath, ROOT)}: weights_checksums = the generator's; independent "
+              f"fp64 {'LdmEncoder' if enc else 'LdmDecoder'} vs {n_cmp} golden tensor(s) within the "
+              f"fp32 bound (worst {worst:.3f} of bound, {wname})")
+    return total
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", default=os.path.join(ROOT, "ref_data"))
@@ -582,6 +717,9 @@ def main():
         files = sorted(os.listdir(d))
         mf = [f for f in files if f.startswith("model.safetensors")]
         if not mf:
+            if case == "vae":
+                total += check_vae_dir(d)
+                continue
             if any(is_swinir_golden(os.path.join(d, f)) for f in files):
                 total += check_swinir_dir(d)
                 continue

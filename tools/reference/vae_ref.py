@@ -467,15 +467,19 @@ def tensor_order(cfg):
     return o + ["norm_out", "out"]
 
 
-def run_diffusers(model, cfg, z):
-    taps = {}
-    hooks = attach_taps(model, cfg, taps)
+def _run_hooked(hooks, fn):
+    """fn() under no_grad, then the forward hooks removed (also when fn raises)."""
     try:
         with torch.no_grad():
-            out = model.decode(z).sample
+            return fn()
     finally:
         for h in hooks:
             h.remove()
+
+
+def run_diffusers(model, cfg, z):
+    taps = {}
+    out = _run_hooked(attach_taps(model, cfg, taps), lambda: model.decode(z).sample)
     taps["input"] = z.detach().clone()
     assert torch.equal(out, taps["out"])
     return taps
@@ -525,13 +529,7 @@ def run_diffusers_encode(model, cfg, x):
     """AutoencoderKL.encode(x) with the encoder's taps; "mean" = latent_dist.mean, "logvar" =
     latent_dist.logvar (clamped to [-30, 20] as diffusers does)."""
     taps = {}
-    hooks = attach_encoder_taps(model, cfg, taps)
-    try:
-        with torch.no_grad():
-            post = model.encode(x).latent_dist
-    finally:
-        for h in hooks:
-            h.remove()
+    post = _run_hooked(attach_encoder_taps(model, cfg, taps), lambda: model.encode(x).latent_dist)
     taps["input"] = x.detach().clone()
     taps["mean"] = post.mean.detach().clone()
     taps["logvar"] = post.logvar.detach().clone()

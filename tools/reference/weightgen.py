@@ -65,6 +65,13 @@ def self_check():
     for name, shape in (("decoder.conv_in.weight", (8, 4, 3, 3)), ("decoder.norm_out.weight", (32,)),
                         ("decoder.conv_in.bias", (8,))):
         assert np.array_equal(gen_tensor(name, shape, 7, 15), gen_weight(name, shape, 7, 15))
+    # every encoder name kind (conv_in/out, resnet norms/convs, nin_shortcut, downsample,
+    # attention, norm_out, quant_conv) falls into the same rule in both generators
+    from vae_ref import ldm_encoder_layout
+    cfg = dict(latent_channels=4, block_out_channels=(32, 64), layers_per_block=1,
+               norm_num_groups=32, post_quant_conv=True)
+    for name, shape in ldm_encoder_layout(cfg).items():
+        assert np.array_equal(gen_tensor(name, shape, 7, 15), gen_weight(name, shape, 7, 15)), name
 
 
 if __name__ == "__main__":
