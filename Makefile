@@ -295,24 +295,24 @@ endif
 	$(PY_SAN_ENV) LATUP_LIBRARY=$(CURDIR)/$(BUILD)/liblatup.so LATUP_BIN=$(CURDIR)/$(BUILD)/latup CC=$(CC) \
 	  PYTHONPATH=$(CURDIR)/python $(PYTHON) -m unittest discover -s python/tests -t python -v
 
-# The README's main job: install what is missing, build, then run the committed demo latent (a
-# photo's latent, ref_data/trained/) through the trained models: `latup run` (LUA x2, then decode)
-# writes the picture; build/latup_demo (examples/demo/demo.c) runs the three paths in-process, times and
-# scores them against the photo and writes the labelled comparison.
+# The README's main job: install what is missing, build, then run the paper's comparison on the
+# committed photo with the trained models (ref_data/trained/): `latup eval` encodes its half-size
+# version and runs the paths (vae ceiling, bicubic, LUA, pixel SwinIR), prints the table and saves
+# the images; build/latup_demo (examples/demo/demo.c) composes the labelled comparison from them.
 DEMO_DIR := $(BUILD)/demo
 TRAINED  := ref_data/trained
 demo: deps
 	$(MAKE) all $(BUILD)/latup_demo
 	@mkdir -p $(DEMO_DIR)
-	./$(BUILD)/latup run --model $(TRAINED)/lua_x2x4.safetensors.gz --scale 2 \
-	  --vae $(TRAINED)/vae.ldm.safetensors.gz --in $(TRAINED)/demo_latent.npy \
-	  --out $(DEMO_DIR)/demo.png --save-latent $(DEMO_DIR)/upscaled_x2.npy --verbose
-	./$(BUILD)/latup_demo --out $(DEMO_DIR) --check $(DEMO_DIR)/demo.png
-	@echo "demo: wrote $(DEMO_DIR)/demo.png (LUA x2 + decode) and $(DEMO_DIR)/compare.png"
+	./$(BUILD)/latup eval --vae $(TRAINED)/vae.ldm.safetensors.gz --model $(TRAINED)/lua_x2x4.safetensors.gz \
+	  --pixel-model $(TRAINED)/swinir_x2.safetensors.gz --save $(DEMO_DIR) --json $(DEMO_DIR)/eval.json \
+	  $(TRAINED)/demo_gt.png
+	./$(BUILD)/latup_demo --gt $(TRAINED)/demo_gt.png --out $(DEMO_DIR)
+	@echo "demo: wrote $(DEMO_DIR)/demo_gt_lua.png (LUA x2 + decode), the other paths' images and $(DEMO_DIR)/compare.png"
 	@echo "demo: small models trained here on CPU (docs/results.md), not the released LUA/FLUX weights"
 
-$(BUILD)/latup_demo: examples/demo/demo.c examples/demo/image_metrics.h $(BUILD)/liblatup.a $(HEADERS)
-	$(CC) $(CFLAGS) -Isrc -Iexamples/demo $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
+$(BUILD)/latup_demo: examples/demo/demo.c src/cli/image_metrics.h $(BUILD)/liblatup.a $(HEADERS)
+	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS)
 
 deps:
 	@tools/ci/install_deps.sh

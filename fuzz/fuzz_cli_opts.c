@@ -62,9 +62,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static FILE *null_out;
     if (!null_out) null_out = fopen("/dev/null", "w");
     static const cli_command *const cmds[] = {&CLI_CMD_UPSCALE, &CLI_CMD_DECODE, &CLI_CMD_RUN, &CLI_CMD_INFO,
-                                              &CLI_CMD_COMPARE};
+                                              &CLI_CMD_COMPARE, &CLI_CMD_ENCODE, &CLI_CMD_EVAL};
     if (size < 1 || size > 4096) return 0;
-    const cli_command *cmd = cmds[data[0] % 5];
+    const cli_command *cmd = cmds[data[0] % (sizeof cmds / sizeof cmds[0])];
     char *text = malloc(size); /* data[1..] plus a final NUL */
     memcpy(text, data + 1, size - 1);
     text[size - 1] = '\0';

@@ -547,6 +547,11 @@ LATUP_API latup_status latup_png_write_text(const char *path, const latup_tensor
  * --png-bits 16 writes), non-interlaced -> [3,H,W] in [0,1]: each sample v / 255 or v / 65535,
  * gray replicated, alpha dropped. Other bit depths and interlaced files are LATUP_E_INPUT. */
 LATUP_API latup_status latup_png_read(const char *path, latup_tensor *img);
+/* The 8-bit pixels latup_png_write would write for img ([3,H,W] or [1,3,H,W]; the range's mapping
+ * and rounding) into rgb, interleaved [H,W,3] (the caller's 3*H*W bytes): what `latup eval`
+ * scores, so the numbers and the PNGs it saves agree. Another shape, or NaN or Inf in img, is
+ * LATUP_E_INPUT (rgb is then unspecified). */
+LATUP_API latup_status latup_image_to_rgb8(const latup_tensor *img, latup_pixel_range range, uint8_t *rgb);
 
 /* ---- outputs committed together ----------------------------------------------------------------
  * Each output is encoded at once into a temporary file in its destination's directory (a short

@@ -168,6 +168,9 @@ static struct {
 #define ARG_latup_png_write_text_text G_TEXT
 #define ARG_latup_png_write_text_n_text 1
 static const latup_png_text G_TEXT[1] = {{"Software", "test_api_contract"}};
+static uint8_t G_RGB[3 * 256]; /* fx.img's bytes */
+#define ARG_latup_image_to_rgb8_img (&fx.img)
+#define ARG_latup_image_to_rgb8_rgb G_RGB
 #define ARG_latup_checkpoint_info_read_path LUA_PATH
 #define ARG_latup_system_info_print_prefix ""
 

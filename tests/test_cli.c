@@ -29,6 +29,7 @@
 #include "latup.h"
 #include "io/json.h"
 #include "io/png.h"
+#include "cli/image_metrics.h"
 
 
 static char g_stderr[4096]; /* what the last command printed on stderr */
@@ -824,10 +825,25 @@ static void check_lua_info(const char *path, const char *kind, const int64_t *ch
     info_report(path, kind, &doc);
 }
 
-static void check_vae_info(const char *path, const char *prefix, const int64_t *chans, int post_quant_conv) {
+static void check_vae_info(const char *path, const char *prefix, const int64_t *chans, int post_quant_conv,
+                           const char *encoder) {
     latup_json_doc doc;
-    const latup_json *r =
-        info_json(path, "vae", ",family,naming,prefix,parameters,channels,post_quant_conv,levels,resnets,upsampling", &doc);
+    const latup_json *r = info_json(
+        path, "vae", ",family,naming,prefix,parameters,channels,post_quant_conv,levels,resnets,upsampling,encoder", &doc);
+    const latup_json *e = jget(r, "encoder", LATUP_JSON_OBJECT);
+    assert_string_equal(jstr(e, "kind"), encoder);
+    if (!strcmp(encoder, "patch")) { /* the trained demo VAE: one 8x8 stride-8 conv to 2 x 16 channels */
+        keys_are(e, "kind,patch,downsampling,quant_conv,parameters");
+        assert_int_equal(jint(e, "patch"), 8);
+        assert_int_equal(jint(e, "downsampling"), 8);
+        assert_int_equal(jbool(e, "quant_conv"), 0);
+        assert_int_equal(jint(e, "parameters"), 32 * 3 * 8 * 8 + 32);
+    } else if (!strcmp(encoder, "ldm")) {
+        keys_are(e, "kind,levels,resnets,downsampling,quant_conv,parameters");
+        assert_true(jint(e, "parameters") > 0 && jint(e, "resnets") >= 1);
+    } else {
+        keys_are(e, "kind");
+    }
     assert_true(*jstr(r, "family") && *jstr(r, "naming"));
     assert_string_equal(jstr(r, "prefix"), prefix);
     assert_true(jint(r, "parameters") > 0 && jint(r, "parameters") <= jint(r, "elements"));
@@ -859,8 +875,10 @@ static void test_info_json(void **state) {
     (void)state;
     check_lua_info("ref_data/small/model.safetensors.gz", "lua", (const int64_t[]){16, 16}, 2, (const int64_t[]){2, 4});
     check_lua_info("ref_data/swinir/classic_x2.pth", "swinir", (const int64_t[]){3, 3}, 1, (const int64_t[]){2});
-    check_vae_info("ref_data/vae/flux_small.ldm.safetensors.gz", "", (const int64_t[]){16, 3}, 0);
-    check_vae_info("ref_data/vae/sd_small.ldm_prefixed.safetensors.gz", "first_stage_model.", (const int64_t[]){4, 3}, 1);
+    check_vae_info("ref_data/vae/flux_small.ldm.safetensors.gz", "", (const int64_t[]){16, 3}, 0, "ldm");
+    check_vae_info("ref_data/vae/sd_small.ldm_prefixed.safetensors.gz", "first_stage_model.", (const int64_t[]){4, 3}, 1,
+                   "ldm");
+    check_vae_info("ref_data/trained/vae.ldm.safetensors.gz", "", (const int64_t[]){16, 3}, 0, "patch");
     check_tensor_info("ref_data/demo/latent.npy", ".npy", "info ref_data/demo/latent.npy (tensor)");
     check_tensor_info("ref_data/swinir/image_21x19.png", "PNG", "info ref_data/swinir/image_21x19.png (tensor)");
     { /* a ComfyUI .latent: a checkpoint holding a latent */
@@ -1223,6 +1241,255 @@ static void test_version_and_help(void **state) {
     assert_int_equal(run_latup(bad), 1);
 }
 
+/* ---- latup encode and latup eval (issue 22) -------------------------------------------------------------- */
+#define T_VAE "ref_data/trained/vae.ldm.safetensors.gz"
+#define T_LUA "ref_data/trained/lua_x2x4.safetensors.gz"
+#define T_SWINIR "ref_data/trained/swinir_x2.safetensors.gz"
+
+/* The [3,h,w] window at (y, x) of the demo photo ([0,1], k/255 as read). */
+static void photo_crop(latup_tensor *t, int y, int x, int h, int w) {
+    latup_tensor gt;
+    assert_int_equal(latup_png_read("ref_data/trained/demo_gt.png", &gt), LATUP_OK);
+    const int64_t s[3] = {3, h, w};
+    assert_int_equal(latup_tensor_alloc(t, 3, s), LATUP_OK);
+    const int H = (int)gt.shape[1], W = (int)gt.shape[2];
+    assert_true(y + h <= H && x + w <= W);
+    for (int c = 0; c < 3; c++)
+        for (int r = 0; r < h; r++)
+            memcpy(t->data + ((size_t)c * h + r) * w, gt.data + ((size_t)c * H + y + r) * W + x, sizeof(float) * (size_t)w);
+    latup_tensor_free(&gt);
+}
+
+/* A [3,8,8] image with one value at 1.5: out of either range. */
+static void write_hot_image(const char *path) {
+    latup_tensor t;
+    const int64_t s[3] = {3, 8, 8};
+    assert_int_equal(latup_tensor_alloc(&t, 3, s), LATUP_OK);
+    t.data[5] = 1.5f;
+    assert_int_equal(latup_npy_write(path, &t), LATUP_OK);
+    latup_tensor_free(&t);
+}
+
+static int same_npy(const char *path, const latup_tensor *want) {
+    latup_tensor t;
+    assert_int_equal(latup_npy_read(path, &t), LATUP_OK);
+    const int same = t.ndim == want->ndim && !memcmp(t.shape, want->shape, sizeof t.shape) &&
+                     !memcmp(t.data, want->data, sizeof(float) * (size_t)latup_tensor_numel(want));
+    latup_tensor_free(&t);
+    return same;
+}
+
+static void test_encode(void **state) {
+    (void)state;
+    char png[300], npy_u[300], npy_s[300], hot[300], z[300], dir[300];
+    snprintf(png, sizeof png, "%s", tmp_path("crop.png"));
+    snprintf(npy_u, sizeof npy_u, "%s", tmp_path("crop_u.npy"));
+    snprintf(npy_s, sizeof npy_s, "%s", tmp_path("crop_s.npy"));
+    snprintf(hot, sizeof hot, "%s", tmp_path("hot.npy"));
+    snprintf(z, sizeof z, "%s", tmp_path("z.npy"));
+    snprintf(dir, sizeof dir, "%s", tmp_path("zdir"));
+    /* a 45x37 window of the photo: neither side a multiple of 8 */
+    latup_tensor img = {0}, x = {0}, ref = {0}, fam = {0};
+    photo_crop(&img, 200, 180, 37, 45);
+    assert_int_equal(latup_png_write(png, &img, LATUP_PIXELS_UNIT, 8), LATUP_OK);
+    assert_int_equal(latup_npy_write(npy_u, &img), LATUP_OK);
+    assert_int_equal(latup_tensor_alloc(&x, 3, img.shape), LATUP_OK);
+    for (int64_t i = 0; i < latup_tensor_numel(&x); i++) x.data[i] = 2.0f * img.data[i] - 1.0f;
+    assert_int_equal(latup_npy_write(npy_s, &x), LATUP_OK);
+    latup_vae *v = NULL;
+    assert_int_equal(latup_vae_load_parts(T_VAE, LATUP_VAE_ENCODER, &v), LATUP_OK);
+    assert_int_equal(latup_vae_encode(v, &x, &ref, NULL), LATUP_OK);
+    assert_int_equal(ref.ndim, 3);
+    assert_true(ref.shape[0] == 16 && ref.shape[1] == 4 && ref.shape[2] == 5); /* floor(37/8) x floor(45/8) */
+    /* a PNG, a unit .npy and a signed .npy of the same pixels: the library's latent, bit for bit */
+    const char *a1[] = {"encode", "--vae", T_VAE, "-i", png, "-o", z, NULL};
+    assert_int_equal(run_latup(a1), 0);
+    printf("encode: %s", g_stderr);
+    assert_non_null(strstr(g_stderr, "crop.png: 45x37 is not a multiple of 8: the 5x4 latent covers the top-left 40x32 pixels"));
+    assert_true(same_npy(z, &ref));
+    const char *a2[] = {"encode", "--vae", T_VAE, "-i", npy_u, "--range", "unit", "-o", z, "-q", NULL};
+    assert_int_equal(run_latup(a2), 0);
+    assert_string_equal(g_stderr, "");
+    assert_true(same_npy(z, &ref));
+    const char *a3[] = {"encode", "--vae", T_VAE, "-i", npy_s, "--range", "signed", "-o", z, "-q", NULL};
+    assert_int_equal(run_latup(a3), 0);
+    assert_true(same_npy(z, &ref));
+    /* the diffusion model's space: (z - shift) * scaling */
+    assert_int_equal(latup_tensor_alloc(&fam, 3, ref.shape), LATUP_OK);
+    memcpy(fam.data, ref.data, sizeof(float) * (size_t)latup_tensor_numel(&ref));
+    latup_latent_from_vae(&fam, latup_latent_family_find("flux"));
+    const char *a4[] = {"encode", "--vae", T_VAE, "-i", png, "--diffusion-latent", "flux", "-o", z, "-q", NULL};
+    assert_int_equal(run_latup(a4), 0);
+    assert_true(same_npy(z, &fam));
+    /* a posterior draw: seeded (the same twice), not the mean, another seed another draw */
+    const char *a5[] = {"encode", "--vae", T_VAE, "-i", png, "--sample", "--seed", "7", "-o", z, "-q", NULL};
+    assert_int_equal(run_latup(a5), 0);
+    latup_tensor d7;
+    assert_int_equal(latup_npy_read(z, &d7), LATUP_OK);
+    assert_int_equal(run_latup(a5), 0);
+    assert_true(same_npy(z, &d7));
+    assert_false(same_npy(z, &ref));
+    const char *a6[] = {"encode", "--vae", T_VAE, "-i", png, "--sample", "--seed", "8", "-o", z, "-q", NULL};
+    assert_int_equal(run_latup(a6), 0);
+    assert_false(same_npy(z, &d7));
+    latup_tensor_free(&d7);
+    /* tiles of 4 latent pixels over a 64x72 image: announced; the patch code sees no neighbours, so
+     * the blend gives the exact latent back up to rounding */
+    latup_tensor big = {0}, zb = {0}, zt = {0};
+    photo_crop(&big, 100, 100, 64, 72);
+    assert_int_equal(latup_png_write(png, &big, LATUP_PIXELS_UNIT, 8), LATUP_OK);
+    for (int64_t i = 0; i < latup_tensor_numel(&big); i++) big.data[i] = 2.0f * big.data[i] - 1.0f;
+    assert_int_equal(latup_vae_encode(v, &big, &zb, NULL), LATUP_OK);
+    const char *a7[] = {"encode", "--vae", T_VAE, "-i", png, "--tile", "4", "-o", z, NULL};
+    assert_int_equal(run_latup(a7), 0);
+    assert_non_null(strstr(g_stderr, "encoding in tiles of 4 latent pixels"));
+    assert_int_equal(latup_npy_read(z, &zt), LATUP_OK);
+    double m = 0;
+    for (int64_t i = 0; i < latup_tensor_numel(&zb); i++) m = fmax(m, fabs((double)zt.data[i] - zb.data[i]));
+    printf("encode --tile 4 (64x72, patch code): max |tiled - exact| = %.3e (tol 1e-5)\n", m);
+    assert_true(m <= 1e-5);
+    /* all or none: a second input out of its range leaves no first latent behind */
+    write_hot_image(hot);
+    const char *a8[] = {"encode", "--vae", T_VAE, "-i", png, "-i", hot, "--range", "unit", "--out-dir", dir, NULL};
+    assert_int_equal(run_latup(a8), LATUP_E_INPUT);
+    assert_false(exists(tmp_path("zdir/crop.npy")));
+    /* --dry-run --json: the plan, read back */
+    const char *a9[] = {"encode", "--vae", T_VAE, "-i", png, "-o", z, "--dry-run", "--json", "--max-memory", "1G", NULL};
+    latup_json_doc doc;
+    const latup_json *r = json_of(a9, &doc);
+    keys_are(r, "command,threads,max_memory,peak,items");
+    assert_string_equal(jstr(r, "command"), "encode");
+    assert_int_equal(jint(r, "max_memory"), 1 << 30);
+    const latup_json *it = jget(r, "items", LATUP_JSON_ARRAY)->u.kids.first;
+    keys_are(it, "input,shape,tiled,tile,overlap,reason,arena,weights,peak");
+    ints_are(it, "shape", 3, (const int64_t[]){3, 64, 72});
+    assert_int_equal(jbool(it, "tiled"), 0);
+    assert_true(jint(it, "peak") > 0 && jint(it, "peak") <= jint(r, "peak"));
+    json_report("encode --dry-run --json", &doc);
+    latup_tensor *ts[] = {&img, &x, &ref, &fam, &big, &zb, &zt};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) latup_tensor_free(ts[i]);
+    latup_vae_free(v);
+}
+
+/* The 8-bit RGB of a PNG, as eval scores it. */
+static uint8_t *png_bytes(const char *path, int *H, int *W) {
+    latup_tensor t;
+    assert_int_equal(latup_png_read(path, &t), LATUP_OK);
+    *H = (int)t.shape[1], *W = (int)t.shape[2];
+    uint8_t *b = malloc((size_t)3 * *H * *W);
+    assert_int_equal(latup_image_to_rgb8(&t, LATUP_PIXELS_UNIT, b), LATUP_OK);
+    latup_tensor_free(&t);
+    return b;
+}
+
+/* eval on a folder of two photo windows: the JSON read back by
+ * latup's parser, each number recomputed from the --save images (so the saved set is what was
+ * scored; a 96x96 window and a 100x90 one cropped to 96x80: latents of 6x6 and 6x5 at x2, the
+ * LUA's least is 5x5), mean and median from the rows, the ground truth the top-left crop, the vae path the
+ * library's encode + decode; the table's rows. */
+static void test_eval(void **state) {
+    (void)state;
+    char dir[300], save[300], p[400];
+    snprintf(dir, sizeof dir, "%s", tmp_path("photos"));
+    snprintf(save, sizeof save, "%s", tmp_path("saved"));
+    assert_int_equal(mkdir(dir, 0755), 0);
+    latup_tensor a = {0}, b = {0};
+    photo_crop(&a, 240, 200, 96, 96);
+    photo_crop(&b, 100, 300, 90, 100);
+    snprintf(p, sizeof p, "%s/b.png", dir);
+    assert_int_equal(latup_png_write(p, &b, LATUP_PIXELS_UNIT, 8), LATUP_OK);
+    snprintf(p, sizeof p, "%s/a.png", dir);
+    assert_int_equal(latup_png_write(p, &a, LATUP_PIXELS_UNIT, 8), LATUP_OK);
+    snprintf(p, sizeof p, "%s/notes.txt", dir); /* not a PNG: not read */
+    FILE *f = fopen(p, "w");
+    fputs("x", f), fclose(f);
+    const char *args[] = {"eval", "--vae", T_VAE, "-m", T_LUA, "--pixel-model", T_SWINIR, "--save", save, "--json", "-",
+                          "--quiet", dir, NULL};
+    latup_json_doc doc;
+    const latup_json *r = json_of(args, &doc);
+    keys_are(r, "command,scale,vae,model,pixel_model,threads,paths,images,mean,median");
+    assert_int_equal(jint(r, "scale"), 2);
+    const char *paths[4] = {"vae", "bicubic", "lua", "pixel"};
+    const latup_json *imgs = jget(r, "images", LATUP_JSON_ARRAY);
+    assert_int_equal(imgs->u.kids.n, 2);
+    double sum[4][2] = {{0}}, vals[4][2][2];
+    int k = 0, checked = 0;
+    for (const latup_json *e = imgs->u.kids.first; e; e = e->next, k++) {
+        keys_are(e, "image,name,size,tiled,encode_seconds,vae,bicubic,lua,pixel");
+        const char *name = jstr(e, "name");
+        assert_string_equal(name, k ? "b" : "a"); /* a folder's PNGs by name */
+        ints_are(e, "size", 2, k ? (const int64_t[]){96, 80} : (const int64_t[]){96, 96});
+        int H, W, h, w;
+        snprintf(p, sizeof p, "%s/%s_gt.png", save, name);
+        uint8_t *gt = png_bytes(p, &H, &W);
+        assert_true(H == (k ? 80 : 96) && W == 96);
+        for (int y = 0; y < H; y++) /* the top-left crop of the photo window */
+            for (int x = 0; x < W; x++)
+                for (int c = 0; c < 3; c++) {
+                    const latup_tensor *src = k ? &b : &a;
+                    const float v = src->data[((size_t)c * src->shape[1] + y) * src->shape[2] + x];
+                    checked += gt[((size_t)y * W + x) * 3 + c] == (uint8_t)(v * 255.0f + 0.5f);
+                }
+        for (int q = 0; q < 4; q++) {
+            const latup_json *o = jget(e, paths[q], LATUP_JSON_OBJECT);
+            keys_are(o, "psnr,ssim,seconds");
+            snprintf(p, sizeof p, "%s/%s_%s.png", save, name, paths[q]);
+            uint8_t *img = png_bytes(p, &h, &w);
+            assert_true(h == H && w == W);
+            const double ps = jget(o, "psnr", LATUP_JSON_REAL)->u.d, ss = jget(o, "ssim", LATUP_JSON_REAL)->u.d;
+            assert_true(ps == im_psnr(img, gt, H, W) && ss == im_ssim(img, gt, H, W));
+            assert_true(jget(o, "seconds", LATUP_JSON_REAL)->u.d >= 0);
+            sum[q][0] += ps, sum[q][1] += ss, vals[q][k][0] = ps, vals[q][k][1] = ss;
+            free(img);
+        }
+        free(gt);
+    }
+    assert_int_equal(checked, 3 * 96 * 96 + 3 * 80 * 96);
+    const latup_json *mean = jget(r, "mean", LATUP_JSON_OBJECT), *median = jget(r, "median", LATUP_JSON_OBJECT);
+    keys_are(mean, "vae,bicubic,lua,pixel");
+    for (int q = 0; q < 4; q++) {
+        const latup_json *m = jget(mean, paths[q], LATUP_JSON_OBJECT), *d = jget(median, paths[q], LATUP_JSON_OBJECT);
+        assert_true(fabs(jget(m, "psnr", LATUP_JSON_REAL)->u.d - sum[q][0] / 2) < 1e-12);
+        assert_true(fabs(jget(m, "ssim", LATUP_JSON_REAL)->u.d - sum[q][1] / 2) < 1e-12);
+        assert_true(fabs(jget(d, "psnr", LATUP_JSON_REAL)->u.d - (vals[q][0][0] + vals[q][1][0]) / 2) < 1e-12);
+    }
+    printf("eval: a.png lua %.2f dB vs bicubic %.2f dB, vae ceiling %.2f dB\n", vals[2][0][0], vals[1][0][0],
+           vals[0][0][0]);
+    json_report("eval --json -", &doc);
+    /* the vae path is the library's encode and decode of the ground truth (2x - 1) */
+    {
+        latup_vae *v = NULL;
+        latup_tensor x = {0}, z = {0}, y = {0};
+        assert_int_equal(latup_vae_load(T_VAE, &v), LATUP_OK);
+        assert_int_equal(latup_tensor_alloc(&x, 3, a.shape), LATUP_OK);
+        for (int64_t i = 0; i < latup_tensor_numel(&a); i++) x.data[i] = 2.0f * a.data[i] - 1.0f;
+        assert_int_equal(latup_vae_encode(v, &x, &z, NULL), LATUP_OK);
+        assert_int_equal(latup_vae_decode(v, &z, &y, NULL), LATUP_OK);
+        uint8_t *mine = malloc(3 * 96 * 96);
+        assert_int_equal(latup_image_to_rgb8(&y, LATUP_PIXELS_SIGNED, mine), LATUP_OK);
+        int H, W;
+        snprintf(p, sizeof p, "%s/a_vae.png", save);
+        uint8_t *saved = png_bytes(p, &H, &W);
+        assert_memory_equal(mine, saved, 3 * 96 * 96);
+        free(mine), free(saved);
+        latup_tensor_free(&x), latup_tensor_free(&z), latup_tensor_free(&y);
+        latup_vae_free(v);
+    }
+    /* the table: a header, the two images, mean, median, seconds, the note */
+    const char *t[] = {"eval", "--vae", T_VAE, "-m", T_LUA, dir, NULL};
+    assert_int_equal(run_cli_io(g_dir, t, NULL, NULL, tmp_path("table.txt"), g_stderr, sizeof g_stderr), 0);
+    size_t n;
+    char *text = (char *)slurp(tmp_path("table.txt"), &n);
+    text[n] = '\0';
+    printf("%s", text);
+    assert_int_equal(count_lines(text), 8);
+    assert_non_null(strstr(text, "\nmean "));
+    assert_non_null(strstr(text, "\nmedian "));
+    assert_null(strstr(text, "pixel")); /* no --pixel-model, no pixel path */
+    free(text);
+    latup_tensor_free(&a), latup_tensor_free(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_upscale_golden),
@@ -1241,6 +1508,8 @@ int main(void) {
         cmocka_unit_test(test_json_names),
         cmocka_unit_test(test_version_and_help),
         cmocka_unit_test(test_option_rules),
+        cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_eval),
     };
     return cmocka_run_group_tests(tests, setup, remove_dir);
 }

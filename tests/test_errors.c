@@ -755,6 +755,25 @@ static void s_folder_no_config(void) { vae_folder(NULL, 1); }
 static void s_folder_channels(void) { vae_folder("{\"_class_name\": \"AutoencoderKL\", \"latent_channels\": 4}", 1); }
 static void s_folder_class(void) { vae_folder("{\"_class_name\": \"FluxTransformer2DModel\"}", 1); }
 
+/* issue 22: encode and eval (the trained demo VAE holds the patch encoder) */
+#define TV "ref_data/trained/vae.ldm.safetensors.gz"
+#define TL "ref_data/trained/lua_x2x4.safetensors.gz"
+#define TS "ref_data/trained/swinir_x2.safetensors.gz"
+static void s_image_npy(void) { write_latent(tmp("in.npy"), 3, 16, 16, 0); }
+static void s_image_hot(void) { write_latent(tmp("in.npy"), 3, 16, 16, 1.5f); }
+static void s_png8(void) { write_png(tmp("in.npy"), 8, 8, 8, 2, 0, 0); }
+static void s_png64_dir(void) { /* 64x64: a 4x4 latent at x2, under the LUA's 5x5 */
+    mkdir(tmp("pngs"), 0755);
+    latup_tensor t;
+    const int64_t s[3] = {3, 64, 64};
+    assert_int_equal(latup_tensor_alloc(&t, 3, s), LATUP_OK);
+    assert_int_equal(latup_png_write(tmp("pngs/a.png"), &t, LATUP_PIXELS_UNIT, 8), LATUP_OK);
+    latup_tensor_free(&t);
+}
+static void s_png_dir(void) { mkdir(tmp("pngs"), 0755), write_png(tmp("pngs/a.png"), 4, 4, 8, 2, 0, 0); }
+static void s_no_png_dir(void) { mkdir(tmp("empty"), 0755), write_latent(tmp("empty/a.npy"), 3, 16, 16, 0); }
+#define ENC(...) {"encode", "--vae", TV, "-i", "@in", "-o", "@out", __VA_ARGS__, NULL}
+#define EVAL(...) {"eval", "--vae", TV, "-m", TL, "--json", "@out.json", __VA_ARGS__, NULL}
 /* The SD-style test VAE (decoder and encoder) without the tensors whose names start with drop, as
  * tmp("m"); an 8x8 RGB PNG as the image to encode. */
 static void enc_vae_without(const char *drop) {
@@ -847,6 +866,19 @@ static const row ROWS[] = {
     {"EC17", s_good, DEC("--vae-tile-size", "32x16"), 1, "--vae-tile-size 32x16: tiles are square"},
     {"EC18", s_good, DEC("--overlap", "0.25"), 1, "--overlap 0.25: a fraction of the tile needs a tile size"},
     {"EC19", s_good, {"upscale", "-m", MODEL, "-s", "2", "-i", "@in", "-o", "@out", "--max-memory", "1K", NULL}, 3, "cannot be met: the upscale needs"},
+    {"EC20", s_image_npy, ENC("--threads", "1"), 1, "in.npy: a .npy image needs --range signed ([-1,1]) or unit ([0,1])"},
+    {"EC21", s_image_hot, ENC("--range", "unit"), 2, "in.npy: values from 0 to 1.5, outside the declared range unit [0, 1] (--range)"},
+    {"EC22", s_image_npy, {"encode", "--vae", TV, "-i", "@in", "-i", "@in", "-o", "@out", NULL}, 1, "2 inputs need --out-dir DIR (one latent each), not --out"},
+    {"EC23", s_good, ENC("--range", "signed"), 2, "in.npy: an image to encode is [3,H,W] or [B,3,H,W], found [16,16,16]"},
+    {"EC24", s_image_npy, {"encode", "--vae", TV, "-i", "@in", "-o", "@out.png", "--range", "unit", NULL}, 1, "out.png: a latent is written as .npy"},
+    {"EC25", s_image_npy, ENC("--range", "unit", "--seed", "3"), 1, "--seed goes with --sample"},
+    {"EC26", s_png8, EVAL("@in"), 2, "in.npy: 8x8 is smaller than the 16x16 that eval x2 needs (8 x the scale in each side)"},
+    {"EC27", s_no_png_dir, EVAL("@tmp/empty"), 2, "empty: no *.png files in the folder"},
+    {"EC28", s_png_dir, {"eval", "--vae", TV, "-m", "ref_data/tiny/model.safetensors.gz", "-s", "4", "--json", "@out.json", "@tmp/pngs", NULL}, 1, "has no x4 head (its heads: x2): -s must be one of them"},
+    {"EC29", s_enc_none, {"eval", "--vae", "@m", "-m", TL, "--json", "@out.json", "@in", NULL}, 2, "no VAE encoder"},
+    {"EC30", s_png_dir, EVAL("-s", "4", "--pixel-model", TS, "@tmp/pngs"), 1, "is a x2 SwinIR, and eval runs x4 (-s)"},
+    {"EC31", s_png_dir, EVAL("@tmp/pngs"), 2, "a.png: 4x4 is smaller than the 16x16 that eval x2 needs"},
+    {"EC32", s_png64_dir, EVAL("@tmp/pngs"), 2, "a.png: eval x2 makes a 32x32 input of it, and its 4x4 latent: latent 4x4 is too small"},
     /* issue 8: rows E100.. (class 1: unbounded work; 2: degenerate models; 4: non-regular inputs;
      * 7: error lines) */
     {"E100", s_pickle_bomb, UP("@m"), 2, "budget that keeps a small file from claiming gigabytes"},

@@ -45,7 +45,8 @@ static const struct {
     {&CLI_CMD_DECODE, "--tile", 4, 8192},    {&CLI_CMD_DECODE, "--overlap", 1, 8191},
     {&CLI_CMD_DECODE, "--threads", 1, 4096}, {&CLI_CMD_RUN, "--scale", 2, 8},
     {&CLI_CMD_RUN, "--tile", 4, 8192},       {&CLI_CMD_RUN, "--overlap", 1, 8191},
-    {&CLI_CMD_RUN, "--threads", 1, 4096},
+    {&CLI_CMD_RUN, "--threads", 1, 4096},    {&CLI_CMD_ENCODE, "--tile", 4, 8192},
+    {&CLI_CMD_ENCODE, "--overlap", 1, 8191}, {&CLI_CMD_ENCODE, "--threads", 1, 4096},
 };
 
 static void test_integer_bounds(void **state) {
@@ -263,7 +264,7 @@ static void test_did_you_mean(void **state) {
     assert_null(strstr(g_err, "did you mean"));
     const char *other[] = {"--tile", "8"}; /* not upscale's, but decode's and run's */
     assert_int_equal(parse_err(&CLI_CMD_UPSCALE, &a, 2, other), 1);
-    assert_non_null(strstr(g_err, "unknown option '--tile' (an option of decode, run, not of upscale)"));
+    assert_non_null(strstr(g_err, "unknown option '--tile' (an option of decode, run, encode, not of upscale)"));
     assert_string_equal(cli_suggest_command("updcale"), "upscale");
     assert_string_equal(cli_suggest_command("decod"), "decode");
     assert_string_equal(cli_suggest_command("comapre"), "compare");

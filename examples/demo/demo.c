@@ -1,10 +1,12 @@
-/* demo.c — build/latup_demo, the comparison half of `make demo`: the paper's three ways from a
- * latent to an image twice its decode size, run on the trained models in ref_data/trained/, each
- * timed, each scored (PSNR, SSIM) against the ground truth, and shown side by side in one labelled
- * PNG. `--runs N` makes it the benchmark behind docs/results.md (median of N runs per step). */
+/* demo.c — build/latup_demo, the picture half of `make demo`: `latup eval --save DIR` on the photo
+ * writes the ground truth and the three paths' images (bicubic, lua, pixel); latup_demo scores
+ * them again (PSNR, SSIM) and shows them side by side in one labelled PNG, compare.png. Given
+ * --latent, it instead runs the paper's three ways from that latent itself on the trained models,
+ * each timed: with `--runs N` the benchmark behind docs/results.md (tools/train/results.sh; median
+ * of N runs per step). */
 #define _POSIX_C_SOURCE 200809L
 #include "common.h"
-#include "image_metrics.h"
+#include "cli/image_metrics.h"
 #include "io/png.h"
 #include "latup.h"
 
@@ -15,20 +17,24 @@
 static const char *USAGE =
     "usage: build/latup_demo [options]   (run from the repository root)\n"
     "\n"
-    "From a VAE latent of a photo's half-size version, makes the full-size image three ways and\n"
-    "scores each against the photo (PSNR over RGB, SSIM: Gaussian 11x11, mean over R, G, B):\n"
+    "Without --latent: composes DIR/compare.png (--out) from the images `latup eval --save DIR`\n"
+    "wrote for the photo --gt: DIR/STEM_gt.png, STEM_bicubic.png, STEM_lua.png, STEM_pixel.png\n"
+    "(STEM: --gt's file name without .png), each scored against STEM_gt.png.\n"
+    "\n"
+    "With --latent, from a VAE latent of a photo's half-size version, makes the full-size image three\n"
+    "ways and scores each against the photo (PSNR over RGB, SSIM: Gaussian 11x11, mean over R, G, B):\n"
     "  bicubic  decode at 1x, then bicubic x2 (PyTorch's, A = -0.75)\n"
     "  lua      LUA x2 on the latent, then decode at 2x   (the paper's path)\n"
     "  pixel    decode at 1x, then SwinIR x2 on the 8-bit image (the paper's baseline)\n"
     "\n"
-    "  --latent FILE   .npy [16,h,w]        (default ref_data/trained/demo_latent.npy)\n"
+    "  --latent FILE   .npy [16,h,w]: run the paths from this latent (e.g. ref_data/trained/demo_latent.npy)\n"
     "  --gt FILE       .png 16h x 16w       (default ref_data/trained/demo_gt.png)\n"
     "  --lua FILE      LUA weights          (default ref_data/trained/lua_x2x4.safetensors.gz)\n"
     "  --vae FILE      VAE decoder          (default ref_data/trained/vae.ldm.safetensors.gz)\n"
     "  --swinir FILE   pixel SwinIR x2      (default ref_data/trained/swinir_x2.safetensors.gz)\n"
-    "  --out DIR       writes compare.png, bicubic.png, lua.png, pixel.png (default build/demo)\n"
-    "  --check PNG     must equal the lua path's image byte for byte (e.g. latup run's output)\n"
-    "  --runs N        time each step N times, report the median (default 1)\n"
+    "  --out DIR       writes compare.png (with --latent also bicubic.png, lua.png, pixel.png; default build/demo)\n"
+    "  --check PNG     with --latent: must equal the lua path's image byte for byte (e.g. latup run's output)\n"
+    "  --runs N        with --latent: time each step N times, report the median (default 1)\n"
     "  --threads N     threads (default: all cores)\n"
     "\n"
     "exit codes: 0 ok, 1 usage, 2 bad input, 3 out of memory, 4 i/o, 5 internal, 7 --check differs.\n";
@@ -187,8 +193,56 @@ static latup_status write_compare(const char *path, const uint8_t *gt, const pat
     return st;
 }
 
+/* compare.png from the images `latup eval --save out_dir` wrote for gt_path. */
+static int compose(const char *gt_path, const char *out_dir) {
+    char stem[256], path[4400];
+    const char *base = strrchr(gt_path, '/');
+    snprintf(stem, sizeof stem, "%s", base ? base + 1 : gt_path);
+    char *dot = strrchr(stem, '.');
+    if (dot && dot != stem) *dot = '\0';
+    path_result p[3] = {
+        {"bicubic", "DECODE 1X + BICUBIC", NULL, 0, 0, 0, "decode at 1x, bicubic x2"},
+        {"lua", "LUA X2 + DECODE", NULL, 0, 0, 0, "LUA x2, decode at 2x"},
+        {"pixel", "DECODE 1X + SWINIR X2", NULL, 0, 0, 0, "decode at 1x, SwinIR x2"},
+    };
+    uint8_t *gt8 = NULL;
+    int H = 0, W = 0;
+    latup_status st = LATUP_OK;
+    for (int k = -1; k < 3 && !st; k++) {
+        latup_tensor t = {0};
+        snprintf(path, sizeof path, "%s/%s_%s.png", out_dir, stem, k < 0 ? "gt" : p[k].name);
+        if ((st = latup_png_read(path, &t))) break;
+        if (k >= 0 && (t.shape[1] != H || t.shape[2] != W))
+            st = latup_fail(LATUP_E_INPUT, "%s: %lldx%lld, the ground truth is %dx%d", path, (long long)t.shape[2],
+                            (long long)t.shape[1], W, H);
+        H = (int)t.shape[1], W = (int)t.shape[2];
+        uint8_t *b = st ? NULL : to_bytes(&t, LATUP_PNG_MAP_UNIT);
+        if (!st && !b) st = latup_fail(LATUP_E_NOMEM, "latup_demo: out of memory");
+        if (k < 0) gt8 = b;
+        else p[k].rgb = b;
+        latup_tensor_free(&t);
+    }
+    if (!st) {
+        printf("latup_demo: %s/%s_*.png (latup eval --save), %dx%d\n", out_dir, stem, W, H);
+        for (int k = 0; k < 3; k++) {
+            p[k].psnr = im_psnr(p[k].rgb, gt8, H, W);
+            p[k].ssim = im_ssim(p[k].rgb, gt8, H, W);
+            printf("  %-8s %-28s %8.2f dB %7.4f\n", p[k].name, p[k].how, p[k].psnr, p[k].ssim);
+        }
+        snprintf(path, sizeof path, "%s/compare.png", out_dir);
+        st = write_compare(path, gt8, p, 3, H, W);
+        if (!st)
+            printf("latup_demo: wrote %s (ground truth | bicubic | LUA | SwinIR; below, the window where they differ "
+                   "most at 4x)\n", path);
+    }
+    if (st) fprintf(stderr, "latup_demo: %s\n", latup_last_error());
+    for (int k = 0; k < 3; k++) free(p[k].rgb);
+    free(gt8);
+    return (int)st;
+}
+
 int main(int argc, char **argv) {
-    const char *latent_path = "ref_data/trained/demo_latent.npy", *gt_path = "ref_data/trained/demo_gt.png";
+    const char *latent_path = NULL, *gt_path = "ref_data/trained/demo_gt.png";
     const char *lua_path = "ref_data/trained/lua_x2x4.safetensors.gz";
     const char *vae_path = "ref_data/trained/vae.ldm.safetensors.gz";
     const char *swinir_path = "ref_data/trained/swinir_x2.safetensors.gz";
@@ -211,6 +265,10 @@ int main(int argc, char **argv) {
         else return fprintf(stderr, "latup_demo: unknown option %s\n%s", a, USAGE), 1;
     }
     if (runs < 1 || runs > 64) return fprintf(stderr, "latup_demo: --runs must be 1..64\n"), 1;
+    if (!latent_path) {
+        if (check || runs != 1) return fprintf(stderr, "latup_demo: --check and --runs go with --latent\n%s", USAGE), 1;
+        return compose(gt_path, out_dir);
+    }
     latup_set_threads(threads);
 
     latup_lua *lua = NULL, *swinir = NULL;
@@ -252,7 +310,7 @@ int main(int argc, char **argv) {
         double t[64];
         for (int r = 0; r < runs; r++) {
             const double t0 = latup_now();
-            im_bicubic_x2(bic.data, lr.data, H / 2, W / 2);
+            im_bicubic_up(bic.data, lr.data, H / 2, W / 2, 2);
             t[r] = latup_now() - t0;
         }
         qsort(t, (size_t)runs, sizeof t[0], cmp_double);

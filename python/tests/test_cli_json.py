@@ -142,9 +142,13 @@ class TestInfoJson(unittest.TestCase):
 
     def test_vae(self):
         d = self.checkpoint(VAE, "vae", ["family", "naming", "prefix", "parameters", "channels", "post_quant_conv",
-                                         "levels", "resnets", "upsampling"])
+                                         "levels", "resnets", "upsampling", "encoder"])
         self.assertEqual((d["channels"], d["post_quant_conv"], d["prefix"]), ([16, 3], False, ""))
         self.assertEqual(d["upsampling"], 2 ** (len(d["levels"]) - 1))
+        enc = d["encoder"]  # the file's encoder (issue 22): kind, levels, resnets, downsampling, quant_conv, parameters
+        self.assertEqual(list(enc), ["kind", "levels", "resnets", "downsampling", "quant_conv", "parameters"])
+        self.assertEqual((enc["kind"], enc["downsampling"]), ("ldm", 2 ** (len(enc["levels"]) - 1)))
+        self.assertGreater(enc["parameters"], 0)
 
     def test_latents(self):
         d = self.checkpoint(BATCH, "latent", ["latent"])

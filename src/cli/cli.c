@@ -76,6 +76,14 @@ void cli_stem(char *buf, size_t n, const char *path) {
     if (dot && dot != buf) *dot = '\0';
 }
 
+int cli_output_name(const cli_args *a, const char *path, const char *ext, char *stem, size_t ns, char *out, size_t no) {
+    const char *dir = cli_str(a, "--out-dir");
+    cli_stem(stem, ns, path);
+    if (dir) snprintf(out, no, "%s/%s.%s", dir, stem, ext);
+    else snprintf(out, no, "%s", cli_str(a, "--out"));
+    return dir != NULL;
+}
+
 /* ---- --dump ------------------------------------------------------------------------------------ */
 
 latup_status cli_dump_open(cli_dump_ctx *d, const char *dir) {
@@ -181,6 +189,22 @@ void cli_warn_pipeline(const cli_args *a) {
     if (n > cpus)
         fprintf(stderr, "latup %s: warning: --threads %lld is more than the %d CPU%s this process may run on: slower, "
                 "not faster\n", cmd, n, cpus, cpus == 1 ? "" : "s");
+}
+
+int cli_latent_space(const cli_args *a, const latup_vae *v, const char *vae_path, const latup_latent_family **f) {
+    const char *name = cli_str(a, "--diffusion-latent");
+    *f = NULL;
+    if (!name) return -1;
+    const latup_latent_family *named = latup_latent_family_find(name), *cfg = v ? latup_vae_latent_family(v) : NULL;
+    if (!cfg && !named)
+        return cli_usage(a->cmd->name, "--diffusion-latent vae: %s has no config.json giving scaling_factor (a diffusers "
+                         "VAE folder has one): name the family (sd, sdxl, sd3, flux)", vae_path ? vae_path : "--vae");
+    if (cfg && named && (named->scaling != cfg->scaling || named->shift != cfg->shift) && !cli_given(a, "--quiet"))
+        fprintf(stderr, "latup: warning: --diffusion-latent %s means z / %g + %g, but %s gives scaling_factor %g, "
+                "shift_factor %g: using %s's\n", named->name, named->scaling, named->shift, cfg->name, cfg->scaling,
+                cfg->shift, cfg->name);
+    *f = cfg ? cfg : named;
+    return -1;
 }
 
 int cli_setup_threads(const cli_args *a) {

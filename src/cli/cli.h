@@ -21,6 +21,9 @@ latup_status cli_mkdirs(const char *dir);
 /* "dir/a.b.npy" -> "a.b"; "-" -> "stdin". */
 void cli_stem(char *buf, size_t n, const char *path);
 int cli_ends_with(const char *s, const char *suffix); /* case-insensitive */
+/* Input `path`'s stem (cli_stem), and its output: --out as given, or --out-dir's DIR/STEM.EXT.
+ * Returns 1 when the name came from --out-dir (two inputs may then collide: the caller checks). */
+int cli_output_name(const cli_args *a, const char *path, const char *ext, char *stem, size_t ns, char *out, size_t no);
 
 /* --dump DIR: every tensor the library hands over as DIR/NAME.npy (batch element k > 0:
  * NAME.bK.npy), and its name appended to DIR/dump_order.txt, so `latup compare` can walk them in
@@ -44,12 +47,21 @@ int cli_check_pipeline(const cli_args *a, int *tile, int *overlap);
  * without --diffusion-latent, more threads than CPUs. */
 void cli_warn_pipeline(const cli_args *a);
 
+/* --diffusion-latent's latent space, once the VAE is loaded (v may be NULL): *f NULL when the
+ * option is not given; else the family named, except that a VAE folder's config.json (scaling_factor,
+ * shift_factor) wins over it: it holds the numbers the pipeline used, the family only the usual
+ * ones (a named family that disagrees gets a warning, none with --quiet). 'vae' without such a
+ * folder is a usage error. Returns -1 to go on, else the exit code of the error it printed. */
+int cli_latent_space(const cli_args *a, const latup_vae *v, const char *vae_path, const latup_latent_family **f);
+
 /* Threads: --threads N when given, else latup_default_threads(); set for OpenMP and OpenBLAS. */
 int cli_setup_threads(const cli_args *a);
 
 int cli_upscale(int argc, char **argv);
 int cli_decode(int argc, char **argv);
 int cli_run(int argc, char **argv);
+int cli_encode(int argc, char **argv);
+int cli_eval(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_compare(int argc, char **argv);
 

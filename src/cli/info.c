@@ -74,10 +74,49 @@ static void print_lua(printer *p, const latup_lua_config *c) {
     list_field(p, "scales", c->scales, c->n_scales, "x", NULL);
 }
 
+/* The encoder the file holds (latup_vae_load loads it when it is all there): its kind, its
+ * levels or patch, quant_conv and parameters; one "encoder" object in JSON. */
+static void print_encoder(printer *p, const latup_vae_config *c) {
+    const char *kind = latup_vae_encoder_name(c->encoder);
+    const int ldm = c->encoder == LATUP_VAE_ENCODER_LDM, patch = c->encoder == LATUP_VAE_ENCODER_PATCH;
+    const int f = patch ? c->enc_patch : ldm ? 1 << (c->enc_n_levels - 1) : 0;
+    if (p->json) {
+        cli_json_object(p->json, "encoder");
+        cli_json_str(p->json, "kind", kind);
+        if (ldm) {
+            cli_json_array(p->json, "levels");
+            for (int i = 0; i < c->enc_n_levels; i++) cli_json_int(p->json, NULL, c->enc_channels[i]);
+            cli_json_end(p->json);
+            cli_json_int(p->json, "resnets", c->enc_blocks_per_level);
+        }
+        if (patch) cli_json_int(p->json, "patch", c->enc_patch);
+        if (ldm || patch) {
+            cli_json_int(p->json, "downsampling", f);
+            cli_json_bool(p->json, "quant_conv", c->has_quant_conv);
+            cli_json_int(p->json, "parameters", c->enc_params);
+        }
+        cli_json_end(p->json);
+        return;
+    }
+    char b[256], lv[160];
+    if (ldm) {
+        int_list(lv, sizeof lv, c->enc_channels, c->enc_n_levels, "");
+        snprintf(b, sizeof b, "ldm, levels %s, %d resnet%s per level, x%d downsampling, quant_conv %s, %lld parameters",
+                 lv, c->enc_blocks_per_level, c->enc_blocks_per_level == 1 ? "" : "s", f, c->has_quant_conv ? "yes" : "no",
+                 (long long)c->enc_params);
+    } else if (patch) {
+        snprintf(b, sizeof b, "patch: one %dx%d stride-%d conv to %d channels (mean, log-variance), quant_conv %s, %lld "
+                 "parameters", f, f, f, 2 * c->z_channels, c->has_quant_conv ? "yes" : "no", (long long)c->enc_params);
+    } else {
+        snprintf(b, sizeof b, "none (decode only: 'latup encode' needs a file holding encoder.*)");
+    }
+    line(p, "encoder", b);
+}
+
 static void print_vae(printer *p, const latup_vae_config *c) {
     char b[256];
     if (p->json) cli_json_str(p->json, "kind", "vae");
-    str_field(p, "model", "VAE decoder (AutoencoderKL)");
+    str_field(p, "model", c->encoder ? "VAE decoder and encoder (AutoencoderKL)" : "VAE decoder (AutoencoderKL)");
     str_field(p, "family", latup_vae_family_guess(c));
     if (p->json) {
         cli_json_str(p->json, "naming", latup_vae_naming_name(c->naming));
@@ -97,6 +136,7 @@ static void print_vae(printer *p, const latup_vae_config *c) {
     int_field(p, "resnets", c->blocks_per_level, b);
     snprintf(b, sizeof b, "x%d", 1 << (c->n_levels - 1));
     int_field(p, "upsampling", 1 << (c->n_levels - 1), b);
+    print_encoder(p, c);
 }
 
 static void print_shape(printer *p, const char *key, const latup_tensor *t) {

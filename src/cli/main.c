@@ -1,5 +1,5 @@
 /* main.c — the latup command line: dispatch to the commands (pipeline.c: upscale, decode, run;
- * info.c; compare.c), help and version, and what SIGINT, SIGTERM and SIGHUP do to a command that
+ * encode.c; eval.c; info.c; compare.c), help and version, and what SIGINT, SIGTERM and SIGHUP do to a command that
  * is writing. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
@@ -64,13 +64,15 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "help")) {
         const cli_command *c = cli_find_command(argv[2]);
-        if (!c || argc > 3) return cli_usage(NULL, "help takes one command name (upscale, decode, run, info, compare)");
+        if (!c || argc > 3) return cli_usage(NULL, "help takes one command name (upscale, decode, run, encode, eval, info, compare)");
         cli_print_usage(c, stdout);
         return 0;
     }
     if (!strcmp(cmd, "upscale")) return cli_upscale(argc - 1, argv + 1);
     if (!strcmp(cmd, "decode")) return cli_decode(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return cli_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "encode")) return cli_encode(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cli_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cli_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "compare")) return cli_compare(argc - 1, argv + 1);
     const char *near = cli_suggest_command(cmd);

@@ -199,14 +199,15 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
 #define O_SCALE {"--scale", 's', OPT_INT, "S", 2, 8, 0, 0, NULL, \
     "a scale the model has (LUA: 2 or 4; SwinIR: its own)"}
 #define O_VAE {"--vae", 0, OPT_STR, "FILE|DIR", 0, 0, 0, 0, NULL, \
-    "the VAE decoder (or a whole checkpoint holding one): safetensors or .pth, ldm or diffusers\n" \
+    "the VAE (or a whole checkpoint holding one; decode and run load its decoder, encode its\n" \
+    "encoder, eval both): safetensors or .pth, ldm or diffusers\n" \
     "names, flat or under first_stage_model./vae.; gzip ok. Or a diffusers folder, as\n" \
     "from_pretrained takes it: config.json + diffusion_pytorch_model.safetensors (or a\n" \
     "pipeline's folder holding vae/)"}
 #define O_TILE {"--tile", 0, OPT_INT, "T", 4, 8192, 0, 0, NULL, \
-    "decode in tiles of T x T latent pixels (approximate: docs/vae.md)"}
+    "decode (encode) in tiles of T x T latent pixels (approximate: docs/vae.md)"}
 #define O_VAE_TILING {"--vae-tiling", 0, OPT_FLAG, NULL, 0, 0, 0, 0, NULL, \
-    "decode in tiles of 64 x 64 latent pixels, as stable-diffusion.cpp's --vae-tiling (--tile\n" \
+    "decode (encode) in tiles of 64 x 64 latent pixels, as stable-diffusion.cpp's --vae-tiling (--tile\n" \
     "or --vae-tile-size set another size)"}
 #define O_VAE_TILE_SIZE {"--vae-tile-size", 0, OPT_HW, "TxT", 4, 8192, 0, 0, NULL, \
     "--tile T as stable-diffusion.cpp writes it. Tiles are square: the library plans one tile\n" \
@@ -216,7 +217,7 @@ int cli_pattern_format(char *buf, size_t n, const char *pattern, long long k) {
     "such as 0.25 (default T/4). Without a tile size, latent pixels, used by the tiles chosen\n" \
     "over --max-memory (T/4 where the tile chosen is not larger); an exact decode has none"}
 #define O_MAXMEM {"--max-memory", 0, OPT_SIZE, "SIZE", 1, (long long)1 << 60, 0, 0, NULL, \
-    "memory budget, e.g. 4G, 512M: a decode over it is tiled, and one that cannot fit is an\n" \
+    "memory budget, e.g. 4G, 512M: a decode (encode) over it is tiled, and one that cannot fit is an\n" \
     "error naming the smallest budget that works (default: 3/4 of physical memory or of the\n" \
     "cgroup limit, whichever is smaller)"}
 #define O_MAXMEM_UPSCALE {"--max-memory", 0, OPT_SIZE, "SIZE", 1, (long long)1 << 60, 0, 0, NULL, \
@@ -240,6 +241,45 @@ static const cli_opt RUN_OPTS[] = {
      "also write the upscaled latent (.npy), committed with the image (one input only)"},
     O_LATENT, O_PACKED, O_TILE, O_OVERLAP, O_VAE_TILING, O_VAE_TILE_SIZE, O_MAXMEM, O_THREADS, O_DEVICE, O_EXACT,
     O_DUMP("DIR/lua/ for the upscale, DIR/vae/ for the decode"), O_DRY, O_JSON, O_VERBOSE, O_QUIET,
+};
+static const cli_opt ENCODE_OPTS[] = {
+    O_VAE, O_IN, O_IN_KEY,
+    {"--out", 'o', OPT_STR, "FILE", 0, 0, 0, 0, NULL,
+     "the latent, .npy (float32 [zc,h,w], or [B,zc,h,w] for a batch); '-' is standard output.\n"
+     "Checked before any work, written atomically at the end"},
+    {"--out-dir", 0, OPT_STR, "DIR", 0, 0, 0, 0, NULL, "one latent per input, DIR/NAME.npy (NAME: the input's file name without extension). DIR is created"},
+    {"--range", 0, OPT_CHOICE, "signed|unit", 0, 0, 0, 0, "signed|unit",
+     "the pixel range of .npy (and safetensors) inputs, required for them: signed [-1,1] (the VAE's\n"
+     "own) or unit [0,1] (mapped to 2x - 1). A PNG is always unit. Values beyond the range (by\n"
+     "more than 1e-3 of rounding) are an error naming the file and the min and max found"},
+    {"--diffusion-latent", 0, OPT_CHOICE, "FAMILY", 0, 0, 0, 0, "sd|sdxl|sd3|flux|vae",
+     "write the diffusion model's latent instead of the VAE's: (z - shift) * scaling (sd\n"
+     "0.18215/0, sdxl 0.13025/0, sd3 1.5305/0.0609, flux 0.3611/0.1159; vae: the\n"
+     "scaling_factor/shift_factor of the --vae folder's config.json, which also wins over a\n"
+     "family named with such a folder)"},
+    {"--sample", 0, OPT_FLAG, NULL, 0, 0, 0, 0, NULL,
+     "a draw from the posterior, mean + exp(logvar / 2) * eps (default: the mean), eps from\n"
+     "latup's seeded generator (not torch's)"},
+    {"--seed", 0, OPT_INT, "N", 0, 9223372036854775807LL, 0, 0, NULL, "the seed of --sample's draw (default 0)"},
+    O_TILE, O_OVERLAP, O_VAE_TILING, O_VAE_TILE_SIZE, O_MAXMEM, O_THREADS, O_EXACT,
+    O_DUMP("ldm names as in docs/vae.md"), O_DRY, O_JSON, O_VERBOSE, O_QUIET,
+};
+static const cli_opt EVAL_OPTS[] = {
+    {"--vae", 0, OPT_STR, "FILE|DIR", 0, 0, 0, 0, NULL,
+     "the VAE, encoder and decoder (a file or a diffusers folder, as for decode)"},
+    O_MODEL, {"--scale", 's', OPT_INT, "S", 2, 8, 0, 0, NULL, "the scale, one of the LUA's heads (default 2)"},
+    {"--pixel-model", 0, OPT_STR, "FILE", 0, 0, 0, 0, NULL,
+     "a pixel-space SwinIR of the same scale: adds the pixel path (decode, 8-bit, SwinIR)"},
+    {"--save", 0, OPT_STR, "DIR", 0, 0, 0, 0, NULL,
+     "write DIR/NAME_gt.png (the cropped ground truth) and NAME_{vae,bicubic,lua,pixel}.png, the\n"
+     "images scored, all committed at the end or none. DIR is created"},
+    {"--json", 0, OPT_STR, "FILE", 0, 0, 0, 0, NULL,
+     "also write the numbers as one JSON object to FILE ('-': standard output, instead of the table)"},
+    {"--max-memory", 0, OPT_SIZE, "SIZE", 1, (long long)1 << 60, 0, 0, NULL,
+     "memory budget, e.g. 4G: every encode, upscale and decode is planned under it (an encode or\n"
+     "decode over it is tiled, an approximation the table then marks; default: 3/4 of physical\n"
+     "memory or of the cgroup limit)"},
+    O_THREADS, O_EXACT, O_VERBOSE, O_QUIET,
 };
 static const cli_opt INFO_OPTS[] = {
     {"--json", 0, OPT_FLAG, NULL, 0, 0, 0, 0, NULL, "print the summary as one JSON object"},
@@ -277,6 +317,28 @@ const cli_command CLI_CMD_RUN = {
     RUN_OPTS, N(RUN_OPTS), "--verbose --quiet,--out --out-dir,--save-latent --out-dir,--tile --vae-tile-size", 0, 0,
     "", PIPELINE_POS_HINT,
 };
+const cli_command CLI_CMD_ENCODE = {
+    "encode", "--vae VAE -i IMAGE [-i ...] (-o LATENT | --out-dir DIR) [options]",
+    "Encodes images into VAE latents with the encoder of the same AutoencoderKL files decode reads\n"
+    "(SD 1.x/2.x, SDXL, SD3, FLUX.1, latup's demo VAE): the posterior's mean, or a draw with\n"
+    "--sample. Inputs: PNG (8- or 16-bit, [0,1] taken as 2x - 1) or .npy [3,H,W] / [B,3,H,W] with\n"
+    "--range. A side that is not a multiple of the encoder's factor (8) is encoded as the model\n"
+    "does, the last rows and columns dropped (floor): a warning says which pixels the latent covers.",
+    ENCODE_OPTS, N(ENCODE_OPTS), "--verbose --quiet,--out --out-dir,--tile --vae-tile-size", 0, 0, "",
+    PIPELINE_POS_HINT,
+};
+const cli_command CLI_CMD_EVAL = {
+    "eval", "--vae VAE -m LUA [-s 2|4] [--pixel-model SWINIR] [options] IMAGE|DIR ...",
+    "The paper's comparison on your photos: each PNG (a DIR: its *.png, by name), cropped to a\n"
+    "multiple of 8 x scale from the top left, is the ground truth; its antialiased bicubic\n"
+    "downscale (torch's, a = -0.5, as the training scripts) is the input. Paths: vae (encode the\n"
+    "photo, decode: the ceiling), bicubic (encode the input, decode, 8-bit, bicubic x scale), lua\n"
+    "(encode, LUA x scale, decode), pixel (encode, decode, 8-bit, SwinIR; with --pixel-model).\n"
+    "Prints PSNR and SSIM per image and path, their mean and median, and each path's seconds (the\n"
+    "input's encode, shared, counted in each path).",
+    EVAL_OPTS, N(EVAL_OPTS), "--verbose --quiet", 1, CLI_MAX_POS, "IMAGE|DIR",
+    "eval takes images and folders of images (IMAGE|DIR ...)",
+};
 const cli_command CLI_CMD_INFO = {
     "info", "FILE",
     "Prints the format, tensor count, dtypes and parameter count of a checkpoint (safetensors or\n"
@@ -296,8 +358,8 @@ const cli_command CLI_CMD_COMPARE = {
     COMPARE_OPTS, N(COMPARE_OPTS), "", 2, 2, "DIR_A DIR_B", "compare takes two folders",
 };
 
-static const cli_command *const COMMANDS[] = {&CLI_CMD_UPSCALE, &CLI_CMD_DECODE, &CLI_CMD_RUN, &CLI_CMD_INFO,
-                                              &CLI_CMD_COMPARE};
+static const cli_command *const COMMANDS[] = {&CLI_CMD_UPSCALE, &CLI_CMD_DECODE, &CLI_CMD_RUN, &CLI_CMD_ENCODE,
+                                              &CLI_CMD_EVAL,    &CLI_CMD_INFO,   &CLI_CMD_COMPARE};
 
 const cli_command *cli_find_command(const char *name) {
     for (int i = 0; i < N(COMMANDS); i++)
@@ -359,6 +421,8 @@ void cli_print_main_usage(FILE *f) {
           "  upscale   upscale VAE latents x2 or x4 with a LUA model (or images with SwinIR)\n"
           "  decode    decode VAE latents to images (SD 1.x/2.x, SDXL, SD3, FLUX.1 decoders)\n"
           "  run       upscale with LUA, then decode: latents in, 2K/4K images out\n"
+          "  encode    encode images to VAE latents (the posterior mean, or a seeded draw)\n"
+          "  eval      the paper's comparison on photos: VAE ceiling, bicubic, LUA, pixel SwinIR\n"
           "  info      print what a checkpoint (or latent) holds and the model inferred from it\n"
           "  compare   compare two folders of dumped tensors, layer by layer\n"
           "  help CMD  the options of a command (also: latup CMD --help)\n"

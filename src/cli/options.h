@@ -33,7 +33,7 @@ typedef struct {
 } cli_opt;
 
 #define CLI_MAX_OPTS 40
-#define CLI_MAX_POS 4
+#define CLI_MAX_POS 1024 /* eval: images and folders */
 #define CLI_MAX_LIST 16384 /* values of the list option (inputs): a pool inside cli_args, so nothing
                             * parsed needs freeing; more inputs than this go in several commands */
 
@@ -103,7 +103,8 @@ const char *cli_suggest_option(const cli_command *cmd, const char *name, size_t 
 const char *cli_suggest_command(const char *name);
 
 /* The commands' grammars, and usage text printed from them. */
-extern const cli_command CLI_CMD_UPSCALE, CLI_CMD_DECODE, CLI_CMD_RUN, CLI_CMD_INFO, CLI_CMD_COMPARE;
+extern const cli_command CLI_CMD_UPSCALE, CLI_CMD_DECODE, CLI_CMD_RUN, CLI_CMD_ENCODE, CLI_CMD_EVAL, CLI_CMD_INFO,
+    CLI_CMD_COMPARE;
 const cli_command *cli_find_command(const char *name);
 /* The tile size --vae-tiling picks (latent pixels): docs/vae.md measures the error per tile size. */
 #define CLI_VAE_TILING_TILE 64

@@ -42,8 +42,6 @@ struct job {
     char *command_line;      /* argv shell-quoted: the PNGs' "parameters" text (NULL: none) */
     cli_args a;
     const char *model_path, *vae_path, *save, *dump, *in_key;
-    const latup_latent_family *family; /* --diffusion-latent's family (NULL: none, or "vae") */
-    int family_from_vae;               /* --diffusion-latent vae */
     int packed_h, packed_w;
     int scale, png, png_bits, verbose, quiet, dry, json, threads;
     latup_call_opts copt;    /* every item's call options (models, hooks and held added per item) */
@@ -107,9 +105,7 @@ static int read_options(job *j) {
         return cli_usage(cmd, "--save-latent and --out name the same file");
 
     const char *fam = cli_str(a, "--diffusion-latent");
-    if (fam) j->family = latup_latent_family_find(fam);
-    j->family_from_vae = fam && !strcmp(fam, "vae");
-    if (j->family_from_vae && !(j->stages & VAE))
+    if (fam && !strcmp(fam, "vae") && !(j->stages & VAE))
         return cli_usage(cmd, "--diffusion-latent vae takes the scaling from the config.json of --vae's folder, and "
                               "%s has no --vae: name the family (sd, sdxl, sd3, flux)", cmd);
     const cli_value *pk = cli_get(a, "--flux-packed");
@@ -146,15 +142,12 @@ static int plan_outputs(job *j) {
     for (int i = 0; i < j->n; i++) {
         item *it = &j->items[i];
         it->path = in->list[i];
-        cli_stem(it->stem, sizeof it->stem, it->path);
-        if (out_dir) {
-            snprintf(it->out, sizeof it->out, "%s/%s.%s", out_dir, it->stem, j->png ? "png" : "npy");
+        if (cli_output_name(&j->a, it->path, j->png ? "png" : "npy", it->stem, sizeof it->stem, it->out, sizeof it->out)) {
             for (int k = 0; k < i; k++)
                 if (!strcmp(j->items[k].out, it->out))
                     return cli_usage(j->cmd, "inputs %s and %s would both write %s", j->items[k].path, it->path,
                                      it->out);
         } else {
-            snprintf(it->out, sizeof it->out, "%s", out);
             it->pattern = strcmp(out, "-") ? cli_pattern_kind(out) : 0;
             if (it->pattern < 0)
                 return cli_usage(j->cmd, "--out %s: a pattern takes one %%d (or %%03d, ...) and %%%% for %%", out);
@@ -215,7 +208,7 @@ static int load_models(job *j) {
     double t0 = cli_now();
     latup_status st = LATUP_OK;
     if (j->stages & LUA) st = latup_lua_load(j->model_path, &j->lua);
-    if (!st && (j->stages & VAE)) st = latup_vae_load(j->vae_path, &j->vae);
+    if (!st && (j->stages & VAE)) st = latup_vae_load_parts(j->vae_path, LATUP_VAE_DECODER, &j->vae); /* not its encoder */
     if (st) return cli_fail(st);
     j->t_load = cli_now() - t0;
     if (j->lua && j->verbose) {
@@ -235,22 +228,16 @@ static int load_models(job *j) {
     return -1;
 }
 
-/* --diffusion-latent: z / scaling + shift. A VAE folder's config.json wins over a family named
- * with it: it holds the numbers the pipeline that made the latent divided by, and the family
- * names only the usual ones (a named family that disagrees gets a warning). */
+/* --diffusion-latent: z / scaling + shift, the numbers from cli_latent_space (a VAE folder's
+ * config.json wins over a family named with it). */
 static int to_vae_space(job *j) {
-    if (!j->family && !j->family_from_vae) return -1;
-    const latup_latent_family *cfg = j->vae ? latup_vae_latent_family(j->vae) : NULL, *f = cfg ? cfg : j->family;
-    if (!f)
-        return cli_usage(j->cmd, "--diffusion-latent vae: %s has no config.json giving scaling_factor (a diffusers "
-                                 "VAE folder has one): name the family (sd, sdxl, sd3, flux)", j->vae_path);
-    if (cfg && j->family && (j->family->scaling != cfg->scaling || j->family->shift != cfg->shift) && !j->quiet)
-        fprintf(stderr, "latup: warning: --diffusion-latent %s means z / %g + %g, but %s gives scaling_factor %g, "
-                "shift_factor %g: using %s's\n", j->family->name, j->family->scaling, j->family->shift, cfg->name,
-                cfg->scaling, cfg->shift, cfg->name);
+    const latup_latent_family *f;
+    int rc = cli_latent_space(&j->a, j->vae, j->vae_path, &f); /* cli.c: the family, or the folder's config.json */
+    if (rc >= 0 || !f) return rc;
     if (j->verbose)
         fprintf(stderr, "latup: latent to VAE space: z / %g + %g (%s%s)\n", f->scaling, f->shift,
-                cfg ? "scaling_factor and shift_factor of " : "--diffusion-latent ", f->name);
+                f == latup_vae_latent_family(j->vae) ? "scaling_factor and shift_factor of " : "--diffusion-latent ",
+                f->name);
     for (int i = 0; i < j->n; i++) {
         latup_tensor *x = &j->items[i].x;
         if (x->ndim == 3 || x->ndim == 4) latup_latent_to_vae(x, f);

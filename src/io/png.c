@@ -10,6 +10,7 @@
 #include "io/json.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -728,6 +729,21 @@ latup_status latup_png_write(const char *path, const latup_tensor *img, latup_pi
     TRY(latup_tensor_check(img, __func__, "img", 1));
     TRY(latup_check_enum((int)range, LATUP_PIXELS_UNIT, LATUP_PIXELS_SIGNED, __func__, "range"));
     return latup_png_write_mapped(path, img, latup_png_map_for(range), bits);
+}
+
+latup_status latup_image_to_rgb8(const latup_tensor *img, latup_pixel_range range, uint8_t *rgb) {
+    char sb[96];
+    TRY(latup_tensor_check(img, __func__, "img", 1));
+    TRY(latup_check_enum((int)range, LATUP_PIXELS_UNIT, LATUP_PIXELS_SIGNED, __func__, "range"));
+    LATUP_NEED(rgb);
+    const int64_t *s = img->ndim == 4 ? img->shape + 1 : img->shape;
+    if (!((img->ndim == 3 || (img->ndim == 4 && img->shape[0] == 1)) && s[0] == 3) || s[1] < 1 || s[2] < 1 ||
+        s[1] > INT_MAX || s[2] > INT_MAX) /* the tensor check keeps 3*H*W within size_t */
+        return latup_fail(LATUP_E_INPUT, "%s: img is %s, expected an image [3,H,W] or [1,3,H,W]", __func__,
+                          latup_shape_str(sb, sizeof sb, img->ndim, img->shape));
+    const size_t n_bad = quantize(rgb, img->data, (int)s[1], (int)s[2], latup_png_map_for(range), 8);
+    if (n_bad) return latup_fail(LATUP_E_INPUT, "%s: the image holds %zu NaN or Inf values", __func__, n_bad);
+    return LATUP_OK;
 }
 
 latup_status latup_png_write_text(const char *path, const latup_tensor *img, latup_pixel_range range, int bits,

@@ -1,4 +1,4 @@
-"""Python twins of examples/demo/image_metrics.h (PSNR, SSIM, bicubic x2) and the byte mappings of the
+"""Python twins of src/cli/image_metrics.h (PSNR, SSIM, bicubic x2) and the byte mappings of the
 PNG writer, so the held-out table (evaluate.py) and the C demo score pictures the same way; the
 golden test checks the C functions against these."""
 import math
