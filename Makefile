@@ -11,7 +11,7 @@ SHELL := /bin/bash
 #   make bench      build/bench_lua, bench_vae, bench_gemm: the timing benchmarks
 #   make bench-peers latup next to ONNX Runtime and PyTorch (tools/bench/bench_peers.sh, PyPI venv)
 #   make bench-paper the paper's speed claim at the released widths: LUA path vs pixel path (tools/bench/bench_paper.c)
-#   make demo       install missing packages, build, run the trained models on the demo latent
+#   make demo       install missing packages, build, run latup eval (the paper's comparison) on the demo photo
 #   make fuzz       libFuzzer targets in fuzz/ (clang), FUZZ_TIME seconds each
 #   make mutate     mutation testing (tools/mutate/mutate.py, tools/mutate/mutants.txt): about 200 planted bugs,
 #                   killed/survived per file and area; make mutate SAMPLE=1 (or mutate-sample): 40
