@@ -30,7 +30,7 @@ class TestAgainstCli(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.lua = latup.Lua(LUA, threads=2)
-        cls.vae = latup.Vae(VAE, threads=2)
+        cls.vae = latup.Vae(VAE, parts="decoder", threads=2)  # as the CLI's decode and run load it
 
     @classmethod
     def tearDownClass(cls):
@@ -77,7 +77,7 @@ class TestAgainstCli(unittest.TestCase):
                                         + m["decode_arena"]))
         # a budget under the plan's peak tiles the decode, one nothing fits is refused before any work
         exact = self.vae.plan((16, 48, 80))["memory"]["peak"]
-        p = latup.Vae(VAE, max_memory=exact - 1, threads=2).plan((16, 48, 80))
+        p = latup.Vae(VAE, parts="decoder", max_memory=exact - 1, threads=2).plan((16, 48, 80))
         self.assertTrue(p["decode"]["tiled"])
         self.assertLessEqual(p["memory"]["peak"], exact - 1)
         with self.assertRaises(latup.LatupError) as e:
