@@ -217,9 +217,13 @@ static void mutate(cursor *c) {
         case 1: /* a zero dimension */
             if (t->ndim) t->shape[arg % t->ndim] = 0;
             break;
-        case 2: /* off by one, or small */
-            if (t->ndim) t->shape[arg % t->ndim] += (arg & 16) ? 1 : -1;
-            if (t->ndim && t->shape[arg % t->ndim] < 0) t->shape[arg % t->ndim] = arg % 9;
+        case 2: /* off by one (saturating: a dimension an earlier mutation made INT64_MAX stays), or small */
+            if (t->ndim) {
+                int64_t *d = &t->shape[arg % t->ndim];
+                if (arg & 16) *d += *d < INT64_MAX;
+                else *d -= 1;
+                if (*d < 0) *d = arg % 9;
+            }
             break;
         case 3: /* huge, or not so huge */
             if (t->ndim) t->shape[arg % t->ndim] = big[(arg >> 2) % (sizeof big / sizeof big[0])];
