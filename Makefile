@@ -165,7 +165,7 @@ endif
 # symbols, the README's commands, and the Python package (when numpy is there to run it).
 # The numeric tests run again under every other OpenBLAS kernel set this CPU can run
 # (tests/support/kernel_sets.sh; docs/testing.md, "Kernel sets"): plain build only.
-KERNEL_SET_TESTS := $(addprefix $(BUILD)/tests/,test_determinism test_kernels test_lua_golden test_vae_golden \
+KERNEL_SET_TESTS := $(addprefix $(BUILD)/tests/,test_determinism test_kernels test_lua_golden test_vae_golden test_vae_encoder \
                       test_trained_golden test_sweep)
 $(BUILD)/tests/blas_kernels: tests/support/blas_kernels.c $(BUILD)/liblatup.a $(HEADERS)
 	@mkdir -p $(dir $@)
