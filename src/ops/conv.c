@@ -24,8 +24,10 @@
  * its peak), at most BAND_FLOATS of im2col (32 MiB), and at least 4 bands when H >= 4 so two or
  * four workers have work on small images. Constants of the problem, not of the machine. */
 #define BAND_PIXELS 2048
-/* F(4x4,3x3) has 4x fewer tiles per pixel than F(2x2,3x3): a taller band keeps its products wide. */
-#define BAND_PIXELS4 8192
+/* F(4x4,3x3) has 4x fewer tiles per pixel than F(2x2,3x3): a taller band keeps its products wide
+ * (fewer bands also pack each transformed filter fewer times; measured: 512 channels at 128x128
+ * 0.40 -> 0.31 s, 256 at 256x256 0.35 -> 0.34 s, 128 at 512x512 unchanged at 0.45 s, 1 thread). */
+#define BAND_PIXELS4 4096
 #define BAND_FLOATS ((size_t)8 << 20)
 #define MIN_BANDS 4
 /* 1x1 convs: column tiles of this many pixels. */
@@ -35,10 +37,11 @@ static int has_transform(const conv_input_op *op) { return op && (op->upsample2x
 
 /* Winograd's row buffers. F(2x2): 4 input rows and 4 row combinations with a halo of 2 (input),
  * or the 8 row combinations of the output, each W + 4 floats. F(4x4): the 6 row combinations
- * (input) with a halo of 1 + up to 8 (the last tile's columns), a row of W zeros, or the 24 row
- * combinations of the output, ceil(W/4) floats each. */
+ * (input) with a halo of 1 + up to 8 (the last tile's columns), a row of W zeros and one row's
+ * 4 column phases of ceil(W/4) + 1 floats, or the 24 row combinations and 4 output columns
+ * of the output, ceil(W/4) floats each. */
 #define WINO_WP4(W) ((W) + 12)
-#define WINO_ROWBUF(m, W) ((m) == 4 ? 7 * WINO_WP4(W) : 8 * ((W) + 4))
+#define WINO_ROWBUF(m, W) ((m) == 4 ? 8 * WINO_WP4(W) : 8 * ((W) + 4))
 
 /* The Winograd tile: 0 (direct), 2 for F(2x2,3x3) or 4 for F(4x4,3x3). Winograd pays off once
  * the products are wide enough: 3x3 convs with 16+ channels each way, unless exact math.
@@ -89,7 +92,9 @@ static conv_plan plan_rows(int Cin, int H, int W, int Cout, int k, const conv_in
 conv_plan latup_conv2d_plan(int Cin, int H, int W, int Cout, int k, const conv_input_op *op, const conv_ctx *ctx) {
     if (H < 1) H = 1;
     const int wino = wino_tile(Cin, Cout, k, ctx);
-    const size_t per_row = band_floats(wino, Cin, W, Cout, k, 1, op);
+    /* per output row; a Winograd band holds whole tile rows: a tile row's floats over its rows */
+    const size_t per_row = wino ? band_floats(wino, Cin, W, Cout, k, wino, op) / (size_t)wino
+                                : band_floats(wino, Cin, W, Cout, k, 1, op);
     long rows = W > 0 ? (wino == 4 ? BAND_PIXELS4 : BAND_PIXELS) / W : 1;
     if (per_row > 0 && (size_t)rows > BAND_FLOATS / per_row) rows = (long)(BAND_FLOATS / per_row);
     if (H >= MIN_BANDS && rows > (H + MIN_BANDS - 1) / MIN_BANDS) rows = (H + MIN_BANDS - 1) / MIN_BANDS;
@@ -169,19 +174,22 @@ static void transform_band(float *t, const float *inp, int Cin, int H, int W, in
                 continue;
             }
             const float *s = plane + (size_t)(op->upsample2x ? y / 2 : y) * Ws;
-            if (op->upsample2x)
+            if (op->upsample2x) { /* then the norm, if any, in place */
                 for (int x = 0; x < W; x++) d[x] = s[x / 2];
-            else
+                s = d;
+            } else if (!op->norm) {
                 memcpy(d, s, (size_t)W * sizeof(float));
-            /* the same arithmetic as groupnorm_silu_forward: (x - mean) * (rstd * w) + b */
+            }
+            /* the same arithmetic as groupnorm_silu_forward: (x - mean) * (rstd * w) + b, read
+             * straight from the input row (no copy first) */
             if (op->norm) {
                 if (op->silu && latup_exact_math())
-                    for (int x = 0; x < W; x++) d[x] = latup_silu_exact((d[x] - mu) * a + b);
+                    for (int x = 0; x < W; x++) d[x] = latup_silu_exact((s[x] - mu) * a + b);
                 else if (op->silu)
 #pragma omp simd
-                    for (int x = 0; x < W; x++) d[x] = latup_silu_fast((d[x] - mu) * a + b);
+                    for (int x = 0; x < W; x++) d[x] = latup_silu_fast((s[x] - mu) * a + b);
                 else
-                    for (int x = 0; x < W; x++) d[x] = (d[x] - mu) * a + b;
+                    for (int x = 0; x < W; x++) d[x] = (s[x] - mu) * a + b;
             }
         }
     }
@@ -410,6 +418,7 @@ static void wino4_band(float *out, const float *src, int halo, int sH, const flo
     }
     float *zero = rowbuf + 6 * WP;
     memset(zero, 0, (size_t)W * sizeof(float));
+    float *ph0 = rowbuf + 7 * WP, *ph1 = ph0 + tx_n + 1, *ph2 = ph1 + tx_n + 1, *ph3 = ph2 + tx_n + 1;
     for (int ci = 0; ci < Cin; ci++) {
         const float *plane = src + (size_t)ci * sH * W;
         for (int ty = 0; ty < ty_n; ty++) {
@@ -427,16 +436,21 @@ static void wino4_band(float *out, const float *src, int halo, int sH, const flo
                 for (int x = 0; x < W; x++)
                     W4_IN(r0[x], r1[x], r2[x], r3[x], r4[x], r5[x], b0[x], b1[x], b2[x], b3[x], b4[x], b5[x]);
             }
-            /* (B^T d) B along the columns, tile after tile */
+            /* (B^T d) B along the columns: tile tx reads columns 4tx .. 4tx+5 of a row, so the row
+             * is split into its 4 column phases first (ph[p][t] = row[4t + p]); then every tile's
+             * 6 columns are ph[0..3][tx], ph[0..1][tx + 1], and the combinations vectorise */
             float *v = V + (size_t)ci * T + (size_t)ty * tx_n;
             for (int k = 0; k < 6; k++) {
                 const float *bk = b[k];
+#pragma omp simd
+                for (int t = 0; t <= tx_n; t++)
+                    ph0[t] = bk[4 * t], ph1[t] = bk[4 * t + 1], ph2[t] = bk[4 * t + 2], ph3[t] = bk[4 * t + 3];
                 float *v0 = v + (size_t)(6 * k) * plane_v, *v1 = v0 + plane_v, *v2 = v1 + plane_v, *v3 = v2 + plane_v,
                       *v4 = v3 + plane_v, *v5 = v4 + plane_v;
-                for (int tx = 0; tx < tx_n; tx++) {
-                    const float *c = bk + 4 * tx;
-                    W4_IN(c[0], c[1], c[2], c[3], c[4], c[5], v0[tx], v1[tx], v2[tx], v3[tx], v4[tx], v5[tx]);
-                }
+#pragma omp simd
+                for (int tx = 0; tx < tx_n; tx++)
+                    W4_IN(ph0[tx], ph1[tx], ph2[tx], ph3[tx], ph0[tx + 1], ph1[tx + 1], v0[tx], v1[tx], v2[tx], v3[tx],
+                          v4[tx], v5[tx]);
             }
         }
     }
@@ -446,7 +460,7 @@ static void wino4_band(float *out, const float *src, int halo, int sH, const flo
                      M + (size_t)e * Cout * T, T);
     /* output tiles: Y = A^T m A plus the bias, a tile row at a time: A^T m along the rows into
      * a[i][j][tx] (i < 4, j < 6), then the columns, into the output rows and columns that exist */
-    float *a = rowbuf; /* [4][6][tx_n] */
+    float *a = rowbuf, *q0 = a + 24 * (size_t)tx_n, *q1 = q0 + tx_n, *q2 = q1 + tx_n, *q3 = q2 + tx_n; /* a [4][6][tx_n] */
     for (int co = 0; co < Cout; co++) {
         const float bo = bias ? bias[co] : 0.0f;
         float *o = out + (size_t)co * HW;
@@ -467,16 +481,32 @@ static void wino4_band(float *out, const float *src, int halo, int sH, const flo
                 const float *p0 = a + (size_t)(6 * i) * tx_n, *p1 = p0 + tx_n, *p2 = p1 + tx_n, *p3 = p2 + tx_n,
                             *p4 = p3 + tx_n, *p5 = p4 + tx_n;
                 float *row = o + (size_t)y * W;
+                /* the 4 output columns of every tile (plus the bias), then interleaved into the row */
+#pragma omp simd
                 for (int tx = 0; tx < tx_n; tx++) {
-                    float q[4];
-                    W4_OUT(p0[tx], p1[tx], p2[tx], p3[tx], p4[tx], p5[tx], q[0], q[1], q[2], q[3]);
-                    for (int jj = 0; jj < 4; jj++) q[jj] += bo;
-                    const int x0 = 4 * tx, nx = W - x0 < 4 ? W - x0 : 4;
-                    if (accumulate)
-                        for (int jj = 0; jj < nx; jj++) row[x0 + jj] += q[jj];
-                    else
-                        for (int jj = 0; jj < nx; jj++) row[x0 + jj] = q[jj];
+                    W4_OUT(p0[tx], p1[tx], p2[tx], p3[tx], p4[tx], p5[tx], q0[tx], q1[tx], q2[tx], q3[tx]);
+                    q0[tx] += bo, q1[tx] += bo, q2[tx] += bo, q3[tx] += bo;
                 }
+                const int full = W / 4; /* tiles whose four columns all exist */
+                if (accumulate) {
+#pragma omp simd
+                    for (int tx = 0; tx < full; tx++) {
+                        row[4 * tx] += q0[tx];
+                        row[4 * tx + 1] += q1[tx];
+                        row[4 * tx + 2] += q2[tx];
+                        row[4 * tx + 3] += q3[tx];
+                    }
+                } else {
+#pragma omp simd
+                    for (int tx = 0; tx < full; tx++) {
+                        row[4 * tx] = q0[tx];
+                        row[4 * tx + 1] = q1[tx];
+                        row[4 * tx + 2] = q2[tx];
+                        row[4 * tx + 3] = q3[tx];
+                    }
+                }
+                const float *qs[4] = {q0, q1, q2, q3};
+                for (int x = 4 * full; x < W; x++) row[x] = accumulate ? row[x] + qs[x - 4 * full][full] : qs[x - 4 * full][full];
             }
         }
     }
