@@ -348,33 +348,42 @@ static void wino_band(float *out, const float *src, int halo, int sH, const floa
 #define W4B3 3.375f
 #define W4S (97.0f / 36.0f)
 
-/* U[e, co, ci] = (G g G^T)[e], e = 6 i + j */
+/* U[e, co, ci] = (G g G^T)[e], e = 6 i + j; the filters of CI_BLOCK input channels at a time into
+ * a local block, then each of the 36 planes' runs copied out whole (36 scattered single-float
+ * streams were a quarter of a 512-channel conv at 64x64) */
+#define CI_BLOCK 64
 static void wino4_filters(float *U, const float *weight, int Cin, int Cout, int nthreads) {
     const size_t plane = (size_t)Cout * Cin;
+    const double r130 = 1.0 / 130, r65 = 1.0 / 65; /* products, not divisions */
 #pragma omp parallel for schedule(static) num_threads(nthreads)
     for (int co = 0; co < Cout; co++)
-        for (int ci = 0; ci < Cin; ci++) {
-            const float *g = weight + ((size_t)co * Cin + ci) * 9;
-            double t[6][3]; /* G g */
-            for (int j = 0; j < 3; j++) {
-                const double g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
-                t[0][j] = g0;
-                t[1][j] = -(81 * g0 + 54 * g1 + 36 * g2) / 130;
-                t[2][j] = -(81 * g0 - 54 * g1 + 36 * g2) / 130;
-                t[3][j] = (8 * g0 + 12 * g1 + 18 * g2) / 65;
-                t[4][j] = (8 * g0 - 12 * g1 + 18 * g2) / 65;
-                t[5][j] = g2;
+        for (int c0 = 0; c0 < Cin; c0 += CI_BLOCK) {
+            const int nc = Cin - c0 < CI_BLOCK ? Cin - c0 : CI_BLOCK;
+            float blk[36][CI_BLOCK];
+            for (int c = 0; c < nc; c++) {
+                const float *g = weight + ((size_t)co * Cin + c0 + c) * 9;
+                double t[6][3]; /* G g */
+                for (int j = 0; j < 3; j++) {
+                    const double g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+                    t[0][j] = g0;
+                    t[1][j] = -(81 * g0 + 54 * g1 + 36 * g2) * r130;
+                    t[2][j] = -(81 * g0 - 54 * g1 + 36 * g2) * r130;
+                    t[3][j] = (8 * g0 + 12 * g1 + 18 * g2) * r65;
+                    t[4][j] = (8 * g0 - 12 * g1 + 18 * g2) * r65;
+                    t[5][j] = g2;
+                }
+                for (int i = 0; i < 6; i++) { /* (G g) G^T */
+                    const double g0 = t[i][0], g1 = t[i][1], g2 = t[i][2];
+                    blk[6 * i + 0][c] = (float)g0;
+                    blk[6 * i + 1][c] = (float)(-(81 * g0 + 54 * g1 + 36 * g2) * r130);
+                    blk[6 * i + 2][c] = (float)(-(81 * g0 - 54 * g1 + 36 * g2) * r130);
+                    blk[6 * i + 3][c] = (float)((8 * g0 + 12 * g1 + 18 * g2) * r65);
+                    blk[6 * i + 4][c] = (float)((8 * g0 - 12 * g1 + 18 * g2) * r65);
+                    blk[6 * i + 5][c] = (float)g2;
+                }
             }
-            float *u = U + (size_t)co * Cin + ci;
-            for (int i = 0; i < 6; i++) { /* (G g) G^T */
-                const double g0 = t[i][0], g1 = t[i][1], g2 = t[i][2];
-                u[(size_t)(6 * i + 0) * plane] = (float)g0;
-                u[(size_t)(6 * i + 1) * plane] = (float)(-(81 * g0 + 54 * g1 + 36 * g2) / 130);
-                u[(size_t)(6 * i + 2) * plane] = (float)(-(81 * g0 - 54 * g1 + 36 * g2) / 130);
-                u[(size_t)(6 * i + 3) * plane] = (float)((8 * g0 + 12 * g1 + 18 * g2) / 65);
-                u[(size_t)(6 * i + 4) * plane] = (float)((8 * g0 - 12 * g1 + 18 * g2) / 65);
-                u[(size_t)(6 * i + 5) * plane] = (float)g2;
-            }
+            for (int e = 0; e < 36; e++)
+                memcpy(U + (size_t)e * plane + (size_t)co * Cin + c0, blk[e], (size_t)nc * sizeof(float));
         }
 }
 
