@@ -446,7 +446,7 @@ static void check_conv(tu_rng *rng, int cin, int H, int W, int cout, int k, int 
     emu_conv(got, x, w, b, cin, cout, k, H, W, op, acc, cap);
     conv_input_op cop = {.upsample2x = up, .norm = norm, .norm_mean = mu, .norm_scale = sc, .norm_bias = nb,
                          .silu = silu, .accumulate = acc};
-    const conv_ctx ctx = {1, 0, "host harness conv"};
+    const conv_ctx ctx = {.nthreads = 1, .name = "host harness conv"};
     const size_t ncol = latup_conv2d_scratch_floats(cin, H, W, cout, k, &cop, &ctx);
     float *col = tu_xmalloc(ncol * sizeof(float) + 64);
     assert_int_equal(latup_conv2d_forward(cpu, x, w, b, cin, H, W, cout, k, &cop, col, ncol, &ctx), LATUP_OK);
@@ -720,7 +720,7 @@ static void test_negative_controls(void **state) {
     const lcu_conv_in none = {0, NULL, NULL, NULL, 0};
     emu_conv(o, xin, w, NULL, 3, 4, 3, 5, 7, none, 0, 3 * 9 * 7 * 2);
     for (int i = 0; i < 4 * 35; i++) o[i] = i % 35 >= 28 ? 0.0f : o[i]; /* the last row never written */
-    const conv_ctx cc = {1, 5, "negative control"};
+    const conv_ctx cc = {.nthreads = 1, .band_rows_max = 5, .name = "negative control"};
     latup_conv2d_forward(oc, xin, w, NULL, 3, 5, 7, 4, 3, NULL, col, 3 * 9 * 7 * 5, &cc);
     caught = caught && !cmp_scaled("conv, last row missing", "Cin3 5x7 Cout4", o, oc, 4 * 35, 1e-6);
     tu_n_checks = checks, tu_n_failed = failed; /* expected failures do not count */

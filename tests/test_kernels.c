@@ -338,13 +338,15 @@ static void naive_window_attention(double *out, double *tol, const float *qkv, c
  * float) and runs naive_conv2d on it, with 4 EPS * S more for the transform's own rounding (a few
  * ulp per element, times |w|), plus EPS |out0| when accumulating.
  *
- * Winograd (3x3, 16+ channels each way, unless exact math) is held to the same bound: its
- * transforms add and subtract up to 4 x 4 terms around the products, but with F(2x2,3x3)'s small
- * coefficients the measured worst error is 0.11 of the bound (report lines marked "wino"),
- * against 0.34 for the direct path.
+ * Winograd (3x3, 16+ channels each way, unless exact math): F(2x2,3x3) is held to the same bound:
+ * its transforms add and subtract up to 4 x 4 terms around the products, but with its small
+ * coefficients the measured worst error is 0.11 of the bound (report lines marked "wino2"),
+ * against 0.34 for the direct path. F(4x4,3x3) combines 6 x 6 terms with coefficients up to
+ * 97/36 (input) and 27/8 (output) around the products and is held to the same bound too: its
+ * measured worst is 0.47 of it (lines marked "wino4"; docs/testing.md, "Approximations").
  *
- * Every case runs twice: exact math (the direct im2col path) and the default (Winograd where it
- * applies). Scratch: cap.rows == 0 hands the kernel exactly latup_conv2d_scratch_floats()
+ * Every case runs three times: exact math (the direct im2col path), then with each Winograd tile
+ * forced (conv_ctx.wino_tile: 2, then 4) where Winograd applies. Scratch: cap.rows == 0 hands the kernel exactly latup_conv2d_scratch_floats()
  * (guarded, so a band written one float too far fails); else the shared part plus cap.workers
  * bands of cap.rows rows, minus cap.minus floats, which makes it use fewer workers or shorter
  * bands. */
@@ -356,18 +358,19 @@ typedef struct {
     long minus;
 } conv_cap;
 
-static void check_conv_mode(tu_rng *rng, int exact, int Cin, int H, int W, int Cout, int k, int band_rows_max,
+/* tile: 0 exact math (direct), 2 or 4 that Winograd tile where Winograd applies */
+static void check_conv_mode(tu_rng *rng, int tile, int Cin, int H, int W, int Cout, int k, int band_rows_max,
                             conv_xf xf, bool with_bias, conv_cap cap, size_t misalign, int nthreads) {
     const char *kname = "conv2d_forward";
     char shp[240];
-    const conv_ctx ctx = {nthreads, band_rows_max, "test conv"};
+    const conv_ctx ctx = {.nthreads = nthreads, .band_rows_max = band_rows_max, .name = "test conv", .wino_tile = tile};
     conv_input_op op0 = {.upsample2x = xf.up, .norm = xf.norm, .silu = xf.silu, .accumulate = xf.accumulate};
-    latup_set_exact_math(exact);
+    latup_set_exact_math(tile == 0);
     const conv_plan pl = latup_conv2d_plan(Cin, H, W, Cout, k, &op0, &ctx);
     snprintf(shp, sizeof shp, "Cin%d %dx%d Cout%d k%d rows<=%d%s%s%s%s%s cap %d/%d-%ld%s t%d %s", Cin, H, W, Cout, k,
              band_rows_max, xf.up ? " up2x" : "", xf.norm ? " norm" : "", xf.silu ? " silu" : "",
              xf.accumulate ? " acc" : "", with_bias ? " bias" : "", cap.rows, cap.workers, cap.minus,
-             misalign ? " unaligned" : "", nthreads, pl.winograd ? "wino" : "direct");
+             misalign ? " unaligned" : "", nthreads, pl.winograd == 4 ? "wino4" : pl.winograd ? "wino2" : "direct");
     const int Hs = xf.up ? H / 2 : H, Ws = xf.up ? W / 2 : W;
     size_t nin = (size_t)Cin * Hs * Ws, nw = (size_t)Cout * Cin * k * k, nout = (size_t)Cout * H * W;
     tu_buf in = tu_alloc_misaligned(nin, misalign), wt = tu_alloc_misaligned(nw, misalign), b = tu_alloc(Cout),
@@ -385,15 +388,29 @@ static void check_conv_mode(tu_rng *rng, int exact, int Cin, int H, int W, int C
                         .norm_bias = nb.p, .silu = xf.silu, .accumulate = xf.accumulate};
     size_t ncap = latup_conv2d_scratch_floats(Cin, H, W, Cout, k, &op, &ctx);
     if (cap.rows > 0) {
-        const conv_ctx c1 = {1, cap.rows, "cap"};
+        const conv_ctx c1 = {.nthreads = 1, .band_rows_max = cap.rows, .name = "cap", .wino_tile = tile};
         const conv_plan pc = latup_conv2d_plan(Cin, H, W, Cout, k, &op, &c1);
         ncap = pc.shared + (size_t)cap.workers * pc.per_band - (size_t)cap.minus;
     }
     tu_buf col = tu_alloc(ncap);
-    float *in_copy = dup_floats(in.p, nin), *w_copy = dup_floats(wt.p, nw);
+    float *in_copy = dup_floats(in.p, nin), *w_copy = dup_floats(wt.p, nw), *out_before = dup_floats(out.p, nout);
+    /* a band of one row costs a whole tile row (4 rows for F(4x4)): a capacity made for the tile
+     * cases of other rows may hold none, and is then refused with nothing written */
+    const conv_ctx c1r = {.nthreads = 1, .band_rows_max = 1, .name = "one row", .wino_tile = tile};
+    const conv_plan one = latup_conv2d_plan(Cin, H, W, Cout, k, &op, &c1r);
+    const bool refuse = ncap < one.shared + one.per_band;
 
     latup_status st = latup_conv2d_forward(out.p, in.p, wt.p, with_bias ? b.p : NULL, Cin, H, W, Cout, k, &op,
                                            col.n ? col.p : NULL, col.n, &ctx);
+    if (refuse) {
+        tu_check_true(kname, tu_shape("%s: capacity %zu below one band (%zu): refused, nothing written", shp, ncap,
+                                      one.shared + one.per_band),
+                      st == LATUP_E_INTERNAL && memcmp(out.p, out_before, nout * sizeof(float)) == 0);
+        latup_set_exact_math(0);
+        free(in_copy), free(w_copy), free(out0), free(out_before);
+        tu_free(&in), tu_free(&wt), tu_free(&b), tu_free(&out), tu_free(&col), tu_free(&mu), tu_free(&sc), tu_free(&nb);
+        return;
+    }
     tu_check_true(kname, tu_shape("%s: status OK", shp), st == LATUP_OK);
 
     /* the twin: transform in double, round to float, convolve naively */
@@ -419,14 +436,16 @@ static void check_conv_mode(tu_rng *rng, int exact, int Cin, int H, int W, int C
     unchanged(kname, shp, "inp", in.p, in_copy, nin);
     unchanged(kname, shp, "weight", wt.p, w_copy, nw);
     latup_set_exact_math(0);
-    free(ref), free(tol), free(tin), free(in_copy), free(w_copy), free(out0);
+    free(ref), free(tol), free(tin), free(in_copy), free(w_copy), free(out0), free(out_before);
     tu_free(&in), tu_free(&wt), tu_free(&b), tu_free(&out), tu_free(&col), tu_free(&mu), tu_free(&sc), tu_free(&nb);
 }
 
 static void check_conv(tu_rng *rng, int Cin, int H, int W, int Cout, int k, int band_rows_max, conv_xf xf,
                        bool with_bias, conv_cap cap, size_t misalign, int nthreads) {
-    for (int exact = 1; exact >= 0; exact--)
-        check_conv_mode(rng, exact, Cin, H, W, Cout, k, band_rows_max, xf, with_bias, cap, misalign, nthreads);
+    static const int tiles[] = {0, 2, 4};
+    for (int t = 0; t < 3; t++)
+        if (t == 0 || (k == 3 && Cin >= 16 && Cout >= 16)) /* Winograd's only where it applies */
+            check_conv_mode(rng, tiles[t], Cin, H, W, Cout, k, band_rows_max, xf, with_bias, cap, misalign, nthreads);
 }
 
 /* OC_CONV's CPU rows [from, to) (op_cases.h) */
@@ -456,7 +475,7 @@ static void test_conv2d_transform(void **state) {
     assert_int_equal(tu_n_failed - failed_before, 0);
 }
 
-/* The plan: band height 1..H, at most band_rows_max, even for Winograd (whole 2x2 tiles) unless
+/* The plan: band height 1..H, at most band_rows_max, whole Winograd tiles (2 or 4 rows) unless
  * it is the whole height or capped, the same for every thread count; the scratch asked for is the
  * shared part plus one band per worker; a capacity short of one row is refused with nothing
  * written. */
@@ -473,13 +492,14 @@ static void test_conv2d_bands(void **state) {
             for (int t = 0; t < 2; t++) {
                 const conv_input_op *op = t ? &gn : NULL;
                 bool ok = true;
-                const conv_ctx c1 = {1, rmax, "c"};
+                const conv_ctx c1 = {.nthreads = 1, .band_rows_max = rmax, .name = "c"};
                 const conv_plan p1 = latup_conv2d_plan(Cin, H, W, Cout, k, op, &c1);
+                const int tile = !(k == 3 && Cin >= 16 && Cout >= 16 && !exact) ? 0 : Cin >= 128 ? 4 : 2;
                 if (p1.rows < 1 || p1.rows > H || (rmax > 0 && p1.rows > rmax)) ok = false;
-                if (p1.winograd != (k == 3 && Cin >= 16 && Cout >= 16 && !exact)) ok = false;
-                if (p1.winograd && p1.rows % 2 && p1.rows != H && p1.rows != rmax) ok = false;
+                if (p1.winograd != tile) ok = false;
+                if (p1.winograd && p1.rows % p1.winograd && p1.rows != H && p1.rows != rmax) ok = false;
                 for (int nt = 1; nt <= 8; nt++) {
-                    const conv_ctx cn = {nt, rmax, "c"};
+                    const conv_ctx cn = {.nthreads = nt, .band_rows_max = rmax, .name = "c"};
                     const conv_plan pn = latup_conv2d_plan(Cin, H, W, Cout, k, op, &cn);
                     const int workers = nt < pn.nbands ? nt : pn.nbands;
                     if (pn.rows != p1.rows || pn.per_band != p1.per_band) ok = false; /* threads never shape bands */
@@ -489,26 +509,27 @@ static void test_conv2d_bands(void **state) {
                 }
                 tu_check_true(kname, tu_shape("Cin%d %dx%d Cout%d k%d rows<=%d%s %s: band %d (%s) for 1..8 threads", Cin,
                                            H, W, Cout, k, rmax, t ? " norm" : "", exact ? "exact" : "fast", p1.rows,
-                                           p1.winograd ? "wino" : "direct"),
+                                           p1.winograd == 4 ? "wino4" : p1.winograd ? "wino2" : "direct"),
                               ok);
             }
         }
     }
     latup_set_exact_math(0);
     /* not even one row fits: an error naming the conv, and the output untouched (both methods) */
-    for (int exact = 0; exact < 2; exact++) {
-        latup_set_exact_math(exact);
+    for (int mode = 0; mode < 3; mode++) { /* exact, F(2x2), F(4x4) */
+        latup_set_exact_math(mode == 0);
         enum { CI = 16, CO = 16 };
         static float out[CO * 9], in[CI * 9], w[CO * CI * 9], col[1 << 16];
         for (int i = 0; i < CO * 9; i++) out[i] = -7.0f;
-        const conv_ctx ctx = {2, 0, "layers.3.conv"}, c1 = {1, 1, "one row"};
+        const conv_ctx ctx = {.nthreads = 2, .name = "layers.3.conv", .wino_tile = 2 * mode},
+                       c1 = {.nthreads = 1, .band_rows_max = 1, .name = "one row", .wino_tile = 2 * mode};
         const conv_plan one = latup_conv2d_plan(CI, 3, 3, CO, 3, NULL, &c1);
         latup_status st =
             latup_conv2d_forward(out, in, w, NULL, CI, 3, 3, CO, 3, NULL, col, one.shared + one.per_band - 1, &ctx);
         bool untouched = true;
         for (int i = 0; i < CO * 9; i++) untouched = untouched && out[i] == -7.0f;
         tu_check_true(kname, tu_shape("%s: capacity below one row: LATUP_E_INTERNAL naming the conv (\"%s\")",
-                                   one.winograd ? "wino" : "direct", latup_last_error()),
+                                   one.winograd == 4 ? "wino4" : one.winograd ? "wino2" : "direct", latup_last_error()),
                       st == LATUP_E_INTERNAL && strstr(latup_last_error(), "layers.3.conv") && untouched);
     }
     latup_set_exact_math(0);

@@ -88,7 +88,7 @@ int lx_fits(lx_exec *e, size_t need, size_t cap, const char *what) {
 
 void lx_conv(lx_exec *e, float *out, const float *inp, const latup_conv *c, int H, int W, const conv_input_op *op,
              const char *name) {
-    const conv_ctx ctx = {e->nthreads, e->band_rows_max, name};
+    const conv_ctx ctx = {.nthreads = e->nthreads, .band_rows_max = e->band_rows_max, .name = name};
     const size_t mark = latup_arena_mark(&e->arena);
     const size_t n = latup_conv2d_scratch_floats(c->cin, H, W, c->cout, c->k, op, &ctx);
     float *col = latup_arena_take(&e->arena, n, "conv bands (per call)");

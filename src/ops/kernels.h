@@ -25,8 +25,8 @@
  * out[Cout,H,W] = conv(op(inp), weight[Cout,Cin,k,k]) + bias[Cout] (bias may be NULL), stride 1,
  * zero padding k/2, k odd. For k > 1 the output is computed in bands of rows, spread over the
  * workers, each in its share of the scratch: unfolded (im2col) and multiplied by one sgemm, or
- * by Winograd F(2x2,3x3) (16 sgemms on transformed tiles). A 1x1 conv is a plain product over
- * column tiles and needs no scratch.
+ * by Winograd F(2x2,3x3) or F(4x4,3x3) (16 or 36 sgemms on transformed tiles). A 1x1 conv is a
+ * plain product over column tiles and needs no scratch.
  *
  * op (may be NULL) says what happens to the input while it is unfolded, band by band, so the
  * transformed map never exists whole: nearest x2 upsampling, then a per-channel affine
@@ -49,14 +49,17 @@ typedef struct {
     int nthreads;             /* workers, >= 1 */
     int band_rows_max;        /* 0: the default band height */
     const char *name;         /* e.g. "layers.0.conv" */
+    int wino_tile;            /* 0: the plan's tile rule; 2 or 4: that Winograd tile wherever Winograd
+                                 applies (tests and the error tool) */
 } conv_ctx;
 
 /* How a conv runs: the method, the band height (1..H) and the scratch, set by the problem
- * (channels, size, k, op, band_rows_max) and never by the thread count, so the bits do not depend
- * on it. Winograd F(2x2,3x3) for 3x3 convs with 16+ channels in and out unless
- * latup_set_exact_math(1); else direct (im2col). */
+ * (channels, size, k, op, band_rows_max, wino_tile) and never by the thread count, so the bits do
+ * not depend on it. Winograd for 3x3 convs with 16+ channels in and out unless
+ * latup_set_exact_math(1): F(4x4,3x3) with 128+ input channels, else F(2x2,3x3); else direct
+ * (im2col). */
 typedef struct {
-    int winograd;
+    int winograd;         /* 0: direct; else the Winograd output tile m of F(mxm,3x3): 2 or 4 */
     int rows;             /* band height, output rows */
     int nbands;
     size_t shared;        /* scratch floats shared by the workers (the transformed filter) */

@@ -191,16 +191,18 @@ PAUSE = 0.2  # seconds between two timed runs: the last tool's spinning threads 
 def interleaved(work, ksets, latup_cmd, ort_run, torch_run, runs):
     """runs rounds of: latup under each kernel set, ONNX Runtime, PyTorch, one run each (all warm)."""
     servers = {k: LatupServer(latup_cmd, k) for k in ksets}
-    ort_run()
-    torch_run()  # warm-ups (latup's servers warmed up themselves)
+    peers = [("ort", ort_run)] + ([("torch", torch_run)] if torch_run else [])  # --no-torch: ORT only
+    for _, fn in peers:
+        fn()  # warm-ups (latup's servers warmed up themselves)
     t = {k: [] for k in ksets}
-    t["ort"], t["torch"] = [], []
+    for name, _ in peers:
+        t[name] = []
     try:
         for _ in range(runs):
             for k in ksets:
                 time.sleep(PAUSE)
                 t[k].append(servers[k].run())
-            for name, fn in (("ort", ort_run), ("torch", torch_run)):
+            for name, fn in peers:
                 time.sleep(PAUSE)
                 t0 = time.perf_counter()
                 fn()
@@ -211,7 +213,7 @@ def interleaved(work, ksets, latup_cmd, ort_run, torch_run, runs):
             s.close()
     med = {k: statistics.median(v) for k, v in t.items()}
     print(f"  {work}: " + ", ".join(f"latup[{k}] {med[k]:.2f} s" for k in ksets) +
-          f", ORT {med['ort']:.2f} s, PyTorch {med['torch']:.2f} s")
+          f", ORT {med['ort']:.2f} s" + (f", PyTorch {med['torch']:.2f} s" if "torch" in med else ""))
     for k, v in t.items():
         print(f"    runs {k}: " + " ".join(f"{x:.2f}" for x in v))
     return dict(work=work, flop=flop, samples=t, median=med)
@@ -231,6 +233,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5, help="rounds (the medians are of this many runs each)")
     ap.add_argument("--quick", action="store_true", help="64x64 only")
+    ap.add_argument("--works", default="lua,vae", help="comma-separated: lua, vae (default both)")
+    ap.add_argument("--no-torch", action="store_true", help="time latup and ONNX Runtime only (PyTorch is the "
+                    "slowest; a sitting without it is shorter)")
     ap.add_argument("--kernels", default="",
                     help="comma-separated OpenBLAS kernel sets for latup ('default': as the environment gives); "
                          "default: the default kernels and, where narrower, the widest this CPU runs")
@@ -261,8 +266,9 @@ def main():
     results = []
     sizes = [64] if args.quick else [64, 128]
 
-    lm, lpath = lua_model(args.workdir)
-    for size in sizes:
+    works = {w.strip() for w in args.works.split(",") if w.strip()}
+    lm, lpath = lua_model(args.workdir) if "lua" in works else (None, None)
+    for size in sizes if "lua" in works else []:
         for scale in (2, 4):
             x = torch.from_numpy(weightgen.gen_input(f"peers {size}", (1, 16, size, size), 1))
             mod = LuaX(lm, scale).eval()
@@ -275,13 +281,13 @@ def main():
                 r = interleaved(f"LUA released config x{scale}, {size}x{size} latent", ksets,
                                 ["build/bench_lua", "--model", lpath, "--size", str(size), "--scale", str(scale),
                                  "--threads", str(args.threads)],
-                                lambda: sess.run(None, feed), lambda: mod(x), args.runs)
+                                lambda: sess.run(None, feed), None if args.no_torch else lambda: mod(x), args.runs)
             r["ort_vs_torch"] = diff
             results.append(r)
             del sess
     del lm
-    vm, vpath = vae_model(args.workdir)
-    for size in sizes:
+    vm, vpath = vae_model(args.workdir) if "vae" in works else (None, None)
+    for size in sizes if "vae" in works else []:
         z = torch.from_numpy(weightgen.gen_input(f"peers vae {size}", (1, 16, size, size), 2))
         mod = VaeDecode(vm).eval()
         sess = ort_session(export_onnx(mod, z, os.path.join(args.workdir, f"vae_{size}.onnx")), args.threads)
@@ -290,7 +296,8 @@ def main():
             results.append(interleaved(f"VAE decode, FLUX widths, {size}x{size} latent", ksets,
                                        ["build/bench_vae", "--vae", vpath, "--size", str(size), "--threads",
                                         str(args.threads)],
-                                       lambda: sess.run(None, feed), lambda: mod(z), args.runs))
+                                       lambda: sess.run(None, feed), None if args.no_torch else lambda: mod(z),
+                                       args.runs))
         del sess
 
     # the ceilings again at the end: the better of the two is the machine's (a busy moment at
@@ -308,8 +315,10 @@ def main():
         print("|---|---|---|---|---|---|---|---|---|---|")
         for r in results:
             g, m = r["flop"] * 1e-9, r["median"]
-            print(f"| {r['work']} | {g:.1f} | {m[k]:.2f} s | {m['ort']:.2f} s | {m['torch']:.2f} s | "
-                  f"{m[k] / m['ort']:.2f} | {m[k] / m['torch']:.2f} | {g / m[k]:.1f} | "
+            pt = f"{m['torch']:.2f} s" if "torch" in m else "not run"
+            ptr = f"{m[k] / m['torch']:.2f}" if "torch" in m else "-"
+            print(f"| {r['work']} | {g:.1f} | {m[k]:.2f} s | {m['ort']:.2f} s | {pt} | "
+                  f"{m[k] / m['ort']:.2f} | {ptr} | {g / m[k]:.1f} | "
                   f"{100 * g / m[k] / ceil[k]:.0f}% | {g / ceil[k]:.2f} s |")
     print(f"\nCPU: {model} ({isa}); {args.threads} threads; medians of {args.runs} interleaved runs")
     if args.json:

@@ -5,6 +5,7 @@
 # tools/bench/bench_peers.py: latup, ONNX Runtime and PyTorch on the same random-weight models, the sgemm
 # ceiling, the CPU model and ISA, the ratios. A benchmark, not a test: CI does not run it.
 #   tools/bench/bench_peers.sh [--threads 2] [--runs 5] [--quick] [--kernels default,Haswell]   (make bench-peers)
+#                              [--works lua,vae] [--no-torch]   (a shorter sitting: some works, no PyTorch)
 # PEERS_VENV (default build/peers-venv) holds the environment; it is reused when present.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
