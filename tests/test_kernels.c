@@ -575,7 +575,7 @@ static void test_conv2d_strided(void **state) {
         for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
             float *first = NULL;
             for (int nt = 1; nt <= 2; nt++) {
-                const conv_ctx ctx = {nt, rows[r], "test strided conv"};
+                const conv_ctx ctx = {.nthreads = nt, .band_rows_max = rows[r], .name = "test strided conv"};
                 const conv_plan pl = latup_conv2d_strided_plan(Cin, H, W, Cout, &g, &ctx);
                 char shp[160];
                 snprintf(shp, sizeof shp, "Cin%d %dx%d Cout%d k%d s%d pad t%d l%d b%d r%d -> %dx%d rows<=%d band %d t%d", Cin,
@@ -601,7 +601,7 @@ static void test_conv2d_strided(void **state) {
         static float out[4 * 20], in[4 * 81], w[4 * 4 * 9], col[1 << 12];
         for (int i = 0; i < 4 * 20; i++) out[i] = -7.0f;
         const conv_geom g = {3, 2, 0, 0, 1, 1};
-        const conv_ctx ctx = {2, 0, "encoder.down.0.downsample"}, c1 = {1, 1, "one row"};
+        const conv_ctx ctx = {.nthreads = 2, .name = "encoder.down.0.downsample"}, c1 = {.nthreads = 1, .band_rows_max = 1, .name = "one row"};
         const conv_plan one = latup_conv2d_strided_plan(4, 9, 9, 4, &g, &c1);
         latup_status st = latup_conv2d_strided_forward(out, in, w, NULL, 4, 9, 9, 4, &g, col, one.per_band - 1, &ctx);
         bool untouched = true;

@@ -98,7 +98,7 @@ void lx_conv(lx_exec *e, float *out, const float *inp, const latup_conv *c, int 
 
 void lx_conv_strided(lx_exec *e, float *out, const float *inp, const latup_conv *c, int H, int W, const conv_geom *g,
                      const char *name) {
-    const conv_ctx ctx = {e->nthreads, e->band_rows_max, name};
+    const conv_ctx ctx = {.nthreads = e->nthreads, .band_rows_max = e->band_rows_max, .name = name};
     const size_t mark = latup_arena_mark(&e->arena);
     const size_t n = latup_conv2d_strided_scratch_floats(c->cin, H, W, c->cout, g, &ctx);
     float *col = latup_arena_take(&e->arena, n, "conv bands (per call)");
