@@ -105,6 +105,18 @@ static void report(golden_cmp *c, const char *casename, const golden_tol *(*tol_
     g_bad += golden_cmp_report(c, casename, tol_for, &g_lines);
 }
 
+/* GPU against CPU: each path is held within a golden tolerance of PyTorch, so the two may differ by
+ * twice it (the CPU's Winograd F(4x4,3x3) convs, issue 23, and the GPU's own products round
+ * differently; docs/testing.md, "CUDA"). The golden comparisons keep the tolerance itself. */
+static golden_tol g_pair;
+static const golden_tol *pair_tol(const golden_tol *t) {
+    g_pair = *t;
+    g_pair.tol *= 2;
+    return &g_pair;
+}
+static const golden_tol *lua_pair_tol_for(const char *name) { return pair_tol(golden_tol_for(name)); }
+static const golden_tol *vae_pair_tol_for(const char *name) { return pair_tol(vae_tol_for(name)); }
+
 /* ---- LUA ----------------------------------------------------------------------------------------- */
 /* Every head (the golden file's, or all), GPU vs CPU per head, GPU vs golden over all heads. */
 static void lua_case(const char *casename, const char *model, const char *golden, const latup_tensor *xin) {
@@ -142,7 +154,7 @@ static void lua_case(const char *casename, const char *model, const char *golden
         assert_int_equal(st, LATUP_OK);
         assert_int_equal(latup_tensor_numel(&yg), latup_tensor_numel(&yc));
         snprintf(label, sizeof label, "%s x%d gpu~cpu", casename, cfg->scales[s]);
-        report(&cc, label, golden_tol_for);
+        report(&cc, label, lua_pair_tol_for);
         golden_cmp_free(&cc);
         recorder_free(&rec);
         latup_tensor_free(&yc), latup_tensor_free(&yg);
@@ -251,11 +263,11 @@ static void vae_case(const char *casename, const char *vae_path, const char *gol
         golden_stats s = {0};
         golden_stats_add(&s, ig.data, ic.data, (size_t)latup_tensor_numel(&ic));
         snprintf(label, sizeof label, "%s gpu~cpu", casename);
-        g_bad += !golden_report(label, "out (tiled)", &s, vae_tol_for("out")->tol);
+        g_bad += !golden_report(label, "out (tiled)", &s, vae_pair_tol_for("out")->tol);
         g_lines++;
     } else {
         snprintf(label, sizeof label, "%s gpu~cpu", casename);
-        report(&cc, label, vae_tol_for);
+        report(&cc, label, vae_pair_tol_for);
     }
     if (golden) {
         snprintf(label, sizeof label, "%s gpu~golden", casename);
@@ -354,7 +366,7 @@ static void compare_tiled_decode(latup_call *cc, latup_call *cg, const latup_ten
     assert_int_equal(latup_tensor_numel(&ig), latup_tensor_numel(&ic));
     golden_stats s = {0};
     golden_stats_add(&s, ig.data, ic.data, (size_t)latup_tensor_numel(&ic));
-    g_bad += !golden_report(label, "out (tiled)", &s, vae_tol_for("out")->tol);
+    g_bad += !golden_report(label, "out (tiled)", &s, vae_pair_tol_for("out")->tol);
     g_lines++;
     latup_tensor_free(&ic), latup_tensor_free(&ig);
 }
