@@ -5,7 +5,7 @@
  * the worst error over the direct bound (sqrt(K) + 4) u S + u |ref| (the bound test_kernels
  * asserts; u = 2^-24, S = sum |w x| + |b| per output), so the tile
  * rule in src/ops/conv.c (wino_tile) and the bounds in docs/testing.md come from its figures.
- *   build/bench_conv_error [--size 24] [--trained ref_data/trained/vae_decoder.ldm.safetensors.gz]
+ *   build/bench_conv_error [--size 24] [--trained ref_data/trained/vae.ldm.safetensors.gz]
  * The input goes through the decoder's transforms as the convs see it: GroupNorm + SiLU (a random
  * per-channel affine, then SiLU) or nearest x2. */
 #include "io/checkpoint.h"
@@ -119,7 +119,7 @@ static void header(const char *what) {
 
 int main(int argc, char **argv) {
     int size = 24;
-    const char *trained = "ref_data/trained/vae_decoder.ldm.safetensors.gz";
+    const char *trained = "ref_data/trained/vae.ldm.safetensors.gz";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--size") && i + 1 < argc)
             size = atoi(argv[++i]);
