@@ -249,8 +249,8 @@ def main():
     cores = {k: core_name(k) for k in ksets}
     import onnxruntime
     print(f"machine: {model} ({isa}), {os.cpu_count()} cores; {args.threads} threads for everyone; medians of "
-          f"{args.runs} interleaved runs (latup under each kernel set, ONNX Runtime, PyTorch; each warm in its "
-          f"own process)")
+          f"{args.runs} interleaved runs (latup under each kernel set, ONNX Runtime"
+          f"{'' if args.no_torch else ', PyTorch'}; each warm in its own process)")
     print(f"versions: torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, python "
           f"{platform.python_version()}")
     print("OpenBLAS kernels for latup: " + ", ".join(f"{k} -> {cores[k]}" for k in ksets) +
