@@ -31,6 +31,10 @@ VERSION := $(VMAJOR).$(call VERSION_PART,MINOR).$(call VERSION_PART,PATCH)
 
 CFLAGS  ?= -O2 -march=native
 CFLAGS  += -std=c11 -Wall -Wextra -fopenmp -Iinclude $(BLAS_CFLAGS)
+# A function used without its declaration is an error, not a warning: a cblas.h without
+# OpenBLAS's extensions (the reference BLAS's, from libblas-dev) made openblas_get_corename()
+# an int, and the pointer it returns was truncated (latup --version --verbose crashed).
+CFLAGS  += -Werror=implicit-function-declaration -Werror=int-conversion
 LDLIBS  += $(BLAS_LIBS) -lz -lm -fopenmp
 # The library's objects serve both liblatup.a and liblatup.so: position-independent, and hidden
 # unless latup.h marks them LATUP_API. The CLI sees include/ only: it uses the public API.

@@ -5,6 +5,7 @@
  *   build/bench_lua [--size 64] [--scale 2] [--threads N] [--runs 3] [--depth 6] [--layers 6]
  *                   [--exact] [--model FILE]  (FILE: time that checkpoint instead)
  *                   [--serve]  (one timed run per line on stdin: tools/bench/bench_serve.h)
+ *   build/bench_lua --write-weights FILE   (the generated model, for latup upscale/run -m FILE)
  *
  * The random model (the tests' seeded generator, tests/support/gen_models.h) is written once to a temporary safetensors file and loaded through the normal
  * loader, so the timing covers exactly the code path the CLI runs. */
@@ -73,6 +74,7 @@ int main(int argc, char **argv) {
     cfg c = {16, 360, 6, 6, 12, 16, 256, 2};
     int size = 64, threads = 0, runs = 3;
     const char *model_path = NULL; /* a checkpoint to time instead of the generated model */
+    const char *write_w = NULL;    /* keep the generated model in this file, time nothing */
     int serve = 0;
     for (int i = 1; i < argc; i += 2) {
         if (!strcmp(argv[i], "--exact")) { /* the plain reference arithmetic (libm exp/erf) */
@@ -93,6 +95,10 @@ int main(int argc, char **argv) {
             model_path = argv[i + 1];
             continue;
         }
+        if (!strcmp(argv[i], "--write-weights")) {
+            write_w = argv[i + 1];
+            continue;
+        }
         int v = atoi(argv[i + 1]);
         if (!strcmp(argv[i], "--size")) size = v;
         else if (!strcmp(argv[i], "--scale")) c.scale = v;
@@ -101,7 +107,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--depth")) c.depth = v;
         else if (!strcmp(argv[i], "--layers")) c.layers = v;
         else {
-            fprintf(stderr, "usage: bench_lua [--size N] [--scale 2|4] [--threads N] [--runs N] [--depth D] [--layers L] [--exact] [--model FILE] [--serve]\n");
+            fprintf(stderr, "usage: bench_lua [--size N] [--scale 2|4] [--threads N] [--runs N] [--depth D] [--layers L] [--exact] [--model FILE] [--serve] [--write-weights FILE]\n");
             return 1;
         }
     }
@@ -119,6 +125,23 @@ int main(int argc, char **argv) {
         if (gen_lua_file(&g, path, sizeof path) != 0) {
             fprintf(stderr, "bench: the generated model was not written: %s\n", latup_last_error());
             return 1;
+        }
+        if (write_w) { /* the temporary file moves (or is copied, across file systems) to FILE */
+            int ok = rename(path, write_w) == 0;
+            if (!ok) {
+                FILE *in = fopen(path, "rb"), *out = fopen(write_w, "wb");
+                char buf[1 << 16];
+                size_t n;
+                ok = in && out;
+                while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, n, out) == n;
+                ok = ok && !ferror(in);
+                if (in) fclose(in);
+                if (out && fclose(out) != 0) ok = 0;
+                unlink(path);
+            }
+            if (!ok) return fprintf(stderr, "bench_lua: the generated model was not written to %s\n", write_w), 1;
+            printf("wrote %s\n", write_w);
+            return 0;
         }
         st = latup_lua_load(path, &m);
         unlink(path);
