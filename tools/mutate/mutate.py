@@ -28,22 +28,49 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LIST = os.path.join(ROOT, "tools", "mutate", "mutants.txt")
 WORK = os.environ.get("LATUP_MUTATE_WORK", "/tmp/latup-mutate")
 
-# ---- areas: the files (and, for vae.c, the functions) each area owns ----------------------------
+# ---- areas: the files (and, for the split files, the functions) each area owns -------------------
 
-TILING_FUNCS = {"up_factor", "ramp", "tile_count", "tile_origin", "decode_tiled", "decode", "count_pass",
-                "decode_peak", "plan_decode", "latup_vae_plan_decode", "latup_vae_decode"}
+# The tiled pass, the tile plan and the call's tile options: in the tiling area. A file in TILING_SPLIT
+# is listed under two areas; its functions in TILING_FUNCS (and its #defines in TILING_DEFINES) are
+# tiling, the rest belong to its other area.
+TILING_FUNCS = {
+    # src/model/vae.c: one pass (exact or tiled), the counting passes, the plan and its search, the run
+    "pass", "count_pass", "check_size", "check_image_size", "fill_plan", "count_arena", "others_of", "plan_job",
+    "exec_prepare", "latup_vae_exec_prepare", "latup_vae_enc_prepare", "latup_vae_exec_run",
+    "latup_vae_plan_memory",
+    # src/model/vae_blocks.c: the tiled pass and its tile ops
+    "vae_tiled", "vae_copy_tile", "vae_blend_tile", "vae_divide_weights",
+    # src/api/call.c: the tile and overlap options, the decode stage of a call
+    "latup_call_opts_check", "decode", "decode_steps", "call_opts", "latup_vae_plan_decode", "latup_vae_decode",
+}
 TILING_DEFINES = {"MIN_TILE"}
+TILING_SPLIT = {"src/model/vae.c": "numerics", "src/model/vae_blocks.c": "numerics", "src/api/call.c": "cli"}
 AREA_FILES = {
     "numerics": ["src/ops/arena.c", "src/ops/conv.c", "src/ops/kernels.c", "src/ops/runtime.c", "src/model/exec.c",
-                 "src/model/lua.c", "src/model/vae.c", "src/model/layers.c", "src/model/latent.c"],
+                 "src/model/lua.c", "src/model/vae.c", "src/model/vae_blocks.c", "src/model/vae_enc.c",
+                 "src/model/layers.c", "src/model/latent.c"],
     "readers": ["src/io/fileio.c", "src/io/json.c", "src/io/npy.c", "src/io/pickle.c", "src/io/png.c",
                 "src/io/pth.c", "src/io/safetensors.c", "src/io/weights.c", "src/io/checkpoint.c",
-                "src/io/zip.c"],
-    "cli": ["src/cli/cli.c", "src/cli/compare.c", "src/cli/info.c", "src/cli/jsonw.c", "src/cli/main.c",
-            "src/cli/options.c", "src/cli/pipeline.c", "src/api/files.c", "src/api/host.c", "src/api/call.c"],
-    "tiling": ["src/model/vae.c"],
+                "src/io/zip.c", "src/model/lua_load.c", "src/model/vae_load.c"],
+    "cli": ["src/cli/cli.c", "src/cli/compare.c", "src/cli/encode.c", "src/cli/eval.c", "src/cli/info.c",
+            "src/cli/jsonw.c", "src/cli/main.c", "src/cli/options.c", "src/cli/pipeline.c", "src/cli/progress.c",
+            "src/api/files.c", "src/api/host.c", "src/api/call.c", "src/api/system.c", "src/common.c",
+            "src/model/gpu_none.c"],
+    "tiling": ["src/model/vae.c", "src/model/vae_blocks.c", "src/model/tiling.h", "src/api/call.c"],
 }
 AREAS = ["numerics", "readers", "cli", "tiling"]
+# Not mutated: the CUDA path (src/cuda/, no GPU in the test run); headers other than tiling.h (a change
+# rebuilds the whole library).
+
+# Mutants that run in the SANITIZE=1 build (ASan + UBSan, the arena's guard floats), with ASan's
+# allocator filling every fresh heap block with 0xff bytes (NaN as floats), so a read of memory
+# nobody wrote shows: the readers and the tiling areas, the arena, and every `init` mutant (a
+# dropped initialisation is only seen when fresh memory is not zero). numerics and cli otherwise
+# run in the plain build (faster). A list entry with status `asan: why` runs there too.
+SAN_AREAS = {"readers", "tiling"}
+SAN_FILES = {"src/ops/arena.c"}
+SAN_OPS = {"init"}
+POISON_ASAN = "malloc_fill_byte=255:max_malloc_fill_size=2147483647"
 
 # Functions whose bugs no test can see by design (messages, timing, progress, dumps), left out.
 SKIP_FUNCS = re.compile(r"(print|usage|dump|progress|timing|version|^sz$|^field$|json_string|help|^report$|"
@@ -65,6 +92,22 @@ RELEASE = re.compile(r"^free$|_free$|_close$")
 DROP_CALLS = {"fsync", "rename", "unlink", "close", "fclose", "memset", "memcpy", "latup_check_finite",
               "latup_check_finite_output", "latup_arena_check", "fflush", "remove", "latup_atomic_commit",
               "latup_atomic_abort", "cli_check_finite", "qsort"}
+
+# The operator classes of issue 24 (see docs/testing.md):
+# batch: an index that offsets by a per-element stride (`in + b * insz`, `(size_t)b * xsz`) made 0 or
+# index + 1: every item reads or writes the first item's (or the next one's) slice.
+BATCH_IDX = {"b", "bi", "ib", "bb", "n", "k", "img", "im", "item", "idx", "t", "ti"}
+# loop: a loop over a count of outputs, inputs, files, images, items, paths or a batch that skips its
+# last element (`i < n - 1`) or its first (`i = 1`).
+LOOP_BOUND = re.compile(r"^(B|argc|n_\w+|\w*(count|outputs?|inputs?|files|images|imgs|batch|items|paths|list|"
+                        r"nout|ninputs|noutputs)\w*)$")
+# init: the initialisation of a reused buffer or accumulator dropped: a memset, calloc made malloc, an
+# `= 0` store before a loop.
+INIT_CALLS = {"memset"}
+CALLOC = {"calloc": 2, "latup_calloc": 3}   # the number of arguments
+ACC_INIT = re.compile(r"^\s*(?P<type>(?:float|double|int|unsigned|long|size_t|int64_t|uint64_t|int32_t|uint32_t)\s+)?"
+                      r"(?P<lhs>[A-Za-z_]\w*(?:(?:->|\.)\w+)*(?:\[[^\]]*\])?)(?P<eq>\s*=\s*)"
+                      r"(?P<zero>0|0\.0*f?|0\.f|0[uUlL]+)\s*;(?=\s*(?://.*|/\*.*\*/\s*)?$)")
 
 # ---- the tests each area runs: tiers, fastest first; a later tier runs only if the mutant survives
 # the earlier ones. (binary, tests or None for all). Timed on the 2-core machine: tier 1 takes
@@ -97,8 +140,37 @@ PLANS = {
         [("test_vae_golden", "test_vae_tiled_golden,test_vae_budget,test_vae_small_all_namings")],
     ],
 }
+# Files whose code the area's plan reaches only in part: their own tests, a tier run before the
+# area's (the encoder has its own test binary; the loaders' bindings show in the golden outputs; the
+# system report and the progress line have theirs).
+FILE_TESTS = {
+    "src/model/vae_enc.c": [("test_vae_encoder", "test_enc_small_all_namings,test_enc_negative_control,"
+                                                 "test_enc_sample,test_enc_tiled,test_enc_patch,test_enc_errors")],
+    "src/model/vae_load.c": [("test_vae_folder", None),
+                             ("test_vae_encoder", "test_enc_small_all_namings,test_enc_errors")],
+    "src/model/lua_load.c": [("test_lua_golden", "test_golden_all_cases")],
+    "src/api/system.c": [("test_system", None)],
+    "src/cli/progress.c": [("test_progress", None)],
+}
 # Test binaries that compile CLI sources into themselves (the others only exec build/latup).
-CLI_INCLUDERS = {"test_options", "test_jsonw"}
+CLI_INCLUDERS = {"test_options", "test_jsonw", "test_progress"}
+
+
+def plan_of(m):
+    """The tiers of tests a mutant runs: its file's own tests first, then its area's tiers."""
+    extra = FILE_TESTS.get(m["file"])
+    return ([extra] if extra else []) + PLANS[m["area"]]
+
+
+def san_of(m):
+    """1 when the mutant runs in the SANITIZE=1 build (SAN_AREAS, SAN_FILES, SAN_OPS, status asan)."""
+    if m["status"].startswith("asan"):
+        return True
+    return not NO_SAN and (m["area"] in SAN_AREAS or m["file"] in SAN_FILES or m["op"] in SAN_OPS)
+
+
+NO_SAN = False     # run --plain: every mutant in the plain build, as before issue 24
+POISON = True      # run --no-poison: the SANITIZE=1 build without ASan's malloc fill
 
 # ---- a small C tokenizer: enough to tell code from comments, strings and preprocessor lines ------
 
@@ -157,6 +229,7 @@ def tokenize(text):
             if kind not in ("ws", "comment"):
                 out.append(Tok(kind, m.group(), i, ln))
             i = m.end()
+        line_func = None  # a function opened and closed on this line (a header's one-line inline)
         for k, t in enumerate(out):
             t.depth = depth
             # track function bodies and calls whose arguments are not code to mutate
@@ -174,7 +247,7 @@ def tokenize(text):
                     t.skip = True
             elif t.text == "{":
                 if depth == 0:
-                    func = pending
+                    func = line_func = pending
                 depth += 1
             elif t.text == "}":
                 depth -= 1
@@ -185,7 +258,7 @@ def tokenize(text):
             if skip_stack:
                 t.skip = True
         toks[ln] = out
-        funcs[ln] = func or ("<data>" if depth > 0 else None)
+        funcs[ln] = func or line_func or ("<data>" if depth > 0 else None)
     return lines, toks, funcs
 
 
@@ -267,6 +340,13 @@ def candidates(path, rng):
         def add(op, a, b, repl, why=""):
             out.append((ln, op, a, line[a:b], repl))
 
+        if fn and fn != "<data>":
+            acc = ACC_INIT.match(line)
+            if acc and loop_follows(lines, ln) and accumulates(lines, ln, acc.group("lhs")):
+                if acc.group("type"):  # `float s = 0.0f;` -> `float s;`
+                    add("init", acc.start("eq"), acc.end("zero"), "")
+                else:                  # `s = 0;` -> `(void)0;`
+                    add("init", acc.start("lhs"), acc.end(), "(void)0;")
         if define:
             t = tl[0]
             v = parse_num(t.text)
@@ -279,6 +359,10 @@ def candidates(path, rng):
             prev = tl[k - 1] if k else None
             nxt = tl[k + 1] if k + 1 < len(tl) else None
             end = t.col + len(t.text)
+            if t.kind == "id" and t.text in BATCH_IDX and batch_site(tl, k):
+                add("batch", t.col, end, "0" if rng.random() < .5 else "(%s + 1)" % t.text)
+            if t.text == "for" and nxt and nxt.text == "(":
+                loop_sites(tl, k, add, line)
             if t.kind == "op" and t.text in CMP_SWAP and prev and is_operand_end(prev):
                 add("cmp", t.col, end, CMP_SWAP[t.text])
                 # off by one on the right operand of a comparison
@@ -335,11 +419,18 @@ def candidates(path, rng):
                 if RELEASE.search(t.text) or (k == 2 and RELEASE.search(tl[0].text)):
                     pass  # a dropped release is a leak: make test SANITIZE=1 (LeakSanitizer) finds those
                 elif k == 0 and j + 1 < len(tl) and tl[j + 1].text == ";" and j + 2 == len(tl):
-                    add("call", t.col, tl[j + 1].col + 1, "(void)0;")
+                    add("init" if t.text in INIT_CALLS else "call", t.col, tl[j + 1].col + 1, "(void)0;")
                 elif (k == 2 and first.text == "TRY" and j + 2 < len(tl) and tl[j + 2].text == ";"):
                     add("call", first.col, tl[j + 2].col + 1, "(void)0;")
                 elif t.text in DROP_CALLS and not (k == 0):
-                    add("call", t.col, tl[j].col + 1, "0")
+                    add("init" if t.text in INIT_CALLS else "call", t.col, tl[j].col + 1, "0")
+                if t.text in CALLOC:  # calloc(a, b) -> malloc(a * b): the block no longer zeroed
+                    args = split_args(tl, k + 1, j)
+                    if len(args) == CALLOC[t.text]:
+                        txt = [line[tl[a].col:tl[b - 1].col + len(tl[b - 1].text)] for a, b in args]
+                        prod = " * ".join(x if b - a == 1 else "(%s)" % x for x, (a, b) in zip(txt[:2], args))
+                        add("init", t.col, tl[j].col + 1,
+                            t.text.replace("calloc", "malloc") + "(" + ", ".join([prod] + txt[2:]) + ")")
                 # swapped arguments: two adjacent simple arguments
                 if t.text not in COMMUTATIVE and not t.text.startswith(("mem", "str", "latup_arena_take")):
                     args = split_args(tl, k + 1, j)
@@ -351,7 +442,81 @@ def candidates(path, rng):
                             e = tl[a2].col + len(tl[a2].text)
                             add("swap", s, e, tl[a2].text + line[tl[a1].col + len(tl[a1].text):tl[a2].col] + tl[a1].text)
                             break
-    return out
+    # the same edit found by two operators (a loop's `n - 1` is also an off1): once, as the newer class
+    rank = {"batch": 0, "loop": 0, "init": 0}
+    seen = {}
+    for c in out:
+        key = (c[0], c[2], c[3], c[4])
+        if key not in seen or rank.get(c[1], 1) < rank.get(seen[key][1], 1):
+            seen[key] = c
+    return [c for c in out if seen[(c[0], c[2], c[3], c[4])] is c]
+
+
+def batch_site(tl, k):
+    """tl[k] is an index that offsets by a per-element stride: `base + b * stride`, `+ (size_t)b * ...`,
+    `[n * stride ...`, `= k * stride`; not a size (`n * sizeof x`, `n * 4`)."""
+    if k + 2 >= len(tl) or tl[k + 1].text != "*":
+        return False
+    stride = tl[k + 2]
+    if stride.text == "sizeof" or not (stride.kind == "id" or stride.text == "("):
+        return False
+    j = k - 1
+    if j >= 2 and tl[j].text == ")" and tl[j - 2].text == "(" and (tl[j - 1].text in TYPE_WORDS
+                                                                   or tl[j - 1].text.endswith("_t")):
+        j -= 3  # a cast: (size_t)b
+    return j >= 0 and tl[j].text in ("+", "[", "=", "+=")
+
+
+def loop_sites(tl, k, add, line):
+    """`for (V = 0; V < BOUND ...; ...)` over a count of outputs, inputs, files, images, items or a batch
+    (LOOP_BOUND, or a struct's `->n`): the last one skipped (`BOUND - 1`) and the first (`= 1`)."""
+    j = matching(tl, k + 1)
+    if j < 0 or (j + 1 < len(tl) and tl[j + 1].text in SKIP_CALLS):
+        return  # a header over several lines, or a loop that only prints
+    semis = [i for i in range(k + 2, j) if tl[i].text == ";"]
+    if len(semis) != 2:
+        return
+    init, cond = tl[k + 2:semis[0]], tl[semis[0] + 1:semis[1]]
+    if len(cond) < 3 or cond[0].kind != "id" or cond[1].text not in ("<", "<="):
+        return
+    chain = [cond[2]]
+    i = 3
+    while i + 1 < len(cond) and cond[i].text in ("->", ".") and cond[i + 1].kind == "id":
+        chain += cond[i:i + 2]
+        i += 2
+    if chain[0].kind != "id" or (i < len(cond) and cond[i].text not in ("&&", "||")):
+        return
+    last = chain[-1].text
+    if not (LOOP_BOUND.match(last) or (len(chain) > 1 and last == "n")):
+        return
+    a, b = chain[0].col, chain[-1].col + len(last)
+    add("loop", a, b, line[a:b] + " - 1")
+    if len(init) >= 3 and init[-3].text == cond[0].text and init[-2].text == "=" and init[-1].text == "0":
+        add("loop", init[-1].col, init[-1].col + 1, "1")
+
+
+def accumulates(lines, ln, lhs):
+    """lhs (set to 0 on line ln, 1-based) is an accumulator: the next lines add to it (`s += `, `n++`,
+    `peak = x > peak ? x : peak`), not only overwrite it (a flag set to 1, a counter reset)."""
+    name = re.escape(re.sub(r"\[.*", "", lhs))
+    upd = re.compile(r"(?:\b%s\s*(?:\[[^\]]*\]\s*)?(?:\+\+|--|[-+*|&^]=|=[^=].*\b%s\b))|(?:(?:\+\+|--)%s\b)"
+                     % (name, name, name))
+    return any(upd.search(l) for l in lines[ln:ln + 12])
+
+
+def loop_follows(lines, ln):
+    """A loop starts on one of the two code lines after line ln (1-based)."""
+    seen = 0
+    for l in lines[ln:ln + 4]:
+        l = l.strip()
+        if not l or l.startswith(("//", "/*", "*")):
+            continue
+        if re.match(r"(for|while)\s*\(|do\b|#\s*pragma\s+omp", l):
+            return True
+        seen += 1
+        if seen == 2:
+            return False
+    return False
 
 
 NUMERIC = {"int", "size_t", "int64_t", "uint64_t", "int32_t", "uint32_t", "long", "unsigned", "double", "float",
