@@ -909,8 +909,8 @@ def repeat_commands(args):
 def cmd_run(args):
     global NO_SAN, POISON
     NO_SAN, POISON = args.plain, not args.no_poison
-    if args.sample is None:
-        args.sample = 80 if args.fresh else 0
+    if args.sample is None:  # --ids names the mutants: no sample
+        args.sample = 80 if args.fresh and not args.ids else 0
     if args.sample and args.seed is None:
         args.seed = new_seed()
     head = []
