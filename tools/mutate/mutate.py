@@ -643,6 +643,7 @@ def generate(seed, per_area):
                 rng.shuffle(v)
             chosen, used_lines = [], set()
             order = sorted(ops)
+            rng.shuffle(order)  # the round-robin starts anywhere: with a quota of 2, not always arith and batch
             while len(chosen) < quota[f] and any(ops.values()):
                 for op in order:
                     while ops[op] and len(chosen) < quota[f]:
@@ -1124,15 +1125,34 @@ def cmd_report(args):
     return 0
 
 
+def unassigned_sources():
+    """Sources under src/ (but src/cuda/) that no area lists: generate would never draw from them."""
+    listed = {f for fs in AREA_FILES.values() for f in fs}
+    out = []
+    for dp, _, fs in os.walk(os.path.join(ROOT, "src")):
+        for f in fs:
+            rel = os.path.relpath(os.path.join(dp, f), ROOT)
+            if f.endswith(".c") and not rel.startswith("src/cuda/") and rel not in listed:
+                out.append(rel)
+    return sorted(out)
+
+
 def cmd_check(args):
     bad = 0
+    for f in unassigned_sources():
+        log("no area: %s (add it to AREA_FILES in tools/mutate/mutate.py)" % f)
+        bad += 1
+    for f in sorted({f for fs in AREA_FILES.values() for f in fs}):
+        if not os.path.exists(os.path.join(ROOT, f)):
+            log("gone: %s is in AREA_FILES but not in the tree" % f)
+            bad += 1
     for m in read_list(args.list):
         text = open(os.path.join(ROOT, m["file"])).read()
         mt = mutate_text(m, text)
         if mt is None or mt == text:
             log("stale: %s %s:%s `%s`" % (m["id"], m["file"], m["line"], m["site"][:80]))
             bad += 1
-    log("mutate check: %d stale" % bad)
+    log("mutate check: %d stale (or unassigned)" % bad)
     return 1 if bad else 0
 
 
