@@ -177,7 +177,7 @@ def san_of(m):
     """1 when the mutant runs in the SANITIZE=1 build (SAN_AREAS, SAN_FILES, SAN_OPS, status asan)."""
     if m["status"].startswith("asan"):
         return True
-    return not NO_SAN and (m["area"] in SAN_AREAS or m["file"] in SAN_FILES or m["op"] in SAN_OPS)
+    return not NO_SAN and (m["area"] in SAN_AREAS or m["file"] in SAN_FILES or op_class(m) in SAN_OPS)
 
 
 NO_SAN = False     # run --plain: every mutant in the plain build, as before issue 24
@@ -689,10 +689,14 @@ def tree_version():
     return out.strip() if rc == 0 and out.strip() else "(not a git checkout)"
 
 
+def op_class(m):
+    """The mutant's operator; the committed list's memset drops (`call` there) are `init`, as generate
+    calls them now."""
+    return "init" if m["op"] == "call" and m["orig"].startswith("memset(") else m["op"]
+
+
 def equiv_key(m):
-    # the committed list's memset drops are `call`; generate calls them `init` now
-    op = "init" if m["op"] == "call" and m["orig"].startswith("memset(") else m["op"]
-    return (m["file"], op, m["site"], m["orig"])
+    return (m["file"], op_class(m), m["site"], m["orig"])
 
 
 def known_statuses(path):
