@@ -82,6 +82,7 @@ SAN_AREAS = {"readers", "tiling"}
 SAN_FILES = {"src/ops/arena.c"}
 SAN_OPS = {"init"}
 POISON_ASAN = "malloc_fill_byte=255:max_malloc_fill_size=2147483647"
+# and the mutated file is compiled with -ftrivial-auto-var-init=pattern there (uninitialised locals)
 
 # Functions whose bugs no test can see by design (messages, timing, progress, dumps), left out.
 SKIP_FUNCS = re.compile(r"(print|usage|dump|progress|timing|version|^sz$|^field$|json_string|help|^report$|"
@@ -817,7 +818,10 @@ class Worker:
         b = "build-san" if san else "build"
         inc = [b + "/tests/" + t for t in tests if t in CLI_INCLUDERS]
         rest = [b + "/tests/" + t for t in tests if t not in CLI_INCLUDERS]
-        make = ["make", "-j1", "CC=" + MUTANT_CC] + (["SANITIZE=1"] if san else [])
+        # the sanitizer build also fills uninitialised locals (of the files compiled with it: the mutated
+        # one) with a pattern (GCC 12+, clang), so a dropped `double s = 0.0` shows like a heap block
+        cc = MUTANT_CC + (" -ftrivial-auto-var-init=pattern" if san and POISON else "")
+        make = ["make", "-j1", "CC=" + cc] + (["SANITIZE=1"] if san else [])
         rc, out, _ = sh(make + [b + "/latup", b + "/liblatup.a"] + inc, self.dir, 1800)
         if rc == 0 and rest:
             rc, out2, _ = sh(make + sum([["-o", f] for f in cli_srcs], []) + rest, self.dir, 600)
@@ -1053,7 +1057,11 @@ def cmd_run(args):
 
 def report(todo, equiv, results, secs, args):
     r = []
-    mode = "sampled %d (seed %d)" % (len(todo), args.seed) if args.sample else "full list"
+    mode = ("sampled %d (seed %d)" % (len(todo), args.seed) if args.sample else
+            "%d chosen (--ids/--area)" % len(todo) if getattr(args, "ids", "") or getattr(args, "area", "") else
+            "full list")
+    if getattr(args, "fresh", False):
+        mode += " of fresh list %d" % args.gen_seed
     r.append("mutation run: %s, %d workers, %.0f s wall (%.1f min)" % (mode, args.jobs, secs, secs / 60))
     per_file, per_area = {}, {}
     for m in todo:
