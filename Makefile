@@ -13,9 +13,13 @@ SHELL := /bin/bash
 #   make bench-paper the paper's speed claim at the released widths: LUA path vs pixel path (tools/bench/bench_paper.c)
 #   make demo       install missing packages, build, run latup eval (the paper's comparison) on the demo photo
 #   make fuzz       libFuzzer targets in fuzz/ (clang), FUZZ_TIME seconds each
-#   make mutate     mutation testing (tools/mutate/mutate.py, tools/mutate/mutants.txt): about 200 planted bugs,
-#                   killed/survived per file and area; make mutate SAMPLE=1 (or mutate-sample): 40
-#                   of them (SEED=1), under 10 minutes. A tool, not part of CI or make test.
+#   make mutate     mutation testing (tools/mutate/mutate.py): a fresh list of planted bugs from a new
+#                   generator seed (SEED=G to repeat one), N=80 of them run (N/4 per area, picked by
+#                   SAMPLE_SEED=S, new unless given); the report's head prints both seeds and the command
+#                   that repeats the run. make mutate LIST=1: the committed regression set
+#                   (tools/mutate/mutants.txt, about 200); LIST=1 SAMPLE=1 (or mutate-sample): 40 of it
+#                   (SAMPLE_SEED=1). Equivalents: tools/mutate/equivalents.txt. Readers, tiling and arena
+#                   mutants run in the SANITIZE=1 build. A tool, not part of CI or make test.
 #   make SANITIZE=1 ASan + UBSan build (into build-san/)
 #   make CUDA=1     also the CUDA path (src/cuda/, nvcc + cuBLAS), into build-cuda/ (docs/cuda.md)
 #   make clean
@@ -372,14 +376,16 @@ fuzz: $(FUZZ_BIN)
 	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz: $$t found a crash (build-fuzz/$$t-*)"; exit 1; }; \
 	done
 
-# Mutation testing (docs/testing.md): each mutant of tools/mutate/mutants.txt planted in a copy of the
-# tree under /tmp/latup-mutate, built, and run against its area's tests; report in build/mutate/.
+# Mutation testing (docs/testing.md): each mutant planted in a copy of the tree under /tmp/latup-mutate,
+# built, and run against its area's tests; report in build/mutate/report.txt. By default a fresh list
+# (build/mutate/fresh-<SEED>.txt) and a sample of N; LIST=1: the committed tools/mutate/mutants.txt.
 .PHONY: mutate mutate-sample
-SEED ?= 1
+N ?= 80
 mutate: all
-	nice -n 19 python3 tools/mutate/mutate.py run $(if $(filter 1,$(SAMPLE)),--sample 40 --seed $(SEED))
+	nice -n 19 python3 tools/mutate/mutate.py run $(if $(filter 1,$(LIST)),$(if $(filter 1,$(SAMPLE)),--sample 40),--fresh \
+	  --sample $(N) $(if $(SEED),--gen-seed $(SEED))) $(if $(SAMPLE_SEED),--seed $(SAMPLE_SEED))
 mutate-sample:
-	$(MAKE) mutate SAMPLE=1
+	$(MAKE) mutate LIST=1 SAMPLE=1 SAMPLE_SEED=$(or $(SAMPLE_SEED),1)
 
 clean:
 	rm -rf build build-san build-fuzz build-cuda build-cuda-san

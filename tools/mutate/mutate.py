@@ -1,11 +1,21 @@
 #!/usr/bin/env python3
-"""mutate.py — mutation testing for latup (issue 9): plants one plausible bug at a time from a
-fixed list (tools/mutate/mutants.txt) in a copy of the tree, builds it, runs the tests of the bug's area,
-and reports killed/survived per file and per area. Python 3 standard library only; not part of CI.
+"""mutate.py — mutation testing for latup (issues 9 and 24): plants one plausible bug at a time in a
+copy of the tree, builds it, runs the tests of the bug's area, and reports killed/survived per file
+and per area. Python 3 standard library only; not part of CI.
 
+    tools/mutate/mutate.py run --fresh [--gen-seed G] [--seed S] [--sample 80]   (make mutate: a new list, a sample)
     tools/mutate/mutate.py run [--sample N --seed S] [--jobs 2] [--ids N001,R002] [--area numerics]
+                                                                      (make mutate LIST=1: the committed list)
     tools/mutate/mutate.py generate --seed 9 > tools/mutate/mutants.txt     (how the committed list was made)
     tools/mutate/mutate.py check                                      (every mutant still finds its line)
+
+By default (`make mutate`) each run draws a fresh list from a new generator seed (written to
+build/mutate/fresh-G.txt) and runs a sample of it picked by a second seed; both seeds and the command
+that repeats the run head the report. tools/mutate/mutants.txt is the fixed, reviewed regression set
+(`make mutate LIST=1`). Mutants known to be equivalent are listed in tools/mutate/equivalents.txt
+(the list's format, matched by file, operator, line text, original and replacement), so they carry
+across seeds. The readers and tiling areas, src/ops/arena.c and the `init` operator run in the
+SANITIZE=1 build with ASan filling fresh heap blocks with 0xff (NaN) bytes.
 
 The real worktree is never modified: each worker copies it to /tmp/latup-mutate/w<i> (build/
 included, so builds are incremental), mutates the copy, and writes the original back after each
@@ -26,24 +36,53 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LIST = os.path.join(ROOT, "tools", "mutate", "mutants.txt")
+EQUIVALENTS = os.path.join(ROOT, "tools", "mutate", "equivalents.txt")
 WORK = os.environ.get("LATUP_MUTATE_WORK", "/tmp/latup-mutate")
 
-# ---- areas: the files (and, for vae.c, the functions) each area owns ----------------------------
+# ---- areas: the files (and, for the split files, the functions) each area owns -------------------
 
-TILING_FUNCS = {"up_factor", "ramp", "tile_count", "tile_origin", "decode_tiled", "decode", "count_pass",
-                "decode_peak", "plan_decode", "latup_vae_plan_decode", "latup_vae_decode"}
+# The tiled pass, the tile plan and the call's tile options: in the tiling area. A file in TILING_SPLIT
+# is listed under two areas; its functions in TILING_FUNCS (and its #defines in TILING_DEFINES) are
+# tiling, the rest belong to its other area.
+TILING_FUNCS = {
+    # src/model/vae.c: one pass (exact or tiled), the counting passes, the plan and its search, the run
+    "pass", "count_pass", "check_size", "check_image_size", "fill_plan", "count_arena", "others_of", "plan_job",
+    "exec_prepare", "latup_vae_exec_prepare", "latup_vae_enc_prepare", "latup_vae_exec_run",
+    "latup_vae_plan_memory",
+    # src/model/vae_blocks.c: the tiled pass and its tile ops
+    "vae_tiled", "vae_copy_tile", "vae_blend_tile", "vae_divide_weights",
+    # src/api/call.c: the tile and overlap options, the decode stage of a call
+    "latup_call_opts_check", "decode", "decode_steps", "call_opts", "latup_vae_plan_decode", "latup_vae_decode",
+}
 TILING_DEFINES = {"MIN_TILE"}
+TILING_SPLIT = {"src/model/vae.c": "numerics", "src/model/vae_blocks.c": "numerics", "src/api/call.c": "cli"}
 AREA_FILES = {
     "numerics": ["src/ops/arena.c", "src/ops/conv.c", "src/ops/kernels.c", "src/ops/runtime.c", "src/model/exec.c",
-                 "src/model/lua.c", "src/model/vae.c", "src/model/layers.c", "src/model/latent.c"],
+                 "src/model/lua.c", "src/model/vae.c", "src/model/vae_blocks.c", "src/model/vae_enc.c",
+                 "src/model/layers.c", "src/model/latent.c"],
     "readers": ["src/io/fileio.c", "src/io/json.c", "src/io/npy.c", "src/io/pickle.c", "src/io/png.c",
                 "src/io/pth.c", "src/io/safetensors.c", "src/io/weights.c", "src/io/checkpoint.c",
-                "src/io/zip.c"],
-    "cli": ["src/cli/cli.c", "src/cli/compare.c", "src/cli/info.c", "src/cli/jsonw.c", "src/cli/main.c",
-            "src/cli/options.c", "src/cli/pipeline.c", "src/api/files.c", "src/api/host.c", "src/api/call.c"],
-    "tiling": ["src/model/vae.c"],
+                "src/io/zip.c", "src/model/lua_load.c", "src/model/vae_load.c"],
+    "cli": ["src/cli/cli.c", "src/cli/compare.c", "src/cli/encode.c", "src/cli/eval.c", "src/cli/info.c",
+            "src/cli/jsonw.c", "src/cli/main.c", "src/cli/options.c", "src/cli/pipeline.c", "src/cli/progress.c",
+            "src/api/files.c", "src/api/host.c", "src/api/call.c", "src/api/system.c", "src/common.c",
+            "src/model/gpu_none.c"],
+    "tiling": ["src/model/vae.c", "src/model/vae_blocks.c", "src/model/tiling.h", "src/api/call.c"],
 }
 AREAS = ["numerics", "readers", "cli", "tiling"]
+# Not mutated: the CUDA path (src/cuda/, no GPU in the test run); headers other than tiling.h (a change
+# rebuilds the whole library).
+
+# Mutants that run in the SANITIZE=1 build (ASan + UBSan, the arena's guard floats), with ASan's
+# allocator filling every fresh heap block with 0xff bytes (NaN as floats), so a read of memory
+# nobody wrote shows: the readers and the tiling areas, the arena, and every `init` mutant (a
+# dropped initialisation is only seen when fresh memory is not zero). numerics and cli otherwise
+# run in the plain build (faster). A list entry with status `asan: why` runs there too.
+SAN_AREAS = {"readers", "tiling"}
+SAN_FILES = {"src/ops/arena.c"}
+SAN_OPS = {"init"}
+POISON_ASAN = "malloc_fill_byte=255:max_malloc_fill_size=2147483647"
+# and the mutated file is compiled with -ftrivial-auto-var-init=pattern there (uninitialised locals)
 
 # Functions whose bugs no test can see by design (messages, timing, progress, dumps), left out.
 SKIP_FUNCS = re.compile(r"(print|usage|dump|progress|timing|version|^sz$|^field$|json_string|help|^report$|"
@@ -65,6 +104,22 @@ RELEASE = re.compile(r"^free$|_free$|_close$")
 DROP_CALLS = {"fsync", "rename", "unlink", "close", "fclose", "memset", "memcpy", "latup_check_finite",
               "latup_check_finite_output", "latup_arena_check", "fflush", "remove", "latup_atomic_commit",
               "latup_atomic_abort", "cli_check_finite", "qsort"}
+
+# The operator classes of issue 24 (see docs/testing.md):
+# batch: an index that offsets by a per-element stride (`in + b * insz`, `(size_t)b * xsz`) made 0 or
+# index + 1: every item reads or writes the first item's (or the next one's) slice.
+BATCH_IDX = {"b", "bi", "ib", "bb", "n", "k", "img", "im", "item", "idx", "t", "ti"}
+# loop: a loop over a count of outputs, inputs, files, images, items, paths or a batch that skips its
+# last element (`i < n - 1`) or its first (`i = 1`).
+LOOP_BOUND = re.compile(r"^(B|argc|n_\w+|\w*(count|outputs?|inputs?|files|images|imgs|batch|items|paths|list|"
+                        r"nout|ninputs|noutputs)\w*)$")
+# init: the initialisation of a reused buffer or accumulator dropped: a memset, calloc made malloc, an
+# `= 0` store before a loop.
+INIT_CALLS = {"memset"}
+CALLOC = {"calloc": 2, "latup_calloc": 3}   # the number of arguments
+ACC_INIT = re.compile(r"^\s*(?P<type>(?:float|double|int|unsigned|long|size_t|int64_t|uint64_t|int32_t|uint32_t)\s+)?"
+                      r"(?P<lhs>[A-Za-z_]\w*(?:(?:->|\.)\w+)*(?:\[[^\]]*\])?)(?P<eq>\s*=\s*)"
+                      r"(?P<zero>0|0\.0*f?|0\.f|0[uUlL]+)\s*;(?=\s*(?://.*|/\*.*\*/\s*)?$)")
 
 # ---- the tests each area runs: tiers, fastest first; a later tier runs only if the mutant survives
 # the earlier ones. (binary, tests or None for all). Timed on the 2-core machine: tier 1 takes
@@ -97,8 +152,37 @@ PLANS = {
         [("test_vae_golden", "test_vae_tiled_golden,test_vae_budget,test_vae_small_all_namings")],
     ],
 }
+# Files whose code the area's plan reaches only in part: their own tests, a tier run before the
+# area's (the encoder has its own test binary; the loaders' bindings show in the golden outputs; the
+# system report and the progress line have theirs).
+FILE_TESTS = {
+    "src/model/vae_enc.c": [("test_vae_encoder", "test_enc_small_all_namings,test_enc_negative_control,"
+                                                 "test_enc_sample,test_enc_tiled,test_enc_patch,test_enc_errors")],
+    "src/model/vae_load.c": [("test_vae_folder", None),
+                             ("test_vae_encoder", "test_enc_small_all_namings,test_enc_errors")],
+    "src/model/lua_load.c": [("test_lua_golden", "test_golden_all_cases")],
+    "src/api/system.c": [("test_system", None)],
+    "src/cli/progress.c": [("test_progress", None)],
+}
 # Test binaries that compile CLI sources into themselves (the others only exec build/latup).
-CLI_INCLUDERS = {"test_options", "test_jsonw"}
+CLI_INCLUDERS = {"test_options", "test_jsonw", "test_progress"}
+
+
+def plan_of(m):
+    """The tiers of tests a mutant runs: its file's own tests first, then its area's tiers."""
+    extra = FILE_TESTS.get(m["file"])
+    return ([extra] if extra else []) + PLANS[m["area"]]
+
+
+def san_of(m):
+    """1 when the mutant runs in the SANITIZE=1 build (SAN_AREAS, SAN_FILES, SAN_OPS, status asan)."""
+    if m["status"].startswith("asan"):
+        return True
+    return not NO_SAN and (m["area"] in SAN_AREAS or m["file"] in SAN_FILES or op_class(m) in SAN_OPS)
+
+
+NO_SAN = False     # run --plain: every mutant in the plain build, as before issue 24
+POISON = True      # run --no-poison: the SANITIZE=1 build without ASan's malloc fill
 
 # ---- a small C tokenizer: enough to tell code from comments, strings and preprocessor lines ------
 
@@ -157,6 +241,7 @@ def tokenize(text):
             if kind not in ("ws", "comment"):
                 out.append(Tok(kind, m.group(), i, ln))
             i = m.end()
+        line_func = None  # a function opened and closed on this line (a header's one-line inline)
         for k, t in enumerate(out):
             t.depth = depth
             # track function bodies and calls whose arguments are not code to mutate
@@ -174,7 +259,7 @@ def tokenize(text):
                     t.skip = True
             elif t.text == "{":
                 if depth == 0:
-                    func = pending
+                    func = line_func = pending
                 depth += 1
             elif t.text == "}":
                 depth -= 1
@@ -185,7 +270,7 @@ def tokenize(text):
             if skip_stack:
                 t.skip = True
         toks[ln] = out
-        funcs[ln] = func or ("<data>" if depth > 0 else None)
+        funcs[ln] = func or line_func or ("<data>" if depth > 0 else None)
     return lines, toks, funcs
 
 
@@ -267,6 +352,13 @@ def candidates(path, rng):
         def add(op, a, b, repl, why=""):
             out.append((ln, op, a, line[a:b], repl))
 
+        if fn and fn != "<data>":
+            acc = ACC_INIT.match(line)
+            if acc and loop_follows(lines, ln) and accumulates(lines, ln, acc.group("lhs")):
+                if acc.group("type"):  # `float s = 0.0f;` -> `float s;`
+                    add("init", acc.start("eq"), acc.end("zero"), "")
+                else:                  # `s = 0;` -> `(void)0;`
+                    add("init", acc.start("lhs"), acc.end(), "(void)0;")
         if define:
             t = tl[0]
             v = parse_num(t.text)
@@ -279,6 +371,10 @@ def candidates(path, rng):
             prev = tl[k - 1] if k else None
             nxt = tl[k + 1] if k + 1 < len(tl) else None
             end = t.col + len(t.text)
+            if t.kind == "id" and t.text in BATCH_IDX and batch_site(tl, k):
+                add("batch", t.col, end, "0" if rng.random() < .5 else "(%s + 1)" % t.text)
+            if t.text == "for" and nxt and nxt.text == "(":
+                loop_sites(tl, k, add, line)
             if t.kind == "op" and t.text in CMP_SWAP and prev and is_operand_end(prev):
                 add("cmp", t.col, end, CMP_SWAP[t.text])
                 # off by one on the right operand of a comparison
@@ -335,11 +431,18 @@ def candidates(path, rng):
                 if RELEASE.search(t.text) or (k == 2 and RELEASE.search(tl[0].text)):
                     pass  # a dropped release is a leak: make test SANITIZE=1 (LeakSanitizer) finds those
                 elif k == 0 and j + 1 < len(tl) and tl[j + 1].text == ";" and j + 2 == len(tl):
-                    add("call", t.col, tl[j + 1].col + 1, "(void)0;")
+                    add("init" if t.text in INIT_CALLS else "call", t.col, tl[j + 1].col + 1, "(void)0;")
                 elif (k == 2 and first.text == "TRY" and j + 2 < len(tl) and tl[j + 2].text == ";"):
                     add("call", first.col, tl[j + 2].col + 1, "(void)0;")
                 elif t.text in DROP_CALLS and not (k == 0):
-                    add("call", t.col, tl[j].col + 1, "0")
+                    add("init" if t.text in INIT_CALLS else "call", t.col, tl[j].col + 1, "0")
+                if t.text in CALLOC:  # calloc(a, b) -> malloc(a * b): the block no longer zeroed
+                    args = split_args(tl, k + 1, j)
+                    if len(args) == CALLOC[t.text]:
+                        txt = [line[tl[a].col:tl[b - 1].col + len(tl[b - 1].text)] for a, b in args]
+                        prod = " * ".join(x if b - a == 1 else "(%s)" % x for x, (a, b) in zip(txt[:2], args))
+                        add("init", t.col, tl[j].col + 1,
+                            t.text.replace("calloc", "malloc") + "(" + ", ".join([prod] + txt[2:]) + ")")
                 # swapped arguments: two adjacent simple arguments
                 if t.text not in COMMUTATIVE and not t.text.startswith(("mem", "str", "latup_arena_take")):
                     args = split_args(tl, k + 1, j)
@@ -351,7 +454,81 @@ def candidates(path, rng):
                             e = tl[a2].col + len(tl[a2].text)
                             add("swap", s, e, tl[a2].text + line[tl[a1].col + len(tl[a1].text):tl[a2].col] + tl[a1].text)
                             break
-    return out
+    # the same edit found by two operators (a loop's `n - 1` is also an off1): once, as the newer class
+    rank = {"batch": 0, "loop": 0, "init": 0}
+    seen = {}
+    for c in out:
+        key = (c[0], c[2], c[3], c[4])
+        if key not in seen or rank.get(c[1], 1) < rank.get(seen[key][1], 1):
+            seen[key] = c
+    return [c for c in out if seen[(c[0], c[2], c[3], c[4])] is c]
+
+
+def batch_site(tl, k):
+    """tl[k] is an index that offsets by a per-element stride: `base + b * stride`, `+ (size_t)b * ...`,
+    `[n * stride ...`, `= k * stride`; not a size (`n * sizeof x`, `n * 4`)."""
+    if k + 2 >= len(tl) or tl[k + 1].text != "*":
+        return False
+    stride = tl[k + 2]
+    if stride.text == "sizeof" or not (stride.kind == "id" or stride.text == "("):
+        return False
+    j = k - 1
+    if j >= 2 and tl[j].text == ")" and tl[j - 2].text == "(" and (tl[j - 1].text in TYPE_WORDS
+                                                                   or tl[j - 1].text.endswith("_t")):
+        j -= 3  # a cast: (size_t)b
+    return j >= 0 and tl[j].text in ("+", "[", "=", "+=")
+
+
+def loop_sites(tl, k, add, line):
+    """`for (V = 0; V < BOUND ...; ...)` over a count of outputs, inputs, files, images, items or a batch
+    (LOOP_BOUND, or a struct's `->n`): the last one skipped (`BOUND - 1`) and the first (`= 1`)."""
+    j = matching(tl, k + 1)
+    if j < 0 or (j + 1 < len(tl) and tl[j + 1].text in SKIP_CALLS):
+        return  # a header over several lines, or a loop that only prints
+    semis = [i for i in range(k + 2, j) if tl[i].text == ";"]
+    if len(semis) != 2:
+        return
+    init, cond = tl[k + 2:semis[0]], tl[semis[0] + 1:semis[1]]
+    if len(cond) < 3 or cond[0].kind != "id" or cond[1].text not in ("<", "<="):
+        return
+    chain = [cond[2]]
+    i = 3
+    while i + 1 < len(cond) and cond[i].text in ("->", ".") and cond[i + 1].kind == "id":
+        chain += cond[i:i + 2]
+        i += 2
+    if chain[0].kind != "id" or (i < len(cond) and cond[i].text not in ("&&", "||")):
+        return
+    last = chain[-1].text
+    if not (LOOP_BOUND.match(last) or (len(chain) > 1 and last == "n")):
+        return
+    a, b = chain[0].col, chain[-1].col + len(last)
+    add("loop", a, b, line[a:b] + " - 1")
+    if len(init) >= 3 and init[-3].text == cond[0].text and init[-2].text == "=" and init[-1].text == "0":
+        add("loop", init[-1].col, init[-1].col + 1, "1")
+
+
+def accumulates(lines, ln, lhs):
+    """lhs (set to 0 on line ln, 1-based) is an accumulator: the next lines add to it (`s += `, `n++`,
+    `peak = x > peak ? x : peak`), not only overwrite it (a flag set to 1, a counter reset)."""
+    name = re.escape(re.sub(r"\[.*", "", lhs))
+    upd = re.compile(r"(?:\b%s\s*(?:\[[^\]]*\]\s*)?(?:\+\+|--|[-+*|&^]=|=[^=].*\b%s\b))|(?:(?:\+\+|--)%s\b)"
+                     % (name, name, name))
+    return any(upd.search(l) for l in lines[ln:ln + 12])
+
+
+def loop_follows(lines, ln):
+    """A loop starts on one of the two code lines after line ln (1-based)."""
+    seen = 0
+    for l in lines[ln:ln + 4]:
+        l = l.strip()
+        if not l or l.startswith(("//", "/*", "*")):
+            continue
+        if re.match(r"(for|while)\s*\(|do\b|#\s*pragma\s+omp", l):
+            return True
+        seen += 1
+        if seen == 2:
+            return False
+    return False
 
 
 NUMERIC = {"int", "size_t", "int64_t", "uint64_t", "int32_t", "uint32_t", "long", "unsigned", "double", "float",
@@ -430,10 +607,12 @@ FIELDS = ["id", "area", "op", "file", "line", "col", "orig", "repl", "status", "
 
 
 def area_of(path, fn, site):
-    if path == "src/model/vae.c":
+    """The area of a site: a TILING_SPLIT file's tiling functions and defines are tiling, the rest of it
+    is its other area; any other file is the area that lists it."""
+    if path in TILING_SPLIT:
         if fn is None:
-            return "tiling" if any(d in site for d in TILING_DEFINES) else "numerics"
-        return "tiling" if fn in TILING_FUNCS else "numerics"
+            return "tiling" if any(d in site for d in TILING_DEFINES) else TILING_SPLIT[path]
+        return "tiling" if fn in TILING_FUNCS else TILING_SPLIT[path]
     for a in AREAS:
         if path in AREA_FILES[a]:
             return a
@@ -465,6 +644,7 @@ def generate(seed, per_area):
                 rng.shuffle(v)
             chosen, used_lines = [], set()
             order = sorted(ops)
+            rng.shuffle(order)  # the round-robin starts anywhere: with a quota of 2, not always arith and batch
             while len(chosen) < quota[f] and any(ops.values()):
                 for op in order:
                     while ops[op] and len(chosen) < quota[f]:
@@ -484,17 +664,67 @@ def generate(seed, per_area):
     return mutants
 
 
-def write_list(mutants, f, seed):
-    f.write("# tools/mutate/mutants.txt — latup's mutants for tools/mutate/mutate.py (issue 9). Made by\n"
-            "# `tools/mutate/mutate.py generate --seed %d`, then reviewed. Status: '-' (run in the plain build);\n"
-            "# 'equivalent: why' (no observable difference: not run, not counted); 'asan: why' (a memory error\n"
-            "# or leak only a sanitizer sees: run in the SANITIZE=1 build, as CI's make test SANITIZE=1 would).\n"
-            "# One mutant a line,\n"
-            "# tab-separated: id, area, operator, file, line, column in the stripped line, original text,\n"
-            "# replacement, status, the stripped line itself (to find it again when lines move).\n" % seed)
+def write_list(mutants, f, seed, fresh=False):
+    if fresh:
+        f.write("# A fresh mutant list: `tools/mutate/mutate.py generate --seed %d` on the tree at %s, written by\n"
+                "# `mutate.py run --fresh` (not reviewed; the committed regression set is tools/mutate/mutants.txt).\n"
+                "# Statuses carried from tools/mutate/equivalents.txt and the committed list. To mark a survivor\n"
+                "# equivalent for every later fresh run: copy its line into tools/mutate/equivalents.txt and put\n"
+                "# `equivalent: why` in its status column.\n" % (seed, tree_version()))
+    else:
+        f.write("# tools/mutate/mutants.txt — latup's mutants for tools/mutate/mutate.py (issue 9). Made by\n"
+                "# `tools/mutate/mutate.py generate --seed %d`, then reviewed. Status: '-' (run in the plain build);\n"
+                "# 'equivalent: why' (no observable difference: not run, not counted); 'asan: why' (a memory error\n"
+                "# or leak only a sanitizer sees: run in the SANITIZE=1 build, as CI's make test SANITIZE=1 would).\n"
+                "# One mutant a line,\n" % seed)
+    f.write("# tab-separated: id, area, operator, file, line, column in the stripped line, original text,\n"
+            "# replacement, status, the stripped line itself (to find it again when lines move).\n")
     f.write("#" + "\t".join(FIELDS) + "\n")
     for m in mutants:
         f.write("\t".join(m[k] for k in FIELDS) + "\n")
+
+
+def tree_version():
+    """The commit of the tree the mutants are drawn from (and -dirty): a fresh list depends on the source."""
+    rc, out, _ = sh(["git", "describe", "--always", "--dirty", "--abbrev=12"], ROOT, 30)
+    return out.strip() if rc == 0 and out.strip() else "(not a git checkout)"
+
+
+def op_class(m):
+    """The mutant's operator; the committed list's memset drops (`call` there) are `init`, as generate
+    calls them now."""
+    return "init" if m["op"] == "call" and m["orig"].startswith("memset(") else m["op"]
+
+
+def equiv_key(m):
+    return (m["file"], op_class(m), m["site"], m["orig"])
+
+
+def known_statuses(path):
+    """Statuses other than '-' known for a site: the equivalents file (the user's, for fresh runs) and the
+    committed list (its reviewed equivalents and asan entries). {(file, op, site, orig): [(repl, status)]};
+    a repl of `*` matches any replacement."""
+    known = {}
+    sources = [LIST] + ([path] if path and os.path.exists(path) else [])
+    for src in sources:
+        for m in read_list(src):
+            if m["status"] != "-":
+                known.setdefault(equiv_key(m), []).append((m["repl"], m["status"]))
+    return known
+
+
+def apply_known(mutants, known):
+    """Marks the mutants whose file, operator, line text, original and replacement a known entry has."""
+    n = 0
+    for m in mutants:
+        if m["status"] != "-":
+            continue
+        for repl, status in known.get(equiv_key(m), []):
+            if repl in ("*", m["repl"]):
+                m["status"] = status
+                n += 1
+                break
+    return n
 
 
 def read_list(path=LIST):
@@ -583,11 +813,15 @@ class Worker:
     def build(self, tests, san=False):
         """make the CLI and the test binaries (san: the SANITIZE=1 build, in build-san/). Tests
         that only exec latup are not recompiled for a change in a CLI source (make -o)."""
-        cli_srcs = [f for f in AREA_FILES["cli"] if f.startswith("src/cli/")] + ["fuzz/fuzz_cli_opts.c"]
+        cli_srcs = sorted(os.path.relpath(os.path.join(d, f), ROOT) for d in [os.path.join(ROOT, "src", "cli")]
+                          for f in os.listdir(d) if f.endswith(".c")) + ["fuzz/fuzz_cli_opts.c"]
         b = "build-san" if san else "build"
         inc = [b + "/tests/" + t for t in tests if t in CLI_INCLUDERS]
         rest = [b + "/tests/" + t for t in tests if t not in CLI_INCLUDERS]
-        make = ["make", "-j1", "CC=" + MUTANT_CC] + (["SANITIZE=1"] if san else [])
+        # the sanitizer build also fills uninitialised locals (of the files compiled with it: the mutated
+        # one) with a pattern (GCC 12+, clang), so a dropped `double s = 0.0` shows like a heap block
+        cc = MUTANT_CC + (" -ftrivial-auto-var-init=pattern" if san and POISON else "")
+        make = ["make", "-j1", "CC=" + cc] + (["SANITIZE=1"] if san else [])
         rc, out, _ = sh(make + [b + "/latup", b + "/liblatup.a"] + inc, self.dir, 1800)
         if rc == 0 and rest:
             rc, out2, _ = sh(make + sum([["-o", f] for f in cli_srcs], []) + rest, self.dir, 600)
@@ -600,15 +834,16 @@ class Worker:
         env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
         if names:
             env["MUTATE_TESTS"], env["LD_PRELOAD"] = names, self.shim
-        if san:  # the shim is not an ASan library: let it come first
-            env["ASAN_OPTIONS"] = "verify_asan_link_order=0"
-            limits = (limits[0] * 4, limits[1] * 4)
+        if san:  # the shim is not an ASan library: let it come first; fresh heap blocks are 0xff (NaN)
+            env["ASAN_OPTIONS"] = "verify_asan_link_order=0" + (":" + POISON_ASAN if POISON else "")
         return sh([("build-san" if san else "build") + "/tests/" + binary], self.dir, limits[1], env,
                   cpu_limit=limits[0])
 
 
-def plan_tests(area):
-    return sorted({b for tier in PLANS[area] for b, _ in tier})
+def plan_keys(m):
+    """The (binary, tests, san) a mutant may run, in order."""
+    san = san_of(m)
+    return [(b, n, san) for tier in plan_of(m) for b, n in tier]
 
 
 def run_mutant(w, m, timeouts):
@@ -621,14 +856,13 @@ def run_mutant(w, m, timeouts):
     try:
         with open(path, "w") as f:
             f.write(mutated)
-        san = m["status"].startswith("asan")
-        rc, out = w.build(plan_tests(m["area"]), san)
+        san = san_of(m)
+        rc, out = w.build(sorted({b for b, _, _ in plan_keys(m)}), san)
         if rc != 0:
             return "stillborn", last_error(out), time.time() - t0
-        for tier in PLANS[m["area"]]:
+        for tier in plan_of(m):
             for binary, names in tier:
-                key = (binary, names)
-                rc, out, _ = w.run_test(binary, names, timeouts[key], san)
+                rc, out, _ = w.run_test(binary, names, timeouts[(binary, names, san)], san)
                 if rc != 0:
                     what = ("timeout" if rc == "timeout" else "cpu limit" if rc == -signal.SIGXCPU
                             else "signal %d" % -rc if rc < 0 else "exit %d" % rc)
@@ -649,8 +883,68 @@ def last_error(out):
     return errs[0][:200] if errs else out.strip().split("\n")[-1][:200]
 
 
+def new_seed():
+    return int.from_bytes(os.urandom(4), "little") & 0x7fffffff
+
+
+def repeat_commands(args):
+    """The commands that repeat this run (the seeds filled in): make's, when the run is one it spells,
+    and mutate.py's."""
+    py = ["tools/mutate/mutate.py", "run"]
+    if args.fresh:
+        py += ["--fresh", "--gen-seed", str(args.gen_seed)]
+        if args.per_area != 50:
+            py += ["--per-area", str(args.per_area)]
+    elif os.path.abspath(args.list) != LIST:
+        py += ["--list", os.path.relpath(args.list, ROOT)]
+    if args.sample:
+        py += ["--sample", str(args.sample), "--seed", str(args.seed)]
+    extra = []
+    for flag, v in (("--area", args.area), ("--ids", args.ids), ("--skip-tests", args.skip_tests)):
+        if v:
+            extra += [flag, v]
+    extra += (["--plain"] if args.plain else []) + (["--no-poison"] if args.no_poison else [])
+    if os.path.abspath(args.equivalents) != EQUIVALENTS:
+        extra += ["--equivalents", os.path.relpath(args.equivalents, ROOT)]
+    out = []
+    if not extra and args.jobs == 2 and args.per_area == 50:
+        if args.fresh and args.sample:
+            out.append("make mutate SEED=%d SAMPLE_SEED=%d%s" % (args.gen_seed, args.seed,
+                                                                  "" if args.sample == 80 else " N=%d" % args.sample))
+        elif not args.fresh and os.path.abspath(args.list) == LIST and args.sample in (0, 40):
+            out.append("make mutate LIST=1" + (" SAMPLE=1 SAMPLE_SEED=%d" % args.seed if args.sample else ""))
+    out.append(" ".join(py + extra + ([] if args.jobs == 2 else ["--jobs", str(args.jobs)])))
+    return out
+
+
 def cmd_run(args):
-    mutants = read_list()
+    global NO_SAN, POISON
+    NO_SAN, POISON = args.plain, not args.no_poison
+    if args.sample is None:  # --ids names the mutants: no sample
+        args.sample = 80 if args.fresh and not args.ids else 0
+    if args.sample and args.seed is None:
+        args.seed = new_seed()
+    head = []
+    known = known_statuses(args.equivalents)
+    if args.fresh:
+        if args.gen_seed is None:
+            args.gen_seed = new_seed()
+        mutants = generate(args.gen_seed, args.per_area)
+        n_known = apply_known(mutants, known)
+        path = os.path.join(ROOT, "build", "mutate", "fresh-%d.txt" % args.gen_seed)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            write_list(mutants, f, args.gen_seed, fresh=True)
+        head.append("mutate: fresh list: generator seed %d, %d mutants (%d marked from %s and the committed list), "
+                    "written to %s; tree %s" % (args.gen_seed, len(mutants), n_known,
+                                                os.path.relpath(args.equivalents, ROOT), os.path.relpath(path, ROOT),
+                                                tree_version()))
+    else:
+        mutants = read_list(args.list)
+        n_known = apply_known(mutants, known)
+        head.append("mutate: list %s (%d mutants; %d more marked from %s); tree %s" % (
+            os.path.relpath(args.list, ROOT), len(mutants), n_known, os.path.relpath(args.equivalents, ROOT),
+            tree_version()))
     if args.area:
         mutants = [m for m in mutants if m["area"] in args.area.split(",")]
     if args.ids:
@@ -662,13 +956,19 @@ def cmd_run(args):
         skip = set(args.skip_tests.split(","))
         for a in PLANS:
             PLANS[a] = [[t for t in tier if t[0] not in skip] for tier in PLANS[a]]
+        for f in FILE_TESTS:
+            FILE_TESTS[f] = [t for t in FILE_TESTS[f] if t[0] not in skip]
     if args.sample:
         rng = random.Random(args.seed)
         per = {a: [m for m in todo if m["area"] == a] for a in AREAS}
-        n_area = max(1, args.sample // len([a for a in AREAS if per[a]]))
+        n_area = max(1, args.sample // max(1, len([a for a in AREAS if per[a]])))
         todo = sum([sorted(rng.sample(per[a], min(n_area, len(per[a]))), key=lambda m: m["id"]) for a in AREAS], [])
-        todo = [m for m in todo if not m["status"].startswith("asan")] or todo  # no ASan build for a sample
+        head.append("mutate: sample of %d (%d per area), sample seed %d; %d equivalent left out before the draw" %
+                    (len(todo), n_area, args.seed, len(equiv)))
         equiv = []
+    head += ["repeat: " + c for c in repeat_commands(args)]
+    for h in head:
+        log(h)
     t_start = time.time()
     os.makedirs(WORK, exist_ok=True)
     shim = os.path.join(WORK, "cmocka_select.so")
@@ -677,44 +977,54 @@ def cmd_run(args):
     if rc != 0:
         sys.exit("mutate: cannot build the test selector:\n" + out)
     workers = [Worker(i, shim) for i in range(args.jobs)]
-    areas = sorted({m["area"] for m in todo}, key=AREAS.index)
-    all_tests = sorted({t for a in areas for t in plan_tests(a)})
-    log("mutate: %d mutants to run (%d equivalent, not run); %d workers in %s/w*; tests %s" %
-        (len(todo), len(equiv), len(workers), WORK, " ".join(all_tests)))
+    keys = list(dict.fromkeys(k for m in todo for k in plan_keys(m)))
+    plain_tests = sorted({b for b, _, san in keys if not san})
+    san_tests = sorted({b for b, _, san in keys if san})
+    n_san = sum(1 for m in todo if san_of(m))
+    log("mutate: %d mutants to run (%d equivalent, not run; %d in the SANITIZE=1 build%s); %d workers in %s/w*; "
+        "tests %s; SANITIZE=1 tests %s" % (len(todo), len(equiv), n_san,
+                                           ", fresh heap blocks 0xff" if POISON and n_san else "", len(workers), WORK,
+                                           " ".join(plain_tests) or "-", " ".join(san_tests) or "-"))
 
     copy_tree(args.source, workers[0].dir)
-    rc, out = workers[0].build(all_tests)
-    if rc != 0:
-        sys.exit("mutate: the unmutated tree does not build:\n" + out[-3000:])
+    for tests, san in ((plain_tests, False), (san_tests, True)):
+        if tests or not san:
+            rc, out = workers[0].build(tests, san)
+            if rc != 0:
+                sys.exit("mutate: the unmutated tree does not build%s:\n%s" % (" (SANITIZE=1)" if san else "",
+                                                                               out[-3000:]))
     for w in workers[1:]:
         if os.path.exists(w.dir):
             shutil.rmtree(w.dir)
         shutil.copytree(workers[0].dir, w.dir, symlinks=True)
     log("mutate: trees ready in %.0f s" % (time.time() - t_start))
-    # baseline: every test of the plan passes on the unmutated tree; its time sets the timeout
+    # baseline: every test of the plan passes on the unmutated tree (in each build a mutant uses);
+    # its time sets the timeout
     timeouts, failures, lock = {}, [], threading.Lock()
-    keys = list(dict.fromkeys(k for a in areas for tier in PLANS[a] for k in tier))
+    pending = list(keys)
 
     def baseline(w):
         while not args.no_baseline:
             with lock:
-                if not keys:
+                if not pending:
                     return
-                binary, names = keys.pop(0)
-            rc, out, secs = w.run_test(binary, names, (900, 1800))
+                binary, names, san = pending.pop(0)
+            rc, out, secs = w.run_test(binary, names, (3600, 7200), san)
             with lock:
                 if rc != 0:
-                    failures.append("%s (%s):\n%s" % (binary, rc, out[-3000:]))
+                    failures.append("%s%s (%s):\n%s" % (binary, " [SANITIZE=1]" if san else "", rc, out[-3000:]))
                 # CPU: 4x the baseline's wall time (at least 20 s); wall: a hang that burns no CPU
-                timeouts[(binary, names)] = (max(20.0, 4 * secs), max(300.0, 20 * secs))
-                log("  baseline %-16s %-40s %6.1f s" % (binary, (names or "all")[:40], secs))
+                timeouts[(binary, names, san)] = (max(20.0, 4 * secs), max(300.0, 20 * secs))
+                log("  baseline %-16s %-40s %-4s %6.1f s" % (binary, (names or "all")[:40], "san" if san else "", secs))
     threads = [threading.Thread(target=baseline, args=(w,)) for w in workers]
     [t.start() for t in threads]
     [t.join() for t in threads]
     for k in keys if args.no_baseline else []:
-        timeouts[k] = (150.0, 300.0)
+        timeouts[k] = (600.0, 1200.0) if k[2] else (150.0, 300.0)
     if failures:
-        sys.exit("mutate: tests fail on the unmutated tree: " + "\n".join(failures))
+        sys.exit("mutate: tests fail on the unmutated tree%s: %s" % (
+            " (in the SANITIZE=1 build with fresh heap blocks poisoned, --no-poison runs it without)"
+            if POISON and any("[SANITIZE=1]" in f for f in failures) else "", "\n".join(failures)))
     log("mutate: baseline done in %.0f s" % (time.time() - t_start))
 
     queue = sorted(todo, key=lambda m: (m["file"], int(m["line"])))
@@ -734,7 +1044,7 @@ def cmd_run(args):
     threads = [threading.Thread(target=work, args=(w,)) for w in workers]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    text = report(todo, equiv, results, time.time() - t_start, args)
+    text = "\n".join(head) + "\n" + report(todo, equiv, results, time.time() - t_start, args)
     log(text)
     os.makedirs(os.path.dirname(args.report), exist_ok=True)
     with open(args.report, "w") as f:
@@ -747,7 +1057,11 @@ def cmd_run(args):
 
 def report(todo, equiv, results, secs, args):
     r = []
-    mode = "sampled %d (seed %d)" % (len(todo), args.seed) if args.sample else "full list"
+    mode = ("sampled %d (seed %d)" % (len(todo), args.seed) if args.sample else
+            "%d chosen (--ids/--area)" % len(todo) if getattr(args, "ids", "") or getattr(args, "area", "") else
+            "full list")
+    if getattr(args, "fresh", False):
+        mode += " of fresh list %d" % args.gen_seed
     r.append("mutation run: %s, %d workers, %.0f s wall (%.1f min)" % (mode, args.jobs, secs, secs / 60))
     per_file, per_area = {}, {}
     for m in todo:
@@ -779,10 +1093,14 @@ def report(todo, equiv, results, secs, args):
         ms = [m for m in todo if results.get(m["id"], ("",))[0] == verdict]
         if ms:
             r.append("%s:" % title)
-            r += ["  %-5s %s:%s %-5s `%s` -> `%s`   in: %s%s" % (m["id"], m["file"], m["line"], m["op"], m["orig"],
-                                                               m["repl"], m["site"][:90],
+            r += ["  %-5s %s:%s %-5s%s `%s` -> `%s`   in: %s%s" % (m["id"], m["file"], m["line"], m["op"],
+                                                                 " san" if san_of(m) else "", m["orig"],
+                                                                 m["repl"], m["site"][:90],
                                                                ("  [" + results[m["id"]][1] + "]") if verdict == "stillborn" else "")
                   for m in ms]
+    if args.fresh and any(results.get(m["id"], ("",))[0] == "survived" for m in todo):
+        r.append("(a survivor with no observable difference: copy its line from build/mutate/fresh-%d.txt into "
+                 "tools/mutate/equivalents.txt, status `equivalent: why`; later fresh runs leave it out)" % args.gen_seed)
     san = [m for m in todo if m["status"].startswith("asan")]
     if san:
         r.append("run in the SANITIZE=1 build (what make test SANITIZE=1 in CI would see):")
@@ -801,7 +1119,7 @@ LOG_LINE = re.compile(r"^([A-Z]\d{3})\s+(killed|survived|stillborn|stale)\s+([\d
 def cmd_report(args):
     """The report of a run (or of the part of one that finished) from its log: several logs may be
     given, a later verdict for a mutant replacing an earlier one (a rerun of the survivors)."""
-    mutants = read_list()
+    mutants = read_list(args.list)
     results, secs = {}, 0.0
     for path in args.logs:
         for line in open(path):
@@ -813,7 +1131,7 @@ def cmd_report(args):
                 secs += float(w.group(1))
     equiv = [m for m in mutants if m["status"].startswith("equivalent")]
     todo = [m for m in mutants if not m["status"].startswith("equivalent") and m["id"] in results]
-    args.sample, args.jobs = 0, 2
+    args.sample, args.jobs, args.fresh = 0, 2, False
     sys.stdout.write(report(todo, equiv, results, secs, args))
     missing = [m["id"] for m in mutants if not m["status"].startswith("equivalent") and m["id"] not in results]
     if missing:
@@ -821,15 +1139,34 @@ def cmd_report(args):
     return 0
 
 
-def cmd_check(_args):
+def unassigned_sources():
+    """Sources under src/ (but src/cuda/) that no area lists: generate would never draw from them."""
+    listed = {f for fs in AREA_FILES.values() for f in fs}
+    out = []
+    for dp, _, fs in os.walk(os.path.join(ROOT, "src")):
+        for f in fs:
+            rel = os.path.relpath(os.path.join(dp, f), ROOT)
+            if f.endswith(".c") and not rel.startswith("src/cuda/") and rel not in listed:
+                out.append(rel)
+    return sorted(out)
+
+
+def cmd_check(args):
     bad = 0
-    for m in read_list():
+    for f in unassigned_sources():
+        log("no area: %s (add it to AREA_FILES in tools/mutate/mutate.py)" % f)
+        bad += 1
+    for f in sorted({f for fs in AREA_FILES.values() for f in fs}):
+        if not os.path.exists(os.path.join(ROOT, f)):
+            log("gone: %s is in AREA_FILES but not in the tree" % f)
+            bad += 1
+    for m in read_list(args.list):
         text = open(os.path.join(ROOT, m["file"])).read()
         mt = mutate_text(m, text)
         if mt is None or mt == text:
             log("stale: %s %s:%s `%s`" % (m["id"], m["file"], m["line"], m["site"][:80]))
             bad += 1
-    log("mutate check: %d stale" % bad)
+    log("mutate check: %d stale (or unassigned)" % bad)
     return 1 if bad else 0
 
 
@@ -837,25 +1174,43 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("generate", help="write a new candidate list to stdout")
-    g.add_argument("--seed", type=int, default=9)
+    g.add_argument("--seed", type=int, default=None, help="the generator's seed (default: a fresh one, in the header)")
     g.add_argument("--per-area", type=int, default=50)
     r = sub.add_parser("run", help="run the mutants")
-    r.add_argument("--sample", type=int, default=0, help="run N mutants, N/4 per area, picked by --seed")
-    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--fresh", action="store_true",
+                   help="generate a new list (--gen-seed, default a fresh seed) into build/mutate/fresh-G.txt and "
+                        "run a sample of it (--sample, default 80) instead of the committed list")
+    r.add_argument("--gen-seed", type=int, default=None, help="--fresh: the generator's seed")
+    r.add_argument("--per-area", type=int, default=50, help="--fresh: about this many mutants generated per area")
+    r.add_argument("--list", default=LIST, help="the list to run (default: the committed tools/mutate/mutants.txt)")
+    r.add_argument("--equivalents", default=EQUIVALENTS,
+                   help="mutants known equivalent (list format; matched by file, operator, line text, original and "
+                        "replacement, `*` for any replacement); default tools/mutate/equivalents.txt")
+    r.add_argument("--sample", type=int, default=None,
+                   help="run N mutants, N/4 per area, picked by --seed (default: 80 with --fresh, else all)")
+    r.add_argument("--seed", type=int, default=None, help="the sample's seed (default: a fresh one, printed)")
     r.add_argument("--jobs", type=int, default=2)
     r.add_argument("--area", default="")
     r.add_argument("--ids", default="")
     r.add_argument("--source", default=ROOT, help="the tree to copy (default: this one)")
     r.add_argument("--no-baseline", action="store_true",
-                   help="skip the run of the plans on the unmutated tree; limits of 150 s CPU, 300 s wall")
+                   help="skip the run of the plans on the unmutated tree; limits of 150 s CPU, 300 s wall (600 s, "
+                        "1200 s in the SANITIZE=1 build)")
     r.add_argument("--skip-tests", default="", help="leave these test binaries out of every plan")
+    r.add_argument("--plain", action="store_true",
+                   help="every mutant in the plain build (but those with status asan), as before issue 24")
+    r.add_argument("--no-poison", action="store_true",
+                   help="the SANITIZE=1 build without ASan's fill of fresh heap blocks (0xff bytes)")
     r.add_argument("--report", default=os.path.join(ROOT, "build", "mutate", "report.txt"))
-    sub.add_parser("check", help="every mutant still finds its line")
+    c = sub.add_parser("check", help="every mutant still finds its line")
+    c.add_argument("--list", default=LIST)
     rp = sub.add_parser("report", help="a report from run logs (a later log's verdict wins)")
+    rp.add_argument("--list", default=LIST, help="the list the logs ran (a fresh run's build/mutate/fresh-G.txt)")
     rp.add_argument("logs", nargs="+")
     args = ap.parse_args()
     if args.cmd == "generate":
-        write_list(generate(args.seed, args.per_area), sys.stdout, args.seed)
+        seed = args.seed if args.seed is not None else new_seed()
+        write_list(generate(seed, args.per_area), sys.stdout, seed)
         return 0
     return {"run": cmd_run, "check": cmd_check, "report": cmd_report}[args.cmd](args)
 
