@@ -199,12 +199,13 @@ static latup_status f_run(const void *ctx, const latup_tensor *x, latup_tensor *
 static void test_upscale(void **state) {
     (void)state;
     static const int x2 = 2, x4 = 4;
-    const path_case a = {{"upscale x2"}, 1, f_upscale, &x2, 0};
-    const path_case b = {{"upscale x4"}, 1, f_upscale, &x4, 0};
+    const path_case a = {{"upscale x2 12x10"}, 1, f_upscale, &x2, 0};
+    const path_case b = {{"upscale x4 12x10"}, 1, f_upscale, &x4, 0};
+    const path_case c = {{"upscale x2 16x16"}, 1, f_upscale, &x2, 0};
     check_path(&a, 16, 12, 10);
     check_path(&b, 16, 12, 10);
     /* 16x16: no padding */
-    check_path(&a, 16, 16, 16);
+    check_path(&c, 16, 16, 16);
 }
 
 /* 10x14 latents; the tiled decode in tiles of 6 with overlap 2 (several along each side) */
@@ -353,7 +354,7 @@ static void test_cli_run_batch(void **state) {
         assert_int_equal(latup_tensor_alloc(&x1, 4, s1), LATUP_OK);
         memcpy(x1.data, x.data + b * xper, xper * sizeof(float));
         assert_int_equal(f_run(&o, &x1, y1), LATUP_OK);
-        char name[64], what[64];
+        char name[64], what[96];
         snprintf(name, sizeof name, "rb/run_%03lld.npy", (long long)b);
         assert_int_equal(latup_npy_read(tmp_path(name), &img), LATUP_OK);
         assert_int_equal(latup_tensor_numel(&img), latup_tensor_numel(&y1[1]));
@@ -493,7 +494,7 @@ static void test_set_directory_in_the_way(void **state) {
     write_latent(tmp_path("yb.npy"), 0, 8, 8, 72);
     write_latent(tmp_path("yc.npy"), 0, 8, 8, 73);
     for (int k = 1; k <= 3; k++) {
-        char dir[32], in_way[600], inner[700];
+        char dir[32], inner[2048];
         /* a batch of 3 into a pattern: out_000.png is checked before any work, out_001.png and
          * out_002.png are found at their rename, after the first outputs were renamed */
         snprintf(dir, sizeof dir, "dp%d", k);
@@ -503,7 +504,7 @@ static void test_set_directory_in_the_way(void **state) {
         char o[3][600], pat[600];
         for (int i = 0; i < 3; i++) snprintf(o[i], sizeof o[i], "%s/out_%03d.png", tmp_path(dir), i);
         const char *outs[3] = {o[0], o[1], o[2]};
-        snprintf(in_way, sizeof in_way, "%s", o[k - 1]);
+        const char *in_way = o[k - 1];
         snprintf(inner, sizeof inner, "%s/inside.txt", in_way);
         assert_int_equal(mkdir(in_way, 0755), 0);
         write_text(inner, "inside the directory in the way");
@@ -524,8 +525,7 @@ static void test_set_directory_in_the_way(void **state) {
         const foreign_file ffd[] = {{"notes.txt", "not latup's"}};
         make_foreign(tmp_path(dir), ffd, 1);
         for (int i = 0; i < 3; i++) snprintf(o[i], sizeof o[i], "%s/y%c.png", tmp_path(dir), 'a' + i);
-        snprintf(in_way, sizeof in_way, "%s", o[k - 1]);
-        snprintf(inner, sizeof inner, "%s/inside.txt", in_way);
+        snprintf(inner, sizeof inner, "%s/inside.txt", in_way); /* in_way: o[k - 1], now the --out-dir name */
         assert_int_equal(mkdir(in_way, 0755), 0);
         write_text(inner, "inside the directory in the way");
         const char *b[] = {"decode", "--vae", VAE_PATH, "-i", tmp_path("ya.npy"), "-i", tmp_path("yb.npy"), "-i",
