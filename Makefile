@@ -153,12 +153,13 @@ $(BUILD)/tests/test_api_contract: tests/test_api_contract.c $(BUILD)/gen/api_cas
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isrc -Itests -Itests/support -I$(BUILD)/gen $(LDFLAGS) -o $@ $< $(BUILD)/liblatup.a $(LDLIBS) -lcmocka
 
-# The LD_PRELOAD shim test_cli_contract uses to kill latup mid-write and fail fsync/rename; plain
+# The LD_PRELOAD shim test_cli_contract and test_batches use to kill latup mid-write and fail fsync/rename; plain
 # (no sanitizer), so it can be preloaded into either build.
 $(BUILD)/tests/fault_inject.so: tests/support/fault_inject.c
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -shared -fPIC -o $@ $< -ldl
 $(BUILD)/tests/test_cli_contract: $(BUILD)/tests/fault_inject.so
+$(BUILD)/tests/test_batches: $(BUILD)/tests/fault_inject.so
 
 ifeq ($(CUDA),1)
 $(BUILD)/tests/test_cuda_emu: tests/test_cuda.c tests/support/cuda_emu.c $(EMU_OBJ) $(HEADERS)
