@@ -558,13 +558,17 @@ LATUP_API latup_status latup_image_to_rgb8(const latup_tensor *img, latup_pixel_
  * name, "latup-XXXXXX.tmp", so any legal destination name works), created with O_EXCL|O_NOFOLLOW
  * (an existing file is never opened, a symlink never followed); latup_outputs_commit then fsyncs
  * and renames every one into place (a symlink at the destination is replaced, not followed), and
- * if any of that fails it removes those already renamed: a command leaves all of its outputs or
- * none. The path "-" is standard output, written last, after every rename.
+ * if any of that fails it takes back those already renamed: a command leaves all of its outputs or
+ * none, and a file an output replaced is put back as it was. (Before the renames, each existing
+ * file that one of them will replace, but the last's, gets a second name in its directory, a hard
+ * link "latup-XXXXXX.bak" removed once the set is in place: LATUP_E_IO, with nothing replaced,
+ * on a file system without hard links.) The path "-" is standard output, written last, after
+ * every rename.
  *
  * A set has three states. open (from latup_outputs_new): it takes outputs and one commit.
  * committed (a commit that renamed every file): its files are in place, even when writing "-"
  * then fails (that commit returns LATUP_E_IO). aborted (a commit that failed): it took back what
- * it had renamed and removed every temporary. In committed or aborted, an add or a commit is
+ * it had renamed (put back what that replaced) and removed every temporary. In committed or aborted, an add or a commit is
  * LATUP_E_USAGE naming the state, and touches no file: a committed file is never removed or
  * rewritten through its set. An add that fails (a bad image, a full disk) leaves the set open
  * without that output. latup_outputs_free removes the temporaries of a set never committed and
@@ -591,8 +595,9 @@ LATUP_API void latup_outputs_free(latup_outputs *o); /* o may be NULL; removes u
  * sets, of latup_npy_write and latup_png_write, and of latup_output_check's probe), and the files
  * of a commit under way that has not yet renamed all of its set. For a handler of SIGINT, SIGTERM
  * or SIGHUP that then lets the signal end the process (the CLI restores the default action and
- * raises it again), so an interrupted command leaves no temporary and no part of an output set.
- * It only loads lock-free atomics and calls unlink(2); errno is kept. A writer whose temporary was
+ * raises it again), so an interrupted command leaves no temporary and no part of an output set,
+ * and the files a set had replaced are put back. It only loads lock-free atomics and calls
+ * unlink(2) and rename(2); errno is kept. A writer whose temporary was
  * removed fails at its commit (LATUP_E_IO). A temporary created while it runs, or one of more than
  * 65536 alive at once, may stay. */
 LATUP_API void latup_remove_temporaries(void);

@@ -21,7 +21,8 @@
  * rename; --out-dir: every name is checked before any work). Each time: exit 4 naming that
  * output, none of the three files there afterwards, no temporary left, and the files in the
  * directory that were not the command's (one matching the pattern past the batch among them)
- * untouched. */
+ * untouched. And over three files that already exist, failing at each rename: all three keep
+ * their old content (those already replaced are put back), nothing of latup's is left. */
 #define _XOPEN_SOURCE 700
 #include <setjmp.h>
 #include <stdarg.h>
@@ -485,6 +486,49 @@ static void test_set_fails_at_each_rename(void **state) {
     assert_int_equal(tu_n_failed, bad0);
 }
 
+/* Outputs that already exist, a commit failing at output k: every one keeps its old content (the
+ * files renamed before the failure are put back), and no temporary or second name is left; then
+ * with no failure all three are replaced by the new images. */
+static void test_set_keeps_replaced_files(void **state) {
+    (void)state;
+    const int bad0 = tu_n_failed;
+    write_latent(tmp_path("kb.npy"), 3, 8, 8, 80);
+    mkdir(tmp_path("kp"), 0755);
+    const foreign_file ff[] = {{"notes.txt", "not latup's"}};
+    make_foreign(tmp_path("kp"), ff, 1);
+    const foreign_file old[3] = {{"out_000.png", "an older out_000"}, {"out_001.png", "an older out_001"},
+                                 {"out_002.png", "an older out_002"}};
+    const char *a[] = {"decode", "--vae", VAE_PATH, "-i", tmp_path("kb.npy"), "-o", tmp_path("kp/out_%03d.png"), "-q", NULL};
+    for (int k = 1; k <= 3; k++) {
+        make_foreign(tmp_path("kp"), old, 3);
+        char fail_at[64];
+        snprintf(fail_at, sizeof fail_at, "FAULT_RENAME_FAIL_AT=%d", k);
+        const char *extra[] = {fail_at, NULL};
+        const int rc = run_faulty(a, extra);
+        const int kept = foreign_intact(tmp_path("kp"), old, 3), rest = foreign_intact(tmp_path("kp"), ff, 1);
+        const int temps = count_prefix_in(tmp_path("kp"), "latup-"), all = count_prefix_in(tmp_path("kp"), "");
+        const int ok = rc == 4 && kept && rest && temps == 0 && all == 4;
+        printf("existing out_000..002.png, rename %d of 3 fails: exit %d (want 4), all 3 keep their old content %s, "
+               "temporaries and second names left %d, other files intact %s, entries %d (want 4): %s\n",
+               k, rc, kept ? "yes" : "NO", temps, rest ? "yes" : "NO", all, ok ? "OK" : "NOT OK");
+        if (rc != 4) printf("    stderr: %s", g_err);
+        tally(ok);
+    }
+    const int rc = run_faulty(a, NULL);
+    int replaced = 0;
+    for (int i = 0; i < 3; i++) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s", tmp_path("kp"), old[i].name);
+        replaced += exists(p) && !has_text(p, old[i].text);
+    }
+    const int ok = rc == 0 && replaced == 3 && count_prefix_in(tmp_path("kp"), "latup-") == 0 &&
+                   foreign_intact(tmp_path("kp"), ff, 1);
+    printf("existing out_000..002.png, nothing fails: exit %d, replaced %d of 3, nothing of latup's left: %s\n", rc,
+           replaced, ok ? "OK" : "NOT OK");
+    tally(ok);
+    assert_int_equal(tu_n_failed, bad0);
+}
+
 /* No shim: a directory (holding a file of its own) where output k must go. */
 static void test_set_directory_in_the_way(void **state) {
     (void)state;
@@ -549,6 +593,7 @@ int main(void) {
         cmocka_unit_test(test_cli_run_batch),
         cmocka_unit_test(test_set_fails_at_each_rename),
         cmocka_unit_test(test_set_directory_in_the_way),
+        cmocka_unit_test(test_set_keeps_replaced_files),
     };
     const int rc = cmocka_run_group_tests(tests, setup, teardown);
     printf("test_batches: %d checks, %d failed\n", tu_n_checks, tu_n_failed);

@@ -398,6 +398,22 @@ static void test_signals_leave_nothing(void **state) {
         expect_signalled(run_signalled(r, at_rename), sigs[k], what);
         printf("  left in the output directory: %d entries\n", count_in(dir));
         assert_int_equal(count_in(dir), 0);
+        /* the same over two existing outputs: the one already replaced is put back, both keep
+         * their content, and no second name is left */
+        write_text(out, "old latent");
+        write_text(png, "old image");
+        snprintf(what, sizeof what, "%s at the second rename of a set over existing outputs", names[k]);
+        expect_signalled(run_signalled(r, at_rename), sigs[k], what);
+        char *tl = read_text(out), *ti = read_text(png);
+        printf("  existing outputs after it: %s, %s; entries %d\n", tl ? tl : "(none)", ti ? ti : "(none)",
+               count_in(dir));
+        assert_string_equal(tl, "old latent");
+        assert_string_equal(ti, "old image");
+        free(tl);
+        free(ti);
+        assert_int_equal(count_in(dir), 2);
+        unlink(out);
+        unlink(png);
         /* and with no signal, the same commands write their outputs */
         const char *none[] = {NULL};
         const int st = run_signalled(r, none);

@@ -111,6 +111,8 @@ typedef struct {
     FILE *held;           /* "-": an anonymous temporary, copied to stdout on commit */
     int committed;        /* renamed into place */
     int listed;           /* during a commit: its entry in the signal list (-1: none) */
+    char *kept;           /* during a commit: the file it replaces, under a second name (NULL: none) */
+    int kept_listed;      /* that name's entry in the signal list, which puts it back (-1: none) */
 } out_entry;
 
 /* A set is open until its commit: committed when every file is in place, aborted when the commit
@@ -210,7 +212,7 @@ static latup_status add(latup_outputs *o, const char *path, const latup_tensor *
     out_entry *e = &o->e[o->n];
     memset(e, 0, sizeof *e);
     e->path = canon;
-    e->listed = -1;
+    e->listed = e->kept_listed = -1;
     latup_status st;
     if (to_stdout) {
         e->held = tmpfile();
@@ -271,24 +273,51 @@ static latup_status copy_to_stdout(FILE *held) {
     return LATUP_OK;
 }
 
+/* Takes back what a failed commit did to e: the file it replaced put back (or, if none, its own
+ * file removed), its temporary removed if it never got there. A file that cannot be put back
+ * stays under its second name, and the status says where. */
+static latup_status take_back(out_entry *e, latup_status st) {
+    if (e->kept) {
+        if (latup_kept_restore(e->kept, e->path) != 0)
+            st = latup_fail(LATUP_E_IO, "%s: the outputs were taken back, but the file this one replaced could not be "
+                            "put back (%s): it is kept as %s", e->path, strerror(errno), e->kept);
+    } else if (e->committed) {
+        unlink(e->path);
+    }
+    e->committed = 0;
+    if (!e->held) latup_atomic_abort(&e->af); /* never reached: its temporary (a no-op after a commit) */
+    return st;
+}
+
 latup_status latup_outputs_commit(latup_outputs *o) {
     LATUP_NEED(o);
     if (o->state != SET_OPEN) return wrong_state(o, __func__);
     latup_status st = LATUP_OK;
-    /* Each file renamed stays on the signal list (as its destination now) until all are in
-     * place: a signal in between removes them, as a failure does. */
+    /* All or none, and the files the set replaces are not lost when it is none: each file a rename
+     * will replace, but the last's (after it nothing can fail), first gets a second name. */
+    int last = -1;
+    for (int i = 0; i < o->n; i++)
+        if (!o->e[i].held) last = i;
+    for (int i = 0; i < last && !st; i++)
+        if (!o->e[i].held) st = latup_keep_existing(o->e[i].path, &o->e[i].kept, &o->e[i].kept_listed);
+    /* Each file renamed stays on the signal list until all are in place: a signal in between takes
+     * it back, as a failure does (a file it replaced is put back by the entry of its second name,
+     * its own file removed by the entry that listed its temporary). */
     for (int i = 0; i < o->n && !st; i++) {
         out_entry *e = &o->e[i];
         if (e->held) continue;
-        st = latup_atomic_commit_held(&e->af, &e->listed); /* fsync, rename; removes its temporary on failure */
+        /* fsync, rename; removes its temporary on failure */
+        st = e->kept ? latup_atomic_commit(&e->af) : latup_atomic_commit_held(&e->af, &e->listed);
         e->committed = st == LATUP_OK;
     }
     for (int k = 0; k < o->n; k++) {
         out_entry *e = &o->e[k];
-        if (st && e->committed) unlink(e->path), e->committed = 0; /* all or none: take it back */
-        else if (st && !e->held) latup_atomic_abort(&e->af);       /* never reached: its temporary */
+        if (st) st = take_back(e, st);
+        else if (e->kept) unlink(e->kept); /* in place: the replaced file's second name goes */
         latup_signal_forget(e->listed);
-        e->listed = -1;
+        latup_signal_forget(e->kept_listed);
+        free(e->kept);
+        e->kept = NULL, e->listed = e->kept_listed = -1;
     }
     if (st) {
         o->state = SET_ABORTED;

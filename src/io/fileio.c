@@ -346,7 +346,8 @@ latup_status latup_read_file(const char *path, size_t max_bytes, uint8_t **out, 
  * only while no handler runs (g_handlers == 0): a handler raises the count before it reads any
  * slot, the writer empties the slot before it reads the count, both sequentially consistent, so
  * one of them sees the other. A copy a handler might still read is left (the process is most
- * likely dying). */
+ * likely dying). A slot's copy is an action: 'U' and a path (remove it), or 'R', a kept file's
+ * name, '\0' and its destination (put it back: latup_kept_restore). */
 _Static_assert(ATOMIC_POINTER_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2,
                "latup_remove_temporaries needs lock-free atomics to be async-signal-safe");
 
@@ -361,8 +362,18 @@ static void list_drop(char *copy) {
     if (copy && atomic_load(&g_handlers) == 0) free(copy);
 }
 
-int latup_signal_list(const char *path) {
-    char *copy = strdup(path);
+/* kind, a, and for 'R' a '\0' and b: a slot's action */
+static char *action(char kind, const char *a, const char *b) {
+    const size_t na = strlen(a), nb = b ? strlen(b) + 1 : 0;
+    char *s = malloc(1 + na + 1 + nb);
+    if (!s) return NULL;
+    s[0] = kind;
+    memcpy(s + 1, a, na + 1);
+    if (b) memcpy(s + 1 + na + 1, b, nb);
+    return s;
+}
+
+static int list_add(char *copy) {
     if (!copy) return -1;
     for (int b = 0; b < LATUP_SIGNAL_LIST_MAX / LIST_BLOCK; b++) {
         list_block *blk = atomic_load(&g_blocks[b]);
@@ -383,6 +394,8 @@ int latup_signal_list(const char *path) {
     return -1;
 }
 
+int latup_signal_list(const char *path) { return list_add(action('U', path, NULL)); }
+
 static _Atomic(char *) *list_slot(int entry) {
     if (entry < 0 || entry >= LATUP_SIGNAL_LIST_MAX) return NULL;
     list_block *blk = atomic_load(&g_blocks[entry / LIST_BLOCK]);
@@ -394,11 +407,18 @@ void latup_signal_forget(int entry) {
     if (slot) list_drop(atomic_exchange(slot, NULL));
 }
 
-/* The entry lists `path` from now on (one atomic store: never neither, never half of either). */
-static void list_replace(int entry, const char *path) {
+/* The entry holds `copy` from now on (one atomic store: never neither, never half of either). */
+static void list_replace(int entry, char *copy) {
     _Atomic(char *) *slot = list_slot(entry);
-    char *copy = slot ? strdup(path) : NULL;
-    if (copy) list_drop(atomic_exchange(slot, copy));
+    if (slot && copy) list_drop(atomic_exchange(slot, copy));
+    else free(copy);
+}
+
+/* rename(2) and unlink(2) only: async-signal-safe. */
+static int restore(const char *kept, const char *path) {
+    if (rename(kept, path) != 0) return -1;
+    unlink(kept); /* still there when both names were links to one file (rename did nothing) */
+    return 0;
 }
 
 void latup_remove_temporaries(void) {
@@ -409,7 +429,8 @@ void latup_remove_temporaries(void) {
         if (!blk) break; /* blocks are published in order */
         for (int k = 0; k < LIST_BLOCK; k++) {
             const char *p = atomic_load(&blk->path[k]);
-            if (p) unlink(p);
+            if (p && p[0] == 'R') restore(p + 1, p + 1 + strlen(p + 1) + 1);
+            else if (p) unlink(p + 1);
         }
     }
     atomic_fetch_sub(&g_handlers, 1);
@@ -510,7 +531,7 @@ static latup_status commit(latup_atomic_file *af, int *held) {
         st = io_fail(af->final_path, "cannot rename the temporary file onto it", errno);
     if (st) unlink(af->tmp_path);
     if (!st && held && af->slot > 0) { /* the entry passes to the destination, now in place */
-        list_replace(af->slot - 1, af->final_path);
+        list_replace(af->slot - 1, action('U', af->final_path, NULL));
         *held = af->slot - 1;
         af->slot = 0;
     }
@@ -527,3 +548,40 @@ void latup_atomic_abort(latup_atomic_file *af) {
     if (af->tmp_path) unlink(af->tmp_path);
     af_clear(af);
 }
+
+/* ---- files an output set replaces ---------------------------------------------------------------- */
+
+#define KEPT_NAME "latup-XXXXXX.bak"
+
+latup_status latup_keep_existing(const char *path, char **kept, int *held) {
+    *kept = NULL, *held = -1;
+    struct stat sb;
+    if (lstat(path, &sb) != 0 || S_ISDIR(sb.st_mode)) return LATUP_OK; /* none, or the rename fails on it */
+    const char *slash = strrchr(path, '/');
+    const size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
+    char *name = latup_malloc(dir_len + sizeof KEPT_NAME, "a file name");
+    if (!name) return LATUP_E_NOMEM;
+    memcpy(name, path, dir_len);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        memcpy(name + dir_len, KEPT_NAME, sizeof KEPT_NAME);
+        fill_random_suffix(name);
+        /* a second name for what is there, a symlink itself rather than its target (flags 0) */
+        if (linkat(AT_FDCWD, path, AT_FDCWD, name, 0) == 0) {
+            /* listed once it is ours; until the rename onto path, restoring it only removes it */
+            *held = list_add(action('R', name, path));
+            *kept = name;
+            return LATUP_OK;
+        }
+        if (errno == ENOENT) { /* nothing there to keep */
+            free(name);
+            return LATUP_OK;
+        }
+        if (errno != EEXIST) break;
+    }
+    latup_status st = io_fail(path, "cannot keep the existing file under a second name while the other outputs "
+                                    "are put in place (a hard link in its directory)", errno);
+    free(name);
+    return st;
+}
+
+int latup_kept_restore(const char *kept, const char *path) { return restore(kept, path); }

@@ -94,6 +94,18 @@ latup_status latup_atomic_commit_held(latup_atomic_file *af, int *held);
 /* The list latup_remove_temporaries() walks: latup_signal_list adds a copy of path (returns its
  * entry, or -1 when it cannot: out of memory, or LATUP_SIGNAL_LIST_MAX entries live, and then a
  * signal leaves that file); latup_signal_forget(-1) does nothing. Thread-safe, lock-free. */
+/* An output set replacing files (latup_outputs_commit): before any of its renames, each file
+ * that one of them will replace, but the last, gets a second name in its directory (a hard link,
+ * "latup-XXXXXX.bak", malloc'd into *kept; NULL when nothing is at path, or a directory, which
+ * the rename then refuses) and an entry *held on the
+ * signal list that puts it back. latup_kept_restore(kept, path) puts it back: rename onto path,
+ * then remove the name (it is left, and -1 returned, when the rename fails); before the rename
+ * of the set's file onto path it only removes the second name. The caller ends the entry with
+ * latup_signal_forget(*held). LATUP_E_IO when no link can be made (a file system without hard
+ * links): nothing is replaced then. */
+latup_status latup_keep_existing(const char *path, char **kept, int *held);
+int latup_kept_restore(const char *kept, const char *path);
+
 #define LATUP_SIGNAL_LIST_MAX 65536
 int latup_signal_list(const char *path);
 void latup_signal_forget(int entry);
