@@ -12,7 +12,7 @@ SHELL := /bin/bash
 #   make bench-peers latup next to ONNX Runtime and PyTorch (tools/bench/bench_peers.sh, PyPI venv)
 #   make bench-paper the paper's speed claim at the released widths: LUA path vs pixel path (tools/bench/bench_paper.c)
 #   make demo       install missing packages, build, run latup eval (the paper's comparison) on the demo photo
-#   make fuzz       libFuzzer targets in fuzz/ (clang), FUZZ_TIME seconds each
+#   make fuzz       libFuzzer targets in fuzz/ (clang), FUZZ_CPU CPU-seconds each
 #   make mutate     mutation testing (tools/mutate/mutate.py): a fresh list of planted bugs from a new
 #                   generator seed (SEED=G to repeat one), N=80 of them run (N/4 per area, picked by
 #                   SAMPLE_SEED=S, new unless given); the report's head prints both seeds and the command
@@ -346,11 +346,13 @@ $(BUILD)/bench_%: tools/bench/bench_%.c tools/bench/bench_serve.h tools/bench/be
 
 # libFuzzer targets (clang): fuzz/fuzz_*.c. The readers' targets link the file readers only (no
 # BLAS/OpenMP); fuzz_models reaches config inference and binding, so it links the whole library.
-# make fuzz FUZZ_TIME=60 runs each target for FUZZ_TIME seconds on a copy of its committed seed
-# corpus fuzz/corpus/<target>/ (with fuzz/<target>.dict when there is one); crashes are written
-# to build-fuzz/ and fail the run.
+# make fuzz FUZZ_CPU=60 runs each target until it has used FUZZ_CPU seconds of CPU time (not wall
+# time: tools/fuzz/campaign.sh), from its committed seed corpus fuzz/corpus/<target>/ (with
+# fuzz/<target>.dict when there is one), new units in build-fuzz/work/<target>; a target that stops
+# by itself (a crash, leak, timeout, out-of-memory) fails the run, its input in build-fuzz/.
+# FUZZ_MERGE=1 merges what each run found into the committed corpus (-merge=1).
 FUZZ_CC    ?= clang
-FUZZ_TIME  ?= 60
+FUZZ_CPU   ?= 60
 FUZZ_FLAGS := -std=c11 -g -O1 -Iinclude -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_LIB   := src/common.c $(wildcard src/io/*.c)
 FUZZ_SRC   := $(wildcard fuzz/fuzz_*.c)
@@ -369,12 +371,8 @@ $(BUILD)/tests/test_corpus: $(FUZZ_SRC)
 
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
-	  t=$$(basename $$f); mkdir -p build-fuzz/work/$$t; \
-	  dict=$$( [ -f fuzz/$$t.dict ] && echo -dict=fuzz/$$t.dict ); \
-	  echo "== $$t ($(FUZZ_TIME) s)"; \
-	  OMP_NUM_THREADS=1 ./$$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=build-fuzz/$$t- $$dict \
-	    build-fuzz/work/$$t fuzz/corpus/$$t 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" ; \
-	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz: $$t found a crash (build-fuzz/$$t-*)"; exit 1; }; \
+	  t=$$(basename $$f); echo "== $$t ($(FUZZ_CPU) CPU-seconds)"; \
+	  tools/fuzz/campaign.sh --cpu $(FUZZ_CPU) $(if $(filter 1,$(FUZZ_MERGE)),--merge) $$t || exit 1; \
 	done
 
 # Mutation testing (docs/testing.md): each mutant planted in a copy of the tree under /tmp/latup-mutate,
