@@ -969,6 +969,140 @@ static pid_t start_feeder(int fd_or_fifo) {
     _exit(0);
 }
 
+/* ---- the message docs/errors.md promises --------------------------------------------------------
+ * Each row's "latup says" column holds one or more `examples`; the stderr line must begin with one
+ * of them (what follows the example, the docs may leave out), with: M the model the row reads
+ * (tmp("m") when it is the row's "@m", else --model's, else --vae's), IN its first --in, OUT its
+ * --out (each exactly that path); DIR, TS, TV, TL a path (a run of non-blank bytes); "..."
+ * anything. The line may begin with "latup: " or "latup CMD: ", which the docs leave out. So a
+ * message that stops naming the model, the input or the file it is about fails its row. */
+
+static char *g_doc; /* docs/errors.md */
+
+static void load_doc(void) {
+    if (g_doc) return;
+    size_t n;
+    uint8_t *doc = slurp("docs/errors.md", &n);
+    g_doc = malloc(n + 1);
+    memcpy(g_doc, doc, n);
+    g_doc[n] = '\0';
+    free(doc);
+}
+
+/* The row's "latup says" column (between its second and third " | "), or NULL. */
+static char *doc_says(const char *id) {
+    load_doc();
+    char key[16];
+    snprintf(key, sizeof key, "\n| %s |", id);
+    const char *p = strstr(g_doc, key);
+    if (!p) return NULL;
+    const char *eol = strchr(p + 1, '\n');
+    p = strstr(p + strlen(key), " | ");
+    if (!p || (eol && p > eol)) return NULL;
+    const char *q = p + 3;
+    /* the column ends at the row's last " | " (the exit code's) */
+    const char *last = NULL;
+    for (const char *r = q; (r = strstr(r, " | ")) && (!eol || r < eol); r++) last = r;
+    if (!last) return NULL;
+    return strndup(q, (size_t)(last - q));
+}
+
+typedef struct {
+    const char *m, *in, *out;
+} roles;
+
+static int is_word(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
+
+/* The placeholder at p (a whole word), its length in *n; its value in *lit, or NULL for "a path". */
+static int placeholder(const char *pat, const char *p, const roles *r, size_t *n, const char **lit) {
+    static const char *const words[] = {"M", "IN", "OUT", "DIR", "TS", "TV", "TL"};
+    if (p > pat && is_word(p[-1])) return 0;
+    for (size_t k = 0; k < sizeof words / sizeof *words; k++) {
+        size_t L = strlen(words[k]);
+        if (strncmp(p, words[k], L) || is_word(p[L])) continue;
+        const char *v = k == 0 ? r->m : k == 1 ? r->in : k == 2 ? r->out : NULL;
+        if (k < 3 && !v) return 0; /* no such role in this row: the word is text */
+        *n = L, *lit = v;
+        return 1;
+    }
+    return 0;
+}
+
+/* pat[p..pe) against the head of s (backtracking on "..." and on paths). */
+static int glob(const char *pat, const char *p, const char *pe, const char *s, const roles *r) {
+    while (p < pe) {
+        size_t n;
+        const char *lit;
+        if (pe - p >= 3 && !strncmp(p, "...", 3)) {
+            for (const char *t = s;; t++) {
+                if (glob(pat, p + 3, pe, t, r)) return 1;
+                if (!*t) return 0;
+            }
+        }
+        if (placeholder(pat, p, r, &n, &lit)) {
+            if (lit) {
+                size_t L = strlen(lit);
+                if (strncmp(s, lit, L)) return 0;
+                s += L, p += n;
+                continue;
+            }
+            for (const char *t = s; *t && *t != ' ' && *t != '\n'; t++)
+                if (glob(pat, p + n, pe, t + 1, r)) return 1;
+            return 0;
+        }
+        if (*s != *p) return 0;
+        s++, p++;
+    }
+    return 1;
+}
+
+/* The stderr line (without its '\n') against one example. */
+static int says_as_documented(const char *ex, size_t exn, const char *err, const roles *r) {
+    char line[4096];
+    snprintf(line, sizeof line, "%s", err);
+    line[strcspn(line, "\n")] = '\0';
+    const char *starts[2] = {line, NULL};
+    if (!strncmp(line, "latup: ", 7)) starts[1] = line + 7;
+    else if (!strncmp(line, "latup ", 6)) { /* "latup CMD: " */
+        const char *cmd = line + 6, *colon = strstr(cmd, ": ");
+        if (colon && colon > cmd && !memchr(cmd, ' ', (size_t)(colon - cmd))) starts[1] = colon + 2;
+    }
+    for (int k = 0; k < 2; k++)
+        if (starts[k] && glob(ex, ex, ex + exn, starts[k], r)) return 1;
+    return 0;
+}
+
+/* 1 when err matches one of the row's `examples`; the column in *col (malloc'd) for the report. */
+static int promised(const char *id, const char *err, const roles *r, char **col) {
+    *col = doc_says(id);
+    if (!*col) return 0;
+    for (const char *p = *col; (p = strchr(p, '`'));) {
+        const char *q = strchr(p + 1, '`');
+        if (!q) break;
+        if (says_as_documented(p + 1, (size_t)(q - p - 1), err, r)) return 1;
+        p = q + 1;
+    }
+    return 0;
+}
+
+/* The row's roles from its (substituted) arguments. */
+static roles roles_of(const row *w, const char *const *args) {
+    roles r = {0};
+    const char *model = NULL, *vae = NULL;
+    for (int i = 0; args[i] && args[i + 1]; i++) {
+        const char *o = args[i], *v = args[i + 1];
+        if (!strcmp(o, "--model") || !strcmp(o, "-m")) model = v;
+        else if (!strcmp(o, "--vae")) vae = v;
+        else if ((!strcmp(o, "--in") || !strcmp(o, "-i")) && !r.in) r.in = !strcmp(v, "-") ? "<stdin>" : v;
+        else if (!strcmp(o, "--out") || !strcmp(o, "-o")) r.out = v;
+    }
+    for (int i = 0; w->args[i]; i++)
+        if (!strcmp(w->args[i], "@m") || !strcmp(w->args[i], "@fifo")) r.m = args[i];
+        else if (!strcmp(w->args[i], "@in") && !r.in) r.in = args[i]; /* a positional input (eval) */
+    if (!r.m) r.m = model ? model : vae;
+    return r;
+}
+
 static void test_rows(void **state) {
     (void)state;
     int bad = 0;
@@ -1018,8 +1152,15 @@ static void test_rows(void **state) {
          * one summary line and its output */
         int lines = 0, controls = 0;
         for (const char *p = g_err; *p; p++) lines += *p == '\n', controls += (unsigned char)*p < 0x20 && *p != '\n';
-        const int ok = rc == w->exit_code && lines == 1 && !controls && strstr(g_err, w->says) && out_exists() == (w->exit_code == 0);
-        printf("%s exit %d (want %d) %s: %s", w->id, rc, w->exit_code, ok ? "OK" : "NOT OK", g_err);
+        const roles rl = roles_of(w, args);
+        char *col;
+        const int as_doc = promised(w->id, g_err, &rl, &col);
+        const int ok = rc == w->exit_code && lines == 1 && !controls && strstr(g_err, w->says) &&
+                       out_exists() == (w->exit_code == 0) && as_doc;
+        printf("%s exit %d (want %d), the message docs/errors.md gives: %s; %s: %s", w->id, rc, w->exit_code,
+               as_doc ? "yes" : "NO", ok ? "OK" : "NOT OK", g_err);
+        if (!as_doc) printf("    docs/errors.md: %s\n", col ? col : "(no row)");
+        free(col);
         if (lines != 1) printf("    (%d lines on stderr)\n", lines);
         if (controls) printf("    (%d control bytes on stderr)\n", controls);
         bad += !ok;
