@@ -762,6 +762,12 @@ static void s_folder_class(void) { vae_folder("{\"_class_name\": \"FluxTransform
 static void s_image_npy(void) { write_latent(tmp("in.npy"), 3, 16, 16, 0); }
 static void s_image_hot(void) { write_latent(tmp("in.npy"), 3, 16, 16, 1.5f); }
 static void s_png8(void) { write_png(tmp("in.npy"), 8, 8, 8, 2, 0, 0); }
+static void s_png_pair(void) { /* two images of one name in two folders */
+    mkdir(tmp("pngs"), 0755);
+    mkdir(tmp("pngs2"), 0755);
+    write_png(tmp("pngs/a.png"), 16, 16, 8, 2, 0, 0);
+    write_png(tmp("pngs2/a.png"), 16, 16, 8, 2, 0, 0);
+}
 static void s_png64_dir(void) { /* 64x64: a 4x4 latent at x2, under the LUA's 5x5 */
     mkdir(tmp("pngs"), 0755);
     latup_tensor t;
@@ -879,6 +885,40 @@ static const row ROWS[] = {
     {"EC30", s_png_dir, EVAL("-s", "4", "--pixel-model", TS, "@tmp/pngs"), 1, "is a x2 SwinIR, and eval runs x4 (-s)"},
     {"EC31", s_png_dir, EVAL("@tmp/pngs"), 2, "a.png: 4x4 is smaller than the 16x16 that eval x2 needs"},
     {"EC32", s_png64_dir, EVAL("@tmp/pngs"), 2, "a.png: eval x2 makes a 32x32 input of it, and its 4x4 latent: latent 4x4 is too small"},
+    /* issue 24: every refusal the CLI's option checks make (src/cli/pipeline.c, encode.c, eval.c,
+     * cli.c, main.c), each with its own row, so a check that is dropped fails one */
+    {"EC33", s_good, {"upscale", "-m", MODEL, "-i", "@in", "-o", "@out", NULL}, 1, "upscale: missing --scale"},
+    {"EC34", s_good, {"upscale", "-s", "2", "-i", "@in", "-o", "@out", NULL}, 1, "upscale: missing --model"},
+    {"EC35", s_good, {"run", "-m", MODEL, "-s", "2", "-i", "@in", "-o", "@out.png", NULL}, 1, "run: missing --vae"},
+    {"EC36", s_good, {"decode", "--vae", VAE, "-o", "@out.png", NULL}, 1, "decode: missing --in"},
+    {"EC37", s_good, {"decode", "--vae", VAE, "-i", "@in", NULL}, 1, "decode: missing --out (or --out-dir)"},
+    {"EC38", s_good, {"decode", "--vae", VAE, "-i", "@in", "-i", "@in", "-o", "@out.png", NULL}, 1, "2 inputs need --out-dir DIR (one output each), not --out"},
+    {"EC39", s_good, {"decode", "--vae", VAE, "-i", "-", "-i", "-", "--out-dir", "@tmp/od", NULL}, 1, "decode: standard input ('-') can be read once"},
+    {"EC40", s_good, DEC("--json"), 1, "decode: --json goes with --dry-run"},
+    {"EC41", s_good, DEC("--format", "npy"), 1, "--format npy, but --out"},
+    {"EC42", s_good, {"decode", "--vae", VAE, "-i", "@in", "-o", "@out", "--png-bits", "16", NULL}, 1, "--png-bits applies to PNG output"},
+    {"EC43", s_good, {"run", "-m", MODEL, "-s", "2", "--vae", VAE, "-i", "@in", "-o", "@out.png", "--save-latent", "@tmp/up.png", NULL}, 1, "up.png: must end in .npy"},
+    {"EC44", s_good, {"run", "-m", MODEL, "-s", "2", "--vae", VAE, "-i", "@in", "-o", "@out", "--save-latent", "@out", NULL}, 1, "--save-latent and --out name the same file"},
+    {"EC45", s_good, {"upscale", "-m", MODEL, "-s", "2", "-i", "@in", "-o", "@out", "--diffusion-latent", "vae", NULL}, 1, "and upscale has no --vae"},
+    {"EC46", s_good, DEC("--flux-packed", "9x8"), 1, "--flux-packed 9x8: the latent size must be even in both dimensions"},
+    {"EC47", s_good, DEC("--vae-tile-size", "16x16", "--overlap", "16"), 1, "--overlap 16 must be smaller than the tile, 16"},
+    {"EC48", s_good, {"decode", "--vae", VAE, "-i", "@in", "-o", "@tmp/o_%d_%d.png", NULL}, 1, "a pattern takes one %d"},
+    {"EC49", s_image_npy, {"encode", "-i", "@in", "-o", "@out", "--range", "unit", NULL}, 1, "encode: missing --vae"},
+    {"EC50", s_image_npy, {"encode", "--vae", TV, "-o", "@out", "--range", "unit", NULL}, 1, "encode: missing --in"},
+    {"EC51", s_image_npy, {"encode", "--vae", TV, "-i", "@in", "--range", "unit", NULL}, 1, "encode: missing --out (or --out-dir)"},
+    {"EC52", s_image_npy, {"encode", "--vae", TV, "-i", "-", "-i", "-", "--out-dir", "@tmp/od", "--range", "unit", NULL}, 1, "encode: standard input ('-') can be read once"},
+    {"EC53", s_image_npy, ENC("--range", "unit", "--json"), 1, "encode: --json goes with --dry-run"},
+    {"EC54", s_same_stem, {"encode", "--vae", TV, "-i", "@in", "-i", "@tmp/sub/in.npy", "--out-dir", "@tmp/outdir", "--range", "unit", NULL}, 1, "would both write"},
+    {"EC55", s_png8, {"eval", "-m", TL, "--json", "@out.json", "@in", NULL}, 1, "eval: missing --vae"},
+    {"EC56", s_png8, {"eval", "--vae", TV, "--json", "@out.json", "@in", NULL}, 1, "eval: missing --model (the LUA)"},
+    {"EC57", s_png8, EVAL("-"), 1, "'-': eval reads each image twice"},
+    {"EC58", s_png_pair, EVAL("--save", "@tmp/sv", "@tmp/pngs/a.png", "@tmp/pngs2/a.png"), 1, "would both write"},
+    {"EC59", s_png8, {"eval", "--vae", TV, "-m", TS, "--json", "@out.json", "@in", NULL}, 1, "is a pixel-space SwinIR, not a LUA: give it as --pixel-model"},
+    {"EC60", s_png8, EVAL("--pixel-model", TL, "@in"), 1, "is not a pixel-space (RGB) SwinIR"},
+    {"EC61", s_good, {"help", "upscale", "decode", NULL}, 1, "help takes one command name"},
+    {"EC62", s_good, {"--version", "--json", NULL}, 1, "--version takes no arguments but --verbose (-v)"},
+    {"EC63", s_good, {"upscal", NULL}, 1, "unknown command 'upscal'; did you mean 'upscale'?"},
+    {"EC64", s_good, {"frobnicate", NULL}, 1, "unknown command 'frobnicate'"},
     /* issue 8: rows E100.. (class 1: unbounded work; 2: degenerate models; 4: non-regular inputs;
      * 7: error lines) */
     {"E100", s_pickle_bomb, UP("@m"), 2, "budget that keeps a small file from claiming gigabytes"},
