@@ -2,7 +2,8 @@
  * a twin built here from exact decodes of each tile and an independent blend (origins, ramps over
  * ov * f image pixels, batches, non-square latents); the plan's edges (tile 3 and 4, overlap T - 1
  * and T, a tile covering the latent, the default overlap); the memory budget at its edges (the
- * exact peak and one byte less, the largest fitting tile, the refusal's numbers). */
+ * exact peak and one byte less, the largest fitting tile, the refusal's numbers); the plan's tile
+ * and overlap are what runs (decode, encode, latup_execute under a budget, bit for bit). */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -405,6 +406,87 @@ static void test_budget_not_transposed(void **state) {
     latup_tensor_free(&z);
 }
 
+/* ---- the plan's tiles are the ones that run --------------------------------------------------------
+ * Under a budget the library picks the tile and the overlap (the plan); the decode (or encode, or
+ * latup_execute) under that budget must be the one with that tile and overlap asked for, bit for
+ * bit; and the same tile with the overlap one more must differ, so the comparison can fail. */
+static int same_bits(const latup_tensor *a, const latup_tensor *b) {
+    return latup_tensor_numel(a) == latup_tensor_numel(b) &&
+           !memcmp(a->data, b->data, (size_t)latup_tensor_numel(a) * sizeof(float));
+}
+
+static latup_tensor decode_with(const latup_tensor *z, int tile, int overlap, size_t budget) {
+    latup_decode_opts o = {.tile = tile, .overlap = overlap, .max_memory = budget};
+    latup_tensor img;
+    assert_int_equal(latup_vae_decode(g_vae, z, &img, &o), LATUP_OK);
+    return img;
+}
+
+/* One line: what ran under `what` against the same tile/overlap asked for, and overlap + 1. */
+static void check_ran_as_planned(const char *what, const latup_tensor *ran, const latup_tensor *asked,
+                                 const latup_tensor *other, int tile, int overlap) {
+    const int same = same_bits(ran, asked), differs = !same_bits(ran, other);
+    printf("%s: plan tile %d overlap %d; the run equals tile %d overlap %d asked for, bit for bit: %s; differs from "
+           "overlap %d: %s %s\n", what, tile, overlap, tile, overlap, same ? "yes" : "NO", overlap + 1,
+           differs ? "yes" : "NO", same && differs ? "OK" : "NOT OK");
+    assert_true(same && differs);
+}
+
+static void test_plan_is_what_runs(void **state) {
+    (void)state;
+    const int h = 40, w = 28;
+    latup_tensor z = random_latent(1, 16, h, w, 41);
+    const latup_decode_plan exact = plan_for(h, w, 0, 0, LATUP_OK);
+    const latup_decode_plan t16 = plan_for(h, w, 16, 0, LATUP_OK);
+    const struct {
+        const char *what;
+        int tile;
+        size_t budget;
+    } cases[] = {{"decode, budget = exact peak - 1", 0, exact.peak - 1},
+                 {"decode, budget = tile 16's peak", 0, t16.peak},
+                 {"decode, --tile 24 (default overlap)", 24, 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        const latup_decode_plan p = plan_for(h, w, cases[c].tile, cases[c].budget, LATUP_OK);
+        assert_true(p.tiled);
+        latup_tensor ran = decode_with(&z, cases[c].tile, 0, cases[c].budget);
+        latup_tensor asked = decode_with(&z, p.tile, p.overlap, 0), other = decode_with(&z, p.tile, p.overlap + 1, 0);
+        check_ran_as_planned(cases[c].what, &ran, &asked, &other, p.tile, p.overlap);
+        latup_tensor_free(&ran), latup_tensor_free(&asked), latup_tensor_free(&other);
+    }
+    /* latup_prepare / latup_execute (the CLI's path): the budget one byte under the exact call's peak */
+    latup_call_opts co = {.vae = g_vae};
+    latup_call *call;
+    assert_int_equal(latup_prepare(&co, &z, &call), LATUP_OK);
+    co.max_memory = latup_call_plan(call)->mem.peak - 1;
+    latup_call_free(call);
+    assert_int_equal(latup_prepare(&co, &z, &call), LATUP_OK);
+    const latup_decode_plan cp = latup_call_plan(call)->decode;
+    assert_true(cp.tiled);
+    latup_tensor ran, asked = decode_with(&z, cp.tile, cp.overlap, 0), other = decode_with(&z, cp.tile, cp.overlap + 1, 0);
+    assert_int_equal(latup_execute(call, &z, NULL, &ran), LATUP_OK);
+    check_ran_as_planned("latup_execute, budget = the exact call's peak - 1", &ran, &asked, &other, cp.tile, cp.overlap);
+    latup_call_free(call);
+    latup_tensor_free(&ran), latup_tensor_free(&asked), latup_tensor_free(&other);
+    latup_tensor_free(&z);
+
+    /* the encoder: a 3x80x56 image (latent 40x28), a budget one byte under the exact encode's peak */
+    latup_vae *ve;
+    assert_int_equal(latup_vae_load_parts(VAE_PATH, LATUP_VAE_ENCODER, &ve), LATUP_OK);
+    latup_tensor img = random_latent(1, 3, 80, 56, 42), zr, za, zo;
+    latup_decode_plan ex, ep;
+    assert_int_equal(latup_vae_plan_encode(ve, 80, 56, NULL, &ex), LATUP_OK);
+    latup_encode_opts eo = {.max_memory = ex.peak - 1};
+    assert_int_equal(latup_vae_plan_encode(ve, 80, 56, &eo, &ep), LATUP_OK);
+    assert_true(ep.tiled);
+    assert_int_equal(latup_vae_encode(ve, &img, &zr, &eo), LATUP_OK);
+    latup_encode_opts ea = {.tile = ep.tile, .overlap = ep.overlap}, eb = {.tile = ep.tile, .overlap = ep.overlap + 1};
+    assert_int_equal(latup_vae_encode(ve, &img, &za, &ea), LATUP_OK);
+    assert_int_equal(latup_vae_encode(ve, &img, &zo, &eb), LATUP_OK);
+    check_ran_as_planned("encode, budget = exact peak - 1", &zr, &za, &zo, ep.tile, ep.overlap);
+    latup_tensor_free(&zr), latup_tensor_free(&za), latup_tensor_free(&zo), latup_tensor_free(&img);
+    latup_vae_free(ve);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiled_matches_tile_by_tile),
@@ -415,6 +497,7 @@ int main(void) {
         cmocka_unit_test(test_budget_thin_latent),
         cmocka_unit_test(test_budget_counts_the_batch),
         cmocka_unit_test(test_budget_not_transposed),
+        cmocka_unit_test(test_plan_is_what_runs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
