@@ -199,8 +199,29 @@ static void expect_plan(int h, int w, int tile, int overlap, latup_status want, 
  * latent (equal to its larger side, or beyond) is the exact decode. */
 static void test_tile_plan_edges(void **state) {
     (void)state;
+    expect_plan(20, 12, 1, 0, LATUP_E_USAGE, 0, 0, 0);
+    expect_plan(20, 12, 2, 0, LATUP_E_USAGE, 0, 0, 0);
     expect_plan(20, 12, 3, 0, LATUP_E_USAGE, 0, 0, 0);
     expect_plan(20, 12, 4, 0, LATUP_OK, 1, 4, 1);
+    /* the call's options (latup_prepare, the CLI's --tile): tile 0 (automatic) and 4 taken, 1 to 3
+     * and negative refused; the overlap at tile - 1 taken, at the tile refused */
+    const struct {
+        int tile, overlap;
+        latup_status want;
+    } co[] = {{0, 0, LATUP_OK}, {1, 0, LATUP_E_USAGE}, {2, 0, LATUP_E_USAGE}, {3, 0, LATUP_E_USAGE},
+              {4, 0, LATUP_OK}, {4, 3, LATUP_OK}, {4, 4, LATUP_E_USAGE}, {-1, 0, LATUP_E_USAGE}, {8, -1, LATUP_E_USAGE}};
+    for (size_t k = 0; k < sizeof co / sizeof *co; k++) {
+        const latup_call_opts o = {.vae = g_vae, .tile = co[k].tile, .overlap = co[k].overlap};
+        const latup_status st = latup_call_opts_check(&o);
+        latup_call *c = NULL;
+        const latup_tensor shape = {.data = NULL, .ndim = 3, .shape = {16, 20, 12}};
+        const latup_status sp = latup_prepare(&o, &shape, &c);
+        latup_call_free(c);
+        printf("call opts tile %d overlap %d: check %d, prepare %d (want %d) %s\n", co[k].tile, co[k].overlap, (int)st,
+               (int)sp, (int)co[k].want, st == co[k].want && sp == co[k].want ? "OK" : "NOT OK");
+        assert_int_equal(st, co[k].want);
+        assert_int_equal(sp, co[k].want);
+    }
     expect_plan(20, 12, 4, 3, LATUP_OK, 1, 4, 3);
     expect_plan(20, 12, 4, 4, LATUP_E_USAGE, 0, 0, 0);
     expect_plan(20, 12, 8, 0, LATUP_OK, 1, 8, 2);

@@ -130,7 +130,7 @@ PLANS = {
          ("test_lua_golden", "test_golden_all_cases,test_golden_one_thread,test_pth_twins_bit_identical,"
                              "test_negative_control,test_bad_inputs"),
          ("test_vae_golden", "test_vae_small_all_namings,test_vae_tiled,test_vae_load_errors")],
-        [("test_vae_golden", "test_vae_real_widths")],
+        [("test_vae_golden", "test_vae_real_widths"), ("test_batches", None)],
     ],
     "readers": [
         [("test_npy", None), ("test_safetensors", None), ("test_corpus", None), ("test_fileio", None),
@@ -144,12 +144,13 @@ PLANS = {
         [("test_options", None), ("test_jsonw", None), ("test_api", None), ("test_api_contract", None),
          ("test_cli_contract", None),
          ("test_errors", None)],
-        [("test_cli", None)],
+        [("test_cli", None), ("test_batches", None)],
     ],
     "tiling": [
         [("test_tiling", None), ("test_model_edges", None), ("test_vae_golden", "test_vae_tiled"),
          ("test_cli_contract", None)],
-        [("test_vae_golden", "test_vae_tiled_golden,test_vae_budget,test_vae_small_all_namings")],
+        [("test_vae_golden", "test_vae_tiled_golden,test_vae_budget,test_vae_small_all_namings"),
+         ("test_batches", None)],
     ],
 }
 # Files whose code the area's plan reaches only in part: their own tests, a tier run before the
