@@ -1,5 +1,5 @@
 /* arena.c — the counting/carving arena (arena.h): a stack of takes over one allocation, with
- * guard floats after each take when guards are on; the allocation and the guards go through the
+ * guard floats after each take when guards are on (and each take filled with a NaN then); the allocation and the guards go through the
  * arena's memory operations (host memory here, device memory from src/cuda/gpu_ops.c). */
 #include "ops/arena.h"
 
@@ -8,6 +8,10 @@
 
 /* A NaN with a payload no computation produces: compared bit for bit. */
 static const uint32_t GUARD_BITS = 0x7fa5c0deu;
+/* With guards on, every take starts out as this NaN (another payload): a buffer read before it is
+ * written, or an accumulation whose zeroing was dropped, makes NaN in the result instead of
+ * whatever the previous take left there (often zeros, or the right values by luck). */
+static const uint32_t POISON_BITS = 0x7fbadbadu;
 
 /* ---- host memory: the default operations ---------------------------------------------------------- */
 static float *host_alloc(size_t floats, const char *what) { return latup_alloc_floats(floats, what); }
@@ -123,7 +127,7 @@ float *latup_arena_take(latup_arena *a, size_t floats, const char *name) {
         remember_kind(a, name, floats);
         return NULL;
     }
-    if (guard_fill(a, off, floats)) {
+    if (guard_fill(a, off, floats) || (a->guard > 0 && ops_of(a)->fill(a->base + off, floats, POISON_BITS) != 0)) {
         a->st = latup_fail(LATUP_E_DEVICE, "arena: cannot write the guard after buffer '%s'", name);
         return NULL;
     }

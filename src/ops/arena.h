@@ -11,7 +11,9 @@
  * the real pass checks every write against that capacity. The slots sit below the stack. Each take is rounded up to 16 floats (64 bytes, so every buffer is
  * aligned for any SIMD width). With guards on (always in SANITIZE=1 builds on the CPU; under
  * LATUP_CUDA_CHECK=1 on the GPU) a run of guard floats follows every take and slot;
- * latup_arena_release() and latup_arena_check() verify them and name a damaged buffer.
+ * latup_arena_release() and latup_arena_check() verify them and name a damaged buffer; and every
+ * take starts out filled with a NaN, so a read before the first write shows in the result (slots
+ * keep what the pass left in them: the activations it rotates).
  *
  * Where the memory lives is a parameter (latup_arena_ops): host memory by default, device memory
  * for the CUDA path (src/cuda/gpu_ops.c), so the CPU and the GPU share one arena and differ only
