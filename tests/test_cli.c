@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -339,6 +340,30 @@ static void test_help_and_info(void **state) {
     assert_int_equal(run_latup(none), 1);
     const char *info[] = {"info", GOLDEN_CASES[0].model, NULL};
     assert_int_equal(run_latup(info), 0);
+    /* the tensor count by dtype of checkpoints holding two and three dtypes, as the library counts */
+    const char *mixed[] = {"ref_data/small/model.safetensors.gz", "ref_data/tiny/model.pth"};
+    for (int k = 0; k < 2; k++) {
+        char out_txt[600];
+        snprintf(out_txt, sizeof out_txt, "%s/info.txt", g_dir);
+        const char *ia[] = {"info", mixed[k], NULL};
+        assert_int_equal(run_cli_io(g_dir, ia, NULL, NULL, out_txt, g_stderr, sizeof g_stderr), 0);
+        latup_checkpoint_info ci;
+        assert_int_equal(latup_checkpoint_info_read(mixed[k], &ci), LATUP_OK);
+        char want[160] = "", *w = want;
+        const struct { int n; const char *dt; } by[] = {{ci.n_f32, "F32"}, {ci.n_f16, "F16"}, {ci.n_bf16, "BF16"}, {ci.n_i64, "I64"}};
+        for (int d = 0; d < 4; d++)
+            if (by[d].n) w += snprintf(w, sizeof want - (size_t)(w - want), "%s%d %s", w == want ? "" : ", ", by[d].n, by[d].dt);
+        FILE *f = fopen(out_txt, "r");
+        char line[512], got[160] = "";
+        int n_tensors = -1;
+        while (f && fgets(line, sizeof line, f))
+            if (sscanf(line, "tensors: %d (%159[^)])", &n_tensors, got) == 2) break;
+        if (f) fclose(f);
+        const int ok = n_tensors == ci.n_tensors && !strcmp(got, want);
+        printf("info %s: tensors %d (%s), the library counts %d (%s) %s\n", mixed[k], n_tensors, got, ci.n_tensors, want,
+               ok ? "OK" : "NOT OK");
+        assert_true(ok);
+    }
     /* a successful run without --quiet says what it did, in one line */
     char good[300], out[300];
     snprintf(good, sizeof good, "%s/ok.npy", g_dir);
@@ -661,6 +686,64 @@ static void test_compare_order(void **state) {
     text[n] = '\0';
     assert_non_null(strstr(text, "first: b;")); /* c, b, a by time; a first by name */
     free(text);
+}
+
+/* NaN and Inf against finite values, at the first, a middle and the last element, on either side:
+ * each a mismatch; the same NaN on both sides agrees. One line per tensor, parsed. */
+static void test_compare_nonfinite(void **state) {
+    (void)state;
+    mkdir(tmp_path("nf_a"), 0755);
+    mkdir(tmp_path("nf_b"), 0755);
+    const float nan = NAN, inf = INFINITY;
+    const struct {
+        const char *name;
+        float a[4], b[4];
+        int ok;
+    } cases[] = {{"nan_first", {nan, 2, 3, 4}, {1, 2, 3, 4}, 0}, {"nan_mid", {1, nan, 3, 4}, {1, 2, 3, 4}, 0},
+                 {"nan_last", {1, 2, 3, nan}, {1, 2, 3, 4}, 0},  {"inf_b_last", {1, 2, 3, 4}, {1, 2, 3, inf}, 0},
+                 {"inf_both_signs", {1, inf, 3, 4}, {1, -inf, 3, 4}, 0}, {"nan_both", {1, nan, 3, nan}, {1, nan, 3, nan}, 1},
+                 {"inf_both", {inf, 2, 3, 4}, {inf, 2, 3, 4}, 1}};
+    const int n_cases = (int)(sizeof cases / sizeof cases[0]);
+    latup_tensor t;
+    const int64_t shape[1] = {4};
+    assert_int_equal(latup_tensor_alloc(&t, 1, shape), LATUP_OK);
+    for (int i = 0; i < n_cases; i++) {
+        char a[64], b[64];
+        snprintf(a, sizeof a, "nf_a/%s.npy", cases[i].name);
+        snprintf(b, sizeof b, "nf_b/%s.npy", cases[i].name);
+        memcpy(t.data, cases[i].a, sizeof cases[i].a);
+        assert_int_equal(latup_npy_write(tmp_path(a), &t), LATUP_OK);
+        memcpy(t.data, cases[i].b, sizeof cases[i].b);
+        assert_int_equal(latup_npy_write(tmp_path(b), &t), LATUP_OK);
+    }
+    latup_tensor_free(&t);
+    char out[600];
+    snprintf(out, sizeof out, "%s/nonfinite.txt", g_dir);
+    const char *c[] = {"compare", tmp_path("nf_a"), tmp_path("nf_b"), NULL};
+    const int rc = run_cli_io(g_dir, c, NULL, NULL, out, g_stderr, sizeof g_stderr);
+    size_t n;
+    char *text = (char *)slurp(out, &n);
+    text[n] = '\0';
+    int bad = 0;
+    for (int i = 0; i < n_cases; i++) { /* the line whose second field is the name: its verdict */
+        int verdict = -1;
+        for (char *line = text; *line; line += strcspn(line, "\n") + (line[strcspn(line, "\n")] == '\n')) {
+            char v1[8], v2[8], name[64];
+            if (sscanf(line, "%7s %7s %63s", v1, v2, name) == 3 && !strcmp(v1, "NOT") && !strcmp(v2, "OK") &&
+                !strcmp(name, cases[i].name))
+                verdict = 0;
+            else if (sscanf(line, "%7s %63s", v1, name) == 2 && !strcmp(v1, "OK") && !strcmp(name, cases[i].name))
+                verdict = 1;
+        }
+        const int ok = verdict == cases[i].ok;
+        printf("compare %s: %s (want %s) %s\n", cases[i].name, verdict < 0 ? "no line" : verdict ? "OK" : "NOT OK",
+               cases[i].ok ? "OK" : "NOT OK", ok ? "OK" : "NOT OK");
+        bad += !ok;
+    }
+    free(text);
+    printf("compare of NaN/Inf: exit %d (want 10)\n", rc);
+    assert_int_equal(rc, 10);
+    assert_int_equal(bad, 0);
 }
 
 /* Many tensors (past the listing's first 64 slots), a first one only on one side and one only on
@@ -1502,7 +1585,7 @@ int main(void) {
         cmocka_unit_test(test_batches_and_inputs),
         cmocka_unit_test(test_png16),
         cmocka_unit_test(test_dump_and_compare),
-        cmocka_unit_test(test_compare_order), cmocka_unit_test(test_compare_many),
+        cmocka_unit_test(test_compare_order), cmocka_unit_test(test_compare_many), cmocka_unit_test(test_compare_nonfinite),
         cmocka_unit_test(test_info_json),
         cmocka_unit_test(test_dry_run_json),
         cmocka_unit_test(test_json_names),

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "common.h"
 #include "io/fileio.h"
 #include "cli_util.h"
 #include "latup.h"
@@ -206,7 +207,8 @@ static latup_status parse_png(const uint8_t *b, size_t n, const char *p) {
 }
 
 /* Every prefix (every length up to 8 KiB, then a few hundred spread over the rest) must be
- * refused as bad input; each copy is exactly sized so ASan sees any read past its end. */
+ * refused as bad input, and the whole file read; each copy is exactly sized so ASan sees any read
+ * past its end. */
 static void sweep(const char *src, parse_fn parse, const char *what) {
     size_t n;
     uint8_t *full = slurp(src, &n);
@@ -221,6 +223,13 @@ static void sweep(const char *src, parse_fn parse, const char *what) {
         tried++;
     }
     printf("  %s: %zu prefixes of %zu bytes, all refused\n", what, tried, n);
+    /* and the whole file, exactly sized, is read: the refusals are the cut's, not the format's */
+    uint8_t *whole = malloc(n);
+    memcpy(whole, full, n);
+    const latup_status st = parse(whole, n, "whole");
+    printf("  %s: the whole file (%zu bytes) is read: %s\n", what, n, st == LATUP_OK ? "OK" : "NOT OK");
+    assert_int_equal(st, LATUP_OK);
+    free(whole);
     free(full);
 }
 
@@ -1366,8 +1375,41 @@ static void test_config_bounds_at_edges(void **state) {
         }
 }
 
+/* ---- names in messages at the length where they are shortened ------------------------------------
+ * A %s argument whose shown form (a byte outside printable ASCII shown as \xNN, 4 wide) is
+ * LATUP_SHOWN_MAX bytes appears whole; one byte more and it keeps its head and tail around "...",
+ * LATUP_SHOWN_MAX bytes in all. */
+static void check_shown(const char *what, const char *arg, int want_whole) {
+    char msg[LATUP_ERR_MAX];
+    latup_format(msg, sizeof msg, "[%s]", arg);
+    size_t w = 0;
+    for (const char *p = arg; *p; p++) w += (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f ? 1 : 4;
+    const size_t shown = strlen(msg) - 2;
+    const int is_whole = shown == w && strstr(msg, "...") == NULL;
+    const int ok = want_whole ? is_whole : !is_whole && shown == LATUP_SHOWN_MAX && strstr(msg, "...") != NULL &&
+                                              msg[1] == arg[0] && msg[strlen(msg) - 2] == arg[strlen(arg) - 1];
+    printf("%s: shown width %zu, the message shows %zu bytes, %s (want %s) %s\n", what, w, shown,
+           is_whole ? "whole" : "shortened", want_whole ? "whole" : "shortened to its head ... tail", ok ? "OK" : "NOT OK");
+    assert_true(ok);
+}
+
+static void test_shown_at_the_limit(void **state) {
+    (void)state;
+    char s[LATUP_SHOWN_MAX + 8];
+    memset(s, 'n', LATUP_SHOWN_MAX), s[LATUP_SHOWN_MAX] = '\0', s[LATUP_SHOWN_MAX - 1] = 'z';
+    check_shown("a name of LATUP_SHOWN_MAX printable bytes", s, 1);
+    memset(s, 'n', LATUP_SHOWN_MAX + 1), s[LATUP_SHOWN_MAX + 1] = '\0', s[LATUP_SHOWN_MAX] = 'z';
+    check_shown("a name of LATUP_SHOWN_MAX + 1 printable bytes", s, 0);
+    memset(s, 'n', LATUP_SHOWN_MAX - 4), s[LATUP_SHOWN_MAX - 4] = '\x1b', s[LATUP_SHOWN_MAX - 3] = '\0';
+    check_shown("LATUP_SHOWN_MAX - 4 bytes and an escape (shown \\x1b)", s, 1);
+    memset(s, 'n', LATUP_SHOWN_MAX - 4), s[LATUP_SHOWN_MAX - 4] = '\x1b', s[LATUP_SHOWN_MAX - 3] = 'z',
+        s[LATUP_SHOWN_MAX - 2] = '\0';
+    check_shown("LATUP_SHOWN_MAX - 4 bytes, an escape and one more", s, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_rows), cmocka_unit_test(test_doc_matches),
-                                       cmocka_unit_test(test_config_bounds_at_edges)};
+                                       cmocka_unit_test(test_config_bounds_at_edges),
+                                       cmocka_unit_test(test_shown_at_the_limit)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }

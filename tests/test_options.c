@@ -368,6 +368,18 @@ static void test_reals_hw_patterns(void **state) {
     assert_true(cli_pattern_format(buf, sizeof buf, "100%%_%d.png", 12));
     assert_string_equal(buf, "100%_12.png");
     assert_false(cli_pattern_format(buf, 8, "longer_than_eight_%d", 1));
+    /* the width digit at its ends, 1 and 9, and the bytes one past them ('0' - 1 = '/', '9' + 1 = ':') */
+    const struct {
+        const char *pattern, *want; /* want NULL: refused */
+    } widths[] = {{"o_%1d", "o_7"}, {"o_%9d", "o_        7"}, {"o_%01d", "o_7"}, {"o_%09d", "o_000000007"},
+                  {"o_%0d", "o_7"}, {"o_%/d", NULL}, {"o_%:d", NULL}, {"o_%0/d", NULL}, {"o_%0:d", NULL}};
+    for (size_t k = 0; k < sizeof widths / sizeof widths[0]; k++) {
+        const int kind = cli_pattern_kind(widths[k].pattern), fmt = cli_pattern_format(buf, sizeof buf, widths[k].pattern, 7);
+        const int ok = widths[k].want ? kind == 1 && fmt && !strcmp(buf, widths[k].want) : kind == -1 && !fmt;
+        printf("pattern %s: kind %d, formats 7 as '%s' (want %s) %s\n", widths[k].pattern, kind, fmt ? buf : "(refused)",
+               widths[k].want ? widths[k].want : "refused", ok ? "OK" : "NOT OK");
+        assert_true(ok);
+    }
 }
 
 /* The usage text comes from the same table: every option and short form appears in it. */
