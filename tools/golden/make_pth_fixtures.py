@@ -5,7 +5,8 @@
 
 Writes tests/data/pth/*.pth made by torch.save (wrappers, dtypes, nested dicts, shared storages,
 a transposed view, scalars, pickle protocols 2 and 4, the legacy format), re-zipped variants
-(deflate; ZIP64 records written by hand, checked with Python's zipfile), and expected.txt: for
+(deflate; ZIP64 records written by hand, checked with Python's zipfile; the entries in reverse
+order), and expected.txt: for
 each file the wrapper and, per tensor, dtype, shape, an exact float64 sum, a position-weighted
 sum and the first values, computed here in Python so the C test checks values against torch,
 not against itself. Copies valid and hostile inputs to fuzz/corpus/fuzz_pth/. Deterministic.
@@ -98,6 +99,14 @@ def rezip_deflate(src, dst):
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, data)
+
+
+def rezip_reversed(src, dst):
+    """The entries in reverse order: a central directory not sorted by name (torch 2.x writes
+    version and .data/ after the storages; a reader that looks names up must not assume order)."""
+    with zipfile.ZipFile(dst, "w") as z:
+        for name, data in reversed(entries_of(src)):
+            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
 
 
 def rezip_zip64_local(src, dst):
@@ -272,7 +281,7 @@ def main():
     # the same state dict in other zip encodings
     src = os.path.join(OUT, "ema_f32.pth")
     for fname, fn in [("deflate.pth", rezip_deflate), ("zip64_local.pth", rezip_zip64_local),
-                      ("zip64_central.pth", write_zip64_central)]:
+                      ("zip64_central.pth", write_zip64_central), ("unsorted.pth", rezip_reversed)]:
         fn(src, os.path.join(OUT, fname))
         lines.extend(expectation(fname, ema))
 
