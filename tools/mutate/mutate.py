@@ -130,7 +130,8 @@ PLANS = {
          ("test_lua_golden", "test_golden_all_cases,test_golden_one_thread,test_pth_twins_bit_identical,"
                              "test_negative_control,test_bad_inputs"),
          ("test_vae_golden", "test_vae_small_all_namings,test_vae_tiled,test_vae_load_errors")],
-        [("test_vae_golden", "test_vae_real_widths"), ("test_batches", None)],
+        [("test_vae_golden", "test_vae_real_widths"), ("test_batches", None), ("test_api_contract", None),
+         ("test_progress", None)],
     ],
     "readers": [
         [("test_npy", None), ("test_safetensors", None), ("test_corpus", None), ("test_fileio", None),
