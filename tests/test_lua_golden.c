@@ -317,6 +317,23 @@ static void add_stray_tensor(latup_weights *w) {
     memcpy(t->name, "extra", 5);
 }
 
+/* the stored relative_position_index, a buffer computed from the window alone, with its last
+ * entry one more than it must be */
+static void bump_rel_index(latup_weights *w) {
+    latup_wtensor *t = &w->t[find_idx(w, "layers.0.residual_group.blocks.1.attn.relative_position_index")];
+    assert_non_null(t->i64);
+    t->i64[t->numel - 1] += 1;
+}
+
+static void test_load_bad_relative_index(void **state) {
+    (void)state;
+    char msg[1024];
+    assert_int_equal(load_edited(bump_rel_index, msg, sizeof msg), LATUP_E_INPUT);
+    printf("relative_position_index off by one at its last entry: %s\n", msg);
+    assert_non_null(strstr(msg, "layers.0.residual_group.blocks.1.attn.relative_position_index'["));
+    assert_non_null(strstr(msg, "expected"));
+}
+
 static void test_load_missing_tensor(void **state) {
     (void)state;
     char msg[1024];
@@ -398,6 +415,7 @@ int main(void) {
         cmocka_unit_test(test_pth_twins_bit_identical),
         cmocka_unit_test(test_negative_control),   cmocka_unit_test(test_load_missing_tensor),
         cmocka_unit_test(test_load_wrong_shape),   cmocka_unit_test(test_load_unexpected_tensor),
+        cmocka_unit_test(test_load_bad_relative_index),
         cmocka_unit_test(test_load_corrupt_header), cmocka_unit_test(test_bad_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_released);

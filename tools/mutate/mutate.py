@@ -137,7 +137,7 @@ PLANS = {
         [("test_npy", None), ("test_safetensors", None), ("test_corpus", None), ("test_fileio", None),
          ("test_png", None), ("test_api", None), ("test_api_contract", None), ("test_pth", None),
          ("test_lua_golden", "test_load_missing_tensor,test_load_wrong_shape,test_load_unexpected_tensor,"
-                             "test_load_corrupt_header,test_pth_twins_bit_identical"),
+                             "test_load_corrupt_header,test_pth_twins_bit_identical,test_load_bad_relative_index"),
          ("test_vae_golden", "test_vae_small_all_namings,test_vae_load_errors")],
         [("test_errors", None), ("test_cli", None)],
     ],
