@@ -379,6 +379,49 @@ static void test_budget_thin_latent(void **state) {
     assert_non_null(strstr(latup_last_error(), "the smallest tiles (5x8 latent pixels) need"));
 }
 
+/* A latent of MIN_TILE (8) latent pixels a side or less: no tile is smaller than the exact pass,
+ * so the refusal's "smallest tiles" are the exact pass, its numbers those of the exact decode; at 9
+ * (one past) they are real tiles of 8. */
+static void test_budget_refusal_at_min_tile(void **state) {
+    (void)state;
+    const int sides[][2] = {{8, 8}, {8, 5}, {5, 8}, {9, 8}, {8, 9}};
+    for (size_t k = 0; k < sizeof sides / sizeof *sides; k++) {
+        const int h = sides[k][0], w = sides[k][1];
+        const latup_decode_plan exact = plan_for(h, w, 0, 0, LATUP_OK);
+        plan_for(h, w, 0, exact.peak / 4, LATUP_E_NOMEM);
+        const char *msg = latup_last_error();
+        const latup_decode_plan t8 = h > 8 || w > 8 ? plan_for(h, w, 8, 0, LATUP_OK) : exact;
+        char need[64], tiles[160];
+        size_text(need, sizeof need, t8.peak);
+        snprintf(tiles, sizeof tiles, "the smallest tiles (%dx%d latent pixels) need %s", h < 8 ? h : 8, w < 8 ? w : 8, need);
+        const int ok = strstr(msg, tiles) != NULL;
+        printf("latent %dx%d, budget %zu: the refusal names \"%s\" (the %s): %s\n", h, w, exact.peak / 4, tiles,
+               h > 8 || w > 8 ? "tiles of 8" : "exact decode", ok ? "OK" : "NOT OK");
+        if (!ok) printf("    %s\n", msg);
+        assert_true(ok);
+    }
+}
+
+/* A budget that tiles with the overlap given: kept when under the tile the search picks, T / 4
+ * when it is not (at the tile and one under it). */
+static void test_budget_overlap_given(void **state) {
+    (void)state;
+    const int h = 40, w = 28;
+    const latup_decode_plan t16 = plan_for(h, w, 16, 0, LATUP_OK);
+    const struct {
+        int overlap, want;
+    } cases[] = {{15, 15}, {16, 4}, {17, 4}, {1, 1}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        latup_decode_opts o = {.max_memory = t16.peak, .overlap = cases[k].overlap};
+        latup_decode_plan p;
+        assert_int_equal(latup_vae_plan_decode(g_vae, h, w, &o, &p), LATUP_OK);
+        const int ok = p.tiled && p.tile == 16 && p.overlap == cases[k].want;
+        printf("budget = tile 16's peak, overlap %d given: plan tile %d overlap %d (want 16, %d) %s\n", cases[k].overlap,
+               p.tile, p.overlap, cases[k].want, ok ? "OK" : "NOT OK");
+        assert_true(ok);
+    }
+}
+
 /* The budget covers the whole batch's input and output: a budget the exact decode of one element
  * fits tiles a batch of two (whose images differ from the exact ones), and one element alone under
  * it is decoded exactly, bit for bit. */
@@ -519,6 +562,8 @@ int main(void) {
         cmocka_unit_test(test_budget_counts_the_batch),
         cmocka_unit_test(test_budget_not_transposed),
         cmocka_unit_test(test_plan_is_what_runs),
+        cmocka_unit_test(test_budget_refusal_at_min_tile),
+        cmocka_unit_test(test_budget_overlap_given),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
