@@ -44,6 +44,8 @@ LATUP_API const char *latup_version(void); /* "0.1.0" */
  *   latup_lua goes (or the reverse) is LATUP_E_USAGE (each handle carries a type tag; a freed one
  *   usually fails the same way, but a freed handle is undefined behaviour all the same).
  * - An output tensor is never also an input of the same call (LATUP_E_USAGE).
+ * - Every output a call fills (a tensor, a plan, an info struct) is cleared once its pointer is
+ *   checked: after a failure it holds zeros (an empty tensor), never what was there before.
  * - Models are read-only during calls: any number of threads may run calls on one model at once;
  *   freeing it while a call runs is the caller's error (the Python package waits for the calls).
  * - LATUP_E_INTERNAL is never the answer to a caller's mistake: it means latup broke its own

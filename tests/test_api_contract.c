@@ -621,6 +621,66 @@ static int teardown(void **state) {
     return remove_dir(state);
 }
 
+/* Every output a call fills is cleared as soon as its pointer is checked: after a failure (a
+ * handle of the other type, a size out of range, a missing file, a scale the model lacks) it holds
+ * zeros, never what was there before. Each output starts as 0xa5 bytes. */
+static int zeroed(const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i]) return 0;
+    return 1;
+}
+
+static void expect_cleared(const char *what, latup_status st, latup_status want, const void *out, size_t n) {
+    const int ok = st == want && zeroed(out, n);
+    printf("%-62s status %d (want %d), output cleared %s %s\n", what, (int)st, (int)want, zeroed(out, n) ? "yes" : "NO",
+           ok ? "OK" : "NOT OK");
+    assert_true(ok);
+}
+
+static void test_outputs_cleared_on_failure(void **state) {
+    (void)state;
+    const latup_lua *vae_as_lua = (const latup_lua *)(const void *)fx.vae;
+    const latup_vae *lua_as_vae = (const latup_vae *)(const void *)fx.lua;
+    latup_lua_plan lp;
+    latup_vae_plan vp;
+    latup_decode_plan dp;
+    latup_checkpoint_info ci;
+    latup_tensor t;
+#define FILL(x) memset(&(x), 0xa5, sizeof(x))
+    FILL(lp);
+    expect_cleared("latup_lua_plan_memory, a VAE handle", latup_lua_plan_memory(vae_as_lua, 8, 8, 2, NULL, &lp),
+                   LATUP_E_USAGE, &lp, sizeof lp);
+    FILL(lp);
+    expect_cleared("latup_lua_plan_memory, a 0x8 latent", latup_lua_plan_memory(fx.lua, 0, 8, 2, NULL, &lp),
+                   LATUP_E_INPUT, &lp, sizeof lp);
+    FILL(vp);
+    expect_cleared("latup_vae_plan_memory, a LUA handle", latup_vae_plan_memory(lua_as_vae, 4, 4, &vp), LATUP_E_USAGE,
+                   &vp, sizeof vp);
+    FILL(vp);
+    expect_cleared("latup_vae_plan_memory, a 0x4 latent", latup_vae_plan_memory(fx.vae, 0, 4, &vp), LATUP_E_INPUT, &vp,
+                   sizeof vp);
+    FILL(dp);
+    expect_cleared("latup_vae_plan_decode, a 4x8193 latent", latup_vae_plan_decode(fx.vae, 4, 8193, NULL, &dp),
+                   LATUP_E_INPUT, &dp, sizeof dp);
+    FILL(dp);
+    expect_cleared("latup_vae_plan_encode, a LUA handle", latup_vae_plan_encode(lua_as_vae, 16, 16, NULL, &dp),
+                   LATUP_E_USAGE, &dp, sizeof dp);
+    FILL(ci);
+    expect_cleared("latup_checkpoint_info_read, no such file", latup_checkpoint_info_read("/nonexistent/x.safetensors", &ci),
+                   LATUP_E_IO, &ci, sizeof ci);
+    FILL(t);
+    expect_cleared("latup_lua_upscale, scale 3", latup_lua_upscale(fx.lua, &fx.x, 3, &t, NULL), LATUP_E_USAGE, &t,
+                   sizeof t);
+    FILL(t);
+    expect_cleared("latup_vae_decode, a LUA handle", latup_vae_decode(lua_as_vae, &fx.z, &t, NULL), LATUP_E_USAGE, &t,
+                   sizeof t);
+    FILL(t);
+    expect_cleared("latup_tensor_read, no such file", latup_tensor_read("/nonexistent/x.npy", NULL, &t, NULL), LATUP_E_IO,
+                   &t, sizeof t);
+#undef FILL
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_coverage),        cmocka_unit_test(test_null_pointers),
@@ -628,7 +688,7 @@ int main(void) {
         cmocka_unit_test(test_shape_str_edges),   cmocka_unit_test(test_numel_and_alloc_edges),
         cmocka_unit_test(test_enum_fields),       cmocka_unit_test(test_aliased_tensors),
         cmocka_unit_test(test_flux_unpack_sizes), cmocka_unit_test(test_size_edges),
-        cmocka_unit_test(test_handle_types),
+        cmocka_unit_test(test_handle_types),      cmocka_unit_test(test_outputs_cleared_on_failure),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -169,6 +169,24 @@ static void test_kernel_refusals(void **state) {
     }
     latup_groupnorm_affine(mean, scale, x, w, 6, 5, 3, 1e-6f);
     assert_true(mean[0] == 4.5f); /* channels 0-1: 0..9 */
+    /* GroupNorm (and with SiLU) on groups that do not divide C, none, or an empty map: nothing
+     * written (kernels.h); 3 groups of 2 channels write every output */
+    float y[6 * 5], b[6] = {0};
+    const struct { int C, HW, groups; } bad[] = {{6, 5, 4}, {6, 5, 0}, {6, 5, -1}, {6, 0, 3}, {0, 5, 3}};
+    for (int k = 0; k < 5; k++)
+        for (int silu = 0; silu < 2; silu++) {
+            for (int i = 0; i < 30; i++) y[i] = 42.0f;
+            (silu ? latup_groupnorm_silu_forward : latup_groupnorm_forward)(y, x, w, b, bad[k].C, bad[k].HW, bad[k].groups,
+                                                                            1e-6f);
+            int untouched = 1;
+            for (int i = 0; i < 30; i++) untouched &= y[i] == 42.0f;
+            printf("groupnorm%s C %d HW %d groups %d: output untouched %s\n", silu ? "+silu" : "", bad[k].C, bad[k].HW,
+                   bad[k].groups, untouched ? "OK" : "NOT OK");
+            assert_true(untouched);
+        }
+    for (int i = 0; i < 30; i++) y[i] = 42.0f;
+    latup_groupnorm_forward(y, x, w, b, 6, 5, 3, 1e-6f);
+    for (int i = 0; i < 30; i++) assert_true(y[i] != 42.0f);
     /* a 1x1 conv is a plain product: it would like no scratch (a 3x3 one does) */
     assert_int_equal(latup_conv2d_scratch_floats(64, 32, 32, 64, 1, NULL, NULL), 0);
     assert_true(latup_conv2d_scratch_floats(64, 32, 32, 64, 3, NULL, NULL) > 0);

@@ -237,6 +237,8 @@ static void test_tile_plan_edges(void **state) {
     expect_plan(8193, 4, 0, 0, LATUP_E_INPUT, 0, 0, 0);
     expect_plan(4, 8193, 16, 0, LATUP_E_INPUT, 0, 0, 0);
     expect_plan(8192, 4, 0, 0, LATUP_OK, 0, 0, 0);
+    expect_plan(4, 8192, 0, 0, LATUP_OK, 0, 0, 0);
+    expect_plan(8192, 8192, 64, 0, LATUP_OK, 1, 64, 16); /* both sides at the limit, tiled: 16384^2 pixels < 2^31 */
     expect_plan(1, 1, 0, 0, LATUP_OK, 0, 0, 0);
     /* a run's decode sees the upscaled latent: its sides are the decoder's to check (8200 > 8192),
      * though the upscale takes them */
@@ -377,6 +379,25 @@ static void test_budget_thin_latent(void **state) {
     printf("thin latent, budget %zu: %s\n", t8.peak - 1, latup_last_error());
     assert_non_null(strstr(latup_last_error(), want));
     assert_non_null(strstr(latup_last_error(), "the smallest tiles (5x8 latent pixels) need"));
+}
+
+/* latup_vae_plan_memory (the exact decode of an h x w latent) is the plan latup_vae_plan_decode
+ * makes for it, on non-square latents both ways round. */
+static void test_plan_memory_is_the_decode_plan(void **state) {
+    (void)state;
+    const int sides[][2] = {{40, 12}, {12, 40}, {9, 31}};
+    for (size_t k = 0; k < sizeof sides / sizeof *sides; k++) {
+        const int h = sides[k][0], w = sides[k][1];
+        latup_vae_plan vp;
+        assert_int_equal(latup_vae_plan_memory(g_vae, h, w, &vp), LATUP_OK);
+        const latup_decode_plan dp = plan_for(h, w, 0, 0, LATUP_OK);
+        const int ok = vp.h == h && vp.w == w && dp.plan.h == h && dp.plan.w == w && vp.mem.arena == dp.plan.mem.arena &&
+                       vp.mem.output == dp.plan.mem.output && vp.mem.weights == dp.plan.mem.weights;
+        printf("latent %dx%d: latup_vae_plan_memory %dx%d arena %zu output %zu; the decode plan's %dx%d arena %zu output %zu %s\n",
+               h, w, vp.h, vp.w, vp.mem.arena, vp.mem.output, dp.plan.h, dp.plan.w, dp.plan.mem.arena, dp.plan.mem.output,
+               ok ? "OK" : "NOT OK");
+        assert_true(ok);
+    }
 }
 
 /* A latent of MIN_TILE (8) latent pixels a side or less: no tile is smaller than the exact pass,
@@ -563,6 +584,7 @@ int main(void) {
         cmocka_unit_test(test_budget_not_transposed),
         cmocka_unit_test(test_plan_is_what_runs),
         cmocka_unit_test(test_budget_refusal_at_min_tile),
+        cmocka_unit_test(test_plan_memory_is_the_decode_plan),
         cmocka_unit_test(test_budget_overlap_given),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

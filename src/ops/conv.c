@@ -156,7 +156,8 @@ static void init_out(float *out, const float *bias, int Cout, size_t n, size_t l
 }
 
 /* The input rows [y0-p, y0+rows+p) of op(inp) (output coordinates; zero outside the image), as
- * a [Cin, rows+2p, W] map that im2col then reads like an image whose halo is already there. */
+ * a [Cin, rows+2p, W] map that im2col then reads like an image whose halo is already there. Only
+ * for an op with an upsample or a norm (has_transform). */
 static void transform_band(float *t, const float *inp, int Cin, int H, int W, int y0, int rows, int p,
                            const conv_input_op *op) {
     const int tr = rows + 2 * p;
@@ -177,9 +178,7 @@ static void transform_band(float *t, const float *inp, int Cin, int H, int W, in
             if (op->upsample2x) { /* then the norm, if any, in place */
                 for (int x = 0; x < W; x++) d[x] = s[x / 2];
                 s = d;
-            } else if (!op->norm) {
-                memcpy(d, s, (size_t)W * sizeof(float));
-            }
+            } /* else there is a norm: a band is transformed only for an op that has one or the other */
             /* the same arithmetic as groupnorm_silu_forward: (x - mean) * (rstd * w) + b, read
              * straight from the input row (no copy first) */
             if (op->norm) {
