@@ -982,17 +982,20 @@ static void test_info_json(void **state) {
 
 /* ---- --dry-run --json ----------------------------------------------------------------------------------- */
 
-/* A memory plan: sizes in bytes, every take within the arena. Returns its output size. */
-static int64_t check_plan(const latup_json *stage) {
+/* A memory plan: sizes in bytes, every take named and within the arena, the first one the
+ * stage's first (the LUA's padded input; the VAE's first activation buffer, the slots coming
+ * first). Returns its output size. */
+static int64_t check_plan(const latup_json *stage, const char *first) {
     const latup_json *p = jget(stage, "plan", LATUP_JSON_OBJECT);
     keys_are(p, "arena,weights,output,takes");
     const int64_t arena = jint(p, "arena");
     assert_true(arena > 0 && jint(p, "weights") > 0 && jint(p, "output") > 0);
     const latup_json *takes = jget(p, "takes", LATUP_JSON_OBJECT);
     assert_true(takes->u.kids.n > 0);
+    assert_string_equal(takes->u.kids.first->key, first);
     for (const latup_json *t = takes->u.kids.first; t; t = t->next) {
         const int64_t b = jint(takes, t->key);
-        assert_true(b > 0 && b <= arena);
+        assert_true(t->key[0] != '\0' && b > 0 && b <= arena);
     }
     return jint(p, "output");
 }
@@ -1023,7 +1026,7 @@ static void check_item(const latup_json *it, const char *path, int upscale, int 
         const latup_json *u = jget(it, "upscale", LATUP_JSON_OBJECT);
         keys_are(u, "scale,plan");
         assert_int_equal(jint(u, "scale"), scale);
-        const int64_t one = check_plan(u);
+        const int64_t one = check_plan(u, "pad [C,Hp,Wp]");
         const latup_json *p = latup_json_get(u, "plan");
         assert_int_equal(up, B * one);
         assert_int_equal(jint(m, "upscale_arena"), jint(p, "arena"));
@@ -1041,7 +1044,7 @@ static void check_item(const latup_json *it, const char *path, int upscale, int 
         const int tiled = jbool(d, "tiled");
         assert_true(tiled ? jint(d, "tile") > 0 && jint(d, "overlap") > 0 && *jstr(d, "reason")
                           : jint(d, "tile") == 0 && jint(d, "overlap") == 0 && !*jstr(d, "reason"));
-        const int64_t out = check_plan(d);
+        const int64_t out = check_plan(d, "activation buffer 0");
         const latup_json *p = latup_json_get(d, "plan");
         if (!tiled) assert_int_equal(jint(m, "image"), B * out); /* a tile's output is one tile's */
         assert_int_equal(jint(m, "decode_arena"), jint(p, "arena"));
