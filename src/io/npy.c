@@ -246,8 +246,7 @@ latup_status latup_npy_parse(const uint8_t *buf, size_t len, const char *path, l
                           have < nbytes ? "truncated" : "trailing bytes after the", have, nbytes, sb,
                           h.descr);
 
-    if ((st = latup_tensor_alloc(t, h.ndim, h.shape))) {
-        memset(t, 0, sizeof *t);
+    if ((st = latup_tensor_alloc(t, h.ndim, h.shape))) { /* which left t empty */
         latup_error_prefix(path);
         return st;
     }

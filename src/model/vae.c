@@ -153,8 +153,7 @@ static latup_status check_image_size(const latup_vae *v, int H, int W) {
 static void fill_plan(const lx_exec *e, const latup_vae *v, const vae_job *j, latup_vae_plan *p) {
     const latup_vae_config *c = &v->cfg;
     const int64_t f = j->encode ? 1 : latup_vae_factor(c); /* an encoder-only VAE has no decoder levels */
-    memset(p, 0, sizeof *p);
-    p->h = j->h, p->w = j->w;
+    *p = (latup_vae_plan){.h = j->h, .w = j->w};
     latup_arena_plan(&e->arena, &p->mem);
     p->mem.weights = v->resident; /* the parts loaded, as the call's peak counts them */
     p->mem.output = j->encode ? (size_t)c->z_channels * (size_t)j->h * (size_t)j->w * sizeof(float)
