@@ -46,7 +46,6 @@
 
 #define LUA_PATH "ref_data/small/model.safetensors.gz"        /* 16 channels, heads x2 and x4, window 8 */
 #define VAE_PATH "ref_data/vae/flux_small.ldm.safetensors.gz" /* 16 channels, factor 2, decoder and encoder */
-#define SHIM LATUP_BUILD_DIR "/tests/fault_inject.so"
 
 static latup_lua *g_lua;
 static latup_vae *g_vae;
@@ -261,19 +260,10 @@ static int run(const char *const *args) { return run_cli(g_dir, args, g_err, siz
 
 /* With the fault shim preloaded and `extra` settings (NULL-terminated), as test_cli_contract. */
 static int run_faulty(const char *const *args, const char *const *extra) {
-    static char preload[600], cwd[400];
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s/%s", getcwd(cwd, sizeof cwd), SHIM);
-    const char *env[12] = {preload, "ASAN_OPTIONS=verify_asan_link_order=0"};
-    int n = 2;
-    for (int i = 0; extra && extra[i] && n < 11; i++) env[n++] = extra[i];
-    env[n] = NULL;
-    return run_cli_io(g_dir, args, env, NULL, NULL, g_err, sizeof g_err);
+    return run_cli_faulty(g_dir, args, extra, g_err, sizeof g_err);
 }
 
-static int exists(const char *p) {
-    struct stat sb;
-    return lstat(p, &sb) == 0;
-}
+static int exists(const char *p) { return path_exists(p); }
 
 static int is_dir(const char *p) {
     struct stat sb;

@@ -35,7 +35,6 @@
 #define LUA4 "ref_data/sdxl/model.safetensors.gz"
 #define VAE16 "ref_data/vae/flux_small.ldm.safetensors.gz"
 #define VAE4 "ref_data/vae/sd_small.ldm.safetensors.gz"
-#define SHIM LATUP_BUILD_DIR "/tests/fault_inject.so"
 
 static char g_err[8192];
 
@@ -43,19 +42,10 @@ static int run(const char *const *args) { return run_cli(g_dir, args, g_err, siz
 
 /* With the fault shim preloaded and `extra` settings (NULL-terminated). */
 static int run_faulty(const char *const *args, const char *const *extra) {
-    static char preload[600], cwd[400];
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s/%s", getcwd(cwd, sizeof cwd), SHIM);
-    const char *env[12] = {preload, "ASAN_OPTIONS=verify_asan_link_order=0"};
-    int n = 2;
-    for (int i = 0; extra && extra[i] && n < 11; i++) env[n++] = extra[i];
-    env[n] = NULL;
-    return run_cli_io(g_dir, args, env, NULL, NULL, g_err, sizeof g_err);
+    return run_cli_faulty(g_dir, args, extra, g_err, sizeof g_err);
 }
 
-static int exists(const char *p) {
-    struct stat sb;
-    return lstat(p, &sb) == 0;
-}
+static int exists(const char *p) { return path_exists(p); }
 
 /* Files in g_dir whose names start with prefix (temporaries included). */
 static int count_prefix(const char *prefix) {
@@ -311,7 +301,7 @@ static void test_long_output_names(void **state) {
  * ignored). Returns the raw wait status. */
 static int run_signalled(const char *const *args, const char *const *extra) {
     char preload[600], cwd[400], errpath[600];
-    snprintf(preload, sizeof preload, "%s/%s", getcwd(cwd, sizeof cwd), SHIM);
+    snprintf(preload, sizeof preload, "%s/%s", getcwd(cwd, sizeof cwd), LATUP_FAULT_SHIM);
     snprintf(errpath, sizeof errpath, "%s/stderr.txt", g_dir);
     fflush(stdout);
     fflush(stderr);
@@ -725,7 +715,7 @@ static void test_tiling_announced(void **state) {
 
 static int setup(void **state) {
     assert_true(exists(LATUP_BIN));
-    assert_true(exists(SHIM));
+    assert_true(exists(LATUP_FAULT_SHIM));
     return setup_dir(state);
 }
 

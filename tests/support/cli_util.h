@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,6 +73,28 @@ static inline int run_cli_io(const char *tmpdir, const char *const *args, const 
 /* run_cli_io with stdin inherited, stdout to /dev/null and no extra environment. */
 static inline int run_cli(const char *tmpdir, const char *const *args, char *err, size_t errn) {
     return run_cli_io(tmpdir, args, NULL, NULL, NULL, err, errn);
+}
+
+/* tests/support/fault_inject.c, built by make beside the tests */
+#define LATUP_FAULT_SHIM LATUP_BUILD_DIR "/tests/fault_inject.so"
+
+/* run_cli_io with the fault shim preloaded (and ASan told it comes first), `extra` (NULL or
+ * NULL-terminated "NAME=value" strings, at most 9) saying what it breaks. */
+static inline int run_cli_faulty(const char *tmpdir, const char *const *args, const char *const *extra, char *err,
+                                 size_t errn) {
+    static char preload[600], cwd[400];
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s/%s", getcwd(cwd, sizeof cwd), LATUP_FAULT_SHIM);
+    const char *env[12] = {preload, "ASAN_OPTIONS=verify_asan_link_order=0"};
+    int n = 2;
+    for (int i = 0; extra && extra[i] && n < 11; i++) env[n++] = extra[i];
+    env[n] = NULL;
+    return run_cli_io(tmpdir, args, env, NULL, NULL, err, errn);
+}
+
+/* A directory entry of that name exists (a dangling symlink too). */
+static inline int path_exists(const char *p) {
+    struct stat sb;
+    return lstat(p, &sb) == 0;
 }
 
 /* Copies the checkpoint src to dst (safetensors) with every element x of `tensor` made
