@@ -159,6 +159,7 @@ static void write_png(const char *path, int W, int H, int depth, int ctype, int 
     for (int i = 0; i < 4; i++) ihdr[i] = (uint8_t)(W >> (24 - 8 * i)), ihdr[4 + i] = (uint8_t)(H >> (24 - 8 * i));
     ihdr[8] = (uint8_t)depth, ihdr[9] = (uint8_t)ctype, ihdr[12] = (uint8_t)interlace;
     uint8_t raw[256] = {0}, z[320]; /* up to 4x4 pixels of 16-bit RGB: (1 + 4*6) * 4 = 100 bytes */
+    assert_true((size_t)(1 + W * 3 * (depth / 8)) * H <= sizeof raw); /* 8x8 of 8-bit RGB at most */
     uLongf zn = sizeof z;
     compress(z, &zn, raw, (uLong)((size_t)(1 + W * 3 * (depth / 8)) * H));
     struct { const char *type; const uint8_t *d; size_t n; } ch[3] = {{"IHDR", ihdr, 13}, {"IDAT", z, zn}, {"IEND", NULL, 0}};
@@ -771,11 +772,15 @@ static void s_folder_class(void) { vae_folder("{\"_class_name\": \"FluxTransform
 static void s_image_npy(void) { write_latent(tmp("in.npy"), 3, 16, 16, 0); }
 static void s_image_hot(void) { write_latent(tmp("in.npy"), 3, 16, 16, 1.5f); }
 static void s_png8(void) { write_png(tmp("in.npy"), 8, 8, 8, 2, 0, 0); }
-static void s_png_pair(void) { /* two images of one name in two folders */
+static void s_png_pair(void) { /* two 16x16 images of one name in two folders */
     mkdir(tmp("pngs"), 0755);
     mkdir(tmp("pngs2"), 0755);
-    write_png(tmp("pngs/a.png"), 16, 16, 8, 2, 0, 0);
-    write_png(tmp("pngs2/a.png"), 16, 16, 8, 2, 0, 0);
+    latup_tensor t;
+    const int64_t s[3] = {3, 16, 16};
+    assert_int_equal(latup_tensor_alloc(&t, 3, s), LATUP_OK);
+    assert_int_equal(latup_png_write(tmp("pngs/a.png"), &t, LATUP_PIXELS_UNIT, 8), LATUP_OK);
+    assert_int_equal(latup_png_write(tmp("pngs2/a.png"), &t, LATUP_PIXELS_UNIT, 8), LATUP_OK);
+    latup_tensor_free(&t);
 }
 static void s_png64_dir(void) { /* 64x64: a 4x4 latent at x2, under the LUA's 5x5 */
     mkdir(tmp("pngs"), 0755);
