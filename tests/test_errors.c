@@ -1380,6 +1380,33 @@ static void test_config_bounds_at_edges(void **state) {
         }
 }
 
+/* latup_weights_parse picks the reader by the first bytes: a zip, a bare pickle (torch < 1.6,
+ * refused by name), safetensors; 8 bytes are too short to tell, and from 9 the safetensors reader
+ * answers. */
+static void test_weights_parse_picks(void **state) {
+    (void)state;
+    const struct {
+        const char *path, *says; /* says NULL: read */
+    } files[] = {{"ref_data/tiny/model.pth", NULL},
+                 {MODEL, NULL},
+                 {"tests/data/pth/legacy.pth", "legacy PyTorch (<1.6) format"}};
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+        size_t n;
+        uint8_t *b = slurp(files[k].path, &n);
+        const latup_status st = parse_weights(b, n, files[k].path);
+        const int ok = files[k].says ? st == LATUP_E_INPUT && strstr(latup_last_error(), files[k].says) : st == LATUP_OK;
+        printf("latup_weights_parse %s: %s %s\n", files[k].path, st ? latup_last_error() : "read", ok ? "OK" : "NOT OK");
+        assert_true(ok);
+        free(b);
+    }
+    const uint8_t eight[9] = {2, 0, 0, 0, 0, 0, 0, 0, '{'};
+    assert_int_equal(parse_weights(eight, 8, "eight"), LATUP_E_INPUT);
+    assert_non_null(strstr(latup_last_error(), "too short for a checkpoint"));
+    assert_int_equal(parse_weights(eight, 9, "nine"), LATUP_E_INPUT);
+    printf("8 bytes: too short; 9 bytes ending in '{': %s\n", latup_last_error());
+    assert_null(strstr(latup_last_error(), "too short for a checkpoint"));
+}
+
 /* ---- names in messages at the length where they are shortened ------------------------------------
  * A %s argument whose shown form (a byte outside printable ASCII shown as \xNN, 4 wide) is
  * LATUP_SHOWN_MAX bytes appears whole; one byte more and it keeps its head and tail around "...",
@@ -1415,6 +1442,7 @@ static void test_shown_at_the_limit(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_rows), cmocka_unit_test(test_doc_matches),
                                        cmocka_unit_test(test_config_bounds_at_edges),
-                                       cmocka_unit_test(test_shown_at_the_limit)};
+                                       cmocka_unit_test(test_shown_at_the_limit),
+                                       cmocka_unit_test(test_weights_parse_picks)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -115,6 +116,27 @@ static void test_read_plain(void **state) {
     write_bytes(tmp_path("one.bin"), "\x1f", 1); /* half a gzip magic is plain data */
     read_expect(tmp_path("one.bin"), 16, (const uint8_t *)"\x1f", 1);
     free(b);
+}
+
+/* A regular file over the limit is refused from its size, before a byte of it is read: a sparse
+ * file of 1 GiB + 1 bytes against a 1 GiB limit, refused with the process's peak RSS grown by
+ * less than 64 MiB (reading it first would take the whole GiB). */
+static void test_refused_from_size(void **state) {
+    (void)state;
+    const char *p = tmp_path("sparse.bin");
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, ((off_t)1 << 30) + 1), 0);
+    close(fd);
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
+    read_fails(p, (size_t)1 << 30, LATUP_E_INPUT, "is larger than the limit of 1073741824 bytes");
+    getrusage(RUSAGE_SELF, &r1);
+    const long grew_kb = r1.ru_maxrss - r0.ru_maxrss;
+    printf("a sparse file of 1 GiB + 1 bytes against a 1 GiB limit: refused, peak RSS grew %ld KiB (want < 65536) %s\n",
+           grew_kb, grew_kb < 65536 ? "OK" : "NOT OK");
+    assert_true(grew_kb < 65536);
+    unlink(p);
 }
 
 static void test_read_gzip(void **state) {
@@ -712,6 +734,7 @@ static void test_outputs_args(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_read_plain, each_setup),
+        cmocka_unit_test_setup(test_refused_from_size, each_setup),
         cmocka_unit_test_setup(test_read_gzip, each_setup),
         cmocka_unit_test_setup(test_gzip_bomb, each_setup),
         cmocka_unit_test_setup(test_gzip_corrupt, each_setup),

@@ -53,6 +53,28 @@ static void test_info_get(void **state) {
     CHECK("system_info_get", "note non-empty exactly when narrower", !s.note[0] == !s.blas_narrower);
 #if defined(__x86_64__)
     CHECK("system_info_get", "cpu_isa on x86-64 is at least SSE2", strcmp(s.cpu_isa, LATUP_ISA_UNKNOWN) != 0);
+    { /* the widest ISA from Linux's own list of what the CPU has and the kernel enables */
+        FILE *f = fopen("/proc/cpuinfo", "r");
+        char line[8192], want[16] = "";
+        while (f && !want[0] && fgets(line, sizeof line, f)) {
+            if (strncmp(line, "flags", 5)) continue;
+            char words[sizeof line + 8];
+            snprintf(words, sizeof words, " %s ", strchr(line, ':') ? strchr(line, ':') + 1 : line);
+            for (char *q = words; *q; q++)
+                if (*q == '\n' || *q == '\t') *q = ' ';
+#define HAS(x) (strstr(words, " " x " ") != NULL)
+            snprintf(want, sizeof want, "%s",
+                     HAS("avx512f") && HAS("avx512bw") && HAS("avx512dq") && HAS("avx512vl") ? LATUP_ISA_AVX512
+                     : HAS("avx2") && HAS("fma")                                             ? LATUP_ISA_AVX2
+                     : HAS("avx")                                                            ? LATUP_ISA_AVX
+                                                                                             : LATUP_ISA_SSE2);
+#undef HAS
+        }
+        if (f) fclose(f);
+        char what[96];
+        snprintf(what, sizeof what, "cpu_isa %s is /proc/cpuinfo's widest, %s", s.cpu_isa, want[0] ? want : "(no flags)");
+        CHECK("system_info_get", what, !want[0] || !strcmp(s.cpu_isa, want));
+    }
 #endif
     CHECK("system_info_get", "NULL -> LATUP_E_USAGE naming the call",
           latup_system_info_get(NULL) == LATUP_E_USAGE && strstr(latup_last_error(), "latup_system_info_get"));
