@@ -219,6 +219,30 @@ static void test_invalid_utf8(void **state) {
     }
 }
 
+/* latup_utf8_valid looks at exactly len bytes: a valid string followed in memory by a byte that
+ * starts no sequence (0xff, 0x80) or by a lead byte whose sequence would run past len is valid; a
+ * sequence cut by len is not. Each string sits in a heap block of exactly its bytes and the one
+ * after, so ASan also sees a read past that. */
+static void test_utf8_length_is_the_end(void **state) {
+    (void)state;
+    const struct {
+        const char *bytes;
+        size_t len, total;
+        int valid;
+    } cases[] = {{"abc\xff", 3, 4, 1},        {"abc\x80", 3, 4, 1},         {"ab\xc3\xa9\xff", 4, 5, 1},
+                 {"ab\xc3\xa9", 3, 4, 0},     {"\xe2\x82\xac\xe2", 3, 4, 1}, {"\xe2\x82\xac", 2, 3, 0},
+                 {"\xf0\x9f\x98\x80\xc3", 4, 5, 1}, {"", 0, 1, 1}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char *b = malloc(cases[k].total);
+        memcpy(b, cases[k].bytes, cases[k].total);
+        const int v = latup_utf8_valid(b, cases[k].len);
+        printf("utf8 case %zu: %zu of %zu bytes: %s (want %s) %s\n", k, cases[k].len, cases[k].total, v ? "valid" : "invalid",
+               cases[k].valid ? "valid" : "invalid", v == cases[k].valid ? "OK" : "NOT OK");
+        assert_int_equal(v, cases[k].valid);
+        free(b);
+    }
+}
+
 /* A misuse is reported by finish, and nothing is written from that call on (no newline either). */
 static void expect_misuse(const char *label, sink *s, const char *printed, const char *word) {
     const char *err;
@@ -296,7 +320,7 @@ static void test_misuse(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nesting_and_commas), cmocka_unit_test(test_numbers),
-        cmocka_unit_test(test_escapes), cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_escapes), cmocka_unit_test(test_invalid_utf8), cmocka_unit_test(test_utf8_length_is_the_end),
         cmocka_unit_test(test_misuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -139,7 +139,7 @@ PLANS = {
          ("test_lua_golden", "test_load_missing_tensor,test_load_wrong_shape,test_load_unexpected_tensor,"
                              "test_load_corrupt_header,test_pth_twins_bit_identical,test_load_bad_relative_index"),
          ("test_vae_golden", "test_vae_small_all_namings,test_vae_load_errors")],
-        [("test_errors", None), ("test_cli", None)],
+        [("test_errors", None), ("test_cli", None), ("test_jsonw", None)],
     ],
     "cli": [
         [("test_options", None), ("test_jsonw", None), ("test_api", None), ("test_api_contract", None),
