@@ -400,6 +400,37 @@ static void test_plan_memory_is_the_decode_plan(void **state) {
     }
 }
 
+/* A tile that covers the latent is the exact pass, and the budget still holds it: refused at the
+ * exact peak - 1, taken at the exact peak. The encoder's image sizes at their limits: sides up to
+ * 65536 and under 2^31 pixels, each at the value and one past. */
+static void test_covering_tile_budget_and_image_limits(void **state) {
+    (void)state;
+    const int h = 20, w = 12;
+    const latup_decode_plan exact = plan_for(h, w, 0, 0, LATUP_OK);
+    const latup_decode_plan at = plan_for(h, w, 24, exact.peak, LATUP_OK);
+    assert_false(at.tiled);
+    plan_for(h, w, 24, exact.peak - 1, LATUP_E_NOMEM);
+    printf("tile 24 over a 20x12 latent, budget exact peak - 1: %s\n", latup_last_error());
+    assert_non_null(strstr(latup_last_error(), "over the"));
+    assert_non_null(strstr(latup_last_error(), "use smaller tiles"));
+    latup_vae *ve;
+    assert_int_equal(latup_vae_load_parts(VAE_PATH, LATUP_VAE_ENCODER, &ve), LATUP_OK);
+    const struct {
+        int H, W;
+        latup_status want;
+    } img[] = {{8, 65536, LATUP_OK}, {8, 65537, LATUP_E_INPUT}, {65536, 8, LATUP_OK}, {65537, 8, LATUP_E_INPUT},
+               {46340, 46340, LATUP_OK}, {46341, 46341, LATUP_E_INPUT}};
+    for (size_t k = 0; k < sizeof img / sizeof *img; k++) {
+        latup_encode_opts o = {.tile = 64};
+        latup_decode_plan p;
+        const latup_status st = latup_vae_plan_encode(ve, img[k].H, img[k].W, &o, &p);
+        printf("encode plan of a %dx%d image: %d (want %d) %s\n", img[k].W, img[k].H, (int)st, (int)img[k].want,
+               st == img[k].want ? "OK" : "NOT OK");
+        assert_int_equal(st, img[k].want);
+    }
+    latup_vae_free(ve);
+}
+
 /* A latent of MIN_TILE (8) latent pixels a side or less: no tile is smaller than the exact pass,
  * so the refusal's "smallest tiles" are the exact pass, its numbers those of the exact decode; at 9
  * (one past) they are real tiles of 8. */
@@ -584,6 +615,7 @@ int main(void) {
         cmocka_unit_test(test_budget_not_transposed),
         cmocka_unit_test(test_plan_is_what_runs),
         cmocka_unit_test(test_budget_refusal_at_min_tile),
+        cmocka_unit_test(test_covering_tile_budget_and_image_limits),
         cmocka_unit_test(test_plan_memory_is_the_decode_plan),
         cmocka_unit_test(test_budget_overlap_given),
     };
