@@ -151,7 +151,8 @@ PLANS = {
         [("test_tiling", None), ("test_model_edges", None), ("test_vae_golden", "test_vae_tiled"),
          ("test_cli_contract", None)],
         [("test_vae_golden", "test_vae_tiled_golden,test_vae_budget,test_vae_small_all_namings"),
-         ("test_batches", None), ("test_api_contract", None), ("test_progress", None)],
+         ("test_batches", None), ("test_api_contract", None), ("test_progress", None),
+         ("test_vae_encoder", "test_enc_tiled")],
     ],
 }
 # Files whose code the area's plan reaches only in part: their own tests, a tier run before the
