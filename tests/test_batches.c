@@ -282,23 +282,9 @@ static int count_prefix_in(const char *dir, const char *prefix) {
     return n;
 }
 
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+static void write_text(const char *path, const char *text) { assert_int_equal(write_text_file(path, text), 0); }
 
-/* The whole file, NUL-terminated; NULL if it cannot be read. */
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *b = calloc(1 << 20, 1);
-    size_t n = fread(b, 1, (1 << 20) - 1, f);
-    b[n] = '\0';
-    fclose(f);
-    return b;
-}
+static char *read_text(const char *path) { return read_text_file(path); }
 
 static int has_text(const char *path, const char *text) {
     char *t = read_text(path);

@@ -91,6 +91,25 @@ static inline int run_cli_faulty(const char *tmpdir, const char *const *args, co
     return run_cli_io(tmpdir, args, env, NULL, NULL, err, errn);
 }
 
+/* Writes text to path (created or truncated); 0 on success, -1 if the file cannot be written. */
+static inline int write_text_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    const int ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* The whole file (up to 1 MiB - 1 bytes), NUL-terminated, malloc'd; NULL if it cannot be read. */
+static inline char *read_text_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = calloc(1 << 20, 1);
+    size_t n = b ? fread(b, 1, (1 << 20) - 1, f) : 0;
+    if (b) b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
 /* A directory entry of that name exists (a dangling symlink too). */
 static inline int path_exists(const char *p) {
     struct stat sb;
